@@ -6,6 +6,10 @@
  * from their JSON: a price of 0.1000000000000000055511151231257827 was written as 0.1, and an
  * operator's hand replay of the dead letter passed the check that refused it and stored 0.1.
  * Every JSON text here is spaced as no JSON.stringify writes it, so any re-serialisation shows.
+ * Its Kafka headers too (migrations postgres/0496, clickhouse/0030; not kept before session 51), in
+ * order, values that are not UTF-8 and a name sent twice among them; and a message without a value
+ * (skipped before session 51, never set aside: the platform's topics are not compacted) is set aside
+ * with its key and headers, the group's offset committed past it.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,11 +18,11 @@ import { useServers } from "../harness/shared";
 import { createService, defineService, type Service } from "../../services/src/kit";
 import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { TOPICS } from "../../services/src/trading/events";
-import { PoisonMessageError } from "../../services/src/trading/infra/deadLetters";
-import { consumeDecoded, consumerEnv } from "../../services/src/trading/infra/kafka";
+import { PoisonMessageError, type DeadLetterHeader } from "../../services/src/trading/infra/deadLetters";
+import { consumeDecoded, consumerEnv, NO_VALUE } from "../../services/src/trading/infra/kafka";
 import { candleBatchOf } from "../../services/src/trading/infra/topicSchemas";
 import { migrateAll, migratedClickHouse } from "../helpers/schemas";
-import { validMessage } from "../hostile/poison";
+import { committedPast, validMessage } from "../hostile/poison";
 import { waitUntil } from "./e2e-helpers";
 
 const srv = useServers("postgres", "kafka", "clickhouse");
@@ -66,7 +70,8 @@ const batchOf = (symbol: string, bars: unknown[]) => ({ v: 2, symbol, interval: 
 interface Sent {
   name: string;
   key: Buffer;
-  value: Buffer;
+  /** null: a message without a value. */
+  value: Buffer | null;
   /** Why it is set aside, as the reason says. */
   reason: RegExp;
 }
@@ -112,7 +117,37 @@ function messages(): Sent[] {
       value: utf8(spaced(batchOf(HANDLER_REFUSED, [tupleOf(bar(HANDLER_REFUSED), -1), [...tupleOf(bar(HANDLER_REFUSED)).slice(0, 6), "INEXACT"]]), { INEXACT })),
       reason: /1 of 2 bars refused .*bars\.1\.volume: a number a double does not carry exactly.*; the rest: Error: this symbol is refused by the handler$/,
     },
+    {
+      name: "no value (a tombstone, on a topic that is not compacted)",
+      key: utf8(sym("NUL")),
+      value: null,
+      reason: new RegExp(`^${NO_VALUE.replace(/[()]/g, "\\$&")}$`),
+    },
   ];
+}
+
+/**
+ * Each message's headers, as a producer sends them (a name sent twice is an array of its values) and
+ * as the dead letter lists them: the trace context and event id the platform's producers send
+ * (outboxRows.ts), a value that is not UTF-8, an empty one, a name sent twice (kafkajs sends no header
+ * without a value: its encoder throws).
+ */
+function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>; kept: DeadLetterHeader[] } {
+  const notUtf8 = Buffer.from([0xff, 0x00, 0xc0, 0xaf, 0x80]);
+  const twice = [Buffer.from([0xfe]), Buffer.from("second")];
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const b64 = (v: Buffer | string) => Buffer.from(v).toString("base64");
+  return {
+    sent: { traceparent, "event-id": m.name, "x-bytes": notUtf8, "x-twice": twice, "x-empty": Buffer.alloc(0) },
+    kept: [
+      { name: "traceparent", value: b64(traceparent) },
+      { name: "event-id", value: b64(m.name) },
+      { name: "x-bytes", value: b64(notUtf8) },
+      { name: "x-twice", value: b64(twice[0]) },
+      { name: "x-twice", value: b64(twice[1]) },
+      { name: "x-empty", value: "" },
+    ],
+  };
 }
 
 let pool: InstanceType<typeof pg.Pool>;
@@ -135,7 +170,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe("dead letters keep the message as received", () => {
-  it("an inexact price, invalid UTF-8, a refusal at decoding or by the handler: value and key byte for byte, in PostgreSQL and ClickHouse", async () => {
+  it("an inexact price, invalid UTF-8, a refusal at decoding or by the handler, no value: value, key and headers as received, in PostgreSQL and ClickHouse", async () => {
     const env = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" };
     for (const name of ["trading-engine", "ai-chain-analytics"] as const) services.push(await createService(consumerOf(name), { env, defaultMetrics: false }));
     // fromBeginning false: a consumer reads from where it joined. A marker bar, sent until both consumers applied one, says they have.
@@ -148,23 +183,24 @@ describe("dead letters keep the message as received", () => {
     const sent = messages();
     const at = new Map<string, Sent>();
     for (const m of sent) {
-      const [r] = await producer.send({ topic: TOPICS.candles, messages: [{ key: m.key, value: m.value, headers: { "event-id": m.name } }] });
+      const [r] = await producer.send({ topic: TOPICS.candles, messages: [{ key: m.key, value: m.value, headers: headersOf(m).sent }] });
       at.set(`${r.partition}/${r.baseOffset}`, m);
     }
     // The good bars of the inexact batch were applied (split off, not the whole batch set aside).
     await waitUntil("the inexact batch's good bars applied", async () => seen.has(`trading-engine ${sym("INX")}`) && seen.has(`ai-chain-analytics ${sym("INX")}`), WAIT_MS);
 
-    type Letter = { at: string; key: Buffer; value: Buffer; reason: string };
+    type Letter = { at: string; key: Buffer; value: Buffer | null; headers: unknown; reason: string };
     const lettersOf: Record<string, () => Promise<Letter[]>> = {
       "trading-engine": async () =>
-        (await pool.query("SELECT msg_partition, msg_offset, msg_key, msg_value, reason FROM consumer_dead_letters WHERE consumer_group = $1", [`dead-letter-bytes-trading-engine-${run}`])).rows.map((r) => ({
-          at: `${r.msg_partition}/${r.msg_offset}`, key: r.msg_key, value: r.msg_value, reason: r.reason,
+        (await pool.query("SELECT msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason FROM consumer_dead_letters WHERE consumer_group = $1", [`dead-letter-bytes-trading-engine-${run}`])).rows.map((r) => ({
+          at: `${r.msg_partition}/${r.msg_offset}`, key: r.msg_key, value: r.msg_value, headers: r.msg_headers, reason: r.reason,
         })),
       "ai-chain-analytics": async () =>
-        (await ch.query<{ p: number; o: string; k: string; v: string; why: string }>(
-          "SELECT msg_partition AS p, msg_offset AS o, any(msg_key_base64) AS k, any(msg_value_base64) AS v, any(reason) AS why FROM consumer_dead_letters WHERE consumer_group = {g:String} GROUP BY p, o",
+        (await ch.query<{ p: number; o: string; k: string; v: string; h: string; why: string }>(
+          "SELECT msg_partition AS p, msg_offset AS o, any(msg_key_base64) AS k, any(msg_value_base64) AS v, any(msg_headers) AS h, any(reason) AS why FROM consumer_dead_letters WHERE consumer_group = {g:String} GROUP BY p, o",
           { g: `dead-letter-bytes-ai-chain-analytics-${run}` },
-        )).map((r) => ({ at: `${r.p}/${r.o}`, key: Buffer.from(r.k, "base64"), value: Buffer.from(r.v, "base64"), reason: r.why })),
+        // ClickHouse's base64 column holds no null: a message without a value reads as empty (its reason tells).
+        )).map((r) => ({ at: `${r.p}/${r.o}`, key: Buffer.from(r.k, "base64"), value: Buffer.from(r.v, "base64"), headers: JSON.parse(r.h), reason: r.why })),
     };
     for (const [consumer, letters] of Object.entries(lettersOf)) {
       const rows = await waitUntil(`${consumer}: every message set aside`, async () => {
@@ -175,9 +211,24 @@ describe("dead letters keep the message as received", () => {
       for (const r of rows) {
         const m = at.get(r.at)!;
         expect(r.reason, `${consumer}: ${m.name}`).toMatch(m.reason);
-        expect(r.value.equals(m.value), `${consumer}: ${m.name}: value ${r.value.toString("hex")}`).toBe(true);
+        if (m.value === null) expect(r.value === null || r.value.length === 0, `${consumer}: ${m.name}: no value`).toBe(true);
+        else expect(r.value?.equals(m.value), `${consumer}: ${m.name}: value ${r.value?.toString("hex")}`).toBe(true);
         expect(r.key.equals(m.key), `${consumer}: ${m.name}: key ${r.key.toString("hex")}`).toBe(true);
+        expect(r.headers, `${consumer}: ${m.name}: headers`).toEqual(headersOf(m).kept);
       }
+      if (consumer === "trading-engine") expect(rows.find((r) => at.get(r.at)?.value === null)?.value, "PostgreSQL keeps no value as NULL").toBeNull();
+    }
+    // The message without a value is behind the group's committed offset (consumption went on past it).
+    const [noValueAt] = [...at].find(([, m]) => m.value === null)!;
+    const [partition, offset] = noValueAt.split("/").map(Number);
+    const admin = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      for (const name of ["trading-engine", "ai-chain-analytics"]) {
+        await waitUntil(`${name}: committed past the message without a value`, () => committedPast(admin, `dead-letter-bytes-${name}-${run}`, TOPICS.candles, partition, offset), WAIT_MS, 500);
+      }
+    } finally {
+      await admin.disconnect();
     }
   }, 600_000);
 });

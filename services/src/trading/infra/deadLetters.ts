@@ -1,6 +1,6 @@
 /**
  * What a consumer does with a message it can never apply: set it aside in `consumer_dead_letters`
- * (migrations/postgres/0195) with the reason, and keep consuming. An outage (the kit's
+ * (migrations/postgres/0195, its headers since 0496) with the reason, and keep consuming. An outage (the kit's
  * isTransientError: connection refused, serialization failure, server shutting down, Kafka
  * retriable, or a HandlerUnavailableError) is retried instead, so nothing is set aside because a
  * datastore blinked; any other error (a PoisonMessageError, bad input the datastore refused, a bug)
@@ -41,7 +41,33 @@ export interface DeadLetter {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
+  /** The message's Kafka headers as received (deadLetterHeaders). */
+  headers: DeadLetterHeader[];
   reason: string;
+}
+
+/** One Kafka header of a dead letter: its name, its value's bytes in base64 (null: a header without a value). */
+export interface DeadLetterHeader {
+  name: string;
+  value: string | null;
+}
+
+/**
+ * A message's headers as kafkajs hands them over (a record's headers folded into an object by name, a
+ * name sent more than once an array of its values in order; values are Buffers, null when absent),
+ * listed in order with each value's bytes in base64: values need not be UTF-8. What kafkajs folded is
+ * lost before this: the order between different names (a name that looks like an array index comes
+ * first, the others in the order each was first seen) and a name's bytes that are not UTF-8 (decoded
+ * to U+FFFD).
+ */
+export function deadLetterHeaders(headers: import("kafkajs").IHeaders | undefined): DeadLetterHeader[] {
+  const list: DeadLetterHeader[] = [];
+  for (const [name, values] of Object.entries(headers ?? {})) {
+    for (const v of Array.isArray(values) ? values : [values]) {
+      list.push({ name, value: v === undefined || v === null ? null : Buffer.from(v).toString("base64") });
+    }
+  }
+  return list;
 }
 
 /**
@@ -72,9 +98,9 @@ export function deadLettersCounter(registry: Registry): Counter<"consumer_group"
 /** Whether the row was written (false: the same message was set aside before, a redelivery). */
 export async function recordDeadLetter(db: Queryable, d: DeadLetter): Promise<boolean> {
   const r = await db.query(
-    `INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, reason)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-    [d.groupId, d.topic, d.partition, d.offset, d.key, d.value, d.reason],
+    `INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8) ON CONFLICT DO NOTHING`,
+    [d.groupId, d.topic, d.partition, d.offset, d.key, d.value, JSON.stringify(d.headers), d.reason],
   );
   return (r.rowCount ?? 0) > 0;
 }
@@ -98,6 +124,7 @@ async function insertIntoClickHouse(clickhouse: ClickHouseKitClient, d: DeadLett
       msg_offset: Number(d.offset),
       msg_key_base64: d.key?.toString("base64") ?? "",
       msg_value_base64: d.value?.toString("base64") ?? "",
+      msg_headers: JSON.stringify(d.headers),
       reason: d.reason,
       created_at: new Date().toISOString().slice(0, 19).replace("T", " "),
     },

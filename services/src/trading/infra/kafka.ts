@@ -30,7 +30,7 @@ export const consumerConfig = (c: ConsumerTiming) => ({
 });
 
 import type { ServiceContext } from "../../kit";
-import { deadLettersCounter, isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
+import { deadLetterHeaders, deadLettersCounter, isRetriable, reasonText, setAside, type DeadLetterHeader, type DeadLetterStore } from "./deadLetters";
 import { GroupCommit } from "./groupCommit";
 import { checkMessage } from "./topicSchemas";
 
@@ -40,8 +40,8 @@ export interface BatchMessage {
   offset: string;
   key: string | null;
   value: string;
-  /** The bytes as received (what a dead letter keeps, whatever the reason). */
-  raw: { key: Buffer | null; value: Buffer | null };
+  /** The message as received: its key's and value's bytes, its headers (what a dead letter keeps, whatever the reason). */
+  raw: { key: Buffer | null; value: Buffer | null; headers: DeadLetterHeader[] };
   /** `value` parsed (a JSON object that passed its topic's schema): handlers need not parse it again. */
   json: object;
 }
@@ -71,6 +71,9 @@ interface ConsumeOptions {
   onDone?: (topic: string, partition: number, offset: string) => void;
 }
 
+/** The reason a message without a value is set aside for (kafkajs hands over a null value: a tombstone, which no platform topic has). */
+export const NO_VALUE = "no value (a tombstone: the platform's topics are not compacted)";
+
 /** How often a consumer commits the offsets of the batches it handled (at most; and once quiet). */
 export const COMMIT_INTERVAL_MS = 1000;
 type Committer = Pick<import("kafkajs").EachBatchPayload, "commitOffsetsIfNecessary" | "uncommittedOffsets">;
@@ -84,7 +87,8 @@ export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBy
  * transaction. Offsets are committed only after `handle` resolves: a crash replays the batch, which
  * the handlers dedupe (event / fill / order ids).
  *
- * Poison: a message that is not JSON, breaks its topic's schema (topicSchemas.ts) or that `decode`
+ * Poison: a message without a value (the platform's topics are not compacted: a null value is no
+ * tombstone, it is malformed), that is not JSON, breaks its topic's schema (topicSchemas.ts) or that `decode`
  * refuses (what the message means to this consumer; a throw that is not an outage) never reaches
  * `handle`: it is recorded in `consumer_dead_letters` (PostgreSQL, or ClickHouse for a consumer
  * without PostgreSQL) with the reason, counted in `consumer_dead_letters_total{consumer_group, topic}`,
@@ -187,8 +191,12 @@ export async function consumeDecoded<T>(
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
     const valid: Decoded[] = [];
     for (const raw of batch.messages) {
-      if (!raw.value) continue;
-      const msg = { topic: batch.topic, partition: batch.partition, offset: raw.offset, key: raw.key ? raw.key.toString() : null, value: raw.value.toString(), raw: { key: raw.key, value: raw.value } };
+      const received = { topic: batch.topic, partition: batch.partition, offset: raw.offset, raw: { key: raw.key, value: raw.value, headers: deadLetterHeaders(raw.headers) } };
+      if (!raw.value) {
+        await setMessageAside(received, NO_VALUE);
+        continue;
+      }
+      const msg = { ...received, key: raw.key ? raw.key.toString() : null, value: raw.value.toString() };
       const checked = checkMessage(msg.topic, msg.value, raw.value);
       if (checked.problem !== undefined) {
         await setMessageAside(msg, reasonText(checked.problem));
@@ -221,12 +229,12 @@ export async function consumeDecoded<T>(
   const setAsideTotal = deadLettersCounter(ctx.metrics.registry);
   // Each topic's series starts at 0, so the alert's increase() sees the first dead letter too.
   for (const topic of opts.topics) setAsideTotal.inc({ consumer_group: opts.groupId, topic }, 0);
-  // A dead letter holds the message as received (`raw`: its key and value bytes), whatever the reason:
+  // A dead letter holds the message as received (`raw`: its key and value bytes, its headers), whatever the reason:
   // never `value` decoded (a byte that is not UTF-8 became U+FFFD) nor anything re-serialised from
   // its JSON (a literal a double does not carry would be written as its double, and a hand replay of
   // the dead letter would pass the check that refused it).
   const setMessageAside = async (m: Pick<BatchMessage, "topic" | "partition" | "offset" | "raw">, reason: string): Promise<void> => {
-    if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, reason }, setAsideTotal);
+    if (deadLetters) await setAside(deadLetters, { groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, headers: m.raw.headers, reason }, setAsideTotal);
     ctx.log.error({ groupId: opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, reason }, deadLetters ? "message set aside in consumer_dead_letters" : "message skipped (no store for dead letters)");
   };
   // `aside`: why part of a message whose rest is handled was refused (a candles batch's bad bars). The
