@@ -7,13 +7,38 @@
  * SHUTTING_DOWN in the platform's shape (./errors.ts errorBody, its id in `x-request-id` too), with
  * `retry-after: 1` (another replica answers) and the answer headers (./raw-answers.ts). Fastify still
  * closes the connection after it. Requests routed before the close began are served to their end.
+ *
+ * A drain answer (this one, /ready's 503 while draining, the gateway's forwarding of a service's) is
+ * counted as the 5xx it is (an operator sees a deploy's drain), but its access line (./probes.ts) is
+ * not an error: it is written at the level markDrainAnswer gives, with a `reason` field.
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { errorBody, shuttingDown } from "./errors";
 import { answerHeadersOf } from "./raw-answers";
 
 // The same 503 a service's own cut waits answer (./errors.ts shuttingDown), as a body written here.
 const NOT_STARTED = shuttingDown("the request was not started");
+export const SHUTTING_DOWN = NOT_STARTED.code;
+
+const drainAnswers = new WeakMap<FastifyReply, { reason: string; level: "warn" | "info" }>();
+
+/** Marks `reply` as a drain answer: its access line is written at `level` (not error) with `reason`. */
+export function markDrainAnswer(reply: FastifyReply, reason: string, level: "warn" | "info" = "warn"): void {
+  drainAnswers.set(reply, { reason, level });
+}
+
+/** How a drain answer is logged (undefined: any other answer). */
+export const drainAnswerOf = (reply: FastifyReply) => drainAnswers.get(reply);
+
+/** Whether an upstream's answer body is a closing service's (above): 503 SHUTTING_DOWN in the platform's shape. */
+export function isClosingAnswer(statusCode: number, body: unknown): boolean {
+  if (statusCode !== 503 || !Buffer.isBuffer(body) || body.length > 1024 || !body.includes(SHUTTING_DOWN)) return false;
+  try {
+    return (JSON.parse(body.toString()) as { error?: { code?: unknown } } | null)?.error?.code === SHUTTING_DOWN;
+  } catch {
+    return false;
+  }
+}
 
 /** Installs the closing answer on `app`: call before any other onRequest hook. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -27,6 +52,7 @@ export function installClosingAnswers(app: FastifyInstance<any, any, any, any, a
   app.addHook("onRequest", (request, reply, done) => {
     if (!closing) return done();
     // The hooks after this one (installAnswerHeaders') do not run for an answer given here.
+    markDrainAnswer(reply, "shutting down: the request arrived once the service's close began");
     reply
       .headers(answerHeadersOf(app.server))
       .header("x-request-id", String(request.id))

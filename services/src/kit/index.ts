@@ -10,6 +10,7 @@ export type { DragonflySubscriber, DragonflySubscriberOptions } from "./datastor
 export type { App } from "./app";
 export type { ReadinessCheck, ServiceMetrics } from "./probes";
 export { INTERNAL_PATH_PREFIXES, isInternalPath } from "./probes";
+export { isClosingAnswer, markDrainAnswer, SHUTTING_DOWN } from "./closing-answers";
 export type {
   DatastoreConfig,
   DatastoreState,

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Datastore } from "../catalog";
 import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
+import { drainAnswerOf, markDrainAnswer } from "./closing-answers";
 import { withTimeout } from "./deadline";
 import { levelEnabled } from "./request-logger";
 import { pathOf } from "./request-path";
@@ -95,12 +96,14 @@ export function installProbes(app: App, o: ProbeOptions): void {
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    const level = reply.statusCode >= 500 ? "error" : "info";
+    // A drain answer (./closing-answers.ts) is counted above as the 5xx it is, and logged as what it is: not an error.
+    const drain = reply.statusCode >= 500 ? drainAnswerOf(reply) : undefined;
+    const level = drain ? drain.level : reply.statusCode >= 500 ? "error" : "info";
     // From the service logger with the request id as a field: the same line as from request.log
     // (at the route's log level), without making the request's child logger (./request-logger.ts).
     if (levelEnabled(request.log, level)) {
       const clientRequestId = o.logClientRequestIds ? clientRequestIdOf(request.raw) : undefined;
-      accessLog[level]({ requestId: request.id, ...(clientRequestId ? { clientRequestId } : {}), method: request.method, url: pathOf(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request completed");
+      accessLog[level]({ requestId: request.id, ...(clientRequestId ? { clientRequestId } : {}), method: request.method, url: pathOf(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ...(drain ? { reason: drain.reason } : {}) }, "request completed");
     }
     done();
   });
@@ -113,7 +116,11 @@ export function installProbes(app: App, o: ProbeOptions): void {
   app.get("/health", { logLevel: "warn" }, async () => ({ status: "ok", service: o.service }));
 
   app.get("/ready", { logLevel: "warn" }, async (_request, reply) => {
-    if (o.draining()) return reply.status(503).send({ status: "draining", service: o.service, dependencies: {} });
+    if (o.draining()) {
+      // Info: the route logs at warn, so the probes of a drain write nothing (they were errors before).
+      markDrainAnswer(reply, "draining: the service received SIGTERM", "info");
+      return reply.status(503).send({ status: "draining", service: o.service, dependencies: {} });
+    }
     type Result = { status: "ok" | "failed" | "disabled"; required: boolean; latencyMs?: number; error?: string };
     const checks: Array<{ name: string; required: boolean; run?: ReadinessCheck }> = [
       ...datastores.list().map(({ name, state }) => ({

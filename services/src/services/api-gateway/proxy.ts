@@ -11,7 +11,7 @@
  */
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isInternalPath, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
+import { clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
@@ -205,6 +205,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
       return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${service.name} gave an invalid answer`));
     }
+    // A service closing behind the gateway (a deploy's drain): forwarded and counted, logged as a drain answer, not an error.
+    if (isClosingAnswer(answer.statusCode, answer.body)) markDrainAnswer(reply, `${service.name} shutting down (its answer forwarded)`);
     const streamed = !Buffer.isBuffer(answer.body);
     // A HEAD answer has no body but the length of what GET would send: kept as the upstream gave it.
     reply.code(answer.statusCode).headers(answerHeaders(answer.headers, streamed || request.method === "HEAD"));
