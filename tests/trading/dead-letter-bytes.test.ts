@@ -129,7 +129,7 @@ function messages(): Sent[] {
 /**
  * Each message's headers, as a producer sends them (a name sent twice is an array of its values) and
  * as the dead letter lists them: the trace context and event id the platform's producers send
- * (outboxRows.ts), a value that is not UTF-8, an empty one, a name sent twice (kafkajs sends no header
+ * (outboxRows.ts), a value that is not UTF-8, an empty one, a name sent twice, a name holding U+0000 (kafkajs sends no header
  * without a value: its encoder throws).
  */
 function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>; kept: DeadLetterHeader[] } {
@@ -138,7 +138,7 @@ function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>;
   const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   const b64 = (v: Buffer | string) => Buffer.from(v).toString("base64");
   return {
-    sent: { traceparent, "event-id": m.name, "x-bytes": notUtf8, "x-twice": twice, "x-empty": Buffer.alloc(0) },
+    sent: { traceparent, "event-id": m.name, "x-bytes": notUtf8, "x-twice": twice, "x-empty": Buffer.alloc(0), "x-nul\u0000name": "v" },
     kept: [
       { name: "traceparent", value: b64(traceparent) },
       { name: "event-id", value: b64(m.name) },
@@ -146,6 +146,8 @@ function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>;
       { name: "x-twice", value: b64(twice[0]) },
       { name: "x-twice", value: b64(twice[1]) },
       { name: "x-empty", value: "" },
+      // PostgreSQL's jsonb refuses U+0000 (the dead letter could not be written): the column is json.
+      { name: "x-nul\u0000name", value: b64("v") },
     ],
   };
 }
