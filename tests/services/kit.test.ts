@@ -3,7 +3,7 @@ import net from "node:net";
 import { PassThrough } from "node:stream";
 import { describe, expect, it, afterAll } from "vitest";
 import { headerLimitFor } from "../../services/src/kit/app";
-import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl } from "../../services/src/kit";
+import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl, shuttingDown } from "../../services/src/kit";
 
 const probe = defineService({
   name: "central-hub", // any catalog entry: requires dragonfly
@@ -24,6 +24,9 @@ const probe = defineService({
     });
     app.get("/teapot", async () => {
       throw badRequest("nope", "x");
+    });
+    app.get("/cut", async () => {
+      throw shuttingDown("the wait was cut");
     });
   },
 });
@@ -241,6 +244,17 @@ describe("kit: http conventions", async () => {
     const r = await svc.app.inject({ url: "/metrics" });
     expect(r.body).toMatch(/http_request_duration_seconds_count\{service="central-hub",method="POST",route="\/echo",status_code="200"\} 1/);
     expect(r.body).toContain('service_dependency_up{dependency="dragonfly",service="central-hub"} 0');
+  });
+  it("a route's wait cut by the shutdown (shuttingDown) is a 503 counted as such, its access line a warn with the reason, no error line", async () => {
+    const r = await svc.app.inject({ url: "/cut", headers: { "x-request-id": "cut-1" } });
+    expect(r.statusCode).toBe(503);
+    expect(r.headers["retry-after"]).toBe("1");
+    expect(r.json().error).toMatchObject({ code: "SHUTTING_DOWN" });
+    const mine = lines.map((l) => JSON.parse(l)).filter((l) => l.requestId === "cut-1");
+    expect(mine.map((l) => [l.level, l.msg])).toEqual([[40, "request completed"]]);
+    expect(mine[0].reason).toMatch(/shutting down.*the wait was cut/);
+    const m = await svc.app.inject({ url: "/metrics" });
+    expect(m.body).toMatch(/http_request_duration_seconds_count\{service="central-hub",method="GET",route="\/cut",status_code="503"\} 1/);
   });
   it("never logs secrets", () => {
     const all = lines.join("\n");

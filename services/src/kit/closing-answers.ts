@@ -12,23 +12,16 @@
  * counted as the 5xx it is (an operator sees a deploy's drain), but its access line (./probes.ts) is
  * not an error: it is written at the level markDrainAnswer gives, with a `reason` field.
  */
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { errorBody, shuttingDown } from "./errors";
+import { markDrainAnswer } from "./drain-answers";
 import { answerHeadersOf } from "./raw-answers";
 
 // The same 503 a service's own cut waits answer (./errors.ts shuttingDown), as a body written here.
 const NOT_STARTED = shuttingDown("the request was not started");
 export const SHUTTING_DOWN = NOT_STARTED.code;
 
-const drainAnswers = new WeakMap<FastifyReply, { reason: string; level: "warn" | "info" }>();
-
-/** Marks `reply` as a drain answer: its access line is written at `level` (not error) with `reason`. */
-export function markDrainAnswer(reply: FastifyReply, reason: string, level: "warn" | "info" = "warn"): void {
-  drainAnswers.set(reply, { reason, level });
-}
-
-/** How a drain answer is logged (undefined: any other answer). */
-export const drainAnswerOf = (reply: FastifyReply) => drainAnswers.get(reply);
+export { drainAnswerOf, markDrainAnswer } from "./drain-answers";
 
 /** Whether an upstream's answer body is a closing service's (above): 503 SHUTTING_DOWN in the platform's shape. */
 export function isClosingAnswer(statusCode: number, body: unknown): boolean {

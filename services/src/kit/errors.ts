@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { recordError } from "./telemetry/context";
+import { markDrainAnswer } from "./drain-answers";
 import { pathOf } from "./request-path";
 import { isTransientError } from "./transient-errors";
 import { INSTANT_RANGE } from "./instants";
@@ -115,7 +116,9 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
   app.setErrorHandler((err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, request, reply) => {
     if (err instanceof HttpError) {
       if (err.headers) reply.headers(err.headers);
-      if (err.statusCode >= 500) {
+      // A route's wait cut by the shutdown (shuttingDown below) is a drain answer, not a failure.
+      if (err.statusCode === 503 && err.code === "SHUTTING_DOWN") markDrainAnswer(reply, `shutting down: ${err.message}`);
+      else if (err.statusCode >= 500) {
         request.log.error({ err }, "request failed");
         recordError(err);
       }

@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Datastore } from "../catalog";
 import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
-import { drainAnswerOf, markDrainAnswer } from "./closing-answers";
+import { drainAnswerOf, markDrainAnswer } from "./drain-answers";
 import { withTimeout } from "./deadline";
 import { levelEnabled } from "./request-logger";
 import { pathOf } from "./request-path";
