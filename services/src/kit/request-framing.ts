@@ -19,6 +19,12 @@
  *   `transfer-encoding`; a body with a Content-Encoding (gzip, deflate, br, anything but identity)
  *   is a 415 naming `content-encoding`: bodies are taken uncompressed, so none is ever inflated (no
  *   zip bomb), and a body labelled gzip is never read as plain text.
+ * - **A Host that is no `host[:port]`** (RFC 9110 §7.2, RFC 9112 §3.2: a 400): userinfo
+ *   (`user:pw@gw`), two ports, a port past 65535, a space, a path, a character outside RFC 3986's
+ *   reg-name (non-ASCII included), an unclosed or non-IPv6 bracket, an empty value (RFC 9110 §4.2.1:
+ *   an http URI's host is never empty). Node and Fastify took any of them (session 51,
+ *   tests/hostile/session-51.test.ts); a proxy or cache in front reads such a value its own way. A
+ *   400 naming `host` (hostIssue).
  * - **What Node answered itself, outside the platform's shape**: an HTTP/1.1 request without Host
  *   (a 400 with no body) is a 400 naming `host`; an Expect other than `100-continue` (a 417 with no
  *   body) is a 417 naming `expect`; and `Expect: 100-continue` with a Content-Length over the body
@@ -27,6 +33,7 @@
  * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
  */
 import { isUtf8 } from "node:buffer";
+import { isIPv6 } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { HttpError } from "./errors";
@@ -53,6 +60,17 @@ export function repeatedSingleHeader(rawHeaders: readonly string[]): string | un
   return undefined;
 }
 
+/** RFC 3986's reg-name (unreserved, pct-encoded, sub-delims; an IPv4 address is one) or an IP literal in brackets, then an optional port. */
+const HOST = /^(?:([A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+|\[([0-9A-Fa-f:.]+)\])(?::(\d{0,5}))?$/;
+
+/** Whether a Host header's value is no `host[:port]` (RFC 9110 §7.2): see the file's comment. */
+export function hostIssue(host: string): boolean {
+  const m = HOST.exec(host);
+  if (!m) return true;
+  if (m[2] !== undefined && !isIPv6(m[2])) return true;
+  return m[3] !== undefined && m[3] !== "" && Number(m[3]) > 65_535;
+}
+
 const hasBody = (req: IncomingMessage): boolean => req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
 /** Why a request's headers are refused (the 4xx), or undefined. */
@@ -63,6 +81,7 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   if (repeated) return new HttpError(400, "BAD_REQUEST", `The ${repeated} header is sent more than once`, repeated);
   const h = req.headers;
   if (h.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) return new HttpError(400, "BAD_REQUEST", "An HTTP/1.1 request needs a Host header", "host");
+  if (h.host !== undefined && hostIssue(h.host)) return new HttpError(400, "BAD_REQUEST", "The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)", "host");
   const te = h["transfer-encoding"];
   if (te !== undefined && te.trim().toLowerCase() !== "chunked")
     return new HttpError(400, "BAD_REQUEST", "Transfer-Encoding must be chunked alone (no other transfer coding is taken)", "transfer-encoding");
