@@ -4,6 +4,9 @@
  * - a Host header that is no `host[:port]` (userinfo, two ports, a port past 65535, a space, a
  *   path, non-ASCII, empty) was taken by the gateway and every service (RFC 9112 §3.2: a 400).
  *   Now a 400 naming `host` (kit request-framing.ts hostIssue);
+ * - a non-zero number literal below the smallest double (`1e-400`: JSON.parse reads 0) was taken as 0
+ *   where 0 is allowed (a strategy's minRegimeAgreement), and refused as 0 where it is not. Now a 400
+ *   naming the field, in bodies and Kafka messages alike (kit exact-number.ts beyondDouble, json-text.ts).
  * Held and kept here: payment-service's POST /refund-issues/:id/resolve against ids that are no
  * UUID (huge, unicode, `..`, encoded slashes, NUL), notes of every type, size, NUL and lone
  * surrogates, duplicate keys, numbers past a double, other content types, every other method,
@@ -82,6 +85,26 @@ describe("Host", () => {
         expect((await get(url, host)).status, `${url} Host ${host}`).toBe(200);
       }
     }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("numbers below a double's range", () => {
+  it("a non-zero literal a double holds as 0 (1e-400) is a 400 naming the field: it was taken as 0 where 0 is allowed, and refused as 0 where it is not", async () => {
+    const email = `zed-${randomBytes(3).toString("hex")}@example.com`;
+    await gw("POST", "/api/users/register", { body: { email, password: PASSWORD }, headers: { authorization: "" } });
+    const token = (await gw("POST", "/api/users/login", { body: { email, password: PASSWORD }, headers: { authorization: "" } })).json.accessToken as string;
+    const strategy = '{"name":"tiny","symbols":["BTCUSDT"],"buyAbove":0.6,"sellBelow":0.4,"orderQuantity":1,"maxPosition":10,"stopLoss":100';
+    const post = async (extra: string) => {
+      const r = await fetch(`${p.gatewayUrl}/api/ai/strategies`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: `${strategy}${extra}}` });
+      return { status: r.status, json: (await r.json()) as any };
+    };
+    for (const [extra, field] of [[',"minRegimeAgreement":1e-400', "minRegimeAgreement"], [',"minRegimeAgreement":-2.5E-999', "minRegimeAgreement"], [',"stopLoss":1e-324', "stopLoss"]]) {
+      const r = await post(extra);
+      expect([r.status, r.json.error?.field], `${extra}: ${JSON.stringify(r.json).slice(0, 200)}`).toEqual([400, field]);
+    }
+    // Zero spelled as such, and the smallest doubles (their writers' spelling), are taken.
+    for (const extra of [',"minRegimeAgreement":0e-400', ',"minRegimeAgreement":0.0E+999', ',"minRegimeAgreement":5e-324']) expect((await post(extra)).status, extra).toBe(201);
     expect(failures).toEqual([]);
   });
 });

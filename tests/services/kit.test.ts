@@ -202,10 +202,10 @@ describe("kit: http conventions", async () => {
 
   it("a JSON integer beyond ±(2^53 - 1) or a number of more than 17 significant digits is a 400 naming the field (JSON.parse rounds it: not the value sent), unless the route takes them", async () => {
     const post = (url: string, raw: string) => svc.app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload: raw });
-    for (const [raw, field] of [['{"a":{"b":[1,9007199254740993]}}', "a.b.1"], ['{"x":-9007199254740992}', "x"], ['{"id":12345678901234567890}', "id"], ['{"rate":{"v":0.10000000000000000001}}', "rate.v"], ['{"e":-1.2345678901234567890e5}', "e"]] as const) {
+    for (const [raw, field] of [['{"a":{"b":[1,9007199254740993]}}', "a.b.1"], ['{"x":-9007199254740992}', "x"], ['{"id":12345678901234567890}', "id"], ['{"rate":{"v":0.10000000000000000001}}', "rate.v"], ['{"e":-1.2345678901234567890e5}', "e"], ['{"u":[1e-400]}', "u.0"]] as const) {
       const r = await post("/any", raw);
       expect([r.statusCode, r.json().error.field], raw).toEqual([400, field]);
-      expect(r.json().error.message).toBe(`Invalid body: ${field} is a number a JSON number does not carry exactly (an integer beyond ±9007199254740991, or more than 17 significant digits): send it as a string`);
+      expect(r.json().error.message).toBe(`Invalid body: ${field} is a number a JSON number does not carry exactly (an integer beyond ±9007199254740991, more than 17 significant digits, or a non-zero number below the smallest double, read as 0): send it as a string`);
     }
     const top = await post("/any", "9007199254740993");
     expect([top.statusCode, top.json().error.field]).toEqual([400, undefined]);

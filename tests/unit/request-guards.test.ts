@@ -112,6 +112,15 @@ describe("jsonTextFacts.inexactNumbers", () => {
       expect(jsonTextFacts(t, 64).inexactPath, t).toBeUndefined();
     }
   });
+  it("holds 0 for a non-zero literal below the smallest double (1e-400 parses to 0: it was taken as 0, session 51), not for zero itself nor the subnormals a serialiser writes", () => {
+    for (const t of ['{"a":1e-400}', "[-2.5E-999]", '{"x":{"y":[0,1e-324]}}', `[0.${"0".repeat(330)}1]`, "[1.5e-1000000]"]) {
+      expect([...(jsonTextFacts(t, 64).inexactNumbers ?? [])], t).toEqual([0]);
+    }
+    expect(jsonTextFacts('{"a":[1,{"b":1e-400}]}', 64).inexactPath).toEqual(["a", "1", "b"]);
+    for (const t of ["[0e-400,0.0E+999,-0.000e-500]", "[5e-324,4.9406564584124654e-324,2.2250738585072014e-308,1e-320]", "[1e-300,1e100]"]) {
+      expect(jsonTextFacts(t, 64).inexactNumbers, t).toBeUndefined();
+    }
+  });
   it("names where the first inexact literal is written, not another field of the same value (session 50: {quantity: 1, price: 1.000...1} named quantity)", () => {
     for (const [t, path] of [
       ["9007199254740993", []],

@@ -16,7 +16,8 @@ export interface JsonTextFacts {
   mayOverflow: boolean;
   /**
    * The magnitudes of the number literals it holds that their double does not carry exactly
-   * (exact-number.ts, beyondDouble), as the doubles JSON.parse makes of them; undefined when there is none.
+   * (exact-number.ts, beyondDouble: 0 for one below the smallest double), as the doubles JSON.parse
+   * makes of them; undefined when there is none.
    */
   inexactNumbers?: Set<number>;
   /** Where the first of them is ("a", "2", "b" for {"a":[0,1,{"b":...}]}), as written: the field a 400 names. */
@@ -64,15 +65,18 @@ export function jsonTextFacts(text: string, depthLimit: number): JsonTextFacts {
         fractionDigits = fractionEnd - end - 1;
         end = fractionEnd;
       }
+      let largeExponent = false;
       if (text.charCodeAt(end) === 101 /* e */ || text.charCodeAt(end) === 69 /* E */) {
         let at = end + 1;
         if (text.charCodeAt(at) === 43 /* + */ || text.charCodeAt(at) === 45 /* - */) at++;
         end = digitsEnd(text, at);
-        if (end - at >= 3) mayOverflow = true;
+        largeExponent = end - at >= 3;
+        if (largeExponent) mayOverflow = true;
       }
       if (intEnd - i >= 309) mayOverflow = true;
-      // Fewer than 16 digits in all is always exact (a double holds 15 to 17); only longer ones are looked at.
-      if (intEnd - i + fractionDigits >= 16) {
+      // Fewer than 16 digits in all is always exact (a double holds 15 to 17) unless an exponent of
+      // three digits takes it below the smallest double (1e-400 is 0): only those are looked at.
+      if (intEnd - i + fractionDigits >= 16 || largeExponent) {
         const literal = text.slice(i, end);
         if (beyondDouble(literal)) {
           (inexactNumbers ??= new Set()).add(Number(literal));

@@ -28,7 +28,7 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /**
      * The route takes JSON numbers a double does not carry exactly (beyondDouble: integers beyond
-     * Number.MAX_SAFE_INTEGER, literals of more than 17 significant digits) as the nearest double (a
+     * Number.MAX_SAFE_INTEGER, literals of more than 17 significant digits, non-zero ones read as 0) as the nearest double (a
      * protocol whose int64 may come as a JSON number, as OTLP/JSON's nanosecond times do), instead of a 400.
      */
     takesInexactNumbers?: true;
@@ -172,7 +172,7 @@ function numberIssue(value: unknown, facts: JsonTextFacts, takesInexactNumbers: 
   const field = path.join(".");
   const what = huge
     ? "a number beyond the range of a double"
-    : `a number a JSON number does not carry exactly (an integer beyond ±${Number.MAX_SAFE_INTEGER}, or more than 17 significant digits): send it as a string`;
+    : `a number a JSON number does not carry exactly (an integer beyond ±${Number.MAX_SAFE_INTEGER}, more than 17 significant digits, or a non-zero number below the smallest double, read as 0): send it as a string`;
   return new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field ? `${field} ` : ""}is ${what}`, field || undefined);
 }
 

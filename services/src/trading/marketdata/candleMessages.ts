@@ -95,7 +95,7 @@ export type CandleCheck =
 const describe = (p: BarProblem, at = "") => `${at}${p.field}: ${p.message}`;
 
 /** Why a number literal its double does not carry is refused (kit exact-number.ts beyondDouble). */
-export const INEXACT_NUMBER = `a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER} or more than 17 significant digits)`;
+export const INEXACT_NUMBER = `a number a double does not carry exactly (beyond ±${Number.MAX_SAFE_INTEGER}, more than 17 significant digits, or non-zero below the smallest double)`;
 /** A bar tuple's fields by position (CandleTuple). */
 const TUPLE_FIELDS = ["openTime", "closeTime", "open", "high", "low", "close", "volume"];
 /** Problems named in one reason, at most (the rest are counted). */
