@@ -7,6 +7,9 @@
  * - a non-zero number literal below the smallest double (`1e-400`: JSON.parse reads 0) was taken as 0
  *   where 0 is allowed (a strategy's minRegimeAgreement), and refused as 0 where it is not. Now a 400
  *   naming the field, in bodies and Kafka messages alike (kit exact-number.ts beyondDouble, json-text.ts).
+ * - a body sent to a route without a body schema was parsed and ignored: `DELETE
+ *   /namespaces/:ns/keys/:key {"expectedVersion":1}` deleted the key at version 2, `POST /reconcile
+ *   {"dryRun":true}` reconciled. Now a 400 naming its first field, or `body` (kit unread-bodies.ts);
  * Held and kept here: payment-service's POST /refund-issues/:id/resolve against ids that are no
  * UUID (huge, unicode, `..`, encoded slashes, NUL), notes of every type, size, NUL and lone
  * surrogates, duplicate keys, numbers past a double, other content types, every other method,
@@ -51,7 +54,7 @@ async function rawBody(path: string, body: string, type = "application/json"): P
 const answer = (r: JudgedAnswer) => [r.status, r.json?.error?.field];
 
 beforeAll(async () => {
-  p = await startPlatform(srv.env, { BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password }, { only: ["api-gateway", "user-management", "payment-service", "ai-orchestrator"] });
+  p = await startPlatform(srv.env, { BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password }, { only: ["api-gateway", "user-management", "payment-service", "ai-orchestrator", "configuration-service"] });
   internalPorts = portsOf([srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL]);
   admin = (await gw("POST", "/api/users/login", { body: ADMIN, headers: { authorization: "" } })).json.accessToken;
 }, 600_000);
@@ -105,6 +108,34 @@ describe("numbers below a double's range", () => {
     }
     // Zero spelled as such, and the smallest doubles (their writers' spelling), are taken.
     for (const extra of [',"minRegimeAgreement":0e-400', ',"minRegimeAgreement":0.0E+999', ',"minRegimeAgreement":5e-324']) expect((await post(extra)).status, extra).toBe(201);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("a body sent to a route that takes none", () => {
+  it("is a 400 naming its first field, or body (it was ignored: a DELETE's expectedVersion in the body deleted whatever the version); none, {} and null are taken", async () => {
+    const key = `/api/config/namespaces/h7-${randomBytes(3).toString("hex")}/keys/limit`;
+    for (const value of [1, 2]) expect((await gw("PUT", key, { body: { value } })).status).toBeLessThan(300);
+    const { id: strategy } = { id: (await gw("POST", "/api/ai/strategies", { body: { name: "quiet", symbols: ["BTCUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 } })).json.strategyId as string };
+    const sent: Array<[string, string, string, string, string]> = [
+      ["DELETE", key, '{"expectedVersion":1}', "application/json", "expectedVersion"],
+      ["POST", "/api/payments/reconcile", '{"dryRun":true}', "application/json", "dryRun"],
+      ["POST", `/api/ai/strategies/${strategy}/disable`, '{"reason":"quiet","enabled":true}', "application/json", "reason"],
+      ["POST", `/api/ai/strategies/${strategy}/enable`, "[1]", "application/json", "body"],
+      ["POST", `/api/ai/strategies/${strategy}/enable`, "enable it", "text/plain", "body"],
+    ];
+    for (const [method, path, body, type, field] of sent) {
+      const r = await fetch(`${p.gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${admin}`, "content-type": type }, body });
+      const text = await r.text();
+      expect([r.status, JSON.parse(text).error?.field], `${method} ${path} ${body}: ${text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    // The key is still there at version 2; the strategy as it was.
+    expect((await gw("GET", key)).json).toMatchObject({ version: 2, value: 2 });
+    expect((await gw("GET", `/api/ai/strategies/${strategy}`)).json.enabled).toBe(false);
+    // Nothing, {} or null: taken.
+    expect((await gw("POST", `/api/ai/strategies/${strategy}/enable`, { body: {} })).json.enabled).toBe(true);
+    expect((await rawBody(`/api/ai/strategies/${strategy}/disable`, "null")).json.enabled).toBe(false);
+    expect((await gw("DELETE", `${key}?expectedVersion=2`)).status).toBe(200);
     expect(failures).toEqual([]);
   });
 });

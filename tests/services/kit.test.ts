@@ -17,8 +17,8 @@ const probe = defineService({
     app.get("/at", { schema: { querystring: Type.Object({ at: Type.String({ format: "date-time" }) }) } }, async (req) => ({ ms: new Date(req.query.at).getTime() }));
     app.post("/window", { schema: { body: Type.Object({ window: Type.Object({ from: Type.String({ format: "date-time" }) }) }) } }, async (req) => ({ ms: new Date(req.body.window.from).getTime() }));
     app.get("/things/:id", { schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }) } }, async (req) => ({ id: req.params.id }));
-    app.post("/any", async (req) => ({ got: req.body }));
-    app.post("/any-inexact", { config: { takesInexactNumbers: true } }, async (req) => ({ got: req.body }));
+    app.post("/any", { config: { takesAnyBody: true } }, async (req) => ({ got: req.body }));
+    app.post("/any-inexact", { config: { takesInexactNumbers: true, takesAnyBody: true } }, async (req) => ({ got: req.body }));
     app.get("/boom", async () => {
       throw new Error("secret internals");
     });

@@ -26,6 +26,7 @@ import { isCredentialField } from "./credential-words";
 import { CENSOR, censorChildBindings, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
 import { declaredParameters, settleQuerystring, unknownParameterIssue } from "./query-parameters";
+import { settleBody } from "./unread-bodies";
 import { closeRouteRecords } from "./record-keys";
 
 export { parseTrustProxy } from "./request-guards";
@@ -114,6 +115,8 @@ function installValidators(app: App) {
   app.addHook("onRoute", (route) => {
     // A route without a querystring schema takes no parameter, unless it says it takes any (./query-parameters.ts).
     settleQuerystring(route);
+    // A route without a body schema takes no body, unless it says it reads any (./unread-bodies.ts).
+    settleBody(route);
     // A record's keys no pattern matches are refused, not let through unchecked (./record-keys.ts).
     closeRouteRecords(route);
     const body = route.schema?.body as Record<string | symbol, unknown> | undefined;

@@ -154,7 +154,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
   const decide = (rawUrl: string) => upstreamTarget(rawUrl, d.routes); // throws the 400/404
   // Takes any query: passed on as sent to the service, whose route judges it (kit query-parameters.ts).
   // No querystring schema, so the kit checks nothing here: the proxied path pays nothing for it.
-  api.all("/api/*", { schema: { hide: true }, config: { takesAnyQuery: true } }, async (request, reply) => {
+  api.all("/api/*", { schema: { hide: true }, config: { takesAnyQuery: true, takesAnyBody: true } }, async (request, reply) => {
     const target = targets.target(request.url, decide);
     const { service, path, search } = target;
     const state = request.gateway;

@@ -20,7 +20,7 @@ const TreeOut = ResponseObject({ traceId: Type.String() }, { description: "the t
 
 export function registerRoutes(app: App, store: DebugStore, opts: { maxBodyBytes: number }): void {
   // OTLP/JSON's int64 (nanosecond times, intValue) may come as JSON numbers: taken as the nearest double (the microsecond stored may be one off).
-  app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes, config: { takesInexactNumbers: true } }, async (req) => {
+  app.post("/internal/otlp/v1/traces", { bodyLimit: opts.maxBodyBytes, config: { takesInexactNumbers: true, takesAnyBody: true } }, async (req) => {
     let parsed;
     try {
       parsed = parseOtlpTraces(req.body);

@@ -193,7 +193,7 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
     // (the kit's guarded JSON parser is replaced in this scope only: the route verifies and parses itself)
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
-    scope.post("/webhooks/processor", { schema: { response: { 200: WebhookOut } } }, async (req, reply) => {
+    scope.post("/webhooks/processor", { schema: { response: { 200: WebhookOut } }, config: { takesAnyBody: true } }, async (req, reply) => {
       if (!deps.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
       if (typeof req.body !== "string") throw new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "webhooks must be application/json");
       const sig = req.headers["stripe-signature"];
