@@ -51,7 +51,8 @@ describe("kit: a body sent to a route that takes none", async () => {
 
   it("names the field as sent, at most 100 characters; a route declaring takesAnyBody beside a body schema is refused at registration", () => {
     expect(unreadBodyIssue({ ["k".repeat(300)]: 1 })?.field).toBe("k".repeat(100));
-    expect(unreadBodyIssue({})).toBeUndefined();
+    for (const nothing of [{}, null, undefined, "", Buffer.alloc(0)]) expect(unreadBodyIssue(nothing)).toBeUndefined();
+    expect(unreadBodyIssue(Buffer.from("x"))?.field).toBe("body");
     expect(() => settleBody({ method: "POST", url: "/x", schema: { body: {} }, config: { takesAnyBody: true } } as never)).toThrow(/takesAnyBody and a body schema/);
   });
 });

@@ -29,7 +29,7 @@ declare module "fastify" {
 
 /** The 400 for a body sent to a route that takes none, or undefined when it says nothing. */
 export function unreadBodyIssue(body: unknown): HttpError | undefined {
-  if (body === undefined || body === null || body === "") return undefined;
+  if (body === undefined || body === null || body === "" || (Buffer.isBuffer(body) && body.length === 0)) return undefined;
   if (typeof body === "object" && !Array.isArray(body) && !Buffer.isBuffer(body)) {
     const [first] = Object.keys(body);
     if (first === undefined) return undefined;
