@@ -18,6 +18,9 @@ import { http } from "../trading/e2e-helpers";
 import { admin, refundIssuesCounted, usePaymentReplicas } from "./payment-replicas";
 
 const fake = new FakeCardProcessor();
+/** The replicas' log lines; for a settle's, whether its issue read as resolved from another connection as it was logged. */
+const logs: Record<string, unknown>[] = [];
+const settledSeen = new Map<string, Promise<boolean>>();
 const replicas = usePaymentReplicas(fake, {
   env: { PAYMENT_PROCESSOR_TIMEOUT_MS: "2000" },
   webhooksToFirst: true,
@@ -25,7 +28,12 @@ const replicas = usePaymentReplicas(fake, {
     fake.refundStatus = "succeeded";
     fake.refundsDiverge = undefined;
   },
+  onLog: (line) => {
+    logs.push(line);
+    if (line.msg === SETTLED_LOG) settledSeen.set(String(line.issueId), q("SELECT resolved_at FROM pay_refund_issues WHERE issue_id = $1", [line.issueId]).then((r) => r.rows[0]?.resolved_at != null));
+  },
 });
+const SETTLED_LOG = "refund issue settled by an operator from the processor's record";
 const { bases, payment, refund, trader } = replicas;
 const q = (sql: string, args: unknown[]) => replicas.pool.query(sql, args);
 const view = async (intentId: string) => (await http("GET", `${bases[0]}/intents/${intentId}`, { headers: trader })).body;
@@ -119,6 +127,16 @@ describe("an operator settles a refund whose processor record differs from ours"
     expect((await view(p.id)).refunded).toBe(0);
   }, 60_000);
 
+  it("is logged once its transaction committed, once", async () => {
+    const { issueId } = await mismatched(3_000, 2_000, { amountOff: -200 }, "succeeded");
+    expect((await settle(issueId)).status).toBe(200);
+    expect(logs.filter((l) => l.msg === SETTLED_LOG && l.issueId === issueId)).toEqual([
+      expect.objectContaining({ settledStatus: "succeeded", resolvedBy: admin["x-user-id"], authMethod: "jwt", processorAmount: 1_800 }),
+    ]);
+    // Read from another connection as the line was written: the settle was committed by then.
+    expect(await settledSeen.get(issueId)).toBe(true);
+  }, 60_000);
+
   it("two settles at once: one settles, the other is 409; nothing booked twice", async () => {
     const { refundId, issueId } = await mismatched(3_000, 2_000, { amountOff: 100 }, "succeeded");
     const both = await Promise.all(bases.map((b) => settle(issueId, "settled from the processor", admin, b)));
@@ -182,5 +200,32 @@ describe("a refund made at the processor in another currency than its payment", 
     expect((await q("SELECT count(*)::int AS n FROM pay_refunds WHERE processor_refund_id = $1", [atProcessor.id])).rows[0].n).toBe(0);
     const v = await view(p.id);
     expect([v.refunded, v.refunds]).toEqual([0, []]);
+  }, 60_000);
+
+  it("or with no amount a refund can have: recorded once (currency_mismatch, else amount_mismatch), answered 200 mismatch, logged once", async () => {
+    const p = await payment(3_000);
+    const before = await Promise.all(["currency_mismatch", "amount_mismatch"].map((k) => refundIssuesCounted(bases[0], k)));
+    const dashboard = (amount: unknown, currency: string) => {
+      const made = fake.refundOnDashboard(p.processorIntentId, 1_000, "pending");
+      for (const o of [made.refund, made.created.event.data.object as object]) Object.assign(o, { amount, currency });
+      return made;
+    };
+    const foreign = dashboard(0, "gbp");
+    const fraction = dashboard(12.5, "usd");
+    for (const { refund: atProcessor, created } of [foreign, fraction]) {
+      expect(await fake.deliverAll([created, created])).toEqual(["mismatch", "duplicate"]);
+      expect(await fake.deliverAll(fake.updateRefund(atProcessor.id, "succeeded"))).toEqual(["mismatch", "mismatch"]);
+      expect(ofRefund(atProcessor).every((w) => w.lastStatus === 200)).toBe(true);
+      expect(logs.filter((l) => l.processorRefundId === atProcessor.id && l.level === 50)).toHaveLength(1);
+    }
+    const issues = await issuesOf(p.id);
+    expect(issues).toEqual(expect.arrayContaining([
+      expect.objectContaining({ kind: "currency_mismatch", refundId: null, processorRefundId: foreign.refund.id, amount: 0, processorAmount: 0, processorCurrency: "gbp", seen: 3 }),
+      expect.objectContaining({ kind: "amount_mismatch", refundId: null, processorRefundId: fraction.refund.id, amount: 0, processorAmount: null, processorCurrency: "usd", seen: 3 }),
+    ]));
+    expect(issues).toHaveLength(2);
+    const after = await Promise.all(["currency_mismatch", "amount_mismatch"].map((k) => refundIssuesCounted(bases[0], k)));
+    expect([after[0] - before[0], after[1] - before[1]]).toEqual([1, 1]);
+    expect((await view(p.id)).refunds).toEqual([]);
   }, 60_000);
 });

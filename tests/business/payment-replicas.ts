@@ -39,7 +39,10 @@ export interface PaymentReplicas {
  * Registers the suite's hooks. `env`: the payment-service settings of the suite (processor timeout,
  * intervals); `resetFake`: the fake's knobs the suite turns, put back after each test.
  */
-export function usePaymentReplicas(fake: FakeCardProcessor, o: { env: Record<string, string>; webhooksToFirst?: boolean; resetFake: () => void }): PaymentReplicas {
+export function usePaymentReplicas(
+  fake: FakeCardProcessor,
+  o: { env: Record<string, string>; webhooksToFirst?: boolean; resetFake: () => void; onLog?: (line: Record<string, unknown>) => void },
+): PaymentReplicas {
   const srv = useServers("postgres", "kafka");
   const services: Service<any>[] = [];
   const bases: string[] = [];
@@ -49,11 +52,14 @@ export function usePaymentReplicas(fake: FakeCardProcessor, o: { env: Record<str
 
   beforeAll(async () => {
     await fake.start();
-    const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", ...o.env };
+    const env: Record<string, string> = { ...srv.env, LOG_LEVEL: o.onLog ? "info" : "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", ...o.env };
+    const onLog = o.onLog;
+    // (each replica's log lines, parsed, to `onLog` when the suite reads them)
+    const logStream = onLog && { write: (line: string) => void onLog(JSON.parse(line) as Record<string, unknown>) };
     pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
     await runPostgresMigrations(pool);
     for (let i = 0; i < 2; i++) {
-      const svc = await createService(paymentService, { env, defaultMetrics: false });
+      const svc = await createService(paymentService, { env, defaultMetrics: false, logStream });
       services.push(svc);
       bases.push(await svc.listen({ port: 0, host: "127.0.0.1" }));
     }

@@ -14,9 +14,10 @@
  * recorded (refund-repo.ts recordForeign: the refund row, and once it succeeds its journal, the
  * payment's refunded total and `payment.refunded`), once whatever number of its events arrive; one
  * failed there already is recorded failed (nothing moved), so its older success arriving late is
- * `stale`. One in another currency than its payment is `mismatch`: not booked, recorded once for an
- * operator (`currency_mismatch`, refundId null). One of a payment we do not know, or not as ours is (an
- * amount that is none, an id of another refund or payment), is `ignored` and logged: acknowledged, never a 5xx. A refund the
+ * `stale`. One in another currency than its payment, or of no amount a refund can have, is `mismatch`:
+ * not booked, recorded once for an operator (`currency_mismatch`, else `amount_mismatch`; refundId
+ * null). One of a payment we do not know, or not as ours is (an id of another refund or payment), is
+ * `ignored` and logged: acknowledged, never a 5xx. A refund the
  * processor reports succeeded that does not fit into what is left of the payment here (ours, or one
  * made there, racing another; or our record diverging from the processor's) is not booked:
  * `exceeds_payment`, recorded once for an operator (refund-issues.ts, GET /refund-issues), 200.
@@ -84,14 +85,12 @@ async function recordForeign(deps: Deps, fields: Fields, remote: ProcessorRefund
   }
   const f = { ...fields, intentId: intent.intent_id };
   // (beyond the payment: refund-repo.ts recordForeign records it for an operator, `exceeds_payment`)
-  if (remote.amount <= 0n) {
-    log.error(f, "refund made at the processor: its amount cannot be one of our payment's; not recorded");
-    return IGNORED;
-  }
-  // In another currency than the payment: nothing booked; an operator's issue, recorded (and logged) once
-  // however many of its events arrive, each answered 200 `mismatch` (a 5xx or an error log per delivery before).
-  if (intent.currency !== remote.currency) {
-    await refunds.recordForeignMismatch(intent.intent_id, remote);
+  // In another currency than the payment, or of no amount a refund of it can have (none, zero, a fraction,
+  // a text): nothing booked; an operator's issue (currency_mismatch, whatever its amount, else
+  // amount_mismatch), recorded (and logged) once however many of its events arrive, each answered 200
+  // `mismatch` (a 5xx, or `ignored` with an error logged, per delivery before).
+  if (intent.currency !== remote.currency || remote.amount <= 0n) {
+    await refunds.recordForeignMismatch(intent.intent_id, remote, intent.currency === remote.currency ? "amount_mismatch" : "currency_mismatch");
     return { outcome: "mismatch", moved: false };
   }
   const recorded = await refunds.recordForeign(intent.intent_id, { amount: remote.amount, report });

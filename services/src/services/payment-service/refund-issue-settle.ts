@@ -75,6 +75,7 @@ export class RefundIssueSettler {
       await this.issues.resolve(c, ["amount_mismatch", "currency_mismatch"], { refundId, processorRefundId: null });
       return v;
     });
+    this.issues.logClosed(closed, by);
     this.published();
     const refund = (await this.refunds.ofIntents([issue.intent_id])).get(issue.intent_id)?.find((r) => r.id === refundId);
     return { ...closed, refund };

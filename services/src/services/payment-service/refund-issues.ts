@@ -150,7 +150,10 @@ export class RefundIssues {
    * resolved already, by an operator or the service: the one closing it first wins).
    */
   async close(issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string): Promise<RefundIssueView | "not_found" | "resolved"> {
-    return (await this.closeIn(this.pg, issueId, by, note)) ?? ((await this.byId(issueId)) ? "resolved" : "not_found");
+    const v = await this.closeIn(this.pg, issueId, by, note);
+    if (!v) return (await this.byId(issueId)) ? "resolved" : "not_found";
+    this.logClosed(v, by);
+    return v;
   }
 
   /** The issue `issueId` as stored (undefined: none), in `c` when given; locked with `forUpdate`. */
@@ -161,7 +164,8 @@ export class RefundIssues {
   /**
    * Closes the open issue `issueId` in `c` as an operator (who, how signed in, the note; the note not
    * logged): undefined when it is not open. `settled`: the processor's final record an operator's settle
-   * applied (refund-issue-settle.ts), kept as the issue's processor status, amount and currency.
+   * applied (refund-issue-settle.ts), kept as the issue's processor status, amount and currency. Logs
+   * nothing: the caller logs the close (logClosed) once `c`'s transaction committed.
    */
   async closeIn(c: Queryable, issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string, settled?: { status: string; amount: bigint; currency: string }): Promise<RefundIssueView | undefined> {
     const p = processorFields(settled?.amount, settled?.currency);
@@ -172,12 +176,14 @@ export class RefundIssues {
         WHERE issue_id = $1 AND resolved_at IS NULL RETURNING ${COLUMNS}`,
       [issueId, by.userId, by.authMethod, note, settled?.status ?? null, p.processorAmount?.toString() ?? null, p.processorCurrency],
     );
-    if (!rows[0]) return undefined;
-    const v = issueView(rows[0]);
-    const who = { issueId, kind: v.kind, intentId: v.intentId, refundId: v.refundId, resolvedBy: by.userId, authMethod: by.authMethod };
-    if (settled) this.log.info({ ...who, settledStatus: settled.status, amount: v.amount, processorAmount: v.processorAmount, processorCurrency: v.processorCurrency }, "refund issue settled by an operator from the processor's record");
+    return rows[0] ? issueView(rows[0]) : undefined;
+  }
+
+  /** Logs an operator's close (closeIn) once it is committed: a log line of a rolled-back close would claim what never happened. */
+  logClosed(v: RefundIssueView, by: Pick<Identity, "userId" | "authMethod">): void {
+    const who = { issueId: v.id, kind: v.kind, intentId: v.intentId, refundId: v.refundId, resolvedBy: by.userId, authMethod: by.authMethod };
+    if (v.settledStatus) this.log.info({ ...who, settledStatus: v.settledStatus, amount: v.amount, processorAmount: v.processorAmount, processorCurrency: v.processorCurrency }, "refund issue settled by an operator from the processor's record");
     else this.log.info(who, "refund issue closed by an operator");
-    return v;
   }
 
   /** Issues resolved more than `days` ago, at most `batch` a pass, oldest first (the kit's PeriodicDelete); open ones are kept. */

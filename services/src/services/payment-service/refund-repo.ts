@@ -253,13 +253,14 @@ export class RefundRepo {
   }
 
   /**
-   * A refund made at the processor (none of ours) in another currency than its payment: never booked
-   * (no amount of ours it could be), recorded once for an operator (refund-issues.ts `currency_mismatch`,
-   * refundId null, `amount` the processor's); true the first time (then logged and counted).
+   * A refund made at the processor (none of ours) in another currency than its payment, or of no amount
+   * a refund can have: never booked, recorded once for an operator (refund-issues.ts `kind`, refundId
+   * null, `amount` the processor's, 0 when it has none); true the first time (then logged and counted).
    */
-  recordForeignMismatch(intentId: string, remote: ProcessorRefund): Promise<boolean> {
+  recordForeignMismatch(intentId: string, remote: ProcessorRefund, kind: "amount_mismatch" | "currency_mismatch"): Promise<boolean> {
     const { id, amount, currency, status } = remote;
-    return this.issues.record(this.pg.pool, { kind: "currency_mismatch", intentId, refundId: null, processorRefundId: id, amount, processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
+    // (its `amount` 0 when it has none a refund can have: the processor's, as it sent it, is `processorAmount`, null if none)
+    return this.issues.record(this.pg.pool, { kind, intentId, refundId: null, processorRefundId: id, amount: amount > 0n ? amount : 0n, processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
   }
 
   /**
