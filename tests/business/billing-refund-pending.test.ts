@@ -68,6 +68,27 @@ describe("a give-back refund answered pending", () => {
     expect([(await giveBack(intentId))[0].status, await credit(userId)]).toEqual(["failed", "1000"]);
   });
 
+  it("booked short of what billing asked (an operator's settle at the processor's amount): the rest is credit at once, its reversal credits what went back", async () => {
+    const { userId, inv, intentId, refundId } = await pendingGiveBack();
+    const refunded = event("payment.refunded", userId, inv.invoice_id, intentId, { eventId: `refund:${refundId}`, refundId, refundedAmount: 600 });
+    expect(await apply(refunded)).toBe(true);
+    expect(await apply(refunded)).toBe(false);
+    expect([(await giveBack(intentId))[0].status, await credit(userId)]).toEqual(["succeeded", "400"]);
+    // It fails after succeeding: the 600 that went back is with the platform again; in all, the 1000 asked.
+    const reversed = event("payment.refund_reversed", userId, inv.invoice_id, intentId, { eventId: `refund:${refundId}:reversed`, refundId, refundedAmount: 600 });
+    expect(await apply(reversed)).toBe(true);
+    expect(await apply(reversed)).toBe(false);
+    expect([(await giveBack(intentId))[0].status, await credit(userId)]).toEqual(["failed", "1000"]);
+  });
+
+  it("booked in another currency than the invoice's: taken as returned in full (nothing to compare), its reversal credits the amount asked", async () => {
+    const { userId, inv, intentId, refundId } = await pendingGiveBack();
+    expect(await apply(event("payment.refunded", userId, inv.invoice_id, intentId, { eventId: `refund:${refundId}`, refundId, refundedAmount: 300, currency: "eur" }))).toBe(true);
+    expect([(await giveBack(intentId))[0].status, await credit(userId)]).toEqual(["succeeded", "0"]);
+    expect(await apply(event("payment.refund_reversed", userId, inv.invoice_id, intentId, { refundId, refundedAmount: 300, currency: "eur" }))).toBe(true);
+    expect([(await giveBack(intentId))[0].status, await credit(userId)]).toEqual(["failed", "1000"]);
+  });
+
   it("answered succeeded at once: recorded succeeded; its payment.refunded changes nothing", async () => {
     const userId = randomUUID();
     await rig.billing.subscribe(userId, BASIC, "pm_card_visa");

@@ -4,9 +4,10 @@
  * with its status (bil_give_backs, migration 0479). Before, billing took the refund for done as soon
  * as payment-service answered, though a refund answered `pending` had not gone back yet (slower
  * methods) and could still fail. Now a give-back stays `pending` until `payment.refunded` says the
- * money went back (`succeeded`); `payment.refund_failed` / `payment.refund_reversed` make it `failed`
- * and its amount credit on the subscription (givenBackNot). A status only moves forward (pending <
- * succeeded < failed), so replayed or out-of-order events change nothing. Only a give-back billing
+ * money went back (`succeeded`; what did not, when payment-service booked it at less than asked, is
+ * credit); `payment.refund_failed` / `payment.refund_reversed` make it `failed` and what it had given
+ * back credit on the subscription (givenBackNot): in all, the amount asked, never more. A status only
+ * moves forward (pending < succeeded < failed), so replayed or out-of-order events change nothing. Only a give-back billing
  * asked for is credited, by the refund the event names (any failed refund of a payment of a void
  * invoice was before: an admin's or a dashboard refund too).
  */
@@ -62,11 +63,29 @@ export class GiveBacks {
     this.log.info({ ...fields, refundId: answer.refundId, refundStatus: answer.status }, pending ? "payment for an invoice that is no longer open: refund pending at the processor" : "payment for an invoice that is no longer open refunded");
   }
 
-  /** `payment.refunded` of an invoice's payment: the give-back it is (by refund id) went out. */
+  /**
+   * `payment.refunded` of an invoice's payment: the give-back it is (by refund id) went out, as much of
+   * it as the event says (`refundedAmount`: payment-service books a refund at the processor's amount
+   * when an operator settles it from the processor's record, which may be less than billing asked).
+   * What did not go back is credit on the subscription now, as a failed give-back's is; what went back
+   * is kept (`returned_amount`), the credit should the refund fail afterwards. One told in another
+   * currency than the invoice's cannot be compared: taken as returned in full, and logged.
+   */
   async refunded(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
-    const moved = (await this.advance(c, inv, ev, "succeeded")) !== undefined;
-    this.log.info({ eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, refundId: ev.refundId }, moved ? "the refund of a payment not owed went out" : "a refund of an invoice's payment: not a pending give-back, nothing to do");
-    return moved;
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, refundId: ev.refundId };
+    const moved = await this.advance(c, inv, ev, "succeeded");
+    if (moved === undefined) {
+      this.log.info(fields, "a refund of an invoice's payment: not a pending give-back, nothing to do");
+      return false;
+    }
+    const short = BigInt(moved.amount) - BigInt(moved.returned ?? moved.amount);
+    if (short > 0n) {
+      await this.credit(c, inv, short);
+      this.log.warn({ ...fields, asked: moved.amount, returned: moved.returned, credited: short.toString() }, "the refund of a payment not owed went out short: what did not go back is credit on the subscription");
+    } else if (moved.returned === null && ev.currency !== inv.currency)
+      this.log.warn({ ...fields, currency: ev.currency, invoiceCurrency: inv.currency, refundedAmount: ev.refundedAmount }, "the refund of a payment not owed went out in another currency than the invoice's: taken as returned in full");
+    else this.log.info(fields, "the refund of a payment not owed went out");
+    return true;
   }
 
   /**
@@ -83,14 +102,22 @@ export class GiveBacks {
    */
   async givenBackNot(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, invoiceStatus: inv.status, refundId: ev.refundId };
-    const credited = await this.advance(c, inv, ev, "failed");
-    if (credited === undefined) {
+    const moved = await this.advance(c, inv, ev, "failed");
+    if (moved === undefined) {
       this.log.info(fields, "a refund of an invoice's payment did not go out; not a give-back billing asked for (or failed already): nothing to do");
       return false;
     }
-    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, credited]);
-    this.log.warn({ ...fields, credited }, "the refund of a payment not owed did not go out: its amount is credit on the subscription");
+    // What had gone back (as asked, unless payment.refunded said less: its shortfall credited then), never more than asked.
+    const asked = BigInt(moved.amount);
+    const back = moved.returned === null ? asked : BigInt(moved.returned);
+    const credited = back < asked ? back : asked;
+    if (credited > 0n) await this.credit(c, inv, credited);
+    this.log.warn({ ...fields, credited: credited.toString() }, "the refund of a payment not owed did not go out: what it gave back is credit on the subscription");
     return true;
+  }
+
+  private async credit(c: PoolClient, inv: InvoiceRow, amount: bigint): Promise<void> {
+    await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
   }
 
   /**
@@ -98,19 +125,22 @@ export class GiveBacks {
    * names (one recorded without a refund id, as a payment-service before session 49 answered, takes
    * it). `succeeded` also moves on an event naming no refund; `failed` credits money, so it needs the
    * refund named, and one recorded without an id only when the event's amount is the give-back's.
-   * Answers the give-back's amount when it moved.
+   * `succeeded` keeps what went back (`returned_amount`: the event's amount when in the invoice's
+   * currency). Answers the give-back's amount and what went back (null: as asked) when it moved.
    */
-  private async advance(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg, to: GiveBackStatus): Promise<string | undefined> {
+  private async advance(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg, to: GiveBackStatus): Promise<{ amount: string; returned: string | null } | undefined> {
     const refundId = ev.refundId && ANY_CASE_UUID_RE.test(ev.refundId) ? ev.refundId : null;
-    const amount = Number.isSafeInteger(ev.refundedAmount) ? String(ev.refundedAmount) : null;
-    const { rows } = await c.query<{ amount: string }>(
-      `UPDATE bil_give_backs SET status = $4, refund_id = coalesce(refund_id, $3), updated_at = now()
+    const amount = Number.isSafeInteger(ev.refundedAmount) && ev.refundedAmount! >= 0 ? String(ev.refundedAmount) : null;
+    const returned = to === "succeeded" && ev.currency === inv.currency ? amount : null;
+    const { rows } = await c.query<{ amount: string; returned: string | null }>(
+      `UPDATE bil_give_backs SET status = $4, refund_id = coalesce(refund_id, $3), updated_at = now(),
+              returned_amount = CASE WHEN $4 = 'succeeded' THEN $6::bigint ELSE returned_amount END
         WHERE invoice_id = $1 AND intent_id = $2 AND ${rank("status")} < ${rank("$4::text")}
           AND CASE WHEN $4 = 'failed' THEN refund_id = $3::uuid OR (refund_id IS NULL AND $3::uuid IS NOT NULL AND amount = $5::bigint)
                    ELSE $3::uuid IS NULL OR refund_id IS NULL OR refund_id = $3::uuid END
-        RETURNING amount::text`,
-      [inv.invoice_id, ev.intentId, refundId, to, amount],
+        RETURNING amount::text, returned_amount::text AS returned`,
+      [inv.invoice_id, ev.intentId, refundId, to, amount, returned],
     );
-    return rows[0]?.amount;
+    return rows[0];
   }
 }

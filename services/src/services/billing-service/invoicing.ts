@@ -152,7 +152,9 @@ export class Invoicing {
     const inv = await this.repo.invoice(invoiceId, c, true);
     if (!inv) return false;
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
-    if (!isChargeOf(inv, ev)) {
+    // (a refund event's currency is the refund's: one an operator settled in the processor's other
+    // currency is still this payment's, told in that currency; give-backs.ts compares what it can)
+    if (!isChargeOf(inv, aboutRefund ? { ...ev, currency: inv.currency } : ev)) {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }
