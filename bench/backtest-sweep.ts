@@ -37,7 +37,7 @@ async function main() {
         env: { ...process.env, ...postgres.env, ...clickhouse.env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", BACKTEST_POLL_MS: "200" },
       }));
     let base = `http://127.0.0.1:${ports[0]}`;
-    const headers = { "x-user-id": randomUUID(), "x-user-role": "trader", "content-type": "application/json" };
+    const headers = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
     for (;;) {
       const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
       if (ok) break;

@@ -175,7 +175,7 @@ async function main() {
       const i = seq++;
       // BENCH_VIA=direct: straight to order-management with the identity headers the gateway sets
       // (the order path without the gateway's share).
-      const auth: Record<string, string> = DIRECT ? { "x-user-id": userIds[i % USERS], "x-user-role": "trader" } : { authorization: `Bearer ${tokens[i % USERS]}` };
+      const auth: Record<string, string> = DIRECT ? { "x-user-id": userIds[i % USERS], "x-user-role": "trader", "x-auth-method": "jwt" } : { authorization: `Bearer ${tokens[i % USERS]}` };
       const { status, body } = await poster.post(
         DIRECT ? `${urls.SERVICE_ORDER_MANAGEMENT_URL}/` : `${gw}/api/orders`,
         { ...auth, "content-type": "application/json", "idempotency-key": `bench-${i}` },

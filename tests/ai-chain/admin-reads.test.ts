@@ -89,8 +89,8 @@ describe("ai-chain-analytics: a chain and every user's summary read what they an
   it("GET /summary/all spans at most CHAIN_SUMMARY_ALL_MAX_DAYS, a trader's GET /summary CHAIN_SUMMARY_MAX_DAYS: a longer range is a 400 naming from", async () => {
     const app = createApp({ log: createLogger("ai-chain-admin-range-test", "silent"), bodyLimit: 1 << 20, trustProxy: undefined, jsonMaxDepth: 64, receiveTimeoutMs: 10_000 });
     registerRoutes({ app } as never, { store: new ChainStore(ch), maxAllDays: 31, maxOwnDays: 93 });
-    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
-    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     try {
       const to = Date.UTC(2026, 1, 20);
       const ask = (path: string, days: number, headers: Record<string, string>) =>

@@ -34,7 +34,7 @@ const decisionId = randomUUID();
 const orderA = randomUUID();
 const orderB = randomUUID();
 const GROUP = `chain-cross-user-${randomUUID()}`;
-const as = (userId: string, role = "trader") => ({ "x-user-id": userId, "x-user-role": role });
+const as = (userId: string, role = "trader") => ({ "x-user-id": userId, "x-user-role": role, "x-auth-method": "jwt" });
 const admin = as(randomUUID(), "admin");
 
 const decidedAt = new Date(Date.now() - 60_000);

@@ -34,7 +34,7 @@ const run = randomBytes(3).toString("hex");
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 const BARS = 6000;
 const user = randomUUID();
-const headers = { "x-user-id": user, "x-user-role": "trader" };
+const headers = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
 
 let env: Record<string, string>;
 const services: Service<any>[] = [];
@@ -240,7 +240,7 @@ describe("AI tier end to end", () => {
     expect(chain.body.orders).toEqual([{ orderId: d.orderId, status: "filled", side: "buy" }]);
     expect(chain.body.fills.length).toBeGreaterThanOrEqual(1);
     expect(chain.body.fills.every((f: { orderId: string }) => f.orderId === d.orderId)).toBe(true);
-    const stranger = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const stranger = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     expect((await http("GET", `${chains}/chains/${d.decisionId}`, { headers: stranger })).status).toBe(404);
     expect((await http("GET", `${chains}/summary?strategyId=${strategyId}`, { headers: stranger })).body.summary).toEqual([]);
     expect((await http("GET", `${chains}/chains/not-a-uuid`, { headers })).status).toBe(400);

@@ -116,7 +116,7 @@ afterAll(async () => {
 const who = async () => {
   const id = randomUUID();
   await ensureAccount(db, id);
-  return { "x-user-id": id, "x-user-role": "trader" };
+  return { "x-user-id": id, "x-user-role": "trader", "x-auth-method": "jwt" };
 };
 // Enabled (the scheduler is off: ORCH_TICK_MS 0): an evaluation is asked of an enabled strategy only.
 const body = { name: "s", symbols: ["AAAUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true };
@@ -316,7 +316,7 @@ describe("ai-orchestrator", () => {
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     const [decision] = (await orch.app.inject({ method: "POST", url: `/strategies/${ids[0]}/evaluate`, headers })).json().decisions;
     // Owner-only, admins included (the service has no admin view): another user's id is unknown.
-    for (const stranger of [await who(), { ...(await who()), "x-user-role": "admin" }]) {
+    for (const stranger of [await who(), { ...(await who()), "x-user-role": "admin", "x-auth-method": "jwt" }]) {
       expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${ids[0]}`, headers: stranger })).statusCode).toBe(404);
       expect((await orch.app.inject({ method: "PATCH", url: `/strategies/${ids[0]}`, headers: stranger, payload: { enabled: false } })).statusCode).toBe(404);
     }

@@ -76,7 +76,7 @@ describe("a failed similar-regimes lookup, as the trader reads the decision", ()
     const orch = await orchestrator({ WEAVIATE_URL: weaviateUrl, WEAVIATE_GRPC_PORT: String(closedPort), WEAVIATE_API_KEY: "wv-secret-key-123", ORCH_REGIMES_TIMEOUT_MS: "1000" });
     const userId = randomUUID();
     await ensureAccount(db, userId);
-    const headers = { "x-user-id": userId, "x-user-role": "trader" };
+    const headers = { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" };
     const created = await orch.app.inject({ method: "POST", url: "/strategies", headers, payload: { name: "s", symbols: ["AAAUSDT", "BBBUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, enabled: true } });
     expect(created.statusCode, created.body).toBe(201);
     // Two symbols: each lookup is bounded by ORCH_REGIMES_TIMEOUT_MS (about 20 s each before: the client's own wait for the gRPC port).

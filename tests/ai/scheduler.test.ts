@@ -109,7 +109,7 @@ async function strategies(prefix: string, n: number, userId = randomUUID()): Pro
   for (let i = 0; i < n; i++) {
     const symbol = `${prefix}${String(i).padStart(2, "0")}`;
     const r = await api.app.inject({
-      method: "POST", url: "/strategies", headers: { "x-user-id": userId, "x-user-role": "trader" },
+      method: "POST", url: "/strategies", headers: { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" },
       payload: { name: symbol, symbols: [symbol], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9, everySeconds: 60 },
     });
     expect(r.statusCode, r.body).toBe(201);
@@ -186,7 +186,7 @@ describe("ai-orchestrator scheduler", () => {
     await makeDue([slow, other]);
     const orch = await startTicking(4, { ORCH_EVAL_RETRY_MS: "1" });
     await waitUntil("the slow one in flight", async () => held.length === 1, WAIT_MS);
-    const manual = orch.app.inject({ method: "POST", url: `/strategies/${slow.id}/evaluate`, headers: { "x-user-id": await ownerOf(slow.id), "x-user-role": "trader" } });
+    const manual = orch.app.inject({ method: "POST", url: `/strategies/${slow.id}/evaluate`, headers: { "x-user-id": await ownerOf(slow.id), "x-user-role": "trader", "x-auth-method": "jwt" } });
     const ticksBefore = timesAsked(other.symbol);
     await waitUntil("5 more ticks", async () => timesAsked(other.symbol) >= ticksBefore + 5, WAIT_MS);
     expect(timesAsked(slow.symbol)).toBe(1);
@@ -223,7 +223,7 @@ describe("ai-orchestrator evaluation backoff", () => {
     const [s] = await strategies("F", 1);
     await makeDue([s]);
     const store = new OrchestratorStore(api.app.pg);
-    const headers = { "x-user-id": await ownerOf(s.id), "x-user-role": "trader" };
+    const headers = { "x-user-id": await ownerOf(s.id), "x-user-role": "trader", "x-auth-method": "jwt" };
     const evaluate = () => api.app.inject({ method: "POST", url: `/strategies/${s.id}/evaluate`, headers });
     const state = async () =>
       (

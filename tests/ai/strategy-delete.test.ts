@@ -49,7 +49,7 @@ let engine: { service: Service<any>; url: string };
 let orch: Service<any>;
 let ml: Server;
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
 const orderOf = async (userId: string, id: string) => (await http("GET", `${om.url}/${id}`, { headers: as(userId) })).body;
 const waitStatus = (userId: string, id: string, status: string) =>
   waitUntil(`order ${id} ${status}`, async () => {
@@ -145,7 +145,7 @@ describe("DELETE /strategies/:id cancels the strategy's working orders", () => {
     // Disable is a pause: the working order stays.
     expect((await orch.app.inject({ method: "POST", url: `/strategies/${id}/disable`, headers: as(user) })).statusCode).toBe(200);
     // Another user's (an admin's too) DELETE: unknown strategy, nothing cancelled.
-    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }])
+    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin", "x-auth-method": "jwt" }])
       expect((await orch.app.inject({ method: "DELETE", url: `/strategies/${id}`, headers: stranger })).statusCode).toBe(404);
     // No pause needed: a DELETE requests its cancels before it answers (retire.ts), so a cancel either
     // asked would already be pending_cancel in order-management's history (no scheduler ticks here).
@@ -311,7 +311,7 @@ describe("orders of decisions without a recorded outcome", () => {
     expect(mine.status).toBe(200);
     expect(mine.body.orders.map((o: { orderId: string }) => o.orderId)).toEqual([placed]);
     // Another user's (an admin's too) lookup of the same id: nothing.
-    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin" }]) expect((await lookup(stranger)).body).toEqual({ orders: [], nextBefore: null });
+    for (const stranger of [as(randomUUID()), { ...as(randomUUID()), "x-user-role": "admin", "x-auth-method": "jwt" }]) expect((await lookup(stranger)).body).toEqual({ orders: [], nextBefore: null });
     expect((await lookup(as(owner), randomUUID())).body).toEqual({ orders: [], nextBefore: null });
     const bad = await lookup(as(owner), "not an id!");
     expect(bad.status).toBe(400);

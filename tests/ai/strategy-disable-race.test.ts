@@ -42,7 +42,7 @@ let gate: Server;
 /** Order submissions (POST /) the gate holds until released. */
 const held: (() => void)[] = [];
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
 // The ten disables each hold a connection while they queue on the row the test locked: room for them and the rest.
 const orchEnv = (mlUrl: string, gateUrl: string) => ({ ...rig.env, ORCH_TICK_MS: "0", SERVICE_ML_PREDICTOR_URL: mlUrl, SERVICE_ORDER_MANAGEMENT_URL: gateUrl, POSTGRES_POOL_MAX: "20" });
 const STRATEGY = { name: "s", symbols: [SYMBOL], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 1e9 };

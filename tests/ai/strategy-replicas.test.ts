@@ -44,7 +44,7 @@ const replicas: Service<any>[] = [];
 const urls: string[] = [];
 let orchEnv: Record<string, string>;
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
 
 beforeAll(async () => {
   rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { LOG_LEVEL: "silent" } });

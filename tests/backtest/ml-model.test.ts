@@ -88,7 +88,7 @@ describe("ml-model strategy through backtesting-engine, following a real promote
   let svc: Service;
   let base: string;
   const user = randomUUID();
-  const headers = { "x-user-id": user, "x-user-role": "trader", "content-type": "application/json" };
+  const headers = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -123,7 +123,7 @@ describe("an outage is not one bad row", () => {
 });
 
 describe("a plan the card processor cannot charge is refused", () => {
-  const ADMIN = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+  const ADMIN = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
   const app = () => {
     const a = createApp({ log: createLogger("billing-plan-bounds-test", "silent"), bodyLimit: 1 << 20, trustProxy: undefined, jsonMaxDepth: 64, receiveTimeoutMs: 10_000 });
     registerRoutes(a, { billing: rig.billing, repo: rig.repo });

@@ -20,7 +20,7 @@ let svc: Service<any>;
 let base: string;
 let pool: InstanceType<typeof pg.Pool>;
 const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader" };
+const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
 
 beforeAll(async () => {
   await fake.start();
@@ -86,7 +86,7 @@ describe("a retried charge whose card was removed meanwhile", () => {
   // removed the card was a 404 PAYMENT_METHOD_NOT_FOUND for a payment that was made, and billing took
   // that refusal for a failed attempt of its invoice.
   it("is answered the first request (200 idempotent-replay, same intent), another body under the key a 409; client and internal alike", async () => {
-    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const card = await saveCard("pm_card_visa", other);
     const key = `k-${randomUUID()}`;
     const body = { amount: 2900, currency: "usd", paymentMethod: card };
@@ -116,7 +116,7 @@ describe("an amount the card processor can never charge", () => {
   // its largest (99,999,999 in the currency's smallest unit) too: the request was stored as a failed
   // payment (201, status failed, failure code "StripeInvalidRequestError") instead of a 400 naming amount.
   it("is a 400 naming amount on the client and the internal route: nothing stored, the processor not asked", async () => {
-    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const card = await saveCard("pm_card_visa", other);
     const rows = async () => Number((await pool.query("SELECT count(*) FROM pay_intents WHERE user_id = $1", [other["x-user-id"]])).rows[0].count);
     const asked = fake.intents.size;
@@ -142,7 +142,7 @@ describe("a charge the processor refuses without an error code", () => {
   // without a code (here a card detached at the processor, on its dashboard, while still saved here)
   // showed the payer "StripeInvalidRequestError" as the payment's failureCode, and in its notice.
   it("fails the payment with the processor's error type, never the SDK's class name", async () => {
-    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const card = await saveCard("pm_card_visa", other);
     const m = fake.paymentMethods.get(card)!;
     m.customer = null;
@@ -157,7 +157,7 @@ describe("how many payment methods one user may save", () => {
   // Card tokens are free to make in a browser: without a bound, one user's saves grew their rows, their
   // customer at the processor and GET /payment-methods (which lists them all) without end.
   it("at most PAYMENT_MAX_METHODS_PER_USER (20), concurrent saves included: then 409 naming paymentMethod, the card not kept at the processor", async () => {
-    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const saved: string[] = [];
     for (let i = 0; i < 18; i++) saved.push(await saveCard("pm_card_visa", other));
     const save = () => http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: other });
@@ -184,7 +184,7 @@ describe("reconciling a charge whose answer was lost, while the processor's sear
   // failed for good: a webhook's success can no longer move it, the money taken was in no journal, and
   // billing charged the invoice again. The processor's list of the payer's PaymentIntents is read now.
   it("settles it succeeded from the processor's list, with its journal, not failed as never received", async () => {
-    const other = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const card = await saveCard("pm_card_visa", other);
     const customer = fake.paymentMethods.get(card)!.customer!;
     // The service charged and died before recording the answer: our row `created`, the processor's intent succeeded.
@@ -197,7 +197,7 @@ describe("reconciling a charge whose answer was lost, while the processor's sear
     const pi = `pi_lost_${randomUUID().replace(/-/g, "").slice(0, 20)}`;
     fake.intents.set(pi, { id: pi, object: "payment_intent", amount: 4200, amount_received: 4200, currency: "usd", status: "succeeded", payment_method: card, description: null, metadata: { intent_id: intentId, user_id: other["x-user-id"] }, customer, created: Math.floor(Date.now() / 1000) - 9, livemode: false, last_payment_error: null });
     fake.unindexed.add(pi);
-    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
     const r = await http("POST", `${base}/reconcile`, { headers: admin });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.actions.find((a: { intentId: string }) => a.intentId === intentId)).toMatchObject({ kind: "settle", to: "succeeded", processorIntentId: pi });

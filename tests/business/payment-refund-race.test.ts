@@ -23,8 +23,8 @@ let base: string;
 let pool: InstanceType<typeof pg.Pool>;
 let visa: string;
 const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader" };
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 
 beforeAll(async () => {
   await fake.start();

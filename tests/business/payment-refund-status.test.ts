@@ -72,7 +72,7 @@ describe("refund status from the processor's events", () => {
     expect(v.refunds).toMatchObject([{ id: refundId, amount: 4_000, status: "failed", processorStatus: "failed", failureCode: "expired_or_canceled_card" }]);
     expect(await money(refundId)).toEqual({ booked: 1, reversed: 1, events: [`refund:${refundId}`, `refund:${refundId}:reversed`] });
     // The customer's account is back to the whole payment (credit), as before the refund.
-    const ledger = await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } });
+    const ledger = await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" } });
     const before = ledger.body.accounts.find((a: { currency: string }) => a.currency === "usd").balance;
     // Replays of every event: duplicates, nothing moves.
     expect(await fake.deliverAll([...refundEvents(refundId)])).toEqual(["duplicate", "duplicate", "duplicate", "duplicate"]);
@@ -81,7 +81,7 @@ describe("refund status from the processor's events", () => {
     // The money is owed again: the whole payment can be refunded.
     const again = await refund(p.id, `r2-${randomUUID()}`);
     expect([again.status, again.body.refunded], JSON.stringify(again.body)).toEqual([200, 10_000]);
-    const after = (await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } })).body;
+    const after = (await http("GET", `${bases[0]}/ledger?account=customer:${trader["x-user-id"]}`, { headers: { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" } })).body;
     expect(after.accounts.find((a: { currency: string }) => a.currency === "usd").balance).toBe(before + 10_000);
     const reversal = await waitUntil("payment.refund_reversed on payments.events", async () => published.find((e) => e.eventId === `refund:${refundId}:reversed`), 150_000);
     expect(reversal).toMatchObject({ type: "payment.refund_reversed", refundId, refundedAmount: 4_000, intentId: p.id, failureCode: "expired_or_canceled_card" });

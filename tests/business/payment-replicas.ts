@@ -14,7 +14,7 @@ import paymentService from "../../services/src/services/payment-service";
 import type { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
 
-export const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+export const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 
 /** payment_refund_issues_total{kind} as the replica at `base` counts it (0 before the first). */
 export async function refundIssuesCounted(base: string, kind: string): Promise<number> {
@@ -46,7 +46,7 @@ export function usePaymentReplicas(
   const srv = useServers("postgres", "kafka");
   const services: Service<any>[] = [];
   const bases: string[] = [];
-  const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+  const trader = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
   let pool!: InstanceType<typeof pg.Pool>;
   let visa: string;
 

@@ -30,8 +30,8 @@ const user = randomUUID();
 /** The user's saved cards (beforeAll): one the processor pays, one it declines. */
 let visa: string;
 let declining: string;
-const trader = { "x-user-id": user, "x-user-role": "trader" };
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 const charge = (body: Record<string, unknown>, key: string | undefined, headers: Record<string, string> = trader) =>
   http("POST", `${base}/intents`, { body, headers: { ...headers, ...(key ? { "idempotency-key": key } : {}) } });
 

@@ -30,7 +30,7 @@ let ch: ClickHouseKitClient;
 let env: Record<string, string>;
 const SYMBOL = "XYZUSDT";
 const userId = randomUUID();
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 
 beforeAll(async () => {
   env = { ...srv.env, LOG_LEVEL: "silent", PERF_CONSUMER_GROUP: `perf-${run}`, PERF_CAPITAL_BASE: "10000", PERF_ROLLUP_INTERVAL_MS: "0", PERF_ROLLUP_PAGE_USERS: "1", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500" };
@@ -126,7 +126,7 @@ describe("performance-analytics", () => {
     expect(summary.total.sharpe).toBeCloseTo(expectedSharpe(returns(total)), 6);
 
     // The trader sees the same through their own endpoints.
-    const me = { "x-user-id": userId, "x-user-role": "trader" };
+    const me = { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" };
     const daily = (await svc.app.inject({ method: "GET", url: "/daily?strategy=momo", headers: me })).json().daily;
     expect(daily.map((d: any) => d.equity)).toEqual(momo);
     expect(daily.map((d: any) => d.dailyReturn).every((r: number, i: number) => Math.abs(r - returns(momo)[i]) < 1e-12)).toBe(true);
@@ -179,7 +179,7 @@ describe("performance-analytics", () => {
     expect(versions).toHaveLength(3);
     expect(new Set(versions).size).toBe(3);
     // Both replicas answer the same figures (the ones worked out by hand above).
-    const me = { "x-user-id": userId, "x-user-role": "trader" };
+    const me = { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" };
     for (const s of replicas) expect((await s.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily.map((d: any) => d.equity)).toEqual([9999, 10099, 9977.5, 10109.5]);
   }, 180_000);
 
@@ -194,14 +194,14 @@ describe("performance-analytics", () => {
     expect(flows).toHaveLength(1);
     expect(flows[0]).toMatchObject({ strategy: "manual", day: "2021-03-02", trades: 500, lastFillId: `h-${run}-499`, lastPrice: fills[499].price });
     await waitUntil("heavy user rolled up", async () => (await Promise.all([svc, svc2!].map((r) => rollupOn(r)))).some((r) => r.ran));
-    const me = { "x-user-id": heavy, "x-user-role": "trader" };
+    const me = { "x-user-id": heavy, "x-user-role": "trader", "x-auth-method": "jwt" };
     const daily = (await svc.app.inject({ method: "GET", url: "/daily", headers: me })).json().daily;
     const closes = new Map([[SYMBOL, new Map([["2021-03-01", 100], ["2021-03-02", 110], ["2021-03-03", 99], ["2021-03-04", 121]])]]);
     expect(daily).toEqual(dailyCurve(fills, closes, 10_000, "2021-03-04"));
   }, 120_000);
 
   it("admin only where it must be; bad query fields named", async () => {
-    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     expect((await svc.app.inject({ method: "POST", url: "/rollup", headers: trader })).statusCode).toBe(403);
     expect((await svc.app.inject({ method: "GET", url: `/users/${userId}`, headers: trader })).statusCode).toBe(403);
     // Not a user id (a UUID in lower case): refused for what it is, whoever asks.

@@ -19,7 +19,7 @@ const run = randomBytes(3).toString("hex");
 let svc: Service<any>;
 let pool: InstanceType<typeof pg.Pool>;
 let producer: KafkaJs.Producer;
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 const t = (iso: string) => Date.parse(iso);
 const u = (n: string) => `ra-${run}-${n}`;
 
@@ -115,7 +115,7 @@ describe("revenue-analytics", () => {
   }, 180_000);
 
   it("is admin only and names bad query fields", async () => {
-    expect((await metrics("", { "x-user-id": randomUUID(), "x-user-role": "trader" })).statusCode).toBe(403);
+    expect((await metrics("", { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" })).statusCode).toBe(403);
     const bad = await metrics("asOf=yesterday");
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.field).toBe("asOf");

@@ -83,7 +83,7 @@ export class NotificationRig {
   private smtp!: SMTPServer;
 
   async api(method: string, url: string, userId: string, payload?: unknown, role = "trader") {
-    const r = await this.svc.app.inject({ method: method as "GET", url, headers: { "x-user-id": userId, "x-user-role": role }, ...(payload !== undefined ? { payload: payload as object } : {}) });
+    const r = await this.svc.app.inject({ method: method as "GET", url, headers: { "x-user-id": userId, "x-user-role": role, "x-auth-method": "jwt" }, ...(payload !== undefined ? { payload: payload as object } : {}) });
     return { status: r.statusCode, body: r.body ? r.json() : undefined };
   }
 

@@ -68,7 +68,7 @@ export async function startOrderPathRig(servers: Record<string, string>, o: { sy
  * order-management.
  */
 export function orderPathProbe(o: { symbol: string; omUrl: () => string; engineUrl: () => string; producer: () => OrderPathRig["producer"]; waitMs: number }) {
-  const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+  const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
   const orderOf = async (userId: string, id: string) => (await http("GET", `${o.omUrl()}/${id}`, { headers: as(userId) })).body;
   const resting = async (userId: string) => ((await http("GET", `${o.engineUrl()}/book`, { headers: as(userId) })).body.resting as { orderId: string }[]).map((r) => r.orderId);
   let minute = 0;

@@ -565,8 +565,8 @@ describe("hostile: the kill switch, idempotency races, revoked users", () => {
         ["forged admin token", gw(method, path, { token: forgedAdmin, body: b, headers: b ? json : undefined }), 401],
         ["alg none admin token", gw(method, path, { token: algNone, body: b, headers: b ? json : undefined }), 401],
         ["spoofed headers, no token", gw(method, path, { body: b, headers: { ...(b ? json : {}), "x-user-role": "admin", "x-user-id": adminId, "x-auth-method": "jwt" } }), 401],
-        ["direct, role Admin", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "Admin", "x-user-id": alice.id } }), 401],
-        ["direct, role root", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "root", "x-user-id": alice.id } }), 401],
+        ["direct, role Admin", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "Admin", "x-user-id": alice.id, "x-auth-method": "jwt" } }), 401],
+        ["direct, role root", http(method, `${direct}${path.replace("/api/risk", "")}`, { body: b, headers: { ...(b ? json : {}), "x-user-role": "root", "x-user-id": alice.id, "x-auth-method": "jwt" } }), 401],
       ];
       for (const [label, pending, expected] of attempts) {
         const r = await pending;

@@ -54,7 +54,7 @@ describe("logins racing a password change", () => {
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
-      const change = http("POST", `${base}/password`, { headers: { "x-user-id": userId, "x-user-role": "trader" }, body: { currentPassword: OLD, newPassword: NEW } });
+      const change = http("POST", `${base}/password`, { headers: { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" }, body: { currentPassword: OLD, newPassword: NEW } });
       await waitUntil("the change waits for the user row", async () => {
         const { rows } = await pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE users SET password_hash%'");
         return rows.length > 0;
@@ -109,7 +109,7 @@ describe("logout racing a refresh of the same session", () => {
       await holder.query("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", [createHash("sha256").update(refreshToken).digest()]);
       const refresh = http("POST", `${base}/refresh`, { body: { refreshToken } });
       await waitUntil("the refresh waits", async () => (await waiting()) >= 1, 20_000, 10);
-      const logout = http("POST", `${base}/logout`, { headers: { "x-user-id": userId, "x-user-role": "trader" }, body: { refreshToken } });
+      const logout = http("POST", `${base}/logout`, { headers: { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" }, body: { refreshToken } });
       await waitUntil("the logout waits", async () => (await waiting()) >= 2, 20_000, 10);
       await holder.query("COMMIT");
       const [refreshed, loggedOut] = await Promise.all([refresh, logout]);
@@ -140,7 +140,7 @@ describe("a password change racing a logout-all", () => {
       const email = `pwall-${randomBytes(4).toString("hex")}@example.com`;
       const reg = await http("POST", `${base}/register`, { body: { email, password: OLD } });
       const userId = reg.body.user.id as string;
-      const as = { "x-user-id": userId, "x-user-role": "trader" };
+      const as = { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" };
       const waitingOn = async (sql: string) => Number((await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${sql}%`])).rows[0].n);
       // Holds the user row: the change (after its hashes) and then the logout-all queue behind it, so
       // the logout-all commits as soon as the change has, while the change still has work to do.

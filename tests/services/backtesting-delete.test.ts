@@ -21,7 +21,7 @@ import { migratedClickHouse } from "../helpers/schemas";
 
 const srv = useServers("postgres", "clickhouse");
 const USER = randomUUID();
-const headers = { "x-user-id": USER, "x-user-role": "trader", "content-type": "application/json" };
+const headers = { "x-user-id": USER, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
 const OTHER = { ...headers, "x-user-id": randomUUID() };
 let pool: import("pg").Pool;
 let ch: ReturnType<typeof createClickHouse>;
@@ -32,7 +32,7 @@ let base: string;
 const env = (extra: Record<string, string> = {}) => ({ LOG_LEVEL: "silent", ...srv.env, BACKTEST_POLL_MS: "50", BACKTEST_LEASE_MS: "120000", ...extra });
 
 async function call(method: string, path: string, body?: unknown, h: Record<string, string> = headers) {
-  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? { "x-user-id": h["x-user-id"], "x-user-role": h["x-user-role"] } : h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? { "x-user-id": h["x-user-id"], "x-user-role": h["x-user-role"], "x-auth-method": "jwt" } : h, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, text, body: text && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : undefined };
 }

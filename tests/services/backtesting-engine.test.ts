@@ -24,7 +24,7 @@ import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrat
 const srv = useServers("postgres", "clickhouse");
 const ROOT = join(__dirname, "..", "..");
 const USER = randomUUID();
-const headers = { "x-user-id": USER, "x-user-role": "trader", "content-type": "application/json" };
+const headers = { "x-user-id": USER, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" };
 let pool: import("pg").Pool;
 let ch: ReturnType<typeof createClickHouse>;
 let api: Service;
@@ -37,7 +37,7 @@ const env = (extra: Record<string, string> = {}) => ({
 });
 
 async function call(method: string, path: string, body?: unknown, h: Record<string, string> = headers) {
-  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? { "x-user-id": h["x-user-id"], "x-user-role": h["x-user-role"] } : h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? { "x-user-id": h["x-user-id"], "x-user-role": h["x-user-role"], "x-auth-method": "jwt" } : h, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: text && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : undefined };
 }
@@ -184,7 +184,7 @@ describe("per-user bound on queued and running jobs", () => {
     const user = randomUUID();
     try {
       const submit = (body: unknown, id = user) =>
-        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader" }, payload: body as Record<string, unknown> });
+        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader", "x-auth-method": "jwt" }, payload: body as Record<string, unknown> });
       const codes = (await Promise.all(Array.from({ length: 5 }, () => submit(synthetic)))).map((r) => r.statusCode);
       expect(codes.sort()).toEqual([202, 202, 202, 409, 409]);
       const sweep = await submit({ ...synthetic, sweep: { parameters: { fast: [5, 10] } } });
@@ -210,7 +210,7 @@ describe("Idempotency-Key on submissions (per user)", () => {
     const user = randomUUID();
     try {
       const submit = (key: string, body: unknown = synthetic, id = user) =>
-        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader", "idempotency-key": key }, payload: body as Record<string, unknown> });
+        capped.app.inject({ method: "POST", url: "/", headers: { "x-user-id": id, "x-user-role": "trader", "x-auth-method": "jwt", "idempotency-key": key }, payload: body as Record<string, unknown> });
       const first = await submit("bt-1");
       expect(first.statusCode, first.body).toBe(202);
       // The same request with its fields in another order is the same request.

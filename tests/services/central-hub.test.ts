@@ -94,8 +94,8 @@ describe("instance registry", () => {
   });
 
   it("through the gateway, reads and writes need the admin role (instances name internal addresses)", async () => {
-    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
-    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin" };
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+    const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
     expect((await call("PUT", "/instances/api-gateway/x", { version: "1", address: "a", health: "healthy" }, trader)).status).toBe(403);
     for (const path of ["/instances", "/instances/api-gateway", "/fleet", "/locks/some-job"]) {
       const r = await call("GET", path, undefined, trader);

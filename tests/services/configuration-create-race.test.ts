@@ -16,7 +16,7 @@ import { runPostgresMigrations, POSTGRES_MIGRATIONS_DIR } from "../../services/s
 const srv = useServers("postgres", "redis");
 let svc: Service;
 let base: string;
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "content-type": "application/json" };
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt", "content-type": "application/json" };
 
 async function call(method: string, path: string, body?: unknown) {
   const headers: Record<string, string> = { ...admin };

@@ -20,7 +20,7 @@ let base: string;
 let r: IORedis.Redis;
 const ADMIN = randomUUID();
 const TRADER = randomUUID();
-const admin = { "x-user-id": ADMIN, "x-user-role": "admin", "content-type": "application/json" };
+const admin = { "x-user-id": ADMIN, "x-user-role": "admin", "x-auth-method": "jwt", "content-type": "application/json" };
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = admin) {
   const h = { ...headers };
@@ -159,9 +159,9 @@ describe("validation and roles", () => {
 
   it("writes and the history need an admin identity from the gateway; the current values do not", async () => {
     expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "content-type": "application/json" })).status).toBe(401);
-    expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "x-user-id": TRADER, "x-user-role": "trader", "content-type": "application/json" })).status).toBe(403);
+    expect((await call("PUT", "/namespaces/ok/keys/k", { value: 1 }, { "x-user-id": TRADER, "x-user-role": "trader", "x-auth-method": "jwt", "content-type": "application/json" })).status).toBe(403);
     // The history names the admins, their request ids and the values replaced (before: any caller read it).
-    const trader = { "x-user-id": TRADER, "x-user-role": "trader" };
+    const trader = { "x-user-id": TRADER, "x-user-role": "trader", "x-auth-method": "jwt" };
     for (const path of ["/namespaces/risk-management/keys/max.position/versions", "/namespaces/risk-management/audit"]) {
       expect((await call("GET", path, undefined, trader)).status, path).toBe(403);
       expect((await call("GET", path, undefined, {})).status, path).toBe(401);
@@ -174,7 +174,7 @@ describe("validation and roles", () => {
   // of a key) named the admin who last wrote it, `updatedBy`, to any trader.
   it("who wrote a value is for admins: a trader reads the values without updatedBy, cached or not", async () => {
     await call("PUT", "/namespaces/writer-test/keys/max.leverage", { value: 3 });
-    const trader = { "x-user-id": TRADER, "x-user-role": "trader" };
+    const trader = { "x-user-id": TRADER, "x-user-role": "trader", "x-auth-method": "jwt" };
     const miss = await call("GET", "/namespaces/writer-test", undefined, trader);
     expect(miss.headers.get("x-cache")).toBe("miss");
     const hit = await call("GET", "/namespaces/writer-test", undefined, trader);

@@ -387,7 +387,7 @@ describe("arangodb declarations (fake clients: no ArangoDB server can run here)"
 });
 
 /** The identity the gateway sends for an admin (the routes are admin-only). */
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin" };
+const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
 
 describe("migrate command and /datastores endpoint", () => {
   let privatePg: PostgresServer;
@@ -448,7 +448,7 @@ describe("migrate command and /datastores endpoint", () => {
     base = await svc.listen({ port: 0, host: "127.0.0.1" });
     // A trader learns nothing: the probes' errors name internal addresses.
     for (const path of ["/datastores", "/datastores/postgres", "/migrations"]) {
-      expect((await fetch(`${base}${path}`, { headers: { ...ADMIN, "x-user-role": "trader" } })).status, path).toBe(403);
+      expect((await fetch(`${base}${path}`, { headers: { ...ADMIN, "x-user-role": "trader", "x-auth-method": "jwt" } })).status, path).toBe(403);
     }
     const r1 = await fetch(`${base}/datastores`, { headers: ADMIN });
     const b1 = await r1.json();

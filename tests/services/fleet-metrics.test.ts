@@ -79,7 +79,7 @@ describe("dashboards against the fleet's /metrics", () => {
     const om = p.urls.get("order-management")!;
     const symbol = `M${randomBytes(4).toString("hex").toUpperCase()}USDT`; // this test's own market: other files share the broker
     const user = randomUUID();
-    const as = { "x-user-id": user, "x-user-role": "trader" };
+    const as = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
     const redis = new Redis(p.env.DRAGONFLY_URL);
     const producer = new kafkajs.Kafka({ brokers: p.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).producer();
     await producer.connect();

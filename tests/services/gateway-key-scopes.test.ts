@@ -205,4 +205,21 @@ describe("refund issues closed through the gateway: the caller's credential reco
     expect(direct.status, JSON.stringify(direct.body)).toBe(200);
     expect(await stored(id)).toEqual({ resolved: true, resolved_by: admin.id, resolved_auth_method: "api-key" });
   });
+
+  it("a peer's call without x-auth-method is no session: 401 naming it, nothing recorded; `service` is recorded as such", async () => {
+    const id = await mismatchIssue("pending");
+    const resolve = (headers: Record<string, string>) => http("POST", `${p.urls.get("payment-service")}/refund-issues/${id}/resolve`, { body: { note: "closed by a peer" }, headers });
+    for (const method of [undefined, "session"]) {
+      const bare = await resolve({ "x-user-id": admin.id, "x-user-role": "admin", ...(method ? { "x-auth-method": method } : {}) });
+      expect([bare.status, bare.body.error?.field]).toEqual([401, "x-auth-method"]);
+    }
+    expect(await stored(id)).toEqual({ resolved: false, resolved_by: null, resolved_auth_method: null });
+    // Through the gateway a client cannot claim it: the header is stripped, the caller's credential set.
+    const claimed = await gw("POST", `/api/payments/refund-issues/${id}/resolve`, { token: admin.token, body: { note: "claims service" }, headers: { "x-auth-method": "service" } });
+    expect(claimed.body.resolvedAuthMethod, JSON.stringify(claimed.body)).toBe("jwt");
+    const other = await mismatchIssue("pending");
+    const peer = await http("POST", `${p.urls.get("payment-service")}/refund-issues/${other}/resolve`, { body: { note: "closed by a peer" }, headers: { "x-user-id": admin.id, "x-user-role": "admin", "x-auth-method": "service" } });
+    expect(peer.status, JSON.stringify(peer.body)).toBe(200);
+    expect(await stored(other)).toEqual({ resolved: true, resolved_by: admin.id, resolved_auth_method: "service" });
+  });
 });

@@ -27,10 +27,25 @@ afterAll(async () => {
   await pool?.end();
 });
 
-async function call(method: "GET" | "PUT", url: string, body?: unknown) {
-  const r = await risk.app.inject({ method, url, headers: admin, ...(body ? { payload: body as object } : {}) });
+async function call(method: "GET" | "PUT", url: string, body?: unknown, headers: Record<string, string> = admin) {
+  const r = await risk.app.inject({ method, url, headers, ...(body ? { payload: body as object } : {}) });
   return { status: r.statusCode, body: r.json() };
 }
+
+describe("the kill switch's audit: how the caller signed in, as it was", () => {
+  it("a peer's change is recorded `service`; one without x-auth-method is a 401 naming it, nothing recorded", async () => {
+    const user = randomUUID();
+    await pool.query("INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'x', 'trader')", [user, `${user}@example.com`]);
+    const bare = await call("PUT", `/trading-state/users/${user}`, { state: "halted", reason: "no auth method" }, { "x-user-id": admin["x-user-id"], "x-user-role": "admin" });
+    expect([bare.status, bare.body.error?.field]).toEqual([401, "x-auth-method"]);
+    expect((await call("GET", `/trading-state/users/${user}/history`)).body.changes).toEqual([]);
+    const peer = { ...admin, "x-auth-method": "service" };
+    for (const state of ["halted", "active"]) expect((await call("PUT", `/trading-state/users/${user}`, { state, reason: `peer: ${state}` }, peer)).status).toBe(200);
+    const { changes } = (await call("GET", `/trading-state/users/${user}/history`)).body;
+    expect(changes.map((c: { authMethod: string }) => c.authMethod)).toEqual(["service", "service"]);
+    expect(changes[0]).toMatchObject({ to: "active", changedBy: admin["x-user-id"] });
+  });
+});
 
 describe("the kill switch's history in pages", () => {
   it("walks every change once; nextBefore is null on the last page, a full one included", async () => {

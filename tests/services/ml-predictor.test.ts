@@ -24,8 +24,8 @@ const { available: withWeaviate } = weaviateAvailability();
 /** `weaviate` is there only withWeaviate. */
 const srv: Pick<Servers, "postgres" | "clickhouse" | "env"> & Partial<Pick<Servers, "weaviate">> = withWeaviate ? useServers("postgres", "clickhouse", "weaviate") : useServers("postgres", "clickhouse");
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
-const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin" };
-const trader = { "x-user-id": "00000000-0000-4000-8000-00000000000b", "x-user-role": "trader" };
+const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin", "x-auth-method": "jwt" };
+const trader = { "x-user-id": "00000000-0000-4000-8000-00000000000b", "x-user-role": "trader", "x-auth-method": "jwt" };
 
 let env: Record<string, string>;
 let svc: Service;

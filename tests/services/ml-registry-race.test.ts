@@ -114,7 +114,7 @@ describe("model registry under concurrent switches", () => {
     const env = { ...srv.env, LOG_LEVEL: "silent", ML_RELOAD_MS: "0", CLICKHOUSE_URL: "http://127.0.0.1:9", CLICKHOUSE_USER: "default", CLICKHOUSE_PASSWORD: "x", CLICKHOUSE_DATABASE: "default" };
     const svc = await createService(mlPredictor, { env, defaultMetrics: false });
     try {
-      const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin" };
+      const admin = { "x-user-id": "00000000-0000-4000-8000-00000000000a", "x-user-role": "admin", "x-auth-method": "jwt" };
       const rollback = (payload: object) => svc.app.inject({ method: "POST", url: "/models/rollback", headers: admin, payload });
       const missing = await rollback({ reason: "no from" });
       expect(missing.statusCode, missing.body).toBe(400);

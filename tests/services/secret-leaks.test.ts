@@ -62,7 +62,7 @@ afterAll(async () => {
 
 describe("secrets echoed by a far end", () => {
   it("a card processor's 401 echoing the platform's API key: a 500 naming nothing, and the key masked in the log", async () => {
-    const r = await payments.app.inject({ method: "POST", url: "/payment-methods", headers: { "x-user-id": randomUUID(), "x-user-role": "trader" }, payload: { paymentMethod: "pm_card_visa" } });
+    const r = await payments.app.inject({ method: "POST", url: "/payment-methods", headers: { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" }, payload: { paymentMethod: "pm_card_visa" } });
     // The platform's key was refused, not the client's credentials: the client's request was fine.
     expect(r.statusCode, r.body).toBe(500);
     expect(r.json().error).toMatchObject({ code: "INTERNAL_ERROR", message: "Internal Server Error" });

@@ -111,7 +111,7 @@ describe("user state during a rolling deploy: old replicas write it unversioned 
     const late = await legacyReplica.commit("passwordChange", userId);
     expect(late.epoch).toBe(1);
     // ...a new replica commits "log out everywhere" after it (epoch 2) and writes its state...
-    const out = await http("POST", `${umUrl}/logout`, { headers: { "x-user-id": userId, "x-user-role": "trader" }, body: { all: true } });
+    const out = await http("POST", `${umUrl}/logout`, { headers: { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" }, body: { all: true } });
     expect(out.status).toBe(204);
     // ...then the old replica's write lands: epoch 1, no version.
     await legacyReplica.write(userId, late);

@@ -136,7 +136,7 @@ describe("user state written to Dragonfly out of commit order", () => {
   it(`${ROUNDS} rounds: a password change's state written after the logout-all that followed it: the logout-all's epoch stays, the change's access token is refused`, async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const userId = await register();
-      const as = { "x-user-id": userId, "x-user-role": "trader" };
+      const as = { "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" };
       const epoch = async () => Number((await pool.query("SELECT token_epoch FROM users WHERE id = $1", [userId])).rows[0].token_epoch);
       const [changed, loggedOut] = await outOfOrder(
         userId,

@@ -198,7 +198,7 @@ describe.skipIf(!available)("weaviate (real server)", () => {
     }
     const svc = await createService(databaseService, { env, defaultMetrics: false });
     try {
-      const body = (await svc.app.inject({ url: "/datastores/weaviate", headers: { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin" } })).json();
+      const body = (await svc.app.inject({ url: "/datastores/weaviate", headers: { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" } })).json();
       expect(body).toMatchObject({ name: "weaviate", status: "enabled" });
       expect(body.latencyMs).toBeGreaterThanOrEqual(0);
     } finally {
@@ -206,7 +206,7 @@ describe.skipIf(!available)("weaviate (real server)", () => {
     }
     const wrongKey = await createService(databaseService, { env: { ...env, WEAVIATE_API_KEY: "not-the-key" }, defaultMetrics: false });
     try {
-      const body = (await wrongKey.app.inject({ url: "/datastores/weaviate", headers: { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin" } })).json();
+      const body = (await wrongKey.app.inject({ url: "/datastores/weaviate", headers: { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" } })).json();
       expect(body).toMatchObject({ name: "weaviate", status: "failing" });
       expect(JSON.stringify(body)).not.toContain("not-the-key");
     } finally {

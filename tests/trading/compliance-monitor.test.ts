@@ -251,7 +251,7 @@ describe("routes", () => {
   // Session 38's hunt: /alerts/mine took a userId and answered the caller's own alerts as if they were that user's.
   it("a trader's own alerts take no user id: another's is a 400 naming userId, not the caller's alerts under it", async () => {
     const s = svc ?? (svc = await start());
-    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const trader = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const other = await s.app.inject({ method: "GET", url: `/alerts/mine?userId=${randomUUID()}`, headers: trader });
     expect(other.statusCode).toBe(400);
     expect(other.json().error).toMatchObject({ code: "VALIDATION_ERROR", field: "userId" });
@@ -277,7 +277,7 @@ describe("what a trader is told of an alert", () => {
     });
     await deliver([fillMsg(user, `${user}:b1`, "buy", "1100", now), big(`${user}:p`, "accepted", now), big(`${user}:c`, "cancelled", now + 800)]);
     await waitUntil("two alerts", async () => (await alertsOf(user)).length === 2, 60_000);
-    const mine = await s.app.inject({ method: "GET", url: "/alerts/mine", headers: { "x-user-id": user, "x-user-role": "trader" } });
+    const mine = await s.app.inject({ method: "GET", url: "/alerts/mine", headers: { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" } });
     expect(mine.statusCode).toBe(200);
     const alerts = mine.json().alerts;
     expect(alerts.map((a: any) => [a.rule, a.symbol, a.orderId]).sort()).toEqual([["POSITION_LIMIT", SYMBOL, `o-${user}:b1`], ["SPOOFING", SYMBOL, `${user}-spoof`]]);
@@ -286,7 +286,7 @@ describe("what a trader is told of an alert", () => {
       expect(a.summary).not.toMatch(/\d/);
     }
     expect(mine.body).not.toMatch(/position 1100|limit|beyond|800 ms|after/);
-    const admin = await s.app.inject({ method: "GET", url: `/alerts?userId=${user}`, headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } });
+    const admin = await s.app.inject({ method: "GET", url: `/alerts?userId=${user}`, headers: { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" } });
     const full = Object.fromEntries(admin.json().alerts.map((a: any) => [a.rule, a]));
     expect(full.POSITION_LIMIT.message).toBe("position 1100 beyond the limit 1000");
     expect(full.SPOOFING.message).toBe("large order away from the touch cancelled after 800 ms");

@@ -236,7 +236,7 @@ describe("trading core end to end", () => {
     const book = async () => (await http("GET", `${gw}/api/trading/book`, { token })).body.resting as { orderId: string }[];
     await waitUntil("resting", async () => (await book()).some((o) => o.orderId === id));
     // The book is the caller's: another user sees none of these orders.
-    const other = await http("GET", `${te.url}/book`, { headers: { "x-user-id": randomUUID(), "x-user-role": "trader" } });
+    const other = await http("GET", `${te.url}/book`, { headers: { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" } });
     expect(other.body.resting).toEqual([]);
     const c = await http("POST", `${gw}/api/orders/${id}/cancel`, { token });
     expect(c.status).toBe(202);

@@ -644,8 +644,8 @@ describe("a crash between a send to Binance and the batch's COMMIT", () => {
   });
 
   describe("an admin reviews the refused records and releases one once the cause is fixed (trading-engine's live routes)", () => {
-    const ADMIN = { "x-user-id": randomUUID(), "x-user-role": "admin" };
-    const TRADER = { "x-user-id": randomUUID(), "x-user-role": "trader" };
+    const ADMIN = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
+    const TRADER = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const appOf = (engine: TradingEngine, mode: "paper" | "live" = "live") => {
       const app = createApp({ log: createLogger("live-refusals-test", "silent"), bodyLimit: 1 << 20, trustProxy: undefined, jsonMaxDepth: 64, receiveTimeoutMs: 10_000 });
       registerRoutes(app, engine, mode);

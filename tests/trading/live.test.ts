@@ -112,7 +112,7 @@ describe("live paths on fakes", () => {
     expect(binance.requests(String(binance.order(orderId)!.orderId))).toEqual([`GET /api/v3/myTrades ${binance.order(orderId)!.orderId}`]);
     expect(Number((await pool.query("SELECT count(*) AS n FROM te_fills WHERE order_id = $1", [orderId])).rows[0].n)).toBe(1);
     // Live mode's admin routes are the service's (tests/trading/live-engine.test.ts: refused records, their release).
-    const refusals = await engine.app.inject({ url: "/live/refusals", headers: { "x-user-id": randomUUID(), "x-user-role": "admin" } });
+    const refusals = await engine.app.inject({ url: "/live/refusals", headers: { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" } });
     expect([refusals.statusCode, refusals.json().unwritten]).toEqual([200, []]);
   });
 

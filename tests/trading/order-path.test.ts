@@ -35,7 +35,7 @@ let omA: string;
 let omB: string;
 let engine: { service: Service<any>; url: string } | undefined;
 
-const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader" });
+const as = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
 const submit = (om: string, userId: string, body: Record<string, unknown>, key?: string) =>
   http("POST", `${om}/`, { body, headers: { ...as(userId), ...(key ? { "idempotency-key": key } : {}) } });
 const market = (side: "buy" | "sell", quantity: string) => ({ symbol: SYMBOL, side, type: "market", quantity });

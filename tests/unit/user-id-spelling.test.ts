@@ -35,9 +35,9 @@ describe("user id spelling", () => {
 
   it("identity headers in upper case name the same user, never a second one", () => {
     const id = randomUUID();
-    const who = identityOf(requestWith({ "x-user-id": id.toUpperCase(), "x-user-role": "trader" }));
+    const who = identityOf(requestWith({ "x-user-id": id.toUpperCase(), "x-user-role": "trader", "x-auth-method": "jwt" }));
     expect(who?.userId).toBe(id);
-    expect(identityOf(requestWith({ "x-user-id": `urn:uuid:${id}`, "x-user-role": "trader" }))).toBeUndefined();
+    expect(identityOf(requestWith({ "x-user-id": `urn:uuid:${id}`, "x-user-role": "trader", "x-auth-method": "jwt" }))).toBeUndefined();
   });
 
   it("a token whose subject is not spelled canonically is refused", async () => {

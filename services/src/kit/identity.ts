@@ -6,12 +6,12 @@
 import { isIP } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
-import { forbidden, unauthorized } from "./errors";
+import { forbidden, HttpError, unauthorized } from "./errors";
 
 export const IDENTITY_HEADERS = {
   userId: "x-user-id",
   role: "x-user-role",
-  /** "jwt" or "api-key" */
+  /** how the caller signed in: one of AUTH_METHODS (required with a user id) */
   authMethod: "x-auth-method",
   apiKeyId: "x-api-key-id",
   /** an API key's scopes, comma-separated (absent for a session) */
@@ -33,10 +33,21 @@ export function isApiKeyScope(s: unknown): s is ApiKeyScope {
   return (API_KEY_SCOPES as readonly unknown[]).includes(s);
 }
 
+/**
+ * How the caller of a request signed in, as `x-auth-method` says: `jwt` a user session and `api-key`
+ * an API key (the gateway sets either, from the credential it verified), `service` a peer service
+ * acting for a user on its own (ai-orchestrator placing a strategy's orders: `peerIdentityHeaders`),
+ * no session nor key of theirs at all. A request carrying a user id without one of these has no
+ * identity (401 naming the header): before, it was taken for a session (`jwt`), so a peer's call was
+ * recorded in audit rows (kill switch changes, refund issue closes) as a session that never existed.
+ */
+export const AUTH_METHODS = ["jwt", "api-key", "service"] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
 export interface Identity {
   userId: string;
   role: Role;
-  authMethod: "jwt" | "api-key";
+  authMethod: AuthMethod;
   apiKeyId?: string;
   /** An API key's scopes (absent for a session, which may do everything its role may). */
   scopes?: readonly ApiKeyScope[];
@@ -94,17 +105,33 @@ export function identityOf(request: FastifyRequest): Identity | undefined {
   const role = request.headers[IDENTITY_HEADERS.role];
   if (userId === undefined) return undefined;
   if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) return undefined;
-  const method = request.headers[IDENTITY_HEADERS.authMethod] === "api-key" ? "api-key" : "jwt";
+  const method = authMethodOf(request);
+  if (method === undefined) return undefined;
   const apiKeyId = request.headers[IDENTITY_HEADERS.apiKeyId];
   const scopes = request.headers[IDENTITY_HEADERS.apiKeyScopes];
-  const id: Identity = { userId, role: role as Role, authMethod: method, apiKeyId: typeof apiKeyId === "string" ? apiKeyId : undefined };
+  const id: Identity = { userId, role: role as Role, authMethod: method, apiKeyId: method === "api-key" && typeof apiKeyId === "string" ? apiKeyId : undefined };
   if (method === "api-key") id.scopes = typeof scopes === "string" ? scopes.split(",").filter(isApiKeyScope) : [];
   return id;
 }
 
-/** The caller's identity or a 401; with `role`, a 403 unless the caller has it. */
+function authMethodOf(request: FastifyRequest): AuthMethod | undefined {
+  const raw = request.headers[IDENTITY_HEADERS.authMethod];
+  return (AUTH_METHODS as readonly unknown[]).includes(raw) ? (raw as AuthMethod) : undefined;
+}
+
+/**
+ * The identity headers of a peer service's call for the user `userId` (role `role`), made on its own
+ * (no request of theirs in hand): recorded as `service`, never as their session.
+ */
+export function peerIdentityHeaders(userId: string, role: Role): Record<string, string> {
+  return { [IDENTITY_HEADERS.userId]: userId, [IDENTITY_HEADERS.role]: role, [IDENTITY_HEADERS.authMethod]: "service" };
+}
+
+/** The caller's identity or a 401 (naming `x-auth-method` when a user id came without a known one); with `role`, a 403 unless the caller has it. */
 export function requireIdentity(request: FastifyRequest, role?: Role): Identity {
   const id = identityOf(request);
+  if (!id && request.headers[IDENTITY_HEADERS.userId] !== undefined && authMethodOf(request) === undefined)
+    throw new HttpError(401, "UNAUTHORIZED", `${IDENTITY_HEADERS.authMethod} must be one of ${AUTH_METHODS.join(", ")} with a user id`, IDENTITY_HEADERS.authMethod);
   if (!id) throw unauthorized();
   if (role && id.role !== role) throw forbidden(`Requires role ${role}`);
   return id;

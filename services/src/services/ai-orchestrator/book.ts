@@ -6,7 +6,7 @@
  * there: an evaluation asks order-management only about the orders still open (it asked about
  * every order the strategy ever placed, one call each, at every evaluation).
  */
-import { unavailable, type PeerClient, type PostgresClient } from "../../kit";
+import { peerIdentityHeaders, unavailable, type PeerClient, type PostgresClient } from "../../kit";
 import type { OrderSnapshot as TradingOrderSnapshot } from "../../trading/events";
 import { isTerminal } from "../../trading/orderState";
 import type { Strategy } from "./store";
@@ -82,7 +82,8 @@ export class StrategyOrders {
   }
 }
 
-export const ownerHeaders = (s: Strategy) => ({ "x-user-id": s.userId, "x-user-role": "trader" });
+/** The strategy owner's identity on the orchestrator's calls for it: a peer acting on its own (`service`), not their session. */
+export const ownerHeaders = (s: Strategy) => peerIdentityHeaders(s.userId, "trader");
 
 /** The book: the settled orders from the orchestrator's table, the open ones from order-management. */
 export async function book(deps: { orders: StrategyOrders; peers: PeerClient }, s: Strategy) {

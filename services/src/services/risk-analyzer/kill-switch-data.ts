@@ -3,7 +3,7 @@
  * (`global` or `user:<id>`) in `trading_states`, every change in the append-only
  * `trading_state_changes`. Functions take the pool or a transaction's client.
  */
-import type { Queryable } from "../../kit";
+import type { AuthMethod, Queryable } from "../../kit";
 import { KILL_SWITCH_LOCK, type TradingState } from "../../trading/tradingState";
 
 export interface ChangeRow {
@@ -14,7 +14,7 @@ export interface ChangeRow {
   to_state: TradingState;
   reason: string;
   changed_by: string;
-  auth_method: "jwt" | "api-key";
+  auth_method: AuthMethod;
   changed_at: Date;
 }
 
@@ -24,7 +24,7 @@ export interface NewChange {
   to: TradingState;
   reason: string;
   changedBy: string;
-  authMethod: "jwt" | "api-key";
+  authMethod: AuthMethod;
 }
 
 /**
