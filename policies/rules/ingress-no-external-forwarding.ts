@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
+import { controllerSettings } from "../lib/controller-config";
 import { FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
@@ -71,9 +72,11 @@ function collectorUrl(key: string, value: string | undefined): string | undefine
  */
 export function globalAuthProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
     const data = isRecord(props.data) ? props.data : {};
+    // Session 51: global-auth-url is read by its exact key, the collectors (mapstructure's) in any case.
+    const settings = controllerSettings(props);
     const auth = forwardingProblem("global-auth-url", str(data["global-auth-url"]),
         "the headers of every request to every Ingress of the controller (their Authorization header and cookies)", cfg);
-    const collectors = COLLECTOR_KEYS.map((k) => forwardingProblem(k, collectorUrl(k, str(data[k])), COLLECTOR_SENDS, cfg));
+    const collectors = COLLECTOR_KEYS.map((k) => forwardingProblem(k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS, cfg));
     return [auth, ...collectors].filter((p): p is string => p !== undefined);
 }
 

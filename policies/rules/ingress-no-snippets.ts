@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { controllerSettings, goBool } from "../lib/controller-config";
 import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
 
@@ -75,13 +76,14 @@ export function ingressAnnotationValueProblems(props: Record<string, any>): stri
  * ...) are raw configuration for every host. Recognised by those keys, whatever the map is called.
  */
 export function controllerConfigProblems(props: Record<string, any>): string[] {
-    const data = isRecord(props.data) ? props.data : {};
+    // Session 51: read as the controller reads it (lib/controller-config.ts): a key in any case, a boolean as Go's ParseBool.
+    const data = controllerSettings(props);
     const out: string[] = [];
-    if (str(data["allow-snippet-annotations"])?.trim().toLowerCase() === "true") out.push("sets allow-snippet-annotations: \"true\" (every Ingress may carry snippets again)");
+    if (goBool(data.get("allow-snippet-annotations")) === true) out.push("sets allow-snippet-annotations: \"true\" (every Ingress may carry snippets again)");
     // The controller's own check of annotation values (and its refusal of Critical-risk annotations, the snippets).
-    if (str(data["enable-annotation-validation"])?.trim().toLowerCase() === "false") out.push("sets enable-annotation-validation: \"false\" (annotation values reach nginx.conf unchecked)");
-    if (str(data["annotations-risk-level"])?.trim().toLowerCase() === "critical") out.push("sets annotations-risk-level: Critical (every Ingress may carry snippets again)");
-    for (const k of Object.keys(data).filter((key) => /^[a-z-]*-snippet$/.test(key)).sort()) out.push(`sets ${k} (raw nginx configuration for every host)`);
+    if (goBool(data.get("enable-annotation-validation")) === false) out.push("sets enable-annotation-validation: \"false\" (annotation values reach nginx.conf unchecked)");
+    if (data.get("annotations-risk-level")?.trim().toLowerCase() === "critical") out.push("sets annotations-risk-level: Critical (every Ingress may carry snippets again)");
+    for (const k of [...data.keys()].filter((key) => /^[a-z-]*-snippet$/.test(key)).sort()) out.push(`sets ${k} (raw nginx configuration for every host)`);
     return out;
 }
 

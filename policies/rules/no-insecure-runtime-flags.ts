@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
+import { controllerSettings } from "../lib/controller-config";
 import { isCredentialName, splitEnv } from "../lib/credentials";
 import { Workload, workloadRule } from "../lib/rule";
 import { environmentSourceEntries, workloadEnv } from "../lib/environment";
@@ -197,9 +198,9 @@ export function credentialLogVariables(format: string): string[] {
 }
 
 export function controllerLogProblems(props: Record<string, any>): string[] {
-    const data = isRecord(props.data) ? props.data : {};
+    const data = controllerSettings(props); // session 51: a key in any case, as the controller reads it
     return ["log-format-upstream", "log-format-stream"].flatMap((key) => {
-        const found = credentialLogVariables(str(data[key]) ?? "");
+        const found = credentialLogVariables(data.get(key) ?? "");
         return found.length ? [`sets ${key} with ${found.map((v) => `$${v}`).join(", ")}, which writes every client's credentials into the ingress controller's access log`] : [];
     });
 }

@@ -1,0 +1,40 @@
+/**
+ * Session 51, red team round four: resources the pack passed that it should refuse, each failing before its fix.
+ * (Case, what happened, the fix: policies/README.md "Red team, session 51".)
+ */
+import { describe, expect, it } from "vitest";
+import { NS } from "./fixtures";
+import { runPack, TestResource } from "./run-pack";
+
+const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
+    (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
+
+/** An ingress-nginx controller ConfigMap (recognised by its keys, whatever it is called). */
+export const controller = (data: Record<string, string>, name = "ingress-nginx-controller"): TestResource => ({
+    type: "kubernetes:core/v1:ConfigMap", name,
+    props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ingress-nginx" }, data },
+});
+
+describe("the ingress-nginx controller ConfigMap read as the controller reads it: keys in any case, booleans as Go's strconv.ParseBool", () => {
+    it("rejects Allow-Snippet-Annotations: \"1\", ENABLE-ANNOTATION-VALIDATION: \"F\", Annotations-Risk-Level, Server-Snippet", async () => {
+        const found = await messages("ingress-no-snippets", [controller({
+            "Allow-Snippet-Annotations": "1", "ENABLE-ANNOTATION-VALIDATION": "F", "Annotations-Risk-Level": "critical", "Server-Snippet": "location /x { proxy_pass http://postgres:5432; }",
+        })]);
+        expect(found.map((m) => m.split(":")[0] + (m.includes("(every") || m.includes("(annotation") || m.includes("(raw") ? "" : "?"))).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets allow-snippet-annotations",
+            "ConfigMap \"ingress-nginx-controller\" sets enable-annotation-validation",
+            "ConfigMap \"ingress-nginx-controller\" sets annotations-risk-level",
+            "ConfigMap \"ingress-nginx-controller\" sets server-snippet (raw nginx configuration for every host)",
+        ]);
+        // "t" and "TRUE" are true to the controller too; "false", "0" and another map's unrelated keys pass.
+        expect(await messages("ingress-no-snippets", [controller({ "allow-snippet-annotations": "t" }), controller({ "Allow-Snippet-Annotations": "TRUE" }, "b")])).toHaveLength(2);
+        expect(await messages("ingress-no-snippets", [controller({ "allow-snippet-annotations": "0", "enable-annotation-validation": "1" })])).toEqual([]);
+    });
+
+    it("rejects Log-Format-Upstream with credentials and OTLP-Collector-Host outside", async () => {
+        expect((await messages("no-insecure-runtime-flags", [controller({ "Log-Format-Upstream": "$remote_addr $http_authorization" })]))[0])
+            .toMatch(/^ConfigMap "ingress-nginx-controller" sets log-format-upstream with \$http_authorization,/);
+        expect((await messages("ingress-no-external-forwarding", [controller({ "OTLP-Collector-Host": "otel.example.net" })]))[0])
+            .toMatch(/^ConfigMap "ingress-nginx-controller" sets otlp-collector-host to a URL on otel.example.net, outside the cluster/);
+    });
+});
