@@ -3,6 +3,7 @@
  * Ingress, or by the Service's own type or addresses. Shared by the policies that judge what the
  * edge may reach.
  */
+import { controllerSettings } from "./controller-config";
 import { arr, isRecord, str } from "./values";
 
 /**
@@ -160,19 +161,63 @@ export function ingressTargets(props: Record<string, any>): ServiceTarget[] {
     return out;
 }
 
+/**
+ * The ingress-nginx controller ConfigMap's settings that send its clients' requests to a host, and what each
+ * sends: `global-auth-url` (every Ingress's `auth-url`; read by its exact key) and (session 50b) the tracing
+ * collectors, a span of every request (its URI, with the query's tokens, and headers): a host (`<key>-host`,
+ * the port apart) or, for `jaeger-endpoint`, a URL (read in any case, as mapstructure does). No annotation
+ * names a collector (they switch tracing on or off per Ingress).
+ */
+export const GLOBAL_AUTH_SENDS = "the headers of every request to every Ingress of the controller (their Authorization header and cookies)";
+export const COLLECTOR_SENDS = "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)";
+const COLLECTOR_KEYS = ["otlp-collector-host", "zipkin-collector-host", "jaeger-collector-host", "datadog-collector-host", "jaeger-endpoint"];
+
+/**
+ * A collector host as a URL, an IPv6 address bracketed, so that forwarding targets' rules judge it; session 51:
+ * a host written as a URL (`http://otel.example.net:4317`, which the exporter takes) is read as that URL.
+ */
+function collectorUrl(key: string, value: string | undefined): string | undefined {
+    if (value === undefined || key === "jaeger-endpoint" || value.includes("://")) return value;
+    const host = value.trim();
+    return host.split(":").length > 2 && !host.startsWith("[") ? `http://[${host}]/` : `http://${host}/`;
+}
+
+/** The controller ConfigMap's forwarding settings as URLs: [key, URL, what it sends], each set one. */
+export function controllerForwarding(props: Record<string, any>): Array<[string, string, string]> {
+    const data = isRecord(props.data) ? props.data : {};
+    const settings = controllerSettings(props);
+    const out: Array<[string, string | undefined, string]> = [["global-auth-url", str(data["global-auth-url"]), GLOBAL_AUTH_SENDS],
+        ...COLLECTOR_KEYS.map((k): [string, string | undefined, string] => [k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS])];
+    return out.filter((e): e is [string, string, string] => e[1] !== undefined && e[1].trim() !== "");
+}
+
+/**
+ * Session 51: the Services of the cluster the controller ConfigMap sends requests to (`global-auth-url`, the
+ * collectors), each with its key: routes as much as an Ingress's, judged by name and by selector. A single
+ * label resolves in the controller's namespace, the ConfigMap's.
+ */
+export function controllerTargets(props: Record<string, any>): ServiceTarget[] {
+    return controllerForwarding(props).flatMap(([key, url]) => {
+        const host = targetHost(url);
+        const svc = host === undefined ? undefined : clusterService(host);
+        return svc ? [{ ...svc, via: key }] : [];
+    });
+}
+
 /** A target in a message: `postgres`, `postgres (by the annotation <key>)`, or a Middleware's `postgres (by its errors.service)`. */
 export function targetLabel(t: ServiceTarget, name = t.name): string {
     if (t.via === undefined) return name;
     return t.via.includes("/") ? `${name} (by the annotation ${t.via})` : `${name} (by its ${t.via})`;
 }
 
-/** Whether an object sends the edge's requests to Services: an Ingress, or (session 50) a Traefik Middleware. */
+/** Whether an object sends the edge's requests to Services: an Ingress, (session 50) a Traefik Middleware, (session 51) a ConfigMap (the controller's, by its keys). */
 export function isRouter(type: string): boolean {
-    return type === "kubernetes:networking.k8s.io/v1:Ingress" || TRAEFIK_MIDDLEWARE.test(type);
+    return type === "kubernetes:networking.k8s.io/v1:Ingress" || TRAEFIK_MIDDLEWARE.test(type) || type === "kubernetes:core/v1:ConfigMap";
 }
 
-/** What a router object sends requests to: an Ingress's routes and forwarding annotations, a Traefik Middleware's services. */
+/** What a router object sends requests to: an Ingress's routes and forwarding annotations, a Traefik Middleware's services, the controller ConfigMap's settings. */
 export function routeTargets(type: string, props: Record<string, any>): ServiceTarget[] {
+    if (type === "kubernetes:core/v1:ConfigMap") return controllerTargets(props);
     return TRAEFIK_MIDDLEWARE.test(type) ? middlewareTargets(props) : ingressTargets(props);
 }
 

@@ -1,9 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { controllerSettings } from "../lib/controller-config";
-import { FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
-import { isRecord, plain, str } from "../lib/values";
+import { controllerForwarding, FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
 
@@ -52,32 +51,11 @@ export function externalForwardingProblems(props: Record<string, any>, cfg: Exte
 }
 
 /**
- * Session 50b: the controller ConfigMap's tracing collectors, which receive a span of every request (its URI, with
- * the query's tokens, and headers): a host (`<key>-host`, the port apart) or, for `jaeger-endpoint`, a URL. No
- * annotation names a collector (they switch tracing on or off per Ingress).
- */
-const COLLECTOR_KEYS = ["otlp-collector-host", "zipkin-collector-host", "jaeger-collector-host", "datadog-collector-host", "jaeger-endpoint"];
-const COLLECTOR_SENDS = "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)";
-
-/** A collector host as a URL, an IPv6 address bracketed, so that forwarding targets' rules judge it. */
-function collectorUrl(key: string, value: string | undefined): string | undefined {
-    if (value === undefined || key === "jaeger-endpoint") return value;
-    const host = value.trim();
-    return host.split(":").length > 2 && !host.startsWith("[") ? `http://[${host}]/` : `http://${host}/`;
-}
-
-/**
- * The ingress-nginx controller ConfigMap's `global-auth-url` and tracing collectors, each that names a host outside
- * the cluster that is not allowed.
+ * The ingress-nginx controller ConfigMap's `global-auth-url` and (session 50b) tracing collectors
+ * (lib/routes.ts `controllerForwarding`), each that names a host outside the cluster that is not allowed.
  */
 export function globalAuthProblems(props: Record<string, any>, cfg: ExternalForwardingConfig = defaults): string[] {
-    const data = isRecord(props.data) ? props.data : {};
-    // Session 51: global-auth-url is read by its exact key, the collectors (mapstructure's) in any case.
-    const settings = controllerSettings(props);
-    const auth = forwardingProblem("global-auth-url", str(data["global-auth-url"]),
-        "the headers of every request to every Ingress of the controller (their Authorization header and cookies)", cfg);
-    const collectors = COLLECTOR_KEYS.map((k) => forwardingProblem(k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS, cfg));
-    return [auth, ...collectors].filter((p): p is string => p !== undefined);
+    return controllerForwarding(props).map(([key, url, what]) => forwardingProblem(key, url, what, cfg)).filter((p): p is string => p !== undefined);
 }
 
 const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. " +

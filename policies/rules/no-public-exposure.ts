@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
-import { clusterService, ingressTargets, middlewareTargets, targetHost, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { controllerForwarding, controllerTargets, GLOBAL_AUTH_SENDS, ingressTargets, middlewareTargets, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -94,20 +94,15 @@ export function ingressExposure(props: Record<string, any>, cfg: ExposureConfig 
         : [];
 }
 
-/** The internal workload whose Service a forwarding URL names, if it names one. */
-function internalTarget(url: string | undefined, cfg: ExposureConfig): string | undefined {
-    const host = url === undefined ? undefined : targetHost(url);
-    const svc = host === undefined ? undefined : clusterService(host);
-    return svc !== undefined && cfg.internalWorkloads.includes(svc.name) ? svc.name : undefined;
-}
-
-/** Session 49: the ingress-nginx controller ConfigMap's `global-auth-url` (every Ingress's `auth-url`) naming an internal workload's Service. */
+/**
+ * Session 49: the ingress-nginx controller ConfigMap's `global-auth-url` (every Ingress's `auth-url`) naming an internal
+ * workload's Service; session 51: its tracing collectors too (lib/routes.ts `controllerTargets`).
+ */
 export function globalAuthExposure(props: Record<string, any>, _name: string, cfg: ExposureConfig = defaults): string[] {
-    const name = internalTarget(isRecord(props.data) ? str(props.data["global-auth-url"]) : undefined, cfg);
-    return name !== undefined
-        ? [`sets global-auth-url to ${name}, which sends it the headers of every request to every Ingress of the controller (their Authorization header and cookies); ` +
-            "datastores and monitoring stay internal (name the platform's own authentication service)"]
-        : [];
+    const sends = new Map(controllerForwarding(props).map(([key, , what]) => [key, what]));
+    return controllerTargets(props).filter((t) => cfg.internalWorkloads.includes(t.name)).map((t) => t.via === "global-auth-url"
+        ? `sets global-auth-url to ${t.name}, which sends it ${GLOBAL_AUTH_SENDS}; datastores and monitoring stay internal (name the platform's own authentication service)`
+        : `sets ${t.via} to ${t.name}, which sends it ${sends.get(t.via!)}; datastores and monitoring stay internal (name the platform's own authentication service and a collector of its own)`);
 }
 
 /** Session 50: a Traefik Middleware sending its routers' requests to an internal workload's Service (`forwardAuth.address`, `errors.service`). */
@@ -184,7 +179,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
     description:
         "Nothing is published beyond the host or cluster except the edge: Docker ports bind to 127.0.0.1 (datastores " +
         "publish none on prod); no Kubernetes Service is a NodePort; datastores, Prometheus and Grafana have no LoadBalancer Service, " +
-        "no Ingress route (a mirror-target or auth-url annotation, the controller's global-auth-url or a Traefik Middleware's forwardAuth.address or errors.service, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
+        "no Ingress route (a mirror-target or auth-url annotation, the controller's global-auth-url or tracing collector or a Traefik Middleware's forwardAuth.address or errors.service, naming their Service included) and no hostPort; no Docker network of the macvlan or ipvlan driver (containers on the host's LAN) or a bridge " +
         "routing to its containers directly (gateway mode nat-unprotected or routed, trusted_host_interfaces).",
     severity: "critical",
     configSchema: {

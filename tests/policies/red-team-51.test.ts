@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 51".)
  */
 import { describe, expect, it } from "vitest";
-import { NS } from "./fixtures";
+import { edit, NS, prodStack, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -36,5 +36,34 @@ describe("the ingress-nginx controller ConfigMap read as the controller reads it
             .toMatch(/^ConfigMap "ingress-nginx-controller" sets log-format-upstream with \$http_authorization,/);
         expect((await messages("ingress-no-external-forwarding", [controller({ "OTLP-Collector-Host": "otel.example.net" })]))[0])
             .toMatch(/^ConfigMap "ingress-nginx-controller" sets otlp-collector-host to a URL on otel.example.net, outside the cluster/);
+    });
+});
+
+describe("no-public-exposure, ingress-internal-backends: a tracing collector naming an internal workload's Service", () => {
+    const TRACE = "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)";
+    const toInternal = (key: string, name: string, what: string) => `ConfigMap "ingress-nginx-controller" sets ${key} to ${name}, which sends it ${what}; ` +
+        "datastores and monitoring stay internal (name the platform's own authentication service and a collector of its own).";
+
+    it("rejects otlp-collector-host, zipkin-collector-host and jaeger-endpoint naming monitoring's or a datastore's Service, by name", async () => {
+        const found = await messages("no-public-exposure", [controller({
+            "otlp-collector-host": "prometheus.ai-trading.svc", "Zipkin-Collector-Host": "grafana.ai-trading.svc.cluster.local", "jaeger-endpoint": "http://postgres.ai-trading.svc:5432/api/traces",
+            // A URL where a host is documented: the exporter takes it, and it is read as that URL.
+            "datadog-collector-host": "http://clickhouse.ai-trading.svc:8126",
+        })]);
+        expect(found).toEqual([toInternal("otlp-collector-host", "prometheus", TRACE), toInternal("zipkin-collector-host", "grafana", TRACE),
+            toInternal("datadog-collector-host", "clickhouse", TRACE), toInternal("jaeger-endpoint", "postgres", TRACE)]);
+        // global-auth-url keeps its message; a collector of the platform's own passes.
+        expect((await messages("no-public-exposure", [controller({ "global-auth-url": "http://grafana.ai-trading.svc/" })]))[0]).toMatch(/^ConfigMap "ingress-nginx-controller" sets global-auth-url to grafana, which sends it the headers/);
+        expect(await messages("no-public-exposure", [controller({ "otlp-collector-host": "otel-collector.observability.svc" })])).toEqual([]);
+    });
+
+    it("rejects global-auth-url or a collector naming a Service that selects a datastore's pods, whatever it is called (judged by selector)", async () => {
+        const reports = edit(service("reports", "service", 5432), (p) => { p.spec.selector = { "trading.io/workload": "postgres" }; });
+        const found = await messages("ingress-internal-backends", [...prodStack(), reports,
+            controller({ "global-auth-url": "http://reports.ai-trading.svc/", "datadog-collector-host": "reports.ai-trading.svc" })]);
+        expect(found.map((m) => m.split(";")[0])).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" routes public traffic to Service \"reports\" (by its global-auth-url), which selects the pods of postgres",
+            "ConfigMap \"ingress-nginx-controller\" routes public traffic to Service \"reports\" (by its datadog-collector-host), which selects the pods of postgres",
+        ]);
     });
 });
