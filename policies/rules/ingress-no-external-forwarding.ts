@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { controllerForwarding, FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
@@ -13,7 +13,8 @@ import { metadataAnnotations } from "../lib/workloads";
  * controller ConfigMap's `global-auth-url` (recognised by the key, whatever the map is called): `auth-url`
  * for every Ingress of the controller, and (session 50b) its tracing collectors.
  * Each passed the pack whatever host it named: ingress-no-snippets judges the value's characters only.
- * A target inside the cluster passes (a Service by a single label, `*.svc`, `*.svc.cluster.local`),
+ * A target inside the cluster passes (a Service named `*.svc`, `*.svc.cluster.local`; session 51: not by a single label,
+ * which the controller resolves in its own namespace),
  * and so does `$host` (the edge itself); any other host, an IP address or (session 50) a pod's address name
  * included (the pack cannot tell a ClusterIP from the Internet), only when listed in
  * `allowedExternalTargets` (an external identity provider the operator has chosen).
@@ -30,7 +31,13 @@ function forwardingProblem(where: string, value: string | undefined, what: strin
     if (value === undefined || value.trim() === "") return undefined;
     const host = targetHost(value);
     if (host === undefined) return `sets ${where} to a value that is not an absolute URL, so where it sends ${what} cannot be judged`;
-    if (isClusterTarget(host) || cfg.allowedExternalTargets.includes(host)) return undefined;
+    if (cfg.allowedExternalTargets.includes(host)) return undefined;
+    // Session 51: a Service by a single label is looked up in the controller's own namespace, not the object's.
+    if (clusterService(host)?.namespace === undefined && clusterService(host) !== undefined) {
+        return `sets ${where} to a URL on ${host}, a single label, which the controller resolves in its own pod's namespace (its resolv.conf search list), ` +
+            `whatever namespace this object is in: which Service it names depends on where the controller runs, so the controller sends ${what} to a Service no policy can judge`;
+    }
+    if (isClusterTarget(host)) return undefined;
     if (hostHasVariable(host)) {
         return `sets ${where} to a URL on ${host}, a host built from nginx variables, which the request fills in (any Service, any host), so the controller sends wherever it decides ${what}`;
     }

@@ -966,7 +966,8 @@ describe("ingress-no-external-forwarding (session 43)", () => {
     });
 
     it("passes a Service of the cluster, the edge's own $host, no annotation, and a host listed in allowedExternalTargets", async () => {
-        for (const value of ["http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth", "http://api-gateway.ai-trading.svc:3001/mirror", "http://audit-sink/copy",
+        // (Session 51: a single label, `http://audit-sink/copy`, is refused: red-team-51.)
+        for (const value of ["http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth", "http://api-gateway.ai-trading.svc:3001/mirror", "http://audit-sink.tools.svc/copy",
             "https://$host/oauth2/auth"]) {
             expect(await run([withAnnotations({ [auth]: value, [mirror]: value })]), value).toEqual([]);
         }

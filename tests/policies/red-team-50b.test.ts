@@ -100,7 +100,7 @@ describe("ingress-no-external-forwarding: the ingress-nginx controller's tracing
     });
 
     it("passes a collector Service of the cluster, and an outside collector listed in allowedExternalTargets", async () => {
-        expect(await messages("ingress-no-external-forwarding", [controller({ "otlp-collector-host": "otel-collector.monitoring.svc.cluster.local", "zipkin-collector-host": "zipkin" })])).toEqual([]);
+        expect(await messages("ingress-no-external-forwarding", [controller({ "otlp-collector-host": "otel-collector.monitoring.svc.cluster.local", "zipkin-collector-host": "zipkin.monitoring.svc" })])).toEqual([]);
         const listing = { all: "mandatory" as const, "ingress-no-external-forwarding": { allowedExternalTargets: ["otel.example.net"] } };
         expect(await messages("ingress-no-external-forwarding", [controller({ "otlp-collector-host": "otel.example.net" })], listing)).toEqual([]);
     });

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 51".)
  */
 import { describe, expect, it } from "vitest";
-import { edit, NS, prodStack, service } from "./fixtures";
+import { edit, ingress, NS, prodStack, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -65,5 +65,30 @@ describe("no-public-exposure, ingress-internal-backends: a tracing collector nam
             "ConfigMap \"ingress-nginx-controller\" routes public traffic to Service \"reports\" (by its global-auth-url), which selects the pods of postgres",
             "ConfigMap \"ingress-nginx-controller\" routes public traffic to Service \"reports\" (by its datadog-collector-host), which selects the pods of postgres",
         ]);
+    });
+});
+
+describe("ingress-no-external-forwarding: a single-label forwarding target resolves in the controller's namespace, not the Ingress's", () => {
+    const MIRROR = "nginx.ingress.kubernetes.io/mirror-target";
+    const AUTH = "nginx.ingress.kubernetes.io/auth-url";
+    const FIX = ", past every NetworkPolicy (the controller makes the request): the clients' credentials and orders leave the platform. Name a Service of the cluster " +
+        "(http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, list its host in this policy's allowedExternalTargets.";
+    const single = (who: string, where: string, host: string, what: string) => `${who} sets ${where} to a URL on ${host}, a single label, which the controller resolves ` +
+        `in its own pod's namespace (its resolv.conf search list), whatever namespace this object is in: which Service it names depends on where the controller runs, so the controller sends ${what} to a Service no policy can judge${FIX}`;
+
+    it("rejects mirror-target, auth-url, global-auth-url, a collector and forwardAuth.address naming a single label (any case, trailing dot)", async () => {
+        const ing = ingress({ annotations: { ...ingress().props.metadata.annotations, [MIRROR]: "http://Audit-Sink.:8080$request_uri", [AUTH]: "http://auth-service:3002/verify" } });
+        const mw: TestResource = { type: "kubernetes:traefik.io/v1alpha1:Middleware", name: "auth",
+            props: { apiVersion: "traefik.io/v1alpha1", kind: "Middleware", metadata: { name: "auth", namespace: NS }, spec: { forwardAuth: { address: "http://auth-service:3002/verify" } } } };
+        expect(await messages("ingress-no-external-forwarding", [ing, mw, controller({ "global-auth-url": "http://auth-service/", "otlp-collector-host": "otel-collector:4317" })])).toEqual([
+            single("Ingress \"nginx-ingress\"", `the annotation ${MIRROR}`, "audit-sink.", "a copy of every request, its body, Authorization header and cookies included"),
+            single("Ingress \"nginx-ingress\"", `the annotation ${AUTH}`, "auth-service", "the headers of every request (its Authorization header and cookies)"),
+            single("Middleware \"auth\"", "forwardAuth.address", "auth-service", "the headers of every request routed through it (their Authorization header and cookies)"),
+            single("ConfigMap \"ingress-nginx-controller\"", "global-auth-url", "auth-service", "the headers of every request to every Ingress of the controller (their Authorization header and cookies)"),
+            single("ConfigMap \"ingress-nginx-controller\"", "otlp-collector-host", "otel-collector", "a trace of every request to every Ingress of the controller (its URI, query tokens included, and headers)"),
+        ]);
+        // Named with its namespace, and the edge itself ($host), pass.
+        const named = ingress({ annotations: { ...ingress().props.metadata.annotations, [MIRROR]: "http://audit-sink.tools.svc:8080$request_uri", [AUTH]: "https://$host/oauth2/auth" } });
+        expect(await messages("ingress-no-external-forwarding", [named])).toEqual([]);
     });
 });
