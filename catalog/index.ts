@@ -4,6 +4,7 @@
  * dependencies and no imports from outside this folder, so every package can compile it.
  */
 export * from "./datastores";
+export * from "./edge";
 export * from "./labels";
 export * from "./services";
 export * from "./sizing";

@@ -13,6 +13,7 @@ import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
 import { handMadeEndpoints } from "./rules/hand-made-endpoints";
 import { healthChecks } from "./rules/health-checks";
 import { ingressCors } from "./rules/ingress-cors";
+import { edgeGatewayContract } from "./rules/edge-gateway-contract";
 import { ingressHosts } from "./rules/ingress-hosts";
 import { ingressInternalBackends } from "./rules/ingress-internal-backends";
 import { ingressNoExternalForwarding } from "./rules/ingress-no-external-forwarding";
@@ -74,6 +75,7 @@ export const policies: Policies = [
     ingressNoSnippets,
     ingressNoExternalForwarding,
     ingressCors,
+    edgeGatewayContract,
     noPublicExposure,
     ingressInternalBackends,
     handMadeEndpoints,

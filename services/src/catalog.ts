@@ -7,4 +7,5 @@
  */
 export * from "../../catalog/addresses";
 export * from "../../catalog/datastores";
+export * from "../../catalog/edge";
 export * from "../../catalog/services";

@@ -92,3 +92,54 @@ describe("ingress-no-external-forwarding: a single-label forwarding target resol
         expect(await messages("ingress-no-external-forwarding", [named])).toEqual([]);
     });
 });
+
+describe("edge-gateway-contract: Traefik middlewares and ingress-nginx settings undoing what the api-gateway keeps for itself", () => {
+    const middleware = (spec: Record<string, any>, name = "mw"): TestResource => ({
+        type: "kubernetes:traefik.io/v1alpha1:Middleware", name,
+        props: { apiVersion: "traefik.io/v1alpha1", kind: "Middleware", metadata: { name, namespace: NS }, spec },
+    });
+    const IDENTITY = "; the api-gateway writes the identity headers from a verified credential and strips any that arrive: a service reached past it, " +
+        "or a gateway bypassed by another route, takes them for the verified caller. Set no identity header at the edge.";
+    const SECURITY = "; the api-gateway answers with them (HSTS, nosniff, frame and referrer policies) and the edge keeps them. Remove nothing.";
+    const PATHS = "; the api-gateway's own /internal, /metrics, /ready and /health (its metrics, probes and service-to-service routes) are never routed " +
+        "to clients: rewrite onto none of them, and let no client choose the rewritten path.";
+
+    it("rejects identity headers set or copied by a middleware (any case), security headers removed, and path rewrites onto the never-proxied paths", async () => {
+        const found = await messages("edge-gateway-contract", [
+            middleware({ headers: { customRequestHeaders: { "X-User-Id": "00000000-0000-4000-8000-000000000001", "X-USER-ROLE": "admin", "X-Request-Source": "edge" },
+                customResponseHeaders: { "Strict-Transport-Security": "", "X-Frame-Options": "", "X-Powered-By": "" } } }, "headers"),
+            middleware({ forwardAuth: { address: "http://auth.tools.svc/verify", authResponseHeaders: ["X-Auth-Method", "X-Forwarded-User"], authResponseHeadersRegex: "^X-Api-Key-" } }, "auth"),
+            middleware({ replacePath: { path: "/metrics" } }, "replace"),
+            middleware({ replacePathRegex: { regex: "^/api/(.*)", replacement: "/$1" } }, "regex"),
+            middleware({ stripPrefix: { prefixes: ["/api"] } }, "strip"),
+            middleware({ addPrefix: { prefix: "/Internal" } }, "add"),
+        ]);
+        expect(found).toEqual([
+            `Middleware "headers" sets the identity headers X-User-Id, X-USER-ROLE on every request routed through it (headers.customRequestHeaders)${IDENTITY}`,
+            `Middleware "headers" removes the security headers Strict-Transport-Security, X-Frame-Options from every answer (headers.customResponseHeaders set to "")${SECURITY}`,
+            `Middleware "auth" copies the identity headers X-Auth-Method (forwardAuth.authResponseHeaders), x-api-key-id, x-api-key-scopes (forwardAuth.authResponseHeadersRegex) ` +
+            `from its authentication server's answer into every request routed through it${IDENTITY}`,
+            `Middleware "replace" rewrites the path to /metrics (replacePath.path)${PATHS}`,
+            `Middleware "regex" rewrites the path to one the client chooses (replacePathRegex.replacement /$1)${PATHS}`,
+            `Middleware "strip" rewrites the path to one the client chooses (stripPrefix: what follows the prefix)${PATHS}`,
+            `Middleware "add" rewrites the path to /Internal (addPrefix.prefix)${PATHS}`,
+        ]);
+    });
+
+    it("rejects ingress-nginx's auth-response-headers, rewrite-target, global-auth-response-headers and hide-headers doing the same; the platform's objects pass", async () => {
+        const ing = ingress({ annotations: { ...ingress().props.metadata.annotations,
+            "nginx.ingress.kubernetes.io/auth-response-headers": "X-Forwarded-User, x-user-id", "nginx.ingress.kubernetes.io/rewrite-target": "/ready" } });
+        const found = await messages("edge-gateway-contract", [ing, controller({ "global-auth-response-headers": "X-Api-Key-Scopes", "hide-headers": "Referrer-Policy,X-Content-Type-Options" })]);
+        expect(found).toEqual([
+            `Ingress "nginx-ingress" copies the identity header x-user-id (the annotation nginx.ingress.kubernetes.io/auth-response-headers) from its authentication server's answer into every request routed through it${IDENTITY}`,
+            `Ingress "nginx-ingress" rewrites the path to /ready (the annotation nginx.ingress.kubernetes.io/rewrite-target)${PATHS}`,
+            `ConfigMap "ingress-nginx-controller" copies the identity header X-Api-Key-Scopes (global-auth-response-headers) from its authentication server's answer into every request routed through it${IDENTITY}`,
+            `ConfigMap "ingress-nginx-controller" removes the security headers Referrer-Policy, X-Content-Type-Options from every answer (hide-headers)${SECURITY}`,
+        ]);
+        const capture = ingress({ annotations: { ...ingress().props.metadata.annotations, "nginx.ingress.kubernetes.io/rewrite-target": "/$2" } });
+        expect(await messages("edge-gateway-contract", [capture])).toEqual([`Ingress "nginx-ingress" rewrites the path to one the client chooses (the annotation nginx.ingress.kubernetes.io/rewrite-target /$2)${PATHS}`]);
+        // A rewrite onto a route of the API, harmless headers, and the platform's stack pass.
+        const fine = [middleware({ replacePath: { path: "/api/health" }, headers: { customRequestHeaders: { "X-Request-Source": "edge" }, customResponseHeaders: { "X-Powered-By": "" } } })];
+        expect(await messages("edge-gateway-contract", [...prodStack(), ...fine])).toEqual([]);
+    });
+});

@@ -6,17 +6,11 @@
 import { isIP } from "node:net";
 import { Type } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
+import { IDENTITY_HEADERS } from "../catalog";
 import { forbidden, HttpError, unauthorized } from "./errors";
 
-export const IDENTITY_HEADERS = {
-  userId: "x-user-id",
-  role: "x-user-role",
-  /** how the caller signed in: one of AUTH_METHODS (required with a user id) */
-  authMethod: "x-auth-method",
-  apiKeyId: "x-api-key-id",
-  /** an API key's scopes, comma-separated (absent for a session) */
-  apiKeyScopes: "x-api-key-scopes",
-} as const;
+/** The header names live in the catalog (catalog/edge.ts), which the policy pack reads too. */
+export { IDENTITY_HEADERS };
 
 export type Role = "trader" | "admin";
 export const ROLES: readonly Role[] = ["trader", "admin"];

@@ -5,7 +5,7 @@
  */
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Datastore } from "../catalog";
+import { INTERNAL_PATH_PREFIXES, isInternalPath, type Datastore } from "../catalog";
 import { clientRequestIdOf, type App } from "./app";
 import type { Datastores } from "./datastores";
 import { drainAnswerOf, markDrainAnswer } from "./drain-answers";
@@ -16,17 +16,8 @@ import { scrubString } from "./telemetry/scrub";
 
 export type ReadinessCheck = () => Promise<void>;
 
-/**
- * Paths every service answers for the platform, not for clients: probes, metrics and
- * service-to-service routes. The gateway never proxies them (whatever their case or encoding).
- */
-export const INTERNAL_PATH_PREFIXES = ["/internal", "/metrics", "/ready", "/health"] as const;
-
-/** True when a decoded service path's first segment is (or, for /internal, starts with) one of INTERNAL_PATH_PREFIXES. */
-export function isInternalPath(path: string): boolean {
-  const first = path.toLowerCase().split("/")[1] ?? "";
-  return first.startsWith("internal") || INTERNAL_PATH_PREFIXES.some((p) => first === p.slice(1));
-}
+/** The platform's own paths (probes, metrics, /internal), in the catalog (catalog/edge.ts), which the policy pack reads too. */
+export { INTERNAL_PATH_PREFIXES, isInternalPath };
 
 export interface ServiceMetrics {
   registry: Registry;

@@ -1,0 +1,126 @@
+import * as k8s from "@pulumi/kubernetes";
+import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
+import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { arr, isRecord, plain, str } from "../lib/values";
+import { describe, metadataAnnotations } from "../lib/workloads";
+
+/**
+ * Session 51 (red team round four): the edge's settings that undo what the api-gateway keeps for itself
+ * (catalog/edge.ts), read on Traefik `Middleware`s (traefik.io or traefik.containo.us, any version: the
+ * local-k8s stack's ingress class), Ingress annotations and the ingress-nginx controller ConfigMap:
+ * - the identity headers the services trust (`x-user-id`, `x-user-role`, …): set on every request
+ *   (`headers.customRequestHeaders`) or copied from an authentication server's answer (`forwardAuth.authResponseHeaders`
+ *   and `authResponseHeadersRegex`, ingress-nginx's `auth-response-headers` and `global-auth-response-headers`),
+ *   any case (header names are case-insensitive);
+ * - the security headers on every answer, removed (`headers.customResponseHeaders` set to "", ingress-nginx's
+ *   `hide-headers`);
+ * - the never-proxied paths (`/internal`, `/metrics`, `/ready`, `/health`): a path rewritten onto one of them
+ *   (`replacePath`, `addPrefix`, `replacePathRegex`, ingress-nginx's `rewrite-target`), or to one the client
+ *   chooses (a replacement starting with a capture group, `stripPrefix`, `stripPrefixRegex`): the gateway answers
+ *   its own metrics, probes and service-to-service routes to whoever reaches them.
+ * A redirect (`redirectRegex`, `redirectScheme`, `permanent-redirect`) sends the client elsewhere and requests
+ * nothing; an `ipAllowList` narrows who reaches a route: neither is judged here.
+ */
+
+const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS));
+const SECURITY = new Set(Object.keys(SECURITY_HEADERS));
+const AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers";
+const REWRITE_TARGET = "nginx.ingress.kubernetes.io/rewrite-target";
+
+const listOf = (value: unknown): string[] => (Array.isArray(value) ? arr(value).map(str) : (str(value) ?? "").split(","))
+    .filter((h): h is string => h !== undefined).map((h) => h.trim()).filter((h) => h !== "");
+const plural = (what: string, names: string[]) => `${what}${names.length > 1 ? "s" : ""} ${names.join(", ")}`;
+
+
+/** The identity headers a regular expression over header names matches (Go's RE2, on the canonical name: `X-User-Id`). */
+function identityMatches(pattern: string | undefined): string[] {
+    if (pattern === undefined || pattern.trim() === "") return [];
+    let re: RegExp;
+    try {
+        re = new RegExp(pattern);
+    } catch {
+        return [];
+    }
+    const canonical = (h: string) => h.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+    return [...IDENTITY].filter((h) => re.test(h) || re.test(canonical(h)));
+}
+
+/** "copies the identity headers <names> (<field>), … from its authentication server's answer", from [header names, field] pairs. */
+function copiedIdentity(sources: Array<[string[], string]>): string[] {
+    const named = sources.map(([headers, field]) => [headers.filter((h) => IDENTITY.has(h.toLowerCase())), field] as const).filter(([h]) => h.length > 0);
+    const count = named.reduce((n, [h]) => n + h.length, 0);
+    return count === 0 ? [] : [`copies the identity header${count > 1 ? "s" : ""} ${named.map(([h, field]) => `${h.join(", ")} (${field})`).join(", ")} ` +
+        "from its authentication server's answer into every request routed through it"];
+}
+
+/** What a path rewrite makes of the path, if it lands on a never-proxied path or one the client chooses. */
+function rewriteProblem(value: string | undefined, field: string): string | undefined {
+    const v = value?.trim();
+    if (v === undefined || v === "") return undefined;
+    if (/^\/*\$\{?\d/.test(v)) return `rewrites the path to one the client chooses (${field} ${v})`;
+    return isInternalPath(`/${v.replace(/^\/+/, "")}`) ? `rewrites the path to ${v} (${field})` : undefined;
+}
+
+export function middlewareContractProblems(props: Record<string, any>): string[] {
+    const spec = isRecord(props.spec) ? props.spec : {};
+    const out: string[] = [];
+    const requestHeaders = isRecord(spec.headers?.customRequestHeaders) ? Object.keys(spec.headers.customRequestHeaders) : [];
+    const set = requestHeaders.filter((h) => IDENTITY.has(h.toLowerCase()));
+    if (set.length) out.push(`sets the ${plural("identity header", set)} on every request routed through it (headers.customRequestHeaders)`);
+    const responseHeaders = isRecord(spec.headers?.customResponseHeaders) ? spec.headers.customResponseHeaders : {};
+    const removed = Object.keys(responseHeaders).filter((h) => SECURITY.has(h.toLowerCase()) && str(responseHeaders[h]) === "");
+    if (removed.length) out.push(`removes the ${plural("security header", removed)} from every answer (headers.customResponseHeaders set to "")`);
+    const fa = isRecord(spec.forwardAuth) ? spec.forwardAuth : {};
+    out.push(...copiedIdentity([[listOf(fa.authResponseHeaders), "forwardAuth.authResponseHeaders"], [identityMatches(str(fa.authResponseHeadersRegex)), "forwardAuth.authResponseHeadersRegex"]]));
+    const rewrites = [rewriteProblem(str(spec.replacePath?.path), "replacePath.path"), rewriteProblem(str(spec.addPrefix?.prefix), "addPrefix.prefix"),
+        rewriteProblem(str(spec.replacePathRegex?.replacement), "replacePathRegex.replacement")];
+    if (isRecord(spec.stripPrefix)) rewrites.push("rewrites the path to one the client chooses (stripPrefix: what follows the prefix)");
+    if (isRecord(spec.stripPrefixRegex)) rewrites.push("rewrites the path to one the client chooses (stripPrefixRegex: what follows the match)");
+    return [...out, ...rewrites.filter((p): p is string => p !== undefined)];
+}
+
+export function ingressContractProblems(props: Record<string, any>): string[] {
+    const annotations = metadataAnnotations(props);
+    return [...copiedIdentity([[listOf(annotations[AUTH_RESPONSE_HEADERS]), `the annotation ${AUTH_RESPONSE_HEADERS}`]]),
+        rewriteProblem(annotations[REWRITE_TARGET], `the annotation ${REWRITE_TARGET}`)].filter((p): p is string => p !== undefined);
+}
+
+/** The controller ConfigMap (by its keys, whatever it is called; both read by their exact names). */
+export function controllerContractProblems(props: Record<string, any>): string[] {
+    const data = isRecord(props.data) ? props.data : {};
+    const hidden = listOf(data["hide-headers"]).filter((h) => SECURITY.has(h.toLowerCase()));
+    return [...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
+        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : [])];
+}
+
+function fixOf(problem: string): string {
+    if (problem.includes("identity header")) {
+        return "; the api-gateway writes the identity headers from a verified credential and strips any that arrive: a service reached past it, " +
+            "or a gateway bypassed by another route, takes them for the verified caller. Set no identity header at the edge.";
+    }
+    if (problem.includes("security header")) return "; the api-gateway answers with them (HSTS, nosniff, frame and referrer policies) and the edge keeps them. Remove nothing.";
+    return "; the api-gateway's own /internal, /metrics, /ready and /health (its metrics, probes and service-to-service routes) are never routed " +
+        "to clients: rewrite onto none of them, and let no client choose the rewritten path.";
+}
+
+export const edgeGatewayContract: ResourceValidationPolicy = {
+    name: "edge-gateway-contract",
+    description:
+        "The edge keeps what the api-gateway keeps for itself: no Traefik Middleware, Ingress annotation or ingress-nginx controller setting writes " +
+        "or copies the identity headers the services trust (x-user-id, x-user-role, x-auth-method, x-api-key-id, x-api-key-scopes), removes the " +
+        "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses).",
+    severity: "critical",
+    validateResource: [
+        (args, reportViolation) => {
+            if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
+            for (const p of middlewareContractProblems(plain(args.props))) reportViolation(`${describe(args.type, args.name)} ${p}${fixOf(p)}`);
+        },
+        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+            for (const p of ingressContractProblems(plain(props))) reportViolation(`Ingress "${args.name}" ${p}${fixOf(p)}`);
+        }),
+        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
+            for (const p of controllerContractProblems(plain(props))) reportViolation(`ConfigMap "${args.name}" ${p}${fixOf(p)}`);
+        }),
+    ],
+};
