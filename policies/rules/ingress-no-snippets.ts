@@ -11,7 +11,8 @@ import { metadataAnnotations } from "../lib/workloads";
  * denies the Ingress: "Snippet directives are disabled by the Ingress administrator"), so an Ingress
  * carrying one also fails to deploy on a default install.
  */
-const SNIPPET = /^nginx\.ingress\.kubernetes\.io\/[a-z-]*snippet$/;
+// Session 51: and NGINX Inc.'s controller (class nginx too): nginx.org/server-snippets, location-snippets.
+const SNIPPET = /^(nginx\.ingress\.kubernetes\.io\/[a-z-]*snippet|nginx\.org\/[a-z-]*snippets)$/;
 
 export function ingressSnippetProblems(props: Record<string, any>): string[] {
     return Object.keys(metadataAnnotations(props))
@@ -83,7 +84,7 @@ export function controllerConfigProblems(props: Record<string, any>): string[] {
     // The controller's own check of annotation values (and its refusal of Critical-risk annotations, the snippets).
     if (goBool(data.get("enable-annotation-validation")) === false) out.push("sets enable-annotation-validation: \"false\" (annotation values reach nginx.conf unchecked)");
     if (data.get("annotations-risk-level")?.trim().toLowerCase() === "critical") out.push("sets annotations-risk-level: Critical (every Ingress may carry snippets again)");
-    for (const k of [...data.keys()].filter((key) => /^[a-z-]*-snippet$/.test(key)).sort()) out.push(`sets ${k} (raw nginx configuration for every host)`);
+    for (const k of [...data.keys()].filter((key) => /^[a-z-]*-snippets?$/.test(key)).sort()) out.push(`sets ${k} (raw nginx configuration for every host)`);
     return out;
 }
 
