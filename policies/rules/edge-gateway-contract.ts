@@ -86,11 +86,15 @@ export function ingressContractProblems(props: Record<string, any>): string[] {
         rewriteProblem(annotations[REWRITE_TARGET], `the annotation ${REWRITE_TARGET}`)].filter((p): p is string => p !== undefined);
 }
 
-/** The controller ConfigMap (by its keys, whatever it is called; both read by their exact names). */
+/** The controller ConfigMap (by its keys, whatever it is called; both read by their exact names), and a header map of identity headers. */
 export function controllerContractProblems(props: Record<string, any>): string[] {
     const data = isRecord(props.data) ? props.data : {};
     const hidden = listOf(data["hide-headers"]).filter((h) => SECURITY.has(h.toLowerCase()));
-    return [...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
+    // A header map (ingress-nginx's proxy-set-headers, auth-proxy-set-headers: the header names are its keys), whichever object names it.
+    const keys = Object.keys(data).filter((k) => IDENTITY.has(k.toLowerCase()));
+    const map = keys.length ? [`holds the ${plural("identity header", keys)} as ${keys.length > 1 ? "keys" : "a key"}: as ingress-nginx's proxy-set-headers ` +
+        `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
+    return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
         ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : [])];
 }
 

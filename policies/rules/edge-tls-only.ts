@@ -15,6 +15,9 @@ export interface EdgeTlsConfig {
 
 const defaults: EdgeTlsConfig = { nginxImages: ["nginx", "nginx-unprivileged", "openresty"] };
 
+/** A Traefik ServersTransport (HTTP) or ServersTransportTCP, either group, any version. */
+const SERVERS_TRANSPORT = /^kubernetes:traefik\.(io|containo\.us)\/[^:]+:ServersTransport(TCP)?$/;
+
 const NGINX_CONF = /^\/etc\/nginx\/(nginx\.conf|conf\.d\/.+\.conf|sites-enabled\/.+)$/;
 
 /** Problems of a Docker nginx edge container: its uploaded configuration must serve HTTPS only. */
@@ -115,6 +118,15 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
             if (w.id.role !== "edge" && !isNginx) args.notApplicable("not the edge container");
             for (const p of dockerEdgeProblems(w.props)) reportViolation(message(w.label, p));
         }, ["docker"]),
+        // Session 51: Traefik's backend TLS (the local-k8s stack's ingress class): a transport that verifies nothing.
+        (args, reportViolation) => {
+            if (!SERVERS_TRANSPORT.test(args.type)) return;
+            const spec = plain(args.props).spec;
+            const field = spec?.insecureSkipVerify === true ? "insecureSkipVerify" : spec?.tls?.insecureSkipVerify === true ? "tls.insecureSkipVerify" : undefined;
+            if (field === undefined) return;
+            reportViolation(`${describe(args.type, args.name)} sets ${field}, so Traefik accepts any certificate from the backends using it: whoever answers at a backend's ` +
+                "address gets the traffic. Give the backend's CA (rootCAs), or speak plain HTTP to a ClusterIP Service inside the cluster.");
+        },
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             const p = plain(props);
             const who = describe(args.type, args.name);

@@ -201,3 +201,26 @@ describe("ingress-no-external-forwarding: a Traefik plugin middleware", () => {
         ]);
     });
 });
+
+describe("edge-tls-only: a Traefik ServersTransport that verifies no backend certificate; edge-gateway-contract: a header map of identity headers", () => {
+    it("rejects insecureSkipVerify on a ServersTransport (traefik.io, traefik.containo.us) and a ServersTransportTCP's tls", async () => {
+        const transport = (type: string, spec: Record<string, any>): TestResource => ({ type, name: "backend", props: { metadata: { name: "backend", namespace: NS }, spec } });
+        const found = await messages("edge-tls-only", [
+            transport("kubernetes:traefik.io/v1alpha1:ServersTransport", { insecureSkipVerify: true, serverName: "api-gateway" }),
+            transport("kubernetes:traefik.containo.us/v1alpha1:ServersTransportTCP", { tls: { insecureSkipVerify: true } }),
+            transport("kubernetes:traefik.io/v1alpha1:ServersTransport", { rootCAs: [{ secret: "backend-ca" }] }),
+        ]);
+        const fix = "so Traefik accepts any certificate from the backends using it: whoever answers at a backend's address gets the traffic. " +
+            "Give the backend's CA (rootCAs), or speak plain HTTP to a ClusterIP Service inside the cluster.";
+        expect(found).toEqual([`ServersTransport "backend" sets insecureSkipVerify, ${fix}`, `ServersTransportTCP "backend" sets tls.insecureSkipVerify, ${fix}`]);
+    });
+
+    it("rejects a ConfigMap holding identity headers as keys (ingress-nginx's proxy-set-headers and auth-proxy-set-headers maps)", async () => {
+        const headers = controller({ "X-User-Id": "00000000-0000-4000-8000-000000000001", "X-Request-Source": "edge" }, "custom-headers");
+        expect(await messages("edge-gateway-contract", [headers])).toEqual([
+            "ConfigMap \"custom-headers\" holds the identity header X-User-Id as a key: as ingress-nginx's proxy-set-headers (or auth-proxy-set-headers) map, the controller " +
+            "sets it on every request; the api-gateway writes the identity headers from a verified credential and strips any that arrive: a service reached past it, " +
+            "or a gateway bypassed by another route, takes them for the verified caller. Set no identity header at the edge.",
+        ]);
+    });
+});
