@@ -2,7 +2,10 @@ import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { entryPoint } from "../../catalog/services";
 import { ingressBackendServices } from "../lib/routes";
-import { isRecord, isUnknown, plain, str } from "../lib/values";
+import { goBool } from "../lib/controller-config";
+import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
+import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { describe } from "../lib/workloads";
 
 /**
  * ingress-nginx's CORS annotations (session 38's configuration hunt: not judged). With
@@ -18,13 +21,8 @@ import { isRecord, isUnknown, plain, str } from "../lib/values";
  */
 const PREFIX = "nginx.ingress.kubernetes.io/";
 
-/** ingress-nginx reads booleans with Go's strconv.ParseBool; a value it cannot parse keeps the default. */
-function parseBool(value: string | undefined, fallback: boolean): boolean {
-    if (value === undefined) return fallback;
-    if (["1", "t", "T", "TRUE", "true", "True"].includes(value.trim())) return true;
-    if (["0", "f", "F", "FALSE", "false", "False"].includes(value.trim())) return false;
-    return fallback;
-}
+/** ingress-nginx reads booleans with Go's strconv.ParseBool (lib/controller-config.ts goBool); a value it cannot parse keeps the default. */
+const parseBool = (value: string | undefined, fallback: boolean): boolean => goBool(value) ?? fallback;
 
 /** Does one `cors-allow-origin` entry admit any site? */
 export function admitsAnyOrigin(origin: string): boolean {
@@ -69,13 +67,43 @@ export function ingressCorsProblems(props: Record<string, any>, gateway: string 
     return [];
 }
 
+/** Origins no list of the platform's would hold: an origin regex matching one admits any site. */
+const FOREIGN_ORIGINS = ["https://evil.example", "http://evil.example", "null"];
+
+/**
+ * Session 51: a Traefik headers middleware's CORS (the local-k8s stack's ingress class). With
+ * `accessControlAllowCredentials` Traefik answers an origin its list holds (`null` included, which sandboxed frames
+ * send; `*`) or its regexes match (Go's, unanchored: `https://.*` matches every site) with that origin and credentials.
+ */
+export function middlewareCorsProblems(props: Record<string, any>): string[] {
+    const headers = isRecord(props.spec?.headers) ? props.spec.headers : {};
+    if (headers.accessControlAllowCredentials !== true) return [];
+    const listed = arr(headers.accessControlAllowOriginList).map(str).filter((o): o is string => o !== undefined && admitsAnyOrigin(o))
+        .map((o) => `accessControlAllowOriginList "${o}"`);
+    const matched = arr(headers.accessControlAllowOriginListRegex).map(str).filter((r): r is string => r !== undefined).flatMap((r) => {
+        let re: RegExp;
+        try { re = new RegExp(r); } catch { return [`accessControlAllowOriginListRegex "${r}", not a regular expression this pack reads`]; }
+        const hit = FOREIGN_ORIGINS.find((o) => re.test(o));
+        return hit === undefined ? [] : [`accessControlAllowOriginListRegex "${r}" admits ${hit}`];
+    });
+    const wide = [...listed, ...matched];
+    return wide.length ? [`enables CORS for any origin (${wide.join(", ")}) with credentials (accessControlAllowCredentials): any web page a signed-in user visits sends ` +
+        "requests with that user's cookies or HTTP authentication and reads the answers; list the platform's own origins in accessControlAllowOriginList " +
+        "(https://<trading:ingressHost>), or leave accessControlAllowCredentials off"] : [];
+}
+
 export const ingressCors: ResourceValidationPolicy = {
     name: "ingress-cors",
     description:
         "No Ingress enables CORS (ingress-nginx enable-cors) for any origin with credentials (cors-allow-credentials defaults to true), " +
-        "and the API gateway's Ingress enables it for listed origins only.",
+        "and the API gateway's Ingress enables it for listed origins only; no Traefik headers middleware allows credentials for an origin list or regex admitting any site.",
     severity: "high",
-    validateResource: validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-        for (const p of ingressCorsProblems(plain(props))) reportViolation(`Ingress "${args.name}" ${p.problem}; ${p.fix}.`);
-    }),
+    validateResource: [
+        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+            for (const p of ingressCorsProblems(plain(props))) reportViolation(`Ingress "${args.name}" ${p.problem}; ${p.fix}.`);
+        }),
+        (args, reportViolation) => {
+            if (TRAEFIK_MIDDLEWARE.test(args.type)) for (const p of middlewareCorsProblems(plain(args.props))) reportViolation(`${describe(args.type, args.name)} ${p}.`);
+        },
+    ],
 };

@@ -224,3 +224,20 @@ describe("edge-tls-only: a Traefik ServersTransport that verifies no backend cer
         ]);
     });
 });
+
+describe("ingress-cors: a Traefik headers middleware's CORS", () => {
+    const cors = (headers: Record<string, any>): TestResource => ({ type: "kubernetes:traefik.io/v1alpha1:Middleware", name: "cors",
+        props: { apiVersion: "traefik.io/v1alpha1", kind: "Middleware", metadata: { name: "cors", namespace: NS }, spec: { headers } } });
+    const READS = "any web page a signed-in user visits sends requests with that user's cookies or HTTP authentication and reads the answers; list the platform's own origins " +
+        "in accessControlAllowOriginList (https://<trading:ingressHost>), or leave accessControlAllowCredentials off.";
+
+    it("rejects accessControlAllowCredentials with an origin regex admitting any site, or \"null\" in the list; listed origins pass", async () => {
+        expect(await messages("ingress-cors", [cors({ accessControlAllowCredentials: true, accessControlAllowOriginListRegex: ["https://.*"] }),
+            cors({ accessControlAllowCredentials: true, accessControlAllowOriginList: ["https://trading.example.com", "null"] })])).toEqual([
+            `Middleware "cors" enables CORS for any origin (accessControlAllowOriginListRegex "https://.*" admits https://evil.example) with credentials (accessControlAllowCredentials): ${READS}`,
+            `Middleware "cors" enables CORS for any origin (accessControlAllowOriginList "null") with credentials (accessControlAllowCredentials): ${READS}`,
+        ]);
+        expect(await messages("ingress-cors", [cors({ accessControlAllowCredentials: true, accessControlAllowOriginList: ["https://trading.example.com"], accessControlAllowOriginListRegex: ["^https://([a-z]+\\.)?trading\\.example\\.com$"] }),
+            cors({ accessControlAllowOriginListRegex: [".*"] })])).toEqual([]);
+    });
+});
