@@ -59,7 +59,11 @@ function rewriteProblem(value: string | undefined, field: string): string | unde
     const v = value?.trim();
     if (v === undefined || v === "") return undefined;
     if (/^\/*\$\{?\d/.test(v)) return `rewrites the path to one the client chooses (${field} ${v})`;
-    return isInternalPath(`/${v.replace(/^\/+/, "")}`) ? `rewrites the path to ${v} (${field})` : undefined;
+    // As the gateway's router reads it: percent-decoded, `.` segments and repeated slashes dropped.
+    let decoded = v;
+    try { decoded = decodeURIComponent(v); } catch { /* kept as written */ }
+    const path = `/${decoded.split("/").filter((seg) => seg !== "" && seg !== ".").join("/")}`;
+    return isInternalPath(path) ? `rewrites the path to ${v} (${field})` : undefined;
 }
 
 export function middlewareContractProblems(props: Record<string, any>): string[] {

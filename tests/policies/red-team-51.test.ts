@@ -136,6 +136,9 @@ describe("edge-gateway-contract: Traefik middlewares and ingress-nginx settings 
             `ConfigMap "ingress-nginx-controller" copies the identity header X-Api-Key-Scopes (global-auth-response-headers) from its authentication server's answer into every request routed through it${IDENTITY}`,
             `ConfigMap "ingress-nginx-controller" removes the security headers Referrer-Policy, X-Content-Type-Options from every answer (hide-headers)${SECURITY}`,
         ]);
+        // Percent-encoded or dotted, as the gateway's router decodes it: the same path.
+        const encoded = ingress({ annotations: { ...ingress().props.metadata.annotations, "nginx.ingress.kubernetes.io/rewrite-target": "/./%6Detrics" } });
+        expect(await messages("edge-gateway-contract", [encoded])).toEqual([`Ingress "nginx-ingress" rewrites the path to /./%6Detrics (the annotation nginx.ingress.kubernetes.io/rewrite-target)${PATHS}`]);
         const capture = ingress({ annotations: { ...ingress().props.metadata.annotations, "nginx.ingress.kubernetes.io/rewrite-target": "/$2" } });
         expect(await messages("edge-gateway-contract", [capture])).toEqual([`Ingress "nginx-ingress" rewrites the path to one the client chooses (the annotation nginx.ingress.kubernetes.io/rewrite-target /$2)${PATHS}`]);
         // A rewrite onto a route of the API, harmless headers, and the platform's stack pass.
