@@ -1,7 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, traefikTracingSettings, TRAEFIK_TRACING_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { workloadRule } from "../lib/rule";
 import { isRecord, plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
@@ -74,7 +75,7 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
         "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
-        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint) and a Traefik " +
+        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*) and a Traefik " +
         "Middleware's forwardAuth.address name a " +
         "Service of the cluster by its namespace, $host, or a host listed in allowedExternalTargets; no Traefik plugin middleware runs.",
     severity: "high",
@@ -82,6 +83,11 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         properties: { allowedExternalTargets: { type: "array", items: { type: "string" }, default: [] } },
     },
     validateResource: [
+        // Session 51: Traefik's own tracing, in its static configuration (flags, environment).
+        workloadRule(defaults, (w, cfg) => traefikTracingSettings(w).flatMap(([setting, url, container]) => {
+            const p = forwardingProblem(setting, url, TRAEFIK_TRACING_SENDS, cfg);
+            return p === undefined ? [] : [`container "${container}" ${p}`];
+        }), (w, p) => `${w.label} ${p}${FIX}`, ["kubernetes"]),
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             for (const p of externalForwardingProblems(plain(props), readConfig(args, defaults))) reportViolation(`Ingress "${args.name}" ${p}${FIX}`);
         }),

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../catalog/labels";
-import { controllerForwarding, controllerTargets, GLOBAL_AUTH_SENDS, ingressTargets, middlewareTargets, targetLabel, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { clusterService, controllerForwarding, controllerTargets, GLOBAL_AUTH_SENDS, ingressTargets, middlewareTargets, targetHost, targetLabel, TRAEFIK_MIDDLEWARE, traefikTracingSettings, TRAEFIK_TRACING_SENDS } from "../lib/routes";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
@@ -117,7 +117,13 @@ export function middlewareExposure(props: Record<string, any>, cfg: ExposureConf
 /** Workloads: Docker published ports; Kubernetes hostPort. */
 export function workloadExposure(w: Workload, cfg: ExposureConfig = defaults): string[] {
     if (w.target === "docker") return dockerExposure(w, cfg);
-    const out: string[] = [];
+    // Session 51: Traefik's tracing endpoint naming an internal workload's Service (its static configuration).
+    const out: string[] = traefikTracingSettings(w).flatMap(([setting, url, container]) => {
+        const host = targetHost(url);
+        const svc = host === undefined ? undefined : clusterService(host);
+        return svc !== undefined && cfg.internalWorkloads.includes(svc.name)
+            ? [`container "${container}" sets ${setting} to ${svc.name}, which sends it ${TRAEFIK_TRACING_SENDS}; datastores and monitoring stay internal (name a collector of the platform's own)`] : [];
+    });
     for (const c of w.containers) {
         for (const p of arr(c.container.ports)) {
             if (isRecord(p) && p.hostPort !== undefined && p.hostPort !== null && num(p.hostPort) !== 0) {

@@ -3,7 +3,7 @@
  * (Case, what happened, the fix: policies/README.md "Red team, session 51".)
  */
 import { describe, expect, it } from "vitest";
-import { edit, ingress, NS, prodStack, service } from "./fixtures";
+import { deployment, edit, ingress, NS, prodStack, service } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: Parameters<typeof runPack>[1] = "prod") =>
@@ -242,5 +242,26 @@ describe("ingress-cors: a Traefik headers middleware's CORS", () => {
         ]);
         expect(await messages("ingress-cors", [cors({ accessControlAllowCredentials: true, accessControlAllowOriginList: ["https://trading.example.com"], accessControlAllowOriginListRegex: ["^https://([a-z]+\\.)?trading\\.example\\.com$"] }),
             cors({ accessControlAllowOriginListRegex: [".*"] })])).toEqual([]);
+    });
+});
+
+describe("ingress-no-external-forwarding, no-public-exposure: Traefik's own tracing (its static configuration: flags, environment)", () => {
+    const traefik = (args: string[], env: Array<{ name: string; value: string }> = []) => edit(deployment("traefik", 8000), (p) => {
+        p.spec.template.spec.containers[0].args = args;
+        p.spec.template.spec.containers[0].env = [...(p.spec.template.spec.containers[0].env ?? []), ...env];
+    });
+    const TRACE = "a trace of every request Traefik routes (its URI, query tokens included, and headers)";
+
+    it("rejects --tracing.otlp.http.endpoint outside the cluster (any case), TRAEFIK_TRACING_OTLP_GRPC_ENDPOINT on a loopback name, and one naming monitoring", async () => {
+        const found = await messages("ingress-no-external-forwarding", [traefik(["--entryPoints.web.address=:8000", "--Tracing.OTLP.HTTP.Endpoint=https://otel.example.net/v1/traces"],
+            [{ name: "TRAEFIK_TRACING_OTLP_GRPC_ENDPOINT", value: "localhost:4317" }])]);
+        expect(found.map((m) => m.split(", past every")[0])).toEqual([
+            `Deployment "traefik-deployment" container "traefik" sets --tracing.otlp.http.endpoint to a URL on otel.example.net, outside the cluster, so the controller sends it ${TRACE}`,
+            `Deployment "traefik-deployment" container "traefik" sets TRAEFIK_TRACING_OTLP_GRPC_ENDPOINT to a URL on localhost, the controller's own pod (its status and configuration endpoints listen on its loopback), so the controller sends them ${TRACE}`,
+        ]);
+        expect((await messages("no-public-exposure", [traefik(["--tracing.otlp.grpc.endpoint", "prometheus.ai-trading.svc:4317"])])).filter((m) => m.includes("tracing"))).toEqual([
+            `Deployment "traefik-deployment" container "traefik" sets --tracing.otlp.grpc.endpoint to prometheus, which sends it ${TRACE}; datastores and monitoring stay internal (name a collector of the platform's own).`,
+        ]);
+        expect(await messages("ingress-no-external-forwarding", [traefik(["--tracing.otlp.grpc.endpoint=otel-collector.observability.svc:4317"])])).toEqual([]);
     });
 });
