@@ -26,6 +26,18 @@ const UNCHECKED = new Map<string, { runs: (props: Record<string, any>) => string
 }));
 
 /**
+ * Session 51: charts and manifests a controller of the cluster installs (any version): k3s's helm-controller
+ * (`HelmChart`; `HelmChartConfig`, the values of a chart it installs, its Traefik's included), Flux's `HelmRelease`
+ * and `Kustomization`, Argo CD's `Application` and `ApplicationSet`. None names an image field, and the objects they
+ * install never are resources of the program: a Release's case by other hands.
+ */
+const CLUSTER_INSTALLERS = /^kubernetes:(helm\.cattle\.io\/[^:]+:(HelmChart|HelmChartConfig)|helm\.toolkit\.fluxcd\.io\/[^:]+:HelmRelease|kustomize\.toolkit\.fluxcd\.io\/[^:]+:Kustomization|argoproj\.io\/[^:]+:(Application|ApplicationSet))$/;
+const CLUSTER_INSTALLED = {
+    runs: () => "installs the objects a controller of the cluster renders (a chart, a repository's manifests, or the values of a chart it installs)",
+    instead: "deploy the chart with kubernetes:helm.sh/v4:Chart (or the manifests as resources), whose objects the pack checks like any other",
+};
+
+/**
  * Kubernetes kinds whose `image` fields run nothing of themselves: a ConfigMap's or Secret's data is
  * opaque text; a PodTemplate is a template no controller runs until a workload copies it (and the
  * workload is checked), and a ControllerRevision a record of a template a workload ran. Every workload
@@ -98,7 +110,7 @@ export const noUncheckedWorkloads: ResourceValidationPolicy = {
         "Containers run only from resources the pack checks: no kubernetes:helm.sh/v3:Release (Helm installs its chart's " +
         "objects where no policy sees them; use kubernetes:helm.sh/v4:Chart, which registers each object), no Docker Swarm " +
         "Service (its containers' spec is read by no container policy; use docker.Container), no Docker engine Plugin " +
-        "(root on the host with what it is granted), no @pulumi/command Command running docker, kubectl, helm or the like, no other Kubernetes object naming an image (a custom resource such as an " +
+        "(root on the host with what it is granted), no chart or manifests a controller of the cluster installs (k3s HelmChart, Flux HelmRelease, Argo CD Application), no @pulumi/command Command running docker, kubectl, helm or the like, no other Kubernetes object naming an image (a custom resource such as an " +
         "Argo Rollout, a workload of an API version the pod policies do not read): its controller runs pods no policy checks.",
     severity: "high",
     validateResource: (args, reportViolation) => {
@@ -110,7 +122,7 @@ export const noUncheckedWorkloads: ResourceValidationPolicy = {
             }
             return;
         }
-        const unchecked = UNCHECKED.get(args.type);
+        const unchecked = UNCHECKED.get(args.type) ?? (CLUSTER_INSTALLERS.test(args.type) ? CLUSTER_INSTALLED : undefined);
         if (unchecked === undefined) return otherImages(args.type, args.name, args.props, reportViolation, args.notApplicable);
         reportViolation(`${describe(args.type, args.name)} ${unchecked.runs(plain(args.props))}, where no policy of this pack checks ` +
             `what runs; ${unchecked.instead}.`);

@@ -265,3 +265,21 @@ describe("ingress-no-external-forwarding, no-public-exposure: Traefik's own trac
         expect(await messages("ingress-no-external-forwarding", [traefik(["--tracing.otlp.grpc.endpoint=otel-collector.observability.svc:4317"])])).toEqual([]);
     });
 });
+
+describe("no-unchecked-workloads: charts and manifests installed by a controller of the cluster (k3s's helm-controller, Flux, Argo CD)", () => {
+    const object = (type: string, spec: Record<string, any>): TestResource => ({ type, name: "x", props: { metadata: { name: "x", namespace: "kube-system" }, spec } });
+    it("rejects a HelmChart, HelmChartConfig, Flux HelmRelease or Kustomization and an Argo CD Application (any version): no image field, a chart of privileged pods", async () => {
+        const found = await messages("no-unchecked-workloads", [
+            object("kubernetes:helm.cattle.io/v1:HelmChart", { chart: "https://charts.example.com/priv-0.1.0.tgz", targetNamespace: "ai-trading" }),
+            object("kubernetes:helm.cattle.io/v1:HelmChartConfig", { valuesContent: "deployment:\n  podSpec: {hostNetwork: true}" }),
+            object("kubernetes:helm.toolkit.fluxcd.io/v2:HelmRelease", { chart: { spec: { chart: "priv" } } }),
+            object("kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization", { path: "./deploy" }),
+            object("kubernetes:argoproj.io/v1alpha1:Application", { source: { repoURL: "https://git.example.com/x", path: "." } }),
+        ]);
+        expect(found.map((m) => m.split(" installs")[0])).toEqual([
+            "HelmChart \"x\"", "HelmChartConfig \"x\"", "HelmRelease \"x\"", "Kustomization \"x\"", "Application \"x\"",
+        ]);
+        expect(found[0]).toBe("HelmChart \"x\" installs the objects a controller of the cluster renders (a chart, a repository's manifests, or the values of a chart it installs), " +
+            "where no policy of this pack checks what runs; deploy the chart with kubernetes:helm.sh/v4:Chart (or the manifests as resources), whose objects the pack checks like any other.");
+    });
+});
