@@ -7,6 +7,7 @@
  * Real PostgreSQL and Kafka; the card processor is tests/fakes/card-processor.ts.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
@@ -142,4 +143,36 @@ describe("signed webhooks with hostile field values are acknowledged, never a 5x
     ];
     expect(await failing(odd, (s) => s === 200)).toEqual([]);
   }, 120_000);
+});
+
+/** POSTs `body` to the webhook route with each of `signatures` as a Stripe-Signature line of its own; answers the status and JSON body. */
+function withSignatureLines(body: string, signatures: string[]): Promise<{ status: number; body: { error?: { code: string; field?: string } } }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${bases[0]}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": signatures } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("the Stripe-Signature header sent twice", () => {
+  it("is a 400 naming stripe-signature, the event not recorded; sent once, the same event is taken", async () => {
+    // Before, Node joined the two lines with ", " and the route verified them as one header.
+    const p = await payment(2_500);
+    const ev = event("payment_intent.succeeded", { object: "payment_intent", id: p.processorIntentId, amount: 2_500, currency: "usd", status: "succeeded", metadata: { intent_id: p.id } });
+    const body = JSON.stringify(ev);
+    const recorded = async () => Number((await replicas.pool.query("SELECT count(*) FROM pay_webhook_events WHERE event_id = $1", [ev.id])).rows[0].count);
+    for (const lines of [[fake.sign(body), fake.sign(body)], [fake.sign(body), fake.sign(body, undefined, "whsec_forged")]]) {
+      const r = await withSignatureLines(body, lines);
+      expect([r.status, r.body.error?.code, r.body.error?.field]).toEqual([400, "BAD_REQUEST", "stripe-signature"]);
+    }
+    expect(await recorded()).toBe(0);
+    const once = await withSignatureLines(body, [fake.sign(body)]);
+    expect(once.status).toBe(200);
+    expect(await recorded()).toBe(1);
+  });
 });

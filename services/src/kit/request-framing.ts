@@ -11,9 +11,11 @@
  *   `headers`: the entry point takes Apache's default of 100 (LimitRequestFields), a service behind
  *   it twice that, room for what the gateway adds.
  * - **Headers that name one thing, sent twice** (Host, Authorization, X-Api-Key, Content-Type,
- *   Content-Encoding, Idempotency-Key): Node kept the first Host, Authorization and Content-Type and
- *   dropped the others, and joined two X-Api-Keys or Idempotency-Keys with ", "; a proxy in front may
- *   read the other one. A 400 naming the header.
+ *   Content-Encoding, Idempotency-Key, Stripe-Signature): Node kept the first Host, Authorization and
+ *   Content-Type and dropped the others, and joined two X-Api-Keys, Idempotency-Keys or
+ *   Stripe-Signatures with ", " (a payment webhook's two signature lines were read as one, each
+ *   line's timestamp and signatures in it); a proxy in front may read the other one. A 400 naming
+ *   the header.
  * - **Framing Node takes but does not decode**: a Transfer-Encoding other than `chunked` alone
  *   (`gzip, chunked` was read as chunked and its gzip bytes taken as the body) is a 400 naming
  *   `transfer-encoding`; a body with a Content-Encoding (gzip, deflate, br, anything but identity)
@@ -43,7 +45,7 @@ import { rawErrorAnswer } from "./raw-answers";
 export const headerCountLimitFor = (entryPoint: boolean): number => (entryPoint ? 100 : 200);
 
 /** Headers that name one thing: sent twice, the request is refused. */
-const SINGLE_HEADERS = ["host", "authorization", "x-api-key", "content-type", "content-encoding", "idempotency-key"];
+const SINGLE_HEADERS = ["host", "authorization", "x-api-key", "content-type", "content-encoding", "idempotency-key", "stripe-signature"];
 const SINGLE_LENGTHS = new Set(SINGLE_HEADERS.map((h) => h.length));
 
 /** The first of SINGLE_HEADERS a request carries twice, or undefined. */
