@@ -3,7 +3,7 @@
  * (tests/fakes/card-processor.ts). A charge commits its intent (the account's lock, kit
  * lockAccountForWrite) and then calls the processor. Before, a deletion that committed between the
  * two still had the charge sent: the processor charged a deleted account. The call now holds the
- * account's lock again (PaymentRepo.whileAccountLive), so either the deletion came first (nothing
+ * account's lock again (ChargeLock.whileAccountLive, on a connection of its own pool), so either the deletion came first (nothing
  * is sent: the intent is canceled, the answer 403 ACCOUNT_DELETED) or it waits for the processor's
  * answer (tests/helpers/deletion-window.ts duringCall). Both orders are forced, never timed.
  */
@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { accountWasDeleted, createLogger, HttpError, type PostgresClient } from "../../services/src/kit";
+import { ChargeLocks } from "../../services/src/services/payment-service/charge-locks";
 import { PaymentMethodData } from "../../services/src/services/payment-service/payment-method-data";
 import { PaymentMethods } from "../../services/src/services/payment-service/payment-methods";
 import { Payments } from "../../services/src/services/payment-service/payments";
@@ -40,18 +41,24 @@ class GatedRepo extends PaymentRepo {
 }
 let repo: GatedRepo;
 let payments: Payments;
+let locks: ChargeLocks;
+let processor: CardProcessor;
+const pgConfig = () => ({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 10, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 });
 
 beforeAll(async () => {
   await fake.start();
   db = await migratedKitPostgres(srv.postgres.url, log, 6);
   window = deletionWindow(srv.postgres.url);
-  const processor = new CardProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
+  processor = new CardProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
   methods = new PaymentMethods(new PaymentMethodData(db), processor, log, 5);
   repo = new GatedRepo(db);
   // Refunds take no part in a charge.
-  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never);
+  // The service's lock connections (charge-locks.ts), with its default timeouts.
+  locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20 });
+  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never, locks);
 }, 300_000);
 afterAll(async () => {
+  await locks?.close();
   await db?.close();
   await fake.stop();
 });
@@ -111,6 +118,36 @@ describe("a card charge and its account's deletion", () => {
     expect(await intentsOf(p.userId)).toEqual([{ status: "succeeded", failure_code: null }]);
     expect(await sentFor(p.userId)).toBe(1);
     expect(await accountWasDeleted(db.pool, p.userId)).toBe(true);
+  });
+
+  it("a call stuck past the lock connection's hold (PAYMENT_CHARGE_LOCK_HOLD_MS): the server ends the session and the lock, the deletion goes on; the charge is left to reconciliation", async () => {
+    // A hold of 1 s here (the service refuses one under the processor's retry budget): the deletion,
+    // run while the processor still has the charge, would otherwise wait for the answer, which this
+    // test gives only after the deletion committed.
+    const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
+    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never, short);
+    const p = await payer();
+    let reached!: () => void;
+    let release!: () => void;
+    const atProcessor = new Promise<void>((r) => (reached = r));
+    const released = new Promise<void>((r) => (release = r));
+    fake.beforeAnswer = async () => {
+      reached();
+      await released;
+    };
+    try {
+      const pending = stuck.charge("client", p.userId, randomUUID(), { amount: 1_000n, currency: "usd", paymentMethod: p.card, description: null, reference: null });
+      await atProcessor;
+      expect(await deleteUser(db.pool, p.userId), "the deletion, the call still at the processor").toBe(true);
+      release();
+      // The lock's transaction was ended by the server: the answer is not committed with it, the intent stays for reconciliation.
+      expect((await pending).row.status).toBe("created");
+    } finally {
+      release();
+      fake.beforeAnswer = undefined;
+      await short.close();
+    }
+    expect(await sentFor(p.userId)).toBe(1);
   });
 
   it("a charge of an account deleted before it began is refused at the insert, the processor not asked", async () => {

@@ -54,6 +54,12 @@ const absurd: [string, string, string, string][] = [
   ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
   // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).
   ["data-bridge", "CH_FLUSH_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_CONNECTIONS", "0", "must be >= 1"],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_CONNECTIONS", "51", "must be <= 50"],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_WAIT_MS", "0", "must be >= 100"],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_WAIT_MS", "600000", "must be <= 60000"],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_HOLD_MS", "999", "must be >= 1000"],
+  ["payment-service", "PAYMENT_CHARGE_LOCK_HOLD_MS", "86400000", "must be <= 3600000"],
   ["payment-service", "PAYMENT_OUTBOX_INTERVAL_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
   ["notification-service", "NOTIFY_WORKER_INTERVAL_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],
 ];

@@ -58,4 +58,13 @@ describe("payment-service", () => {
       `PAYMENT_REFUND_RECONCILE_AGE_MS must be over ${bound} (every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS, with the SDK's retry sleeps and a minute's grace)`,
     ]);
   });
+
+  it("refuses PAYMENT_CHARGE_LOCK_HOLD_MS at or under every attempt of one processor request (PAYMENT_PROCESSOR_TIMEOUT_MS's attempts and retry sleeps), naming both", async () => {
+    // A charge's account lock ended by its connection's timeouts during the call would let a deletion commit while the card is charged.
+    const budget = inFlightBoundMs({ timeoutMs: 20_000, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: 0 });
+    expect(budget).toBe(70_000);
+    expect(await startProblems(paymentService, { PAYMENT_PROCESSOR_TIMEOUT_MS: "20000", PAYMENT_CHARGE_LOCK_HOLD_MS: "70000" })).toEqual([
+      "PAYMENT_CHARGE_LOCK_HOLD_MS (70000) must be over 70000: every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS (20000) with the SDK's retry sleeps; a charge's account lock ended sooner lets a deletion commit while its card is charged",
+    ]);
+  });
 });

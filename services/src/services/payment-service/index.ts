@@ -14,6 +14,7 @@ import { Counter } from "prom-client";
 import { ConfigError, defineService, envUrl, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
+import { ChargeLocks } from "./charge-locks";
 import { Payments } from "./payments";
 import { inFlightBoundMs } from "./domain/refund-settlement";
 import { webhookEventRetentionFloorDays } from "./domain/webhook-retention";
@@ -39,6 +40,10 @@ export default defineService({
     PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" })),
     PAYMENT_WEBHOOK_TOLERANCE_S: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: "max age of a webhook signature timestamp" }),
     PAYMENT_PROCESSOR_TIMEOUT_MS: Type.Integer({ default: 20_000, minimum: 100, maximum: 120_000 }),
+    // A charge's account lock through its processor call (charge-locks.ts): connections of their own.
+    PAYMENT_CHARGE_LOCK_CONNECTIONS: Type.Integer({ default: 4, minimum: 1, maximum: 50, description: "connections of a pool of their own on which charges hold their account's lock through the processor call (apart from POSTGRES_POOL_MAX): the charges at the processor at once" }),
+    PAYMENT_CHARGE_LOCK_WAIT_MS: Type.Integer({ default: 2_000, minimum: 100, maximum: 60_000, description: "how long a charge waits for a free charge-lock connection before answering 503 CHARGE_LOCKS_BUSY (nothing recorded or sent)" }),
+    PAYMENT_CHARGE_LOCK_HOLD_MS: Type.Integer({ default: 120_000, minimum: 1_000, maximum: 3_600_000, description: "idle_in_transaction_session_timeout and statement_timeout of the charge-lock connections: a lock held longer (a call stuck past the processor's retry budget) is ended by the server; over every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS with the SDK's retry sleeps" }),
     PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer({ default: 15_000, minimum: 0, maximum: 120_000 }),
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is reconciled" }),
@@ -66,6 +71,11 @@ export default defineService({
     const inFlightMs = inFlightBoundMs({ timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: PROCESSOR_GRACE_MS });
     if (c.PAYMENT_REFUND_RECONCILE_AGE_MS <= inFlightMs)
       throw new ConfigError("payment-service", [`PAYMENT_REFUND_RECONCILE_AGE_MS must be over ${inFlightMs} (every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS, with the SDK's retry sleeps and a minute's grace)`]);
+    // A lock ended by its timeouts while the call still runs would let a deletion commit before the
+    // charge's answer: the timeouts outlast every attempt of one request (no grace: our side gives up then).
+    const callBudgetMs = inFlightBoundMs({ timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: 0 });
+    if (c.PAYMENT_CHARGE_LOCK_HOLD_MS <= callBudgetMs)
+      throw new ConfigError("payment-service", [`PAYMENT_CHARGE_LOCK_HOLD_MS (${c.PAYMENT_CHARGE_LOCK_HOLD_MS}) must be over ${callBudgetMs}: every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS (${c.PAYMENT_PROCESSOR_TIMEOUT_MS}) with the SDK's retry sleeps; a charge's account lock ended sooner lets a deletion commit while its card is charged`]);
     const webhookFloorDays = webhookEventRetentionFloorDays(c.PAYMENT_WEBHOOK_TOLERANCE_S);
     if (c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS < webhookFloorDays)
       throw new ConfigError("payment-service", [
@@ -87,7 +97,15 @@ export default defineService({
     const issues = new RefundIssues(pg, ctx.log, issueCounts);
     const refundRepo = new RefundRepo(pg, repo, issues);
     const methods = new PaymentMethods(new PaymentMethodData(pg), processor, ctx.log, c.PAYMENT_MAX_METHODS_PER_USER);
-    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods, refundRepo);
+    const chargeLocks = new ChargeLocks(ctx.datastores.configs.postgres!, ctx.log.child({ pool: "charge-locks" }), {
+      connections: c.PAYMENT_CHARGE_LOCK_CONNECTIONS,
+      waitMs: c.PAYMENT_CHARGE_LOCK_WAIT_MS,
+      holdMs: c.PAYMENT_CHARGE_LOCK_HOLD_MS,
+      // A lock connection frees when a charge's processor attempt ends: at most PAYMENT_PROCESSOR_TIMEOUT_MS.
+      retryAfterS: Math.ceil(c.PAYMENT_PROCESSOR_TIMEOUT_MS / 1000),
+    });
+    ctx.onClose(() => chargeLocks.close());
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS }, () => relay.notify(), methods, refundRepo, chargeLocks);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const recheckOutcomes = new Counter({ name: "payment_refunds_rechecked_total", help: "succeeded refunds looked up again at the processor, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { accountDeleted, HttpError } from "../../kit";
+import type { ChargeLock, ChargeLocks } from "./charge-locks";
 import { checkRefund, type IntentOrigin, type IntentRequest, intentStatusOf, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
@@ -35,6 +36,7 @@ export class Payments {
     private readonly published: () => void,
     private readonly methods: PaymentMethods,
     private readonly refunds: RefundRepo,
+    private readonly chargeLocks: ChargeLocks,
   ) {}
 
   private requireProcessor(): CardProcessor {
@@ -55,20 +57,37 @@ export class Payments {
     if (await this.repo.byKey(userId, origin, key)) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
     const customerId = await this.methods.customerFor(userId, req.paymentMethod);
     const intentId = randomUUID();
+    // The connection the call will hold the account's lock on (./charge-locks.ts), taken first: none
+    // free within the wait is a 503 with nothing inserted, the same key fit to be sent again.
+    const lock = await this.chargeLocks.acquire();
+    try {
+      return await this.chargeLocked(lock, processor, { intentId, userId, origin, key, hash, req, customerId });
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async chargeLocked(lock: ChargeLock, processor: CardProcessor, p: { intentId: string; userId: string; origin: IntentOrigin; key: string; hash: string; req: IntentRequest; customerId: string }): Promise<{ row: IntentRow; replay: boolean }> {
+    const { intentId, userId, origin, key, hash, req, customerId } = p;
     const created = await this.repo.insertIntent({ intentId, userId, origin, key, hash, req, processor: processor.name });
     if (created === "account_deleted") throw accountDeleted(userId, "it is charged no more");
-    // Not inserted: the key was taken meanwhile.
-    if (!created) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
+    // Not inserted: the key was taken meanwhile (its charge has a lock connection of its own).
+    if (!created) {
+      lock.release();
+      return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
+    }
     // The account's lock again, held through the processor call: a deletion that committed after the
     // insert is seen here (nothing is sent: the intent is canceled), a later one waits for the answer.
     let remote;
     try {
-      const sent = await this.repo.whileAccountLive(userId, () =>
+      const sent = await lock.whileAccountLive(userId, () =>
         processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description }),
       );
+      lock.release();
       if (sent === "account_deleted") return await this.cancelUnsent(intentId, userId);
       remote = sent.sent;
     } catch (err) {
+      lock.release();
       if (err instanceof HttpError) throw err;
       if (processor.isClientError(err)) {
         const { row } = await this.repo.settle(intentId, "failed", { id: null, fee: 0n, failureCode: processor.failureCodeOf(err), failureMessage: err.message });

@@ -82,17 +82,6 @@ export class PaymentRepo {
     });
   }
 
-  /**
-   * Runs `send` (the processor call of an intent inserted before) in a transaction of its own holding
-   * the account's lock (kit lockAccountForWrite): "account_deleted", `send` not run, when the account
-   * was deleted since the insert committed; otherwise a deletion waits until the processor answered
-   * (at most one call: PAYMENT_PROCESSOR_TIMEOUT_MS, the SDK's retries included). Errors of `send`
-   * roll the lock's transaction back and are thrown.
-   */
-  async whileAccountLive<T>(userId: string, send: () => Promise<T>): Promise<{ sent: T } | "account_deleted"> {
-    return this.pg.transaction(async (c) => ((await lockAccountForWrite(c, userId)) === "deleted" ? "account_deleted" : { sent: await send() }));
-  }
-
   async byKey(userId: string, origin: IntentOrigin, key: string): Promise<IntentRow | undefined> {
     return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 AND origin = $2 AND idempotency_key = $3", [userId, origin, key])).rows[0];
   }

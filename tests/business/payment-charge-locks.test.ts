@@ -1,0 +1,106 @@
+/**
+ * payment-service's charge locks (services/src/services/payment-service/charge-locks.ts) on real
+ * PostgreSQL and Kafka with the local card processor, the service started whole. A charge holds its
+ * account's lock through the processor call on a connection of a pool of its own
+ * (PAYMENT_CHARGE_LOCK_CONNECTIONS). Before, it held one of the service's POSTGRES_POOL_MAX: with the
+ * processor stalled and that many charges in flight, every other query of the service (a read, a
+ * webhook) waited for a connection and answered 503 once POSTGRES_CONNECT_TIMEOUT_MS was over. Here
+ * the service's pool has 2 connections and 2 charges stall at the processor: reads and webhooks
+ * still answer, and a third charge is refused 503 CHARGE_LOCKS_BUSY (Retry-After), nothing recorded
+ * or sent, its key good for a retry.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { runPostgresMigrations } from "../../services/src/migrations";
+import paymentService from "../../services/src/services/payment-service";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka");
+const fake = new FakeCardProcessor();
+let svc: Service<any>;
+let base: string;
+let pool: InstanceType<typeof pg.Pool>;
+const user = randomUUID();
+const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+let visa: string;
+
+const charge = (key: string) => http("POST", `${base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
+const intentsWithKey = async (key: string) => Number((await pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
+
+beforeAll(async () => {
+  await fake.start();
+  const env = {
+    ...srv.env,
+    LOG_LEVEL: "silent",
+    ...fake.env,
+    PAYMENT_RECONCILE_INTERVAL_MS: "0",
+    PAYMENT_OUTBOX_INTERVAL_MS: "50",
+    // The service's own pool: as many connections as charges will stall at the processor.
+    POSTGRES_POOL_MAX: "2",
+    POSTGRES_CONNECT_TIMEOUT_MS: "3000",
+    PAYMENT_CHARGE_LOCK_CONNECTIONS: "2",
+    PAYMENT_CHARGE_LOCK_WAIT_MS: "300",
+  };
+  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
+  await runPostgresMigrations(pool);
+  svc = await createService(paymentService, { env, defaultMetrics: false });
+  base = await svc.listen({ port: 0, host: "127.0.0.1" });
+  fake.webhookUrl = `${base}/webhooks/processor`;
+  const saved = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: trader });
+  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+  visa = saved.body.paymentMethod as string;
+}, 240_000);
+
+afterAll(async () => {
+  fake.beforeAnswer = undefined;
+  await svc?.close();
+  await pool?.end();
+  await fake.stop();
+});
+
+describe("charges at a stalled processor", () => {
+  it("hold the charge-lock pool, not the service's: a read and a webhook answer; a third charge is 503 CHARGE_LOCKS_BUSY with nothing recorded or sent, and goes through once a lock frees", async () => {
+    let stalled = 0;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    fake.beforeAnswer = async () => {
+      stalled++;
+      await released;
+    };
+    const webhooksBefore = fake.webhooks.length;
+    const [k1, k2, k3] = [randomUUID(), randomUUID(), randomUUID()];
+    const inFlight = [charge(k1), charge(k2)];
+    try {
+      await waitUntil("both charges at the processor", async () => stalled === 2, 30_000, 20);
+      // Both charges hold their account lock at the processor: the service's pool is free for the rest.
+      const read = await http("GET", `${base}/intents`, { headers: trader });
+      expect(read.status, JSON.stringify(read.body)).toBe(200);
+      expect((read.body.intents as { status: string }[]).map((i) => i.status)).toEqual(["created", "created"]);
+      // The processor's webhooks of the stalled charges (it made them before its answer stalled) are applied meanwhile.
+      const hooks = fake.webhooks.slice(webhooksBefore);
+      expect(hooks.map((w) => w.event.type)).toEqual(["payment_intent.succeeded", "payment_intent.succeeded"]);
+      expect(await fake.deliverAll(hooks)).toEqual(["applied", "applied"]);
+
+      const created = fake.created;
+      const busy = await charge(k3);
+      expect([busy.status, busy.body.error?.code, busy.headers.get("retry-after")]).toEqual([503, "CHARGE_LOCKS_BUSY", "20"]);
+      expect([fake.created, await intentsWithKey(k3)], "nothing sent, nothing recorded").toEqual([created, 0]);
+    } finally {
+      release();
+    }
+    const answers = await Promise.all(inFlight);
+    expect(answers.map((a) => [a.status, a.body.status])).toEqual([
+      [201, "succeeded"],
+      [201, "succeeded"],
+    ]);
+    fake.beforeAnswer = undefined;
+    // The refused key was never taken: the retry is a first charge.
+    const retried = await charge(k3);
+    expect([retried.status, retried.body.status]).toEqual([201, "succeeded"]);
+    expect(await intentsWithKey(k3)).toBe(1);
+  });
+});
