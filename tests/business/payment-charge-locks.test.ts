@@ -63,7 +63,7 @@ afterAll(async () => {
 });
 
 describe("charges at a stalled processor", () => {
-  it("hold the charge-lock pool, not the service's: a read and a webhook answer; a third charge is 503 CHARGE_LOCKS_BUSY with nothing recorded or sent, and goes through once a lock frees", async () => {
+  it("hold the charge-lock pool, not the service's: a read and a webhook answer; a third charge is 503 CHARGE_LOCKS_BUSY with nothing recorded or sent, and goes through once a lock frees; a duplicate of a key under way waits for its outcome", async () => {
     let stalled = 0;
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
@@ -89,6 +89,9 @@ describe("charges at a stalled processor", () => {
       const busy = await charge(k3);
       expect([busy.status, busy.body.error?.code, busy.headers.get("retry-after")]).toEqual([503, "CHARGE_LOCKS_BUSY", "20"]);
       expect([fake.created, await intentsWithKey(k3)], "nothing sent, nothing recorded").toEqual([created, 0]);
+      // A duplicate of a key under way (its intent inserted) takes no lock connection: it waits for that charge's outcome.
+      inFlight.push(charge(k1));
+      await new Promise((r) => setTimeout(r, 600));
     } finally {
       release();
     }
@@ -96,6 +99,7 @@ describe("charges at a stalled processor", () => {
     expect(answers.map((a) => [a.status, a.body.status])).toEqual([
       [201, "succeeded"],
       [201, "succeeded"],
+      [200, "succeeded"],
     ]);
     fake.beforeAnswer = undefined;
     // The refused key was never taken: the retry is a first charge.

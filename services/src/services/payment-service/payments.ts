@@ -59,7 +59,12 @@ export class Payments {
     const intentId = randomUUID();
     // The connection the call will hold the account's lock on (./charge-locks.ts), taken first: none
     // free within the wait is a 503 with nothing inserted, the same key fit to be sent again.
-    const lock = await this.chargeLocks.acquire();
+    const lock = await this.chargeLocks.acquire().catch(async (busy: unknown) => {
+      // A duplicate of a key whose charge took a lock meanwhile waits for that charge's outcome instead.
+      if (await this.repo.byKey(userId, origin, key)) return undefined;
+      throw busy;
+    });
+    if (!lock) return { row: await this.awaitExisting(userId, origin, key, hash), replay: true };
     try {
       return await this.chargeLocked(lock, processor, { intentId, userId, origin, key, hash, req, customerId });
     } finally {
