@@ -22,6 +22,7 @@ import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
 import { purgeDeletedStrategies, purgeOldDecisions } from "../../services/src/services/ai-orchestrator/retire";
+import { deleteUser } from "../../services/src/services/user-management/data";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
 import { ensureAccount } from "../helpers/accounts";
@@ -494,7 +495,7 @@ describe("ai-orchestrator", () => {
     expect(orders.length).toBe(before);
   });
 
-  it("a strategy whose owner's account an admin disabled or deleted places no order: never due, and an evaluation (or the rest of one) skips", async () => {
+  it("a strategy whose owner's account an admin disabled or deleted places no order: never due; a disabled owner's evaluation skips, a deleted one's records nothing (403)", async () => {
     const headers = await who();
     const user = headers["x-user-id"];
     const id = (await create(headers)).json().strategyId;
@@ -517,9 +518,21 @@ describe("ai-orchestrator", () => {
     await db.query("UPDATE users SET disabled_at = NULL WHERE id = $1", [user]);
     await db.query("UPDATE ai_strategies SET last_evaluated_at = NULL WHERE strategy_id = $1", [id]);
     expect(await due()).toBe(true);
-    await db.query("DELETE FROM users WHERE id = $1", [user]);
+    // Deleted (its tombstone, as user-management deletes) while the prediction is computed: the
+    // evaluation's next decision reads it under the account's lock and records nothing; 403.
+    const recorded = async () => (await db.query("SELECT count(*)::int AS n FROM ai_decisions WHERE strategy_id = $1", [id])).rows[0].n;
+    const decided = await recorded();
+    duringPredict = async () => void (await deleteUser(db, user));
+    try {
+      const r = await orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers });
+      expect([r.statusCode, r.json().error.code, r.json().error.field]).toEqual([403, "ACCOUNT_DELETED", "userId"]);
+    } finally {
+      duringPredict = async () => undefined;
+    }
     expect(await due()).toBe(false);
-    expect(await evaluate()).toMatchObject({ action: "skip", reason: "the owner's account deleted: no orders", orderId: null });
+    expect(await recorded()).toBe(decided);
+    // No failure backoff: a deletion is not the strategy's failure.
+    expect((await store.getStrategy(id))?.evaluationBackoff.consecutiveFailures).toBe(0);
     expect(orders.length).toBe(before);
   });
 

@@ -18,7 +18,7 @@ import { FINE_TEXT, HOSTILE_TEXT } from "./display-texts";
 import { judge } from "./oracle";
 import { decisionRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { ChainStore } from "../../services/src/services/ai-chain-analytics/store";
-import { OrchestratorStore } from "../../services/src/services/ai-orchestrator/store";
+import { OrchestratorStore, type DecisionRecord } from "../../services/src/services/ai-orchestrator/store";
 import { ModelRegistry } from "../../services/src/ml/registry";
 import type { TrainingReport } from "../../services/src/ml/training";
 import { MAX_TRACE_SPANS } from "../../services/src/services/chain-debug/routes";
@@ -208,7 +208,7 @@ describe("backtesting-engine and ai-orchestrator: repeated values, other users' 
     const decision = await new OrchestratorStore(p.services.get("ai-orchestrator")!.app.pg).recordDecision({
       strategyId: own, userId: alice, symbol: "BTCUSDT", modelVersion: "h4", probabilityUp: 0.7, barTime: new Date().toISOString(), decisionPrice: 100, features: null,
       regimes: [], tradingState: "active", positionBefore: 0, action: "hold", quantity: 0, reason: "hostile", orderId: null, risk: null, error: null, evaluationId: null,
-    } as Parameters<OrchestratorStore["recordDecision"]>[0]);
+    } as Parameters<OrchestratorStore["recordDecision"]>[0]) as DecisionRecord;
     for (const id of [decision.decisionId, decision.decisionId.toUpperCase()]) expect((await send("ai-orchestrator", "GET", `/decisions/${id}`, as(bob))).statusCode).toBe(404);
     expect((await send("ai-orchestrator", "GET", `/decisions/${decision.decisionId}`, as(alice))).json()).toMatchObject({ decisionId: decision.decisionId, userId: alice });
     expect((await send("backtesting-engine", "GET", `/${run}`, as(alice))).statusCode).toBe(200);

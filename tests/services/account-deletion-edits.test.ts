@@ -2,7 +2,9 @@
  * Edits of an account's existing data against its deletion (kit accounts.ts lockAccountForWrite), on
  * real PostgreSQL, the two interleavings forced by held transactions (tests/helpers/deletion-window.ts),
  * as account-deletion-writes.test.ts does for creations: a strategy's change (PATCH, enable, disable),
- * a confirmation code stored (and so sent) for an address, a code's check, a dead letter's replay.
+ * a strategy's decision recorded by its evaluation (since session 51's h12: it was written after the
+ * deletion, from a lifecycle read made before it), a confirmation code stored (and so sent) for an
+ * address, a code's check, a dead letter's replay.
  *   - the edit checked the account and is held before its UPDATE when the deletion runs: the deletion
  *     waits for its commit (the edit is made, before the deletion answers);
  *   - the deletion ran and is not committed when the edit checks: it waits, answers account_deleted
@@ -62,6 +64,21 @@ const EDITS: Record<string, Edit> = {
     edit: (userId, id) => new OrchestratorStore(db).updateStrategy(id, userId, (cur) => ({ ...cur, enabled: true, rearm: true })).then((s) => (typeof s === "object" ? "changed" : s)),
     refused: "account_deleted",
     made: async (_userId, id) => (await one<{ enabled: boolean }>("SELECT enabled FROM ai_strategies WHERE strategy_id = $1", [id])).enabled,
+  },
+  // Made by an evaluation (evaluate.ts) after its unlocked lifecycle read: its insert takes the lock.
+  "ai-orchestrator: a strategy's decision recorded": {
+    table: "ai_decisions",
+    ready: async (userId) => {
+      const out = await new OrchestratorStore(db).createStrategy({ userId, ...STRATEGY, enabled: true }, 10, null);
+      return (out as { strategy: Strategy }).strategy.strategyId;
+    },
+    edit: (userId, id) =>
+      new OrchestratorStore(db)
+        .recordDecision({ strategyId: id, userId, symbol: "BTCUSDT", modelVersion: "m1", probabilityUp: 0.7, barTime: new Date().toISOString(), decisionPrice: 100, features: null,
+          regimes: [], tradingState: "active", positionBefore: 0, action: "buy", quantity: 1, reason: "window", orderId: null, risk: null, error: null, evaluationId: null })
+        .then((d) => (typeof d === "string" ? d : "recorded")),
+    refused: "account_deleted",
+    made: async (_userId, id) => (await one<{ n: number }>("SELECT count(*)::int AS n FROM ai_decisions WHERE strategy_id = $1", [id])).n === 1,
   },
   "notification-service: a confirmation code stored (then sent)": {
     table: "nt_preferences",

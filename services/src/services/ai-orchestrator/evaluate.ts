@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import { HttpError, unavailable, withTimeout, type PeerClient, type PostgresClient } from "../../kit";
+import { accountDeleted, HttpError, unavailable, withTimeout, type PeerClient, type PostgresClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
@@ -17,7 +17,7 @@ import { decide, orderQuantityText } from "./decide";
 import { DECIDED, failedAnswer, type EvaluationAnswer } from "./evaluation-answer";
 import { EvaluationInProgress, EvaluationLease } from "./lease";
 import { ORDER_SUBMIT_TIMEOUT_MS, settleUnrecordedOrders, submitOutcomePending, submitOutcomeUnknown } from "./recover";
-import type { DecisionRecord, OrchestratorStore, Strategy } from "./store";
+import type { DecisionRecord, NewDecision, OrchestratorStore, Strategy } from "./store";
 
 export interface EvaluateDeps {
   store: OrchestratorStore;
@@ -58,6 +58,20 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
   return undefined;
 }
 
+/**
+ * The evaluation's end when its strategy's owner was deleted (its decision's insert reads the tombstone under the
+ * account's lock, store.recordDecision): 403 ACCOUNT_DELETED naming userId, nothing more recorded, no backoff.
+ */
+const deletedDuring = (s: Strategy) => accountDeleted(s.userId, `strategy ${s.strategyId} decides no more: nothing of this evaluation is recorded from the deletion on`);
+export const isAccountDeleted = (e: unknown): boolean => e instanceof HttpError && e.code === "ACCOUNT_DELETED";
+
+/** Records a decision; ends the evaluation (deletedDuring) once the owner's account is deleted. */
+async function record(deps: EvaluateDeps, s: Strategy, d: NewDecision): Promise<DecisionRecord> {
+  const rec = await deps.store.recordDecision(d);
+  if (rec === "account_deleted") throw deletedDuring(s);
+  return rec;
+}
+
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const lease = new EvaluationLease(deps.pg, s.strategyId);
   // Taken before the book is read: an evaluation of the strategy running in another replica would
@@ -73,7 +87,8 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     answer = DECIDED;
     return decisions;
   } catch (e) {
-    const failure = await deps.failed(s.strategyId, e);
+    // A deletion of the owner is no failure of the strategy's: its strategies are never due again.
+    const failure = isAccountDeleted(e) ? e : await deps.failed(s.strategyId, e);
     answer = failedAnswer(failure);
     throw failure;
   } finally {
@@ -100,7 +115,7 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     const err = pr.body.error;
     for (const symbol of s.symbols)
       out.push(
-        await deps.store.recordDecision({
+        await record(deps, s, {
           ...base, tradingState, symbol, modelVersion: null, probabilityUp: null, barTime: null, decisionPrice: null, positionBefore: position.get(symbol) ?? 0,
           action: "skip", quantity: 0, reason: `no prediction: ${err?.code ?? pr.status}`, error: err?.message ?? String(pr.status),
         }),
@@ -169,7 +184,7 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the
     // two steps leaves the decision on record (the order, if any, carries its id: recover.ts finds it).
-    const rec = await deps.store.recordDecision({
+    const rec = await record(deps, s, {
       ...base, tradingState, symbol: p.symbol, modelVersion: pr.body.modelVersion, probabilityUp: p.probabilityUp, barTime: p.barTime,
       decisionPrice: p.close, features: p.features, regimes, positionBefore: held, action: d.action, quantity: d.quantity, reason: d.reason,
       error: regimeError,

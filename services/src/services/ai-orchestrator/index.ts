@@ -13,7 +13,7 @@
 import { defineService, HttpError, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
-import { evaluateStrategy, type EvaluateDeps } from "./evaluate";
+import { evaluateStrategy, isAccountDeleted, type EvaluateDeps } from "./evaluate";
 import { awaitEvaluation } from "./evaluation-answer";
 import { EvaluationBudget } from "./evaluation-budget";
 import { isEvaluationInProgress, leasesGone } from "./lease";
@@ -138,7 +138,12 @@ export default defineService({
         due: (limit) => store.due(limit),
         recheck: (s) => store.stillDue(s.strategyId),
         // Skipped while another replica evaluates it: that evaluation marks it evaluated (or failed).
-        evaluate: (s) => evaluate(s).catch((e: unknown) => (isEvaluationInProgress(e) ? void ctx.log.debug({ strategyId: s.strategyId }, "evaluated by another replica: skipped") : Promise.reject(e))),
+        // Ended by its owner's deletion (evaluate.ts deletedDuring): an admin's act, not a failure.
+        evaluate: (s) =>
+          evaluate(s).catch((e: unknown) =>
+            isEvaluationInProgress(e) ? void ctx.log.debug({ strategyId: s.strategyId }, "evaluated by another replica: skipped")
+            : isAccountDeleted(e) ? void ctx.log.info({ strategyId: s.strategyId }, "evaluation ended: its owner's account was deleted")
+            : Promise.reject(e)),
         concurrency: ctx.config.ORCH_EVAL_CONCURRENCY,
         batch: DUE_BATCH,
         log: ctx.log,

@@ -247,22 +247,23 @@ export class OrchestratorStore {
   }
 
   /**
-   * Records a decision the moment it is made. decided_at is PostgreSQL's clock_timestamp() (the
-   * instant of this insert, microseconds), not a JS clock: order-management's created_at comes
-   * from the same server's clock, after this row is committed, so decision -> order is never
-   * negative. A trade is recorded before its order is submitted; recordOrderOutcome adds the order.
-   */
-  async recordDecision(d: NewDecision): Promise<DecisionRecord> {
-    const { rows } = await this.pg.query<{ decision_id: string; decided_at: Date }>(
-      `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, model_version, probability_up, bar_time, decision_price, features,
-         regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error, evaluation_id, decided_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19, clock_timestamp()) RETURNING decision_id, decided_at`,
-      [
-        d.decisionId ?? randomUUID(), d.strategyId, d.userId, d.symbol, d.modelVersion, d.probabilityUp, d.barTime, d.decisionPrice, d.features === null ? null : JSON.stringify(d.features),
-        JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error, d.evaluationId ?? null,
-      ],
-    );
-    return { ...d, decisionId: rows[0].decision_id, decidedAt: rows[0].decided_at.toISOString() };
+   * Records a decision the moment it is made, under its owner's account lock (kit lockAccountForWrite): "account_deleted",
+   * nothing recorded, once the account was deleted; a deletion otherwise waits for this commit. decided_at is this insert's
+   * clock_timestamp(): order-management's created_at, on the same server's clock after this commit, is never earlier. */
+  async recordDecision(d: NewDecision): Promise<DecisionRecord | "account_deleted"> {
+    return this.pg.transaction(async (c) => {
+      if ((await lockAccountForWrite(c, d.userId)) === "deleted") return "account_deleted";
+      const { rows } = await c.query<{ decision_id: string; decided_at: Date }>(
+        `INSERT INTO ai_decisions (decision_id, strategy_id, user_id, symbol, model_version, probability_up, bar_time, decision_price, features,
+           regimes, trading_state, position_before, action, quantity, reason, order_id, risk, error, evaluation_id, decided_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19, clock_timestamp()) RETURNING decision_id, decided_at`,
+        [
+          d.decisionId ?? randomUUID(), d.strategyId, d.userId, d.symbol, d.modelVersion, d.probabilityUp, d.barTime, d.decisionPrice, d.features === null ? null : JSON.stringify(d.features),
+          JSON.stringify(d.regimes), d.tradingState, d.positionBefore, d.action, d.quantity, d.reason, d.orderId, d.risk === null ? null : JSON.stringify(d.risk), d.error, d.evaluationId ?? null,
+        ],
+      );
+      return { ...d, decisionId: rows[0].decision_id, decidedAt: rows[0].decided_at.toISOString() };
+    });
   }
 
   /** What order-management answered to the decision's order: its id, the risk answer, an error. */
