@@ -6,6 +6,8 @@
  * account's lock again (ChargeLock.whileAccountLive, on a connection of its own pool), so either the deletion came first (nothing
  * is sent: the intent is canceled, the answer 403 ACCOUNT_DELETED) or it waits for the processor's
  * answer (tests/helpers/deletion-window.ts duringCall). Both orders are forced, never timed.
+ * A first card save whose account is deleted after its customer was made at the processor (before its
+ * record, or before the card's) deletes that customer there: the processor keeps nothing of the account.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,16 +42,32 @@ class GatedRepo extends PaymentRepo {
   }
 }
 let repo: GatedRepo;
+
+/** The service's processor client, with steps a test runs once a first save's customer was made, or its card attached. */
+class GatedProcessor extends CardProcessor {
+  afterCreateCustomer: () => Promise<void> = async () => undefined;
+  afterAttach: () => Promise<void> = async () => undefined;
+  override async createCustomer(userId: string) {
+    const id = await super.createCustomer(userId);
+    await this.afterCreateCustomer();
+    return id;
+  }
+  override async attach(paymentMethod: string, customerId: string) {
+    const pm = await super.attach(paymentMethod, customerId);
+    await this.afterAttach();
+    return pm;
+  }
+}
+let processor: GatedProcessor;
 let payments: Payments;
 let locks: ChargeLocks;
-let processor: CardProcessor;
 const pgConfig = () => ({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 10, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 });
 
 beforeAll(async () => {
   await fake.start();
   db = await migratedKitPostgres(srv.postgres.url, log, 6);
   window = deletionWindow(srv.postgres.url);
-  processor = new CardProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
+  processor = new GatedProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
   methods = new PaymentMethods(new PaymentMethodData(db), processor, log, 5);
   repo = new GatedRepo(db);
   // Refunds take no part in a charge.
@@ -157,4 +175,35 @@ describe("a card charge and its account's deletion", () => {
     await expect(charge(p)).rejects.toMatchObject({ statusCode: 403, code: "ACCOUNT_DELETED" });
     expect([fake.created, await intentsOf(p.userId)]).toEqual([created, []]);
   });
+});
+
+describe("a first card save and its account's deletion: nothing of the account is left at the processor", () => {
+  /** What the fake processor holds of the user: their customers and the cards attached to them. */
+  const heldFor = (userId: string) => {
+    const customers = [...fake.customers].filter(([, m]) => m.user_id === userId).map(([id]) => id);
+    return { customers, cards: [...fake.paymentMethods.values()].filter((m) => m.customer !== null && customers.includes(m.customer)).length };
+  };
+  const STEPS = {
+    "the customer made at the processor, before its record": "afterCreateCustomer",
+    "the customer recorded and the card attached, before the card's record": "afterAttach",
+  } as const;
+  for (const [between, step] of Object.entries(STEPS))
+    it(`the deletion committed after ${between}: 403 ACCOUNT_DELETED, the customer deleted there, no card recorded`, async () => {
+      const userId = randomUUID();
+      await ensureAccount(db.pool, userId);
+      let madeThere = 0;
+      processor[step] = async () => {
+        madeThere = [...fake.customers.values()].filter((m) => m.user_id === userId).length;
+        expect(await deleteUser(db.pool, userId)).toBe(true);
+      };
+      try {
+        await expect(methods.save(userId, "pm_card_visa")).rejects.toMatchObject({ statusCode: 403, code: "ACCOUNT_DELETED", field: "userId" });
+      } finally {
+        processor[step] = async () => undefined;
+      }
+      expect(madeThere, "the save had made a customer when the deletion came").toBe(1);
+      // Before: the customer stayed at the processor (and, after the attach, held the card until it was detached).
+      expect(heldFor(userId)).toEqual({ customers: [], cards: 0 });
+      expect((await db.pool.query("SELECT 1 FROM pay_payment_methods WHERE user_id = $1", [userId])).rowCount).toBe(0);
+    });
 });

@@ -18,6 +18,7 @@
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
  *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
+ *   DELETE /v1/customers/:id          as Stripe: the customer is gone, its methods detached (never usable again)
  *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
  * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined); attaching one to
@@ -339,6 +340,13 @@ export class FakeCardProcessor {
       this.customers.set(cus.id, cus.metadata);
       if (typeof key === "string") this.idem.set(key, { params: raw, status: 200, body: JSON.stringify(cus) });
       return this.send(res, 200, cus);
+    }
+    const cusDelete = /^\/v1\/customers\/([A-Za-z0-9_]+)$/.exec(path);
+    if (req.method === "DELETE" && cusDelete) {
+      const [, id] = cusDelete;
+      if (!this.customers.delete(id)) return this.send(res, 404, { error: { type: "invalid_request_error", code: "resource_missing", message: `No such customer: '${id}'` } });
+      for (const m of this.paymentMethods.values()) if (m.customer === id) Object.assign(m, { customer: null, spent: true });
+      return this.send(res, 200, { id, object: "customer", deleted: true });
     }
     const pmAction = /^\/v1\/payment_methods\/([A-Za-z0-9_]+)\/(attach|detach)$/.exec(path);
     if (req.method === "POST" && pmAction) {

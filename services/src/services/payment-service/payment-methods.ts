@@ -35,9 +35,12 @@ export class PaymentMethods {
     // Tokens are free to make in a browser: without a bound one user's saves grew their rows, their
     // customer at the processor and GET /payment-methods (which lists them all) without end.
     if ((await this.data.countFor(userId)) >= this.maxPerUser) throw this.full();
-    const customerId = (await this.data.customerOf(userId)) ?? (await this.data.saveCustomer(userId, await processor.createCustomer(userId)));
-    // Deleted since the check above: no card is attached to its customer.
-    if (customerId === "account_deleted") throw accountDeleted(userId, "no card is saved for it");
+    // A first save makes the customer at the processor, then records it under the account's lock.
+    const known = await this.data.customerOf(userId);
+    const made = known ? undefined : await processor.createCustomer(userId);
+    const customerId = known ?? (await this.data.saveCustomer(userId, made!));
+    // Deleted since the check above: no card is attached, and the customer just made is deleted there.
+    if (customerId === "account_deleted") return this.deletedMidway(userId, made);
     let attached;
     try {
       attached = await processor.attach(token, customerId);
@@ -54,7 +57,7 @@ export class PaymentMethods {
     }
     if (row === "account_deleted") {
       await this.detachQuietly(userId, attached.id);
-      throw accountDeleted(userId, "no card is saved for it");
+      return this.deletedMidway(userId, made);
     }
     if (row) return { row, created: true };
     // Recorded already: the user's own (a concurrent save), or, if the processor let it through, someone else's.
@@ -72,6 +75,24 @@ export class PaymentMethods {
    */
   async refuseDeleted(userId: string, does: string): Promise<void> {
     if (await this.data.accountDeleted(userId)) throw accountDeleted(userId, does);
+  }
+
+  /**
+   * A save whose account was deleted after its check (a locked write read the tombstone): 403
+   * ACCOUNT_DELETED naming userId. The processor customer this save made (a first save's, `made`) is
+   * deleted there (its record, if committed before the deletion, stays with the account's other
+   * data): nothing of the account is left at the processor (a failure is logged with the customer's
+   * id). A customer made by an earlier save stays, as every deleted account's customer does.
+   */
+  private async deletedMidway(userId: string, made: string | undefined): Promise<never> {
+    if (made) {
+      try {
+        await this.processor?.deleteCustomer(made);
+      } catch (err) {
+        this.log.warn({ userId, customerId: made, err: { message: (err as Error).message } }, "deleted account's processor customer not deleted");
+      }
+    }
+    throw accountDeleted(userId, "no card is saved for it");
   }
 
   private full(): HttpError {

@@ -156,6 +156,11 @@ export class CardProcessor {
     await this.stripe.paymentMethods.detach(paymentMethod);
   }
 
+  /** Deletes a customer (the processor detaches its cards and never charges them again). */
+  async deleteCustomer(customerId: string): Promise<void> {
+    await this.stripe.customers.del(customerId);
+  }
+
   /** Charges a method saved to `customerId` (the processor refuses a method of another customer). */
   async createAndConfirm(p: { intentId: string; userId: string; customerId: string; amount: bigint; currency: Currency; paymentMethod: string; description: string | null }): Promise<ProcessorIntent> {
     const pi = await this.stripe.paymentIntents
