@@ -34,7 +34,8 @@ export function registerAddressConfirmation(app: App, channel: Confirmable, send
   const say = CONFIRMATION[channel];
   const verifiedKey = `${channel}Verified`;
   const outcomeKey = `${channel}Verification`;
-  const send = async (userId: string, address: string): Promise<CodeOutcome> => {
+  /** `deleted`: what a 403 ACCOUNT_DELETED (the account deleted before the code was stored) says happened. */
+  const send = async (userId: string, address: string, deleted = `no code is sent to its ${say.what}`): Promise<CodeOutcome> => {
     if (!sendCode) return "unavailable";
     const hour = Math.floor(Date.now() / 3_600_000);
     const count = async (key: string) => {
@@ -47,7 +48,7 @@ export function registerAddressConfirmation(app: App, channel: Confirmable, send
     const code = newCode();
     const stored = await storeCode(app.pg, channel, userId, address, codeHash(channel, userId, address, code), CODE_TTL_MS);
     // Deleted while this request was under way: no code is sent for the account (403 ACCOUNT_DELETED).
-    if (stored === "account_deleted") throw accountDeleted(userId, `no code is sent to its ${say.what}`);
+    if (stored === "account_deleted") throw accountDeleted(userId, deleted);
     if (!stored) return "unavailable";
     void sendCode(address, codeMessage(channel, code)).catch((err: Error) => log.warn({ userId, channel, err: { message: err.message }, detail: (err as { detail?: string }).detail }, "confirmation code not sent; the user may ask for another"));
     return "sent";

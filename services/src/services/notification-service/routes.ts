@@ -9,7 +9,8 @@
  *   POST /preferences/telegram/verify {code}: the chat is confirmed, notices go to it from then on
  *   POST /preferences/telegram/code   a fresh code to the unconfirmed chat (confirmation-routes.ts)
  *   GET  /webhooks | POST /webhooks   endpoints; POST answers the signing secret, once
- *   (PUT /preferences and POST /webhooks of an account deleted meanwhile: 403 ACCOUNT_DELETED naming userId)
+ *   (PUT /preferences and POST /webhooks of an account deleted meanwhile: 403 ACCOUNT_DELETED naming userId;
+ *   PUT's message says whether its preferences were saved just before the deletion or nothing was)
  *   DELETE /webhooks/:id
  *   GET  /deliveries?limit            recent deliveries and their status
  *   GET  /dead-letters?all=true       dead letters (all: admin)
@@ -70,10 +71,12 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     const telegramChatId = b.telegramChatId === null ? null : canonicalAddress("telegram", b.telegramChatId);
     const prefs = { email: b.email, telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
     const saved = await data.savePreferences(app.pg, who.userId, prefs);
-    if (saved === "account_deleted") throw accountDeleted(who.userId, "it keeps no preferences");
-    // A changed address gets its code now (the outcome is answered: sent, rate_limited, unavailable).
-    const emailVerification = saved.email.changed ? await emailCodes.send(who.userId, b.email!) : undefined;
-    const telegramVerification = saved.telegram.changed ? await telegramCodes.send(who.userId, telegramChatId!) : undefined;
+    if (saved === "account_deleted") throw accountDeleted(who.userId, "nothing was saved: it keeps no preferences");
+    // A changed address gets its code now (the outcome is answered: sent, rate_limited, unavailable). Deleted
+    // after the save committed: 403 saying so (the saved preferences stay with its other data, never used).
+    const savedThenDeleted = "these preferences were saved just before the deletion and are used no more (a deleted account is told nothing); no confirmation code is sent";
+    const emailVerification = saved.email.changed ? await emailCodes.send(who.userId, b.email!, savedThenDeleted) : undefined;
+    const telegramVerification = saved.telegram.changed ? await telegramCodes.send(who.userId, telegramChatId!, savedThenDeleted) : undefined;
     return {
       ...prefs, emailVerified: saved.email.verified, telegramVerified: saved.telegram.verified,
       ...(emailVerification ? { emailVerification } : {}), ...(telegramVerification ? { telegramVerification } : {}),
