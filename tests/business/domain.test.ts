@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { allocate, formatMoney, MAX_AMOUNT, MoneyError, mulDivRound, parseMinor, sum, toJson } from "../../services/src/business/money";
 import { account, assertBalanced, balances, entriesOf, journal, LedgerError, paymentCaptured, refundIssued } from "../../services/src/services/payment-service/domain/ledger";
-import { canTransition, checkRefund, INTENT_STATUSES, isTerminal, requestHash, statusFromProcessor } from "../../services/src/services/payment-service/domain/intents";
+import { canSettle, canTransition, checkRefund, INTENT_STATUSES, isTerminal, requestHash, statusFromProcessor } from "../../services/src/services/payment-service/domain/intents";
 import { reconcileOne } from "../../services/src/services/payment-service/domain/reconcile";
 import { addIntervals, periodAt } from "../../services/src/services/billing-service/domain/periods";
 import { BillingError, changePlan, finalLines, includedUnits, type Plan, prorationLines, renew, startSubscription, usageLine } from "../../services/src/services/billing-service/domain/subscriptions";
@@ -118,6 +118,15 @@ describe("reconciliation decisions", () => {
     expect(reconcileOne({ ...local, status: "succeeded" }, undefined, 0, 0).kind).toBe("mismatch");
     expect(reconcileOne({ ...local, status: "failed" }, remote, 0, 0).kind).toBe("mismatch");
     expect(reconcileOne({ ...local, status: "succeeded" }, remote, 0, 0).kind).toBe("none");
+  });
+  it("books what the processor reports of an intent failed by our inference (never_reached_processor), not of one it failed itself", () => {
+    const closed = { ...local, status: "failed" as const, failureCode: "never_reached_processor" };
+    expect(reconcileOne(closed, remote, 0, 0)).toMatchObject({ kind: "settle", to: "succeeded" });
+    expect(reconcileOne(closed, { ...remote, status: "processing" }, 0, 0)).toMatchObject({ kind: "settle", to: "processing" });
+    expect(reconcileOne(closed, { ...remote, status: "requires_payment_method" }, 0, 0).kind).toBe("none");
+    expect(reconcileOne(closed, undefined, 0, 0).kind).toBe("none");
+    expect(reconcileOne({ ...closed, failureCode: "card_declined" }, remote, 0, 0).kind).toBe("mismatch");
+    expect([canSettle({ status: "failed", failureCode: "never_reached_processor" }, "succeeded"), canSettle({ status: "failed", failureCode: "never_reached_processor" }, "failed"), canSettle({ status: "failed", failureCode: null }, "succeeded")]).toEqual([true, false, false]);
   });
 });
 

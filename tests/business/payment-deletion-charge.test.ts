@@ -73,7 +73,7 @@ beforeAll(async () => {
   // Refunds take no part in a charge.
   // The service's lock connections (charge-locks.ts), with its default timeouts.
   locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20 });
-  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never, locks);
+  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000 }, () => undefined, methods, undefined as never, locks);
 }, 300_000);
 afterAll(async () => {
   await locks?.close();
@@ -143,7 +143,7 @@ describe("a card charge and its account's deletion", () => {
     // run while the processor still has the charge, would otherwise wait for the answer, which this
     // test gives only after the deletion committed.
     const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
-    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000 }, () => undefined, methods, undefined as never, short);
+    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000 }, () => undefined, methods, undefined as never, short);
     const p = await payer();
     let reached!: () => void;
     let release!: () => void;

@@ -133,6 +133,12 @@ export class FakeCardProcessor {
    */
   refusesExcessRefunds = true;
   webhookUrl?: string;
+  /**
+   * Called when a create request arrives, before the processor acts on it (nothing exists there yet:
+   * a processor stalled mid-call); `createsReceived` counts the requests that arrived.
+   */
+  beforeCreate?: () => Promise<void>;
+  createsReceived = 0;
   /** Called after an intent is created, before the HTTP answer: a test can kill the caller here. */
   beforeAnswer?: (intent: FakeIntent) => Promise<void>;
   private readonly idem = new Map<string, { params: string; status: number; body: string }>();
@@ -281,6 +287,8 @@ export class FakeCardProcessor {
     const url = new URL(req.url ?? "/", "http://x");
     const path = url.pathname;
     if (req.method === "POST" && path === "/v1/payment_intents") {
+      this.createsReceived++;
+      await this.beforeCreate?.();
       const key = req.headers["idempotency-key"];
       if (typeof key === "string") {
         const prev = this.idem.get(key);

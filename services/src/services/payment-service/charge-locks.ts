@@ -31,10 +31,11 @@ export interface ChargeLock {
   /**
    * Runs `send` (the processor call of the intent inserted since) in a transaction holding the
    * account's lock: "account_deleted", `send` not run, when the account was deleted since the insert
-   * committed; otherwise a deletion waits until the processor answered. Errors of `send` roll the
-   * transaction back and are thrown.
+   * committed; otherwise a deletion waits until the processor answered. `closed` (run first, in the
+   * same transaction: the repo's send lock) answers what stops the send, `send` then not run. Errors of
+   * `send` roll the transaction back and are thrown.
    */
-  whileAccountLive<T>(userId: string, send: () => Promise<T>): Promise<{ sent: T } | "account_deleted">;
+  whileAccountLive<T, C>(userId: string, closed: (c: PoolClient) => Promise<C | undefined>, send: () => Promise<T>): Promise<{ sent: T } | { closed: C } | "account_deleted">;
   release(): void;
 }
 
@@ -77,12 +78,17 @@ export class ChargeLocks {
     client.on("error", onError);
     let released = false;
     return {
-      whileAccountLive: async (userId, send) => {
+      whileAccountLive: async (userId, closed, send) => {
         await client.query("BEGIN");
         try {
           if ((await lockAccountForWrite(client, userId)) === "deleted") {
             await client.query("ROLLBACK");
             return "account_deleted";
+          }
+          const stop = await closed(client);
+          if (stop !== undefined) {
+            await client.query("ROLLBACK");
+            return { closed: stop };
           }
           const sent = await send();
           await client.query("COMMIT");

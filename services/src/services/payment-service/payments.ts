@@ -24,7 +24,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface PaymentsOptions {
   /** How long a request with an in-flight idempotency key waits for the first one's outcome. */
   idempotentWaitMs: number;
+  /** Age before an open intent is looked up at the processor (PAYMENT_RECONCILE_GRACE_MS). */
   reconcileGraceMs: number;
+  /**
+   * The in-flight bound of one processor request (domain/refund-settlement.ts inFlightBoundMs): an
+   * intent unknown to the processor is closed as never_reached_processor only once older than this
+   * (and the grace), and one closed so is looked up again for as long after.
+   */
+  inFlightMs: number;
 }
 
 export class Payments {
@@ -85,11 +92,13 @@ export class Payments {
     // insert is seen here (nothing is sent: the intent is canceled), a later one waits for the answer.
     let remote;
     try {
-      const sent = await lock.whileAccountLive(userId, () =>
+      const sent = await lock.whileAccountLive(userId, (c) => this.repo.closedBeforeSend(c, intentId), () =>
         processor.createAndConfirm({ intentId, userId, customerId, amount: req.amount, currency: req.currency, paymentMethod: req.paymentMethod, description: req.description }),
       );
       lock.release();
       if (sent === "account_deleted") return await this.cancelUnsent(intentId, userId);
+      // Closed by reconciliation before it was sent (never sent now): answered as it is.
+      if ("closed" in sent) return { row: sent.closed, replay: false };
       remote = sent.sent;
     } catch (err) {
       lock.release();
@@ -236,20 +245,27 @@ export class Payments {
     }
   }
 
-  /** One reconciliation pass over intents open longer than the grace period. */
+  /**
+   * One reconciliation pass over intents open longer than the grace period, and those it closed as
+   * never_reached_processor within the in-flight bound (a charge the processor made of one after all is
+   * booked: `settle` from failed, domain/intents.ts canSettle).
+   */
   async reconcile(limit = 200): Promise<ReconcileAction[]> {
     const processor = this.requireProcessor();
     const actions: ReconcileAction[] = [];
-    for (const row of await this.repo.staleOpen(this.opts.reconcileGraceMs, limit)) {
+    const closeAfterMs = Math.max(this.opts.reconcileGraceMs, this.opts.inFlightMs);
+    for (const row of await this.repo.staleOpen(this.opts.reconcileGraceMs, limit, this.opts.inFlightMs)) {
       const customerId = await this.methods.customerOf(row.user_id);
       const remote = await processor.findByIntentId(row.intent_id, customerId === undefined ? undefined : { customerId, createdAtMs: row.created_at.getTime() });
-      const local = { id: row.intent_id, status: row.status, amount: BigInt(row.amount), currency: row.currency, createdAtMs: row.created_at.getTime() };
-      const action = reconcileOne(local, remote, Date.now(), this.opts.reconcileGraceMs);
-      if (action.kind === "settle")
+      const local = { id: row.intent_id, status: row.status, amount: BigInt(row.amount), currency: row.currency, createdAtMs: row.created_at.getTime(), failureCode: row.failure_code };
+      let action = reconcileOne(local, remote, Date.now(), closeAfterMs);
+      if (action.kind === "settle") {
         await this.repo.settle(row.intent_id, action.to, { id: action.remote.id, fee: action.remote.fee, failureCode: remote?.failureCode ?? null, failureMessage: remote?.failureMessage ?? null });
-      else if (action.kind === "never_reached_processor")
-        await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: "never_reached_processor", failureMessage: "the processor has no record of this payment" });
-      else if (action.kind === "mismatch") this.log.error({ intentId: row.intent_id, reason: action.reason }, "reconciliation mismatch: needs an operator");
+        if (row.status === "failed") this.log.warn({ intentId: row.intent_id, to: action.to }, "the processor reports a payment closed as never_reached_processor: its report applied");
+      } else if (action.kind === "never_reached_processor") {
+        const closed = await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: NEVER_REACHED, failureMessage: "the processor has no record of this payment" }, true);
+        if (closed.sending) action = { kind: "in_flight", intentId: row.intent_id };
+      } else if (action.kind === "mismatch") this.log.error({ intentId: row.intent_id, reason: action.reason }, "reconciliation mismatch: needs an operator");
       actions.push(action);
     }
     if (actions.some((a) => a.kind === "settle" || a.kind === "never_reached_processor")) this.published();

@@ -8,7 +8,8 @@ import { deleteOlderThanDays, lockAccountForWrite, userPartitionKey, type Postgr
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
-import { canTransition, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
+import { canSettle, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
+import { NEVER_REACHED } from "./domain/refund-settlement";
 import { type Entry, journal, paymentCaptured } from "./domain/ledger";
 import type { RefundView } from "./refund-view";
 
@@ -57,6 +58,14 @@ export function intentView(r: IntentRow, refunds?: Map<string, RefundView[]>) {
 }
 
 
+/**
+ * Key space of the lock an intent's create request is sent under (first half of the two-int advisory
+ * lock key; "ps"): held shared by the sender through the call, tried by reconciliation before it closes
+ * the intent as never_reached_processor, so it never closes one whose request is on its way.
+ */
+const SEND_LOCK_SPACE = 0x7073;
+const SEND_LOCK = (fn: string, p: string) => `SELECT ${fn}(${SEND_LOCK_SPACE}, hashtext(${p}::text))`;
+
 /** The processor id in parameter `p` unless another intent has it already (unique: an event naming another object), else NULL. */
 const UNTAKEN_PROCESSOR_ID = (p: string) => `(SELECT ${p}::text WHERE NOT EXISTS (SELECT 1 FROM pay_intents WHERE processor_intent_id = ${p}))`;
 
@@ -82,6 +91,18 @@ export class PaymentRepo {
     });
   }
 
+  /**
+   * On a charge's lock connection (./charge-locks.ts), in the transaction that holds the account's lock
+   * through the processor call: takes the intent's send lock (SEND_LOCK_SPACE, shared) and answers the
+   * intent when reconciliation closed it meanwhile (it is not to be sent: a create sent after that could
+   * charge a closed intent), else undefined. Reconciliation does not close it while the lock is held.
+   */
+  async closedBeforeSend(c: Queryable, intentId: string): Promise<IntentRow | undefined> {
+    await c.query(SEND_LOCK("pg_advisory_xact_lock_shared", "$1"), [intentId]);
+    const cur = await this.byId(intentId, c);
+    return cur && cur.status !== "created" ? cur : undefined;
+  }
+
   async byKey(userId: string, origin: IntentOrigin, key: string): Promise<IntentRow | undefined> {
     return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 AND origin = $2 AND idempotency_key = $3", [userId, origin, key])).rows[0];
   }
@@ -98,13 +119,18 @@ export class PaymentRepo {
     return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2", [userId, limit])).rows;
   }
 
-  /** Intents still open after `olderThanMs` (reconciliation's work list). */
-  async staleOpen(olderThanMs: number, limit: number): Promise<IntentRow[]> {
+  /**
+   * Reconciliation's work list: intents still open after `olderThanMs`, and those it failed as
+   * never_reached_processor in the last `closedWithinMs` (looked up again: a request the processor
+   * received just before our client gave up may still be charged; intents.ts canSettle books it).
+   */
+  async staleOpen(olderThanMs: number, limit: number, closedWithinMs = 0): Promise<IntentRow[]> {
     return (
       await this.pg.query<IntentRow>(
-        `SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < now() - make_interval(secs => $1::double precision / 1000)
-         ORDER BY created_at LIMIT $2`,
-        [olderThanMs, limit],
+        `(SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < now() - make_interval(secs => $1::double precision / 1000) ORDER BY created_at LIMIT $2)
+         UNION ALL
+         (SELECT * FROM pay_intents WHERE status = 'failed' AND failure_code = '${NEVER_REACHED}' AND updated_at > now() - make_interval(secs => $3::double precision / 1000) ORDER BY updated_at LIMIT $2)`,
+        [olderThanMs, limit, closedWithinMs],
       )
     ).rows;
   }
@@ -112,13 +138,18 @@ export class PaymentRepo {
   /**
    * Moves an intent to `to` with the processor's answer, posting the payment journal and the event
    * in the same transaction. Idempotent: a transition already made (webhook after reconciliation,
-   * a retried request) changes nothing.
+   * a retried request) changes nothing. `inferred` (reconciliation's never_reached_processor, our
+   * inference, not the processor's word): applied only to an intent still `created`, and not while its
+   * create request is being sent (whileAccountLive holds its send lock): then nothing done, `sending`.
    */
-  async settle(intentId: string, to: IntentStatus, remote: { id: string | null; fee: bigint; failureCode: string | null; failureMessage: string | null }): Promise<{ row: IntentRow; changed: boolean }> {
+  async settle(intentId: string, to: IntentStatus, remote: { id: string | null; fee: bigint; failureCode: string | null; failureMessage: string | null }, inferred = false): Promise<{ row: IntentRow; changed: boolean; sending?: true }> {
     return this.pg.transaction(async (c) => {
+      const free = !inferred || (await c.query<{ free: boolean }>(`${SEND_LOCK("pg_try_advisory_xact_lock", "$1")} AS free`, [intentId])).rows[0].free;
       const cur = await this.byId(intentId, c, true);
       if (!cur) throw new Error(`intent ${intentId} not found`);
-      if (cur.status === to || !canTransition(cur.status, to)) {
+      if (!free) return { row: cur, changed: false, sending: true };
+      if (inferred && cur.status !== "created") return { row: cur, changed: false };
+      if (cur.status === to || !canSettle({ status: cur.status, failureCode: cur.failure_code }, to)) {
         // Still record the processor id we may have missed (e.g. a crash before the first commit).
         if (remote.id && !cur.processor_intent_id) await c.query(`UPDATE pay_intents SET processor_intent_id = ${UNTAKEN_PROCESSOR_ID("$2")} WHERE intent_id = $1`, [intentId, remote.id]);
         return { row: cur, changed: false };

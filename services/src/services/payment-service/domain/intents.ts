@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Currency } from "../../../business/money";
+import { NEVER_REACHED } from "./refund-settlement";
 
 export const INTENT_STATUSES = ["created", "processing", "succeeded", "failed", "canceled"] as const;
 export type IntentStatus = (typeof INTENT_STATUSES)[number];
@@ -22,6 +23,17 @@ const NEXT: Record<IntentStatus, readonly IntentStatus[]> = {
 
 export function canTransition(from: IntentStatus, to: IntentStatus): boolean {
   return NEXT[from].includes(to);
+}
+
+/**
+ * canTransition, and an intent failed by our inference (NEVER_REACHED, never_reached_processor:
+ * reconciliation found no record of it at the processor once no create request of it could be on its
+ * way, domain/reconcile.ts), not by the processor's word, moving on by a later report of the processor
+ * (the answer of a create on its way after all, its webhook, a later reconciliation pass): money the
+ * processor took is booked (and announced `payment.succeeded`), never left unbooked.
+ */
+export function canSettle(cur: { status: IntentStatus; failureCode?: string | null }, to: IntentStatus): boolean {
+  return canTransition(cur.status, to) || (cur.status === "failed" && cur.failureCode === NEVER_REACHED && to !== "failed");
 }
 
 export function isTerminal(s: IntentStatus): boolean {

@@ -3,7 +3,7 @@
  * `intent_id` metadata we send) and decides, without I/O, what to do with each. It settles what a
  * crash or a lost webhook left open and reports what it must not fix alone.
  */
-import { canTransition, type IntentStatus, statusFromProcessor } from "./intents";
+import { canSettle, type IntentStatus, statusFromProcessor } from "./intents";
 
 export interface LocalIntent {
   id: string;
@@ -11,6 +11,8 @@ export interface LocalIntent {
   amount: bigint;
   currency: string;
   createdAtMs: number;
+  /** Its failure code (a failed one: never_reached_processor when failed by our inference, intents.ts canSettle). */
+  failureCode?: string | null;
 }
 
 export interface RemoteIntent {
@@ -24,17 +26,23 @@ export interface RemoteIntent {
 export type ReconcileAction =
   | { kind: "settle"; intentId: string; remote: RemoteIntent; to: IntentStatus }
   | { kind: "never_reached_processor"; intentId: string }
+  /** Not closed: its create request was being sent at that moment (payments.ts reconcile). */
+  | { kind: "in_flight"; intentId: string }
   | { kind: "mismatch"; intentId: string; reason: string }
   | { kind: "none"; intentId: string };
 
 /**
  * `remote` is undefined when the processor has no PaymentIntent with our intent id. An intent that
- * is still `created` after `graceMs` and unknown to the processor never reached it: the processor
- * cannot charge it later either, because we never re-send an intent that reconciliation closed.
+ * is still `created` after `closeAfterMs` and unknown to the processor never reached it. `closeAfterMs`
+ * is at least the in-flight bound of one processor request (refund-settlement.ts inFlightBoundMs: every
+ * attempt, the SDK's retry sleeps, the processor's grace): before it, the create may still be on its
+ * way and be charged after (payments.ts also skips an intent whose create is being sent right now, and
+ * never sends one that was closed). Should the processor report it all the same, the report is applied
+ * (intents.ts canSettle): `settle` from failed.
  */
-export function reconcileOne(local: LocalIntent, remote: RemoteIntent | undefined, nowMs: number, graceMs: number): ReconcileAction {
+export function reconcileOne(local: LocalIntent, remote: RemoteIntent | undefined, nowMs: number, closeAfterMs: number): ReconcileAction {
   if (!remote) {
-    if (local.status === "created" && nowMs - local.createdAtMs >= graceMs) return { kind: "never_reached_processor", intentId: local.id };
+    if (local.status === "created" && nowMs - local.createdAtMs >= closeAfterMs) return { kind: "never_reached_processor", intentId: local.id };
     if (local.status === "succeeded") return { kind: "mismatch", intentId: local.id, reason: "succeeded here but unknown to the processor" };
     return { kind: "none", intentId: local.id };
   }
@@ -47,6 +55,6 @@ export function reconcileOne(local: LocalIntent, remote: RemoteIntent | undefine
     return { kind: "mismatch", intentId: local.id, reason: (err as Error).message };
   }
   if (to === local.status) return { kind: "none", intentId: local.id };
-  if (canTransition(local.status, to)) return { kind: "settle", intentId: local.id, remote, to };
+  if (canSettle(local, to)) return { kind: "settle", intentId: local.id, remote, to };
   return { kind: "mismatch", intentId: local.id, reason: `we have ${local.status}, the processor has ${remote.status}` };
 }
