@@ -43,6 +43,24 @@ describe("RefundIssues.record", () => {
   });
 });
 
+describe("RefundIssues.record's message of a mismatch", () => {
+  it("says `our refund` of one of ours, and a refund made at the processor (not ours) of one made on its dashboard", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const issues = new RefundIssues(undefined as unknown as PostgresClient, createLogger("payment-service", "info", { write: (s: string) => void lines.push(JSON.parse(s)) }));
+    const c = { query: async () => ({ rows: [{ fresh: true }] }) };
+    const base = { intentId: "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", processorRefundId: "re_1", amount: 3_000n, processorStatus: "succeeded", processorAmount: 2_500n, processorCurrency: "eur" };
+    const ours = "0c8f6a52-9d47-4f3e-b2a1-7e6d5c4b3a29";
+    for (const kind of ["amount_mismatch", "currency_mismatch"] as const) {
+      await issues.record(c as never, { ...base, kind, refundId: ours });
+      await issues.record(c as never, { ...base, kind, refundId: null });
+    }
+    const msgs = lines.map((l) => String(l.msg));
+    expect(msgs.filter((m) => m.includes("our refund"))).toHaveLength(2);
+    expect(lines.filter((l) => l.refundId === null).every((l) => String(l.msg).includes("not one of ours") && !String(l.msg).includes("our refund"))).toBe(true);
+    expect(lines.filter((l) => l.refundId === ours).every((l) => String(l.msg).includes("our refund"))).toBe(true);
+  });
+});
+
 describe("RefundIssues.close", () => {
   it("logs who closed it, never the note (free text)", async () => {
     const lines: Record<string, unknown>[] = [];

@@ -92,6 +92,12 @@ const MESSAGES: Record<RefundIssueKind, string> = {
   currency_mismatch: "the processor reports our refund in another currency than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
 };
 
+/** A refund made at the processor (its dashboard: none of ours, refundId null) that cannot be booked (refund-repo.ts recordForeignMismatch). */
+const FOREIGN_MESSAGES: Partial<Record<RefundIssueKind, string>> = {
+  amount_mismatch: "the processor reports a refund made there (its dashboard, not one of ours) of no amount a refund of the payment can have: not booked; needs an operator (GET /refund-issues)",
+  currency_mismatch: "the processor reports a refund made there (its dashboard, not one of ours) in another currency than the payment's: not booked; needs an operator (GET /refund-issues)",
+};
+
 /** The processor's amount and currency as stored: an amount that is none (e.g. a text in a signed event) is null; a currency at most 16 characters (an operator's to read). */
 function processorFields(amount: bigint | null | undefined, currency: string | null | undefined) {
   return { processorAmount: amount === undefined || amount === null || amount < 0n ? null : amount, processorCurrency: currency?.slice(0, 16) ?? null };
@@ -123,7 +129,7 @@ export class RefundIssues {
     if (fresh) {
       this.counted?.inc({ kind: i.kind });
       const fields = { kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, amount: toJson(i.amount), processorStatus: i.processorStatus };
-      this.log.error(i.kind.endsWith("_mismatch") ? { ...fields, processorAmount: processorAmount === null ? null : toJson(processorAmount), processorCurrency } : fields, MESSAGES[i.kind]);
+      this.log.error(i.kind.endsWith("_mismatch") ? { ...fields, processorAmount: processorAmount === null ? null : toJson(processorAmount), processorCurrency } : fields, (i.refundId === null && FOREIGN_MESSAGES[i.kind]) || MESSAGES[i.kind]);
     }
     return fresh;
   }
