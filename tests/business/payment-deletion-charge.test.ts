@@ -207,3 +207,28 @@ describe("a first card save and its account's deletion: nothing of the account i
       expect((await db.pool.query("SELECT 1 FROM pay_payment_methods WHERE user_id = $1", [userId])).rowCount).toBe(0);
     });
 });
+
+// The same call's other guard (repo.ts whileAccountLive, the intent's send lock): an intent that
+// reconciliation closed as never_reached_processor between the insert and the send is not sent (a
+// create sent then could be charged for an intent closed for good); payment-charge-inflight.test.ts
+// has the other order (a close tried while the create is being sent).
+describe("a card charge and reconciliation's close", () => {
+  it("an intent closed between its insert and the processor call is not sent: answered as closed, nothing at the processor", async () => {
+    const p = await payer();
+    const [created, received] = [fake.created, fake.createsReceived];
+    const closer = new Payments(new PaymentRepo(db), processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 0, inFlightMs: 0 }, () => undefined, methods, undefined as never, locks);
+    let closedBy: unknown;
+    repo.afterInsert = async () => {
+      closedBy = (await closer.reconcile()).find((a) => a.kind === "never_reached_processor");
+    };
+    try {
+      const r = await charge(p);
+      expect(closedBy).toMatchObject({ intentId: r.row.intent_id });
+      expect([r.row.status, r.row.failure_code]).toEqual(["failed", "never_reached_processor"]);
+    } finally {
+      repo.afterInsert = async () => undefined;
+    }
+    expect([fake.created, fake.createsReceived]).toEqual([created, received]);
+    expect(await intentsOf(p.userId)).toEqual([{ status: "failed", failure_code: "never_reached_processor" }]);
+  });
+});
