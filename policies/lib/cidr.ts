@@ -9,6 +9,7 @@
  * the second was counted as IPv6 only, so either spelling passed every ipBlock check.
  */
 import { isIPv6 } from "node:net";
+import { ipv6ProxyScope, nonProxyIPv4, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../../catalog/addresses";
 
 export interface AddressRange { family: "ipv4" | "ipv6"; start: bigint; end: bigint }
 
@@ -126,4 +127,19 @@ function rangeBeyond(a: AddressRange, b: AddressRange, holes: AddressRange[]): b
         if (from > to) return false;
     }
     return true;
+}
+
+/**
+ * Session 51b: why a range trusted to tell the client's address (a trusted-proxy entry, ingress-nginx's
+ * proxy-real-ip-cidr, Traefik's trustedIPs) is no edge proxy's, or undefined when it is one: wider than the
+ * proxy's (catalog/addresses.ts TRUSTED_PROXY_MIN_PREFIX), outside the private, CGNAT and loopback ranges, or no range.
+ */
+export function untrustedProxyRange(entry: string): string | undefined {
+    const r = cidrRange(entry, true);
+    if (r === undefined) return "no address range";
+    const bits = r.family === "ipv4" ? 32 : 128;
+    const prefix = bits - (r.end - r.start + 1n).toString(2).length + 1;
+    if (widerThanEdgeProxy(r.family === "ipv4" ? 4 : 6, prefix)) return `wider than /${r.family === "ipv4" ? TRUSTED_PROXY_MIN_PREFIX.v4 : TRUSTED_PROXY_MIN_PREFIX.v6}`;
+    if (r.family === "ipv4") return nonProxyIPv4([24n, 16n, 8n, 0n].map((s) => ((r.start >> s) & 255n).toString()).join("."));
+    return ipv6ProxyScope(entry.split("/")[0].trim()) === "local" ? undefined : "outside unique local, link-local and loopback";
 }

@@ -3,10 +3,9 @@
  * Ingress, or by the Service's own type or addresses. Shared by the policies that judge what the
  * edge may reach.
  */
-import { k8sCommandLine } from "./command-line";
 import { controllerSettings } from "./controller-config";
-import { workloadEnv } from "./environment";
 import type { Workload } from "./rule";
+import { tracingEndpoints, traefikFileSettings, traefikWorkloadSettings } from "./traefik-static";
 import { arr, isRecord, str } from "./values";
 
 /**
@@ -188,29 +187,17 @@ function collectorUrl(key: string, value: string | undefined): string | undefine
 export const TRAEFIK_TRACING_SENDS = "a trace of every request Traefik routes (its URI, query tokens included, and headers)";
 
 /**
- * Session 51: Traefik's tracing endpoints, set in its static configuration: a flag `--tracing.<…>.endpoint` (any case,
- * as Traefik reads its flags; `=value` or the next word; `…hostport`, `…address` too) or its environment twin
- * `TRAEFIK_TRACING_…_ENDPOINT`, in any container's command line or environment: each [setting, URL, container].
+ * Session 51: Traefik's tracing endpoints, set in its static configuration (lib/traefik-static.ts): a flag
+ * `--tracing.<…>.endpoint` (`…hostport`, `…address` too) or its environment twin `TRAEFIK_TRACING_…_ENDPOINT`, in any
+ * container of a workload; session 51b: or a Traefik file a ConfigMap holds (`traefik.yaml`). Each [setting, URL, where].
  */
 export function traefikTracingSettings(w: Workload): Array<[string, string, string]> {
-    const out: Array<[string, string, string]> = [];
-    const flag = /^--tracing\.[a-z0-9.]*(endpoint|hostport|address)$/i;
-    for (const c of w.containers) {
-        const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
-        words.forEach((word, i) => {
-            const [name, ...rest] = word.split("=");
-            const value = rest.length ? rest.join("=") : words[i + 1];
-            if (flag.test(name) && value !== undefined) out.push([name.toLowerCase(), collectorUrl(name, value)!, c.name]);
-        });
-    }
-    for (const env of workloadEnv(w.type, w.props)) {
-        for (const e of env.entries) {
-            if (/^TRAEFIK_TRACING_[A-Z0-9_]*(ENDPOINT|HOSTPORT|ADDRESS)$/i.test(e.name) && e.value !== undefined && e.value.trim() !== "") {
-                out.push([e.name, collectorUrl(e.name, e.value)!, env.container?.name ?? w.name]);
-            }
-        }
-    }
-    return out;
+    return tracingEndpoints(traefikWorkloadSettings(w)).map(([setting, value, where]) => [setting, collectorUrl(setting, value)!, where]);
+}
+
+/** The same, from the Traefik files of a ConfigMap: each [setting, URL]. */
+export function traefikFileTracing(props: Record<string, any>): Array<[string, string]> {
+    return tracingEndpoints(traefikFileSettings(props)).map(([setting, value]) => [setting, collectorUrl(setting, value)!]);
 }
 
 /** The controller ConfigMap's forwarding settings as URLs: [key, URL, what it sends], each set one. */

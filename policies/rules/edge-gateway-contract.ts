@@ -1,7 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
+import { untrustedProxyRange } from "../lib/cidr";
+import { controllerSettings, goBool } from "../lib/controller-config";
+import { workloadRule } from "../lib/rule";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { forwardedTrustProblems, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe, metadataAnnotations } from "../lib/workloads";
 
@@ -19,12 +23,19 @@ import { describe, metadataAnnotations } from "../lib/workloads";
  *   (`replacePath`, `addPrefix`, `replacePathRegex`, ingress-nginx's `rewrite-target`), or to one the client
  *   chooses (a replacement starting with a capture group, `stripPrefix`, `stripPrefixRegex`): the gateway answers
  *   its own metrics, probes and service-to-service routes to whoever reaches them.
+ * - session 51b: the client address the gateway counts (rate limits, failed keys, login lockout): `X-Forwarded-For`,
+ *   `X-Real-IP` or `Forwarded` set at the edge (a headers middleware, a header map), and the edge trusting a client to
+ *   tell it (ingress-nginx's `use-forwarded-headers`, `enable-real-ip`, `use-proxy-protocol` with `proxy-real-ip-cidr`
+ *   wider than the proxy's, default 0.0.0.0/0; Traefik's entry points' `forwardedHeaders`/`proxyProtocol` `insecure`
+ *   or `trustedIPs`, in flags, environment or a `traefik.yaml`: lib/traefik-static.ts).
  * A redirect (`redirectRegex`, `redirectScheme`, `permanent-redirect`) sends the client elsewhere and requests
  * nothing; an `ipAllowList` narrows who reaches a route: neither is judged here.
  */
 
 const IDENTITY = new Set<string>(Object.values(IDENTITY_HEADERS));
 const SECURITY = new Set(Object.keys(SECURITY_HEADERS));
+/** The headers that tell the gateway the client's address (the edge proxy's, trusted from its range only). */
+const CLIENT_ADDRESS = new Set(["x-forwarded-for", "x-real-ip", "forwarded"]);
 const AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers";
 const REWRITE_TARGET = "nginx.ingress.kubernetes.io/rewrite-target";
 
@@ -72,6 +83,9 @@ export function middlewareContractProblems(props: Record<string, any>): string[]
     const requestHeaders = isRecord(spec.headers?.customRequestHeaders) ? Object.keys(spec.headers.customRequestHeaders) : [];
     const set = requestHeaders.filter((h) => IDENTITY.has(h.toLowerCase()));
     if (set.length) out.push(`sets the ${plural("identity header", set)} on every request routed through it (headers.customRequestHeaders)`);
+    // "" removes a header: Traefik then forwards the address it sees.
+    const address = requestHeaders.filter((h) => CLIENT_ADDRESS.has(h.toLowerCase()) && str(spec.headers.customRequestHeaders[h]) !== "");
+    if (address.length) out.push(`sets the ${plural("client-address header", address)} on every request routed through it (headers.customRequestHeaders)`);
     const responseHeaders = isRecord(spec.headers?.customResponseHeaders) ? spec.headers.customResponseHeaders : {};
     const removed = Object.keys(responseHeaders).filter((h) => SECURITY.has(h.toLowerCase()) && str(responseHeaders[h]) === "");
     if (removed.length) out.push(`removes the ${plural("security header", removed)} from every answer (headers.customResponseHeaders set to "")`);
@@ -95,14 +109,36 @@ export function controllerContractProblems(props: Record<string, any>): string[]
     const data = isRecord(props.data) ? props.data : {};
     const hidden = listOf(data["hide-headers"]).filter((h) => SECURITY.has(h.toLowerCase()));
     // A header map (ingress-nginx's proxy-set-headers, auth-proxy-set-headers: the header names are its keys), whichever object names it.
-    const keys = Object.keys(data).filter((k) => IDENTITY.has(k.toLowerCase()));
-    const map = keys.length ? [`holds the ${plural("identity header", keys)} as ${keys.length > 1 ? "keys" : "a key"}: as ingress-nginx's proxy-set-headers ` +
-        `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
+    const map = [[IDENTITY, "identity header"], [CLIENT_ADDRESS, "client-address header"]].flatMap(([names, what]) => {
+        const keys = Object.keys(data).filter((k) => (names as Set<string>).has(k.toLowerCase()));
+        return keys.length ? [`holds the ${plural(what as string, keys)} as ${keys.length > 1 ? "keys" : "a key"}: as ingress-nginx's proxy-set-headers ` +
+            `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
+    });
     return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
-        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : [])];
+        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props)];
+}
+
+/**
+ * The controller taking the client address from what a client sends: `use-forwarded-headers` (X-Forwarded-For),
+ * `enable-real-ip` (its forwarded-for-header), `use-proxy-protocol` (the PROXY header), each trusted from the
+ * senders in `proxy-real-ip-cidr` (default 0.0.0.0/0): refused when one is no edge proxy's range.
+ */
+function clientAddressTrust(props: Record<string, any>): string[] {
+    const settings = controllerSettings(props);
+    const given = settings.get("proxy-real-ip-cidr");
+    const wide = (given ?? "0.0.0.0/0").split(",").map((e) => e.trim()).filter((e) => e !== "" && untrustedProxyRange(e) !== undefined);
+    if (wide.length === 0) return [];
+    const reasons = `${given === undefined ? "its default; " : ""}${wide.map((e) => untrustedProxyRange(e)).join("; ")}`;
+    return ["use-forwarded-headers", "enable-real-ip", "use-proxy-protocol"].filter((k) => goBool(settings.get(k)) === true)
+        .map((k) => `sets ${k} with proxy-real-ip-cidr ${wide.join(", ")} (${reasons}), so the controller takes the client address from a header any client there writes`);
 }
 
 function fixOf(problem: string): string {
+    if (/client-address|client address|X-Forwarded-For/.test(problem)) {
+        return "; the api-gateway's rate limits, failed-key counts and login lockout count the client address the edge forwards: an address the edge " +
+            "writes puts every client behind it in one bucket, one a client writes lets it choose its own. Let the edge forward the address it sees, and trust " +
+            "forwarded addresses from the edge proxy's own range only.";
+    }
     if (problem.includes("identity header")) {
         return "; the api-gateway writes the identity headers from a verified credential and strips any that arrive: a service reached past it, " +
             "or a gateway bypassed by another route, takes them for the verified caller. Set no identity header at the edge.";
@@ -117,9 +153,12 @@ export const edgeGatewayContract: ResourceValidationPolicy = {
     description:
         "The edge keeps what the api-gateway keeps for itself: no Traefik Middleware, Ingress annotation or ingress-nginx controller setting writes " +
         "or copies the identity headers the services trust (x-user-id, x-user-role, x-auth-method, x-api-key-id, x-api-key-scopes), removes the " +
-        "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses).",
+        "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
+        "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders).",
     severity: "critical",
     validateResource: [
+        // Session 51b: Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
+        workloadRule({}, (w) => forwardedTrustProblems(traefikWorkloadSettings(w)), (w, p) => `${w.label} ${p}${fixOf(p)}`, ["kubernetes"]),
         (args, reportViolation) => {
             if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
             for (const p of middlewareContractProblems(plain(args.props))) reportViolation(`${describe(args.type, args.name)} ${p}${fixOf(p)}`);

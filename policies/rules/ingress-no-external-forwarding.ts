@@ -84,9 +84,9 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     },
     validateResource: [
         // Session 51: Traefik's own tracing, in its static configuration (flags, environment).
-        workloadRule(defaults, (w, cfg) => traefikTracingSettings(w).flatMap(([setting, url, container]) => {
+        workloadRule(defaults, (w, cfg) => traefikTracingSettings(w).flatMap(([setting, url, where]) => {
             const p = forwardingProblem(setting, url, TRAEFIK_TRACING_SENDS, cfg);
-            return p === undefined ? [] : [`container "${container}" ${p}`];
+            return p === undefined ? [] : [`${where} ${p}`];
         }), (w, p) => `${w.label} ${p}${FIX}`, ["kubernetes"]),
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             for (const p of externalForwardingProblems(plain(props), readConfig(args, defaults))) reportViolation(`Ingress "${args.name}" ${p}${FIX}`);

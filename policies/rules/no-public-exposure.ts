@@ -118,11 +118,11 @@ export function middlewareExposure(props: Record<string, any>, cfg: ExposureConf
 export function workloadExposure(w: Workload, cfg: ExposureConfig = defaults): string[] {
     if (w.target === "docker") return dockerExposure(w, cfg);
     // Session 51: Traefik's tracing endpoint naming an internal workload's Service (its static configuration).
-    const out: string[] = traefikTracingSettings(w).flatMap(([setting, url, container]) => {
+    const out: string[] = traefikTracingSettings(w).flatMap(([setting, url, where]) => {
         const host = targetHost(url);
         const svc = host === undefined ? undefined : clusterService(host);
         return svc !== undefined && cfg.internalWorkloads.includes(svc.name)
-            ? [`container "${container}" sets ${setting} to ${svc.name}, which sends it ${TRAEFIK_TRACING_SENDS}; datastores and monitoring stay internal (name a collector of the platform's own)`] : [];
+            ? [`${where} sets ${setting} to ${svc.name}, which sends it ${TRAEFIK_TRACING_SENDS}; datastores and monitoring stay internal (name a collector of the platform's own)`] : [];
     });
     for (const c of w.containers) {
         for (const p of arr(c.container.ports)) {

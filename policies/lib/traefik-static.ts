@@ -1,0 +1,111 @@
+/**
+ * Session 51b: Traefik's static configuration (pure), read wherever it is given: a container's flags
+ * (`--entryPoints.web.forwardedHeaders.insecure`, any case, as Traefik reads them; `=value`, the next word, or
+ * none for a boolean), its environment (`TRAEFIK_ENTRYPOINTS_WEB_FORWARDEDHEADERS_INSECURE`), and a file: a
+ * ConfigMap holding `traefik.yaml`/`traefik.yml` (mounted into the pod, named by `--configFile`), read with the
+ * `yaml` library. Every setting comes as its lower-case dotted key, so one rule judges all three. A
+ * `traefik.toml` is not read (no TOML reader in the pack): it is reported as unread (`unreadTraefikFiles`).
+ */
+import { parse } from "yaml";
+import { k8sCommandLine } from "./command-line";
+import { goBool } from "./controller-config";
+import { untrustedProxyRange } from "./cidr";
+import { workloadEnv } from "./environment";
+import type { Workload } from "./rule";
+import { isRecord, str } from "./values";
+
+export interface TraefikSetting {
+    /** Lower-case, dotted: `entrypoints.web.forwardedheaders.insecure`. */
+    key: string;
+    /** As the message names it: `--entrypoints.web.forwardedheaders.insecure`, `TRAEFIK_…`, `tracing.otlp.http.endpoint (traefik.yaml)`. */
+    setting: string;
+    /** The value; undefined for a flag given without one (a boolean set true). */
+    value: string | undefined;
+    /** Where it is set, for a workload: `container "traefik"`; "" for a ConfigMap's file. */
+    where: string;
+}
+
+const FILE = /^traefik\.(ya?ml|toml)$/i;
+
+/** The static settings of any Kubernetes container of a workload: its flags and its `TRAEFIK_*` environment. */
+export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
+    const out: TraefikSetting[] = [];
+    for (const c of w.containers) {
+        const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
+        words.forEach((word, i) => {
+            if (!word.startsWith("--") || word.length < 3) return;
+            const [name, ...rest] = word.split("=");
+            const next = words[i + 1];
+            const value = rest.length ? rest.join("=") : next !== undefined && !next.startsWith("-") ? next : undefined;
+            out.push({ key: name.slice(2).toLowerCase(), setting: name.toLowerCase(), value, where: `container "${c.name}"` });
+        });
+    }
+    for (const env of workloadEnv(w.type, w.props)) {
+        for (const e of env.entries) {
+            if (!/^TRAEFIK_./i.test(e.name) || e.value === undefined) continue;
+            out.push({ key: e.name.slice(8).toLowerCase().replace(/_/g, "."), setting: e.name, value: e.value, where: `container "${env.container?.name ?? w.name}"` });
+        }
+    }
+    return out;
+}
+
+/** The settings of each YAML Traefik file a ConfigMap holds (`data` keys `traefik.yaml`, `traefik.yml`). */
+export function traefikFileSettings(props: Record<string, any>): TraefikSetting[] {
+    const data = isRecord(props.data) ? props.data : {};
+    const out: TraefikSetting[] = [];
+    for (const [file, text] of Object.entries(data)) {
+        if (!FILE.test(file) || /toml$/i.test(file) || str(text) === undefined) continue;
+        let doc: unknown;
+        try {
+            doc = parse(str(text)!);
+        } catch {
+            continue; // Traefik refuses to start on it: nothing runs with it.
+        }
+        const walk = (node: unknown, path: string[]) => {
+            if (Array.isArray(node) && node.every((v) => !isRecord(v) && !Array.isArray(v))) {
+                out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: node.map(String).join(","), where: "" });
+            } else if (Array.isArray(node)) {
+                node.forEach((v, i) => walk(v, [...path, String(i)]));
+            } else if (isRecord(node)) {
+                for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
+            } else if (path.length > 0 && node !== null && node !== undefined) {
+                out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: String(node), where: "" });
+            }
+        };
+        walk(doc, []);
+    }
+    return out;
+}
+
+/** The Traefik files of a ConfigMap the pack cannot read (TOML). */
+export function unreadTraefikFiles(props: Record<string, any>): string[] {
+    return Object.keys(isRecord(props.data) ? props.data : {}).filter((k) => /^traefik\.toml$/i.test(k));
+}
+
+/**
+ * Traefik's tracing endpoints among the settings (`tracing.<…>.endpoint`, `…hostport`, `…address`), each
+ * [setting, value, where]; a flag given without a value names none.
+ */
+export function tracingEndpoints(settings: TraefikSetting[]): Array<[string, string, string]> {
+    return settings.filter((s) => /^tracing\.[a-z0-9.]*(endpoint|hostport|address)$/.test(s.key) && s.value !== undefined && s.value.trim() !== "")
+        .map((s) => [s.setting, s.value!, s.where]);
+}
+
+/**
+ * Session 51b: entry points that take the client address from what the client sends: `forwardedHeaders.insecure`
+ * or `proxyProtocol.insecure` (any sender), or `trustedIPs` holding a range no edge proxy sends from (a public one,
+ * one wider than the proxy's: catalog/addresses.ts). Each a problem, "sets …, so Traefik takes …".
+ */
+export function forwardedTrustProblems(settings: TraefikSetting[]): string[] {
+    const out: string[] = [];
+    for (const s of settings) {
+        const m = /^entrypoints\.[^.]+\.(forwardedheaders|proxyprotocol)\.(insecure|trustedips)$/.exec(s.key);
+        if (!m) continue;
+        const at = s.where === "" ? "" : `${s.where} `;
+        const what = m[1] === "forwardedheaders" ? "X-Forwarded-For (and the other X-Forwarded-* headers)" : "the client address in a PROXY protocol header";
+        if (m[2] === "insecure" && goBool(s.value ?? "true")) out.push(`${at}sets ${s.setting}, so Traefik takes ${what} from any client`);
+        const wide = m[2] === "trustedips" ? (s.value ?? "").split(",").map((e) => e.trim()).filter((e) => e !== "" && untrustedProxyRange(e) !== undefined) : [];
+        if (wide.length) out.push(`${at}sets ${s.setting} to ${wide.join(", ")} (${wide.map((e) => untrustedProxyRange(e)).join("; ")}), so Traefik takes ${what} from clients there`);
+    }
+    return out;
+}
