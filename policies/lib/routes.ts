@@ -200,12 +200,14 @@ export function traefikFileTracing(props: Record<string, any>): Array<[string, s
     return tracingEndpoints(traefikFileSettings(props)).map(([setting, value]) => [setting, collectorUrl(setting, value)!]);
 }
 
-/** The controller ConfigMap's forwarding settings as URLs: [key, URL, what it sends], each set one. */
+/** The controller ConfigMap's forwarding settings (session 51b: and a Traefik file's tracing) as URLs: [key, URL, what it sends], each set one. */
 export function controllerForwarding(props: Record<string, any>): Array<[string, string, string]> {
     const data = isRecord(props.data) ? props.data : {};
     const settings = controllerSettings(props);
     const out: Array<[string, string | undefined, string]> = [["global-auth-url", str(data["global-auth-url"]), GLOBAL_AUTH_SENDS],
-        ...COLLECTOR_KEYS.map((k): [string, string | undefined, string] => [k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS])];
+        ...COLLECTOR_KEYS.map((k): [string, string | undefined, string] => [k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS]),
+        // Session 51b: a Traefik file's tracing endpoints (`traefik.yaml`), as its flags'.
+        ...traefikFileTracing(props).map(([k, url]): [string, string, string] => [k, url, TRAEFIK_TRACING_SENDS])];
     return out.filter((e): e is [string, string, string] => e[1] !== undefined && e[1].trim() !== "");
 }
 

@@ -5,7 +5,7 @@ import { untrustedProxyRange } from "../lib/cidr";
 import { controllerSettings, goBool } from "../lib/controller-config";
 import { workloadRule } from "../lib/rule";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
-import { forwardedTrustProblems, traefikWorkloadSettings } from "../lib/traefik-static";
+import { forwardedTrustProblems, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe, metadataAnnotations } from "../lib/workloads";
 
@@ -115,7 +115,8 @@ export function controllerContractProblems(props: Record<string, any>): string[]
             `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
     });
     return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
-        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props)];
+        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props),
+        ...forwardedTrustProblems(traefikFileSettings(props))];
 }
 
 /**

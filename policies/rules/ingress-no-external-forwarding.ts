@@ -3,6 +3,7 @@ import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy
 import { readConfig } from "../lib/config";
 import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, traefikTracingSettings, TRAEFIK_TRACING_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { workloadRule } from "../lib/rule";
+import { unreadTraefikFiles } from "../lib/traefik-static";
 import { isRecord, plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
@@ -75,7 +76,7 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
         "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
-        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*) and a Traefik " +
+        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*, a traefik.yaml; a traefik.toml is refused, unread) and a Traefik " +
         "Middleware's forwardAuth.address name a " +
         "Service of the cluster by its namespace, $host, or a host listed in allowedExternalTargets; no Traefik plugin middleware runs.",
     severity: "high",
@@ -93,6 +94,11 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         }),
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const p of globalAuthProblems(plain(props), readConfig(args, defaults))) reportViolation(`ConfigMap "${args.name}" ${p}${FIX}`);
+            // Session 51b: Traefik's static configuration in TOML, which the pack does not read (its YAML is read: lib/traefik-static.ts).
+            for (const file of unreadTraefikFiles(plain(props))) {
+                reportViolation(`ConfigMap "${args.name}" holds ${file}, Traefik's static configuration in TOML, which no policy of this pack reads (its tracing endpoints, ` +
+                    "entry points' forwarded headers): give it as traefik.yaml, which the pack reads.");
+            }
         }),
         // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.
         (args, reportViolation) => {

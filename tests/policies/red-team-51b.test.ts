@@ -54,3 +54,36 @@ describe("edge-gateway-contract: the client address the edge forwards (X-Forward
         expect(await messages("edge-gateway-contract", [traefik(["--entryPoints.web.forwardedHeaders.insecure=false", "--entryPoints.web.forwardedHeaders.trustedIPs=10.244.0.0/16"])])).toEqual([]);
     });
 });
+
+describe("Traefik's static configuration given as a file (a ConfigMap holding traefik.yaml, mounted, named by --configFile)", () => {
+    const file = (name: string, text: string): TestResource => ({ type: "kubernetes:core/v1:ConfigMap", name: "traefik-config",
+        props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "traefik-config", namespace: "traefik" }, data: { [name]: text } } });
+    const YAML = [
+        "entryPoints:", "  web:", "    address: ':8000'", "    forwardedHeaders:", "      insecure: true", "  websecure:", "    proxyProtocol:", "      trustedIPs: ['0.0.0.0/0']",
+        "tracing:", "  otlp:", "    http:", "      endpoint: https://otel.example.net/v1/traces", "    grpc:", "      Endpoint: prometheus.ai-trading.svc:4317",
+    ].join("\n");
+
+    it("rejects its tracing endpoints (outside the cluster, naming monitoring) and entry points trusting any client's address", async () => {
+        expect((await messages("ingress-no-external-forwarding", [file("traefik.yaml", YAML)])).map((m) => m.split(", past every")[0])).toEqual([
+            "ConfigMap \"traefik-config\" sets tracing.otlp.http.endpoint (traefik.yaml) to a URL on otel.example.net, outside the cluster, so the controller sends it " +
+            "a trace of every request Traefik routes (its URI, query tokens included, and headers)",
+        ]);
+        expect(await messages("no-public-exposure", [file("traefik.yml", YAML)])).toEqual([
+            "ConfigMap \"traefik-config\" sets tracing.otlp.grpc.Endpoint (traefik.yml) to prometheus, which sends it a trace of every request Traefik routes (its URI, query tokens included, and headers); " +
+            "datastores and monitoring stay internal (name the platform's own authentication service and a collector of its own).",
+        ]);
+        expect((await messages("edge-gateway-contract", [file("traefik.yaml", YAML)])).map((m) => m.split("; the api-gateway")[0])).toEqual([
+            "ConfigMap \"traefik-config\" sets entryPoints.web.forwardedHeaders.insecure (traefik.yaml), so Traefik takes X-Forwarded-For (and the other X-Forwarded-* headers) from any client",
+            "ConfigMap \"traefik-config\" sets entryPoints.websecure.proxyProtocol.trustedIPs (traefik.yaml) to 0.0.0.0/0 (wider than /16), so Traefik takes the client address in a PROXY protocol header from clients there",
+        ]);
+        const fine = file("traefik.yaml", "entryPoints:\n  web:\n    forwardedHeaders:\n      trustedIPs: [10.244.0.0/16]\ntracing:\n  otlp:\n    grpc:\n      endpoint: otel-collector.observability.svc:4317\n");
+        for (const policy of ["ingress-no-external-forwarding", "no-public-exposure", "edge-gateway-contract"]) expect(await messages(policy, [fine])).toEqual([]);
+    });
+
+    it("rejects a traefik.toml, which the pack does not read", async () => {
+        expect(await messages("ingress-no-external-forwarding", [file("traefik.toml", "[tracing.otlp.http]\nendpoint = \"https://otel.example.net\"\n")])).toEqual([
+            "ConfigMap \"traefik-config\" holds traefik.toml, Traefik's static configuration in TOML, which no policy of this pack reads (its tracing endpoints, " +
+            "entry points' forwarded headers): give it as traefik.yaml, which the pack reads.",
+        ]);
+    });
+});
