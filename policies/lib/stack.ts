@@ -1,5 +1,6 @@
 /** Plain view of stack resources for stack policies (pure helpers take this). */
 import type { PolicyResource } from "@pulumi/policy";
+import { listItems } from "./lists";
 import { num, plain, str } from "./values";
 import { isHpa, namespaceOf, objectName } from "./workloads";
 
@@ -16,8 +17,13 @@ export interface Finding {
     message: string;
 }
 
+/** Session 51b: a `*List` resource's items are resources of the stack too (lib/lists.ts), with the list's URN. */
 export function plainResources(resources: PolicyResource[]): StackResource[] {
-    return resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: plain(r.props) }));
+    return resources.flatMap((r) => {
+        const props = plain(r.props);
+        const items = listItems(r.type, r.name, props);
+        return items.length ? items.map((i) => ({ ...i, urn: r.urn })) : [{ type: r.type, name: r.name, urn: r.urn, props }];
+    });
 }
 
 /**

@@ -8,6 +8,7 @@ import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { forwardedTrustProblems, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe, metadataAnnotations } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * Session 51 (red team round four): the edge's settings that undo what the api-gateway keeps for itself
@@ -157,7 +158,7 @@ export const edgeGatewayContract: ResourceValidationPolicy = {
         "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
         "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders).",
     severity: "critical",
-    validateResource: [
+    validateResource: readingListItems([
         // Session 51b: Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
         workloadRule({}, (w) => forwardedTrustProblems(traefikWorkloadSettings(w)), (w, p) => `${w.label} ${p}${fixOf(p)}`, ["kubernetes"]),
         (args, reportViolation) => {
@@ -170,5 +171,5 @@ export const edgeGatewayContract: ResourceValidationPolicy = {
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const p of controllerContractProblems(plain(props))) reportViolation(`ConfigMap "${args.name}" ${p}${fixOf(p)}`);
         }),
-    ],
+    ]),
 };

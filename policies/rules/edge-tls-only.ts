@@ -7,6 +7,7 @@ import { nginxTlsProblems } from "../lib/nginx";
 import { forEveryWorkload } from "../lib/rule";
 import { arr, decodeBase64, isRecord, isUnknown, plain, str } from "../lib/values";
 import { describe, metadataAnnotations } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface EdgeTlsConfig {
     /** Image basenames treated as the nginx edge even without role=edge. */
@@ -110,7 +111,7 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
             nginxImages: { type: "array", items: { type: "string" }, default: defaults.nginxImages },
         },
     },
-    validateResource: [
+    validateResource: readingListItems([
         forEveryWorkload((w, args, reportViolation) => {
             const cfg = readConfig(args, defaults);
             const image = str(w.props.image);
@@ -136,5 +137,5 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
                     "proxy-ssl-secret: <namespace>/<Secret with the backend's CA in ca.crt>, or speak plain HTTP to a ClusterIP Service inside the cluster.");
             }
         }),
-    ],
+    ]),
 };

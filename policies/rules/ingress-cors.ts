@@ -6,6 +6,7 @@ import { goBool } from "../lib/controller-config";
 import { arr, isRecord, isUnknown, plain, str } from "../lib/values";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * ingress-nginx's CORS annotations (session 38's configuration hunt: not judged). With
@@ -98,12 +99,12 @@ export const ingressCors: ResourceValidationPolicy = {
         "No Ingress enables CORS (ingress-nginx enable-cors) for any origin with credentials (cors-allow-credentials defaults to true), " +
         "and the API gateway's Ingress enables it for listed origins only; no Traefik headers middleware allows credentials for an origin list or regex admitting any site.",
     severity: "high",
-    validateResource: [
+    validateResource: readingListItems([
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             for (const p of ingressCorsProblems(plain(props))) reportViolation(`Ingress "${args.name}" ${p.problem}; ${p.fix}.`);
         }),
         (args, reportViolation) => {
             if (TRAEFIK_MIDDLEWARE.test(args.type)) for (const p of middlewareCorsProblems(plain(args.props))) reportViolation(`${describe(args.type, args.name)} ${p}.`);
         },
-    ],
+    ]),
 };

@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { arr, isRecord, plain, str } from "../lib/values";
+import { readingListItems } from "../lib/lists";
 
 const SERVER_ALIAS = "nginx.ingress.kubernetes.io/server-alias";
 
@@ -27,9 +28,9 @@ export const ingressHosts: ResourceValidationPolicy = {
     name: "ingress-hosts",
     description: "Every Ingress rule names a concrete host (no empty or wildcard host, no default backend, no wildcard or regular-expression ingress-nginx server alias), so the edge serves only the platform's own names.",
     severity: "medium",
-    validateResource: validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
+    validateResource: readingListItems(validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
         for (const p of ingressHostProblems(plain(props))) {
             reportViolation(`Ingress "${args.name}" ${p}; set rules[].host to the platform's DNS name (config trading:ingressHost).`);
         }
-    }),
+    })),
 };

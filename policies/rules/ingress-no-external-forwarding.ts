@@ -7,6 +7,7 @@ import { unreadTraefikFiles } from "../lib/traefik-static";
 import { isRecord, plain } from "../lib/values";
 import { describe } from "../lib/workloads";
 import { metadataAnnotations } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * Session 43's policy hunt. ingress-nginx annotations that send what the clients send to a URL of the
@@ -83,7 +84,7 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     configSchema: {
         properties: { allowedExternalTargets: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: [
+    validateResource: readingListItems([
         // Session 51: Traefik's own tracing, in its static configuration (flags, environment).
         workloadRule(defaults, (w, cfg) => traefikTracingSettings(w).flatMap(([setting, url, where]) => {
             const p = forwardingProblem(setting, url, TRAEFIK_TRACING_SENDS, cfg);
@@ -112,5 +113,5 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
                     "it may send the requests routed through it, their Authorization header and cookies included, anywhere. Use Traefik's own middlewares, which this pack reads.");
             }
         },
-    ],
+    ]),
 };

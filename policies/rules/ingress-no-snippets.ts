@@ -3,6 +3,7 @@ import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy
 import { controllerSettings, goBool } from "../lib/controller-config";
 import { isRecord, plain, str } from "../lib/values";
 import { metadataAnnotations } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * ingress-nginx's snippet annotations paste raw nginx configuration into the controller, which
@@ -98,7 +99,7 @@ export const ingressNoSnippets: ResourceValidationPolicy = {
         "no controller ConfigMap turns them back on (allow-snippet-annotations, annotations-risk-level Critical), switches off the controller's " +
         "annotation validation or carries a *-snippet key.",
     severity: "high",
-    validateResource: [
+    validateResource: readingListItems([
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             const p = plain(props);
             for (const problem of ingressSnippetProblems(p)) {
@@ -121,5 +122,5 @@ export const ingressNoSnippets: ResourceValidationPolicy = {
                     "that can read every Secret (CVE-2021-25742); leave snippets off.");
             }
         }),
-    ],
+    ]),
 };

@@ -8,6 +8,7 @@ import { clusterService, controllerForwarding, controllerTargets, GLOBAL_AUTH_SE
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, num, plain, str } from "../lib/values";
 import { DATASTORES, describe, isDatastore, metadataLabels, MONITORING, objectName } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface ExposureConfig {
     environment: Environment;
@@ -194,7 +195,7 @@ export const noPublicExposure: ResourceValidationPolicy = {
             internalWorkloads: { type: "array", items: { type: "string" }, default: defaults.internalWorkloads },
         },
     },
-    validateResource: [
+    validateResource: readingListItems([
         workloadRule(defaults, workloadExposure, (w, p) => `${w.label} ${p}.`),
         validateResourceOfType(k8s.core.v1.Service, objectRule(serviceExposure)),
         validateResourceOfType(k8s.networking.v1.Ingress, objectRule((props, _name, cfg) => ingressExposure(props, cfg))),
@@ -203,5 +204,5 @@ export const noPublicExposure: ResourceValidationPolicy = {
         (args, reportViolation) => {
             if (TRAEFIK_MIDDLEWARE.test(args.type)) objectRule((props, _name, cfg) => middlewareExposure(props, cfg))(args.props, args, reportViolation);
         },
-    ],
+    ]),
 };

@@ -2,6 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * Routers the edge policies do not read. edge-tls-only, ingress-hosts, ingress-no-snippets,
@@ -46,7 +47,7 @@ export const noUncheckedRoutes: ResourceValidationPolicy = {
         "or TraefikService, Contour HTTPProxy, NGINX Inc. VirtualServer or TransportServer, Kong TCPIngress; no Ingress backend naming a resource " +
         "(not a Service), no Traefik errors middleware fetching from a TraefikService.",
     severity: "high",
-    validateResource: (args, reportViolation) => {
+    validateResource: readingListItems((args, reportViolation) => {
         const router = ROUTERS.find(([type]) => type.test(args.type));
         const backends = router === undefined && (args.type === "kubernetes:networking.k8s.io/v1:Ingress" || TRAEFIK_MIDDLEWARE.test(args.type)) ? objectBackends(args.type, plain(args.props)) : [];
         for (const b of backends) {
@@ -56,5 +57,5 @@ export const noUncheckedRoutes: ResourceValidationPolicy = {
         if (router === undefined) return;
         reportViolation(`${describe(args.type, args.name)} (${router[1]}) routes traffic where no edge policy of this pack checks it ` +
             "(TLS, hosts, snippets, routes to datastores and monitoring); publish through a networking.k8s.io/v1 Ingress instead.");
-    },
+    }),
 };

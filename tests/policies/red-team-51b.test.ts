@@ -87,3 +87,23 @@ describe("Traefik's static configuration given as a file (a ConfigMap holding tr
         ]);
     });
 });
+
+describe("*List kinds holding routers: a resource the program declares (k8s.networking.v1.IngressList, a CustomResource of kind MiddlewareList, v1 List)", () => {
+    // @pulumi/kubernetes' yaml ConfigFile/ConfigGroup expand a built-in list item by item (yaml.js), but a *List resource
+    // declared in code, or a list of a custom kind (MiddlewareList) from a file, reaches the pack whole.
+    const list = (type: string, items: any[]): TestResource => ({ type, name: "routers", props: { metadata: { name: "routers", namespace: NS }, items } });
+    const ing = { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "admin", namespace: NS, annotations: { "nginx.ingress.kubernetes.io/auth-url": "https://auth.example.net/verify" } },
+        spec: { rules: [{ host: "trading.example.com", http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "prometheus", port: { number: 9090 } } } }] } }] } };
+    const mw = { metadata: { name: "ids", namespace: NS }, spec: { headers: { customRequestHeaders: { "X-User-Id": "1" } } } };
+
+    it("reads the items of an IngressList, a MiddlewareList (items without kind take the list's) and a v1 List, in resource and stack policies", async () => {
+        expect((await messages("ingress-no-external-forwarding", [list("kubernetes:networking.k8s.io/v1:IngressList", [ing])])).map((m) => m.split(" to a URL")[0]))
+            .toEqual(["Ingress \"admin\" sets the annotation nginx.ingress.kubernetes.io/auth-url"]);
+        expect((await messages("no-public-exposure", [list("kubernetes:v1:List", [ing])])).map((m) => m.split(" routes")[0].split(" sends")[0])).toEqual(["Ingress \"admin\""]);
+        expect((await messages("edge-gateway-contract", [list("kubernetes:traefik.io/v1alpha1:MiddlewareList", [mw])])).map((m) => m.split(" on every")[0]))
+            .toEqual(["Middleware \"ids\" sets the identity header X-User-Id"]);
+        const svc = edit((prodStack().find((r) => r.type === "kubernetes:core/v1:Service" && r.props.metadata.name === "postgres"))!, () => undefined);
+        expect((await messages("ingress-internal-backends", [...prodStack(), list("kubernetes:networking.k8s.io/v1:IngressList", [{ ...ing, spec: { rules: [{ http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "reports", port: { number: 80 } } } }] } }] } }]),
+            edit(svc, (p) => { p.metadata.name = "reports"; })])).map((m) => m.split(",")[0])).toEqual(["Ingress \"admin\" routes public traffic to Service \"reports\""]);
+    });
+});
