@@ -1,14 +1,13 @@
-import * as k8s from "@pulumi/kubernetes";
-import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { StackValidationPolicy } from "@pulumi/policy";
 import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
 import { untrustedProxyRange } from "../lib/cidr";
 import { controllerSettings, goBool } from "../lib/controller-config";
-import { workloadRule } from "../lib/rule";
+import { workloadOf } from "../lib/rule";
+import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { forwardedTrustProblems, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
-import { arr, isRecord, plain, str } from "../lib/values";
-import { describe, metadataAnnotations } from "../lib/workloads";
-import { readingListItems } from "../lib/lists";
+import { arr, hasUnknown, isRecord, str } from "../lib/values";
+import { describe, isK8sWorkload, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
 
 /**
  * Session 51 (red team round four): the edge's settings that undo what the api-gateway keeps for itself
@@ -39,6 +38,7 @@ const SECURITY = new Set(Object.keys(SECURITY_HEADERS));
 const CLIENT_ADDRESS = new Set(["x-forwarded-for", "x-real-ip", "forwarded"]);
 const AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers";
 const REWRITE_TARGET = "nginx.ingress.kubernetes.io/rewrite-target";
+const AUTH_PROXY_SET_HEADERS = "nginx.ingress.kubernetes.io/auth-proxy-set-headers";
 
 const listOf = (value: unknown): string[] => (Array.isArray(value) ? arr(value).map(str) : (str(value) ?? "").split(","))
     .filter((h): h is string => h !== undefined).map((h) => h.trim()).filter((h) => h !== "");
@@ -150,7 +150,31 @@ function fixOf(problem: string): string {
         "to clients: rewrite onto none of them, and let no client choose the rewritten path.";
 }
 
-export const edgeGatewayContract: ResourceValidationPolicy = {
+/**
+ * Session 51b: the header maps ingress-nginx is told to set (the controller's `proxy-set-headers`, an Ingress's
+ * `auth-proxy-set-headers`: `<namespace>/<name>`, a name alone in the object's namespace), followed within the stack:
+ * a map the stack does not declare is reported, as the pack cannot see what it sets (a declared one is judged by its keys).
+ */
+export function undeclaredHeaderMaps(resources: StackResource[]): Finding[] {
+    const maps = new Set(resources.filter((r) => r.type === K8S.configMap).map((r) => `${namespaceOf(r.props)}/${objectName(r.props, r.name)}`));
+    const out: Finding[] = [];
+    for (const r of resources) {
+        const refs: Array<[string, string | undefined, string]> = r.type === K8S.configMap ? [["proxy-set-headers", controllerSettings(r.props).get("proxy-set-headers"), `ConfigMap "${r.name}"`]]
+            : r.type === K8S.ingress ? [[`the annotation ${AUTH_PROXY_SET_HEADERS}`, metadataAnnotations(r.props)[AUTH_PROXY_SET_HEADERS], `Ingress "${r.name}"`]] : [];
+        for (const [key, value, who] of refs) {
+            const ref = value?.trim();
+            if (ref === undefined || ref === "" || hasUnknown(ref)) continue;
+            const full = ref.includes("/") ? ref : `${namespaceOf(r.props)}/${ref}`;
+            if (!maps.has(full)) {
+                out.push({ urn: r.urn, message: `${who} sets ${key} to ${ref}, a ConfigMap this stack does not declare: the controller sets each of its keys as a header ` +
+                    "on every request, and no policy can see which (identity headers, X-Forwarded-For). Declare the header map in the stack, where its keys are judged." });
+            }
+        }
+    }
+    return out;
+}
+
+export const edgeGatewayContract: StackValidationPolicy = {
     name: "edge-gateway-contract",
     description:
         "The edge keeps what the api-gateway keeps for itself: no Traefik Middleware, Ingress annotation or ingress-nginx controller setting writes " +
@@ -158,18 +182,20 @@ export const edgeGatewayContract: ResourceValidationPolicy = {
         "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
         "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders).",
     severity: "critical",
-    validateResource: readingListItems([
-        // Session 51b: Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
-        workloadRule({}, (w) => forwardedTrustProblems(traefikWorkloadSettings(w)), (w, p) => `${w.label} ${p}${fixOf(p)}`, ["kubernetes"]),
-        (args, reportViolation) => {
-            if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
-            for (const p of middlewareContractProblems(plain(args.props))) reportViolation(`${describe(args.type, args.name)} ${p}${fixOf(p)}`);
-        },
-        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-            for (const p of ingressContractProblems(plain(props))) reportViolation(`Ingress "${args.name}" ${p}${fixOf(p)}`);
-        }),
-        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            for (const p of controllerContractProblems(plain(props))) reportViolation(`ConfigMap "${args.name}" ${p}${fixOf(p)}`);
-        }),
-    ]),
+    // Session 51b: a stack policy, to follow the header maps' references (undeclaredHeaderMaps); every object is judged alone as before.
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        for (const r of resources) {
+            const problems = TRAEFIK_MIDDLEWARE.test(r.type) ? middlewareContractProblems(r.props).map((p) => `${describe(r.type, r.name)} ${p}`)
+                : r.type === K8S.ingress ? ingressContractProblems(r.props).map((p) => `Ingress "${r.name}" ${p}`)
+                    : r.type === K8S.configMap ? controllerContractProblems(r.props).map((p) => `ConfigMap "${r.name}" ${p}`)
+                        // Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
+                        : isK8sWorkload(r.type) ? (() => {
+                            const w = workloadOf("kubernetes", r.type, r.name, r.props);
+                            return forwardedTrustProblems(traefikWorkloadSettings(w)).map((p) => `${w.label} ${p}`);
+                        })() : [];
+            for (const p of problems) reportViolation(`${p}${fixOf(p)}`, r.urn);
+        }
+        for (const f of undeclaredHeaderMaps(resources)) reportViolation(f.message, f.urn);
+    },
 };

@@ -3,7 +3,7 @@
  * failing before its fix. (Case, what happened, the fix: policies/README.md "Red team, session 51", part 51b.)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, edit, NS, prodStack } from "./fixtures";
+import { deployment, edit, ingress as ingressOf, NS, prodStack } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 /** An ingress-nginx controller ConfigMap (recognised by its keys, whatever it is called), as in red-team-51. */
@@ -105,5 +105,21 @@ describe("*List kinds holding routers: a resource the program declares (k8s.netw
         const svc = edit((prodStack().find((r) => r.type === "kubernetes:core/v1:Service" && r.props.metadata.name === "postgres"))!, () => undefined);
         expect((await messages("ingress-internal-backends", [...prodStack(), list("kubernetes:networking.k8s.io/v1:IngressList", [{ ...ing, spec: { rules: [{ http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "reports", port: { number: 80 } } } }] } }] } }]),
             edit(svc, (p) => { p.metadata.name = "reports"; })])).map((m) => m.split(",")[0])).toEqual(["Ingress \"admin\" routes public traffic to Service \"reports\""]);
+    });
+});
+
+describe("edge-gateway-contract: ingress-nginx's header maps followed by reference (proxy-set-headers, auth-proxy-set-headers)", () => {
+    const MAP = ", a ConfigMap this stack does not declare: the controller sets each of its keys as a header on every request, and no policy can see which " +
+        "(identity headers, X-Forwarded-For). Declare the header map in the stack, where its keys are judged.";
+
+    it("rejects a reference to a map the stack does not declare (any case; a name alone is in the object's namespace); a declared map is judged by its keys", async () => {
+        const ing = edit(ingressOf(), (p) => { p.metadata.annotations["nginx.ingress.kubernetes.io/auth-proxy-set-headers"] = "auth-headers"; });
+        expect(await messages("edge-gateway-contract", [controller({ "Proxy-Set-Headers": "ingress-nginx/custom-headers" }), ing])).toEqual([
+            `ConfigMap "ingress-nginx-controller" sets proxy-set-headers to ingress-nginx/custom-headers${MAP}`,
+            `Ingress "nginx-ingress" sets the annotation nginx.ingress.kubernetes.io/auth-proxy-set-headers to auth-headers${MAP}`,
+        ]);
+        const declared = controller({ "X-Request-Source": "edge" }, "custom-headers");
+        const authMap = edit(controller({ "X-Request-Source": "edge" }, "auth-headers"), (p) => { p.metadata.namespace = NS; });
+        expect(await messages("edge-gateway-contract", [controller({ "proxy-set-headers": "ingress-nginx/custom-headers" }), declared, ing, authMap])).toEqual([]);
     });
 });
