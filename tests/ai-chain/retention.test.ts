@@ -6,11 +6,10 @@
  * one mutation. The cutoff is moved with `now` (the retention's floor is 5 years; rows are written now).
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useMigratedClickHouse } from "../harness/clickhouse-database";
 import { useServers } from "../harness/shared";
 import { createService } from "../../services/src/kit";
-import { createClickHouse } from "../../services/src/kit/datastores";
-import { runClickHouseMigrations } from "../../services/src/migrations";
 import aiChainAnalytics from "../../services/src/services/ai-chain-analytics";
 import { decisionOrderRow, decisionRow, fillRow, orderRow, type DecisionIn } from "../../services/src/services/ai-chain-analytics/chains";
 import { ChainRetention, DECISIONS_BY_ID, MONTHLY_CHAIN_TABLES } from "../../services/src/services/ai-chain-analytics/retention";
@@ -21,21 +20,7 @@ import { sleep, waitUntil } from "../trading/e2e-helpers";
 const srv = useServers("clickhouse");
 const DAYS = 1_825;
 const DAY_MS = 86_400_000;
-let root: ReturnType<typeof createClickHouse>;
-let ch: ReturnType<typeof createClickHouse>;
-const db = `chain_retention_${Math.random().toString(36).slice(2, 8)}`;
-
-beforeAll(async () => {
-  root = createClickHouse(srv.clickhouse.env);
-  await root.command(`CREATE DATABASE ${db}`);
-  ch = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_DATABASE: db });
-  await runClickHouseMigrations(ch);
-}, 300_000);
-afterAll(async () => {
-  await ch?.close();
-  await root?.command(`DROP DATABASE IF EXISTS ${db}`);
-  await root?.close();
-});
+const own = useMigratedClickHouse(srv, "chain_retention");
 
 /** One chain made at `at`: its decision (with its order's link), the order's event, a fill stamped `fillAt` (market time). */
 async function chain(at: number, fillAt = at) {
@@ -50,19 +35,19 @@ async function chain(at: number, fillAt = at) {
     order: { orderId, clientOrderId: decisionId, userId: user, symbol: "RETUSDT", side: "buy", type: "market", quantity: "1", status: "filled", filledQuantity: "1",
       avgFillPrice: "100", fees: "0", rejectReason: null, rejectMessage: null, lastPrice: null, createdAt: created, updatedAt: created },
   } as OrderEventMsg;
-  const store = new ChainStore(ch);
+  const store = new ChainStore(own.ch);
   await store.insertDecisionOrders([decisionOrderRow(d)!]);
   await store.insertDecisions([decisionRow(d)]);
   await store.insertOrders([orderRow(event)!]);
   await store.insertFills([fillRow({ fillId: `${orderId}:1`, orderId, userId: user, symbol: "RETUSDT", side: "buy", quantity: "1", price: "100", fee: "0", liquidity: "taker", ts: fillAt })]);
   // 0005's tables, still holding rows of the releases before (no longer written).
-  await ch.insert("ai_chain_decisions", [{ ...decisionRow(d), user_id: user }]);
+  await own.ch.insert("ai_chain_decisions", [{ ...decisionRow(d), user_id: user }]);
   const { user_id: _user, ...old } = orderRow(event)!;
-  await ch.insert("ai_chain_orders", [old]);
+  await own.ch.insert("ai_chain_orders", [old]);
   return { decisionId, orderId };
 }
 
-const count = async (table: string, where: string) => Number((await ch.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${table} WHERE ${where}`))[0].n);
+const count = async (table: string, where: string) => Number((await own.ch.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${table} WHERE ${where}`))[0].n);
 const everyTable = [...MONTHLY_CHAIN_TABLES, DECISIONS_BY_ID];
 
 describe("ai-chain-analytics: ClickHouse rows past CHAIN_CLICKHOUSE_RETENTION_DAYS", () => {
@@ -71,7 +56,7 @@ describe("ai-chain-analytics: ClickHouse rows past CHAIN_CLICKHOUSE_RETENTION_DA
     const old = [await chain(Date.UTC(2018, 0, 15)), await chain(Date.UTC(2019, 5, 30, 23, 59))];
     const kept = await chain(now - 1_000);
     // Rows are written now: the cutoff is put just past now (the retention's 5 years ahead), so the months before now's month are past it.
-    const retention = new ChainRetention(ch, DAYS);
+    const retention = new ChainRetention(own.ch, DAYS);
     const at = new Date(now + DAYS * DAY_MS + 2_000);
     await sleep(1_100); // modification_time has seconds: the parts are older than the cutoff
     const passed = await retention.pass(at);
@@ -83,7 +68,7 @@ describe("ai-chain-analytics: ClickHouse rows past CHAIN_CLICKHOUSE_RETENTION_DA
       expect(await count(table, `day < toDate('2020-01-01')`), table).toBe(0);
       expect(await count(table, `day >= toDate('2020-01-01')`), table).toBe(1);
     }
-    const store = new ChainStore(ch);
+    const store = new ChainStore(own.ch);
     expect(await store.chain(old[0].decisionId)).toBeUndefined();
     expect((await store.chain(kept.decisionId))!.fills).toHaveLength(1);
     // Nothing more due: the next pass drops nothing and issues no mutation (the by-id table is not read again for the same month).
@@ -96,7 +81,7 @@ describe("ai-chain-analytics: ClickHouse rows past CHAIN_CLICKHOUSE_RETENTION_DA
     const before = Date.now() - 1_000;
     const late = await chain(Date.now(), Date.UTC(2017, 2, 1));
     expect(await count("ai_chain_fills", `order_id = '${late.orderId}'`)).toBe(1);
-    const retention = new ChainRetention(ch, DAYS);
+    const retention = new ChainRetention(own.ch, DAYS);
     // The cutoff before the fill's write: its month (2017-03) is kept, whatever its date.
     expect(await retention.pass(new Date(before + DAYS * DAY_MS))).toBe(0);
     expect(await count("ai_chain_fills", `day < toDate('2020-01-01')`)).toBe(1);

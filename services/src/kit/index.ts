@@ -26,7 +26,7 @@ export { Type, type Static, type TSchema } from "@sinclair/typebox";
 export * from "./jwt";
 export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
-export { dropMonthsEndedBefore, monthsEndedBefore, unfinishedMutations, yyyymm } from "./clickhouse/retention";
+export { dropMonthsEndedBefore, dropPartitionsEndedBefore, partitionsEndedBefore, unfinishedMutations, yyyymm } from "./clickhouse/retention";
 export { decorateDatastores } from "./decorators";
 export { isJsonObject } from "./json-values";
 export { DisplayText, isDisplayText, PRINTABLE_TEXT_PATTERN, printableTextPattern, VISIBLE_TEXT_PATTERN } from "./display-text";

@@ -21,7 +21,7 @@
  * older than its newest one, claims kept, changes neither answer. That is a mutation rewriting the
  * table's parts on 18.16, so it runs only once `PASS_ROWS_TRIMMED_AFTER` such rows piled up.
  */
-import type { ClickHouseKitClient } from "../../kit";
+import { dropPartitionsEndedBefore, type ClickHouseKitClient } from "../../kit";
 
 /** The greatest overlap a pass may be configured with (PERF_ROLLUP_OVERLAP_S's maximum). */
 export const MAX_OVERLAP_SECONDS = 86_400;
@@ -65,25 +65,13 @@ export async function changesNeededFrom(ch: ClickHouseKitClient): Promise<number
   return Number(rows[0].oldest) - MAX_OVERLAP_SECONDS;
 }
 
-/** Drops the change-table partitions whose month ended by `neededFrom` (unix seconds). */
-export async function dropChangesBefore(ch: ClickHouseKitClient, neededFrom: number): Promise<string[]> {
-  const partitions = await ch.query<{ table: string; partition: string }>(
-    `SELECT table, partition FROM system.parts
-      WHERE database = currentDatabase() AND active AND has({tables:Array(String)}, table)
-      GROUP BY table, partition
-     HAVING toDateTime(addMonths(toStartOfMonth(min(min_time)), 1)) <= toDateTime({neededFrom:UInt32})
-      ORDER BY table, partition`,
-    { tables: [...CHANGE_TABLES], neededFrom },
-  );
-  const dropped: string[] = [];
-  for (const p of partitions) {
-    // The partition key is toYYYYMM: its value is six digits, the only text spliced into the statement.
-    if (!/^\d{6}$/.test(p.partition) || !(CHANGE_TABLES as readonly string[]).includes(p.table)) continue;
-    await ch.command(`ALTER TABLE ${p.table} DROP PARTITION ${p.partition}`);
-    dropped.push(`${p.table} ${p.partition}`);
-  }
-  return dropped;
-}
+/**
+ * Drops the change-table partitions whose month ended by `neededFrom` (unix seconds): the kit's
+ * dropPartitionsEndedBefore, judged by the month alone (no write-time check: a change is stamped when
+ * it is written, after every watermark, so none lands in a month that ended before `neededFrom`).
+ */
+export const dropChangesBefore = (ch: ClickHouseKitClient, neededFrom: number): Promise<string[]> =>
+  dropPartitionsEndedBefore(ch, CHANGE_TABLES, new Date(neededFrom * 1000));
 
 /** Deletes rollup `name`'s completed passes older than its newest one, once PASS_ROWS_TRIMMED_AFTER piled up. */
 export async function deleteSupersededPasses(ch: ClickHouseKitClient, name: string): Promise<number> {
