@@ -91,6 +91,21 @@ describe("ai-chain-analytics: ClickHouse rows past CHAIN_CLICKHOUSE_RETENTION_DA
     expect(await count("ai_chain_fills", `day < toDate('2020-01-01')`)).toBe(0);
   }, 60_000);
 
+  it("two passes at once (the timer's and an operator's) issue one by-id delete: the second joins the first", async () => {
+    const mutations = async () => Number((await own.ch.query<{ n: string }>(`SELECT toString(count()) AS n FROM system.mutations WHERE database = currentDatabase() AND table = {t:String}`, { t: DECISIONS_BY_ID }))[0].n);
+    await waitUntil("no by-id delete unfinished", async () => (await own.ch.query(`SELECT 1 FROM system.mutations WHERE database = currentDatabase() AND is_done = 0`)).length === 0, 60_000, 200);
+    await chain(Date.UTC(2016, 4, 10));
+    await sleep(1_100);
+    const issued = await mutations();
+    const retention = new ChainRetention(own.ch, DAYS);
+    const at = new Date(Date.now() + DAYS * DAY_MS);
+    const [a, b] = await Promise.all([retention.pass(at), retention.pass(at)]);
+    expect(a).toBe(b);
+    expect(retention.done.filter((d) => d.startsWith(DECISIONS_BY_ID))).toHaveLength(1);
+    expect(await mutations()).toBe(issued + 1);
+    await waitUntil("the by-id delete done", async () => (await count(DECISIONS_BY_ID, `day < toDate('2020-01-01')`)) === 0, 60_000, 200);
+  }, 120_000);
+
   it("CHAIN_CLICKHOUSE_RETENTION_DAYS has ai-orchestrator's decision retention's floor (5 years): below it the service does not start, naming the key", async () => {
     await expect(createService(aiChainAnalytics, { env: { ...srv.env, LOG_LEVEL: "silent", CHAIN_CLICKHOUSE_RETENTION_DAYS: "1824" }, defaultMetrics: false })).rejects.toThrow(
       "CHAIN_CLICKHOUSE_RETENTION_DAYS must be >= 1825",

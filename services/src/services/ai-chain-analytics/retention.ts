@@ -39,8 +39,24 @@ export class ChainRetention {
     private readonly days: number,
   ) {}
 
-  /** One pass at `now`: answers how many partitions it dropped and mutations it issued. */
-  async pass(now = new Date()): Promise<number> {
+  /** The pass under way, which a pass asked for meanwhile joins. */
+  private running: Promise<number> | undefined;
+
+  /**
+   * One pass at `now`: answers how many partitions it dropped and mutations it issued. A pass asked
+   * for while one runs (PeriodicDelete's timer and its `once`, an operator's) joins it and gets its
+   * answer: two at once would each find no unfinished mutation and both issue the by-id delete.
+   * Across processes there is no lock: the service is a singleton (catalog), stopped before its
+   * successor starts, and has no PostgreSQL or Dragonfly to hold one.
+   */
+  pass(now = new Date()): Promise<number> {
+    this.running ??= this.passAt(now).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async passAt(now: Date): Promise<number> {
     const cutoff = new Date(now.getTime() - this.days * 86_400_000);
     const dropped = await dropMonthsEndedBefore(this.ch, MONTHLY_CHAIN_TABLES, cutoff);
     const mutated = await this.deleteByIdBefore(monthStart(cutoff));
