@@ -4,7 +4,9 @@
  * of any of the user's strategies. An evaluation records a decision per symbol, kept for good: the
  * API ran one at each call, so one user asking in a loop filled ai_decisions, and a bound per strategy
  * alone would be passed by creating strategies. The scheduler's evaluations are not counted (their
- * bound is the schedule: everySeconds, ORCH_MAX_STRATEGIES_PER_USER).
+ * bound is the schedule: everySeconds, ORCH_MAX_STRATEGIES_PER_USER). A request answered with nothing
+ * evaluated for it (503 SHUTTING_DOWN: this replica's shutdown cut its wait for another replica's
+ * evaluation; 409 EVALUATION_IN_PROGRESS: that evaluation's answer did not come) gets its token back.
  */
 import type { PostgresClient } from "../../kit";
 import { HttpError } from "../../kit";
@@ -41,4 +43,27 @@ export class EvaluationBudget {
       { "retry-after": String(wait) },
     );
   }
+
+  /**
+   * Runs `evaluate` on a token taken (take: 429 past the budget), and gives the token back when the
+   * answer is that nothing was evaluated for the request (`nothingEvaluated`); the answer is the same.
+   */
+  async spend<T>(userId: string, evaluate: () => Promise<T>): Promise<T> {
+    await this.take(userId);
+    try {
+      return await evaluate();
+    } catch (e) {
+      // A failed give-back leaves the answer as it is: the token comes back by the refill, within a minute.
+      if (nothingEvaluated(e)) await this.giveBack(userId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Puts a token back in the user's bucket (never above `perMinute`). */
+  private async giveBack(userId: string): Promise<void> {
+    await this.pg.query(`UPDATE ai_evaluation_budgets b SET tokens = least($2::float8, ${REFILLED} + 1), refilled_at = now() WHERE user_id = $1`, [userId, this.perMinute]);
+  }
 }
+
+/** Whether an evaluation request's error says nothing was evaluated for it: its wait for another replica's evaluation was cut or went unanswered. */
+export const nothingEvaluated = (e: unknown): boolean => e instanceof HttpError && (e.code === "SHUTTING_DOWN" || e.code === "EVALUATION_IN_PROGRESS");

@@ -90,7 +90,7 @@ export interface RouteDeps {
   idle: (strategyId: string) => Promise<void>;
   maxStrategiesPerUser: number;
   /** Evaluations asked through the API, per user (evaluation-budget.ts). */
-  evaluationBudget: Pick<EvaluationBudget, "take">;
+  evaluationBudget: Pick<EvaluationBudget, "spend">;
 }
 
 export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
@@ -159,9 +159,9 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     // An evaluation places orders: only a strategy its user left enabled may place them.
     if (s.deletedAt) throw deleted(s, "a deleted strategy is never evaluated");
     if (!s.enabled) throw new HttpError(409, "STRATEGY_DISABLED", `strategy ${s.strategyId} is disabled: enable it to evaluate it (an evaluation places orders)`);
-    // Each evaluation records a decision per symbol: the user's budget (any strategy of theirs) first, 429 past it.
-    await deps.evaluationBudget.take(s.userId);
-    return { decisions: await deps.evaluate(s) };
+    // Each evaluation records a decision per symbol: the user's budget (any strategy of theirs) first, 429 past it;
+    // the token is given back when nothing was evaluated for the request (evaluation-budget.ts).
+    return { decisions: await deps.evaluationBudget.spend(s.userId, () => deps.evaluate(s)) };
   });
   ctx.app.get("/strategies/:id/decisions", { schema: { params: Id, querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }), response: { 200: Decisions } } }, async (req) => {
     const s = await own(req.params.id, requireIdentity(req).userId);
