@@ -282,11 +282,17 @@ describe("ai-orchestrator", () => {
     for (let i = 0; i < MAX_STRATEGIES; i++) ids.push((await create(headers)).json().strategyId);
     predictions = prediction(Math.floor(Date.now() / 60_000) * 60_000 - 60_000, 60_000);
     const evaluate = (id: string, h = headers) => orch.app.inject({ method: "POST", url: `/strategies/${id}/evaluate`, headers: h });
+    // The budget refills a token every 60 / EVALUATIONS_PER_MINUTE s: on a loaded machine the calls below
+    // took longer than that, and a token came back (a 200 where the test wanted the 429). Time is held
+    // still between the calls instead: what refilled since the last spend is taken away before the next.
+    const holdTime = () => db.query("UPDATE ai_evaluation_budgets SET refilled_at = now() WHERE user_id = $1", [headers["x-user-id"]]);
     // Round robin over the user's strategies: more strategies give no more evaluations.
     for (let i = 0; i < EVALUATIONS_PER_MINUTE; i++) {
+      await holdTime();
       const r = await evaluate(ids[i % ids.length]);
       expect(r.statusCode, r.body).toBe(200);
     }
+    await holdTime();
     const over = await evaluate(ids[EVALUATIONS_PER_MINUTE % ids.length]);
     // Before: 200, and a decision per call without end.
     expect(over.statusCode, over.body).toBe(429);
