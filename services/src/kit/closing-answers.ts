@@ -54,4 +54,12 @@ export function installClosingAnswers(app: FastifyInstance<any, any, any, any, a
       .status(503)
       .send(errorBody(request, NOT_STARTED.code, NOT_STARTED.message));
   });
+  // Every answer given once the close began ends its connection. Fastify closes the connections idle
+  // when its preClose hooks end; an answer finished after that (a wait the close cut, answered in the
+  // same moment) left its connection kept alive, and the close waited for it up to keepAliveTimeout
+  // (72 s): tests/ai/strategy-replicas.test.ts's shutdown case hung so, now and then, under load.
+  app.addHook("onSend", (_request, reply, payload, done) => {
+    if (closing && !reply.raw.headersSent) reply.header("connection", "close");
+    done(null, payload);
+  });
 }
