@@ -118,14 +118,7 @@ describe("a card charge and its account's deletion", () => {
 
   it("the deletion run while the processor has the charge: it waits for the answer; the charge is recorded, then the account is gone", async () => {
     const p = await payer();
-    let reached!: () => void;
-    let release!: () => void;
-    const atProcessor = new Promise<void>((r) => (reached = r));
-    const released = new Promise<void>((r) => (release = r));
-    fake.beforeAnswer = async () => {
-      reached();
-      await released;
-    };
+    const { reached: atProcessor, release } = fake.holdAnswers();
     try {
       const r = await window.duringCall(p.userId, { reached: atProcessor, release }, () => charge(p));
       expect(r.deletionWaited, "the deletion waited for the charge's transaction").toBe(true);
@@ -145,14 +138,7 @@ describe("a card charge and its account's deletion", () => {
     const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
     const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000 }, () => undefined, methods, undefined as never, short);
     const p = await payer();
-    let reached!: () => void;
-    let release!: () => void;
-    const atProcessor = new Promise<void>((r) => (reached = r));
-    const released = new Promise<void>((r) => (release = r));
-    fake.beforeAnswer = async () => {
-      reached();
-      await released;
-    };
+    const { reached: atProcessor, release } = fake.holdAnswers();
     try {
       const pending = stuck.charge("client", p.userId, randomUUID(), { amount: 1_000n, currency: "usd", paymentMethod: p.card, description: null, reference: null });
       await atProcessor;

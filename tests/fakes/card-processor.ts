@@ -141,6 +141,22 @@ export class FakeCardProcessor {
   createsReceived = 0;
   /** Called after an intent is created, before the HTTP answer: a test can kill the caller here. */
   beforeAnswer?: (intent: FakeIntent) => Promise<void>;
+
+  /**
+   * Holds every answer (beforeAnswer) until `release()`: `reached` resolves once one is held, the
+   * call at the processor. Undone by setting `beforeAnswer` to undefined.
+   */
+  holdAnswers(): { reached: Promise<void>; release: () => void } {
+    let arrived!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((r) => (arrived = r));
+    const released = new Promise<void>((r) => (release = r));
+    this.beforeAnswer = async () => {
+      arrived();
+      await released;
+    };
+    return { reached, release };
+  }
   private readonly idem = new Map<string, { params: string; status: number; body: string }>();
   private server?: Server;
   url = "";
