@@ -142,6 +142,7 @@ async function main() {
     };
     const identity = { "x-user-id": reg.user.id, "x-user-role": "trader", "x-auth-method": "jwt" };
     const bareUrl = await startBenchProcess("bare-proxy", "bare-proxy", { UPSTREAM_URL: umUrl, UPSTREAM_PATH: "/me", IDENTITY: JSON.stringify(identity) });
+    const rawUrl = await startBenchProcess("raw-proxy", "raw-proxy", { UPSTREAM_URL: umUrl, UPSTREAM_PATH: "/me", IDENTITY: JSON.stringify(identity) });
     if (nginxAvailable()) {
       nginx = await startNginxProxy(umUrl, "/me", identity);
       // The worker does the proxying; the master only waits on it.
@@ -165,6 +166,7 @@ async function main() {
       { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
       { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
+      { key: "raw", title: "raw floor: node:net + llhttp proxy", url: `${rawUrl}/`, headers: {}, proxy: "raw-proxy" },
       ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
       ...(nginxAuth ? [{ key: "nginxAuth", title: "nginx + auth floor: auth_request to node:http", url: `${nginxAuth.url}/`, headers: {}, proxy: "nginx-auth", authoriser: "bare-auth" }] : []),
       ...(nginxGw
@@ -189,7 +191,7 @@ async function main() {
       }
       const d = measured.direct[round - 1].result.requests.average;
       const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
-      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
+      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}, raw floor ${share("raw")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
@@ -197,6 +199,7 @@ async function main() {
     console.log(`over ${rounds} round(s), each share against the direct run of its own round:`);
     console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
     console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
+    console.log(`  raw floor: ${range(shares("raw"), " %")} of direct throughput; ${range(cpuOf("raw", "raw-proxy"), " µs")} of raw proxy CPU per request`);
     if (nginx) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
     if (nginxAuth)
       console.log(
