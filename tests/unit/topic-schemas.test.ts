@@ -44,6 +44,18 @@ describe("topic schemas", () => {
     for (const [topic, msg] of sent) expect(messageProblem(topic, JSON.stringify(msg)), `${topic} ${JSON.stringify(msg).slice(0, 120)}`).toBeUndefined();
   });
 
+  it("refuse a payments.events or billing.events message whose currency is missing or none the platform books, naming currency", () => {
+    const refund = { eventId: "refund:r1", type: "payment.refunded", intentId: randomUUID(), userId: randomUUID(), amount: 1000, currency: "usd", reference: null, refundedAmount: 700, refundId: randomUUID(), ts: Date.now() };
+    const billing = { eventId: "e", type: "invoice.paid", userId: randomUUID(), subscriptionId: randomUUID(), planId: "pro", status: "active", currency: "usd", mrr: 2900, ts: Date.now() };
+    for (const [topic, msg] of [[BUSINESS_TOPICS.payments, refund], [BUSINESS_TOPICS.billing, billing]] as const) {
+      expect(messageProblem(topic, JSON.stringify(msg))).toBeUndefined();
+      const { currency: _, ...without } = msg;
+      expect(messageProblem(topic, JSON.stringify(without))).toMatch(/message: currency: /);
+      for (const currency of ["USD", "xyz", "us", "usdx", " usd", "", 840, null])
+        expect(messageProblem(topic, JSON.stringify({ ...msg, currency })), String(currency)).toMatch(new RegExp(`^${topic.replace(".", "\\.")} message: currency: `));
+    }
+  });
+
   it("refuse every poison message of the hostile suite, naming the field", () => {
     let checked = 0;
     for (const topic of Object.keys(CONSUMERS)) {

@@ -42,6 +42,15 @@ export interface PaymentEventMsg {
   intentId: string;
   userId: string;
   amount: number;
+  /**
+   * The currency of the event's money: for payment.succeeded / payment.failed the payment's (of
+   * `amount`); for the refund events the refund's, of `refundedAmount`, as payment-service booked it
+   * from the processor's record: the payment's, unless an operator settled a refund the processor
+   * made in another currency (POST /refund-issues/:id/settle), then the processor's. Never the
+   * invoice's: billing compares it with the invoice's and takes a refund told in another as one it
+   * cannot compare (give-backs.ts). Always one of business/money.ts CURRENCIES: a message with none,
+   * or another, is set aside by every consumer before its handler (topicSchemas.ts).
+   */
   currency: string;
   /** What was paid (e.g. `invoice:<uuid>`), as given when the intent was created. */
   reference: string | null;

@@ -17,6 +17,7 @@ import { canonicalUserId } from "../../kit/identity";
 import { inexactNumberPaths } from "../../kit/request-guards";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { BUSINESS_TOPICS } from "../../business/events";
+import { CURRENCIES } from "../../business/money";
 import { TOPICS } from "../events";
 import { checkCandleMessage, INEXACT_NUMBER, type CandleBatch } from "../marketdata/candleMessages";
 import { ORDER_STATUSES } from "../orderState";
@@ -32,7 +33,14 @@ const Unsigned = Type.String({ pattern: "^\\d{1,30}(\\.\\d{1,60})?$" });
 const Signed = Type.String({ pattern: "^-?\\d{1,30}(\\.\\d{1,60})?$" });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
-const Currency = Type.String({ pattern: "^[a-z]{3}$" });
+/**
+ * A currency the platform books (business/money.ts CURRENCIES, the processor's lower-case codes): a
+ * payments.events or billing.events message in any other (missing, `USD`, `xyz`) is set aside naming
+ * `currency`. Before, any three letters passed, and billing took a refund told in `xyz` for one in a
+ * currency it cannot compare (returned in full). A currency added to CURRENCIES reaches the consumers
+ * with the same release as its producers.
+ */
+const Currency = Type.String({ pattern: `^(${Object.keys(CURRENCIES).join("|")})$` });
 const Text = (max: number) => Type.String({ maxLength: max });
 
 const OrderEvent = Type.Object({
