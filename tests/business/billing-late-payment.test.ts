@@ -12,7 +12,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { invoicesOf, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
+import { invoicesOf, paymentEvent, plan, subscriptionOf, useBillingRig } from "../helpers/billing-rig";
 
 const run = randomBytes(3).toString("hex");
 const BASIC = `basic-${run}`;
@@ -125,5 +125,22 @@ describe("a payment that completes for an uncollectible invoice", () => {
     await apply(succeeded(userId, second.invoice_id, 1000));
     expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "paid"]);
     expect((await rig.repo.subscription(id))!.status).toBe("active");
+  });
+
+  it("of an open invoice whose failure of the same payment counted already (closed, then paid): paid, its attempt counted once; a failure told twice counts once", async () => {
+    const userId = randomUUID();
+    rig.answer.set(userId, "decline");
+    await rig.billing.subscribe(userId, BASIC, "pm_card_chargeDeclined");
+    const [inv] = await invoicesOf(rig.client, userId);
+    expect(inv).toMatchObject({ status: "open", attempts: 1 });
+    // Attempt 2 fails (payment-service's reconciler closed it: never_reached_processor), told twice under two event ids.
+    const intentId = randomUUID();
+    const closed = paymentEvent("payment.failed", userId, inv.invoice_id, intentId, { failureCode: "never_reached_processor" });
+    expect(await rig.apply(closed)).toBe(true);
+    expect(await rig.apply({ ...closed, eventId: randomUUID() })).toBe(false);
+    expect((await invoicesOf(rig.client, userId))[0]).toMatchObject({ status: "open", attempts: 2 });
+    // The processor charged it after all: the invoice is paid by it, attempts still 2.
+    expect(await apply(succeeded(userId, inv.invoice_id, 1000, intentId))).toBe(true);
+    expect((await invoicesOf(rig.client, userId))[0]).toMatchObject({ status: "paid", attempts: 2, next_attempt_at: null });
   });
 });

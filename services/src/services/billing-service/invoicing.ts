@@ -7,7 +7,9 @@
  * payment of an invoice dunning gave up (uncollectible) pays it too; one of an invoice void or paid
  * already is refunded, pending until `payment.refunded`, and when that refund does not go out
  * (`payment.refund_failed` / `payment.refund_reversed`) its amount is credit on the subscription
- * (give-backs.ts).
+ * (give-backs.ts). Each payment's failure counts as one failed attempt, once (bil_failed_attempts); a
+ * payment that succeeds after its failure counted (closed by payment-service's reconciler, then paid)
+ * pays the invoice without counting its attempt again.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
@@ -162,8 +164,11 @@ export class Invoicing {
     if (ev.type === "payment.succeeded" && (inv.status === "open" || inv.status === "uncollectible")) {
       // A late payment of an uncollectible invoice is that invoice's payment: the debt was real and
       // is now paid (before, it was logged and left to an operator, the money in limbo). Its attempt
-      // was counted when it failed; an open invoice's attempt is counted now.
-      const attempts = inv.status === "open" ? inv.attempts + 1 : inv.attempts;
+      // was counted when it failed; an open invoice's attempt is counted now, unless this payment's
+      // failure was counted already: closed by payment-service's reconciler (never_reached_processor)
+      // and then paid, it counts as paid only (before, as a failed attempt and a paid one).
+      const counted = inv.status === "uncollectible" || (await this.failureCounted(c, inv.invoice_id, ev.intentId));
+      const attempts = counted ? inv.attempts : inv.attempts + 1;
       await c.query(
         "UPDATE bil_invoices SET status = 'paid', attempts = $2, paid_at = now(), next_attempt_at = NULL, last_payment_id = $3, updated_at = now() WHERE invoice_id = $1",
         [inv.invoice_id, attempts, ev.intentId],
@@ -176,8 +181,24 @@ export class Invoicing {
       if (ev.type === "payment.succeeded") await this.giveBacks.giveBack(c, inv, ev);
       return false;
     }
+    // (a payment whose failure counted already, told again under another event id: counts nothing more)
+    if (!(await this.recordFailure(c, inv, ev.intentId))) {
+      this.log.info(fields, "payment failure of an invoice counted already: nothing more to count");
+      return false;
+    }
     await this.failedAttempt(c, inv, new Date(ev.ts));
     return true;
+  }
+
+  /** Records that payment `intentId` failed as attempt `inv.attempts + 1` of the invoice (migration 0487): false when its failure counted already. */
+  private async recordFailure(c: PoolClient, inv: InvoiceRow, intentId: string): Promise<boolean> {
+    const r = await c.query("INSERT INTO bil_failed_attempts (invoice_id, intent_id, attempt) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [inv.invoice_id, intentId, inv.attempts + 1]);
+    return r.rowCount === 1;
+  }
+
+  /** Whether payment `intentId`'s failure counted as an attempt of the invoice (recordFailure). */
+  private async failureCounted(c: PoolClient, invoiceId: string, intentId: string): Promise<boolean> {
+    return (await c.query("SELECT 1 FROM bil_failed_attempts WHERE invoice_id = $1 AND intent_id = $2", [invoiceId, intentId])).rowCount === 1;
   }
 
   /** Attempt `inv.attempts + 1` of the invoice (locked, open) failed at `at`: dunning's next step. */
