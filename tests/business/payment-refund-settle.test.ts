@@ -170,16 +170,31 @@ describe("an operator settles a refund whose processor record differs from ours"
     expect(await money(odd.refundId)).toEqual({ journals: [], events: [] });
   }, 60_000);
 
-  it("of a refund no longer pending here (a re-check's mismatch of a succeeded one): 409 REFUND_NOT_PENDING, nothing changed", async () => {
+  it("of a refund booked here (a re-check's mismatch of a succeeded one): 409 REFUND_BOOKED while it succeeded there, reversed once it failed there", async () => {
     const p = await payment(2_000);
     const refundId: string = (await refund(p.id, `r-${randomUUID()}`, 2_000)).body.refund.id;
-    fake.refundOf(refundId).amount = 1_500;
+    const atProcessor = fake.refundOf(refundId);
+    atProcessor.amount = 1_500;
     await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
     expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
     const [issue] = await issuesOf(p.id);
-    expect((await settle(issue.id as string)).body.error).toMatchObject({ code: "REFUND_NOT_PENDING", field: "id" });
-    expect(await money(refundId)).toEqual({ journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] });
+    const booked = { journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] };
+    // Succeeded there at another amount: a booked refund is not re-booked; closed with a note (resolve) once corrected.
+    expect((await settle(issue.id as string)).body.error).toMatchObject({ code: "REFUND_BOOKED", field: "id" });
+    expect(await money(refundId)).toEqual(booked);
     expect(await issuesOf(p.id)).toEqual([expect.objectContaining({ id: issue.id, resolvedAt: null })]);
+    // It fails there (the money came back): its webhooks are `mismatch` (not applied), so only the settle reverses it, once.
+    expect(await fake.deliverAll(fake.updateRefund(atProcessor.id, "failed", { failureReason: "expired_or_canceled_card" }))).toEqual(["mismatch", "mismatch", "mismatch"]);
+    expect((await view(p.id)).refunded).toBe(2_000);
+    const settled = await settle(issue.id as string, "the processor failed it after it succeeded: reversed");
+    expect(settled.body).toMatchObject({ settledStatus: "failed", processorStatus: "failed", resolvedBy: admin["x-user-id"], refund: { id: refundId, status: "failed", amount: 2_000 } });
+    const reversed = { journals: [`refund-reversal:${refundId}`, `refund:${refundId}`], events: [["payment.refunded", "usd", 2_000], ["payment.refund_reversed", "usd", 2_000]] };
+    expect(await money(refundId)).toEqual(reversed);
+    expect((await view(p.id)).refunded).toBe(0);
+    expect((await settle(issue.id as string)).body.error?.code).toBe("ISSUE_RESOLVED");
+    await fake.deliverAll(fake.webhooks.filter((w) => (w.event.data.object as { id?: string }).id === atProcessor.id));
+    expect(await money(refundId)).toEqual(reversed);
+    expect(await issuesOf(p.id)).toEqual([]);
   }, 60_000);
 });
 

@@ -11,6 +11,13 @@
  *     and currency on the issue;
  *   - failed or canceled: released (`payment.refund_failed`), nothing booked;
  *   - still pending there: 409 PROCESSOR_PENDING, nothing changes.
+ * A refund booked here already (succeeded) whose re-check found the processor's record differing
+ * (refund-reconciler.ts recheck: the issue, its status not applied) could only be closed with a note
+ * before (409 REFUND_NOT_PENDING), though its failure at the processor (the money came back) was then
+ * never applied by anything: the ledger kept a refund that did not go out, billing never credited it.
+ * Settled now: failed or canceled there, it is reversed (journal `refund-reversal:<id>`, the refunded
+ * total back, one `payment.refund_reversed`); succeeded there at another amount or currency, 409
+ * REFUND_BOOKED (not re-booked: close it with a note once the difference is corrected). A failed one: 409 REFUND_NOT_PENDING.
  * All of it in one transaction with the payment's row locked first (refund-repo.ts's order): the issue
  * closed with who, how signed in and the note, the refund's other mismatch issue resolved, so a second
  * settle, a webhook or the sweep arriving meanwhile find it settled and change nothing.
@@ -27,7 +34,9 @@ import type { PaymentRepo } from "./repo";
 
 const conflict = (code: string, message: string) => new HttpError(409, code, message, "id");
 const resolvedAlready = () => conflict("ISSUE_RESOLVED", "this refund issue is resolved already (GET /refund-issues?status=all shows by whom)");
-const notPending = () => conflict("REFUND_NOT_PENDING", "the issue's refund is no longer pending here: there is no hold to settle; close the issue with POST /refund-issues/:id/resolve");
+const notPending = () => conflict("REFUND_NOT_PENDING", "the issue's refund is failed here: nothing is held or booked to settle; close the issue with POST /refund-issues/:id/resolve");
+const bookedDiffers = () =>
+  conflict("REFUND_BOOKED", "the issue's refund is booked here at our amount and the processor has it succeeded at its own: a booked refund is not re-booked; correct the difference (a refund of the rest, or by hand) and close the issue with POST /refund-issues/:id/resolve");
 
 export class RefundIssueSettler {
   constructor(
@@ -62,7 +71,9 @@ export class RefundIssueSettler {
       const intent = (await this.payments.byId(issue.intent_id, c, true))!;
       if ((await this.issues.byId(issueId, c, true))?.resolved_at) throw resolvedAlready();
       const ours = (await c.query<{ status: string; amount: string }>("SELECT status, amount FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
-      if (ours?.status !== "pending") throw notPending();
+      // Booked here (a re-check found the processor's record differing): its failure there is reversed; its success at another amount is not re-booked.
+      if (ours?.status === "succeeded" && succeeded) throw bookedDiffers();
+      if (ours?.status !== "pending" && ours?.status !== "succeeded") throw notPending();
       // (the processor's record may match ours by now: then booked as it is, nothing re-booked)
       const same = remote.currency === intent.currency && remote.amount === BigInt(ours.amount);
       if (succeeded && !same) await this.refunds.rebook(c, refundId, remote.amount, remote.currency === intent.currency ? null : remote.currency);

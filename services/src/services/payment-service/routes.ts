@@ -13,7 +13,8 @@
  *                                 404 NOT_FOUND, 409 ISSUE_RESOLVED (resolved already)
  *   POST /refund-issues/:id/settle   { note } admin: settles a mismatch issue's pending refund from the processor's
  *                                 record (refund-issue-settle.ts): booked at its amount/currency or released; the
- *                                 issue closed as by resolve; 409 PROCESSOR_PENDING, ISSUE_RESOLVED, ISSUE_NOT_SETTLEABLE...
+ *                                 issue closed as by resolve; a refund booked here is reversed when the processor has it
+ *                                 failed; 409 PROCESSOR_PENDING, ISSUE_RESOLVED, ISSUE_NOT_SETTLEABLE, REFUND_BOOKED...
  *   POST /webhooks/processor      the processor's signed events (anonymous through the gateway; raw body kept):
  *                                 200 { outcome: applied | duplicate | ignored | stale (a refund's older state) |
  *                                 exceeds_payment (a refund past what is left of the payment: not booked, an issue) |
