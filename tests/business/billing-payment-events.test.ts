@@ -1,0 +1,172 @@
+/**
+ * billing-service and payment-service in process, on real PostgreSQL and Kafka (payments.events
+ * between them, published by payment-service's outbox and consumed by billing's consumer group), the
+ * card processor tests/fakes/card-processor.ts:
+ * - a charge of billing's that payment-service's reconciler closed (never_reached_processor:
+ *   payment.failed) and then booked succeeded when the processor reported it after all
+ *   (payment.succeeded of the same payment): billing counted one failed attempt and then, paying the
+ *   invoice, one more (attempts 2 for one charge). It counts as paid only now: attempts 1.
+ * - `POST /refund-issues/:id/settle` -> payment.refunded on Kafka -> billing's credit: a give-back
+ *   (the payment of a void invoice refunded) the processor made for less than billing asked stays
+ *   pending, an amount_mismatch issue; an admin settles it from the processor's record, and what did
+ *   not go back is credit on the subscription, once.
+ * - a payments.events message whose currency is missing or none the platform books is set aside in
+ *   consumer_dead_letters, the reason naming currency, and billing goes on with the next message.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import billingService from "../../services/src/services/billing-service";
+import paymentService from "../../services/src/services/payment-service";
+import { ensureAccount } from "../helpers/accounts";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka");
+const run = randomBytes(3).toString("hex");
+const BASIC = `basic-${run}`;
+const GROUP = `billing-${run}`;
+const fake = new FakeCardProcessor();
+const services: Service<any>[] = [];
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
+let pool: InstanceType<typeof pg.Pool>;
+let kafka: InstanceType<typeof kafkajs.Kafka>;
+let payments = "";
+let billing = "";
+
+beforeAll(async () => {
+  await fake.start();
+  fake.mode = "async";
+  const env: Record<string, string> = {
+    ...srv.env, ...fake.env, LOG_LEVEL: "silent", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500",
+    PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50",
+    BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: GROUP,
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const groups = kafka.admin();
+  await groups.connect();
+  await ensureKafkaTopics(groups);
+  const p = await createService(paymentService, { env, defaultMetrics: false });
+  services.push(p);
+  payments = await p.listen({ port: 0, host: "127.0.0.1" });
+  const b = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: payments }, defaultMetrics: false });
+  services.push(b);
+  billing = await b.listen({ port: 0, host: "127.0.0.1" });
+  fake.webhookUrl = `${payments}/webhooks/processor`;
+  await waitUntil("billing's consumer group stable", async () => (await groups.describeGroups([GROUP])).groups.every((g) => g.state === "Stable" && g.members.length > 0), 240_000, 500);
+  await groups.disconnect();
+  const plan = await http("POST", `${billing}/plans`, { body: { id: BASIC, name: "Basic", currency: "usd", amount: 1_000, interval: "month" }, headers: admin });
+  expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+}, 300_000);
+
+afterAll(async () => {
+  for (const s of services.reverse()) await s.close().catch(() => undefined);
+  await pool?.end();
+  await fake.stop();
+});
+
+const q = async (sql: string, args: unknown[]) => (await pool.query(sql, args)).rows;
+/** A user with an account and a card saved at payment-service, subscribed to BASIC (its first charge processing at the processor). */
+async function subscribed() {
+  const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+  await ensureAccount(pool, user["x-user-id"]);
+  const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+  expect(card.status, JSON.stringify(card.body)).toBe(201);
+  const sub = await http("POST", `${billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
+  expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+  const [inv] = await q("SELECT invoice_id, last_payment_id FROM bil_invoices WHERE user_id = $1", [user["x-user-id"]]);
+  const [intent] = await q("SELECT intent_id, processor_intent_id, status FROM pay_intents WHERE intent_id = $1", [inv.last_payment_id]);
+  expect(intent.status).toBe("processing");
+  return { user, subscriptionId: sub.body.id as string, invoiceId: inv.invoice_id as string, intentId: intent.intent_id as string, pi: intent.processor_intent_id as string };
+}
+const invoice = async (invoiceId: string) => (await q("SELECT status, attempts, next_attempt_at FROM bil_invoices WHERE invoice_id = $1", [invoiceId]))[0];
+const reconcile = async () => {
+  const r = await http("POST", `${payments}/reconcile`, { headers: admin });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body as { actions: { kind: string; intentId: string; to?: string }[] };
+};
+
+describe("payments.events between payment-service and billing-service", () => {
+  it("a charge closed by the reconciler and then paid counts as one paid attempt, not a failed one and a paid one", async () => {
+    const { subscriptionId, invoiceId, intentId, pi } = await subscribed();
+    // The create's answer was lost and the processor has no record of it: our intent `created`, an hour old.
+    const charged = fake.intents.get(pi)!;
+    fake.intents.delete(pi);
+    await q("UPDATE pay_intents SET status = 'created', processor_intent_id = NULL, created_at = now() - interval '1 hour' WHERE intent_id = $1", [intentId]);
+    expect((await reconcile()).actions.find((a) => a.intentId === intentId)).toMatchObject({ kind: "never_reached_processor" });
+    const failed = await waitUntil("billing counted the failed attempt", async () => ((await invoice(invoiceId)).attempts === 1 ? invoice(invoiceId) : undefined), 60_000);
+    expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date) });
+    // The processor charged it all the same; the next pass books it.
+    fake.intents.set(pi, { ...charged, status: "succeeded", amount_received: charged.amount });
+    expect((await reconcile()).actions.find((a) => a.intentId === intentId)).toMatchObject({ kind: "settle", to: "succeeded" });
+    await waitUntil("invoice paid", async () => (await invoice(invoiceId)).status === "paid", 60_000);
+    expect(await invoice(invoiceId)).toMatchObject({ status: "paid", attempts: 1, next_attempt_at: null });
+    const events = await q("SELECT payload->>'type' AS type, (payload->>'attempts')::int AS attempts FROM bil_outbox WHERE payload->>'invoiceId' = $1 ORDER BY id", [invoiceId]);
+    expect(events).toEqual([{ type: "invoice.created", attempts: null }, { type: "invoice.payment_failed", attempts: 1 }, { type: "invoice.paid", attempts: 1 }]);
+    expect((await q("SELECT status FROM bil_subscriptions WHERE subscription_id = $1", [subscriptionId]))[0].status).toBe("active");
+    expect(await q("SELECT intent_id, attempt FROM bil_failed_attempts WHERE invoice_id = $1", [invoiceId])).toEqual([{ intent_id: intentId, attempt: 1 }]);
+    // One charge at the processor for the invoice: nothing given back.
+    expect(await q("SELECT 1 FROM bil_give_backs WHERE invoice_id = $1", [invoiceId])).toEqual([]);
+  }, 180_000);
+
+  it("settling a give-back's amount_mismatch issue credits on the subscription what did not go back, once", async () => {
+    const { user, subscriptionId, invoiceId, intentId } = await subscribed();
+    // Cancelled while the charge is processing: the invoice is void, nothing is owed for it.
+    const cancel = await http("POST", `${billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
+    expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
+    expect((await invoice(invoiceId)).status).toBe("void");
+    // The charge succeeds; billing gives it back, and the processor refunds 700 of the 1,000 asked.
+    fake.refundsDiverge = { amountOff: -300 };
+    try {
+      await fake.settle((i) => i.metadata.intent_id === intentId);
+      await waitUntil("billing asked for the give-back", async () => (await q("SELECT status FROM bil_give_backs WHERE intent_id = $1", [intentId]))[0]?.status === "pending", 60_000);
+    } finally {
+      fake.refundsDiverge = undefined;
+    }
+    const issues = (await http("GET", `${payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; intentId: string; processorAmount: number }[];
+    const issue = issues.find((i) => i.intentId === intentId)!;
+    expect(issue).toMatchObject({ kind: "amount_mismatch", processorAmount: 700 });
+    const settled = await http("POST", `${payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor refunded 7.00 of the 10.00 asked" }, headers: admin });
+    expect([settled.status, settled.body.settledStatus, settled.body.refund?.amount], JSON.stringify(settled.body)).toEqual([200, "succeeded", 700]);
+    const credit = async () => (await q("SELECT credit_balance::int AS c FROM bil_subscriptions WHERE subscription_id = $1", [subscriptionId]))[0].c as number;
+    await waitUntil("billing credited the shortfall", async () => (await credit()) === 300, 60_000);
+    expect(await q("SELECT status, amount::int, returned_amount::int FROM bil_give_backs WHERE intent_id = $1", [intentId])).toEqual([{ status: "succeeded", amount: 1_000, returned_amount: 700 }]);
+    // The event once more (a redelivery under its id): nothing more.
+    const [sent] = await q("SELECT payload FROM pay_outbox WHERE event_id LIKE 'refund:%' AND payload->>'intentId' = $1", [intentId]);
+    expect(sent.payload).toMatchObject({ type: "payment.refunded", currency: "usd", refundedAmount: 700 });
+    // (a marker after it, same key and so same partition: once billing applied the marker, it has read the redelivery)
+    const marker = { ...sent.payload, eventId: `marker-${intentId}`, reference: `invoice:${randomUUID()}` };
+    await publish([sent.payload, marker].map((m) => ({ key: user["x-user-id"], value: JSON.stringify(m) })));
+    await waitUntil("billing read the redelivery", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [marker.eventId])).length === 1, 60_000);
+    expect(await credit()).toBe(300);
+  }, 180_000);
+
+  it("a message with no currency, or one the platform does not book, is set aside naming currency; the next one is applied", async () => {
+    const userId = randomUUID();
+    const base = { type: "payment.refunded", intentId: randomUUID(), userId, amount: 1_000, reference: `invoice:${randomUUID()}`, refundedAmount: 1_000, refundId: randomUUID(), ts: Date.now() };
+    const bad = [{ ...base, eventId: `nocur-${run}` }, { ...base, eventId: `xyz-${run}`, currency: "xyz" }, { ...base, eventId: `upper-${run}`, currency: "USD" }];
+    await publish(bad.map((m) => ({ key: userId, value: JSON.stringify(m) })));
+    const good = `good-${run}`;
+    await publish([{ key: userId, value: JSON.stringify({ ...base, eventId: good, currency: "usd" }) }]);
+    await waitUntil("the good one applied", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [good])).length === 1, 60_000);
+    // (the group reads the shared broker's payments.events from the beginning: other files' poison too)
+    const mine = (v: Buffer) => bad.find((m) => v?.toString("utf8").includes(`"eventId":"${m.eventId}"`))?.eventId;
+    const aside = (await q("SELECT msg_value, reason FROM consumer_dead_letters WHERE consumer_group = $1 ORDER BY msg_partition, msg_offset", [GROUP])).filter((a) => mine(a.msg_value));
+    expect(aside.map((a) => mine(a.msg_value))).toEqual(bad.map((m) => m.eventId));
+    for (const a of aside) expect(a.reason).toMatch(/^payments\.events message: currency: /);
+    expect(await q("SELECT event_id FROM bil_processed_events WHERE event_id = ANY($1)", [bad.map((m) => m.eventId)])).toEqual([]);
+  }, 120_000);
+});
+
+async function publish(messages: { key: string; value: string }[]): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: "payments.events", messages });
+  await producer.disconnect();
+}
+
