@@ -196,6 +196,21 @@ describe("an operator settles a refund whose processor record differs from ours"
     expect(await money(refundId)).toEqual(reversed);
     expect(await issuesOf(p.id)).toEqual([]);
   }, 60_000);
+
+  it("of a refund booked here whose processor record matches ours again: closed, nothing moved", async () => {
+    const p = await payment(3_000);
+    const refundId: string = (await refund(p.id, `r-${randomUUID()}`, 3_000)).body.refund.id;
+    const atProcessor = fake.refundOf(refundId);
+    atProcessor.amount = 2_900;
+    await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
+    expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
+    const [issue] = await issuesOf(p.id);
+    atProcessor.amount = 3_000;
+    const settled = await settle(issue.id as string, "the processor corrected its record");
+    expect(settled.body).toMatchObject({ settledStatus: "succeeded", processorAmount: 3_000, resolvedBy: admin["x-user-id"], refund: { id: refundId, status: "succeeded", amount: 3_000, requestedAmount: null } });
+    expect(await money(refundId)).toEqual({ journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 3_000]] });
+    expect([(await view(p.id)).refunded, await issuesOf(p.id)]).toEqual([3_000, []]);
+  }, 60_000);
 });
 
 describe("a refund made at the processor in another currency than its payment", () => {

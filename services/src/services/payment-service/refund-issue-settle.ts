@@ -16,7 +16,8 @@
  * before (409 REFUND_NOT_PENDING), though its failure at the processor (the money came back) was then
  * never applied by anything: the ledger kept a refund that did not go out, billing never credited it.
  * Settled now: failed or canceled there, it is reversed (journal `refund-reversal:<id>`, the refunded
- * total back, one `payment.refund_reversed`); succeeded there at another amount or currency, 409
+ * total back, one `payment.refund_reversed`); succeeded there as we booked it (its record matches ours
+ * now), the issue is closed and nothing moves; succeeded there at another amount or currency, 409
  * REFUND_BOOKED (not re-booked: close it with a note once the difference is corrected). A failed one: 409 REFUND_NOT_PENDING.
  * All of it in one transaction with the payment's row locked first (refund-repo.ts's order): the issue
  * closed with who, how signed in and the note, the refund's other mismatch issue resolved, so a second
@@ -70,17 +71,22 @@ export class RefundIssueSettler {
       // The payment first, then the issue and the refund: refund-repo.ts's lock order.
       const intent = (await this.payments.byId(issue.intent_id, c, true))!;
       if ((await this.issues.byId(issueId, c, true))?.resolved_at) throw resolvedAlready();
-      const ours = (await c.query<{ status: string; amount: string }>("SELECT status, amount FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
-      // Booked here (a re-check found the processor's record differing): its failure there is reversed; its success at another amount is not re-booked.
-      if (ours?.status === "succeeded" && succeeded) throw bookedDiffers();
+      const ours = (await c.query<{ status: string; amount: string; currency: string | null }>("SELECT status, amount, currency FROM pay_refunds WHERE refund_id = $1 FOR UPDATE", [refundId])).rows[0];
       if (ours?.status !== "pending" && ours?.status !== "succeeded") throw notPending();
       // (the processor's record may match ours by now: then booked as it is, nothing re-booked)
-      const same = remote.currency === intent.currency && remote.amount === BigInt(ours.amount);
+      const same = remote.currency === (ours.currency ?? intent.currency) && remote.amount === BigInt(ours.amount);
+      // Booked here (a re-check found the processor's record differing): its failure there is reversed; its
+      // success at another amount is not re-booked; its success as we booked it (the processor's record
+      // matches ours now) moves nothing and closes the issue.
+      const bookedAsIs = ours.status === "succeeded" && succeeded;
+      if (bookedAsIs && !same) throw bookedDiffers();
       if (succeeded && !same) await this.refunds.rebook(c, refundId, remote.amount, remote.currency === intent.currency ? null : remote.currency);
-      const { step } = await this.refunds.apply(refundId, report, c);
-      if (step.kind === "exceeds_payment")
-        throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", `the processor's amount of this refund (${remote.amount}) does not fit into what is left of the payment beside its other refunds: nothing booked`, "id");
-      if (step.kind !== "move") throw notPending();
+      if (!bookedAsIs) {
+        const { step } = await this.refunds.apply(refundId, report, c);
+        if (step.kind === "exceeds_payment")
+          throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", `the processor's amount of this refund (${remote.amount}) does not fit into what is left of the payment beside its other refunds: nothing booked`, "id");
+        if (step.kind !== "move") throw notPending();
+      }
       const v = (await this.issues.closeIn(c, issueId, by, note, { status: report.status, amount: remote.amount, currency: remote.currency }))!;
       // Its other mismatch issue, if any, is over as well (resolved by the service: the refund is settled).
       await this.issues.resolve(c, ["amount_mismatch", "currency_mismatch"], { refundId, processorRefundId: null });
