@@ -11,3 +11,29 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * An AbortSignal aborted `graceMs` after `signal` is (the kit's `closing`: a call almost done when
+ * the shutdown begins may finish, one that is not is cut). Its timer does not keep the process alive.
+ */
+export function afterGrace(signal: AbortSignal, graceMs: number): AbortSignal {
+  const graced = new AbortController();
+  const start = () => void setTimeout(() => graced.abort(signal.reason), graceMs).unref();
+  if (signal.aborted) start();
+  else signal.addEventListener("abort", start, { once: true });
+  return graced.signal;
+}
+
+/**
+ * `p`, or a rejection with `cut()` once `signal` aborts before it settles. As withTimeout, the work
+ * is not stopped (a client without a signal of its own): the caller stops waiting for it.
+ */
+export function unlessAborted<T>(p: Promise<T>, signal: AbortSignal, cut: () => Error): Promise<T> {
+  if (signal.aborted) return Promise.reject(cut());
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(cut());
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
+}

@@ -43,6 +43,9 @@ export const unavailable = (code: string, message: string, retryAfterSeconds: nu
  */
 export const shuttingDown = (outcome: string) => unavailable("SHUTTING_DOWN", `This service instance is shutting down: ${outcome}; retry`, 1);
 
+/** Whether `e` is shuttingDown's answer: a wait, or a peer call (./peers.ts `cutOnClose`), the shutdown cut. */
+export const isShuttingDown = (e: unknown): boolean => e instanceof HttpError && e.statusCode === 503 && e.code === "SHUTTING_DOWN";
+
 const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
 /**
  * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE
@@ -117,7 +120,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
     if (err instanceof HttpError) {
       if (err.headers) reply.headers(err.headers);
       // A route's wait cut by the shutdown (shuttingDown below) is a drain answer, not a failure.
-      if (err.statusCode === 503 && err.code === "SHUTTING_DOWN") markDrainAnswer(reply, `shutting down: ${err.message}`);
+      if (isShuttingDown(err)) markDrainAnswer(reply, `shutting down: ${err.message}`);
       else if (err.statusCode >= 500) {
         request.log.error({ err }, "request failed");
         recordError(err);

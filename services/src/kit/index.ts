@@ -38,5 +38,5 @@ export { pathOf } from "./request-path";
 export { installAnswerHeaders } from "./raw-answers";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
-export { withTimeout } from "./deadline";
+export { afterGrace, unlessAborted, withTimeout } from "./deadline";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

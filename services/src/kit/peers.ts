@@ -1,10 +1,22 @@
 /**
  * Calls to peer services: base URL from `SERVICE_<NAME>_URL` or the catalog default
- * (`http://<name>:<port>`), `x-request-id` propagated, bounded by a timeout.
+ * (`http://<name>:<port>`), `x-request-id` propagated, bounded by a timeout, and (`cutOnClose`) by
+ * the service's shutdown.
  */
 import { catalog, defaultServiceUrl, findService, serviceUrlEnvVar, type ServiceDefinition } from "../catalog";
 import { ConfigError } from "./config";
-import { HttpError } from "./errors";
+import { HttpError, shuttingDown } from "./errors";
+
+/**
+ * How long a peer call marked `cutOnClose` may still run once the service's close began (the kit's
+ * `closing`, after SIGTERM and SHUTDOWN_DRAIN_MS). A peer answers in milliseconds when it is well: a
+ * call still running a second into the close is a slow peer (ai-orchestrator's ml-predictor call may
+ * take up to ORCH_PREDICT_TIMEOUT_MS, 10 s by default and up to 600 s), and waiting for it would spend
+ * the whole SHUTDOWN_TIMEOUT_MS (10 s) that the other requests, the onClose hooks and the datastore
+ * clients' close share, or pass it (exit 1). One second lets a call almost done finish, and leaves
+ * nine of the ten for the rest.
+ */
+export const PEER_CLOSE_GRACE_MS = 1_000;
 
 /**
  * The peers' base URLs a deployer may override (`SERVICE_<NAME>_URL` of any catalog service: the
@@ -49,6 +61,15 @@ export interface PeerRequest {
   /** The x-request-id to propagate (pass `request.id` from a handler). */
   requestId?: string;
   timeoutMs?: number;
+  /**
+   * Cut once the service's close began and PEER_CLOSE_GRACE_MS passed (the PeerClient's `closing`):
+   * the call rejects with a 503 SHUTTING_DOWN (errors.ts shuttingDown), which the caller lets through
+   * (a drain answer, logged at warn) or turns into its own. Only for a call whose cut changes nothing
+   * (a read, or a POST that only asks, as ml-predictor's /internal/predict): a cut write may still be
+   * carried out by the peer, its outcome unknown, so the kit never cuts one on its own; a write is
+   * bounded by its timeout alone.
+   */
+  cutOnClose?: boolean;
 }
 
 export interface PeerResponse<T = unknown> {
@@ -61,6 +82,8 @@ export class PeerClient {
   constructor(
     private readonly self: ServiceDefinition,
     private readonly source: NodeJS.ProcessEnv = process.env,
+    /** Aborted PEER_CLOSE_GRACE_MS after the service's close began (./service.ts): what cuts a `cutOnClose` call. */
+    private readonly closing?: AbortSignal,
   ) {}
 
   baseUrl(name: string): string {
@@ -70,7 +93,8 @@ export class PeerClient {
   /**
    * Calls `path` on peer `name` (which must be listed in this service's catalog `calls`, as the
    * network policies only allow those). Resolves with any HTTP status; rejects with a 502/504
-   * HttpError when the peer cannot be reached.
+   * HttpError when the peer cannot be reached or its answer is not read in time, with a 503
+   * SHUTTING_DOWN when a `cutOnClose` call is cut by the shutdown.
    */
   async call<T = unknown>(name: string, path: string, req: PeerRequest = {}): Promise<PeerResponse<T>> {
     if (!this.self.calls.includes(name))
@@ -83,19 +107,24 @@ export class PeerClient {
       headers["content-type"] ??= "application/json";
     }
     const url = this.baseUrl(name) + (path.startsWith("/") ? path : `/${path}`);
+    const cut = req.cutOnClose ? this.closing : undefined;
+    const timeout = AbortSignal.timeout(req.timeoutMs ?? 5_000);
     let res: Response;
+    let text: string;
     try {
       res = await fetch(url, {
         method: req.method ?? (body === undefined ? "GET" : "POST"),
         headers,
         body,
-        signal: AbortSignal.timeout(req.timeoutMs ?? 5_000),
+        signal: cut ? AbortSignal.any([timeout, cut]) : timeout,
       });
-    } catch (e) {
-      const timedOut = (e as Error).name === "TimeoutError";
+      // The answer's body under the same bounds: a peer stalling mid-answer was a raw error (a 500).
+      text = await res.text();
+    } catch {
+      if (cut?.aborted && !timeout.aborted) throw shuttingDown(`its call to ${name} was cut (not answered ${PEER_CLOSE_GRACE_MS} ms into the close)`);
+      const timedOut = timeout.aborted;
       throw new HttpError(timedOut ? 504 : 502, timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${name} did not answer`);
     }
-    const text = await res.text();
     let parsed: unknown = text;
     if ((res.headers.get("content-type") ?? "").includes("json") && text.length > 0) {
       try {

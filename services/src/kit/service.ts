@@ -10,7 +10,8 @@ import { createApp, createLogger, headerCountLimitFor, headerLimitFor, type App 
 import { describeConfig, type ConfigOf, type ConfigSchema } from "./config";
 import { Datastores } from "./datastores";
 import { decorateDatastores } from "./decorators";
-import { PeerClient } from "./peers";
+import { PEER_CLOSE_GRACE_MS, PeerClient } from "./peers";
+import { afterGrace } from "./deadline";
 import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics } from "./probes";
 import { flushTelemetry } from "./telemetry/state";
 import { registerOpenApi } from "./openapi";
@@ -42,7 +43,7 @@ export interface ServiceContext<C = Record<string, unknown>> {
    * Aborted when the service starts closing (close(); after SIGTERM, once SHUTDOWN_DRAIN_MS is over),
    * before the in-flight requests are waited for: a request waiting on something outside the process
    * (another replica's work) ends then with shuttingDown() instead of holding the shutdown past
-   * SHUTDOWN_TIMEOUT_MS.
+   * SHUTDOWN_TIMEOUT_MS. A peer call with `cutOnClose` (./peers.ts) is cut PEER_CLOSE_GRACE_MS after it.
    */
   closing: AbortSignal;
 }
@@ -140,7 +141,8 @@ export async function createService<S extends ConfigSchema>(
     log,
     app,
     datastores,
-    peers: new PeerClient(def, source),
+    // A peer call marked cutOnClose ends PEER_CLOSE_GRACE_MS into the close (./peers.ts says why).
+    peers: new PeerClient(def, source, afterGrace(closing.signal, PEER_CLOSE_GRACE_MS)),
     metrics,
     addReadinessCheck: (name, check, o) => extraChecks.push({ name, check, required: o?.required ?? true }),
     onClose: (fn) => closers.push(fn),

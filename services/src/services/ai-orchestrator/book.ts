@@ -90,7 +90,8 @@ export async function book(deps: { orders: StrategyOrders; peers: PeerClient }, 
   const pending = new Map<string, { buy: number; sell: number }>();
   const looked: OrderSnapshot[] = [];
   for (const orderId of await deps.orders.open(s.strategyId)) {
-    const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s) });
+    // A read: cut by the shutdown (kit peers cutOnClose), it ends the evaluation before anything is decided (evaluate.ts).
+    const r = await deps.peers.call<OrderSnapshot>("order-management", `/${orderId}`, { headers: ownerHeaders(s), cutOnClose: true });
     // A strategy's own order not answered is not "no fills": the position and the loss stop would
     // be computed without it (and buy past maxPosition). The evaluation fails; the next tick retries.
     if (r.status !== 200) {

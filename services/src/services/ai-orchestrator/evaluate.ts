@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { WeaviateClient } from "weaviate-client";
-import { accountDeleted, HttpError, unavailable, withTimeout, type PeerClient, type PostgresClient } from "../../kit";
+import { accountDeleted, HttpError, isShuttingDown, shuttingDown, unavailable, unlessAborted, withTimeout, type PeerClient, type PostgresClient } from "../../kit";
 import { nearestRegimes, type Regime } from "../../ml/regimes";
 import { tradingStateFor } from "../../trading/tradingState";
 import { book, ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
@@ -31,6 +31,8 @@ export interface EvaluateDeps {
   predictTimeoutMs: number;
   /** Bound on one similar-regimes lookup (ORCH_REGIMES_TIMEOUT_MS). */
   regimesTimeoutMs: number;
+  /** Aborted PEER_CLOSE_GRACE_MS into the service's close: cuts a regimes lookup as the peer calls are cut (kit peers cutOnClose). */
+  cut: AbortSignal;
   /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
   maxPredictionAgeBars: number;
   log: Logger;
@@ -65,11 +67,40 @@ export function stalePrediction(barTime: string, intervalMs: number | undefined,
 const deletedDuring = (s: Strategy) => accountDeleted(s.userId, `strategy ${s.strategyId} decides no more: nothing of this evaluation is recorded from the deletion on`);
 export const isAccountDeleted = (e: unknown): boolean => e instanceof HttpError && e.code === "ACCOUNT_DELETED";
 
+/**
+ * The evaluation's end when the shutdown cut one of its slow calls (the prediction, a regimes lookup,
+ * an order lookup: kit peers cutOnClose, PEER_CLOSE_GRACE_MS into the close). They all come before
+ * its first decision is recorded, so it decided nothing and recorded no decision: a 503 SHUTTING_DOWN
+ * (a drain answer, logged at warn), no failure of the strategy's (no backoff: it stays due, and the
+ * next replica or start evaluates it).
+ */
+function evaluationCut(deps: EvaluateDeps, s: Strategy, cause: HttpError): HttpError {
+  deps.log.warn({ strategyId: s.strategyId, cause: cause.message }, "evaluation cut by the shutdown before it decided anything");
+  return shuttingDown(`the evaluation of strategy ${s.strategyId} was cut before it decided anything: no decision of it is recorded`);
+}
+
 /** Records a decision; ends the evaluation (deletedDuring) once the owner's account is deleted. */
 async function record(deps: EvaluateDeps, s: Strategy, d: NewDecision): Promise<DecisionRecord> {
   const rec = await deps.store.recordDecision(d);
   if (rec === "account_deleted") throw deletedDuring(s);
   return rec;
+}
+
+/** The prediction's most similar past regimes in Weaviate, or none and why; a 503 SHUTTING_DOWN once the shutdown cuts the lookup (deps.cut). */
+async function similarRegimes(deps: EvaluateDeps, s: Strategy, modelVersion: string, p: PredictResponse["predictions"][number]): Promise<{ regimes: Regime[]; regimeError: string | null }> {
+  if (!deps.weaviate) return { regimes: [], regimeError: null };
+  const lookup = deps.weaviate().then((c) => nearestRegimes(c, modelVersion, p.regimeVector, deps.regimesK));
+  try {
+    // Bounded: the client waits ~20 s per call for a gRPC port that does not answer, and a disable waits for the evaluation.
+    const cut = unlessAborted(lookup, deps.cut, () => shuttingDown(`its similar-regimes lookup (Weaviate) was cut`));
+    return { regimes: await withTimeout(cut, deps.regimesTimeoutMs, "Weaviate"), regimeError: null };
+  } catch (e) {
+    if (isShuttingDown(e)) throw e;
+    // The decision is its owner's to read (GET /decisions/:id): the client's message, which names
+    // Weaviate's address and port, its gRPC method or a server's own text, goes to the log only.
+    deps.log.warn({ strategyId: s.strategyId, symbol: p.symbol, err: { message: (e as Error).message } }, "similar regimes unavailable");
+    return { regimes: [], regimeError: "regimes unavailable: the similar-regimes store did not answer (logged with the decision's strategy and symbol)" };
+  }
 }
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
@@ -87,6 +118,8 @@ export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise
     answer = DECIDED;
     return decisions;
   } catch (e) {
+    // Cut by the shutdown: no answer is recorded for callers in other replicas (told it did not come, they evaluate again).
+    if (isShuttingDown(e)) throw evaluationCut(deps, s, e as HttpError);
     // A deletion of the owner is no failure of the strategy's: its strategies are never due again.
     const failure = isAccountDeleted(e) ? e : await deps.failed(s.strategyId, e);
     answer = failedAnswer(failure);
@@ -102,10 +135,14 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
   // Orders submitted by an evaluation that did not see the answer are found first: the book counts them.
   await settleUnrecordedOrders(deps, s);
   const { position, pending, cash } = await book(deps, s);
-  // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation.
+  // An unreachable or slow ml-predictor is a recorded refusal like any other, not a failed evaluation;
+  // a call the shutdown cut (a read: cutOnClose) ends the evaluation (evaluationCut), recording nothing.
   const pr = await deps.peers
-    .call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", { body: { symbols: s.symbols }, timeoutMs: deps.predictTimeoutMs })
-    .catch((e: HttpError) => ({ status: e.statusCode, body: { error: { code: e.code, message: e.message } } as PredictResponse & { error?: { code: string; message: string } } }));
+    .call<PredictResponse & { error?: { code: string; message: string } }>("ml-predictor", "/internal/predict", { body: { symbols: s.symbols }, timeoutMs: deps.predictTimeoutMs, cutOnClose: true })
+    .catch((e: HttpError) => {
+      if (isShuttingDown(e)) throw e;
+      return { status: e.statusCode, body: { error: { code: e.code, message: e.message } } as PredictResponse & { error?: { code: string; message: string } } };
+    });
   // The trading state is read after the slow calls (the prediction, each symbol's regimes), right
   // before each decision: a kill switch set while they ran applies to the decision, not the next one.
   const stateNow = async () => (await tradingStateFor(deps.redis, s.userId)).effective;
@@ -125,6 +162,11 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     await deps.store.markEvaluated(s.strategyId);
     return out;
   }
+
+  // Every symbol's similar regimes before anything is decided or written (the loss stop included): the
+  // lookups are the last calls a shutdown cuts, and a cut evaluation has then recorded nothing.
+  const lookups: Array<{ regimes: Regime[]; regimeError: string | null }> = [];
+  for (const p of pr.body.predictions) lookups.push(await similarRegimes(deps, s, pr.body.modelVersion, p));
 
   // Mark to market at the latest closes: the strategy's own loss stop. A close from a stale
   // prediction (or none) is not a mark: the stop would trip on a price the market has left, or
@@ -155,20 +197,8 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     }
   }
 
-  for (const p of pr.body.predictions) {
-    let regimes: Regime[] = [];
-    let regimeError: string | null = null;
-    if (deps.weaviate) {
-      try {
-        // Bounded: the client waits ~20 s per call for a gRPC port that does not answer, and a disable waits for the evaluation.
-        regimes = await withTimeout(deps.weaviate().then((c) => nearestRegimes(c, pr.body.modelVersion, p.regimeVector, deps.regimesK)), deps.regimesTimeoutMs, "Weaviate");
-      } catch (e) {
-        // The decision is its owner's to read (GET /decisions/:id): the client's message, which names
-        // Weaviate's address and port, its gRPC method or a server's own text, goes to the log only.
-        regimeError = "regimes unavailable: the similar-regimes store did not answer (logged with the decision's strategy and symbol)";
-        deps.log.warn({ strategyId: s.strategyId, symbol: p.symbol, err: { message: (e as Error).message } }, "similar regimes unavailable");
-      }
-    }
+  for (const [i, p] of pr.body.predictions.entries()) {
+    const { regimes, regimeError } = lookups[i];
     const held = position.get(p.symbol) ?? 0;
     const tradingState = await stateNow();
     // A disable or delete (of the strategy, or of its owner's account by an admin) while this evaluation ran applies to its remaining decisions.

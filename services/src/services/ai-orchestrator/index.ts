@@ -10,7 +10,7 @@
  * runs gets that evaluation's answer: joined in this process, waited for (ORCH_EVALUATION_WAIT_MS)
  * in another replica (evaluation-answer.ts), 409 EVALUATION_IN_PROGRESS when the wait ends first.
  */
-import { defineService, HttpError, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
+import { afterGrace, defineService, HttpError, isShuttingDown, PEER_CLOSE_GRACE_MS, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
 import { evaluateStrategy, isAccountDeleted, type EvaluateDeps } from "./evaluate";
@@ -94,6 +94,8 @@ export default defineService({
       regimesK: ctx.config.ORCH_REGIMES_K,
       predictTimeoutMs: ctx.config.ORCH_PREDICT_TIMEOUT_MS,
       regimesTimeoutMs: ctx.config.ORCH_REGIMES_TIMEOUT_MS,
+      // The regimes lookups end with the peer calls once the close began (evaluate.ts evaluationCut).
+      cut: afterGrace(ctx.closing, PEER_CLOSE_GRACE_MS),
       maxPredictionAgeBars: ctx.config.ORCH_MAX_PREDICTION_AGE_BARS,
       log: ctx.log,
       failed,
@@ -143,6 +145,8 @@ export default defineService({
           evaluate(s).catch((e: unknown) =>
             isEvaluationInProgress(e) ? void ctx.log.debug({ strategyId: s.strategyId }, "evaluated by another replica: skipped")
             : isAccountDeleted(e) ? void ctx.log.info({ strategyId: s.strategyId }, "evaluation ended: its owner's account was deleted")
+            // Logged at warn where it was cut (evaluate.ts); the strategy stays due, for the next replica or start.
+            : isShuttingDown(e) ? undefined
             : Promise.reject(e)),
         concurrency: ctx.config.ORCH_EVAL_CONCURRENCY,
         batch: DUE_BATCH,

@@ -22,7 +22,7 @@
  * may lack that order. order-management unreachable: 503 with retry-after, nothing recorded.
  */
 import type { Logger } from "pino";
-import { unavailable, type HttpError, type PeerClient } from "../../kit";
+import { isShuttingDown, unavailable, type HttpError, type PeerClient } from "../../kit";
 import { ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import type { Strategy } from "./store";
 import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
@@ -72,8 +72,12 @@ export interface RecoverDeps {
 /** The order submitted under the decision's Idempotency-Key, or undefined; throws 503 if order-management cannot say. */
 async function orderOfDecision(deps: RecoverDeps, s: Strategy, decisionId: string): Promise<OrderSnapshot | undefined> {
   const r = await deps.peers
-    .call<{ orders?: OrderSnapshot[] }>("order-management", `/?idempotencyKey=${encodeURIComponent(decisionId)}`, { headers: ownerHeaders(s) })
-    .catch((e: HttpError) => ({ status: e.statusCode, body: {} as { orders?: OrderSnapshot[] } }));
+    .call<{ orders?: OrderSnapshot[] }>("order-management", `/?idempotencyKey=${encodeURIComponent(decisionId)}`, { headers: ownerHeaders(s), cutOnClose: true })
+    .catch((e: HttpError) => {
+      // A read the shutdown cut (kit peers cutOnClose): its caller ends as a drain answer, nothing recorded for this decision.
+      if (isShuttingDown(e)) throw e;
+      return { status: e.statusCode, body: {} as { orders?: OrderSnapshot[] } };
+    });
   if (r.status !== 200 || !Array.isArray(r.body.orders))
     throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${decisionId} cannot be looked up now (order-management answered ${r.status}); retry`, 1);
   return r.body.orders[0];

@@ -12,7 +12,7 @@
  * 503 as well.
  */
 import type { Logger } from "pino";
-import { deleteOlderThanDays, HttpError, unavailable, type PeerClient, type Queryable } from "../../kit";
+import { deleteOlderThanDays, HttpError, isShuttingDown, shuttingDown, unavailable, type PeerClient, type Queryable } from "../../kit";
 import { ownerHeaders, type StrategyOrders } from "./book";
 import { settleUnrecordedOrders } from "./recover";
 import type { Strategy } from "./store";
@@ -55,6 +55,8 @@ export async function cancelWorkingOrders(deps: RetireDeps, s: Strategy, request
   // An order submitted without its answer recorded is found first (recover.ts), to be cancelled too.
   await settleUnrecordedOrders(deps, s).catch((e: unknown) => {
     if (!(e instanceof HttpError)) throw e;
+    // An order lookup the shutdown cut (kit peers cutOnClose): a drain answer, not a failure logged as one.
+    if (isShuttingDown(e)) throw shuttingDown(`strategy ${s.strategyId} is deleted, but its working orders' cancel was not requested; repeat the DELETE`);
     throw unavailable(
       "ORDERS_NOT_CANCELLED",
       `strategy ${s.strategyId} is deleted, but not all of its orders are known yet (${e.message}); repeat the DELETE to request their cancel`,
