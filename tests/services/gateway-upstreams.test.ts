@@ -95,6 +95,7 @@ describe("Upstreams.send", () => {
     const e = await upstreams.send(base, { method: "POST", path: "/reset-once", headers: {}, body: Buffer.from("{}"), timeoutMs: 5_000 }).catch((x) => x);
     expect(e).toBeInstanceOf(UpstreamError);
     expect(e.timedOut).toBe(false);
+    expect(e.failure).toBe("closed");
     expect(resets).toBe(1);
   });
 
@@ -105,5 +106,7 @@ describe("Upstreams.send", () => {
     const r = await upstreams.send("http://127.0.0.1:1", { method: "GET", path: "/", headers: {}, timeoutMs: 2_000 }).catch((x) => x);
     expect(r).toBeInstanceOf(UpstreamError);
     expect(r.timedOut).toBe(false);
+    // Refused (sent once more, refused again); never answered from there, so no restart: an outage (api-gateway/proxy.ts).
+    expect(r).toMatchObject({ failure: "refused", restarting: false });
   });
 });

@@ -1,6 +1,6 @@
 export * from "./config";
 export * from "./errors";
-export { isTransientError, NETWORK_ERROR_CODES } from "./transient-errors";
+export { isTransientError, LOST_CONNECTION_CODES, NETWORK_ERROR_CODES, REFUSED_CONNECTION_CODES } from "./transient-errors";
 export * from "./identity";
 export { addressBucketOf, siteBucketOf } from "./address-bucket";
 export * from "./peers";

@@ -11,17 +11,20 @@
  * that names a 4xx status (HttpError, a validation error) is the client's, never transient.
  */
 
+/** The code of a connection refused: nothing listens (a peer restarting, or down), nothing was sent (the gateway sends a request again on it). */
+export const REFUSED_CONNECTION_CODES: ReadonlySet<string> = new Set(["ECONNREFUSED"]);
+/** Codes of a connection closed or reset under a request (undici's UND_ERR_SOCKET: the other side closed it). */
+export const LOST_CONNECTION_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
+
 /** Node.js error codes of a connection that could not be made or was lost. */
 export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
+  ...REFUSED_CONNECTION_CODES,
+  ...LOST_CONNECTION_CODES,
   "ETIMEDOUT",
-  "EPIPE",
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ENOTFOUND",
   "EAI_AGAIN",
-  "UND_ERR_SOCKET", // undici (fetch): the other side closed the connection
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 

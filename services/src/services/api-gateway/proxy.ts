@@ -15,7 +15,7 @@ import { clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAns
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
-import { answerHeaders, forwardedHeaders, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
+import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
 /** /api/health: the gateway's view of every service it routes to (OpenAPI). */
 const HealthBody = Type.Object({
@@ -191,8 +191,13 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     } catch (e) {
       if (!(e instanceof UpstreamError)) throw e;
       upstreamTotal.inc({ upstream: service.name, status_code: e.timedOut ? "504" : "502" });
-      log.warn({ upstream: service.name, err: { message: e.message } }, "upstream request failed");
+      log.warn({ upstream: service.name, failure: e.failure, restarting: e.restarting, err: { message: e.message } }, "upstream request failed");
       if (reply.sent) return reply;
+      if (e.restarting) {
+        // A deploy, not an outage (./upstreams.ts says how it is told): counted as the 502 it is, logged at warn.
+        markDrainAnswer(reply, `${service.name} restarting: ${e.failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`);
+        return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${service.name} is restarting; retry`));
+      }
       return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${service.name} is unavailable`));
     }
     upstreamTotal.inc({ upstream: service.name, status_code: String(answer.statusCode) });

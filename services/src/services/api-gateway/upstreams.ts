@@ -7,18 +7,40 @@
  * platform's answers are small JSON documents, so an answer is collected and sent as one Buffer
  * (one write, with Content-Length); one larger than BUFFER_LIMIT_BYTES is streamed as it arrives,
  * with backpressure, and the upstream request is aborted if the client goes away.
+ *
+ * An upstream restarting (a deploy: its close, then its new process starting) refuses connections
+ * or closes the kept-alive ones, and the requests sent meanwhile got a 502 logged at error like any
+ * failure: a deploy read as an outage. What a platform engineer wants, decided in session 52:
+ * - Sent again once, at once, on a new connection, when nothing of it can have been acted on: a
+ *   refused connection (kit REFUSED_CONNECTION_CODES: nothing was sent; any method), or a GET or HEAD whose
+ *   connection was closed or reset before any answer (idempotent: a kept-alive connection the
+ *   upstream closed as it was reused). Behind a Kubernetes Service a new connection goes to a
+ *   replica picked anew, most likely one that is up; a POST whose connection closed after it was
+ *   sent may have been carried out, so it is never sent twice.
+ * - Still no answer: the 502 stays (the caller retries, `retry-after: 1`), but an upstream that
+ *   answered within RESTART_WINDOW_MS (any status) and now refuses or drops connections is taken for
+ *   restarting (UpstreamError `restarting`): its access line is a drain answer, warn with a reason,
+ *   not an error. One that did not answer for that long, a timeout (504), and any other failure stay
+ *   errors: an outage, not a deploy. gateway_upstream_responses_total counts every 502 either way.
+ * - Its own 503 SHUTTING_DOWN (kit closing-answers.ts) is forwarded as a drain answer (./proxy.ts).
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
-import { HttpError } from "../../kit";
+import { HttpError, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
 import { SECURITY_HEADERS } from "./security-headers";
 
 export const BUFFER_LIMIT_BYTES = 1 << 20;
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and the framing headers undici sets itself. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization", "host", "content-length", "expect", "http2-settings"]);
-const RETRYABLE = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
+/**
+ * How long after an upstream's last answer a refused or dropped connection is taken for a restart
+ * rather than an outage: a replica's drain and close (the stacks' SHUTDOWN_DRAIN_MS 3 s and
+ * SHUTDOWN_TIMEOUT_MS 10 s) and its successor's start-up and readiness (well under 30 s) fit in a
+ * minute; an upstream refusing for longer is down, and its 502s are errors again.
+ */
+export const RESTART_WINDOW_MS = 60_000;
 const TIMEOUTS = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"]);
 
 export interface UpstreamRequest {
@@ -38,13 +60,20 @@ export interface UpstreamAnswer {
   body: Buffer | Readable;
 }
 
+/** Why no answer came: in time, a refused connection, a connection closed or reset before the answer, anything else. */
+export type UpstreamFailure = "timeout" | "refused" | "closed" | "failed";
+
 /** The upstream could not be reached or did not answer in time (nothing was received). */
 export class UpstreamError extends Error {
+  readonly timedOut: boolean;
   constructor(
-    readonly timedOut: boolean,
+    readonly failure: UpstreamFailure,
     cause: Error,
+    /** Refused or closed by an upstream that answered within RESTART_WINDOW_MS: taken for a restart (see above). */
+    readonly restarting = false,
   ) {
     super(cause.message, { cause });
+    this.timedOut = failure === "timeout";
   }
 }
 
@@ -79,6 +108,8 @@ export function answerHeaders(headers: IncomingHttpHeaders, streamed: boolean): 
 
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
+  /** performance.now() of each upstream's last answer (any status). */
+  private readonly answeredAt = new Map<string, number>();
 
   constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number }) {}
 
@@ -89,7 +120,21 @@ export class Upstreams {
       pool = new Pool(base, { connections: this.o.connections, pipelining: 1, keepAliveTimeout: this.o.keepAliveTimeoutMs });
       this.pools.set(base, pool);
     }
-    return new Promise((resolve, reject) => dispatch(pool, req, 0, resolve, reject));
+    return new Promise((resolve, reject) =>
+      dispatch(
+        pool, req, 0,
+        (answer) => {
+          this.answeredAt.set(base, performance.now());
+          resolve(answer);
+        },
+        (e) => reject(e instanceof UpstreamError && (e.failure === "refused" || e.failure === "closed") && this.answeredWithin(base, RESTART_WINDOW_MS) ? new UpstreamError(e.failure, e.cause as Error, true) : e),
+      ),
+    );
+  }
+
+  private answeredWithin(base: string, ms: number): boolean {
+    const at = this.answeredAt.get(base);
+    return at !== undefined && performance.now() - at < ms;
   }
 
   async close(): Promise<void> {
@@ -139,9 +184,11 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, resolve: (a
       ended = true;
       if (stream) return void stream.destroy(err);
       const code = (err as { code?: string }).code ?? "";
-      // A kept-alive connection the upstream closed as we reused it: safe to send an idempotent request again.
-      if (statusCode === 0 && attempt === 0 && (req.method === "GET" || req.method === "HEAD") && RETRYABLE.has(code)) return dispatch(pool, req, 1, resolve, reject);
-      reject(new UpstreamError(TIMEOUTS.has(code) || /timeout/i.test(err.name), err));
+      const failure: UpstreamFailure = TIMEOUTS.has(code) || /timeout/i.test(err.name) ? "timeout" : REFUSED_CONNECTION_CODES.has(code) ? "refused" : LOST_CONNECTION_CODES.has(code) ? "closed" : "failed";
+      // Sent again once when nothing of it can have been acted on (see above): refused, or an idempotent request's connection closed.
+      const idempotent = req.method === "GET" || req.method === "HEAD";
+      if (statusCode === 0 && attempt === 0 && (failure === "refused" || (failure === "closed" && idempotent))) return dispatch(pool, req, 1, resolve, reject);
+      reject(new UpstreamError(failure, err));
     },
   };
   try {
