@@ -113,6 +113,9 @@ const FRAMEWORK_FIELDS: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "content-length",
 };
 
+/** The answer to a request no route takes (the not-found handler's, and ./request-framing.ts's before a body is read). */
+export const routeNotFound = (request: FastifyRequest) => new HttpError(404, "NOT_FOUND", `Route ${request.method} ${pathOf(request.url)} not found`);
+
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -163,7 +166,7 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send(errorBody(request, "NOT_FOUND", `Route ${request.method} ${pathOf(request.url)} not found`));
+    reply.status(404).send(errorBody(request, "NOT_FOUND", routeNotFound(request).message));
   });
 }
 

@@ -36,6 +36,7 @@ export { findUnstorableText, isUnstorableText, storableText } from "./request-gu
 export { idempotencyKeyOf, idempotencyKeyReused, requestHashOf } from "./idempotency";
 export { pathOf } from "./request-path";
 export { installAnswerHeaders } from "./raw-answers";
+export { awaitsContinue } from "./request-framing";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { afterGrace, unlessAborted, withTimeout } from "./deadline";

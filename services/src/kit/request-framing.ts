@@ -30,7 +30,8 @@
  * - **What Node answered itself, outside the platform's shape**: an HTTP/1.1 request without Host
  *   (a 400 with no body) is a 400 naming `host`; an Expect other than `100-continue` (a 417 with no
  *   body) is a 417 naming `expect`; and `Expect: 100-continue` with a Content-Length over the body
- *   limit is answered 413 at once, without the `100 Continue` that told the client to send it. These
+ *   limit is answered 413 at once, without the `100 Continue` that told the client to send it; within
+ *   it, the 100 is written when the body is first read (continueOnRead), never before a refusal. These
  *   answers, written outside Fastify, carry its answers' request id and headers (./raw-answers.ts).
  * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
  */
@@ -38,7 +39,7 @@ import { isUtf8 } from "node:buffer";
 import { isIPv6 } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
-import { HttpError } from "./errors";
+import { HttpError, routeNotFound } from "./errors";
 import { rawErrorAnswer } from "./raw-answers";
 
 /** Most headers a request may carry: the entry point's, and a service's behind it (room for what the gateway adds). */
@@ -115,6 +116,37 @@ function answerRaw(server: Server, req: IncomingMessage, res: ServerResponse, an
   res.end(body);
 }
 
+/** Requests sent with `Expect: 100-continue` whose 100 is not written yet (continueOnRead). */
+const awaitingContinue = new WeakSet<IncomingMessage>();
+
+/** Whether the client waits for `100 Continue` before sending the body: a refusal known from the headers is best given now (./request-framing.ts). */
+export const awaitsContinue = (req: IncomingMessage): boolean => awaitingContinue.has(req);
+
+/**
+ * `Expect: 100-continue` (RFC 9110 §10.1.1) answered when the body is first read (the stream's first
+ * `_read`, whoever reads it: a content-type parser, the gateway's), not when the request arrives. Node
+ * wrote `100 Continue` at once and the refusal after it: a request refused on its headers alone (more
+ * headers than taken, a Host or framing refused, an unknown route) told the client to send its body,
+ * then refused it (session 52, tests/hostile/continue-refusals.test.ts). Until the 100 is written the
+ * answer closes its connection (the body never read: the client may send it anyway, or not at all); a
+ * read once the answer is under way (Node discarding an unread body) writes no 100.
+ */
+function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
+  const keepAlive = res.shouldKeepAlive;
+  res.shouldKeepAlive = false;
+  awaitingContinue.add(req);
+  const read = req._read;
+  req._read = function (this: IncomingMessage, size: number) {
+    req._read = read;
+    awaitingContinue.delete(req);
+    if (!res.headersSent) {
+      res.shouldKeepAlive = keepAlive;
+      res.writeContinue();
+    }
+    return read.call(this, size);
+  };
+}
+
 /**
  * Installs the checks: the header count and framing in a preParsing hook (after the entry point's
  * own onRequest hooks, so its answers carry the security headers; before any body is read or
@@ -131,6 +163,8 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
   app.addHook("preParsing", (request, _reply, payload, done) => {
     const issue = framingIssue(request.raw, o.maxHeaders);
     if (issue) return done(issue);
+    // Fastify reads an unknown route's body before its 404: known now, answered without it (no 100 Continue).
+    if (request.is404 && awaitingContinue.has(request.raw)) return done(routeNotFound(request));
     done(null, payload);
   });
   app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
@@ -138,7 +172,7 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
       answerRaw(app.server, req, res, { status: 413, code: "PAYLOAD_TOO_LARGE", message: `Request body is too large (at most ${largestBody} bytes)`, field: "body" });
       return;
     }
-    res.writeContinue();
+    continueOnRead(req, res);
     app.server.emit("request", req, res);
   });
   app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>

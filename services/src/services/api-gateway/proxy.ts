@@ -9,9 +9,10 @@
  * An API key's scopes are enforced here, for every routed service (./key-scopes.ts: an allow list;
  * whatever it does not grant a key needs a user session). The request itself goes over ./upstreams.ts.
  */
+import type { FastifyRequest, preParsingHookHandler } from "fastify";
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
+import { awaitsContinue, clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
@@ -154,16 +155,31 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
   const decide = (rawUrl: string) => upstreamTarget(rawUrl, d.routes); // throws the 400/404
   // Takes any query: passed on as sent to the service, whose route judges it (kit query-parameters.ts).
   // No querystring schema, so the kit checks nothing here: the proxied path pays nothing for it.
-  api.all("/api/*", { schema: { hide: true }, config: { takesAnyQuery: true, takesAnyBody: true } }, async (request, reply) => {
+  /** What the request's line and headers alone decide: its target, who calls, an API key's scope (a 400, 401, 403 or 404 thrown). */
+  const admitted = (request: FastifyRequest): { target: UpstreamTarget; identity?: Identity } => {
     const target = targets.target(request.url, decide);
-    const { service, path, search } = target;
-    const state = request.gateway;
-    const a = state?.auth ?? {};
+    const a = request.gateway?.auth ?? {};
     if (a.error) throw a.error;
     if (!a.identity && !isAnonymousTarget(target)) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
-    const identity: Identity | undefined = a.identity;
     // What an anonymous caller may send needs no scope; everything else is checked against the key's.
-    if (identity?.authMethod === "api-key" && !isAnonymousTarget(target)) assertKeyMay(identity.scopes ?? [], service.name, request.method, path);
+    if (a.identity?.authMethod === "api-key" && !isAnonymousTarget(target)) assertKeyMay(a.identity.scopes ?? [], target.service.name, request.method, target.path);
+    return { target, identity: a.identity };
+  };
+  // A client waiting for `100 Continue` (kit request-framing.ts: written when the body is first read)
+  // is refused before its body is asked for: 401 and the rest, not 100 Continue then 401 (session 52).
+  const preParsing: preParsingHookHandler = (request, _reply, payload, done) => {
+    if (!awaitsContinue(request.raw)) return done(null, payload);
+    try {
+      admitted(request);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done(null, payload);
+  };
+  api.all("/api/*", { schema: { hide: true }, config: { takesAnyQuery: true, takesAnyBody: true }, preParsing }, async (request, reply) => {
+    const { target, identity } = admitted(request);
+    const { service, path, search } = target;
+    const state = request.gateway;
     // Credentials and identity headers are never forwarded as sent; a client's trace context is not
     // either (the gateway starts the trace: kit telemetry).
     const headers = forwardedHeaders(request.headers, dropped);
