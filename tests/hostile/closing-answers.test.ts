@@ -23,6 +23,7 @@ import { describe, expect, it } from "vitest";
 import { createService, defineService, type Service } from "../../services/src/kit";
 import apiGateway from "../../services/src/services/api-gateway";
 import { SECURITY_HEADERS } from "../../services/src/services/api-gateway/security-headers";
+import { freePort } from "../harness/proc";
 import { useServers } from "../harness/shared";
 import { parseAnswers } from "../helpers/raw-http";
 
@@ -44,7 +45,7 @@ describe("a closing service's answers", { timeout: 300_000 }, () => {
   it("a request in flight when the close begins gets 503 SHUTTING_DOWN in the platform's shape, with retry-after and the security headers", async () => {
     // `node --import tsx`: one process, so SIGTERM reaches the service itself (kit.test.ts says why).
     const child = spawn(process.execPath, ["--import=tsx", main, "api-gateway"], {
-      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: "0", HOST: "127.0.0.1", SHUTDOWN_DRAIN_MS: "1000", REQUEST_RECEIVE_TIMEOUT_MS: "60000" },
+      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: String(await freePort()), HOST: "127.0.0.1", SHUTDOWN_DRAIN_MS: "1000", REQUEST_RECEIVE_TIMEOUT_MS: "60000" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

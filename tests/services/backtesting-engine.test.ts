@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { pg, waitFor } from "../harness";
+import { freePort, pg, waitFor } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
@@ -372,7 +372,7 @@ describe("a replica killed mid-job", () => {
     const sub = await call("POST", "/", { ...synthetic, period: { start: "2024-01-01T00:00:00Z", end: "2025-01-01T00:00:00Z" }, sweep: { parameters: { fast: [10, 12, 14] } } });
     expect(sub.status, sub.text).toBe(202);
     child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "services", "src", "main.ts"), "backtesting-engine"], {
-      cwd: ROOT, env: { ...process.env, ...env({ PORT: "0", HOST: "127.0.0.1", BACKTEST_LEASE_MS: "5000" }) }, stdio: "ignore",
+      cwd: ROOT, env: { ...process.env, ...env({ PORT: String(await freePort()), HOST: "127.0.0.1", BACKTEST_LEASE_MS: "5000" }) }, stdio: "ignore",
     });
     const dead = `:${child.pid}`;
     await waitFor("the child replica to claim a job", async () =>

@@ -3,6 +3,7 @@ import net from "node:net";
 import { PassThrough } from "node:stream";
 import { describe, expect, it, afterAll } from "vitest";
 import { headerLimitFor } from "../../services/src/kit/app";
+import { freePort } from "../harness/proc";
 import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl, shuttingDown } from "../../services/src/kit";
 
 const probe = defineService({
@@ -496,9 +497,15 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
     expect(r.stderr).toContain("JWT_SECRET is required by user-management");
   });
 
+  it("refuses PORT=0 (a port the kernel picks, which no peer or probe reaches), naming PORT", () => {
+    const r = spawnSync(process.execPath, [tsx, main], { env: { ...clean, SERVICE_NAME: "api-gateway", PORT: "0", DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64) }, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("PORT must be >= 1");
+  });
+
   it("shuts down cleanly on SIGTERM", async () => {
     const child = spawn(process.execPath, [tsx, main, "api-gateway"], {
-      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: "0", HOST: "127.0.0.1" },
+      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: String(await freePort()), HOST: "127.0.0.1" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -516,7 +523,7 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
 
   it("drains for SHUTDOWN_DRAIN_MS after SIGTERM: still serving, /ready 503, every answer closes its connection, then a clean exit", async () => {
     const child = spawn(process.execPath, [tsx, main, "api-gateway"], {
-      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: "0", HOST: "127.0.0.1", SHUTDOWN_DRAIN_MS: "6000" },
+      env: { ...clean, DRAGONFLY_URL: "redis://127.0.0.1:1", JWT_SECRET: "s".repeat(64), PORT: String(await freePort()), HOST: "127.0.0.1", SHUTDOWN_DRAIN_MS: "6000" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -5,8 +5,8 @@
  * CH_MAX_BATCH_BYTES beyond what one fetch carries. No server: loadConfig judges the schema.
  */
 import { describe, expect, it } from "vitest";
-import type { ConfigSchema } from "../../services/src/kit";
-import { FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, smtpPortProblem, WEBHOOK_REFUSED_PORTS } from "../../services/src/catalog";
+import { commonEnv, datastoreEnv, type ConfigSchema, type TSchema } from "../../services/src/kit";
+import { FETCH_BAD_PORTS, findService, INTERNAL_SERVICE_PORTS, smtpPortProblem, WEBHOOK_REFUSED_PORTS } from "../../services/src/catalog";
 import { registry } from "../../services/src/registry";
 import { configProblems } from "../helpers/config-problems";
 
@@ -48,5 +48,36 @@ describe("CH_BATCH_BYTES and CH_MAX_BATCH_BYTES", () => {
       'CH_MAX_BATCH_BYTES must be <= 16777216 (got "1073741824")',
     ]);
     expect(problems("data-bridge", schema, { CH_BATCH_BYTES: "16777216", CH_MAX_BATCH_BYTES: "16777216" })).toEqual([]);
+  });
+});
+
+describe("numbers whose 0 or negative value means nothing (session 52)", () => {
+  /** Every variable of every service (the kit's common ones, its own, its datastores'), by name. */
+  async function everyVariable(): Promise<[string, string, TSchema][]> {
+    const out: [string, string, TSchema][] = [];
+    for (const [service, load] of Object.entries(registry)) {
+      const def = findService(service)!;
+      const stores = [...def.requires, ...def.optional].map((d) => datastoreEnv[d as keyof typeof datastoreEnv]);
+      const schema: ConfigSchema = Object.assign({ ...commonEnv(def), ...((await load()).config ?? {}) }, ...stores);
+      for (const [name, s] of Object.entries(schema)) out.push([service, name, s]);
+    }
+    return out;
+  }
+  const numeric = (s: TSchema) => s.type === "integer" || s.type === "number";
+
+  it("PORT=0 is refused naming PORT (before: taken, and the service listened on a port the kernel picked, which no peer, probe or route reaches)", () => {
+    const common = commonEnv(findService("api-gateway")!);
+    expect(problems("api-gateway", common, { PORT: "0" })).toEqual(['PORT must be >= 1 (got "0")']);
+    expect(problems("api-gateway", common, { PORT: "-1" })).toEqual(['PORT must be >= 1 (got "-1")']);
+    expect(problems("api-gateway", common, { PORT: "1" })).toEqual([]);
+  });
+
+  it("every port variable of every service starts at 1, and no numeric variable takes a negative value", async () => {
+    const vars = await everyVariable();
+    const ports = vars.filter(([, name, s]) => /(^|_)PORT$/.test(name) && numeric(s));
+    expect(ports.length).toBeGreaterThan(3);
+    for (const [service, name, s] of ports) expect(s.minimum, `${service} ${name}`).toBe(1);
+    const unbounded = vars.filter(([, , s]) => numeric(s) && !(typeof s.minimum === "number" && s.minimum >= 0) && !(typeof s.exclusiveMinimum === "number" && s.exclusiveMinimum >= 0));
+    expect(unbounded.map(([service, name]) => `${service} ${name}`)).toEqual([]);
   });
 });

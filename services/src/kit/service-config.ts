@@ -13,7 +13,9 @@ import { DEFAULT_JSON_MAX_DEPTH, parseTrustProxy } from "./request-guards";
 /** Variables every service reads (in addition to its datastores' and its own). */
 export function commonEnv(def: ServiceDefinition) {
   return {
-    PORT: Type.Integer({ default: def.port, minimum: 0, maximum: 65535 }),
+    // 1 at least: PORT=0 made the service listen on a port the kernel picked, which no peer, probe or
+    // gateway route (all built from the catalog's port) would ever reach.
+    PORT: Type.Integer({ default: def.port, minimum: 1, maximum: 65535, description: "the TCP port to listen on, 1 to 65535 (the catalog's port by default)" }),
     HOST: Type.String({ default: "0.0.0.0", pattern: HOST_PATTERN, description: "a host name or IP address to listen on" }),
     LOG_LEVEL: logLevelEnv(),
     /** Largest accepted request body; larger ones get 413. */
