@@ -74,6 +74,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
           exposeService: config.kubernetes.exposeDatastores,
           externalHost: runtime.operatorHost(store),
           acceptsFrom: topology.acceptsFrom[store] ?? [],
+          // PostgreSQL's max_connections: the stack's, or what its pools and jobs can open at once (stacks/service-settings.ts).
+          maxConnections: store === "postgres" ? config.postgresMaxConnections : undefined,
         },
         { parent: this },
       );
@@ -189,6 +191,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
           secretEnv: Object.assign({}, ...def.secrets.map((s) => secretValues[s])),
           env: {
             LOG_LEVEL: config.logLevel,
+            // The variables the stack sets (trading:serviceSettings), checked across services by the stack config.
+            ...Object.fromEntries(Object.entries(config.serviceSettings[def.name] ?? {}).map(([k, v]) => [k, String(v)])),
             ...(def.entryPoint
               ? {
                   RATE_LIMIT_WINDOW_MS: String(config.rateLimit.windowMs),

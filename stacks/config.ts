@@ -21,6 +21,7 @@ import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
+import { crossServiceProblem, postgresConnectionNeed, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -56,6 +57,13 @@ export interface StackConfig {
   serviceReplicas: Record<string, number>;
   /** Services deployed: the catalog minus those switched off or missing a required datastore. */
   services: ServiceDefinition[];
+  /**
+   * Service variables the stack sets (trading:serviceSettings), by service: only those set, passed in
+   * the service's environment; checked across services (stacks/service-settings.ts).
+   */
+  serviceSettings: ServiceSettings;
+  /** PostgreSQL's max_connections: trading:postgresMaxConnections, else what the stack can open at once. */
+  postgresMaxConnections: number;
   rateLimit: { windowMs: number; maxRequests: number };
   /** The gateway's TRUST_PROXY: the edge proxy's addresses/CIDRs (validated), comma-separated. */
   trustedProxies: string;
@@ -430,6 +438,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   for (const service of services) {
     serviceReplicas[service.name] = replicasOf(target, sizingOf(service).scaling, replicasSetting, replicaOverrides[service.name] as number | undefined);
   }
+  const { serviceSettings, postgresMaxConnections } = serviceSettingsOf(r, target, services, serviceReplicas, datastores.postgres.enabled);
 
   const tradingMode = r.oneOf<"paper" | "live">("tradingMode");
   const marketDataSource = r.oneOf<"synthetic" | "replay" | "binance">("marketDataSource");
@@ -672,6 +681,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     serviceReplicas,
     services,
+    serviceSettings,
+    postgresMaxConnections,
     trustedProxies,
     trustGlobalIPv6Proxies,
     rateLimit: gatewayRateLimit(r),
@@ -705,6 +716,28 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     smtp: { host: smtpHost, port: smtpPort(r), username: r.string("smtpUsername"), from: smtpFrom },
     notifyWebhookPorts,
   };
+}
+
+/**
+ * trading:serviceSettings (each variable one the stack may set, in its range; then the cross-service
+ * orders, e.g. user-management's ACCESS_TOKEN_TTL_S over the gateway's ACCESS_TOKEN_MAX_AGE_S) and
+ * trading:postgresMaxConnections against what the stack can open at once (stacks/service-settings.ts).
+ */
+function serviceSettingsOf(r: Reader, target: Target, services: ServiceDefinition[], replicas: Record<string, number>, postgres: boolean): { serviceSettings: ServiceSettings; postgresMaxConnections: number } {
+  const raw = r.object("serviceSettings") ?? {};
+  const problem = serviceSettingsProblem(raw, catalog, services) ?? crossServiceProblem(raw as ServiceSettings, services);
+  if (problem !== undefined) throw new ConfigError("serviceSettings", r.stack, problem);
+  const serviceSettings = raw as ServiceSettings;
+  const need = postgres ? postgresConnectionNeed(target, services, replicas, serviceSettings) : { total: 0, parts: [] };
+  const set = r.integer("postgresMaxConnections");
+  if (set > 0 && set < need.total) {
+    throw new ConfigError(
+      "postgresMaxConnections",
+      r.stack,
+      `${set} is below the PostgreSQL connections this stack can open at once, ${need.total}: ${need.parts.join(", ")}; past max_connections every new connection is refused ('too many clients'): raise it, set it 0 to size it to the stack, or lower POSTGRES_POOL_MAX in ${CONFIG_NAMESPACE}:serviceSettings or the replicas (${CONFIG_NAMESPACE}:replicas, serviceReplicas)`,
+    );
+  }
+  return { serviceSettings, postgresMaxConnections: set > 0 ? set : need.total };
 }
 
 /**

@@ -64,7 +64,19 @@ export const stackConfigSchema = Type.Object({
   // A map: project config can declare only scalars and arrays, so Pulumi.yaml leaves it out.
   serviceReplicas: Type.Record(Type.String(), Type.Integer({ minimum: 1 }), { description: "Replicas per service, e.g. {\"api-gateway\": 4}", declared: false }),
   disabledServices: str("Comma-separated catalog services not to deploy"),
+  // A map too (service -> variable -> integer): Pulumi.yaml leaves it out. The variables another part of the
+  // platform depends on (catalog/service-settings.ts), judged across services by stacks/service-settings.ts.
+  serviceSettings: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), {
+    description: "Service variables the stack sets, e.g. {\"user-management\": {\"ACCESS_TOKEN_TTL_S\": 600}}: those of catalog/service-settings.ts and POSTGRES_POOL_MAX",
+    declared: false,
+  }),
   ...datastoreKeys,
+  postgresMaxConnections: int(
+    "PostgreSQL's max_connections; 0 (the default) sizes it to what the stack can open at once (every pool of every replica, the autoscaler's most on kubernetes, the jobs, 10 for admins); a value below that is refused",
+    0,
+    0,
+    10_000,
+  ),
   prometheusEnabled: bool("Deploy Prometheus", true),
   grafanaEnabled: bool("Deploy Grafana", true),
   prometheusRetentionDays: int("Prometheus retention in days", 15, 1, 3650),

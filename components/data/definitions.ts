@@ -24,6 +24,8 @@ export interface DatastoreContext {
   /** Host that operators use to reach the store: 127.0.0.1 on Docker, the in-cluster FQDN on Kubernetes. */
   externalHost: string;
   acceptsFrom: string[];
+  /** PostgreSQL only: its max_connections (the stack config sizes or checks it against every pool). */
+  maxConnections?: number;
 }
 
 export interface DatastoreDefinition {
@@ -122,6 +124,8 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
         PGDATA: "/var/lib/postgresql/data/pgdata",
       },
       secretEnv: { POSTGRES_PASSWORD: password },
+      // Both images' entrypoints run `postgres` with the arguments after it (a setting as on the command line).
+      args: ctx.maxConnections !== undefined ? ["postgres", "-c", `max_connections=${ctx.maxConnections}`] : undefined,
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
       resources: { cpu: "1", memory: "1Gi" },
     }),

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { entryPoint, ServiceDefinition } from "../../catalog";
+import { EDGE_READ_TIMEOUT_S } from "../../catalog/service-settings";
 import type { ContainerImage } from "../../stacks/images";
 import { EDGE } from "../topology";
 import { DeployedWorkload, probe, Route, Runtime, WorkloadSpec } from "../workload";
@@ -111,7 +112,7 @@ http {
   send_timeout 10s;
   keepalive_timeout 15s;
   proxy_connect_timeout 5s;
-  proxy_read_timeout 30s;
+  proxy_read_timeout ${EDGE_READ_TIMEOUT_S}s;
   resolver 127.0.0.11 valid=10s ipv6=off;
 
   upstream gateway {

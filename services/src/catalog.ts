@@ -9,3 +9,4 @@ export * from "../../catalog/addresses";
 export * from "../../catalog/datastores";
 export * from "../../catalog/edge";
 export * from "../../catalog/services";
+export * from "../../catalog/service-settings";

@@ -73,8 +73,8 @@ describe("parseStackConfig", () => {
         }
   });
 
-  it("refuses a YAML object or list where a string is expected (the CLI hands it over as JSON text), for every key but serviceReplicas", () => {
-    for (const key of configKeys.filter((k) => k !== "serviceReplicas"))
+  it("refuses a YAML object or list where a string is expected (the CLI hands it over as JSON text), for every key but the maps (serviceReplicas, serviceSettings)", () => {
+    for (const key of configKeys.filter((k) => k !== "serviceReplicas" && k !== "serviceSettings"))
       for (const v of ['{"a@b": 1}', "[1, 2]"])
         for (const [stack, base] of [["dev", docker], ["prod", k8s]] as const) {
           const e = error(stack, { ...base, [key]: v });
@@ -446,8 +446,8 @@ describe("Pulumi.yaml declarations", () => {
 
   it("declares every key the loader reads, in the project's namespace", () => {
     expect(project.name).toBe("trading");
-    // serviceReplicas is a map; project config can only declare scalars and arrays.
-    const scalarKeys = configKeys.filter((k) => k !== "serviceReplicas");
+    // serviceReplicas and serviceSettings are maps; project config can only declare scalars and arrays.
+    const scalarKeys = configKeys.filter((k) => k !== "serviceReplicas" && k !== "serviceSettings");
     expect(Object.keys(declared).sort()).toEqual(scalarKeys.map((k) => `trading:${k}`).sort());
   });
 

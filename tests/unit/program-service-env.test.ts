@@ -1,6 +1,8 @@
 /**
  * What the real program (index.ts, under mocks) puts in the services' environment from the stack
- * config (session 52): the gateway's TRUST_PROXY_GLOBAL_IPV6 from trustGlobalIPv6Proxies.
+ * config (session 52): the gateway's TRUST_PROXY_GLOBAL_IPV6 from trustGlobalIPv6Proxies; the
+ * variables of trading:serviceSettings, judged across services before anything is created; and
+ * PostgreSQL's max_connections, sized to the pools or checked against them.
  */
 import { describe, expect, it } from "vitest";
 import { entryPoint, catalog } from "../../catalog";
@@ -8,6 +10,8 @@ import { named, runProgram, type RecordedResource } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
+const STATEFULSET = "kubernetes:apps/v1:StatefulSet";
+const users = catalog.find((s) => s.route === "users")!.name;
 const PROGRAM_RUN_TIMEOUT_MS = 300_000;
 const gateway = entryPoint(catalog)!.name;
 
@@ -33,5 +37,33 @@ describe("the gateway's TRUST_PROXY_GLOBAL_IPV6", { timeout: PROGRAM_RUN_TIMEOUT
   it("is absent without it (the gateway's default, false, refuses global IPv6 in TRUST_PROXY)", async () => {
     const run = await runProgram("dev");
     expect(plainEnv(named(run, CONTAINER, `${gateway}-container`)).TRUST_PROXY_GLOBAL_IPV6).toBeUndefined();
+  });
+});
+
+describe("trading:serviceSettings and postgresMaxConnections", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
+  it("gives each service the variables the stack sets for it, and no other service", async () => {
+    const serviceSettings = JSON.stringify({ [users]: { ACCESS_TOKEN_TTL_S: 600 }, [gateway]: { ACCESS_TOKEN_MAX_AGE_S: 1200 } });
+    const k8s = await runProgram("prod", { serviceSettings });
+    expect(plainEnv(named(k8s, DEPLOYMENT, `${users}-deployment`))).toMatchObject({ ACCESS_TOKEN_TTL_S: "600" });
+    expect(plainEnv(named(k8s, DEPLOYMENT, `${gateway}-deployment`))).toMatchObject({ ACCESS_TOKEN_MAX_AGE_S: "1200" });
+    expect(plainEnv(named(k8s, DEPLOYMENT, `${gateway}-deployment`)).ACCESS_TOKEN_TTL_S).toBeUndefined();
+    const docker = await runProgram("dev", { serviceSettings });
+    expect(plainEnv(named(docker, CONTAINER, `${users}-container`)).ACCESS_TOKEN_TTL_S).toBe("600");
+  });
+
+  it("fails the preview, before any resource, with a ConfigError naming both variables and the stack", async () => {
+    await expect(runProgram("prod", { serviceSettings: JSON.stringify({ [users]: { ACCESS_TOKEN_TTL_S: 3600 }, [gateway]: { ACCESS_TOKEN_MAX_AGE_S: 1800 } }) })).rejects.toThrow(
+      `Invalid configuration trading:serviceSettings on stack 'prod': ${users} ACCESS_TOKEN_TTL_S (3600) must be at most ${gateway} ACCESS_TOKEN_MAX_AGE_S (1800)`,
+    );
+    await expect(runProgram("dev", { postgresMaxConnections: "100" })).rejects.toThrow(
+      /^Invalid configuration trading:postgresMaxConnections on stack 'dev': 100 is below the PostgreSQL connections this stack can open at once, \d+/,
+    );
+  });
+
+  it("starts PostgreSQL with max_connections: what the stack can open at once, or the stack's own", async () => {
+    const dev = await runProgram("dev");
+    expect(named(dev, CONTAINER, "postgres-container").inputs.command).toEqual(["postgres", "-c", "max_connections=184"]);
+    const prod = await runProgram("prod", { postgresMaxConnections: "2000" });
+    expect(named(prod, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].args).toEqual(["postgres", "-c", "max_connections=2000"]);
   });
 });

@@ -5,6 +5,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../../catalog/labels";
+import { EDGE_READ_TIMEOUT_S } from "../../../catalog/service-settings";
 import { EdgeSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 
@@ -43,9 +44,10 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
           "nginx.ingress.kubernetes.io/ssl-redirect": "true",
           "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
           "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-          // Bounds on the gateway as the Docker edge's Nginx has them (components/edge/nginx.ts).
+          // Bounds on the gateway as the Docker edge's Nginx has them (components/edge/nginx.ts); the
+          // stack keeps the gateway's REQUEST_TIMEOUT_MS within the read timeout (catalog/service-settings.ts).
           "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5",
-          "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
+          "nginx.ingress.kubernetes.io/proxy-read-timeout": String(EDGE_READ_TIMEOUT_S),
           // No *-snippet annotation (policy ingress-no-snippets): the security headers, HSTS
           // included, come from the api-gateway itself, so they hold behind any controller.
           ...(certIssuer ? { "cert-manager.io/cluster-issuer": certIssuer } : {}),

@@ -10,6 +10,7 @@
  * runs gets that evaluation's answer: joined in this process, waited for (ORCH_EVALUATION_WAIT_MS)
  * in another replica (evaluation-answer.ts), 409 EVALUATION_IN_PROGRESS when the wait ends first.
  */
+import { setting } from "../../catalog";
 import { afterGrace, defineService, HttpError, isShuttingDown, PEER_CLOSE_GRACE_MS, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { EvaluationBackoff, evaluationFailed } from "./backoff";
 import { StrategyOrders } from "./book";
@@ -67,10 +68,10 @@ export default defineService({
       description: "evaluations one user may ask through the API a minute (POST /strategies/:id/evaluate, any of their strategies; a burst of as many): each records a decision per symbol, kept",
     }),
     ORCH_EVALUATION_WAIT_MS: Type.Integer({
-      default: 20_000, minimum: 0, maximum: 60_000,
+      ...setting("ai-orchestrator", "ORCH_EVALUATION_WAIT_MS"),
       description:
         "a manual evaluation asked while another replica evaluates the strategy waits this long at most for that evaluation's answer (its decisions, or its error) and answers it; " +
-        "past it, 409 EVALUATION_IN_PROGRESS (0: at once). Below the gateway's PROXY_TIMEOUT_MS (30 s), which would answer 504 first. " +
+        "past it, 409 EVALUATION_IN_PROGRESS (0: at once). Below the gateway's PROXY_TIMEOUT_MS (30 s), which would answer 504 first (the stack refuses it otherwise). " +
         "A replica shutting down ends the wait at once (503 SHUTTING_DOWN), so it does not hold the shutdown past SHUTDOWN_TIMEOUT_MS",
     }),
   },

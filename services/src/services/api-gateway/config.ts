@@ -1,4 +1,5 @@
 /** api-gateway's environment (validated at start; see kit/config.ts). */
+import { setting } from "../../catalog";
 import { type ConfigOf, type ServiceContext, Type } from "../../kit";
 
 export const config = {
@@ -21,13 +22,13 @@ export const config = {
   API_KEY_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1, maximum: 1_000 }),
   API_KEY_FAILURE_WINDOW_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000 }),
   /** Upstream response timeout (bounded further by what is left of REQUEST_TIMEOUT_MS). */
-  PROXY_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000, atMost: { key: "REQUEST_TIMEOUT_MS", why: "the upstream's wait runs inside the request's budget: a longer one never fires (the request's 504 comes first)" } }),
+  PROXY_TIMEOUT_MS: Type.Integer({ ...setting("api-gateway", "PROXY_TIMEOUT_MS"), atMost: { key: "REQUEST_TIMEOUT_MS", why: "the upstream's wait runs inside the request's budget: a longer one never fires (the request's 504 comes first)" } }),
   /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
-  REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
+  REQUEST_TIMEOUT_MS: Type.Integer(setting("api-gateway", "REQUEST_TIMEOUT_MS")),
   /** Per-service timeout of /api/health. */
   HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
   /** Longest accepted access-token age (defence in depth on top of exp). */
-  ACCESS_TOKEN_MAX_AGE_S: Type.Integer({ default: 3_600, minimum: 60, maximum: 86_400 }),
+  ACCESS_TOKEN_MAX_AGE_S: Type.Integer(setting("api-gateway", "ACCESS_TOKEN_MAX_AGE_S")),
   /** Upper bound on how long a user's state is trusted from the in-process copy (pub/sub invalidates sooner). */
   USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: 300_000 }),
   /** How long the merged OpenAPI document of /api/docs is reused before the services are asked again. */

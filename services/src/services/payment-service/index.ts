@@ -11,6 +11,7 @@
  * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
  */
 import { Counter } from "prom-client";
+import { setting } from "../../catalog";
 import { ConfigError, defineService, envUrl, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
@@ -41,10 +42,10 @@ export default defineService({
     PAYMENT_WEBHOOK_TOLERANCE_S: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: "max age of a webhook signature timestamp" }),
     PAYMENT_PROCESSOR_TIMEOUT_MS: Type.Integer({ default: 20_000, minimum: 100, maximum: 120_000 }),
     // A charge's account lock through its processor call (charge-locks.ts): connections of their own.
-    PAYMENT_CHARGE_LOCK_CONNECTIONS: Type.Integer({ default: 4, minimum: 1, maximum: 50, description: "connections of a pool of their own on which charges hold their account's lock through the processor call (apart from POSTGRES_POOL_MAX): the charges at the processor at once" }),
+    PAYMENT_CHARGE_LOCK_CONNECTIONS: Type.Integer({ ...setting("payment-service", "PAYMENT_CHARGE_LOCK_CONNECTIONS"), description: "connections of a pool of their own on which charges hold their account's lock through the processor call (apart from POSTGRES_POOL_MAX): the charges at the processor at once" }),
     PAYMENT_CHARGE_LOCK_WAIT_MS: Type.Integer({ default: 2_000, minimum: 100, maximum: 60_000, description: "how long a charge waits for a free charge-lock connection before answering 503 CHARGE_LOCKS_BUSY (nothing recorded or sent)" }),
     PAYMENT_CHARGE_LOCK_HOLD_MS: Type.Integer({ default: 120_000, minimum: 1_000, maximum: 3_600_000, description: "idle_in_transaction_session_timeout and statement_timeout of the charge-lock connections: a lock held longer (a call stuck past the processor's retry budget) is ended by the server; over every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS with the SDK's retry sleeps" }),
-    PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer({ default: 15_000, minimum: 0, maximum: 120_000 }),
+    PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer(setting("payment-service", "PAYMENT_IDEMPOTENT_WAIT_MS")),
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is looked up at the processor; one the processor has no record of is closed (never_reached_processor) only once also older than the in-flight bound of one processor request (PAYMENT_PROCESSOR_TIMEOUT_MS's attempts, the SDK's retry sleeps, a minute's grace)" }),
     PAYMENT_REFUND_RECONCILE_AGE_MS: Type.Integer({ default: 900_000, minimum: 0, description: "age (since its request was last sent) before a pending refund is looked up at the processor and settled; at least the in-flight bound of one processor request" }),

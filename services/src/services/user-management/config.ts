@@ -1,9 +1,11 @@
 /** user-management's environment (validated at start; see kit/config.ts). */
+import { setting } from "../../catalog";
 import { type ConfigOf, type ServiceContext, Type } from "../../kit";
 
 export const config = {
   JWT_SECRET: Type.String({ minLength: 64, secret: true, description: ">= 64 characters (e.g. 64 bytes hex)" }),
-  ACCESS_TOKEN_TTL_S: Type.Integer({ default: 900, minimum: 30, maximum: 3600 }),
+  // At most the gateway's ACCESS_TOKEN_MAX_AGE_S: the stack refuses the other order (catalog/service-settings.ts).
+  ACCESS_TOKEN_TTL_S: Type.Integer(setting("user-management", "ACCESS_TOKEN_TTL_S")),
   REFRESH_TOKEN_TTL_S: Type.Integer({ default: 7 * 24 * 3600, minimum: 300, maximum: 90 * 24 * 3600 }),
   /** Days an expired refresh token is kept (a used one presented again meanwhile still revokes its session), then deleted. */
   REFRESH_TOKEN_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 0, maximum: 3_650 }),

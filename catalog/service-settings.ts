@@ -1,0 +1,98 @@
+/**
+ * Service variables a stack may set (`trading:serviceSettings`) because another part of the platform
+ * depends on their value: a token's life and the gateway's oldest accepted token, a wait inside a
+ * request and the gateway's timeout around it, the connection pools and PostgreSQL's max_connections.
+ * Each is in range alone (the bounds here are the service's schema's: the services take them from
+ * this file), yet across services in the wrong order every token is refused after an age, or every
+ * such request answers 504 before the service does. The stack configuration refuses those orders
+ * before anything is deployed (stacks/service-settings.ts), naming both variables and the stack.
+ *
+ * Pure data with no imports outside catalog/, like the rest of the catalog.
+ */
+import type { ServiceName } from "./services";
+
+export interface SettingBounds {
+  default: number;
+  minimum: number;
+  maximum: number;
+}
+
+/** A setting of one service (or of the edge, which is no service: a fixed value). */
+export type SettingRef = { service: ServiceName; key: string } | { fixed: number; name: string };
+
+export interface SettingRelation {
+  smaller: { service: ServiceName; key: string };
+  larger: SettingRef;
+  /** Must be below (a wait that must end before the timeout around it), not merely at most. */
+  strict?: boolean;
+  why: string;
+}
+
+/** PostgreSQL pool of every service that uses it (kit datastores/env.ts POSTGRES_POOL_MAX). */
+export const POSTGRES_POOL_MAX: SettingBounds = { default: 10, minimum: 1, maximum: 200 };
+
+/**
+ * How long the edge waits for the gateway's answer (Nginx `proxy_read_timeout`, the Ingress's
+ * `nginx.ingress.kubernetes.io/proxy-read-timeout`), in seconds: past it the edge answers 504 itself.
+ */
+export const EDGE_READ_TIMEOUT_S = 30;
+
+/** The settings of each service a stack may set, with their schema's default and range. */
+export const SERVICE_SETTINGS = {
+  "api-gateway": {
+    ACCESS_TOKEN_MAX_AGE_S: { default: 3_600, minimum: 60, maximum: 86_400 },
+    PROXY_TIMEOUT_MS: { default: 30_000, minimum: 100, maximum: 600_000 },
+    REQUEST_TIMEOUT_MS: { default: 30_000, minimum: 100, maximum: 600_000 },
+  },
+  "user-management": {
+    ACCESS_TOKEN_TTL_S: { default: 900, minimum: 30, maximum: 3_600 },
+  },
+  "ai-orchestrator": {
+    ORCH_EVALUATION_WAIT_MS: { default: 20_000, minimum: 0, maximum: 60_000 },
+  },
+  "payment-service": {
+    PAYMENT_IDEMPOTENT_WAIT_MS: { default: 15_000, minimum: 0, maximum: 120_000 },
+    PAYMENT_CHARGE_LOCK_CONNECTIONS: { default: 4, minimum: 1, maximum: 50 },
+  },
+} as const satisfies Partial<Record<ServiceName, Record<string, SettingBounds>>>;
+
+type Settings = typeof SERVICE_SETTINGS;
+/** The bounds of one setting, for the service's schema (`Type.Integer({ ...setting("api-gateway", "PROXY_TIMEOUT_MS") })`). */
+export function setting<S extends keyof Settings, K extends keyof Settings[S]>(service: S, key: K): SettingBounds {
+  return SERVICE_SETTINGS[service][key] as SettingBounds;
+}
+
+/** Beside POSTGRES_POOL_MAX, the connections a service's replica holds in a pool of its own. */
+export const EXTRA_POSTGRES_POOLS: Partial<Record<ServiceName, string>> = { "payment-service": "PAYMENT_CHARGE_LOCK_CONNECTIONS" };
+
+const GATEWAY = "api-gateway";
+/** The cross-service orders the stack refuses (each pair in range alone). */
+export const SETTING_RELATIONS: readonly SettingRelation[] = [
+  {
+    smaller: { service: "user-management", key: "ACCESS_TOKEN_TTL_S" },
+    larger: { service: GATEWAY, key: "ACCESS_TOKEN_MAX_AGE_S" },
+    why: "the gateway refuses an access token older than its ACCESS_TOKEN_MAX_AGE_S: every token would be refused for the rest of its life",
+  },
+  {
+    smaller: { service: GATEWAY, key: "PROXY_TIMEOUT_MS" },
+    larger: { service: GATEWAY, key: "REQUEST_TIMEOUT_MS" },
+    why: "the upstream's wait runs inside the request's budget: a longer one never fires (the gateway refuses it at start too)",
+  },
+  {
+    smaller: { service: GATEWAY, key: "REQUEST_TIMEOUT_MS" },
+    larger: { fixed: EDGE_READ_TIMEOUT_S * 1_000, name: `the edge's read timeout (${EDGE_READ_TIMEOUT_S} s: Nginx proxy_read_timeout, the Ingress's proxy-read-timeout)` },
+    why: "the edge stops waiting for the gateway then and answers 504 itself, without the platform's error body or the request's id",
+  },
+  {
+    smaller: { service: "ai-orchestrator", key: "ORCH_EVALUATION_WAIT_MS" },
+    larger: { service: GATEWAY, key: "PROXY_TIMEOUT_MS" },
+    strict: true,
+    why: "a manual evaluation asked while another runs waits this long for its answer; the gateway would answer 504 first",
+  },
+  {
+    smaller: { service: "payment-service", key: "PAYMENT_IDEMPOTENT_WAIT_MS" },
+    larger: { service: GATEWAY, key: "PROXY_TIMEOUT_MS" },
+    strict: true,
+    why: "a payment request repeated with its idempotency key waits this long for the first one's outcome; the gateway would answer 504 first",
+  },
+];

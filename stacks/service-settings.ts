@@ -1,0 +1,117 @@
+/**
+ * `trading:serviceSettings` and `trading:postgresMaxConnections`, as pure functions of the parsed
+ * values (stacks/config.ts throws their problems as ConfigErrors naming the key and the stack):
+ *
+ * - the service variables a stack may set (catalog/service-settings.ts: those another part of the
+ *   platform depends on, and each PostgreSQL user's POSTGRES_POOL_MAX), each in its schema's range;
+ * - the cross-service orders of catalog SETTING_RELATIONS, judged on the values the services will
+ *   run with (the stack's, else the schema's default): user-management's ACCESS_TOKEN_TTL_S over the
+ *   gateway's ACCESS_TOKEN_MAX_AGE_S, a wait over the gateway's PROXY_TIMEOUT_MS, ...;
+ * - the PostgreSQL connections the stack can open at once against the server's max_connections.
+ */
+import { sizingOf, type ServiceDefinition } from "../catalog";
+import { EXTRA_POSTGRES_POOLS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef } from "../catalog/service-settings";
+
+/** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
+export type ServiceSettings = Record<string, Record<string, number>>;
+
+/**
+ * Connections kept for people and tools beside the platform's pools: PostgreSQL's own
+ * superuser_reserved_connections (3) and an operator's psql, a monitoring probe, a restore (7).
+ */
+export const POSTGRES_ADMIN_HEADROOM = 10;
+/** Connections of one backup run (pg_dump, and its run recorder's psql) and of the ClickHouse backup's recorder. */
+const BACKUP_CONNECTIONS = 3;
+
+const usesPostgres = (def: ServiceDefinition) => def.requires.includes("postgres") || def.optional.includes("postgres");
+
+/** The settings the stack may give `def`, with their bounds. */
+export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds> {
+  const own = (SERVICE_SETTINGS as Partial<Record<string, Record<string, SettingBounds>>>)[def.name] ?? {};
+  return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX } : {}), ...own };
+}
+
+const quoted = (v: unknown) => (typeof v === "string" ? `'${v}'` : JSON.stringify(v));
+
+/** What is wrong with the parsed `trading:serviceSettings` object, or undefined (then `raw` is ServiceSettings). */
+export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: readonly ServiceDefinition[], deployed: readonly ServiceDefinition[]): string | undefined {
+  for (const [name, vars] of Object.entries(raw)) {
+    const def = catalog.find((s) => s.name === name);
+    if (!def) return `${quoted(name)} is not a service of the catalog`;
+    if (!deployed.includes(def)) return `${quoted(name)} is not deployed (disabledServices, or a datastore it requires is off): its settings would apply to nothing`;
+    const allowed = settingsOf(def);
+    if (vars === null || typeof vars !== "object" || Array.isArray(vars)) {
+      return `settings of ${quoted(name)} must be an object of variables, e.g. {${JSON.stringify(name)}: {${JSON.stringify(Object.keys(allowed)[0] ?? "VARIABLE")}: 10}}`;
+    }
+    for (const [key, value] of Object.entries(vars as Record<string, unknown>)) {
+      const bounds = allowed[key];
+      if (!bounds) {
+        const names = Object.keys(allowed);
+        return `${quoted(key)} is not a setting of ${name} the stack sets (${names.length ? `its settings: ${names.join(", ")}` : "it has none"}); the others keep the service's own defaults`;
+      }
+      if (typeof value !== "number" || !Number.isInteger(value) || value < bounds.minimum || value > bounds.maximum) {
+        return `${name} ${key} must be an integer between ${bounds.minimum} and ${bounds.maximum} (the service refuses any other at start), got ${quoted(value)}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The value `service` runs `key` with: the stack's, else its schema's default. */
+function valueOf(settings: ServiceSettings, service: string, key: string, def?: ServiceDefinition): number {
+  const set = settings[service]?.[key];
+  if (set !== undefined) return set;
+  const bounds = (def ? settingsOf(def) : (SERVICE_SETTINGS as Record<string, Record<string, SettingBounds>>)[service])?.[key];
+  if (!bounds) throw new Error(`catalog/service-settings.ts declares no setting ${key} of ${service}`);
+  return bounds.default;
+}
+
+function described(settings: ServiceSettings, ref: SettingRef): string {
+  if ("fixed" in ref) return `${ref.name}`;
+  const value = valueOf(settings, ref.service, ref.key);
+  return `${ref.service} ${ref.key} (${value}${settings[ref.service]?.[ref.key] === undefined ? ", its default" : ""})`;
+}
+
+/** The first cross-service order the values break, naming both variables, or undefined. Relations with a service not deployed are skipped. */
+export function crossServiceProblem(settings: ServiceSettings, deployed: readonly ServiceDefinition[]): string | undefined {
+  const here = (service: string) => deployed.some((s) => s.name === service);
+  for (const rel of SETTING_RELATIONS) {
+    if (!here(rel.smaller.service) || ("service" in rel.larger && !here(rel.larger.service))) continue;
+    const mine = valueOf(settings, rel.smaller.service, rel.smaller.key);
+    const theirs = "fixed" in rel.larger ? rel.larger.fixed : valueOf(settings, rel.larger.service, rel.larger.key);
+    if (rel.strict ? mine < theirs : mine <= theirs) continue;
+    return `${described(settings, rel.smaller)} must be ${rel.strict ? "below" : "at most"} ${described(settings, rel.larger)}: ${rel.why}`;
+  }
+  return undefined;
+}
+
+export interface ConnectionNeed {
+  total: number;
+  /** What makes up the total, largest first, for the refusal. */
+  parts: string[];
+}
+
+/**
+ * The PostgreSQL connections the stack can hold at once: every replica's pools (POSTGRES_POOL_MAX,
+ * plus payment-service's PAYMENT_CHARGE_LOCK_CONNECTIONS pool), counted on Kubernetes at the
+ * autoscaler's ceiling plus the rollout's one surge pod; a migration job and each scheduled job's
+ * run with their service's pool (a migration runs beside the old fleet during an update); the
+ * backups on Kubernetes; POSTGRES_ADMIN_HEADROOM.
+ */
+export function postgresConnectionNeed(target: "docker" | "kubernetes", deployed: readonly ServiceDefinition[], replicas: Record<string, number>, settings: ServiceSettings): ConnectionNeed {
+  const parts: [number, string][] = [];
+  for (const def of deployed.filter(usesPostgres)) {
+    const extraKey = EXTRA_POSTGRES_POOLS[def.name as keyof typeof EXTRA_POSTGRES_POOLS];
+    const pool = valueOf(settings, def.name, "POSTGRES_POOL_MAX", def) + (extraKey ? valueOf(settings, def.name, extraKey, def) : 0);
+    const scaling = sizingOf(def).scaling;
+    const count = target === "kubernetes" ? Math.max(scaling.maxReplicas, replicas[def.name]) + (def.singleton ? 0 : 1) : replicas[def.name];
+    const poolWords = `POSTGRES_POOL_MAX${extraKey ? ` + ${extraKey}` : ""}`;
+    parts.push([pool * count, `${def.name} ${count} x ${pool} (${poolWords}; ${target === "kubernetes" ? "the autoscaler's most replicas and a rollout's surge pod" : "replicas"})`]);
+    if (def.preDeployJob) parts.push([pool, `${def.name}'s migration job ${pool}`]);
+    if (def.scheduledJob) parts.push([pool, `${def.name}'s ${def.scheduledJob.name} job ${pool}`]);
+  }
+  if (target === "kubernetes") parts.push([BACKUP_CONNECTIONS, `the backups ${BACKUP_CONNECTIONS}`]);
+  parts.push([POSTGRES_ADMIN_HEADROOM, `admin headroom ${POSTGRES_ADMIN_HEADROOM}`]);
+  parts.sort((a, b) => b[0] - a[0]);
+  return { total: parts.reduce((n, [c]) => n + c, 0), parts: parts.map(([, words]) => words) };
+}

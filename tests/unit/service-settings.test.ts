@@ -1,0 +1,135 @@
+/**
+ * Session 52: trading:serviceSettings and trading:postgresMaxConnections (stacks/service-settings.ts).
+ * Service variables each in range alone were never judged across services: user-management's
+ * ACCESS_TOKEN_TTL_S over the gateway's ACCESS_TOKEN_MAX_AGE_S (every token refused past that age),
+ * a wait inside a request over the gateway's PROXY_TIMEOUT_MS (504 first), the gateway's
+ * REQUEST_TIMEOUT_MS over the edge's read timeout; and the pools of every replica were never counted
+ * against PostgreSQL's max_connections (100 by default: the Docker stack's defaults alone can open 184).
+ */
+import { describe, expect, it } from "vitest";
+import { catalog, sizingOf } from "../../catalog";
+import { EDGE_READ_TIMEOUT_S, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS } from "../../catalog/service-settings";
+import { parseStackConfig } from "../../stacks/config";
+import { crossServiceProblem, POSTGRES_ADMIN_HEADROOM, postgresConnectionNeed } from "../../stacks/service-settings";
+import { commonEnv, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
+import { registry } from "../../services/src/registry";
+import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
+
+const settings = (v: unknown) => JSON.stringify(v);
+const usesPostgres = catalog.filter((s) => [...s.requires, ...s.optional].includes("postgres"));
+
+describe("trading:serviceSettings", () => {
+  it("passes the variables set, by service, and nothing else", () => {
+    const c = parseStackConfig("dev", { ...docker, serviceSettings: settings({ "user-management": { ACCESS_TOKEN_TTL_S: 600 }, "payment-service": { POSTGRES_POOL_MAX: 5 } }) });
+    expect(c.serviceSettings).toEqual({ "user-management": { ACCESS_TOKEN_TTL_S: 600 }, "payment-service": { POSTGRES_POOL_MAX: 5 } });
+    expect(parseStackConfig("dev", docker).serviceSettings).toEqual({});
+  });
+
+  it.each([
+    [{ nope: {} }, "'nope' is not a service of the catalog"],
+    [{ "api-gateway": 5 }, `settings of 'api-gateway' must be an object of variables, e.g. {"api-gateway": {"ACCESS_TOKEN_MAX_AGE_S": 10}}`],
+    [{ "api-gateway": { JWT_SECRET: 1 } }, "'JWT_SECRET' is not a setting of api-gateway the stack sets (its settings: ACCESS_TOKEN_MAX_AGE_S, PROXY_TIMEOUT_MS, REQUEST_TIMEOUT_MS); the others keep the service's own defaults"],
+    // The gateway uses no PostgreSQL: no pool to size.
+    [{ "api-gateway": { POSTGRES_POOL_MAX: 5 } }, "'POSTGRES_POOL_MAX' is not a setting of api-gateway the stack sets"],
+    [{ "user-management": { ACCESS_TOKEN_TTL_S: 10 } }, "user-management ACCESS_TOKEN_TTL_S must be an integer between 30 and 3600 (the service refuses any other at start), got 10"],
+    [{ "user-management": { ACCESS_TOKEN_TTL_S: "600" } }, "user-management ACCESS_TOKEN_TTL_S must be an integer between 30 and 3600 (the service refuses any other at start), got '600'"],
+    [{ "user-management": { POSTGRES_POOL_MAX: 0 } }, "user-management POSTGRES_POOL_MAX must be an integer between 1 and 200"],
+  ])("refuses %j naming serviceSettings and the stack", (value, message) => {
+    const e = error("dev", { ...docker, serviceSettings: settings(value) });
+    expect(e.key).toBe("serviceSettings");
+    expect(e.message).toContain(`Invalid configuration trading:serviceSettings on stack 'dev': ${message}`);
+  });
+
+  it("refuses a service that is not deployed (its settings would apply to nothing)", () => {
+    expect(error("dev", { ...docker, disabledServices: "ai-chain-analytics,ai-orchestrator", serviceSettings: settings({ "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 1000 } }) }).message).toContain(
+      "'ai-orchestrator' is not deployed (disabledServices, or a datastore it requires is off)",
+    );
+  });
+});
+
+describe("cross-service orders (before: checked nowhere; each service took its own value)", () => {
+  it("refuses user-management's ACCESS_TOKEN_TTL_S over the gateway's ACCESS_TOKEN_MAX_AGE_S, naming both, their values and the stack", () => {
+    expect(error("prod", { ...k8s, serviceSettings: settings({ "user-management": { ACCESS_TOKEN_TTL_S: 1800 }, "api-gateway": { ACCESS_TOKEN_MAX_AGE_S: 900 } }) }).message).toBe(
+      "Invalid configuration trading:serviceSettings on stack 'prod': user-management ACCESS_TOKEN_TTL_S (1800) must be at most api-gateway ACCESS_TOKEN_MAX_AGE_S (900): the gateway refuses an access token older than its ACCESS_TOKEN_MAX_AGE_S: every token would be refused for the rest of its life",
+    );
+    // One side left to its default is judged at the default, and said so.
+    expect(error("dev", { ...docker, serviceSettings: settings({ "api-gateway": { ACCESS_TOKEN_MAX_AGE_S: 600 } }) }).message).toContain(
+      "user-management ACCESS_TOKEN_TTL_S (900, its default) must be at most api-gateway ACCESS_TOKEN_MAX_AGE_S (600)",
+    );
+    expect(parseStackConfig("dev", { ...docker, serviceSettings: settings({ "user-management": { ACCESS_TOKEN_TTL_S: 600 }, "api-gateway": { ACCESS_TOKEN_MAX_AGE_S: 600 } }) })).toBeTruthy();
+  });
+
+  it("refuses a wait inside a request not below the gateway's PROXY_TIMEOUT_MS, and REQUEST_TIMEOUT_MS over the edge's read timeout", () => {
+    const problem = (v: unknown) => crossServiceProblem(v as Record<string, Record<string, number>>, catalog);
+    expect(problem({ "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 30_000 } })).toMatch(/^ai-orchestrator ORCH_EVALUATION_WAIT_MS \(30000\) must be below api-gateway PROXY_TIMEOUT_MS \(30000, its default\): /);
+    expect(problem({ "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 20_000 }, "api-gateway": { PROXY_TIMEOUT_MS: 20_000 } })).toMatch(/^ai-orchestrator ORCH_EVALUATION_WAIT_MS \(20000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(20000\)/);
+    expect(problem({ "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 20_000 }, "api-gateway": { PROXY_TIMEOUT_MS: 20_000 }, "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 10_000 } })).toMatch(
+      /^payment-service PAYMENT_IDEMPOTENT_WAIT_MS \(20000\) must be below api-gateway PROXY_TIMEOUT_MS \(20000\)/,
+    );
+    expect(problem({ "api-gateway": { REQUEST_TIMEOUT_MS: 60_000, PROXY_TIMEOUT_MS: 60_000 } })).toBe(
+      `api-gateway REQUEST_TIMEOUT_MS (60000) must be at most the edge's read timeout (${EDGE_READ_TIMEOUT_S} s: Nginx proxy_read_timeout, the Ingress's proxy-read-timeout): the edge stops waiting for the gateway then and answers 504 itself, without the platform's error body or the request's id`,
+    );
+    expect(problem({ "api-gateway": { PROXY_TIMEOUT_MS: 20_000, REQUEST_TIMEOUT_MS: 10_000 } })).toMatch(/^api-gateway PROXY_TIMEOUT_MS \(20000\) must be at most api-gateway REQUEST_TIMEOUT_MS \(10000\)/);
+  });
+
+  it("holds at every default, and skips an order whose service is not deployed", () => {
+    expect(crossServiceProblem({}, catalog)).toBeUndefined();
+    const withoutOrchestrator = catalog.filter((s) => s.name !== "ai-orchestrator");
+    expect(crossServiceProblem({ "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 60_000 } }, withoutOrchestrator)).toBeUndefined();
+  });
+
+  it("states each setting once: the services' schemas take the catalog's default and range", async () => {
+    let checked = 0;
+    for (const [service, vars] of Object.entries(SERVICE_SETTINGS)) {
+      const def = catalog.find((s) => s.name === service)!;
+      const schema: ConfigSchema = { ...commonEnv(def), ...((await registry[service as keyof typeof registry]()).config ?? {}) };
+      for (const [key, bounds] of Object.entries(vars)) {
+        expect({ default: schema[key].default, minimum: schema[key].minimum, maximum: schema[key].maximum }, `${service} ${key}`).toEqual(bounds);
+        checked++;
+      }
+    }
+    expect(checked).toBe(7);
+    expect({ default: datastoreEnv.postgres.POSTGRES_POOL_MAX.default, minimum: datastoreEnv.postgres.POSTGRES_POOL_MAX.minimum, maximum: datastoreEnv.postgres.POSTGRES_POOL_MAX.maximum }).toEqual(POSTGRES_POOL_MAX);
+    // Every relation names settings the catalog declares.
+    for (const r of SETTING_RELATIONS) {
+      expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[r.smaller.service]?.[r.smaller.key], r.smaller.key).toBeDefined();
+      if ("service" in r.larger) expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[r.larger.service]?.[r.larger.key], r.larger.key).toBeDefined();
+    }
+  });
+});
+
+describe("PostgreSQL connections against max_connections", () => {
+  it("counts every pool of every replica, payment-service's lock pool, the jobs and the admin headroom (Docker: one replica each)", () => {
+    const c = parseStackConfig("dev", docker);
+    const jobs = usesPostgres.filter((s) => s.preDeployJob).length + usesPostgres.filter((s) => s.scheduledJob).length;
+    const expected = usesPostgres.length * POSTGRES_POOL_MAX.default + SERVICE_SETTINGS["payment-service"].PAYMENT_CHARGE_LOCK_CONNECTIONS.default + jobs * POSTGRES_POOL_MAX.default + POSTGRES_ADMIN_HEADROOM;
+    expect(c.postgresMaxConnections).toBe(expected);
+    // More than PostgreSQL's own default of 100, which every stack ran with before.
+    expect(expected).toBe(184);
+  });
+
+  it("counts, on Kubernetes, each autoscaler's most replicas and a rollout's surge pod, and the backups", () => {
+    const c = parseStackConfig("prod", k8s);
+    const replicas = (s: (typeof catalog)[number]) => (s.singleton ? 1 : sizingOf(s).scaling.maxReplicas + 1);
+    const pools = usesPostgres.reduce((n, s) => n + replicas(s) * (POSTGRES_POOL_MAX.default + (s.name === "payment-service" ? 4 : 0)), 0);
+    expect(c.postgresMaxConnections).toBe(pools + 2 * POSTGRES_POOL_MAX.default + 3 + POSTGRES_ADMIN_HEADROOM);
+    expect(postgresConnectionNeed("kubernetes", catalog, c.serviceReplicas, {}).total).toBe(c.postgresMaxConnections);
+  });
+
+  it("follows the pools the stack sets, and refuses a postgresMaxConnections below the need naming it, the keys that make the need and the stack", () => {
+    const smaller = parseStackConfig("dev", { ...docker, serviceSettings: settings({ "payment-service": { POSTGRES_POOL_MAX: 2, PAYMENT_CHARGE_LOCK_CONNECTIONS: 1 } }) });
+    expect(smaller.postgresMaxConnections).toBe(184 - (10 - 2) - (4 - 1));
+    expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "500" }).postgresMaxConnections).toBe(500);
+    expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "184" }).postgresMaxConnections).toBe(184);
+    const e = error("dev", { ...docker, postgresMaxConnections: "100" });
+    expect(e.key).toBe("postgresMaxConnections");
+    expect(e.message).toMatch(/^Invalid configuration trading:postgresMaxConnections on stack 'dev': 100 is below the PostgreSQL connections this stack can open at once, 184: /);
+    expect(e.message).toContain("payment-service 1 x 14 (POSTGRES_POOL_MAX + PAYMENT_CHARGE_LOCK_CONNECTIONS; replicas)");
+    expect(e.message).toContain("database-service's migration job 10");
+    expect(e.message).toContain("or lower POSTGRES_POOL_MAX in trading:serviceSettings or the replicas (trading:replicas, serviceReplicas)");
+    // No PostgreSQL, nothing to count (every service needing it off too).
+    const off = usesPostgres.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
+    const callers = catalog.filter((s) => !s.entryPoint && s.calls.some((c) => off.includes(c))).map((s) => s.name);
+    expect(parseStackConfig("dev", { ...docker, postgresEnabled: "false", disabledServices: [...new Set([...off, ...callers])].join(",") }).postgresMaxConnections).toBe(0);
+  });
+});
