@@ -13,6 +13,9 @@ if [ -z "${POSTGRES_PASSWORD:-}" ]; then
   echo "FATAL: POSTGRES_PASSWORD is not set; this image has no default password" >&2
   exit 1
 fi
+# Given as a variable (Kubernetes' secretKeyRef) it is exported: no child inherits it from here on,
+# neither the first start's temporary server nor its clients (initdb reads it from a pipe below).
+export -n POSTGRES_PASSWORD
 POSTGRES_USER="${POSTGRES_USER:-postgres}"
 POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
@@ -50,8 +53,16 @@ unix_socket_directories = '/var/run/postgresql'
 log_destination = 'stderr'
 logging_collector = off
 CONF
-  export PGPASSWORD="$POSTGRES_PASSWORD"
-  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" -w start >/dev/null
+  # The temporary server (Unix socket only) takes this image's user as POSTGRES_USER by peer
+  # authentication, through an hba and ident file of its own: its clients (psql, the init scripts)
+  # need no password, so none is in any process's environment (before, PGPASSWORD was exported to
+  # the temporary server and every init step: /proc/<pid>/environ). The two files hold no secret.
+  init_conf="$(mktemp -d)"
+  trap 'rm -rf "$init_conf"' EXIT
+  printf 'local all all peer map=init\n' >"$init_conf/hba.conf"
+  # Quoted names, a double quote doubled (pg_ident.conf's quoting).
+  printf 'init "%s" "%s"\n' "$(id -un | sed 's/"/""/g')" "${POSTGRES_USER//\"/\"\"}" >"$init_conf/ident.conf"
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql -c hba_file=$init_conf/hba.conf -c ident_file=$init_conf/ident.conf" -w start >/dev/null
   if [ "$POSTGRES_DB" != postgres ]; then
     psql -v ON_ERROR_STOP=1 -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres \
       -v db="$POSTGRES_DB" <<'SQL'
@@ -62,12 +73,13 @@ SQL
     [ -e "$f" ] || continue
     case "$f" in
       *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$f" ;;
-      *.sh)  echo "running $f"; bash "$f" ;;
+      # An init script's psql connects as POSTGRES_USER over the socket, no password needed.
+      *.sh)  echo "running $f"; PGHOST=/var/run/postgresql PGUSER="$POSTGRES_USER" PGDATABASE="$POSTGRES_DB" bash "$f" ;;
       *)     echo "ignoring $f" ;;
     esac
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
-  unset PGPASSWORD
+  rm -rf "$init_conf"; trap - EXIT
   echo "PostgreSQL init done"
 fi
 

@@ -122,6 +122,36 @@ t_postgres() {
   if docker diff "pgfail-$RUN_ID" | grep -E '^A /tmp/.'; then log "the failed init left the file(s) above in /tmp"; return 1; fi
   if grep -qF -- "$pw" "$TMP/pgfail.log"; then log "the failed init printed the password"; return 1; fi
   log "POSTGRES_PASSWORD_FILE, initdb failed: nothing left in /tmp, no password in the log: ok"
+  pg_environ_clean "$img" "$pw"
+}
+
+# Session 52: no PostgreSQL server process holds the password in its environment (/proc/<pid>/environ):
+# not the server (the entrypoint unsets it before exec), not the first start's temporary server and
+# not the init scripts (PGPASSWORD was exported to both; they use peer authentication now). The
+# password given as a variable (Kubernetes' secretKeyRef; the Docker runtime gives a file): the case
+# where it is exported. An init script reads the environments while the temporary server runs.
+pg_environ_clean() {
+  local img="$1" pw="$2" out
+  secret_file "$pw" pgcheck.pw
+  cat >"$TMP/env-check.sh" <<'CHECK'
+pw="$(cat /run/check/pw)"
+pid="$(head -1 "$PGDATA/postmaster.pid")"
+if tr '\0' '\n' <"/proc/$pid/environ" | grep -qF -- "$pw"; then echo "env-check: temporary server HOLDS the password"; else echo "env-check: temporary server clean"; fi
+if tr '\0' '\n' <"/proc/$$/environ" | grep -qF -- "$pw"; then echo "env-check: init script HOLDS the password"; else echo "env-check: init script clean"; fi
+echo "env-check: psql as $(psql -v ON_ERROR_STOP=1 -tAc 'SELECT current_user')"
+CHECK
+  chmod 444 "$TMP/env-check.sh"
+  run_bg pgenv "$img" --env-file "$TMP/pg.env" -v "$TMP/pgcheck.pw:/run/check/pw:ro" -v "$TMP/env-check.sh:/docker-entrypoint-initdb.d/env-check.sh:ro"
+  wait_healthy pgenv 90
+  out="$(docker logs "pgenv-$RUN_ID" 2>&1)"
+  for want in "env-check: temporary server clean" "env-check: init script clean" "env-check: psql as trading"; do
+    echo "$out" | grep -qxF "$want" || { log "missing '$want' in: $(echo "$out" | grep env-check)"; return 1; }
+  done
+  if echo "$out" | grep -qF -- "$pw"; then log "the init printed the password"; return 1; fi
+  out="$(docker exec "pgenv-$RUN_ID" sh -c 'tr "\0" "\n" </proc/$(head -1 "$PGDATA/postmaster.pid")/environ')"
+  [ -n "$out" ] || { log "could not read the server's environment"; return 1; }
+  if echo "$out" | grep -qF -- "$pw"; then log "the server's environment holds the password"; return 1; fi
+  log "no password in the environment of the server, the temporary server or the init scripts (given as a variable): ok"
 }
 
 t_redis() {
