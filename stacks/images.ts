@@ -67,7 +67,8 @@ export const upstreamImages: Record<ImageName, ContainerImage> = {
   dragonfly: upstream("docker.dragonflydb.io/dragonflydb/dragonfly:v1.23.2", { user: { uid: 999 }, server: "dragonfly" }),
   clickhouse: upstream("clickhouse/clickhouse-server:24.8.4.13", { user: { uid: 101 } }),
   weaviate: upstream("cr.weaviate.io/semitechnologies/weaviate:1.26.5", { user: { uid: 1000 } }),
-  // Its entrypoint reads ARANGO_ROOT_PASSWORD_FILE (the image's documented alternative to the variable).
+  // The platform's start script (components/data/arangodb-start.ts, in place of the image's entrypoint)
+  // reads ARANGO_ROOT_PASSWORD_FILE, as the vendor's entrypoint does.
   arangodb: upstream("arangodb:3.11.11", { user: { uid: 1000 }, secretFiles: true }),
   redpanda: upstream("docker.redpanda.com/redpandadata/redpanda:v24.2.7", { user: { uid: 101 }, server: "redpanda" }),
   redis: upstream("redis:7.4.1-bookworm", { user: { uid: 999 }, server: "redis" }),

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DataComponent, dockerAdminHostPorts } from "../../stacks/config";
 import type { ContainerImage } from "../../stacks/images";
 import { probe, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../workload";
+import { arangoStartScript } from "./arangodb-start";
 
 export interface DatastoreContext {
   name: DataComponent;
@@ -252,6 +253,9 @@ function arangodb(ctx: DatastoreContext): DatastoreDefinition {
       ports: [port(ctx, "http", 8529)],
       mountPath: "/var/lib/arangodb3",
       secretEnv: { ARANGO_ROOT_PASSWORD: password },
+      // Not the vendor's entrypoint, which exports the password into arangod's environment: the
+      // platform's start script gives it to the first start's arango-init-database alone (./arangodb-start.ts).
+      command: ["/bin/sh", "-c", arangoStartScript()],
       // Availability needs no credentials, so the probe carries none.
       liveness: probe({ exec: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8529/_admin/server/availability"] }, { startPeriodSeconds: 30 }),
       readiness: probe({ http: { path: "/_admin/server/availability", port: 8529 } }),
