@@ -3,10 +3,13 @@
  * (`--entryPoints.web.forwardedHeaders.insecure`, any case, as Traefik reads them; `=value`, the next word, or
  * none for a boolean), its environment (`TRAEFIK_ENTRYPOINTS_WEB_FORWARDEDHEADERS_INSECURE`), and a file: a
  * ConfigMap holding `traefik.yaml`/`traefik.yml` (mounted into the pod, named by `--configFile`), read with the
- * `yaml` library. Every setting comes as its lower-case dotted key, so one rule judges all three. A
- * `traefik.toml` is not read (no TOML reader in the pack): it is reported as unread (`unreadTraefikFiles`).
+ * `yaml` library, or (session 52) `traefik.toml`, read with `smol-toml` (Traefik decodes a file by its extension,
+ * in any case, and matches its keys in any case). Every setting comes as its lower-case dotted key, so one rule
+ * judges all three. A file that does not parse is reported as unread (`unreadTraefikFiles`): the pack judges
+ * nothing in it, and whether Traefik's own parser refuses it too is not the pack's to assume.
  */
-import { parse } from "yaml";
+import { parse as parseToml } from "smol-toml";
+import { parse as parseYaml } from "yaml";
 import { k8sCommandLine } from "./command-line";
 import { goBool } from "./controller-config";
 import { untrustedProxyRange } from "./cidr";
@@ -49,37 +52,49 @@ export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
     return out;
 }
 
-/** The settings of each YAML Traefik file a ConfigMap holds (`data` keys `traefik.yaml`, `traefik.yml`). */
-export function traefikFileSettings(props: Record<string, any>): TraefikSetting[] {
+/** A Traefik file's document, parsed as its extension says, or why it does not parse (the parser's first line). */
+function parseTraefikFile(file: string, text: string): { doc: unknown } | { error: string } {
+    try {
+        return { doc: /\.toml$/i.test(file) ? parseToml(text) : parseYaml(text) };
+    } catch (e) {
+        return { error: String(e instanceof Error ? e.message : e).split("\n")[0] };
+    }
+}
+
+/** The Traefik files (`traefik.yaml`, `traefik.yml`, `traefik.toml`, any case) among a ConfigMap's `data` entries, each [file, text]. */
+function traefikFiles(props: Record<string, any>): Array<[string, string]> {
     const data = isRecord(props.data) ? props.data : {};
+    return Object.entries(data).filter(([file, text]) => FILE.test(file) && str(text) !== undefined).map(([file, text]) => [file, text as string]);
+}
+
+/** The settings of each Traefik file a ConfigMap holds (YAML or TOML; one that does not parse gives none: `unreadTraefikFiles`). */
+export function traefikFileSettings(props: Record<string, any>): TraefikSetting[] {
     const out: TraefikSetting[] = [];
-    for (const [file, text] of Object.entries(data)) {
-        if (!FILE.test(file) || /toml$/i.test(file) || str(text) === undefined) continue;
-        let doc: unknown;
-        try {
-            doc = parse(str(text)!);
-        } catch {
-            continue; // Traefik refuses to start on it: nothing runs with it.
-        }
+    for (const [file, text] of traefikFiles(props)) {
+        const parsed = parseTraefikFile(file, text);
+        if ("error" in parsed) continue;
         const walk = (node: unknown, path: string[]) => {
             if (Array.isArray(node) && node.every((v) => !isRecord(v) && !Array.isArray(v))) {
                 out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: node.map(String).join(","), where: "" });
             } else if (Array.isArray(node)) {
                 node.forEach((v, i) => walk(v, [...path, String(i)]));
-            } else if (isRecord(node)) {
+            } else if (isRecord(node) && !(node instanceof Date)) {
                 for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
             } else if (path.length > 0 && node !== null && node !== undefined) {
                 out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: String(node), where: "" });
             }
         };
-        walk(doc, []);
+        walk(parsed.doc, []);
     }
     return out;
 }
 
-/** The Traefik files of a ConfigMap the pack cannot read (TOML). */
-export function unreadTraefikFiles(props: Record<string, any>): string[] {
-    return Object.keys(isRecord(props.data) ? props.data : {}).filter((k) => /^traefik\.toml$/i.test(k));
+/** The Traefik files of a ConfigMap the pack cannot read (they do not parse as their extension says), each [file, the parser's reason]. */
+export function unreadTraefikFiles(props: Record<string, any>): Array<[string, string]> {
+    return traefikFiles(props).flatMap(([file, text]) => {
+        const parsed = parseTraefikFile(file, text);
+        return "error" in parsed ? [[file, parsed.error] as [string, string]] : [];
+    });
 }
 
 /**

@@ -77,7 +77,7 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
         "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
-        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*, a traefik.yaml; a traefik.toml is refused, unread) and a Traefik " +
+        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*, a traefik.yaml or traefik.toml) and a Traefik " +
         "Middleware's forwardAuth.address name a " +
         "Service of the cluster by its namespace, $host, or a host listed in allowedExternalTargets; no Traefik plugin middleware runs.",
     severity: "high",
@@ -95,10 +95,10 @@ export const ingressNoExternalForwarding: ResourceValidationPolicy = {
         }),
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             for (const p of globalAuthProblems(plain(props), readConfig(args, defaults))) reportViolation(`ConfigMap "${args.name}" ${p}${FIX}`);
-            // Session 51b: Traefik's static configuration in TOML, which the pack does not read (its YAML is read: lib/traefik-static.ts).
-            for (const file of unreadTraefikFiles(plain(props))) {
-                reportViolation(`ConfigMap "${args.name}" holds ${file}, Traefik's static configuration in TOML, which no policy of this pack reads (its tracing endpoints, ` +
-                    "entry points' forwarded headers): give it as traefik.yaml, which the pack reads.");
+            // Session 52: Traefik's static configuration (YAML or TOML) that does not parse: nothing in it is judged.
+            for (const [file, reason] of unreadTraefikFiles(plain(props))) {
+                reportViolation(`ConfigMap "${args.name}" holds ${file}, Traefik's static configuration, which does not parse (${reason}), so no policy of this pack ` +
+                    "reads its tracing endpoints or entry points: fix the file (Traefik refuses to start on a file its own parser refuses).");
             }
         }),
         // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.

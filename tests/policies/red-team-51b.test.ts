@@ -80,10 +80,10 @@ describe("Traefik's static configuration given as a file (a ConfigMap holding tr
         for (const policy of ["ingress-no-external-forwarding", "no-public-exposure", "edge-gateway-contract"]) expect(await messages(policy, [fine])).toEqual([]);
     });
 
-    it("rejects a traefik.toml, which the pack does not read", async () => {
-        expect(await messages("ingress-no-external-forwarding", [file("traefik.toml", "[tracing.otlp.http]\nendpoint = \"https://otel.example.net\"\n")])).toEqual([
-            "ConfigMap \"traefik-config\" holds traefik.toml, Traefik's static configuration in TOML, which no policy of this pack reads (its tracing endpoints, " +
-            "entry points' forwarded headers): give it as traefik.yaml, which the pack reads.",
+    it("reads a traefik.toml as it reads traefik.yaml (session 52: refused unread before; red-team-52 has the cases)", async () => {
+        expect((await messages("ingress-no-external-forwarding", [file("traefik.toml", "[tracing.otlp.http]\nendpoint = \"https://otel.example.net\"\n")])).map((m) => m.split(", past every")[0])).toEqual([
+            "ConfigMap \"traefik-config\" sets tracing.otlp.http.endpoint (traefik.toml) to a URL on otel.example.net, outside the cluster, so the controller sends it " +
+            "a trace of every request Traefik routes (its URI, query tokens included, and headers)",
         ]);
     });
 });
