@@ -26,6 +26,8 @@ export interface TraefikSetting {
     value: string | undefined;
     /** Where it is set, for a workload: `container "traefik"`; "" for a ConfigMap's file. */
     where: string;
+    /** The one configuration it belongs to: the container (`container "traefik"`) or the file (`traefik.yaml`). */
+    source: string;
 }
 
 const FILE = /^traefik\.(ya?ml|toml)$/i;
@@ -40,13 +42,14 @@ export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
             const [name, ...rest] = word.split("=");
             const next = words[i + 1];
             const value = rest.length ? rest.join("=") : next !== undefined && !next.startsWith("-") ? next : undefined;
-            out.push({ key: name.slice(2).toLowerCase(), setting: name.toLowerCase(), value, where: `container "${c.name}"` });
+            out.push({ key: name.slice(2).toLowerCase(), setting: name.toLowerCase(), value, where: `container "${c.name}"`, source: `container "${c.name}"` });
         });
     }
     for (const env of workloadEnv(w.type, w.props)) {
         for (const e of env.entries) {
             if (!/^TRAEFIK_./i.test(e.name) || e.value === undefined) continue;
-            out.push({ key: e.name.slice(8).toLowerCase().replace(/_/g, "."), setting: e.name, value: e.value, where: `container "${env.container?.name ?? w.name}"` });
+            const where = `container "${env.container?.name ?? w.name}"`;
+            out.push({ key: e.name.slice(8).toLowerCase().replace(/_/g, "."), setting: e.name, value: e.value, where, source: where });
         }
     }
     return out;
@@ -73,15 +76,17 @@ export function traefikFileSettings(props: Record<string, any>): TraefikSetting[
     for (const [file, text] of traefikFiles(props)) {
         const parsed = parseTraefikFile(file, text);
         if ("error" in parsed) continue;
+        const add = (path: string[], value: string) => out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value, where: "", source: file });
         const walk = (node: unknown, path: string[]) => {
             if (Array.isArray(node) && node.every((v) => !isRecord(v) && !Array.isArray(v))) {
-                out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: node.map(String).join(","), where: "" });
+                add(path, node.map(String).join(","));
             } else if (Array.isArray(node)) {
                 node.forEach((v, i) => walk(v, [...path, String(i)]));
-            } else if (isRecord(node) && !(node instanceof Date)) {
+            } else if (isRecord(node) && !(node instanceof Date) && Object.keys(node).length > 0) {
                 for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
-            } else if (path.length > 0 && node !== null && node !== undefined) {
-                out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value: String(node), where: "" });
+            } else if (path.length > 0) {
+                // An empty table or a key without a value (`kubernetesCRD: {}`, `[providers.file]`) is set all the same: it enables what it names.
+                add(path, node === null || node === undefined || isRecord(node) && !(node instanceof Date) ? "" : String(node));
             }
         };
         walk(parsed.doc, []);
@@ -121,6 +126,55 @@ export function forwardedTrustProblems(settings: TraefikSetting[]): string[] {
         if (m[2] === "insecure" && goBool(s.value ?? "true")) out.push(`${at}sets ${s.setting}, so Traefik takes ${what} from any client`);
         const wide = m[2] === "trustedips" ? (s.value ?? "").split(",").map((e) => e.trim()).filter((e) => e !== "" && untrustedProxyRange(e) !== undefined) : [];
         if (wide.length) out.push(`${at}sets ${s.setting} to ${wide.join(", ")} (${wide.map((e) => untrustedProxyRange(e)).join("; ")}), so Traefik takes ${what} from clients there`);
+    }
+    return out;
+}
+
+/** The providers whose routes are objects the route policies read (Ingresses; Traefik's Middlewares and ServersTransports), by lower-case name, with the option naming the namespaces each watches. */
+const READ_PROVIDERS = new Map([["kubernetesingress", "namespaces"], ["kubernetescrd", "namespaces"], ["kubernetesingressnginx", "watchnamespace"]]);
+/** Provider options that widen what a Kubernetes provider serves, each with what follows. */
+const WIDENING: ReadonlyArray<[RegExp, string]> = [
+    [/^allowcrossnamespace$/, "so an IngressRoute, Middleware or TraefikService of one namespace may name a Service or Middleware of another (a datastore's, monitoring's), which no route policy follows"],
+    [/^allowexternalnameservices$/, "so Traefik routes to ExternalName Services, DNS aliases to any host inside or outside the cluster (CVE-2021-25740's hole), which ingress-internal-backends refuses as routes"],
+];
+
+/**
+ * Session 52: Traefik's providers, each configuration (a container's flags and environment, a file) on its own. The edge
+ * serves only routes the pack reads: a provider other than the Kubernetes Ingress and CRD ones (file, http, rest, docker,
+ * consul, etcd, redis, the Gateway API, a plugin, …) publishes routes from a source no policy reads; a Kubernetes one
+ * reading another API server (`endpoint`), watching every namespace (no `namespaces`), or widened by `allowCrossNamespace`
+ * or `allowExternalNameServices` serves objects the stack does not declare or routes the route policies refuse.
+ * `allowEmptyServices` (a 503 instead of no route), `labelSelector` and `ingressClass` only change or narrow what is served.
+ */
+export function providerProblems(settings: TraefikSetting[]): string[] {
+    const out: string[] = [];
+    for (const source of new Set(settings.map((s) => s.source))) {
+        const providers = new Map<string, TraefikSetting[]>();
+        for (const s of settings.filter((x) => x.source === source)) {
+            const m = /^providers\.([^.[]+)/.exec(s.key);
+            if (m && m[1] !== "providersthrottleduration") providers.set(m[1], [...(providers.get(m[1]) ?? []), s]);
+        }
+        for (const [name, given] of providers) {
+            if (given.some((s) => s.key === `providers.${name}` && goBool(s.value ?? "true") === false)) continue;
+            const at = given[0].where === "" ? "" : `${given[0].where} `;
+            const option = (o: string) => given.find((s) => s.key.replace(/\[\d+\]$/, "") === `providers.${name}.${o}`);
+            const watched = READ_PROVIDERS.get(name);
+            if (watched === undefined) {
+                out.push(`${at}enables Traefik's ${name} provider (${given[0].setting}), whose routers, services and middlewares come from a source no policy of this pack reads`);
+                continue;
+            }
+            const endpoint = option("endpoint");
+            if (endpoint?.value) out.push(`${at}sets ${endpoint.setting} to ${endpoint.value}, so Traefik serves the routes of that API server, whose objects no policy of this pack sees`);
+            const namespaces = option(watched);
+            if ((namespaces?.value ?? "").trim() === "" && option(`${watched}selector`) === undefined) {
+                out.push(`${at}enables Traefik's ${name} provider (${given[0].setting}) without ${watched}, so Traefik serves the routes of every namespace, ` +
+                    "made by anyone who may write an Ingress or a Middleware there, past the policies that judge this stack's own");
+            }
+            for (const [option_, what] of WIDENING) {
+                const s = given.find((x) => option_.test(x.key.slice(`providers.${name}.`.length)) && goBool(x.value ?? "true") === true);
+                if (s) out.push(`${at}sets ${s.setting}, ${what}`);
+            }
+        }
     }
     return out;
 }

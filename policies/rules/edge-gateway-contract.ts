@@ -5,7 +5,7 @@ import { controllerSettings, goBool } from "../lib/controller-config";
 import { workloadOf } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
-import { forwardedTrustProblems, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
+import { forwardedTrustProblems, providerProblems, TraefikSetting, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
 import { describe, isK8sWorkload, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
 
@@ -117,8 +117,11 @@ export function controllerContractProblems(props: Record<string, any>): string[]
     });
     return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
         ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props),
-        ...forwardedTrustProblems(traefikFileSettings(props))];
+        ...traefikStaticProblems(traefikFileSettings(props))];
 }
+
+/** What Traefik's static configuration (a container's flags and environment, a file) undoes: trusted client addresses, (session 52) routes the pack never reads. */
+const traefikStaticProblems = (settings: TraefikSetting[]) => [...forwardedTrustProblems(settings), ...providerProblems(settings)];
 
 /**
  * The controller taking the client address from what a client sends: `use-forwarded-headers` (X-Forwarded-For),
@@ -136,6 +139,11 @@ function clientAddressTrust(props: Record<string, any>): string[] {
 }
 
 function fixOf(problem: string): string {
+    if (/provider/i.test(problem)) {
+        return "; the edge serves only routes this pack judges (the stack's Ingresses, Traefik Middlewares and ServersTransports, read by the route policies): " +
+            "enable only the kubernetesIngress and kubernetesCRD providers, each with namespaces naming the stack's, on the cluster's own API server, " +
+            "and neither allowCrossNamespace nor allowExternalNameServices.";
+    }
     if (/client-address|client address|X-Forwarded-For/.test(problem)) {
         return "; the api-gateway's rate limits, failed-key counts and login lockout count the client address the edge forwards: an address the edge " +
             "writes puts every client behind it in one bucket, one a client writes lets it choose its own. Let the edge forward the address it sees, and trust " +
@@ -180,7 +188,8 @@ export const edgeGatewayContract: StackValidationPolicy = {
         "The edge keeps what the api-gateway keeps for itself: no Traefik Middleware, Ingress annotation or ingress-nginx controller setting writes " +
         "or copies the identity headers the services trust (x-user-id, x-user-role, x-auth-method, x-api-key-id, x-api-key-scopes), removes the " +
         "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
-        "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders).",
+        "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders); " +
+        "Traefik serves only routes the pack reads (kubernetesIngress and kubernetesCRD providers with namespaces, without allowCrossNamespace or allowExternalNameServices).",
     severity: "critical",
     // Session 51b: a stack policy, to follow the header maps' references (undeclaredHeaderMaps); every object is judged alone as before.
     validateStack: (args, reportViolation) => {
@@ -192,7 +201,7 @@ export const edgeGatewayContract: StackValidationPolicy = {
                         // Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
                         : isK8sWorkload(r.type) ? (() => {
                             const w = workloadOf("kubernetes", r.type, r.name, r.props);
-                            return forwardedTrustProblems(traefikWorkloadSettings(w)).map((p) => `${w.label} ${p}`);
+                            return traefikStaticProblems(traefikWorkloadSettings(w)).map((p) => `${w.label} ${p}`);
                         })() : [];
             for (const p of problems) reportViolation(`${p}${fixOf(p)}`, r.urn);
         }

@@ -3,6 +3,7 @@
  * should judge, each failing before its fix. (Case, what happened, the fix: policies/README.md "Red team, session 51", part 52.)
  */
 import { describe, expect, it } from "vitest";
+import { deployment, edit } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
@@ -45,5 +46,42 @@ describe("Traefik's static configuration in TOML (traefik.toml), read as traefik
             expect.stringMatching(/^ConfigMap "traefik-config-0" holds traefik\.toml, Traefik's static configuration, which does not parse \(.+\), so no policy of this pack reads its tracing endpoints or entry points: fix the file/),
             expect.stringMatching(/^ConfigMap "traefik-config-1" holds traefik\.yaml, Traefik's static configuration, which does not parse \(.+\), so no policy/),
         ]);
+    });
+});
+
+describe("edge-gateway-contract: Traefik's providers, which decide what the edge serves", () => {
+    const traefik = (args: string[], env: Array<{ name: string; value: string }> = []) => edit(deployment("traefik", 8000), (p) => {
+        p.spec.template.spec.containers[0].args = args;
+        p.spec.template.spec.containers[0].env = [...(p.spec.template.spec.containers[0].env ?? []), ...env];
+    });
+    const PROVIDERS = "; the edge serves only routes this pack judges (the stack's Ingresses, Traefik Middlewares and ServersTransports, read by the route policies): " +
+        "enable only the kubernetesIngress and kubernetesCRD providers, each with namespaces naming the stack's, on the cluster's own API server, " +
+        "and neither allowCrossNamespace nor allowExternalNameServices.";
+    const AT = "Deployment \"traefik-deployment\" container \"traefik\"";
+
+    it("rejects providers widening what the edge serves (flags in any case, environment), and a provider no policy reads", async () => {
+        expect(await messages("edge-gateway-contract", [traefik(["--providers.kubernetesCRD", "--providers.kubernetescrd.namespaces=ai-trading",
+            "--providers.kubernetesCRD.allowCrossNamespace=true", "--providers.kubernetesingress=true", "--providers.file.directory=/etc/traefik/dynamic",
+            "--providers.kubernetesingress.namespaces=ai-trading", "--providers.kubernetesGateway", "--providers.providersThrottleDuration=2s"],
+        [{ name: "TRAEFIK_PROVIDERS_KUBERNETESINGRESS_ALLOWEXTERNALNAMESERVICES", value: "T" }])])).toEqual([
+            `${AT} sets --providers.kubernetescrd.allowcrossnamespace, so an IngressRoute, Middleware or TraefikService of one namespace may name a Service or Middleware of another (a datastore's, monitoring's), which no route policy follows${PROVIDERS}`,
+            `${AT} sets TRAEFIK_PROVIDERS_KUBERNETESINGRESS_ALLOWEXTERNALNAMESERVICES, so Traefik routes to ExternalName Services, DNS aliases to any host inside or outside the cluster (CVE-2021-25740's hole), which ingress-internal-backends refuses as routes${PROVIDERS}`,
+            `${AT} enables Traefik's file provider (--providers.file.directory), whose routers, services and middlewares come from a source no policy of this pack reads${PROVIDERS}`,
+            `${AT} enables Traefik's kubernetesgateway provider (--providers.kubernetesgateway), whose routers, services and middlewares come from a source no policy of this pack reads${PROVIDERS}`,
+        ]);
+        // Every namespace watched, another API server, in a file (YAML or TOML) as in flags.
+        expect((await messages("edge-gateway-contract", [traefik(["--providers.kubernetesingress"]),
+            ...traefikFile("traefik.toml", "[providers.kubernetesCRD]\nendpoint = 'https://10.0.0.1:6443'\nnamespaces = ['ai-trading']\n[providers.http]\nendpoint = 'https://config.example.net/'\n"),
+        ])).map((m) => m.split(PROVIDERS)[0])).toEqual([
+            `${AT} enables Traefik's kubernetesingress provider (--providers.kubernetesingress) without namespaces, so Traefik serves the routes of every namespace, made by anyone who may write an Ingress or a Middleware there, past the policies that judge this stack's own`,
+            "ConfigMap \"traefik-config\" sets providers.kubernetesCRD.endpoint (traefik.toml) to https://10.0.0.1:6443, so Traefik serves the routes of that API server, whose objects no policy of this pack sees",
+            "ConfigMap \"traefik-config\" enables Traefik's http provider (providers.http.endpoint (traefik.toml)), whose routers, services and middlewares come from a source no policy of this pack reads",
+        ]);
+    });
+
+    it("passes the Kubernetes providers on named namespaces, allowEmptyServices, a provider switched off", async () => {
+        expect(await messages("edge-gateway-contract", [traefik(["--providers.kubernetesingress", "--providers.kubernetesingress.namespaces=ai-trading,traefik",
+            "--providers.kubernetesingress.allowEmptyServices=true", "--providers.kubernetescrd.allowCrossNamespace=false", "--providers.kubernetescrd.namespaces=ai-trading",
+            "--providers.docker=false"]), ...traefikFile("traefik.yaml", "providers:\n  kubernetesIngress:\n    namespaces: [ai-trading]\n  providersThrottleDuration: 2s\n")])).toEqual([]);
     });
 });
