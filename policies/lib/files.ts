@@ -10,7 +10,8 @@ import { arr, decodeBase64, isRecord, isUnknown, str } from "./values";
 import { K8sContainer, namespaceOf } from "./workloads";
 
 export type FileView =
-    | { text: string }
+    /** The content, and (session 52) the stack's ConfigMap or Secret giving it, when one does. */
+    | { text: string; source?: StackResource }
     /** Not known during preview (content computed from another resource's output). */
     | { unknown: true }
     /** Given by something the pack cannot read: the path, where it comes from and why it is not read, for the message. */
@@ -63,7 +64,8 @@ function kubernetesFile(w: Workload, c: K8sContainer, path: string, resources: r
         const name = str(ref.name) ?? "<unnamed>";
         const source = findEnvironmentSource(resources, ref.kind, name, namespaceOf(w.props));
         if (!source) return { unseen: `${path} from ${ref.kind} "${name}", which the stack does not declare` };
-        return keyOf(source.props, ref.kind, key);
+        const view = keyOf(source.props, ref.kind, key);
+        return "text" in view ? { ...view, source } : view;
     }
     return { unseen: `${path} of the image, which the pack cannot read` };
 }

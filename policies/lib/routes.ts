@@ -5,6 +5,8 @@
  */
 import { controllerSettings } from "./controller-config";
 import type { Workload } from "./rule";
+import type { StackResource } from "./stack";
+import { traefikStaticFiles } from "./traefik-mounts";
 import { tracingEndpoints, traefikFileSettings, traefikWorkloadSettings } from "./traefik-static";
 import { arr, isRecord, str } from "./values";
 
@@ -189,26 +191,36 @@ export const TRAEFIK_TRACING_SENDS = "a trace of every request Traefik routes (i
 /**
  * Session 51: Traefik's tracing endpoints, set in its static configuration (lib/traefik-static.ts): a flag
  * `--tracing.<…>.endpoint` (`…hostport`, `…address` too) or its environment twin `TRAEFIK_TRACING_…_ENDPOINT`, in any
- * container of a workload; session 51b: or a Traefik file a ConfigMap holds (`traefik.yaml`). Each [setting, URL, where].
+ * container of a workload; session 51b: or a Traefik file (`traefik.yaml`; session 52: one a Traefik container reads). Each [setting, URL, where].
  */
 export function traefikTracingSettings(w: Workload): Array<[string, string, string]> {
     return tracingEndpoints(traefikWorkloadSettings(w)).map(([setting, value, where]) => [setting, collectorUrl(setting, value)!, where]);
 }
 
-/** The same, from the Traefik files of a ConfigMap: each [setting, URL]. */
-export function traefikFileTracing(props: Record<string, any>): Array<[string, string]> {
-    return tracingEndpoints(traefikFileSettings(props)).map(([setting, value]) => [setting, collectorUrl(setting, value)!]);
-}
-
-/** The controller ConfigMap's forwarding settings (session 51b: and a Traefik file's tracing) as URLs: [key, URL, what it sends], each set one. */
+/**
+ * The controller ConfigMap's forwarding settings as URLs: [key, URL, what it sends], each set one. (Session 52: a Traefik
+ * file's tracing is no longer read from any ConfigMap, only from one a Traefik container reads: `traefikStaticTracing`.)
+ */
 export function controllerForwarding(props: Record<string, any>): Array<[string, string, string]> {
     const data = isRecord(props.data) ? props.data : {};
     const settings = controllerSettings(props);
     const out: Array<[string, string | undefined, string]> = [["global-auth-url", str(data["global-auth-url"]), GLOBAL_AUTH_SENDS],
-        ...COLLECTOR_KEYS.map((k): [string, string | undefined, string] => [k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS]),
-        // Session 51b: a Traefik file's tracing endpoints (`traefik.yaml`), as its flags'.
-        ...traefikFileTracing(props).map(([k, url]): [string, string, string] => [k, url, TRAEFIK_TRACING_SENDS])];
+        ...COLLECTOR_KEYS.map((k): [string, string | undefined, string] => [k, collectorUrl(k, settings.get(k)), COLLECTOR_SENDS])];
     return out.filter((e): e is [string, string, string] => e[1] !== undefined && e[1].trim() !== "");
+}
+
+/** Session 52: a Traefik static configuration view's (lib/traefik-mounts.ts) tracing endpoints as forwarding settings ([setting, URL, what it sends]), as the controller ConfigMap's. */
+export function traefikStaticTracing(view: Record<string, any>): Array<[string, string, string]> {
+    return tracingEndpoints(traefikFileSettings(view)).map(([setting, value]): [string, string, string] => [setting, collectorUrl(setting, value)!, TRAEFIK_TRACING_SENDS]);
+}
+
+/** The Services of the cluster forwarding settings name, each with its key. */
+function forwardingTargets(settings: Array<[string, string, string]>): ServiceTarget[] {
+    return settings.flatMap(([key, url]) => {
+        const host = targetHost(url);
+        const svc = host === undefined ? undefined : clusterService(host);
+        return svc ? [{ ...svc, via: key }] : [];
+    });
 }
 
 /**
@@ -217,11 +229,17 @@ export function controllerForwarding(props: Record<string, any>): Array<[string,
  * label resolves in the controller's namespace, the ConfigMap's.
  */
 export function controllerTargets(props: Record<string, any>): ServiceTarget[] {
-    return controllerForwarding(props).flatMap(([key, url]) => {
-        const host = targetHost(url);
-        const svc = host === undefined ? undefined : clusterService(host);
-        return svc ? [{ ...svc, via: key }] : [];
-    });
+    return forwardingTargets(controllerForwarding(props));
+}
+
+/**
+ * Session 52: every router of the stack with the Services it sends requests to: the router objects (`isRouter`, `routeTargets`)
+ * and the ConfigMaps (or Secrets) a Traefik container reads its static configuration from (lib/traefik-mounts.ts), whose tracing
+ * endpoints are routes too. `static` marks the latter: no resource policy sees them, so the stack policies judge their targets' names too.
+ */
+export function routerTargets(resources: StackResource[]): Array<{ router: StackResource; targets: ServiceTarget[]; static?: true }> {
+    return [...resources.filter((r) => isRouter(r.type)).map((router) => ({ router, targets: routeTargets(router.type, router.props) })),
+        ...traefikStaticFiles(resources).files.map((f) => ({ router: f.source, targets: forwardingTargets(traefikStaticTracing(f.view)), static: true as const }))];
 }
 
 /** A target in a message: `postgres`, `postgres (by the annotation <key>)`, or a Middleware's `postgres (by its errors.service)`. */

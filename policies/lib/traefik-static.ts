@@ -4,7 +4,8 @@
  * none for a boolean), its environment (`TRAEFIK_ENTRYPOINTS_WEB_FORWARDEDHEADERS_INSECURE`), and a file: a
  * ConfigMap holding `traefik.yaml`/`traefik.yml` (mounted into the pod, named by `--configFile`), read with the
  * `yaml` library, or (session 52) `traefik.toml`, read with `smol-toml` (Traefik decodes a file by its extension,
- * in any case, and matches its keys in any case). Every setting comes as its lower-case dotted key, so one rule
+ * in any case, and matches its keys in any case); session 52: only the files a Traefik container reads as its static
+ * configuration (lib/traefik-mounts.ts), not any ConfigMap's. Every setting comes as its lower-case dotted key, so one rule
  * judges all three. A file that does not parse is reported as unread (`unreadTraefikFiles`): the pack judges
  * nothing in it, and whether Traefik's own parser refuses it too is not the pack's to assume.
  */
@@ -30,8 +31,6 @@ export interface TraefikSetting {
     source: string;
 }
 
-const FILE = /^traefik\.(ya?ml|toml)$/i;
-
 /** The static settings of any Kubernetes container of a workload: its flags and its `TRAEFIK_*` environment. */
 export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
     const out: TraefikSetting[] = [];
@@ -55,25 +54,27 @@ export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
     return out;
 }
 
-/** A Traefik file's document, parsed as its extension says, or why it does not parse (the parser's first line). */
+/** A Traefik file's document, parsed as its extension says (as Traefik decodes it), or why it does not parse (the parser's first line). */
 function parseTraefikFile(file: string, text: string): { doc: unknown } | { error: string } {
+    const ext = /\.(toml|ya?ml)$/i.exec(file)?.[1].toLowerCase();
+    if (ext === undefined) return { error: "Traefik reads a .toml, .yaml or .yml file only" };
     try {
-        return { doc: /\.toml$/i.test(file) ? parseToml(text) : parseYaml(text) };
+        return { doc: ext === "toml" ? parseToml(text) : parseYaml(text) };
     } catch (e) {
         return { error: String(e instanceof Error ? e.message : e).split("\n")[0] };
     }
 }
 
-/** The Traefik files (`traefik.yaml`, `traefik.yml`, `traefik.toml`, any case) among a ConfigMap's `data` entries, each [file, text]. */
-function traefikFiles(props: Record<string, any>): Array<[string, string]> {
-    const data = isRecord(props.data) ? props.data : {};
-    return Object.entries(data).filter(([file, text]) => FILE.test(file) && str(text) !== undefined).map(([file, text]) => [file, text as string]);
+/** The files of a Traefik static configuration view (lib/traefik-mounts.ts: the files a Traefik container reads, by their names), each [file, text]. */
+function traefikFiles(view: Record<string, any>): Array<[string, string]> {
+    const data = isRecord(view.data) ? view.data : {};
+    return Object.entries(data).filter(([, text]) => str(text) !== undefined).map(([file, text]) => [file, text as string]);
 }
 
-/** The settings of each Traefik file a ConfigMap holds (YAML or TOML; one that does not parse gives none: `unreadTraefikFiles`). */
-export function traefikFileSettings(props: Record<string, any>): TraefikSetting[] {
+/** The settings of each file of a static configuration view (YAML or TOML; one that does not parse gives none: `unreadTraefikFiles`). */
+export function traefikFileSettings(view: Record<string, any>): TraefikSetting[] {
     const out: TraefikSetting[] = [];
-    for (const [file, text] of traefikFiles(props)) {
+    for (const [file, text] of traefikFiles(view)) {
         const parsed = parseTraefikFile(file, text);
         if ("error" in parsed) continue;
         const add = (path: string[], value: string) => out.push({ key: path.join(".").toLowerCase(), setting: `${path.join(".")} (${file})`, value, where: "", source: file });
@@ -94,9 +95,9 @@ export function traefikFileSettings(props: Record<string, any>): TraefikSetting[
     return out;
 }
 
-/** The Traefik files of a ConfigMap the pack cannot read (they do not parse as their extension says), each [file, the parser's reason]. */
-export function unreadTraefikFiles(props: Record<string, any>): Array<[string, string]> {
-    return traefikFiles(props).flatMap(([file, text]) => {
+/** The files of a static configuration view the pack cannot read (they do not parse as their extension says), each [file, the parser's reason]. */
+export function unreadTraefikFiles(view: Record<string, any>): Array<[string, string]> {
+    return traefikFiles(view).flatMap(([file, text]) => {
         const parsed = parseTraefikFile(file, text);
         return "error" in parsed ? [[file, parsed.error] as [string, string]] : [];
     });

@@ -5,6 +5,7 @@ import { controllerSettings, goBool } from "../lib/controller-config";
 import { workloadOf } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { traefikStaticFiles } from "../lib/traefik-mounts";
 import { forwardedTrustProblems, providerProblems, TraefikSetting, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
 import { describe, isK8sWorkload, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
@@ -116,8 +117,7 @@ export function controllerContractProblems(props: Record<string, any>): string[]
             `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
     });
     return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
-        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props),
-        ...traefikStaticProblems(traefikFileSettings(props))];
+        ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props)];
 }
 
 /** What Traefik's static configuration (a container's flags and environment, a file) undoes: trusted client addresses, (session 52) routes the pack never reads. */
@@ -204,6 +204,10 @@ export const edgeGatewayContract: StackValidationPolicy = {
                             return traefikStaticProblems(traefikWorkloadSettings(w)).map((p) => `${w.label} ${p}`);
                         })() : [];
             for (const p of problems) reportViolation(`${p}${fixOf(p)}`, r.urn);
+        }
+        // Session 52: a Traefik file only where a Traefik container reads it as its static configuration (lib/traefik-mounts.ts).
+        for (const { source, view } of traefikStaticFiles(resources).files) {
+            for (const p of traefikStaticProblems(traefikFileSettings(view)).map((x) => `${describe(source.type, source.name)} ${x}`)) reportViolation(`${p}${fixOf(p)}`, source.urn);
         }
         for (const f of undeclaredHeaderMaps(resources)) reportViolation(f.message, f.urn);
     },

@@ -2,7 +2,7 @@ import { BlockList, isIP } from "node:net";
 import { StackValidationPolicy } from "@pulumi/policy";
 import { canonicalAddress } from "../lib/cidr";
 import { CLOUD_METADATA_ADDRESSES } from "../lib/cloud-metadata";
-import { isRouter, outsideReach, routeTargets } from "../lib/routes";
+import { outsideReach, routerTargets } from "../lib/routes";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, str } from "../lib/values";
 import { K8S, metadataLabels, namespaceOf, objectName } from "../lib/workloads";
@@ -123,8 +123,8 @@ function serviceOf(r: StackResource): string | undefined {
  */
 export function handMadeEndpointFindings(resources: StackResource[]): EndpointFinding[] {
     const edge = new Set<string>();
-    for (const ing of resources.filter((r) => isRouter(r.type))) {
-        for (const t of routeTargets(ing.type, ing.props)) edge.add(`${t.namespace ?? namespaceOf(ing.props)}/${t.name}`);
+    for (const { router: ing, targets } of routerTargets(resources)) {
+        for (const t of targets) edge.add(`${t.namespace ?? namespaceOf(ing.props)}/${t.name}`);
     }
     const reach = new Map<string, string>();
     for (const svc of resources.filter((r) => r.type === K8S.service)) {

@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { serviceTarget } from "./no-public-exposure";
-import { isRouter, outsideReach, routeTargets, targetLabel } from "../lib/routes";
+import { isRouter, outsideReach, routerTargets, targetLabel } from "../lib/routes";
 import { mapSelectorMatches } from "../lib/selectors";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { hasUnknown, isRecord, str } from "../lib/values";
@@ -29,12 +29,18 @@ export function internalBackends(resources: StackResource[], cfg: IngressBackend
     const selected = (ns: string, selector: Record<string, unknown>, which: (id: ReturnType<typeof identity>) => boolean = internal) =>
         [...new Set(pods.filter((p) => p.ns === ns && which(p.id) && mapSelectorMatches(selector, p.labels)).map((p) => p.id.workload))];
     const out: Finding[] = [];
-    for (const ing of resources.filter((r) => isRouter(r.type))) {
+    for (const { router: ing, targets: routed, static: file } of routerTargets(resources)) {
         const router = `${ing.type.split(":").pop()} "${objectName(ing.props, ing.name)}"`;
-        for (const target of routeTargets(ing.type, ing.props)) {
+        for (const target of routed) {
+            const backend = targetLabel(target, `"${target.name}"`);
+            // Session 52: a Traefik static configuration is a router no resource policy sees (lib/traefik-mounts.ts): its targets' names are judged here.
+            if (file && cfg.internalWorkloads.includes(target.name)) {
+                out.push({ urn: ing.urn, message: `${router} routes public traffic to Service ${backend}, an internal workload's; ` +
+                    "datastores and monitoring stay internal (name a collector of the platform's own)." });
+                continue;
+            }
             if (cfg.internalWorkloads.includes(target.name)) continue;
             const ns = target.namespace ?? namespaceOf(ing.props);
-            const backend = targetLabel(target, `"${target.name}"`);
             const svc = resources.find((s) => s.type === K8S.service && namespaceOf(s.props) === ns && objectName(s.props, s.name) === target.name);
             // An ExternalName Service is a DNS alias the controller proxies to: any name, inside the cluster
             // (prometheus.<ns>.svc) or not (a cloud's metadata host), with no selector to judge (CVE-2021-25740).
@@ -107,7 +113,8 @@ export const ingressInternalBackends: StackValidationPolicy = {
     },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        if (!resources.some((r) => isRouter(r.type) || r.type === K8S.service)) args.notApplicable("no Ingress or Service in this stack");
+        // Session 52: a Kubernetes workload may be Traefik, reading a static configuration whose tracing endpoints are routes.
+        if (!resources.some((r) => isRouter(r.type) || r.type === K8S.service || isK8sWorkload(r.type))) args.notApplicable("no Ingress, Service or Kubernetes workload in this stack");
         for (const f of internalBackends(resources, readConfig(args, defaults))) reportViolation(f.message, f.urn);
     },
 };

@@ -1,13 +1,12 @@
-import * as k8s from "@pulumi/kubernetes";
-import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, traefikTracingSettings, TRAEFIK_TRACING_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
-import { workloadRule } from "../lib/rule";
+import { clusterService, controllerForwarding, FORWARD_AUTH_SENDS, traefikStaticTracing, traefikTracingSettings, TRAEFIK_TRACING_SENDS, forwardAuthAddress, FORWARDING_ANNOTATIONS, hostHasVariable, isClusterTarget, isLoopbackName, isPodAddressName, targetHost, TRAEFIK_MIDDLEWARE } from "../lib/routes";
+import { workloadOf } from "../lib/rule";
+import { plainResources } from "../lib/stack";
+import { traefikStaticFiles } from "../lib/traefik-mounts";
 import { unreadTraefikFiles } from "../lib/traefik-static";
-import { isRecord, plain } from "../lib/values";
-import { describe } from "../lib/workloads";
-import { metadataAnnotations } from "../lib/workloads";
-import { readingListItems } from "../lib/lists";
+import { isRecord } from "../lib/values";
+import { describe, isK8sWorkload, K8S, metadataAnnotations } from "../lib/workloads";
 
 /**
  * Session 43's policy hunt. ingress-nginx annotations that send what the clients send to a URL of the
@@ -72,46 +71,59 @@ const FIX = ", past every NetworkPolicy (the controller makes the request): the 
     "Name a Service of the cluster (http://<service>.<namespace>.svc:<port>/...), or, for an identity provider the operator has chosen, " +
     "list its host in this policy's allowedExternalTargets.";
 
-export const ingressNoExternalForwarding: ResourceValidationPolicy = {
+/** Each problem of one resource (a Kubernetes workload's Traefik flags and environment, an Ingress, the controller ConfigMap, a Traefik Middleware), as reported. */
+function resourceProblems(type: string, name: string, props: Record<string, any>, cfg: ExternalForwardingConfig): string[] {
+    if (isK8sWorkload(type)) {
+        // Session 51: Traefik's own tracing, in its static configuration (flags, environment).
+        const w = workloadOf("kubernetes", type, name, props);
+        return traefikTracingSettings(w).flatMap(([setting, url, where]) => {
+            const p = forwardingProblem(setting, url, TRAEFIK_TRACING_SENDS, cfg);
+            return p === undefined ? [] : [`${w.label} ${where} ${p}${FIX}`];
+        });
+    }
+    if (type === K8S.ingress) return externalForwardingProblems(props, cfg).map((p) => `Ingress "${name}" ${p}${FIX}`);
+    if (type === K8S.configMap) return globalAuthProblems(props, cfg).map((p) => `ConfigMap "${name}" ${p}${FIX}`);
+    if (!TRAEFIK_MIDDLEWARE.test(type)) return [];
+    // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.
+    const p = forwardingProblem("forwardAuth.address", forwardAuthAddress(props), FORWARD_AUTH_SENDS, cfg);
+    // Session 51: a plugin is code from Traefik's plugin catalog (or a local module), configured by settings no policy reads.
+    return [...(p === undefined ? [] : [`${describe(type, name)} ${p}${FIX}`]), ...(isRecord(props.spec?.plugin) ? Object.keys(props.spec.plugin) : []).map((plugin) =>
+        `${describe(type, name)} runs the Traefik plugin ${plugin}, code Traefik loads from outside the cluster whose settings no policy reads: ` +
+        "it may send the requests routed through it, their Authorization header and cookies included, anywhere. Use Traefik's own middlewares, which this pack reads.")];
+}
+
+export const ingressNoExternalForwarding: StackValidationPolicy = {
     name: "ingress-no-external-forwarding",
     description:
         "No Ingress sends its clients' requests outside the cluster: ingress-nginx's mirror-target (a copy of every request, body and " +
         "Authorization header included) and auth-url (every request's headers), the controller ConfigMap's global-auth-url and tracing " +
-        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*, a traefik.yaml or traefik.toml) and a Traefik " +
-        "Middleware's forwardAuth.address name a " +
+        "collectors (otlp-, zipkin-, jaeger-, datadog-collector-host, jaeger-endpoint), Traefik's tracing endpoints (--tracing.*.endpoint, TRAEFIK_TRACING_*, " +
+        "the traefik.yaml or traefik.toml a Traefik container reads) and a Traefik Middleware's forwardAuth.address name a " +
         "Service of the cluster by its namespace, $host, or a host listed in allowedExternalTargets; no Traefik plugin middleware runs.",
     severity: "high",
     configSchema: {
         properties: { allowedExternalTargets: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: readingListItems([
-        // Session 51: Traefik's own tracing, in its static configuration (flags, environment).
-        workloadRule(defaults, (w, cfg) => traefikTracingSettings(w).flatMap(([setting, url, where]) => {
-            const p = forwardingProblem(setting, url, TRAEFIK_TRACING_SENDS, cfg);
-            return p === undefined ? [] : [`${where} ${p}`];
-        }), (w, p) => `${w.label} ${p}${FIX}`, ["kubernetes"]),
-        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-            for (const p of externalForwardingProblems(plain(props), readConfig(args, defaults))) reportViolation(`Ingress "${args.name}" ${p}${FIX}`);
-        }),
-        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            for (const p of globalAuthProblems(plain(props), readConfig(args, defaults))) reportViolation(`ConfigMap "${args.name}" ${p}${FIX}`);
-            // Session 52: Traefik's static configuration (YAML or TOML) that does not parse: nothing in it is judged.
-            for (const [file, reason] of unreadTraefikFiles(plain(props))) {
-                reportViolation(`ConfigMap "${args.name}" holds ${file}, Traefik's static configuration, which does not parse (${reason}), so no policy of this pack ` +
-                    "reads its tracing endpoints or entry points: fix the file (Traefik refuses to start on a file its own parser refuses).");
+    // Session 52: a stack policy, to read a Traefik file only where a Traefik container reads it (lib/traefik-mounts.ts); every object is judged alone as before.
+    validateStack: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const resources = plainResources(args.resources);
+        for (const r of resources) for (const m of resourceProblems(r.type, r.name, r.props, cfg)) reportViolation(m, r.urn);
+        const { files, unseen } = traefikStaticFiles(resources);
+        for (const { source, view } of files) {
+            const who = describe(source.type, source.name);
+            for (const [key, url, what] of traefikStaticTracing(view)) {
+                const p = forwardingProblem(key, url, what, cfg);
+                if (p !== undefined) reportViolation(`${who} ${p}${FIX}`, source.urn);
             }
-        }),
-        // Session 50: Traefik's forwardAuth (the local-k8s stack's ingress class), its auth-url.
-        (args, reportViolation) => {
-            if (!TRAEFIK_MIDDLEWARE.test(args.type)) return;
-            const props = plain(args.props);
-            const p = forwardingProblem("forwardAuth.address", forwardAuthAddress(props), FORWARD_AUTH_SENDS, readConfig(args, defaults));
-            if (p !== undefined) reportViolation(`${describe(args.type, args.name)} ${p}${FIX}`);
-            // Session 51: a plugin is code from Traefik's plugin catalog (or a local module), configured by settings no policy reads.
-            for (const name of isRecord(props.spec?.plugin) ? Object.keys(props.spec.plugin) : []) {
-                reportViolation(`${describe(args.type, args.name)} runs the Traefik plugin ${name}, code Traefik loads from outside the cluster whose settings no policy reads: ` +
-                    "it may send the requests routed through it, their Authorization header and cookies included, anywhere. Use Traefik's own middlewares, which this pack reads.");
+            for (const [file, reason] of unreadTraefikFiles(view)) {
+                reportViolation(`${who} holds ${file}, Traefik's static configuration, which does not parse (${reason}), so no policy of this pack ` +
+                    "reads its tracing endpoints or entry points: fix the file (Traefik refuses to start on a file its own parser refuses).", source.urn);
             }
-        },
-    ]),
+        }
+        for (const u of unseen) {
+            reportViolation(`${u.who} reads its static configuration from ${u.unseen}: no policy of this pack judges its tracing endpoints, entry points ` +
+                "or providers. Give it from a ConfigMap this stack declares, mounted where Traefik reads it (or named by --configFile).", u.urn);
+        }
+    },
 };

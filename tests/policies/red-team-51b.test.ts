@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { deployment, edit, ingress as ingressOf, NS, prodStack } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
+import { traefikFile } from "./traefik-fixtures";
 
 /** An ingress-nginx controller ConfigMap (recognised by its keys, whatever it is called), as in red-team-51. */
 const controller = (data: Record<string, string>, name = "ingress-nginx-controller"): TestResource => ({
@@ -56,32 +57,33 @@ describe("edge-gateway-contract: the client address the edge forwards (X-Forward
 });
 
 describe("Traefik's static configuration given as a file (a ConfigMap holding traefik.yaml, mounted, named by --configFile)", () => {
-    const file = (name: string, text: string): TestResource => ({ type: "kubernetes:core/v1:ConfigMap", name: "traefik-config",
-        props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "traefik-config", namespace: "traefik" }, data: { [name]: text } } });
+    // Session 52: the ConfigMap, and the Traefik container reading it (mounted at /etc/traefik): a ConfigMap no Traefik reads is not judged.
+    const file = (name: string, text: string): TestResource[] => traefikFile(name, text);
     const YAML = [
         "entryPoints:", "  web:", "    address: ':8000'", "    forwardedHeaders:", "      insecure: true", "  websecure:", "    proxyProtocol:", "      trustedIPs: ['0.0.0.0/0']",
         "tracing:", "  otlp:", "    http:", "      endpoint: https://otel.example.net/v1/traces", "    grpc:", "      Endpoint: prometheus.ai-trading.svc:4317",
     ].join("\n");
 
     it("rejects its tracing endpoints (outside the cluster, naming monitoring) and entry points trusting any client's address", async () => {
-        expect((await messages("ingress-no-external-forwarding", [file("traefik.yaml", YAML)])).map((m) => m.split(", past every")[0])).toEqual([
+        expect((await messages("ingress-no-external-forwarding", file("traefik.yaml", YAML))).map((m) => m.split(", past every")[0])).toEqual([
             "ConfigMap \"traefik-config\" sets tracing.otlp.http.endpoint (traefik.yaml) to a URL on otel.example.net, outside the cluster, so the controller sends it " +
             "a trace of every request Traefik routes (its URI, query tokens included, and headers)",
         ]);
-        expect(await messages("no-public-exposure", [file("traefik.yml", YAML)])).toEqual([
-            "ConfigMap \"traefik-config\" sets tracing.otlp.grpc.Endpoint (traefik.yml) to prometheus, which sends it a trace of every request Traefik routes (its URI, query tokens included, and headers); " +
-            "datastores and monitoring stay internal (name the platform's own authentication service and a collector of its own).",
+        // Session 52: judged by name by ingress-internal-backends (no resource policy sees which ConfigMap Traefik reads).
+        expect(await messages("ingress-internal-backends", file("traefik.yml", YAML))).toEqual([
+            "ConfigMap \"traefik-config\" routes public traffic to Service \"prometheus\" (by its tracing.otlp.grpc.Endpoint (traefik.yml)), an internal workload's; " +
+            "datastores and monitoring stay internal (name a collector of the platform's own).",
         ]);
-        expect((await messages("edge-gateway-contract", [file("traefik.yaml", YAML)])).map((m) => m.split("; the api-gateway")[0])).toEqual([
+        expect((await messages("edge-gateway-contract", file("traefik.yaml", YAML))).map((m) => m.split("; the api-gateway")[0])).toEqual([
             "ConfigMap \"traefik-config\" sets entryPoints.web.forwardedHeaders.insecure (traefik.yaml), so Traefik takes X-Forwarded-For (and the other X-Forwarded-* headers) from any client",
             "ConfigMap \"traefik-config\" sets entryPoints.websecure.proxyProtocol.trustedIPs (traefik.yaml) to 0.0.0.0/0 (wider than /16), so Traefik takes the client address in a PROXY protocol header from clients there",
         ]);
         const fine = file("traefik.yaml", "entryPoints:\n  web:\n    forwardedHeaders:\n      trustedIPs: [10.244.0.0/16]\ntracing:\n  otlp:\n    grpc:\n      endpoint: otel-collector.observability.svc:4317\n");
-        for (const policy of ["ingress-no-external-forwarding", "no-public-exposure", "edge-gateway-contract"]) expect(await messages(policy, [fine])).toEqual([]);
+        for (const policy of ["ingress-no-external-forwarding", "ingress-internal-backends", "edge-gateway-contract"]) expect(await messages(policy, fine)).toEqual([]);
     });
 
     it("reads a traefik.toml as it reads traefik.yaml (session 52: refused unread before; red-team-52 has the cases)", async () => {
-        expect((await messages("ingress-no-external-forwarding", [file("traefik.toml", "[tracing.otlp.http]\nendpoint = \"https://otel.example.net\"\n")])).map((m) => m.split(", past every")[0])).toEqual([
+        expect((await messages("ingress-no-external-forwarding", file("traefik.toml", "[tracing.otlp.http]\nendpoint = \"https://otel.example.net\"\n"))).map((m) => m.split(", past every")[0])).toEqual([
             "ConfigMap \"traefik-config\" sets tracing.otlp.http.endpoint (traefik.toml) to a URL on otel.example.net, outside the cluster, so the controller sends it " +
             "a trace of every request Traefik routes (its URI, query tokens included, and headers)",
         ]);

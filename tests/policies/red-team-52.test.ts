@@ -5,12 +5,9 @@
 import { describe, expect, it } from "vitest";
 import { deployment, edit } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
+import { traefikConfigMap, traefikDeployment, traefikFile } from "./traefik-fixtures";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
-
-/** Traefik's static configuration as a file: a ConfigMap holding it. */
-const traefikFile = (file: string, text: string): TestResource[] => [{ type: "kubernetes:core/v1:ConfigMap", name: "traefik-config",
-    props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "traefik-config", namespace: "traefik" }, data: { [file]: text } } }];
 
 const TRACING = "a trace of every request Traefik routes (its URI, query tokens included, and headers)";
 const FORWARDED = "so Traefik takes X-Forwarded-For (and the other X-Forwarded-* headers) from any client";
@@ -27,9 +24,10 @@ describe("Traefik's static configuration in TOML (traefik.toml), read as traefik
         expect((await messages("ingress-no-external-forwarding", traefikFile("traefik.toml", TOML))).map((m) => m.split(", past every")[0])).toEqual([
             `ConfigMap "traefik-config" sets tracing.otlp.http.endpoint (traefik.toml) to a URL on otel.example.net, outside the cluster, so the controller sends it ${TRACING}`,
         ]);
-        expect(await messages("no-public-exposure", traefikFile("Traefik.TOML", TOML))).toEqual([
-            `ConfigMap "traefik-config" sets tracing.otlp.grpc.Endpoint (Traefik.TOML) to prometheus, which sends it ${TRACING}; ` +
-            "datastores and monitoring stay internal (name the platform's own authentication service and a collector of its own).",
+        // Named by --configFile (its extension in any case); judged by ingress-internal-backends by name (session 52: no resource policy sees which ConfigMap Traefik reads).
+        expect(await messages("ingress-internal-backends", [traefikConfigMap({ "Traefik.TOML": TOML }), traefikDeployment(["--configFile=/etc/traefik/Traefik.TOML"])])).toEqual([
+            "ConfigMap \"traefik-config\" routes public traffic to Service \"prometheus\" (by its tracing.otlp.grpc.Endpoint (Traefik.TOML)), an internal workload's; " +
+            "datastores and monitoring stay internal (name a collector of the platform's own).",
         ]);
         expect((await messages("edge-gateway-contract", traefikFile("traefik.toml", TOML))).map((m) => m.split("; the api-gateway")[0])).toEqual([
             `ConfigMap "traefik-config" sets entryPoints.web.forwardedHeaders.insecure (traefik.toml), ${FORWARDED}`,
@@ -37,14 +35,14 @@ describe("Traefik's static configuration in TOML (traefik.toml), read as traefik
             "so Traefik takes the client address in a PROXY protocol header from clients there",
         ]);
         const fine = traefikFile("traefik.toml", "[entryPoints.web.forwardedHeaders]\ntrustedIPs = ['10.244.0.0/16']\n[tracing.otlp.grpc]\nendpoint = 'otel-collector.observability.svc:4317'\n");
-        for (const policy of ["ingress-no-external-forwarding", "no-public-exposure", "edge-gateway-contract"]) expect(await messages(policy, fine), policy).toEqual([]);
+        for (const policy of ["ingress-no-external-forwarding", "ingress-internal-backends", "edge-gateway-contract"]) expect(await messages(policy, fine), policy).toEqual([]);
     });
 
     it("rejects a Traefik file that does not parse (TOML or YAML), whose settings no policy can read", async () => {
-        expect(await messages("ingress-no-external-forwarding", [...traefikFile("traefik.toml", "[tracing.otlp.http]\nendpoint = https://otel.example.net\n"),
-            ...traefikFile("traefik.yaml", "tracing: {otlp: [\n")].map((r, i) => ({ ...r, name: `traefik-config-${i}` })))).toEqual([
-            expect.stringMatching(/^ConfigMap "traefik-config-0" holds traefik\.toml, Traefik's static configuration, which does not parse \(.+\), so no policy of this pack reads its tracing endpoints or entry points: fix the file/),
-            expect.stringMatching(/^ConfigMap "traefik-config-1" holds traefik\.yaml, Traefik's static configuration, which does not parse \(.+\), so no policy/),
+        expect(await messages("ingress-no-external-forwarding", [traefikConfigMap({ "traefik.toml": "[tracing.otlp.http]\nendpoint = https://otel.example.net\n",
+            "traefik.yaml": "tracing: {otlp: [\n" }), traefikDeployment()])).toEqual([
+            expect.stringMatching(/^ConfigMap "traefik-config" holds traefik\.toml, Traefik's static configuration, which does not parse \(.+\), so no policy of this pack reads its tracing endpoints or entry points: fix the file/),
+            expect.stringMatching(/^ConfigMap "traefik-config" holds traefik\.yaml, Traefik's static configuration, which does not parse \(.+\), so no policy/),
         ]);
     });
 });
@@ -83,5 +81,48 @@ describe("edge-gateway-contract: Traefik's providers, which decide what the edge
         expect(await messages("edge-gateway-contract", [traefik(["--providers.kubernetesingress", "--providers.kubernetesingress.namespaces=ai-trading,traefik",
             "--providers.kubernetesingress.allowEmptyServices=true", "--providers.kubernetescrd.allowCrossNamespace=false", "--providers.kubernetescrd.namespaces=ai-trading",
             "--providers.docker=false"]), ...traefikFile("traefik.yaml", "providers:\n  kubernetesIngress:\n    namespaces: [ai-trading]\n  providersThrottleDuration: 2s\n")])).toEqual([]);
+    });
+});
+
+describe("a Traefik file is Traefik's static configuration only where a Traefik container reads it", () => {
+    const BAD = "entryPoints:\n  web:\n    forwardedHeaders:\n      insecure: true\ntracing:\n  otlp:\n    http:\n      endpoint: https://otel.example.net/v1/traces\n" +
+        "    grpc:\n      endpoint: prometheus.ai-trading.svc:4317\nproviders:\n  file:\n    directory: /dynamic\n";
+    const POLICIES = ["ingress-no-external-forwarding", "edge-gateway-contract", "ingress-internal-backends", "no-public-exposure", "hand-made-endpoints"];
+    const found = async (rs: TestResource[]) => (await runPack(rs, "prod", { only: POLICIES })).map((v) => `${v.policyName}: ${v.message.split(/, past every|; the (api-gateway|edge)|; datastores/)[0]}`);
+
+    it("passes a ConfigMap holding traefik.yaml (or one that does not parse) that no Traefik container reads: mounted nowhere, or by another program at /etc/traefik", async () => {
+        const other = edit(traefikDeployment([], { mountPath: "/etc/traefik" }, { configMap: { name: "traefik-config" } }, "registry.example.com/ai-trading/docs-site:1.0.0"), () => undefined);
+        expect(await found([traefikConfigMap({ "traefik.yaml": BAD, "traefik.toml": "not = [toml" })])).toEqual([]);
+        expect(await found([traefikConfigMap({ "traefik.yaml": BAD }), other])).toEqual([]);
+    });
+
+    it("judges the one Traefik reads: searched in /etc/traefik, named by --configFile (subPath, items), given by a Secret", async () => {
+        const expected = (who: string, file: string) => [
+            `ingress-no-external-forwarding: ${who} sets tracing.otlp.http.endpoint (${file}) to a URL on otel.example.net, outside the cluster, so the controller sends it ${TRACING}`,
+            `edge-gateway-contract: ${who} sets entryPoints.web.forwardedHeaders.insecure (${file}), ${FORWARDED}`,
+            `edge-gateway-contract: ${who} enables Traefik's file provider (providers.file.directory (${file})), whose routers, services and middlewares come from a source no policy of this pack reads`,
+            `ingress-internal-backends: ${who} routes public traffic to Service "prometheus" (by its tracing.otlp.grpc.endpoint (${file})), an internal workload's`,
+        ];
+        expect(await found(traefikFile("traefik.yaml", BAD))).toEqual(expected("ConfigMap \"traefik-config\"", "traefik.yaml"));
+        // --configFile names any file (Traefik reads it by its extension), mounted by subPath; `items` mapping a key onto the name Traefik looks for.
+        expect(await found([traefikConfigMap({ static: BAD }), traefikDeployment(["--configfile", "config/static.yml"], { mountPath: "/app/config/static.yml", subPath: "static" })]
+            .map((r) => edit(r, (p) => { if (p.spec) p.spec.template.spec.containers[0].workingDir = "/app"; })))).toEqual(expected("ConfigMap \"traefik-config\"", "static.yml"));
+        expect(await found([traefikConfigMap({ conf: BAD }), traefikDeployment([], { mountPath: "/etc/traefik" }, { configMap: { name: "traefik-config", items: [{ key: "conf", path: "traefik.yaml" }] } })]))
+            .toEqual(expected("ConfigMap \"traefik-config\"", "traefik.yaml"));
+        const secret: TestResource = { type: "kubernetes:core/v1:Secret", name: "traefik-static", props: { apiVersion: "v1", kind: "Secret",
+            metadata: { name: "traefik-static", namespace: "traefik" }, stringData: { "traefik.yaml": BAD } } };
+        expect(await found([secret, traefikDeployment([], { mountPath: "/etc/traefik" }, { secret: { secretName: "traefik-static" } })])).toEqual(expected("Secret \"traefik-static\"", "traefik.yaml"));
+    });
+
+    it("rejects a Traefik container whose static configuration the pack cannot read: a ConfigMap the stack does not declare, a file of the image named by --configFile, a volume it cannot read", async () => {
+        const UNREAD = ": no policy of this pack judges its tracing endpoints, entry points or providers. Give it from a ConfigMap this stack declares, mounted where Traefik reads it (or named by --configFile).";
+        const who = "ingress-no-external-forwarding: Deployment \"traefik-proxy-deployment\" container \"traefik-proxy\" reads its static configuration from";
+        expect(await found([traefikDeployment()])).toEqual([`${who} /etc/traefik/traefik.toml from ConfigMap "traefik-config", which the stack does not declare${UNREAD}`]);
+        expect(await found([traefikDeployment(["--configFile=/opt/static.toml"], { mountPath: "/etc/traefik" }, { emptyDir: {} })]))
+            .toEqual([`${who} /opt/static.toml of the image, which the pack cannot read${UNREAD}`]);
+        expect(await found([traefikDeployment([], { mountPath: "/etc/traefik" }, { emptyDir: {} })]))
+            .toEqual([`${who} /etc/traefik/traefik.toml from volume "config", which the pack cannot read${UNREAD}`]);
+        // Traefik configured by flags only, with nothing mounted where it looks: nothing to read.
+        expect(await found([traefikDeployment(["--entryPoints.web.address=:8000"], { mountPath: "/data" }, { emptyDir: {} })])).toEqual([]);
     });
 });

@@ -1,0 +1,85 @@
+/**
+ * Session 52: which files the stack's Traefik workloads read as their static configuration (pure). A ConfigMap holding a
+ * file named `traefik.yaml` is Traefik's static configuration only when a Traefik container reads it: Traefik loads the
+ * file its `--configFile` flag names (any case; a relative path from the container's working directory), else the first
+ * of `traefik.toml`, `traefik.yaml`, `traefik.yml` in `/etc/traefik`, `$XDG_CONFIG_HOME`, `$HOME/.config` and its working
+ * directory. Each such path is read as the container sees it (lib/files.ts: a ConfigMap's or Secret's key mounted there,
+ * a subPath, `items`). A Traefik container is one whose image is Traefik's (its repository's last segment names
+ * traefik: `traefik`, `rancher/mirrored-library-traefik`) or whose command is `traefik`.
+ */
+import * as posix from "path/posix";
+import { parseImageRef } from "../../catalog/images";
+import { k8sCommandLine } from "./command-line";
+import { workloadFile } from "./files";
+import { workloadOf } from "./rule";
+import type { StackResource } from "./stack";
+import { arr, isRecord, str } from "./values";
+import { describe, isK8sWorkload, K8sContainer } from "./workloads";
+
+/** A ConfigMap (or Secret) the stack's Traefik reads its static configuration from, and a view of it holding those files only, by the names Traefik reads them under. */
+export interface TraefikStaticFile {
+    source: StackResource;
+    view: Record<string, any>;
+}
+
+/** A Traefik container whose static configuration file the pack cannot read: the workload's URN, and the message's subject and cause. */
+export interface UnseenStaticFile {
+    urn: string;
+    who: string;
+    unseen: string;
+}
+
+const NAMES = ["traefik.toml", "traefik.yaml", "traefik.yml"];
+
+/** Whether a Kubernetes container runs Traefik: by its image's repository, or its command. */
+export function isTraefikContainer(c: K8sContainer): boolean {
+    const image = str(c.container.image);
+    if (image !== undefined && !parseImageRef(image).isImageId && /traefik/i.test(parseImageRef(image).basename)) return true;
+    const first = str(arr(c.container.command)[0]);
+    return first !== undefined && /(^|\/)traefik$/.test(first.trim());
+}
+
+/** The container's literal environment value of `name`, if it sets one. */
+function envValue(c: K8sContainer, name: string): string | undefined {
+    const e = arr(c.container.env).find((x) => isRecord(x) && x.name === name);
+    return isRecord(e) ? str(e.value) : undefined;
+}
+
+/** The paths Traefik looks for its static configuration at, and whether they were named (`--configFile`) rather than searched. */
+function staticPaths(c: K8sContainer): { paths: string[]; named: boolean } {
+    const workingDir = str(c.container.workingDir) ?? "/";
+    const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
+    const at = words.findIndex((w) => /^--configfile(=|$)/i.test(w));
+    if (at >= 0) {
+        const given = words[at].includes("=") ? words[at].slice(words[at].indexOf("=") + 1) : words[at + 1];
+        if (given !== undefined && given !== "") return { paths: [posix.resolve(workingDir, given)], named: true };
+    }
+    const home = envValue(c, "HOME");
+    const dirs = ["/etc/traefik", envValue(c, "XDG_CONFIG_HOME"), ...(home !== undefined ? [`${home}/.config`] : ["/root/.config", "/.config"]), workingDir];
+    return { paths: [...new Set(dirs.filter((d): d is string => d !== undefined).flatMap((d) => NAMES.map((n) => posix.resolve(d, n))))], named: false };
+}
+
+/**
+ * The static configuration files of the stack's Traefik containers: those a declared ConfigMap or Secret gives (one entry
+ * per object), and those the pack cannot read (a file named by `--configFile` that no declared object gives, one searched
+ * for that comes from a volume the pack cannot read, or an object the stack does not declare). A value unknown during
+ * preview is left to `up`.
+ */
+export function traefikStaticFiles(resources: StackResource[]): { files: TraefikStaticFile[]; unseen: UnseenStaticFile[] } {
+    const files = new Map<StackResource, Record<string, string>>();
+    const unseen: UnseenStaticFile[] = [];
+    for (const r of resources.filter((x) => isK8sWorkload(x.type))) {
+        const w = workloadOf("kubernetes", r.type, r.name, r.props);
+        for (const c of w.containers.filter(isTraefikContainer)) {
+            const { paths, named } = staticPaths(c);
+            const missing: string[] = [];
+            for (const path of paths) {
+                const file = workloadFile(w, c, path, resources);
+                if ("text" in file && file.source) files.set(file.source, { ...files.get(file.source), [posix.basename(path)]: file.text });
+                else if ("unseen" in file && (named || !file.unseen.endsWith("of the image, which the pack cannot read"))) missing.push(file.unseen);
+            }
+            if (missing.length) unseen.push({ urn: r.urn, who: `${describe(r.type, r.name)} container "${c.name}"`, unseen: missing[0] });
+        }
+    }
+    return { files: [...files].map(([source, data]) => ({ source, view: { ...source.props, data } })), unseen };
+}
