@@ -26,3 +26,18 @@ export function goBool(value: string | undefined): boolean | undefined {
     if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
     return ["0", "f", "F", "FALSE", "false", "False"].includes(v) ? false : undefined;
 }
+
+/**
+ * Session 52: a setting ReadConfig takes by its exact key first (`hide-headers`, `proxy-real-ip-cidr`: a comma-separated list)
+ * and that mapstructure still decodes into its field when written in another case (`Hide-Headers`), as one value (weak
+ * typing makes a string a one-element list, not split): every item the controller ends with, exact key or not. (Those
+ * with no field of that name, `global-auth-url`, `global-auth-response-headers`, are ignored in another case.)
+ */
+export function exactFirstList(props: Record<string, any>, key: string): string[] {
+    const data = isRecord(props.data) ? props.data : {};
+    return Object.entries(data).flatMap(([k, v]) => {
+        const value = str(v);
+        if (value === undefined || k.toLowerCase() !== key) return [];
+        return (k === key ? value.split(",") : [value]).map((h) => h.trim()).filter((h) => h !== "");
+    });
+}

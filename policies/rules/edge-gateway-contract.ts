@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
 import { untrustedProxyRange } from "../lib/cidr";
-import { controllerSettings, goBool } from "../lib/controller-config";
+import { controllerSettings, exactFirstList, goBool } from "../lib/controller-config";
 import { workloadOf } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
@@ -40,6 +40,7 @@ const CLIENT_ADDRESS = new Set(["x-forwarded-for", "x-real-ip", "forwarded"]);
 const AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers";
 const REWRITE_TARGET = "nginx.ingress.kubernetes.io/rewrite-target";
 const AUTH_PROXY_SET_HEADERS = "nginx.ingress.kubernetes.io/auth-proxy-set-headers";
+const CUSTOM_HEADERS = "nginx.ingress.kubernetes.io/custom-headers";
 
 const listOf = (value: unknown): string[] => (Array.isArray(value) ? arr(value).map(str) : (str(value) ?? "").split(","))
     .filter((h): h is string => h !== undefined).map((h) => h.trim()).filter((h) => h !== "");
@@ -109,7 +110,8 @@ export function ingressContractProblems(props: Record<string, any>): string[] {
 /** The controller ConfigMap (by its keys, whatever it is called; both read by their exact names), and a header map of identity headers. */
 export function controllerContractProblems(props: Record<string, any>): string[] {
     const data = isRecord(props.data) ? props.data : {};
-    const hidden = listOf(data["hide-headers"]).filter((h) => SECURITY.has(h.toLowerCase()));
+    // Session 52: `Hide-Headers` in another case reaches the controller's field too (one header), past its exact-key reading.
+    const hidden = exactFirstList(props, "hide-headers").filter((h) => SECURITY.has(h.toLowerCase()));
     // A header map (ingress-nginx's proxy-set-headers, auth-proxy-set-headers: the header names are its keys), whichever object names it.
     const map = [[IDENTITY, "identity header"], [CLIENT_ADDRESS, "client-address header"]].flatMap(([names, what]) => {
         const keys = Object.keys(data).filter((k) => (names as Set<string>).has(k.toLowerCase()));
@@ -130,12 +132,18 @@ const traefikStaticProblems = (settings: TraefikSetting[]) => [...forwardedTrust
  */
 function clientAddressTrust(props: Record<string, any>): string[] {
     const settings = controllerSettings(props);
-    const given = settings.get("proxy-real-ip-cidr");
+    const listed = exactFirstList(props, "proxy-real-ip-cidr");
+    const given = listed.length ? listed.join(",") : undefined;
     const wide = (given ?? "0.0.0.0/0").split(",").map((e) => e.trim()).filter((e) => e !== "" && untrustedProxyRange(e) !== undefined);
-    if (wide.length === 0) return [];
     const reasons = `${given === undefined ? "its default; " : ""}${wide.map((e) => untrustedProxyRange(e)).join("; ")}`;
-    return ["use-forwarded-headers", "enable-real-ip", "use-proxy-protocol"].filter((k) => goBool(settings.get(k)) === true)
-        .map((k) => `sets ${k} with proxy-real-ip-cidr ${wide.join(", ")} (${reasons}), so the controller takes the client address from a header any client there writes`);
+    const trusting = ["use-forwarded-headers", "enable-real-ip", "use-proxy-protocol"].filter((k) => goBool(settings.get(k)) === true);
+    // Session 52: without the PROXY protocol, the address comes from forwarded-for-header, which the proxy in front only vouches for when it is the X-Forwarded-For it writes.
+    const header = settings.get("forwarded-for-header")?.trim() || "X-Forwarded-For";
+    const passed = trusting.length && !trusting.includes("use-proxy-protocol") && header.toLowerCase() !== "x-forwarded-for"
+        ? [`sets forwarded-for-header ${header} with ${trusting.join(", ")}, so the controller takes the client address from ${header}, a header the proxy in front ` +
+            "passes on from the client as it came (it writes X-Forwarded-For): any client chooses its own"] : [];
+    return [...(wide.length === 0 ? [] : trusting
+        .map((k) => `sets ${k} with proxy-real-ip-cidr ${wide.join(", ")} (${reasons}), so the controller takes the client address from a header any client there writes`)), ...passed];
 }
 
 function fixOf(problem: string): string {
@@ -162,20 +170,33 @@ function fixOf(problem: string): string {
  * Session 51b: the header maps ingress-nginx is told to set (the controller's `proxy-set-headers`, an Ingress's
  * `auth-proxy-set-headers`: `<namespace>/<name>`, a name alone in the object's namespace), followed within the stack:
  * a map the stack does not declare is reported, as the pack cannot see what it sets (a declared one is judged by its keys).
+ * Session 52: and the maps of headers it adds to every answer (the controller's `add-headers`, an Ingress's `custom-headers`):
+ * one the stack does not declare is reported the same way, a declared one setting a security header to another value than
+ * the gateway's (a second X-Frame-Options voids it, the last Referrer-Policy wins) too.
  */
 export function undeclaredHeaderMaps(resources: StackResource[]): Finding[] {
-    const maps = new Set(resources.filter((r) => r.type === K8S.configMap).map((r) => `${namespaceOf(r.props)}/${objectName(r.props, r.name)}`));
+    const maps = new Map(resources.filter((r) => r.type === K8S.configMap).map((r) => [`${namespaceOf(r.props)}/${objectName(r.props, r.name)}`, r]));
     const out: Finding[] = [];
     for (const r of resources) {
-        const refs: Array<[string, string | undefined, string]> = r.type === K8S.configMap ? [["proxy-set-headers", controllerSettings(r.props).get("proxy-set-headers"), `ConfigMap "${r.name}"`]]
-            : r.type === K8S.ingress ? [[`the annotation ${AUTH_PROXY_SET_HEADERS}`, metadataAnnotations(r.props)[AUTH_PROXY_SET_HEADERS], `Ingress "${r.name}"`]] : [];
-        for (const [key, value, who] of refs) {
+        const settings = r.type === K8S.configMap ? controllerSettings(r.props) : undefined;
+        const annotations = r.type === K8S.ingress ? metadataAnnotations(r.props) : {};
+        const refs: Array<[string, string | undefined, boolean]> = settings ? [["proxy-set-headers", settings.get("proxy-set-headers"), false], ["add-headers", settings.get("add-headers"), true]]
+            : r.type === K8S.ingress ? [[`the annotation ${AUTH_PROXY_SET_HEADERS}`, annotations[AUTH_PROXY_SET_HEADERS], false], [`the annotation ${CUSTOM_HEADERS}`, annotations[CUSTOM_HEADERS], true]] : [];
+        const who = describe(r.type, r.name);
+        for (const [key, value, answers] of refs) {
             const ref = value?.trim();
             if (ref === undefined || ref === "" || hasUnknown(ref)) continue;
-            const full = ref.includes("/") ? ref : `${namespaceOf(r.props)}/${ref}`;
-            if (!maps.has(full)) {
-                out.push({ urn: r.urn, message: `${who} sets ${key} to ${ref}, a ConfigMap this stack does not declare: the controller sets each of its keys as a header ` +
-                    "on every request, and no policy can see which (identity headers, X-Forwarded-For). Declare the header map in the stack, where its keys are judged." });
+            const map = maps.get(ref.includes("/") ? ref : `${namespaceOf(r.props)}/${ref}`);
+            if (map === undefined) {
+                out.push({ urn: r.urn, message: `${who} sets ${key} to ${ref}, a ConfigMap this stack does not declare: the controller ${answers ? "adds each of its keys as a header to every answer" : "sets each of its keys as a header on every request"}, ` +
+                    `and no policy can see which (${answers ? "security headers, CORS" : "identity headers, X-Forwarded-For"}). Declare the header map in the stack, where its keys are judged.` });
+            } else if (answers) {
+                const data = isRecord(map.props.data) ? map.props.data : {};
+                const weak = Object.keys(data).filter((h) => SECURITY.has(h.toLowerCase()) && str(data[h])?.trim().toLowerCase() !== SECURITY_HEADERS[h.toLowerCase()].toLowerCase());
+                if (weak.length) {
+                    out.push({ urn: map.urn, message: `ConfigMap "${map.name}" (the header map ${who} names by ${key}) adds ${weak.map((h) => `${h}: ${str(data[h]) ?? "?"}`).join(", ")} to every answer beside ` +
+                        "the gateway's own (a second X-Frame-Options voids it, the last Referrer-Policy wins, HSTS and nosniff are the gateway's to set): add no security header at the edge." });
+                }
             }
         }
     }

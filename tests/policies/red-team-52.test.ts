@@ -3,7 +3,7 @@
  * should judge, each failing before its fix. (Case, what happened, the fix: policies/README.md "Red team, session 51", part 52.)
  */
 import { describe, expect, it } from "vitest";
-import { deployment, edit } from "./fixtures";
+import { deployment, edit, ingress as ingressOf } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
 import { traefikConfigMap, traefikDeployment, traefikFile } from "./traefik-fixtures";
 
@@ -124,5 +124,52 @@ describe("a Traefik file is Traefik's static configuration only where a Traefik 
             .toEqual([`${who} /etc/traefik/traefik.toml from volume "config", which the pack cannot read${UNREAD}`]);
         // Traefik configured by flags only, with nothing mounted where it looks: nothing to read.
         expect(await found([traefikDeployment(["--entryPoints.web.address=:8000"], { mountPath: "/data" }, { emptyDir: {} })])).toEqual([]);
+    });
+});
+
+describe("edge-gateway-contract: ingress-nginx's response header maps, forwarded-for-header, and its keys' case", () => {
+    const controller = (data: Record<string, string>, name = "ingress-nginx-controller", namespace = "ingress-nginx"): TestResource => ({
+        type: "kubernetes:core/v1:ConfigMap", name, props: { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data } });
+    const contract = async (rs: TestResource[]) => (await messages("edge-gateway-contract", rs)).map((m) => m.split(/; the api-gateway|\. Declare the header map/)[0]);
+
+    it("follows add-headers and the custom-headers annotation: a map the stack does not declare, a security header set to another value than the gateway's", async () => {
+        const ing = edit(ingressOf(), (p) => { p.metadata.annotations["nginx.ingress.kubernetes.io/custom-headers"] = "answer-headers"; });
+        expect(await contract([controller({ "Add-Headers": "ingress-nginx/extra-headers" }), ing])).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets add-headers to ingress-nginx/extra-headers, a ConfigMap this stack does not declare: the controller adds each of its keys as a header " +
+            "to every answer, and no policy can see which (security headers, CORS)",
+            "Ingress \"nginx-ingress\" sets the annotation nginx.ingress.kubernetes.io/custom-headers to answer-headers, a ConfigMap this stack does not declare: the controller adds each of its keys " +
+            "as a header to every answer, and no policy can see which (security headers, CORS)",
+        ]);
+        const declared = [controller({ "Referrer-Policy": "unsafe-url", "X-Frame-Options": "DENY", "X-Served-By": "edge" }, "extra-headers"),
+            controller({ "x-frame-options": "SAMEORIGIN" }, "answer-headers", "ai-trading")];
+        expect(await contract([controller({ "add-headers": "ingress-nginx/extra-headers" }), ing, ...declared])).toEqual([
+            "ConfigMap \"extra-headers\" (the header map ConfigMap \"ingress-nginx-controller\" names by add-headers) adds Referrer-Policy: unsafe-url to every answer beside the gateway's own " +
+            "(a second X-Frame-Options voids it, the last Referrer-Policy wins, HSTS and nosniff are the gateway's to set): add no security header at the edge.",
+            "ConfigMap \"answer-headers\" (the header map Ingress \"nginx-ingress\" names by the annotation nginx.ingress.kubernetes.io/custom-headers) adds x-frame-options: SAMEORIGIN to every answer beside the gateway's own " +
+            "(a second X-Frame-Options voids it, the last Referrer-Policy wins, HSTS and nosniff are the gateway's to set): add no security header at the edge.",
+        ]);
+        // The gateway's own values, or headers of no security meaning, pass.
+        expect(await contract([controller({ "add-headers": "ingress-nginx/extra-headers" }), controller({ "X-Frame-Options": "deny", "X-Served-By": "edge" }, "extra-headers")])).toEqual([]);
+    });
+
+    it("rejects a forwarded-for-header other than X-Forwarded-For where the controller trusts it, whatever proxy-real-ip-cidr says", async () => {
+        expect(await contract([controller({ "use-forwarded-headers": "true", "Forwarded-For-Header": "X-Client-IP", "proxy-real-ip-cidr": "10.244.0.0/16" }),
+            controller({ "enable-real-ip": "1", "forwarded-for-header": "True-Client-IP" }, "b")])).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" sets forwarded-for-header X-Client-IP with use-forwarded-headers, so the controller takes the client address from X-Client-IP, a header the proxy in front passes on from the client as it came (it writes X-Forwarded-For): any client chooses its own",
+            "ConfigMap \"b\" sets enable-real-ip with proxy-real-ip-cidr 0.0.0.0/0 (its default; wider than /16), so the controller takes the client address from a header any client there writes",
+            "ConfigMap \"b\" sets forwarded-for-header True-Client-IP with enable-real-ip, so the controller takes the client address from True-Client-IP, a header the proxy in front passes on from the client as it came (it writes X-Forwarded-For): any client chooses its own",
+        ]);
+        // X-Forwarded-For (any case), the PROXY protocol (the header is not read), or no trust at all: passed.
+        expect(await contract([controller({ "use-forwarded-headers": "true", "forwarded-for-header": "x-forwarded-for", "proxy-real-ip-cidr": "10.244.0.0/16" }),
+            controller({ "use-proxy-protocol": "true", "forwarded-for-header": "X-Client-IP", "proxy-real-ip-cidr": "10.244.0.0/16" }, "b"),
+            controller({ "forwarded-for-header": "X-Client-IP" }, "c")])).toEqual([]);
+    });
+
+    it("reads hide-headers and proxy-real-ip-cidr in any case, as mapstructure decodes them past ReadConfig's exact-key reading (one value, not split)", async () => {
+        expect(await contract([controller({ "Hide-Headers": "Strict-Transport-Security" }), controller({ "enable-real-ip": "true", "Proxy-Real-IP-CIDR": "0.0.0.0/0" }, "b")])).toEqual([
+            "ConfigMap \"ingress-nginx-controller\" removes the security header Strict-Transport-Security from every answer (hide-headers)",
+            "ConfigMap \"b\" sets enable-real-ip with proxy-real-ip-cidr 0.0.0.0/0 (wider than /16), so the controller takes the client address from a header any client there writes",
+        ]);
+        expect(await contract([controller({ "enable-real-ip": "true", "Proxy-Real-IP-CIDR": "10.244.0.0/16" })])).toEqual([]);
     });
 });
