@@ -5,51 +5,20 @@
  * amount the processor can never charge, and how many cards one user may save.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
+import { usePaymentService } from "./payment-rig";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-let svc: Service<any>;
-let base: string;
-let pool: InstanceType<typeof pg.Pool>;
+const rig = usePaymentService(fake, { env: { PAYMENT_RECONCILE_GRACE_MS: "0" }, poolMax: 4 });
 const user = randomUUID();
 const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
 
-beforeAll(async () => {
-  await fake.start();
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50" };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureKafkaTopics(admin);
-  await admin.disconnect();
-  svc = await createService(paymentService, { env, defaultMetrics: false });
-  base = await svc.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${base}/webhooks/processor`;
-}, 240_000);
-
-afterAll(async () => {
-  await svc?.close();
-  await pool?.end();
-  await fake.stop();
-});
-
-const saveCard = async (token = "pm_card_visa", headers = trader): Promise<string> => {
-  const r = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: token }, headers });
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
-  return r.body.paymentMethod as string;
-};
+const saveCard = (token = "pm_card_visa", headers = trader): Promise<string> => rig.saveCard(headers, token);
 const postWebhook = async (event: unknown) => {
   const body = JSON.stringify(event);
-  const r = await fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body });
+  const r = await fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body });
   return { status: r.status, body: await r.json() };
 };
 
@@ -71,10 +40,10 @@ describe("processor webhooks about PaymentIntents that are not ours", () => {
     fake.mode = "async";
     try {
       const card = await saveCard();
-      const p = await http("POST", `${base}/intents`, { body: { amount: 3100, currency: "usd", paymentMethod: card }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
+      const p = await http("POST", `${rig.base}/intents`, { body: { amount: 3100, currency: "usd", paymentMethod: card }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
       expect(p.body.status).toBe("processing");
       await fake.settle((i) => i.metadata.intent_id === p.body.id);
-      expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+      expect((await http("GET", `${rig.base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
     } finally {
       fake.mode = "sync";
     }
@@ -91,20 +60,20 @@ describe("a retried charge whose card was removed meanwhile", () => {
     const key = `k-${randomUUID()}`;
     const body = { amount: 2900, currency: "usd", paymentMethod: card };
     const internalBody = { ...body, userId: other["x-user-id"], amount: 1500, reference: `invoice:${randomUUID()}` };
-    const first = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
+    const first = await http("POST", `${rig.base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
     expect([first.status, first.body.status]).toEqual([201, "succeeded"]);
-    const firstInternal = await http("POST", `${base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
+    const firstInternal = await http("POST", `${rig.base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
     expect([firstInternal.status, firstInternal.body.status]).toEqual([201, "succeeded"]);
-    expect((await http("DELETE", `${base}/payment-methods/${card}`, { headers: other })).status).toBe(204);
+    expect((await http("DELETE", `${rig.base}/payment-methods/${card}`, { headers: other })).status).toBe(204);
 
-    const again = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
+    const again = await http("POST", `${rig.base}/intents`, { body, headers: { ...other, "idempotency-key": key } });
     expect([again.status, again.body.id, again.headers.get("idempotent-replay")], JSON.stringify(again.body)).toEqual([200, first.body.id, "true"]);
-    const againInternal = await http("POST", `${base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
+    const againInternal = await http("POST", `${rig.base}/internal/intents`, { body: internalBody, headers: { "idempotency-key": key } });
     expect([againInternal.status, againInternal.body.id], JSON.stringify(againInternal.body)).toEqual([200, firstInternal.body.id]);
-    const reused = await http("POST", `${base}/intents`, { body: { ...body, amount: 2901 }, headers: { ...other, "idempotency-key": key } });
+    const reused = await http("POST", `${rig.base}/intents`, { body: { ...body, amount: 2901 }, headers: { ...other, "idempotency-key": key } });
     expect([reused.status, reused.body.error?.code, reused.body.error?.field]).toEqual([409, "IDEMPOTENCY_KEY_REUSED", "idempotency-key"]);
     // A new key still needs a saved card.
-    const fresh = await http("POST", `${base}/intents`, { body, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+    const fresh = await http("POST", `${rig.base}/intents`, { body, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
     expect([fresh.status, fresh.body.error?.code, fresh.body.error?.field]).toEqual([404, "PAYMENT_METHOD_NOT_FOUND", "paymentMethod"]);
     expect(fake.chargesFor(first.body.id)).toBe(1);
     expect(fake.chargesFor(firstInternal.body.id)).toBe(1);
@@ -118,20 +87,20 @@ describe("an amount the card processor can never charge", () => {
   it("is a 400 naming amount on the client and the internal route: nothing stored, the processor not asked", async () => {
     const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const card = await saveCard("pm_card_visa", other);
-    const rows = async () => Number((await pool.query("SELECT count(*) FROM pay_intents WHERE user_id = $1", [other["x-user-id"]])).rows[0].count);
+    const rows = async () => Number((await rig.pool.query("SELECT count(*) FROM pay_intents WHERE user_id = $1", [other["x-user-id"]])).rows[0].count);
     const asked = fake.intents.size;
     const cases: Array<[number, string]> = [[1, "usd"], [49, "usd"], [49, "eur"], [29, "gbp"], [49, "chf"], [49, "jpy"], [100_000_000, "usd"], [100_000_000, "jpy"], [1_000_000_000_000, "eur"]];
     for (const [amount, currency] of cases) {
-      const client = await http("POST", `${base}/intents`, { body: { amount, currency, paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+      const client = await http("POST", `${rig.base}/intents`, { body: { amount, currency, paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
       expect([client.status, client.body.error?.code, client.body.error?.field], `${amount} ${currency}: ${JSON.stringify(client.body)}`).toEqual([400, "VALIDATION_ERROR", "amount"]);
-      const internal = await http("POST", `${base}/internal/intents`, { body: { userId: other["x-user-id"], amount, currency, paymentMethod: card, reference: `invoice:${randomUUID()}` }, headers: { "idempotency-key": `k-${randomUUID()}` } });
+      const internal = await http("POST", `${rig.base}/internal/intents`, { body: { userId: other["x-user-id"], amount, currency, paymentMethod: card, reference: `invoice:${randomUUID()}` }, headers: { "idempotency-key": `k-${randomUUID()}` } });
       expect([internal.status, internal.body.error?.field], `${amount} ${currency} internal`).toEqual([400, "amount"]);
     }
     expect(await rows()).toBe(0);
     expect(fake.intents.size).toBe(asked);
     // The bounds themselves are charged.
     for (const amount of [50, 99_999_999]) {
-      const ok = await http("POST", `${base}/intents`, { body: { amount, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+      const ok = await http("POST", `${rig.base}/intents`, { body: { amount, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
       expect([ok.status, ok.body.status, ok.body.amount]).toEqual([201, "succeeded", amount]);
     }
   });
@@ -147,7 +116,7 @@ describe("a charge the processor refuses without an error code", () => {
     const m = fake.paymentMethods.get(card)!;
     m.customer = null;
     m.spent = true;
-    const r = await http("POST", `${base}/intents`, { body: { amount: 2900, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+    const r = await http("POST", `${rig.base}/intents`, { body: { amount: 2900, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
     expect([r.status, r.body.status, r.body.failureCode], JSON.stringify(r.body)).toEqual([201, "failed", "invalid_request_error"]);
     expect(JSON.stringify(r.body)).not.toMatch(/Stripe[A-Za-z]*Error/);
   });
@@ -160,18 +129,18 @@ describe("how many payment methods one user may save", () => {
     const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
     const saved: string[] = [];
     for (let i = 0; i < 18; i++) saved.push(await saveCard("pm_card_visa", other));
-    const save = () => http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: other });
+    const save = () => http("POST", `${rig.base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: other });
     const burst = await Promise.all(Array.from({ length: 5 }, save));
     expect(burst.map((r) => r.status).sort()).toEqual([201, 201, 409, 409, 409]);
     for (const r of burst.filter((x) => x.status === 409)) expect([r.body.error.code, r.body.error.field]).toEqual(["PAYMENT_METHODS_LIMIT", "paymentMethod"]);
-    const listed = (await http("GET", `${base}/payment-methods`, { headers: other })).body.paymentMethods;
+    const listed = (await http("GET", `${rig.base}/payment-methods`, { headers: other })).body.paymentMethods;
     expect(listed).toHaveLength(20);
     // The refused ones are not left attached to the user's customer at the processor.
     const customer = fake.paymentMethods.get(saved[0])!.customer;
     expect([...fake.paymentMethods.values()].filter((m) => m.customer === customer)).toHaveLength(20);
     // One's own card again is still answered; a removal makes room.
-    expect((await http("POST", `${base}/payment-methods`, { body: { paymentMethod: saved[0] }, headers: other })).status).toBe(200);
-    expect((await http("DELETE", `${base}/payment-methods/${saved[1]}`, { headers: other })).status).toBe(204);
+    expect((await http("POST", `${rig.base}/payment-methods`, { body: { paymentMethod: saved[0] }, headers: other })).status).toBe(200);
+    expect((await http("DELETE", `${rig.base}/payment-methods/${saved[1]}`, { headers: other })).status).toBe(204);
     expect((await save()).status).toBe(201);
     expect((await save()).status).toBe(409);
   });
@@ -189,7 +158,7 @@ describe("reconciling a charge whose answer was lost, while the processor's sear
     const customer = fake.paymentMethods.get(card)!.customer!;
     // The service charged and died before recording the answer: our row `created`, the processor's intent succeeded.
     const intentId = randomUUID();
-    await pool.query(
+    await rig.pool.query(
       `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, status, processor, created_at)
        VALUES ($1, $2, 'client', $3, 'h', 4200, 'usd', $4, 'created', 'stripe', now() - interval '10 seconds')`,
       [intentId, other["x-user-id"], `k-${randomUUID()}`, card],
@@ -198,11 +167,11 @@ describe("reconciling a charge whose answer was lost, while the processor's sear
     fake.intents.set(pi, { id: pi, object: "payment_intent", amount: 4200, amount_received: 4200, currency: "usd", status: "succeeded", payment_method: card, description: null, metadata: { intent_id: intentId, user_id: other["x-user-id"] }, customer, created: Math.floor(Date.now() / 1000) - 9, livemode: false, last_payment_error: null });
     fake.unindexed.add(pi);
     const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
-    const r = await http("POST", `${base}/reconcile`, { headers: admin });
+    const r = await http("POST", `${rig.base}/reconcile`, { headers: admin });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.actions.find((a: { intentId: string }) => a.intentId === intentId)).toMatchObject({ kind: "settle", to: "succeeded", processorIntentId: pi });
-    const row = await http("GET", `${base}/intents/${intentId}`, { headers: other });
+    const row = await http("GET", `${rig.base}/intents/${intentId}`, { headers: other });
     expect([row.body.status, row.body.processorIntentId]).toEqual(["succeeded", pi]);
-    expect(Number((await pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count)).toBe(1);
+    expect(Number((await rig.pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count)).toBe(1);
   });
 });

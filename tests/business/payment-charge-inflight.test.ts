@@ -11,57 +11,29 @@
  * The grace is 0 here, as in payment-service.test.ts: every open intent is looked up at once.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { afterAll, describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import { usePaymentService } from "./payment-rig";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-let svc: Service<any>;
-let base: string;
-let pool: InstanceType<typeof pg.Pool>;
+const rig = usePaymentService(fake, { env: { PAYMENT_RECONCILE_GRACE_MS: "0" }, poolMax: 4 });
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 const payer = () => ({ "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" });
 
-beforeAll(async () => {
-  await fake.start();
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50" };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await kafka.connect();
-  await ensureKafkaTopics(kafka);
-  await kafka.disconnect();
-  svc = await createService(paymentService, { env, defaultMetrics: false });
-  base = await svc.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${base}/webhooks/processor`;
-}, 240_000);
-
-afterAll(async () => {
+afterAll(() => {
   fake.beforeCreate = undefined;
-  await svc?.close();
-  await pool?.end();
-  await fake.stop();
 });
 
-const saveCard = async (headers: Record<string, string>): Promise<string> => {
-  const r = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers });
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
-  return r.body.paymentMethod as string;
-};
+const saveCard = (headers: Record<string, string>): Promise<string> => rig.saveCard(headers);
 const reconcile = async (intentId: string) => {
-  const r = await http("POST", `${base}/reconcile`, { headers: admin });
+  const r = await http("POST", `${rig.base}/reconcile`, { headers: admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return (r.body.actions as { kind: string; intentId: string; to?: string }[]).find((a) => a.intentId === intentId);
 };
-const intent = async (intentId: string) => (await pool.query("SELECT status, failure_code, processor_intent_id FROM pay_intents WHERE intent_id = $1", [intentId])).rows[0];
-const journals = async (intentId: string) => Number((await pool.query("SELECT count(*) AS n FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].n);
-const announced = async (intentId: string) => (await pool.query("SELECT event_id FROM pay_outbox WHERE event_id LIKE $1 ORDER BY id", [`${intentId}:%`])).rows.map((r) => r.event_id as string);
+const intent = async (intentId: string) => (await rig.pool.query("SELECT status, failure_code, processor_intent_id FROM pay_intents WHERE intent_id = $1", [intentId])).rows[0];
+const journals = async (intentId: string) => Number((await rig.pool.query("SELECT count(*) AS n FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].n);
+const announced = async (intentId: string) => (await rig.pool.query("SELECT event_id FROM pay_outbox WHERE event_id LIKE $1 ORDER BY id", [`${intentId}:%`])).rows.map((r) => r.event_id as string);
 
 describe("a charge whose create request is stalled at the processor past the grace", () => {
   it("is neither closed as never_reached_processor nor left unbooked: the answer, when it comes, is booked once", async () => {
@@ -72,14 +44,14 @@ describe("a charge whose create request is stalled at the processor past the gra
     const before = fake.createsReceived;
     fake.beforeCreate = () => held;
     const key = `k-${randomUUID()}`;
-    const charging = http("POST", `${base}/intents`, { body: { amount: 4_400, currency: "usd", paymentMethod: card }, headers: { ...user, "idempotency-key": key } });
+    const charging = http("POST", `${rig.base}/intents`, { body: { amount: 4_400, currency: "usd", paymentMethod: card }, headers: { ...user, "idempotency-key": key } });
     try {
       await waitUntil("the create at the processor", async () => fake.createsReceived > before, 10_000, 20);
-      const { intent_id: intentId } = (await pool.query("SELECT intent_id FROM pay_intents WHERE user_id = $1 AND idempotency_key = $2", [user["x-user-id"], key])).rows[0];
+      const { intent_id: intentId } = (await rig.pool.query("SELECT intent_id FROM pay_intents WHERE user_id = $1 AND idempotency_key = $2", [user["x-user-id"], key])).rows[0];
       // Older than the grace (0), unknown to the processor, within the in-flight bound: looked at, not closed.
       expect(await reconcile(intentId)).toMatchObject({ kind: "none" });
       // Past the in-flight bound too (its row made an hour older), its create still being sent: not closed either.
-      await pool.query("UPDATE pay_intents SET created_at = now() - interval '1 hour' WHERE intent_id = $1", [intentId]);
+      await rig.pool.query("UPDATE pay_intents SET created_at = now() - interval '1 hour' WHERE intent_id = $1", [intentId]);
       expect(await reconcile(intentId)).toMatchObject({ kind: "in_flight" });
       expect(await intent(intentId)).toMatchObject({ status: "created", failure_code: null });
       release();
@@ -101,7 +73,7 @@ describe("a charge the processor reports after its intent was closed as never_re
     const card = await saveCard(user);
     const customer = fake.paymentMethods.get(card)!.customer!;
     const intentId = randomUUID();
-    await pool.query(
+    await rig.pool.query(
       `INSERT INTO pay_intents (intent_id, user_id, origin, idempotency_key, request_hash, amount, currency, payment_method, status, processor, created_at)
        VALUES ($1, $2, 'client', $3, 'h', $4, 'usd', $5, 'created', 'stripe', now() - interval '1 hour')`,
       [intentId, user["x-user-id"], `k-${randomUUID()}`, amount, card],
@@ -129,7 +101,7 @@ describe("a charge the processor reports after its intent was closed as never_re
   it("is booked by its webhook, once however often it is delivered", async () => {
     const { intentId, pi, charged } = await closedIntent(5_200);
     const body = JSON.stringify({ id: `evt_${randomUUID().replace(/-/g, "")}`, type: "payment_intent.succeeded", created: Math.floor(Date.now() / 1000), data: { object: charged } });
-    const post = async () => (await fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body })).json();
+    const post = async () => (await fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body })).json();
     expect(await post()).toMatchObject({ outcome: "applied" });
     expect(await post()).toMatchObject({ outcome: "duplicate" });
     expect(await intent(intentId)).toMatchObject({ status: "succeeded", processor_intent_id: pi });

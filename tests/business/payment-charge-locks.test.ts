@@ -11,55 +11,33 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
+import { usePaymentService } from "./payment-rig";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-let svc: Service<any>;
-let base: string;
-let pool: InstanceType<typeof pg.Pool>;
-const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
-let visa: string;
-
-const charge = (key: string) => http("POST", `${base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
-const intentsWithKey = async (key: string) => Number((await pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
-
-beforeAll(async () => {
-  await fake.start();
-  const env = {
-    ...srv.env,
-    LOG_LEVEL: "silent",
-    ...fake.env,
-    PAYMENT_RECONCILE_INTERVAL_MS: "0",
-    PAYMENT_OUTBOX_INTERVAL_MS: "50",
+const rig = usePaymentService(fake, {
+  env: {
     // The service's own pool: as many connections as charges will stall at the processor.
     POSTGRES_POOL_MAX: "2",
     POSTGRES_CONNECT_TIMEOUT_MS: "3000",
     PAYMENT_CHARGE_LOCK_CONNECTIONS: "2",
     PAYMENT_CHARGE_LOCK_WAIT_MS: "300",
-  };
-  pool = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
-  await runPostgresMigrations(pool);
-  svc = await createService(paymentService, { env, defaultMetrics: false });
-  base = await svc.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${base}/webhooks/processor`;
-  const saved = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: trader });
-  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
-  visa = saved.body.paymentMethod as string;
-}, 240_000);
+  },
+});
+const user = randomUUID();
+const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+let visa: string;
 
-afterAll(async () => {
+const charge = (key: string) => http("POST", `${rig.base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
+const intentsWithKey = async (key: string) => Number((await rig.pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
+
+beforeAll(async () => {
+  visa = await rig.saveCard(trader);
+});
+
+afterAll(() => {
   fake.beforeAnswer = undefined;
-  await svc?.close();
-  await pool?.end();
-  await fake.stop();
 });
 
 describe("charges at a stalled processor", () => {
@@ -77,7 +55,7 @@ describe("charges at a stalled processor", () => {
     try {
       await waitUntil("both charges at the processor", async () => stalled === 2, 30_000, 20);
       // Both charges hold their account lock at the processor: the service's pool is free for the rest.
-      const read = await http("GET", `${base}/intents`, { headers: trader });
+      const read = await http("GET", `${rig.base}/intents`, { headers: trader });
       expect(read.status, JSON.stringify(read.body)).toBe(200);
       expect((read.body.intents as { status: string }[]).map((i) => i.status)).toEqual(["created", "created"]);
       // The processor's webhooks of the stalled charges (it made them before its answer stalled) are applied meanwhile.

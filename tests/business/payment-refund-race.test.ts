@@ -7,70 +7,42 @@
  * Real PostgreSQL and Kafka; the card processor is tests/fakes/card-processor.ts through the `stripe` SDK.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
+import { usePaymentService } from "./payment-rig";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-let svc: Service<any>;
-let base: string;
-let pool: InstanceType<typeof pg.Pool>;
+fake.refusesExcessRefunds = false;
+const rig = usePaymentService(fake, { env: { POSTGRES_POOL_MAX: "20" }, webhooks: false });
 let visa: string;
 const user = randomUUID();
 const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 
 beforeAll(async () => {
-  await fake.start();
-  fake.refusesExcessRefunds = false;
-  const env: Record<string, string> = { ...srv.env, LOG_LEVEL: "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", POSTGRES_POOL_MAX: "20" };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 2 });
-  await runPostgresMigrations(pool);
-  svc = await createService(paymentService, { env, defaultMetrics: false });
-  base = await svc.listen({ port: 0, host: "127.0.0.1" });
-  const saved = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: trader });
-  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
-  visa = saved.body.paymentMethod;
-}, 240_000);
-
-afterEach(async () => {
-  const { rows } = await pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
-  for (const r of rows) expect(r.total, `ledger total in ${r.currency}`).toBe("0");
+  visa = await rig.saveCard(trader);
 });
 
-afterAll(async () => {
-  await svc?.close();
-  await pool?.end();
-  await fake.stop();
-});
+afterEach(() => rig.expectLedgerBalanced());
 
-async function payment(amount: number): Promise<{ id: string; processorIntentId: string }> {
-  const r = await http("POST", `${base}/intents`, { body: { amount, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": `k-${randomUUID()}` } });
-  expect([r.status, r.body.status]).toEqual([201, "succeeded"]);
-  return r.body;
-}
+const payment = (amount: number) => rig.payment(trader, visa, amount);
 
 /** Through the admin route (as an admin through the gateway) or the internal one (as billing-service). */
 const refund = (intentId: string, route: "admin" | "internal", key: string, amount?: number) =>
   route === "admin"
-    ? http("POST", `${base}/intents/${intentId}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { ...admin, "idempotency-key": key } })
-    : http("POST", `${base}/internal/intents/${intentId}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { "idempotency-key": key } });
+    ? http("POST", `${rig.base}/intents/${intentId}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { ...admin, "idempotency-key": key } })
+    : http("POST", `${rig.base}/internal/intents/${intentId}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { "idempotency-key": key } });
 
 /** What was refunded, by the processor and by our books, and what the intent row says. */
 async function refunded(p: { id: string; processorIntentId: string }) {
   const processor = fake.refunds.filter((r) => r.payment_intent === p.processorIntentId).reduce((a, r) => a + r.amount, 0);
-  const ours = await pool.query<{ succeeded: string; pending: string }>(
+  const ours = await rig.pool.query<{ succeeded: string; pending: string }>(
     "SELECT coalesce(sum(amount) FILTER (WHERE status = 'succeeded'), 0)::text AS succeeded, coalesce(sum(amount) FILTER (WHERE status = 'pending'), 0)::text AS pending FROM pay_refunds WHERE intent_id = $1",
     [p.id],
   );
-  const intent = await pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
-  const ledger = await pool.query<{ total: string }>("SELECT coalesce(sum(amount), 0)::text AS total FROM pay_ledger_entries WHERE account = $1", [`customer:${user}`]);
+  const intent = await rig.pool.query<{ refunded: string }>("SELECT refunded::text FROM pay_intents WHERE intent_id = $1", [p.id]);
+  const ledger = await rig.pool.query<{ total: string }>("SELECT coalesce(sum(amount), 0)::text AS total FROM pay_ledger_entries WHERE account = $1", [`customer:${user}`]);
   return { processor, succeeded: Number(ours.rows[0].succeeded), pending: Number(ours.rows[0].pending), intent: Number(intent.rows[0].refunded), customerBalance: Number(ledger.rows[0].total) };
 }
 

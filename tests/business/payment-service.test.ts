@@ -7,21 +7,14 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePort, kafkajs, pg, type KafkaJs } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import paymentService from "../../services/src/services/payment-service";
+import { freePort, kafkajs, type KafkaJs } from "../harness";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { pushJson } from "../helpers/kafka-json";
 import { ChildService, http, waitUntil } from "../trading/e2e-helpers";
+import { usePaymentService } from "./payment-rig";
 
-const srv = useServers("postgres", "kafka");
 const fake = new FakeCardProcessor();
-let svc: Service<any>;
-let base: string;
-let pool: InstanceType<typeof pg.Pool>;
-let env: Record<string, string>;
+const rig = usePaymentService(fake, { env: { PAYMENT_RECONCILE_GRACE_MS: "0" }, poolMax: 4 });
 const events: { type: string; intentId: string; eventId: string }[] = [];
 let consumer: KafkaJs.Consumer | undefined;
 let stopped = false;
@@ -33,31 +26,16 @@ let declining: string;
 const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
 const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
 const charge = (body: Record<string, unknown>, key: string | undefined, headers: Record<string, string> = trader) =>
-  http("POST", `${base}/intents`, { body, headers: { ...headers, ...(key ? { "idempotency-key": key } : {}) } });
+  http("POST", `${rig.base}/intents`, { body, headers: { ...headers, ...(key ? { "idempotency-key": key } : {}) } });
 
 async function ledgerTotals(): Promise<Record<string, string>> {
-  const { rows } = await pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
+  const { rows } = await rig.pool.query("SELECT currency, sum(amount)::text AS total FROM pay_ledger_entries GROUP BY currency");
   return Object.fromEntries(rows.map((r) => [r.currency, r.total]));
 }
-const journalsFor = async (intentId: string) => Number((await pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count);
+const journalsFor = async (intentId: string) => Number((await rig.pool.query("SELECT count(*) FROM pay_journals WHERE journal_id = $1", [`payment:${intentId}`])).rows[0].count);
 
 beforeAll(async () => {
-  await fake.start();
-  env = {
-    ...srv.env,
-    LOG_LEVEL: "silent",
-    ...fake.env,
-    PAYMENT_RECONCILE_INTERVAL_MS: "0",
-    PAYMENT_RECONCILE_GRACE_MS: "0",
-    PAYMENT_OUTBOX_INTERVAL_MS: "50",
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-  const adminClient = kafka.admin();
-  await adminClient.connect();
-  await ensureKafkaTopics(adminClient);
-  await adminClient.disconnect();
+  const kafka = new kafkajs.Kafka({ brokers: rig.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   // Collects payments.events in the background; a consumer that crashes while the fresh broker's
   // group coordinator is still loading is replaced (kafkajs does not restart it by itself).
   const collect = async (): Promise<void> => {
@@ -72,17 +50,9 @@ beforeAll(async () => {
     await c.run({ eachMessage: async ({ message }) => void pushJson(events, message.value) });
   };
   void collect().catch(() => setTimeout(() => void collect().catch(() => undefined), 1000));
-  svc = await createService(paymentService, { env, defaultMetrics: false });
-  base = await svc.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${base}/webhooks/processor`;
   // Only a method saved to the payer is charged (tests/business/payment-methods.test.ts).
-  const save = async (token: string) => {
-    const r = await http("POST", `${base}/payment-methods`, { body: { paymentMethod: token }, headers: trader });
-    expect(r.status, JSON.stringify(r.body)).toBe(201);
-    return r.body.paymentMethod as string;
-  };
-  visa = await save("pm_card_visa");
-  declining = await save("pm_card_chargeDeclined");
+  visa = await rig.saveCard(trader, "pm_card_visa");
+  declining = await rig.saveCard(trader, "pm_card_chargeDeclined");
 }, 240_000);
 
 afterEach(async () => {
@@ -93,9 +63,6 @@ afterEach(async () => {
 afterAll(async () => {
   stopped = true;
   await consumer?.disconnect();
-  await svc?.close();
-  await pool?.end();
-  await fake.stop();
 });
 
 describe("charges with idempotency keys", () => {
@@ -111,7 +78,7 @@ describe("charges with idempotency keys", () => {
     expect(again.body.id).toBe(first.body.id);
     expect((await charge({ ...body, amount: 2901 }, key)).body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
     expect(fake.chargesFor(first.body.id)).toBe(1);
-    const bal = await http("GET", `${base}/ledger?account=customer:${user}`, { headers: admin });
+    const bal = await http("GET", `${rig.base}/ledger?account=customer:${user}`, { headers: admin });
     expect(bal.body.accounts).toEqual([{ account: `customer:${user}`, currency: "usd", balance: -2900 }]);
 
     for (const [b, field] of [
@@ -132,7 +99,7 @@ describe("charges with idempotency keys", () => {
     const noKey = await charge(body, undefined);
     expect([noKey.status, noKey.body.error.field]).toEqual([400, "idempotency-key"]);
     expect((await charge(body, "bad key with spaces")).status).toBe(400);
-    expect((await http("POST", `${base}/intents`, { body })).status).toBe(401);
+    expect((await http("POST", `${rig.base}/intents`, { body })).status).toBe(401);
   });
 
   it("50 concurrent attempts with one key charge exactly once", async () => {
@@ -162,7 +129,7 @@ describe("charges with idempotency keys", () => {
     const squat = await charge({ amount: 100, currency: "usd", paymentMethod: declining }, key);
     expect([squat.status, squat.body.status]).toEqual([201, "failed"]);
     const invoiceCharge = { userId: user, amount: 1500, currency: "usd", paymentMethod: visa, reference: `invoice:${randomUUID()}` };
-    const internal = () => http("POST", `${base}/internal/intents`, { body: invoiceCharge, headers: { "idempotency-key": key } });
+    const internal = () => http("POST", `${rig.base}/internal/intents`, { body: invoiceCharge, headers: { "idempotency-key": key } });
     const billed = await internal();
     expect([billed.status, billed.body.status, billed.body.amount]).toEqual([201, "succeeded", 1500]);
     expect(billed.body.id).not.toBe(squat.body.id);
@@ -176,7 +143,7 @@ describe("charges with idempotency keys", () => {
 
   it("refunds partially, then refuses more than is left", async () => {
     const p = await charge({ amount: 5000, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
-    const refund = (amount: number, key: string, headers = admin) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body: { amount }, headers: { ...headers, "idempotency-key": key } });
+    const refund = (amount: number, key: string, headers = admin) => http("POST", `${rig.base}/intents/${p.body.id}/refunds`, { body: { amount }, headers: { ...headers, "idempotency-key": key } });
     expect((await refund(2000, "r1", trader)).status).toBe(403);
     const r1 = await refund(2000, "r1");
     expect(r1.status).toBe(200);
@@ -189,7 +156,7 @@ describe("charges with idempotency keys", () => {
 
   it("a retried full refund answers as the first time (its key, with or without the amount); another amount under it is refused", async () => {
     const p = await charge({ amount: 3000, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
-    const refund = (body: object, key: string) => http("POST", `${base}/intents/${p.body.id}/refunds`, { body, headers: { ...admin, "idempotency-key": key } });
+    const refund = (body: object, key: string) => http("POST", `${rig.base}/intents/${p.body.id}/refunds`, { body, headers: { ...admin, "idempotency-key": key } });
     const first = await refund({}, "all");
     expect([first.status, first.body.refunded]).toEqual([200, 3000]);
     for (const again of [await refund({}, "all"), await refund({ amount: 3000 }, "all")]) expect([again.status, again.body.refunded]).toEqual([200, 3000]);
@@ -210,12 +177,12 @@ describe("webhooks", () => {
       await fake.settle((i) => i.metadata.intent_id === p.body.id);
       const delivered = fake.webhooks.find((w) => (w.event.data.object as { metadata: { intent_id: string } }).metadata.intent_id === p.body.id && w.event.type === "payment_intent.succeeded")!;
       expect(delivered.lastStatus).toBe(200);
-      expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+      expect((await http("GET", `${rig.base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
       expect(await journalsFor(p.body.id)).toBe(1);
 
       const body = JSON.stringify(delivered.event);
       const post = (b: string, sig?: string) =>
-        fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", ...(sig ? { "stripe-signature": sig } : {}) }, body: b }).then(async (r) => ({ status: r.status, body: await r.json() }));
+        fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", ...(sig ? { "stripe-signature": sig } : {}) }, body: b }).then(async (r) => ({ status: r.status, body: await r.json() }));
       // Replay of the genuine delivery (fresh timestamp, valid signature): acknowledged, not applied.
       expect((await post(body, fake.sign(body))).body.outcome).toBe("duplicate");
       // Forged: another secret. Tampered: amount changed after signing. Stale: older than the tolerance. Unsigned.
@@ -239,11 +206,11 @@ describe("webhooks", () => {
     const p = await charge({ amount: 2500, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
     const event = { id: `evt_future_${randomUUID().slice(0, 8)}`, object: "event", type: "payment_intent.payment_failed", created: Math.floor(Date.now() / 1000), data: { object: { id: p.body.processorIntentId, object: "payment_intent", status: "requires_payment_method", amount: 2500, currency: "usd", metadata: { intent_id: p.body.id } } } };
     const body = JSON.stringify(event);
-    const post = (sig: string) => fetch(`${base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": sig }, body }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const post = (sig: string) => fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": sig }, body }).then(async (r) => ({ status: r.status, body: await r.json() }));
     const ahead = await post(fake.sign(body, Math.floor(Date.now() / 1000) + 3600));
     expect([ahead.status, ahead.body.error.code, ahead.body.error.field]).toEqual([400, "INVALID_SIGNATURE", "stripe-signature"]);
     expect(ahead.body.error.message).toContain("in the future");
-    expect((await http("GET", `${base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
+    expect((await http("GET", `${rig.base}/intents/${p.body.id}`, { headers: trader })).body.status).toBe("succeeded");
     // A clock a little ahead (within the tolerance) is still taken; the event names a settled intent, so it changes nothing.
     expect((await post(fake.sign(body, Math.floor(Date.now() / 1000) + 60))).status).toBe(200);
   });
@@ -257,7 +224,7 @@ describe("webhooks", () => {
 
 describe("crash between the processor's answer and our commit", () => {
   it("neither loses nor double-counts the payment: reconciliation settles it once", async () => {
-    const child = new ChildService("payment-service", await freePort(), env);
+    const child = new ChildService("payment-service", await freePort(), rig.env);
     await child.start();
     const intentIds: string[] = [];
     fake.beforeAnswer = async (intent) => {
@@ -271,7 +238,7 @@ describe("crash between the processor's answer and our commit", () => {
       fake.beforeAnswer = undefined;
       const [intentId] = intentIds;
       expect(fake.chargesFor(intentId)).toBe(1);
-      const row = (await pool.query("SELECT status FROM pay_intents WHERE intent_id = $1", [intentId])).rows[0];
+      const row = (await rig.pool.query("SELECT status FROM pay_intents WHERE intent_id = $1", [intentId])).rows[0];
       expect(row.status).toBe("created"); // our side never committed the answer
       expect(await journalsFor(intentId)).toBe(0);
 
