@@ -98,14 +98,43 @@ describe("a charge the processor reports after its intent was closed as never_re
     expect(await journals(intentId)).toBe(1);
   });
 
+  /** The processor's signed `payment_intent.succeeded` of `charged`: `post` delivers it (again). */
+  function webhookOf(charged: unknown) {
+    const body = JSON.stringify({ id: `evt_${randomUUID().replace(/-/g, "")}`, type: "payment_intent.succeeded", created: Math.floor(Date.now() / 1000), data: { object: charged } });
+    return async () => (await fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body })).json();
+  }
+
   it("is booked by its webhook, once however often it is delivered", async () => {
     const { intentId, pi, charged } = await closedIntent(5_200);
-    const body = JSON.stringify({ id: `evt_${randomUUID().replace(/-/g, "")}`, type: "payment_intent.succeeded", created: Math.floor(Date.now() / 1000), data: { object: charged } });
-    const post = async () => (await fetch(`${rig.base}/webhooks/processor`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": fake.sign(body) }, body })).json();
+    const post = webhookOf(charged);
     expect(await post()).toMatchObject({ outcome: "applied" });
     expect(await post()).toMatchObject({ outcome: "duplicate" });
     expect(await intent(intentId)).toMatchObject({ status: "succeeded", processor_intent_id: pi });
     expect(await journals(intentId)).toBe(1);
     expect(await reconcile(intentId)).toBeUndefined();
+  });
+
+  // Session 52: looked up again only for the in-flight bound after the close, an intent the processor
+  // reported later (or while every lookup of that window failed), its webhook lost, was never booked.
+  it("reported past the in-flight bound, its webhook lost: booked by a later pass (at most hourly, for PAYMENT_NEVER_REACHED_RECHECK_DAYS), once, a late webhook after it included", async () => {
+    const { intentId, pi, charged } = await closedIntent(5_300);
+    const asOf = (closed: string, lookedUp: string) => rig.pool.query(`UPDATE pay_intents SET updated_at = now() - interval '${closed}', reconciled_at = now() - interval '${lookedUp}' WHERE intent_id = $1`, [intentId]);
+    // Closed longer ago than the re-check days (30 by default): not asked.
+    await asOf("31 days", "2 hours");
+    expect(await reconcile(intentId)).toBeUndefined();
+    // Closed 6 hours ago, past the in-flight bound: not asked within the hour of its last lookup...
+    await asOf("6 hours", "10 minutes");
+    expect(await reconcile(intentId)).toBeUndefined();
+    // ...and booked by the first pass after it.
+    await asOf("6 hours", "61 minutes");
+    expect(await reconcile(intentId)).toMatchObject({ kind: "settle", to: "succeeded" });
+    expect(await intent(intentId)).toMatchObject({ status: "succeeded", processor_intent_id: pi });
+    expect(await journals(intentId)).toBe(1);
+    expect(await announced(intentId)).toEqual([`${intentId}:payment.failed`, `${intentId}:payment.succeeded`]);
+    // Its webhook delivered after all, and the passes after: nothing more.
+    expect(await webhookOf(charged)()).toMatchObject({ outcome: "applied" });
+    expect(await reconcile(intentId)).toBeUndefined();
+    expect(await journals(intentId)).toBe(1);
+    expect(await announced(intentId)).toEqual([`${intentId}:payment.failed`, `${intentId}:payment.succeeded`]);
   });
 });

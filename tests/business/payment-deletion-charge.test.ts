@@ -73,7 +73,7 @@ beforeAll(async () => {
   // Refunds take no part in a charge.
   // The service's lock connections (charge-locks.ts), with its default timeouts.
   locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20 });
-  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000 }, () => undefined, methods, undefined as never, locks);
+  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks);
 }, 300_000);
 afterAll(async () => {
   await locks?.close();
@@ -136,7 +136,7 @@ describe("a card charge and its account's deletion", () => {
     // run while the processor still has the charge, would otherwise wait for the answer, which this
     // test gives only after the deletion committed.
     const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
-    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000 }, () => undefined, methods, undefined as never, short);
+    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, short);
     const p = await payer();
     const { reached: atProcessor, release } = fake.holdAnswers();
     try {
@@ -202,7 +202,7 @@ describe("a card charge and reconciliation's close", () => {
   it("an intent closed between its insert and the processor call is not sent: answered as closed, nothing at the processor", async () => {
     const p = await payer();
     const [created, received] = [fake.created, fake.createsReceived];
-    const closer = new Payments(new PaymentRepo(db), processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 0, inFlightMs: 0 }, () => undefined, methods, undefined as never, locks);
+    const closer = new Payments(new PaymentRepo(db), processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 0, inFlightMs: 0, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks);
     let closedBy: unknown;
     repo.afterInsert = async () => {
       closedBy = (await closer.reconcile()).find((a) => a.kind === "never_reached_processor");

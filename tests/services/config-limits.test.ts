@@ -47,6 +47,8 @@ const absurd: [string, string, string, string][] = [
   ["payment-service", "PAYMENT_REFUND_RECHECK_DAYS", "-1", "must be >= 0"],
   ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "1", "must be >= 5"],
   ["payment-service", "PAYMENT_REFUND_RECHECK_EVERY_MINUTES", "100000", "must be <= 10080"],
+  ["payment-service", "PAYMENT_NEVER_REACHED_RECHECK_DAYS", "0", "must be >= 1"],
+  ["payment-service", "PAYMENT_NEVER_REACHED_RECHECK_DAYS", "365", "must be <= 180"],
   // Resolved refund issues: the kit's RECORD_RETENTION_DAYS bounds (5 to 100 years).
   ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "30", "must be >= 1825"],
   ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "100000", "must be <= 36500"],

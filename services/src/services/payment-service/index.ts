@@ -48,6 +48,7 @@ export default defineService({
     PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer(setting("payment-service", "PAYMENT_IDEMPOTENT_WAIT_MS")),
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
     PAYMENT_RECONCILE_GRACE_MS: Type.Integer({ default: 120_000, minimum: 0, description: "age before an open intent is looked up at the processor; one the processor has no record of is closed (never_reached_processor) only once also older than the in-flight bound of one processor request (PAYMENT_PROCESSOR_TIMEOUT_MS's attempts, the SDK's retry sleeps, a minute's grace)" }),
+    PAYMENT_NEVER_REACHED_RECHECK_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 180, description: "an intent reconciliation failed as never_reached_processor is looked up at the processor again for this many days after (every pass within the in-flight bound, then at most once an hour): a charge the processor reports later, its webhook lost, is booked" }),
     PAYMENT_REFUND_RECONCILE_AGE_MS: Type.Integer({ default: 900_000, minimum: 0, description: "age (since its request was last sent) before a pending refund is looked up at the processor and settled; at least the in-flight bound of one processor request" }),
     PAYMENT_REFUND_RECHECK_DAYS: Type.Integer({ default: 30, minimum: 0, maximum: 180, description: "succeeded refunds are looked up at the processor again for this many days after they succeeded, so one that fails later (its webhook lost) is reversed; 0 disables" }),
     PAYMENT_REFUND_RECHECK_EVERY_MINUTES: Type.Integer({ default: 360, minimum: 5, maximum: 10_080, description: "how often one succeeded refund is re-checked at most (each pass takes at most 100, least recently checked first)" }),
@@ -106,7 +107,7 @@ export default defineService({
       retryAfterS: Math.ceil(c.PAYMENT_PROCESSOR_TIMEOUT_MS / 1000),
     });
     ctx.onClose(() => chargeLocks.close());
-    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS, inFlightMs }, () => relay.notify(), methods, refundRepo, chargeLocks);
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS, inFlightMs, neverReachedRecheckMs: c.PAYMENT_NEVER_REACHED_RECHECK_DAYS * 86_400_000 }, () => relay.notify(), methods, refundRepo, chargeLocks);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const recheckOutcomes = new Counter({ name: "payment_refunds_rechecked_total", help: "succeeded refunds looked up again at the processor, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });

@@ -32,7 +32,12 @@ export interface PaymentsOptions {
    * (and the grace), and one closed so is looked up again for as long after.
    */
   inFlightMs: number;
+  /** How long an intent closed as never_reached_processor is looked up again (PAYMENT_NEVER_REACHED_RECHECK_DAYS). */
+  neverReachedRecheckMs: number;
 }
+
+/** How often an intent closed as never_reached_processor is looked up again once past the in-flight bound. */
+const NEVER_REACHED_RECHECK_EVERY_MS = 3_600_000;
 
 export class Payments {
   constructor(
@@ -247,16 +252,29 @@ export class Payments {
 
   /**
    * One reconciliation pass over intents open longer than the grace period, and those it closed as
-   * never_reached_processor within the in-flight bound (a charge the processor made of one after all is
-   * booked: `settle` from failed, domain/intents.ts canSettle).
+   * never_reached_processor (repo.ts staleOpen: a charge the processor made of one after all is booked,
+   * whenever it reports it: `settle` from failed, domain/intents.ts canSettle). Each is marked looked up
+   * before the processor is asked, so one whose lookup fails goes behind the others; one the processor
+   * refuses to look up (a client error) is logged and left to a later pass (`lookup_refused`), the
+   * others still looked up; any other failure (the processor unreachable) ends the pass.
    */
   async reconcile(limit = 200): Promise<ReconcileAction[]> {
     const processor = this.requireProcessor();
     const actions: ReconcileAction[] = [];
-    const closeAfterMs = Math.max(this.opts.reconcileGraceMs, this.opts.inFlightMs);
-    for (const row of await this.repo.staleOpen(this.opts.reconcileGraceMs, limit, this.opts.inFlightMs)) {
+    const { inFlightMs, reconcileGraceMs } = this.opts;
+    const closeAfterMs = Math.max(reconcileGraceMs, inFlightMs);
+    for (const row of await this.repo.staleOpen(reconcileGraceMs, limit, { inFlightMs, withinMs: this.opts.neverReachedRecheckMs, everyMs: NEVER_REACHED_RECHECK_EVERY_MS })) {
+      await this.repo.markReconciled(row.intent_id);
       const customerId = await this.methods.customerOf(row.user_id);
-      const remote = await processor.findByIntentId(row.intent_id, customerId === undefined ? undefined : { customerId, createdAtMs: row.created_at.getTime() });
+      let remote;
+      try {
+        remote = await processor.findByIntentId(row.intent_id, customerId === undefined ? undefined : { customerId, createdAtMs: row.created_at.getTime() }, row.processor_intent_id);
+      } catch (err) {
+        if (!processor.isClientError(err)) throw err;
+        this.log.warn({ intentId: row.intent_id, code: processor.failureCodeOf(err) }, "the processor refused to look up an intent; a later pass asks again");
+        actions.push({ kind: "lookup_refused", intentId: row.intent_id });
+        continue;
+      }
       const local = { id: row.intent_id, status: row.status, amount: BigInt(row.amount), currency: row.currency, createdAtMs: row.created_at.getTime(), failureCode: row.failure_code };
       let action = reconcileOne(local, remote, Date.now(), closeAfterMs);
       if (action.kind === "settle") {

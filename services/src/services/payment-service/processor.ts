@@ -193,9 +193,15 @@ export class CardProcessor {
    * eventually consistent (indexed within about a minute, later during an outage, which is when an
    * answer gets lost): a charged intent not indexed yet was taken for one that never reached the
    * processor, and reconciliation failed it for good. The search is still asked when the list has no
-   * such intent (one charged without a customer, before migration 0415).
+   * such intent (one charged without a customer, before migration 0415, or of a customer deleted since:
+   * deleted-customers.ts). With `processorIntentId` (ours recorded it) that PaymentIntent is read first.
    */
-  async findByIntentId(intentId: string, payer?: { customerId: string; createdAtMs: number }): Promise<ProcessorIntent | undefined> {
+  async findByIntentId(intentId: string, payer?: { customerId: string; createdAtMs: number }, processorIntentId?: string | null): Promise<ProcessorIntent | undefined> {
+    // Its processor id known (an answer or a webhook recorded it): that PaymentIntent, read by id.
+    if (processorIntentId) {
+      const pi = await this.stripe.paymentIntents.retrieve(processorIntentId);
+      if (pi.metadata?.intent_id === intentId) return toIntent(pi);
+    }
     if (payer) {
       // Our row is committed before the processor is asked; a few minutes' margin for the two clocks.
       const since = Math.floor(payer.createdAtMs / 1000) - LIST_CLOCK_MARGIN_S;

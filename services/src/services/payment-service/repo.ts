@@ -1,5 +1,5 @@
 /**
- * payment-service data access (PostgreSQL, migrations 0340_payments.sql, 0406_pay_intents_key_origin.sql).
+ * payment-service data access (PostgreSQL, migrations 0340_payments.sql, 0406_pay_intents_key_origin.sql, 0499_pay_intents_reconciled.sql).
  * State changes, ledger journals and outbox events are written in one transaction, so an event is published exactly
  * when the state it announces is committed.
  */
@@ -34,6 +34,8 @@ export interface IntentRow {
   refunded: string;
   created_at: Date;
   updated_at: Date;
+  /** When reconciliation last asked the processor about it (migration 0499). */
+  reconciled_at: Date | null;
 }
 
 /** The API shape (amounts as integer minor units), with the payment's refunds when given. */
@@ -120,19 +122,30 @@ export class PaymentRepo {
   }
 
   /**
-   * Reconciliation's work list: intents still open after `olderThanMs`, and those it failed as
-   * never_reached_processor in the last `closedWithinMs` (looked up again: a request the processor
-   * received just before our client gave up may still be charged; intents.ts canSettle books it).
+   * Reconciliation's work list, each part least recently looked up first (reconciled_at, migration
+   * 0499: intents that stay open, a mismatch or a long `processing`, no longer take every pass): intents
+   * still open after `olderThanMs`, and those it failed as never_reached_processor within `recheck.withinMs`
+   * (looked up again: a request the processor received just before our client gave up may still be
+   * charged, its webhook lost; intents.ts canSettle books it), on every pass for `recheck.inFlightMs`
+   * after the close, then at most once every `recheck.everyMs`.
    */
-  async staleOpen(olderThanMs: number, limit: number, closedWithinMs = 0): Promise<IntentRow[]> {
+  async staleOpen(olderThanMs: number, limit: number, recheck: { inFlightMs: number; withinMs: number; everyMs: number }): Promise<IntentRow[]> {
+    const ago = (p: string) => `now() - make_interval(secs => ${p}::double precision / 1000)`;
     return (
       await this.pg.query<IntentRow>(
-        `(SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < now() - make_interval(secs => $1::double precision / 1000) ORDER BY created_at LIMIT $2)
+        `(SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < ${ago("$1")} ORDER BY coalesce(reconciled_at, created_at) LIMIT $2)
          UNION ALL
-         (SELECT * FROM pay_intents WHERE status = 'failed' AND failure_code = '${NEVER_REACHED}' AND updated_at > now() - make_interval(secs => $3::double precision / 1000) ORDER BY updated_at LIMIT $2)`,
-        [olderThanMs, limit, closedWithinMs],
+         (SELECT * FROM pay_intents WHERE status = 'failed' AND failure_code = '${NEVER_REACHED}' AND updated_at > ${ago("$4")}
+            AND (updated_at > ${ago("$3")} OR reconciled_at IS NULL OR reconciled_at < ${ago("$5")})
+          ORDER BY coalesce(reconciled_at, updated_at) LIMIT $2)`,
+        [olderThanMs, limit, recheck.inFlightMs, Math.max(recheck.withinMs, recheck.inFlightMs), recheck.everyMs],
       )
     ).rows;
+  }
+
+  /** Records that reconciliation is asking the processor about the intent now (staleOpen's order). */
+  async markReconciled(intentId: string): Promise<void> {
+    await this.pg.query("UPDATE pay_intents SET reconciled_at = now() WHERE intent_id = $1", [intentId]);
   }
 
   /**

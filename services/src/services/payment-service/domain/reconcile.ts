@@ -29,6 +29,8 @@ export type ReconcileAction =
   /** Not closed: its create request was being sent at that moment (payments.ts reconcile). */
   | { kind: "in_flight"; intentId: string }
   | { kind: "mismatch"; intentId: string; reason: string }
+  /** The processor refused to look it up (a client error): left to a later pass (payments.ts reconcile). */
+  | { kind: "lookup_refused"; intentId: string }
   | { kind: "none"; intentId: string };
 
 /**
