@@ -218,3 +218,55 @@ describe("a card charge and reconciliation's close", () => {
     expect(await intentsOf(p.userId)).toEqual([{ status: "failed", failure_code: "never_reached_processor" }]);
   });
 });
+
+// Session 52: nothing deleted the processor customer of an account deleted after its first card save
+// (only the mid-way case above, once, a failure logged), so every deleted account's customer and cards
+// stayed at the processor. Reconciliation's passes now delete them, until the processor confirms.
+describe("an account deleted after its first card save: its processor customer is deleted by the next passes", () => {
+  const customerOf = async (userId: string) =>
+    (await db.pool.query<{ customer_id: string; done: boolean }>("SELECT customer_id, processor_deleted_at IS NOT NULL AS done FROM pay_customers WHERE user_id = $1", [userId])).rows[0];
+  const sweep = () => methods.deletedCustomers!.sweep();
+  const customersOfUser = (userId: string) => [...fake.customers].filter(([, m]) => m.user_id === userId).length;
+
+  it("a pass the processor does not answer leaves it for a later pass, which deletes it and its cards; one gone there already counts as deleted", async () => {
+    const p = await payer();
+    const dashboard = await payer();
+    const { customer_id: customer } = await customerOf(p.userId);
+    expect(fake.paymentMethods.get(p.card)!.customer).toBe(customer);
+    await deleteUser(db.pool, p.userId);
+    await deleteUser(db.pool, dashboard.userId);
+    fake.customerDeletes = "unreachable";
+    try {
+      expect(await sweep()).toBe(0);
+    } finally {
+      fake.customerDeletes = "ok";
+    }
+    expect([customersOfUser(p.userId), (await customerOf(p.userId)).done]).toEqual([1, false]);
+    // Deleted on the processor's dashboard meanwhile: its 404 is the deletion done.
+    fake.customers.delete((await customerOf(dashboard.userId)).customer_id);
+    expect(await sweep()).toBeGreaterThanOrEqual(2);
+    expect([customersOfUser(p.userId), (await customerOf(p.userId)).done, (await customerOf(dashboard.userId)).done]).toEqual([0, true, true]);
+    // Its card is detached with it: never charged again.
+    expect(fake.paymentMethods.get(p.card)!.customer).toBeNull();
+    expect(await sweep()).toBe(0);
+  });
+
+  it("a first save's customer the save could not delete (its account deleted mid-way, the processor unreachable) is recorded and deleted by a later pass", async () => {
+    const userId = randomUUID();
+    await ensureAccount(db.pool, userId);
+    processor.afterCreateCustomer = async () => {
+      expect(await deleteUser(db.pool, userId)).toBe(true);
+      fake.customerDeletes = "unreachable";
+    };
+    try {
+      await expect(methods.save(userId, "pm_card_visa")).rejects.toMatchObject({ statusCode: 403, code: "ACCOUNT_DELETED", field: "userId" });
+    } finally {
+      processor.afterCreateCustomer = async () => undefined;
+      fake.customerDeletes = "ok";
+    }
+    // Before: logged, and left at the processor for good.
+    expect([customersOfUser(userId), (await customerOf(userId)).done]).toEqual([1, false]);
+    expect(await sweep()).toBe(1);
+    expect([customersOfUser(userId), (await customerOf(userId)).done]).toEqual([0, true]);
+  });
+});

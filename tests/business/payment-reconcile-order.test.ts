@@ -3,12 +3,15 @@
  * pass, once oldest first, so 200 intents that stay open (`processing` for days, a mismatch waiting for
  * an operator) took every pass and an intent a crash left `created` behind them, charged at the
  * processor with its webhook lost, was never looked up nor booked. Now least recently looked up first.
- * And one intent the processor refuses to look up is left to a later pass, the others still looked up.
+ * And one intent the processor refuses to look up is left to a later pass, the others still looked up;
+ * a pass deletes the processor customers of deleted accounts (deleted-customers.ts).
  * Real PostgreSQL and Kafka; the card processor is tests/fakes/card-processor.ts.
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { deleteUser } from "../../services/src/services/user-management/data";
 import { FakeCardProcessor, type FakeIntent } from "../fakes/card-processor";
+import { ensureAccount } from "../helpers/accounts";
 import { http } from "../trading/e2e-helpers";
 import { usePaymentService } from "./payment-rig";
 
@@ -79,5 +82,17 @@ describe("a reconciliation pass", () => {
     expect(actions.find((a) => a.intentId === refused)).toMatchObject({ kind: "lookup_refused" });
     expect(actions.find((a) => a.intentId === lost)).toMatchObject({ kind: "settle", to: "succeeded" });
     expect((await rig.pool.query("SELECT status FROM pay_intents WHERE intent_id = $1", [refused])).rows[0].status).toBe("processing");
+  });
+
+  it("deletes the processor customer of an account deleted since its first card save (customersDeleted)", async () => {
+    const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+    await ensureAccount(rig.pool, user["x-user-id"]);
+    const card = await rig.saveCard(user);
+    const customer = fake.paymentMethods.get(card)!.customer!;
+    expect(await deleteUser(rig.pool, user["x-user-id"])).toBe(true);
+    const r = await http("POST", `${rig.base}/reconcile`, { headers: admin });
+    expect([r.status, r.body.customersDeleted]).toEqual([200, 1]);
+    expect([fake.customers.has(customer), fake.paymentMethods.get(card)!.customer]).toEqual([false, null]);
+    expect((await http("POST", `${rig.base}/reconcile`, { headers: admin })).body.customersDeleted).toBe(0);
   });
 });

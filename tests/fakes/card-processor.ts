@@ -18,7 +18,8 @@
  *   GET  /v1/refunds                  Stripe's "List all refunds": `payment_intent` filter, `limit`,
  *                                     `starting_after` (newest first, `has_more`)
  *   POST /v1/customers                `Idempotency-Key` honoured
- *   DELETE /v1/customers/:id          as Stripe: the customer is gone, its methods detached (never usable again)
+ *   DELETE /v1/customers/:id          as Stripe: the customer is gone, its methods detached (never usable again);
+ *                                     404 resource_missing for one it has not; `customerDeletes` can drop the connection
  *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
  * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined); attaching one to
@@ -107,6 +108,8 @@ export class FakeCardProcessor {
    * heard); "unreachable" drops the connection without making it (the processor never saw it).
    */
   refundRequests: "ok" | "answer-lost" | "unreachable" = "ok";
+  /** "unreachable": a customer's deletion drops the connection, nothing deleted (the processor down for it). */
+  customerDeletes: "ok" | "unreachable" = "ok";
   /**
    * While set, each new refund is made off what was asked (a processor diverging from our record):
    * `amountOff` added to its amount, `currency` instead of the payment's; its answer, the list and its
@@ -367,6 +370,7 @@ export class FakeCardProcessor {
     }
     const cusDelete = /^\/v1\/customers\/([A-Za-z0-9_]+)$/.exec(path);
     if (req.method === "DELETE" && cusDelete) {
+      if (this.customerDeletes === "unreachable") return void res.destroy();
       const [, id] = cusDelete;
       if (!this.customers.delete(id)) return this.send(res, 404, { error: { type: "invalid_request_error", code: "resource_missing", message: `No such customer: '${id}'` } });
       for (const m of this.paymentMethods.values()) if (m.customer === id) Object.assign(m, { customer: null, spent: true });

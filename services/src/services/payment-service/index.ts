@@ -1,7 +1,8 @@
 /**
  * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
  * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and reconciliation jobs for
- * open intents (payments.ts), pending refunds and recently succeeded ones (refund-reconciler.ts).
+ * open intents (payments.ts), pending refunds and recently succeeded ones (refund-reconciler.ts), and
+ * the processor customers of deleted accounts (deleted-customers.ts).
  * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts and
  * payment-method-routes.ts; use cases: payments.ts, payment-methods.ts (only a card saved to the
  * payer is charged); data access: repo.ts, payment-method-data.ts; pure domain: domain/.
@@ -124,7 +125,7 @@ export default defineService({
         recheckOutcomes,
       );
     const settler = new RefundIssueSettler(pg, issues, refundRepo, repo, processor, ctx.log, () => relay.notify());
-    registerRoutes(ctx.app, { payments, refunds, repo, refundRepo, issues, settler, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
+    registerRoutes(ctx.app, { payments, refunds, customers: methods.deletedCustomers, repo, refundRepo, issues, settler, processor, onWebhook: (outcome) => webhooks.inc({ outcome }) });
     registerPaymentMethodRoutes(ctx.app, methods);
 
     relay.start();
@@ -147,6 +148,8 @@ export default defineService({
           .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "refund reconciliation pass failed"))
           .then(() => refunds.recheck())
           .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "succeeded refunds' re-check failed"))
+          .then(() => methods.deletedCustomers?.sweep())
+          .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "deleted accounts' processor customers' pass failed"))
           .finally(() => (running = undefined));
       }, c.PAYMENT_RECONCILE_INTERVAL_MS);
       ctx.onClose(async () => {

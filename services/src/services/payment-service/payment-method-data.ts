@@ -1,6 +1,7 @@
 /**
  * payment-service's data access for saved payment methods: one processor customer per user
- * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415).
+ * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415); a deleted
+ * account's customer is deleted at the processor (migration 0495, deleted-customers.ts).
  */
 import { accountWasDeleted, lockAccountForWrite, type PostgresClient, type Queryable } from "../../kit";
 
@@ -29,8 +30,37 @@ export class PaymentMethodData {
     return accountWasDeleted(this.pg, userId);
   }
 
+  /** The user's customer, unless it was deleted at the processor (its account deleted: deleted-customers.ts). */
   async customerOf(userId: string): Promise<string | undefined> {
-    return (await this.pg.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1", [userId])).rows[0]?.customer_id;
+    return (await this.pg.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1 AND processor_deleted_at IS NULL", [userId])).rows[0]?.customer_id;
+  }
+
+  /**
+   * Up to `limit` customers of deleted accounts (user-management's tombstones) not deleted at the processor
+   * yet, least recently tried first, each marked tried. One probe of pay_customers' key per tombstone.
+   */
+  async customersOfDeletedAccounts(limit: number): Promise<{ userId: string; customerId: string }[]> {
+    const { rows } = await this.pg.query<{ userId: string; customerId: string }>(
+      `UPDATE pay_customers SET processor_delete_tried_at = now()
+        WHERE user_id IN (SELECT c.user_id FROM deleted_users d JOIN pay_customers c ON c.user_id = d.user_id
+                           WHERE c.processor_deleted_at IS NULL ORDER BY c.processor_delete_tried_at NULLS FIRST LIMIT $1 FOR UPDATE OF c SKIP LOCKED)
+        RETURNING user_id AS "userId", customer_id AS "customerId"`,
+      [limit],
+    );
+    return rows;
+  }
+
+  /**
+   * Records the customer a save made for an account deleted meanwhile (no locked write: it is recorded
+   * only to be deleted at the processor), unless the user has one recorded already.
+   */
+  async recordForDeletion(userId: string, customerId: string): Promise<void> {
+    await this.pg.query("INSERT INTO pay_customers (user_id, customer_id, processor_delete_tried_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING", [userId, customerId]);
+  }
+
+  /** Records that the processor deleted the customer (or has none such). */
+  async customerDeletedAtProcessor(customerId: string): Promise<void> {
+    await this.pg.query("UPDATE pay_customers SET processor_deleted_at = now() WHERE customer_id = $1 AND processor_deleted_at IS NULL", [customerId]);
   }
 
   /**

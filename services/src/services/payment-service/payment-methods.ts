@@ -7,19 +7,25 @@
  */
 import type { Logger } from "pino";
 import { accountDeleted, HttpError } from "../../kit";
+import { DeletedCustomers } from "./deleted-customers";
 import type { CardProcessor } from "./processor";
 import type { PaymentMethodData, PaymentMethodRow } from "./payment-method-data";
 
 const notFound = () => new HttpError(404, "PAYMENT_METHOD_NOT_FOUND", "no saved payment method of yours has this id: save it first (POST /payment-methods)", "paymentMethod");
 
 export class PaymentMethods {
+  /** Deletes deleted accounts' customers at the processor (its sweep runs with reconciliation); none without a processor. */
+  readonly deletedCustomers: DeletedCustomers | undefined;
+
   constructor(
     private readonly data: PaymentMethodData,
     private readonly processor: CardProcessor | undefined,
     private readonly log: Logger,
     /** Methods one user may have saved (PAYMENT_MAX_METHODS_PER_USER). */
     private readonly maxPerUser: number,
-  ) {}
+  ) {
+    this.deletedCustomers = processor && new DeletedCustomers(data, processor, log);
+  }
 
   private requireProcessor(): CardProcessor {
     if (!this.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment (PAYMENT_PROCESSOR_API_KEY)");
@@ -80,17 +86,14 @@ export class PaymentMethods {
   /**
    * A save whose account was deleted after its check (a locked write read the tombstone): 403
    * ACCOUNT_DELETED naming userId. The processor customer this save made (a first save's, `made`) is
-   * deleted there (its record, if committed before the deletion, stays with the account's other
-   * data): nothing of the account is left at the processor (a failure is logged with the customer's
-   * id). A customer made by an earlier save stays, as every deleted account's customer does.
+   * recorded, if it was not, and deleted there at once: nothing of the account is left at the processor
+   * (one the processor did not delete is deleted by a later pass: deleted-customers.ts, as a customer
+   * made by an earlier save is).
    */
   private async deletedMidway(userId: string, made: string | undefined): Promise<never> {
-    if (made) {
-      try {
-        await this.processor?.deleteCustomer(made);
-      } catch (err) {
-        this.log.warn({ userId, customerId: made, err: { message: (err as Error).message } }, "deleted account's processor customer not deleted");
-      }
+    if (made && this.deletedCustomers) {
+      await this.data.recordForDeletion(userId, made);
+      await this.deletedCustomers.remove(userId, made);
     }
     throw accountDeleted(userId, "no card is saved for it");
   }

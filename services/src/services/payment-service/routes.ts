@@ -7,7 +7,8 @@
  *                                 (each with its refunds: status as the processor reports it, refund-repo.ts refundView)
  *   POST /intents/:id/refunds     { amount?, reason? } + Idempotency-Key, admin: the payment, and `refund` (this key's)
  *   GET  /ledger                  derived balances and per-currency totals (0 when the ledger balances), admin
- *   POST /reconcile               one reconciliation pass now (open intents, pending refunds, recently succeeded ones), admin
+ *   POST /reconcile               one reconciliation pass now (open intents, pending refunds, recently succeeded ones,
+ *                                 deleted accounts' processor customers: `customersDeleted`), admin
  *   GET  /refund-issues           refunds an operator has to look at (refund-issues.ts), admin; ?status=open (default) | all
  *   POST /refund-issues/:id/resolve  { note } admin: closes an open issue (who, how signed in, the note recorded);
  *                                 404 NOT_FOUND, 409 ISSUE_RESOLVED (resolved already)
@@ -34,6 +35,7 @@ import type { RefundIssues } from "./refund-issues";
 import type { RefundIssueSettler } from "./refund-issue-settle";
 import type { RefundReconciler } from "./refund-reconciler";
 import type { RefundRepo } from "./refund-repo";
+import type { DeletedCustomers } from "./deleted-customers";
 import { type CardProcessor, WebhookSignatureError } from "./processor";
 import { type IntentRow, intentView, type PaymentRepo } from "./repo";
 
@@ -91,6 +93,7 @@ const ReconcileOut = ResponseObject({
   actions: Type.Array(ResponseObject({ kind: Type.String(), intentId: Type.String() })),
   refunds: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "pending refunds looked up at the processor: succeeded, failed, never_reached_processor, wait, mismatch (another amount or currency there: left pending, an issue), superseded (settled or sent again elsewhere meanwhile), error" }),
   rechecked: Type.Array(ResponseObject({ refundId: Type.String(), intentId: Type.String(), outcome: Type.String() }), { description: "recently succeeded refunds looked up again: reversed (failed there since), unchanged, not_found, mismatch (another amount or currency there: not applied, an issue), superseded, error" }),
+  customersDeleted: Type.Number({ description: "processor customers of deleted accounts deleted at the processor by this pass (deleted-customers.ts)" }),
 });
 const IssuesQuery = Type.Object({ status: Type.Union([Type.Literal("open"), Type.Literal("all")], { default: "open" }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) });
 const IssueOut = ResponseObject({ id: Type.String(), kind: Type.String(), intentId: Type.String(), amount: Type.Number(), seen: Type.Number() });
@@ -103,7 +106,7 @@ const IssuesOut = ResponseObject({
 });
 const WebhookOut = ResponseObject({ received: Type.Boolean(), outcome: Type.String() });
 
-export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; repo: PaymentRepo; refundRepo: RefundRepo; issues: RefundIssues; settler: RefundIssueSettler; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
+export function registerRoutes(app: App, deps: { payments: Payments; refunds: RefundReconciler | undefined; customers: DeletedCustomers | undefined; repo: PaymentRepo; refundRepo: RefundRepo; issues: RefundIssues; settler: RefundIssueSettler; processor: CardProcessor | undefined; onWebhook: (outcome: string) => void }) {
   const { payments, repo } = deps;
   const withRefunds = async (row: IntentRow) => intentView(row, await deps.refundRepo.ofIntents([row.intent_id]));
 
@@ -181,9 +184,11 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
     const actions = await payments.reconcile();
     const refunds = (await deps.refunds?.sweep()) ?? [];
     const rechecked = (await deps.refunds?.recheck()) ?? [];
+    const customersDeleted = (await deps.customers?.sweep()) ?? 0;
     return {
       refunds,
       rechecked,
+      customersDeleted,
       checked: actions.length,
       actions: actions.map((a) => ({ kind: a.kind, intentId: a.intentId, ...(a.kind === "settle" ? { to: a.to, processorIntentId: a.remote.id } : {}), ...(a.kind === "mismatch" ? { reason: a.reason } : {}) })),
     };

@@ -1,0 +1,51 @@
+/**
+ * The processor customers of deleted accounts, deleted at the processor (Stripe deletes the customer's
+ * saved cards with it: never charged again). A durable job: every reconciliation pass (index.ts, and
+ * `POST /reconcile`) takes up to 100 customers of accounts user-management deleted (their tombstones,
+ * deleted_users) not deleted there yet, and deletes them; one the processor did not confirm is tried
+ * again by a later pass, until it does (migration 0495). A card save whose account was deleted
+ * mid-way records the customer it made the same way and deletes it at once (payment-methods.ts), so a
+ * failure there is retried too. Before, only that mid-way case deleted its customer (a failure only
+ * logged), and every customer of an account deleted after its first save stayed at the processor.
+ */
+import type { Logger } from "pino";
+import type { PaymentMethodData } from "./payment-method-data";
+import type { CardProcessor } from "./processor";
+
+export class DeletedCustomers {
+  constructor(
+    private readonly data: PaymentMethodData,
+    private readonly processor: CardProcessor,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * One pass: deletes at the processor up to `limit` customers of deleted accounts, least recently
+   * tried first; answers how many it deleted. It stops at the first the processor did not delete
+   * (unreachable, or refusing: the rest would fare alike), logged; a later pass goes on.
+   */
+  async sweep(limit = 100): Promise<number> {
+    let deleted = 0;
+    for (const { userId, customerId } of await this.data.customersOfDeletedAccounts(limit)) {
+      if (!(await this.remove(userId, customerId))) break;
+      deleted++;
+    }
+    return deleted;
+  }
+
+  /** Deletes the customer at the processor and records it; false (logged with its ids) when the processor did not. */
+  async remove(userId: string, customerId: string): Promise<boolean> {
+    try {
+      await this.processor.deleteCustomer(customerId);
+    } catch (err) {
+      // None such there (deleted by an earlier pass whose record failed, or on the processor's dashboard): done.
+      const gone = this.processor.isClientError(err) && err.code === "resource_missing";
+      if (!gone) {
+        this.log.warn({ userId, customerId, err: { message: (err as Error).message } }, "deleted account's processor customer not deleted yet; a later pass tries again");
+        return false;
+      }
+    }
+    await this.data.customerDeletedAtProcessor(customerId);
+    return true;
+  }
+}
