@@ -122,6 +122,26 @@ describe("a charge the processor refuses without an error code", () => {
   });
 });
 
+// Session 52: the charges of saved cards were sent without `off_session`, so a card whose bank asks
+// for 3D Secure left the PaymentIntent `requires_action`, waiting for a cardholder our API never hands
+// the challenge to: the payment stayed `processing` for ever (looked up by every reconciliation pass),
+// and billing's invoice was neither paid nor failed into dunning. Sent off-session, the processor
+// declines it at once: failed, `authentication_required`, as any decline.
+describe("a saved card whose bank asks for authentication (3D Secure)", () => {
+  it("is declined at once, authentication_required, on the client and the internal route: nothing left processing", async () => {
+    const other = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+    const card = await saveCard("pm_card_authenticationRequired", other);
+    const client = await http("POST", `${rig.base}/intents`, { body: { amount: 2900, currency: "usd", paymentMethod: card }, headers: { ...other, "idempotency-key": `k-${randomUUID()}` } });
+    expect([client.status, client.body.status, client.body.failureCode], JSON.stringify(client.body)).toEqual([201, "failed", "authentication_required"]);
+    const internal = await http("POST", `${rig.base}/internal/intents`, { body: { userId: other["x-user-id"], amount: 1500, currency: "usd", paymentMethod: card, reference: `invoice:${randomUUID()}` }, headers: { "idempotency-key": `k-${randomUUID()}` } });
+    expect([internal.status, internal.body.status, internal.body.failureCode], JSON.stringify(internal.body)).toEqual([201, "failed", "authentication_required"]);
+    // Nothing charged, nothing left waiting for a cardholder at the processor.
+    expect([...fake.intents.values()].filter((i) => i.payment_method === card).map((i) => i.status)).toEqual(["requires_payment_method", "requires_payment_method"]);
+    const open = await rig.pool.query("SELECT count(*)::int AS n FROM pay_intents WHERE user_id = $1 AND status IN ('created', 'processing')", [other["x-user-id"]]);
+    expect(open.rows[0].n).toBe(0);
+  });
+});
+
 describe("how many payment methods one user may save", () => {
   // Card tokens are free to make in a browser: without a bound, one user's saves grew their rows, their
   // customer at the processor and GET /payment-methods (which lists them all) without end.

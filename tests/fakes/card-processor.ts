@@ -22,7 +22,8 @@
  *                                     404 resource_missing for one it has not; `customerDeletes` can drop the connection
  *   POST /v1/payment_methods/:id/attach, /detach
  * Auth: `Authorization: Bearer <apiKey>`. Test payment methods as Stripe names them:
- * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined); attaching one to
+ * `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined (card_declined), `pm_card_authenticationRequired`
+ * asks for 3D Secure (`requires_action`; with `off_session=true` declined authentication_required); attaching one to
  * a customer makes a new method (its own id), as in Stripe's test mode. `newCard()` makes a token as
  * Stripe.js does in a user's browser: unattached, usable once without a customer. Stripe's rules
  * for charging a method: one attached to a customer only with that customer; an unattached one once;
@@ -77,11 +78,17 @@ export interface FakePaymentMethod {
   id: string;
   customer: string | null;
   declines: boolean;
+  /** Every charge asks the cardholder to authenticate (3D Secure): `requires_action`, or with `off_session` an `authentication_required` decline. */
+  authenticates?: boolean;
   /** Charged once without a customer, or detached: never usable again (Stripe's rule). */
   spent: boolean;
 }
 /** Stripe's test tokens: usable without a customer any number of times; attaching one makes a new method. */
-const TEST_TOKENS: Record<string, { declines: boolean }> = { pm_card_visa: { declines: false }, pm_card_chargeDeclined: { declines: true } };
+const TEST_TOKENS: Record<string, { declines: boolean; authenticates?: boolean }> = {
+  pm_card_visa: { declines: false },
+  pm_card_chargeDeclined: { declines: true },
+  pm_card_authenticationRequired: { declines: false, authenticates: true },
+};
 const invalid = (message: string, code?: string) => ({ error: { type: "invalid_request_error", param: "payment_method", message, ...(code ? { code } : {}) } });
 
 /** Decodes Stripe's bracketed form encoding (`metadata[intent_id]=x`) one level deep. */
@@ -329,21 +336,26 @@ export class FakeCardProcessor {
       if (method?.customer && method.customer !== customer) return this.send(res, 400, invalid("The provided PaymentMethod belongs to a Customer; pass that Customer to use it"));
       if (method && !method.customer && method.spent) return this.send(res, 400, invalid("This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again"));
       if (method && !method.customer) method.spent = true;
-      const declined = method ? method.declines : test.declines;
+      const card = method ?? test;
+      // As Stripe: a card asking for authentication is declined `authentication_required` when the
+      // cardholder is not there to give it (off_session), else left `requires_action` for them.
+      const declineCode = card.declines ? "card_declined" : card.authenticates && p.off_session === "true" ? "authentication_required" : null;
+      const declined = declineCode !== null;
+      const decline = declineCode !== null && { type: "card_error", code: declineCode, message: declineCode === "card_declined" ? "Your card was declined." : "Your card was declined. This transaction requires authentication." };
       const intent: FakeIntent = {
         id: rid("pi"),
         object: "payment_intent",
         amount,
         amount_received: 0,
         currency: String(p.currency),
-        status: declined ? "requires_payment_method" : this.mode === "async" ? "processing" : "succeeded",
+        status: declined ? "requires_payment_method" : card.authenticates ? "requires_action" : this.mode === "async" ? "processing" : "succeeded",
         payment_method: pm,
         description: typeof p.description === "string" ? p.description : null,
         metadata: typeof p.metadata === "object" ? p.metadata : {},
         customer,
         created: Math.floor(Date.now() / 1000),
         livemode: false,
-        last_payment_error: declined ? { code: "card_declined", message: "Your card was declined.", type: "card_error" } : null,
+        last_payment_error: decline || null,
       };
       if (intent.status === "succeeded") intent.amount_received = amount;
       this.intents.set(intent.id, intent);
@@ -351,11 +363,11 @@ export class FakeCardProcessor {
       if (intent.status === "succeeded") this.queueEvent("payment_intent.succeeded", intent);
       if (declined) this.queueEvent("payment_intent.payment_failed", intent);
       const status = declined ? 402 : 200;
-      const body = JSON.stringify(declined ? { error: { type: "card_error", code: "card_declined", message: "Your card was declined.", payment_intent: intent } } : intent);
+      const body = JSON.stringify(decline ? { error: { ...decline, payment_intent: intent } } : intent);
       if (typeof key === "string") this.idem.set(key, { params: raw, status, body });
       await this.beforeAnswer?.(intent);
       // As Stripe does: a declined confirmation is HTTP 402 with the PaymentIntent in the error.
-      if (declined) return this.send(res, 402, { error: { type: "card_error", code: "card_declined", message: "Your card was declined.", payment_intent: intent } });
+      if (decline) return this.send(res, 402, { error: { ...decline, payment_intent: intent } });
       return this.send(res, 200, intent);
     }
     if (req.method === "POST" && path === "/v1/customers") {
@@ -384,7 +396,7 @@ export class FakeCardProcessor {
       if (action === "attach") {
         if (!this.customers.has(customer)) return this.send(res, 400, { error: { type: "invalid_request_error", param: "customer", code: "resource_missing", message: `No such customer: '${customer}'` } });
         if (!method && TEST_TOKENS[id]) {
-          method = { id: rid("pm"), customer: null, declines: TEST_TOKENS[id].declines, spent: false };
+          method = { id: rid("pm"), customer: null, ...TEST_TOKENS[id], spent: false };
           this.paymentMethods.set(method.id, method);
         }
         if (!method) return this.send(res, 404, invalid(`No such PaymentMethod: '${id}'`, "resource_missing"));

@@ -171,7 +171,11 @@ export class CardProcessor {
         customer: p.customerId,
         payment_method: p.paymentMethod,
         confirm: true,
-        // Server-side charges of saved cards: no redirect-based methods.
+        // Server-side charges of saved cards: no redirect-based methods, and the cardholder is not there
+        // to authenticate (our API hands no 3D Secure challenge on): a card that asks for it is declined
+        // at once, authentication_required. Without it the PaymentIntent waited in requires_action for
+        // ever, our payment `processing`, billing's invoice neither paid nor failed into dunning.
+        off_session: true,
         automatic_payment_methods: { enabled: true, allow_redirects: "never" },
         ...(p.description ? { description: p.description } : {}),
         metadata: { intent_id: p.intentId, user_id: p.userId },
