@@ -105,7 +105,7 @@ async function orderedQuantity(user: string): Promise<number> {
 
 const expectInProgress = (r: Awaited<ReturnType<typeof http>>, id: string) => {
   expect(r.status, JSON.stringify(r.body)).toBe(409);
-  expect(r.body.error, JSON.stringify(r.body)).toMatchObject({ code: "EVALUATION_IN_PROGRESS", message: expect.stringContaining(`strategy ${id} is being evaluated by another ai-orchestrator replica`) });
+  expect(r.body.error, JSON.stringify(r.body)).toMatchObject({ code: "EVALUATION_IN_PROGRESS", message: expect.stringContaining(`strategy ${id} is being evaluated by another replica of this service`) });
   expect(r.headers.get("retry-after")).toBe("1");
 };
 /** The strategy's leases still live (a finished evaluation's row stays a while, ended, with its answer). */
@@ -232,7 +232,7 @@ describe("one strategy's evaluations across two replicas", () => {
         expect(r.headers.get("retry-after")).toBe("1");
       }
       expect(e.body.error.message).toContain(`evaluation ${other[0]}), whose answer was not waited for; nothing was evaluated for this request`);
-      expect(d.body.error.message).toContain(`strategy ${disabled.id}'s change is made, but its evaluation running in another ai-orchestrator replica, which may still place an order, was not waited for`);
+      expect(d.body.error.message).toContain(`strategy ${disabled.id}'s change is made, but its evaluation running in another replica of this service, which may still place an order, was not waited for`);
       expect(await orderedQuantity(evaluated.user)).toBe(0);
     } finally {
       if (!closed) await closing.close().catch(() => undefined);

@@ -2,9 +2,12 @@
  * What no answer to a client may contain: a 5xx status, a stack trace, file paths, SQL or driver
  * messages, internal host names or connection strings, a native library's source locations
  * (tests/unit/hostile-oracle.test.ts), and (for JSON errors) anything but the platform's error shape.
+ * Since session 52 an error answer (4xx/5xx) names no internal thing either (./internal-names.ts: a
+ * catalog service, a datastore or driver, a topic, a table).
  */
 import { hostname } from "node:os";
 import { rawExchange, type RawAnswer } from "../helpers/raw-http";
+import { internalNamesIn } from "./internal-names";
 
 const LEAKS: Array<[string, RegExp]> = [
   ["stack frame", /\n\s+at [^\n]+:\d+:\d+/],
@@ -43,6 +46,7 @@ export function judge(status: number, body: string, contentType: string | null, 
   const problems: string[] = [];
   if (status >= 500) problems.push(`status ${status}`);
   problems.push(...leaksIn(body, internalPorts));
+  if (status >= 400) problems.push(...internalNamesIn(body).map((n) => `internal name ${n}`));
   if (status >= 400 && (contentType ?? "").includes("json") && body.length > 0) {
     try {
       const e = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };

@@ -221,7 +221,7 @@ describe("ml-predictor", () => {
       // whose checksum matches but onnxruntime rejects (a bad export), then no bytes at all.
       for (const [bytes, sha, says] of [
         [garbage, promoted.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match the registry's/],
-        [garbage, sha256(garbage), /onnxruntime rejected the artifact/],
+        [garbage, sha256(garbage), /the model runtime rejected the artifact/],
         [Buffer.alloc(0), promoted.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match the registry's/],
       ] as const) {
         await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [promoted.version, bytes, sha]);
@@ -269,7 +269,7 @@ describe("ml-predictor", () => {
     const garbage = Buffer.from("not an onnx model");
     try {
       for (const [bytes, sha, says] of [
-        [garbage, sha256(garbage), /onnxruntime rejected the artifact/],
+        [garbage, sha256(garbage), /the model runtime rejected the artifact/],
         [garbage, candidate.artifact_sha256, /artifact checksum [0-9a-f]{64} does not match/],
       ] as const) {
         await db.query(`UPDATE ml_models SET artifact = $2, artifact_sha256 = $3 WHERE version = $1`, [candidate.version, bytes, sha]);

@@ -5,7 +5,7 @@
  * normal bodies with .cc domains, host:port values, IPv6 addresses and C++-looking names stay clean.
  */
 import { describe, expect, it } from "vitest";
-import { leaksIn } from "../hostile/oracle";
+import { judge, leaksIn } from "../hostile/oracle";
 
 describe("hostile oracle: native source locations", () => {
   it("flags a C/C++ file with a line number, a path to one, and a qualified C++ signature", () => {
@@ -22,5 +22,25 @@ describe("hostile oracle: native source locations", () => {
       '{"ipv6":"fe80::1"}', '{"name":"std::vector"}', '{"version":"1.2.3"}', '{"msg":"a.b.c:10"}', '{"url":"https://x.example/a/b.h"}', '{"path":"/api/docs/index.html"}', '{"name":"Zoë Ørsted"}',
     ])
       expect(leaksIn(body), body).toEqual([]);
+  });
+});
+
+describe("hostile oracle: internal names in error answers (session 52)", () => {
+  const error = (message: string) => JSON.stringify({ error: { code: "X", message, requestId: "r" } });
+  it("flags a service's catalog name, a datastore, a topic or a table in a 4xx or 5xx body", () => {
+    for (const [message, name] of [
+      ["order-management is unavailable", "order-management"], ["the orders cannot be read (Order-Management answered 503)", "order-management"], ["Postgres is down", "postgres"],
+      ["ClickHouse is not configured", "clickhouse"], ["published to trading.orders", "trading.orders"], ["no row in pay_intents", "pay_intents"], ["onnxruntime rejected it", "onnxruntime"],
+    ]) {
+      expect(judge(400, error(message), "application/json").problems, message).toEqual([`internal name ${name}`]);
+    }
+    expect(judge(502, error("api-gateway: user-management did not answer"), "application/json").problems).toEqual(["status 502", "internal name api-gateway", "internal name user-management"]);
+  });
+
+  it("leaves public routes, ordinary words and successful answers alone", () => {
+    for (const message of ["the service at /api/orders/ did not answer", "no strategy x: GET /api/ai-chains/ lists them", "orders of this user", "a market order", "the payment service answered 503", "postgresql-like"]) {
+      expect(judge(404, error(message), "application/json").problems, message).toEqual([]);
+    }
+    expect(judge(200, '{"datastores":{"postgres":{"status":"ok"}}}', "application/json").problems).toEqual([]);
   });
 });

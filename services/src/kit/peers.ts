@@ -45,6 +45,16 @@ function peerUrlProblem(value: string, catalogUrl: string): string | undefined {
   return undefined;
 }
 
+/**
+ * How an answer to a client names a catalog service: by the public route it serves (`the service at
+ * /api/orders/`), never by its catalog name, which is the platform's inside (session 52). The name
+ * stays in the logs.
+ */
+export function publicServiceName(name: string): string {
+  const route = findService(name)?.route;
+  return route ? `the service at /api/${route}/` : "a service this request needs";
+}
+
 export function peerBaseUrl(name: string, source: NodeJS.ProcessEnv = process.env): string {
   const override = source[serviceUrlEnvVar(name)];
   if (override && override.trim() !== "") return override.replace(/\/+$/, "");
@@ -128,9 +138,9 @@ export class PeerClient {
       // The answer's body under the same bounds: a peer stalling mid-answer was a raw error (a 500).
       text = await res.text();
     } catch {
-      if (ended === "cut") throw shuttingDown(`its call to ${name} was cut (not answered ${PEER_CLOSE_GRACE_MS} ms into the close)`);
+      if (ended === "cut") throw shuttingDown(`its call to ${publicServiceName(name)} was cut (not answered ${PEER_CLOSE_GRACE_MS} ms into the close)`);
       const timedOut = ended === "timeout";
-      throw new HttpError(timedOut ? 504 : 502, timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${name} did not answer`);
+      throw new HttpError(timedOut ? 504 : 502, timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${publicServiceName(name)} did not answer`);
     } finally {
       clearTimeout(timer);
       cut?.removeEventListener("abort", onCut);

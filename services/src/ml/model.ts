@@ -64,7 +64,7 @@ export async function loadModel(version: string, onnx: Uint8Array, features: rea
   try {
     session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: "sequential" });
   } catch (e) {
-    throw new ModelLoadError(`model ${version}: onnxruntime rejected the artifact: ${onnxRuntimeReason((e as Error).message)}`, (e as Error).message);
+    throw new ModelLoadError(`model ${version}: the model runtime rejected the artifact: ${onnxRuntimeReason((e as Error).message)}`, (e as Error).message);
   }
   const input = session.inputNames[0];
   if (!session.outputNames.includes("probabilities")) throw new ModelLoadError(`model ${version}: no "probabilities" output`);

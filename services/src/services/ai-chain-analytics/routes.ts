@@ -80,7 +80,7 @@ export function registerRoutes(ctx: ServiceContext, deps: { store: ChainStore; g
   });
   ctx.app.get("/chains/:decisionId/graph", { schema: { params: Id, response: { 200: GraphOut } } }, async (req) => {
     const who = requireIdentity(req);
-    if (!deps.graph) throw notFound("the chain graph needs ArangoDB, which is not enabled on this stack");
+    if (!deps.graph) throw notFound("the chain graph is not available in this deployment");
     // Ownership is checked on ClickHouse's copy of the decision before the graph is read.
     const id = req.params.decisionId.toLowerCase();
     const chain = await deps.store.chain(id, who.role === "admin" ? undefined : who.userId);

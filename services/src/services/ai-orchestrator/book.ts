@@ -6,7 +6,7 @@
  * there: an evaluation asks order-management only about the orders still open (it asked about
  * every order the strategy ever placed, one call each, at every evaluation).
  */
-import { peerIdentityHeaders, unavailable, type PeerClient, type PostgresClient } from "../../kit";
+import { peerIdentityHeaders, publicServiceName, unavailable, type PeerClient, type PostgresClient } from "../../kit";
 import type { OrderSnapshot as TradingOrderSnapshot } from "../../trading/events";
 import { isTerminal } from "../../trading/orderState";
 import type { Strategy } from "./store";
@@ -95,7 +95,7 @@ export async function book(deps: { orders: StrategyOrders; peers: PeerClient }, 
     // A strategy's own order not answered is not "no fills": the position and the loss stop would
     // be computed without it (and buy past maxPosition). The evaluation fails; the next tick retries.
     if (r.status !== 200) {
-      throw unavailable("UPSTREAM_UNAVAILABLE", `the strategy's orders cannot be read now (order-management answered ${r.status}); retry`, 1);
+      throw unavailable("UPSTREAM_UNAVAILABLE", `the strategy's orders cannot be read now (${publicServiceName("order-management")} answered ${r.status}); retry`, 1);
     }
     looked.push(r.body);
   }

@@ -31,7 +31,7 @@ export function failedAnswer(e: unknown): EvaluationAnswer {
     e instanceof HttpError ? e
     : isTransientError(e) ? datastoreUnavailable("the evaluation was cut short")
     // What the kit would answer is a 500 naming nothing: a caller elsewhere is told as little.
-    : unavailable("EVALUATION_FAILED", "the evaluation failed in another ai-orchestrator replica; ask again", 1);
+    : unavailable("EVALUATION_FAILED", "the evaluation failed in another replica of this service; ask again", 1);
   return { error: { statusCode: http.statusCode, code: http.code, message: http.message, field: http.field, headers: http.headers } };
 }
 
@@ -60,7 +60,7 @@ export async function decisionsOfEvaluation(pg: PostgresClient, evaluationId: st
 
 /** The answer to a caller whose wait this replica's shutdown ended: nothing was evaluated for it. */
 const notAwaited = (busy: EvaluationInProgress) =>
-  shuttingDown(`strategy ${busy.strategyId} is being evaluated by another ai-orchestrator replica (evaluation ${busy.evaluationId}), whose answer was not waited for; nothing was evaluated for this request`);
+  shuttingDown(`strategy ${busy.strategyId} is being evaluated by another replica of this service (evaluation ${busy.evaluationId}), whose answer was not waited for; nothing was evaluated for this request`);
 
 /**
  * What the evaluation another replica runs (`busy`, from its lease) answers, waited for at most

@@ -155,7 +155,7 @@ export async function leasesGone(pg: PostgresClient, strategyId: string, closing
     if (rows.length === 0) return;
     await sleep(POLL_MS, undefined, { signal: closing }).catch(() => undefined);
     if (closing.aborted)
-      throw shuttingDown(`strategy ${strategyId}'s change is made, but its evaluation running in another ai-orchestrator replica, which may still place an order, was not waited for`);
+      throw shuttingDown(`strategy ${strategyId}'s change is made, but its evaluation running in another replica of this service, which may still place an order, was not waited for`);
   }
 }
 
@@ -175,7 +175,7 @@ export class EvaluationInProgress extends HttpError {
     // Retry-After 1: most evaluations end within seconds; the lease's end is only the bound.
     super(
       409, "EVALUATION_IN_PROGRESS",
-      `strategy ${strategyId} is being evaluated by another ai-orchestrator replica (evaluation ${evaluationId}; its lease ends by ${until.toISOString()} at the latest)` +
+      `strategy ${strategyId} is being evaluated by another replica of this service (evaluation ${evaluationId}; its lease ends by ${until.toISOString()} at the latest)` +
         `${waitedMs === undefined ? "" : `, whose answer did not come (waited ${waitedMs} ms)`}: ask again after it`,
       undefined, { "retry-after": "1" },
     );

@@ -22,7 +22,7 @@
  * may lack that order. order-management unreachable: 503 with retry-after, nothing recorded.
  */
 import type { Logger } from "pino";
-import { isShuttingDown, unavailable, type HttpError, type PeerClient } from "../../kit";
+import { isShuttingDown, publicServiceName, unavailable, type HttpError, type PeerClient } from "../../kit";
 import { ownerHeaders, type OrderSnapshot, type StrategyOrders } from "./book";
 import type { Strategy } from "./store";
 import { SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
@@ -79,7 +79,7 @@ async function orderOfDecision(deps: RecoverDeps, s: Strategy, decisionId: strin
       return { status: e.statusCode, body: {} as { orders?: OrderSnapshot[] } };
     });
   if (r.status !== 200 || !Array.isArray(r.body.orders))
-    throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${decisionId} cannot be looked up now (order-management answered ${r.status}); retry`, 1);
+    throw unavailable("UPSTREAM_UNAVAILABLE", `the order of decision ${decisionId} cannot be looked up now (${publicServiceName("order-management")} answered ${r.status}); retry`, 1);
   return r.body.orders[0];
 }
 

@@ -12,7 +12,7 @@
  * 503 as well.
  */
 import type { Logger } from "pino";
-import { deleteOlderThanDays, HttpError, isShuttingDown, shuttingDown, unavailable, type PeerClient, type Queryable } from "../../kit";
+import { deleteOlderThanDays, HttpError, isShuttingDown, publicServiceName, shuttingDown, unavailable, type PeerClient, type Queryable } from "../../kit";
 import { ownerHeaders, type StrategyOrders } from "./book";
 import { settleUnrecordedOrders } from "./recover";
 import type { Strategy } from "./store";
@@ -38,7 +38,7 @@ async function requestCancel(deps: RetireDeps, s: Strategy, orderId: string, req
   try {
     const r = await deps.peers.call<{ error?: { code: string } }>("order-management", `/${orderId}/cancel`, { method: "POST", headers: ownerHeaders(s), requestId });
     if (r.status === 404) deps.log.warn({ strategyId: s.strategyId, orderId }, "order-management does not know the strategy's order: nothing to cancel");
-    return DONE.has(r.status) ? undefined : { orderId, reason: `order-management answered ${r.status}${r.body?.error?.code ? ` ${r.body.error.code}` : ""}` };
+    return DONE.has(r.status) ? undefined : { orderId, reason: `${publicServiceName("order-management")} answered ${r.status}${r.body?.error?.code ? ` ${r.body.error.code}` : ""}` };
   } catch (e) {
     // The peer client's 502/504: order-management unreachable or too slow.
     return { orderId, reason: e instanceof HttpError ? `${e.code}: ${e.message}` : (e as Error).message };

@@ -12,13 +12,17 @@
 import type { FastifyRequest, preParsingHookHandler } from "fastify";
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { awaitsContinue, clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
+import { awaitsContinue, clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, publicServiceName, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
-/** /api/health: the gateway's view of every service it routes to (OpenAPI). */
+/**
+ * /api/health: the gateway's view of every service it routes to (OpenAPI), each keyed by its public
+ * route (`/api/orders/`; the gateway itself `/api/`): anonymous, so never by its catalog name (before
+ * session 52 every client read `order-management`, `payment-service` ... there).
+ */
 const HealthBody = Type.Object({
   status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
   services: Type.Record(Type.String(), Type.Object({ status: Type.Union([Type.Literal("ok"), Type.Literal("down")]), latencyMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) })),
@@ -123,7 +127,7 @@ export interface ProxyDeps {
 }
 
 export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): void {
-  const { config: cfg, log, definition } = ctx;
+  const { config: cfg, log } = ctx;
   const upstreamTotal = new Counter({
     name: "gateway_upstream_responses_total",
     help: "Proxied responses by upstream service and status",
@@ -133,16 +137,16 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
 
   // Takes no query parameter (the kit's default): it reads none.
   api.get("/api/health", { schema: { security: [], response: { 200: HealthBody, 503: HealthBody } } }, async (_request, reply) => {
-    const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { [definition.name]: { status: "ok", latencyMs: 0 } };
+    const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { "/api/": { status: "ok", latencyMs: 0 } };
     await Promise.all(
       [...d.routes.values()].map(async (s) => {
         const t0 = performance.now();
         try {
           const r = await fetch(`${d.bases.get(s.name)}/health`, { signal: AbortSignal.timeout(cfg.HEALTH_TIMEOUT_MS) });
           await r.arrayBuffer();
-          results[s.name] = r.ok ? { status: "ok", latencyMs: Math.round(performance.now() - t0) } : { status: "down", error: `HTTP ${r.status}` };
+          results[`/api/${s.route}/`] = r.ok ? { status: "ok", latencyMs: Math.round(performance.now() - t0) } : { status: "down", error: `HTTP ${r.status}` };
         } catch (e) {
-          results[s.name] = { status: "down", error: (e as Error).name === "TimeoutError" ? `no answer within ${cfg.HEALTH_TIMEOUT_MS} ms` : "unreachable" };
+          results[`/api/${s.route}/`] = { status: "down", error: (e as Error).name === "TimeoutError" ? `no answer within ${cfg.HEALTH_TIMEOUT_MS} ms` : "unreachable" };
         }
       }),
     );
@@ -212,9 +216,9 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       if (e.restarting) {
         // A deploy, not an outage (./upstreams.ts says how it is told): counted as the 502 it is, logged at warn.
         markDrainAnswer(reply, `${service.name} restarting: ${e.failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`);
-        return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${service.name} is restarting; retry`));
+        return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} is restarting; retry`));
       }
-      return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${service.name} is unavailable`));
+      return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} is unavailable`));
     }
     upstreamTotal.inc({ upstream: service.name, status_code: String(answer.statusCode) });
     if (reply.sent) {
@@ -224,7 +228,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     }
     if (answer.statusCode < 200 || answer.statusCode > 599) {
       if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
-      return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${service.name} gave an invalid answer`));
+      return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} gave an invalid answer`));
     }
     // A service closing behind the gateway (a deploy's drain): forwarded and counted, logged as a drain answer, not an error.
     if (isClosingAnswer(answer.statusCode, answer.body)) markDrainAnswer(reply, `${service.name} shutting down (its answer forwarded)`);

@@ -138,7 +138,7 @@ export class BarCache {
     const data = req.data;
     if (data.source === "synthetic") return syntheticSeries({ seed: data.seed, symbol, bars, origin: start, intervalMs: intervalMs(req.interval) });
     if (data.source === "clickhouse") {
-      if (!this.sources.clickhouse) throw new ParameterError("data.source", "ClickHouse is not configured for this service");
+      if (!this.sources.clickhouse) throw new ParameterError("data.source", "this data source is not available in this deployment");
       return fromClickHouse(this.sources.clickhouse, symbol, req.interval, start, end);
     }
     const text = await readReplay(this.sources.replayDir, data.file);

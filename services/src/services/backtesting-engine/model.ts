@@ -32,7 +32,7 @@ export class PromotedModelScorer {
 
   private async current(): Promise<Loaded> {
     const version = await this.registry.promotedVersion();
-    if (!version) throw new ParameterError("strategy", "ml-model needs a promoted ml-predictor model: train one and promote it (POST /api/ml/models/{version}/promote)");
+    if (!version) throw new ParameterError("strategy", "ml-model needs a promoted model: train one and promote it (POST /api/ml/models/{version}/promote)");
     if (version !== this.loadedVersion || !this.loaded) {
       const previous = this.loaded;
       this.loadedVersion = version;

@@ -63,7 +63,7 @@ export function registerRoutes(ctx: ServiceContext, deps: RouteDeps): void {
     const body = req.body;
     const plan = asBadRequest(() => planBacktest(body, deps.limits));
     if (body.data.source === "replay") await checkReplay(deps.replayDir, body.data.file).catch((e: ParameterError) => { throw badRequest(e.message, e.field); });
-    if (body.data.source === "clickhouse" && !deps.clickhouseEnabled) throw badRequest("ClickHouse is not configured for this service", "data.source");
+    if (body.data.source === "clickhouse" && !deps.clickhouseEnabled) throw badRequest("this data source is not available in this deployment", "data.source");
     const kind = body.sweep ? "sweep" : body.walkForward ? "walk-forward" : "run";
     const answer = (id: string, status: string) =>
       ({ id, status, kind, jobs: plan.jobs.length, barsPerSymbol: plan.barsPerSymbol, links: { self: `/api/backtests/${id}`, results: `/api/backtests/${id}/results`, chart: `/api/backtests/${id}/chart.svg` } });

@@ -7,7 +7,7 @@
  * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
  * isolation.ts; pure domain: domain/.
  */
-import { ConfigError, defineService, envList, HttpError, PeriodicDelete, Type, type ServiceContext } from "../../kit";
+import { ConfigError, defineService, envList, HttpError, PeriodicDelete, publicServiceName, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -57,13 +57,13 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
       // Refused for good: a 4xx as for a charge, and no processor configured (retrying would hold up every payment event behind it).
       if (refusesCharge(r.status, code) || code === "PROCESSOR_NOT_CONFIGURED") throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the refund: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
       // Not refunded yet (payment-service or its processor unavailable, the key in use): the event is retried.
-      throw new HandlerUnavailableError(`payment-service answered ${r.status} ${code ?? ""} to a refund`);
+      throw new HandlerUnavailableError(`${publicServiceName("payment-service")} answered ${r.status} ${code ?? ""} to a refund`);
     },
     async isSaved(userId, paymentMethod) {
       const r = await ctx.peers.call("payment-service", `/internal/payment-methods/${encodeURIComponent(paymentMethod)}?${new URLSearchParams({ userId })}`, { timeoutMs: 10_000 });
       if (r.status === 200) return true;
       if (r.status === 404) return false;
-      throw new HttpError(502, "PAYMENTS_UNAVAILABLE", `payment-service answered ${r.status}`);
+      throw new HttpError(502, "PAYMENTS_UNAVAILABLE", `${publicServiceName("payment-service")} answered ${r.status}`);
     },
   };
 }
@@ -73,7 +73,7 @@ function usageSource(ctx: ServiceContext): UsageSource {
     async units(userId, metric, from, to) {
       const q = new URLSearchParams({ userId, metric, from: from.toISOString(), to: to.toISOString() });
       const r = await ctx.peers.call<{ units: number }>("usage-monitoring", `/internal/usage/units?${q}`, { timeoutMs: 10_000 });
-      if (r.status !== 200) throw new HttpError(502, "USAGE_UNAVAILABLE", `usage-monitoring answered ${r.status}`);
+      if (r.status !== 200) throw new HttpError(502, "USAGE_UNAVAILABLE", `${publicServiceName("usage-monitoring")} answered ${r.status}`);
       return BigInt(r.body.units);
     },
   };

@@ -36,9 +36,9 @@ export function registerRoutes(app: App, deps: { known: readonly Datastore[]; re
   app.get("/datastores/:name", { schema: { params: Type.Object({ name: Type.String({ maxLength: 32 }) }), response: { 200: One, 503: One } } }, async (req, reply) => {
     requireIdentity(req, "admin");
     const name = req.params.name;
-    if (!isKnown(name)) throw notFound(`Unknown datastore ${name} (known: ${known.join(", ")})`);
+    if (!isKnown(name)) throw notFound(`Unknown datastore ${name}: GET /datastores lists the deployed ones`);
     const health = (await report(name)).datastores[name];
-    if (!health) throw notFound(`Unknown datastore ${name} (known: ${known.join(", ")})`);
+    if (!health) throw notFound(`Unknown datastore ${name}: GET /datastores lists the deployed ones`);
     return reply.status(health.status === "failing" ? 503 : 200).send({ name, ...health });
   });
 

@@ -82,7 +82,7 @@ export function registerRoutes(
     }
     if (!served) {
       metrics.refusals.inc({ reason: "NO_PROMOTED_MODEL" });
-      throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (ml-predictor train) and promote it");
+      throw new HttpError(409, "NO_PROMOTED_MODEL", "no model is promoted: train one (the retraining job) and promote it");
     }
     const mismatch = intervalMismatch(served.record, limits.interval);
     if (mismatch) {

@@ -1,0 +1,100 @@
+/**
+ * Every error text a service can answer a client, read from the source (session 52): each argument
+ * of the kit's error makers (HttpError, badRequest ... unavailable, errorBody, sendError,
+ * rawErrorAnswer) in services/src, its literal parts and what it interpolates, must name no internal
+ * thing (tests/hostile/internal-names.ts: a catalog service, a datastore or driver, a topic, a
+ * table). `order-management answered 503` told a client which service stands behind /api/orders;
+ * the gateway's 502 named the service it could not reach. An interpolated service definition's
+ * name (`${service.name}`) is refused as such: it is always an internal name.
+ * The hostile suites judge the answers themselves with the same list (tests/hostile/oracle.ts).
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import ts from "typescript";
+import { describe, expect, it } from "vitest";
+import { findService } from "../../services/src/catalog";
+import { HttpError, PeerClient } from "../../services/src/kit";
+import { internalNamesIn } from "../hostile/internal-names";
+
+const ROOT = join(__dirname, "../..");
+const SOURCES = join(ROOT, "services/src");
+/**
+ * The kit's ways of making an answer's error (services/src/kit/errors.ts, raw-answers.ts), and the
+ * errors whose message a route answers as it is (backtest parameters, the model registry, OTLP input,
+ * a model that cannot be loaded, missing features).
+ */
+const ERROR_MAKERS = new Set([
+  "HttpError", "badRequest", "unauthorized", "forbidden", "notFound", "conflict", "unavailable", "shuttingDown", "datastoreUnavailable", "errorBody", "sendError", "rawErrorAnswer",
+  "ParameterError", "RegistryError", "OtlpError", "ModelLoadError", "PredictionRefused",
+]);
+/** An interpolation that is a service's catalog name whatever its value. */
+const SERVICE_NAME = /\b(?:service|definition|upstream|peer|target|callee)\.name$|^(?:serviceName|upstreamName|peerName)$/;
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}
+
+const calleeName = (e: ts.Expression): string | undefined => (ts.isIdentifier(e) ? e.text : ts.isPropertyAccessExpression(e) ? e.name.text : undefined);
+
+interface ErrorText {
+  where: string;
+  literal: string;
+  interpolated: string[];
+}
+
+/** The texts of every error-maker call in one file. */
+function errorTexts(file: string): ErrorText[] {
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
+  const out: ErrorText[] = [];
+  const visit = (node: ts.Node) => {
+    if ((ts.isCallExpression(node) || ts.isNewExpression(node)) && ERROR_MAKERS.has(calleeName(node.expression) ?? "")) {
+      const literal: string[] = [];
+      const interpolated: string[] = [];
+      const collect = (n: ts.Node) => {
+        // publicServiceName("order-management") answers the service's public route, not its name.
+        if (ts.isCallExpression(n) && calleeName(n.expression) === "publicServiceName") return;
+        if (ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n)) literal.push(n.text);
+        else if (ts.isTemplateExpression(n)) {
+          literal.push(n.head.text, ...n.templateSpans.map((s) => s.literal.text));
+          for (const s of n.templateSpans) interpolated.push(s.expression.getText(source));
+        }
+        ts.forEachChild(n, collect);
+      };
+      for (const a of node.arguments ?? []) collect(a);
+      const { line } = source.getLineAndCharacterOfPosition(node.getStart(source));
+      out.push({ where: `${relative(ROOT, file)}:${line + 1}`, literal: literal.join(" | "), interpolated });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return out;
+}
+
+describe("error texts name nothing internal (session 52)", () => {
+  const all = files(SOURCES).flatMap(errorTexts);
+
+  it("reads the error makers' calls across services/src (the gateway's included)", () => {
+    expect(all.length).toBeGreaterThan(250);
+    expect(all.filter((t) => t.where.includes("api-gateway/")).length).toBeGreaterThan(15);
+  });
+
+  it("no literal part of an error text names a service, datastore, driver, topic or table", () => {
+    const named = all.flatMap((t) => internalNamesIn(t.literal).map((n) => `${t.where}: ${n} in "${t.literal.slice(0, 160)}"`));
+    expect(named).toEqual([]);
+  });
+
+  it("no error text interpolates a service's catalog name", () => {
+    const named = all.flatMap((t) => t.interpolated.filter((x) => SERVICE_NAME.test(x)).map((x) => `${t.where}: \${${x}}`));
+    expect(named).toEqual([]);
+  });
+
+  it("a peer that does not answer is named by its public route (the kit's 502 was `order-management did not answer`, answered as is)", async () => {
+    const peers = new PeerClient(findService("ai-orchestrator")!, { SERVICE_ORDER_MANAGEMENT_URL: "http://127.0.0.1:9" });
+    const e = await peers.call("order-management", "/x", { timeoutMs: 2_000 }).then(() => undefined, (x: unknown) => x);
+    expect(e).toBeInstanceOf(HttpError);
+    expect([(e as HttpError).statusCode, (e as HttpError).message, internalNamesIn((e as HttpError).message)]).toEqual([502, "the service at /api/orders/ did not answer", []]);
+  });
+});
