@@ -210,6 +210,12 @@ export interface EdgeSpec {
    * workload terminating TLS). Runtimes with an ingress controller ignore it.
    */
   proxy: WorkloadSpec;
+  /**
+   * The default backend an ingress-nginx controller sends its own refusals to, so they answer in the
+   * platform's JSON shape (components/edge/error-pages.ts). Deployed by the Kubernetes runtime when
+   * the IngressClass is ingress-nginx's; others ignore it.
+   */
+  errorPages?: WorkloadSpec;
   dependsOn: pulumi.Resource[];
 }
 

@@ -12,6 +12,7 @@ import { EDGE_READ_TIMEOUT_S } from "../../catalog/service-settings";
 import type { ContainerImage } from "../../stacks/images";
 import { EDGE } from "../topology";
 import { DeployedWorkload, probe, Route, Runtime, WorkloadSpec } from "../workload";
+import { EDGE_ERRORS, edgeErrorBody, errorPagesSpec } from "./error-pages";
 
 /** Unprivileged ports inside the container: Nginx runs as a normal user with no capabilities. */
 export const NGINX_HTTP_PORT = 8080;
@@ -60,22 +61,10 @@ export interface NginxConfigArgs {
 }
 
 /**
- * Nginx's own answers, each with the platform's JSON error body (services/src/kit/errors.ts's shape):
- * 494 is Nginx's "request header too large", answered 431 as the services do.
+ * The Docker edge's nginx.conf. Nginx's own answers each carry the platform's JSON error body
+ * (./error-pages.ts EDGE_ERRORS, services/src/kit/errors.ts's shape): 494 is Nginx's "request header
+ * too large", answered 431 as the services do.
  */
-const EDGE_ERRORS: { status: number; answer: number; code: string; message: string; field?: string }[] = [
-  { status: 400, answer: 400, code: "BAD_REQUEST", message: "The edge refused the request headers (malformed or sent twice)", field: "headers" },
-  { status: 494, answer: 431, code: "HEADERS_TOO_LARGE", message: "The request headers are too large", field: "headers" },
-  { status: 414, answer: 414, code: "URI_TOO_LONG", message: "The request URL is too long", field: "url" },
-  { status: 413, answer: 413, code: "PAYLOAD_TOO_LARGE", message: "The request body is over the 1 MiB limit of the edge", field: "body" },
-  { status: 502, answer: 502, code: "UPSTREAM_UNAVAILABLE", message: "The gateway cannot be reached; try again" },
-  { status: 504, answer: 504, code: "UPSTREAM_TIMEOUT", message: "The gateway did not answer in time; try again" },
-];
-
-/** The body, for a single-quoted Nginx string (so no quote in a message). */
-const edgeErrorBody = (e: (typeof EDGE_ERRORS)[number]): string =>
-  JSON.stringify({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
-
 export function nginxConfig(args: NginxConfigArgs): string {
   const redirectPort = args.publicHttpsPort === 443 ? "" : `:${args.publicHttpsPort}`;
   const locations = publicRoutes(args.services)
@@ -256,6 +245,7 @@ export class Edge extends pulumi.ComponentResource {
         host: args.host,
         tls: args.tls,
         proxy: nginxProxySpec(proxyArgs),
+        errorPages: errorPagesSpec(args.image),
         dependsOn,
       },
       this,

@@ -8,6 +8,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { catalog } from "../../catalog";
+import { EDGE_ERRORS_PORT, errorPagesConfig } from "../../components/edge/error-pages";
 import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, TLS_DIR } from "../../components/edge/nginx";
 
 export interface EdgeNginx {
@@ -49,6 +50,12 @@ export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
     .replace("pid /tmp/nginx.pid;", `pid ${path.join(dir, "nginx.pid")};`)
     .replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
     .replace(/access_log \/dev\/stdout/, `access_log ${log}`);
+  const stop = await runNginx(dir, conf, httpsPort);
+  return { httpPort, httpsPort, log, stop };
+}
+
+/** Runs nginx with `conf` (written into `dir`, removed on stop) until it listens on `port`: its stop. */
+async function runNginx(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
   fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
   const nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -62,7 +69,7 @@ export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
   };
   for (let i = 0; ; i++) {
     const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(httpsPort, "127.0.0.1", () => (s.destroy(), resolve(true)));
+      const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
       s.on("error", () => resolve(false));
     });
     if (up) break;
@@ -72,5 +79,15 @@ export async function startEdgeNginx(gatewayPort: number): Promise<EdgeNginx> {
     }
     await new Promise((res) => setTimeout(res, 100));
   }
-  return { httpPort, httpsPort, log, stop };
+  return stop;
+}
+
+/** Starts nginx with edge-errors' configuration (components/edge/error-pages.ts) on a free loopback port: its port and stop. */
+export async function startErrorPagesNginx(): Promise<{ port: number; stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-errors-"));
+  const port = await freeLoopbackPort();
+  const conf = errorPagesConfig()
+    .replace(`listen ${EDGE_ERRORS_PORT};`, `listen 127.0.0.1:${port};`)
+    .replaceAll(" /tmp/", ` ${dir}/`);
+  return { port, stop: await runNginx(dir, conf, port) };
 }

@@ -27,6 +27,7 @@ import {
   WorkloadSpec,
   workloadLabels,
 } from "../../workload";
+import { isIngressNginxClass } from "../../edge/error-pages";
 import { buildImage } from "../image-build";
 import { availability } from "./availability";
 import { KubernetesContext, KubernetesSettings } from "./context";
@@ -122,7 +123,9 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
   }
 
   expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge {
-    ingress(this.ctx, edge, parent, [this.nsResource, ...edge.dependsOn]);
+    // ingress-nginx's own refusals (413, 502/503/504 ...) go to edge-errors, in the platform's JSON shape.
+    const errorPages = edge.errorPages && isIngressNginxClass(this.ctx.settings.ingress.className) ? this.deploy(edge.errorPages, parent) : undefined;
+    ingress(this.ctx, edge, parent, [this.nsResource, ...edge.dependsOn, ...(errorPages?.ready ?? [])], errorPages !== undefined);
     return { url: `https://${edge.host}/api/` };
   }
 

@@ -6,13 +6,15 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../../catalog/labels";
 import { EDGE_READ_TIMEOUT_S } from "../../../catalog/service-settings";
+import { ingressNginxErrorAnnotations } from "../../edge/error-pages";
 import { EdgeSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 
 /** Secret cert-manager fills when no existing TLS Secret is named. */
 export const DEFAULT_TLS_SECRET = "ai-trading-tls";
 
-export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[]): k8s.networking.v1.Ingress {
+/** `errorPages`: edge-errors is deployed, ingress-nginx's own refusals are sent to it (../../edge/error-pages.ts). */
+export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[], errorPages = false): k8s.networking.v1.Ingress {
   const { className, tlsSecretName, certIssuer } = ctx.settings.ingress;
   if (!tlsSecretName && !certIssuer) {
     throw new pulumi.ResourceError("the Ingress needs TLS: set certIssuer or tlsSecretName", parent);
@@ -51,6 +53,7 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
           // No *-snippet annotation (policy ingress-no-snippets): the security headers, HSTS
           // included, come from the api-gateway itself, so they hold behind any controller.
           ...(certIssuer ? { "cert-manager.io/cluster-issuer": certIssuer } : {}),
+          ...(errorPages ? ingressNginxErrorAnnotations() : {}),
         },
       },
       spec: {
