@@ -133,11 +133,13 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
     if (err.validation && err.validation.length > 0) {
       const where = err.validationContext ?? "request";
       const issue = reportedIssue(err.validation, partSchema(request, where), partData(request, where));
-      const field = fieldOf(issue);
+      // An issue with the part itself (a required body left out or not an object: "must be object")
+      // names the part: it named no field until session 52.
+      const field = fieldOf(issue) ?? (where === "body" ? "body" : undefined);
       const says =
         issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}`
         : (issue.keyword === "pattern" ? displayTextRefusal(issue.params?.pattern) : undefined) ?? issue.message ?? "is invalid";
-      const message = `Invalid ${where}: ${field ? `${field} ` : ""}${says}`;
+      const message = `Invalid ${where}: ${field && field !== where ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
     }
     if (isTransientError(err)) {
