@@ -31,11 +31,26 @@ export const INTERNAL_NAMES: readonly string[] = [
   ...tables(),
 ];
 
+/**
+ * Internal names that are also a value a public route takes, allowed only as a quoted value (a
+ * validation error listing the allowed values, the client's own value echoed), never in a sentence.
+ */
+const PUBLIC_VALUES: Readonly<Record<string, string>> = {
+  clickhouse: "a backtest's data.source (POST /api/backtests/: \"synthetic\", \"clickhouse\", \"replay\")",
+};
+/** Is text[at, at + length) a quoted value: `"clickhouse"`, `\"clickhouse\"` (JSON inside JSON), `'clickhouse'`? */
+function quoted(text: string, at: number, length: number): boolean {
+  const before = text.slice(Math.max(0, at - 2), at);
+  const after = text.slice(at + length, at + length + 2);
+  return /(?:\\?"|')$/.test(before) && /^(?:\\?"|')/.test(after);
+}
+
 const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 /** A name as a word of its own: `postgres` in "postgres is down", not in "postgresfoo"; `om_orders` not in `/api/orders`. */
 const INTERNAL = new RegExp(`(?<![\\w-])(?:${[...INTERNAL_NAMES].sort((a, b) => b.length - a.length).map(escaped).join("|")})(?![\\w-])`, "gi");
 
 /** The internal names a text shows (lower case, each once). */
 export function internalNamesIn(text: string): string[] {
-  return [...new Set([...text.matchAll(INTERNAL)].map((m) => m[0].toLowerCase()))];
+  const named = [...text.matchAll(INTERNAL)].filter((m) => !(Object.hasOwn(PUBLIC_VALUES, m[0].toLowerCase()) && quoted(text, m.index, m[0].length)));
+  return [...new Set(named.map((m) => m[0].toLowerCase()))];
 }

@@ -42,5 +42,10 @@ describe("hostile oracle: internal names in error answers (session 52)", () => {
       expect(judge(404, error(message), "application/json").problems, message).toEqual([]);
     }
     expect(judge(200, '{"datastores":{"postgres":{"status":"ok"}}}', "application/json").problems).toEqual([]);
+    // A public value of a route (a backtest's data.source), quoted: the allowed values listed, the client's echoed.
+    expect(judge(400, error('Invalid body: data.source must be one of "synthetic", "clickhouse", "replay"'), "application/json").problems).toEqual([]);
+    expect(judge(400, error("data.source 'clickhouse' is not available in this deployment"), "application/json").problems).toEqual([]);
+    expect(judge(400, error("ClickHouse is not configured"), "application/json").problems).toEqual(["internal name clickhouse"]);
+    expect(judge(400, error('"postgres" is down'), "application/json").problems).toEqual(["internal name postgres"]);
   });
 });
