@@ -297,7 +297,8 @@ describe("ai-orchestrator", () => {
     // Before: 200, and a decision per call without end.
     expect(over.statusCode, over.body).toBe(429);
     expect(over.json().error).toMatchObject({ code: "EVALUATION_LIMIT", message: expect.stringContaining(`at most ${EVALUATIONS_PER_MINUTE} evaluations a minute per user`) });
-    expect(over.json().error.message).toContain("ORCH_EVALUATIONS_PER_MINUTE");
+    // The limit, not the operator's setting behind it (session 52: no error text names a configuration key).
+    expect(over.json().error.message).not.toContain("ORCH_EVALUATIONS_PER_MINUTE");
     expect(Number(over.headers["retry-after"])).toBeGreaterThanOrEqual(1);
     expect(Number(over.headers["retry-after"])).toBeLessThanOrEqual(Math.ceil(60 / EVALUATIONS_PER_MINUTE));
     const recorded = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM ai_decisions WHERE user_id = $1", [headers["x-user-id"]]);

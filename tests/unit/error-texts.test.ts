@@ -5,14 +5,17 @@
  * thing (tests/hostile/internal-names.ts: a catalog service, a datastore or driver, a topic, a
  * table). `order-management answered 503` told a client which service stands behind /api/orders;
  * the gateway's 502 named the service it could not reach. An interpolated service definition's
- * name (`${service.name}`) is refused as such: it is always an internal name.
+ * name (`${service.name}`) is refused as such: it is always an internal name. Nor may a text name a
+ * service's configuration key (every module's own and the common ones): it is the operator's setting.
  * The hostile suites judge the answers themselves with the same list (tests/hostile/oracle.ts).
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
-import { findService } from "../../services/src/catalog";
+import { catalog, findService } from "../../services/src/catalog";
+import { commonEnv } from "../../services/src/kit/service-config";
+import { registry } from "../../services/src/registry";
 import { HttpError, PeerClient } from "../../services/src/kit";
 import { internalNamesIn } from "../hostile/internal-names";
 
@@ -97,4 +100,14 @@ describe("error texts name nothing internal (session 52)", () => {
     expect(e).toBeInstanceOf(HttpError);
     expect([(e as HttpError).statusCode, (e as HttpError).message, internalNamesIn((e as HttpError).message)]).toEqual([502, "the service at /api/orders/ did not answer", []]);
   });
+
+  it("no error text names a service's configuration key (an operator's setting, not the client's: `BACKTEST_REPLAY_DIR is not set`)", async () => {
+    const keys = new Set<string>();
+    for (const def of catalog.filter((d) => registry[d.name])) {
+      for (const k of [...Object.keys((await registry[def.name]()).config ?? {}), ...Object.keys(commonEnv(def))]) keys.add(k);
+    }
+    expect(keys.size).toBeGreaterThan(100);
+    const named = all.flatMap((t) => [...t.literal.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)].filter((m) => keys.has(m[0])).map((m) => `${t.where}: ${m[0]}`));
+    expect(named).toEqual([]);
+  }, 120_000);
 });

@@ -38,7 +38,7 @@ export class EvaluationBudget {
     throw new HttpError(
       429,
       "EVALUATION_LIMIT",
-      `at most ${this.perMinute} evaluations a minute per user through the API (ORCH_EVALUATIONS_PER_MINUTE), whatever the strategy: retry in ${wait} s (the schedule evaluates each enabled strategy every everySeconds)`,
+      `at most ${this.perMinute} evaluations a minute per user through the API, whatever the strategy: retry in ${wait} s (the schedule evaluates each enabled strategy every everySeconds)`,
       undefined,
       { "retry-after": String(wait) },
     );

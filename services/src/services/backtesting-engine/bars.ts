@@ -33,7 +33,7 @@ const REPLAY_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 /** A replay file's path inside the replay directory (a plain name: no separators, no leading dot). */
 async function replayPath(dir: string | undefined, file: string): Promise<string> {
   if (!REPLAY_NAME.test(file)) throw new ParameterError("data.file", "must be a plain file name (letters, digits, . _ -)");
-  if (!dir) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)} (built in: ${[...BUILT_IN_REPLAYS.keys()].join(", ")}; BACKTEST_REPLAY_DIR is not set)`);
+  if (!dir) throw new ParameterError("data.file", `no replay file ${JSON.stringify(file)} (built in: ${[...BUILT_IN_REPLAYS.keys()].join(", ")}; no replay directory is configured)`);
   const root = resolve(dir);
   const path = resolve(join(root, file));
   if (!path.startsWith(root + sep)) throw new ParameterError("data.file", "must name a file in the replay directory");

@@ -28,7 +28,7 @@ export class PaymentMethods {
   }
 
   private requireProcessor(): CardProcessor {
-    if (!this.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment (PAYMENT_PROCESSOR_API_KEY)");
+    if (!this.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
     return this.processor;
   }
 

@@ -53,7 +53,7 @@ export class RefundIssueSettler {
   /** Settles the open mismatch issue `issueId` from the processor's record (see above): the issue, closed, and its refund. */
   async settle(issueId: string, by: Pick<Identity, "userId" | "authMethod">, note: string): Promise<RefundIssueView & { refund: RefundView | undefined }> {
     const processor = this.processor;
-    if (!processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment (PAYMENT_PROCESSOR_API_KEY)");
+    if (!processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
     const issue = await this.issues.byId(issueId);
     if (!issue) throw notFound("refund issue not found");
     if (issue.resolved_at) throw resolvedAlready();

@@ -34,7 +34,7 @@ export function registerApiKeyRoutes(app: App, deps: ApiKeyRouteDeps): void {
     );
     if (row === "inactive-user") throw unknownOrDisabledUser();
     if (row === "limit") {
-      throw new HttpError(409, "API_KEY_LIMIT", `At most ${deps.maxActivePerUser} active API keys per user (API_KEY_MAX_ACTIVE_PER_USER): revoke one first`);
+      throw new HttpError(409, "API_KEY_LIMIT", `At most ${deps.maxActivePerUser} active API keys per user: revoke one first`);
     }
     req.log.info({ userId: who.userId, apiKeyId: row.id, scopes, expiresAt: row.expires_at }, "api key created");
     return reply.status(201).send({ id: row.id, name: req.body.name, prefix, key, scopes, createdAt: row.created_at.toISOString(), expiresAt: row.expires_at.toISOString() });
