@@ -92,7 +92,7 @@ async function similarRegimes(deps: EvaluateDeps, s: Strategy, modelVersion: str
   const lookup = deps.weaviate().then((c) => nearestRegimes(c, modelVersion, p.regimeVector, deps.regimesK));
   try {
     // Bounded: the client waits ~20 s per call for a gRPC port that does not answer, and a disable waits for the evaluation.
-    const cut = unlessAborted(lookup, deps.cut, () => shuttingDown(`its similar-regimes lookup (Weaviate) was cut`));
+    const cut = unlessAborted(lookup, deps.cut, () => shuttingDown("its similar-regimes lookup was cut"));
     return { regimes: await withTimeout(cut, deps.regimesTimeoutMs, "Weaviate"), regimeError: null };
   } catch (e) {
     if (isShuttingDown(e)) throw e;
