@@ -9,7 +9,8 @@
  * Its Kafka headers too (migrations postgres/0496, clickhouse/0030; not kept before session 51), in
  * order, values that are not UTF-8 and a name sent twice among them; and a message without a value
  * (skipped before session 51, never set aside: the platform's topics are not compacted) is set aside
- * with its key and headers, the group's offset committed past it.
+ * with its key and headers, the group's offset committed past it. A header named `constructor` stuck
+ * every consumer's partition before session 52 (tests/unit/dead-letter-headers.test.ts).
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -129,8 +130,8 @@ function messages(): Sent[] {
 /**
  * Each message's headers, as a producer sends them (a name sent twice is an array of its values) and
  * as the dead letter lists them: the trace context and event id the platform's producers send
- * (outboxRows.ts), a value that is not UTF-8, an empty one, a name sent twice, a name holding U+0000 (kafkajs sends no header
- * without a value: its encoder throws).
+ * (outboxRows.ts), a value that is not UTF-8, an empty one, a name sent twice, a name holding U+0000, a name
+ * every object answers (kafkajs sends no header without a value: its encoder throws).
  */
 function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>; kept: DeadLetterHeader[] } {
   const notUtf8 = Buffer.from([0xff, 0x00, 0xc0, 0xaf, 0x80]);
@@ -138,7 +139,7 @@ function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>;
   const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   const b64 = (v: Buffer | string) => Buffer.from(v).toString("base64");
   return {
-    sent: { traceparent, "event-id": m.name, "x-bytes": notUtf8, "x-twice": twice, "x-empty": Buffer.alloc(0), "x-nul\u0000name": "v" },
+    sent: { traceparent, "event-id": m.name, "x-bytes": notUtf8, "x-twice": twice, "x-empty": Buffer.alloc(0), "x-nul\u0000name": "v", constructor: "c" },
     kept: [
       { name: "traceparent", value: b64(traceparent) },
       { name: "event-id", value: b64(m.name) },
@@ -148,6 +149,9 @@ function headersOf(m: Sent): { sent: Record<string, Buffer | string | Buffer[]>;
       { name: "x-empty", value: "" },
       // PostgreSQL's jsonb refuses U+0000 (the dead letter could not be written): the column is json.
       { name: "x-nul\u0000name", value: b64("v") },
+      // A name every object answers: kafkajs' fold kept the inherited member as its first value, on which
+      // deadLetterHeaders threw, failing every batch holding the message (session 52).
+      { name: "constructor", value: b64("c") },
     ],
   };
 }

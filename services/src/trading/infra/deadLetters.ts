@@ -53,18 +53,24 @@ export interface DeadLetterHeader {
 }
 
 /**
- * A message's headers as kafkajs hands them over (a record's headers folded into an object by name, a
- * name sent more than once an array of its values in order; values are Buffers, null when absent),
- * listed in order with each value's bytes in base64: values need not be UTF-8. What kafkajs folded is
- * lost before this: the order between different names (a name that looks like an array index comes
- * first, the others in the order each was first seen) and a name's bytes that are not UTF-8 (decoded
- * to U+FFFD).
+ * A message's headers as kafkajs hands them over, listed in order with each value's bytes in base64
+ * (values need not be UTF-8). kafkajs 2.2.4 reads a record's headers in the order sent, then folds them
+ * into an object by name (protocol/recordBatch/record/v0/decoder.js): a name sent more than once becomes
+ * an array of its values in order (null: a header without a value). What the fold loses is lost before
+ * this: the order between different names (a name that looks like an array index, "0" to "4294967294",
+ * comes first in numeric order, the others in the order each was first seen), a name's bytes that are not
+ * UTF-8 (decoded to U+FFFD), and a header without a name (kept under "null", with a header named so).
+ * The fold asks `obj[name] === undefined`, so a name every object answers (`constructor`, `toString`,
+ * `__proto__`, `hasOwnProperty`...) finds the inherited member and keeps it as that name's first
+ * "value": only Buffers (and null) are values here. Before session 52 that member reached Buffer.from,
+ * which threw: every message carrying such a header failed its batch for ever, the partition stuck.
  */
 export function deadLetterHeaders(headers: import("kafkajs").IHeaders | undefined): DeadLetterHeader[] {
   const list: DeadLetterHeader[] = [];
   for (const [name, values] of Object.entries(headers ?? {})) {
     for (const v of Array.isArray(values) ? values : [values]) {
-      list.push({ name, value: v === undefined || v === null ? null : Buffer.from(v).toString("base64") });
+      if (v === undefined || v === null) list.push({ name, value: null });
+      else if (Buffer.isBuffer(v) || typeof v === "string") list.push({ name, value: Buffer.from(v).toString("base64") });
     }
   }
   return list;
