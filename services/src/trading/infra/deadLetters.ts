@@ -130,6 +130,9 @@ async function insertIntoClickHouse(clickhouse: ClickHouseKitClient, d: DeadLett
       msg_offset: Number(d.offset),
       msg_key_base64: d.key?.toString("base64") ?? "",
       msg_value_base64: d.value?.toString("base64") ?? "",
+      // '' above is both none and empty (migrations/clickhouse/0031).
+      msg_key_null: d.key === null ? 1 : 0,
+      msg_value_null: d.value === null ? 1 : 0,
       msg_headers: JSON.stringify(d.headers),
       reason: d.reason,
       created_at: new Date().toISOString().slice(0, 19).replace("T", " "),
