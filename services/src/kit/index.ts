@@ -40,4 +40,5 @@ export { awaitsContinue } from "./request-framing";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { afterGrace, unlessAborted, withTimeout } from "./deadline";
+export { alreadyReplayed, DeadLetterIdParams, ReplayedAnswer } from "./dead-letter-replays";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

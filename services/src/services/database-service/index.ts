@@ -2,7 +2,8 @@
  * database-service: owns the schema of every datastore and reports their health and latency.
  *   `node dist/main.js database-service migrate`  one-shot (the catalog preDeployJob): exit 0/1
  * Layers: routes.ts (HTTP), domain.ts (report and migration status rules; no I/O), data.ts (probes
- * and tracking tables); the migrations themselves are src/migrations/.
+ * and tracking tables); the migrations themselves are src/migrations/. The Kafka consumers' dead
+ * letters (listed, replayed): dead-letter-routes.ts (HTTP) and dead-letters.ts (their table).
  */
 import { Gauge } from "prom-client";
 import type { Datastore } from "../../catalog";
@@ -10,6 +11,7 @@ import { defineService, Type } from "../../kit";
 import { migrateAll } from "../../migrations";
 import { probeDatastores } from "./data";
 import { datastoreReport, probeGaugeValue } from "./domain";
+import { registerDeadLetterRoutes } from "./dead-letter-routes";
 import { registerRoutes } from "./routes";
 
 export type { DatastoreHealth } from "./domain";
@@ -39,6 +41,7 @@ export default defineService({
       return datastoreReport(datastores);
     };
     registerRoutes(app, { known: [...definition.requires, ...definition.optional], report });
+    registerDeadLetterRoutes(app);
   },
   commands: {
     async migrate(ctx) {

@@ -18,7 +18,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { accountDeleted, badRequest, conflict, HttpError, NoContent, notFound, Nullable, requireIdentity, ResponseObject, Type, type App } from "../../kit";
+import { accountDeleted, alreadyReplayed, badRequest, conflict, DeadLetterIdParams, HttpError, NoContent, notFound, Nullable, ReplayedAnswer, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
 import { CATEGORIES, CHANNELS, isTelegramChatId, isTimeZone } from "./domain";
@@ -113,11 +113,11 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
     };
   });
 
-  app.post("/dead-letters/:id/replay", { schema: { params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }), response: { 200: ResponseObject({ id: Type.String(), status: Type.String({ description: "replayed" }) }) } } }, async (req) => {
+  app.post("/dead-letters/:id/replay", { schema: { params: DeadLetterIdParams, response: { 200: ReplayedAnswer } } }, async (req) => {
     const who = requireIdentity(req);
     const r = await app.pg.transaction((tx) => data.replayDeadLetter(tx, req.params.id, who.role === "admin" ? null : who.userId, o.maxPendingPerChannel));
     if (!r) throw notFound("no such dead letter");
-    if (r === "already") throw new HttpError(409, "ALREADY_REPLAYED", "this dead letter was already replayed");
+    if (r === "already") throw alreadyReplayed(req.params.id);
     if (typeof r === "object") throw accountDeleted(r.accountDeleted, "its notices are replayed no more");
     if (r === "full") throw new HttpError(409, "BACKLOG_FULL", `${o.maxPendingPerChannel} deliveries already wait on this channel: replay once some are sent`, "id");
     return { id: req.params.id, status: "replayed" };

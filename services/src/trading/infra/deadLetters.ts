@@ -76,6 +76,39 @@ export function deadLetterHeaders(headers: import("kafkajs").IHeaders | undefine
   return list;
 }
 
+/** A dead letter as PostgreSQL keeps it (consumer_dead_letters), what a replay sends back. */
+export interface KeptMessage {
+  msg_partition: number;
+  msg_key: Buffer | null;
+  msg_value: Buffer | null;
+  /** deadLetterHeaders' list as json; null on the rows set aside before migration 0496. */
+  msg_headers: unknown;
+}
+
+/**
+ * The message a replay sends to the dead letter's topic: its partition, key, value and headers byte
+ * for byte, the headers in the list's order (kafkajs' producer writes an object's names in their
+ * order, array-index names first, as the consumer's fold listed them; a null-prototype object, so a
+ * name like `__proto__` is a header like any other), or why it cannot be: headers not kept (a row
+ * older than 0496), a header without a value (kafkajs 2.2.4's encoder cannot write one), or a list
+ * that is not deadLetterHeaders' (an edited row).
+ */
+export function replayMessage(l: KeptMessage): { message: import("kafkajs").Message } | { problem: string } {
+  if (l.msg_headers === null) return { problem: "its headers were not kept (set aside before migration 0496): a replay would send it without them" };
+  if (!Array.isArray(l.msg_headers)) return { problem: "its msg_headers is not a list of headers" };
+  const headers: import("kafkajs").IHeaders = Object.create(null);
+  for (const [i, h] of l.msg_headers.entries()) {
+    const { name, value } = (h ?? {}) as Partial<DeadLetterHeader>;
+    if (typeof name !== "string" || (value !== null && typeof value !== "string")) return { problem: `its header ${i} is not a {name, value} pair` };
+    if (value === null) return { problem: `its header ${JSON.stringify(name)} has no value, which kafkajs cannot send` };
+    const bytes = Buffer.from(value, "base64");
+    if (bytes.toString("base64") !== value) return { problem: `its header ${JSON.stringify(name)}'s value is not base64` };
+    const before = headers[name];
+    headers[name] = before === undefined ? bytes : Array.isArray(before) ? [...before, bytes] : [before, bytes];
+  }
+  return { message: { partition: l.msg_partition, key: l.msg_key, value: l.msg_value, headers } };
+}
+
 /**
  * The reason as text PostgreSQL accepts (no NUL, well-formed UTF-16), bounded: a NUL shown as "\\0",
  * the rest made storable by the kit's storableText after the cut (a cut between the halves of a pair

@@ -1,0 +1,170 @@
+/**
+ * An operator replays a Kafka consumer's dead letter once its cause is fixed (database-service
+ * `POST /dead-letters/:id/replay`, session 52; before, only by hand): against a real Kafka and
+ * PostgreSQL, a platform consumer (trading/infra/kafka.ts consumeDecoded) sets a message aside, the
+ * cause is fixed, the letter is replayed, and the message arrives on its topic and partition with its
+ * key, value and headers byte for byte (read back by a plain kafkajs consumer at the offset the route
+ * answered) and is applied by the consumer. A letter replays once (two replays sent together: one 200,
+ * one 409 ALREADY_REPLAYED naming `id`); an unknown id is 404; a letter whose message cannot be sent as
+ * kept is 409 NOT_REPLAYABLE naming `id`; admins only.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, defineService, type Service } from "../../services/src/kit";
+import databaseService from "../../services/src/services/database-service";
+import { TOPICS } from "../../services/src/trading/events";
+import { deadLetterHeaders, PoisonMessageError } from "../../services/src/trading/infra/deadLetters";
+import { consumeDecoded, consumerEnv } from "../../services/src/trading/infra/kafka";
+import { candleBatchOf } from "../../services/src/trading/infra/topicSchemas";
+import { migrateAll } from "../helpers/schemas";
+import { validMessage } from "../hostile/poison";
+import { waitUntil } from "./e2e-helpers";
+
+const srv = useServers("postgres", "kafka", "clickhouse");
+const run = randomBytes(3).toString("hex").toUpperCase();
+const GROUP = `dead-letter-replay-${run}`;
+const REFUSED = `DLR${run}`;
+const WAIT_MS = 240_000;
+const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
+
+let refusing = true;
+const seen: string[] = [];
+const consumer = defineService({
+  name: "trading-engine",
+  config: consumerEnv,
+  async register(ctx) {
+    await consumeDecoded(ctx, {
+      groupId: GROUP,
+      topics: [TOPICS.candles],
+      fromBeginning: false,
+      decode: (m) => {
+        const batch = candleBatchOf(m.json);
+        if (refusing && batch.symbol === REFUSED) throw new PoisonMessageError("refused until the cause is fixed");
+        return batch;
+      },
+      handle: async (batches) => {
+        for (const b of batches) seen.push(b.symbol);
+      },
+    });
+  },
+});
+
+let pool: InstanceType<typeof pg.Pool>;
+const services: Service<any>[] = [];
+let db: Service<any>;
+let kafka: InstanceType<typeof kafkajs.Kafka>;
+
+beforeAll(async () => {
+  pool = await migrateAll(srv.env);
+  kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const env = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" };
+  services.push(await createService(consumer, { env, defaultMetrics: false }));
+  db = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal" }, defaultMetrics: false });
+  services.push(db);
+}, 300_000);
+
+afterAll(async () => {
+  for (const s of services) await s.close();
+  await pool?.end();
+}, 60_000);
+
+const call = async (method: "GET" | "POST", url: string, headers: Record<string, string> = ADMIN) => {
+  const r = await db.app.inject({ method, url, headers });
+  return { status: r.statusCode, body: r.json() };
+};
+
+/** The message at `partition`/`offset` of `topic`, read by a plain kafkajs consumer of its own group. */
+async function messageAt(topic: string, partition: number, offset: string): Promise<import("../harness/deps").KafkaJs.KafkaMessage> {
+  const reader = kafka.consumer({ groupId: `dead-letter-replay-reader-${run}-${offset}` });
+  let found: import("../harness/deps").KafkaJs.KafkaMessage | undefined;
+  await reader.connect();
+  try {
+    await reader.subscribe({ topics: [topic], fromBeginning: false });
+    await reader.run({
+      eachMessage: async ({ partition: p, message }) => {
+        if (p === partition && message.offset === offset) found = message;
+      },
+    });
+    reader.seek({ topic, partition, offset });
+    return await waitUntil(`the message at ${partition}/${offset}`, async () => found, WAIT_MS, 200);
+  } finally {
+    await reader.disconnect();
+  }
+}
+
+describe("replaying a Kafka consumer's dead letter", () => {
+  it("sends key, value and headers back byte for byte to the letter's partition, once; the consumer applies it", async () => {
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      const marker = `DLM${run}`;
+      await waitUntil("the consumer joined", async () => {
+        await producer.send({ topic: TOPICS.candles, messages: [{ key: marker, value: JSON.stringify(validMessage(TOPICS.candles, marker)) }] });
+        return seen.includes(marker);
+      }, WAIT_MS, 1000);
+      // Spaced JSON (no JSON.stringify writes it), a name sent twice, a value that is not UTF-8, an empty one, a name every object has.
+      const value = Buffer.from(JSON.stringify(validMessage(TOPICS.candles, REFUSED), null, 1));
+      const key = Buffer.from([0x44, 0x4c, 0x00, 0xff]);
+      const sentHeaders = { "event-id": `replay-${run}`, "x-twice": [Buffer.from([0xfe]), Buffer.from("second")], "x-bytes": Buffer.from([0xff, 0x00, 0xc0]), "x-empty": Buffer.alloc(0), constructor: "c" };
+      const [sent] = await producer.send({ topic: TOPICS.candles, messages: [{ key, value, headers: sentHeaders }] });
+
+      const letter = await waitUntil("the message set aside", async () => (await pool.query<{ id: string }>("SELECT id::text AS id FROM consumer_dead_letters WHERE consumer_group = $1", [GROUP])).rows[0], WAIT_MS, 300);
+      const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=false`);
+      expect(listed.status).toBe(200);
+      expect(listed.body.deadLetters).toEqual([expect.objectContaining({ id: letter.id, topic: TOPICS.candles, partition: sent.partition, offset: sent.baseOffset, replayedAt: null, keyBytes: 4, valueBytes: value.length, headerCount: 6 })]);
+      const one = (await call("GET", `/dead-letters/${letter.id}`)).body;
+      expect([one.key, one.value, one.headers]).toEqual([key.toString("base64"), value.toString("base64"), deadLetterHeaders(sentHeaders)]);
+
+      // Admins only; the id is checked.
+      expect((await call("POST", `/dead-letters/${letter.id}/replay`, { ...ADMIN, "x-user-role": "trader" })).status).toBe(403);
+      const bad = await call("POST", "/dead-letters/12ab/replay");
+      expect([bad.status, bad.body.error.field]).toEqual([400, "id"]);
+      const unknown = await call("POST", "/dead-letters/999999999999999999/replay");
+      expect(unknown.status).toBe(404);
+
+      // The cause is fixed; two replays sent together: one sends, the other waits for the row and is refused.
+      refusing = false;
+      const answers = await Promise.all([1, 2].map(() => call("POST", `/dead-letters/${letter.id}/replay`)));
+      answers.sort((a, b) => a.status - b.status);
+      expect(answers.map((a) => a.status), JSON.stringify(answers)).toEqual([200, 409]);
+      expect(answers[0].body).toMatchObject({ id: letter.id, status: "replayed", topic: TOPICS.candles, partition: sent.partition });
+      expect(answers[1].body.error).toMatchObject({ code: "ALREADY_REPLAYED", field: "id" });
+      expect(answers[1].body.error.message).toContain(letter.id);
+      const again = await call("POST", `/dead-letters/${letter.id}/replay`);
+      expect([again.status, again.body.error.code, again.body.error.field]).toEqual([409, "ALREADY_REPLAYED", "id"]);
+
+      const replayed = await messageAt(TOPICS.candles, sent.partition, answers[0].body.offset);
+      expect(replayed.key?.equals(key), "key").toBe(true);
+      expect(replayed.value?.equals(value), "value").toBe(true);
+      expect(deadLetterHeaders(replayed.headers)).toEqual(deadLetterHeaders(sentHeaders));
+      await waitUntil("the replayed message applied", async () => seen.includes(REFUSED), WAIT_MS, 200);
+      const row = (await pool.query("SELECT replayed_at, replayed_offset::text AS o FROM consumer_dead_letters WHERE id = $1", [letter.id])).rows[0];
+      expect(row.replayed_at).toBeInstanceOf(Date);
+      expect(row.o).toBe(answers[0].body.offset);
+      expect((await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=true`)).body.deadLetters.map((l: { id: string }) => l.id)).toEqual([letter.id]);
+    } finally {
+      await producer.disconnect();
+    }
+  }, 600_000);
+
+  it("a letter whose message cannot be sent as kept is 409 NOT_REPLAYABLE naming id, left unreplayed", async () => {
+    const kept = [
+      ["headers not kept (before migration 0496)", null, /not kept/],
+      ["a header without a value", JSON.stringify([{ name: "a", value: null }]), /"a" has no value/],
+      ["a value that is not base64", JSON.stringify([{ name: "a", value: "%%" }]), /not base64/],
+      ["not a list", JSON.stringify({ a: 1 }), /not a list/],
+    ] as const;
+    for (const [i, [what, headers, why]] of kept.entries()) {
+      const { rows } = await pool.query<{ id: string }>(
+        "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, 0, $3, NULL, 'x', $4::json, 'r') RETURNING id::text AS id",
+        [`${GROUP}-kept`, TOPICS.candles, i, headers],
+      );
+      const r = await call("POST", `/dead-letters/${rows[0].id}/replay`);
+      expect([r.status, r.body.error?.code, r.body.error?.field], what).toEqual([409, "NOT_REPLAYABLE", "id"]);
+      expect(r.body.error.message, what).toMatch(why);
+      expect((await pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [rows[0].id])).rows[0].replayed_at, what).toBeNull();
+    }
+  });
+});
