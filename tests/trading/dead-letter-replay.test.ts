@@ -166,5 +166,13 @@ describe("replaying a Kafka consumer's dead letter", () => {
       expect(r.body.error.message, what).toMatch(why);
       expect((await pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [rows[0].id])).rows[0].replayed_at, what).toBeNull();
     }
+    // Listed all the same (a msg_headers that is no list has no count).
+    const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}-kept`);
+    expect([listed.status, listed.body.deadLetters.map((l: { headerCount: number | null }) => l.headerCount)]).toEqual([200, [null, 1, 1, null]]);
+    for (const [query, field] of [["limit=0", "limit"], ["before=1e3", "before"], ["replayed=maybe", "replayed"], [`topic=${"t".repeat(250)}`, "topic"]]) {
+      const r = await call("GET", `/dead-letters?${query}`);
+      expect([r.status, r.body.error?.field], query).toEqual([400, field]);
+    }
+    expect((await call("GET", "/dead-letters/1", { ...ADMIN, "x-user-role": "trader" })).status).toBe(403);
   });
 });

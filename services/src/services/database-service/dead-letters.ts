@@ -28,11 +28,11 @@ export interface DeadLetterFilter {
 
 const COLUMNS = "id::text AS id, consumer_group, topic, msg_partition, msg_offset::text AS msg_offset, reason, created_at, replayed_at, replayed_offset::text AS replayed_offset";
 
-/** `limit + 1` rows (kit pageOf tells whether a page follows), without the messages' bytes (a value may be a megabyte). */
+/** `limit + 1` rows (kit pageOf tells whether a page follows), without the messages' bytes (a value may be a megabyte); header_count null when msg_headers is no list (not kept, or edited). */
 type ListedRow = ConsumerDeadLetterRow & { key_bytes: number | null; value_bytes: number | null; header_count: number | null };
 export async function listDeadLetters(db: Queryable, f: DeadLetterFilter): Promise<ListedRow[]> {
   const { rows } = await db.query<ListedRow>(
-    `SELECT ${COLUMNS}, octet_length(msg_key) AS key_bytes, octet_length(msg_value) AS value_bytes, json_array_length(msg_headers) AS header_count
+    `SELECT ${COLUMNS}, octet_length(msg_key) AS key_bytes, octet_length(msg_value) AS value_bytes, CASE WHEN json_typeof(msg_headers) = 'array' THEN json_array_length(msg_headers) END AS header_count
        FROM consumer_dead_letters
       WHERE ($1::text IS NULL OR topic = $1) AND ($2::text IS NULL OR consumer_group = $2)
         AND ($3::boolean IS NULL OR (replayed_at IS NOT NULL) = $3) AND ($4::bigint IS NULL OR id < $4)
