@@ -62,7 +62,7 @@ export interface DeadLetterHeader {
  * UTF-8 (decoded to U+FFFD), and a header without a name (kept under "null", with a header named so).
  * The fold asks `obj[name] === undefined`, so a name every object answers (`constructor`, `toString`,
  * `__proto__`, `hasOwnProperty`...) finds the inherited member and keeps it as that name's first
- * "value": only Buffers (and null) are values here. Before session 52 that member reached Buffer.from,
+ * "value": only Buffers, strings and null are values here. Before session 52 that member reached Buffer.from,
  * which threw: every message carrying such a header failed its batch for ever, the partition stuck.
  */
 export function deadLetterHeaders(headers: import("kafkajs").IHeaders | undefined): DeadLetterHeader[] {
