@@ -110,10 +110,11 @@ describe("replaying a Kafka consumer's dead letter", () => {
       const sentHeaders = { "event-id": `replay-${run}`, "x-twice": [Buffer.from([0xfe]), Buffer.from("second")], "x-bytes": Buffer.from([0xff, 0x00, 0xc0]), "x-empty": Buffer.alloc(0), constructor: "c" };
       const [sent] = await producer.send({ topic: TOPICS.candles, messages: [{ key, value, headers: sentHeaders }] });
 
-      const letter = await waitUntil("the message set aside", async () => (await pool.query<{ id: string }>("SELECT id::text AS id FROM consumer_dead_letters WHERE consumer_group = $1", [GROUP])).rows[0], WAIT_MS, 300);
-      const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=false`);
+      // The topic is shared: the consumer sets aside what other test files send beside this one too.
+      const letter = await waitUntil("the message set aside", async () => (await pool.query<{ id: string }>("SELECT id::text AS id FROM consumer_dead_letters WHERE consumer_group = $1 AND msg_partition = $2 AND msg_offset = $3", [GROUP, sent.partition, sent.baseOffset])).rows[0], WAIT_MS, 300);
+      const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=false&limit=200`);
       expect(listed.status).toBe(200);
-      expect(listed.body.deadLetters).toEqual([expect.objectContaining({ id: letter.id, topic: TOPICS.candles, partition: sent.partition, offset: sent.baseOffset, replayedAt: null, keyBytes: 4, valueBytes: value.length, headerCount: 6 })]);
+      expect(listed.body.deadLetters).toEqual(expect.arrayContaining([expect.objectContaining({ id: letter.id, topic: TOPICS.candles, partition: sent.partition, offset: sent.baseOffset, replayedAt: null, keyBytes: 4, valueBytes: value.length, headerCount: 6 })]));
       const one = (await call("GET", `/dead-letters/${letter.id}`)).body;
       expect([one.key, one.value, one.headers]).toEqual([key.toString("base64"), value.toString("base64"), deadLetterHeaders(sentHeaders)]);
 
@@ -144,6 +145,8 @@ describe("replaying a Kafka consumer's dead letter", () => {
       expect(row.replayed_at).toBeInstanceOf(Date);
       expect(row.o).toBe(answers[0].body.offset);
       expect((await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=true`)).body.deadLetters.map((l: { id: string }) => l.id)).toEqual([letter.id]);
+      const unreplayed = (await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=false&limit=200`)).body.deadLetters.map((l: { id: string }) => l.id);
+      expect(unreplayed).not.toContain(letter.id);
     } finally {
       await producer.disconnect();
     }
@@ -156,19 +159,31 @@ describe("replaying a Kafka consumer's dead letter", () => {
       ["a value that is not base64", JSON.stringify([{ name: "a", value: "%%" }]), /not base64/],
       ["not a list", JSON.stringify({ a: 1 }), /not a list/],
     ] as const;
+    const ids: string[] = [];
+    // Ids across a power of ten (9 and 10, 99 and 100...): the listing's order is the ids' as numbers.
+    const { rows: [{ n }] } = await pool.query<{ n: string }>("SELECT nextval('consumer_dead_letters_id_seq')::text AS n");
+    // Only raised (other files insert beside this one): to just below the next power of ten.
+    const below = (digits: number) => 10 ** digits - 2;
+    await pool.query("SELECT setval('consumer_dead_letters_id_seq', $1)", [String(below(n.length) > Number(n) ? below(n.length) : below(n.length + 1))]);
     for (const [i, [what, headers, why]] of kept.entries()) {
       const { rows } = await pool.query<{ id: string }>(
         "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, 0, $3, NULL, 'x', $4::json, 'r') RETURNING id::text AS id",
         [`${GROUP}-kept`, TOPICS.candles, i, headers],
       );
+      ids.push(rows[0].id);
       const r = await call("POST", `/dead-letters/${rows[0].id}/replay`);
       expect([r.status, r.body.error?.code, r.body.error?.field], what).toEqual([409, "NOT_REPLAYABLE", "id"]);
       expect(r.body.error.message, what).toMatch(why);
       expect((await pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [rows[0].id])).rows[0].replayed_at, what).toBeNull();
     }
-    // Listed all the same (a msg_headers that is no list has no count).
+    // Listed all the same (a msg_headers that is no list has no count), newest first by id as a number
+    // (ordered by the text of the id, 10 came after 9: session 52, before it was committed).
     const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}-kept`);
-    expect([listed.status, listed.body.deadLetters.map((l: { headerCount: number | null }) => l.headerCount)]).toEqual([200, [null, 1, 1, null]]);
+    expect([listed.status, listed.body.deadLetters.map((l: { id: string; headerCount: number | null }) => [l.id, l.headerCount])]).toEqual([200, ids.map((id, i) => [id, [null, 1, 1, null][i]]).reverse()]);
+    const firstPage = await call("GET", `/dead-letters?consumerGroup=${GROUP}-kept&limit=3`);
+    expect([firstPage.body.deadLetters.length, firstPage.body.nextBefore]).toEqual([3, ids[1]]);
+    const secondPage = await call("GET", `/dead-letters?consumerGroup=${GROUP}-kept&limit=3&before=${ids[1]}`);
+    expect([secondPage.body.deadLetters.map((l: { id: string }) => l.id), secondPage.body.nextBefore]).toEqual([[ids[0]], null]);
     for (const [query, field] of [["limit=0", "limit"], ["before=1e3", "before"], ["replayed=maybe", "replayed"], [`topic=${"t".repeat(250)}`, "topic"]]) {
       const r = await call("GET", `/dead-letters?${query}`);
       expect([r.status, r.body.error?.field], query).toEqual([400, field]);

@@ -28,7 +28,11 @@ export interface DeadLetterFilter {
 
 const COLUMNS = "id::text AS id, consumer_group, topic, msg_partition, msg_offset::text AS msg_offset, reason, created_at, replayed_at, replayed_offset::text AS replayed_offset";
 
-/** `limit + 1` rows (kit pageOf tells whether a page follows), without the messages' bytes (a value may be a megabyte); header_count null when msg_headers is no list (not kept, or edited). */
+/**
+ * `limit + 1` rows (kit pageOf tells whether a page follows), without the messages' bytes (a value may
+ * be a megabyte); header_count null when msg_headers is no list (not kept, or edited). Ordered by the
+ * table's id: a bare `id` would be the text output column ("9" after "10").
+ */
 type ListedRow = ConsumerDeadLetterRow & { key_bytes: number | null; value_bytes: number | null; header_count: number | null };
 export async function listDeadLetters(db: Queryable, f: DeadLetterFilter): Promise<ListedRow[]> {
   const { rows } = await db.query<ListedRow>(
@@ -36,7 +40,7 @@ export async function listDeadLetters(db: Queryable, f: DeadLetterFilter): Promi
        FROM consumer_dead_letters
       WHERE ($1::text IS NULL OR topic = $1) AND ($2::text IS NULL OR consumer_group = $2)
         AND ($3::boolean IS NULL OR (replayed_at IS NOT NULL) = $3) AND ($4::bigint IS NULL OR id < $4)
-      ORDER BY id DESC LIMIT $5`,
+      ORDER BY consumer_dead_letters.id DESC LIMIT $5`,
     [f.topic ?? null, f.consumerGroup ?? null, f.replayed ?? null, f.before ?? null, f.limit + 1],
   );
   return rows;
