@@ -24,6 +24,9 @@ export function setRawAnswerRequestIds(server: Server, requestIdOf: (req: Incomi
   settings.set(server, { ...settingsOf(server), requestIdOf });
 }
 
+/** The id the server's app gives `req` (createApp's genReqId), for a request served outside Fastify (the gateway's fast lane). */
+export const requestIdOf = (server: Server, req: IncomingMessage): string => settingsOf(server).requestIdOf(req);
+
 /** The headers installAnswerHeaders put on every answer of the server's app (for an answer given before its hook runs). */
 export const answerHeadersOf = (server: Server): Readonly<Record<string, string>> => settingsOf(server).headers;
 

@@ -46,6 +46,8 @@ export interface ServiceContext<C = Record<string, unknown>> {
    * SHUTDOWN_TIMEOUT_MS. A peer call with `cutOnClose` (./peers.ts) is cut PEER_CLOSE_GRACE_MS after it.
    */
   closing: AbortSignal;
+  /** Draining (after SIGTERM, SHUTDOWN_DRAIN_MS): still serving, every answer closes its connection (./probes.ts). */
+  draining(): boolean;
 }
 
 export interface ServiceModule<S extends ConfigSchema = ConfigSchema> {
@@ -130,6 +132,7 @@ export async function createService<S extends ConfigSchema>(
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];
   const closing = new AbortController();
+  let draining = false;
   // Fastify runs preClose before it waits for the requests in flight (onClose runs after them).
   app.addHook("preClose", async () => closing.abort());
 
@@ -147,11 +150,11 @@ export async function createService<S extends ConfigSchema>(
     addReadinessCheck: (name, check, o) => extraChecks.push({ name, check, required: o?.required ?? true }),
     onClose: (fn) => closers.push(fn),
     closing: closing.signal,
+    draining: () => draining,
   };
 
   // Before any route: @fastify/swagger documents the routes registered after it (openapi.ts).
   await registerOpenApi(app, def);
-  let draining = false;
   installProbes(app, { service: def.name, log, metrics, datastores, extraChecks, readyTimeoutMs: config.READY_TIMEOUT_MS, draining: () => draining, logClientRequestIds: def.entryPoint });
   exportScheduledJobRuns(scheduledJobHost(ctx), metrics.registry);
 

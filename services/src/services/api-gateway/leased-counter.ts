@@ -82,6 +82,15 @@ export class LeasedCounter {
     return lease.spent ? { current: Math.max(max, lease.counted) + 1, ttl: lease.endsAt - now } : undefined;
   }
 
+  /**
+   * Whether `tryHit` would count a request against `key` from the live lease and under `max`, without
+   * counting it (the fast lane decides everything before it takes anything).
+   */
+  canHit(key: string): boolean {
+    const lease = this.leases.get(key);
+    return lease !== undefined && lease.endsAt > Date.now() && lease.left > 0;
+  }
+
   /** Counts one request against `key`; rejects only when Dragonfly cannot be asked (callers fail open). */
   async hit(key: string, max: number, windowMs: number): Promise<Hit> {
     for (;;) {

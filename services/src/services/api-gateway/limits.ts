@@ -36,7 +36,7 @@ export class GatewayLimits {
 
   constructor(
     private readonly redis: Redis,
-    private readonly o: { windowMs: number; ipMax: number; siteMax: number; keyFailureMax: number; keyFailureWindowMs: number },
+    readonly o: { windowMs: number; ipMax: number; siteMax: number; keyFailureMax: number; keyFailureWindowMs: number },
   ) {
     redis.defineCommand("gwCount", { numberOfKeys: 1, lua: COUNT_LUA });
     redis.defineCommand("gwGiveBack", { numberOfKeys: 1, lua: GIVE_BACK_LUA });
@@ -48,7 +48,7 @@ export class GatewayLimits {
    * (synchronously), else a promise; either way the 429 beyond the cap is thrown (or rejected).
    */
   checkIp(ip: string): Promise<void> | undefined {
-    return this.check(`gw-rl-ip:${ip}`, this.o.ipMax, "client address");
+    return this.check(GatewayLimits.ipKey(ip), this.o.ipMax, "client address");
   }
 
   /**
@@ -57,7 +57,21 @@ export class GatewayLimits {
    * full per-address budget. Same leased counters and answers as checkIp.
    */
   checkSite(site: string): Promise<void> | undefined {
-    return this.check(`gw-rl-site:${site}`, this.o.siteMax, "client network");
+    return this.check(GatewayLimits.siteKey(site), this.o.siteMax, "client network");
+  }
+
+  /** Keys of the counters above, for the fast lane (./fast-lane/decide.ts): checked with `canHit`, counted with `hit`. */
+  static readonly ipKey = (ip: string) => `gw-rl-ip:${ip}`;
+  static readonly siteKey = (site: string) => `gw-rl-site:${site}`;
+
+  /** Whether one request of `key` can be counted from its live lease, under its limit (nothing counted). */
+  canHit(key: string): boolean {
+    return this.counter.canHit(key);
+  }
+
+  /** Counts one request of `key` from its live lease (after canHit said it can: synchronous). */
+  hit(key: string, max: number): Hit | undefined {
+    return this.counter.tryHit(key, max);
   }
 
   private check(key: string, max: number, what: string): Promise<void> | undefined {

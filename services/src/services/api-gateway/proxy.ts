@@ -16,6 +16,7 @@ import { awaitsContinue, clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADE
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
+import type { IncomingHttpHeaders } from "node:http";
 import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
 /**
@@ -51,6 +52,11 @@ export class TargetCache {
       this.targets.set(rawUrl, target);
     }
     return target;
+  }
+
+  /** The routing decision of `rawUrl` when held (the fast lane serves only URLs the Fastify path decided before). */
+  peek(rawUrl: string): UpstreamTarget | undefined {
+    return this.targets.get(rawUrl);
   }
 
   /** Characters of the URLs held (the keys; their targets hold about as much again). */
@@ -120,13 +126,59 @@ export function assertKeyMay(scopes: readonly ApiKeyScope[], service: string, me
   throw new HttpError(403, "INSUFFICIENT_SCOPE", `This API key's scopes (${scopes.join(", ")}) do not include ${need}, which ${method} needs here`, "scope");
 }
 
+/**
+ * The identity a request to `target` is forwarded with, or the HttpError it is refused with: the
+ * authentication's error, a 401 without credentials (unless the path is anonymous), an API key's
+ * missing scope (403). The same decision on the Fastify path and in the fast lane.
+ */
+export function authorise(target: UpstreamTarget, a: Auth, method: string): Identity | undefined {
+  if (a.error) throw a.error;
+  if (!a.identity && !isAnonymousTarget(target)) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
+  const identity: Identity | undefined = a.identity;
+  // What an anonymous caller may send needs no scope; everything else is checked against the key's.
+  if (identity?.authMethod === "api-key" && !isAnonymousTarget(target)) assertKeyMay(identity.scopes ?? [], target.service.name, method, target.path);
+  return identity;
+}
+
+/** Headers never forwarded as sent: credentials, identity, a client's trace context (the gateway starts the trace: kit telemetry). */
+export const DROPPED_HEADERS: ReadonlySet<string> = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
+
+/**
+ * The headers a request goes upstream with: the client's (./upstreams.ts forwardedHeaders, less
+ * DROPPED_HEADERS), the gateway's request id, the client's own id under x-client-request-id, the
+ * client address, and the identity headers from the verified identity only.
+ */
+export function upstreamHeaders(incoming: IncomingHttpHeaders, requestId: string, clientRequestId: string | undefined, ip: string, identity: Identity | undefined): Record<string, string | string[]> {
+  const headers = forwardedHeaders(incoming, DROPPED_HEADERS);
+  // The gateway's own id (kit clientRequestIdOf): a client cannot give its request another's id.
+  // What it sent is passed on under its own name, for its correlation, never as sent.
+  headers["x-request-id"] = requestId;
+  if (clientRequestId) headers["x-client-request-id"] = clientRequestId;
+  else delete headers["x-client-request-id"];
+  headers["x-forwarded-for"] = ip;
+  if (identity) {
+    headers[IDENTITY_HEADERS.userId] = identity.userId;
+    headers[IDENTITY_HEADERS.role] = identity.role;
+    headers[IDENTITY_HEADERS.authMethod] = identity.authMethod;
+    if (identity.apiKeyId) headers[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
+    if (identity.scopes) headers[IDENTITY_HEADERS.apiKeyScopes] = identity.scopes.join(",");
+  }
+  return headers;
+}
+
+/** What the proxy route shares with the fast lane (./fast-lane): its routing decisions and its upstream counter. */
+export interface ProxyShared {
+  targets: TargetCache;
+  upstreamTotal: Counter<"upstream" | "status_code">;
+}
+
 export interface ProxyDeps {
   routes: ReadonlyMap<string, ServiceDefinition>;
   bases: ReadonlyMap<string, string>;
   upstreams: Upstreams;
 }
 
-export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): void {
+export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): ProxyShared {
   const { config: cfg, log } = ctx;
   const upstreamTotal = new Counter({
     name: "gateway_upstream_responses_total",
@@ -154,7 +206,6 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     return reply.status(allUp ? 200 : 503).send({ status: allUp ? "ok" : "degraded", services: results });
   });
 
-  const dropped = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
   const targets = new TargetCache();
   const decide = (rawUrl: string) => upstreamTarget(rawUrl, d.routes); // throws the 400/404
   // Takes any query: passed on as sent to the service, whose route judges it (kit query-parameters.ts).
@@ -162,12 +213,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
   /** What the request's line and headers alone decide: its target, who calls, an API key's scope (a 400, 401, 403 or 404 thrown). */
   const admitted = (request: FastifyRequest): { target: UpstreamTarget; identity?: Identity } => {
     const target = targets.target(request.url, decide);
-    const a = request.gateway?.auth ?? {};
-    if (a.error) throw a.error;
-    if (!a.identity && !isAnonymousTarget(target)) throw new HttpError(401, "UNAUTHORIZED", "Authentication required: Bearer access token or x-api-key");
-    // What an anonymous caller may send needs no scope; everything else is checked against the key's.
-    if (a.identity?.authMethod === "api-key" && !isAnonymousTarget(target)) assertKeyMay(a.identity.scopes ?? [], target.service.name, request.method, target.path);
-    return { target, identity: a.identity };
+    return { target, identity: authorise(target, request.gateway?.auth ?? {}, request.method) };
   };
   // A client waiting for `100 Continue` (kit request-framing.ts: written when the body is first read)
   // is refused before its body is asked for: 401 and the rest, not 100 Continue then 401 (session 52).
@@ -184,23 +230,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     const { target, identity } = admitted(request);
     const { service, path, search } = target;
     const state = request.gateway;
-    // Credentials and identity headers are never forwarded as sent; a client's trace context is not
-    // either (the gateway starts the trace: kit telemetry).
-    const headers = forwardedHeaders(request.headers, dropped);
-    // The gateway's own id (kit clientRequestIdOf): a client cannot give its request another's id.
-    // What it sent is passed on under its own name, for its correlation, never as sent.
-    headers["x-request-id"] = String(request.id);
-    const clientRequestId = clientRequestIdOf(request.raw);
-    if (clientRequestId) headers["x-client-request-id"] = clientRequestId;
-    else delete headers["x-client-request-id"];
-    headers["x-forwarded-for"] = request.ip;
-    if (identity) {
-      headers[IDENTITY_HEADERS.userId] = identity.userId;
-      headers[IDENTITY_HEADERS.role] = identity.role;
-      headers[IDENTITY_HEADERS.authMethod] = identity.authMethod;
-      if (identity.apiKeyId) headers[IDENTITY_HEADERS.apiKeyId] = identity.apiKeyId;
-      if (identity.scopes) headers[IDENTITY_HEADERS.apiKeyScopes] = identity.scopes.join(",");
-    }
+    const headers = upstreamHeaders(request.headers, String(request.id), clientRequestIdOf(request.raw), request.ip, identity);
     // Bodies arrive as raw Buffers (the scope's content-type parser): forwarded byte for byte.
     const body = Buffer.isBuffer(request.body) && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined;
     if (body && headers["content-type"] === undefined) headers["content-type"] = "application/octet-stream";
@@ -237,4 +267,5 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     reply.code(answer.statusCode).headers(answerHeaders(answer.headers, streamed || request.method === "HEAD"));
     return reply.send(request.method === "HEAD" ? undefined : answer.body);
   });
+  return { targets, upstreamTotal };
 }

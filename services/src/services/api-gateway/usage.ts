@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Producer } from "kafkajs";
 import { Counter } from "prom-client";
-import { userPartitionKey, type ServiceContext } from "../../kit";
+import { userPartitionKey, type Identity, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type UsageEventMsg } from "../../business/events";
 
 const MAX_BUFFER = 20_000;
@@ -34,6 +34,19 @@ export class UsageEmitter {
       this.dropped.inc();
     }
     this.buffer.push({ eventId: randomUUID(), ts: Date.now(), ...e });
+  }
+
+  /** The event of one answered /api/ request (the Fastify path's onResponse hook and the fast lane alike). */
+  recordRequest(routes: ReadonlyMap<string, unknown>, url: string, method: string, status: number, elapsedMs: number, id: Identity | undefined): void {
+    const m = /^\/api\/([^/?]+)/.exec(url);
+    this.record({
+      userId: id?.userId ?? null,
+      apiKeyId: id?.apiKeyId ?? null,
+      route: m && routes.has(m[1]) ? m[1] : "unknown",
+      method,
+      status,
+      latencyMs: Math.round(elapsedMs * 1000) / 1000,
+    });
   }
 
   start(): void {
