@@ -33,6 +33,11 @@ export const config = {
   USER_STATE_LOCAL_TTL_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: 300_000 }),
   /** How long the merged OpenAPI document of /api/docs is reused before the services are asked again. */
   DOCS_CACHE_MS: Type.Integer({ default: 60_000, minimum: 0, maximum: 86_400_000 }),
+  /**
+   * The fast lane (./fast-lane): GETs and HEADs the gateway can decide from its caches served outside
+   * node:http and Fastify, answers the same. false: every request through Fastify, as before.
+   */
+  GATEWAY_FAST_LANE: Type.Boolean({ default: true }),
 };
 
 export type GatewayConfig = ConfigOf<typeof config>;

@@ -29,6 +29,7 @@ import { addressBucketOf, defineService, errorBody, HttpError, installAnswerHead
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
+import { fastLaneOff, installFastLane } from "./fast-lane";
 import { registerProxyRoutes, type GatewayRequestState } from "./proxy";
 import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
@@ -96,18 +97,7 @@ export default defineService({
       api.addHook("onResponse", (request, reply, done) => {
         const state = request.gateway;
         clearTimeout(state?.timer);
-        if (usage) {
-          const id = state?.auth.identity;
-          const m = /^\/api\/([^/?]+)/.exec(request.url);
-          usage.record({
-            userId: id?.userId ?? null,
-            apiKeyId: id?.apiKeyId ?? null,
-            route: m && routes.has(m[1]) ? m[1] : "unknown",
-            method: request.method,
-            status: reply.statusCode,
-            latencyMs: Math.round(reply.elapsedTime * 1000) / 1000,
-          });
-        }
+        usage?.recordRequest(routes, request.url, request.method, reply.statusCode, reply.elapsedTime, state?.auth.identity);
         done();
       });
       // Bodies are forwarded as received (size-limited by BODY_LIMIT_BYTES -> 413), not re-serialised.
@@ -186,7 +176,10 @@ export default defineService({
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
       await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], baseUrl: (n) => bases.get(n)!, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
-      registerProxyRoutes(api, ctx, { routes, bases, upstreams });
+      const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams });
+      const off = fastLaneOff(ctx);
+      if (off) log.info({ reason: off }, "gateway fast lane off");
+      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS });
     });
   },
 });

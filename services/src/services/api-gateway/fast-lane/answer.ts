@@ -1,0 +1,122 @@
+/**
+ * The bytes of the fast lane's answers, header for header what the Fastify path sends for the same
+ * request (tests/services/gateway-fast-lane.test.ts compares both): the request id, the close of a
+ * draining service, the security headers, the rate-limit plugin's three headers, the upstream's
+ * answer headers (../upstreams.ts answerHeaders), the content type and length Fastify adds for a
+ * Buffer, then what node:http adds (headLines).
+ */
+import { STATUS_CODES, type IncomingHttpHeaders } from "node:http";
+import { answerHeaders } from "../upstreams";
+
+/** Request upstream: the head undici writes for a GET or HEAD (host, connection, then the headers); undefined when a value cannot be sent as is. */
+export function requestHead(method: string, pathAndQuery: string, host: string, headers: Record<string, string | string[]>): Buffer | undefined {
+  let head = `${method} ${pathAndQuery} HTTP/1.1\r\nhost: ${host}\r\nconnection: keep-alive\r\n`;
+  for (const name in headers) {
+    const v = headers[name];
+    for (const one of Array.isArray(v) ? v : [v]) {
+      // Only what undici sends unchanged (no control character but tab, no leading or trailing space):
+      // anything else goes the Fastify way, which answers it as it always has.
+      if (!sendable.test(one)) return undefined;
+      head += `${name}: ${one}\r\n`;
+    }
+  }
+  return Buffer.from(`${head}\r\n`, "latin1");
+}
+
+const sendable = /^(?:[^\s\x00-\x1f\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\s\x00-\x1f\x7f])?)?$/;
+
+/** An answer's headers as undici hands them over (lower-case names; a repeated header as an array). */
+export function headersOf(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const had = out[name];
+    if (had === undefined) out[name] = raw[i + 1];
+    else if (Array.isArray(had)) had.push(raw[i + 1]);
+    else out[name] = [had, raw[i + 1]];
+  }
+  return out;
+}
+
+export interface AnswerHead {
+  status: number;
+  requestId: string;
+  /** The gateway's security headers (installAnswerHeaders). */
+  security: Readonly<Record<string, string>>;
+  /** x-ratelimit-limit, -remaining, -reset as @fastify/rate-limit writes them. */
+  rateLimit: { limit: number; remaining: number; reset: number };
+  /** Close after this answer (the client asked, or the service is draining). */
+  close: boolean;
+  /** The service is draining: the kit's own lower-case `connection: close` comes second, as Fastify sends it (kit probes.ts). */
+  draining: boolean;
+  keepAliveTimeoutMs: number;
+}
+
+let dateSecond = 0;
+let dateText = "";
+/** node:http's Date header, written when the answer has none (its text changes once a second). */
+function utcDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * The head, its headers in Fastify's order: those set before the handler (the kit's, the rate
+ * limit's), then the upstream's, one of the same name taking the earlier one's place and value (as
+ * reply.headers does: an upstream's x-request-id, the gateway's own id it was sent), then what
+ * node:http adds when the answer has none (Date, Connection, Keep-Alive).
+ */
+function headLines(a: AnswerHead, own: Record<string, string | string[]>): string {
+  const h: Record<string, string | string[]> = { "x-request-id": a.requestId };
+  if (a.draining) h.connection = "close";
+  Object.assign(h, a.security);
+  h["x-ratelimit-limit"] = String(a.rateLimit.limit);
+  h["x-ratelimit-remaining"] = String(a.rateLimit.remaining);
+  h["x-ratelimit-reset"] = String(a.rateLimit.reset);
+  Object.assign(h, own);
+  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "unknown"}\r\n`;
+  for (const name in h) {
+    const v = h[name];
+    if (Array.isArray(v)) for (const one of v) head += `${name}: ${one}\r\n`;
+    else head += `${name}: ${v}\r\n`;
+  }
+  if (h.date === undefined) head += `Date: ${utcDate()}\r\n`;
+  if (h.connection !== undefined) return head;
+  return head + (a.close ? "Connection: close\r\n" : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(a.keepAliveTimeoutMs / 1000)}\r\n`);
+}
+
+/**
+ * A whole answer: the upstream's (status, headers, body; a HEAD's without its body but with the
+ * upstream's Content-Length) or the lane's own JSON error (`upstream` undefined).
+ */
+export function wholeAnswer(a: AnswerHead, upstream: IncomingHttpHeaders | undefined, body: Buffer, head_only: boolean): Buffer {
+  const own: Record<string, string | string[]> = upstream ? answerHeaders(upstream, head_only) : {};
+  // As Fastify's reply.send: a HEAD's answer keeps the upstream's headers alone; a 204 carries no
+  // content type or length; any other Buffer gets a content type when it has none, and its length.
+  const noBody = head_only || a.status === 204 || a.status === 304;
+  if (a.status === 204) {
+    delete own["content-type"];
+    delete own["content-length"];
+  } else if (!head_only) {
+    if (own["content-type"] === undefined) own["content-type"] = upstream ? "application/octet-stream" : "application/json; charset=utf-8";
+    own["content-length"] = String(body.length);
+  }
+  const head = Buffer.from(`${headLines(a, own)}\r\n`, "latin1");
+  return noBody || body.length === 0 ? head : Buffer.concat([head, body], head.length + body.length);
+}
+
+/** The head of a streamed answer: the upstream's Content-Length when it gave one, else chunked (`chunked` true: frame each write). */
+export function streamedHead(a: AnswerHead, upstream: IncomingHttpHeaders): { head: Buffer; chunked: boolean } {
+  const own = answerHeaders(upstream, true); // (Fastify adds no content type to a stream)
+  const chunked = own["content-length"] === undefined;
+  const lines = headLines(a, own);
+  return { head: Buffer.from(`${lines}${chunked ? "Transfer-Encoding: chunked\r\n" : ""}\r\n`, "latin1"), chunked };
+}
+
+/** The platform's error body (kit errorBody's shape). */
+export const errorBodyOf = (requestId: string, code: string, message: string): Buffer => Buffer.from(JSON.stringify({ error: { code, message, requestId } }));

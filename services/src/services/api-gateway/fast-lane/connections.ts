@@ -1,0 +1,216 @@
+/**
+ * The fast lane's client side: every connection of the gateway's listening socket starts here
+ * instead of in node:http (the server's 'connection' listeners are taken over), and each read is
+ * parsed by Node's own llhttp binding (./llhttp.ts: strict, the server's maxHeaderSize). A read that
+ * is exactly one complete GET or HEAD request of HTTP/1.1 (no bytes after it: nothing pipelined, no
+ * part of a next request) is offered to the lane (./serve.ts), which serves it or declines. Anything
+ * else (a partial request, pipelined ones, a parse error, a declined request, bytes arriving while
+ * the lane's answer is out) hands the connection over to node:http for the rest of its life, with
+ * every byte not yet answered: node:http's own listener is called with the socket, as when the
+ * server accepted it, and the bytes are put back in front of the socket's stream (`unshift`), where
+ * node:http's listener reads them first. Node and Fastify then decide from scratch, as without the lane.
+ */
+import type { IncomingMessage, Server } from "node:http";
+import { IncomingMessage as NodeIncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { httpCommon, newParser, type LlhttpParser } from "./llhttp";
+
+/** A complete request the lane may serve: its IncomingMessage-shaped view (headers as node:http joins them). */
+export interface LaneRequest {
+  /** rawHeaders, headers, method, url, httpVersion*, socket: what the kit's checks read (framingIssue, clientRequestIdOf, the client address). */
+  msg: IncomingMessage;
+  method: string;
+  url: string;
+  /** The client keeps the connection open after the answer (llhttp's shouldKeepAlive: no Connection: close). */
+  keepAlive: boolean;
+  /** performance.now() when the request was read. */
+  startedAt: number;
+}
+
+/** What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), false to hand the connection over. */
+export type LaneServer = (req: LaneRequest, conn: LaneConnection) => boolean;
+
+type ConnectionListener = (this: Server, socket: Socket) => void;
+
+/** The request's view for the kit's checks: an IncomingMessage whose headers node:http's own code joins. */
+function messageOf(socket: Socket, raw: string[], method: string, url: string, major: number, minor: number): IncomingMessage {
+  const msg: IncomingMessage & { _addHeaderLines(h: string[], n: number): void } = Object.create(NodeIncomingMessage.prototype);
+  Object.assign(msg, { socket, method, url, httpVersionMajor: major, httpVersionMinor: minor, httpVersion: `${major}.${minor}`, complete: false });
+  // IncomingMessage's own header joining (duplicates: cookie with "; ", the single-valued ones kept first, others with ", ").
+  msg._addHeaderLines(raw, raw.length);
+  msg.complete = true;
+  return msg;
+}
+
+export class LaneConnection {
+  private parser: LlhttpParser | undefined;
+  private busy = false;
+  private pending: Buffer[] = [];
+  private ended = false;
+  private gone = false;
+  private parsed: LaneRequest | undefined;
+  private completes = 0;
+  private readonly onData = (d: Buffer) => this.read(d);
+  private readonly onEnd = () => this.clientEnded();
+  private readonly onTimeout = () => {
+    if (!this.busy) this.socket.destroy();
+  };
+  private readonly onClose = () => this.lane.forget(this);
+
+  constructor(
+    readonly socket: Socket,
+    private readonly lane: LaneListener,
+  ) {
+    socket.on("data", this.onData);
+    socket.on("end", this.onEnd);
+    socket.on("timeout", this.onTimeout);
+    socket.on("close", this.onClose);
+    socket.on("error", () => undefined); // a reset: 'close' follows
+    // Before a first request: the server's headersTimeout (REQUEST_RECEIVE_TIMEOUT_MS), as node:http.
+    socket.setTimeout(lane.server.headersTimeout);
+  }
+
+  get idle(): boolean {
+    return !this.busy && !this.gone;
+  }
+
+  private read(d: Buffer): void {
+    if (this.gone) return; // closing after an answer: nothing more is read
+    if (this.busy) return void this.pending.push(d);
+    this.parser ??= newParser("request", this.lane.maxHeaderSize, {
+      headersComplete: (major, minor, headers, method, url, _s, _sm, upgrade, keepAlive) => {
+        const name = httpCommon!.methods[method];
+        this.parsed =
+          major === 1 && minor === 1 && !upgrade && (name === "GET" || name === "HEAD") && headers && url
+            ? { msg: messageOf(this.socket, headers, name, url, major, minor), method: name, url, keepAlive, startedAt: performance.now() }
+            : undefined;
+        return 0;
+      },
+      messageComplete: () => void this.completes++,
+    });
+    this.parsed = undefined;
+    this.completes = 0;
+    const r = this.parser.execute(d);
+    // Exactly one request, complete, and nothing after it: a bodiless request's head ends at its first
+    // CRLF CRLF (strict llhttp takes no bare LF), which must be the read's last four bytes.
+    const req = this.parsed as LaneRequest | undefined;
+    const whole = !(r instanceof Error) && this.completes === 1 && d.length >= 4 && d.indexOf("\r\n\r\n") === d.length - 4;
+    if (!whole || !req) return this.handOver(d);
+    this.busy = true;
+    let taken = false;
+    try {
+      taken = this.lane.serve(req, this);
+    } catch (e) {
+      this.lane.declined(e as Error);
+    }
+    if (!taken) {
+      this.busy = false;
+      this.handOver(d);
+    }
+  }
+
+  /** Writes (part of) the lane's answer. */
+  write(bytes: Buffer): boolean {
+    return !this.gone && this.socket.write(bytes);
+  }
+
+  /** The lane's answer is written: next request, or the end of the connection. */
+  finish(keepAlive: boolean): void {
+    this.busy = false;
+    if (this.gone) return;
+    this.socket.setTimeout(this.lane.server.keepAliveTimeout);
+    if (!keepAlive || this.lane.closing()) {
+      this.gone = true;
+      this.socket.end();
+      this.socket.destroySoon();
+      return;
+    }
+    if (this.pending.length > 0) {
+      const bytes = Buffer.concat(this.pending);
+      this.pending = [];
+      return this.handOver(bytes);
+    }
+    if (this.ended) this.socket.end();
+  }
+
+  /** Gives up the connection (the client went away mid-answer, or a streamed answer failed). */
+  destroy(): void {
+    this.gone = true;
+    this.socket.destroy();
+  }
+
+  /** Closes an idle connection (the service is closing). */
+  closeIdle(): void {
+    if (this.idle) {
+      this.gone = true;
+      this.socket.destroy();
+    }
+  }
+
+  private clientEnded(): void {
+    this.ended = true;
+    if (!this.busy) this.socket.end();
+  }
+
+  /** node:http takes the connection from here, `bytes` first. */
+  private handOver(bytes: Buffer): void {
+    const s = this.socket;
+    this.gone = true;
+    s.removeListener("data", this.onData);
+    s.removeListener("end", this.onEnd);
+    s.removeListener("timeout", this.onTimeout);
+    s.removeListener("close", this.onClose);
+    s.setTimeout(0);
+    this.lane.forget(this);
+    this.lane.handedOver();
+    this.parser?.close();
+    this.parser = undefined;
+    // The client ended its side while the lane's answer was out, with more requests sent before: the
+    // stream has ended, nothing can be put back in it. Those requests are not answered (rare: a
+    // pipelining client that half-closes).
+    if (this.ended) return void s.destroy();
+    // node:http's listener first (it adds its 'data' listener and takes the socket's reads), then the
+    // bytes in front: the stream is flowing, so they reach node:http's parser at once, before any read.
+    this.lane.original(s);
+    if (bytes.length > 0) s.unshift(bytes);
+  }
+}
+
+/** The lane's hold on a server's connections. */
+export class LaneListener {
+  private readonly connections = new Set<LaneConnection>();
+  private readonly listeners: ConnectionListener[];
+  /** The server's own (createApp's maxHeaderSize; 0: Node's default), as node:http parses with. */
+  readonly maxHeaderSize: number;
+
+  constructor(
+    readonly server: Server,
+    readonly serve: LaneServer,
+    readonly closing: () => boolean,
+    readonly declined: (err: Error) => void,
+    /** Counts a connection handed to node:http. */
+    readonly handedOver: () => void,
+  ) {
+    this.maxHeaderSize = (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
+    this.listeners = server.listeners("connection") as ConnectionListener[];
+    server.removeAllListeners("connection");
+    server.on("connection", (socket: Socket) => {
+      if (this.closing()) return this.original(socket);
+      this.connections.add(new LaneConnection(socket, this));
+    });
+  }
+
+  /** Hands `socket` to the server's own listeners (node:http's connectionListener). */
+  original(socket: Socket): void {
+    for (const l of this.listeners) l.call(this.server, socket);
+  }
+
+  forget(c: LaneConnection): void {
+    this.connections.delete(c);
+  }
+
+  /** The service is closing: idle lane connections are closed (node:http closes its own), busy ones after their answer. */
+  closeIdle(): void {
+    for (const c of this.connections) c.closeIdle();
+  }
+}

@@ -1,0 +1,38 @@
+/** What the fast lane (./serve.ts) works with: the gateway's own parts, shared with its Fastify path. */
+import type { IncomingMessage, Server } from "node:http";
+import type { Logger } from "pino";
+import type { Counter } from "prom-client";
+import type { ServiceMetrics } from "../../../kit";
+import type { Authenticator } from "../authenticate";
+import type { GatewayLimits } from "../limits";
+import type { TargetCache } from "../proxy";
+import type { UsageEmitter } from "../usage";
+import type { UpstreamPool } from "./upstream-pool";
+
+export interface LaneDeps {
+  server: Server;
+  targets: TargetCache;
+  /** Routed services by route segment (usage events name the route). */
+  routes: ReadonlyMap<string, unknown>;
+  /** Each routed service's base URL. */
+  bases: ReadonlyMap<string, URL>;
+  authenticator: Authenticator;
+  limits: GatewayLimits;
+  /** RATE_LIMIT_MAX_REQUESTS (the per-user / per-address limit @fastify/rate-limit applies). */
+  rateMax: number;
+  clientAddress: (req: IncomingMessage) => string;
+  maxHeaders: number;
+  security: Readonly<Record<string, string>>;
+  pool: UpstreamPool;
+  proxyTimeoutMs: number;
+  requestTimeoutMs: number;
+  log: Logger;
+  /** The kit's access-line logger (probes.ts accessLogOf). */
+  accessLog: Logger;
+  pathOf: (url: string) => string;
+  metrics: ServiceMetrics;
+  upstreamTotal: Counter<"upstream" | "status_code">;
+  usage: UsageEmitter | undefined;
+  draining: () => boolean;
+  closing: () => boolean;
+}

@@ -1,0 +1,98 @@
+/**
+ * The gateway's fast lane (README "Gateway speed"): the common request, a GET or HEAD under
+ * /api/<route>/ the gateway can decide from its caches, served on node:net sockets with Node's own
+ * llhttp parser (./connections.ts, ./upstream-pool.ts) instead of node:http's objects, Fastify and
+ * undici, which cost the gateway most of its CPU per request (docs/measurements/gateway.md). What
+ * it serves looks as through Fastify to the client, the upstream and the operator (./serve.ts,
+ * ./answer.ts); everything else is handed to node:http and Fastify, connection and all.
+ *
+ * GATEWAY_FAST_LANE=false: no lane, every connection node:http's from its first byte. Off as well
+ * when tracing is on (OTEL_EXPORTER_OTLP_*: the spans are node:http's and Fastify's) or when this
+ * Node has no llhttp binding of the expected shape (./llhttp.ts).
+ */
+import { Counter } from "prom-client";
+import { pathOf } from "../../../kit";
+import { headerCountLimitFor } from "../../../kit/request-framing";
+import { accessLogOf } from "../../../kit/probes";
+import { clientAddressOf } from "../../../kit/client-address";
+import { parseTrustProxy } from "../../../kit/request-guards";
+import { tracesEndpoint } from "../../../kit/telemetry";
+import type { Authenticator } from "../authenticate";
+import type { GatewayContext } from "../config";
+import type { GatewayLimits } from "../limits";
+import type { ProxyShared } from "../proxy";
+import type { UsageEmitter } from "../usage";
+import { LaneListener } from "./connections";
+import { httpCommon } from "./llhttp";
+import type { LaneDeps } from "./deps";
+import { serveRequest } from "./serve";
+import { UpstreamPool } from "./upstream-pool";
+
+export interface FastLaneParts {
+  shared: ProxyShared;
+  routes: ReadonlyMap<string, unknown>;
+  bases: ReadonlyMap<string, string>;
+  authenticator: Authenticator;
+  limits: GatewayLimits;
+  usage: UsageEmitter | undefined;
+  security: Readonly<Record<string, string>>;
+}
+
+/** Why the lane is off (undefined: on). */
+export function fastLaneOff(ctx: GatewayContext): string | undefined {
+  if (!ctx.config.GATEWAY_FAST_LANE) return "GATEWAY_FAST_LANE=false";
+  if (tracesEndpoint(ctx.env)) return "tracing is on (the spans are node:http's and Fastify's)";
+  if (!httpCommon) return "this Node has no llhttp binding of the expected shape";
+  return undefined;
+}
+
+/** Takes over the server's connections (see the file's comment). */
+export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
+  const { config: cfg, app, log } = ctx;
+  const pool = new UpstreamPool({ connections: 128, keepAliveTimeoutMs: 30_000 });
+  let closing = false;
+  const deps: LaneDeps = {
+    server: app.server,
+    targets: p.shared.targets,
+    routes: p.routes,
+    bases: new Map([...p.bases].map(([name, url]) => [name, new URL(url)])),
+    authenticator: p.authenticator,
+    limits: p.limits,
+    rateMax: cfg.RATE_LIMIT_MAX_REQUESTS,
+    clientAddress: clientAddressOf(parseTrustProxy(cfg.TRUST_PROXY, cfg.TRUST_PROXY_GLOBAL_IPV6)),
+    maxHeaders: headerCountLimitFor(true),
+    security: p.security,
+    pool,
+    proxyTimeoutMs: cfg.PROXY_TIMEOUT_MS,
+    requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
+    log,
+    accessLog: accessLogOf(log),
+    pathOf,
+    metrics: ctx.metrics,
+    upstreamTotal: p.shared.upstreamTotal,
+    usage: p.usage,
+    draining: ctx.draining,
+    closing: () => closing,
+  };
+  // What the lane did: requests it served, connections it handed to node:http (their requests are
+  // counted by the kit's http_request_duration_seconds like every other).
+  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, connections it handed to Fastify", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
+  const served = lanes.labels("served");
+  const handedOver = lanes.labels("handed_over");
+  const lane = new LaneListener(
+    app.server,
+    (req, conn) => {
+      const taken = serveRequest(deps, req, conn);
+      if (taken) served.inc();
+      return taken;
+    },
+    () => closing,
+    (err) => log.error({ err }, "fast lane failed on a request; handed to Fastify"),
+    () => handedOver.inc(),
+  );
+  ctx.closing.addEventListener("abort", () => {
+    closing = true;
+    lane.closeIdle();
+  });
+  ctx.onClose(() => pool.close());
+}

@@ -1,0 +1,84 @@
+/**
+ * Node's own HTTP/1.1 parser binding (llhttp, the one node:http parses every request and answer
+ * with), for the gateway's fast lane (./connections.ts, ./upstream-pool.ts). Internal to Node, so
+ * reached through `_http_common`; its shape is Node 20's (checked at start: a Node without it gets no
+ * fast lane, ./index.ts). Strict: no lenient flag, as node:http runs unless `insecureHTTPParser`.
+ */
+import { createRequire } from "node:module";
+
+const require_ = createRequire(__filename);
+
+/** The parser object (native). Its callbacks are set by index (the HTTPParser.k* constants). */
+export interface LlhttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [callback: number]: unknown;
+}
+
+interface HttpCommon {
+  HTTPParser: {
+    new (): LlhttpParser;
+    REQUEST: number;
+    RESPONSE: number;
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+    kLenientNone: number;
+  };
+  methods: string[];
+}
+
+function load(): HttpCommon | undefined {
+  try {
+    const common = require_("_http_common") as Partial<HttpCommon>;
+    const P = common.HTTPParser;
+    if (!P || !Array.isArray(common.methods) || typeof P.kOnHeadersComplete !== "number" || typeof P.kOnMessageComplete !== "number") return undefined;
+    return common as HttpCommon;
+  } catch {
+    return undefined;
+  }
+}
+
+export const httpCommon = load();
+
+/** (versionMajor, versionMinor, rawHeaders, method index, url, statusCode, statusMessage, upgrade, shouldKeepAlive) */
+export type HeadersComplete = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, statusCode: number, statusMessage: string, upgrade: boolean, keepAlive: boolean) => number | void;
+
+export interface ParserCallbacks {
+  headersComplete: HeadersComplete;
+  body?: (chunk: Buffer) => void;
+  messageComplete: () => void;
+}
+
+/**
+ * A strict parser of `type` with the callbacks; a head longer than what the binding hands over at
+ * once (more than 32 headers) arrives in parts (kOnHeaders), joined as node:http joins them.
+ */
+export function newParser(type: "request" | "response", maxHeaderSize: number, cb: ParserCallbacks): LlhttpParser {
+  const { HTTPParser } = httpCommon!;
+  const parser = new HTTPParser();
+  parser.initialize(type === "request" ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, maxHeaderSize, HTTPParser.kLenientNone);
+  let partHeaders: string[] = [];
+  let partUrl = "";
+  parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+    partHeaders.push(...headers);
+    partUrl += url;
+  };
+  parser[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, statusCode: number, statusMessage: string, upgrade: boolean, keepAlive: boolean) => {
+    if (!headers) {
+      headers = partHeaders;
+      partHeaders = [];
+    }
+    if (!url) {
+      url = partUrl;
+      partUrl = "";
+    }
+    return cb.headersComplete(major, minor, headers, method, url, statusCode, statusMessage, upgrade, keepAlive);
+  };
+  parser[HTTPParser.kOnBody] = cb.body ?? (() => undefined);
+  parser[HTTPParser.kOnMessageComplete] = cb.messageComplete;
+  return parser;
+}

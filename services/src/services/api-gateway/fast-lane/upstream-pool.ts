@@ -1,0 +1,248 @@
+/**
+ * The fast lane's upstream side: kept-alive node:net connections to each upstream base, at most
+ * `connections` per base (like ../upstreams.ts, 128), one request at a time on each (no pipelining:
+ * measured, it made user-management slower, docs/measurements/gateway.md), every answer parsed by
+ * Node's own llhttp binding (./llhttp.ts) in strict mode.
+ *
+ * An answer is buffered whole up to ../upstreams.ts BUFFER_LIMIT_BYTES (1 MiB), as the Fastify path
+ * buffers it: the platform's answers are small JSON documents, and one write with a Content-Length
+ * is the cheapest answer. Beyond that it is streamed (`onStream`): the buffered part, then each chunk
+ * as it arrives, the upstream socket paused while the client's socket is over its high-water mark,
+ * so a large or endless answer holds at most the limit plus the sockets' buffers. A chunked answer
+ * is decoded by the parser either way (the client gets it re-framed).
+ */
+import { connect, type Socket } from "node:net";
+import { BUFFER_LIMIT_BYTES } from "../upstreams";
+import { newParser, type LlhttpParser } from "./llhttp";
+
+export interface PooledAnswer {
+  statusCode: number;
+  /** Raw header lines, [name, value, ...] as received. */
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+export interface Exchange {
+  /** The whole request head (and nothing else: the lane forwards GET and HEAD only). */
+  head: Buffer;
+  /** HEAD: the answer has no body whatever its headers say. */
+  head_only: boolean;
+  /** The whole answer, when it is at most BUFFER_LIMIT_BYTES. */
+  onAnswer(a: PooledAnswer): void;
+  /** The answer is larger: its head and first part; `more` gets each next chunk, then null at its end (or an Error). */
+  onStream(a: PooledAnswer, more: StreamSink): void;
+  /** Nothing (or not all) was received: `timedOut` never here (the lane's own timer), `received` whether any of the answer came. */
+  onFailure(err: Error, received: boolean): void;
+}
+
+export interface StreamSink {
+  /** A body chunk (copied); answers false when the client is full (the upstream is paused until `resume`). */
+  write(chunk: Buffer | null, err?: Error): boolean;
+  resume?: () => void;
+}
+
+class UpstreamConnection {
+  readonly socket: Socket;
+  private readonly parser: LlhttpParser;
+  exchange: Exchange | undefined;
+  private status = 0;
+  private rawHeaders: string[] = [];
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private keepAlive = true;
+  private received = false;
+  private sink: StreamSink | undefined;
+  /** Whether it carried a request before (a reused connection the upstream may have closed meanwhile). */
+  used = false;
+
+  constructor(
+    private readonly pool: BasePool,
+    port: number,
+    host: string,
+  ) {
+    this.socket = connect({ port, host, noDelay: true });
+    this.parser = newParser("response", 0, {
+      headersComplete: (_maj, _min, headers, _m, _u, statusCode, _sm, _up, keepAlive) => {
+        this.status = statusCode;
+        this.rawHeaders = headers ?? [];
+        this.keepAlive = keepAlive;
+        return this.exchange?.head_only ? 1 : 0; // 1: no body follows (the answer to a HEAD)
+      },
+      body: (b) => this.onBody(b),
+      messageComplete: () => this.onComplete(),
+    });
+    this.socket.on("data", (d: Buffer) => {
+      this.received = true;
+      const r = this.parser.execute(d);
+      if (r instanceof Error) this.fail(r);
+    });
+    this.socket.on("error", (err) => this.fail(err));
+    this.socket.on("close", () => this.fail(new Error("upstream connection closed")));
+    this.socket.on("timeout", () => {
+      if (!this.exchange) this.socket.destroy(); // idle past keepAliveTimeoutMs
+    });
+    this.socket.setTimeout(pool.keepAliveTimeoutMs);
+  }
+
+  send(x: Exchange): void {
+    this.exchange = x;
+    this.status = 0;
+    this.chunks = [];
+    this.size = 0;
+    this.received = false;
+    this.sink = undefined;
+    this.socket.write(x.head);
+  }
+
+  private onBody(b: Buffer): void {
+    if (this.sink) {
+      if (!this.sink.write(Buffer.from(b))) {
+        this.socket.pause();
+        this.sink.resume = () => this.socket.resume();
+      }
+      return;
+    }
+    this.chunks.push(Buffer.from(b)); // the binding's slice is of a buffer it reuses
+    this.size += b.length;
+    if (this.size <= BUFFER_LIMIT_BYTES || !this.exchange) return;
+    const body = Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    const sink: StreamSink = { write: () => true };
+    this.sink = sink;
+    this.exchange.onStream({ statusCode: this.status, rawHeaders: this.rawHeaders, body }, sink);
+  }
+
+  private onComplete(): void {
+    const x = this.exchange;
+    this.exchange = undefined;
+    this.used = true;
+    const sink = this.sink;
+    this.sink = undefined;
+    const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    if (this.keepAlive && !this.socket.destroyed) this.pool.release(this);
+    else this.socket.destroy();
+    if (sink) sink.write(null);
+    else x?.onAnswer({ statusCode: this.status, rawHeaders: this.rawHeaders, body });
+  }
+
+  /** The connection is done for; a request on it fails (once). */
+  fail(err: Error): void {
+    this.pool.forget(this);
+    if (!this.socket.destroyed) this.socket.destroy();
+    const x = this.exchange;
+    this.exchange = undefined;
+    const sink = this.sink;
+    this.sink = undefined;
+    if (sink) sink.write(null, err);
+    else x?.onFailure(err, this.received);
+  }
+
+  /** Gives up the request in flight (the lane's timeout, the client gone): the connection cannot be reused. */
+  abandon(): void {
+    this.exchange = undefined;
+    this.sink = undefined;
+    this.pool.forget(this);
+    this.socket.destroy();
+  }
+}
+
+class BasePool {
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly all = new Set<UpstreamConnection>();
+  private readonly waiting: Array<(c: UpstreamConnection) => void> = [];
+
+  constructor(
+    private readonly port: number,
+    private readonly host: string,
+    private readonly max: number,
+    readonly keepAliveTimeoutMs: number,
+  ) {}
+
+  /** A connection for one exchange, now or when one is free. */
+  acquire(then: (c: UpstreamConnection) => void): void {
+    const c = this.idle.pop();
+    if (c) return then(c);
+    if (this.all.size < this.max) {
+      const fresh = new UpstreamConnection(this, this.port, this.host);
+      this.all.add(fresh);
+      return then(fresh);
+    }
+    this.waiting.push(then);
+  }
+
+  release(c: UpstreamConnection): void {
+    const next = this.waiting.shift();
+    if (next) return next(c);
+    this.idle.push(c);
+  }
+
+  forget(c: UpstreamConnection): void {
+    if (!this.all.delete(c)) return;
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    // A waiter gets a new connection in its place.
+    const next = this.waiting.shift();
+    if (next) this.acquire(next);
+  }
+
+  close(): void {
+    this.waiting.length = 0;
+    for (const c of [...this.all]) c.abandon();
+  }
+}
+
+/** One handle on a request sent: `abandon()` gives it up (the connection is closed, not reused). */
+export interface Sent {
+  abandon(): void;
+}
+
+export class UpstreamPool {
+  private readonly bases = new Map<string, BasePool>();
+
+  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number }) {}
+
+  /**
+   * Sends `x` to `base` (http://host:port). A GET or HEAD that failed on a reused connection before
+   * any of its answer came is sent once more on a new one (the upstream closed it as it was reused),
+   * as ../upstreams.ts does.
+   */
+  send(base: URL, x: Exchange): Sent {
+    const key = base.host;
+    let pool = this.bases.get(key);
+    if (!pool) {
+      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs);
+      this.bases.set(key, pool);
+    }
+    let current: UpstreamConnection | undefined;
+    let sent: Exchange | undefined;
+    let abandoned = false;
+    const attempt = (retry: boolean) =>
+      pool.acquire((c) => {
+        if (abandoned) return pool.release(c);
+        current = c;
+        const reused = c.used;
+        sent = {
+          ...x,
+          onFailure: (err, received) => {
+            if (!retry && reused && !received && !abandoned) return attempt(true);
+            x.onFailure(err, received);
+          },
+        };
+        c.send(sent);
+      });
+    attempt(false);
+    return {
+      abandon: () => {
+        abandoned = true;
+        // Only while this request is the connection's (once answered, it serves others).
+        if (current && sent && current.exchange === sent) current.abandon();
+      },
+    };
+  }
+
+  close(): void {
+    for (const p of this.bases.values()) p.close();
+    this.bases.clear();
+  }
+}
