@@ -86,7 +86,11 @@ export class Authenticator {
       if (reason) return { error: revoked(reason) };
       const ended = claims.sessionId === undefined ? false : this.d.states.sessions.peek(claims.sessionId);
       if (ended === undefined) return undefined;
-      return ended ? { error: revoked(SESSION_ENDED) } : { identity: { userId: claims.userId, role: claims.role, authMethod: "jwt" } };
+      if (ended) return { error: revoked(SESSION_ENDED) };
+      // Read again before the process's copies run out: a busy caller stays decidable here.
+      this.d.states.refreshAhead(claims.userId);
+      if (claims.sessionId !== undefined) this.d.states.sessions.refreshAhead(claims.sessionId);
+      return { identity: { userId: claims.userId, role: claims.role, authMethod: "jwt" } };
     }
     const apiKey = headers["x-api-key"];
     if (apiKey === undefined) return {};
@@ -95,7 +99,9 @@ export class Authenticator {
     const state = id && !apiKeyExpired(id) && this.d.states.peek(id.userId);
     if (!id || !state) return undefined;
     const reason = revocationReason(state, { role: state.role });
-    return reason ? { error: revoked(reason) } : { identity: apiKeyIdentity(id, state.role) };
+    if (reason) return { error: revoked(reason) };
+    this.d.states.refreshAhead(id.userId);
+    return { identity: apiKeyIdentity(id, state.role) };
   }
 
   /** The verified identity, an error to answer with, or neither (anonymous). Never throws. `ip`: the client's address bucket (kit addressBucketOf), where failed keys are counted. */

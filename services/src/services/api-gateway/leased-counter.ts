@@ -36,6 +36,8 @@ return {cur, grant, ttl}`;
 export const LEASE_DIVISOR = 50;
 const MAX_LEASE = 10_000;
 const MAX_KEYS = 100_000;
+/** A key hit this close to its window's end has the next window's slice leased as it turns (refillAhead). */
+const TURN_AHEAD_MS = 1_000;
 
 export interface Hit {
   /** Requests counted in this window, including this one (above the limit: refuse). */
@@ -62,6 +64,8 @@ export function leaseSize(max: number): number {
 export class LeasedCounter {
   private readonly leases = new Map<string, Lease>();
   private readonly refills = new Map<string, Promise<void>>();
+  /** Keys whose next window's slice is asked for as their window ends (refillAhead). */
+  private readonly turns = new Set<string>();
 
   constructor(private readonly redis: Redis) {
     redis.defineCommand("gwLease", { numberOfKeys: 1, lua: LEASE_LUA });
@@ -105,11 +109,47 @@ export class LeasedCounter {
     }
   }
 
+  /**
+   * Leases the next slice of `key` before this one runs out (its last quarter), in the background:
+   * a busy key keeps being countable in process (the gateway's fast lane counts only from a live
+   * lease). The slice is taken from the same window and added to what is left (refill).
+   */
+  refillAhead(key: string, max: number, windowMs: number): void {
+    const lease = this.leases.get(key);
+    if (!lease) return;
+    if (!lease.spent && lease.left <= leaseSize(max) / 4) this.refillInBackground(key, max, windowMs);
+    // A key busy as its window ends gets the next window's slice as the window turns (not on the first
+    // request after it, which would find no live lease). Dragonfly may hold the old window a moment
+    // longer than the local end (measured from when the lease was asked): its lease then ends at once,
+    // and the key's next hit schedules the turn again.
+    const toEnd = lease.endsAt - Date.now();
+    if (toEnd >= TURN_AHEAD_MS || this.turns.has(key)) return;
+    this.turns.add(key);
+    setTimeout(() => {
+      this.turns.delete(key);
+      this.refillInBackground(key, max, windowMs);
+    }, Math.max(0, toEnd) + 1).unref();
+  }
+
+  private refillInBackground(key: string, max: number, windowMs: number): void {
+    if (this.refills.has(key)) return;
+    const refill = this.refill(key, max, windowMs)
+      .catch(() => undefined)
+      .finally(() => this.refills.delete(key));
+    this.refills.set(key, refill);
+  }
+
   private async refill(key: string, max: number, windowMs: number): Promise<void> {
     const askedAt = Date.now();
     const [counted, granted, ttl] = await this.redis.gwLease(`${key}:${max}`, max, leaseSize(max), windowMs);
     if (this.leases.size >= MAX_KEYS) this.sweep(askedAt);
-    this.leases.set(key, { endsAt: askedAt + ttl, left: granted, counted, spent: granted === 0 || counted >= max });
+    // Tokens left of a live lease (a refill ahead) are carried over, and the lease still ends when the
+    // earlier one did at the latest: tokens of a window never outlive it (the new slice, if the window
+    // turned meanwhile, ends with the old one: refused early, never admitted twice).
+    const prev = this.leases.get(key);
+    const carried = prev && prev.endsAt > Date.now() ? prev.left : 0;
+    const endsAt = carried > 0 ? Math.min(prev!.endsAt, askedAt + ttl) : askedAt + ttl;
+    this.leases.set(key, { endsAt, left: granted + carried, counted, spent: granted === 0 || counted >= max });
   }
 
   /** Drops ended leases; if that is not enough, all of them (unspent tokens are lost: never over-admits). */

@@ -71,12 +71,17 @@ export class GatewayLimits {
 
   /** Counts one request of `key` from its live lease (after canHit said it can: synchronous). */
   hit(key: string, max: number): Hit | undefined {
-    return this.counter.tryHit(key, max);
+    const hit = this.counter.tryHit(key, max);
+    this.counter.refillAhead(key, max, this.o.windowMs);
+    return hit;
   }
 
   private check(key: string, max: number, what: string): Promise<void> | undefined {
     const local = this.counter.tryHit(key, max);
-    if (local) return this.assertUnder(local, max, what);
+    if (local) {
+      this.counter.refillAhead(key, max, this.o.windowMs);
+      return this.assertUnder(local, max, what);
+    }
     return this.counter.hit(key, max, this.o.windowMs).then(
       (hit) => this.assertUnder(hit, max, what),
       () => undefined, // fail open, like the per-user limit
@@ -102,7 +107,10 @@ export class GatewayLimits {
       }
       incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, windowArg?: number, maxArg?: number): void {
         const local = counter.tryHit(this.prefix + key, maxArg ?? max);
-        if (local) return callback(null, local);
+        if (local) {
+          counter.refillAhead(this.prefix + key, maxArg ?? max, windowArg ?? windowMs);
+          return callback(null, local);
+        }
         counter.hit(this.prefix + key, maxArg ?? max, windowArg ?? windowMs).then(
           (hit) => callback(null, hit),
           (err: Error) => callback(err),

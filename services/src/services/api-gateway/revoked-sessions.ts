@@ -27,6 +27,8 @@ export class RevokedSessions {
   private readonly live = new Map<string, number>();
   /** Moved on whenever a message may have been missed or a revocation forgotten: loads in flight are then not kept. */
   private generation = 0;
+  /** Sessions whose answer is being read again ahead of its end (refreshAhead). */
+  private readonly refreshing = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -62,6 +64,24 @@ export class RevokedSessions {
   async isRevoked(sessionId: string): Promise<boolean> {
     const known = this.peek(sessionId);
     if (known !== undefined) return known;
+    return this.load(sessionId);
+  }
+
+  /**
+   * A live session's answer read again from Dragonfly before it runs out (its last quarter), in the
+   * background: a busy client's requests keep finding it in process (the gateway's fast lane serves
+   * only what the process can decide). The answer kept is no older than before: localTtlMs from its read.
+   */
+  refreshAhead(sessionId: string): void {
+    const liveUntil = this.live.get(sessionId);
+    if (liveUntil === undefined || liveUntil - Date.now() > this.localTtlMs / 4 || this.refreshing.has(sessionId)) return;
+    this.refreshing.add(sessionId);
+    this.load(sessionId)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(sessionId));
+  }
+
+  private async load(sessionId: string): Promise<boolean> {
     const generation = this.generation;
     let found: number;
     try {

@@ -5,6 +5,7 @@
  * revocations to whoever listens (the verified-key cache of ./authenticate.ts), and sessions ended
  * one at a time to `sessions` (./revoked-sessions.ts), which shares this subscription.
  */
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
 import { cachedUserState, legacyUserStateKey, parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
@@ -53,6 +54,8 @@ export class InvalidationCounts {
 
 export class UserStates {
   private readonly local = new Map<string, Local>();
+  /** Users whose state is being read again ahead of its end (refreshAhead). */
+  private readonly refreshing = new Set<string>();
   private readonly invalidations = new InvalidationCounts();
   private sub?: DragonflySubscriber;
   onApiKeyRevoked: (hashHex: string) => void = () => undefined;
@@ -110,9 +113,27 @@ export class UserStates {
 
   /** The user's current state; 503 when neither Dragonfly nor user-management can tell. */
   async get(userId: string, requestId: string, timeoutMs: number): Promise<UserState> {
-    const now = Date.now();
     const hit = this.peek(userId);
     if (hit) return hit;
+    return this.loadAndKeep(userId, requestId, timeoutMs);
+  }
+
+  /**
+   * A user's state read again before the in-process copy runs out (its last quarter), in the
+   * background: a busy user's requests keep finding it in process (the gateway's fast lane serves
+   * only what the process can decide). Kept as get() keeps it, no longer than localTtlMs from its read.
+   */
+  refreshAhead(userId: string): void {
+    const hit = this.local.get(userId);
+    if (!hit || !this.subscribed || hit.until - Date.now() > this.localTtlMs / 4 || this.refreshing.has(userId)) return;
+    this.refreshing.add(userId);
+    this.loadAndKeep(userId, randomUUID(), 5_000)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(userId));
+  }
+
+  private async loadAndKeep(userId: string, requestId: string, timeoutMs: number): Promise<UserState> {
+    const now = Date.now();
     const mark = this.invalidations.mark(userId);
     const state = await this.load(userId, requestId, timeoutMs);
     if (this.subscribed && this.invalidations.unchanged(mark, userId) && this.localTtlMs > 0) {

@@ -27,8 +27,8 @@ export interface LaneRequest {
   startedAt: number;
 }
 
-/** What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), false to hand the connection over. */
-export type LaneServer = (req: LaneRequest, conn: LaneConnection) => boolean;
+/** What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), else why the connection is handed over. */
+export type LaneServer = (req: LaneRequest, conn: LaneConnection) => true | string;
 
 type ConnectionListener = (this: Server, socket: Socket) => void;
 
@@ -95,17 +95,17 @@ export class LaneConnection {
     // CRLF CRLF (strict llhttp takes no bare LF), which must be the read's last four bytes.
     const req = this.parsed as LaneRequest | undefined;
     const whole = !(r instanceof Error) && this.completes === 1 && d.length >= 4 && d.indexOf("\r\n\r\n") === d.length - 4;
-    if (!whole || !req) return this.handOver(d);
+    if (!whole || !req) return this.handOver(d, r instanceof Error ? "parse" : "request");
     this.busy = true;
-    let taken = false;
+    let taken: true | string = "error";
     try {
       taken = this.lane.serve(req, this);
     } catch (e) {
       this.lane.declined(e as Error);
     }
-    if (!taken) {
+    if (taken !== true) {
       this.busy = false;
-      this.handOver(d);
+      this.handOver(d, taken);
     }
   }
 
@@ -128,7 +128,7 @@ export class LaneConnection {
     if (this.pending.length > 0) {
       const bytes = Buffer.concat(this.pending);
       this.pending = [];
-      return this.handOver(bytes);
+      return this.handOver(bytes, "pipelined");
     }
     if (this.ended) this.socket.end();
   }
@@ -153,7 +153,7 @@ export class LaneConnection {
   }
 
   /** node:http takes the connection from here, `bytes` first. */
-  private handOver(bytes: Buffer): void {
+  private handOver(bytes: Buffer, reason: string): void {
     const s = this.socket;
     this.gone = true;
     s.removeListener("data", this.onData);
@@ -162,7 +162,7 @@ export class LaneConnection {
     s.removeListener("close", this.onClose);
     s.setTimeout(0);
     this.lane.forget(this);
-    this.lane.handedOver();
+    this.lane.handedOver(reason);
     this.parser?.close();
     this.parser = undefined;
     // The client ended its side while the lane's answer was out, with more requests sent before: the
@@ -188,8 +188,8 @@ export class LaneListener {
     readonly serve: LaneServer,
     readonly closing: () => boolean,
     readonly declined: (err: Error) => void,
-    /** Counts a connection handed to node:http. */
-    readonly handedOver: () => void,
+    /** Counts a connection handed to node:http, and why. */
+    readonly handedOver: (reason: string) => void,
   ) {
     this.maxHeaderSize = (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
     this.listeners = server.listeners("connection") as ConnectionListener[];

@@ -74,21 +74,23 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
     draining: ctx.draining,
     closing: () => closing,
   };
-  // What the lane did: requests it served, connections it handed to node:http (their requests are
-  // counted by the kit's http_request_duration_seconds like every other).
-  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, connections it handed to Fastify", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
-  const served = lanes.labels("served");
-  const handedOver = lanes.labels("handed_over");
+  // What the lane did: requests it served, connections it handed to node:http and why (their requests
+  // are counted by the kit's http_request_duration_seconds like every other): "request" (not one whole
+  // GET or HEAD in the read), "parse" (llhttp refused it), "pipelined" (bytes arrived while the lane
+  // answered), "framing", "route" (not routed before), "credentials", "limit" (no live lease, or over),
+  // "headers" (not sendable as is), "closing", "error".
+  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, connections it handed to Fastify (by reason)", labelNames: ["outcome", "reason"], registers: [ctx.metrics.registry] });
+  const served = lanes.labels("served", "");
   const lane = new LaneListener(
     app.server,
     (req, conn) => {
       const taken = serveRequest(deps, req, conn);
-      if (taken) served.inc();
+      if (taken === true) served.inc();
       return taken;
     },
     () => closing,
     (err) => log.error({ err }, "fast lane failed on a request; handed to Fastify"),
-    () => handedOver.inc(),
+    (reason) => lanes.inc({ outcome: "handed_over", reason }),
   );
   ctx.closing.addEventListener("abort", () => {
     closing = true;

@@ -21,36 +21,39 @@ import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
 import type { PooledAnswer, StreamSink } from "./upstream-pool";
 
-/** Whether the lane takes `req`; when it does, it answers it and calls conn.finish. */
-export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection): boolean {
-  if (d.closing()) return false;
+/** Why the lane leaves a request to Fastify (gateway_fast_lane_total's `reason`). */
+export type Declined = "closing" | "framing" | "route" | "credentials" | "limit" | "headers";
+
+/** true when the lane takes `req` (it answers it and calls conn.finish), else why not. */
+export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection): true | Declined {
+  if (d.closing()) return "closing";
   const { msg, method } = req;
   const h = msg.headers;
-  if (h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0") || h.expect !== undefined || h.upgrade !== undefined) return false;
-  if (framingIssue(msg, d.maxHeaders)) return false;
+  if (h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0") || h.expect !== undefined || h.upgrade !== undefined) return "framing";
+  if (framingIssue(msg, d.maxHeaders)) return "framing";
   const target = d.targets.peek(req.url);
-  if (!target) return false;
+  if (!target) return "route";
   const ip = d.clientAddress(msg);
   const bucket = addressBucketOf(ip);
   const site = siteBucketOf(ip);
   const siteKey = site ? GatewayLimits.siteKey(site) : undefined;
-  if (siteKey && !d.limits.canHit(siteKey)) return false;
+  if (siteKey && !d.limits.canHit(siteKey)) return "limit";
   const auth = d.authenticator.cached(h);
-  if (!auth || auth.error) return false;
+  if (!auth || auth.error) return "credentials";
   let identity;
   try {
     identity = authorise(target, auth, method);
   } catch {
-    return false;
+    return "credentials";
   }
   const ipKey = identity ? GatewayLimits.ipKey(bucket) : undefined;
-  if (ipKey && !d.limits.canHit(ipKey)) return false;
+  if (ipKey && !d.limits.canHit(ipKey)) return "limit";
   const rateKey = `gw-rl:${identity ? `user:${identity.userId}` : `ip:${bucket}`}`;
-  if (!d.limits.canHit(rateKey)) return false;
+  if (!d.limits.canHit(rateKey)) return "limit";
   const requestId = requestIdOf(d.server, msg);
   const base = d.bases.get(target.service.name)!;
   const head = requestHead(method, `${target.path}${target.search}`, base.host, upstreamHeaders(h, requestId, clientRequestIdOf(msg), ip, identity));
-  if (!head) return false;
+  if (!head) return "headers";
 
   // Decided: the tokens are taken (each from its live lease, synchronously), then the request is the lane's.
   if (siteKey) d.limits.hit(siteKey, d.limits.o.siteMax);
