@@ -1,0 +1,134 @@
+/**
+ * What the gateway's fast lane leaves to Fastify, connection and all, and what it answers itself
+ * (rig: tests/helpers/fast-lane-rig.ts): a hand-over mid-connection, pipelined and split requests,
+ * smuggling shapes never served by the lane, 502 and 504 in the platform's shape, the rate limit
+ * running out (Fastify's 429), a session ended refused at once.
+ */
+import { describe, expect, it } from "vitest";
+import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
+import { get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
+import { rawExchange } from "../helpers/raw-http";
+import { PUSHED_WITHIN_MS } from "../helpers/patience";
+
+useFastLaneRig();
+
+describe("hand-over to Fastify", () => {
+  it("a fast GET, then a POST with a body, then a GET on one keep-alive connection: each answered, in order", async () => {
+    await warm(rig.lane, "/api/users/me");
+    const c = await KeepAliveClient.open(rig.lane);
+    const before = await served(rig.lane);
+    c.send(get("/api/users/me"));
+    expect((await c.next()).status).toBe(200);
+    expect(await served(rig.lane)).toBe(before + 1);
+    const body = JSON.stringify({ email: "nobody@example.com", password: "wrong password here" });
+    c.send(`POST /api/users/login HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    expect((await c.next()).status).toBe(401);
+    c.send(get("/api/users/me"));
+    const third = await c.next();
+    expect([third.status, json(third).email ?? json(third).user?.email]).toEqual([200, expect.stringContaining("@example.com")]);
+    c.close();
+  });
+
+  it("pipelined requests, and a request split across TCP writes, are answered in order", async () => {
+    // Each URL known to the lane first (its first request fills the routing cache).
+    await warm(rig.lane, "/api/users/me", "/api/portfolio/chunked", ...[2, 4, 5].map((p) => `/api/portfolio/echo?p=${p}`));
+    const c = await KeepAliveClient.open(rig.lane);
+    c.send(get("/api/users/me") + get("/api/portfolio/echo?p=2"), false, false);
+    expect([(await c.next()).status, json(await c.next()).url]).toEqual([200, "/echo?p=2"]);
+    c.close();
+    const d = await KeepAliveClient.open(rig.lane);
+    const before = await served(rig.lane);
+    d.send(get("/api/portfolio/chunked")); // answered after 20 ms
+    await new Promise((r) => setTimeout(r, 5));
+    d.send(get("/api/portfolio/echo?p=4")); // while the first is in flight: node:http's, after the lane's answer
+    expect([(await d.next()).body, json(await d.next()).url]).toEqual(["one,two", "/echo?p=4"]);
+    expect(await served(rig.lane)).toBe(before + 1);
+    d.close();
+    const e = await KeepAliveClient.open(rig.lane);
+    const request = get("/api/portfolio/echo?p=5");
+    e.send(request.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 50));
+    e.send(Buffer.from(request.slice(20)), false);
+    expect(json(await e.next()).url).toBe("/echo?p=5");
+    e.send(get("/api/portfolio/echo?p=5"));
+    expect(json(await e.next()).url).toBe("/echo?p=5");
+    e.close();
+  });
+
+  it("smuggling shapes (CL+TE, two CLs, obs-fold, bare LF) are never served by the lane", async () => {
+    await warm(rig.lane, "/api/users/me");
+    const before = await served(rig.lane);
+    const me = "GET /api/users/me HTTP/1.1";
+    const auth = `Authorization: Bearer ${rig.token}`;
+    const shapes = [
+      `${me}\r\nHost: gw\r\n${auth}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      `${me}\r\nHost: gw\r\n${auth}\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n`,
+      `${me}\r\nHost: gw\r\n${auth}\r\nX-Folded: a\r\n b\r\n\r\n`,
+      `${me}\nHost: gw\n${auth}\n\n`,
+      `${me}\r\nHost: gw\r\n${auth}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    ];
+    const statuses: number[] = [];
+    for (const s of shapes) statuses.push((await rawExchange(rig.lane, [s], 3_000)).status);
+    // Node refuses each smuggling shape (400); a GET with a chunked body of nothing is a request like another, answered the Fastify way.
+    expect(statuses).toEqual([400, 400, 400, 400, 200]);
+    expect(await served(rig.lane)).toBe(before);
+  });
+});
+
+describe("what the lane answers itself, and what it leaves to Fastify", () => {
+  it("an upstream gone is a 502 and a slow one a 504, in the platform's JSON shape, as through Fastify", async () => {
+    // The upstream's own timeout shorter than the request's: 504 UPSTREAM_TIMEOUT both ways (when the
+    // two are equal, the Fastify path answers whichever of its two timers fires first).
+    const short = { REQUEST_TIMEOUT_MS: "3000", PROXY_TIMEOUT_MS: "1000" };
+    const [shortLane, shortPlain] = [await rig.gateway(short), await rig.gateway({ ...short, GATEWAY_FAST_LANE: "false" })];
+    const slowLane = await laneAnswer(shortLane, get("/api/portfolio/slow"));
+    const slowPlain = await secondAnswer(shortPlain, get("/api/portfolio/slow"));
+    expect([slowLane.status, json(slowLane).error]).toEqual([504, { code: "UPSTREAM_TIMEOUT", message: "portfolio-manager is unavailable", requestId: slowLane.headers["x-request-id"] }]);
+    expect(shape(slowLane)).toEqual(shape(slowPlain));
+    // The request's budget the shorter (equal): the gateway's own 504.
+    const budget = await laneAnswer(await rig.gateway({ REQUEST_TIMEOUT_MS: "1000", PROXY_TIMEOUT_MS: "1000" }), get("/api/portfolio/slow"));
+    expect([budget.status, json(budget).error]).toEqual([504, { code: "GATEWAY_TIMEOUT", message: "No answer within 1000 ms", requestId: budget.headers["x-request-id"] }]);
+    // A service down: a gateway whose portfolio-manager listens nowhere (the first request fills the cache).
+    const goneUrl = await rig.gateway({ SERVICE_PORTFOLIO_MANAGER_URL: "http://127.0.0.1:9" });
+    const down = await laneAnswer(goneUrl, get("/api/portfolio/echo"));
+    expect([down.status, json(down).error]).toEqual([502, { code: "UPSTREAM_UNAVAILABLE", message: "portfolio-manager is unavailable", requestId: down.headers["x-request-id"] }]);
+    expect(down.headers["content-type"]).toBe("application/json; charset=utf-8");
+  });
+
+  it("the rate limit runs out through the lane: Fastify's 429 follows, the remaining count falls by one each request", async () => {
+    await warm(rig.limited, "/api/users/me");
+    const c = await KeepAliveClient.open(rig.limited);
+    const remaining: number[] = [];
+    let refused: KeptAnswer | undefined;
+    for (let i = 0; i < 110 && !refused; i++) {
+      c.send(get("/api/users/me"));
+      const a = await c.next();
+      if (a.status === 429) refused = a;
+      else remaining.push(Number(a.headers["x-ratelimit-remaining"]));
+    }
+    c.close();
+    expect(await served(rig.limited)).toBeGreaterThan(0);
+    expect(refused && json(refused).error.code).toBe("RATE_LIMITED");
+    // Leases may leave a few tokens unspent, never one counted twice: strictly falling, by one.
+    for (let i = 1; i < remaining.length; i++) expect(remaining[i]).toBe(remaining[i - 1] - 1);
+  });
+
+  it("a session ended is refused at once, the lane serving until then", async () => {
+    await warm(rig.lane, "/api/users/me");
+    const c = await KeepAliveClient.open(rig.lane);
+    const before = await served(rig.lane);
+    c.send(get("/api/users/me"));
+    expect((await c.next()).status).toBe(200);
+    expect(await served(rig.lane)).toBe(before + 1);
+    const out = await fetch(`${rig.lane}/api/users/logout`, { method: "POST", headers: { authorization: `Bearer ${rig.token}`, "content-type": "application/json" }, body: JSON.stringify({ refreshToken: rig.refresh }) });
+    expect(out.status).toBe(204);
+    const t0 = Date.now();
+    let a: KeptAnswer;
+    do {
+      c.send(get("/api/users/me"));
+      a = await c.next();
+    } while (a.status === 200 && Date.now() - t0 < PUSHED_WITHIN_MS);
+    expect([a.status, json(a).error?.code]).toEqual([401, "CREDENTIALS_REVOKED"]);
+    c.close();
+  });
+});
