@@ -27,7 +27,8 @@
  * (one run alone swung 50-71 % on a quiet machine, 2026-12-01).
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS;
  * BENCH_GATEWAY_ENV, a JSON object added to the gateway's environment, to measure one setting's cost
- * (e.g. '{"LOG_LEVEL":"warn"}': no access line).
+ * (e.g. '{"LOG_LEVEL":"warn"}': no access line; '{"GATEWAY_FAST_LANE":"false"}': no fast lane);
+ * BENCH_TARGETS, the target keys to measure besides direct (e.g. "gateway,raw"; default all).
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -162,7 +163,7 @@ async function main() {
       const viaAuthoriser = await fetch(`${nginxGw.url}/api/users/me`, { headers: { authorization: `Bearer ${token}` } });
       if (viaAuthoriser.status !== 200) throw new Error(`nginx + gateway authoriser /api/users/me answered ${viaAuthoriser.status}: ${await viaAuthoriser.text()}`);
     }
-    const targets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string; authoriser?: string }[] = [
+    const allTargets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string; authoriser?: string }[] = [
       { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
       { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
@@ -173,6 +174,9 @@ async function main() {
         ? [{ key: "nginxGw", title: "nginx + gateway authoriser: /api/users/me", url: `${nginxGw.url}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "nginx-gw", authoriser: "gateway-authoriser" }]
         : []),
     ];
+    // BENCH_TARGETS: the keys to measure (direct is always measured: every share is taken against it).
+    const only = process.env.BENCH_TARGETS?.split(",").map((k) => k.trim());
+    const targets = allTargets.filter((t) => !only || t.key === "direct" || only.includes(t.key));
     // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
     // within its round, so a load that drifts over the run shifts both sides of it alike.
     for (const t of targets) if (warmup > 0) await run(`${t.title} (warm-up)`, t.url, t.headers, warmup);
@@ -190,26 +194,30 @@ async function main() {
         console.log(`    CPU per request (µs): ${proxyCpu}user-management ${us(m.cpu["user-management"])}; autocannon ${us(m.cpu.autocannon)}`);
       }
       const d = measured.direct[round - 1].result.requests.average;
-      const share = (k: string) => `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %`;
+      const share = (k: string) => (measured[k] ? `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %` : "not measured");
       console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}, raw floor ${share("raw")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
     const range = (xs: number[], unit: string) => `median ${median(xs).toFixed(0)}${unit} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
     console.log(`over ${rounds} round(s), each share against the direct run of its own round:`);
-    console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
-    console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
-    console.log(`  raw floor: ${range(shares("raw"), " %")} of direct throughput; ${range(cpuOf("raw", "raw-proxy"), " µs")} of raw proxy CPU per request`);
-    if (nginx) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
-    if (nginxAuth)
+    const measuredKey = (k: string) => measured[k] !== undefined;
+    if (measuredKey("gateway")) console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
+    if (measuredKey("floor")) console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
+    if (measuredKey("raw")) console.log(`  raw floor: ${range(shares("raw"), " %")} of direct throughput; ${range(cpuOf("raw", "raw-proxy"), " µs")} of raw proxy CPU per request`);
+    if (nginx && measuredKey("nginx")) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
+    if (nginxAuth && measuredKey("nginxAuth"))
       console.log(
         `  nginx + auth: ${range(shares("nginxAuth"), " %")} of direct throughput; ${range(cpuOf("nginxAuth", "nginx-auth"), " µs")} of Nginx worker and ${range(cpuOf("nginxAuth", "bare-auth"), " µs")} of authoriser CPU per request`,
       );
-    if (nginxGw)
+    if (nginxGw && measuredKey("nginxGw"))
       console.log(
         `  nginx + gateway authoriser: ${range(shares("nginxGw"), " %")} of direct throughput; ${range(cpuOf("nginxGw", "nginx-gw"), " µs")} of Nginx worker and ${range(cpuOf("nginxGw", "gateway-authoriser"), " µs")} of authoriser CPU per request`,
       );
     console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
+    // What the gateway's fast lane took (GATEWAY_FAST_LANE): requests it served, connections it handed to Fastify.
+    const lane = (await (await fetch(`${gwUrl}/metrics`)).text()).split("\n").filter((l) => l.startsWith("gateway_fast_lane_total"));
+    console.log(`  gateway fast lane: ${lane.length ? lane.map((l) => l.replace(/^gateway_fast_lane_total/, "")).join("; ") : "off"}`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await nginx?.stop();
