@@ -21,7 +21,7 @@ function setup(revokeDuringLookup: boolean, opts: { expiresAt?: number | null; s
     expiresAt: opts.expiresAt ?? null,
   };
   const state = { status: "active", role: "trader", epoch: 0 } as const;
-  const states = { subscribed: true, onApiKeyRevoked: (_h: string) => undefined, peek: () => state, get: async () => state };
+  const states = { subscribed: true, onApiKeyRevoked: (_h: string) => undefined, peek: () => state, get: async () => state, refreshAhead: () => undefined };
   let lookups = 0;
   const peers = {
     call: async () => {
