@@ -95,7 +95,7 @@ describe("ai-orchestrator shutting down during an evaluation", { timeout: 300_00
       const access = lines.find((l) => l.msg === "request completed" && l.url === `/strategies/${id}/evaluate`);
       // pino levels: 40 warn, 50 error.
       expect(access, JSON.stringify(lines.slice(-6))).toMatchObject({ level: 40, statusCode: 503, reason: expect.stringMatching(/^shutting down/) });
-      expect(lines.find((l) => l.msg === "evaluation cut by the shutdown before it decided anything")).toMatchObject({ level: 40, strategyId: id, cause: expect.stringContaining("its call to ml-predictor was cut") });
+      expect(lines.find((l) => l.msg === "evaluation cut by the shutdown before it decided anything")).toMatchObject({ level: 40, strategyId: id, cause: expect.stringContaining("its call to the service at /api/ml/ was cut") });
       expect(lines.filter((l) => l.level >= 50), "no error line").toEqual([]);
 
       // Nothing half-written: no decision, no failure counted, not marked evaluated (it stays due), the lease dropped without an answer.

@@ -30,7 +30,7 @@ const big = randomBytes(2 * 1024 * 1024 + 17);
 
 /** The gateways and the user the tests use, set by useFastLaneRig's beforeAll. */
 export const rig = {
-  /** A gateway with the lane (the default), one without (GATEWAY_FAST_LANE=false), one with a limit of 100. */
+  /** A gateway with the lane (GATEWAY_FAST_LANE=true), one without (GATEWAY_FAST_LANE=false), one with a limit of 100. */
   lane: "",
   plain: "",
   limited: "",
@@ -80,8 +80,9 @@ beforeAll(async () => {
   const create = (more: Record<string, string>) =>
     createService(apiGateway, env({ SERVICE_USER_MANAGEMENT_URL: umUrl, SERVICE_PORTFOLIO_MANAGER_URL: fakeUrl, RATE_LIMIT_MAX_REQUESTS: "10000", ...more }));
   const urls = new Map<string, Service>();
+  // The lane is off by default (the gateway's config says why): every gateway here has it on unless told.
   rig.gateway = async (more) => {
-    const s = await create(more);
+    const s = await create({ GATEWAY_FAST_LANE: "true", ...more });
     const url = await listen(s);
     urls.set(url, s);
     return url;

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { freePort } from "../harness/proc";
 
 const main = join(__dirname, "..", "..", "services", "src", "main.ts");
 const clean = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" };
@@ -21,10 +22,10 @@ export interface ServiceProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `service` with `env` (PORT 0 and HOST 127.0.0.1 unless given) and resolves once it listens. */
+/** Starts `service` with `env` (a free PORT and HOST 127.0.0.1 unless given: PORT=0 is refused since session 52) and resolves once it listens. */
 export async function startServiceProcess(service: string, env: Record<string, string>): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ["--import=tsx", main, service], {
-    env: { ...clean, PORT: "0", HOST: "127.0.0.1", ...env },
+    env: { ...clean, PORT: String(await freePort()), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -83,7 +83,7 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
     const [shortLane, shortPlain] = [await rig.gateway(short), await rig.gateway({ ...short, GATEWAY_FAST_LANE: "false" })];
     const slowLane = await laneAnswer(shortLane, get("/api/portfolio/slow"));
     const slowPlain = await secondAnswer(shortPlain, get("/api/portfolio/slow"));
-    expect([slowLane.status, json(slowLane).error]).toEqual([504, { code: "UPSTREAM_TIMEOUT", message: "portfolio-manager is unavailable", requestId: slowLane.headers["x-request-id"] }]);
+    expect([slowLane.status, json(slowLane).error]).toEqual([504, { code: "UPSTREAM_TIMEOUT", message: "the service at /api/portfolio/ is unavailable", requestId: slowLane.headers["x-request-id"] }]);
     expect(shape(slowLane)).toEqual(shape(slowPlain));
     // The request's budget the shorter (equal): the gateway's own 504.
     const budget = await laneAnswer(await rig.gateway({ REQUEST_TIMEOUT_MS: "1000", PROXY_TIMEOUT_MS: "1000" }), get("/api/portfolio/slow"));
@@ -91,7 +91,7 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
     // A service down: a gateway whose portfolio-manager listens nowhere (the first request fills the cache).
     const goneUrl = await rig.gateway({ SERVICE_PORTFOLIO_MANAGER_URL: "http://127.0.0.1:9" });
     const down = await laneAnswer(goneUrl, get("/api/portfolio/echo"));
-    expect([down.status, json(down).error]).toEqual([502, { code: "UPSTREAM_UNAVAILABLE", message: "portfolio-manager is unavailable", requestId: down.headers["x-request-id"] }]);
+    expect([down.status, json(down).error]).toEqual([502, { code: "UPSTREAM_UNAVAILABLE", message: "the service at /api/portfolio/ is unavailable", requestId: down.headers["x-request-id"] }]);
     expect(down.headers["content-type"]).toBe("application/json; charset=utf-8");
   });
 

@@ -108,7 +108,7 @@ describe("the gateway in front of an upstream that restarts", { timeout: 300_000
     for (const method of ["GET", "POST"]) {
       const r = await through(method, "/api/users/login");
       expect(r.status, method).toBe(502);
-      expect(r.body.error).toMatchObject({ code: "UPSTREAM_UNAVAILABLE", message: "user-management is restarting; retry" });
+      expect(r.body.error).toMatchObject({ code: "UPSTREAM_UNAVAILABLE", message: "the service at /api/users/ is restarting; retry" });
       expect(r.retryAfter).toBe("1");
       expect(r.line, method).toMatchObject({ level: 40, statusCode: 502, reason: expect.stringMatching(/^user-management restarting: its connection refused/) });
     }
