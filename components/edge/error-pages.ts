@@ -13,6 +13,9 @@
 import type { ContainerImage } from "../../stacks/images";
 import { INGRESS_CONTROLLER, probe, WorkloadSpec } from "../workload";
 
+/** Nginx's temporary files under /tmp (the container's root file system is read-only): the edge's and edge-errors' alike. */
+export const NGINX_TEMP_PATHS = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `${k}_temp_path /tmp/${k};`).join("\n  ");
+
 export interface EdgeError {
   /** The status Nginx produces (494: its "request header too large", sent as 400 unless mapped). */
   status: number;
@@ -65,11 +68,7 @@ events { worker_connections 512; }
 http {
   access_log off;
   server_tokens off;
-  client_body_temp_path /tmp/client_body;
-  proxy_temp_path /tmp/proxy;
-  fastcgi_temp_path /tmp/fastcgi;
-  uwsgi_temp_path /tmp/uwsgi;
-  scgi_temp_path /tmp/scgi;
+  ${NGINX_TEMP_PATHS}
   # A body sent on with the request is never read: no size of it is refused here.
   client_max_body_size 0;
   server {

@@ -12,7 +12,7 @@ import { EDGE_READ_TIMEOUT_S } from "../../catalog/service-settings";
 import type { ContainerImage } from "../../stacks/images";
 import { EDGE } from "../topology";
 import { DeployedWorkload, probe, Route, Runtime, WorkloadSpec } from "../workload";
-import { EDGE_ERRORS, edgeErrorBody, errorPagesSpec } from "./error-pages";
+import { EDGE_ERRORS, edgeErrorBody, errorPagesSpec, NGINX_TEMP_PATHS } from "./error-pages";
 
 /** Unprivileged ports inside the container: Nginx runs as a normal user with no capabilities. */
 export const NGINX_HTTP_PORT = 8080;
@@ -88,11 +88,7 @@ http {
   ${edgeLogFormat()}
   access_log /dev/stdout edge;
   server_tokens off;
-  client_body_temp_path /tmp/client_body;
-  proxy_temp_path /tmp/proxy;
-  fastcgi_temp_path /tmp/fastcgi;
-  uwsgi_temp_path /tmp/uwsgi;
-  scgi_temp_path /tmp/scgi;
+  ${NGINX_TEMP_PATHS}
   client_max_body_size 1m;
   # A slow client gives up its connection (the defaults, 60 s between reads and 75 s idle, let 1,024
   # dripping clients fill worker_connections); the gateway behind bounds the whole request too.

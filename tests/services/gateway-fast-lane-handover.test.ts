@@ -12,14 +12,20 @@ import { PUSHED_WITHIN_MS } from "../helpers/patience";
 
 useFastLaneRig();
 
+/** A keep-alive connection whose first request, GET /api/users/me, the lane served (counted once). */
+async function laneServedConnection(): Promise<KeepAliveClient> {
+  await warm(rig.lane, "/api/users/me");
+  const c = await KeepAliveClient.open(rig.lane);
+  const before = await served(rig.lane);
+  c.send(get("/api/users/me"));
+  expect((await c.next()).status).toBe(200);
+  expect(await served(rig.lane)).toBe(before + 1);
+  return c;
+}
+
 describe("hand-over to Fastify", () => {
   it("a fast GET, then a POST with a body, then a GET on one keep-alive connection: each answered, in order", async () => {
-    await warm(rig.lane, "/api/users/me");
-    const c = await KeepAliveClient.open(rig.lane);
-    const before = await served(rig.lane);
-    c.send(get("/api/users/me"));
-    expect((await c.next()).status).toBe(200);
-    expect(await served(rig.lane)).toBe(before + 1);
+    const c = await laneServedConnection();
     const body = JSON.stringify({ email: "nobody@example.com", password: "wrong password here" });
     c.send(`POST /api/users/login HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     expect((await c.next()).status).toBe(401);
@@ -114,12 +120,7 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
   });
 
   it("a session ended is refused at once, the lane serving until then", async () => {
-    await warm(rig.lane, "/api/users/me");
-    const c = await KeepAliveClient.open(rig.lane);
-    const before = await served(rig.lane);
-    c.send(get("/api/users/me"));
-    expect((await c.next()).status).toBe(200);
-    expect(await served(rig.lane)).toBe(before + 1);
+    const c = await laneServedConnection();
     const out = await fetch(`${rig.lane}/api/users/logout`, { method: "POST", headers: { authorization: `Bearer ${rig.token}`, "content-type": "application/json" }, body: JSON.stringify({ refreshToken: rig.refresh }) });
     expect(out.status).toBe(204);
     const t0 = Date.now();
