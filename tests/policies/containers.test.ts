@@ -716,7 +716,7 @@ describe("allowed-image-registries", () => {
             backupCronJob("postgres", "evil.example.com/pg_dump:16", 999),
             retyped("kubernetes:core/v1:Pod", "api-gateway-pod", (p) => ({ apiVersion: "v1", kind: "Pod", metadata: p.metadata, spec: p.spec.template.spec })),
             dockerService("api-gateway", { image: "ai-trading/services:0.1.0" }),
-            remoteImage("nginx:1.27.2-bookworm"),
+            remoteImage("httpd:2.4.62-bookworm"),
             { type: "docker:index/image:Image", name: "services-image", props: { imageName: "registry.example.com/other/services:0.1.0" } },
         ];
         const allowed = `(allowedRegistries: ${PROD_ALLOWED.join(", ")}): ${fix}`;
@@ -732,7 +732,7 @@ describe("allowed-image-registries", () => {
             `Pod "api-gateway-pod" container "api-gateway" image "${EVIL}" (ghcr.io/someone/miner) is not from an allowed registry ${allowed}`,
             // On prod an unqualified local name is a Docker Hub repository: whoever owns that namespace there.
             `Container "api-gateway-container" image "ai-trading/services:0.1.0" (docker.io/ai-trading/services) is not from an allowed registry ${allowed}`,
-            `RemoteImage "image-nginx-1-27-2-bookworm" name "nginx:1.27.2-bookworm" (docker.io/library/nginx) is not from an allowed registry ${allowed}`,
+            `RemoteImage "image-httpd-2-4-62-bookworm" name "httpd:2.4.62-bookworm" (docker.io/library/httpd) is not from an allowed registry ${allowed}`,
             `Image "services-image" imageName "registry.example.com/other/services:0.1.0" (registry.example.com/other/services) is not from an allowed registry ${allowed}`,
         ]);
         expect((await run(rs)).every((v) => v.enforcementLevel === "mandatory")).toBe(true);
