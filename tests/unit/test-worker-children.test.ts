@@ -28,6 +28,7 @@ const QUICK: Record<string, string> = {
   "tests/e2e-k8s/kube.ts": "reads variables of scripts/cluster/lib.sh and runs kubeconfig.sh",
   "tests/unit/service-env-refusals.test.ts": "the cron entry point refusing a LOG_LEVEL, before it runs anything",
   "tests/helpers/edge-nginx.ts": "one `openssl req` for a throwaway EC certificate (config-tools' too)",
+  "tests/unit/arangodb-start.test.ts": "the ArangoDB start script run by /bin/sh against stand-in commands: milliseconds",
 };
 
 function files(dir: string): string[] {
