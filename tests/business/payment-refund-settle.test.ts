@@ -63,6 +63,21 @@ async function mismatched(paid: number, amount: number, diverge: { amountOff?: n
   return { p, refundId, issueId: issue.id as string, atProcessor: fake.refundOf(refundId) };
 }
 
+/**
+ * A refund of the whole of a new payment of `paid`, booked here (succeeded), whose processor record then says
+ * `processorAmount`: the re-check (hours later) finds the mismatch and opens its issue.
+ */
+async function bookedThenMismatched(paid: number, processorAmount: number) {
+  const p = await payment(paid);
+  const refundId: string = (await refund(p.id, `r-${randomUUID()}`, paid)).body.refund.id;
+  const atProcessor = fake.refundOf(refundId);
+  atProcessor.amount = processorAmount;
+  await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
+  expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
+  const [issue] = await issuesOf(p.id);
+  return { p, refundId, atProcessor, issue };
+}
+
 describe("an operator settles a refund whose processor record differs from ours", () => {
   it("booked at the processor's amount once it succeeded there (409 while pending), once, whatever arrives afterwards", async () => {
     const { p, refundId, issueId, atProcessor } = await mismatched(5_000, 3_000, { amountOff: -500 });
@@ -171,13 +186,7 @@ describe("an operator settles a refund whose processor record differs from ours"
   }, 60_000);
 
   it("of a refund booked here (a re-check's mismatch of a succeeded one): 409 REFUND_BOOKED while it succeeded there, reversed once it failed there", async () => {
-    const p = await payment(2_000);
-    const refundId: string = (await refund(p.id, `r-${randomUUID()}`, 2_000)).body.refund.id;
-    const atProcessor = fake.refundOf(refundId);
-    atProcessor.amount = 1_500;
-    await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
-    expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
-    const [issue] = await issuesOf(p.id);
+    const { p, refundId, atProcessor, issue } = await bookedThenMismatched(2_000, 1_500);
     const booked = { journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] };
     // Succeeded there at another amount: a booked refund is not re-booked; closed with a note (resolve) once corrected.
     expect((await settle(issue.id as string)).body.error).toMatchObject({ code: "REFUND_BOOKED", field: "id" });
@@ -198,13 +207,7 @@ describe("an operator settles a refund whose processor record differs from ours"
   }, 60_000);
 
   it("of a refund booked here whose processor record matches ours again: closed, nothing moved", async () => {
-    const p = await payment(3_000);
-    const refundId: string = (await refund(p.id, `r-${randomUUID()}`, 3_000)).body.refund.id;
-    const atProcessor = fake.refundOf(refundId);
-    atProcessor.amount = 2_900;
-    await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
-    expect((await replicas.reconcile()).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
-    const [issue] = await issuesOf(p.id);
+    const { p, refundId, atProcessor, issue } = await bookedThenMismatched(3_000, 2_900);
     atProcessor.amount = 3_000;
     const settled = await settle(issue.id as string, "the processor corrected its record");
     expect(settled.body).toMatchObject({ settledStatus: "succeeded", processorAmount: 3_000, resolvedBy: admin["x-user-id"], refund: { id: refundId, status: "succeeded", amount: 3_000, requestedAmount: null } });
