@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { deployment, edit, ingress as ingressOf, NS, prodStack } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
-import { traefikFile } from "./traefik-fixtures";
+import { traefikByFlags, traefikFile } from "./traefik-fixtures";
 
 /** An ingress-nginx controller ConfigMap (recognised by its keys, whatever it is called), as in red-team-51. */
 const controller = (data: Record<string, string>, name = "ingress-nginx-controller"): TestResource => ({
@@ -17,10 +17,7 @@ const middleware = (spec: Record<string, any>, name = "mw"): TestResource => ({
     type: "kubernetes:traefik.io/v1alpha1:Middleware", name,
     props: { apiVersion: "traefik.io/v1alpha1", kind: "Middleware", metadata: { name, namespace: NS }, spec },
 });
-const traefik = (args: string[], env: Array<{ name: string; value: string }> = []) => edit(deployment("traefik", 8000), (p) => {
-    p.spec.template.spec.containers[0].args = args;
-    p.spec.template.spec.containers[0].env = [...(p.spec.template.spec.containers[0].env ?? []), ...env];
-});
+const traefik = traefikByFlags;
 const CLIENT = "; the api-gateway's rate limits, failed-key counts and login lockout count the client address the edge forwards: an address the edge " +
     "writes puts every client behind it in one bucket, one a client writes lets it choose its own. Let the edge forward the address it sees, and trust " +
     "forwarded addresses from the edge proxy's own range only.";

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { deployment, edit, ingress as ingressOf } from "./fixtures";
 import { runPack, TestResource } from "./run-pack";
-import { traefikConfigMap, traefikDeployment, traefikFile } from "./traefik-fixtures";
+import { traefikByFlags, traefikConfigMap, traefikDeployment, traefikFile } from "./traefik-fixtures";
 
 const messages = async (policy: string, rs: TestResource[]) => (await runPack(rs, "prod", { only: [policy] })).map((v) => v.message);
 
@@ -48,10 +48,7 @@ describe("Traefik's static configuration in TOML (traefik.toml), read as traefik
 });
 
 describe("edge-gateway-contract: Traefik's providers, which decide what the edge serves", () => {
-    const traefik = (args: string[], env: Array<{ name: string; value: string }> = []) => edit(deployment("traefik", 8000), (p) => {
-        p.spec.template.spec.containers[0].args = args;
-        p.spec.template.spec.containers[0].env = [...(p.spec.template.spec.containers[0].env ?? []), ...env];
-    });
+    const traefik = traefikByFlags;
     const PROVIDERS = "; the edge serves only routes this pack judges (the stack's Ingresses, Traefik Middlewares and ServersTransports, read by the route policies): " +
         "enable only the kubernetesIngress and kubernetesCRD providers, each with namespaces naming the stack's, on the cluster's own API server, " +
         "and neither allowCrossNamespace nor allowExternalNameServices.";

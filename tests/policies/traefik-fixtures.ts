@@ -30,3 +30,9 @@ export function traefikDeployment(args: string[] = [], mount: Record<string, any
 export function traefikFile(file: string, text: string): TestResource[] {
     return [traefikConfigMap({ [file]: text }), traefikDeployment()];
 }
+
+/** A Deployment named traefik (the stack's namespace) whose container runs with `args` and `env` added: Traefik configured by flags and variables. */
+export const traefikByFlags = (args: string[], env: Array<{ name: string; value: string }> = []): TestResource => edit(deployment("traefik", 8000), (p) => {
+    p.spec.template.spec.containers[0].args = args;
+    p.spec.template.spec.containers[0].env = [...(p.spec.template.spec.containers[0].env ?? []), ...env];
+});
