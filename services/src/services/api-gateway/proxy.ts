@@ -140,6 +140,9 @@ export function authorise(target: UpstreamTarget, a: Auth, method: string): Iden
   return identity;
 }
 
+/** The text of the gateway's 502/504 for an upstream that did not answer, the Fastify path's and the fast lane's alike: the service by its public route. */
+export const upstreamUnavailableText = (serviceName: string): string => `${publicServiceName(serviceName)} is unavailable`;
+
 /** Headers never forwarded as sent: credentials, identity, a client's trace context (the gateway starts the trace: kit telemetry). */
 export const DROPPED_HEADERS: ReadonlySet<string> = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
 
@@ -248,7 +251,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
         markDrainAnswer(reply, `${service.name} restarting: ${e.failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`);
         return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} is restarting; retry`));
       }
-      return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} is unavailable`));
+      return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(service.name)));
     }
     upstreamTotal.inc({ upstream: service.name, status_code: String(answer.statusCode) });
     if (reply.sent) {

@@ -10,12 +10,12 @@
  * whatever happens, the upstream's answer, 502 or 504, in the Fastify path's shape, with its access
  * line, metrics and usage event.
  */
-import { addressBucketOf, isClosingAnswer, publicServiceName, siteBucketOf } from "../../../kit";
+import { addressBucketOf, isClosingAnswer, siteBucketOf } from "../../../kit";
 import { clientRequestIdOf } from "../../../kit/app";
 import { requestIdOf } from "../../../kit/raw-answers";
 import { framingIssue } from "../../../kit/request-framing";
 import { GatewayLimits } from "../limits";
-import { authorise, upstreamHeaders } from "../proxy";
+import { authorise, upstreamHeaders, upstreamUnavailableText } from "../proxy";
 import { errorBodyOf, headersOf, requestHead, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
@@ -103,7 +103,7 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
       settled = true;
       sent.abandon();
       upstreamFailed(true, "Headers Timeout Error");
-      if (upstreamFirst) return answerError(504, "UPSTREAM_TIMEOUT", `${publicServiceName(service)} is unavailable`);
+      if (upstreamFirst) return answerError(504, "UPSTREAM_TIMEOUT", upstreamUnavailableText(service));
       d.log.warn({ requestId, url: d.pathOf(req.url), timeoutMs: d.requestTimeoutMs }, "request timed out at the gateway");
       answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
     },
@@ -167,7 +167,7 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
     onFailure: (err: Error) => {
       if (!settle()) return;
       upstreamFailed(false, err.message);
-      answerError(502, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service)} is unavailable`);
+      answerError(502, "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(service));
     },
   });
   return true;
