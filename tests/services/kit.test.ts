@@ -363,10 +363,10 @@ describe("kit: a slow client cannot hold a connection", async () => {
     ]);
     // A request id of its own (Node parsed no request to take one from), in the header and the body (kit raw-answers.ts).
     const id = /\r\nx-request-id: ([^\r]+)\r\n/.exec(slow.answer)?.[1];
-    expect(bodyOf(slow.answer)).toEqual({ error: { code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time", requestId: id } });
+    expect(bodyOf(slow.answer)).toEqual({ error: { code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time", requestId: id, field: "body" } });
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(statuses(framing.answer)).toEqual(["HTTP/1.1 400 Bad Request"]);
-    expect(bodyOf(framing.answer).error.code).toBe("BAD_REQUEST");
+    expect(bodyOf(framing.answer).error).toMatchObject({ code: "BAD_REQUEST", field: "transfer-encoding" });
     expect(statuses(headers.answer)).toEqual(["HTTP/1.1 431 Request Header Fields Too Large"]);
     expect(bodyOf(headers.answer).error).toMatchObject({ code: "HEADERS_TOO_LARGE", field: "headers" });
     // Before: the 413, then Node's own 408 on the same connection (two answers to one request).

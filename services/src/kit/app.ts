@@ -10,7 +10,7 @@ import { OptionalKind } from "@sinclair/typebox";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
-import { answerClientError, installEarlyAnswerTracking } from "./client-errors";
+import { answerClientError, installConnectRefusal, installEarlyAnswerTracking } from "./client-errors";
 import { setRawAnswerRequestIds } from "./raw-answers";
 import { installClosingAnswers } from "./closing-answers";
 import { errorBody, installErrorHandlers } from "./errors";
@@ -226,6 +226,7 @@ export function createApp(o: AppOptions): App {
   installClosingAnswers(app);
   setRawAnswerRequestIds(app.server, o.ownRequestIds ? ownRequestId : requestIdFor);
   installEarlyAnswerTracking(app);
+  installConnectRefusal(app.server);
   installValidators(app);
   installErrorHandlers(app);
   installJsonGuards(app, o.jsonMaxDepth);

@@ -10,7 +10,7 @@
  * connection, a second answer to one request. Such connections get no second answer, only closed.
  * And a malformed request pipelined behind one being handled does not take that one's answer.
  */
-import { STATUS_CODES, type Server, type ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { rawErrorAnswer } from "./raw-answers";
@@ -18,19 +18,69 @@ import { rawErrorAnswer } from "./raw-answers";
 /** Connections whose request was answered before its body arrived in full. */
 const answeredEarly = new WeakSet<Socket>();
 
-/** The status, code, message and field Node's client error `code` is answered with. */
-export function clientErrorAnswer(code: string | undefined): { status: number; code: string; message: string; field?: string } {
-  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return { status: 408, code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time" };
-  if (code === "HPE_HEADER_OVERFLOW") return { status: 431, code: "HEADERS_TOO_LARGE", message: "The request line and headers are over the size limit", field: "headers" };
-  return { status: 400, code: "BAD_REQUEST", message: "Malformed HTTP request (request line, headers or framing)" };
+/**
+ * The part of the request llhttp refused, by its error code (and, for the CR/LF and strictness codes
+ * it also gives inside a chunked body, its reason naming a chunk): a client is told what to mend, as
+ * every other 4xx names its field. Session 53 (tests/hostile/session-53.test.ts): a Transfer-Encoding
+ * sent twice, a chunk size that is no hex number, CR or obs-fold in a header were a 400 naming nothing.
+ */
+export function malformedPart(code: string | undefined, reason = ""): string {
+  if (/chunk/i.test(reason) || code === "HPE_INVALID_CHUNK_SIZE") return "body";
+  switch (code) {
+    case "HPE_INVALID_TRANSFER_ENCODING":
+      return "transfer-encoding";
+    case "HPE_INVALID_CONTENT_LENGTH":
+    case "HPE_UNEXPECTED_CONTENT_LENGTH":
+      return "content-length";
+    case "HPE_INVALID_METHOD":
+      return "method";
+    case "HPE_INVALID_URL":
+      return "url";
+    case "HPE_INVALID_VERSION":
+    case "HPE_INVALID_CONSTANT":
+      return "version";
+    case "HPE_CLOSED_CONNECTION":
+      return "connection";
+    default:
+      // HPE_INVALID_HEADER_TOKEN, HPE_LF_EXPECTED, HPE_CR_EXPECTED, HPE_STRICT and the rest: a header line.
+      return "headers";
+  }
+}
+
+/**
+ * The status, code, message and field Node's client error is answered with. `bodyStarted`: the
+ * request's headers were taken (a request is under way on the connection), so a receive timeout is
+ * its body's, not its headers'.
+ */
+export function clientErrorAnswer(err: { code?: string; reason?: string }, bodyStarted = false): { status: number; code: string; message: string; field: string } {
+  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return { status: 408, code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time", field: bodyStarted ? "body" : "headers" };
+  if (err.code === "HPE_HEADER_OVERFLOW") return { status: 431, code: "HEADERS_TOO_LARGE", message: "The request line and headers are over the size limit", field: "headers" };
+  return { status: 400, code: "BAD_REQUEST", message: "Malformed HTTP request (request line, headers or framing)", field: malformedPart(err.code, err.reason) };
+}
+
+/** A raw HTTP/1.1 JSON error answer on `server` (./raw-answers.ts: the request's id, or a new one, and the server's answer headers), its connection closed after it. */
+function rawAnswerText(server: Server, req: IncomingMessage | undefined, a: { status: number; code: string; message: string; field?: string }): string {
+  const { headers, body } = rawErrorAnswer(server, req, a);
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  return `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\n${head}\r\n${body}`;
 }
 
 /** The raw HTTP/1.1 answer of a client error on `server`: JSON with a new request id, the server's answer headers (./raw-answers.ts), and the connection closed. */
-export function clientErrorResponse(code: string | undefined, server: Server): string {
-  const a = clientErrorAnswer(code);
-  const { headers, body } = rawErrorAnswer(server, undefined, a);
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
-  return `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\n${head}\r\n${body}`;
+export function clientErrorResponse(err: { code?: string; reason?: string }, server: Server, bodyStarted = false): string {
+  return rawAnswerText(server, undefined, clientErrorAnswer(err, bodyStarted));
+}
+
+/**
+ * CONNECT (RFC 9110 §9.3.6: a tunnel through a proxy) is no request a service or the gateway takes.
+ * Node hands it to the server's `connect` listeners and, with none, destroys the connection without
+ * a word: a client got no answer at all (session 53). Now a 405 naming `method` in the platform's
+ * shape, and the connection closed (its bytes after the head would be the tunnel's).
+ */
+export function installConnectRefusal(server: Server): void {
+  server.on("connect", (req: IncomingMessage, socket: Socket) => {
+    socket.on("error", () => undefined);
+    socket.end(rawAnswerText(server, req, { status: 405, code: "METHOD_NOT_ALLOWED", message: "CONNECT is not taken: this server is no proxy", field: "method" }));
+  });
 }
 
 /** Fastify's `clientErrorHandler`. */
@@ -49,7 +99,7 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
     return;
   }
   // As Node's own handler: nothing written over an answer already begun on this connection.
-  if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err.code, this.server));
+  if (socket.writable && !inFlight?.headersSent && !answeredEarly.has(socket)) socket.write(clientErrorResponse(err as NodeJS.ErrnoException & { reason?: string }, this.server, inFlight !== undefined && !inFlight.req.complete));
   socket.destroy(err);
 }
 
