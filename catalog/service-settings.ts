@@ -17,15 +17,29 @@ export interface SettingBounds {
   maximum: number;
 }
 
+/** A setting of one service. */
+export interface SettingKey {
+  service: ServiceName;
+  key: string;
+}
+
 /** A setting of one service (or of the edge, which is no service: a fixed value). */
-export type SettingRef = { service: ServiceName; key: string } | { fixed: number; name: string };
+export type SettingRef = SettingKey | { fixed: number; name: string };
 
 export interface SettingRelation {
-  smaller: { service: ServiceName; key: string };
+  /** The setting, or the waits one after another in one request (their sum), that must fit. */
+  smaller: SettingKey | readonly SettingKey[];
+  /** A fixed part of that request beside the settings (its own writes around a call), added to them. */
+  plus?: { ms: number; name: string };
   larger: SettingRef;
   /** Must be below (a wait that must end before the timeout around it), not merely at most. */
   strict?: boolean;
   why: string;
+}
+
+/** The settings a relation adds up on its smaller side. */
+export function smallerKeys(rel: SettingRelation): readonly SettingKey[] {
+  return "service" in rel.smaller ? [rel.smaller as SettingKey] : (rel.smaller as readonly SettingKey[]);
 }
 
 /** PostgreSQL pool of every service that uses it (kit datastores/env.ts POSTGRES_POOL_MAX). */
@@ -37,22 +51,44 @@ export const POSTGRES_POOL_MAX: SettingBounds = { default: 10, minimum: 1, maxim
  */
 export const EDGE_READ_TIMEOUT_S = 30;
 
+/**
+ * What a card charge's request spends beside its waits: the idempotency key's lookup, the intent's
+ * insert before the processor call and the answer's commit after it (a few milliseconds each), and
+ * the gateway's own hop. The charge's lock wait and processor deadline plus this must end before the
+ * gateway's PROXY_TIMEOUT_MS, or the client gets a 504 for a charge that was made.
+ */
+export const CHARGE_WRITES_MS = 1_000;
+
 /** The settings of each service a stack may set, with their schema's default and range. */
 export const SERVICE_SETTINGS = {
   "api-gateway": {
     ACCESS_TOKEN_MAX_AGE_S: { default: 3_600, minimum: 60, maximum: 86_400 },
     PROXY_TIMEOUT_MS: { default: 30_000, minimum: 100, maximum: 600_000 },
     REQUEST_TIMEOUT_MS: { default: 30_000, minimum: 100, maximum: 600_000 },
+    HEALTH_TIMEOUT_MS: { default: 2_000, minimum: 50, maximum: 60_000 },
   },
   "user-management": {
     ACCESS_TOKEN_TTL_S: { default: 900, minimum: 30, maximum: 3_600 },
   },
+  "database-service": {
+    DATASTORE_CHECK_TIMEOUT_MS: { default: 2_000, minimum: 50, maximum: 60_000 },
+  },
+  "order-management": {
+    // trading/submitDeadline.ts SUBMIT_COMMIT_DEADLINE_DEFAULT_MS and _MAX_MS (the recovery window is computed from the maximum).
+    OM_SUBMIT_DEADLINE_MS: { default: 2_000, minimum: 100, maximum: 3_000 },
+  },
   "ai-orchestrator": {
     ORCH_EVALUATION_WAIT_MS: { default: 20_000, minimum: 0, maximum: 60_000 },
+    ORCH_PREDICT_TIMEOUT_MS: { default: 10_000, minimum: 100, maximum: 600_000 },
+    ORCH_REGIMES_TIMEOUT_MS: { default: 2_000, minimum: 100, maximum: 60_000 },
   },
   "payment-service": {
     PAYMENT_IDEMPOTENT_WAIT_MS: { default: 15_000, minimum: 0, maximum: 120_000 },
     PAYMENT_CHARGE_LOCK_CONNECTIONS: { default: 4, minimum: 1, maximum: 50 },
+    PAYMENT_CHARGE_LOCK_WAIT_MS: { default: 2_000, minimum: 100, maximum: 60_000 },
+    PAYMENT_PROCESSOR_TIMEOUT_MS: { default: 20_000, minimum: 100, maximum: 120_000 },
+    // 25 s: a first attempt's 20 s and a retry's few seconds, with the lock wait and CHARGE_WRITES_MS, below the gateway's 30 s.
+    PAYMENT_CHARGE_DEADLINE_MS: { default: 25_000, minimum: 100, maximum: 600_000 },
   },
 } as const satisfies Partial<Record<ServiceName, Record<string, SettingBounds>>>;
 
@@ -66,6 +102,7 @@ export function setting<S extends keyof Settings, K extends keyof Settings[S]>(s
 export const EXTRA_POSTGRES_POOLS: Partial<Record<ServiceName, string>> = { "payment-service": "PAYMENT_CHARGE_LOCK_CONNECTIONS" };
 
 const GATEWAY = "api-gateway";
+const PROXY_TIMEOUT = { service: GATEWAY, key: "PROXY_TIMEOUT_MS" } as const;
 /** The cross-service orders the stack refuses (each pair in range alone). */
 export const SETTING_RELATIONS: readonly SettingRelation[] = [
   {
@@ -94,5 +131,47 @@ export const SETTING_RELATIONS: readonly SettingRelation[] = [
     larger: { service: GATEWAY, key: "PROXY_TIMEOUT_MS" },
     strict: true,
     why: "a payment request repeated with its idempotency key waits this long for the first one's outcome; the gateway would answer 504 first",
+  },
+  {
+    smaller: { service: "payment-service", key: "PAYMENT_PROCESSOR_TIMEOUT_MS" },
+    larger: { service: "payment-service", key: "PAYMENT_CHARGE_DEADLINE_MS" },
+    why: "each attempt at the processor runs inside the charge's deadline: a longer one is cut at the deadline (the service refuses it at start too)",
+  },
+  {
+    smaller: [
+      { service: "payment-service", key: "PAYMENT_CHARGE_LOCK_WAIT_MS" },
+      { service: "payment-service", key: "PAYMENT_CHARGE_DEADLINE_MS" },
+    ],
+    plus: { ms: CHARGE_WRITES_MS, name: "the charge's own writes" },
+    larger: PROXY_TIMEOUT,
+    strict: true,
+    why: "a card charge waits for a lock connection, then for the processor until its deadline (the SDK's retries inside it): the gateway would answer 504 for a charge the processor made",
+  },
+  {
+    smaller: [
+      { service: "ai-orchestrator", key: "ORCH_PREDICT_TIMEOUT_MS" },
+      { service: "ai-orchestrator", key: "ORCH_REGIMES_TIMEOUT_MS" },
+    ],
+    larger: PROXY_TIMEOUT,
+    strict: true,
+    why: "an evaluation asked through the API waits for ml-predictor's prediction, then for each symbol's similar regimes (one symbol counted here): the gateway would answer 504 for an evaluation that decides and submits after",
+  },
+  {
+    smaller: { service: "order-management", key: "OM_SUBMIT_DEADLINE_MS" },
+    larger: PROXY_TIMEOUT,
+    strict: true,
+    why: "an order's submit may commit until its deadline: the gateway would answer 504 for an order that was placed",
+  },
+  {
+    smaller: { service: "database-service", key: "DATASTORE_CHECK_TIMEOUT_MS" },
+    larger: PROXY_TIMEOUT,
+    strict: true,
+    why: "GET /datastores waits this long for a datastore's probe: the gateway would answer 504 in place of the report naming the datastore that did not answer",
+  },
+  {
+    smaller: { service: GATEWAY, key: "HEALTH_TIMEOUT_MS" },
+    larger: { service: GATEWAY, key: "REQUEST_TIMEOUT_MS" },
+    strict: true,
+    why: "the gateway's /api/health waits this long for each service's health inside the request's budget: the request's 504 would come first, in place of the report naming the service that did not answer",
   },
 ];

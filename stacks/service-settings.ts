@@ -10,7 +10,7 @@
  * - the PostgreSQL connections the stack can open at once against the server's max_connections.
  */
 import { sizingOf, type ServiceDefinition } from "../catalog";
-import { EXTRA_POSTGRES_POOLS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef } from "../catalog/service-settings";
+import { EXTRA_POSTGRES_POOLS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef, smallerKeys } from "../catalog/service-settings";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
 export type ServiceSettings = Record<string, Record<string, number>>;
@@ -31,7 +31,11 @@ export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds
   return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX } : {}), ...own };
 }
 
-const quoted = (v: unknown) => (typeof v === "string" ? `'${v}'` : JSON.stringify(v));
+/**
+ * A value as the stack gave it: a text quoted, its control characters escaped (a NUL from `"\u0000"`
+ * in the JSON was printed raw into the error), a number too large for JSON (1e309 parses as Infinity) as such.
+ */
+const quoted = (v: unknown) => (typeof v === "string" ? `'${JSON.stringify(v).slice(1, -1)}'` : typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
 
 /** What is wrong with the parsed `trading:serviceSettings` object, or undefined (then `raw` is ServiceSettings). */
 export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: readonly ServiceDefinition[], deployed: readonly ServiceDefinition[]): string | undefined {
@@ -72,15 +76,22 @@ function described(settings: ServiceSettings, ref: SettingRef): string {
   return `${ref.service} ${ref.key} (${value}${settings[ref.service]?.[ref.key] === undefined ? ", its default" : ""})`;
 }
 
-/** The first cross-service order the values break, naming both variables, or undefined. Relations with a service not deployed are skipped. */
+/**
+ * The first cross-service order the values break, naming every variable with its value, or undefined.
+ * A sum (waits one after another in one request) is named part by part, then its total. Relations
+ * with a service not deployed are skipped.
+ */
 export function crossServiceProblem(settings: ServiceSettings, deployed: readonly ServiceDefinition[]): string | undefined {
   const here = (service: string) => deployed.some((s) => s.name === service);
   for (const rel of SETTING_RELATIONS) {
-    if (!here(rel.smaller.service) || ("service" in rel.larger && !here(rel.larger.service))) continue;
-    const mine = valueOf(settings, rel.smaller.service, rel.smaller.key);
+    const keys = smallerKeys(rel);
+    if (!keys.every((k) => here(k.service)) || ("service" in rel.larger && !here(rel.larger.service))) continue;
+    const mine = keys.reduce((n, k) => n + valueOf(settings, k.service, k.key), rel.plus?.ms ?? 0);
     const theirs = "fixed" in rel.larger ? rel.larger.fixed : valueOf(settings, rel.larger.service, rel.larger.key);
     if (rel.strict ? mine < theirs : mine <= theirs) continue;
-    return `${described(settings, rel.smaller)} must be ${rel.strict ? "below" : "at most"} ${described(settings, rel.larger)}: ${rel.why}`;
+    const parts = [...keys.map((k) => described(settings, k)), ...(rel.plus ? [`${rel.plus.name} (${rel.plus.ms})`] : [])];
+    const smaller = parts.length > 1 ? `${parts.join(" + ")} = ${mine}` : parts[0];
+    return `${smaller} must be ${rel.strict ? "below" : "at most"} ${described(settings, rel.larger)}: ${rel.why}`;
   }
   return undefined;
 }

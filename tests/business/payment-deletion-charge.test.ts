@@ -67,7 +67,7 @@ beforeAll(async () => {
   await fake.start();
   db = await migratedKitPostgres(srv.postgres.url, log, 6);
   window = deletionWindow(srv.postgres.url);
-  processor = new GatedProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000 });
+  processor = new GatedProcessor({ apiKey: fake.apiKey, webhookSecret: fake.env.PAYMENT_WEBHOOK_SECRET, url: fake.url, webhookToleranceS: 300, timeoutMs: 10_000, chargeDeadlineMs: 60_000 });
   methods = new PaymentMethods(new PaymentMethodData(db), processor, log, 5);
   repo = new GatedRepo(db);
   // Refunds take no part in a charge.

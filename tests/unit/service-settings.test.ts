@@ -8,11 +8,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, sizingOf } from "../../catalog";
-import { EDGE_READ_TIMEOUT_S, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS } from "../../catalog/service-settings";
+import { CHARGE_WRITES_MS, EDGE_READ_TIMEOUT_S, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, smallerKeys } from "../../catalog/service-settings";
 import { parseStackConfig } from "../../stacks/config";
 import { crossServiceProblem, POSTGRES_ADMIN_HEADROOM, postgresConnectionNeed } from "../../stacks/service-settings";
 import { commonEnv, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
+import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../services/src/trading/submitDeadline";
 import { configError as error, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 const settings = (v: unknown) => JSON.stringify(v);
@@ -28,7 +29,7 @@ describe("trading:serviceSettings", () => {
   it.each([
     [{ nope: {} }, "'nope' is not a service of the catalog"],
     [{ "api-gateway": 5 }, `settings of 'api-gateway' must be an object of variables, e.g. {"api-gateway": {"ACCESS_TOKEN_MAX_AGE_S": 10}}`],
-    [{ "api-gateway": { JWT_SECRET: 1 } }, "'JWT_SECRET' is not a setting of api-gateway the stack sets (its settings: ACCESS_TOKEN_MAX_AGE_S, PROXY_TIMEOUT_MS, REQUEST_TIMEOUT_MS); the others keep the service's own defaults"],
+    [{ "api-gateway": { JWT_SECRET: 1 } }, "'JWT_SECRET' is not a setting of api-gateway the stack sets (its settings: ACCESS_TOKEN_MAX_AGE_S, PROXY_TIMEOUT_MS, REQUEST_TIMEOUT_MS, HEALTH_TIMEOUT_MS); the others keep the service's own defaults"],
     // The gateway uses no PostgreSQL: no pool to size.
     [{ "api-gateway": { POSTGRES_POOL_MAX: 5 } }, "'POSTGRES_POOL_MAX' is not a setting of api-gateway the stack sets"],
     [{ "user-management": { ACCESS_TOKEN_TTL_S: 10 } }, "user-management ACCESS_TOKEN_TTL_S must be an integer between 30 and 3600 (the service refuses any other at start), got 10"],
@@ -38,6 +39,47 @@ describe("trading:serviceSettings", () => {
     const e = error("dev", { ...docker, serviceSettings: settings(value) });
     expect(e.key).toBe("serviceSettings");
     expect(e.message).toContain(`Invalid configuration trading:serviceSettings on stack 'dev': ${message}`);
+  });
+
+  // Session 53: hostile values of the waits the stack judges, each a ConfigError naming the key and the
+  // stack (1e309 parses as Infinity: it was printed "got null"; a NUL from "\u0000" was printed raw).
+  const between = (service: string, key: string) => {
+    const b = (SERVICE_SETTINGS as Record<string, Record<string, { minimum: number; maximum: number }>>)[service][key];
+    return `${service} ${key} must be an integer between ${b.minimum} and ${b.maximum} (the service refuses any other at start), got `;
+  };
+  const waits = [
+    ["payment-service", "PAYMENT_CHARGE_DEADLINE_MS"],
+    ["payment-service", "PAYMENT_PROCESSOR_TIMEOUT_MS"],
+    ["payment-service", "PAYMENT_CHARGE_LOCK_WAIT_MS"],
+    ["ai-orchestrator", "ORCH_PREDICT_TIMEOUT_MS"],
+    ["ai-orchestrator", "ORCH_REGIMES_TIMEOUT_MS"],
+    ["order-management", "OM_SUBMIT_DEADLINE_MS"],
+    ["database-service", "DATASTORE_CHECK_TIMEOUT_MS"],
+    ["api-gateway", "HEALTH_TIMEOUT_MS"],
+  ] as const;
+  it.each(waits)("refuses hostile values of %s %s naming serviceSettings and the stack", (service, key) => {
+    const refused = (json: string) => {
+      const e = error("dev", { ...docker, serviceSettings: `{"${service}": {"${key}": ${json}}}` });
+      expect(e.key).toBe("serviceSettings");
+      expect(e.message).toMatch(/^Invalid configuration trading:serviceSettings on stack 'dev': /);
+      expect(e.message).not.toMatch(/[\u0000-\u001f]/);
+      return e.message.slice("Invalid configuration trading:serviceSettings on stack 'dev': ".length);
+    };
+    expect(refused("0")).toBe(`${between(service, key)}0`);
+    expect(refused("-1")).toBe(`${between(service, key)}-1`);
+    expect(refused("1e309")).toBe(`${between(service, key)}Infinity`);
+    expect(refused("2.5")).toBe(`${between(service, key)}2.5`);
+    expect(refused('"2000"')).toBe(`${between(service, key)}'2000'`);
+    expect(refused('"\\u0000"')).toBe(`${between(service, key)}'\\u0000'`);
+    expect(refused("null")).toBe(`${between(service, key)}null`);
+    expect(refused("[2000]")).toBe(`${between(service, key)}[2000]`);
+    // Not JSON at all: the object is refused whole.
+    expect(refused("NaN")).toMatch(/^must be a YAML\/JSON object/);
+  });
+  it("refuses a variable name carrying a NUL, printed escaped", () => {
+    const e = error("dev", { ...docker, serviceSettings: '{"payment-service": {"PAYMENT_CHARGE_DEADLINE_MS\\u0000": 20000}}' });
+    expect(e.message).toContain("'PAYMENT_CHARGE_DEADLINE_MS\\u0000' is not a setting of payment-service the stack sets");
+    expect(e.message).not.toMatch(/[\u0000-\u001f]/);
   });
 
   it("refuses a service that is not deployed (its settings would apply to nothing)", () => {
@@ -60,7 +102,6 @@ describe("cross-service orders (before: checked nowhere; each service took its o
   });
 
   it("refuses a wait inside a request not below the gateway's PROXY_TIMEOUT_MS, and REQUEST_TIMEOUT_MS over the edge's read timeout", () => {
-    const problem = (v: unknown) => crossServiceProblem(v as Record<string, Record<string, number>>, catalog);
     expect(problem({ "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 30_000 } })).toMatch(/^ai-orchestrator ORCH_EVALUATION_WAIT_MS \(30000\) must be below api-gateway PROXY_TIMEOUT_MS \(30000, its default\): /);
     expect(problem({ "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 20_000 }, "api-gateway": { PROXY_TIMEOUT_MS: 20_000 } })).toMatch(/^ai-orchestrator ORCH_EVALUATION_WAIT_MS \(20000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(20000\)/);
     expect(problem({ "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 20_000 }, "api-gateway": { PROXY_TIMEOUT_MS: 20_000 }, "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 10_000 } })).toMatch(
@@ -70,6 +111,50 @@ describe("cross-service orders (before: checked nowhere; each service took its o
       `api-gateway REQUEST_TIMEOUT_MS (60000) must be at most the edge's read timeout (${EDGE_READ_TIMEOUT_S} s: Nginx proxy_read_timeout, the Ingress's proxy-read-timeout): the edge stops waiting for the gateway then and answers 504 itself, without the platform's error body or the request's id`,
     );
     expect(problem({ "api-gateway": { PROXY_TIMEOUT_MS: 20_000, REQUEST_TIMEOUT_MS: 10_000 } })).toMatch(/^api-gateway PROXY_TIMEOUT_MS \(20000\) must be at most api-gateway REQUEST_TIMEOUT_MS \(10000\)/);
+  });
+
+  const problem = (v: unknown) => crossServiceProblem(v as Record<string, Record<string, number>>, catalog);
+
+  // Session 53: the SDK's retries made a charge's worst case 70 s at the defaults (3 x 20 s and 10 s of
+  // sleeps), past the gateway's 30 s; now one deadline bounds the call, and the stack judges it.
+  it("refuses a card charge's lock wait and deadline that do not end before the gateway's PROXY_TIMEOUT_MS, naming every part and the sum", () => {
+    const defaults = SERVICE_SETTINGS["payment-service"];
+    expect(defaults.PAYMENT_CHARGE_LOCK_WAIT_MS.default + defaults.PAYMENT_CHARGE_DEADLINE_MS.default + CHARGE_WRITES_MS).toBeLessThan(SERVICE_SETTINGS["api-gateway"].PROXY_TIMEOUT_MS.default);
+    expect(problem({ "payment-service": { PAYMENT_CHARGE_DEADLINE_MS: 27_000 } })).toBe(
+      `payment-service PAYMENT_CHARGE_LOCK_WAIT_MS (2000, its default) + payment-service PAYMENT_CHARGE_DEADLINE_MS (27000) + the charge's own writes (${CHARGE_WRITES_MS}) = 30000 must be below api-gateway PROXY_TIMEOUT_MS (30000, its default): a card charge waits for a lock connection, then for the processor until its deadline (the SDK's retries inside it): the gateway would answer 504 for a charge the processor made`,
+    );
+    expect(problem({ "payment-service": { PAYMENT_CHARGE_DEADLINE_MS: 26_999 } })).toBeUndefined();
+    // A longer lock wait alone, or a shorter gateway, breaks it too.
+    expect(problem({ "payment-service": { PAYMENT_CHARGE_LOCK_WAIT_MS: 5_000 } })).toMatch(/^payment-service PAYMENT_CHARGE_LOCK_WAIT_MS \(5000\) \+ payment-service PAYMENT_CHARGE_DEADLINE_MS \(25000, its default\) \+ the charge's own writes \(1000\) = 31000 must be below/);
+    expect(problem({ "api-gateway": { PROXY_TIMEOUT_MS: 25_000 }, "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 10_000 }, "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 10_000 } })).toMatch(/= 28000 must be below api-gateway PROXY_TIMEOUT_MS \(25000\)/);
+    // Every attempt runs inside the deadline: one longer than it is refused (the service's start check says the same).
+    expect(problem({ "payment-service": { PAYMENT_PROCESSOR_TIMEOUT_MS: 30_000 } })).toMatch(/^payment-service PAYMENT_PROCESSOR_TIMEOUT_MS \(30000\) must be at most payment-service PAYMENT_CHARGE_DEADLINE_MS \(25000, its default\): /);
+    expect(problem({ "payment-service": { PAYMENT_PROCESSOR_TIMEOUT_MS: 10_000, PAYMENT_CHARGE_DEADLINE_MS: 10_000 } })).toBeUndefined();
+  });
+
+  it("refuses every other service's wait inside a request the gateway proxies that does not end before PROXY_TIMEOUT_MS", () => {
+    // ai-orchestrator: the prediction, then a symbol's similar regimes, inside POST /strategies/:id/evaluate.
+    expect(problem({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 28_000 } })).toMatch(
+      /^ai-orchestrator ORCH_PREDICT_TIMEOUT_MS \(28000\) \+ ai-orchestrator ORCH_REGIMES_TIMEOUT_MS \(2000, its default\) = 30000 must be below api-gateway PROXY_TIMEOUT_MS \(30000, its default\): an evaluation asked through the API /,
+    );
+    expect(problem({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 27_999 } })).toBeUndefined();
+    expect(problem({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 600_000 } })).toMatch(/= 602000 must be below api-gateway PROXY_TIMEOUT_MS/);
+    // order-management's submit deadline (at most 3 s) against a short gateway.
+    const shortGateway = { "api-gateway": { PROXY_TIMEOUT_MS: 2_000 }, "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 1_000, ORCH_PREDICT_TIMEOUT_MS: 500, ORCH_REGIMES_TIMEOUT_MS: 500 }, "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 1_000, PAYMENT_CHARGE_LOCK_WAIT_MS: 100, PAYMENT_PROCESSOR_TIMEOUT_MS: 100, PAYMENT_CHARGE_DEADLINE_MS: 500 } };
+    expect(problem(shortGateway)).toMatch(/^order-management OM_SUBMIT_DEADLINE_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): an order's submit may commit until its deadline/);
+    expect(problem({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 } })).toMatch(/^database-service DATASTORE_CHECK_TIMEOUT_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): GET \/datastores /);
+    expect(problem({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 }, "database-service": { DATASTORE_CHECK_TIMEOUT_MS: 1_500 } })).toBeUndefined();
+    // The gateway's own /api/health fan-out, inside its request budget.
+    expect(problem({ "api-gateway": { HEALTH_TIMEOUT_MS: 30_000 } })).toMatch(/^api-gateway HEALTH_TIMEOUT_MS \(30000\) must be below api-gateway REQUEST_TIMEOUT_MS \(30000, its default\): /);
+  });
+
+  it("names both keys and the stack through the stack config, on either runtime", () => {
+    const e = error("prod", { ...k8s, serviceSettings: settings({ "payment-service": { PAYMENT_CHARGE_DEADLINE_MS: 40_000 }, "api-gateway": { PROXY_TIMEOUT_MS: 30_000 } }) });
+    expect(e.key).toBe("serviceSettings");
+    expect(e.message).toMatch(/^Invalid configuration trading:serviceSettings on stack 'prod': payment-service PAYMENT_CHARGE_LOCK_WAIT_MS \(2000, its default\) \+ payment-service PAYMENT_CHARGE_DEADLINE_MS \(40000\)/);
+    expect(error("dev", { ...docker, serviceSettings: settings({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 60_000 } }) }).message).toMatch(/^Invalid configuration trading:serviceSettings on stack 'dev': ai-orchestrator ORCH_PREDICT_TIMEOUT_MS \(60000\)/);
+    // Settable, passed as the others: consistent values are taken.
+    expect(parseStackConfig("dev", { ...docker, serviceSettings: settings({ "payment-service": { PAYMENT_PROCESSOR_TIMEOUT_MS: 8_000, PAYMENT_CHARGE_DEADLINE_MS: 20_000 } }) }).serviceSettings).toEqual({ "payment-service": { PAYMENT_PROCESSOR_TIMEOUT_MS: 8_000, PAYMENT_CHARGE_DEADLINE_MS: 20_000 } });
   });
 
   it("holds at every default, and skips an order whose service is not deployed", () => {
@@ -88,17 +173,38 @@ describe("cross-service orders (before: checked nowhere; each service took its o
         checked++;
       }
     }
-    expect(checked).toBe(7);
+    expect(checked).toBe(15);
+    // order-management's deadline is also trading/submitDeadline.ts's (ai-orchestrator's recovery window).
+    expect(SERVICE_SETTINGS["order-management"].OM_SUBMIT_DEADLINE_MS).toMatchObject({ default: SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, maximum: SUBMIT_COMMIT_DEADLINE_MAX_MS });
     expect({ default: datastoreEnv.postgres.POSTGRES_POOL_MAX.default, minimum: datastoreEnv.postgres.POSTGRES_POOL_MAX.minimum, maximum: datastoreEnv.postgres.POSTGRES_POOL_MAX.maximum }).toEqual(POSTGRES_POOL_MAX);
     // Every relation names settings the catalog declares.
     for (const r of SETTING_RELATIONS) {
-      expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[r.smaller.service]?.[r.smaller.key], r.smaller.key).toBeDefined();
+      for (const k of smallerKeys(r)) expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[k.service]?.[k.key], k.key).toBeDefined();
       if ("service" in r.larger) expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[r.larger.service]?.[r.larger.key], r.larger.key).toBeDefined();
     }
   });
 });
 
 describe("PostgreSQL connections against max_connections", () => {
+  it.each([
+    ["-1", "must be between 0 and 10000, got -1"],
+    ["NaN", "must be an integer, got 'NaN'"],
+    ["1e309", "must be an integer, got '1e309'"],
+    ["2.5", "must be an integer, got '2.5'"],
+    ["many", "must be an integer, got 'many'"],
+    ["\u0000", "must be an integer, got '\\u0000'"],
+    ["500\u0000", "must be an integer, got '500\\u0000'"],
+    ["99999999999999999999", "must be between 0 and 10000"],
+  ])("refuses postgresMaxConnections %j naming the key and the stack", (value, message) => {
+    const e = error("prod", { ...k8s, postgresMaxConnections: value });
+    expect(e.key).toBe("postgresMaxConnections");
+    expect(e.message).toContain(`Invalid configuration trading:postgresMaxConnections on stack 'prod': ${message}`);
+    expect(e.message).not.toMatch(/[\u0000-\u001f]/);
+  });
+  it("takes 0 as: sized to what the stack can open at once", () => {
+    expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "0" }).postgresMaxConnections).toBe(parseStackConfig("dev", docker).postgresMaxConnections);
+  });
+
   it("counts every pool of every replica, payment-service's lock pool, the jobs and the admin headroom (Docker: one replica each)", () => {
     const c = parseStackConfig("dev", docker);
     const jobs = usesPostgres.filter((s) => s.preDeployJob).length + usesPostgres.filter((s) => s.scheduledJob).length;

@@ -35,8 +35,8 @@ export default defineService({
   config: {
     ORCH_TICK_MS: Type.Integer({ default: 5_000, minimum: 0, maximum: 86_400_000, description: "scheduler tick; 0 disables the scheduler (evaluations only through the API)" }),
     ORCH_REGIMES_K: Type.Integer({ default: 5, minimum: 1, maximum: 100, description: "similar past regimes asked from Weaviate" }),
-    ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000, description: "bound on one ml-predictor call" }),
-    ORCH_REGIMES_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 100, maximum: 60_000, description: "bound on one similar-regimes lookup in Weaviate (per symbol); past it the decision goes on without regimes" }),
+    ORCH_PREDICT_TIMEOUT_MS: Type.Integer({ ...setting("ai-orchestrator", "ORCH_PREDICT_TIMEOUT_MS"), description: "bound on one ml-predictor call" }),
+    ORCH_REGIMES_TIMEOUT_MS: Type.Integer({ ...setting("ai-orchestrator", "ORCH_REGIMES_TIMEOUT_MS"), description: "bound on one similar-regimes lookup in Weaviate (per symbol); past it the decision goes on without regimes" }),
     ORCH_MAX_PREDICTION_AGE_BARS: Type.Integer({
       default: 3, minimum: 1, maximum: 100_000,
       description: "a prediction whose latest bar opened more bars ago than this (the model's interval) is a recorded skip, never an order",

@@ -26,7 +26,7 @@ export const config = {
   /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
   REQUEST_TIMEOUT_MS: Type.Integer(setting("api-gateway", "REQUEST_TIMEOUT_MS")),
   /** Per-service timeout of /api/health. */
-  HEALTH_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
+  HEALTH_TIMEOUT_MS: Type.Integer(setting("api-gateway", "HEALTH_TIMEOUT_MS")),
   /** Longest accepted access-token age (defence in depth on top of exp). */
   ACCESS_TOKEN_MAX_AGE_S: Type.Integer(setting("api-gateway", "ACCESS_TOKEN_MAX_AGE_S")),
   /** Upper bound on how long a user's state is trusted from the in-process copy (pub/sub invalidates sooner). */

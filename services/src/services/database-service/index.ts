@@ -6,7 +6,7 @@
  * letters (listed, replayed): dead-letter-routes.ts (HTTP) and dead-letters.ts (their table).
  */
 import { Gauge } from "prom-client";
-import type { Datastore } from "../../catalog";
+import { type Datastore, setting } from "../../catalog";
 import { defineService, Type } from "../../kit";
 import { migrateAll } from "../../migrations";
 import { probeDatastores } from "./data";
@@ -20,7 +20,7 @@ export default defineService({
   name: "database-service",
   config: {
     /** Bound on each datastore probe of GET /datastores. */
-    DATASTORE_CHECK_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
+    DATASTORE_CHECK_TIMEOUT_MS: Type.Integer(setting("database-service", "DATASTORE_CHECK_TIMEOUT_MS")),
     /** Bound on waiting for another migrate run's advisory lock. */
     MIGRATE_LOCK_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 100, maximum: 3_600_000 }),
   },

@@ -41,10 +41,18 @@ export default defineService({
     PAYMENT_PROCESSOR_API_KEY: Type.Optional(Type.String({ secret: true, minLength: 8, description: "processor secret API key (stack secret paymentProcessorApiKey)" })),
     PAYMENT_WEBHOOK_SECRET: Type.Optional(Type.String({ secret: true, minLength: 8, description: "webhook signing secret (stack secret paymentWebhookSecret)" })),
     PAYMENT_WEBHOOK_TOLERANCE_S: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: "max age of a webhook signature timestamp" }),
-    PAYMENT_PROCESSOR_TIMEOUT_MS: Type.Integer({ default: 20_000, minimum: 100, maximum: 120_000 }),
+    PAYMENT_PROCESSOR_TIMEOUT_MS: Type.Integer({
+      ...setting("payment-service", "PAYMENT_PROCESSOR_TIMEOUT_MS"),
+      description: "bound on one attempt of a processor request (the SDK retries a failed one twice, same idempotency key)",
+      atMost: { key: "PAYMENT_CHARGE_DEADLINE_MS", why: "each attempt of a charge runs inside the charge's deadline: a longer one is cut at the deadline" },
+    }),
+    // One deadline for the whole processor call of a charge, the SDK's retries inside it (processor.ts):
+    // below the gateway's PROXY_TIMEOUT_MS with the lock wait, so the client hears the charge's outcome
+    // (or that it is unknown) and not a 504 for a charge that was made (the stack config judges the sum).
+    PAYMENT_CHARGE_DEADLINE_MS: Type.Integer({ ...setting("payment-service", "PAYMENT_CHARGE_DEADLINE_MS"), description: "a charge's processor call, every attempt and the SDK's retry sleeps, ends this long after it began: an attempt is cut there and none starts after it; the outcome is then unknown (the intent stays created, settled by reconciliation or the processor's webhook)" }),
     // A charge's account lock through its processor call (charge-locks.ts): connections of their own.
     PAYMENT_CHARGE_LOCK_CONNECTIONS: Type.Integer({ ...setting("payment-service", "PAYMENT_CHARGE_LOCK_CONNECTIONS"), description: "connections of a pool of their own on which charges hold their account's lock through the processor call (apart from POSTGRES_POOL_MAX): the charges at the processor at once" }),
-    PAYMENT_CHARGE_LOCK_WAIT_MS: Type.Integer({ default: 2_000, minimum: 100, maximum: 60_000, description: "how long a charge waits for a free charge-lock connection before answering 503 CHARGE_LOCKS_BUSY (nothing recorded or sent)" }),
+    PAYMENT_CHARGE_LOCK_WAIT_MS: Type.Integer({ ...setting("payment-service", "PAYMENT_CHARGE_LOCK_WAIT_MS"), description: "how long a charge waits for a free charge-lock connection before answering 503 CHARGE_LOCKS_BUSY (nothing recorded or sent)" }),
     PAYMENT_CHARGE_LOCK_HOLD_MS: Type.Integer({ default: 120_000, minimum: 1_000, maximum: 3_600_000, description: "idle_in_transaction_session_timeout and statement_timeout of the charge-lock connections: a lock held longer (a call stuck past the processor's retry budget) is ended by the server; over every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS with the SDK's retry sleeps" }),
     PAYMENT_IDEMPOTENT_WAIT_MS: Type.Integer(setting("payment-service", "PAYMENT_IDEMPOTENT_WAIT_MS")),
     PAYMENT_RECONCILE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0, description: "0 disables the periodic pass (POST /reconcile still works)" }),
@@ -86,7 +94,7 @@ export default defineService({
       ]);
     const processor =
       c.PAYMENT_PROCESSOR_API_KEY && c.PAYMENT_WEBHOOK_SECRET
-        ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS })
+        ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, chargeDeadlineMs: c.PAYMENT_CHARGE_DEADLINE_MS })
         : undefined;
     if (!processor) ctx.log.warn("card processor not configured: payments are read-only");
     ctx.addReadinessCheck("processor", async () => {

@@ -9,6 +9,7 @@ import Stripe from "stripe";
 import type { Currency } from "../../business/money";
 import type { RemoteIntent } from "./domain/reconcile";
 import type { RemoteRefund } from "./domain/refund-settlement";
+import { DeadlineHttpClient, withinDeadline } from "./processor-deadline";
 
 /** Retries of one request by the SDK (same idempotency key: safe). */
 export const MAX_NETWORK_RETRIES = 2;
@@ -21,7 +22,10 @@ export interface ProcessorConfig {
   /** Base URL, e.g. https://api.stripe.com (default) or http://127.0.0.1:<port>. */
   url: string;
   webhookToleranceS: number;
+  /** Bound on one attempt of any request (PAYMENT_PROCESSOR_TIMEOUT_MS). */
   timeoutMs: number;
+  /** Bound on a charge's whole call, every attempt and the retry sleeps (PAYMENT_CHARGE_DEADLINE_MS). */
+  chargeDeadlineMs: number;
 }
 
 export interface ProcessorIntent extends RemoteIntent {
@@ -132,6 +136,7 @@ export class CardProcessor {
       protocol: u.protocol === "https:" ? "https" : "http",
       timeout: cfg.timeoutMs,
       maxNetworkRetries: MAX_NETWORK_RETRIES,
+      httpClient: new DeadlineHttpClient(),
       telemetry: false,
     });
   }
@@ -161,9 +166,13 @@ export class CardProcessor {
     await this.stripe.customers.del(customerId);
   }
 
-  /** Charges a method saved to `customerId` (the processor refuses a method of another customer). */
+  /**
+   * Charges a method saved to `customerId` (the processor refuses a method of another customer), the
+   * whole call (the SDK's retries inside it) bounded by PAYMENT_CHARGE_DEADLINE_MS: past it
+   * ChargeDeadlineError (./processor-deadline.ts), the outcome unknown (payments.ts leaves the intent `created`).
+   */
   async createAndConfirm(p: { intentId: string; userId: string; customerId: string; amount: bigint; currency: Currency; paymentMethod: string; description: string | null }): Promise<ProcessorIntent> {
-    const pi = await this.stripe.paymentIntents
+    const pi = await withinDeadline(this.cfg.chargeDeadlineMs, () => this.stripe.paymentIntents
       .create(
       {
         amount: Number(p.amount),
@@ -186,7 +195,7 @@ export class CardProcessor {
         // A decline is an answer, not a failure: HTTP 402 carrying the PaymentIntent.
         if (err instanceof Stripe.errors.StripeCardError && err.payment_intent) return err.payment_intent;
         throw err;
-      });
+      }));
     return toIntent(pi);
   }
 
