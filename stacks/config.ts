@@ -719,6 +719,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 }
 
 /**
+ * The replicas that make the connection need, as the refusal names them: on Kubernetes each autoscaler
+ * may scale to its maximum (the stack's replicas count only above it), on Docker the replicas run.
+ */
+function lowerReplicas(target: Target): string {
+  return target === "kubernetes"
+    ? `the autoscalers' most replicas (maxReplicas in catalog/sizing.ts; ${CONFIG_NAMESPACE}:replicas and serviceReplicas count only above them)`
+    : `the replicas (${CONFIG_NAMESPACE}:replicas, serviceReplicas)`;
+}
+
+/**
  * trading:serviceSettings (each variable one the stack may set, in its range; then the cross-service
  * orders, e.g. user-management's ACCESS_TOKEN_TTL_S over the gateway's ACCESS_TOKEN_MAX_AGE_S) and
  * trading:postgresMaxConnections against what the stack can open at once (stacks/service-settings.ts).
@@ -734,7 +744,7 @@ function serviceSettingsOf(r: Reader, target: Target, services: ServiceDefinitio
     throw new ConfigError(
       "postgresMaxConnections",
       r.stack,
-      `${set} is below the PostgreSQL connections this stack can open at once, ${need.total}: ${need.parts.join(", ")}; past max_connections every new connection is refused ('too many clients'): raise it, set it 0 to size it to the stack, or lower POSTGRES_POOL_MAX in ${CONFIG_NAMESPACE}:serviceSettings or the replicas (${CONFIG_NAMESPACE}:replicas, serviceReplicas)`,
+      `${set} is below the PostgreSQL connections this stack can open at once, ${need.total}: ${need.parts.join(", ")}; past max_connections every new connection is refused ('too many clients'): raise it, set it 0 to size it to the stack, or lower POSTGRES_POOL_MAX in ${CONFIG_NAMESPACE}:serviceSettings or ${lowerReplicas(target)}`,
     );
   }
   return { serviceSettings, postgresMaxConnections: set > 0 ? set : need.total };

@@ -105,9 +105,13 @@ export interface ConnectionNeed {
 /**
  * The PostgreSQL connections the stack can hold at once: every replica's pools (POSTGRES_POOL_MAX,
  * plus payment-service's PAYMENT_CHARGE_LOCK_CONNECTIONS pool), counted on Kubernetes at the
- * autoscaler's ceiling plus the rollout's one surge pod; a migration job and each scheduled job's
- * run with their service's pool (a migration runs beside the old fleet during an update); the
- * backups on Kubernetes; POSTGRES_ADMIN_HEADROOM.
+ * autoscaler's ceiling plus the rollout's one surge pod (components/runtime/kubernetes/workloads.ts:
+ * RollingUpdate maxSurge 1, maxUnavailable 0; a singleton is Recreate); a migration job and each
+ * scheduled job's run with their service's pool (a migration runs beside the old fleet during an
+ * update); the backups on Kubernetes; POSTGRES_ADMIN_HEADROOM.
+ * On Docker a rollout adds none: the repo's provider replaces a container delete-before-create
+ * (tools/providers/docker/container.go `DeleteBeforeReplace`, its names are fixed), so the old one has
+ * stopped, and its pools closed, before its replacement starts (provider_test.go checks a replacing Diff says so).
  */
 export function postgresConnectionNeed(target: "docker" | "kubernetes", deployed: readonly ServiceDefinition[], replicas: Record<string, number>, settings: ServiceSettings): ConnectionNeed {
   const parts: [number, string][] = [];

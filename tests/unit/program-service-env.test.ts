@@ -60,6 +60,14 @@ describe("trading:serviceSettings and postgresMaxConnections", { timeout: PROGRA
     );
   });
 
+  // Session 53: a Kubernetes stack's refusal names what makes its need there (each autoscaler's most
+  // replicas and a rollout's surge pod), not the replicas, which count only above those maxima.
+  it("fails a Kubernetes preview whose max_connections is below its autoscalers' maxima, naming the key, the stack and what to lower", async () => {
+    await expect(runProgram("prod", { postgresMaxConnections: "500" })).rejects.toThrow(
+      /^Invalid configuration trading:postgresMaxConnections on stack 'prod': 500 is below the PostgreSQL connections this stack can open at once, \d+: .*the autoscaler's most replicas and a rollout's surge pod.*or the autoscalers' most replicas \(maxReplicas in catalog\/sizing\.ts/,
+    );
+  });
+
   it("starts PostgreSQL with max_connections: what the stack can open at once, or the stack's own", async () => {
     const dev = await runProgram("dev");
     expect(named(dev, CONTAINER, "postgres-container").inputs.command).toEqual(["postgres", "-c", "max_connections=184"]);

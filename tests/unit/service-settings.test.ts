@@ -233,6 +233,13 @@ describe("PostgreSQL connections against max_connections", () => {
     expect(e.message).toContain("payment-service 1 x 14 (POSTGRES_POOL_MAX + PAYMENT_CHARGE_LOCK_CONNECTIONS; replicas)");
     expect(e.message).toContain("database-service's migration job 10");
     expect(e.message).toContain("or lower POSTGRES_POOL_MAX in trading:serviceSettings or the replicas (trading:replicas, serviceReplicas)");
+    // On Kubernetes the replicas count only above the autoscaler's maximum: the refusal names what makes the need there.
+    const k8sNeed = parseStackConfig("prod", k8s).postgresMaxConnections;
+    const onK8s = error("prod", { ...k8s, serviceReplicas: settings({ "user-management": 1 }), postgresMaxConnections: String(k8sNeed - 1) });
+    expect(onK8s.key).toBe("postgresMaxConnections");
+    expect(onK8s.message).toMatch(new RegExp(`^Invalid configuration trading:postgresMaxConnections on stack 'prod': ${k8sNeed - 1} is below the PostgreSQL connections this stack can open at once, ${k8sNeed}: `));
+    expect(onK8s.message).toContain("user-management 7 x 10 (POSTGRES_POOL_MAX; the autoscaler's most replicas and a rollout's surge pod)");
+    expect(onK8s.message).toContain("or lower POSTGRES_POOL_MAX in trading:serviceSettings or the autoscalers' most replicas (maxReplicas in catalog/sizing.ts; trading:replicas and serviceReplicas count only above them)");
     // No PostgreSQL, nothing to count (every service needing it off too).
     const off = usesPostgres.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
     const callers = catalog.filter((s) => !s.entryPoint && s.calls.some((c) => off.includes(c))).map((s) => s.name);
