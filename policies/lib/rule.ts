@@ -8,7 +8,7 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { PolicyResource, ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
+import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
 import {
     buildArgImages, dockerBuildImageBuild, remoteImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
@@ -65,14 +65,21 @@ export function workloadOf(target: Target, type: string, name: string, props: Re
     };
 }
 
+/** The target of a workload's type token (as the engine's `isType` answers for the SDK classes), or undefined for any other type. */
+export function workloadTarget(type: string): Target | undefined {
+    return WORKLOAD_CLASSES.find(([, cls]) => (cls as unknown as { isInstance(o: unknown): boolean }).isInstance({ __pulumiType: type }))?.[0];
+}
+
 /**
- * The workloads among a stack policy's resources (recognised as `forEveryWorkload` does, by the SDK
- * classes), each with its URN; `plainRs` is `plainResources(resources)`, in the same order.
+ * The workloads among a stack policy's plain resources (`plainResources`), each with its URN. Session 53: each is read
+ * from its own entry, never paired with the engine's resources by position: `plainResources` expands a `*List` into its
+ * items, so after a ConfigMapList the positions shifted and a workload was judged on another resource's properties.
+ * A workload that is a list's item is one too (with the list's URN).
  */
-export function stackWorkloads(resources: readonly PolicyResource[], plainRs: readonly StackResource[]): Array<{ workload: Workload; urn: string }> {
-    return resources.flatMap((r, i) => {
-        const hit = WORKLOAD_CLASSES.find(([, cls]) => r.isType(cls));
-        return hit ? [{ workload: workloadOf(hit[0], r.type, r.name, plainRs[i].props), urn: r.urn }] : [];
+export function stackWorkloads(resources: readonly StackResource[]): Array<{ workload: Workload; urn: string }> {
+    return resources.flatMap((r) => {
+        const target = workloadTarget(r.type);
+        return target ? [{ workload: workloadOf(target, r.type, r.name, r.props), urn: r.urn }] : [];
     });
 }
 

@@ -8,6 +8,7 @@ import { fileCredentials, isReferenceOrEmpty } from "../lib/file-credentials";
 import { workloadRule } from "../lib/rule";
 import { arr, isRecord, isUnknown, plain, readField, str } from "../lib/values";
 import { describe, DOCKER_NETWORK, DOCKER_VOLUME, isK8sType, K8sContainer } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface SecretRefsConfig {
     /** Env var names allowed to carry a literal value even though they look like credentials. */
@@ -245,7 +246,8 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
             secretNameAnnotations: { type: "array", items: { type: "string" }, default: SECRET_NAME_ANNOTATIONS },
         },
     },
-    validateResource: [
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems([
         workloadRule(defaults, (w, cfg) => literalEnvCredentials(w.type, w.props, cfg), (w, p) => message(w.label, p), ["kubernetes"]),
         workloadRule(defaults, (w) => dockerLabelCredentials(w.props), (w, p) => dockerMessage(w.label, p), ["docker"]),
         (args, reportViolation) => {
@@ -263,5 +265,5 @@ export const credentialsFromSecretRefs: ResourceValidationPolicy = {
                 reportViolation(message(describe(args.type, args.name), f));
             }
         },
-    ],
+    ]),
 };

@@ -11,17 +11,14 @@ import { K8S, metadataLabels, namespaceOf, objectName } from "../lib/workloads";
 const ENDPOINTS = /^kubernetes:core\/v1:Endpoints(Patch)?$/;
 /** discovery.k8s.io/v1, and the v1beta1 of older clusters; a patch too (it may add addresses, or the label tying a slice to a Service). */
 const ENDPOINT_SLICE = /^kubernetes:discovery\.k8s\.io\/v1(beta1)?:EndpointSlice(Patch)?$/;
-/** A List of either: each item is judged as the object it is. */
-const ENDPOINT_LIST = /^kubernetes:(core\/v1:Endpoints|discovery\.k8s\.io\/v1(beta1)?:EndpointSlice)List$/;
-const isEndpoints = (type: string) => ENDPOINTS.test(type) || ENDPOINT_SLICE.test(type) || ENDPOINT_LIST.test(type);
+const isEndpoints = (type: string) => ENDPOINTS.test(type) || ENDPOINT_SLICE.test(type);
 
-/** The Endpoints and EndpointSlices of the stack, a List's items each as its own object. */
+/**
+ * The Endpoints and EndpointSlices of the stack. A List of either reaches here as its items, each the object it is
+ * (`plainResources`, lib/lists.ts); session 53: this policy's own expansion of such Lists, which never saw one, is gone.
+ */
 function endpointObjects(resources: StackResource[]): StackResource[] {
-    return resources.filter((r) => isEndpoints(r.type)).flatMap((r) => {
-        if (!ENDPOINT_LIST.test(r.type)) return [r];
-        const itemType = r.type.slice(0, -"List".length);
-        return arr(r.props.items).filter(isRecord).map((item, i) => ({ ...r, type: itemType, name: `${r.name}.items[${i}]`, props: item }));
-    });
+    return resources.filter((r) => isEndpoints(r.type));
 }
 /** The label that ties an EndpointSlice to its Service (kube-proxy and ingress-nginx read every slice so labelled). */
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";

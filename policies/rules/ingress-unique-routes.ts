@@ -7,6 +7,8 @@ const CLASS_ANNOTATION = "kubernetes.io/ingress.class";
 
 /** One host and path an Ingress routes, as the controller keys its locations. */
 interface Claim {
+    /** The Ingress (a list's item is one of its own, with the list's URN: session 53). */
+    of: StackResource;
     urn: string;
     ingress: string;
     /** Where in the Ingress: `rules[i].http.paths[j]`. */
@@ -41,6 +43,7 @@ function claimsOf(r: StackResource): Claim[] | undefined {
         for (const [j, p] of arr(rule.http?.paths).entries()) {
             if (!isRecord(p) || isUnknown(p.path) || isUnknown(p.pathType)) continue;
             claims.push({
+                of: r,
                 urn: r.urn,
                 ingress: objectName(props, r.name),
                 at: `rules[${i}].http.paths[${j}]`,
@@ -76,7 +79,7 @@ export function duplicateRoutes(resources: StackResource[]): Finding[] {
                 seen.push(c);
                 continue;
             }
-            const where = first.urn === c.urn ? `its own ${first.at}` : `Ingress "${first.ingress}" (${first.at})`;
+            const where = first.of === c.of ? `its own ${first.at}` : `Ingress "${first.ingress}" (${first.at})`;
             out.push({
                 urn: c.urn,
                 message:

@@ -2,6 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface ApiServerCalloutsConfig {
     /** metadata.name of validating webhooks, aggregated APIs and converting CRDs reviewed and accepted. */
@@ -50,7 +51,8 @@ export const noApiServerCallouts: ResourceValidationPolicy = {
     configSchema: {
         properties: { allowedNames: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: (args, reportViolation) => {
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems((args, reportViolation) => {
         if (!VALIDATING_WEBHOOK.test(args.type) && !API_SERVICE.test(args.type) && !CRD.test(args.type)) {
             return args.notApplicable("only validating webhooks, APIServices and CustomResourceDefinitions");
         }
@@ -61,5 +63,5 @@ export const noApiServerCallouts: ResourceValidationPolicy = {
         if (name !== undefined && readConfig(args, defaults).allowedNames.includes(name)) return;
         reportViolation(`${describe(args.type, args.name)} ${callout}, a server outside the pack's sight; drop it, or review it ` +
             `and list its metadata.name${name === undefined ? "" : ` "${name}"`} in policy config allowedNames.`);
-    },
+    }),
 };

@@ -7,6 +7,7 @@ import { Workload, workloadRule } from "../lib/rule";
 import { environmentSourceEntries, workloadEnv } from "../lib/environment";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /**
  * Settings that switch a process's own safety off at run time, whatever the container's security
@@ -226,7 +227,8 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
             verboseLogWorkloads: { type: "array", items: { type: "string" }, default: [] },
         },
     },
-    validateResource: [
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems([
         workloadRule(defaults, (w, cfg) => [...insecureRuntimeFlagProblems(w), ...verboseLogProblems(w, cfg)], (w, p) => messageOf(w.label, p)),
         validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
             const cfg = readConfig(args, defaults);
@@ -237,5 +239,5 @@ export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
             const cfg = readConfig(args, defaults);
             for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
         }),
-    ],
+    ]),
 };

@@ -5,6 +5,7 @@ import { readConfig } from "../lib/config";
 import { Workload, workloadRule } from "../lib/rule";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface PrivilegedConfig {
     /** Host paths that a Kubernetes hostPath volume may mount (none by default, as in PSS baseline). */
@@ -283,7 +284,8 @@ export const noPrivilegedContainers: ResourceValidationPolicy = {
     },
     validateResource: [
         workloadRule(defaults, privilegeProblems, privilegeMessage),
-        ...hostStorageRules,
+        // Session 53: a PersistentVolumeList's items are PersistentVolumes the API server applies.
+        ...readingListItems(hostStorageRules),
         draAdminAccessRule,
     ],
 };

@@ -2,6 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { Workload, workloadRule } from "../lib/rule";
 import { plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 /** PriorityClass of any served version (v1, and the v1beta1/v1alpha1 of older clusters). */
 const PRIORITY_CLASS = /^kubernetes:scheduling\.k8s\.io\/v[0-9a-z]+:PriorityClass$/;
@@ -35,11 +36,12 @@ export const noSystemPriority: ResourceValidationPolicy = {
         "declares no PriorityClass with globalDefault: true (it would change the priority of every new pod of every namespace).",
     severity: "high",
     // One validation: the workload rule reports every other resource not applicable, which ends the call.
-    validateResource: (args, reportViolation) => {
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems((args, reportViolation) => {
         if (!PRIORITY_CLASS.test(args.type)) return workloadPriority(args, reportViolation);
         if (plain(args.props).globalDefault === true) {
             reportViolation(`${describe(args.type, args.name)} sets globalDefault: true, so every pod created without a class in any namespace ` +
                 "of the cluster, not only the platform's, takes its priority. Set globalDefault false and name the class in the platform's pods.");
         }
-    },
+    }),
 };

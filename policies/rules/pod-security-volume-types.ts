@@ -5,6 +5,7 @@ import { PSS_CONTROLS, RESTRICTED_VOLUME_TYPES } from "../lib/pss";
 import { forEveryWorkload, Workload } from "../lib/rule";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface VolumeTypesConfig {
     /** Volume sources allowed besides the PSS restricted set. */
@@ -57,7 +58,8 @@ export const podSecurityVolumeTypes: ResourceValidationPolicy = {
     configSchema: {
         properties: { allowedVolumeTypes: { type: "array", items: { type: "string" }, default: [] } },
     },
-    validateResource: [
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems([
         forEveryWorkload((w, args, reportViolation) => {
             for (const [name, type] of restrictedVolumes(w, readConfig(args, defaults))) {
                 reportViolation(
@@ -73,5 +75,5 @@ export const podSecurityVolumeTypes: ResourceValidationPolicy = {
                     "(a CSI driver), or list the type in allowedVolumeTypes after review.");
             }
         }),
-    ],
+    ]),
 };

@@ -2,6 +2,7 @@ import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { plain, readField, str, isUnknown } from "../lib/values";
 import { describe, kubernetesKind } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 export interface ProtectedNamespacesConfig {
     /** Namespaces the platform must not deploy into; a trailing `*` matches a prefix (kube-*). */
@@ -49,7 +50,8 @@ export const protectedNamespaces: ResourceValidationPolicy = {
             protectedNamespaces: { type: "array", items: { type: "string" }, default: defaults.protectedNamespaces },
         },
     },
-    validateResource: (args, reportViolation) => {
+    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
+    validateResource: readingListItems((args, reportViolation) => {
         if (kubernetesKind(args.type) === undefined) args.notApplicable("only Kubernetes objects");
         // Only the metadata is read: copying the rest of the engine's bag (a pod spec) would be wasted.
         const props: Record<string, any> = { metadata: plain<any>(readField(args.props, "metadata")) };
@@ -76,5 +78,5 @@ export const protectedNamespaces: ResourceValidationPolicy = {
             : `${describe(args.type, args.name)} is deployed into the protected namespace "${hit.ns}"` +
               `${hit.ns === "default" ? " (metadata.namespace unset or \"default\")" : ""}; put it in the platform's own namespace ` +
               "(set metadata.namespace; config trading:namespace), never default or kube-*.");
-    },
+    }),
 };

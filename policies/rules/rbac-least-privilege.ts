@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { arr, isRecord, plain, str } from "../lib/values";
 import { describe } from "../lib/workloads";
+import { readingListItems } from "../lib/lists";
 
 const ESCALATING_VERBS = ["escalate", "bind", "impersonate"];
 const WRITE_VERBS = ["create", "update", "patch"];
@@ -229,11 +230,12 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
         "default ServiceAccount (however spelt).",
     severity: "high",
-    validateResource: [
+    // Session 53: a RoleList's or ClusterRoleBindingList's items are the Roles and bindings the API server applies.
+    validateResource: readingListItems([
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),
         validateResourceOfType(k8s.rbac.v1.ClusterRole, (props, args, reportViolation) =>
             (aggregatedInto(plain(props)).length > 0 ? rule(aggregatedRoleProblems, AGGREGATED_FIX) : rule((p) => roleProblems(p, true)))(props, args, reportViolation)),
         validateResourceOfType(k8s.rbac.v1.RoleBinding, rule(bindingProblems)),
         validateResourceOfType(k8s.rbac.v1.ClusterRoleBinding, rule(bindingProblems)),
-    ],
+    ]),
 };

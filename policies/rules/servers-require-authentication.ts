@@ -263,7 +263,7 @@ export const serversRequireAuthentication: StackValidationPolicy = {
     severity: "critical",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        for (const { workload: w, urn } of stackWorkloads(args.resources, resources)) {
+        for (const { workload: w, urn } of stackWorkloads(resources)) {
             for (const p of missingAuthenticationProblems(w, resources)) reportViolation(`${w.label} ${p.problem}${p.unverified ? VERIFY : FIX}`, urn);
             for (const p of authOffFromSources(w, resources)) {
                 reportViolation(`${w.label} ${p}: every client gets in without a credential; remove the setting from that ConfigMap or Secret and give ` +

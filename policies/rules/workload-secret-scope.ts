@@ -124,7 +124,7 @@ export const workloadSecretScope: StackValidationPolicy = {
     severity: "high",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        const workloads = stackWorkloads(args.resources, resources);
+        const workloads = stackWorkloads(resources);
         if (!workloads.some(({ workload: w }) => w.target === "kubernetes" && secretUses(w).length > 0)) args.notApplicable("no Kubernetes workload reads a Secret");
         for (const f of foreignSecretUses(workloads, resources)) reportViolation(f.message, f.urn);
     },
