@@ -5,7 +5,8 @@
  * of `traefik.toml`, `traefik.yaml`, `traefik.yml` in `/etc/traefik`, `$XDG_CONFIG_HOME`, `$HOME/.config` and its working
  * directory. Each such path is read as the container sees it (lib/files.ts: a ConfigMap's or Secret's key mounted there,
  * a subPath, `items`). A Traefik container is one whose image is Traefik's (its repository's last segment names
- * traefik: `traefik`, `rancher/mirrored-library-traefik`) or whose command is `traefik`.
+ * traefik: `traefik`, `rancher/mirrored-library-traefik`), whose command is `traefik`, or (session 53) whose command line
+ * or environment carries Traefik's own static flags (`isTraefikContainer`).
  */
 import * as posix from "path/posix";
 import { parseImageRef } from "../../catalog/images";
@@ -31,12 +32,27 @@ export interface UnseenStaticFile {
 
 const NAMES = ["traefik.toml", "traefik.yaml", "traefik.yml"];
 
-/** Whether a Kubernetes container runs Traefik: by its image's repository, or its command. */
+/**
+ * Traefik's own static flags and variables (session 53): a root no other program's flags share (`--entryPoints.web.address`,
+ * `--providers.kubernetesCRD`, `--certificatesResolvers.le.acme.email`, `--serversTransport.rootCAs`, `--api.insecure`;
+ * `TRAEFIK_ENTRYPOINTS_…`, `TRAEFIK_PROVIDERS_…`), any case as Traefik reads them. `--log.level`, `--metrics.*` or
+ * `--configFile` alone say nothing: Prometheus and others take them too.
+ */
+const TRAEFIK_FLAG = /^--(entrypoints|providers|certificatesresolvers|serverstransports?|api)\.[a-z]/i;
+const TRAEFIK_VARIABLE = /^TRAEFIK_(ENTRYPOINTS|PROVIDERS|CERTIFICATESRESOLVERS|SERVERSTRANSPORTS?|API)_/i;
+
+/**
+ * Whether a Kubernetes container runs Traefik: by its image's repository, or (session 53: an image given by ID, or by a
+ * digest of a repository whose name says nothing, `registry.example.com/edge/proxy@sha256:…`) by its command line's shape:
+ * `traefik` as the command (or as the first argument an entrypoint script passes on), or a Traefik static flag or variable.
+ */
 export function isTraefikContainer(c: K8sContainer): boolean {
     const image = str(c.container.image);
     if (image !== undefined && !parseImageRef(image).isImageId && /traefik/i.test(parseImageRef(image).basename)) return true;
-    const first = str(arr(c.container.command)[0]);
-    return first !== undefined && /(^|\/)traefik$/.test(first.trim());
+    const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
+    if (words.slice(0, 2).some((w) => /(^|\/)traefik$/.test(w))) return true;
+    if (words.some((w) => TRAEFIK_FLAG.test(w))) return true;
+    return arr(c.container.env).some((e) => isRecord(e) && TRAEFIK_VARIABLE.test(str(e.name) ?? ""));
 }
 
 /** The container's literal environment value of `name`, if it sets one. */

@@ -179,3 +179,33 @@ export function providerProblems(settings: TraefikSetting[]): string[] {
     }
     return out;
 }
+
+/**
+ * Session 53: static settings that open Traefik itself, each configuration (a container's flags and environment, a file)
+ * on its own: `api.insecure` serves the API and dashboard on the entry point `traefik` (`:8080` unless moved), every
+ * address of the pod, with no router in front and so no authentication (with `api.debug`, Go's profiler and runtime
+ * variables too); `serversTransport.insecureSkipVerify` makes Traefik accept any certificate from every backend it reaches
+ * over HTTPS (edge-tls-only judges the same on a `ServersTransport` object; this is the default every route takes).
+ * `api.dashboard`/`api` alone serve nothing until a router names `api@internal`, which the route policies read.
+ */
+export function openingProblems(settings: TraefikSetting[]): string[] {
+    const out: string[] = [];
+    const isOn = (s: TraefikSetting) => goBool(s.value ?? "true") === true;
+    for (const source of new Set(settings.map((s) => s.source))) {
+        const given = settings.filter((s) => s.source === source);
+        const insecure = given.find((s) => s.key === "api.insecure" && isOn(s));
+        if (insecure) {
+            const debug = given.some((s) => s.key === "api.debug" && isOn(s));
+            const at = insecure.where === "" ? "" : `${insecure.where} `;
+            out.push(`${at}sets ${insecure.setting}, so Traefik serves its API and dashboard without authentication on its entry point traefik (port 8080 unless ` +
+                "entryPoints.traefik.address moves it), on every address of the pod: whoever reaches that port (any pod of the cluster, or everyone if a Service " +
+                `publishes it) reads every router, service and middleware, the backends' addresses and the rules in front of them${debug ? ", and, with api.debug, Go's profiler and runtime variables" : ""}`);
+        }
+        for (const s of given.filter((x) => /^serverstransport\.insecureskipverify$/.test(x.key) && isOn(x))) {
+            const at = s.where === "" ? "" : `${s.where} `;
+            out.push(`${at}sets ${s.setting}, so Traefik accepts any certificate from every backend it reaches over HTTPS: whoever is on the path between the edge ` +
+                "and a backend answers in its place, reading and rewriting every request, the credentials it carries included");
+        }
+    }
+    return out;
+}

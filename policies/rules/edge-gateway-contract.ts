@@ -2,11 +2,12 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
 import { untrustedProxyRange } from "../lib/cidr";
 import { controllerSettings, exactFirstList, goBool } from "../lib/controller-config";
+import { controllerConfigMapOf, nginxControllers } from "../lib/ingress-nginx";
 import { workloadOf } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { traefikStaticFiles } from "../lib/traefik-mounts";
-import { forwardedTrustProblems, providerProblems, TraefikSetting, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
+import { forwardedTrustProblems, openingProblems, providerProblems, TraefikSetting, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
 import { describe, isK8sWorkload, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
 
@@ -107,8 +108,13 @@ export function ingressContractProblems(props: Record<string, any>): string[] {
         rewriteProblem(annotations[REWRITE_TARGET], `the annotation ${REWRITE_TARGET}`)].filter((p): p is string => p !== undefined);
 }
 
-/** The controller ConfigMap (by its keys, whatever it is called; both read by their exact names), and a header map of identity headers. */
-export function controllerContractProblems(props: Record<string, any>): string[] {
+/**
+ * The controller ConfigMap's settings (both read by their exact names), and a header map of identity headers (any ConfigMap).
+ * `asController`: whether the controller reads this ConfigMap as its configuration (session 53: the one its --configmap names,
+ * when the stack declares the controller; any ConfigMap, by its keys, when it does not: the controller may be installed
+ * outside the stack).
+ */
+export function controllerContractProblems(props: Record<string, any>, asController = true): string[] {
     const data = isRecord(props.data) ? props.data : {};
     // Session 52: `Hide-Headers` in another case reaches the controller's field too (one header), past its exact-key reading.
     const hidden = exactFirstList(props, "hide-headers").filter((h) => SECURITY.has(h.toLowerCase()));
@@ -118,12 +124,16 @@ export function controllerContractProblems(props: Record<string, any>): string[]
         return keys.length ? [`holds the ${plural(what as string, keys)} as ${keys.length > 1 ? "keys" : "a key"}: as ingress-nginx's proxy-set-headers ` +
             `(or auth-proxy-set-headers) map, the controller sets ${keys.length > 1 ? "them" : "it"} on every request`] : [];
     });
+    if (!asController) return map;
     return [...map, ...copiedIdentity([[listOf(data["global-auth-response-headers"]), "global-auth-response-headers"]]),
         ...(hidden.length ? [`removes the ${plural("security header", hidden)} from every answer (hide-headers)`] : []), ...clientAddressTrust(props)];
 }
 
-/** What Traefik's static configuration (a container's flags and environment, a file) undoes: trusted client addresses, (session 52) routes the pack never reads. */
-const traefikStaticProblems = (settings: TraefikSetting[]) => [...forwardedTrustProblems(settings), ...providerProblems(settings)];
+/**
+ * What Traefik's static configuration (a container's flags and environment, a file) undoes: trusted client addresses, (session 52)
+ * routes the pack never reads, (session 53) Traefik's own API open to anyone, backends' certificates unverified.
+ */
+const traefikStaticProblems = (settings: TraefikSetting[]) => [...forwardedTrustProblems(settings), ...providerProblems(settings), ...openingProblems(settings)];
 
 /**
  * The controller taking the client address from what a client sends: `use-forwarded-headers` (X-Forwarded-For),
@@ -147,6 +157,13 @@ function clientAddressTrust(props: Record<string, any>): string[] {
 }
 
 function fixOf(problem: string): string {
+    if (problem.includes("its API and dashboard")) {
+        return "; leave api.insecure off (and api.debug): publish the dashboard, if at all, through an IngressRoute to api@internal on a host of its own " +
+            "behind an authentication middleware, or reach it with kubectl port-forward.";
+    }
+    if (problem.includes("accepts any certificate")) {
+        return "; leave insecureSkipVerify off and give the backends' CA as serversTransport.rootCAs (or a ServersTransport with rootCAs for the Services that need one).";
+    }
     if (/provider/i.test(problem)) {
         return "; the edge serves only routes this pack judges (the stack's Ingresses, Traefik Middlewares and ServersTransports, read by the route policies): " +
             "enable only the kubernetesIngress and kubernetesCRD providers, each with namespaces naming the stack's, on the cluster's own API server, " +
@@ -174,11 +191,11 @@ function fixOf(problem: string): string {
  * one the stack does not declare is reported the same way, a declared one setting a security header to another value than
  * the gateway's (a second X-Frame-Options voids it, the last Referrer-Policy wins) too.
  */
-export function undeclaredHeaderMaps(resources: StackResource[]): Finding[] {
+export function undeclaredHeaderMaps(resources: StackResource[], isController: (r: StackResource) => boolean = () => true): Finding[] {
     const maps = new Map(resources.filter((r) => r.type === K8S.configMap).map((r) => [`${namespaceOf(r.props)}/${objectName(r.props, r.name)}`, r]));
     const out: Finding[] = [];
     for (const r of resources) {
-        const settings = r.type === K8S.configMap ? controllerSettings(r.props) : undefined;
+        const settings = r.type === K8S.configMap && isController(r) ? controllerSettings(r.props) : undefined;
         const annotations = r.type === K8S.ingress ? metadataAnnotations(r.props) : {};
         const refs: Array<[string, string | undefined, boolean]> = settings ? [["proxy-set-headers", settings.get("proxy-set-headers"), false], ["add-headers", settings.get("add-headers"), true]]
             : r.type === K8S.ingress ? [[`the annotation ${AUTH_PROXY_SET_HEADERS}`, annotations[AUTH_PROXY_SET_HEADERS], false], [`the annotation ${CUSTOM_HEADERS}`, annotations[CUSTOM_HEADERS], true]] : [];
@@ -203,6 +220,55 @@ export function undeclaredHeaderMaps(resources: StackResource[]): Finding[] {
     return out;
 }
 
+/**
+ * Session 53: which ConfigMaps ingress-nginx reads as its configuration. When the stack declares controllers, the ones their
+ * --configmap flags name (the chart's default name in the controller's namespace when a controller has none): another
+ * ConfigMap holding `use-forwarded-headers` is not the controller's and is not judged as such. When it declares none, the
+ * controller is installed elsewhere and any ConfigMap may be its: judged by its keys, as before. (ingress-no-snippets and
+ * no-insecure-runtime-flags see one resource at a time and keep judging by keys.)
+ */
+export function controllerConfigMaps(resources: StackResource[]): (r: StackResource) => boolean {
+    const controllers = nginxControllers(resources);
+    if (controllers.length === 0) return () => true;
+    const read = new Set(controllers.map((c) => controllerConfigMapOf(c, resources)).filter((r): r is StackResource => r !== undefined));
+    return (r) => read.has(r);
+}
+
+const WATCH_FIX = "; the edge serves only Ingresses this pack judges: give each ingress-nginx controller --watch-namespace naming the namespaces of this " +
+    "stack's Ingresses, and --configmap naming a ConfigMap this stack declares.";
+
+/**
+ * Session 53: what an ingress-nginx controller of the stack serves and reads. Refused: no --watch-namespace (nor a selector), so it
+ * serves the Ingresses of every namespace, written by anyone allowed to there and judged by no policy (as Traefik's providers without
+ * `namespaces`); a --watch-namespace naming a namespace where this stack declares no Ingress (it serves that namespace's, and when it
+ * leaves the stack's own unserved the message says so; the stack's Ingresses unserved alone is an outage the e2e suites see, not a hole);
+ * a --configmap naming a ConfigMap the stack does not declare (its snippets, trusted addresses and header maps go unread).
+ */
+export function nginxControllerFindings(resources: StackResource[]): Finding[] {
+    const ingressNamespaces = [...new Set(resources.filter((r) => r.type === K8S.ingress).map((r) => namespaceOf(r.props)))];
+    const out: Finding[] = [];
+    for (const c of nginxControllers(resources)) {
+        if (c.watched === "all") {
+            out.push({ urn: c.urn, message: `${c.who} runs the ingress-nginx controller without --watch-namespace, so it serves the Ingresses of every namespace, ` +
+                `made by anyone who may write an Ingress there, past the policies that judge this stack's own${WATCH_FIX}` });
+        } else if (c.watched !== "unresolved") {
+            const foreign = c.watched.filter((n) => !ingressNamespaces.includes(n));
+            const unserved = ingressNamespaces.filter((n) => !(c.watched as string[]).includes(n));
+            if (foreign.length) {
+                out.push({ urn: c.urn, message: `${c.who} sets ${c.watchFlag}, so the controller serves the Ingresses of namespace${foreign.length > 1 ? "s" : ""} ` +
+                    `${foreign.join(", ")}, where this stack declares none: whoever may write an Ingress there publishes routes no policy of this pack judges` +
+                    `${unserved.length ? `, while this stack's Ingresses in ${unserved.join(", ")} go unserved` : ""}${WATCH_FIX}` });
+            }
+        }
+        const ref = c.configMap;
+        if (ref?.named && controllerConfigMapOf(c, resources) === undefined) {
+            out.push({ urn: c.urn, message: `${c.who} reads its settings from ConfigMap ${ref.namespace}/${ref.name} (--configmap), which this stack does not declare, so no ` +
+                "policy sees whether it turns snippets back on, trusts forwarded client addresses or sets identity headers; declare the controller's ConfigMap in the stack." });
+        }
+    }
+    return out;
+}
+
 export const edgeGatewayContract: StackValidationPolicy = {
     name: "edge-gateway-contract",
     description:
@@ -210,15 +276,18 @@ export const edgeGatewayContract: StackValidationPolicy = {
         "or copies the identity headers the services trust (x-user-id, x-user-role, x-auth-method, x-api-key-id, x-api-key-scopes), removes the " +
         "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
         "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders); " +
-        "Traefik serves only routes the pack reads (kubernetesIngress and kubernetesCRD providers with namespaces, without allowCrossNamespace or allowExternalNameServices).",
+        "Traefik serves only routes the pack reads (kubernetesIngress and kubernetesCRD providers with namespaces, without allowCrossNamespace or allowExternalNameServices), " +
+        "serves no API or dashboard without authentication (api.insecure) and verifies its backends' certificates (serversTransport.insecureSkipVerify); " +
+        "an ingress-nginx controller the stack declares serves only the namespaces of its Ingresses (--watch-namespace) and reads a ConfigMap it declares (--configmap).",
     severity: "critical",
     // Session 51b: a stack policy, to follow the header maps' references (undeclaredHeaderMaps); every object is judged alone as before.
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
+        const isController = controllerConfigMaps(resources);
         for (const r of resources) {
             const problems = TRAEFIK_MIDDLEWARE.test(r.type) ? middlewareContractProblems(r.props).map((p) => `${describe(r.type, r.name)} ${p}`)
                 : r.type === K8S.ingress ? ingressContractProblems(r.props).map((p) => `Ingress "${r.name}" ${p}`)
-                    : r.type === K8S.configMap ? controllerContractProblems(r.props).map((p) => `ConfigMap "${r.name}" ${p}`)
+                    : r.type === K8S.configMap ? controllerContractProblems(r.props, isController(r)).map((p) => `ConfigMap "${r.name}" ${p}`)
                         // Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
                         : isK8sWorkload(r.type) ? (() => {
                             const w = workloadOf("kubernetes", r.type, r.name, r.props);
@@ -230,6 +299,7 @@ export const edgeGatewayContract: StackValidationPolicy = {
         for (const { source, view } of traefikStaticFiles(resources).files) {
             for (const p of traefikStaticProblems(traefikFileSettings(view)).map((x) => `${describe(source.type, source.name)} ${x}`)) reportViolation(`${p}${fixOf(p)}`, source.urn);
         }
-        for (const f of undeclaredHeaderMaps(resources)) reportViolation(f.message, f.urn);
+        for (const f of undeclaredHeaderMaps(resources, isController)) reportViolation(f.message, f.urn);
+        for (const f of nginxControllerFindings(resources)) reportViolation(f.message, f.urn);
     },
 };
