@@ -7,7 +7,7 @@
  * (routes.ts) and as Prometheus gauges for the Grafana dashboard. The ClickHouse rows go after
  * CHAIN_CLICKHOUSE_RETENTION_DAYS by month partitions (retention.ts), the graph's after CHAIN_GRAPH_RETENTION_DAYS.
  */
-import { defineService, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
+import { defineService, isShuttingDown, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { TOPICS } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { ChainGraph } from "./graph";
@@ -89,20 +89,26 @@ export default defineService({
 
     if (c.CHAIN_POLL_MS > 0) {
       let since = new Date(Date.now() - c.CHAIN_LOOKBACK_HOURS * 3_600_000);
-      let pulling = false;
-      const timer = setInterval(async () => {
-        if (pulling) return;
-        pulling = true;
+      let pulling: Promise<void> | undefined;
+      const pull = async () => {
         try {
           since = await pullDecisions(deps, since, c.CHAIN_REREAD_MS);
         } catch (e) {
-          ctx.log.warn({ err: { message: (e as Error).message } }, "decision pull failed; retrying next tick");
-        } finally {
-          pulling = false;
+          // Its read cut by the close (kit peers cutOnClose): nothing was lost, the next start pulls from its lookback.
+          if (isShuttingDown(e)) ctx.log.info("decision pull cut by the shutdown");
+          else ctx.log.warn({ err: { message: (e as Error).message } }, "decision pull failed; retrying next tick");
         }
+      };
+      const timer = setInterval(() => {
+        pulling ??= pull().finally(() => (pulling = undefined));
       }, c.CHAIN_POLL_MS);
       timer.unref();
-      ctx.onClose(async () => clearInterval(timer));
+      // The pull running is waited for (its read is cut PEER_CLOSE_GRACE_MS into the close): before,
+      // the close went on without it, and its inserts met the ClickHouse client closed under them.
+      ctx.onClose(async () => {
+        clearInterval(timer);
+        await pulling;
+      });
     }
   },
 });

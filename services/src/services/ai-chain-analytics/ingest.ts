@@ -49,7 +49,8 @@ export async function applyEvents(deps: IngestDeps, msgs: BatchMessage[]): Promi
 export async function pullDecisions(deps: IngestDeps, since: Date, rereadMs: number): Promise<Date> {
   let cursor = since;
   for (;;) {
-    const r = await deps.peers.call<{ decisions: DecisionIn[] }>("ai-orchestrator", `/internal/decisions?since=${encodeURIComponent(cursor.toISOString())}&limit=1000`);
+    // A read: cut PEER_CLOSE_GRACE_MS into the service's close (kit peers cutOnClose), a 503 SHUTTING_DOWN.
+    const r = await deps.peers.call<{ decisions: DecisionIn[] }>("ai-orchestrator", `/internal/decisions?since=${encodeURIComponent(cursor.toISOString())}&limit=1000`, { cutOnClose: true });
     if (r.status !== 200) throw new Error(`ai-orchestrator /internal/decisions answered ${r.status}`);
     const batch = r.body.decisions;
     // The links first: a decision that can be read has its order's link, so an order an older

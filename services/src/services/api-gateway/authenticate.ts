@@ -194,6 +194,9 @@ export class Authenticator {
         body: { key: apiKey },
         requestId,
         timeoutMs: Math.min(5_000, budgetMs),
+        // A POST that only asks (its last-used stamp aside, it changes nothing): cut PEER_CLOSE_GRACE_MS
+        // into the gateway's close (kit peers cutOnClose), a 503 SHUTTING_DOWN; the attempt given back.
+        cutOnClose: true,
       });
       failed = r.status === 401;
       if (failed) throw invalidKey();

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
+import { isShuttingDown, subscribeDragonfly, unavailable, type DragonflySubscriber, type PeerClient } from "../../kit";
 import { cachedUserState, legacyUserStateKey, parseUserState, USER_CHANGES_CHANNEL, userStateKey, type UserState } from "../user-management/user-state";
 import { RevokedSessions } from "./revoked-sessions";
 
@@ -154,9 +154,14 @@ export class UserStates {
     }
     const cached = cachedUserState(raw[0] ?? null, raw[1] ?? null);
     if (cached) return cached;
+    // A read: cut PEER_CLOSE_GRACE_MS into the gateway's close (kit peers cutOnClose), its 503
+    // SHUTTING_DOWN passed on as the drain answer it is, not turned into AUTH_UNAVAILABLE.
     const r = await this.peers
-      .call<UserState>("user-management", `/internal/users/${encodeURIComponent(userId)}/state`, { requestId, timeoutMs: Math.min(timeoutMs, 5_000) })
-      .catch(() => undefined);
+      .call<UserState>("user-management", `/internal/users/${encodeURIComponent(userId)}/state`, { requestId, timeoutMs: Math.min(timeoutMs, 5_000), cutOnClose: true })
+      .catch((e: unknown) => {
+        if (isShuttingDown(e)) throw e;
+        return undefined;
+      });
     const state = r?.status === 200 ? parseUserState(JSON.stringify(r.body)) : undefined;
     if (!state) throw unavailable("AUTH_UNAVAILABLE", "Authentication temporarily unavailable", 1);
     return state;

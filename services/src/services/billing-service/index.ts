@@ -60,7 +60,9 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
       throw new HandlerUnavailableError(`${publicServiceName("payment-service")} answered ${r.status} ${code ?? ""} to a refund`);
     },
     async isSaved(userId, paymentMethod) {
-      const r = await ctx.peers.call("payment-service", `/internal/payment-methods/${encodeURIComponent(paymentMethod)}?${new URLSearchParams({ userId })}`, { timeoutMs: 10_000 });
+      // The reads (this one and usage's below) are cut PEER_CLOSE_GRACE_MS into the close (kit peers
+      // cutOnClose): a 503 SHUTTING_DOWN before anything is written, not a close held for 10 s.
+      const r = await ctx.peers.call("payment-service", `/internal/payment-methods/${encodeURIComponent(paymentMethod)}?${new URLSearchParams({ userId })}`, { timeoutMs: 10_000, cutOnClose: true });
       if (r.status === 200) return true;
       if (r.status === 404) return false;
       throw new HttpError(502, "PAYMENTS_UNAVAILABLE", `${publicServiceName("payment-service")} answered ${r.status}`);
@@ -72,7 +74,7 @@ function usageSource(ctx: ServiceContext): UsageSource {
   return {
     async units(userId, metric, from, to) {
       const q = new URLSearchParams({ userId, metric, from: from.toISOString(), to: to.toISOString() });
-      const r = await ctx.peers.call<{ units: number }>("usage-monitoring", `/internal/usage/units?${q}`, { timeoutMs: 10_000 });
+      const r = await ctx.peers.call<{ units: number }>("usage-monitoring", `/internal/usage/units?${q}`, { timeoutMs: 10_000, cutOnClose: true });
       if (r.status !== 200) throw new HttpError(502, "USAGE_UNAVAILABLE", `${publicServiceName("usage-monitoring")} answered ${r.status}`);
       return BigInt(r.body.units);
     },

@@ -8,16 +8,17 @@
  * consecutive failure, at most a day; cycle-queries.ts's lockDue, lockOfDeletedOwners and dueInvoices skip it
  * until then) so the others keep their places in the cycle's `limit`. A
  * transient datastore error (the kit's isTransientError), or a peer that did not answer (the 502 of
- * usage-monitoring's units), is not the row's fault: it is thrown, and ends the cycle as before
- * (retried by a later cycle), rather than setting every row aside.
+ * usage-monitoring's units, or its read cut by the shutdown), is not the row's fault: it is thrown,
+ * and ends the cycle as before (retried by a later cycle), rather than setting every row aside.
  */
 import type { PoolClient } from "pg";
 import type { Logger } from "pino";
-import { HttpError, isTransientError } from "../../kit";
+import { HttpError, isShuttingDown, isTransientError } from "../../kit";
 
 type Q = Pick<PoolClient, "query">;
 
-const outage = (err: unknown) => isTransientError(err) || (err instanceof HttpError && err.statusCode === 502);
+// A usage read the shutdown cut (kit peers cutOnClose: 503 SHUTTING_DOWN) is no fault of the row's either.
+const outage = (err: unknown) => isTransientError(err) || (err instanceof HttpError && err.statusCode === 502) || isShuttingDown(err);
 
 /** A row of the cycle: a subscription (renewal, ending of a deleted account's) or an invoice (charge). */
 export type CycleRow = { table: "bil_subscriptions"; id: string } | { table: "bil_invoices"; id: string };
