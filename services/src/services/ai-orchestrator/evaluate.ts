@@ -33,6 +33,8 @@ export interface EvaluateDeps {
   regimesTimeoutMs: number;
   /** Aborted PEER_CLOSE_GRACE_MS into the service's close: cuts a regimes lookup as the peer calls are cut (kit peers cutOnClose). */
   cut: AbortSignal;
+  /** Aborted as the service's close begins (kit ctx.closing): no order is submitted from then on (evaluateLeased says why). */
+  closing: AbortSignal;
   /** Bars (of the model's interval) a prediction's latest bar may be behind the clock. */
   maxPredictionAgeBars: number;
   log: Logger;
@@ -102,6 +104,10 @@ async function similarRegimes(deps: EvaluateDeps, s: Strategy, modelVersion: str
     return { regimes: [], regimeError: "regimes unavailable: the similar-regimes store did not answer (logged with the decision's strategy and symbol)" };
   }
 }
+
+/** What a closing replica records instead of a buy or sell it will not submit (evaluateLeased). */
+export const NOT_SUBMITTED_ON_CLOSE = "not submitted: this replica began shutting down during the evaluation, and no order is submitted once it has (the next evaluation decides again)";
+const notSubmittedOnClose = (d: { action: string; reason: string }) => `${NOT_SUBMITTED_ON_CLOSE}; it would ${d.action} (${d.reason})`;
 
 export async function evaluateStrategy(deps: EvaluateDeps, s: Strategy): Promise<DecisionRecord[]> {
   const lease = new EvaluationLease(deps.pg, s.strategyId);
@@ -207,9 +213,16 @@ async function evaluateLeased(deps: EvaluateDeps, s: Strategy, lease: Evaluation
     const lifecycle = await deps.store.lifecycle(s.strategyId);
     const stale = stalePrediction(p.barTime, pr.body.intervalMs, deps.maxPredictionAgeBars);
     const refusal = lifecycle === "enabled" ? (stale ?? unjudged) : lifecycle.startsWith("account") ? `the owner's ${lifecycle}: no orders` : `strategy ${lifecycle} during the evaluation`;
-    const d = refusal
+    const decided = refusal
       ? { action: "skip" as const, quantity: 0, reason: refusal }
       : decide(s, { probabilityUp: p.probabilityUp, regimes, position: held, pending: pending.get(p.symbol), tradingState, strategyStopped: stopped });
+    // No order is submitted once the service's close began. The submits are never cut (writes: their
+    // outcome would be unknown), each bounded by ORDER_SUBMIT_TIMEOUT_MS, and 20 symbols' one after
+    // another outlasted SHUTDOWN_TIMEOUT_MS (the process was killed mid-evaluation, exit 1). Now the
+    // one in flight finishes (its submit and outcome, within the shutdown's budget), and a later buy
+    // or sell is recorded as a refusal, before any write of its own: no decision is left without its
+    // order's outcome, and holds and skips are recorded as ever.
+    const d = deps.closing.aborted && (decided.action === "buy" || decided.action === "sell") ? { action: "skip" as const, quantity: 0, reason: notSubmittedOnClose(decided) } : decided;
     // Recorded before its order is submitted: decided_at is stamped by PostgreSQL when the
     // decision is made, the same clock that stamps the order's created_at in order-management
     // (ai-chain-analytics' decision -> order latency subtracts the two), and a crash between the

@@ -97,6 +97,8 @@ export default defineService({
       regimesTimeoutMs: ctx.config.ORCH_REGIMES_TIMEOUT_MS,
       // The regimes lookups end with the peer calls once the close began (evaluate.ts evaluationCut).
       cut: afterGrace(ctx.closing, PEER_CLOSE_GRACE_MS),
+      // No order submitted once the close began: the one in flight finishes, the symbols after it are refusals (evaluate.ts).
+      closing: ctx.closing,
       maxPredictionAgeBars: ctx.config.ORCH_MAX_PREDICTION_AGE_BARS,
       log: ctx.log,
       failed,
