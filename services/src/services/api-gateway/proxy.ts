@@ -17,7 +17,7 @@ import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
-import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
+import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
 
 /**
  * /api/health: the gateway's view of every service it routes to (OpenAPI), each keyed by its public
@@ -240,7 +240,9 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     const timeoutMs = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, (state?.deadline ?? Infinity) - Date.now()));
     let answer: UpstreamAnswer;
     try {
-      answer = await d.upstreams.send(d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs });
+      // A GET or HEAD a closing upstream answered 503 SHUTTING_DOWN is sent once more (./upstreams.ts sendPastClosing).
+      const resent = () => log.info({ requestId: request.id, upstream: service.name }, "upstream shutting down: sent once more");
+      answer = await sendPastClosing(d.upstreams, d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs }, state?.deadline ?? Date.now() + timeoutMs, resent);
     } catch (e) {
       if (!(e instanceof UpstreamError)) throw e;
       upstreamTotal.inc({ upstream: service.name, status_code: e.timedOut ? "504" : "502" });

@@ -22,12 +22,13 @@
  *   restarting (UpstreamError `restarting`): its access line is a drain answer, warn with a reason,
  *   not an error. One that did not answer for that long, a timeout (504), and any other failure stay
  *   errors: an outage, not a deploy. gateway_upstream_responses_total counts every 502 either way.
- * - Its own 503 SHUTTING_DOWN (kit closing-answers.ts) is forwarded as a drain answer (./proxy.ts).
+ * - Its own 503 SHUTTING_DOWN (kit closing-answers.ts) is forwarded as a drain answer (./proxy.ts),
+ *   unless the request is a GET or HEAD with time left: then it is sent once more (sendPastClosing).
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
-import { HttpError, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
+import { HttpError, isClosingAnswer, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
 import { SECURITY_HEADERS } from "./security-headers";
 
 export const BUFFER_LIMIT_BYTES = 1 << 20;
@@ -140,6 +141,46 @@ export class Upstreams {
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => p.destroy())));
     this.pools.clear();
+  }
+}
+
+/**
+ * How long a GET or HEAD answered by a closing upstream waits before it is sent again: the closing
+ * replica's connection is closed with its answer, and a moment lets the Service's endpoints drop it
+ * (its readiness failed at SIGTERM), so the new connection goes to a replica that is up.
+ */
+export const CLOSING_RESEND_WAIT_MS = 100;
+/** The least of the request's deadline that must be left after that wait for the second try to be made. */
+export const CLOSING_RESEND_MIN_LEFT_MS = 500;
+
+/** An upstream's own 503 SHUTTING_DOWN: read from its body; a HEAD's has none, so a 503 that closes its connection and says when to retry (kit closing-answers.ts). */
+function closingAnswer(method: string, a: UpstreamAnswer): boolean {
+  if (method === "HEAD") return a.statusCode === 503 && a.headers.connection === "close" && a.headers["retry-after"] !== undefined;
+  return isClosingAnswer(a.statusCode, a.body);
+}
+
+/**
+ * `upstreams.send`; a GET or HEAD answered with the upstream's own 503 SHUTTING_DOWN (a replica whose
+ * close began: session 53; before, the 503 was forwarded and the client retried) is sent once more,
+ * CLOSING_RESEND_WAIT_MS later, on a new connection (the closing one ended with its answer; behind a
+ * Kubernetes Service, most likely another replica), when `deadline` (the gateway request's end,
+ * Date.now() clock) leaves CLOSING_RESEND_MIN_LEFT_MS after the wait: the second answer is forwarded,
+ * whatever it is, or the first when the second try gets none. Any other method is never sent twice:
+ * a closing service answers 503 to a request it did not start, but a POST's 503 may also come from
+ * a handler cut midway (kit errors.ts shuttingDown), its writes made.
+ */
+export async function sendPastClosing(upstreams: Upstreams, base: string, req: UpstreamRequest, deadline: number, resent?: () => void): Promise<UpstreamAnswer> {
+  const first = await upstreams.send(base, req);
+  if ((req.method !== "GET" && req.method !== "HEAD") || !closingAnswer(req.method, first)) return first;
+  const left = deadline - Date.now() - CLOSING_RESEND_WAIT_MS;
+  if (left < CLOSING_RESEND_MIN_LEFT_MS) return first;
+  await new Promise((r) => setTimeout(r, CLOSING_RESEND_WAIT_MS));
+  resent?.();
+  try {
+    return await upstreams.send(base, { ...req, timeoutMs: Math.min(req.timeoutMs, left) });
+  } catch (e) {
+    if (e instanceof UpstreamError) return first;
+    throw e;
   }
 }
 
