@@ -161,7 +161,10 @@ export default defineService({
 
       await api.register(rateLimit, {
         global: true,
-        hook: "preHandler",
+        // Counted once per request, before its body is read (after onRequest's authentication, which
+        // keys it): a client over its limit that waits for `100 Continue` gets its 429 alone, never
+        // invited to upload a body that is then refused (counted at preHandler until session 53).
+        hook: "preParsing",
         max: cfg.RATE_LIMIT_MAX_REQUESTS,
         timeWindow: cfg.RATE_LIMIT_WINDOW_MS,
         store: limits.rateLimitStore("gw-rl:", cfg.RATE_LIMIT_MAX_REQUESTS, cfg.RATE_LIMIT_WINDOW_MS),
