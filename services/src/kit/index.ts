@@ -41,4 +41,5 @@ export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { afterGrace, unlessAborted, withTimeout } from "./deadline";
 export { alreadyReplayed, DeadLetterIdParams, ReplayedAnswer } from "./dead-letter-replays";
+export { SendDeadlineError, type DeadlineProducer } from "./datastores/kafka-deadline";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

@@ -22,6 +22,7 @@ export * from "./dragonfly";
 export * from "./dragonfly-subscriber";
 export * from "../clickhouse/client";
 export * from "./kafka";
+export * from "./kafka-deadline";
 export * from "./kafka-lag";
 export * from "./arango";
 export * from "./weaviate";

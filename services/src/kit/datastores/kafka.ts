@@ -11,6 +11,7 @@ import type { Registry } from "prom-client";
 import type { DatastoreConfig } from "./env";
 import { trackConsumerLag, type BrokerOffsets } from "./kafka-lag";
 import { patchKafkaJsIdleLoop } from "./kafkajs-idle-loop";
+import { deadlineProducer, type DeadlineProducer } from "./kafka-deadline";
 
 /**
  * kafkajs's own socket factory (socketFactory.js: plain or TLS, keep-alive after 60 s) with Nagle's
@@ -36,6 +37,10 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     [kafkajs.logLevel.INFO]: "info",
     [kafkajs.logLevel.DEBUG]: "debug",
   };
+  const logCreator: import("kafkajs").logCreator = () => (entry) => {
+    const { message, ...rest } = entry.log;
+    log[levelName[entry.level] ?? "info"]({ kafka: { namespace: entry.namespace, ...rest } }, message);
+  };
   const kafka: Kafka = new kafkajs.Kafka({
     clientId,
     brokers: cfg.KAFKA_BROKERS,
@@ -45,12 +50,10 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 30_000 },
     logLevel: kafkajs.logLevel.WARN,
     socketFactory: noDelaySocket,
-    logCreator: () => (entry) => {
-      const { message, ...rest } = entry.log;
-      log[levelName[entry.level] ?? "info"]({ kafka: { namespace: entry.namespace, ...rest } }, message);
-    },
+    logCreator,
   });
   let producer: Promise<Producer> | undefined;
+  const deadlineProducers = new Set<DeadlineProducer>();
   const consumers = new Set<Consumer>();
   const brokerOffsets = adminOffsets(kafka);
   return {
@@ -67,6 +70,15 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     async send(topic: string, messages: Message[]) {
       const p = await this.producer();
       return p.send({ topic, messages, acks: -1 });
+    },
+    /**
+     * A producer of its own whose sends end by `deadlineMs` (deadlineProducer below), for a send a
+     * caller answers a client about and must not wait minutes for; disconnected on shutdown.
+     */
+    deadlineProducer(deadlineMs: number): DeadlineProducer {
+      const p = deadlineProducer(kafkajs, { clientId, brokers: cfg.KAFKA_BROKERS, connectTimeoutMs: cfg.KAFKA_CONNECT_TIMEOUT_MS, socketFactory: noDelaySocket, logCreator }, deadlineMs);
+      deadlineProducers.add(p);
+      return p;
     },
     /** A consumer of the group (not connected yet): disconnected on shutdown, its lag reported. */
     consumer(config: ConsumerConfig): Consumer {
@@ -101,6 +113,7 @@ export function createKafka(cfg: DatastoreConfig["redpanda"], clientId: string, 
     async close() {
       await Promise.allSettled([...consumers].map((c) => c.disconnect()));
       if (producer) await producer.then((p) => p.disconnect()).catch(() => undefined);
+      await Promise.allSettled([...deadlineProducers].map((p) => p.close()));
       await brokerOffsets.close();
     },
   };
