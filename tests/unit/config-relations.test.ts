@@ -25,6 +25,7 @@ const PAIRS: Array<[string, string, string, Record<string, string>, RegExp, Reco
   // Kafka's consumer timing (trading/infra/kafka.ts consumerEnv), in every service that consumes with it.
   ["notification-service", "KAFKA_HEARTBEAT_MS", "KAFKA_SESSION_TIMEOUT_MS", { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "3000" }, /^KAFKA_HEARTBEAT_MS \(3000\) must be <= KAFKA_SESSION_TIMEOUT_MS \/ 3 \(6000 \/ 3 = 2000\): Kafka evicts a member/, { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "2000" }],
   ["compliance-monitor", "KAFKA_FETCH_MAX_WAIT_MS", "KAFKA_SESSION_TIMEOUT_MS", { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "5000" }, /^KAFKA_FETCH_MAX_WAIT_MS \(5000\) must be <= KAFKA_SESSION_TIMEOUT_MS \/ 3 \(6000 \/ 3 = 2000\)/, { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "2000" }],
+  ["database-service", "DEAD_LETTER_REPLAY_SEND_MS", "DEAD_LETTER_REPLAY_CLAIM_MS", { DEAD_LETTER_REPLAY_SEND_MS: "20000" }, /^DEAD_LETTER_REPLAY_SEND_MS \(20000\) must be <= DEAD_LETTER_REPLAY_CLAIM_MS \/ 8 \(120000 \/ 8 = 15000\): a replay's claim must outlive/, { DEAD_LETTER_REPLAY_SEND_MS: "15000" }],
 ];
 
 /** What a service requires besides (none of it in a relation). */

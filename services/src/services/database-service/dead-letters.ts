@@ -1,10 +1,11 @@
 /**
  * database-service's data access to the Kafka consumers' dead letters in PostgreSQL
- * (`consumer_dead_letters`: migrations 0195, 0496, 0489; written by trading/infra/deadLetters.ts):
- * listing them for an operator and replaying one once its cause was fixed.
+ * (`consumer_dead_letters`: migrations 0195, 0496, 0489, 0505; written by trading/infra/deadLetters.ts):
+ * listing them for an operator and replaying one once its cause was fixed (./dead-letter-replay.ts).
  */
-import type { PostgresClient, Queryable } from "../../kit";
+import type { Queryable } from "../../kit";
 import { replayMessage, type KeptMessage } from "../../trading/infra/deadLetters";
+import type { LetterReplays } from "./dead-letter-replay";
 
 export interface ConsumerDeadLetterRow extends KeptMessage {
   id: string;
@@ -15,6 +16,7 @@ export interface ConsumerDeadLetterRow extends KeptMessage {
   created_at: Date;
   replayed_at: Date | null;
   replayed_offset: string | null;
+  replay_claimed_at: Date | null;
 }
 
 /** The listing's filters (each optional) and page: newest first, `before` an id (ids only grow). */
@@ -26,7 +28,7 @@ export interface DeadLetterFilter {
   limit: number;
 }
 
-const COLUMNS = "id::text AS id, consumer_group, topic, msg_partition, msg_offset::text AS msg_offset, reason, created_at, replayed_at, replayed_offset::text AS replayed_offset";
+const COLUMNS = "id::text AS id, consumer_group, topic, msg_partition, msg_offset::text AS msg_offset, reason, created_at, replayed_at, replayed_offset::text AS replayed_offset, replay_claimed_at";
 
 /**
  * `limit + 1` rows (kit pageOf tells whether a page follows), without the messages' bytes (a value may
@@ -52,25 +54,35 @@ export async function deadLetter(db: Queryable, id: string): Promise<ConsumerDea
   return rows[0];
 }
 
-export type ReplayOutcome = { replayed: { topic: string; partition: number; offset: string | null } } | { already: Date } | { notReplayable: string } | undefined;
+const CLAIM_AGE = "(extract(epoch FROM now() - replay_claimed_at) * 1000)::float8 AS claim_age_ms";
 
 /**
- * Sends dead letter `id`'s message back to its topic and partition (`send`: the producer, acks from
- * every in-sync replica) and marks it replayed, once: the row is locked for the send, so a second
- * replay, even one sent at the same instant, waits and finds it replayed. A failed send leaves it
- * unmarked (replay it again); a commit failing after the send leaves a sent letter unmarked, which a
- * second replay would send again (at least once: the consumers dedupe by event id). Undefined: no
- * such letter.
+ * PostgreSQL's letters as a replay claims and marks them (./dead-letter-replay.ts; columns of
+ * migrations 0489 and 0505). Each statement commits alone: nothing is held while the message is sent.
+ * Two claims at the same instant: the second waits for the first's row lock, then finds the claim
+ * taken (READ COMMITTED re-reads the row's new version) and claims nothing.
  */
-export async function replayDeadLetter(pg: PostgresClient, id: string, send: (topic: string, m: import("kafkajs").Message) => Promise<string | null>): Promise<ReplayOutcome> {
-  return pg.transaction(async (tx) => {
-    const l = (await tx.query<ConsumerDeadLetterRow>(`SELECT ${COLUMNS}, msg_key, msg_value, msg_headers FROM consumer_dead_letters WHERE id = $1 FOR UPDATE`, [id])).rows[0];
-    if (!l) return undefined;
-    if (l.replayed_at) return { already: l.replayed_at };
-    const out = replayMessage(l);
-    if ("problem" in out) return { notReplayable: out.problem };
-    const offset = await send(l.topic, out.message);
-    await tx.query("UPDATE consumer_dead_letters SET replayed_at = now(), replayed_offset = $2 WHERE id = $1", [id, offset]);
-    return { replayed: { topic: l.topic, partition: l.msg_partition, offset } };
-  });
+export function postgresLetterReplays(db: Queryable): LetterReplays {
+  return {
+    async letter(id) {
+      const l = (await db.query<ConsumerDeadLetterRow & { claim_age_ms: number | null }>(`SELECT ${COLUMNS}, msg_key, msg_value, msg_headers, ${CLAIM_AGE} FROM consumer_dead_letters WHERE id = $1`, [id])).rows[0];
+      if (!l) return undefined;
+      const out = replayMessage(l);
+      return { consumerGroup: l.consumer_group, topic: l.topic, partition: l.msg_partition, offset: l.msg_offset, replayedAt: l.replayed_at, claimAgeMs: l.claim_age_ms, message: "problem" in out ? { problem: out.problem } : out };
+    },
+    async claim(id, _letter, claim, claimStaleMs) {
+      const r = await db.query(
+        `UPDATE consumer_dead_letters SET replay_claim = $2, replay_claimed_at = now()
+          WHERE id = $1 AND replayed_at IS NULL AND (replay_claim IS NULL OR replay_claimed_at <= now() - $3 * interval '1 millisecond')`,
+        [id, claim, claimStaleMs],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async mark(id, offset) {
+      await db.query("UPDATE consumer_dead_letters SET replayed_at = now(), replayed_offset = $2, replay_claim = NULL, replay_claimed_at = NULL WHERE id = $1 AND replayed_at IS NULL", [id, offset]);
+    },
+    async release(id, claim) {
+      await db.query("UPDATE consumer_dead_letters SET replay_claim = NULL, replay_claimed_at = NULL WHERE id = $1 AND replay_claim = $2", [id, claim]);
+    },
+  };
 }

@@ -3,7 +3,9 @@
  *   `node dist/main.js database-service migrate`  one-shot (the catalog preDeployJob): exit 0/1
  * Layers: routes.ts (HTTP), domain.ts (report and migration status rules; no I/O), data.ts (probes
  * and tracking tables); the migrations themselves are src/migrations/. The Kafka consumers' dead
- * letters (listed, replayed): dead-letter-routes.ts (HTTP) and dead-letters.ts (their table).
+ * letters (listed, replayed): dead-letter-routes.ts (HTTP), dead-letter-replay.ts (claim, send,
+ * mark; no I/O), dead-letters.ts (PostgreSQL's table) and clickhouse-dead-letters.ts (ClickHouse's,
+ * and their replay ledger in PostgreSQL).
  */
 import { Gauge } from "prom-client";
 import { type Datastore, setting } from "../../catalog";
@@ -23,6 +25,19 @@ export default defineService({
     DATASTORE_CHECK_TIMEOUT_MS: Type.Integer(setting("database-service", "DATASTORE_CHECK_TIMEOUT_MS")),
     /** Bound on waiting for another migrate run's advisory lock. */
     MIGRATE_LOCK_TIMEOUT_MS: Type.Integer({ default: 300_000, minimum: 100, maximum: 3_600_000 }),
+    /**
+     * Deadline of a dead letter's replay send (its producer's own, kit deadlineProducer): then the
+     * producer is cut and the admin answered 503. A cut send may still land, and kafkajs' retries
+     * of a send it cut end within a few deadlines: its claim is kept for DEAD_LETTER_REPLAY_CLAIM_MS.
+     */
+    DEAD_LETTER_REPLAY_SEND_MS: Type.Integer({
+      default: 10_000,
+      minimum: 500,
+      maximum: 120_000,
+      atMost: { key: "DEAD_LETTER_REPLAY_CLAIM_MS", divisor: 8, why: "a replay's claim must outlive its send and the retries of a send cut at the deadline, or a second replay sends the letter while the first one's copy may still land" },
+    }),
+    /** Age at which a replay's claim on a dead letter is taken over by the next replay (the one holding it crashed between its send and its mark). */
+    DEAD_LETTER_REPLAY_CLAIM_MS: Type.Integer({ default: 120_000, minimum: 4_000, maximum: 3_600_000 }),
   },
   async register({ app, config, definition, metrics }) {
     const latency = new Gauge({
@@ -41,7 +56,7 @@ export default defineService({
       return datastoreReport(datastores);
     };
     registerRoutes(app, { known: [...definition.requires, ...definition.optional], report });
-    registerDeadLetterRoutes(app);
+    registerDeadLetterRoutes(app, { sendDeadlineMs: config.DEAD_LETTER_REPLAY_SEND_MS, claimStaleMs: config.DEAD_LETTER_REPLAY_CLAIM_MS });
   },
   commands: {
     async migrate(ctx) {

@@ -1,0 +1,217 @@
+/**
+ * database-service's data access to ClickHouse's dead letters (`consumer_dead_letters` of ClickHouse:
+ * migrations/clickhouse 0007, 0030, 0031; written by trading/infra/deadLetters.ts setAside for the
+ * consumers without PostgreSQL) and to their replay ledger in PostgreSQL (`ch_dead_letter_replays`,
+ * migrations/postgres/0506): listed, shown and replayed through the same routes as PostgreSQL's.
+ *
+ * A letter's id is `ch-` and the first 32 hex digits of the SHA-256 of its natural key, the table's
+ * ORDER BY (consumer group and topic each as its length in bytes, `:` and itself, then
+ * `<partition>:<offset>`): computed on read (CH_LETTER_ID), so the rows written before it have one
+ * too, and a redelivered message, a second row of the same key until a merge folds it, is one letter
+ * (read with FINAL). SHA-256 because ClickHouse 18.16 has it and every later version computes it the
+ * same (ClickHouse's own hashes are not promised stable across versions), and Node computes it too
+ * (clickHouseLetterId). The table's primary key does not serve a lookup by id: each reads the table
+ * (a small one: messages no consumer could apply).
+ */
+import { createHash } from "node:crypto";
+import type { ClickHouseKitClient, Queryable } from "../../kit";
+import { replayMessage } from "../../trading/infra/deadLetters";
+import type { LetterReplays, ReplayableLetter } from "./dead-letter-replay";
+
+export const CH_LETTER_ID_PATTERN = "^ch-[0-9a-f]{32}$";
+const CH_LETTER_ID =
+  "concat('ch-', substring(lower(hex(SHA256(concat(toString(length(consumer_group)), ':', consumer_group, toString(length(topic)), ':', topic, toString(msg_partition), ':', toString(msg_offset))))), 1, 32))";
+
+/** A ClickHouse letter's id, as CH_LETTER_ID computes it on the server. */
+export function clickHouseLetterId(consumerGroup: string, topic: string, partition: number, offset: string): string {
+  const part = (s: string) => `${Buffer.byteLength(s)}:${s}`;
+  return `ch-${createHash("sha256").update(`${part(consumerGroup)}${part(topic)}${partition}:${offset}`).digest("hex").slice(0, 32)}`;
+}
+
+/** The bytes a base64 column decodes to (18.16 has no base64Decode), NULL when the message had none. */
+const bytesOf = (column: "key" | "value") =>
+  `if(ifNull(msg_${column}_null, 0) = 1, NULL, intDiv(length(msg_${column}_base64), 4) * 3 - if(endsWith(msg_${column}_base64, '=='), 2, if(endsWith(msg_${column}_base64, '='), 1, 0)))`;
+
+interface LedgerRow {
+  letter_id: string;
+  replayed_at: Date | null;
+  replayed_offset: string | null;
+  replay_claimed_at: Date | null;
+  claim_age_ms: number | null;
+}
+const LEDGER = "letter_id, replayed_at, replayed_offset::text AS replayed_offset, replay_claimed_at, (extract(epoch FROM now() - replay_claimed_at) * 1000)::float8 AS claim_age_ms";
+
+export interface ClickHouseLetter {
+  id: string;
+  consumerGroup: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  reason: string;
+  /** The writer's UTC time as ISO text (it writes UTC text, which the column gives back as written). */
+  createdAt: string;
+  replayedAt: Date | null;
+  replayedOffset: string | null;
+  replayClaimedAt: Date | null;
+}
+export type ListedClickHouseLetter = ClickHouseLetter & { keyBytes: number | null; valueBytes: number | null; headerCount: number | null; cursor: string };
+
+/** `before` of the listing: `<created_at as unix seconds>-<id>` of the last letter of a page. */
+export const CH_CURSOR_PATTERN = "^[0-9]{1,12}-ch-[0-9a-f]{32}$";
+
+const headerCount = (text: string): number | null => {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.length : null;
+  } catch {
+    return null;
+  }
+};
+const isoOf = (chText: string) => `${chText.replace(" ", "T")}Z`;
+
+async function ledgerRows(pg: Queryable, ids: string[]): Promise<Map<string, LedgerRow>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await pg.query<LedgerRow>(`SELECT ${LEDGER} FROM ch_dead_letter_replays WHERE letter_id = ANY($1::text[])`, [ids]);
+  return new Map(rows.map((r) => [r.letter_id, r]));
+}
+
+interface ChRow {
+  id: string;
+  consumer_group: string;
+  topic: string;
+  msg_partition: number;
+  msg_offset: string;
+  reason: string;
+  created_at: string;
+  msg_headers: string;
+}
+
+/**
+ * `limit + 1` letters newest first (created_at, then id), without their bytes. `replayed` reads the
+ * ledger's replayed ids first (a replay is an operator's act: they stay few) and keeps or leaves
+ * them out on the ClickHouse side.
+ */
+export async function listClickHouseLetters(
+  ch: ClickHouseKitClient,
+  pg: Queryable,
+  f: { topic?: string; consumerGroup?: string; replayed?: boolean; before?: string; limit: number },
+): Promise<ListedClickHouseLetter[]> {
+  const params: Record<string, unknown> = { limit: f.limit + 1 };
+  const outer: string[] = [];
+  const inner: string[] = [];
+  if (f.consumerGroup !== undefined) (inner.push("consumer_group = {group:String}"), (params.group = f.consumerGroup));
+  if (f.topic !== undefined) (inner.push("topic = {topic:String}"), (params.topic = f.topic));
+  if (f.replayed !== undefined) {
+    const { rows } = await pg.query<{ letter_id: string }>(
+      "SELECT letter_id FROM ch_dead_letter_replays WHERE replayed_at IS NOT NULL AND ($1::text IS NULL OR consumer_group = $1) AND ($2::text IS NULL OR topic = $2)",
+      [f.consumerGroup ?? null, f.topic ?? null],
+    );
+    if (f.replayed && rows.length === 0) return [];
+    // has() of an empty array literal is refused by 18.16 (Array(Nothing)): no clause then.
+    if (rows.length > 0) (outer.push(`${f.replayed ? "" : "NOT "}has({replayed:Array(String)}, id)`), (params.replayed = rows.map((r) => r.letter_id)));
+  }
+  if (f.before !== undefined) {
+    const cut = f.before.indexOf("-");
+    outer.push("(created_unix < {beforeAt:UInt32} OR (created_unix = {beforeAt:UInt32} AND id < {beforeId:String}))");
+    Object.assign(params, { beforeAt: Number(f.before.slice(0, cut)), beforeId: f.before.slice(cut + 1) });
+  }
+  const rows = await ch.query<ChRow & { created_unix: number | string; key_bytes: number | string | null; value_bytes: number | string | null }>(
+    `SELECT * FROM (
+       SELECT ${CH_LETTER_ID} AS id, consumer_group, topic, msg_partition, toString(msg_offset) AS msg_offset, reason,
+              toString(created_at) AS created_at, toUnixTimestamp(created_at) AS created_unix,
+              ${bytesOf("key")} AS key_bytes, ${bytesOf("value")} AS value_bytes, msg_headers
+         FROM consumer_dead_letters FINAL ${inner.length ? `WHERE ${inner.join(" AND ")}` : ""}
+     ) ${outer.length ? `WHERE ${outer.join(" AND ")}` : ""}
+     ORDER BY created_unix DESC, id DESC LIMIT {limit:UInt32}`,
+    params,
+  );
+  const ledger = await ledgerRows(pg, rows.map((r) => r.id));
+  return rows.map((r) => ({
+    ...shownRow(r, ledger.get(r.id)),
+    keyBytes: r.key_bytes === null ? null : Number(r.key_bytes),
+    valueBytes: r.value_bytes === null ? null : Number(r.value_bytes),
+    headerCount: headerCount(r.msg_headers),
+    cursor: `${r.created_unix}-${r.id}`,
+  }));
+}
+
+const shownRow = (r: ChRow, l: LedgerRow | undefined): ClickHouseLetter => ({
+  id: r.id,
+  consumerGroup: r.consumer_group,
+  topic: r.topic,
+  partition: Number(r.msg_partition),
+  offset: r.msg_offset,
+  reason: r.reason,
+  createdAt: isoOf(r.created_at),
+  replayedAt: l?.replayed_at ?? null,
+  replayedOffset: l?.replayed_offset ?? null,
+  replayClaimedAt: l?.replay_claimed_at ?? null,
+});
+
+type KeptRow = ChRow & { msg_key_base64: string; msg_value_base64: string; msg_key_null: number | string | null; msg_value_null: number | string };
+export type ClickHouseLetterWithMessage = ClickHouseLetter & { key: Buffer | null; value: Buffer | null; headers: unknown; claimAgeMs: number | null; message: ReplayableLetter["message"] };
+
+/** One letter with its message (key and value as bytes, headers as kept) and its replay state; undefined: none. */
+export async function clickHouseLetter(ch: ClickHouseKitClient, pg: Queryable, id: string): Promise<ClickHouseLetterWithMessage | undefined> {
+  const [r] = await ch.query<KeptRow>(
+    `SELECT ${CH_LETTER_ID} AS id, consumer_group, topic, msg_partition, toString(msg_offset) AS msg_offset, reason, toString(created_at) AS created_at,
+            msg_key_base64, msg_value_base64, msg_key_null, msg_value_null, msg_headers
+       FROM consumer_dead_letters FINAL WHERE id = {id:String} LIMIT 1`,
+    { id },
+  );
+  if (!r) return undefined;
+  const l = (await ledgerRows(pg, [id])).get(id);
+  const keyUnknown = r.msg_key_null === null && r.msg_key_base64 === "";
+  const key = Number(r.msg_key_null) === 1 || keyUnknown ? null : Buffer.from(r.msg_key_base64, "base64");
+  const value = Number(r.msg_value_null) === 1 ? null : Buffer.from(r.msg_value_base64, "base64");
+  let headers: unknown = null;
+  if (r.msg_headers !== "") headers = parsedOr(r.msg_headers);
+  const partition = Number(r.msg_partition);
+  let message: ReplayableLetter["message"];
+  if (r.msg_headers === "") message = { problem: "its headers were not kept (set aside before migration 0030): a replay would send it without them" };
+  else if (keyUnknown) message = { problem: "its key was kept as empty without telling an empty key from none (set aside before migration 0031)" };
+  else {
+    const out = replayMessage({ msg_partition: partition, msg_key: key, msg_value: value, msg_headers: headers });
+    message = "problem" in out ? { problem: out.problem } : out;
+  }
+  return { ...shownRow(r, l), key, value, headers, claimAgeMs: l?.claim_age_ms ?? null, message };
+}
+
+function parsedOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * ClickHouse's letters as a replay claims and marks them: the claim and the mark are rows of the
+ * PostgreSQL ledger (one per letter a replay claimed), written by one statement each. Two claims at
+ * the same instant: the second's insert waits for the first's, then takes the conflict's path, whose
+ * condition the first's claim fails.
+ */
+export function clickHouseLetterReplays(ch: ClickHouseKitClient, pg: Queryable): LetterReplays {
+  return {
+    async letter(id) {
+      const l = await clickHouseLetter(ch, pg, id);
+      return l && { consumerGroup: l.consumerGroup, topic: l.topic, partition: l.partition, offset: l.offset, replayedAt: l.replayedAt, claimAgeMs: l.claimAgeMs, message: l.message };
+    },
+    async claim(id, letter, claim, claimStaleMs) {
+      const r = await pg.query(
+        `INSERT INTO ch_dead_letter_replays AS r (letter_id, consumer_group, topic, msg_partition, msg_offset, replay_claim, replay_claimed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now())
+         ON CONFLICT (letter_id) DO UPDATE SET replay_claim = EXCLUDED.replay_claim, replay_claimed_at = now()
+          WHERE r.replayed_at IS NULL AND (r.replay_claim IS NULL OR r.replay_claimed_at <= now() - $7 * interval '1 millisecond')`,
+        [id, letter.consumerGroup, letter.topic, letter.partition, letter.offset, claim, claimStaleMs],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async mark(id, offset) {
+      await pg.query("UPDATE ch_dead_letter_replays SET replayed_at = now(), replayed_offset = $2, replay_claim = NULL, replay_claimed_at = NULL WHERE letter_id = $1 AND replayed_at IS NULL", [id, offset]);
+    },
+    async release(id, claim) {
+      await pg.query("UPDATE ch_dead_letter_replays SET replay_claim = NULL, replay_claimed_at = NULL WHERE letter_id = $1 AND replay_claim = $2", [id, claim]);
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * How database-service replays a Kafka consumer's dead letter, whichever store keeps it (PostgreSQL's
+ * `consumer_dead_letters`, ./dead-letters.ts; ClickHouse's, ./clickhouse-dead-letters.ts): no I/O
+ * here, the store and the send are given.
+ *
+ * Claim, send, mark. The claim (a random id and its time, committed at once) says one replay is
+ * sending; the send runs outside any transaction with the producer's own deadline (kit
+ * deadlineProducer); then the letter is marked replayed, the claim cleared, or on a send that failed
+ * the claim is released and the letter stays replayable. Before session 53 the row was locked in a
+ * transaction for the send: a deleted topic held the transaction, its connection and the lock for
+ * the minutes the shared producer retried. A claim older than `claimStaleMs` is taken over by the
+ * next replay (the replay that held it crashed between its send and its mark, or its mark failed).
+ *
+ * A replay is at least once, not exactly once: a crash (or a failed mark) after the broker took the
+ * message leaves a claimed, unmarked letter, which a replay after the bound sends again; a send cut at
+ * its deadline may have reached the topic too (its claim is kept for the bound, so no other replay
+ * sends it while the cut one could still land). The letter's key and headers (its `event-id`) go
+ * out byte for byte, so a consumer that dedupes by event id applies the second copy as nothing.
+ */
+import { randomUUID } from "node:crypto";
+import type { Message, RecordMetadata } from "kafkajs";
+import { SendDeadlineError } from "../../kit";
+
+/** A letter as a replay reads it, whichever store keeps it. */
+export interface ReplayableLetter {
+  consumerGroup: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  replayedAt: Date | null;
+  /** How long ago a replay claimed it (the store's clock), null: not claimed. */
+  claimAgeMs: number | null;
+  /** What a replay sends, or why it cannot send the message as kept. */
+  message: { message: Message } | { problem: string };
+}
+
+/** A store's dead letters as a replay claims and marks them. */
+export interface LetterReplays {
+  letter(id: string): Promise<ReplayableLetter | undefined>;
+  /** Claims the letter for `claim` unless it is replayed or claimed less than `claimStaleMs` ago; whether it was. */
+  claim(id: string, letter: ReplayableLetter, claim: string, claimStaleMs: number): Promise<boolean>;
+  /** Marks it replayed at `offset` (the first mark stays) and clears the claim. */
+  mark(id: string, offset: string | null): Promise<void>;
+  /** Clears the claim if it is still `claim`'s. */
+  release(id: string, claim: string): Promise<void>;
+}
+
+export type ReplayOutcome =
+  | { replayed: { topic: string; partition: number; offset: string | null } }
+  | { missing: true }
+  | { already: Date }
+  | { notReplayable: string }
+  /** Another replay holds a claim, for this long yet. */
+  | { inProgress: { retryAfterS: number } }
+  /** Nothing was sent (the topic, or the letter's partition of it, does not exist); the claim released. */
+  | { targetMissing: "topic" | "partition" }
+  /** Nothing was sent (kafkajs gave up before the deadline); the claim released. */
+  | { sendFailed: unknown }
+  /** The send was cut at its deadline and may yet arrive: the claim is kept for its bound. */
+  | { outcomeUnknown: { retryAfterS: number } }
+  /** Sent, but the mark failed: the claim stays for its bound, after which a replay sends it again. */
+  | { notRecorded: { offset: string | null; retryAfterS: number } };
+
+/** Whether kafkajs gave up on a send because the topic (or partition) is unknown to the broker. */
+export function isUnknownTopic(err: unknown): boolean {
+  for (let e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (e.type === "UNKNOWN_TOPIC_OR_PARTITION") return true;
+    e = (e.cause ?? e.originalError) as typeof e;
+  }
+  return false;
+}
+
+const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+export async function replayLetter(
+  store: LetterReplays,
+  id: string,
+  send: (topic: string, m: Message) => Promise<RecordMetadata[]>,
+  claimStaleMs: number,
+): Promise<ReplayOutcome> {
+  const letter = await store.letter(id);
+  if (!letter) return { missing: true };
+  if (letter.replayedAt) return { already: letter.replayedAt };
+  if ("problem" in letter.message) return { notReplayable: letter.message.problem };
+  const claim = randomUUID();
+  if (!(await store.claim(id, letter, claim, claimStaleMs))) {
+    const now = await store.letter(id);
+    if (now?.replayedAt) return { already: now.replayedAt };
+    return { inProgress: { retryAfterS: seconds(claimStaleMs - (now?.claimAgeMs ?? 0)) } };
+  }
+  const release = () => store.release(id, claim).catch(() => undefined); // a claim not released expires at its bound
+  let records: RecordMetadata[];
+  try {
+    records = await send(letter.topic, letter.message.message);
+  } catch (err) {
+    if (err instanceof SendDeadlineError) return { outcomeUnknown: { retryAfterS: seconds(claimStaleMs) } };
+    await release();
+    return isUnknownTopic(err) ? { targetMissing: "topic" } : { sendFailed: err };
+  }
+  // kafkajs 2.2.4 sends nothing for a partition the topic does not have, and reports nothing.
+  const record = records.find((r) => r.topicName === letter.topic && r.partition === letter.partition);
+  if (!record) {
+    await release();
+    return { targetMissing: "partition" };
+  }
+  const offset = record.baseOffset ?? null;
+  try {
+    await store.mark(id, offset);
+  } catch {
+    return { notRecorded: { offset, retryAfterS: seconds(claimStaleMs) } };
+  }
+  return { replayed: { topic: letter.topic, partition: letter.partition, offset } };
+}
