@@ -6,10 +6,12 @@
  * while it sends. Concurrent replays of one letter: one sends. A missing topic or partition: a clear
  * 502, nothing sent, the letter replayable again. A claim left by a replay that crashed between its
  * send and its mark is taken over once older than the bound; a fresher one is 409 REPLAY_IN_PROGRESS.
+ * A send cut at its deadline (a broker that never answers) is 503 REPLAY_OUTCOME_UNKNOWN, its claim kept.
  * Replay is at least once: a letter sent twice that way reaches usage-monitoring twice, which counts
  * it once (its event id). Hostile ids are 400 naming `id`.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs, pg } from "../harness";
 import { promClient } from "../harness/deps";
@@ -206,6 +208,37 @@ describe("a replay that cannot send", () => {
     const row = (await pool.query("SELECT replayed_offset::text AS o, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
     expect(row).toEqual({ o: taken.body.offset, replay_claim: null });
   });
+});
+
+describe("a send cut at its deadline", () => {
+  it("is 503 REPLAY_OUTCOME_UNKNOWN with the claim kept for its bound: a second replay meanwhile is 409 REPLAY_IN_PROGRESS", async () => {
+    // A broker that accepts connections and never answers (hung): the send cannot end before its deadline.
+    const sockets = new Set<import("node:net").Socket>();
+    const silent = createServer((sock) => void sockets.add(sock.on("error", () => undefined)));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const hungEnv = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_BROKERS: `127.0.0.1:${(silent.address() as { port: number }).port}`, DEAD_LETTER_REPLAY_SEND_MS: "1000", DEAD_LETTER_REPLAY_CLAIM_MS: "8000" };
+    const hung = await createService(databaseService, { env: hungEnv, defaultMetrics: false });
+    try {
+      const id = await postgresLetterOf(TOPIC, 0, "cut");
+      const replay = async () => {
+        const r = await hung.app.inject({ method: "POST", url: `/dead-letters/${id}/replay`, headers: ADMIN });
+        return { status: r.statusCode, body: r.json(), retryAfter: r.headers["retry-after"] };
+      };
+      const cut = await replay();
+      expect([cut.status, cut.body.error?.code, cut.retryAfter], JSON.stringify(cut.body)).toEqual([503, "REPLAY_OUTCOME_UNKNOWN", "8"]);
+      expect(cut.body.error.message).toMatch(/may still arrive/);
+      expect((await pool.query("SELECT replay_claim IS NOT NULL AS claimed, replayed_at FROM consumer_dead_letters WHERE id = $1", [id])).rows[0]).toEqual({ claimed: true, replayed_at: null });
+      const meanwhile = await replay();
+      expect([meanwhile.status, meanwhile.body.error?.code, meanwhile.body.error?.field]).toEqual([409, "REPLAY_IN_PROGRESS", "id"]);
+      // Once the bound has passed the letter is replayable: through the service whose Kafka answers.
+      await pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - interval '1 hour' WHERE id = $1", [id]);
+      expect((await call("POST", `/dead-letters/${id}/replay`)).status).toBe(200);
+    } finally {
+      await hung.close();
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  }, 180_000);
 });
 
 describe("replay is at least once; usage-monitoring counts a usage event sent twice once", () => {
