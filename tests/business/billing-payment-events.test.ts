@@ -10,6 +10,9 @@
  *   (the payment of a void invoice refunded) the processor made for less than billing asked stays
  *   pending, an amount_mismatch issue; an admin settles it from the processor's record, and what did
  *   not go back is credit on the subscription, once.
+ * - a charge the processor cancels (its webhook, or the reconciler when that is lost) is told as
+ *   payment.failed (failureCode canceled_at_processor): billing counts the failed attempt, the invoice
+ *   stays open with its retry scheduled. Before, nothing was told and the invoice waited for ever.
  * - a payments.events message whose currency is missing or none the platform books is set aside in
  *   consumer_dead_letters, the reason naming currency, and billing goes on with the next message.
  */
@@ -84,6 +87,15 @@ async function subscribed() {
   expect(intent.status).toBe("processing");
   return { user, subscriptionId: sub.body.id as string, invoiceId: inv.invoice_id as string, intentId: intent.intent_id as string, pi: intent.processor_intent_id as string };
 }
+/** The invoice's charge `intentId` counted as its first failed attempt: open, its retry scheduled, the subscription past_due. */
+async function expectFailedAttempt(p: { subscriptionId: string; invoiceId: string; intentId: string }) {
+  const failed = await waitUntil("billing counted the failed attempt", async () => ((await invoice(p.invoiceId)).attempts === 1 ? invoice(p.invoiceId) : undefined), 60_000);
+  expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date) });
+  expect(await q("SELECT intent_id, attempt FROM bil_failed_attempts WHERE invoice_id = $1", [p.invoiceId])).toEqual([{ intent_id: p.intentId, attempt: 1 }]);
+  expect((await q("SELECT status FROM bil_subscriptions WHERE subscription_id = $1", [p.subscriptionId]))[0].status).toBe("past_due");
+  const events = await q("SELECT payload->>'type' AS type, (payload->>'attempts')::int AS attempts FROM bil_outbox WHERE payload->>'invoiceId' = $1 ORDER BY id", [p.invoiceId]);
+  expect(events).toEqual([{ type: "invoice.created", attempts: null }, { type: "invoice.payment_failed", attempts: 1 }]);
+}
 const invoice = async (invoiceId: string) => (await q("SELECT status, attempts, next_attempt_at FROM bil_invoices WHERE invoice_id = $1", [invoiceId]))[0];
 const reconcile = async () => {
   const r = await http("POST", `${payments}/reconcile`, { headers: admin });
@@ -112,6 +124,26 @@ describe("payments.events between payment-service and billing-service", () => {
     expect(await q("SELECT intent_id, attempt FROM bil_failed_attempts WHERE invoice_id = $1", [invoiceId])).toEqual([{ intent_id: intentId, attempt: 1 }]);
     // One charge at the processor for the invoice: nothing given back.
     expect(await q("SELECT 1 FROM bil_give_backs WHERE invoice_id = $1", [invoiceId])).toEqual([]);
+  }, 180_000);
+
+  it("a charge the processor cancels (its webhook) is told as payment.failed: billing counts a failed attempt and schedules the next", async () => {
+    const { subscriptionId, invoiceId, intentId } = await subscribed();
+    const [delivery] = await fake.cancel((i) => i.metadata.intent_id === intentId);
+    expect(delivery.lastStatus).toBe(200);
+    expect((await q("SELECT status, failure_code FROM pay_intents WHERE intent_id = $1", [intentId]))[0]).toEqual({ status: "canceled", failure_code: "canceled_at_processor" });
+    const [sent] = await q("SELECT event_id, payload FROM pay_outbox WHERE payload->>'intentId' = $1", [intentId]);
+    expect(sent).toMatchObject({ event_id: `${intentId}:payment.failed`, payload: { type: "payment.failed", failureCode: "canceled_at_processor", reference: `invoice:${invoiceId}` } });
+    await expectFailedAttempt({ subscriptionId, invoiceId, intentId });
+    // Its webhook once more: a duplicate, counted once.
+    expect(await fake.deliver(delivery)).toBe("duplicate");
+    expect(await q("SELECT count(*)::int AS n FROM pay_outbox WHERE payload->>'intentId' = $1", [intentId])).toEqual([{ n: 1 }]);
+  }, 180_000);
+
+  it("a charge the processor cancelled, its webhook lost, is told by the reconciler: billing counts a failed attempt", async () => {
+    const { subscriptionId, invoiceId, intentId } = await subscribed();
+    await fake.cancel((i) => i.metadata.intent_id === intentId, false);
+    expect((await reconcile()).actions.find((a) => a.intentId === intentId)).toMatchObject({ kind: "settle", to: "canceled" });
+    await expectFailedAttempt({ subscriptionId, invoiceId, intentId });
   }, 180_000);
 
   it("settling a give-back's amount_mismatch issue credits on the subscription what did not go back, once", async () => {

@@ -18,6 +18,7 @@ import { PaymentMethodData } from "../../services/src/services/payment-service/p
 import { PaymentMethods } from "../../services/src/services/payment-service/payment-methods";
 import { Payments } from "../../services/src/services/payment-service/payments";
 import { CardProcessor } from "../../services/src/services/payment-service/processor";
+import { RefundIssues } from "../../services/src/services/payment-service/refund-issues";
 import { PaymentRepo } from "../../services/src/services/payment-service/repo";
 import { deleteUser } from "../../services/src/services/user-management/data";
 import { FakeCardProcessor } from "../fakes/card-processor";
@@ -73,7 +74,7 @@ beforeAll(async () => {
   // Refunds take no part in a charge.
   // The service's lock connections (charge-locks.ts), with its default timeouts.
   locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20 });
-  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks);
+  payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks, new RefundIssues(db, log));
 }, 300_000);
 afterAll(async () => {
   await locks?.close();
@@ -136,7 +137,7 @@ describe("a card charge and its account's deletion", () => {
     // run while the processor still has the charge, would otherwise wait for the answer, which this
     // test gives only after the deletion committed.
     const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
-    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, short);
+    const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, short, new RefundIssues(db, log));
     const p = await payer();
     const { reached: atProcessor, release } = fake.holdAnswers();
     try {
@@ -202,7 +203,7 @@ describe("a card charge and reconciliation's close", () => {
   it("an intent closed between its insert and the processor call is not sent: answered as closed, nothing at the processor", async () => {
     const p = await payer();
     const [created, received] = [fake.created, fake.createsReceived];
-    const closer = new Payments(new PaymentRepo(db), processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 0, inFlightMs: 0, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks);
+    const closer = new Payments(new PaymentRepo(db), processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 0, inFlightMs: 0, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks, new RefundIssues(db, log));
     let closedBy: unknown;
     repo.afterInsert = async () => {
       closedBy = (await closer.reconcile()).find((a) => a.kind === "never_reached_processor");

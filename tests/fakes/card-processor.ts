@@ -123,6 +123,12 @@ export class FakeCardProcessor {
    * events all carry that.
    */
   refundsDiverge: { amountOff?: number; currency?: string } | undefined;
+  /**
+   * While set, each new PaymentIntent is made off what was asked (a processor diverging from our
+   * request): `amountOff` added to its amount, `currency` instead of the one asked; its answer, lookups
+   * and events all carry that.
+   */
+  chargesDiverge: { amountOff?: number; currency?: string } | undefined;
   /** Delay before answering a refund list (a test can make two lookups overlap). */
   refundListDelayMs = 0;
   /** While set, a refund list is read and then answered only once it resolves (a processor stalled mid-call). */
@@ -224,6 +230,23 @@ export class FakeCardProcessor {
         this.queueEvent("payment_intent.succeeded", i);
       }
     await this.redeliver();
+  }
+
+  /**
+   * The processor cancels its processing intents that `filter` takes (on its dashboard, or an
+   * authentication that expired): `payment_intent.canceled` queued for each, delivered unless
+   * `deliver` is false (its webhook lost). Answers the events.
+   */
+  async cancel(filter: (i: FakeIntent) => boolean, deliver = true): Promise<WebhookDelivery[]> {
+    const from = this.webhooks.length;
+    for (const i of this.intents.values())
+      if (i.status === "processing" && filter(i)) {
+        i.status = "canceled";
+        this.queueEvent("payment_intent.canceled", i);
+      }
+    const queued = this.webhooks.slice(from);
+    if (deliver) await this.deliverAll(queued);
+    return queued;
   }
 
   /** Signs a body the way Stripe documents it (also used by tests to forge and replay). */
@@ -345,9 +368,9 @@ export class FakeCardProcessor {
       const intent: FakeIntent = {
         id: rid("pi"),
         object: "payment_intent",
-        amount,
+        amount: amount + (this.chargesDiverge?.amountOff ?? 0),
         amount_received: 0,
-        currency: String(p.currency),
+        currency: this.chargesDiverge?.currency ?? String(p.currency),
         status: declined ? "requires_payment_method" : card.authenticates ? "requires_action" : this.mode === "async" ? "processing" : "succeeded",
         payment_method: pm,
         description: typeof p.description === "string" ? p.description : null,
@@ -357,7 +380,7 @@ export class FakeCardProcessor {
         livemode: false,
         last_payment_error: decline || null,
       };
-      if (intent.status === "succeeded") intent.amount_received = amount;
+      if (intent.status === "succeeded") intent.amount_received = intent.amount;
       this.intents.set(intent.id, intent);
       this.created++;
       if (intent.status === "succeeded") this.queueEvent("payment_intent.succeeded", intent);

@@ -1,6 +1,6 @@
 /**
  * payment-service (8013): payment intents with idempotency keys, refunds, a double-entry ledger in
- * PostgreSQL, the card processor (Stripe's API) with signed webhooks, and reconciliation jobs for
+ * PostgreSQL, the card processor (Stripe's API) with signed webhooks (webhooks.ts), and reconciliation jobs for
  * open intents (payments.ts), pending refunds and recently succeeded ones (refund-reconciler.ts), and
  * the processor customers of deleted accounts (deleted-customers.ts).
  * Emits `payments.events` through the transactional outbox (pay_outbox). Routes: routes.ts and
@@ -116,7 +116,7 @@ export default defineService({
       retryAfterS: Math.ceil(c.PAYMENT_PROCESSOR_TIMEOUT_MS / 1000),
     });
     ctx.onClose(() => chargeLocks.close());
-    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS, inFlightMs, neverReachedRecheckMs: c.PAYMENT_NEVER_REACHED_RECHECK_DAYS * 86_400_000 }, () => relay.notify(), methods, refundRepo, chargeLocks);
+    const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS, inFlightMs, neverReachedRecheckMs: c.PAYMENT_NEVER_REACHED_RECHECK_DAYS * 86_400_000 }, () => relay.notify(), methods, refundRepo, chargeLocks, issues);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const recheckOutcomes = new Counter({ name: "payment_refunds_rechecked_total", help: "succeeded refunds looked up again at the processor, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });

@@ -1,5 +1,5 @@
 /**
- * payment-service use cases: charge with an idempotency key, refund, apply a processor webhook,
+ * payment-service use cases: charge with an idempotency key, refund, apply a processor webhook (webhooks.ts),
  * reconcile. Order of writes for a charge: (1) our intent row is committed in `created`, (2) the
  * processor is called with the intent id as its idempotency key, (3) the answer is committed with
  * the ledger journal and the event. A crash between (2) and (3) leaves a `created` row that
@@ -9,15 +9,16 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { accountDeleted, HttpError } from "../../kit";
 import type { ChargeLock, ChargeLocks } from "./charge-locks";
-import { checkRefund, type IntentOrigin, type IntentRequest, intentStatusOf, requestHash, statusFromProcessor } from "./domain/intents";
+import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
 import { reportOf } from "./domain/refund-status";
 import type { PaymentMethods } from "./payment-methods";
-import type { CardProcessor, ProcessorEvent } from "./processor";
-import { applyRefundEvent, REFUND_EVENT_TYPES } from "./refund-events";
+import type { CardProcessor, ProcessorEvent, ProcessorIntent } from "./processor";
+import type { RefundIssues } from "./refund-issues";
 import type { RefundRepo } from "./refund-repo";
 import { type IntentRow, PaymentRepo } from "./repo";
+import { applyWebhook, type WebhookOutcome } from "./webhooks";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,6 +37,10 @@ export interface PaymentsOptions {
   neverReachedRecheckMs: number;
 }
 
+/** The answer to a charge the processor answered with another amount or currency (Payments.heldForReview). */
+const chargeMismatch = () =>
+  new HttpError(502, "PROCESSOR_MISMATCH", "the card processor answered this payment with another amount or currency than asked: it is not booked and is held for review by an operator; do not pay it again with another Idempotency-Key before it is resolved");
+
 /** How often an intent closed as never_reached_processor is looked up again once past the in-flight bound. */
 const NEVER_REACHED_RECHECK_EVERY_MS = 3_600_000;
 
@@ -49,6 +54,7 @@ export class Payments {
     private readonly methods: PaymentMethods,
     private readonly refunds: RefundRepo,
     private readonly chargeLocks: ChargeLocks,
+    private readonly issues: RefundIssues,
   ) {}
 
   private requireProcessor(): CardProcessor {
@@ -117,14 +123,31 @@ export class Payments {
       this.log.warn({ intentId, err: { message: (err as Error).message } }, "processor outcome unknown; left for reconciliation");
       return { row: created, replay: false };
     }
+    if (remote.amount !== req.amount || remote.currency !== req.currency) return this.heldForReview(intentId, req, remote);
     const { row } = await this.repo.settle(intentId, statusFromProcessor(remote.status), { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
     this.published();
     return { row, replay: false };
   }
 
+  /**
+   * The processor answered our charge with a PaymentIntent of another amount or currency than asked:
+   * whatever its status, nothing is booked (before, its status was: a charge of 10.00 answered for our
+   * 50.00 was booked succeeded at 50.00, billing's invoice paid). The payment stays `created` with the
+   * processor's id recorded (reconciliation and the webhooks compare it too and book nothing), an
+   * operator's issue is recorded once (refund-issues.ts `charge_mismatch`), and the caller is answered
+   * 502, as is a retry of the key (awaitExisting).
+   */
+  private async heldForReview(intentId: string, req: IntentRequest, remote: ProcessorIntent): Promise<never> {
+    await this.repo.transaction(async (c) => {
+      await this.repo.recordProcessorId(c, intentId, remote.id);
+      await this.issues.record(c, { kind: "charge_mismatch", intentId, refundId: null, processorRefundId: null, processorIntentId: remote.id || null, amount: req.amount, processorStatus: remote.status.slice(0, 32) || null, processorAmount: remote.amount, processorCurrency: remote.currency });
+    });
+    throw chargeMismatch();
+  }
+
   /** An intent never sent: its account was deleted after the insert. Canceled (no charge, no payment event), answered 403 ACCOUNT_DELETED. */
   private async cancelUnsent(intentId: string, userId: string): Promise<never> {
-    await this.repo.settle(intentId, "canceled", { id: null, fee: 0n, failureCode: "account_deleted", failureMessage: "the account was deleted before the charge was sent" });
+    await this.repo.settle(intentId, "canceled", { id: null, fee: 0n, failureCode: "account_deleted", failureMessage: "the account was deleted before the charge was sent" }, { quiet: true });
     throw accountDeleted(userId, "it is charged no more");
   }
 
@@ -135,6 +158,7 @@ export class Payments {
       if (!row) throw new Error("idempotency key vanished");
       if (row.request_hash !== hash) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request", "idempotency-key");
       if (row.status !== "created") return row;
+      if (await this.repo.chargeMismatched(row.intent_id)) throw chargeMismatch();
       if (Date.now() >= deadline) throw new HttpError(409, "IDEMPOTENCY_KEY_IN_USE", "a request with this Idempotency-Key is still in progress; retry later", "idempotency-key");
       await sleep(50);
     }
@@ -207,47 +231,9 @@ export class Payments {
     return answer();
   }
 
-  /**
-   * Applies a verified processor event once (replays by event id are acknowledged, not applied). A
-   * signed event is acknowledged whatever it carries (never a 5xx, which the processor retries for
-   * days): one with no id or type, or that is not as our payment is (amount, currency, status, the
-   * processor id of another payment), is `ignored` and logged (ids only).
-   */
-  async applyWebhook(ev: ProcessorEvent): Promise<"applied" | "duplicate" | "ignored" | "stale" | "exceeds_payment" | "mismatch"> {
-    if (!ev.id || !ev.type) {
-      this.log.warn({ eventId: ev.id || null, type: ev.type || null }, "webhook without an event id or type ignored");
-      return "ignored";
-    }
-    if (!(await this.repo.markWebhookEvent(ev.id, ev.type))) return "duplicate";
-    try {
-      if (ev.refund && REFUND_EVENT_TYPES.has(ev.type)) {
-        const { outcome, moved } = await applyRefundEvent({ refunds: this.refunds, repo: this.repo, log: this.log }, ev, ev.refund);
-        if (moved) this.published();
-        return outcome;
-      }
-      const remote = ev.intent;
-      if (!remote || !ev.type.startsWith("payment_intent.")) return "ignored";
-      const intentId = remote.intentId ?? (await this.repo.byProcessorId(remote.id))?.intent_id;
-      const local = intentId ? await this.repo.byId(intentId) : undefined;
-      if (!local) {
-        this.log.warn({ eventId: ev.id, processorIntentId: remote.id }, "webhook for an unknown payment intent ignored");
-        return "ignored";
-      }
-      // Our intent id on another PaymentIntent than the one we recorded (or one another payment of ours has): not ours.
-      const owner = local.processor_intent_id === remote.id ? local : await this.repo.byProcessorId(remote.id);
-      const to = intentStatusOf(remote.status);
-      if (BigInt(local.amount) !== remote.amount || local.currency !== remote.currency || !to || (owner && owner.intent_id !== local.intent_id) || (local.processor_intent_id && local.processor_intent_id !== remote.id)) {
-        this.log.error({ eventId: ev.id, intentId: local.intent_id }, "webhook amount, currency, status or processor id differs from our intent; not applied");
-        return "ignored";
-      }
-      const { changed } = await this.repo.settle(local.intent_id, to, { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage });
-      if (changed) this.published();
-      return "applied";
-    } catch (err) {
-      // Let the processor retry: forget the id so the retry is not taken for a replay.
-      await this.repo.forgetWebhookEvent(ev.id);
-      throw err;
-    }
+  /** Applies a verified processor event once, its event id recorded with its change (webhooks.ts). */
+  async applyWebhook(ev: ProcessorEvent): Promise<WebhookOutcome> {
+    return applyWebhook({ repo: this.repo, refunds: this.refunds, log: this.log }, ev, this.published);
   }
 
   /**
@@ -281,7 +267,7 @@ export class Payments {
         await this.repo.settle(row.intent_id, action.to, { id: action.remote.id, fee: action.remote.fee, failureCode: remote?.failureCode ?? null, failureMessage: remote?.failureMessage ?? null });
         if (row.status === "failed") this.log.warn({ intentId: row.intent_id, to: action.to }, "the processor reports a payment closed as never_reached_processor: its report applied");
       } else if (action.kind === "never_reached_processor") {
-        const closed = await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: NEVER_REACHED, failureMessage: "the processor has no record of this payment" }, true);
+        const closed = await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: NEVER_REACHED, failureMessage: "the processor has no record of this payment" }, { inferred: true });
         if (closed.sending) action = { kind: "in_flight", intentId: row.intent_id };
       } else if (action.kind === "mismatch") this.log.error({ intentId: row.intent_id, reason: action.reason }, "reconciliation mismatch: needs an operator");
       actions.push(action);

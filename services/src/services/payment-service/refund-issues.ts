@@ -5,7 +5,9 @@
  * decide it under the payment's lock); `not_found`, a succeeded refund the processor's list no longer
  * returns (refund-reconciler.ts recheck); `amount_mismatch` / `currency_mismatch`, the processor's
  * record of our refund (its answer, a lookup, a re-check, a webhook) of another amount or currency
- * than ours (its status not applied: refund-repo.ts matchesProcessor). Each is recorded once per refund: the first sighting is
+ * than ours (its status not applied: refund-repo.ts matchesProcessor); `charge_mismatch`, a charge's answer
+ * of another amount or currency than asked (not booked: payments.ts chargeLocked; migration 0500, one per
+ * payment, refundId null). Each is recorded once per refund: the first sighting is
  * logged at error level (ids, amount and status only) and counted in
  * payment_refund_issues_total{kind}; later ones (replays, the next event, the next re-check) only
  * count `seen` and move `last_seen_at`. An operator closes one (POST /refund-issues/:id/resolve:
@@ -22,7 +24,8 @@ import { deleteOlderThanDays, type Identity, type PostgresClient, type Queryable
 import { toJson } from "../../business/money";
 import type { RefundMismatch } from "./domain/refund-status";
 
-export type RefundIssueKind = "exceeds_payment" | "not_found" | RefundMismatch;
+/** `charge_mismatch`: not a refund's, a charge's: the processor answered our charge with another amount or currency (migration 0500). */
+export type RefundIssueKind = "exceeds_payment" | "not_found" | RefundMismatch | "charge_mismatch";
 
 export interface RefundIssue {
   kind: RefundIssueKind;
@@ -36,6 +39,8 @@ export interface RefundIssue {
   /** The processor's amount and currency of it, when they are not ours (the mismatch kinds). */
   processorAmount?: bigint | null;
   processorCurrency?: string | null;
+  /** The processor's PaymentIntent (charge_mismatch). */
+  processorIntentId?: string | null;
 }
 
 export interface IssueRow {
@@ -56,10 +61,11 @@ export interface IssueRow {
   resolved_auth_method: Identity["authMethod"] | null;
   resolution_note: string | null;
   settled_status: string | null;
+  processor_intent_id: string | null;
 }
 
 const COLUMNS = `issue_id, kind, intent_id, refund_id, processor_refund_id, amount::text, processor_status, processor_amount::text, processor_currency,
-                 first_seen_at, last_seen_at, seen, resolved_at, resolved_by, resolved_auth_method, resolution_note, settled_status`;
+                 first_seen_at, last_seen_at, seen, resolved_at, resolved_by, resolved_auth_method, resolution_note, settled_status, processor_intent_id`;
 
 /** The API shape of an issue (GET /refund-issues, the resolve route's answer). */
 function issueView(r: IssueRow) {
@@ -81,6 +87,7 @@ function issueView(r: IssueRow) {
     resolvedAuthMethod: r.resolved_auth_method,
     resolutionNote: r.resolution_note,
     settledStatus: r.settled_status,
+    processorIntentId: r.processor_intent_id,
   };
 }
 export type RefundIssueView = ReturnType<typeof issueView>;
@@ -90,6 +97,7 @@ const MESSAGES: Record<RefundIssueKind, string> = {
   not_found: "succeeded refund not returned by the processor's list of the payment's refunds; needs an operator (GET /refund-issues)",
   amount_mismatch: "the processor reports our refund with another amount than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
   currency_mismatch: "the processor reports our refund in another currency than ours: its status not applied (nothing booked, released nor reversed); needs an operator (GET /refund-issues)",
+  charge_mismatch: "the processor answered our charge with another amount or currency than we asked: not booked (the payment stays open); needs an operator (GET /refund-issues)",
 };
 
 /** A refund made at the processor (its dashboard: none of ours, refundId null) that cannot be booked (refund-repo.ts recordForeignMismatch). */
@@ -103,8 +111,9 @@ function processorFields(amount: bigint | null | undefined, currency: string | n
   return { processorAmount: amount === undefined || amount === null || amount < 0n ? null : amount, processorCurrency: currency?.slice(0, 16) ?? null };
 }
 
-/** One issue per kind and refund: ours by its id, one made at the processor (not recorded) by its processor id. */
-const issueKey = (kind: RefundIssueKind, i: Pick<RefundIssue, "refundId" | "processorRefundId">) => `${kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
+/** One issue per kind and refund: ours by its id, one made at the processor (not recorded) by its processor id; a charge's per payment. */
+const issueKey = (kind: RefundIssueKind, i: Pick<RefundIssue, "refundId" | "processorRefundId"> & { intentId?: string }) =>
+  kind === "charge_mismatch" ? `${kind}:${i.intentId}` : `${kind}:${i.refundId ?? `processor/${i.processorRefundId}`}`;
 
 export class RefundIssues {
   constructor(
@@ -118,17 +127,17 @@ export class RefundIssues {
     const key = issueKey(i.kind, i);
     const { processorAmount, processorCurrency } = processorFields(i.processorAmount, i.processorCurrency);
     const { rows } = await c.query<{ fresh: boolean }>(
-      `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status, processor_amount, processor_currency) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+      `INSERT INTO pay_refund_issues (issue_key, kind, intent_id, refund_id, processor_refund_id, amount, processor_status, processor_amount, processor_currency, processor_intent_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
        ON CONFLICT (issue_key) DO UPDATE SET seen = pay_refund_issues.seen + 1, last_seen_at = now(),
               resolved_at = CASE WHEN pay_refund_issues.resolved_by IS NULL THEN NULL ELSE pay_refund_issues.resolved_at END,
               processor_status = EXCLUDED.processor_status, processor_amount = EXCLUDED.processor_amount, processor_currency = EXCLUDED.processor_currency
        RETURNING (xmax = 0) AS fresh`,
-      [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus, processorAmount?.toString() ?? null, processorCurrency],
+      [key, i.kind, i.intentId, i.refundId, i.processorRefundId, i.amount.toString(), i.processorStatus, processorAmount?.toString() ?? null, processorCurrency, i.processorIntentId ?? null],
     );
     const fresh = rows[0].fresh;
     if (fresh) {
       this.counted?.inc({ kind: i.kind });
-      const fields = { kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, amount: toJson(i.amount), processorStatus: i.processorStatus };
+      const fields = { kind: i.kind, intentId: i.intentId, refundId: i.refundId, processorRefundId: i.processorRefundId, ...(i.processorIntentId ? { processorIntentId: i.processorIntentId } : {}), amount: toJson(i.amount), processorStatus: i.processorStatus };
       this.log.error(i.kind.endsWith("_mismatch") ? { ...fields, processorAmount: processorAmount === null ? null : toJson(processorAmount), processorCurrency } : fields, (i.refundId === null && FOREIGN_MESSAGES[i.kind]) || MESSAGES[i.kind]);
     }
     return fresh;

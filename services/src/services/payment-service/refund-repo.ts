@@ -56,8 +56,8 @@ export class RefundRepo {
   }
 
   /** Our refund a processor's refund is: by the refund id we sent as metadata, else by its processor id. */
-  async find(p: { refundId: string | null; processorRefundId: string }): Promise<(RefundRow & { intent_id: string }) | undefined> {
-    const { rows } = await this.pg.query<RefundRow & { intent_id: string }>(
+  async find(p: { refundId: string | null; processorRefundId: string }, c: Queryable = this.pg.pool): Promise<(RefundRow & { intent_id: string }) | undefined> {
+    const { rows } = await c.query<RefundRow & { intent_id: string }>(
       `SELECT ${ROW}, intent_id FROM pay_refunds WHERE refund_id = $1::uuid OR processor_refund_id = $2 ORDER BY refund_id = $1::uuid DESC NULLS LAST LIMIT 1`,
       [p.refundId, p.processorRefundId],
     );
@@ -201,8 +201,8 @@ export class RefundRepo {
    * into what is left of the payment here is not recorded as a refund but as an operator's issue
    * (refund-issues.ts, `exceeds_payment`, once): refundId null.
    */
-  recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }): Promise<{ refundId: string | null; step: AppliedStep }> {
-    return this.pg.transaction(async (c) => {
+  recordForeign(intentId: string, p: { amount: bigint; report: ProcessorRefundReport }, inTx?: PoolClient): Promise<{ refundId: string | null; step: AppliedStep }> {
+    const run = async (c: PoolClient): Promise<{ refundId: string | null; step: AppliedStep }> => {
       const intent = (await this.payments.byId(intentId, c, true))!;
       const known = (await c.query<{ refund_id: string }>("SELECT refund_id FROM pay_refunds WHERE processor_refund_id = $1", [p.report.processorRefundId])).rows[0];
       if (known) return { refundId: known.refund_id, step: (await this.applyIn(c, known.refund_id, p.report)).step };
@@ -226,7 +226,8 @@ export class RefundRepo {
         return { refundId, step: { kind: "move", to: "failed", effect: "none" } };
       }
       return { refundId, step: (await this.applyIn(c, refundId, p.report)).step };
-    });
+    };
+    return inTx ? run(inTx) : this.pg.transaction(run);
   }
 
   /**
@@ -257,10 +258,10 @@ export class RefundRepo {
    * a refund can have: never booked, recorded once for an operator (refund-issues.ts `kind`, refundId
    * null, `amount` the processor's, 0 when it has none); true the first time (then logged and counted).
    */
-  recordForeignMismatch(intentId: string, remote: ProcessorRefund, kind: "amount_mismatch" | "currency_mismatch"): Promise<boolean> {
+  recordForeignMismatch(intentId: string, remote: ProcessorRefund, kind: "amount_mismatch" | "currency_mismatch", c: Queryable = this.pg.pool): Promise<boolean> {
     const { id, amount, currency, status } = remote;
     // (its `amount` 0 when it has none a refund can have: the processor's, as it sent it, is `processorAmount`, null if none)
-    return this.issues.record(this.pg.pool, { kind, intentId, refundId: null, processorRefundId: id, amount: amount > 0n ? amount : 0n, processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
+    return this.issues.record(c, { kind, intentId, refundId: null, processorRefundId: id, amount: amount > 0n ? amount : 0n, processorStatus: status.slice(0, 32), processorAmount: amount, processorCurrency: currency });
   }
 
   /**

@@ -8,7 +8,7 @@ import { deleteOlderThanDays, lockAccountForWrite, userPartitionKey, type Postgr
 import { type Currency, toJson } from "../../business/money";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
-import { canSettle, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
+import { CANCELED_AT_PROCESSOR, canSettle, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
 import { NEVER_REACHED } from "./domain/refund-settlement";
 import { type Entry, journal, paymentCaptured } from "./domain/ledger";
 import type { RefundView } from "./refund-view";
@@ -113,8 +113,8 @@ export class PaymentRepo {
     return (await c.query<IntentRow>(`SELECT * FROM pay_intents WHERE intent_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [intentId])).rows[0];
   }
 
-  async byProcessorId(processorIntentId: string): Promise<IntentRow | undefined> {
-    return (await this.pg.query<IntentRow>("SELECT * FROM pay_intents WHERE processor_intent_id = $1", [processorIntentId])).rows[0];
+  async byProcessorId(processorIntentId: string, c: Queryable = this.pg.pool): Promise<IntentRow | undefined> {
+    return (await c.query<IntentRow>("SELECT * FROM pay_intents WHERE processor_intent_id = $1", [processorIntentId])).rows[0];
   }
 
   async listForUser(userId: string, limit: number): Promise<IntentRow[]> {
@@ -143,6 +143,16 @@ export class PaymentRepo {
     ).rows;
   }
 
+  /** Records the processor's id of an intent not settled (a charge answered with another amount or currency: payments.ts heldForReview). */
+  async recordProcessorId(c: Queryable, intentId: string, processorIntentId: string): Promise<void> {
+    if (processorIntentId) await c.query(`UPDATE pay_intents SET processor_intent_id = coalesce(processor_intent_id, ${UNTAKEN_PROCESSOR_ID("$2")}), updated_at = now() WHERE intent_id = $1`, [intentId, processorIntentId]);
+  }
+
+  /** Whether the processor answered the intent's charge with another amount or currency (an operator's charge_mismatch issue, migration 0500). */
+  async chargeMismatched(intentId: string): Promise<boolean> {
+    return (await this.pg.query("SELECT 1 FROM pay_refund_issues WHERE kind = 'charge_mismatch' AND intent_id = $1", [intentId])).rowCount === 1;
+  }
+
   /** Records that reconciliation is asking the processor about the intent now (staleOpen's order). */
   async markReconciled(intentId: string): Promise<void> {
     await this.pg.query("UPDATE pay_intents SET reconciled_at = now() WHERE intent_id = $1", [intentId]);
@@ -154,9 +164,15 @@ export class PaymentRepo {
    * a retried request) changes nothing. `inferred` (reconciliation's never_reached_processor, our
    * inference, not the processor's word): applied only to an intent still `created`, and not while its
    * create request is being sent (whileAccountLive holds its send lock): then nothing done, `sending`.
+   * `canceled` is announced as `payment.failed` (its failure code the processor's, else
+   * canceled_at_processor): the processor cancelled it (its dashboard, an expired authentication), no
+   * money was taken, and billing takes it as any failed attempt of its invoice; before, nothing was
+   * announced and the invoice waited for an outcome for ever. `quiet`: not announced (a charge never
+   * sent, answered to its caller: payments.ts cancelUnsent). In `o.c` when given (a webhook's transaction).
    */
-  async settle(intentId: string, to: IntentStatus, remote: { id: string | null; fee: bigint; failureCode: string | null; failureMessage: string | null }, inferred = false): Promise<{ row: IntentRow; changed: boolean; sending?: true }> {
-    return this.pg.transaction(async (c) => {
+  async settle(intentId: string, to: IntentStatus, remote: { id: string | null; fee: bigint; failureCode: string | null; failureMessage: string | null }, o: { inferred?: boolean; quiet?: boolean; c?: PoolClient } = {}): Promise<{ row: IntentRow; changed: boolean; sending?: true }> {
+    const inferred = o.inferred ?? false;
+    const run = async (c: PoolClient): Promise<{ row: IntentRow; changed: boolean; sending?: true }> => {
       const free = !inferred || (await c.query<{ free: boolean }>(`${SEND_LOCK("pg_try_advisory_xact_lock", "$1")} AS free`, [intentId])).rows[0].free;
       const cur = await this.byId(intentId, c, true);
       if (!cur) throw new Error(`intent ${intentId} not found`);
@@ -167,18 +183,20 @@ export class PaymentRepo {
         if (remote.id && !cur.processor_intent_id) await c.query(`UPDATE pay_intents SET processor_intent_id = ${UNTAKEN_PROCESSOR_ID("$2")} WHERE intent_id = $1`, [intentId, remote.id]);
         return { row: cur, changed: false };
       }
+      const failureCode = to === "canceled" && !o.quiet ? (remote.failureCode ?? CANCELED_AT_PROCESSOR) : remote.failureCode;
       const { rows } = await c.query<IntentRow>(
         `UPDATE pay_intents SET status = $2, processor_intent_id = coalesce(processor_intent_id, ${UNTAKEN_PROCESSOR_ID("$3")}), failure_code = $4, failure_message = $5, updated_at = now()
          WHERE intent_id = $1 RETURNING *`,
-        [intentId, to, remote.id, remote.failureCode, remote.failureMessage],
+        [intentId, to, remote.id, failureCode, remote.failureMessage],
       );
       const row = rows[0];
       if (to === "succeeded") {
         await this.post(c, `payment:${intentId}`, "payment", journal(paymentCaptured({ processor: row.processor, userId: row.user_id, amount: BigInt(row.amount), currency: row.currency, fee: remote.fee, intentId })));
         await this.emit(c, row, "payment.succeeded");
-      } else if (to === "failed") await this.emit(c, row, "payment.failed");
+      } else if (to === "failed" || (to === "canceled" && !o.quiet)) await this.emit(c, row, "payment.failed");
       return { row, changed: true };
-    });
+    };
+    return o.c ? run(o.c) : this.pg.transaction(run);
   }
 
   /**
@@ -190,14 +208,25 @@ export class PaymentRepo {
     return this.pg.transaction(async (c) => fn(c, await this.byId(intentId, c, true)));
   }
 
-  /** Records a processed webhook event id; false when it was already processed (a replay). */
-  async markWebhookEvent(eventId: string, type: string): Promise<boolean> {
-    const r = await this.pg.query("INSERT INTO pay_webhook_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING", [eventId, type]);
+  /**
+   * Records a processed webhook event id, in `c` when given; false when it was already processed (a
+   * replay). In the transaction that applies the event (payments.ts applyWebhook): the id is committed
+   * with the change or not at all, and a second delivery of it at the same time waits here for the
+   * first's commit (the primary key), then is a replay.
+   */
+  async markWebhookEvent(eventId: string, type: string, c: Queryable = this.pg.pool): Promise<boolean> {
+    const r = await c.query("INSERT INTO pay_webhook_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING", [eventId, type]);
     return r.rowCount === 1;
   }
 
-  async forgetWebhookEvent(eventId: string): Promise<void> {
-    await this.pg.query("DELETE FROM pay_webhook_events WHERE event_id = $1", [eventId]);
+  /** Whether a webhook event id was processed (a replay is answered without a transaction). */
+  async webhookEventSeen(eventId: string): Promise<boolean> {
+    return (await this.pg.query("SELECT 1 FROM pay_webhook_events WHERE event_id = $1", [eventId])).rowCount === 1;
+  }
+
+  /** Runs `fn` in one transaction (a webhook's: its event id and its change commit together). */
+  transaction<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.pg.transaction(fn);
   }
 
   /** Up to `batch` event ids received longer ago than `days`, oldest first (index of migration 0469); how many went. */

@@ -36,6 +36,12 @@ export function canSettle(cur: { status: IntentStatus; failureCode?: string | nu
   return canTransition(cur.status, to) || (cur.status === "failed" && cur.failureCode === NEVER_REACHED && to !== "failed");
 }
 
+/**
+ * The failure code of a payment the processor cancelled (its dashboard, an authentication that expired)
+ * whose cancel carries none: announced `payment.failed` with it (repo.ts settle).
+ */
+export const CANCELED_AT_PROCESSOR = "canceled_at_processor";
+
 export function isTerminal(s: IntentStatus): boolean {
   return NEXT[s].length === 0;
 }
