@@ -2,7 +2,8 @@
  * How billing collects an invoice, on a real PostgreSQL with stand-ins for payment-service
  * (tests/helpers/billing-rig.ts):
  *   - a charge payment-service refuses (a 4xx: IDEMPOTENCY_KEY_REUSED, a validation error) is a
- *     failed attempt, so dunning moves on to the next attempt and, at the end, to uncollectible.
+ *     failed attempt, so dunning moves on to the next attempt and, at the end, to uncollectible, each
+ *     counted once in bil_failed_attempts (`refused:<key>`; since session 53, before only failed payments were).
  *     Before, billing logged it and sent the same request at every cycle: a user who had taken the
  *     key of the next attempt (`invoice-<id>-2`, read off their invoices) kept the invoice open, the
  *     subscription past_due (counted as paying), for ever;
@@ -63,6 +64,11 @@ describe("a charge payment-service refuses", () => {
     expect(rig.charges.filter((c) => c.userId === userId).map((c) => c.idempotencyKey)).toEqual([1, 2, 3, 4].map((n) => `invoice-${inv.invoice_id}-${n}`));
     const events = (await rig.client.pool.query("SELECT payload->>'type' AS type, payload->>'attempts' AS attempts FROM bil_outbox WHERE payload->>'invoiceId' = $1 ORDER BY id", [inv.invoice_id])).rows;
     expect(events.map((e) => `${e.type}:${e.attempts ?? ""}`)).toEqual(["invoice.created:", "invoice.payment_failed:1", "invoice.payment_failed:2", "invoice.payment_failed:3", "invoice.uncollectible:4"]);
+    // Each attempt counted once in bil_failed_attempts: the declined payment by its id, each refusal by its key.
+    const counted = (await rig.client.pool.query("SELECT intent_id, attempt FROM bil_failed_attempts WHERE invoice_id = $1 ORDER BY attempt", [inv.invoice_id])).rows;
+    expect(counted.map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
+    expect(counted.slice(1).map((r) => r.intent_id)).toEqual([2, 3, 4].map((n) => `refused:invoice-${inv.invoice_id}-${n}`));
+    expect(counted[0].intent_id).not.toMatch(/^refused:/);
   });
 
   it("a refusal is a 4xx about the request; in progress, throttled, unconfigured and 5xx are retried as they are", () => {

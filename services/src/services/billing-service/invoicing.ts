@@ -7,7 +7,8 @@
  * payment of an invoice dunning gave up (uncollectible) pays it too; one of an invoice void or paid
  * already is refunded, pending until `payment.refunded`, and when that refund does not go out
  * (`payment.refund_failed` / `payment.refund_reversed`) its amount is credit on the subscription
- * (give-backs.ts). Each payment's failure counts as one failed attempt, once (bil_failed_attempts); a
+ * (give-backs.ts). Each payment's failure counts as one failed attempt, once (bil_failed_attempts), as does
+ * a charge payment-service refuses (`refused:<key>`); a
  * payment that succeeds after its failure counted (closed by payment-service's reconciler, then paid)
  * pays the invoice without counting its attempt again.
  */
@@ -25,6 +26,9 @@ import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
+
+/** bil_failed_attempts' `intent_id` of a charge payment-service refused (no payment made): this and the attempt's key. */
+export const REFUSED_ATTEMPT_PREFIX = "refused:";
 
 export class Invoicing {
   private readonly giveBacks: GiveBacks;
@@ -107,6 +111,7 @@ export class Invoicing {
     if (!(await ownerActive(this.repo.pg.pool, inv.user_id))) return;
     // The invoice's subscription exists (a foreign key): so does a payment method of its user.
     const paymentMethod = (await this.repo.currentPaymentMethod(inv.user_id))!;
+    const idempotencyKey = `invoice-${inv.invoice_id}-${inv.attempts + 1}`;
     try {
       const r = await this.payments.charge({
         userId: inv.user_id,
@@ -114,7 +119,7 @@ export class Invoicing {
         currency: inv.currency,
         paymentMethod,
         reference: `${INVOICE_REFERENCE_PREFIX}${inv.invoice_id}`,
-        idempotencyKey: `invoice-${inv.invoice_id}-${inv.attempts + 1}`,
+        idempotencyKey,
         description: `Invoice ${inv.invoice_id}`,
       });
       // No retry is due while this attempt's outcome is on its way, unless the outcome already came:
@@ -129,7 +134,7 @@ export class Invoicing {
         // The same request would be refused again (a user holding this attempt's key had dunning
         // retry it for ever): a failed attempt, the next one is scheduled with its own key.
         this.log.warn({ invoiceId: inv.invoice_id, code: err.code, err: { message: err.message } }, "charge refused by payment-service; counted as a failed attempt");
-        if (await this.repo.pg.transaction((c) => this.refused(c, inv))) this.published();
+        if (await this.repo.pg.transaction((c) => this.refused(c, inv, idempotencyKey))) this.published();
         return;
       }
       // Not charged (or unknown): the next cycle retries with the same key, which cannot charge twice.
@@ -137,10 +142,16 @@ export class Invoicing {
     }
   }
 
-  /** Records the refused attempt, unless the invoice moved on meanwhile (an outcome came, another replica). */
-  private async refused(c: PoolClient, attempted: InvoiceRow): Promise<boolean> {
+  /**
+   * Records the refused attempt, unless the invoice moved on meanwhile (an outcome came, another
+   * replica). Counted in bil_failed_attempts as a payment's failure is (under `refused:<its key>`: no
+   * payment was made), once: before, only failed payments were, so the table missed the attempts a
+   * refusal had counted.
+   */
+  private async refused(c: PoolClient, attempted: InvoiceRow, idempotencyKey: string): Promise<boolean> {
     const inv = await this.repo.invoice(attempted.invoice_id, c, true);
     if (!inv || inv.status !== "open" || inv.attempts !== attempted.attempts) return false;
+    if (!(await this.recordFailure(c, inv, `${REFUSED_ATTEMPT_PREFIX}${idempotencyKey}`))) return false;
     await this.failedAttempt(c, inv, new Date());
     return true;
   }
