@@ -170,12 +170,19 @@ describe("payments.events between payment-service and billing-service", () => {
     expect(await q("SELECT status, amount::int, returned_amount::int FROM bil_give_backs WHERE intent_id = $1", [intentId])).toEqual([{ status: "succeeded", amount: 1_000, returned_amount: 700 }]);
     // The event once more (a redelivery under its id): nothing more.
     const [sent] = await q("SELECT payload FROM pay_outbox WHERE event_id LIKE 'refund:%' AND payload->>'intentId' = $1", [intentId]);
-    expect(sent.payload).toMatchObject({ type: "payment.refunded", currency: "usd", refundedAmount: 700 });
+    expect(sent.payload).toMatchObject({ type: "payment.refunded", currency: "usd", paymentCurrency: "usd", refundedAmount: 700 });
     // (a marker after it, same key and so same partition: once billing applied the marker, it has read the redelivery)
     const marker = { ...sent.payload, eventId: `marker-${intentId}`, reference: `invoice:${randomUUID()}` };
     await publish([sent.payload, marker].map((m) => ({ key: user["x-user-id"], value: JSON.stringify(m) })));
     await waitUntil("billing read the redelivery", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [marker.eventId])).length === 1, 60_000);
     expect(await credit()).toBe(300);
+    // Its reversal told of a payment in another currency than the invoice's is not this invoice's charge: ignored.
+    const foreign = { ...sent.payload, type: "payment.refund_reversed", eventId: `reversed-eur-${intentId}`, paymentCurrency: "eur" };
+    const marker2 = { ...marker, eventId: `marker2-${intentId}` };
+    await publish([foreign, marker2].map((m) => ({ key: user["x-user-id"], value: JSON.stringify(m) })));
+    await waitUntil("billing read the foreign reversal", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [marker2.eventId])).length === 1, 60_000);
+    expect(await credit()).toBe(300);
+    expect(await q("SELECT status FROM bil_give_backs WHERE intent_id = $1", [intentId])).toEqual([{ status: "succeeded" }]);
   }, 180_000);
 
   it("a message with no currency, or one the platform does not book, is set aside naming currency; the next one is applied", async () => {

@@ -54,6 +54,12 @@ export interface PaymentEventMsg {
   currency: string;
   /** What was paid (e.g. `invoice:<uuid>`), as given when the intent was created. */
   reference: string | null;
+  /**
+   * For the refund events: the payment's currency, of `amount` (since session 53; `currency` is the
+   * refund's). billing-service compares it with the invoice's (a message without it, from before, is taken
+   * as in the invoice's).
+   */
+  paymentCurrency?: string;
   /** For payment.refunded, refund_failed, refund_reversed: the refund's amount; `amount` stays the payment's. */
   refundedAmount?: number;
   /** For the refund events: payment-service's refund id. */

@@ -166,8 +166,9 @@ export class Invoicing {
     if (!inv) return false;
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
     // (a refund event's currency is the refund's: one an operator settled in the processor's other
-    // currency is still this payment's, told in that currency; give-backs.ts compares what it can)
-    if (!isChargeOf(inv, aboutRefund ? { ...ev, currency: inv.currency } : ev)) {
+    // currency is still this payment's, told in that currency; give-backs.ts compares what it can. The
+    // payment's is `paymentCurrency`, compared with the invoice's; a message without it, from before, is taken as in the invoice's)
+    if (!isChargeOf(inv, aboutRefund ? { ...ev, currency: ev.paymentCurrency ?? inv.currency } : ev)) {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }

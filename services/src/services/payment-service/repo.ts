@@ -6,7 +6,7 @@
 import type { PoolClient } from "pg";
 import { deleteOlderThanDays, lockAccountForWrite, userPartitionKey, type PostgresClient, type Queryable } from "../../kit";
 import { type Currency, toJson } from "../../business/money";
-import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
+import { BUSINESS_TOPICS, isRefundEvent, type PaymentEventMsg } from "../../business/events";
 import { enqueue } from "../../trading/infra/outbox";
 import { CANCELED_AT_PROCESSOR, canSettle, type IntentOrigin, type IntentRequest, type IntentStatus } from "./domain/intents";
 import { NEVER_REACHED } from "./domain/refund-settlement";
@@ -270,6 +270,8 @@ export class PaymentRepo {
       reference: row.reference,
       failureCode: row.failure_code,
       ts: Date.now(),
+      // (a refund's `currency` is the refund's: the payment's told apart, for billing to compare with its invoice's)
+      ...(isRefundEvent(type) ? { paymentCurrency: row.currency } : {}),
       ...extra,
     };
     await enqueue(c, OUTBOX, [{ eventId: msg.eventId, topic: BUSINESS_TOPICS.payments, key: userPartitionKey(row.user_id), payload: { ...msg } }]);

@@ -90,6 +90,7 @@ export const PaymentEventSchema = Type.Object({
   currency: Currency,
   reference: Type.Optional(Nullable(Text(500))),
   refundedAmount: Type.Optional(Amount),
+  paymentCurrency: Type.Optional(Currency),
   refundId: Type.Optional(Id),
   failureCode: Type.Optional(Nullable(Text(200))),
   ts: Ts,
