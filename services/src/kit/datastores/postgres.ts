@@ -132,8 +132,14 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
     idleTimeoutMillis: 30_000,
     ...extra,
   });
-  // An idle client losing its connection must not crash the process.
-  pool.on("error", (err) => log.warn({ err: { message: err.message } }, "postgres idle client error"));
+  // A connection lost (the server restarted, pg_terminate_backend, a network cut) must not crash the
+  // process. pg-pool listens for a client's 'error' only while it is idle and drops that listener at
+  // checkout, so a client held through pool.connect() (a transaction, charge-locks' advisory locks, the
+  // outbox's LISTEN) emitted an 'error' nobody heard when its backend ended: an uncaught exception. Every
+  // client gets its own listener for its whole life; its query or the holder's next one fails as usual.
+  pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: { message: err.message } }, "postgres connection lost")));
+  // (pg-pool re-emits an idle client's error on the pool, and an unheard pool 'error' throws: the client's listener logged it)
+  pool.on("error", () => undefined);
   return {
     pool,
     query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]) {
