@@ -20,8 +20,10 @@
  * Found in code other work owns this session, not fixed here (session 53's report): a dead letter
  * replayed to a partition its topic lacks is answered 200 `replayed` (offset null; kafkajs drops a
  * message for a partition without a leader) and marked replayed; one of a topic gone is a 503 "retry
- * shortly", of a topic name Kafka refuses a 500; a signed webhook body `null` is a 500, and a signed
- * one sent as text/plain is taken.
+ * shortly", of a topic name Kafka refuses a 500 (the replay's claim, send and mark, rebuilt the same
+ * session, answers these 502 TOPIC_NOT_FOUND or 503 with the letter still replayable); a signed webhook
+ * body `null` was a 500 and a signed one sent as text/plain was taken (both refused now: 400 naming
+ * the body, 415).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -244,6 +246,14 @@ describe("payment-service's webhooks, charges and refund-issue settle (/api/paym
       const r = await hook(b, fake.sign(b));
       expect.soft(r.status < 500 && r.status !== 0, `${b.slice(0, 60)}: ${r.text.slice(0, 200)}`).toBe(true);
     }
+    // Signed JSON that is no event object: 400 naming the body (null was a 500: its fields were read).
+    for (const b of ["null", "5", '"evt"', "true"]) {
+      const r = await hook(b, fake.sign(b));
+      expect.soft(answer(r as JudgedAnswer), `${b}: ${r.text.slice(0, 200)}`).toEqual([400, "body"]);
+    }
+    // Signed bytes sent as text/plain: refused (415), not taken as an event.
+    const plain = await hook(body, fake.sign(body), "text/plain");
+    expect.soft(plain.status, plain.text.slice(0, 200)).toBe(415);
     expect(failures).toEqual([]);
   });
 

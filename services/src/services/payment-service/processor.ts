@@ -61,6 +61,14 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/** A correctly signed webhook whose body is no event object (`null`, an array, a number). */
+export class WebhookPayloadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WebhookPayloadError";
+  }
+}
+
 /** How far before our row's creation the processor's list of a customer's intents is read (clock skew). */
 const LIST_CLOCK_MARGIN_S = 600;
 
@@ -257,6 +265,8 @@ export class CardProcessor {
     } catch (err) {
       throw new WebhookSignatureError((err as Error).message.split("\n")[0]);
     }
+    // The SDK parses whatever JSON was signed: `null` or an array passed it, and reading its fields threw (a 500).
+    if (ev === null || typeof ev !== "object" || Array.isArray(ev)) throw new WebhookPayloadError("the body is not an event object");
     // The SDK's tolerance bounds only the age: a timestamp ahead of our clock passed whatever its
     // distance, so a signed event could be held back and still be taken long after. The same `t` the
     // SDK verified (its parsing: the last `t=` item) may be at most the tolerance ahead of now.

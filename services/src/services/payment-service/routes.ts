@@ -36,7 +36,7 @@ import type { RefundIssueSettler } from "./refund-issue-settle";
 import type { RefundReconciler } from "./refund-reconciler";
 import type { RefundRepo } from "./refund-repo";
 import type { DeletedCustomers } from "./deleted-customers";
-import { type CardProcessor, WebhookSignatureError } from "./processor";
+import { type CardProcessor, WebhookPayloadError, WebhookSignatureError } from "./processor";
 import { type IntentRow, intentView, type PaymentRepo } from "./repo";
 
 const Currency = Type.Union(Object.keys(CURRENCIES).map((c) => Type.Literal(c)));
@@ -196,8 +196,10 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
 
   // The signature covers the exact bytes: this scope keeps the JSON body as a string.
   app.register(async (scope) => {
-    // (the kit's guarded JSON parser is replaced in this scope only: the route verifies and parses itself)
-    scope.removeContentTypeParser("application/json");
+    // (the kit's guarded JSON parser is replaced in this scope only: the route verifies and parses itself;
+    // Fastify's text/plain parser goes too, else a signed body sent as text/plain reached the route as a
+    // string and was taken: every other media type is Fastify's 415)
+    scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
     scope.post("/webhooks/processor", { schema: { response: { 200: WebhookOut } }, config: { takesAnyBody: true } }, async (req, reply) => {
       if (!deps.processor) throw new HttpError(404, "PROCESSOR_NOT_CONFIGURED", "the card processor is not configured on this deployment");
@@ -210,6 +212,10 @@ export function registerRoutes(app: App, deps: { payments: Payments; refunds: Re
         if (err instanceof WebhookSignatureError) {
           deps.onWebhook("rejected");
           throw new HttpError(400, "INVALID_SIGNATURE", `webhook rejected: ${err.message}`, "stripe-signature");
+        }
+        if (err instanceof WebhookPayloadError) {
+          deps.onWebhook("rejected");
+          throw new HttpError(400, "VALIDATION_ERROR", `webhook rejected: ${err.message}`, "body");
         }
         throw err;
       }
