@@ -3,9 +3,10 @@
  * PostgreSQL and Redis, user-management, a stand-in for portfolio-manager (a node:http server: echo,
  * slow, large, chunked, 204, no content type), and gateways with the lane (the default) and without
  * (GATEWAY_FAST_LANE=false). What the lane serves is counted in gateway_fast_lane_total{outcome="served"},
- * which is how the tests know a request went through it: a URL's first request goes the Fastify way
- * (it fills the routing cache), and its connection stays Fastify's; the next ones, on new
- * connections, through the lane.
+ * which is how the tests know a request went through it: a first request on cold caches (its URL's
+ * routing, its credentials, its rate-limit lease) is warmed and served by the lane; one the lane
+ * hands over (a POST, an error) leaves its connection Fastify's, the next ones, on new connections,
+ * start in the lane again.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -108,7 +109,17 @@ afterAll(async () => {
 });
 }
 
-export const served = async (gw: string) => Number(/gateway_fast_lane_total\{[^}]*outcome="served"[^}]*\} (\d+)/.exec(await (await fetch(`${gw}/metrics`)).text())?.[1] ?? 0);
+export const served = (gw: string) => counted(gw, "served");
+
+/** gateway_fast_lane_total of `outcome` (served, warmed, handed_over), of one `reason` or summed over all. */
+export async function counted(gw: string, outcome: string, reason?: string): Promise<number> {
+  const text = await (await fetch(`${gw}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^gateway_fast_lane_total\{([^}]*)\} (\d+)$/gm)) {
+    if (m[1].includes(`outcome="${outcome}"`) && (reason === undefined || m[1].includes(`reason="${reason}"`))) n += Number(m[2]);
+  }
+  return n;
+}
 export const get = (path: string, ...lines: string[]) => ["GET " + path + " HTTP/1.1", "Host: gw", `Authorization: Bearer ${rig.token}`, ...lines].join("\r\n") + "\r\n\r\n";
 export const json = (a: KeptAnswer) => JSON.parse(a.body);
 
@@ -124,9 +135,9 @@ export async function answerOf(gw: string, request: string, head = false): Promi
 }
 
 /**
- * The same request twice, each on a new connection: the second answer. The first goes the Fastify
- * way (its URL is not in the routing cache yet, or its credentials not in the caches), and its
- * connection stays node:http's; the second starts in the lane, which serves it where there is one.
+ * The same request twice, each on a new connection: the second answer, when every cache the lane
+ * needs is filled by the first (a gateway just started serves the Fastify way until its revocation
+ * subscription is live: laneAnswer waits for the lane).
  */
 export async function secondAnswer(gw: string, request: string, head = false): Promise<KeptAnswer> {
   await answerOf(gw, request, head);

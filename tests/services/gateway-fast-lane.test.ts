@@ -1,20 +1,19 @@
 /**
  * The gateway's fast lane (services/src/services/api-gateway/fast-lane) answers as its Fastify path
  * does: the same status, header lines in order and body, to the client and to the upstream; a
- * draining gateway's close; a large and a chunked answer (rig: tests/helpers/fast-lane-rig.ts).
+ * draining gateway's close; a large and a chunked answer; a first request on cold caches warmed and
+ * served by the lane, an error left to Fastify (rig: tests/helpers/fast-lane-rig.ts).
  */
 import { describe, expect, it } from "vitest";
 import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
-import { answerOf, get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
+import { answerOf, counted, get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
 
 useFastLaneRig();
 
 describe("answers through the lane are Fastify's", () => {
   it("the same status, header lines in order and body for GET and HEAD, to the client and to the upstream", async () => {
     const request = get("/api/portfolio/echo?a=1&b=%20", "Accept: text/plain", "Accept: application/json", "Cookie: x=1", "Cookie: y=2", "X-Request-Id: client-1", "X-User-Id: spoofed", "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-    const before = await served(rig.lane);
-    const viaLane = await secondAnswer(rig.lane, request);
-    expect(await served(rig.lane)).toBe(before + 1);
+    const viaLane = await laneAnswer(rig.lane, request);
     const viaFastify = await secondAnswer(rig.plain, request);
     expect(shape(viaLane)).toEqual(shape(viaFastify));
     expect(viaLane.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
@@ -67,3 +66,64 @@ describe("answers through the lane are Fastify's", () => {
   });
 });
 
+
+describe("a request declined only because a cache is cold", () => {
+  /** A user of its own (register and login through the Fastify path): a token, user state and rate-limit key no gateway holds yet. */
+  async function newUserToken(): Promise<string> {
+    const email = `cold-${Math.random().toString(16).slice(2)}@example.com`;
+    const post = (path: string, body: unknown) => fetch(`${rig.lane}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await post("/api/users/register", { email, password: "a long enough password" })).status).toBe(201);
+    return ((await (await post("/api/users/login", { email, password: "a long enough password" })).json()) as { accessToken: string }).accessToken;
+  }
+  const getAs = (token: string, path: string) => get(path).replace(`Bearer ${rig.token}`, `Bearer ${token}`);
+
+  it("is warmed (route, credentials, rate-limit lease) and served by the lane, its connection kept, each token counted once", async () => {
+    const gw = await rig.gateway({});
+    // Until its revocation subscription is live the gateway decides no credentials from its caches: waited for.
+    await laneAnswer(gw, get("/api/portfolio/echo?w=0"));
+    const token = await newUserToken();
+    const [servedBefore, warmedBefore, handedBefore] = [await served(gw), await counted(gw, "warmed"), await counted(gw, "handed_over")];
+    const c = await KeepAliveClient.open(gw);
+    c.send(getAs(token, "/api/portfolio/echo?cold=1")); // a URL, a token, a user and a rate-limit key the gateway has not seen
+    const first = await c.next();
+    expect(first.status).toBe(200);
+    expect(await served(gw)).toBe(servedBefore + 1);
+    expect(await counted(gw, "handed_over")).toBe(handedBefore);
+    expect(await counted(gw, "warmed", "route")).toBeGreaterThanOrEqual(1);
+    expect(await counted(gw, "warmed", "credentials")).toBeGreaterThanOrEqual(1);
+    expect(await counted(gw, "warmed")).toBeGreaterThanOrEqual(warmedBefore + 3); // its route, its credentials, its user's lease
+    // The connection stays the lane's; the user's count falls by one a request from the first on.
+    c.send(getAs(token, "/api/portfolio/echo?cold=1"));
+    const second = await c.next();
+    expect(await served(gw)).toBe(servedBefore + 2);
+    expect(Number(second.headers["x-ratelimit-remaining"])).toBe(Number(first.headers["x-ratelimit-remaining"]) - 1);
+    expect(shape(first)).toEqual(shape(await answerOf(rig.plain, getAs(token, "/api/portfolio/echo?cold=1"))));
+    c.close();
+  });
+
+  it("warmed to an error (a route that is not one, refused credentials): the connection is Fastify's, which answers it", async () => {
+    const gw = await rig.gateway({});
+    await laneAnswer(gw, get("/api/portfolio/echo?w=1"));
+    const handed = await counted(gw, "handed_over");
+    const servedBefore = await served(gw);
+    const nowhere = await answerOf(gw, get("/api/nowhere/x"));
+    expect([nowhere.status, json(nowhere).error.code]).toEqual([404, "NOT_FOUND"]);
+    const forged = await answerOf(gw, get("/api/portfolio/echo?forged=1").replace(rig.token, `${rig.token.slice(0, -4)}AAAA`));
+    expect([forged.status, json(forged).error.code]).toEqual([401, "INVALID_TOKEN"]);
+    expect(await counted(gw, "handed_over", "route")).toBeGreaterThanOrEqual(1);
+    expect(await counted(gw, "handed_over", "credentials")).toBeGreaterThanOrEqual(1);
+    expect(await counted(gw, "handed_over")).toBe(handed + 2);
+    expect(await served(gw)).toBe(servedBefore);
+  });
+
+  it("a client gone while its caches are warmed: nothing answered, the lane serving the next", async () => {
+    const gw = await rig.gateway({});
+    await laneAnswer(gw, get("/api/portfolio/echo?w=2"));
+    const token = await newUserToken();
+    const c = await KeepAliveClient.open(gw);
+    c.send(getAs(token, "/api/portfolio/echo?gone=1"));
+    c.close();
+    const again = await laneAnswer(gw, getAs(token, "/api/portfolio/echo?gone=1"));
+    expect(again.status).toBe(200);
+  });
+});

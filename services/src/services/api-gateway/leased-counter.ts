@@ -95,17 +95,32 @@ export class LeasedCounter {
     return lease !== undefined && lease.endsAt > Date.now() && lease.left > 0;
   }
 
+  /**
+   * Whether `key` has no live lease to count from but may get one (none, ended, or used up and not
+   * known spent): the fast lane then leases it (`lease`) and decides again. A spent one is refused
+   * locally until its end, with no round trip.
+   */
+  leasable(key: string): boolean {
+    const lease = this.leases.get(key);
+    return !lease || lease.endsAt <= Date.now() || (lease.left === 0 && !lease.spent);
+  }
+
+  /** Leases the next slice of `key`, counting no request (the refill `hit` waits for, shared with it); rejects when Dragonfly cannot be asked. */
+  lease(key: string, max: number, windowMs: number): Promise<void> {
+    let refill = this.refills.get(key);
+    if (!refill) {
+      refill = this.refill(key, max, windowMs).finally(() => this.refills.delete(key));
+      this.refills.set(key, refill);
+    }
+    return refill;
+  }
+
   /** Counts one request against `key`; rejects only when Dragonfly cannot be asked (callers fail open). */
   async hit(key: string, max: number, windowMs: number): Promise<Hit> {
     for (;;) {
       const local = this.tryHit(key, max);
       if (local) return local;
-      let refill = this.refills.get(key);
-      if (!refill) {
-        refill = this.refill(key, max, windowMs).finally(() => this.refills.delete(key));
-        this.refills.set(key, refill);
-      }
-      await refill; // then take from the new lease (or start the next one)
+      await this.lease(key, max, windowMs); // then take from the new lease (or start the next one)
     }
   }
 

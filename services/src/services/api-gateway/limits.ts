@@ -60,13 +60,23 @@ export class GatewayLimits {
     return this.check(GatewayLimits.siteKey(site), this.o.siteMax, "client network");
   }
 
-  /** Keys of the counters above, for the fast lane (./fast-lane/decide.ts): checked with `canHit`, counted with `hit`. */
+  /** Keys of the counters above, for the fast lane (./fast-lane/serve.ts): checked with `canHit`, counted with `hit`. */
   static readonly ipKey = (ip: string) => `gw-rl-ip:${ip}`;
   static readonly siteKey = (site: string) => `gw-rl-site:${site}`;
 
   /** Whether one request of `key` can be counted from its live lease, under its limit (nothing counted). */
   canHit(key: string): boolean {
     return this.counter.canHit(key);
+  }
+
+  /** Whether `key` has no live lease but may get one (the fast lane warms it: `lease`, then decides again). */
+  leasable(key: string): boolean {
+    return this.counter.leasable(key);
+  }
+
+  /** Leases a slice of `key` (limit `max`), counting no request; rejects when Dragonfly cannot be asked. */
+  lease(key: string, max: number): Promise<void> {
+    return this.counter.lease(key, max, this.o.windowMs);
   }
 
   /** Counts one request of `key` from its live lease (after canHit said it can: synchronous). */

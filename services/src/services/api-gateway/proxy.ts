@@ -172,6 +172,8 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, requestId: string
 /** What the proxy route shares with the fast lane (./fast-lane): its routing decisions and its upstream counter. */
 export interface ProxyShared {
   targets: TargetCache;
+  /** The routing decision of a URL as the proxy route makes it (kept in `targets`), or its 400/404 thrown. */
+  targetOf: (rawUrl: string) => UpstreamTarget;
   upstreamTotal: Counter<"upstream" | "status_code">;
 }
 
@@ -272,5 +274,5 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     reply.code(answer.statusCode).headers(answerHeaders(answer.headers, streamed || request.method === "HEAD"));
     return reply.send(request.method === "HEAD" ? undefined : answer.body);
   });
-  return { targets, upstreamTotal };
+  return { targets, targetOf: (rawUrl) => targets.target(rawUrl, decide), upstreamTotal };
 }

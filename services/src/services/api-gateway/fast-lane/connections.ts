@@ -3,7 +3,8 @@
  * instead of in node:http (the server's 'connection' listeners are taken over), and each read is
  * parsed by Node's own llhttp binding (./llhttp.ts: strict, the server's maxHeaderSize). A read that
  * is exactly one complete GET or HEAD request of HTTP/1.1 (no bytes after it: nothing pipelined, no
- * part of a next request) is offered to the lane (./serve.ts), which serves it or declines. Anything
+ * part of a next request) is offered to the lane (./serve.ts), which serves it, declines, or names a
+ * cold cache: then the socket is paused, the cache warmed and the request offered again. Anything
  * else (a partial request, pipelined ones, a parse error, a declined request, bytes arriving while
  * the lane's answer is out) hands the connection over to node:http for the rest of its life, with
  * every byte not yet answered: node:http's own listener is called with the socket, as when the
@@ -25,10 +26,24 @@ export interface LaneRequest {
   keepAlive: boolean;
   /** performance.now() when the request was read. */
   startedAt: number;
+  /** Its id (the app's genReqId), once the lane gave it one. */
+  requestId?: string;
 }
 
-/** What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), else why the connection is handed over. */
-export type LaneServer = (req: LaneRequest, conn: LaneConnection) => true | string;
+/** A request declined only because a cache is cold (./serve.ts Cold): `warm` fills it; true when deciding again is worth it. */
+export interface ColdRequest {
+  reason: string;
+  warm: () => Promise<boolean>;
+}
+
+/**
+ * What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), a cold
+ * cache to warm before deciding again, else why the connection is handed over.
+ */
+export type LaneServer = (req: LaneRequest, conn: LaneConnection) => true | string | ColdRequest;
+
+/** Warm-ups of one request at most (its route, credentials, and the three rate-limit keys): then Fastify's. */
+const MAX_WARMS = 5;
 
 type ConnectionListener = (this: Server, socket: Socket) => void;
 
@@ -97,16 +112,39 @@ export class LaneConnection {
     const whole = !(r instanceof Error) && this.completes === 1 && d.length >= 4 && d.indexOf("\r\n\r\n") === d.length - 4;
     if (!whole || !req) return this.handOver(d, r instanceof Error ? "parse" : "request");
     this.busy = true;
-    let taken: true | string = "error";
+    this.decide(req, d, 0);
+  }
+
+  /** Offers `req` (read as `bytes`) to the lane: served, warmed and offered again, or handed over. */
+  private decide(req: LaneRequest, bytes: Buffer, warms: number): void {
+    let taken: true | string | ColdRequest = "error";
     try {
       taken = this.lane.serve(req, this);
     } catch (e) {
       this.lane.declined(e as Error);
     }
-    if (taken !== true) {
+    if (taken === true) return;
+    if (typeof taken === "string" || warms >= MAX_WARMS) {
       this.busy = false;
-      this.handOver(d, taken);
+      return this.handOver(bytes, typeof taken === "string" ? taken : taken.reason);
     }
+    // A cold cache, not a "no": nothing more is read meanwhile (the socket paused; no token is taken
+    // by a warm-up), then the request is decided again from the start.
+    const cold = taken;
+    this.socket.pause();
+    this.lane.warming(cold.reason);
+    cold.warm().then(
+      (warmed) => this.warmed(req, bytes, warms, warmed ? undefined : cold.reason),
+      () => this.warmed(req, bytes, warms, cold.reason),
+    );
+  }
+
+  private warmed(req: LaneRequest, bytes: Buffer, warms: number, stillCold: string | undefined): void {
+    if (this.socket.destroyed) return; // the client went away meanwhile: nothing to answer, nothing was counted
+    this.socket.resume(); // (what arrives meanwhile is pending: busy)
+    if (stillCold === undefined) return this.decide(req, bytes, warms + 1);
+    this.busy = false;
+    this.handOver(bytes, stillCold);
   }
 
   /** Writes (part of) the lane's answer. */
@@ -190,6 +228,8 @@ export class LaneListener {
     readonly declined: (err: Error) => void,
     /** Counts a connection handed to node:http, and why. */
     readonly handedOver: (reason: string) => void,
+    /** Counts a request whose cold cache the lane warms before deciding again, and which. */
+    readonly warming: (reason: string) => void,
   ) {
     this.maxHeaderSize = (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
     this.listeners = server.listeners("connection") as ConnectionListener[];

@@ -5,13 +5,15 @@ import type { Counter } from "prom-client";
 import type { ServiceMetrics } from "../../../kit";
 import type { Authenticator } from "../authenticate";
 import type { GatewayLimits } from "../limits";
-import type { TargetCache } from "../proxy";
+import type { TargetCache, UpstreamTarget } from "../proxy";
 import type { UsageEmitter } from "../usage";
 import type { UpstreamPool } from "./upstream-pool";
 
 export interface LaneDeps {
   server: Server;
   targets: TargetCache;
+  /** The proxy route's routing decision of a URL, kept in `targets` (its 400/404 thrown). */
+  targetOf: (rawUrl: string) => UpstreamTarget;
   /** Routed services by route segment (usage events name the route). */
   routes: ReadonlyMap<string, unknown>;
   /** Each routed service's base URL. */

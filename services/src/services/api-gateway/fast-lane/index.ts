@@ -54,6 +54,7 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const deps: LaneDeps = {
     server: app.server,
     targets: p.shared.targets,
+    targetOf: p.shared.targetOf,
     routes: p.routes,
     bases: new Map([...p.bases].map(([name, url]) => [name, new URL(url)])),
     authenticator: p.authenticator,
@@ -78,8 +79,9 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   // are counted by the kit's http_request_duration_seconds like every other): "request" (not one whole
   // GET or HEAD in the read), "parse" (llhttp refused it), "pipelined" (bytes arrived while the lane
   // answered), "framing", "route" (not routed before), "credentials", "limit" (no live lease, or over),
-  // "headers" (not sendable as is), "closing", "error".
-  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, connections it handed to Fastify (by reason)", labelNames: ["outcome", "reason"], registers: [ctx.metrics.registry] });
+  // "headers" (not sendable as is), "closing", "error"; and the cold caches it warmed before deciding a
+  // request again (outcome "warmed": "route", "credentials", "limit"), its connection kept.
+  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, caches it warmed and connections it handed to Fastify (by reason)", labelNames: ["outcome", "reason"], registers: [ctx.metrics.registry] });
   const served = lanes.labels("served", "");
   const lane = new LaneListener(
     app.server,
@@ -91,6 +93,7 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
     () => closing,
     (err) => log.error({ err }, "fast lane failed on a request; handed to Fastify"),
     (reason) => lanes.inc({ outcome: "handed_over", reason }),
+    (reason) => lanes.inc({ outcome: "warmed", reason }),
   );
   ctx.closing.addEventListener("abort", () => {
     closing = true;

@@ -5,7 +5,8 @@
  * the Authenticator decides from its caches alone and accepts (no error), the proxy's authorisation
  * (../proxy.ts authorise: 401, an API key's scopes), the IPv6 site cap, the per-IP cap and the
  * per-user (or per-address) rate limit each countable from its live lease and not exceeded, and
- * forwarded headers sendable as they are. Any "no" declines (the Fastify path answers from scratch).
+ * forwarded headers sendable as they are. Any "no" declines (the Fastify path answers from scratch);
+ * a cold cache is a Cold (warmed, then decided again: ./connections.ts), not a "no".
  * Only then are the three counters taken, and the request forwarded: from there on the lane answers
  * whatever happens, the upstream's answer, 502 or 504, in the Fastify path's shape, with its access
  * line, metrics and usage event.
@@ -24,22 +25,81 @@ import type { PooledAnswer, StreamSink } from "./upstream-pool";
 /** Why the lane leaves a request to Fastify (gateway_fast_lane_total's `reason`). */
 export type Declined = "closing" | "framing" | "route" | "credentials" | "limit" | "headers";
 
-/** true when the lane takes `req` (it answers it and calls conn.finish), else why not. */
-export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection): true | Declined {
+/**
+ * A request the lane declines only because a cache is cold: `warm` fills it with the Fastify path's
+ * own code (the proxy's routing decision, Authenticator.authenticate, the rate-limit lease), counting
+ * nothing, and answers whether deciding again can now go further (false: a 400/404 route, refused
+ * credentials, Dragonfly unreachable, or the cache still cold; Fastify answers those from scratch).
+ */
+export interface Cold {
+  reason: "route" | "credentials" | "limit";
+  warm: () => Promise<boolean>;
+}
+
+/** At most this long for a warm-up (then Fastify's, which asks again under its own budget). */
+const within = (ms: number, p: Promise<boolean>): Promise<boolean> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms, false);
+    p.then(
+      (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
+  });
+
+/** The rate-limit key's lease when it can be had (else a plain "limit": spent, Fastify's 429). */
+function coldLimit(d: LaneDeps, key: string, max: number): Cold | "limit" {
+  if (!d.limits.leasable(key)) return "limit";
+  return { reason: "limit", warm: () => within(d.requestTimeoutMs, d.limits.lease(key, max).then(() => d.limits.canHit(key))) };
+}
+
+/**
+ * true when the lane takes `req` (it answers it and calls conn.finish), a Cold to warm and decide
+ * again, else why not.
+ */
+export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection): true | Declined | Cold {
   if (d.closing()) return "closing";
   const { msg, method } = req;
   const h = msg.headers;
   if (h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0") || h.expect !== undefined || h.upgrade !== undefined) return "framing";
   if (framingIssue(msg, d.maxHeaders)) return "framing";
   const target = d.targets.peek(req.url);
-  if (!target) return "route";
+  if (!target)
+    return {
+      reason: "route",
+      // (A URL too long for the cache stays cold: Fastify's.)
+      warm: async () => {
+        try {
+          d.targetOf(req.url);
+        } catch {
+          return false; // its 400/404
+        }
+        return d.targets.peek(req.url) !== undefined;
+      },
+    };
   const ip = d.clientAddress(msg);
   const bucket = addressBucketOf(ip);
   const site = siteBucketOf(ip);
   const siteKey = site ? GatewayLimits.siteKey(site) : undefined;
-  if (siteKey && !d.limits.canHit(siteKey)) return "limit";
+  if (siteKey && !d.limits.canHit(siteKey)) return coldLimit(d, siteKey, d.limits.o.siteMax);
+  req.requestId ??= requestIdOf(d.server, msg);
+  const requestId = req.requestId;
   const auth = d.authenticator.cached(h);
-  if (!auth || auth.error) return "credentials";
+  if (!auth) {
+    // An API key is verified by Fastify's path alone: a wrong one is counted as a failure per
+    // verification (limits.ts admitKeyAttempt), and one here and one there would count it twice.
+    if (h["x-api-key"] !== undefined) return "credentials";
+    return {
+      reason: "credentials",
+      warm: () => within(d.requestTimeoutMs, d.authenticator.authenticate(h, bucket, requestId, d.requestTimeoutMs).then((a) => !a.error && d.authenticator.cached(h) !== undefined)),
+    };
+  }
+  if (auth.error) return "credentials";
   let identity;
   try {
     identity = authorise(target, auth, method);
@@ -47,10 +107,9 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
     return "credentials";
   }
   const ipKey = identity ? GatewayLimits.ipKey(bucket) : undefined;
-  if (ipKey && !d.limits.canHit(ipKey)) return "limit";
+  if (ipKey && !d.limits.canHit(ipKey)) return coldLimit(d, ipKey, d.limits.o.ipMax);
   const rateKey = `gw-rl:${identity ? `user:${identity.userId}` : `ip:${bucket}`}`;
-  if (!d.limits.canHit(rateKey)) return "limit";
-  const requestId = requestIdOf(d.server, msg);
+  if (!d.limits.canHit(rateKey)) return coldLimit(d, rateKey, d.rateMax);
   const base = d.bases.get(target.service.name)!;
   const head = requestHead(method, `${target.path}${target.search}`, base.host, upstreamHeaders(h, requestId, clientRequestIdOf(msg), ip, identity));
   if (!head) return "headers";
