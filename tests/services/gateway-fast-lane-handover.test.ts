@@ -1,12 +1,15 @@
 /**
  * What the gateway's fast lane leaves to Fastify, connection and all, and what it answers itself
  * (rig: tests/helpers/fast-lane-rig.ts): a hand-over mid-connection, pipelined and split requests,
- * smuggling shapes never served by the lane, 502 and 504 in the platform's shape, the rate limit
- * running out (Fastify's 429), a session ended refused at once.
+ * smuggling shapes never served by the lane, 502 and 504 in the platform's shape, an upstream
+ * restarting (sent again once, then 502 with retry-after), the rate limit running out (Fastify's
+ * 429), a session ended refused at once.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
-import { get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
+import { answerOf, get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
 import { rawExchange } from "../helpers/raw-http";
 import { PUSHED_WITHIN_MS } from "../helpers/patience";
 
@@ -99,6 +102,43 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
     const down = await laneAnswer(goneUrl, get("/api/portfolio/echo"));
     expect([down.status, json(down).error]).toEqual([502, { code: "UPSTREAM_UNAVAILABLE", message: "the service at /api/portfolio/ is unavailable", requestId: down.headers["x-request-id"] }]);
     expect(down.headers["content-type"]).toBe("application/json; charset=utf-8");
+  });
+
+  it("an upstream restarting: a closed connection is sent again once; refused after an answer, 502 with retry-after, as through Fastify", async () => {
+    // The stand-in upstream: closes the first request of each URL asking `reset` unanswered (a
+    // connection dropped under it), answers everything else; then stops, as a deploy's restart does.
+    const seen: string[] = [];
+    const upstream = createServer((req, res) => {
+      const url = req.url ?? "/";
+      seen.push(url);
+      if (url.includes("reset") && seen.filter((u) => u === url).length === 1) return void req.socket.destroy();
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ url }));
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const env = { SERVICE_PORTFOLIO_MANAGER_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` };
+    const [lane, plain] = [await rig.gateway(env), await rig.gateway({ ...env, GATEWAY_FAST_LANE: "false" })];
+    try {
+      expect((await laneAnswer(lane, get("/api/portfolio/up"))).status).toBe(200);
+      expect((await secondAnswer(plain, get("/api/portfolio/up"))).status).toBe(200);
+      const before = await served(lane);
+      const again = await answerOf(lane, get("/api/portfolio/reset?lane=1"));
+      expect([again.status, json(again).url, await served(lane)]).toEqual([200, "/reset?lane=1", before + 1]);
+      expect(seen.filter((u) => u === "/reset?lane=1")).toHaveLength(2);
+      upstream.close();
+      upstream.closeAllConnections();
+      const restarting = await answerOf(lane, get("/api/portfolio/up"));
+      expect(await served(lane)).toBe(before + 2);
+      expect([restarting.status, restarting.headers["retry-after"], json(restarting).error]).toEqual([
+        502,
+        "1",
+        { code: "UPSTREAM_UNAVAILABLE", message: "the service at /api/portfolio/ is restarting; retry", requestId: restarting.headers["x-request-id"] },
+      ]);
+      expect(shape(restarting)).toEqual(shape(await answerOf(plain, get("/api/portfolio/up"))));
+    } finally {
+      upstream.close();
+      upstream.closeAllConnections();
+    }
   });
 
   it("the rate limit runs out through the lane: Fastify's 429 follows, the remaining count falls by one each request", async () => {

@@ -17,7 +17,7 @@ import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
-import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type Upstreams } from "./upstreams";
+import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
 
 /**
  * /api/health: the gateway's view of every service it routes to (OpenAPI), each keyed by its public
@@ -143,6 +143,16 @@ export function authorise(target: UpstreamTarget, a: Auth, method: string): Iden
 /** The text of the gateway's 502/504 for an upstream that did not answer, the Fastify path's and the fast lane's alike: the service by its public route. */
 export const upstreamUnavailableText = (serviceName: string): string => `${publicServiceName(serviceName)} is unavailable`;
 
+/** The text of the gateway's 502 for an upstream's answer that is not HTTP's (a status out of 200-599), both paths alike. */
+export const upstreamInvalidText = (serviceName: string): string => `${publicServiceName(serviceName)} gave an invalid answer`;
+
+/** The text of the gateway's 502 for an upstream taken for restarting (./upstreams.ts), the Fastify path's and the fast lane's alike. */
+export const upstreamRestartingText = (serviceName: string): string => `${publicServiceName(serviceName)} is restarting; retry`;
+
+/** The access line's reason for that 502 (a drain answer, at warn). */
+export const restartReason = (serviceName: string, failure: UpstreamFailure): string =>
+  `${serviceName} restarting: ${failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`;
+
 /** Headers never forwarded as sent: credentials, identity, a client's trace context (the gateway starts the trace: kit telemetry). */
 export const DROPPED_HEADERS: ReadonlySet<string> = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
 
@@ -252,8 +262,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       if (reply.sent) return reply;
       if (e.restarting) {
         // A deploy, not an outage (./upstreams.ts says how it is told): counted as the 502 it is, logged at warn.
-        markDrainAnswer(reply, `${service.name} restarting: ${e.failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`);
-        return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} is restarting; retry`));
+        markDrainAnswer(reply, restartReason(service.name, e.failure));
+        return reply.status(502).header("retry-after", "1").send(errorBody(request, "UPSTREAM_UNAVAILABLE", upstreamRestartingText(service.name)));
       }
       return reply.status(e.timedOut ? 504 : 502).send(errorBody(request, e.timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(service.name)));
     }
@@ -265,7 +275,7 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     }
     if (answer.statusCode < 200 || answer.statusCode > 599) {
       if (!Buffer.isBuffer(answer.body)) answer.body.destroy();
-      return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", `${publicServiceName(service.name)} gave an invalid answer`));
+      return reply.status(502).send(errorBody(request, "UPSTREAM_UNAVAILABLE", upstreamInvalidText(service.name)));
     }
     // A service closing behind the gateway (a deploy's drain): forwarded and counted, logged as a drain answer, not an error.
     if (isClosingAnswer(answer.statusCode, answer.body)) markDrainAnswer(reply, `${service.name} shutting down (its answer forwarded)`);

@@ -94,8 +94,9 @@ function headLines(a: AnswerHead, own: Record<string, string | string[]>): strin
  * A whole answer: the upstream's (status, headers, body; a HEAD's without its body but with the
  * upstream's Content-Length) or the lane's own JSON error (`upstream` undefined).
  */
-export function wholeAnswer(a: AnswerHead, upstream: IncomingHttpHeaders | undefined, body: Buffer, head_only: boolean): Buffer {
-  const own: Record<string, string | string[]> = upstream ? answerHeaders(upstream, head_only) : {};
+export function wholeAnswer(a: AnswerHead, upstream: IncomingHttpHeaders | undefined, body: Buffer, head_only: boolean, extra?: Readonly<Record<string, string>>): Buffer {
+  // (`extra`: the lane's own error's headers, as the handler sets them before sending: retry-after.)
+  const own: Record<string, string | string[]> = upstream ? answerHeaders(upstream, head_only) : { ...extra };
   // As Fastify's reply.send: a HEAD's answer keeps the upstream's headers alone; a 204 carries no
   // content type or length; any other Buffer gets a content type when it has none, and its length.
   const noBody = head_only || a.status === 204 || a.status === 304;

@@ -70,7 +70,12 @@ export class LaneConnection {
   private readonly onTimeout = () => {
     if (!this.busy) this.socket.destroy();
   };
-  private readonly onClose = () => this.lane.forget(this);
+  private readonly onClose = () => {
+    this.exchange?.clientGone();
+    this.lane.forget(this);
+  };
+  /** The lane's request in flight on this connection (told when the client goes away: one listener per connection, not one per request). */
+  exchange: { clientGone(): void } | undefined;
 
   constructor(
     readonly socket: Socket,

@@ -10,9 +10,14 @@
  * as it arrives, the upstream socket paused while the client's socket is over its high-water mark,
  * so a large or endless answer holds at most the limit plus the sockets' buffers. A chunked answer
  * is decoded by the parser either way (the client gets it re-framed).
+ *
+ * An upstream restarting, as ../upstreams.ts takes it: a request whose connection was refused, or
+ * closed before any of its answer came (the lane sends GET and HEAD only), is sent once more on a new
+ * connection; failing again, it is `restarting` when the upstream answered within RESTART_WINDOW_MS.
  */
 import { connect, type Socket } from "node:net";
-import { BUFFER_LIMIT_BYTES } from "../upstreams";
+import { LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../../kit";
+import { BUFFER_LIMIT_BYTES, RESTART_WINDOW_MS, type UpstreamFailure } from "../upstreams";
 import { newParser, type LlhttpParser } from "./llhttp";
 
 export interface PooledAnswer {
@@ -31,8 +36,8 @@ export interface Exchange {
   onAnswer(a: PooledAnswer): void;
   /** The answer is larger: its head and first part; `more` gets each next chunk, then null at its end (or an Error). */
   onStream(a: PooledAnswer, more: StreamSink): void;
-  /** Nothing (or not all) was received: `timedOut` never here (the lane's own timer), `received` whether any of the answer came. */
-  onFailure(err: Error, received: boolean): void;
+  /** No answer: why ("timeout" never here: the lane's own timer), whether any of it came, and whether the upstream is taken for restarting (refused or closed after an answer within RESTART_WINDOW_MS). */
+  onFailure(err: Error, failure: UpstreamFailure, received: boolean, restarting: boolean): void;
 }
 
 export interface StreamSink {
@@ -44,7 +49,7 @@ export interface StreamSink {
 class UpstreamConnection {
   readonly socket: Socket;
   private readonly parser: LlhttpParser;
-  exchange: Exchange | undefined;
+  exchange: Carried | undefined;
   private status = 0;
   private rawHeaders: string[] = [];
   private chunks: Buffer[] = [];
@@ -52,8 +57,6 @@ class UpstreamConnection {
   private keepAlive = true;
   private received = false;
   private sink: StreamSink | undefined;
-  /** Whether it carried a request before (a reused connection the upstream may have closed meanwhile). */
-  used = false;
 
   constructor(
     private readonly pool: BasePool,
@@ -77,14 +80,14 @@ class UpstreamConnection {
       if (r instanceof Error) this.fail(r);
     });
     this.socket.on("error", (err) => this.fail(err));
-    this.socket.on("close", () => this.fail(new Error("upstream connection closed")));
+    this.socket.on("close", () => this.fail(Object.assign(new Error("upstream connection closed"), { code: "ECONNRESET" })));
     this.socket.on("timeout", () => {
       if (!this.exchange) this.socket.destroy(); // idle past keepAliveTimeoutMs
     });
     this.socket.setTimeout(pool.keepAliveTimeoutMs);
   }
 
-  send(x: Exchange): void {
+  send(x: Carried): void {
     this.exchange = x;
     this.status = 0;
     this.chunks = [];
@@ -115,11 +118,11 @@ class UpstreamConnection {
   private onComplete(): void {
     const x = this.exchange;
     this.exchange = undefined;
-    this.used = true;
     const sink = this.sink;
     this.sink = undefined;
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
+    this.pool.answeredAt = performance.now();
     if (this.keepAlive && !this.socket.destroyed) this.pool.release(this);
     else this.socket.destroy();
     if (sink) sink.write(null);
@@ -135,7 +138,7 @@ class UpstreamConnection {
     const sink = this.sink;
     this.sink = undefined;
     if (sink) sink.write(null, err);
-    else x?.onFailure(err, this.received);
+    else x?.onFailure(err, failureOf(err), this.received);
   }
 
   /** Gives up the request in flight (the lane's timeout, the client gone): the connection cannot be reused. */
@@ -147,10 +150,18 @@ class UpstreamConnection {
   }
 }
 
+/** Why a connection failed, as ../upstreams.ts tells it (a parse error: "failed"). */
+function failureOf(err: Error): UpstreamFailure {
+  const code = (err as { code?: string }).code ?? "";
+  return REFUSED_CONNECTION_CODES.has(code) ? "refused" : LOST_CONNECTION_CODES.has(code) ? "closed" : "failed";
+}
+
 class BasePool {
+  /** performance.now() of the upstream's last answer (any status). */
+  answeredAt: number | undefined;
   private readonly idle: UpstreamConnection[] = [];
   private readonly all = new Set<UpstreamConnection>();
-  private readonly waiting: Array<(c: UpstreamConnection) => void> = [];
+  private readonly waiting: PooledRequest[] = [];
 
   constructor(
     private readonly port: number,
@@ -160,20 +171,20 @@ class BasePool {
   ) {}
 
   /** A connection for one exchange, now or when one is free. */
-  acquire(then: (c: UpstreamConnection) => void): void {
+  acquire(r: PooledRequest): void {
     const c = this.idle.pop();
-    if (c) return then(c);
+    if (c) return r.take(c);
     if (this.all.size < this.max) {
       const fresh = new UpstreamConnection(this, this.port, this.host);
       this.all.add(fresh);
-      return then(fresh);
+      return r.take(fresh);
     }
-    this.waiting.push(then);
+    this.waiting.push(r);
   }
 
   release(c: UpstreamConnection): void {
     const next = this.waiting.shift();
-    if (next) return next(c);
+    if (next) return next.take(c);
     this.idle.push(c);
   }
 
@@ -197,15 +208,74 @@ export interface Sent {
   abandon(): void;
 }
 
+/** What a connection carries (UpstreamConnection.send): the request and where its answer goes. */
+interface Carried {
+  readonly head: Buffer;
+  readonly head_only: boolean;
+  onAnswer(a: PooledAnswer): void;
+  onStream(a: PooledAnswer, more: StreamSink): void;
+  onFailure(err: Error, failure: UpstreamFailure, received: boolean): void;
+}
+
+/** A request on its way: on a connection, or waiting for one; sent once more on a new one after a refused or closed connection (see UpstreamPool.send). */
+class PooledRequest implements Carried, Sent {
+  private current: UpstreamConnection | undefined;
+  private retried = false;
+  private abandoned = false;
+  readonly head: Buffer;
+  readonly head_only: boolean;
+
+  constructor(
+    private readonly pool: BasePool,
+    private readonly x: Exchange,
+  ) {
+    this.head = x.head;
+    this.head_only = x.head_only;
+  }
+
+  /** A connection for it (BasePool.acquire). */
+  take(c: UpstreamConnection): void {
+    if (this.abandoned) return this.pool.release(c);
+    this.current = c;
+    c.send(this);
+  }
+
+  onAnswer(a: PooledAnswer): void {
+    this.x.onAnswer(a);
+  }
+
+  onStream(a: PooledAnswer, more: StreamSink): void {
+    this.x.onStream(a, more);
+  }
+
+  onFailure(err: Error, failure: UpstreamFailure, received: boolean): void {
+    const transient = failure === "refused" || failure === "closed";
+    if (!this.retried && transient && !received && !this.abandoned) {
+      this.retried = true;
+      this.current = undefined;
+      return this.pool.acquire(this);
+    }
+    const at = this.pool.answeredAt;
+    this.x.onFailure(err, failure, received, transient && at !== undefined && performance.now() - at < RESTART_WINDOW_MS);
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    // Only while this request is the connection's (once answered, it serves others).
+    if (this.current && this.current.exchange === this) this.current.abandon();
+  }
+}
+
 export class UpstreamPool {
   private readonly bases = new Map<string, BasePool>();
 
   constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number }) {}
 
   /**
-   * Sends `x` to `base` (http://host:port). A GET or HEAD that failed on a reused connection before
-   * any of its answer came is sent once more on a new one (the upstream closed it as it was reused),
-   * as ../upstreams.ts does.
+   * Sends `x` to `base` (http://host:port). A request whose connection was refused or closed before
+   * any of its answer came is sent once more on a new one (nothing of a GET or HEAD can have been
+   * acted on), as ../upstreams.ts does; failing again, `restarting` says whether the upstream
+   * answered within RESTART_WINDOW_MS.
    */
   send(base: URL, x: Exchange): Sent {
     const key = base.host;
@@ -214,31 +284,9 @@ export class UpstreamPool {
       pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs);
       this.bases.set(key, pool);
     }
-    let current: UpstreamConnection | undefined;
-    let sent: Exchange | undefined;
-    let abandoned = false;
-    const attempt = (retry: boolean) =>
-      pool.acquire((c) => {
-        if (abandoned) return pool.release(c);
-        current = c;
-        const reused = c.used;
-        sent = {
-          ...x,
-          onFailure: (err, received) => {
-            if (!retry && reused && !received && !abandoned) return attempt(true);
-            x.onFailure(err, received);
-          },
-        };
-        c.send(sent);
-      });
-    attempt(false);
-    return {
-      abandon: () => {
-        abandoned = true;
-        // Only while this request is the connection's (once answered, it serves others).
-        if (current && sent && current.exchange === sent) current.abandon();
-      },
-    };
+    const sent = new PooledRequest(pool, x);
+    pool.acquire(sent);
+    return sent;
   }
 
   close(): void {
