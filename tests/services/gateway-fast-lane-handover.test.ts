@@ -1,12 +1,12 @@
 /**
  * What the gateway's fast lane leaves to Fastify, connection and all, and what it answers itself
  * (rig: tests/helpers/fast-lane-rig.ts): a hand-over mid-connection, pipelined and split requests,
- * smuggling shapes never served by the lane, 502 and 504 in the platform's shape, an upstream
+ * smuggling shapes never served by the lane, a silent connection's 408, 502 and 504 in the platform's shape, an upstream
  * restarting (sent again once, then 502 with retry-after), the rate limit running out (Fastify's
  * 429), a session ended refused at once.
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
 import { answerOf, get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig, warm } from "../helpers/fast-lane-rig";
@@ -62,6 +62,23 @@ describe("hand-over to Fastify", () => {
     e.send(get("/api/portfolio/echo?p=5"));
     expect(json(await e.next()).url).toBe("/echo?p=5");
     e.close();
+  });
+
+  it("a connection that sends nothing within the receive timeout gets node:http's 408 and is closed, in the lane as without it", async () => {
+    const short = { REQUEST_RECEIVE_TIMEOUT_MS: "500" };
+    const silent = async (gw: string) => {
+      const { port } = new URL(gw);
+      const socket = connect(Number(port), "127.0.0.1");
+      let text = "";
+      socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+      await new Promise((r) => socket.on("close", r));
+      const [head, body] = text.split("\r\n\r\n");
+      return { status: head.split("\r\n")[0], names: head.split("\r\n").slice(1).map((l) => l.split(":")[0]), error: JSON.parse(body).error };
+    };
+    const [viaLane, viaNode] = [await silent(await rig.gateway(short)), await silent(await rig.gateway({ ...short, GATEWAY_FAST_LANE: "false" }))];
+    expect(viaLane.status).toBe("HTTP/1.1 408 Request Timeout");
+    expect(viaLane.error).toMatchObject({ code: "REQUEST_TIMEOUT" });
+    expect({ ...viaLane, error: { ...viaLane.error, requestId: "*" } }).toEqual({ ...viaNode, error: { ...viaNode.error, requestId: "*" } });
   });
 
   it("smuggling shapes (CL+TE, two CLs, obs-fold, bare LF) are never served by the lane", async () => {

@@ -14,6 +14,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import { IncomingMessage as NodeIncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import { clientErrorResponse } from "../../../kit/client-errors";
 import { httpCommon, newParser, type LlhttpParser } from "./llhttp";
 
 /** A complete request the lane may serve: its IncomingMessage-shaped view (headers as node:http joins them). */
@@ -67,8 +68,15 @@ export class LaneConnection {
   private completes = 0;
   private readonly onData = (d: Buffer) => this.read(d);
   private readonly onEnd = () => this.clientEnded();
+  /** An answer was written on this connection (its idle timeout is then keepAliveTimeout's, closed silently). */
+  private answered = false;
   private readonly onTimeout = () => {
-    if (!this.busy) this.socket.destroy();
+    if (this.busy) return;
+    this.gone = true;
+    if (this.answered) return void this.socket.destroy();
+    // No request within headersTimeout: node:http's 408 (the kit's clientError answer), then the close.
+    this.socket.end(clientErrorResponse("ERR_HTTP_REQUEST_TIMEOUT", this.lane.server));
+    this.socket.destroySoon();
   };
   private readonly onClose = () => {
     this.exchange?.clientGone();
@@ -160,6 +168,7 @@ export class LaneConnection {
   /** The lane's answer is written: next request, or the end of the connection. */
   finish(keepAlive: boolean): void {
     this.busy = false;
+    this.answered = true;
     if (this.gone) return;
     this.socket.setTimeout(this.lane.server.keepAliveTimeout);
     if (!keepAlive || this.lane.closing()) {
