@@ -28,7 +28,9 @@
  * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 32), BENCH_WARMUP_S, BENCH_ROUNDS;
  * BENCH_GATEWAY_ENV, a JSON object added to the gateway's environment, to measure one setting's cost
  * (e.g. '{"LOG_LEVEL":"warn"}': no access line; '{"GATEWAY_FAST_LANE":"false"}': no fast lane);
- * BENCH_TARGETS, the target keys to measure besides direct (e.g. "gateway,raw"; default all).
+ * BENCH_TARGETS, the target keys to measure besides direct (e.g. "gateway,raw"; default all), and
+ * "gatewayOff" (never by default): a second gateway, the same environment with GATEWAY_FAST_LANE
+ * inverted, measured in the same rounds (the fast lane on and off compared under the same load).
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -102,7 +104,7 @@ async function main() {
     await migrate(postgres.url);
     const env = { POSTGRES_URL: postgres.url, DRAGONFLY_URL: redis.url, JWT_SECRET };
     const umUrl = await startService("user-management", env);
-    const gwUrl = await startService("api-gateway", {
+    const gwEnv: Record<string, string> = {
       DRAGONFLY_URL: redis.url,
       JWT_SECRET,
       SERVICE_USER_MANAGEMENT_URL: umUrl,
@@ -110,7 +112,17 @@ async function main() {
       RATE_LIMIT_MAX_REQUESTS: "1000000",
       RATE_LIMIT_WINDOW_MS: "10000",
       ...(JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") as Record<string, string>),
-    });
+    };
+    const gwUrl = await startService("api-gateway", gwEnv);
+    // "gatewayOff" in BENCH_TARGETS: a second gateway with the fast lane the other way (GATEWAY_FAST_LANE's default is false).
+    const laneOn = gwEnv.GATEWAY_FAST_LANE === "true";
+    let gwOffUrl: string | undefined;
+    if (process.env.BENCH_TARGETS?.split(",").some((k) => k.trim() === "gatewayOff")) {
+      const p = await startServiceProcess("api-gateway", { ...gwEnv, GATEWAY_FAST_LANE: laneOn ? "false" : "true" }, { logs: "discard" });
+      children.push(p);
+      pids["api-gateway-2"] = p.pid;
+      gwOffUrl = p.url;
+    }
 
     const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
     const password = "benchmark password 1";
@@ -166,6 +178,9 @@ async function main() {
     const allTargets: { key: string; title: string; url: string; headers: Record<string, string>; proxy?: string; authoriser?: string }[] = [
       { key: "direct", title: "direct: user-management GET /me", url: `${umUrl}/me`, headers: identity },
       { key: "gateway", title: "gateway: GET /api/users/me (JWT, rate limit, proxy)", url: `${gwUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway" },
+      ...(gwOffUrl
+        ? [{ key: "gatewayOff", title: `gateway, fast lane ${laneOn ? "off" : "on"}: GET /api/users/me`, url: `${gwOffUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway-2" }]
+        : []),
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
       { key: "raw", title: "raw floor: node:net + llhttp proxy", url: `${rawUrl}/`, headers: {}, proxy: "raw-proxy" },
       ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
@@ -176,7 +191,7 @@ async function main() {
     ];
     // BENCH_TARGETS: the keys to measure (direct is always measured: every share is taken against it).
     const only = process.env.BENCH_TARGETS?.split(",").map((k) => k.trim());
-    const targets = allTargets.filter((t) => !only || t.key === "direct" || only.includes(t.key));
+    const targets = allTargets.filter((t) => (!only && t.key !== "gatewayOff") || t.key === "direct" || only?.includes(t.key));
     // Each target warmed once, then the three measured in turn, round after round: a ratio is taken
     // within its round, so a load that drifts over the run shifts both sides of it alike.
     for (const t of targets) if (warmup > 0) await run(`${t.title} (warm-up)`, t.url, t.headers, warmup);
@@ -195,7 +210,7 @@ async function main() {
       }
       const d = measured.direct[round - 1].result.requests.average;
       const share = (k: string) => (measured[k] ? `${((100 * measured[k][round - 1].result.requests.average) / d).toFixed(0)} %` : "not measured");
-      console.log(`  gateway ${share("gateway")} of direct throughput, floor ${share("floor")}, raw floor ${share("raw")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
+      console.log(`  gateway ${share("gateway")} of direct throughput${gwOffUrl ? `, the other gateway ${share("gatewayOff")}` : ""}, floor ${share("floor")}, raw floor ${share("raw")}${nginx ? `, nginx floor ${share("nginx")}` : ""}${nginxAuth ? `, nginx + auth floor ${share("nginxAuth")}` : ""}${nginxGw ? `, nginx + gateway authoriser ${share("nginxGw")}` : ""}`);
     }
     const shares = (k: string) => measured[k].map((m, i) => (100 * m.result.requests.average) / measured.direct[i].result.requests.average);
     const cpuOf = (k: string, proc: string) => measured[k].map((m) => m.cpu[proc].user + m.cpu[proc].sys);
@@ -203,6 +218,7 @@ async function main() {
     console.log(`over ${rounds} round(s), each share against the direct run of its own round:`);
     const measuredKey = (k: string) => measured[k] !== undefined;
     if (measuredKey("gateway")) console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
+    if (measuredKey("gatewayOff")) console.log(`  gateway, fast lane ${laneOn ? "off" : "on"}: ${range(shares("gatewayOff"), " %")} of direct throughput; ${range(cpuOf("gatewayOff", "api-gateway-2"), " µs")} of gateway CPU per request`);
     if (measuredKey("floor")) console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
     if (measuredKey("raw")) console.log(`  raw floor: ${range(shares("raw"), " %")} of direct throughput; ${range(cpuOf("raw", "raw-proxy"), " µs")} of raw proxy CPU per request`);
     if (nginx && measuredKey("nginx")) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
@@ -217,7 +233,7 @@ async function main() {
     console.log(`  direct:  ${range(measured.direct.map((m) => m.result.requests.average), " req/s")}; ${range(cpuOf("direct", "user-management"), " µs")} of user-management CPU per request`);
     // What the gateway's fast lane took (GATEWAY_FAST_LANE): requests it served, connections it handed to Fastify.
     const lane = (await (await fetch(`${gwUrl}/metrics`)).text()).split("\n").filter((l) => l.startsWith("gateway_fast_lane_total"));
-    console.log(`  gateway fast lane: ${lane.length ? lane.map((l) => l.replace(/^gateway_fast_lane_total/, "")).join("; ") : "off"}`);
+    console.log(`  gateway fast lane${gwOffUrl ? ` (the first gateway, lane ${laneOn ? "on" : "off"})` : ""}: ${lane.length ? lane.map((l) => l.replace(/^gateway_fast_lane_total/, "")).join("; ") : "off"}`);
   } finally {
     await Promise.all(children.map((c) => stopServiceProcess(c)));
     await nginx?.stop();
