@@ -114,13 +114,13 @@ describe.skipIf(!toolsAvailable())("dev stack on the local Docker engine", () =>
   });
 
   it("serves the merged OpenAPI document and the docs page at /api/docs through Nginx", async () => {
-    // A service that does not answer the gateway in time is named in x-unavailable-services and
+    // A service that does not answer the gateway in time has its route named in x-unavailable-routes and
     // tried again at the next request (a partial document is never cached): right after the deploy,
     // on a loaded machine, wait for the complete document; a service that never answers still fails.
-    const doc = await eventually("complete OpenAPI document", () => request("GET", "/api/docs/openapi.json"), (r) => r.status === 200 && !r.json?.["x-unavailable-services"], 120);
-    const body = doc.json as { openapi: string; paths: Record<string, unknown>; "x-unavailable-services"?: string[] };
+    const doc = await eventually("complete OpenAPI document", () => request("GET", "/api/docs/openapi.json"), (r) => r.status === 200 && !r.json?.["x-unavailable-routes"], 120);
+    const body = doc.json as { openapi: string; paths: Record<string, unknown>; "x-unavailable-routes"?: string[] };
     expect(body.openapi).toBe("3.1.0");
-    expect(body["x-unavailable-services"]).toBeUndefined();
+    expect(body["x-unavailable-routes"]).toBeUndefined();
     for (const s of catalog.filter((x) => x.route)) expect(Object.keys(body.paths).some((p) => p.startsWith(`/api/${s.route}/`)), s.name).toBe(true);
     expect((await request("GET", "/api/docs")).status).toBe(301); // Nginx: to /api/docs/
     const page = await request("GET", "/api/docs/");

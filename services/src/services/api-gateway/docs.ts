@@ -5,8 +5,14 @@
  * routes. Served at GET /api/docs/openapi.json and as a Swagger UI page at /api/docs (the assets
  * come from the @fastify/swagger-ui package, no CDN).
  *
+ * The document is public, so it presents the API by public route, as the error texts do (kit
+ * publicServiceName): a client knows `/api/orders`, not which service stands behind it. Tags,
+ * component schema names (and the $refs to them) and operation ids are the route's (`orders`,
+ * `orders.Order`), the gateway's own routes are `platform`; no service name, host or port is in it
+ * (tests/services/openapi.test.ts reads every key and string of it).
+ *
  * The merged document is cached for DOCS_CACHE_MS; a service that does not answer is left out and
- * named in `x-unavailable-services` (the page still loads), and the next request tries it again.
+ * its route named in `x-unavailable-routes` (the page still loads), and the next request tries it again.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import swaggerUi from "@fastify/swagger-ui";
@@ -31,7 +37,10 @@ export function publicPath(route: string, path: string): string {
   return path === "/" ? `/api/${route}/` : `/api/${route}${path}`;
 }
 
-/** Component schema names are per document: prefix them with the service and rewrite the $refs. */
+/** The tag of the gateway's own routes (/api/health): the platform's, not a service's. */
+export const PLATFORM_TAG = "platform";
+
+/** A renamed copy: every `#/components/schemas/<name>` $ref as `rename(name)`. */
 function renameRefs(value: unknown, rename: (name: string) => string): unknown {
   if (Array.isArray(value)) return value.map((v) => renameRefs(v, rename));
   if (!value || typeof value !== "object") return value;
@@ -43,9 +52,32 @@ function renameRefs(value: unknown, rename: (name: string) => string): unknown {
   return out;
 }
 
+const HTTP_METHODS = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace"]);
+
+/** A path item whose operations carry the route's tag alone (the kit tags them with the service's name) and route-prefixed operation ids. */
+function publicPathItem(item: Json, tag: string): Json {
+  const out: Json = { ...item };
+  for (const [method, op] of Object.entries(item)) {
+    if (!HTTP_METHODS.has(method) || !op || typeof op !== "object") continue;
+    const operation: Json = { ...(op as Json), tags: [tag] };
+    if (typeof operation.operationId === "string") operation.operationId = `${tag}.${operation.operationId}`;
+    out[method] = operation;
+  }
+  return out;
+}
+
+/** One source of the merged document: the gateway's own routes or a routed service's, under its public tag. */
+interface Source {
+  /** The public name of its routes: the catalog route (`orders`), or PLATFORM_TAG. */
+  tag: string;
+  description: string;
+  doc: OpenApiDocument;
+  toPublic: (path: string) => string;
+}
+
 /**
- * Merges the gateway's own document with the routed services' ones. Pure: `documents` maps a
- * service name to its document (absent when it did not answer).
+ * Merges the gateway's own document with the routed services' ones. Pure: `services` pairs each
+ * routed service with its document (absent when it did not answer).
  */
 export function mergeDocuments(gateway: OpenApiDocument, services: ReadonlyArray<{ def: ServiceDefinition; doc?: OpenApiDocument }>): OpenApiDocument {
   const merged: OpenApiDocument = {
@@ -53,26 +85,28 @@ export function mergeDocuments(gateway: OpenApiDocument, services: ReadonlyArray
     info: {
       title: "AI trading platform API",
       version: String(gateway.info.version ?? "0.1.0"),
-      description: "Every public route of the platform, through the API gateway. Generated from the services' route schemas.",
+      description: "Every public route of the platform, through the API gateway. Generated from the route schemas.",
     },
     paths: {},
     components: { schemas: {}, securitySchemes: { ...(gateway.components?.securitySchemes ?? {}) } },
     tags: [],
   };
-  const add = (source: string, doc: OpenApiDocument, toPublic: (p: string) => string) => {
-    const rename = (n: string) => `${source}.${n}`;
+  const add = ({ tag, description, doc, toPublic }: Source) => {
+    // Component schema names are per document: the route's prefix keeps them apart.
+    const rename = (n: string) => `${tag}.${n}`;
     for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) merged.components!.schemas![rename(name)] = renameRefs(schema, rename);
-    for (const [p, item] of Object.entries(doc.paths ?? {})) merged.paths![toPublic(p)] = renameRefs(item, rename) as Json;
-    merged.tags!.push(...(doc.tags ?? []));
+    for (const [p, item] of Object.entries(doc.paths ?? {})) merged.paths![toPublic(p)] = publicPathItem(renameRefs(item, rename) as Json, tag);
+    merged.tags!.push({ name: tag, description });
   };
-  add("api-gateway", gateway, (p) => p);
+  add({ tag: PLATFORM_TAG, description: "Routes the platform answers itself, such as its health", doc: gateway, toPublic: (p) => p });
   const unavailable: string[] = [];
   for (const { def, doc } of services) {
     if (!def.route) continue;
-    if (!doc) unavailable.push(def.name);
-    else add(def.name, doc, (p) => publicPath(def.route!, p));
+    const route = def.route;
+    if (!doc) unavailable.push(publicPath(route, "/"));
+    else add({ tag: route, description: `The routes under ${publicPath(route, "/")}`, doc, toPublic: (p) => publicPath(route, p) });
   }
-  if (unavailable.length > 0) merged["x-unavailable-services"] = unavailable;
+  if (unavailable.length > 0) merged["x-unavailable-routes"] = unavailable;
   return merged;
 }
 
@@ -104,7 +138,7 @@ export function docsSource(o: ApiDocsOptions): () => Promise<OpenApiDocument> {
     const services = await Promise.all(o.routed.map(async (def) => ({ def, doc: await fetchOne(def) })));
     const doc = mergeDocuments(o.ownDocument(), services);
     // A document missing services is not kept: the next request asks them again.
-    cached = doc["x-unavailable-services"] ? undefined : { at: Date.now(), doc };
+    cached = doc["x-unavailable-routes"] ? undefined : { at: Date.now(), doc };
     return doc;
   };
   return async () => {
