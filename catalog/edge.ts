@@ -47,3 +47,9 @@ export function isInternalPath(path: string): boolean {
   const first = path.toLowerCase().split("/")[1] ?? "";
   return first.startsWith("internal") || INTERNAL_PATH_PREFIXES.some((p) => first === p.slice(1));
 }
+
+/** Is the IngressClass ingress-nginx's (`nginx`, or a distribution's such as `rke2-ingress-nginx`)? Only that controller reads its annotations and ConfigMap keys. */
+export const isIngressNginxClass = (className: string): boolean => /(^|-)nginx$/.test(className);
+
+/** Is the IngressClass Traefik's (`traefik`, or a distribution's such as `rke2-traefik`)? */
+export const isTraefikClass = (className: string): boolean => /(^|-)traefik$/.test(className);

@@ -18,6 +18,7 @@ import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
+import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
@@ -92,6 +93,8 @@ export interface StackConfig {
     ingressControllerNamespace: string;
     /** Labels of the ingress controller's pods: with them, only those pods of its namespace reach the gateway. */
     ingressControllerPodLabels?: Record<string, string>;
+    /** Traefik reads traefik.io Middlewares: the errors middleware goes on the Ingress's routers. */
+    traefikMiddlewares: boolean;
     /** Pull policy of every container; Never for images imported into the nodes (local cluster). */
     imagePullPolicy: ImagePullPolicy;
     /** CPU request = this fraction of the CPU limit (1 = Guaranteed QoS; less lets a small node schedule the platform). */
@@ -483,6 +486,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const certIssuer = r.string("certIssuer");
   const storageClass = r.string("storageClass");
   const ingressClass = r.string("ingressClass")!;
+  const traefikMiddlewares = r.boolean("traefikMiddlewares");
+  if (traefikMiddlewares && !isTraefikClass(ingressClass)) {
+    throw new ConfigError("traefikMiddlewares", stack, `is read with a Traefik ingress class only, got ingressClass ${shown(ingressClass)}`);
+  }
   const objectNames = [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer], ["storageClass", storageClass], ["ingressClass", ingressClass]] as const;
   for (const [key, name] of objectNames) {
     if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {
@@ -704,6 +711,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       certIssuer,
       ingressControllerNamespace,
       ingressControllerPodLabels,
+      traefikMiddlewares,
       imagePullPolicy,
       cpuRequestRatio,
       memoryRequestRatio,

@@ -115,6 +115,10 @@ export const stackConfigSchema = Type.Object({
   ingressControllerPodLabels: str(
     "Labels of the ingress controller's pods, e.g. app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller: only those pods of ingressControllerNamespace may reach the gateway (unset: every pod there); required when that namespace is default or kube-*",
   ),
+  traefikMiddlewares: bool(
+    "Kubernetes with a Traefik ingress class: the controller reads traefik.io Middleware objects (its kubernetescrd provider and their CRDs): the Ingress's routers then send Traefik's own 502 to edge-errors (its errors middleware); off, only the catch-all Ingress answers Traefik's 404 and a gateway without ready pods",
+    false,
+  ),
   imagePullPolicy: oneOf(
     ["Always", "IfNotPresent", "Never"],
     "Always, IfNotPresent or Never (images imported into the nodes, e.g. the local cluster of scripts/cluster/)",

@@ -9,9 +9,23 @@
  *   own 400/502/503/504 (a field named, a Retry-After) pass as the gateway wrote them. A request that
  *   reaches the default backend without `X-Code` is one ingress-nginx sent there because the gateway's
  *   Service has no ready endpoint: a 503.
+ * - Kubernetes with Traefik (session 53; the local cluster's controller): Traefik answers a URL no router
+ *   takes 404 in plain text, and a gateway pod that refuses the connection 502. The runtime deploys the
+ *   same edge-errors and adds a catch-all Ingress (only a default backend: Traefik's lowest-priority
+ *   router, `PathPrefix(/)`) to it, where a request without `X-Code` is answered by its path: a public
+ *   route's 503 (Traefik drops the routers of a Service without ready endpoints, so the gateway being
+ *   down lands here), any other path 404. Where the controller reads Traefik's Middleware objects
+ *   (`trading:traefikMiddlewares`), an `errors` Middleware on the Ingress's routers sends Traefik's own
+ *   502 to edge-errors' second port, which answers the status in the path (`/502`). Only 502: the
+ *   middleware replaces every answer of a listed status, the gateway's own included (Traefik keeps
+ *   neither its body nor its headers), and the gateway answers 503 and 504 itself with a code, a field
+ *   or a Retry-After that must pass (Traefik answers no 504 without forwarding timeouts, and no 503 when
+ *   it drops an endpoint-less router); its 502s become the generic one, with a Retry-After.
+ * - ingress-nginx's refusals before it picks a location (a malformed request, a URL or header block over
+ *   its buffers: 400, 414, 431) follow its ConfigMap, not the Ingress: `INGRESS_NGINX_CONTROLLER_DATA`.
  */
 import type { ContainerImage } from "../../stacks/images";
-import { INGRESS_CONTROLLER, probe, WorkloadSpec } from "../workload";
+import { INGRESS_CONTROLLER, probe, type Route, WorkloadSpec } from "../workload";
 
 /** Nginx's temporary files under /tmp (the container's root file system is read-only): the edge's and edge-errors' alike. */
 export const NGINX_TEMP_PATHS = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `${k}_temp_path /tmp/${k};`).join("\n  ");
@@ -39,9 +53,26 @@ export const EDGE_ERRORS: readonly EdgeError[] = [
 /** The body, for a single-quoted Nginx string (so no quote in a message). */
 export const edgeErrorBody = (e: EdgeError): string => JSON.stringify({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
 
+/** A URL no public route takes (Traefik's catch-all router, ingress-nginx's default server). */
+export const NO_ROUTE: EdgeError = { status: 404, answer: 404, code: "NOT_FOUND", message: "No public route answers this URL", field: "url" };
+
+/**
+ * Traefik's own 502 (a gateway pod that refused the connection), sent by its `errors` middleware. The
+ * middleware also replaces the gateway's own 502s (an upstream restarting or unreachable), their headers
+ * with them: the text is true of both, and edge-errors answers the `Retry-After: 1` the gateway gives them.
+ */
+export const TRAEFIK_ERRORS: readonly EdgeError[] = [
+  { status: 502, answer: 502, code: "UPSTREAM_UNAVAILABLE", message: "The service behind this route cannot be reached now; retry" },
+];
+
 /** The default backend's name (Deployment, Service), the `default-backend` annotation's value. */
 export const EDGE_ERRORS_WORKLOAD = "edge-errors";
+/** Where ingress-nginx and Traefik's catch-all router send requests (the Service's first port: ingress-nginx's default backend takes it). */
 export const EDGE_ERRORS_PORT = 8080;
+/** Where Traefik's errors middleware asks `/<status>`: no router sends a client's request there. */
+export const EDGE_ERRORS_STATUS_PORT = 8081;
+/** Traefik's errors middleware (a traefik.io Middleware of this name, in the platform's namespace). */
+export const TRAEFIK_ERRORS_MIDDLEWARE = "edge-errors";
 
 /** The Ingress annotations that send ingress-nginx's own refusals to `edge-errors` (ingress-nginx 1.10 or later reads the last). */
 export function ingressNginxErrorAnnotations(): Record<string, string> {
@@ -52,14 +83,60 @@ export function ingressNginxErrorAnnotations(): Record<string, string> {
   };
 }
 
-/** Is the IngressClass ingress-nginx's (`nginx`, or a distribution's such as `rke2-ingress-nginx`)? Only that controller reads the annotations. */
-export const isIngressNginxClass = (className: string): boolean => /(^|-)nginx$/.test(className);
+export { isIngressNginxClass, isTraefikClass } from "../../catalog/edge";
+
+/** The `errors` middleware's spec (traefik.io/v1alpha1 Middleware): Traefik's own refusals on the routers to edge-errors' status port. */
+export function traefikErrorsMiddlewareSpec(): { errors: { status: string[]; service: { name: string; port: number }; query: string } } {
+  return { errors: { status: TRAEFIK_ERRORS.map((e) => String(e.status)), service: { name: EDGE_ERRORS_WORKLOAD, port: EDGE_ERRORS_STATUS_PORT }, query: "/{status}" } };
+}
+
+/** The Ingress annotation that puts middlewares on every router of the Ingress. */
+export const TRAEFIK_MIDDLEWARES_ANNOTATION = "traefik.ingress.kubernetes.io/router.middlewares";
+/** The errors middleware as that annotation names it: Traefik's `<namespace>-<name>@kubernetescrd`. */
+export const traefikErrorsMiddlewareRef = (namespace: string): string => `${namespace}-${TRAEFIK_ERRORS_MIDDLEWARE}@kubernetescrd`;
+
+/**
+ * ingress-nginx's refusals before it picks a location (400 a malformed request or header, 414 a URL and
+ * 494 a header block over its buffers) are answered by its default server, which reads the controller's
+ * ConfigMap, not the Ingress: `custom-http-errors` there sends them to the controller's default backend.
+ * The ConfigMap's keys, set where the controller is installed, as its flag is: the program does not deploy
+ * the controller, and patching data into its ConfigMap is what policy no-object-patches refuses (nothing
+ * would check the object it makes). `disable-proxy-intercept-errors` keeps every backend's own answers of those codes, the gateway's and any
+ * other application's on the controller, as they were written.
+ */
+export const INGRESS_NGINX_CONTROLLER_DATA: Readonly<Record<string, string>> = {
+  "custom-http-errors": EDGE_ERRORS.filter((e) => [400, 414, 494].includes(e.status)).map((e) => e.status).join(","),
+  "disable-proxy-intercept-errors": "true",
+};
+
+/** The controller's default backend: only its flag names it, set where the controller is installed (the program does not deploy it). */
+export const ingressNginxDefaultBackendFlag = (namespace: string): string => `--default-backend-service=${namespace}/${EDGE_ERRORS_WORKLOAD}`;
+
+/**
+ * The nginx `map` from a request's path to whether a public route takes it (as the Ingress matches its
+ * paths: a `Prefix` path `/api/orders` takes `/api/orders` and `/api/orders/...`, an `Exact` one itself).
+ * Paths come from the catalog (`/api/<route>/`): no character of them needs quoting beyond the regex's.
+ */
+function publicRouteMap(routes: readonly Route[]): string {
+  const escape = (p: string) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const entries = routes.map((r) => (r.path.endsWith("/") ? `    "~^${escape(r.path.replace(/\/$/, ""))}(/|$)" 1;` : `    "${r.path}" 1;`));
+  return `  map $uri $public_route {
+    default 0;
+${entries.join("\n")}
+  }`;
+}
 
 const UNAVAILABLE = EDGE_ERRORS.find((e) => e.status === 503)!;
 
-/** edge-errors' nginx.conf: each X-Code answered with its JSON body and status; none, a 503. */
-export function errorPagesConfig(): string {
+/**
+ * edge-errors' nginx.conf. Its first port: each X-Code (ingress-nginx) answered with its JSON body and
+ * status, another code 503; without one (ingress-nginx's default backend, Traefik's catch-all router)
+ * by the request's path: a public route's 503 (the gateway has no ready pod), any other 404. Its second
+ * port: Traefik's errors middleware asking `/<status>`.
+ */
+export function errorPagesConfig(routes: readonly Route[]): string {
   const answers = EDGE_ERRORS.map((e) => `      if ($http_x_code = "${e.status}") { return ${e.answer} '${edgeErrorBody(e)}'; }`).join("\n");
+  const byStatus = TRAEFIK_ERRORS.map((e) => `      if ($uri = "/${e.status}") { return ${e.answer} '${edgeErrorBody(e)}'; }`).join("\n");
   return `# Generated by components/edge/error-pages.ts; do not edit.
 worker_processes 1;
 pid /tmp/nginx.pid;
@@ -71,6 +148,7 @@ http {
   ${NGINX_TEMP_PATHS}
   # A body sent on with the request is never read: no size of it is refused here.
   client_max_body_size 0;
+${publicRouteMap(routes)}
   server {
     listen ${EDGE_ERRORS_PORT};
     default_type application/json;
@@ -79,6 +157,18 @@ http {
     }
     location / {
 ${answers}
+      if ($http_x_code != "") { return ${UNAVAILABLE.answer} '${edgeErrorBody(UNAVAILABLE)}'; }
+      if ($public_route) { return ${UNAVAILABLE.answer} '${edgeErrorBody(UNAVAILABLE)}'; }
+      return ${NO_ROUTE.answer} '${edgeErrorBody(NO_ROUTE)}';
+    }
+  }
+  server {
+    listen ${EDGE_ERRORS_STATUS_PORT};
+    default_type application/json;
+    location / {
+      # The client is told when to retry, as the gateway tells it of its own 502s.
+      add_header Retry-After 1 always;
+${byStatus}
       return ${UNAVAILABLE.answer} '${edgeErrorBody(UNAVAILABLE)}';
     }
   }
@@ -87,7 +177,7 @@ ${answers}
 }
 
 /** The edge-errors workload: the edge's Nginx image, no credential, reached by the ingress controller only. */
-export function errorPagesSpec(image: ContainerImage): WorkloadSpec {
+export function errorPagesSpec(image: ContainerImage, routes: readonly Route[]): WorkloadSpec {
   return {
     name: EDGE_ERRORS_WORKLOAD,
     role: "edge",
@@ -95,9 +185,12 @@ export function errorPagesSpec(image: ContainerImage): WorkloadSpec {
     image: image.ref,
     env: {},
     secretEnv: {},
-    ports: [{ name: "http", port: EDGE_ERRORS_PORT }],
+    ports: [
+      { name: "http", port: EDGE_ERRORS_PORT },
+      { name: "by-status", port: EDGE_ERRORS_STATUS_PORT },
+    ],
     volumes: [],
-    files: [{ path: "/etc/nginx/nginx.conf", content: errorPagesConfig() }],
+    files: [{ path: "/etc/nginx/nginx.conf", content: errorPagesConfig(routes) }],
     liveness: probe({ http: { path: "/healthz", port: EDGE_ERRORS_PORT } }),
     readiness: probe({ http: { path: "/healthz", port: EDGE_ERRORS_PORT } }),
     resources: { cpu: "100m", memory: "32Mi" },

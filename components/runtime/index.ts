@@ -50,6 +50,7 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
         className: k.ingressClass,
         controllerNamespace: k.ingressControllerNamespace,
         controllerPodLabels: k.ingressControllerPodLabels,
+        traefikMiddlewares: k.traefikMiddlewares,
         tlsSecretName: k.tlsSecretName,
         certIssuer: k.certIssuer,
       },

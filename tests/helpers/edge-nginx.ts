@@ -8,8 +8,8 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { catalog } from "../../catalog";
-import { EDGE_ERRORS_PORT, errorPagesConfig } from "../../components/edge/error-pages";
-import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, TLS_DIR } from "../../components/edge/nginx";
+import { EDGE_ERRORS_PORT, EDGE_ERRORS_STATUS_PORT, errorPagesConfig } from "../../components/edge/error-pages";
+import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, publicRoutes, TLS_DIR } from "../../components/edge/nginx";
 
 export interface EdgeNginx {
   httpPort: number;
@@ -82,12 +82,17 @@ async function runNginx(dir: string, conf: string, port: number): Promise<() => 
   return stop;
 }
 
-/** Starts nginx with edge-errors' configuration (components/edge/error-pages.ts) on a free loopback port: its port and stop. */
-export async function startErrorPagesNginx(): Promise<{ port: number; stop(): Promise<void> }> {
+/**
+ * Starts nginx with edge-errors' configuration (components/edge/error-pages.ts, the catalog's public
+ * routes) on free loopback ports: its first port (ingress-nginx, Traefik's catch-all), its status port
+ * (Traefik's errors middleware) and stop.
+ */
+export async function startErrorPagesNginx(): Promise<{ port: number; statusPort: number; stop(): Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-errors-"));
-  const port = await freeLoopbackPort();
-  const conf = errorPagesConfig()
+  const [port, statusPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const conf = errorPagesConfig(publicRoutes(catalog))
     .replace(`listen ${EDGE_ERRORS_PORT};`, `listen 127.0.0.1:${port};`)
+    .replace(`listen ${EDGE_ERRORS_STATUS_PORT};`, `listen 127.0.0.1:${statusPort};`)
     .replaceAll(" /tmp/", ` ${dir}/`);
-  return { port, stop: await runNginx(dir, conf, port) };
+  return { port, statusPort, stop: await runNginx(dir, conf, port) };
 }

@@ -88,6 +88,7 @@ const knownTypes = new Set([
   "kubernetes:batch/v1:CronJob",
   "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   "kubernetes:networking.k8s.io/v1:Ingress",
+  "kubernetes:traefik.io/v1alpha1:Middleware",
   "kubernetes:policy/v1:PodDisruptionBudget",
   "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
 ]);

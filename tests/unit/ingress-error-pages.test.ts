@@ -2,19 +2,33 @@
  * ingress-nginx's own refusals (a body over the Ingress's 1 MiB, the gateway unreachable, slow or
  * without a ready pod) were its HTML pages on the prod stack (session 52). The Kubernetes runtime
  * now deploys edge-errors (components/edge/error-pages.ts) and sends those refusals to it with the
- * Ingress's custom-http-errors, default-backend and disable-proxy-intercept-errors annotations.
- * Verified here: the rendered resources of the prod and local-k8s stacks (the controller itself is
- * not run: the local cluster runs Traefik, which reads none of this), and edge-errors' configuration
- * run by the real nginx, as ingress-nginx calls it (X-Code, the original method and URI).
+ * Ingress's custom-http-errors, default-backend and disable-proxy-intercept-errors annotations; its
+ * refusals before location selection need the controller's own settings (session 53). Traefik's (the local cluster's: 404 for a URL no router takes, the gateway's routers
+ * dropped while it has no ready pod, 502 from a pod that refused) were plain text: a catch-all Ingress
+ * to edge-errors and, where Traefik reads Middlewares, its errors middleware on the Ingress's routers.
+ * Verified here: the rendered resources of the prod and local-k8s stacks (no controller is run here),
+ * and edge-errors' configuration run by the real nginx, as ingress-nginx and Traefik call it (X-Code
+ * and the original URI; the original request on the catch-all; `/<status>` on the status port).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EDGE_ERRORS, EDGE_ERRORS_PORT, isIngressNginxClass } from "../../components/edge/error-pages";
+import {
+  EDGE_ERRORS,
+  EDGE_ERRORS_PORT,
+  EDGE_ERRORS_STATUS_PORT,
+  INGRESS_NGINX_CONTROLLER_DATA,
+  ingressNginxDefaultBackendFlag,
+  isIngressNginxClass,
+  isTraefikClass,
+  NO_ROUTE,
+  TRAEFIK_ERRORS,
+} from "../../components/edge/error-pages";
 import { startErrorPagesNginx } from "../helpers/edge-nginx";
 import { byType, named, runProgram, type ProgramRun } from "../helpers/program";
 import { internalNamesIn } from "../hostile/internal-names";
 
 const INGRESS = "kubernetes:networking.k8s.io/v1:Ingress";
 const annotationsOf = (run: ProgramRun) => named(run, INGRESS, "nginx-ingress").inputs.metadata.annotations as Record<string, string>;
+const MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware";
 
 describe("the prod stack's Ingress sends ingress-nginx's own refusals to edge-errors", { timeout: 300_000 }, () => {
   let prod: ProgramRun;
@@ -37,26 +51,67 @@ describe("the prod stack's Ingress sends ingress-nginx's own refusals to edge-er
     expect(container.image).toMatch(/nginx/);
     expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 101 });
     const service = byType(prod, "kubernetes:core/v1:Service").find((s) => s.inputs.metadata.name === "edge-errors")!.inputs;
-    expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([EDGE_ERRORS_PORT]);
+    // The first port is ingress-nginx's default backend's; the second Traefik's errors middleware's.
+    expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([EDGE_ERRORS_PORT, EDGE_ERRORS_STATUS_PORT]);
     const config = byType(prod, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.name?.startsWith("edge-errors"))!.inputs;
     expect(Object.values(config.data as Record<string, string>).join("")).toContain(`if ($http_x_code = "413") { return 413 '`);
     const policy = named(prod, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "edge-errors-netpol").inputs.spec;
     expect(policy.egress).toEqual([]);
     expect(policy.ingress).toHaveLength(1);
     expect(policy.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }]);
-    expect(policy.ingress[0].ports).toEqual([{ protocol: "TCP", port: EDGE_ERRORS_PORT }]);
+    expect(policy.ingress[0].ports).toEqual([{ protocol: "TCP", port: EDGE_ERRORS_PORT }, { protocol: "TCP", port: EDGE_ERRORS_STATUS_PORT }]);
+    // No Traefik object on an ingress-nginx stack.
+    expect(byType(prod, MIDDLEWARE)).toEqual([]);
+    expect(byType(prod, INGRESS).map((i) => i.inputs.metadata.name)).toEqual(["ai-trading"]);
   });
 
-  it("leaves a Traefik Ingress (the local cluster's) unannotated and deploys no edge-errors", async () => {
-    const local = await runProgram("local-k8s");
-    expect(Object.keys(annotationsOf(local)).filter((k) => /custom-http-errors|default-backend|intercept/.test(k))).toEqual([]);
-    expect(byType(local, "kubernetes:apps/v1:Deployment").map((d) => d.inputs.metadata.name)).not.toContain("edge-errors");
+  it("the controller's own settings for its refusals before location selection: ConfigMap keys and the default backend flag (set where the controller is installed)", () => {
+    expect(INGRESS_NGINX_CONTROLLER_DATA).toEqual({ "custom-http-errors": "400,494,414", "disable-proxy-intercept-errors": "true" });
+    expect(ingressNginxDefaultBackendFlag("ai-trading")).toBe("--default-backend-service=ai-trading/edge-errors");
+  });
+
+  it("no ingress-nginx annotation on a Traefik Ingress; another controller's class gets no edge-errors", () => {
     expect(["nginx", "rke2-ingress-nginx", "traefik", "nginx-internal", "haproxy"].map(isIngressNginxClass)).toEqual([true, true, false, false, false]);
+    expect(["traefik", "rke2-traefik", "traefik-internal", "nginx"].map(isTraefikClass)).toEqual([true, true, false, false]);
+  });
+});
+
+describe("the local cluster's Traefik: a catch-all Ingress to edge-errors, the errors middleware where Traefik reads Middlewares", { timeout: 300_000 }, () => {
+  let local: ProgramRun;
+  beforeAll(async () => {
+    local = await runProgram("local-k8s");
+  }, 300_000);
+
+  it("deploys edge-errors and a catch-all Ingress (`/` on the platform's host, TLS: Traefik's lowest-priority router there) to its first port; no middleware unless asked", () => {
+    expect(Object.keys(annotationsOf(local)).filter((k) => /custom-http-errors|default-backend|intercept|router\.middlewares/.test(k))).toEqual([]);
+    expect(byType(local, "kubernetes:apps/v1:Deployment").map((d) => d.inputs.metadata.name)).toContain("edge-errors");
+    const catchAll = named(local, INGRESS, "nginx-catch-all-ingress").inputs;
+    expect(catchAll.metadata.name).toBe("ai-trading-catch-all");
+    expect(catchAll.spec).toEqual({
+      ingressClassName: "traefik",
+      tls: [{ hosts: ["trading.local-k8s.test"], secretName: "ai-trading-tls" }],
+      rules: [{ host: "trading.local-k8s.test", http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "edge-errors", port: { number: EDGE_ERRORS_PORT } } } }] } }],
+    });
+    expect(byType(local, MIDDLEWARE)).toEqual([]);
+    // Reached by the controller's namespace only.
+    const policy = named(local, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "edge-errors-netpol").inputs.spec;
+    expect(policy.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "traefik" } } }]);
+  });
+
+  it("with trading:traefikMiddlewares the Ingress's routers carry the errors middleware: Traefik's 502 to edge-errors' status port", async () => {
+    const run = await runProgram("local-k8s", { traefikMiddlewares: "true" });
+    const middleware = named(run, MIDDLEWARE, "nginx-errors-middleware").inputs;
+    expect(middleware.metadata).toMatchObject({ name: "edge-errors", namespace: "ai-trading" });
+    expect(middleware.spec).toEqual({ errors: { status: ["502"], service: { name: "edge-errors", port: EDGE_ERRORS_STATUS_PORT }, query: "/{status}" } });
+    expect(annotationsOf(run)["traefik.ingress.kubernetes.io/router.middlewares"]).toBe("ai-trading-edge-errors@kubernetescrd");
+    // The catch-all sends to edge-errors itself: no middleware there.
+    expect(Object.keys(named(run, INGRESS, "nginx-catch-all-ingress").inputs.metadata.annotations)).not.toContain("traefik.ingress.kubernetes.io/router.middlewares");
+    await expect(runProgram("prod", { traefikMiddlewares: "true" })).rejects.toThrow(/trading:traefikMiddlewares.*Traefik ingress class only/);
   });
 });
 
 describe("edge-errors' configuration, run by the real nginx", () => {
-  let nginx: { port: number; stop(): Promise<void> };
+  let nginx: { port: number; statusPort: number; stop(): Promise<void> };
   beforeAll(async () => {
     nginx = await startErrorPagesNginx();
   }, 60_000);
@@ -82,5 +137,29 @@ describe("edge-errors' configuration, run by the real nginx", () => {
       const r = await send("GET", headers);
       expect([r.status, r.json.error.code], JSON.stringify(headers)).toEqual([503, "UPSTREAM_UNAVAILABLE"]);
     }
+  });
+
+  it("answers a request without X-Code by its path (Traefik's catch-all, ingress-nginx's default server): a public route's 503, any other URL 404", async () => {
+    const at = async (path: string) => {
+      const r = await fetch(`http://127.0.0.1:${nginx.port}${path}`, { method: "POST", body: "{}" });
+      const json = (await r.json()) as { error: { code: string; field?: string; message: string } };
+      expect(internalNamesIn(json.error.message)).toEqual([]);
+      return [r.status, r.headers.get("content-type"), json.error.code, json.error.field ?? null];
+    };
+    const gatewayDown = [503, "application/json", "UPSTREAM_UNAVAILABLE", null];
+    const noRoute = [NO_ROUTE.answer, "application/json", NO_ROUTE.code, "url"];
+    for (const path of ["/api/orders", "/api/orders/", "/api/orders/x?y=1", "/api/health", "/api/docs/", "/api/ai-chains/chains"]) expect(await at(path), path).toEqual(gatewayDown);
+    for (const path of ["/", "/api", "/api/", "/api/ordersx", "/api/health/x", "/api/healthz", "/internal/openapi.json", "/502", "/.env"]) expect(await at(path), path).toEqual(noRoute);
+  });
+
+  it("answers Traefik's errors middleware on its status port: the status in the path, with a Retry-After; anything else 503", async () => {
+    for (const e of TRAEFIK_ERRORS) {
+      const r = await fetch(`http://127.0.0.1:${nginx.statusPort}/${e.status}`, { headers: { authorization: "Bearer x", "x-forwarded-for": "203.0.113.9" } });
+      const json = (await r.json()) as { error: { code: string; message: string } };
+      expect([r.status, r.headers.get("content-type"), r.headers.get("retry-after"), json.error.code]).toEqual([e.answer, "application/json", "1", e.code]);
+      expect(internalNamesIn(json.error.message)).toEqual([]);
+    }
+    const other = await fetch(`http://127.0.0.1:${nginx.statusPort}/404`);
+    expect([other.status, ((await other.json()) as { error: { code: string } }).error.code]).toEqual([503, "UPSTREAM_UNAVAILABLE"]);
   });
 });

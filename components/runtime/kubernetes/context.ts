@@ -39,6 +39,12 @@ export interface KubernetesSettings {
     tlsSecretName?: string;
     /** cert-manager ClusterIssuer that issues the Ingress certificate. */
     certIssuer?: string;
+    /**
+     * Traefik reads traefik.io Middleware objects (its kubernetescrd provider, with their CRDs installed):
+     * the Ingress's routers then carry the errors middleware (../../edge/error-pages.ts). Without it a
+     * router naming a middleware Traefik cannot read would be dropped, so it is asked for, never assumed.
+     */
+    traefikMiddlewares?: boolean;
   };
 }
 

@@ -27,11 +27,11 @@ import {
   WorkloadSpec,
   workloadLabels,
 } from "../../workload";
-import { isIngressNginxClass } from "../../edge/error-pages";
+import { isIngressNginxClass, isTraefikClass } from "../../edge/error-pages";
 import { buildImage } from "../image-build";
 import { availability } from "./availability";
 import { KubernetesContext, KubernetesSettings } from "./context";
-import { ingress } from "./ingress";
+import { ingress, type ErrorPagesFor } from "./ingress";
 import { namespaceIsolation, workloadNetworkPolicy } from "./network-policy";
 import { podTemplate } from "./pod";
 import { workloadSecrets } from "./secrets";
@@ -123,9 +123,12 @@ export class KubernetesRuntime extends pulumi.ComponentResource implements Runti
   }
 
   expose(edge: EdgeSpec, parent: pulumi.Resource): ExposedEdge {
-    // ingress-nginx's own refusals (413, 502/503/504 ...) go to edge-errors, in the platform's JSON shape.
-    const errorPages = edge.errorPages && isIngressNginxClass(this.ctx.settings.ingress.className) ? this.deploy(edge.errorPages, parent) : undefined;
-    ingress(this.ctx, edge, parent, [this.nsResource, ...edge.dependsOn, ...(errorPages?.ready ?? [])], errorPages !== undefined);
+    // The controller's own refusals (ingress-nginx: 413, 502/503/504 ...; Traefik: no route, a gateway
+    // down) go to edge-errors, in the platform's JSON shape. Another controller's are its own.
+    const { className } = this.ctx.settings.ingress;
+    const errorPagesFor: ErrorPagesFor | undefined = isIngressNginxClass(className) ? "ingress-nginx" : isTraefikClass(className) ? "traefik" : undefined;
+    const errorPages = edge.errorPages && errorPagesFor ? this.deploy(edge.errorPages, parent) : undefined;
+    ingress(this.ctx, edge, parent, [this.nsResource, ...edge.dependsOn, ...(errorPages?.ready ?? [])], errorPages ? errorPagesFor : undefined);
     return { url: `https://${edge.host}/api/` };
   }
 

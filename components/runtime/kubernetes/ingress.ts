@@ -6,15 +6,30 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { LABEL_ROLE, LABEL_WORKLOAD } from "../../../catalog/labels";
 import { EDGE_READ_TIMEOUT_S } from "../../../catalog/service-settings";
-import { ingressNginxErrorAnnotations } from "../../edge/error-pages";
+import {
+  EDGE_ERRORS_PORT,
+  EDGE_ERRORS_WORKLOAD,
+  ingressNginxErrorAnnotations,
+  traefikErrorsMiddlewareRef,
+  traefikErrorsMiddlewareSpec,
+  TRAEFIK_ERRORS_MIDDLEWARE,
+  TRAEFIK_MIDDLEWARES_ANNOTATION,
+} from "../../edge/error-pages";
 import { EdgeSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 
 /** Secret cert-manager fills when no existing TLS Secret is named. */
 export const DEFAULT_TLS_SECRET = "ai-trading-tls";
 
-/** `errorPages`: edge-errors is deployed, ingress-nginx's own refusals are sent to it (../../edge/error-pages.ts). */
-export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[], errorPages = false): k8s.networking.v1.Ingress {
+/** Which controller's refusals are sent to edge-errors (../../edge/error-pages.ts), when it is deployed. */
+export type ErrorPagesFor = "ingress-nginx" | "traefik";
+
+/**
+ * `errorPages`: edge-errors is deployed and the controller's own refusals are sent to it: ingress-nginx's
+ * by the Ingress's annotations, Traefik's by a catch-all
+ * Ingress and, where it reads Middlewares, the errors middleware on the Ingress's routers.
+ */
+export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[], errorPages?: ErrorPagesFor): k8s.networking.v1.Ingress {
   const { className, tlsSecretName, certIssuer } = ctx.settings.ingress;
   if (!tlsSecretName && !certIssuer) {
     throw new pulumi.ResourceError("the Ingress needs TLS: set certIssuer or tlsSecretName", parent);
@@ -35,6 +50,8 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
         { ...ctx.opts(parent, dependsOn), additionalSecretOutputs: ["data", "stringData"] },
       )
     : undefined;
+  const traefikMiddleware = errorPages === "traefik" && ctx.settings.ingress.traefikMiddlewares ? traefikErrorsMiddleware(ctx, edge, parent, dependsOn) : undefined;
+  if (errorPages === "traefik") traefikCatchAll(ctx, edge, secretName, parent, [...dependsOn, ...(tlsSecret ? [tlsSecret] : [])]);
   return new k8s.networking.v1.Ingress(
     `${edge.name}-ingress`,
     {
@@ -53,7 +70,8 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
           // No *-snippet annotation (policy ingress-no-snippets): the security headers, HSTS
           // included, come from the api-gateway itself, so they hold behind any controller.
           ...(certIssuer ? { "cert-manager.io/cluster-issuer": certIssuer } : {}),
-          ...(errorPages ? ingressNginxErrorAnnotations() : {}),
+          ...(errorPages === "ingress-nginx" ? ingressNginxErrorAnnotations() : {}),
+          ...(traefikMiddleware ? { [TRAEFIK_MIDDLEWARES_ANNOTATION]: ctx.namespace.apply(traefikErrorsMiddlewareRef) } : {}),
         },
       },
       spec: {
@@ -73,6 +91,53 @@ export function ingress(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.R
         ],
       },
     },
-    ctx.opts(parent, [...dependsOn, ...(tlsSecret ? [tlsSecret] : [])]),
+    ctx.opts(parent, [...dependsOn, ...(tlsSecret ? [tlsSecret] : []), ...(traefikMiddleware ? [traefikMiddleware] : [])]),
+  );
+}
+
+/** Traefik's errors middleware (traefik.io/v1alpha1 Middleware): its own 502 on the Ingress's routers to edge-errors' status port. */
+function traefikErrorsMiddleware(ctx: KubernetesContext, edge: EdgeSpec, parent: pulumi.Resource, dependsOn: pulumi.Resource[]): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(
+    `${edge.name}-errors-middleware`,
+    {
+      apiVersion: "traefik.io/v1alpha1",
+      kind: "Middleware",
+      metadata: { name: TRAEFIK_ERRORS_MIDDLEWARE, namespace: ctx.namespace, labels: { [LABEL_ROLE]: "edge", [LABEL_WORKLOAD]: "ingress" } },
+      spec: traefikErrorsMiddlewareSpec(),
+    },
+    ctx.opts(parent, dependsOn),
+  );
+}
+
+/**
+ * Traefik's catch-all: a `Prefix` path `/` on the platform's host, Traefik's `Host(..) && PathPrefix(/)`
+ * router, the shortest rule of the host's and so its lowest priority: a URL no route of the platform's
+ * Ingress takes, or one of a route whose router Traefik dropped (the gateway's Service without a ready
+ * pod), reaches edge-errors, which answers 404 or 503 by the path. An Ingress of its own, with the same
+ * host, TLS and HTTPS redirect as the platform's (policies edge-tls-only, ingress-hosts): Traefik skips the
+ * path of a Service without endpoints, and edge-errors down must only take this one with it.
+ */
+function traefikCatchAll(ctx: KubernetesContext, edge: EdgeSpec, secretName: string, parent: pulumi.Resource, dependsOn: pulumi.Resource[]): k8s.networking.v1.Ingress {
+  return new k8s.networking.v1.Ingress(
+    `${edge.name}-catch-all-ingress`,
+    {
+      metadata: {
+        name: "ai-trading-catch-all",
+        namespace: ctx.namespace,
+        labels: { [LABEL_ROLE]: "edge", [LABEL_WORKLOAD]: "ingress" },
+        annotations: { "nginx.ingress.kubernetes.io/ssl-redirect": "true", "nginx.ingress.kubernetes.io/force-ssl-redirect": "true" },
+      },
+      spec: {
+        ingressClassName: ctx.settings.ingress.className,
+        tls: [{ hosts: [edge.host], secretName }],
+        rules: [
+          {
+            host: edge.host,
+            http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: EDGE_ERRORS_WORKLOAD, port: { number: EDGE_ERRORS_PORT } } } }] },
+          },
+        ],
+      },
+    },
+    ctx.opts(parent, dependsOn),
   );
 }
