@@ -75,7 +75,7 @@ export class LaneConnection {
     this.gone = true;
     if (this.answered) return void this.socket.destroy();
     // No request within headersTimeout: node:http's 408 (the kit's clientError answer), then the close.
-    this.socket.end(clientErrorResponse("ERR_HTTP_REQUEST_TIMEOUT", this.lane.server));
+    this.socket.end(clientErrorResponse({ code: "ERR_HTTP_REQUEST_TIMEOUT" }, this.lane.server));
     this.socket.destroySoon();
   };
   private readonly onClose = () => {
