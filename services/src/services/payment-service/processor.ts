@@ -63,10 +63,7 @@ export class WebhookSignatureError extends Error {
 
 /** A correctly signed webhook whose body is no event object (`null`, an array, a number). */
 export class WebhookPayloadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WebhookPayloadError";
-  }
+  override readonly name = "WebhookPayloadError";
 }
 
 /** How far before our row's creation the processor's list of a customer's intents is read (clock skew). */
