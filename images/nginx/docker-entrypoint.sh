@@ -9,7 +9,11 @@ TLS_DIR="${TLS_DIR:-/etc/nginx/tls}"
 CN="${TLS_COMMON_NAME:-localhost}"
 case "$CN" in *[!A-Za-z0-9.*-]*|"") echo "FATAL: TLS_COMMON_NAME must be a host name" >&2; exit 1;; esac
 
-if [ ! -s "$TLS_DIR/tls.crt" ] || [ ! -s "$TLS_DIR/tls.key" ]; then
+# Only a configuration that serves TLS needs the certificate: edge-errors (components/edge/error-pages.ts)
+# answers plain HTTP behind the ingress controller, and exited 1 here on the cluster (read-only root).
+needs_tls=0
+grep -qE '^[[:space:]]*ssl_certificate' "$CONF" && needs_tls=1
+if [ "$needs_tls" = 1 ] && { [ ! -s "$TLS_DIR/tls.crt" ] || [ ! -s "$TLS_DIR/tls.key" ]; }; then
   if [ ! -w "$TLS_DIR" ]; then
     echo "FATAL: $TLS_DIR/tls.crt or tls.key missing and $TLS_DIR is not writable" >&2
     exit 1
