@@ -1,9 +1,12 @@
 /**
  * What the public API description (/api/docs/openapi.json) may not show a client: a catalog
- * service's name (a client knows `/api/orders`, not `order-management`) or an internal host (a
+ * service's name (a client knows `/api/orders`, not `order-management`), an internal host (a
  * service's or datastore's host name with a port, a loopback address, a cluster DNS name, one of
- * the test platform's own listening addresses). Read over every key and every string of the
- * document: tags, operation ids, component names and the $refs to them, descriptions, extensions.
+ * the test platform's own listening addresses) or a datastore product (PostgreSQL, ClickHouse,
+ * Dragonfly, Redis, Kafka/Redpanda, Weaviate, ArangoDB: a description says "recorded", not
+ * "recorded in PostgreSQL"). Read over every key and every string of the document: tags, operation
+ * ids, component names and the $refs to them, descriptions, extensions. A datastore's name is let
+ * through only where it is the API's own data (wireValue): a field's name or a value a field takes.
  */
 import { catalog, DATA_COMPONENTS } from "../../services/src/catalog";
 
@@ -39,6 +42,36 @@ const INTERNAL_HOST = new RegExp(
   ].join("|"),
   "gi",
 );
+
+/**
+ * The datastores' names as products, each a word of its own: the catalog's (`postgres`,
+ * `dragonfly`, `redpanda`, `redis`, ...) and the spellings prose uses (`PostgreSQL`, `Kafka`, `Arango`).
+ */
+const DATASTORE_PRODUCT = new RegExp(
+  `(?<![\\w-])(?:${[...DATA_COMPONENTS, "postgresql", "kafka", "arango"].sort((a, b) => b.length - a.length).map(escaped).join("|")})(?![\\w-])`,
+  "gi",
+);
+
+/**
+ * Is the text at this pointer the API's own data rather than prose: a field's name (a key under
+ * `properties`, an entry of `required`) or a value a field takes (`enum`, `const`)? Those are what a
+ * client sends and reads (`/api/database/migrations` answers `postgres` and `clickhouse`; a
+ * backtest's `data.source` takes `"clickhouse"`): renaming them would break clients, so they stay.
+ */
+export function wireValue(at: string): boolean {
+  return /\/properties\/[^/]+#key$/.test(at) || /\/(?:required|enum)\/\d+$/.test(at) || /\/const$/.test(at);
+}
+
+/** The datastore products one text of the document names as prose (none where it is a wire value). */
+export function datastoresInDocument({ at, text }: DocumentText): string[] {
+  if (wireValue(at)) return [];
+  return [...new Set([...text.matchAll(DATASTORE_PRODUCT)].map((m) => `datastore ${m[0]}`))];
+}
+
+/** Everything internal the document shows, as `<pointer>: <what>` (`/tags/0/name: service order-management`). */
+export function namedInDocument(doc: unknown, hosts: readonly string[] = []): string[] {
+  return documentTexts(doc).flatMap((t) => [...internalInDocument(t.text, hosts), ...datastoresInDocument(t)].map((what) => `${t.at}: ${what}`));
+}
 
 /** The internal things one text of the document names (`hosts`: listening addresses, `127.0.0.1:4411`). */
 export function internalInDocument(text: string, hosts: readonly string[] = []): string[] {

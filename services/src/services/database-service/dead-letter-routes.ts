@@ -22,7 +22,7 @@ import { deadLetter, listDeadLetters, postgresLetterReplays, type ConsumerDeadLe
 const Letter = ResponseObject(
   {
     id: Type.String(),
-    store: Type.String({ description: "pg: the consumers with PostgreSQL; ch: those without (ClickHouse)" }),
+    store: Type.String({ description: "which store keeps it: pg, the transactional consumers' (orders, payments, ...; the default); ch, the analytics consumers' (usage, performance, AI chains)" }),
     consumerGroup: Type.String(),
     topic: Type.String(),
     partition: Type.Integer(),
@@ -33,7 +33,7 @@ const Letter = ResponseObject(
     replayedOffset: Nullable(Type.String()),
     replayClaimedAt: Nullable(Type.String({ description: "a replay is sending it since (its claim); null: none" })),
   },
-  { description: "a Kafka consumer's dead letter; the listing adds keyBytes, valueBytes, headerCount (null: none), one letter key, value (base64, null: none) and headers" },
+  { description: "an event consumer's dead letter (a message it set aside); the listing adds keyBytes, valueBytes, headerCount (null: none), one letter key, value (base64, null: none) and headers" },
 );
 const Listing = ResponseObject({ deadLetters: Type.Array(Letter), nextBefore: Nullable(Type.String()) });
 const Replayed = Type.Intersect([ReplayedAnswer, ResponseObject({ topic: Type.String(), partition: Type.Integer(), offset: Nullable(Type.String({ description: "the offset the message was given on its topic" })) })]);

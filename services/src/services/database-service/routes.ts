@@ -17,8 +17,12 @@ const Report = ResponseObject({ status: Type.String({ description: "ok | degrade
 const One = Type.Intersect([ResponseObject({ name: Type.String() }), Health]);
 const Migrations = ResponseObject(
   {
-    postgres: ResponseObject({ applied: Type.Array(ResponseObject({ file: Type.String(), checksumMatches: Type.Boolean() })), pending: Type.Array(Type.String()) }),
-    clickhouse: Type.Unknown({ description: "the same for ClickHouse, or \"disabled\"" }),
+    postgres: ResponseObject(
+      { applied: Type.Array(ResponseObject({ file: Type.String(), checksumMatches: Type.Boolean() })), pending: Type.Array(Type.String()) },
+      { description: "the transactional store's applied migrations and pending files" },
+    ),
+    // The public document names no datastore product in prose (tests/services/openapi.test.ts); the keys are the answer's own.
+    clickhouse: Type.Unknown({ description: "the same for the analytics store, or \"disabled\"" }),
   },
   { description: "Applied and pending migrations per datastore" },
 );

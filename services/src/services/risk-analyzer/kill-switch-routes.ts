@@ -45,7 +45,7 @@ const ChangeOut = ResponseObject({
 });
 const ScopeOut = ResponseObject(
   { scope: Type.String(), userId: Nullable(Type.String()), state: StateOut, enforced: StateOut, lastChange: Type.Union([ChangeOut, Type.Null()]) },
-  { description: "`state` as recorded in PostgreSQL, `enforced` as Dragonfly holds it for the pre-trade check" },
+  { description: "`state` as recorded, `enforced` as the pre-trade check applies it" },
 );
 const HistoryOut = ResponseObject({ changes: Type.Array(ChangeOut), nextBefore: Nullable(Type.String({ description: "the next page: ?before=<this>; null on the last page" })) });
 const OwnScope = ResponseObject({ state: StateOut, reason: Nullable(Type.String()), since: Nullable(Type.String()) });

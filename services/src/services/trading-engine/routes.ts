@@ -41,7 +41,7 @@ const Refusal = ResponseObject({
 const Refusals = ResponseObject({
   total: Type.Integer(),
   records: Type.Array(Refusal),
-  unwritten: Type.Array(Type.String(), { description: "order ids this process stopped asking about where PostgreSQL refused to record the refusal" }),
+  unwritten: Type.Array(Type.String(), { description: "order ids this process stopped asking about whose refusal could not be recorded" }),
 });
 const Released = ResponseObject({ orderId: Type.String(), released: Type.Boolean() });
 const RefusalsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });
