@@ -13,12 +13,15 @@
  *
  * The merged document is cached for DOCS_CACHE_MS; a service that does not answer is left out and
  * its route named in `x-unavailable-routes` (the page still loads), and the next request tries it again.
+ * The documents are read as the gateway's other peer reads (kit peers): bounded by HEALTH_TIMEOUT_MS and
+ * cut PEER_CLOSE_GRACE_MS into the gateway's close (`cutOnClose`), which answers 503 SHUTTING_DOWN (since
+ * session 54; before, the close waited for them up to HEALTH_TIMEOUT_MS, 60 s at most).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
 import type { ServiceDefinition } from "../../catalog";
-import { OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, pathOf } from "../../kit";
+import { isShuttingDown, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, pathOf, type PeerClient } from "../../kit";
 
 export const DOCS_PREFIX = "/api/docs";
 
@@ -114,7 +117,8 @@ export interface ApiDocsOptions {
   /** The gateway's own document (app.swagger()). */
   ownDocument: () => OpenApiDocument;
   routed: readonly ServiceDefinition[];
-  baseUrl: (name: string) => string;
+  /** The gateway's peer client (ctx.peers): its `cutOnClose` ends a read once the close began. */
+  peers: Pick<PeerClient, "call">;
   timeoutMs: number;
   cacheMs: number;
   log: Logger;
@@ -126,10 +130,13 @@ export function docsSource(o: ApiDocsOptions): () => Promise<OpenApiDocument> {
   let pending: Promise<OpenApiDocument> | undefined;
   const fetchOne = async (def: ServiceDefinition): Promise<OpenApiDocument | undefined> => {
     try {
-      const r = await fetch(`${o.baseUrl(def.name)}${OPENAPI_DOCUMENT_PATH}`, { signal: AbortSignal.timeout(o.timeoutMs) });
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      return (await r.json()) as OpenApiDocument;
+      const r = await o.peers.call<OpenApiDocument>(def.name, OPENAPI_DOCUMENT_PATH, { timeoutMs: o.timeoutMs, cutOnClose: true });
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+      if (!r.body || typeof r.body !== "object") throw new Error("not a JSON document");
+      return r.body;
     } catch (e) {
+      // The gateway closing: the request is answered 503 SHUTTING_DOWN, not a document missing services.
+      if (isShuttingDown(e)) throw e;
       o.log.warn({ upstream: def.name, err: { message: (e as Error).message } }, "OpenAPI document unavailable");
       return undefined;
     }

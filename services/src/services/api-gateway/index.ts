@@ -178,7 +178,7 @@ export default defineService({
       });
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
-      await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], baseUrl: (n) => bases.get(n)!, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
+      await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], peers: ctx.peers, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
       const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams });
       const off = fastLaneOff(ctx);
       if (off) log.info({ reason: off }, "gateway fast lane off");

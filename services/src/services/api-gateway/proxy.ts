@@ -12,9 +12,10 @@
 import type { FastifyRequest, preParsingHookHandler } from "fastify";
 import { Counter } from "prom-client";
 import type { ServiceDefinition } from "../../catalog";
-import { awaitsContinue, clientRequestIdOf, errorBody, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, publicServiceName, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
+import { awaitsContinue, clientRequestIdOf, errorBody, ErrorResponse, HttpError, IDENTITY_HEADERS, isClosingAnswer, isInternalPath, markDrainAnswer, publicServiceName, Type, type ApiKeyScope, type App, type Identity } from "../../kit";
 import type { Auth } from "./authenticate";
 import type { GatewayContext } from "./config";
+import { serviceHealth, type ServiceHealth } from "./health";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
 import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
@@ -28,6 +29,9 @@ const HealthBody = Type.Object({
   status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
   services: Type.Record(Type.String(), Type.Object({ status: Type.Union([Type.Literal("ok"), Type.Literal("down")]), latencyMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) })),
 });
+
+/** /api/health's 503: a service down (the report), or the gateway shutting down (the error body, SHUTTING_DOWN). */
+const HealthUnavailable = Type.Union([HealthBody, ErrorResponse], { description: "A service is down (the report), or this gateway instance is shutting down (SHUTTING_DOWN, Retry-After)" });
 
 export const STRIPPED_HEADERS = [...Object.values(IDENTITY_HEADERS), "authorization", "x-api-key"];
 
@@ -203,18 +207,12 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
   });
 
   // Takes no query parameter (the kit's default): it reads none.
-  api.get("/api/health", { schema: { security: [], response: { 200: HealthBody, 503: HealthBody } } }, async (_request, reply) => {
-    const results: Record<string, { status: "ok" | "down"; latencyMs?: number; error?: string }> = { "/api/": { status: "ok", latencyMs: 0 } };
+  // Each service's health is cut on the gateway's close (./health.ts): the error body's 503 SHUTTING_DOWN then.
+  api.get("/api/health", { schema: { security: [], response: { 200: HealthBody, 503: HealthUnavailable } } }, async (request, reply) => {
+    const results: Record<string, ServiceHealth> = { "/api/": { status: "ok", latencyMs: 0 } };
     await Promise.all(
       [...d.routes.values()].map(async (s) => {
-        const t0 = performance.now();
-        try {
-          const r = await fetch(`${d.bases.get(s.name)}/health`, { signal: AbortSignal.timeout(cfg.HEALTH_TIMEOUT_MS) });
-          await r.arrayBuffer();
-          results[`/api/${s.route}/`] = r.ok ? { status: "ok", latencyMs: Math.round(performance.now() - t0) } : { status: "down", error: `HTTP ${r.status}` };
-        } catch (e) {
-          results[`/api/${s.route}/`] = { status: "down", error: (e as Error).name === "TimeoutError" ? `no answer within ${cfg.HEALTH_TIMEOUT_MS} ms` : "unreachable" };
-        }
+        results[`/api/${s.route}/`] = await serviceHealth(ctx.peers, s.name, cfg.HEALTH_TIMEOUT_MS, String(request.id));
       }),
     );
     const allUp = Object.values(results).every((r) => r.status === "ok");
