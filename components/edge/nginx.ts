@@ -241,7 +241,7 @@ export class Edge extends pulumi.ComponentResource {
         host: args.host,
         tls: args.tls,
         proxy: nginxProxySpec(proxyArgs),
-        errorPages: errorPagesSpec(args.image, publicRoutes(args.services)),
+        errorPages: errorPagesSpec(args.image, publicRoutes(args.services), args.host),
         dependsOn,
       },
       this,

@@ -84,13 +84,14 @@ async function runNginx(dir: string, conf: string, port: number): Promise<() => 
 
 /**
  * Starts nginx with edge-errors' configuration (components/edge/error-pages.ts, the catalog's public
- * routes) on free loopback ports: its first port (ingress-nginx, Traefik's catch-all), its status port
- * (Traefik's errors middleware) and stop.
+ * routes, `host` as the platform's: by default the loopback address the tests ask) on free loopback
+ * ports: its first port (ingress-nginx, Traefik's catch-all), its status port (Traefik's errors
+ * middleware) and stop.
  */
-export async function startErrorPagesNginx(): Promise<{ port: number; statusPort: number; stop(): Promise<void> }> {
+export async function startErrorPagesNginx(host = "127.0.0.1"): Promise<{ port: number; statusPort: number; stop(): Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-edge-errors-"));
   const [port, statusPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const conf = errorPagesConfig(publicRoutes(catalog))
+  const conf = errorPagesConfig(publicRoutes(catalog), host)
     .replace(`listen ${EDGE_ERRORS_PORT};`, `listen 127.0.0.1:${port};`)
     .replace(`listen ${EDGE_ERRORS_STATUS_PORT};`, `listen 127.0.0.1:${statusPort};`)
     .replaceAll(" /tmp/", ` ${dir}/`);

@@ -10,6 +10,7 @@
  * and edge-errors' configuration run by the real nginx, as ingress-nginx and Traefik call it (X-Code
  * and the original URI; the original request on the catch-all; `/<status>` on the status port).
  */
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   EDGE_ERRORS,
@@ -55,6 +56,8 @@ describe("the prod stack's Ingress sends ingress-nginx's own refusals to edge-er
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toEqual([EDGE_ERRORS_PORT, EDGE_ERRORS_STATUS_PORT]);
     const config = byType(prod, "kubernetes:core/v1:ConfigMap").find((c) => c.inputs.metadata.name?.startsWith("edge-errors"))!.inputs;
     expect(Object.values(config.data as Record<string, string>).join("")).toContain(`if ($http_x_code = "413") { return 413 '`);
+    // The platform's host: a request without X-Code for another (ingress-nginx's default server) is a 404 whatever its path.
+    expect(Object.values(config.data as Record<string, string>).join("")).toMatch(/map \$host \$platform_host \{\n\s+default 0;\n\s+"[a-z0-9.-]+" 1;/);
     const policy = named(prod, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "edge-errors-netpol").inputs.spec;
     expect(policy.egress).toEqual([]);
     expect(policy.ingress).toHaveLength(1);
@@ -150,6 +153,32 @@ describe("edge-errors' configuration, run by the real nginx", () => {
     const noRoute = [NO_ROUTE.answer, "application/json", NO_ROUTE.code, "url"];
     for (const path of ["/api/orders", "/api/orders/", "/api/orders/x?y=1", "/api/health", "/api/docs/", "/api/ai-chains/chains"]) expect(await at(path), path).toEqual(gatewayDown);
     for (const path of ["/", "/api", "/api/", "/api/ordersx", "/api/health/x", "/api/healthz", "/internal/openapi.json", "/502", "/.env"]) expect(await at(path), path).toEqual(noRoute);
+  });
+
+  it("answers a request without X-Code for a host not the platform's 404 naming url, whatever its path (ingress-nginx's default server takes every host no Ingress names)", async () => {
+    // fetch sends the Host of its URL: node:http sends the one given.
+    const as = (host: string, path: string) =>
+      new Promise<[number | undefined, string, string | null]>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: nginx.port, path, method: "GET", headers: { host } }, (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (c: string) => (text += c)).on("end", () => {
+            const json = JSON.parse(text) as { error: { code: string; field?: string; message: string } };
+            expect(internalNamesIn(json.error.message)).toEqual([]);
+            resolve([res.statusCode, json.error.code, json.error.field ?? null]);
+          });
+        });
+        req.on("error", reject).end();
+      });
+    const noRoute = [NO_ROUTE.answer, NO_ROUTE.code, "url"];
+    for (const host of ["other.example", "127.0.0.2", "x.127.0.0.1"]) {
+      for (const path of ["/api/orders/", "/api/orders/x?y=1", "/api/health", "/", "/.env"]) expect(await as(host, path), `${host}${path}`).toEqual(noRoute);
+    }
+    // The platform's host with a port too: its public route a 503, as above.
+    for (const host of ["127.0.0.1:8443", "127.0.0.1"]) expect(await as(host, "/api/orders/"), host).toEqual([503, "UPSTREAM_UNAVAILABLE", null]);
+    // ingress-nginx's X-Code comes first, whatever the host.
+    const coded = await fetch(`http://127.0.0.1:${nginx.port}/api/orders/`, { headers: { "x-code": "504" } });
+    expect(coded.status).toBe(504);
+    await coded.arrayBuffer();
   });
 
   it("answers Traefik's errors middleware on its status port: the status in the path, with a Retry-After; anything else 503", async () => {
