@@ -1,3 +1,5 @@
+import { setMaxListeners } from "node:events";
+
 /**
  * One bound on how long a caller waits for a promise: the readiness probes, the scheduled jobs' run
  * records, database-service's datastore probes, portfolio-manager's gauges and ai-orchestrator's
@@ -18,6 +20,9 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
  */
 export function afterGrace(signal: AbortSignal, graceMs: number): AbortSignal {
   const graced = new AbortController();
+  // Every call in flight listens on this one signal (unlessAborted adds and removes a listener per
+  // call): dozens at once are normal, not a leak, so Node's warning past 10 listeners is turned off.
+  setMaxListeners(0, graced.signal);
   const start = () => void setTimeout(() => graced.abort(signal.reason), graceMs).unref();
   if (signal.aborted) start();
   else signal.addEventListener("abort", start, { once: true });
