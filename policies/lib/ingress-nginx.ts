@@ -88,3 +88,17 @@ export function controllerConfigMapOf(controller: NginxController, resources: re
     return ref === undefined ? undefined
         : resources.find((r) => r.type === K8S.configMap && namespaceOf(r.props) === ref.namespace && objectName(r.props, r.name) === ref.name);
 }
+
+/**
+ * Session 53: which ConfigMaps ingress-nginx reads as its configuration. When the stack declares controllers, the ones their
+ * --configmap flags name (the chart's default name in the controller's namespace when a controller has none): another
+ * ConfigMap holding `use-forwarded-headers` is not the controller's and is not judged as such. When it declares none, the
+ * controller is installed elsewhere and any ConfigMap may be its: judged by its keys, as before. Session 54: read by
+ * edge-gateway-contract, ingress-no-snippets and no-insecure-runtime-flags alike (all three stack policies for it).
+ */
+export function controllerConfigMaps(resources: StackResource[]): (r: StackResource) => boolean {
+    const controllers = nginxControllers(resources);
+    if (controllers.length === 0) return () => true;
+    const read = new Set(controllers.map((c) => controllerConfigMapOf(c, resources)).filter((r): r is StackResource => r !== undefined));
+    return (r) => read.has(r);
+}

@@ -10,6 +10,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { ReportViolation, ResourceValidation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import { readConfig } from "./config";
+import { readingListItems } from "./lists";
 import {
     buildArgImages, dockerBuildImageBuild, remoteImageBuild, DOCKER_BUILD_IMAGE, DOCKER_BUILD_INDEX, DOCKER_REGISTRY_IMAGE, dockerfileImages, dockerImageBuild,
     type ImageResourceBuild,
@@ -88,15 +89,18 @@ export type WorkloadValidation = (w: Workload, args: ResourceValidationArgs, rep
 /**
  * Runs `validate` on every workload of the given targets (both by default); any other resource is
  * reported not applicable. One validation (not one per class) so the engine hears "not applicable"
- * only for resources that are not workloads at all.
+ * only for resources that are not workloads at all. Session 54: and on each workload item of a `*List`
+ * (`DeploymentList`, `StatefulSetList`, a `v1` `List`: lib/lists.ts `readingListItems`), named by its own
+ * kind and name, as the API server applies it (no-unchecked-workloads refuses the list itself besides).
  */
 export function forEveryWorkload(validate: WorkloadValidation, targets: Target[] = ["docker", "kubernetes"]): ResourceValidation {
     const classes = WORKLOAD_CLASSES.filter(([t]) => targets.includes(t));
-    return (args, reportViolation) => {
+    const one: ResourceValidation = (args, reportViolation) => {
         const hit = classes.find(([, cls]) => args.isType(cls));
         if (!hit) return args.notApplicable(`only ${targets.length === 2 ? "workloads" : `${targets[0]} workloads`}`);
         validate(workloadOf(hit[0], args.type, args.name, plain(args.props)), args, reportViolation);
     };
+    return readingListItems(one)[0];
 }
 
 /**

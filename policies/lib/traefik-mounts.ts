@@ -47,12 +47,33 @@ const TRAEFIK_VARIABLE = /^TRAEFIK_(ENTRYPOINTS|PROVIDERS|CERTIFICATESRESOLVERS|
  * `traefik` as the command (or as the first argument an entrypoint script passes on), or a Traefik static flag or variable.
  */
 export function isTraefikContainer(c: K8sContainer): boolean {
-    const image = str(c.container.image);
-    if (image !== undefined && !parseImageRef(image).isImageId && /traefik/i.test(parseImageRef(image).basename)) return true;
     const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
+    return isTraefikProcess(str(c.container.image), words, arr(c.container.env).map((e) => (isRecord(e) ? str(e.name) ?? "" : "")));
+}
+
+/** Session 54: the same recognition on a process's image, command line (entrypoint and command, in order) and environment names. */
+function isTraefikProcess(image: string | undefined, words: string[], envNames: string[]): boolean {
+    if (image !== undefined && !parseImageRef(image).isImageId && /traefik/i.test(parseImageRef(image).basename)) return true;
     if (words.slice(0, 2).some((w) => /(^|\/)traefik$/.test(w))) return true;
     if (words.some((w) => TRAEFIK_FLAG.test(w))) return true;
-    return arr(c.container.env).some((e) => isRecord(e) && TRAEFIK_VARIABLE.test(str(e.name) ?? ""));
+    return envNames.some((n) => TRAEFIK_VARIABLE.test(n));
+}
+
+/**
+ * Session 54: a Docker container running Traefik (the Docker target), recognised as a Kubernetes one is: its image's name,
+ * `traefik` as its entrypoint or command (or the first argument an entrypoint script passes on), a Traefik static flag on
+ * its command line or a `TRAEFIK_` variable of its `envs`. Its health check (`traefik healthcheck`) is another process.
+ */
+export function isTraefikDockerContainer(props: Record<string, any>): boolean {
+    const words = dockerProcessWords(props);
+    const envNames = arr(props.envs).map((e) => str(e)?.split("=")[0] ?? "");
+    return isTraefikProcess(str(props.image), words, envNames);
+}
+
+/** A Docker container's process command line, word by word: its `entrypoints`, then its `command` (as the engine runs them). */
+export function dockerProcessWords(props: Record<string, any>): string[] {
+    return [...arr(props.entrypoints), ...arr(props.command)].map(str).filter((t): t is string => t !== undefined)
+        .flatMap((t) => t.trim().split(/\s+/)).filter((w) => w !== "");
 }
 
 /** The container's literal environment value of `name`, if it sets one. */

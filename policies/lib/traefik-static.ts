@@ -15,6 +15,7 @@ import { k8sCommandLine } from "./command-line";
 import { goBool } from "./controller-config";
 import { untrustedProxyRange } from "./cidr";
 import { workloadEnv } from "./environment";
+import { dockerProcessWords, isTraefikDockerContainer } from "./traefik-mounts";
 import type { Workload } from "./rule";
 import { isRecord, str } from "./values";
 
@@ -31,18 +32,36 @@ export interface TraefikSetting {
     source: string;
 }
 
-/** The static settings of any Kubernetes container of a workload: its flags and its `TRAEFIK_*` environment. */
+/** Each `--flag[=value]` of a command line as a setting (a flag without `=` takes the next word unless it is another flag). */
+function flagSettings(words: string[], where: string, source: string): TraefikSetting[] {
+    const out: TraefikSetting[] = [];
+    words.forEach((word, i) => {
+        if (!word.startsWith("--") || word.length < 3) return;
+        const [name, ...rest] = word.split("=");
+        const next = words[i + 1];
+        const value = rest.length ? rest.join("=") : next !== undefined && !next.startsWith("-") ? next : undefined;
+        out.push({ key: name.slice(2).toLowerCase(), setting: name.toLowerCase(), value, where, source });
+    });
+    return out;
+}
+
+/**
+ * The static settings of any Kubernetes container of a workload: its flags and its `TRAEFIK_*` environment. Session 54: and
+ * of a Docker container running Traefik (`isTraefikDockerContainer`): its `entrypoints` and `command` flags and its `envs`
+ * (the message's subject names the container; `where` says `command` or `envs`). Its `labels` are the Docker provider's
+ * dynamic configuration (routers), not static settings: that provider is `providerProblems`'.
+ */
 export function traefikWorkloadSettings(w: Workload): TraefikSetting[] {
+    if (w.target === "docker") {
+        if (!isTraefikDockerContainer(w.props)) return [];
+        const envs = workloadEnv(w.type, w.props).flatMap((env) => env.entries)
+            .filter((e) => /^TRAEFIK_./i.test(e.name) && e.value !== undefined)
+            .map((e): TraefikSetting => ({ key: e.name.slice(8).toLowerCase().replace(/_/g, "."), setting: e.name, value: e.value, where: "envs", source: "the container" }));
+        return [...flagSettings(dockerProcessWords(w.props), "command", "the container"), ...envs];
+    }
     const out: TraefikSetting[] = [];
     for (const c of w.containers) {
-        const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
-        words.forEach((word, i) => {
-            if (!word.startsWith("--") || word.length < 3) return;
-            const [name, ...rest] = word.split("=");
-            const next = words[i + 1];
-            const value = rest.length ? rest.join("=") : next !== undefined && !next.startsWith("-") ? next : undefined;
-            out.push({ key: name.slice(2).toLowerCase(), setting: name.toLowerCase(), value, where: `container "${c.name}"`, source: `container "${c.name}"` });
-        });
+        out.push(...flagSettings(k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/)), `container "${c.name}"`, `container "${c.name}"`));
     }
     for (const env of workloadEnv(w.type, w.props)) {
         for (const e of env.entries) {
@@ -161,6 +180,14 @@ export function providerProblems(settings: TraefikSetting[]): string[] {
             const option = (o: string) => given.find((s) => s.key.replace(/\[\d+\]$/, "") === `providers.${name}.${o}`);
             const watched = READ_PROVIDERS.get(name);
             if (watched === undefined) {
+                // Session 54: the Docker (and Swarm) provider routes every container of the engine unless exposedByDefault is set false.
+                const exposed = name === "docker" || name === "swarm" ? option("exposedbydefault") : undefined;
+                if ((name === "docker" || name === "swarm") && goBool(exposed?.value ?? "true") !== false) {
+                    out.push(`${at}enables Traefik's ${name} provider (${given[0].setting}) with ${exposed ? `${exposed.setting} ${exposed.value ?? "true"}` : "exposedByDefault left at its default, true"}, ` +
+                        "so Traefik makes a router for every container of the engine, the datastores' and monitoring's included, made in this stack or not, " +
+                        "from labels and names no policy of this pack reads");
+                    continue;
+                }
                 out.push(`${at}enables Traefik's ${name} provider (${given[0].setting}), whose routers, services and middlewares come from a source no policy of this pack reads`);
                 continue;
             }
@@ -206,6 +233,63 @@ export function openingProblems(settings: TraefikSetting[]): string[] {
             out.push(`${at}sets ${s.setting}, so Traefik accepts any certificate from every backend it reaches over HTTPS: whoever is on the path between the edge ` +
                 "and a backend answers in its place, reading and rewriting every request, the credentials it carries included");
         }
+        out.push(...internalEndpointProblems(given));
+    }
+    return out;
+}
+
+/** Ports clients reach an edge on: an entry point listening there serves them. */
+const PUBLIC_PORTS = ["80", "443"];
+
+/**
+ * Session 54: why an entry point of one configuration serves clients, or undefined: `web` and `websecure` (the names Traefik's
+ * chart and this repository's cluster give the published ones), an entry point terminating TLS for routers (`http.tls`) or
+ * redirecting them (`http.redirections`), one marked `asDefault` (every router without entry points of its own listens there),
+ * or one listening on port 80 or 443.
+ */
+function publicEntryPoint(given: TraefikSetting[], name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const of = (suffix: string) => given.filter((s) => s.key === `entrypoints.${lower}.${suffix}` || s.key.startsWith(`entrypoints.${lower}.${suffix}.`));
+    if (lower === "web" || lower === "websecure") return "the name Traefik's chart gives the entry point it publishes";
+    if (of("http.tls").length) return "it terminates TLS for routers (http.tls)";
+    if (of("http.redirections").length) return "it redirects routers' requests (http.redirections)";
+    if (of("asdefault").some((s) => goBool(s.value ?? "true") === true)) return "every router without entry points of its own listens there (asDefault)";
+    const port = /:(\d+)(\/(tcp|udp))?$/i.exec(of("address")[0]?.value?.trim() ?? "")?.[1];
+    return port !== undefined && PUBLIC_PORTS.includes(port) ? `it listens on port ${port}` : undefined;
+}
+
+/**
+ * Session 54: Traefik's own endpoints on an entry point that serves clients: Prometheus metrics (`metrics.prometheus.entryPoint`:
+ * every router's, service's and entry point's request counts and latencies, which names the routes and backends) and the ping
+ * health check (`ping.entryPoint`: the edge answering to any prober). Both default to the internal entry point `traefik`; with
+ * `manualRouting` they are served only through a router the route policies read. Each configuration judged on its own.
+ */
+function internalEndpointProblems(given: TraefikSetting[]): string[] {
+    const out: string[] = [];
+    const endpoints: Array<[string, string]> = [
+        ["metrics.prometheus", "its Prometheus metrics (every router's, service's and entry point's request counts and latencies, naming the routes and backends)"],
+        ["ping", "its ping health check"],
+    ];
+    for (const [root, what] of endpoints) {
+        const entry = given.filter((s) => s.key === `${root}.entrypoint`).pop();
+        if (entry === undefined || (entry.value ?? "").trim() === "") continue;
+        if (given.some((s) => s.key === `${root}.manualrouting` && goBool(s.value ?? "true") === true)) continue;
+        if (given.some((s) => s.key === root && goBool(s.value ?? "true") === false)) continue;
+        const name = entry.value!.trim();
+        const why = publicEntryPoint(given, name);
+        if (why === undefined) continue;
+        const at = entry.where === "" ? "" : `${entry.where} `;
+        out.push(`${at}sets ${entry.setting} to ${name}, so Traefik answers ${what} on a public entry point (${name}: ${why}), to every client that reaches the edge`);
+    }
+    // The internal entry point itself moved onto a public port: metrics and ping are served there unless given another entry point.
+    const traefik = publicEntryPoint(given, "traefik");
+    const address = given.filter((s) => s.key === "entrypoints.traefik.address").pop();
+    const served = endpoints.filter(([root]) => given.some((s) => (s.key === root || s.key.startsWith(`${root}.`)) && goBool(s.value ?? "true") !== false) &&
+        !given.some((s) => s.key === `${root}.entrypoint` || (s.key === `${root}.manualrouting` && goBool(s.value ?? "true") === true)));
+    if (traefik !== undefined && address !== undefined && served.length) {
+        const at = address.where === "" ? "" : `${address.where} `;
+        out.push(`${at}sets ${address.setting} to ${address.value}, so Traefik answers ${served.map(([, what]) => what).join(" and ")} on a public entry point ` +
+            `(traefik: ${traefik}), to every client that reaches the edge`);
     }
     return out;
 }

@@ -2,14 +2,14 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { IDENTITY_HEADERS, isInternalPath, SECURITY_HEADERS } from "../../catalog/edge";
 import { untrustedProxyRange } from "../lib/cidr";
 import { controllerSettings, exactFirstList, goBool } from "../lib/controller-config";
-import { controllerConfigMapOf, nginxControllers } from "../lib/ingress-nginx";
-import { workloadOf } from "../lib/rule";
+import { controllerConfigMapOf, controllerConfigMaps, nginxControllers } from "../lib/ingress-nginx";
+import { workloadOf, workloadTarget } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { TRAEFIK_MIDDLEWARE } from "../lib/routes";
 import { traefikStaticFiles } from "../lib/traefik-mounts";
 import { forwardedTrustProblems, openingProblems, providerProblems, TraefikSetting, traefikFileSettings, traefikWorkloadSettings } from "../lib/traefik-static";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
-import { describe, isK8sWorkload, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
+import { describe, K8S, metadataAnnotations, namespaceOf, objectName } from "../lib/workloads";
 
 /**
  * Session 51 (red team round four): the edge's settings that undo what the api-gateway keeps for itself
@@ -157,12 +157,20 @@ function clientAddressTrust(props: Record<string, any>): string[] {
 }
 
 function fixOf(problem: string): string {
+    if (problem.includes("on a public entry point")) {
+        return "; keep metrics and ping on the internal entry point traefik (their default, on a port no Service publishes) or on an entry point of their " +
+            "own that no Service publishes, and let Prometheus scrape it inside the cluster (or route them with manualRouting through a router the route policies read).";
+    }
     if (problem.includes("its API and dashboard")) {
         return "; leave api.insecure off (and api.debug): publish the dashboard, if at all, through an IngressRoute to api@internal on a host of its own " +
             "behind an authentication middleware, or reach it with kubectl port-forward.";
     }
     if (problem.includes("accepts any certificate")) {
         return "; leave insecureSkipVerify off and give the backends' CA as serversTransport.rootCAs (or a ServersTransport with rootCAs for the Services that need one).";
+    }
+    if (/Traefik's (docker|swarm) provider/.test(problem)) {
+        return "; no policy of this pack reads the Docker provider's routers (containers' labels, and with exposedByDefault, its default, every container " +
+            "without one): keep that provider off, and on the Docker target serve the edge with the platform's nginx edge container (its nginx.conf judged by edge-tls-only).";
     }
     if (/provider/i.test(problem)) {
         return "; the edge serves only routes this pack judges (the stack's Ingresses, Traefik Middlewares and ServersTransports, read by the route policies): " +
@@ -220,20 +228,6 @@ export function undeclaredHeaderMaps(resources: StackResource[], isController: (
     return out;
 }
 
-/**
- * Session 53: which ConfigMaps ingress-nginx reads as its configuration. When the stack declares controllers, the ones their
- * --configmap flags name (the chart's default name in the controller's namespace when a controller has none): another
- * ConfigMap holding `use-forwarded-headers` is not the controller's and is not judged as such. When it declares none, the
- * controller is installed elsewhere and any ConfigMap may be its: judged by its keys, as before. (ingress-no-snippets and
- * no-insecure-runtime-flags see one resource at a time and keep judging by keys.)
- */
-export function controllerConfigMaps(resources: StackResource[]): (r: StackResource) => boolean {
-    const controllers = nginxControllers(resources);
-    if (controllers.length === 0) return () => true;
-    const read = new Set(controllers.map((c) => controllerConfigMapOf(c, resources)).filter((r): r is StackResource => r !== undefined));
-    return (r) => read.has(r);
-}
-
 const WATCH_FIX = "; the edge serves only Ingresses this pack judges: give each ingress-nginx controller --watch-namespace naming the namespaces of this " +
     "stack's Ingresses, and --configmap naming a ConfigMap this stack declares.";
 
@@ -277,7 +271,7 @@ export const edgeGatewayContract: StackValidationPolicy = {
         "security headers the gateway answers with, or rewrites a request onto /internal, /metrics, /ready or /health (or to a path the client chooses); none sets " +
         "X-Forwarded-For, X-Real-IP or Forwarded, or trusts a client to tell its address (use-forwarded-headers, enable-real-ip, Traefik's forwardedHeaders); " +
         "Traefik serves only routes the pack reads (kubernetesIngress and kubernetesCRD providers with namespaces, without allowCrossNamespace or allowExternalNameServices), " +
-        "serves no API or dashboard without authentication (api.insecure) and verifies its backends' certificates (serversTransport.insecureSkipVerify); " +
+        "serves no API or dashboard without authentication (api.insecure), no metrics or ping on an entry point serving clients, and verifies its backends' certificates (serversTransport.insecureSkipVerify), on Kubernetes and on Docker; " +
         "an ingress-nginx controller the stack declares serves only the namespaces of its Ingresses (--watch-namespace) and reads a ConfigMap it declares (--configmap).",
     severity: "critical",
     // Session 51b: a stack policy, to follow the header maps' references (undeclaredHeaderMaps); every object is judged alone as before.
@@ -288,9 +282,9 @@ export const edgeGatewayContract: StackValidationPolicy = {
             const problems = TRAEFIK_MIDDLEWARE.test(r.type) ? middlewareContractProblems(r.props).map((p) => `${describe(r.type, r.name)} ${p}`)
                 : r.type === K8S.ingress ? ingressContractProblems(r.props).map((p) => `Ingress "${r.name}" ${p}`)
                     : r.type === K8S.configMap ? controllerContractProblems(r.props, isController(r)).map((p) => `ConfigMap "${r.name}" ${p}`)
-                        // Traefik's entry points trusting forwarded client addresses (its static configuration: flags, environment).
-                        : isK8sWorkload(r.type) ? (() => {
-                            const w = workloadOf("kubernetes", r.type, r.name, r.props);
+                        // Traefik's static configuration (flags, environment); session 54: a Docker container running Traefik too.
+                        : workloadTarget(r.type) !== undefined ? (() => {
+                            const w = workloadOf(workloadTarget(r.type)!, r.type, r.name, r.props);
                             return traefikStaticProblems(traefikWorkloadSettings(w)).map((p) => `${w.label} ${p}`);
                         })() : [];
             for (const p of problems) reportViolation(`${p}${fixOf(p)}`, r.urn);

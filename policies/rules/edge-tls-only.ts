@@ -6,7 +6,7 @@ import { readProgramFile } from "../lib/dockerfile";
 import { nginxTlsProblems } from "../lib/nginx";
 import { forEveryWorkload } from "../lib/rule";
 import { arr, decodeBase64, isRecord, isUnknown, plain, str } from "../lib/values";
-import { describe, metadataAnnotations } from "../lib/workloads";
+import { describe, metadataAnnotations, objectName } from "../lib/workloads";
 import { readingListItems } from "../lib/lists";
 
 export interface EdgeTlsConfig {
@@ -18,6 +18,42 @@ const defaults: EdgeTlsConfig = { nginxImages: ["nginx", "nginx-unprivileged", "
 
 /** A Traefik ServersTransport (HTTP) or ServersTransportTCP, either group, any version. */
 const SERVERS_TRANSPORT = /^kubernetes:traefik\.(io|containo\.us)\/[^:]+:ServersTransport(TCP)?$/;
+
+/** Session 54: a Traefik TLSOption, either group, any version: the TLS versions and cipher suites of the routers using it. */
+const TLS_OPTION = /^kubernetes:traefik\.(io|containo\.us)\/[^:]+:TLSOption$/;
+
+/**
+ * The TLS 1.2 cipher suites Mozilla's "intermediate" configuration keeps (ECDHE key exchange, an AEAD cipher: forward secrecy,
+ * no CBC padding oracle), in Go's names as Traefik takes them (CHACHA20_POLY1305 with or without its `_SHA256`), and the TLS 1.3
+ * ones (Go picks those itself and ignores them in the list). Anything else is weak: CBC (Lucky13, POODLE-class oracles), RSA key
+ * exchange (a stolen key decrypts every recorded session), 3DES (Sweet32), RC4.
+ */
+export const STRONG_CIPHER_SUITES: readonly string[] = [
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+];
+const OLD_TLS: Record<string, string> = { VersionTLS10: "TLS 1.0", VersionTLS11: "TLS 1.1" };
+
+/**
+ * Session 54: what a Traefik TLSOption lets through (its `minVersion` defaults to VersionTLS12, its cipher suites to Go's
+ * secure list): a `minVersion` or `maxVersion` below TLS 1.2 (1.0 and 1.1: BEAST, no AEAD, deprecated by RFC 8996), and any
+ * cipher suite outside `STRONG_CIPHER_SUITES`. The one named `default` applies to every router that names no other option.
+ */
+export function tlsOptionProblems(props: Record<string, any>): string[] {
+    const spec = isRecord(props.spec) ? props.spec : {};
+    const out: string[] = [];
+    for (const field of ["minVersion", "maxVersion"]) {
+        const v = str(spec[field])?.trim();
+        if (v !== undefined && Object.hasOwn(OLD_TLS, v)) {
+            out.push(field === "minVersion" ? `sets minVersion ${v}, so clients may speak ${OLD_TLS[v]}` : `sets maxVersion ${v}, so no client speaks more than ${OLD_TLS[v]}`);
+        }
+    }
+    const weak = arr(spec.cipherSuites).map(str).filter((c): c is string => c !== undefined && !STRONG_CIPHER_SUITES.includes(c.trim().toUpperCase()));
+    if (weak.length) out.push(`allows the weak cipher suite${weak.length > 1 ? "s" : ""} ${weak.join(", ")} (cipherSuites: CBC, RSA key exchange, 3DES or RC4)`);
+    return out;
+}
 
 const NGINX_CONF = /^\/etc\/nginx\/(nginx\.conf|conf\.d\/.+\.conf|sites-enabled\/.+)$/;
 
@@ -104,7 +140,8 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
     description:
         "The edge serves HTTPS only: the nginx container's uploaded nginx.conf has ssl server blocks and every " +
         "plain-HTTP server only redirects (return 301 https://...); each Ingress has spec.tls and an ssl-redirect annotation, and verifies " +
-        "the backends it speaks HTTPS or GRPCS to (proxy-ssl-verify on, proxy-ssl-secret).",
+        "the backends it speaks HTTPS or GRPCS to (proxy-ssl-verify on, proxy-ssl-secret); no Traefik ServersTransport skips verification, " +
+        "and no Traefik TLSOption allows TLS below 1.2 or a weak cipher suite.",
     severity: "high",
     configSchema: {
         properties: {
@@ -127,6 +164,17 @@ export const edgeTlsOnly: ResourceValidationPolicy = {
             if (field === undefined) return;
             reportViolation(`${describe(args.type, args.name)} sets ${field}, so Traefik accepts any certificate from the backends using it: whoever answers at a backend's ` +
                 "address gets the traffic. Give the backend's CA (rootCAs), or speak plain HTTP to a ClusterIP Service inside the cluster.");
+        },
+        // Session 54: the TLS versions and cipher suites Traefik's routers accept (a TLSOption; `default` is every router's that names none).
+        (args, reportViolation) => {
+            if (!TLS_OPTION.test(args.type)) return;
+            const p = plain(args.props);
+            const scope = objectName(p, args.name) === "default" ? "every router that names no other TLSOption" : "the routers naming it";
+            for (const problem of tlsOptionProblems(p)) {
+                reportViolation(`${describe(args.type, args.name)} ${problem}, for ${scope}: a client (or whoever is on its path, downgrading it) gets a ` +
+                    "connection without forward secrecy or open to the padding-oracle and downgrade attacks TLS 1.2's AEAD suites closed. Leave minVersion at " +
+                    "VersionTLS12 (or VersionTLS13) and list only ECDHE suites with AES-GCM or ChaCha20-Poly1305, or leave cipherSuites unset.");
+            }
         },
         validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
             const p = plain(props);

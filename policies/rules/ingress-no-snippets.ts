@@ -1,9 +1,8 @@
-import * as k8s from "@pulumi/kubernetes";
-import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { StackValidationPolicy } from "@pulumi/policy";
 import { controllerSettings, goBool } from "../lib/controller-config";
-import { isRecord, plain, str } from "../lib/values";
-import { metadataAnnotations } from "../lib/workloads";
-import { readingListItems } from "../lib/lists";
+import { controllerConfigMaps } from "../lib/ingress-nginx";
+import { plainResources } from "../lib/stack";
+import { K8S, metadataAnnotations } from "../lib/workloads";
 
 /**
  * ingress-nginx's snippet annotations paste raw nginx configuration into the controller, which
@@ -75,7 +74,8 @@ export function ingressAnnotationValueProblems(props: Record<string, any>): stri
  * The controller's own ConfigMap (ingress-nginx reads its settings from one, by the name given to
  * its --configmap flag): `allow-snippet-annotations: "true"` switches the annotations back on for
  * every Ingress of the cluster, and its `*-snippet` keys (http-snippet, server-snippet, main-snippet,
- * ...) are raw configuration for every host. Recognised by those keys, whatever the map is called.
+ * ...) are raw configuration for every host. Session 54: judged on the ConfigMap a declared controller reads (whatever it is
+ * called), not on another that happens to hold such keys; by its keys alone only when the stack declares no controller.
  */
 export function controllerConfigProblems(props: Record<string, any>): string[] {
     // Session 51: read as the controller reads it (lib/controller-config.ts): a key in any case, a boolean as Go's ParseBool.
@@ -89,38 +89,44 @@ export function controllerConfigProblems(props: Record<string, any>): string[] {
     return out;
 }
 
-export const ingressNoSnippets: ResourceValidationPolicy = {
+export const ingressNoSnippets: StackValidationPolicy = {
     name: "ingress-no-snippets",
     description:
         "No Ingress carries an ingress-nginx *-snippet annotation (configuration-, server-, auth-, stream-, modsecurity-snippet): " +
         "raw nginx configuration run by a controller that can read every Secret (CVE-2021-25742), refused by default since ingress-nginx 1.9; " +
         "no ingress-nginx annotation value carries nginx configuration (a line break, ;, a brace, a quote or backslash, an undocumented $variable: " +
         "CVE-2023-5043/5044 through auth-url, permanent-redirect and the like); " +
-        "no controller ConfigMap turns them back on (allow-snippet-annotations, annotations-risk-level Critical), switches off the controller's " +
-        "annotation validation or carries a *-snippet key.",
+        "no controller ConfigMap (the one a declared controller's --configmap names; any, by its keys, when the stack declares no controller) turns them " +
+        "back on (allow-snippet-annotations, annotations-risk-level Critical), switches off the controller's annotation validation or carries a *-snippet key.",
     severity: "high",
-    validateResource: readingListItems([
-        validateResourceOfType(k8s.networking.v1.Ingress, (props, args, reportViolation) => {
-            const p = plain(props);
-            for (const problem of ingressSnippetProblems(p)) {
-                reportViolation(
-                    `Ingress "${args.name}" ${problem}, raw nginx configuration in a controller that can read every Secret (CVE-2021-25742); ` +
-                        "use the dedicated annotations, or set the header in the application (the api-gateway sends the security headers itself).",
-                );
+    // Session 54: a stack policy, to judge as the controller's configuration only the ConfigMap a declared controller reads
+    // (lib/ingress-nginx.ts controllerConfigMaps); every Ingress is judged alone as before, a *List's items too (plainResources).
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        const isController = controllerConfigMaps(resources);
+        for (const r of resources) {
+            if (r.type === K8S.ingress) {
+                for (const problem of ingressSnippetProblems(r.props)) {
+                    reportViolation(
+                        `Ingress "${r.name}" ${problem}, raw nginx configuration in a controller that can read every Secret (CVE-2021-25742); ` +
+                            "use the dedicated annotations, or set the header in the application (the api-gateway sends the security headers itself).",
+                        r.urn,
+                    );
+                }
+                for (const problem of ingressAnnotationValueProblems(r.props)) {
+                    reportViolation(
+                        `Ingress "${r.name}" ${problem}: the controller writes the value into its nginx configuration, so it adds configuration ` +
+                            "of its own, run with a token that can read every Secret (CVE-2021-25742, CVE-2023-5043, CVE-2023-5044); give the plain URL, " +
+                            `path or name the annotation documents (nginx variables only ${DOCUMENTED_NGINX_VARIABLES.map((v) => `$${v}`).join(", ")} and $1..$9).`,
+                        r.urn,
+                    );
+                }
+            } else if (r.type === K8S.configMap && isController(r)) {
+                for (const p of controllerConfigProblems(r.props)) {
+                    reportViolation(`ConfigMap "${r.name}" ${p}: ingress-nginx reads it as its configuration, and runs that configuration with a token ` +
+                        "that can read every Secret (CVE-2021-25742); leave snippets off.", r.urn);
+                }
             }
-            for (const problem of ingressAnnotationValueProblems(p)) {
-                reportViolation(
-                    `Ingress "${args.name}" ${problem}: the controller writes the value into its nginx configuration, so it adds configuration ` +
-                        "of its own, run with a token that can read every Secret (CVE-2021-25742, CVE-2023-5043, CVE-2023-5044); give the plain URL, " +
-                        `path or name the annotation documents (nginx variables only ${DOCUMENTED_NGINX_VARIABLES.map((v) => `$${v}`).join(", ")} and $1..$9).`,
-                );
-            }
-        }),
-        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            for (const p of controllerConfigProblems(plain(props))) {
-                reportViolation(`ConfigMap "${args.name}" ${p}: ingress-nginx reads it as its configuration, and runs that configuration with a token ` +
-                    "that can read every Secret (CVE-2021-25742); leave snippets off.");
-            }
-        }),
-    ]),
+        }
+    },
 };

@@ -1,13 +1,13 @@
-import * as k8s from "@pulumi/kubernetes";
-import { ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { StackValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { controllerSettings } from "../lib/controller-config";
 import { isCredentialName, splitEnv } from "../lib/credentials";
-import { Workload, workloadRule } from "../lib/rule";
+import { controllerConfigMaps } from "../lib/ingress-nginx";
+import { Workload, workloadOf, workloadTarget } from "../lib/rule";
 import { environmentSourceEntries, workloadEnv } from "../lib/environment";
-import { arr, isRecord, plain, str } from "../lib/values";
-import { describe, objectName } from "../lib/workloads";
-import { readingListItems } from "../lib/lists";
+import { plainResources } from "../lib/stack";
+import { arr, str } from "../lib/values";
+import { describe, K8S, objectName } from "../lib/workloads";
 
 /**
  * Settings that switch a process's own safety off at run time, whatever the container's security
@@ -186,7 +186,7 @@ export function environmentSourceProblems(type: string, props: Record<string, an
 
 /**
  * Session 50: ingress-nginx's access log formats (the controller ConfigMap's `log-format-upstream` and
- * `log-format-stream`, recognised by the key, whatever the map is called). A variable carrying what the
+ * `log-format-stream`; session 54: of the ConfigMap a declared controller reads, any by its keys when the stack declares none). A variable carrying what the
  * client or a backend sends to prove who is who writes it into the controller's log for every request,
  * where whoever reads the logs replays it: `$http_authorization` (the JWT, Basic credentials), the
  * cookies (`$http_cookie`, `$cookie_<name>`, the backends' `Set-Cookie`), `$request_body` (logins,
@@ -214,30 +214,37 @@ const FIX = "; remove it: a debugger port runs any code sent to it, an unverifie
     "credentials it carries to whoever is on the path, and Prometheus's admin and lifecycle APIs delete data or stop it for any client (debug a copy " +
     "outside the stack; give a private CA with NODE_EXTRA_CA_CERTS instead of turning verification off).";
 
-export const noInsecureRuntimeFlags: ResourceValidationPolicy = {
+export const noInsecureRuntimeFlags: StackValidationPolicy = {
     name: "no-insecure-runtime-flags",
     description:
         "No process runs with its own safety switched off: no Node inspector (--inspect*, in NODE_OPTIONS or the command line), " +
         "no --insecure-http-parser, no NODE_TLS_REJECT_UNAUTHORIZED=0, no SMTP without (verified) TLS, no Prometheus --web.enable-admin-api or --web.enable-lifecycle; " +
         "no Kubernetes workload logs at LOG_LEVEL debug or trace, and no workload turns on DEBUG or NODE_DEBUG output, unless listed in verboseLogWorkloads; " +
-        "no ingress-nginx access log format writes the clients' credentials ($http_authorization, cookies, $request_body).",
+        "no ingress-nginx access log format (the controller ConfigMap's: the one a declared controller's --configmap names) writes the clients' credentials ($http_authorization, cookies, $request_body).",
     severity: "high",
     configSchema: {
         properties: {
             verboseLogWorkloads: { type: "array", items: { type: "string" }, default: [] },
         },
     },
-    // Session 53: a *List's items are the objects the API server applies, each judged as declared alone (lib/lists.ts).
-    validateResource: readingListItems([
-        workloadRule(defaults, (w, cfg) => [...insecureRuntimeFlagProblems(w), ...verboseLogProblems(w, cfg)], (w, p) => messageOf(w.label, p)),
-        validateResourceOfType(k8s.core.v1.ConfigMap, (props, args, reportViolation) => {
-            const cfg = readConfig(args, defaults);
-            for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
-            for (const p of controllerLogProblems(plain(props))) reportViolation(`${describe(args.type, args.name)} ${p}${LOG_FIX}`);
-        }),
-        validateResourceOfType(k8s.core.v1.Secret, (props, args, reportViolation) => {
-            const cfg = readConfig(args, defaults);
-            for (const p of environmentSourceProblems(args.type, plain(props), cfg, args.name)) reportViolation(messageOf(describe(args.type, args.name), p));
-        }),
-    ]),
+    // Session 54: a stack policy, to read as the ingress-nginx controller's access log formats only the ConfigMap a declared controller
+    // reads (lib/ingress-nginx.ts controllerConfigMaps); every workload, ConfigMap and Secret is judged alone as before, a *List's items
+    // (session 53) too, each with its own kind and name (plainResources).
+    validateStack: (args, reportViolation) => {
+        const cfg = readConfig(args, defaults);
+        const resources = plainResources(args.resources);
+        const isController = controllerConfigMaps(resources);
+        for (const r of resources) {
+            const target = workloadTarget(r.type);
+            if (target !== undefined) {
+                const w = workloadOf(target, r.type, r.name, r.props);
+                for (const p of [...insecureRuntimeFlagProblems(w), ...verboseLogProblems(w, cfg)]) reportViolation(messageOf(w.label, p), r.urn);
+            } else if (r.type === K8S.configMap || r.type === K8S.secret) {
+                for (const p of environmentSourceProblems(r.type, r.props, cfg, r.name)) reportViolation(messageOf(describe(r.type, r.name), p), r.urn);
+                if (r.type === K8S.configMap && isController(r)) {
+                    for (const p of controllerLogProblems(r.props)) reportViolation(`${describe(r.type, r.name)} ${p}${LOG_FIX}`, r.urn);
+                }
+            }
+        }
+    },
 };
