@@ -15,7 +15,7 @@ import { workloadFile } from "./files";
 import { workloadOf } from "./rule";
 import type { StackResource } from "./stack";
 import { arr, isRecord, str } from "./values";
-import { describe, isK8sWorkload, K8sContainer } from "./workloads";
+import { describe, DOCKER_CONTAINER, isK8sWorkload, K8sContainer } from "./workloads";
 
 /** A ConfigMap (or Secret) the stack's Traefik reads its static configuration from, and a view of it holding those files only, by the names Traefik reads them under. */
 export interface TraefikStaticFile {
@@ -82,17 +82,24 @@ function envValue(c: K8sContainer, name: string): string | undefined {
     return isRecord(e) ? str(e.value) : undefined;
 }
 
-/** The paths Traefik looks for its static configuration at, and whether they were named (`--configFile`) rather than searched. */
-function staticPaths(c: K8sContainer): { paths: string[]; named: boolean } {
-    const workingDir = str(c.container.workingDir) ?? "/";
-    const words = k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/));
+/** A Docker container's literal `envs` value of `name`, if it sets one. */
+function dockerEnvValue(props: Record<string, any>, name: string): string | undefined {
+    const e = arr(props.envs).map(str).find((x) => x?.startsWith(`${name}=`));
+    return e?.slice(name.length + 1);
+}
+
+/**
+ * The paths Traefik looks for its static configuration at, and whether they were named (`--configFile`) rather than searched,
+ * from its command line's words, working directory and environment (session 54: a Docker container's too).
+ */
+function staticPaths(words: string[], workingDir: string, envValueOf: (name: string) => string | undefined): { paths: string[]; named: boolean } {
     const at = words.findIndex((w) => /^--configfile(=|$)/i.test(w));
     if (at >= 0) {
         const given = words[at].includes("=") ? words[at].slice(words[at].indexOf("=") + 1) : words[at + 1];
         if (given !== undefined && given !== "") return { paths: [posix.resolve(workingDir, given)], named: true };
     }
-    const home = envValue(c, "HOME");
-    const dirs = ["/etc/traefik", envValue(c, "XDG_CONFIG_HOME"), ...(home !== undefined ? [`${home}/.config`] : ["/root/.config", "/.config"]), workingDir];
+    const home = envValueOf("HOME");
+    const dirs = ["/etc/traefik", envValueOf("XDG_CONFIG_HOME"), ...(home !== undefined ? [`${home}/.config`] : ["/root/.config", "/.config"]), workingDir];
     return { paths: [...new Set(dirs.filter((d): d is string => d !== undefined).flatMap((d) => NAMES.map((n) => posix.resolve(d, n))))], named: false };
 }
 
@@ -100,7 +107,9 @@ function staticPaths(c: K8sContainer): { paths: string[]; named: boolean } {
  * The static configuration files of the stack's Traefik containers: those a declared ConfigMap or Secret gives (one entry
  * per object), and those the pack cannot read (a file named by `--configFile` that no declared object gives, one searched
  * for that comes from a volume the pack cannot read, or an object the stack does not declare). A value unknown during
- * preview is left to `up`.
+ * preview is left to `up`. Session 54: a Docker container running Traefik (`isTraefikDockerContainer`) reads its file from an
+ * `uploads` entry (`content`, `contentBase64`) at the same paths; the container is then the file's source. A named file
+ * not uploaded (a bind mount, the image's) or uploaded from a host `source` is one the pack cannot read.
  */
 export function traefikStaticFiles(resources: StackResource[]): { files: TraefikStaticFile[]; unseen: UnseenStaticFile[] } {
     const files = new Map<StackResource, Record<string, string>>();
@@ -108,7 +117,7 @@ export function traefikStaticFiles(resources: StackResource[]): { files: Traefik
     for (const r of resources.filter((x) => isK8sWorkload(x.type))) {
         const w = workloadOf("kubernetes", r.type, r.name, r.props);
         for (const c of w.containers.filter(isTraefikContainer)) {
-            const { paths, named } = staticPaths(c);
+            const { paths, named } = staticPaths(k8sCommandLine(c).flatMap((e) => e.text.trim().split(/\s+/)), str(c.container.workingDir) ?? "/", (n) => envValue(c, n));
             const missing: string[] = [];
             for (const path of paths) {
                 const file = workloadFile(w, c, path, resources);
@@ -117,6 +126,17 @@ export function traefikStaticFiles(resources: StackResource[]): { files: Traefik
             }
             if (missing.length) unseen.push({ urn: r.urn, who: `${describe(r.type, r.name)} container "${c.name}"`, unseen: missing[0] });
         }
+    }
+    for (const r of resources.filter((x) => x.type === DOCKER_CONTAINER && isTraefikDockerContainer(x.props))) {
+        const w = workloadOf("docker", r.type, r.name, r.props);
+        const { paths, named } = staticPaths(dockerProcessWords(r.props), str(r.props.workingDir) ?? "/", (n) => dockerEnvValue(r.props, n));
+        const missing: string[] = [];
+        for (const path of paths) {
+            const file = workloadFile(w, undefined, path, resources);
+            if ("text" in file) files.set(r, { ...files.get(r), [posix.basename(path)]: file.text });
+            else if ("unseen" in file && (named || !file.unseen.endsWith("of the image, which the pack cannot read"))) missing.push(file.unseen);
+        }
+        if (missing.length) unseen.push({ urn: r.urn, who: describe(r.type, r.name), unseen: missing[0] });
     }
     return { files: [...files].map(([source, data]) => ({ source, view: { ...source.props, data } })), unseen };
 }

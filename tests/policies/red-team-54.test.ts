@@ -227,6 +227,22 @@ describe("edge-gateway-contract: Traefik on the Docker target (a container's com
         ]);
     });
 
+    it("reads the static configuration file a Docker Traefik is given by an upload (/etc/traefik, or the one --configFile names)", async () => {
+        const YAML = "providers:\n  docker:\n    exposedByDefault: true\napi:\n  insecure: true\n";
+        expect(head(await messages("edge-gateway-contract", [traefik({ command: ["traefik"], uploads: [{ file: "/etc/traefik/traefik.yml", content: YAML }] })]))).toEqual([
+            `${WHO} enables Traefik's docker provider (providers.docker.exposedByDefault (traefik.yml)) with providers.docker.exposedByDefault (traefik.yml) true`,
+            `${WHO} sets api.insecure (traefik.yml)`,
+        ]);
+        const TOML = "[serversTransport]\ninsecureSkipVerify = true\n";
+        expect(head(await messages("edge-gateway-contract", [traefik({ command: ["--configFile=/config/static.toml"],
+            uploads: [{ file: "/config/static.toml", contentBase64: Buffer.from(TOML).toString("base64") }, { file: "/etc/traefik/traefik.yml", content: YAML }] })]))).toEqual([
+            `${WHO} sets serversTransport.insecureSkipVerify (static.toml)`,
+        ]);
+        // A file named by --configFile that no upload gives (a bind mount): unread, refused by ingress-no-external-forwarding.
+        expect((await messages("ingress-no-external-forwarding", [traefik({ command: ["--configFile=/config/static.toml"] })])).map((m) => m.split(":")[0]))
+            .toEqual([`${WHO} reads its static configuration from /config/static.toml of the image, which the pack cannot read`]);
+    });
+
     it("passes a Traefik container with neither, and leaves other containers' flags alone", async () => {
         expect(await messages("edge-gateway-contract", [traefik({ command: ["--entryPoints.web.address=:80", "--ping=true", "--log.level=INFO"] })])).toEqual([]);
         expect(await messages("edge-gateway-contract", [dockerContainer("prometheus", "monitoring", { image: `docker.io/prom/prometheus:v2.54.1@sha256:${"7".repeat(64)}`,
