@@ -1,9 +1,11 @@
 /**
  * The processor customers of deleted accounts, deleted at the processor (Stripe deletes the customer's
  * saved cards with it: never charged again). A durable job: every reconciliation pass (index.ts, and
- * `POST /reconcile`) takes up to 100 customers of accounts user-management deleted (their tombstones,
- * deleted_users) not deleted there yet, and deletes them; one the processor did not confirm is tried
- * again by a later pass, until it does (migration 0495). A card save whose account was deleted
+ * `POST /reconcile`) first takes the tombstones (deleted_users) of accounts user-management deleted since
+ * (not yet checked: migration 0507's marker) and marks their customers due, then takes up to 100 due
+ * customers not deleted there yet and deletes them; one the processor did not confirm is tried again by
+ * a later pass, until it does (migration 0495). Until session 54 each pass joined every tombstone ever
+ * written with the customers: its cost grew with the history of deletions; now it follows the new ones. A card save whose account was deleted
  * mid-way records the customer it made the same way and deletes it at once (payment-methods.ts), so a
  * failure there is retried too. Before, only that mid-way case deleted its customer (a failure only
  * logged), and every customer of an account deleted after its first save stayed at the processor.
@@ -11,6 +13,10 @@
 import type { Logger } from "pino";
 import type { PaymentMethodData } from "./payment-method-data";
 import type { CardProcessor } from "./processor";
+
+/** Tombstones checked a statement (markDeletedAccountsDue), and statements a pass at most. */
+const TOMBSTONE_BATCH = 1000;
+const TOMBSTONE_BATCHES = 10;
 
 export class DeletedCustomers {
   constructor(
@@ -25,8 +31,10 @@ export class DeletedCustomers {
    * (unreachable, or refusing: the rest would fare alike), logged; a later pass goes on.
    */
   async sweep(limit = 100): Promise<number> {
+    // (1,000 tombstones a statement, at most 10 statements a pass: a backlog goes on at the next pass)
+    for (let i = 0; i < TOMBSTONE_BATCHES; i++) if ((await this.data.markDeletedAccountsDue(TOMBSTONE_BATCH)) < TOMBSTONE_BATCH) break;
     let deleted = 0;
-    for (const { userId, customerId } of await this.data.customersOfDeletedAccounts(limit)) {
+    for (const { userId, customerId } of await this.data.customersDue(limit)) {
       if (!(await this.remove(userId, customerId))) break;
       deleted++;
     }

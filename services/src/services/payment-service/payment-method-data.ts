@@ -36,14 +36,33 @@ export class PaymentMethodData {
   }
 
   /**
-   * Up to `limit` customers of deleted accounts (user-management's tombstones) not deleted at the processor
-   * yet, least recently tried first, each marked tried. One probe of pay_customers' key per tombstone.
+   * Takes up to `limit` tombstones (user-management's deleted_users) this service has not looked at yet
+   * (migration 0507's marker: the partial index holds only those, so a pass's cost follows the new
+   * deletions, not their history), marks their accounts' processor customers due for deletion and the
+   * tombstones checked, in one statement; answers how many tombstones it took (`limit`: more may wait).
+   * SKIP LOCKED: two replicas' passes take different ones.
    */
-  async customersOfDeletedAccounts(limit: number): Promise<{ userId: string; customerId: string }[]> {
+  async markDeletedAccountsDue(limit: number): Promise<number> {
+    const { rows } = await this.pg.query<{ n: number }>(
+      `WITH taken AS (SELECT user_id FROM deleted_users WHERE pay_customers_checked_at IS NULL ORDER BY deleted_at, user_id LIMIT $1 FOR UPDATE SKIP LOCKED),
+            checked AS (UPDATE deleted_users d SET pay_customers_checked_at = now() FROM taken t WHERE d.user_id = t.user_id RETURNING d.user_id),
+            due AS (UPDATE pay_customers c SET processor_delete_due_at = coalesce(c.processor_delete_due_at, now()) FROM checked k
+                     WHERE c.user_id = k.user_id AND c.processor_deleted_at IS NULL RETURNING 1)
+       SELECT (SELECT count(*) FROM checked)::int AS n, (SELECT count(*) FROM due)::int AS due`,
+      [limit],
+    );
+    return rows[0].n;
+  }
+
+  /**
+   * Up to `limit` customers due for deletion at the processor (markDeletedAccountsDue, recordForDeletion)
+   * and not deleted there yet, least recently tried first, each marked tried (migration 0507's partial index).
+   */
+  async customersDue(limit: number): Promise<{ userId: string; customerId: string }[]> {
     const { rows } = await this.pg.query<{ userId: string; customerId: string }>(
       `UPDATE pay_customers SET processor_delete_tried_at = now()
-        WHERE user_id IN (SELECT c.user_id FROM deleted_users d JOIN pay_customers c ON c.user_id = d.user_id
-                           WHERE c.processor_deleted_at IS NULL ORDER BY c.processor_delete_tried_at NULLS FIRST LIMIT $1 FOR UPDATE OF c SKIP LOCKED)
+        WHERE user_id IN (SELECT user_id FROM pay_customers WHERE processor_delete_due_at IS NOT NULL AND processor_deleted_at IS NULL
+                           ORDER BY processor_delete_tried_at NULLS FIRST LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING user_id AS "userId", customer_id AS "customerId"`,
       [limit],
     );
@@ -55,7 +74,7 @@ export class PaymentMethodData {
    * only to be deleted at the processor), unless the user has one recorded already.
    */
   async recordForDeletion(userId: string, customerId: string): Promise<void> {
-    await this.pg.query("INSERT INTO pay_customers (user_id, customer_id, processor_delete_tried_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING", [userId, customerId]);
+    await this.pg.query("INSERT INTO pay_customers (user_id, customer_id, processor_delete_tried_at, processor_delete_due_at) VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING", [userId, customerId]);
   }
 
   /** Records that the processor deleted the customer (or has none such). */
