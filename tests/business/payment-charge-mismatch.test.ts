@@ -4,8 +4,8 @@
  * with a PaymentIntent of another amount or currency than asked. Before, its status was booked
  * whatever it carried: a charge of 10.00 answered for our 50.00 was booked succeeded at 50.00 (journal,
  * payment.succeeded, billing's invoice paid). Now nothing is booked, an operator's `charge_mismatch`
- * issue is recorded once, and the caller (and a retry of its key) is answered 502 PROCESSOR_MISMATCH,
- * naming nothing internal; the webhook and reconciliation find the same mismatch and book nothing.
+ * issue is recorded once, and the caller is answered 502 PROCESSOR_MISMATCH (a retry of its key 409
+ * CHARGE_HELD_FOR_REVIEW: payment-charge-held.test.ts), naming nothing internal; the webhook and reconciliation find the same mismatch and book nothing.
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
@@ -42,7 +42,7 @@ async function recorded(userId: string) {
 }
 
 describe("a charge the processor answers with another amount or currency than asked", () => {
-  it("is not booked: 502 PROCESSOR_MISMATCH naming nothing internal, one charge_mismatch issue, a retry of the key answered the same", async () => {
+  it("is not booked: 502 PROCESSOR_MISMATCH naming nothing internal, one charge_mismatch issue, a retry of the key 409 CHARGE_HELD_FOR_REVIEW", async () => {
     const { r, send, trader } = await divergingCharge({ amountOff: -4_000 });
     expect([r.status, r.body.error?.code], JSON.stringify(r.body)).toEqual([502, "PROCESSOR_MISMATCH"]);
     expect(r.body.error.message).not.toMatch(/payment-service|PAYMENT_|pay_|postgres|kafka/i);
@@ -56,10 +56,10 @@ describe("a charge the processor answers with another amount or currency than as
     expect(issues.filter((i) => i.intentId === intent.intent_id)).toEqual([
       expect.objectContaining({ kind: "charge_mismatch", refundId: null, amount: 5_000, processorAmount: 1_000, processorCurrency: "usd", processorIntentId: pi.id, processorStatus: "succeeded", seen: 1 }),
     ]);
-    // The retry of its key: the same answer, nothing sent to the processor again.
+    // The retry of its key: 409 naming the hold (since session 54: a 502 before, which billing retried every cycle), nothing sent to the processor again.
     const created = fake.created;
     const again = await send();
-    expect([again.status, again.body.error?.code]).toEqual([502, "PROCESSOR_MISMATCH"]);
+    expect([again.status, again.body.error?.code, again.body.error?.field]).toEqual([409, "CHARGE_HELD_FOR_REVIEW", "idempotency-key"]);
     expect(fake.created).toBe(created);
     // Its webhook (payment_intent.succeeded at 10.00) and reconciliation book nothing either.
     const webhook = fake.webhooks.find((w) => (w.event.data.object as { id?: string }).id === pi.id)!;

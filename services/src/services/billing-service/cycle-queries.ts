@@ -39,12 +39,13 @@ export async function lockDue(c: Q, limit: number): Promise<DueSubscription[]> {
 }
 
 /**
- * Open invoices due for a (re)try: never attempted, or their dunning retry time has come; only
+ * Open invoices due for a (re)try: never attempted, or their dunning retry time has come, and whose
+ * charge payment-service does not hold for an operator (charge_held_at, migration 0508); only
  * those of a user whose account exists and is not disabled (the others, left here, would take the
  * list's places of everyone else's for as long as they stay open).
  */
 export async function dueInvoices(q: Q, limit: number): Promise<InvoiceRow[]> {
-  const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} AND (i.cycle_retry_at IS NULL OR i.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1`;
+  const sql = `SELECT * FROM bil_invoices i WHERE status = 'open' AND i.charge_held_at IS NULL AND ((attempts = 0 AND last_payment_id IS NULL) OR next_attempt_at <= now()) AND ${OWNER_ACTIVE("i")} AND (i.cycle_retry_at IS NULL OR i.cycle_retry_at <= now()) ORDER BY created_at LIMIT $1`;
   return (await q.query<InvoiceRow>(sql, [limit])).rows;
 }
 

@@ -17,7 +17,7 @@ import { declaredLifetime } from "../../migrations/kafka";
 import { Billing, type UsageSource } from "./billing";
 import { processedEventRetentionFloorDays } from "./domain/event-retention";
 import { refusesCharge } from "./domain/invoices";
-import { ChargeRefusedError, type PaymentGateway } from "./invoicing";
+import { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./invoicing";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
 
@@ -34,6 +34,7 @@ function paymentGateway(ctx: ServiceContext): PaymentGateway {
         timeoutMs: 30_000,
       });
       const code = r.body.error?.code;
+      if (code && HELD_CHARGE_CODES.has(code)) throw new ChargeHeldError(code);
       if (refusesCharge(r.status, code)) throw new ChargeRefusedError(code ?? String(r.status), `payment-service refused the charge: ${r.status} ${code ?? ""} ${r.body.error?.message ?? ""}`);
       if (r.status !== 200 && r.status !== 201) throw new Error(`payment-service answered ${r.status} ${code ?? ""}`);
       return { intentId: r.body.id, status: r.body.status };

@@ -21,11 +21,11 @@ import { INVOICE_REFERENCE_PREFIX, isRefundEvent, type PaymentEventMsg } from ".
 import { afterFailedAttempt, type DunningPolicy, statusAfterPayment } from "./domain/invoices";
 import { ownerActive } from "./cycle-queries";
 import { GiveBacks } from "./give-backs";
-import { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
+import { ChargeHeldError, ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
 import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
-export { ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
+export { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./payment-gateway";
 
 /** bil_failed_attempts' `intent_id` of a charge payment-service refused (no payment made): this and the attempt's key. */
 export const REFUSED_ATTEMPT_PREFIX = "refused:";
@@ -130,6 +130,13 @@ export class Invoicing {
         [inv.invoice_id, r.intentId, inv.attempts],
       );
     } catch (err) {
+      if (err instanceof ChargeHeldError) {
+        // Not failed, and not to be sent again (another key would charge the card twice): held until the
+        // payment's outcome event (migration 0508); logged once, when the hold is recorded.
+        const held = await this.repo.pg.query("UPDATE bil_invoices SET charge_held_at = now(), next_attempt_at = NULL, updated_at = now() WHERE invoice_id = $1 AND status = 'open' AND attempts = $2 AND charge_held_at IS NULL", [inv.invoice_id, inv.attempts]);
+        if (held.rowCount) this.log.warn({ invoiceId: inv.invoice_id, code: err.code }, "charge held for an operator's review by payment-service: not charged again until its outcome comes");
+        return;
+      }
       if (err instanceof ChargeRefusedError) {
         // The same request would be refused again (a user holding this attempt's key had dunning
         // retry it for ever): a failed attempt, the next one is scheduled with its own key.
@@ -220,7 +227,7 @@ export class Invoicing {
     const attempts = inv.attempts + 1;
     const decision = afterFailedAttempt(attempts, at, this.dunning);
     const giveUp = decision.action === "give_up";
-    await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
+    await c.query("UPDATE bil_invoices SET status = $2, attempts = $3, next_attempt_at = $4, charge_held_at = NULL, updated_at = now() WHERE invoice_id = $1", [inv.invoice_id, giveUp ? "uncollectible" : "open", attempts, giveUp ? null : decision.at]);
     const sub = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), status: statusAfterPayment(cur.status, giveUp ? "gave_up" : "failed") });
     await this.repo.emit(c, giveUp ? "invoice.uncollectible" : "invoice.payment_failed", sub, plan, {
       eventId: `${inv.invoice_id}:failed:${attempts}`,

@@ -41,7 +41,15 @@ export interface PaymentsOptions {
 const chargeMismatch = () =>
   new HttpError(502, "PROCESSOR_MISMATCH", "the card processor answered this payment with another amount or currency than asked: it is not booked and is held for review by an operator; do not pay it again with another Idempotency-Key before it is resolved");
 
-/** How often an intent closed as never_reached_processor is looked up again once past the in-flight bound. */
+/**
+ * A retry of the key of a charge held for an operator (chargeMismatch's): 409, not a 502 the caller
+ * retries (billing's cycle retried such an invoice's charge every pass). Its outcome comes as a payment
+ * event once the processor's record matches or is canceled; another key would charge again.
+ */
+const chargeHeld = () =>
+  new HttpError(409, "CHARGE_HELD_FOR_REVIEW", "this payment is held for an operator's review (the card processor answered it with another amount or currency than asked) and is not booked; its outcome comes as a payment event once resolved: do not pay it again with another Idempotency-Key", "idempotency-key");
+
+/** How often an intent closed as never_reached_processor, or held for an operator, is looked up again once past the in-flight bound. */
 const NEVER_REACHED_RECHECK_EVERY_MS = 3_600_000;
 
 export class Payments {
@@ -158,7 +166,7 @@ export class Payments {
       if (!row) throw new Error("idempotency key vanished");
       if (row.request_hash !== hash) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request", "idempotency-key");
       if (row.status !== "created") return row;
-      if (await this.repo.chargeMismatched(row.intent_id)) throw chargeMismatch();
+      if (await this.repo.chargeMismatched(row.intent_id)) throw chargeHeld();
       if (Date.now() >= deadline) throw new HttpError(409, "IDEMPOTENCY_KEY_IN_USE", "a request with this Idempotency-Key is still in progress; retry later", "idempotency-key");
       await sleep(50);
     }
@@ -266,9 +274,15 @@ export class Payments {
       if (action.kind === "settle") {
         await this.repo.settle(row.intent_id, action.to, { id: action.remote.id, fee: action.remote.fee, failureCode: remote?.failureCode ?? null, failureMessage: remote?.failureMessage ?? null });
         if (row.status === "failed") this.log.warn({ intentId: row.intent_id, to: action.to }, "the processor reports a payment closed as never_reached_processor: its report applied");
+        // (a charge held for a mismatch: its issue is over, the processor's record matching ours now or canceled)
+        await this.repo.transaction((c) => this.issues.resolve(c, "charge_mismatch", { intentId: row.intent_id, refundId: null, processorRefundId: null }));
       } else if (action.kind === "never_reached_processor") {
         const closed = await this.repo.settle(row.intent_id, "failed", { id: null, fee: 0n, failureCode: NEVER_REACHED, failureMessage: "the processor has no record of this payment" }, { inferred: true });
         if (closed.sending) action = { kind: "in_flight", intentId: row.intent_id };
+      } else if (action.kind === "mismatch" && remote && (remote.amount !== local.amount || remote.currency !== local.currency)) {
+        // Held for an operator: recorded (and logged) once, then only counted at its hourly lookup (repo.ts staleOpen).
+        const issue = { kind: "charge_mismatch", intentId: row.intent_id, refundId: null, processorRefundId: null, processorIntentId: remote.id || null, amount: local.amount } as const;
+        await this.repo.transaction((c) => this.issues.record(c, { ...issue, processorStatus: remote.status.slice(0, 32) || null, processorAmount: remote.amount, processorCurrency: remote.currency }));
       } else if (action.kind === "mismatch") this.log.error({ intentId: row.intent_id, reason: action.reason }, "reconciliation mismatch: needs an operator");
       actions.push(action);
     }

@@ -148,7 +148,7 @@ export class RefundIssues {
    * processor after all, so no money went; its processor record matches ours now): resolved, still
    * listed with `resolvedAt`.
    */
-  async resolve(c: Queryable, kinds: RefundIssueKind | RefundIssueKind[], of: Pick<RefundIssue, "refundId" | "processorRefundId">): Promise<void> {
+  async resolve(c: Queryable, kinds: RefundIssueKind | RefundIssueKind[], of: Pick<RefundIssue, "refundId" | "processorRefundId"> & { intentId?: string }): Promise<void> {
     const keys = (Array.isArray(kinds) ? kinds : [kinds]).map((k) => issueKey(k, of));
     await c.query("UPDATE pay_refund_issues SET resolved_at = now() WHERE issue_key = ANY($1::text[]) AND resolved_at IS NULL", [keys]);
   }

@@ -127,13 +127,19 @@ export class PaymentRepo {
    * still open after `olderThanMs`, and those it failed as never_reached_processor within `recheck.withinMs`
    * (looked up again: a request the processor received just before our client gave up may still be
    * charged, its webhook lost; intents.ts canSettle books it), on every pass for `recheck.inFlightMs`
-   * after the close, then at most once every `recheck.everyMs`.
+   * after the close, then at most once every `recheck.everyMs`. An open intent held for an operator (its
+   * charge answered with another amount or currency: a `charge_mismatch` issue, payments.ts heldForReview)
+   * is looked up once, then again only once that issue was resolved since its last lookup, or once every
+   * `recheck.everyMs` (before session 54, on every pass, its mismatch logged each time).
    */
   async staleOpen(olderThanMs: number, limit: number, recheck: { inFlightMs: number; withinMs: number; everyMs: number }): Promise<IntentRow[]> {
     const ago = (p: string) => `now() - make_interval(secs => ${p}::double precision / 1000)`;
     return (
       await this.pg.query<IntentRow>(
-        `(SELECT * FROM pay_intents WHERE status IN ('created','processing') AND created_at < ${ago("$1")} ORDER BY coalesce(reconciled_at, created_at) LIMIT $2)
+        `(SELECT i.* FROM pay_intents i LEFT JOIN pay_refund_issues held ON held.issue_key = 'charge_mismatch:' || i.intent_id::text
+           WHERE i.status IN ('created','processing') AND i.created_at < ${ago("$1")}
+             AND (held.issue_key IS NULL OR i.reconciled_at IS NULL OR i.reconciled_at < held.resolved_at OR i.reconciled_at < ${ago("$5")})
+           ORDER BY coalesce(i.reconciled_at, i.created_at) LIMIT $2)
          UNION ALL
          (SELECT * FROM pay_intents WHERE status = 'failed' AND failure_code = '${NEVER_REACHED}' AND updated_at > ${ago("$4")}
             AND (updated_at > ${ago("$3")} OR reconciled_at IS NULL OR reconciled_at < ${ago("$5")})

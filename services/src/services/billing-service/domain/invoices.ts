@@ -60,11 +60,12 @@ export function afterFailedAttempt(attempts: number, failedAt: Date, policy: Dun
  * error. Retrying was the old answer to every failure, so a refused charge was retried for ever:
  * the invoice stayed open and the subscription past_due. Not refusals: the key's first request is
  * still in progress (IDEMPOTENCY_KEY_IN_USE), throttling (429), a timeout (408), and a deployment
- * with no card processor (PROCESSOR_NOT_CONFIGURED: nothing the customer did, every charge fails).
+ * with no card processor (PROCESSOR_NOT_CONFIGURED: nothing the customer did, every charge fails), and
+ * a charge held for an operator (CHARGE_HELD_FOR_REVIEW: the next attempt's key would charge again).
  */
 export function refusesCharge(status: number, code: string | undefined): boolean {
   if (status < 400 || status >= 500 || status === 408 || status === 429) return false;
-  return code !== "IDEMPOTENCY_KEY_IN_USE" && code !== "PROCESSOR_NOT_CONFIGURED";
+  return code !== "IDEMPOTENCY_KEY_IN_USE" && code !== "PROCESSOR_NOT_CONFIGURED" && code !== "CHARGE_HELD_FOR_REVIEW";
 }
 
 /** The subscription's status after its invoice's payment outcome. */

@@ -48,8 +48,12 @@ export function reconcileOne(local: LocalIntent, remote: RemoteIntent | undefine
     if (local.status === "succeeded") return { kind: "mismatch", intentId: local.id, reason: "succeeded here but unknown to the processor" };
     return { kind: "none", intentId: local.id };
   }
-  if (remote.amount !== local.amount || remote.currency !== local.currency)
+  if (remote.amount !== local.amount || remote.currency !== local.currency) {
+    // Canceled there, it moved no money whatever its amount: closed as canceled (an operator's cancel at the
+    // processor of a charge held for a mismatch ends it: payment.failed, and billing's dunning goes on).
+    if (remote.status === "canceled" && canSettle(local, "canceled")) return { kind: "settle", intentId: local.id, remote, to: "canceled" };
     return { kind: "mismatch", intentId: local.id, reason: `processor has ${remote.amount} ${remote.currency}, we have ${local.amount} ${local.currency}` };
+  }
   let to: IntentStatus;
   try {
     to = statusFromProcessor(remote.status);

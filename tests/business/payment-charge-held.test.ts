@@ -1,0 +1,144 @@
+/**
+ * A charge payment-service holds for an operator (the card processor answered it with another amount
+ * or currency: a `charge_mismatch` issue, migration 0500), billing-service and payment-service in
+ * process on real PostgreSQL and Kafka, the card processor tests/fakes/card-processor.ts (session 54):
+ * - before, every reconciliation pass looked the held charge up at the processor and logged its
+ *   mismatch, until an operator resolved it; now it is looked up once, then again only once its issue
+ *   was resolved since, or once an hour (staleOpen);
+ * - a retry of its key was answered 502, which billing's cycle retried on every pass; it is 409
+ *   CHARGE_HELD_FOR_REVIEW naming the Idempotency-Key, and billing records the hold (charge_held_at,
+ *   migration 0508) and charges the invoice no more, with this key or another;
+ * - the processor's PaymentIntent canceled there (an operator's cancel of the wrong charge) moved no
+ *   money whatever its amount: reconciliation closes it canceled (payment.failed), the issue is
+ *   resolved, and billing counts the failed attempt and clears the hold, so dunning goes on.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kafkajs, pg } from "../harness";
+import { useServers } from "../harness/shared";
+import { createService, type Service } from "../../services/src/kit";
+import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
+import billingService from "../../services/src/services/billing-service";
+import paymentService from "../../services/src/services/payment-service";
+import { ensureAccount } from "../helpers/accounts";
+import { FakeCardProcessor } from "../fakes/card-processor";
+import { http, waitUntil } from "../trading/e2e-helpers";
+
+const srv = useServers("postgres", "kafka");
+const run = randomBytes(3).toString("hex");
+const BASIC = `basic-${run}`;
+const GROUP = `billing-${run}`;
+const fake = new FakeCardProcessor();
+const services: Service<any>[] = [];
+const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
+let pool: InstanceType<typeof pg.Pool>;
+let payments = "";
+let billing = "";
+
+beforeAll(async () => {
+  await fake.start();
+  const env: Record<string, string> = {
+    ...srv.env, ...fake.env, LOG_LEVEL: "silent", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500",
+    PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50",
+    BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: GROUP,
+  };
+  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
+  await runPostgresMigrations(pool);
+  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const groups = kafka.admin();
+  await groups.connect();
+  await ensureKafkaTopics(groups);
+  const p = await createService(paymentService, { env, defaultMetrics: false });
+  services.push(p);
+  payments = await p.listen({ port: 0, host: "127.0.0.1" });
+  const b = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: payments }, defaultMetrics: false });
+  services.push(b);
+  billing = await b.listen({ port: 0, host: "127.0.0.1" });
+  fake.webhookUrl = `${payments}/webhooks/processor`;
+  await waitUntil("billing's consumer group stable", async () => (await groups.describeGroups([GROUP])).groups.every((g) => g.state === "Stable" && g.members.length > 0), 240_000, 500);
+  await groups.disconnect();
+  const plan = await http("POST", `${billing}/plans`, { body: { id: BASIC, name: "Basic", currency: "usd", amount: 1_000, interval: "month" }, headers: admin });
+  expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+}, 300_000);
+
+afterAll(async () => {
+  for (const s of services.reverse()) await s.close().catch(() => undefined);
+  await pool?.end();
+  await fake.stop();
+});
+
+const q = async (sql: string, args: unknown[]) => (await pool.query(sql, args)).rows;
+const invoice = async (invoiceId: string) => (await q("SELECT status, attempts, next_attempt_at, charge_held_at, last_payment_id FROM bil_invoices WHERE invoice_id = $1", [invoiceId]))[0];
+const reconcile = async () => {
+  const r = await http("POST", `${payments}/reconcile`, { headers: admin });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return (r.body.actions as { kind: string; intentId: string; to?: string }[]);
+};
+const cycle = async () => {
+  const r = await http("POST", `${billing}/cycle`, { headers: admin });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+};
+const issueOf = async (intentId: string) => (await q("SELECT issue_id, seen, resolved_at FROM pay_refund_issues WHERE issue_key = $1", [`charge_mismatch:${intentId}`]))[0];
+
+describe("a charge held for an operator (charge_mismatch)", () => {
+  it("is looked up once (then on resolution or hourly), billing's retry gets 409 CHARGE_HELD_FOR_REVIEW and stops, a cancel at the processor ends it", async () => {
+    const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+    await ensureAccount(pool, user["x-user-id"]);
+    const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+    expect(card.status, JSON.stringify(card.body)).toBe(201);
+    // The processor answers the subscription's first charge (10.00) with a PaymentIntent of 5.00.
+    fake.chargesDiverge = { amountOff: -500 };
+    let sub;
+    try {
+      sub = await http("POST", `${billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
+    } finally {
+      fake.chargesDiverge = undefined;
+    }
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const [{ invoice_id: invoiceId }] = await q("SELECT invoice_id FROM bil_invoices WHERE user_id = $1", [user["x-user-id"]]);
+    const [intent] = await q("SELECT intent_id, status, processor_intent_id FROM pay_intents WHERE user_id = $1", [user["x-user-id"]]);
+    expect(intent.status).toBe("created");
+    // Billing holds the invoice: not failed, not to be charged again.
+    expect(await invoice(invoiceId)).toMatchObject({ status: "open", attempts: 0, next_attempt_at: null, charge_held_at: expect.any(Date) });
+
+    // A retry of the charge's key: 409 naming the hold and the key, nothing sent to the processor.
+    const created = fake.created;
+    const key = (await q("SELECT idempotency_key FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].idempotency_key as string;
+    const held = await http("POST", `${payments}/internal/intents`, { body: { userId: user["x-user-id"], amount: 1_000, currency: "usd", paymentMethod: card.body.paymentMethod, reference: `invoice:${invoiceId}`, description: `Invoice ${invoiceId}` }, headers: { "idempotency-key": key } });
+    expect([held.status, held.body.error?.code, held.body.error?.field], JSON.stringify(held.body)).toEqual([409, "CHARGE_HELD_FOR_REVIEW", "idempotency-key"]);
+    expect(held.body.error.message).not.toMatch(/payment-service|PAYMENT_|pay_|postgres|kafka/i);
+    // Billing's cycles charge it no more (no request of its, so no new PaymentIntent and no new intent row).
+    await cycle();
+    await cycle();
+    expect(fake.created).toBe(created);
+    expect((await q("SELECT count(*)::int AS n FROM pay_intents WHERE user_id = $1", [user["x-user-id"]]))[0].n).toBe(1);
+    expect(await invoice(invoiceId)).toMatchObject({ status: "open", attempts: 0, charge_held_at: expect.any(Date) });
+
+    // Reconciliation: looked up once (the mismatch, its issue seen once more), then not on the next passes.
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "mismatch" });
+    const seen = (await issueOf(intent.intent_id)).seen as number;
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toBeUndefined();
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toBeUndefined();
+    expect((await issueOf(intent.intent_id)).seen).toBe(seen);
+    // An operator resolves it: looked up once more, then held again (the operator's close stands).
+    const issue = await issueOf(intent.intent_id);
+    const resolve = await http("POST", `${payments}/refund-issues/${issue.issue_id}/resolve`, { body: { note: "asked the processor about the 5.00 charge" }, headers: admin });
+    expect(resolve.status, JSON.stringify(resolve.body)).toBe(200);
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "mismatch" });
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toBeUndefined();
+    // An hour after its last lookup: looked up again.
+    await q("UPDATE pay_intents SET reconciled_at = now() - interval '61 minutes' WHERE intent_id = $1", [intent.intent_id]);
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "mismatch" });
+
+    // The operator cancels the wrong PaymentIntent at the processor: no money moved, so the next lookup
+    // closes the payment canceled (payment.failed) and billing counts the attempt, its hold cleared.
+    const pi = fake.intents.get(intent.processor_intent_id)!;
+    fake.intents.set(pi.id, { ...pi, status: "canceled" });
+    await q("UPDATE pay_intents SET reconciled_at = now() - interval '61 minutes' WHERE intent_id = $1", [intent.intent_id]);
+    expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "settle", to: "canceled" });
+    const failed = await waitUntil("billing counted the failed attempt", async () => ((await invoice(invoiceId)).attempts === 1 ? invoice(invoiceId) : undefined), 60_000);
+    expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date), charge_held_at: null });
+    expect((await q("SELECT status FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].status).toBe("canceled");
+    expect((await issueOf(intent.intent_id)).resolved_at).toEqual(expect.any(Date));
+  });
+});
