@@ -13,6 +13,9 @@
  * - a charge the processor cancels (its webhook, or the reconciler when that is lost) is told as
  *   payment.failed (failureCode canceled_at_processor): billing counts the failed attempt, the invoice
  *   stays open with its retry scheduled. Before, nothing was told and the invoice waited for ever.
+ * - a give-back's refund booked in full that the processor paid out at less (a re-check's amount_mismatch
+ *   issue): the settle books the processor's amount and announces payment.refund_adjusted; billing
+ *   records what went back and credits the difference, once per event id (session 54).
  * - a payments.events message whose currency is missing or none the platform books is set aside in
  *   consumer_dead_letters, the reason naming currency, and billing goes on with the next message.
  */
@@ -183,6 +186,40 @@ describe("payments.events between payment-service and billing-service", () => {
     await waitUntil("billing read the foreign reversal", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [marker2.eventId])).length === 1, 60_000);
     expect(await credit()).toBe(300);
     expect(await q("SELECT status FROM bil_give_backs WHERE intent_id = $1", [intentId])).toEqual([{ status: "succeeded" }]);
+  }, 180_000);
+
+  it("a give-back's refund the processor paid out at less than booked: the settle books its amount (payment.refund_adjusted), billing credits the difference, once", async () => {
+    const { user, subscriptionId, invoiceId, intentId } = await subscribed();
+    const cancel = await http("POST", `${billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
+    expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
+    // The charge succeeds for the void invoice; billing gives it back, refunded and booked in full.
+    await fake.settle((i) => i.metadata.intent_id === intentId);
+    await waitUntil("the give-back went out", async () => (await q("SELECT status FROM bil_give_backs WHERE intent_id = $1", [intentId]))[0]?.status === "succeeded", 60_000);
+    const [{ refund_id: refundId }] = await q("SELECT refund_id FROM bil_give_backs WHERE intent_id = $1", [intentId]);
+    // The processor's record of it says 6.00 (it paid out less): the re-check finds it, an amount_mismatch issue.
+    fake.refundOf(refundId).amount = 600;
+    await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
+    expect((await http("POST", `${payments}/reconcile`, { headers: admin })).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
+    const issues = (await http("GET", `${payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; refundId: string }[];
+    const issue = issues.find((i) => i.refundId === refundId)!;
+    expect(issue).toMatchObject({ kind: "amount_mismatch" });
+    const settled = await http("POST", `${payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor paid out 6.00 of the 10.00" }, headers: admin });
+    expect([settled.status, settled.body.settledStatus, settled.body.refund?.amount, settled.body.refund?.requestedAmount], JSON.stringify(settled.body)).toEqual([200, "succeeded", 600, 1_000]);
+    const [sent] = await q("SELECT payload FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}:adjusted`]);
+    expect(sent.payload).toMatchObject({ type: "payment.refund_adjusted", refundId, refundedAmount: 600, previousRefundedAmount: 1_000, currency: "usd", paymentCurrency: "usd" });
+    expect((await q("SELECT refunded::int FROM pay_intents WHERE intent_id = $1", [intentId]))[0].refunded).toBe(600);
+    const credit = async () => (await q("SELECT credit_balance::int AS c FROM bil_subscriptions WHERE subscription_id = $1", [subscriptionId]))[0].c as number;
+    await waitUntil("billing credited what did not go back", async () => (await credit()) === 400, 60_000);
+    expect(await q("SELECT status, amount::int, returned_amount::int FROM bil_give_backs WHERE intent_id = $1", [intentId])).toEqual([{ status: "succeeded", amount: 1_000, returned_amount: 600 }]);
+    // Told again under its id: nothing more; an adjustment back up to 10.00 under another id takes the credit back.
+    const marker = { ...sent.payload, type: "payment.refunded", eventId: `marker-adj-${intentId}`, reference: `invoice:${randomUUID()}` };
+    const up = { ...sent.payload, eventId: `up-${intentId}`, refundedAmount: 1_000, previousRefundedAmount: 600 };
+    await publish([sent.payload, marker].map((m) => ({ key: user["x-user-id"], value: JSON.stringify(m) })));
+    await waitUntil("billing read the redelivery", async () => (await q("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [marker.eventId])).length === 1, 60_000);
+    expect(await credit()).toBe(400);
+    await publish([{ key: user["x-user-id"], value: JSON.stringify(up) }]);
+    await waitUntil("billing took the credit back", async () => (await credit()) === 0, 60_000);
+    expect((await q("SELECT returned_amount::int FROM bil_give_backs WHERE intent_id = $1", [intentId]))[0].returned_amount).toBe(1_000);
   }, 180_000);
 
   it("a message with no currency, or one the platform does not book, is set aside naming currency; the next one is applied", async () => {

@@ -185,25 +185,32 @@ describe("an operator settles a refund whose processor record differs from ours"
     expect(await money(odd.refundId)).toEqual({ journals: [], events: [] });
   }, 60_000);
 
-  it("of a refund booked here (a re-check's mismatch of a succeeded one): 409 REFUND_BOOKED while it succeeded there, reversed once it failed there", async () => {
+  it("of a refund booked here (a re-check's mismatch of a succeeded one): booked at the processor's amount (payment.refund_adjusted), reversed at it once it failed there", async () => {
     const { p, refundId, atProcessor, issue } = await bookedThenMismatched(2_000, 1_500);
-    const booked = { journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] };
-    // Succeeded there at another amount: a booked refund is not re-booked; closed with a note (resolve) once corrected.
-    expect((await settle(issue.id as string)).body.error).toMatchObject({ code: "REFUND_BOOKED", field: "id" });
-    expect(await money(refundId)).toEqual(booked);
-    expect(await issuesOf(p.id)).toEqual([expect.objectContaining({ id: issue.id, resolvedAt: null })]);
-    // It fails there (the money came back): its webhooks are `mismatch` (not applied), so only the settle reverses it, once.
-    expect(await fake.deliverAll(fake.updateRefund(atProcessor.id, "failed", { failureReason: "expired_or_canceled_card" }))).toEqual(["mismatch", "mismatch", "mismatch"]);
-    expect((await view(p.id)).refunded).toBe(2_000);
-    const settled = await settle(issue.id as string, "the processor failed it after it succeeded: reversed");
-    expect(settled.body).toMatchObject({ settledStatus: "failed", processorStatus: "failed", resolvedBy: admin["x-user-id"], refund: { id: refundId, status: "failed", amount: 2_000 } });
-    const reversed = { journals: [`refund-reversal:${refundId}`, `refund:${refundId}`], events: [["payment.refunded", "usd", 2_000], ["payment.refund_reversed", "usd", 2_000]] };
-    expect(await money(refundId)).toEqual(reversed);
-    expect((await view(p.id)).refunded).toBe(0);
+    // Succeeded there at another amount (since session 54: 409 REFUND_BOOKED before): the processor's amount is booked, the difference journaled and announced.
+    const settled = await settle(issue.id as string, "the processor paid out 15.00 of the 20.00");
+    expect(settled.body).toMatchObject({ settledStatus: "succeeded", processorAmount: 1_500, refund: { id: refundId, status: "succeeded", amount: 1_500, requestedAmount: 2_000 } });
+    const adjusted = { journals: [`refund-adjustment:${refundId}`, `refund:${refundId}`], events: [["payment.refunded", "usd", 2_000], ["payment.refund_adjusted", "usd", 1_500]] };
+    expect(await money(refundId)).toEqual(adjusted);
+    const entries = (await q("SELECT account, amount::int FROM pay_ledger_entries WHERE journal_id = $1 ORDER BY amount", [`refund-adjustment:${refundId}`])).rows;
+    expect(entries.map((e) => e.amount)).toEqual([-500, 500]);
+    expect(entries[0].account).toMatch(/^customer:/);
+    expect([(await view(p.id)).refunded, await issuesOf(p.id)]).toEqual([1_500, []]);
     expect((await settle(issue.id as string)).body.error?.code).toBe("ISSUE_RESOLVED");
-    await fake.deliverAll(fake.webhooks.filter((w) => (w.event.data.object as { id?: string }).id === atProcessor.id));
-    expect(await money(refundId)).toEqual(reversed);
-    expect(await issuesOf(p.id)).toEqual([]);
+    // It fails there later (the money came back): its webhooks now match our record, so they reverse it, at the processor's amount, once.
+    const failedThere = fake.updateRefund(atProcessor.id, "failed", { failureReason: "expired_or_canceled_card" });
+    expect((await fake.deliverAll(failedThere)).includes("mismatch")).toBe(false);
+    expect(await money(refundId)).toEqual({ journals: [`refund-adjustment:${refundId}`, `refund-reversal:${refundId}`, `refund:${refundId}`], events: [...adjusted.events, ["payment.refund_reversed", "usd", 1_500]] });
+    expect((await view(p.id)).refunded).toBe(0);
+  }, 60_000);
+
+  it("of a refund booked here that the processor paid out at more than is left of the payment: 409 REFUND_EXCEEDS_PAYMENT, nothing moved", async () => {
+    const { p, refundId, atProcessor, issue } = await bookedThenMismatched(2_000, 1_000);
+    atProcessor.amount = 2_500;
+    const r = await settle(issue.id as string);
+    expect([r.status, r.body.error?.code, r.body.error?.field]).toEqual([409, "REFUND_EXCEEDS_PAYMENT", "id"]);
+    expect(await money(refundId)).toEqual({ journals: [`refund:${refundId}`], events: [["payment.refunded", "usd", 2_000]] });
+    expect((await view(p.id)).refunded).toBe(2_000);
   }, 60_000);
 
   it("of a refund booked here whose processor record matches ours again: closed, nothing moved", async () => {

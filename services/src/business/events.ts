@@ -37,8 +37,11 @@ export interface PaymentEventMsg {
    * payment.refund_failed: a refund the processor took and then failed or canceled before it succeeded
    * (nothing went out; its amount is refundable again). payment.refund_reversed: a refund announced by
    * payment.refunded that failed afterwards (the money came back: it is no longer refunded).
+   * payment.refund_adjusted: a refund announced by payment.refunded that the processor paid out at
+   * another amount, booked at the processor's by an operator's settle (`refundedAmount` the processor's,
+   * `previousRefundedAmount` what payment.refunded said; since session 54).
    */
-  type: "payment.succeeded" | "payment.failed" | "payment.refunded" | "payment.refund_failed" | "payment.refund_reversed";
+  type: "payment.succeeded" | "payment.failed" | "payment.refunded" | "payment.refund_failed" | "payment.refund_reversed" | "payment.refund_adjusted";
   intentId: string;
   userId: string;
   amount: number;
@@ -60,8 +63,10 @@ export interface PaymentEventMsg {
    * as in the invoice's).
    */
   paymentCurrency?: string;
-  /** For payment.refunded, refund_failed, refund_reversed: the refund's amount; `amount` stays the payment's. */
+  /** For payment.refunded, refund_failed, refund_reversed, refund_adjusted: the refund's amount; `amount` stays the payment's. */
   refundedAmount?: number;
+  /** For payment.refund_adjusted: the refund's amount as it was booked (and announced) before. */
+  previousRefundedAmount?: number;
   /** For the refund events: payment-service's refund id. */
   refundId?: string;
   failureCode?: string | null;
@@ -70,7 +75,7 @@ export interface PaymentEventMsg {
 
 /** A payments.events message about a refund: its `refundedAmount` is the refund's amount (`amount` the payment's). */
 export function isRefundEvent(type: PaymentEventMsg["type"]): boolean {
-  return type === "payment.refunded" || type === "payment.refund_failed" || type === "payment.refund_reversed";
+  return type === "payment.refunded" || type === "payment.refund_failed" || type === "payment.refund_reversed" || type === "payment.refund_adjusted";
 }
 
 /** billing.events, key = userId (canonical: kit userPartitionKey). `mrr` is the subscription's monthly recurring revenue after the event (0 when not paying). */

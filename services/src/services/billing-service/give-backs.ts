@@ -116,6 +116,49 @@ export class GiveBacks {
     return true;
   }
 
+  /**
+   * `payment.refund_adjusted` of an invoice's payment: a refund payment-service had booked (and
+   * announced by payment.refunded) was paid out by the processor at another amount, now booked at its
+   * (an operator's settle; `refundedAmount` the processor's). The give-back it is (by refund id, gone
+   * out) records what went back as that amount, and the credit of its shortfall follows: more credit
+   * when less went back than recorded, less when more did (taken back from what credit is left; what
+   * was spent already is logged). Once per event id (onPaymentEvent). Any other refund, one not gone
+   * out, or one told in another currency than the invoice's (not comparable): nothing, logged.
+   */
+  async adjusted(c: PoolClient, inv: InvoiceRow, ev: PaymentEventMsg): Promise<boolean> {
+    const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id, refundId: ev.refundId };
+    const refundId = ev.refundId && ANY_CASE_UUID_RE.test(ev.refundId) ? ev.refundId : null;
+    const now = Number.isSafeInteger(ev.refundedAmount) && ev.refundedAmount! >= 0 ? BigInt(ev.refundedAmount!) : null;
+    const { rows } = refundId && now !== null && ev.currency === inv.currency
+      ? await c.query<{ amount: string; before: string }>(
+          `UPDATE bil_give_backs g SET returned_amount = $4, updated_at = now() FROM (SELECT invoice_id, intent_id, coalesce(returned_amount, amount) AS before FROM bil_give_backs
+             WHERE invoice_id = $1 AND intent_id = $2 AND refund_id = $3::uuid AND status = 'succeeded' FOR UPDATE) old
+            WHERE g.invoice_id = old.invoice_id AND g.intent_id = old.intent_id RETURNING g.amount::text, old.before::text`,
+          [inv.invoice_id, ev.intentId, refundId, now.toString()],
+        )
+      : { rows: [] };
+    if (!rows[0]) {
+      this.log.info(fields, "a refund of an invoice's payment adjusted: not a give-back gone out in the invoice's currency, nothing to do");
+      return false;
+    }
+    // The credit of the shortfall (what was asked and did not go back), before and now.
+    const asked = BigInt(rows[0].amount);
+    const shortfall = (back: bigint) => (back < asked ? asked - back : 0n);
+    const more = shortfall(now!) - shortfall(BigInt(rows[0].before));
+    if (more > 0n) await this.credit(c, inv, more);
+    if (more < 0n) {
+      const taken = await c.query<{ taken: string }>(
+        `UPDATE bil_subscriptions s SET credit_balance = s.credit_balance - least(s.credit_balance, $2), updated_at = now() FROM (SELECT credit_balance FROM bil_subscriptions WHERE subscription_id = $1 FOR UPDATE) old
+          WHERE s.subscription_id = $1 RETURNING least(old.credit_balance, $2)::text AS taken`,
+        [inv.subscription_id, (-more).toString()],
+      );
+      const spent = -more - BigInt(taken.rows[0]?.taken ?? "0");
+      if (spent > 0n) this.log.warn({ ...fields, spent: spent.toString() }, "a give-back went out larger than recorded: credit of its shortfall spent already, not taken back");
+    }
+    this.log.info({ ...fields, credit: more.toString() }, "a give-back's refund adjusted to the processor's amount: its credit follows");
+    return true;
+  }
+
   private async credit(c: PoolClient, inv: InvoiceRow, amount: bigint): Promise<void> {
     await c.query("UPDATE bil_subscriptions SET credit_balance = credit_balance + $2, updated_at = now() WHERE subscription_id = $1", [inv.subscription_id, amount.toString()]);
   }

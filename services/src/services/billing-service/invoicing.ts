@@ -179,6 +179,7 @@ export class Invoicing {
       this.log.warn(fields, "payment event names an invoice but is not its charge (payer, amount or currency differ): ignored");
       return false;
     }
+    if (ev.type === "payment.refund_adjusted") return this.giveBacks.adjusted(c, inv, ev);
     if (aboutRefund) return ev.type === "payment.refunded" ? this.giveBacks.refunded(c, inv, ev) : this.giveBacks.givenBackNot(c, inv, ev);
     if (ev.type === "payment.succeeded" && (inv.status === "open" || inv.status === "uncollectible")) {
       // A late payment of an uncollectible invoice is that invoice's payment: the debt was real and

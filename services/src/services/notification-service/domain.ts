@@ -111,6 +111,8 @@ export function fromPaymentEvent(e: PaymentEventMsg): Notice | null {
     // The processor could not pay the refund out (before or after it succeeded): the money was not returned.
     "payment.refund_failed": "Refund failed",
     "payment.refund_reversed": "Refund reversed",
+    // The processor paid the refund out at another amount than first told (an operator booked its amount).
+    "payment.refund_adjusted": "Refund amount corrected",
   }[e.type];
   return notice({
     dedupKey: `payment:${e.eventId}`, userId: e.userId, kind: e.type, category: "billing", at: e.ts,

@@ -17,8 +17,10 @@
  * never applied by anything: the ledger kept a refund that did not go out, billing never credited it.
  * Settled now: failed or canceled there, it is reversed (journal `refund-reversal:<id>`, the refunded
  * total back, one `payment.refund_reversed`); succeeded there as we booked it (its record matches ours
- * now), the issue is closed and nothing moves; succeeded there at another amount or currency, 409
- * REFUND_BOOKED (not re-booked: close it with a note once the difference is corrected). A failed one: 409 REFUND_NOT_PENDING.
+ * now), the issue is closed and nothing moves; succeeded there at another amount in its currency, the
+ * processor's amount is booked (refund-adjustment.ts: the difference journaled, `payment.refund_adjusted`;
+ * since session 54, 409 REFUND_BOOKED before); in another currency, 409 REFUND_BOOKED (not re-booked:
+ * close it with a note once the difference is corrected). A failed one: 409 REFUND_NOT_PENDING.
  * All of it in one transaction with the payment's row locked first (refund-repo.ts's order): the issue
  * closed with who, how signed in and the note, the refund's other mismatch issue resolved, so a second
  * settle, a webhook or the sweep arriving meanwhile find it settled and change nothing.
@@ -29,6 +31,7 @@ import { isCurrency, MAX_AMOUNT } from "../../business/money";
 import { reportOf } from "./domain/refund-status";
 import type { CardProcessor, ProcessorRefund } from "./processor";
 import type { IssueRow, RefundIssues, RefundIssueView } from "./refund-issues";
+import { adjustBookedRefund } from "./refund-adjustment";
 import type { RefundRepo } from "./refund-repo";
 import type { RefundView } from "./refund-view";
 import type { PaymentRepo } from "./repo";
@@ -37,7 +40,9 @@ const conflict = (code: string, message: string) => new HttpError(409, code, mes
 const resolvedAlready = () => conflict("ISSUE_RESOLVED", "this refund issue is resolved already (GET /refund-issues?status=all shows by whom)");
 const notPending = () => conflict("REFUND_NOT_PENDING", "the issue's refund is failed here: nothing is held or booked to settle; close the issue with POST /refund-issues/:id/resolve");
 const bookedDiffers = () =>
-  conflict("REFUND_BOOKED", "the issue's refund is booked here at our amount and the processor has it succeeded at its own: a booked refund is not re-booked; correct the difference (a refund of the rest, or by hand) and close the issue with POST /refund-issues/:id/resolve");
+  conflict("REFUND_BOOKED", "the issue's refund is booked here in one currency and the processor has it succeeded in another: a booked refund is not re-booked in another currency; correct the difference (a refund of the rest, or by hand) and close the issue with POST /refund-issues/:id/resolve");
+const exceedsPayment = (amount: bigint) =>
+  new HttpError(409, "REFUND_EXCEEDS_PAYMENT", `the processor's amount of this refund (${amount}) does not fit into what is left of the payment beside its other refunds: nothing booked`, "id");
 
 export class RefundIssueSettler {
   constructor(
@@ -79,12 +84,15 @@ export class RefundIssueSettler {
       // success at another amount is not re-booked; its success as we booked it (the processor's record
       // matches ours now) moves nothing and closes the issue.
       const bookedAsIs = ours.status === "succeeded" && succeeded;
-      if (bookedAsIs && !same) throw bookedDiffers();
+      if (bookedAsIs && !same) {
+        if (remote.currency !== (ours.currency ?? intent.currency)) throw bookedDiffers();
+        const booked = { refundId, amount: BigInt(ours.amount), currency: ours.currency };
+        if ((await adjustBookedRefund(c, this.payments, intent, booked, remote.amount)) === "exceeds_payment") throw exceedsPayment(remote.amount);
+      }
       if (succeeded && !same) await this.refunds.rebook(c, refundId, remote.amount, remote.currency === intent.currency ? null : remote.currency);
       if (!bookedAsIs) {
         const { step } = await this.refunds.apply(refundId, report, c);
-        if (step.kind === "exceeds_payment")
-          throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", `the processor's amount of this refund (${remote.amount}) does not fit into what is left of the payment beside its other refunds: nothing booked`, "id");
+        if (step.kind === "exceeds_payment") throw exceedsPayment(remote.amount);
         if (step.kind !== "move") throw notPending();
       }
       const v = (await this.issues.closeIn(c, issueId, by, note, { status: report.status, amount: remote.amount, currency: remote.currency }))!;

@@ -42,7 +42,7 @@ const ROW = "refund_id, status, amount, failure_code, processor_refund_id";
  * What a refund holds against its payment, in the payment's currency: its amount, or, booked in another
  * currency at an operator's settle (refund-issue-settle.ts), the amount we asked for (migration 0492).
  */
-const HOLDS = "CASE WHEN currency IS NULL THEN amount ELSE requested_amount END";
+export const HOLDS = "CASE WHEN currency IS NULL THEN amount ELSE requested_amount END";
 
 export class RefundRepo {
   constructor(

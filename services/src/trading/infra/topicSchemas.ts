@@ -83,13 +83,14 @@ const ComplianceAlert = Type.Object({
 
 export const PaymentEventSchema = Type.Object({
   eventId: Id,
-  type: Type.Union([Type.Literal("payment.succeeded"), Type.Literal("payment.failed"), Type.Literal("payment.refunded"), Type.Literal("payment.refund_failed"), Type.Literal("payment.refund_reversed")]),
+  type: Type.Union([Type.Literal("payment.succeeded"), Type.Literal("payment.failed"), Type.Literal("payment.refunded"), Type.Literal("payment.refund_failed"), Type.Literal("payment.refund_reversed"), Type.Literal("payment.refund_adjusted")]),
   intentId: Id,
   userId: Id,
   amount: Amount,
   currency: Currency,
   reference: Type.Optional(Nullable(Text(500))),
   refundedAmount: Type.Optional(Amount),
+  previousRefundedAmount: Type.Optional(Amount),
   paymentCurrency: Type.Optional(Currency),
   refundId: Type.Optional(Id),
   failureCode: Type.Optional(Nullable(Text(200))),
