@@ -9,7 +9,7 @@
  *   CHARGE_HELD_FOR_REVIEW naming the Idempotency-Key, and billing records the hold (charge_held_at,
  *   migration 0508) and charges the invoice no more, with this key or another;
  * - the processor's PaymentIntent canceled there (an operator's cancel of the wrong charge) moved no
- *   money whatever its amount: reconciliation closes it canceled (payment.failed), the issue is
+ *   money whatever its amount: reconciliation or its webhook closes it canceled (payment.failed), the issue is
  *   resolved, and billing counts the failed attempt and clears the hold, so dunning goes on.
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -140,5 +140,31 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date), charge_held_at: null });
     expect((await q("SELECT status FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].status).toBe("canceled");
     expect((await issueOf(intent.intent_id)).resolved_at).toEqual(expect.any(Date));
+  });
+
+  it("canceled at the processor, its webhook closes it canceled whatever its amount: payment.failed, the issue resolved", async () => {
+    const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
+    await ensureAccount(pool, user["x-user-id"]);
+    const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+    expect(card.status, JSON.stringify(card.body)).toBe(201);
+    fake.mode = "async";
+    fake.chargesDiverge = { amountOff: -300 };
+    let r;
+    try {
+      r = await http("POST", `${payments}/intents`, { body: { amount: 2_000, currency: "usd", paymentMethod: card.body.paymentMethod }, headers: { ...user, "idempotency-key": `k-${randomUUID()}` } });
+    } finally {
+      fake.mode = "sync";
+      fake.chargesDiverge = undefined;
+    }
+    expect([r.status, r.body.error?.code]).toEqual([502, "PROCESSOR_MISMATCH"]);
+    const [intent] = await q("SELECT intent_id FROM pay_intents WHERE user_id = $1", [user["x-user-id"]]);
+    expect((await issueOf(intent.intent_id)).resolved_at).toBeNull();
+    // (before session 54: "ignored", its amount differing, and the payment open for ever)
+    const [delivery] = await fake.cancel((i) => i.metadata.intent_id === intent.intent_id);
+    expect(delivery.lastStatus).toBe(200);
+    expect((await q("SELECT status FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].status).toBe("canceled");
+    expect((await q("SELECT payload->>'type' AS type FROM pay_outbox WHERE payload->>'intentId' = $1", [intent.intent_id])).map((e) => e.type)).toEqual(["payment.failed"]);
+    expect((await issueOf(intent.intent_id)).resolved_at).toEqual(expect.any(Date));
+    expect(await fake.deliver(delivery)).toBe("duplicate");
   });
 });

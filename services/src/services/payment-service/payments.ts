@@ -241,7 +241,7 @@ export class Payments {
 
   /** Applies a verified processor event once, its event id recorded with its change (webhooks.ts). */
   async applyWebhook(ev: ProcessorEvent): Promise<WebhookOutcome> {
-    return applyWebhook({ repo: this.repo, refunds: this.refunds, log: this.log }, ev, this.published);
+    return applyWebhook({ repo: this.repo, refunds: this.refunds, issues: this.issues, log: this.log }, ev, this.published);
   }
 
   /**

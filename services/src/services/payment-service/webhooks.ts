@@ -8,11 +8,12 @@ import type { Logger } from "pino";
 import { intentStatusOf } from "./domain/intents";
 import type { ProcessorEvent } from "./processor";
 import { applyRefundEvent, REFUND_EVENT_TYPES } from "./refund-events";
+import type { RefundIssues } from "./refund-issues";
 import type { RefundRepo } from "./refund-repo";
 import type { PaymentRepo } from "./repo";
 
 export type WebhookOutcome = "applied" | "duplicate" | "ignored" | "stale" | "exceeds_payment" | "mismatch";
-type Deps = { repo: PaymentRepo; refunds: RefundRepo; log: Logger };
+type Deps = { repo: PaymentRepo; refunds: RefundRepo; issues: RefundIssues; log: Logger };
 
 /**
  * Applies a verified processor event once (replays by event id are acknowledged, not applied). A
@@ -54,10 +55,14 @@ async function applyIn(deps: Deps, c: PoolClient, ev: ProcessorEvent): Promise<{
   // Our intent id on another PaymentIntent than the one we recorded (or one another payment of ours has): not ours.
   const owner = local.processor_intent_id === remote.id ? local : await repo.byProcessorId(remote.id, c);
   const to = intentStatusOf(remote.status);
-  if (BigInt(local.amount) !== remote.amount || local.currency !== remote.currency || !to || (owner && owner.intent_id !== local.intent_id) || (local.processor_intent_id && local.processor_intent_id !== remote.id)) {
+  // Canceled there, it moved no money whatever its amount: applied (since session 54), so an operator's cancel at the
+  // processor of a charge held for a mismatch ends the hold (payment.failed; its issue resolved), as reconciliation does.
+  const differs = BigInt(local.amount) !== remote.amount || local.currency !== remote.currency;
+  if ((differs && to !== "canceled") || !to || (owner && owner.intent_id !== local.intent_id) || (local.processor_intent_id && local.processor_intent_id !== remote.id)) {
     log.error({ eventId: ev.id, intentId: local.intent_id }, "webhook amount, currency, status or processor id differs from our intent; not applied");
     return ignored;
   }
   const { changed } = await repo.settle(local.intent_id, to, { id: remote.id, fee: remote.fee, failureCode: remote.failureCode, failureMessage: remote.failureMessage }, { c });
+  if (differs && changed) await deps.issues.resolve(c, "charge_mismatch", { intentId: local.intent_id, refundId: null, processorRefundId: null });
   return { outcome: "applied", moved: changed };
 }
