@@ -6,7 +6,10 @@
  * while it sends. Concurrent replays of one letter: one sends. A missing topic or partition: a clear
  * 502, nothing sent, the letter replayable again. A claim left by a replay that crashed between its
  * send and its mark is taken over once older than the bound; a fresher one is 409 REPLAY_IN_PROGRESS.
- * A send cut at its deadline (a broker that never answers) is 503 REPLAY_OUTCOME_UNKNOWN, its claim kept.
+ * A send cut at its deadline after its Produce request was written (a broker that took it and never
+ * answers) is outcome unknown, its claim kept; one cut before (a broker hung in its handshake, or down)
+ * is 503 REPLAY_NOT_SENT, its claim released at once (session 54). A letter whose topic is not a name
+ * Kafka accepts is 409 naming `topic`, not claimed.
  * Replay is at least once: a letter sent twice that way reaches usage-monitoring twice, which counts
  * it once (its event id). Hostile ids are 400 naming `id`.
  */
@@ -21,6 +24,10 @@ import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { createTopicsReady } from "../../services/src/kit/datastores";
 import databaseService from "../../services/src/services/database-service";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
+import { replayLetter } from "../../services/src/services/database-service/dead-letter-replay";
+import { postgresLetterReplays } from "../../services/src/services/database-service/dead-letters";
+import { deadlineProducer } from "../../services/src/kit/datastores";
+import { produceHole } from "../helpers/kafka-produce-hole";
 import usageMonitoring from "../../services/src/services/usage-monitoring";
 import { UsageStore } from "../../services/src/services/usage-monitoring/store";
 import { BUSINESS_TOPICS } from "../../services/src/business/events";
@@ -104,6 +111,9 @@ async function postgresLetterOf(topic: string, partition: number, value = "v") {
   );
   return rows[0].id;
 }
+
+/** A PostgreSQL letter's claim and mark. */
+const claimOf = async (id: string) => (await pool.query("SELECT replay_claim IS NOT NULL AS claimed, replayed_at FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
 
 describe("ClickHouse's dead letters through the same routes", () => {
   it("are listed, shown and replayed once, byte for byte; a second replay is 409 ALREADY_REPLAYED", async () => {
@@ -211,33 +221,94 @@ describe("a replay that cannot send", () => {
 });
 
 describe("a send cut at its deadline", () => {
-  it("is 503 REPLAY_OUTCOME_UNKNOWN with the claim kept for its bound: a second replay meanwhile is 409 REPLAY_IN_PROGRESS", async () => {
-    // A broker that accepts connections and never answers (hung): the send cannot end before its deadline.
+  /** database-service against `brokers` (a hung or down broker), its replay send cut at 1 s. */
+  async function replaysThrough(brokers: string, check: (replay: (id: string) => Promise<{ status: number; body: any; retryAfter: unknown }>) => Promise<void>) {
+    const env = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_BROKERS: brokers, DEAD_LETTER_REPLAY_SEND_MS: "1000", DEAD_LETTER_REPLAY_CLAIM_MS: "8000" };
+    const svc = await createService(databaseService, { env, defaultMetrics: false });
+    try {
+      await check(async (id) => {
+        const r = await svc.app.inject({ method: "POST", url: `/dead-letters/${id}/replay`, headers: ADMIN });
+        return { status: r.statusCode, body: r.json(), retryAfter: r.headers["retry-after"] };
+      });
+    } finally {
+      await svc.close();
+    }
+  }
+
+  it("before its Produce request was written (a broker hung in its handshake, or down): 503 REPLAY_NOT_SENT, the claim released at once", async () => {
+    // A broker that accepts connections and never answers (hung), and a port nothing listens on (down).
     const sockets = new Set<import("node:net").Socket>();
     const silent = createServer((sock) => void sockets.add(sock.on("error", () => undefined)));
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    const hungEnv = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_BROKERS: `127.0.0.1:${(silent.address() as { port: number }).port}`, DEAD_LETTER_REPLAY_SEND_MS: "1000", DEAD_LETTER_REPLAY_CLAIM_MS: "8000" };
-    const hung = await createService(databaseService, { env: hungEnv, defaultMetrics: false });
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const downPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
     try {
-      const id = await postgresLetterOf(TOPIC, 0, "cut");
-      const replay = async () => {
-        const r = await hung.app.inject({ method: "POST", url: `/dead-letters/${id}/replay`, headers: ADMIN });
-        return { status: r.statusCode, body: r.json(), retryAfter: r.headers["retry-after"] };
-      };
-      const cut = await replay();
-      expect([cut.status, cut.body.error?.code, cut.retryAfter], JSON.stringify(cut.body)).toEqual([503, "REPLAY_OUTCOME_UNKNOWN", "8"]);
-      expect(cut.body.error.message).toMatch(/may still arrive/);
-      expect((await pool.query("SELECT replay_claim IS NOT NULL AS claimed, replayed_at FROM consumer_dead_letters WHERE id = $1", [id])).rows[0]).toEqual({ claimed: true, replayed_at: null });
-      const meanwhile = await replay();
-      expect([meanwhile.status, meanwhile.body.error?.code, meanwhile.body.error?.field]).toEqual([409, "REPLAY_IN_PROGRESS", "id"]);
-      // Once the bound has passed the letter is replayable: through the service whose Kafka answers.
-      await pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - interval '1 hour' WHERE id = $1", [id]);
-      expect((await call("POST", `/dead-letters/${id}/replay`)).status).toBe(200);
+      for (const [broker, brokers] of [["hung", `127.0.0.1:${(silent.address() as { port: number }).port}`], ["down", `127.0.0.1:${downPort}`]] as const) {
+        await replaysThrough(brokers, async (replay) => {
+          const id = await postgresLetterOf(TOPIC, 0, `not-sent-${broker}`);
+          // Twice: the first's claim did not stay (before session 54 the second was 409 REPLAY_IN_PROGRESS for the bound).
+          for (const attempt of [1, 2]) {
+            const r = await replay(id);
+            expect([r.status, r.body.error?.code], `${broker} ${attempt}: ${JSON.stringify(r.body)}`).toEqual([503, "REPLAY_NOT_SENT"]);
+            expect(Number(r.retryAfter), broker).toBeGreaterThan(0);
+            expect(await claimOf(id), `${broker} ${attempt}`).toEqual({ claimed: false, replayed_at: null });
+          }
+          const chId = await clickHouseLetterOf(TOPIC, 0, null, Buffer.from(`not-sent-${broker}`), {});
+          expect((await replay(chId)).body.error?.code, broker).toBe("REPLAY_NOT_SENT");
+          expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND replay_claim IS NOT NULL", [chId])).rows[0].n, broker).toBe(0);
+          // Replayable at once through the service whose Kafka answers.
+          expect((await call("POST", `/dead-letters/${id}/replay`)).status, broker).toBe(200);
+        });
+      }
     } finally {
-      await hung.close();
       for (const sock of sockets) sock.destroy();
       await new Promise((r) => silent.close(r));
     }
+  }, 300_000);
+
+  it("after its Produce request was written (a broker hung once it took it): outcome unknown, the claim kept for its bound", async () => {
+    const hole = await produceHole(srv.env.KAFKA_BROKERS.split(",")[0]);
+    const silentLog = () => () => undefined;
+    const producer = deadlineProducer(kafkajs, { clientId: "dead-letter-claims-hole", brokers: srv.env.KAFKA_BROKERS.split(","), connectTimeoutMs: 10_000, socketFactory: hole.socketFactory, logCreator: silentLog }, 8_000);
+    try {
+      const id = await postgresLetterOf(TOPIC, 0, "cut-after-produce");
+      const store = postgresLetterReplays(pool);
+      const out = await replayLetter(store, id, (topic, m) => producer.send(topic, [m]), CLAIM_MS);
+      expect(out, JSON.stringify(out)).toEqual({ outcomeUnknown: { retryAfterS: CLAIM_MS / 1000 } });
+      expect(hole.swallowed()).toBeGreaterThanOrEqual(1);
+      expect(await claimOf(id)).toEqual({ claimed: true, replayed_at: null });
+      const meanwhile = await call("POST", `/dead-letters/${id}/replay`);
+      expect([meanwhile.status, meanwhile.body.error?.code, meanwhile.body.error?.field]).toEqual([409, "REPLAY_IN_PROGRESS", "id"]);
+      // Once the bound has passed the letter is replayable.
+      await pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - interval '1 hour' WHERE id = $1", [id]);
+      expect((await call("POST", `/dead-letters/${id}/replay`)).status).toBe(200);
+    } finally {
+      await producer.close();
+      await hole.close();
+    }
+  }, 180_000);
+});
+
+describe("a letter whose topic is not a name the broker accepts", () => {
+  it("is 409 NOT_REPLAYABLE naming topic, not claimed, nothing sent", async () => {
+    const bad = ["bad topic", "bad/topic", "t".repeat(250), "..", ".", "tópico", ""];
+    for (const topic of bad) {
+      const pgId = await postgresLetterOf(topic, 0, "bad-topic");
+      const chId = await clickHouseLetterOf(topic, 0, null, Buffer.from("bad-topic"), {});
+      for (const id of [pgId, chId]) {
+        const r = await call("POST", `/dead-letters/${id}/replay`);
+        expect([r.status, r.body.error?.code, r.body.error?.field], `${JSON.stringify(topic.slice(0, 20))} ${id}: ${JSON.stringify(r.body)}`).toEqual([409, "NOT_REPLAYABLE", "topic"]);
+        expect(r.body.error.message).toMatch(/its topic is not a name/);
+        if (topic.length > 0) expect(r.body.error.message).not.toContain(topic);
+      }
+      expect(await claimOf(pgId)).toEqual({ claimed: false, replayed_at: null });
+      expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1", [chId])).rows[0].n).toBe(0);
+    }
+    // The longest name the broker accepts is not refused as a name (its topic does not exist: 502).
+    const longest = await postgresLetterOf(`x${"y".repeat(248)}`, 0, "longest");
+    expect((await call("POST", `/dead-letters/${longest}/replay`)).body.error?.code).toBe("TOPIC_NOT_FOUND");
   }, 180_000);
 });
 

@@ -4,7 +4,10 @@
  * before the deadline with kafkajs' unknown-topic error (the shared producer's retries took 66 s), and
  * a message for a partition the topic lacks is answered with no record of it (kafkajs sends nothing).
  * Against a listener that accepts connections and never answers (a broker hung), the send is cut at
- * its deadline with SendDeadlineError and the next send connects a new producer. No time is asserted
+ * its deadline with SendDeadlineError and the next send connects a new producer; no Produce request was
+ * written (`requestWritten` false, session 54: the replay that asked releases its claim at once). Against
+ * the real broker behind a proxy that swallows Produce requests (a broker hung after it took one), the
+ * cut send says its request was written: its outcome is unknown. No time is asserted
  * but the deadline's own order of magnitude, on the loaded machine: a send ends, and ends as said.
  */
 import { createServer, type Server, type Socket } from "node:net";
@@ -13,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkajs } from "../harness";
 import { useServers } from "../harness/shared";
 import type { createPostgres } from "../../services/src/kit/datastores/postgres";
-import { createKafka, createTopicsReady, SendDeadlineError } from "../../services/src/kit/datastores";
+import { createKafka, createTopicsReady, deadlineProducer, SendDeadlineError } from "../../services/src/kit/datastores";
+import { produceHole } from "../helpers/kafka-produce-hole";
 import { isUnknownTopic } from "../../services/src/services/database-service/dead-letter-replay";
 
 const srv = useServers("kafka");
@@ -67,11 +71,27 @@ describe("the kit's deadline producer", () => {
         const err = await producer.send(TOPIC, [{ value: "x", partition: 0 }]).then(() => undefined, (e: unknown) => e);
         expect(err, `attempt ${attempt}`).toBeInstanceOf(SendDeadlineError);
         expect((err as SendDeadlineError).deadlineMs).toBe(1_500);
+        // Cut in its handshake: no Produce request reached a socket, so the broker cannot have the message.
+        expect((err as SendDeadlineError).requestWritten, `attempt ${attempt}`).toBe(false);
         // Each attempt connects anew (the cut producer was disconnected, not reused).
         expect(sockets.size, `attempt ${attempt}`).toBeGreaterThan(before);
       }
     } finally {
       await kit.close();
+    }
+  }, 180_000);
+
+  it("a broker that took the Produce request and never answers: cut at its deadline, the request said written", async () => {
+    const hole = await produceHole(srv.kafka.brokers);
+    const producer = deadlineProducer(kafkajs, { clientId: "deadline-producer-hole", brokers: [srv.kafka.brokers], connectTimeoutMs: 10_000, socketFactory: hole.socketFactory, logCreator: () => () => undefined }, 8_000);
+    try {
+      const err = await producer.send(TOPIC, [{ value: "x", partition: 0 }]).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(SendDeadlineError);
+      expect(hole.swallowed()).toBeGreaterThanOrEqual(1);
+      expect((err as SendDeadlineError).requestWritten).toBe(true);
+    } finally {
+      await producer.close();
+      await hole.close();
     }
   }, 180_000);
 });

@@ -10,8 +10,9 @@
  * too, and a redelivered message, a second row of the same key until a merge folds it, is one letter
  * (read with FINAL). SHA-256 because ClickHouse 18.16 has it and every later version computes it the
  * same (ClickHouse's own hashes are not promised stable across versions), and Node computes it too
- * (clickHouseLetterId). The table's primary key does not serve a lookup by id: each reads the table
- * (a small one: messages no consumer could apply).
+ * (clickHouseLetterId). The table's primary key does not serve a lookup by id: one letter is found
+ * in `consumer_dead_letter_ids` (migration 0032, fed by a materialized view of every insert), keyed
+ * by id, then read by its natural key; before session 54 each lookup read the whole table.
  */
 import { createHash } from "node:crypto";
 import type { ClickHouseKitClient, Queryable } from "../../kit";
@@ -86,36 +87,63 @@ interface ChRow {
   msg_headers: string;
 }
 
+/** How many letters a listing filtered by `replayed` reads from ClickHouse per query, and at most per request. */
+export const CH_FILTER_PAGE = 1_000;
+export const CH_FILTER_READ_MAX = 10 * CH_FILTER_PAGE;
+
 /**
- * `limit + 1` letters newest first (created_at, then id), without their bytes. `replayed` reads the
- * ledger's replayed ids first (a replay is an operator's act: they stay few) and keeps or leaves
- * them out on the ClickHouse side.
+ * A page of letters newest first (created_at, then id), without their bytes, and the cursor of the
+ * next page (null: the last). `replayed` is told by the ledger in PostgreSQL: the letters are read
+ * from ClickHouse in pages of CH_FILTER_PAGE, each page's ids looked up in the ledger, until `limit`
+ * letters pass or CH_FILTER_READ_MAX were read; then the page may hold fewer than `limit`, its cursor
+ * the last letter read. Before session 54 every replayed id of the ledger went to ClickHouse in one
+ * query: past about 6,500 of them the query outgrew ClickHouse's max_query_size and the listing failed.
  */
 export async function listClickHouseLetters(
   ch: ClickHouseKitClient,
   pg: Queryable,
   f: { topic?: string; consumerGroup?: string; replayed?: boolean; before?: string; limit: number },
-): Promise<ListedClickHouseLetter[]> {
-  const params: Record<string, unknown> = { limit: f.limit + 1 };
+): Promise<{ letters: ListedClickHouseLetter[]; nextBefore: string | null }> {
+  if (f.replayed === undefined) {
+    const rows = await clickHouseLetterRows(ch, f, f.before, f.limit + 1);
+    const letters = await withLedger(pg, rows);
+    return letters.length > f.limit ? { letters: letters.slice(0, f.limit), nextBefore: letters[f.limit - 1].cursor } : { letters, nextBefore: null };
+  }
+  const letters: ListedClickHouseLetter[] = [];
+  let before = f.before;
+  for (let read = 0; read < CH_FILTER_READ_MAX; ) {
+    const rows = await clickHouseLetterRows(ch, f, before, CH_FILTER_PAGE);
+    read += rows.length;
+    for (const l of await withLedger(pg, rows)) {
+      if ((l.replayedAt !== null) !== f.replayed) continue;
+      letters.push(l);
+      if (letters.length === f.limit) {
+        // The page is full: a next one exists if any row is left after this letter.
+        const more = l.cursor !== rows[rows.length - 1]?.cursor || rows.length === CH_FILTER_PAGE;
+        return { letters, nextBefore: more ? l.cursor : null };
+      }
+    }
+    if (rows.length < CH_FILTER_PAGE) return { letters, nextBefore: null };
+    before = rows[rows.length - 1].cursor;
+  }
+  return { letters, nextBefore: before ?? null };
+}
+
+type ListedRow = ChRow & { created_unix: number | string; key_bytes: number | string | null; value_bytes: number | string | null; cursor: string };
+
+/** Up to `limit` letters of the filter's group and topic newest first, after the cursor `before`. */
+async function clickHouseLetterRows(ch: ClickHouseKitClient, f: { topic?: string; consumerGroup?: string }, before: string | undefined, limit: number): Promise<ListedRow[]> {
+  const params: Record<string, unknown> = { limit };
   const outer: string[] = [];
   const inner: string[] = [];
   if (f.consumerGroup !== undefined) (inner.push("consumer_group = {group:String}"), (params.group = f.consumerGroup));
   if (f.topic !== undefined) (inner.push("topic = {topic:String}"), (params.topic = f.topic));
-  if (f.replayed !== undefined) {
-    const { rows } = await pg.query<{ letter_id: string }>(
-      "SELECT letter_id FROM ch_dead_letter_replays WHERE replayed_at IS NOT NULL AND ($1::text IS NULL OR consumer_group = $1) AND ($2::text IS NULL OR topic = $2)",
-      [f.consumerGroup ?? null, f.topic ?? null],
-    );
-    if (f.replayed && rows.length === 0) return [];
-    // has() of an empty array literal is refused by 18.16 (Array(Nothing)): no clause then.
-    if (rows.length > 0) (outer.push(`${f.replayed ? "" : "NOT "}has({replayed:Array(String)}, id)`), (params.replayed = rows.map((r) => r.letter_id)));
-  }
-  if (f.before !== undefined) {
-    const cut = f.before.indexOf("-");
+  if (before !== undefined) {
+    const cut = before.indexOf("-");
     outer.push("(created_unix < {beforeAt:UInt32} OR (created_unix = {beforeAt:UInt32} AND id < {beforeId:String}))");
-    Object.assign(params, { beforeAt: Number(f.before.slice(0, cut)), beforeId: f.before.slice(cut + 1) });
+    Object.assign(params, { beforeAt: Number(before.slice(0, cut)), beforeId: before.slice(cut + 1) });
   }
-  const rows = await ch.query<ChRow & { created_unix: number | string; key_bytes: number | string | null; value_bytes: number | string | null }>(
+  const rows = await ch.query<Omit<ListedRow, "cursor">>(
     `SELECT * FROM (
        SELECT ${CH_LETTER_ID} AS id, consumer_group, topic, msg_partition, toString(msg_offset) AS msg_offset, reason,
               toString(created_at) AS created_at, toUnixTimestamp(created_at) AS created_unix,
@@ -125,13 +153,18 @@ export async function listClickHouseLetters(
      ORDER BY created_unix DESC, id DESC LIMIT {limit:UInt32}`,
     params,
   );
+  return rows.map((r) => ({ ...r, cursor: `${r.created_unix}-${r.id}` }));
+}
+
+/** The rows as listed, with their replay state from the ledger (one query of at most the rows' ids). */
+async function withLedger(pg: Queryable, rows: ListedRow[]): Promise<ListedClickHouseLetter[]> {
   const ledger = await ledgerRows(pg, rows.map((r) => r.id));
   return rows.map((r) => ({
     ...shownRow(r, ledger.get(r.id)),
     keyBytes: r.key_bytes === null ? null : Number(r.key_bytes),
     valueBytes: r.value_bytes === null ? null : Number(r.value_bytes),
     headerCount: headerCount(r.msg_headers),
-    cursor: `${r.created_unix}-${r.id}`,
+    cursor: r.cursor,
   }));
 }
 
@@ -153,12 +186,22 @@ export type ClickHouseLetterWithMessage = ClickHouseLetter & { key: Buffer | nul
 
 /** One letter with its message (key and value as bytes, headers as kept) and its replay state; undefined: none. */
 export async function clickHouseLetter(ch: ClickHouseKitClient, pg: Queryable, id: string): Promise<ClickHouseLetterWithMessage | undefined> {
-  const [r] = await ch.query<KeptRow>(
-    `SELECT ${CH_LETTER_ID} AS id, consumer_group, topic, msg_partition, toString(msg_offset) AS msg_offset, reason, toString(created_at) AS created_at,
-            msg_key_base64, msg_value_base64, msg_key_null, msg_value_null, msg_headers
-       FROM consumer_dead_letters FINAL WHERE id = {id:String} LIMIT 1`,
+  // Two reads by a key each (a granule of each part): the id's coordinates, then the letter by them.
+  const [at] = await ch.query<{ consumer_group: string; topic: string; msg_partition: number; msg_offset: string }>(
+    "SELECT consumer_group, topic, msg_partition, toString(msg_offset) AS msg_offset FROM consumer_dead_letter_ids WHERE letter_id = {id:String} LIMIT 1",
     { id },
   );
+  if (!at) return undefined;
+  // The offset as text under another name: an alias named as its column would be what WHERE compares.
+  const [found] = await ch.query<Omit<KeptRow, "msg_offset"> & { offset_text: string }>(
+    `SELECT ${CH_LETTER_ID} AS id, consumer_group, topic, msg_partition, toString(msg_offset) AS offset_text, reason, toString(created_at) AS created_at,
+            msg_key_base64, msg_value_base64, msg_key_null, msg_value_null, msg_headers
+       FROM consumer_dead_letters FINAL
+      WHERE consumer_group = {group:String} AND topic = {topic:String} AND msg_partition = {partition:Int32} AND msg_offset = {offset:Int64}
+      LIMIT 1`,
+    { group: at.consumer_group, topic: at.topic, partition: Number(at.msg_partition), offset: at.msg_offset },
+  );
+  const r: KeptRow | undefined = found && { ...found, msg_offset: found.offset_text };
   if (!r) return undefined;
   const l = (await ledgerRows(pg, [id])).get(id);
   const keyUnknown = r.msg_key_null === null && r.msg_key_base64 === "";

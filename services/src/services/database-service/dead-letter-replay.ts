@@ -13,8 +13,10 @@
  *
  * A replay is at least once, not exactly once: a crash (or a failed mark) after the broker took the
  * message leaves a claimed, unmarked letter, which a replay after the bound sends again; a send cut at
- * its deadline may have reached the topic too (its claim is kept for the bound, so no other replay
- * sends it while the cut one could still land). The letter's key and headers (its `event-id`) go
+ * its deadline after its Produce request was written may have reached the topic too (its claim is kept
+ * for the bound, so no other replay sends it while the cut one could still land). One cut before any
+ * Produce was written (a broker hung in its handshake, or down) sent nothing: its claim is released
+ * at once (before session 54 it was held for the bound too). The letter's key and headers (its `event-id`) go
  * out byte for byte, so a consumer that dedupes by event id applies the second copy as nothing.
  */
 import { randomUUID } from "node:crypto";
@@ -50,11 +52,13 @@ export type ReplayOutcome =
   | { missing: true }
   | { already: Date }
   | { notReplayable: string }
+  /** The letter's topic is not a name Kafka accepts (why); nothing sent, not claimed. */
+  | { badTopic: string }
   /** Another replay holds a claim, for this long yet. */
   | { inProgress: { retryAfterS: number } }
   /** Nothing was sent (the topic, or the letter's partition of it, does not exist); the claim released. */
   | { targetMissing: "topic" | "partition" }
-  /** Nothing was sent (kafkajs gave up before the deadline); the claim released. */
+  /** Nothing was sent (kafkajs gave up, or the deadline came before a Produce request was written); the claim released. */
   | { sendFailed: unknown }
   /** The send was cut at its deadline and may yet arrive: the claim is kept for its bound. */
   | { outcomeUnknown: { retryAfterS: number } }
@@ -70,6 +74,20 @@ export function isUnknownTopic(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Why Kafka refuses `topic` as a topic's name, undefined when it accepts it (Apache Kafka's
+ * `Topic.validate`: 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, neither `.` nor
+ * `..`). A letter's topic is one a consumer read, so a refused name is a row written or edited by hand:
+ * the broker would refuse the send (kafkajs retrying it until the deadline), so it is not claimed.
+ */
+export function topicNameProblem(topic: string): string | undefined {
+  if (topic.length === 0) return "it is empty";
+  if (topic.length > 249) return "it is longer than 249 characters";
+  if (topic === "." || topic === "..") return "it is one or two dots only";
+  if (!/^[A-Za-z0-9._-]+$/.test(topic)) return "it holds characters other than ASCII letters, digits, '.', '_' and '-'";
+  return undefined;
+}
+
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 export async function replayLetter(
@@ -82,6 +100,8 @@ export async function replayLetter(
   if (!letter) return { missing: true };
   if (letter.replayedAt) return { already: letter.replayedAt };
   if ("problem" in letter.message) return { notReplayable: letter.message.problem };
+  const topicProblem = topicNameProblem(letter.topic);
+  if (topicProblem) return { badTopic: topicProblem };
   const claim = randomUUID();
   if (!(await store.claim(id, letter, claim, claimStaleMs))) {
     const now = await store.letter(id);
@@ -93,7 +113,7 @@ export async function replayLetter(
   try {
     records = await send(letter.topic, letter.message.message);
   } catch (err) {
-    if (err instanceof SendDeadlineError) return { outcomeUnknown: { retryAfterS: seconds(claimStaleMs) } };
+    if (err instanceof SendDeadlineError && err.requestWritten) return { outcomeUnknown: { retryAfterS: seconds(claimStaleMs) } };
     await release();
     return isUnknownTopic(err) ? { targetMissing: "topic" } : { sendFailed: err };
   }

@@ -10,9 +10,13 @@
  * A replay (./dead-letter-replay.ts: claim, send with the producer's own deadline, mark) is 404 for an
  * unknown id, 409 ALREADY_REPLAYED naming `id` for one replayed before, 409 REPLAY_IN_PROGRESS naming
  * `id` (Retry-After) while another replay holds its claim, 409 NOT_REPLAYABLE naming `id` for one whose
- * message cannot be sent as kept (trading/infra/deadLetters.ts replayMessage); 502 TOPIC_NOT_FOUND
+ * message cannot be sent as kept (trading/infra/deadLetters.ts replayMessage), naming `topic` for one whose
+ * topic is not a name Kafka accepts (not claimed); 502 TOPIC_NOT_FOUND
  * (Retry-After) when its topic or partition does not exist and 503 (Retry-After) when the send failed
- * or did not end in time, the letter replayable again once Retry-After has passed.
+ * or did not end in time, the letter replayable again once Retry-After has passed: REPLAY_NOT_SENT
+ * when nothing was sent (kafkajs gave up, or no Produce request was written by the deadline: a hung
+ * or down broker), the claim released; REPLAY_OUTCOME_UNKNOWN when the request was written and its
+ * answer did not come, the claim kept for its bound.
  */
 import { alreadyReplayed, HttpError, notFound, Nullable, pageOf, ReplayedAnswer, requireIdentity, ResponseObject, Type, unavailable, type App } from "../../kit";
 import { CH_CURSOR_PATTERN, CH_LETTER_ID_PATTERN, clickHouseLetter, clickHouseLetterReplays, listClickHouseLetters } from "./clickhouse-dead-letters";
@@ -70,11 +74,12 @@ function answered(id: string, out: ReplayOutcome) {
   if ("missing" in out) throw notFound(`no dead letter ${id}`);
   if ("already" in out) throw alreadyReplayed(id, `at ${out.already.toISOString()}`);
   if ("notReplayable" in out) throw new HttpError(409, "NOT_REPLAYABLE", `dead letter ${id} cannot be replayed: ${out.notReplayable}`, "id");
+  if ("badTopic" in out) throw new HttpError(409, "NOT_REPLAYABLE", `dead letter ${id} cannot be replayed: its topic is not a name the message broker accepts (${out.badTopic})`, "topic");
   if ("inProgress" in out)
     throw new HttpError(409, "REPLAY_IN_PROGRESS", `dead letter ${id} is being replayed by another request; if that one stops before its mark, replay again after ${out.inProgress.retryAfterS} s`, "id", { "retry-after": String(out.inProgress.retryAfterS) });
   if ("targetMissing" in out)
     throw new HttpError(502, "TOPIC_NOT_FOUND", `dead letter ${id} was not sent: its ${out.targetMissing} does not exist (deleted?); it stays replayable once it does`, undefined, { "retry-after": "30" });
-  if ("sendFailed" in out) throw unavailable("REPLAY_NOT_SENT", `dead letter ${id} was not sent: the message broker did not take it; it stays replayable`, 5);
+  if ("sendFailed" in out) throw unavailable("REPLAY_NOT_SENT", `dead letter ${id} was not sent: the message broker did not take it or did not answer; it stays replayable`, 5);
   if ("outcomeUnknown" in out)
     throw unavailable("REPLAY_OUTCOME_UNKNOWN", `dead letter ${id}'s send did not end in time and may still arrive; it is replayable again after ${out.outcomeUnknown.retryAfterS} s (which may send a second copy)`, out.outcomeUnknown.retryAfterS);
   throw unavailable("REPLAY_NOT_RECORDED", `dead letter ${id} was sent (offset ${out.notRecorded.offset ?? "unknown"}) but its replay could not be recorded; a replay after ${out.notRecorded.retryAfterS} s sends it again`, out.notRecorded.retryAfterS);
@@ -92,8 +97,7 @@ export function registerDeadLetterRoutes(app: App, opts: { sendDeadlineMs: numbe
     if (wrongCursor) throw new HttpError(400, "BAD_REQUEST", "before is a cursor of the other store's listing", "before");
     if (store === "ch") {
       if (!clickhouse) throw chDisabled();
-      const letters = await listClickHouseLetters(app.clickhouse, app.pg, q);
-      const { page, nextBefore } = pageOf(letters, q.limit, (last) => last.cursor);
+      const { letters: page, nextBefore } = await listClickHouseLetters(app.clickhouse, app.pg, q);
       return { deadLetters: page.map(({ cursor: _c, ...l }) => ({ ...l, store: "ch", replayedAt: iso(l.replayedAt), replayClaimedAt: iso(l.replayClaimedAt) })), nextBefore };
     }
     const rows = await listDeadLetters(app.pg, q);
