@@ -92,3 +92,88 @@ export function sizingOf(service: Pick<ServiceDefinition, "name" | "singleton">)
   if (!entry.scaling) throw new Error(`catalog/sizing.ts: '${service.name}' needs scaling (it is not a singleton)`);
   return { scaling: entry.scaling, resources: entry.resources };
 }
+
+/**
+ * POSTGRES_POOL_MAX of a horizontally scaled service's replica on Kubernetes, where the stack sets
+ * none (a singleton keeps the service's own default, 10: its one replica carries all the load, and
+ * ai-orchestrator's ORCH_EVAL_CONCURRENCY of 8 evaluations hold one connection each). At 10 a replica,
+ * the autoscalers' maxima and a surge pod made 951 connections against one PostgreSQL. A replica is one
+ * Node event loop on 250m of CPU: a statement holds its connection for a round trip (about a
+ * millisecond in the cluster), a transaction for a few, so a replica at its CPU limit keeps about one
+ * busy (a few hundred statements a second); the autoscaler adds replicas, and pools, before it needs
+ * more. Three: one for a background loop (an outbox drain holds its connection through the publish,
+ * a reconciler, a sweep) and two for requests, which past them wait for one (POSTGRES_CONNECT_TIMEOUT_MS)
+ * rather than fail; the migration job needs two (its run lock and the migrations' own connection).
+ */
+export const KUBERNETES_REPLICA_POSTGRES_POOL = 3;
+
+/** The pool a replica of `service` runs with on Kubernetes where the stack sets none; undefined for a singleton (the service's default). */
+export function kubernetesPostgresPool(service: Pick<ServiceDefinition, "singleton">): number | undefined {
+  return service.singleton ? undefined : KUBERNETES_REPLICA_POSTGRES_POOL;
+}
+
+/**
+ * The PostgreSQL server's memory limit in GiB where the stack sets none (`trading:postgresMemoryGi`),
+ * on both runtimes (Docker's memory limit too): what PostgreSQL can use at max_connections
+ * (postgresMemoryNeed) at the catalog's defaults, 335 connections on Kubernetes at the autoscalers'
+ * maxima (3,746 MiB), 184 on Docker (2,228 MiB). At 1 GiB, the size before session 54, it held 64.
+ */
+export const POSTGRES_MEMORY_GI = 4;
+/** The PostgreSQL server's CPU limit. */
+export const POSTGRES_CPU = "1";
+
+/**
+ * What PostgreSQL's memory is made of, in MiB, at the settings the stacks run it with (the server's
+ * defaults: they set none but max_connections).
+ */
+export const POSTGRES_MEMORY = {
+  /** shared_buffers (128MB, the default). */
+  sharedBuffersMiB: 128,
+  /** The rest of its shared memory at no connections (`postgres -C shared_memory_size`: 138 MB at 100 connections, of which 128 are the buffers). */
+  otherSharedMiB: 10,
+  /** Shared memory each max_connections slot adds (locks, PGPROC): shared_memory_size grows 46 MB from 100 to 1000. */
+  sharedPerConnectionKiB: 52,
+  /**
+   * A backend's own memory (anonymous pages and page tables) once it has read and prepared a statement
+   * on every table of the schema, as a pool's connection has after a while: 5.6 MiB the largest of 40
+   * (bench/postgres-connection-memory.ts, PostgreSQL 15), rounded up.
+   */
+  backendMiB: 6,
+  /** work_mem (4MB, the default): what one sort or hash of a running query may take before it spills to disk. */
+  workMemMiB: 4,
+  /** autovacuum_max_workers (3) and maintenance_work_mem (64MB), which each worker may take for a large table. */
+  autovacuumWorkers: 3,
+  maintenanceWorkMemMiB: 64,
+  /** The other server processes (checkpointer, background writer, WAL writer, autovacuum launcher, logical replication launcher). */
+  backgroundProcesses: 5,
+} as const;
+
+export interface MemoryNeed {
+  totalMiB: number;
+  /** What makes up the total, for the refusal. */
+  parts: string[];
+}
+
+/**
+ * The memory PostgreSQL can use at `maxConnections`: every connection a backend's own memory plus one
+ * work_mem (one sort or hash at its limit at once: the platform's statements are lookups by key and
+ * small sorts; a query of several sort nodes may take more), the shared memory (shared_buffers and what
+ * grows with max_connections), the autovacuum workers with their maintenance_work_mem, the other
+ * server processes. The page cache is left out: the kernel reclaims it before it kills.
+ */
+export function postgresMemoryNeed(maxConnections: number, m: typeof POSTGRES_MEMORY = POSTGRES_MEMORY): MemoryNeed {
+  const perConnection = m.backendMiB + m.workMemMiB;
+  const connections = maxConnections * perConnection;
+  const shared = m.sharedBuffersMiB + m.otherSharedMiB + Math.ceil((maxConnections * m.sharedPerConnectionKiB) / 1024);
+  const autovacuum = m.autovacuumWorkers * (m.backendMiB + m.maintenanceWorkMemMiB);
+  const background = m.backgroundProcesses * m.backendMiB;
+  return {
+    totalMiB: connections + shared + autovacuum + background,
+    parts: [
+      `${maxConnections} connections x ${perConnection} MiB (a backend's own ${m.backendMiB} MiB and one work_mem of ${m.workMemMiB} MiB) = ${connections} MiB`,
+      `shared memory ${shared} MiB (shared_buffers ${m.sharedBuffersMiB} MiB)`,
+      `${m.autovacuumWorkers} autovacuum workers x ${m.backendMiB + m.maintenanceWorkMemMiB} MiB (maintenance_work_mem ${m.maintenanceWorkMemMiB} MiB) = ${autovacuum} MiB`,
+      `${m.backgroundProcesses} server processes x ${m.backendMiB} MiB = ${background} MiB`,
+    ],
+  };
+}

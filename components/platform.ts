@@ -76,6 +76,8 @@ export class TradingPlatform extends pulumi.ComponentResource {
           acceptsFrom: topology.acceptsFrom[store] ?? [],
           // PostgreSQL's max_connections: the stack's, or what its pools and jobs can open at once (stacks/service-settings.ts).
           maxConnections: store === "postgres" ? config.postgresMaxConnections : undefined,
+          // Its memory limit, which the stack config checks that max_connections fits.
+          memoryGi: store === "postgres" ? config.postgresMemoryGi : undefined,
         },
         { parent: this },
       );
@@ -191,6 +193,9 @@ export class TradingPlatform extends pulumi.ComponentResource {
           secretEnv: Object.assign({}, ...def.secrets.map((s) => secretValues[s])),
           env: {
             LOG_LEVEL: config.logLevel,
+            // A Kubernetes replica's PostgreSQL pool where the stack sets none (catalog/sizing.ts), counted
+            // against max_connections and PostgreSQL's memory by the stack config; serviceSettings wins.
+            ...(config.postgresPoolDefaults[def.name] !== undefined ? { POSTGRES_POOL_MAX: String(config.postgresPoolDefaults[def.name]) } : {}),
             // The variables the stack sets (trading:serviceSettings), checked across services by the stack config.
             ...Object.fromEntries(Object.entries(config.serviceSettings[def.name] ?? {}).map(([k, v]) => [k, String(v)])),
             ...(def.entryPoint

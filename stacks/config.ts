@@ -22,7 +22,7 @@ import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
-import { crossServiceProblem, postgresConnectionNeed, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
+import { crossServiceProblem, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -65,6 +65,13 @@ export interface StackConfig {
   serviceSettings: ServiceSettings;
   /** PostgreSQL's max_connections: trading:postgresMaxConnections, else what the stack can open at once. */
   postgresMaxConnections: number;
+  /**
+   * POSTGRES_POOL_MAX passed where serviceSettings sets none: on Kubernetes each horizontally scaled
+   * PostgreSQL user's replica's (catalog/sizing.ts KUBERNETES_REPLICA_POSTGRES_POOL); empty on Docker.
+   */
+  postgresPoolDefaults: Record<string, number>;
+  /** PostgreSQL's memory limit in GiB (trading:postgresMemoryGi), which its max_connections must fit. */
+  postgresMemoryGi: number;
   rateLimit: { windowMs: number; maxRequests: number };
   /** The gateway's TRUST_PROXY: the edge proxy's addresses/CIDRs (validated), comma-separated. */
   trustedProxies: string;
@@ -441,7 +448,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   for (const service of services) {
     serviceReplicas[service.name] = replicasOf(target, sizingOf(service).scaling, replicasSetting, replicaOverrides[service.name] as number | undefined);
   }
-  const { serviceSettings, postgresMaxConnections } = serviceSettingsOf(r, target, services, serviceReplicas, datastores.postgres.enabled);
+  const { serviceSettings, postgresMaxConnections, postgresPoolDefaults, postgresMemoryGi } = serviceSettingsOf(r, target, services, serviceReplicas, datastores.postgres.enabled);
 
   const tradingMode = r.oneOf<"paper" | "live">("tradingMode");
   const marketDataSource = r.oneOf<"synthetic" | "replay" | "binance">("marketDataSource");
@@ -690,6 +697,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     services,
     serviceSettings,
     postgresMaxConnections,
+    postgresPoolDefaults,
+    postgresMemoryGi,
     trustedProxies,
     trustGlobalIPv6Proxies,
     rateLimit: gatewayRateLimit(r),
@@ -739,9 +748,16 @@ function lowerReplicas(target: Target): string {
 /**
  * trading:serviceSettings (each variable one the stack may set, in its range; then the cross-service
  * orders, e.g. user-management's ACCESS_TOKEN_TTL_S over the gateway's ACCESS_TOKEN_MAX_AGE_S) and
- * trading:postgresMaxConnections against what the stack can open at once (stacks/service-settings.ts).
+ * trading:postgresMaxConnections against what the stack can open at once, and the memory PostgreSQL can
+ * use at it against the server's limit (stacks/service-settings.ts).
  */
-function serviceSettingsOf(r: Reader, target: Target, services: ServiceDefinition[], replicas: Record<string, number>, postgres: boolean): { serviceSettings: ServiceSettings; postgresMaxConnections: number } {
+function serviceSettingsOf(
+  r: Reader,
+  target: Target,
+  services: ServiceDefinition[],
+  replicas: Record<string, number>,
+  postgres: boolean,
+): { serviceSettings: ServiceSettings; postgresMaxConnections: number; postgresPoolDefaults: Record<string, number>; postgresMemoryGi: number } {
   const raw = r.object("serviceSettings") ?? {};
   const problem = serviceSettingsProblem(raw, catalog, services) ?? crossServiceProblem(raw as ServiceSettings, services);
   if (problem !== undefined) throw new ConfigError("serviceSettings", r.stack, problem);
@@ -755,7 +771,21 @@ function serviceSettingsOf(r: Reader, target: Target, services: ServiceDefinitio
       `${set} is below the PostgreSQL connections this stack can open at once, ${need.total}: ${need.parts.join(", ")}; past max_connections every new connection is refused ('too many clients'): raise it, set it 0 to size it to the stack, or lower POSTGRES_POOL_MAX in ${CONFIG_NAMESPACE}:serviceSettings or ${lowerReplicas(target)}`,
     );
   }
-  return { serviceSettings, postgresMaxConnections: set > 0 ? set : need.total };
+  const maxConnections = set > 0 ? set : need.total;
+  const memoryGi = r.integer("postgresMemoryGi");
+  // The server's memory at that max_connections: past its limit the kernel kills a backend, and
+  // PostgreSQL ends every session to restart (stacks/service-settings.ts postgresMemoryExcess).
+  const excess = postgres ? postgresMemoryExcess(maxConnections, memoryGi) : undefined;
+  if (excess !== undefined) {
+    const made = set > 0 ? `${set} (as set)` : `${need.total} (sized to what this stack can open at once: ${need.parts.join(", ")})`;
+    throw new ConfigError(
+      // The key to change: max_connections where the stack set it, else the memory its clients outgrow.
+      set > 0 ? "postgresMaxConnections" : "postgresMemoryGi",
+      r.stack,
+      `PostgreSQL's max_connections of ${made} lets its memory reach ${excess.totalMiB} MiB (${excess.parts.join(", ")}), above its memory limit of ${memoryGi} GiB (${CONFIG_NAMESPACE}:postgresMemoryGi, ${memoryGi * 1024} MiB): at the limit the kernel kills a backend and PostgreSQL ends every session; raise ${CONFIG_NAMESPACE}:postgresMemoryGi to ${Math.ceil(excess.totalMiB / 1024)}, ${set > 0 ? `lower ${CONFIG_NAMESPACE}:postgresMaxConnections (to no less than ${need.total}, what the stack can open at once), ` : ""}or lower POSTGRES_POOL_MAX in ${CONFIG_NAMESPACE}:serviceSettings or ${lowerReplicas(target)}`,
+    );
+  }
+  return { serviceSettings, postgresMaxConnections: maxConnections, postgresPoolDefaults: postgres ? postgresPoolDefaults(target, services, serviceSettings) : {}, postgresMemoryGi: memoryGi };
 }
 
 /**

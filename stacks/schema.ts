@@ -9,7 +9,7 @@
  */
 import { Kind, TSchema, Type } from "@sinclair/typebox";
 import { DATA_COMPONENTS, DataComponent } from "../catalog/datastores";
-import { MAX_PIDS_LIMIT } from "../catalog/sizing";
+import { MAX_PIDS_LIMIT, POSTGRES_MEMORY_GI } from "../catalog/sizing";
 
 /** Keys whose default depends on the target (or that are optional) are declared with "" in Pulumi.yaml. */
 const str = (description: string, def = "") => Type.String({ description, default: def });
@@ -72,10 +72,16 @@ export const stackConfigSchema = Type.Object({
   }),
   ...datastoreKeys,
   postgresMaxConnections: int(
-    "PostgreSQL's max_connections; 0 (the default) sizes it to what the stack can open at once (every pool of every replica, the autoscaler's most on kubernetes, the jobs, 10 for admins); a value below that is refused",
+    "PostgreSQL's max_connections; 0 (the default) sizes it to what the stack can open at once (every pool of every replica, the autoscaler's most on kubernetes, the jobs, 10 for admins); a value below that, or above what postgresMemoryGi holds, is refused",
     0,
     0,
     10_000,
+  ),
+  postgresMemoryGi: int(
+    "PostgreSQL's memory limit (GiB), on both targets; a max_connections whose memory does not fit it is refused (each connection a backend's 6 MiB and a work_mem of 4 MiB, with shared_buffers, autovacuum and the server's processes)",
+    POSTGRES_MEMORY_GI,
+    1,
+    1024,
   ),
   prometheusEnabled: bool("Deploy Prometheus", true),
   grafanaEnabled: bool("Deploy Grafana", true),

@@ -7,9 +7,10 @@
  * - the cross-service orders of catalog SETTING_RELATIONS, judged on the values the services will
  *   run with (the stack's, else the schema's default): user-management's ACCESS_TOKEN_TTL_S over the
  *   gateway's ACCESS_TOKEN_MAX_AGE_S, a wait over the gateway's PROXY_TIMEOUT_MS, ...;
- * - the PostgreSQL connections the stack can open at once against the server's max_connections.
+ * - the PostgreSQL connections the stack can open at once against the server's max_connections, and
+ *   the memory PostgreSQL can use at that max_connections against the server's memory limit.
  */
-import { sizingOf, type ServiceDefinition } from "../catalog";
+import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
 import { EXTRA_POSTGRES_POOLS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef, smallerKeys } from "../catalog/service-settings";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
@@ -96,6 +97,21 @@ export function crossServiceProblem(settings: ServiceSettings, deployed: readonl
   return undefined;
 }
 
+/**
+ * The POSTGRES_POOL_MAX the stack config passes where the stack sets none: on Kubernetes each
+ * horizontally scaled PostgreSQL user's replica runs with catalog/sizing.ts KUBERNETES_REPLICA_POSTGRES_POOL
+ * (its jobs too: they take the service's environment); elsewhere none (the service's default).
+ */
+export function postgresPoolDefaults(target: "docker" | "kubernetes", deployed: readonly ServiceDefinition[], settings: ServiceSettings): Record<string, number> {
+  if (target !== "kubernetes") return {};
+  const pools: Record<string, number> = {};
+  for (const def of deployed.filter(usesPostgres)) {
+    const pool = kubernetesPostgresPool(def);
+    if (pool !== undefined && settings[def.name]?.POSTGRES_POOL_MAX === undefined) pools[def.name] = pool;
+  }
+  return pools;
+}
+
 export interface ConnectionNeed {
   total: number;
   /** What makes up the total, largest first, for the refusal. */
@@ -106,7 +122,8 @@ export interface ConnectionNeed {
  * The PostgreSQL connections the stack can hold at once: every replica's pools (POSTGRES_POOL_MAX,
  * plus payment-service's PAYMENT_CHARGE_LOCK_CONNECTIONS pool), counted on Kubernetes at the
  * autoscaler's ceiling plus the rollout's one surge pod (components/runtime/kubernetes/workloads.ts:
- * RollingUpdate maxSurge 1, maxUnavailable 0; a singleton is Recreate); a migration job and each
+ * RollingUpdate maxSurge 1, maxUnavailable 0; a singleton is Recreate), a horizontally scaled
+ * service's pool there its replica's (postgresPoolDefaults) where the stack sets none; a migration job and each
  * scheduled job's run with their service's pool (a migration runs beside the old fleet during an
  * update); the backups on Kubernetes; POSTGRES_ADMIN_HEADROOM.
  * On Docker a rollout adds none: the repo's provider replaces a container delete-before-create
@@ -115,9 +132,10 @@ export interface ConnectionNeed {
  */
 export function postgresConnectionNeed(target: "docker" | "kubernetes", deployed: readonly ServiceDefinition[], replicas: Record<string, number>, settings: ServiceSettings): ConnectionNeed {
   const parts: [number, string][] = [];
+  const sized = postgresPoolDefaults(target, deployed, settings);
   for (const def of deployed.filter(usesPostgres)) {
     const extraKey = EXTRA_POSTGRES_POOLS[def.name as keyof typeof EXTRA_POSTGRES_POOLS];
-    const pool = valueOf(settings, def.name, "POSTGRES_POOL_MAX", def) + (extraKey ? valueOf(settings, def.name, extraKey, def) : 0);
+    const pool = (sized[def.name] ?? valueOf(settings, def.name, "POSTGRES_POOL_MAX", def)) + (extraKey ? valueOf(settings, def.name, extraKey, def) : 0);
     const scaling = sizingOf(def).scaling;
     const count = target === "kubernetes" ? Math.max(scaling.maxReplicas, replicas[def.name]) + (def.singleton ? 0 : 1) : replicas[def.name];
     const poolWords = `POSTGRES_POOL_MAX${extraKey ? ` + ${extraKey}` : ""}`;
@@ -129,4 +147,14 @@ export function postgresConnectionNeed(target: "docker" | "kubernetes", deployed
   parts.push([POSTGRES_ADMIN_HEADROOM, `admin headroom ${POSTGRES_ADMIN_HEADROOM}`]);
   parts.sort((a, b) => b[0] - a[0]);
   return { total: parts.reduce((n, [c]) => n + c, 0), parts: parts.map(([, words]) => words) };
+}
+
+/**
+ * The memory PostgreSQL can use at `maxConnections` when it exceeds the server's memory limit,
+ * `limitGi` (then the kernel kills a backend at the limit, and PostgreSQL ends every session to
+ * restart), else undefined.
+ */
+export function postgresMemoryExcess(maxConnections: number, limitGi: number): MemoryNeed | undefined {
+  const need = postgresMemoryNeed(maxConnections);
+  return need.totalMiB > limitGi * 1024 ? need : undefined;
 }

@@ -8,6 +8,7 @@ import { DataComponent, dockerAdminHostPorts } from "../../stacks/config";
 import type { ContainerImage } from "../../stacks/images";
 import { probe, ProbeSpec, ResourceSpec, SecuritySpec, WorkloadSpec } from "../workload";
 import { arangoStartScript } from "./arangodb-start";
+import { POSTGRES_CPU, POSTGRES_MEMORY_GI } from "../../catalog/sizing";
 
 export interface DatastoreContext {
   name: DataComponent;
@@ -27,6 +28,8 @@ export interface DatastoreContext {
   acceptsFrom: string[];
   /** PostgreSQL only: its max_connections (the stack config sizes or checks it against every pool). */
   maxConnections?: number;
+  /** PostgreSQL only: its memory limit in GiB (trading:postgresMemoryGi; catalog/sizing.ts POSTGRES_MEMORY_GI by default). */
+  memoryGi?: number;
 }
 
 export interface DatastoreDefinition {
@@ -128,7 +131,8 @@ function postgres(ctx: DatastoreContext): DatastoreDefinition {
       // Both images' entrypoints run `postgres` with the arguments after it (a setting as on the command line).
       args: ctx.maxConnections !== undefined ? ["postgres", "-c", `max_connections=${ctx.maxConnections}`] : undefined,
       liveness: probe({ exec: ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", DB_USER, "-d", DB_NAME] }, { startPeriodSeconds: 30 }),
-      resources: { cpu: "1", memory: "1Gi" },
+      // The stack's memory limit, which the stack config checks the memory of max_connections against.
+      resources: { cpu: POSTGRES_CPU, memory: `${ctx.memoryGi ?? POSTGRES_MEMORY_GI}Gi` },
     }),
     clientEnv: {},
     clientSecretEnv: { POSTGRES_URL: url("postgres:5432") },

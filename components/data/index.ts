@@ -26,6 +26,7 @@ export abstract class Datastore extends pulumi.ComponentResource {
   protected constructor(type: string, kind: DataComponent, name: string, args: DatastoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super(type, name, {}, opts);
     if (args.storageGi < 1) throw new pulumi.ResourceError(`${name}: storageGi must be at least 1`, this);
+    if (args.memoryGi !== undefined && !(Number.isInteger(args.memoryGi) && args.memoryGi >= 1)) throw new pulumi.ResourceError(`${name}: memoryGi must be a whole number of GiB, at least 1`, this);
     // The stack config refuses an unpinned override first; this guards every other caller, by the
     // same definition as the config and the policy pack (catalog/images.ts).
     const ref = args.image.ref;

@@ -5,12 +5,13 @@
  * PostgreSQL's max_connections, sized to the pools or checked against them.
  */
 import { describe, expect, it } from "vitest";
-import { entryPoint, catalog } from "../../catalog";
+import { entryPoint, catalog, KUBERNETES_REPLICA_POSTGRES_POOL } from "../../catalog";
 import { named, runProgram, type RecordedResource } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
 const STATEFULSET = "kubernetes:apps/v1:StatefulSet";
+const JOB = "kubernetes:batch/v1:Job";
 const users = catalog.find((s) => s.route === "users")!.name;
 const PROGRAM_RUN_TIMEOUT_MS = 300_000;
 const gateway = entryPoint(catalog)!.name;
@@ -63,15 +64,45 @@ describe("trading:serviceSettings and postgresMaxConnections", { timeout: PROGRA
   // Session 53: a Kubernetes stack's refusal names what makes its need there (each autoscaler's most
   // replicas and a rollout's surge pod), not the replicas, which count only above those maxima.
   it("fails a Kubernetes preview whose max_connections is below its autoscalers' maxima, naming the key, the stack and what to lower", async () => {
-    await expect(runProgram("prod", { postgresMaxConnections: "500" })).rejects.toThrow(
-      /^Invalid configuration trading:postgresMaxConnections on stack 'prod': 500 is below the PostgreSQL connections this stack can open at once, \d+: .*the autoscaler's most replicas and a rollout's surge pod.*or the autoscalers' most replicas \(maxReplicas in catalog\/sizing\.ts/,
+    await expect(runProgram("prod", { postgresMaxConnections: "300" })).rejects.toThrow(
+      /^Invalid configuration trading:postgresMaxConnections on stack 'prod': 300 is below the PostgreSQL connections this stack can open at once, \d+: .*the autoscaler's most replicas and a rollout's surge pod.*or the autoscalers' most replicas \(maxReplicas in catalog\/sizing\.ts/,
     );
   });
 
   it("starts PostgreSQL with max_connections: what the stack can open at once, or the stack's own", async () => {
     const dev = await runProgram("dev");
     expect(named(dev, CONTAINER, "postgres-container").inputs.command).toEqual(["postgres", "-c", "max_connections=184"]);
-    const prod = await runProgram("prod", { postgresMaxConnections: "2000" });
-    expect(named(prod, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].args).toEqual(["postgres", "-c", "max_connections=2000"]);
+    const prod = await runProgram("prod", { postgresMaxConnections: "350" });
+    expect(named(prod, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].args).toEqual(["postgres", "-c", "max_connections=350"]);
+  });
+
+  // Session 54: at a pool of 10 a replica the autoscalers' maxima opened 951 connections against a
+  // PostgreSQL of 1 GiB. A Kubernetes replica's pool is catalog/sizing.ts's, and the server's memory
+  // is the stack's postgresMemoryGi, which its max_connections must fit.
+  it("gives each horizontally scaled service's Deployment a replica's pool on Kubernetes, the stack's where it sets one, and none on Docker", async () => {
+    const scaled = catalog.filter((s) => !s.singleton && [...s.requires, ...s.optional].includes("postgres"));
+    const k8s = await runProgram("prod", { serviceSettings: JSON.stringify({ [users]: { POSTGRES_POOL_MAX: 5 } }) });
+    for (const s of scaled) {
+      expect(plainEnv(named(k8s, DEPLOYMENT, `${s.name}-deployment`)).POSTGRES_POOL_MAX, s.name).toBe(s.name === users ? "5" : String(KUBERNETES_REPLICA_POSTGRES_POOL));
+    }
+    // A singleton keeps the service's default; the gateway uses no PostgreSQL.
+    expect(plainEnv(named(k8s, DEPLOYMENT, "trading-engine-deployment")).POSTGRES_POOL_MAX).toBeUndefined();
+    expect(plainEnv(named(k8s, DEPLOYMENT, `${gateway}-deployment`)).POSTGRES_POOL_MAX).toBeUndefined();
+    // The migration job takes its service's environment: the pool it is counted with.
+    const migration = k8s.resources.find((r) => r.type === JOB && r.name.startsWith("database-service"))!;
+    const jobEnv = migration.inputs.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(jobEnv.find((e) => e.name === "POSTGRES_POOL_MAX")?.value).toBe(String(KUBERNETES_REPLICA_POSTGRES_POOL));
+    expect(named(k8s, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].resources.limits.memory).toBe("4Gi");
+    const docker = await runProgram("dev");
+    for (const s of scaled) expect(plainEnv(named(docker, CONTAINER, `${s.name}-container`)).POSTGRES_POOL_MAX, s.name).toBeUndefined();
+    expect(named(docker, CONTAINER, "postgres-container").inputs.memory).toBe(4096);
+  });
+
+  it("sizes PostgreSQL's memory from postgresMemoryGi, and fails the preview of a stack whose connections outgrow it", async () => {
+    const roomy = await runProgram("prod", { postgresMemoryGi: "8" });
+    expect(named(roomy, STATEFULSET, "postgres-statefulset").inputs.spec.template.spec.containers[0].resources.limits.memory).toBe("8Gi");
+    await expect(runProgram("dev", { postgresMemoryGi: "1" })).rejects.toThrow(
+      /^Invalid configuration trading:postgresMemoryGi on stack 'dev': PostgreSQL's max_connections of 184 \(sized to what this stack can open at once: .*\) lets its memory reach 2228 MiB .*above its memory limit of 1 GiB/,
+    );
   });
 });

@@ -7,10 +7,10 @@
  * against PostgreSQL's max_connections (100 by default: the Docker stack's defaults alone can open 184).
  */
 import { describe, expect, it } from "vitest";
-import { catalog, sizingOf } from "../../catalog";
+import { catalog, KUBERNETES_REPLICA_POSTGRES_POOL, POSTGRES_MEMORY, POSTGRES_MEMORY_GI, postgresMemoryNeed, sizingOf } from "../../catalog";
 import { CHARGE_WRITES_MS, EDGE_READ_TIMEOUT_S, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, smallerKeys } from "../../catalog/service-settings";
 import { parseStackConfig } from "../../stacks/config";
-import { crossServiceProblem, POSTGRES_ADMIN_HEADROOM, postgresConnectionNeed } from "../../stacks/service-settings";
+import { crossServiceProblem, POSTGRES_ADMIN_HEADROOM, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults } from "../../stacks/service-settings";
 import { commonEnv, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
 import { registry } from "../../services/src/registry";
 import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../services/src/trading/submitDeadline";
@@ -214,18 +214,37 @@ describe("PostgreSQL connections against max_connections", () => {
     expect(expected).toBe(184);
   });
 
-  it("counts, on Kubernetes, each autoscaler's most replicas and a rollout's surge pod, and the backups", () => {
+  it("counts, on Kubernetes, each autoscaler's most replicas and a rollout's surge pod with a replica's pool (a singleton's its own), and the backups", () => {
     const c = parseStackConfig("prod", k8s);
     const replicas = (s: (typeof catalog)[number]) => (s.singleton ? 1 : sizingOf(s).scaling.maxReplicas + 1);
-    const pools = usesPostgres.reduce((n, s) => n + replicas(s) * (POSTGRES_POOL_MAX.default + (s.name === "payment-service" ? 4 : 0)), 0);
-    expect(c.postgresMaxConnections).toBe(pools + 2 * POSTGRES_POOL_MAX.default + 3 + POSTGRES_ADMIN_HEADROOM);
+    const pool = (s: (typeof catalog)[number]) => (s.singleton ? POSTGRES_POOL_MAX.default : KUBERNETES_REPLICA_POSTGRES_POOL);
+    const pools = usesPostgres.reduce((n, s) => n + replicas(s) * (pool(s) + (s.name === "payment-service" ? 4 : 0)), 0);
+    // The migration job (database-service) and the retraining job (ml-predictor) with their services' pools.
+    expect(c.postgresMaxConnections).toBe(pools + 2 * KUBERNETES_REPLICA_POSTGRES_POOL + 3 + POSTGRES_ADMIN_HEADROOM);
     expect(postgresConnectionNeed("kubernetes", catalog, c.serviceReplicas, {}).total).toBe(c.postgresMaxConnections);
+    // Session 54: 951 at a pool of 10 a replica, against a PostgreSQL of 1 GiB.
+    expect(c.postgresMaxConnections).toBe(335);
+  });
+
+  it("passes a Kubernetes replica's pool to every horizontally scaled PostgreSQL user where the stack sets none, on Kubernetes only", () => {
+    const c = parseStackConfig("prod", k8s);
+    const scaled = usesPostgres.filter((s) => !s.singleton).map((s) => s.name);
+    expect(Object.keys(c.postgresPoolDefaults).sort()).toEqual([...scaled].sort());
+    for (const name of scaled) expect(c.postgresPoolDefaults[name], name).toBe(KUBERNETES_REPLICA_POSTGRES_POOL);
+    // A singleton keeps the service's own default (its one replica carries all the load).
+    expect(c.postgresPoolDefaults["trading-engine"]).toBeUndefined();
+    // The stack's value wins, and is what is counted.
+    const set = parseStackConfig("prod", { ...k8s, serviceSettings: settings({ "order-management": { POSTGRES_POOL_MAX: 6 } }) });
+    expect(set.postgresPoolDefaults["order-management"]).toBeUndefined();
+    expect(set.postgresMaxConnections).toBe(c.postgresMaxConnections + 7 * (6 - KUBERNETES_REPLICA_POSTGRES_POOL));
+    expect(parseStackConfig("dev", docker).postgresPoolDefaults).toEqual({});
+    expect(postgresPoolDefaults("docker", catalog, {})).toEqual({});
   });
 
   it("follows the pools the stack sets, and refuses a postgresMaxConnections below the need naming it, the keys that make the need and the stack", () => {
     const smaller = parseStackConfig("dev", { ...docker, serviceSettings: settings({ "payment-service": { POSTGRES_POOL_MAX: 2, PAYMENT_CHARGE_LOCK_CONNECTIONS: 1 } }) });
     expect(smaller.postgresMaxConnections).toBe(184 - (10 - 2) - (4 - 1));
-    expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "500" }).postgresMaxConnections).toBe(500);
+    expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "300" }).postgresMaxConnections).toBe(300);
     expect(parseStackConfig("dev", { ...docker, postgresMaxConnections: "184" }).postgresMaxConnections).toBe(184);
     const e = error("dev", { ...docker, postgresMaxConnections: "100" });
     expect(e.key).toBe("postgresMaxConnections");
@@ -238,11 +257,93 @@ describe("PostgreSQL connections against max_connections", () => {
     const onK8s = error("prod", { ...k8s, serviceReplicas: settings({ "user-management": 1 }), postgresMaxConnections: String(k8sNeed - 1) });
     expect(onK8s.key).toBe("postgresMaxConnections");
     expect(onK8s.message).toMatch(new RegExp(`^Invalid configuration trading:postgresMaxConnections on stack 'prod': ${k8sNeed - 1} is below the PostgreSQL connections this stack can open at once, ${k8sNeed}: `));
-    expect(onK8s.message).toContain("user-management 7 x 10 (POSTGRES_POOL_MAX; the autoscaler's most replicas and a rollout's surge pod)");
+    expect(onK8s.message).toContain("user-management 7 x 3 (POSTGRES_POOL_MAX; the autoscaler's most replicas and a rollout's surge pod)");
     expect(onK8s.message).toContain("or lower POSTGRES_POOL_MAX in trading:serviceSettings or the autoscalers' most replicas (maxReplicas in catalog/sizing.ts; trading:replicas and serviceReplicas count only above them)");
     // No PostgreSQL, nothing to count (every service needing it off too).
     const off = usesPostgres.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
     const callers = catalog.filter((s) => !s.entryPoint && s.calls.some((c) => off.includes(c))).map((s) => s.name);
     expect(parseStackConfig("dev", { ...docker, postgresEnabled: "false", disabledServices: [...new Set([...off, ...callers])].join(",") }).postgresMaxConnections).toBe(0);
+  });
+});
+
+describe("PostgreSQL's memory against its max_connections (session 54)", () => {
+  const scaled = usesPostgres.filter((s) => !s.singleton).map((s) => s.name);
+  /** Every horizontally scaled service at the pool of 10 a replica had on Kubernetes before: 951 connections. */
+  const poolsOfTen = settings(Object.fromEntries(scaled.map((name) => [name, { POSTGRES_POOL_MAX: 10 }])));
+
+  it("counts each connection a backend's own memory and one work_mem, the shared memory, the autovacuum workers and the server's processes", () => {
+    const none = postgresMemoryNeed(0);
+    const m = POSTGRES_MEMORY;
+    expect(none.totalMiB).toBe(m.sharedBuffersMiB + m.otherSharedMiB + m.autovacuumWorkers * (m.backendMiB + m.maintenanceWorkMemMiB) + m.backgroundProcesses * m.backendMiB);
+    expect(none.totalMiB).toBe(378);
+    // 10 MiB a connection, and 52 KiB of shared memory a slot (rounded up to whole MiB).
+    expect(postgresMemoryNeed(100).totalMiB).toBe(378 + 1_000 + 6);
+    expect(postgresMemoryNeed(1_000).totalMiB).toBe(378 + 10_000 + 51);
+    expect(postgresMemoryNeed(184).parts).toEqual([
+      "184 connections x 10 MiB (a backend's own 6 MiB and one work_mem of 4 MiB) = 1840 MiB",
+      "shared memory 148 MiB (shared_buffers 128 MiB)",
+      "3 autovacuum workers x 70 MiB (maintenance_work_mem 64 MiB) = 210 MiB",
+      "5 server processes x 6 MiB = 30 MiB",
+    ]);
+    expect(postgresMemoryExcess(369, 4)).toBeUndefined();
+    expect(postgresMemoryExcess(370, 4)?.totalMiB).toBe(4_097);
+    // The size before session 54 held 64 connections.
+    expect(postgresMemoryExcess(64, 1)).toBeUndefined();
+    expect(postgresMemoryExcess(65, 1)).toBeDefined();
+  });
+
+  it("passes the catalog's defaults on both targets: prod's 335 connections and dev's 184 fit the default 4 GiB", () => {
+    const prod = parseStackConfig("prod", k8s);
+    const dev = parseStackConfig("dev", docker);
+    expect(prod.postgresMemoryGi).toBe(POSTGRES_MEMORY_GI);
+    expect(dev.postgresMemoryGi).toBe(POSTGRES_MEMORY_GI);
+    expect(postgresMemoryNeed(prod.postgresMaxConnections).totalMiB).toBe(3_746);
+    expect(postgresMemoryNeed(dev.postgresMaxConnections).totalMiB).toBe(2_228);
+  });
+
+  it("refuses a stack whose sized max_connections outgrows the memory, naming postgresMemoryGi, the stack, the count, the memory and what lowers it", () => {
+    const e = error("prod", { ...k8s, serviceSettings: poolsOfTen });
+    expect(e.key).toBe("postgresMemoryGi");
+    expect(e.message).toMatch(/^Invalid configuration trading:postgresMemoryGi on stack 'prod': PostgreSQL's max_connections of 951 \(sized to what this stack can open at once: /);
+    expect(e.message).toContain("user-management 7 x 10 (POSTGRES_POOL_MAX; the autoscaler's most replicas and a rollout's surge pod)");
+    expect(e.message).toContain(`lets its memory reach 9937 MiB (951 connections x 10 MiB (a backend's own 6 MiB and one work_mem of 4 MiB) = 9510 MiB, shared memory 187 MiB (shared_buffers 128 MiB), `);
+    expect(e.message).toContain("above its memory limit of 4 GiB (trading:postgresMemoryGi, 4096 MiB)");
+    expect(e.message).toContain("raise trading:postgresMemoryGi to 10, or lower POSTGRES_POOL_MAX in trading:serviceSettings or the autoscalers' most replicas (maxReplicas in catalog/sizing.ts");
+    // Memory for them: accepted, and the server gets it.
+    const roomy = parseStackConfig("prod", { ...k8s, serviceSettings: poolsOfTen, postgresMemoryGi: "10" });
+    expect(roomy.postgresMaxConnections).toBe(951);
+    expect(roomy.postgresMemoryGi).toBe(10);
+    // Docker's 184 do not fit the 1 GiB PostgreSQL had before.
+    const small = error("dev", { ...docker, postgresMemoryGi: "1" });
+    expect(small.key).toBe("postgresMemoryGi");
+    expect(small.message).toMatch(/^Invalid configuration trading:postgresMemoryGi on stack 'dev': PostgreSQL's max_connections of 184 \(sized to what this stack can open at once: .*\) lets its memory reach 2228 MiB .*raise trading:postgresMemoryGi to 3, or lower POSTGRES_POOL_MAX in trading:serviceSettings or the replicas \(trading:replicas, serviceReplicas\)$/);
+  });
+
+  it("refuses a postgresMaxConnections set above what the memory holds, naming it and the least it may be", () => {
+    const e = error("dev", { ...docker, postgresMaxConnections: "2000" });
+    expect(e.key).toBe("postgresMaxConnections");
+    expect(e.message).toMatch(/^Invalid configuration trading:postgresMaxConnections on stack 'dev': PostgreSQL's max_connections of 2000 \(as set\) lets its memory reach 20480 MiB /);
+    expect(e.message).toContain("raise trading:postgresMemoryGi to 20, lower trading:postgresMaxConnections (to no less than 184, what the stack can open at once), or lower POSTGRES_POOL_MAX");
+    expect(parseStackConfig("prod", { ...k8s, postgresMaxConnections: "369" }).postgresMaxConnections).toBe(369);
+    expect(error("prod", { ...k8s, postgresMaxConnections: "370" }).key).toBe("postgresMaxConnections");
+  });
+
+  it.each([
+    ["0", "must be between 1 and 1024, got 0"],
+    ["1025", "must be between 1 and 1024, got 1025"],
+    ["4.5", "must be an integer, got '4.5'"],
+    ["4Gi", "must be an integer, got '4Gi'"],
+  ])("refuses postgresMemoryGi %j naming the key and the stack", (value, message) => {
+    const e = error("prod", { ...k8s, postgresMemoryGi: value });
+    expect(e.key).toBe("postgresMemoryGi");
+    expect(e.message).toContain(`Invalid configuration trading:postgresMemoryGi on stack 'prod': ${message}`);
+  });
+
+  it("judges no memory without PostgreSQL", () => {
+    const off = usesPostgres.filter((s) => s.requires.includes("postgres")).map((s) => s.name);
+    const callers = catalog.filter((s) => !s.entryPoint && s.calls.some((c) => off.includes(c))).map((s) => s.name);
+    const c = parseStackConfig("dev", { ...docker, postgresEnabled: "false", postgresMemoryGi: "1", disabledServices: [...new Set([...off, ...callers])].join(",") });
+    expect(c.postgresMaxConnections).toBe(0);
+    expect(c.postgresPoolDefaults).toEqual({});
   });
 });
