@@ -98,6 +98,14 @@ export function setting<S extends keyof Settings, K extends keyof Settings[S]>(s
   return SERVICE_SETTINGS[service][key] as SettingBounds;
 }
 
+/**
+ * The least POSTGRES_POOL_MAX of a service with a migration job (catalog `preDeployJob`), which takes
+ * the service's environment: the job holds its run lock (a session advisory lock) on one connection of
+ * the pool and migrates on another; with one it failed after POSTGRES_CONNECT_TIMEOUT_MS ("timeout
+ * exceeded when trying to connect", session 54).
+ */
+export const MIGRATION_JOB_POOL_MIN = 2;
+
 /** Beside POSTGRES_POOL_MAX, the connections a service's replica holds in a pool of its own. */
 export const EXTRA_POSTGRES_POOLS: Partial<Record<ServiceName, string>> = { "payment-service": "PAYMENT_CHARGE_LOCK_CONNECTIONS" };
 

@@ -11,7 +11,7 @@
  *   the memory PostgreSQL can use at that max_connections against the server's memory limit.
  */
 import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
-import { EXTRA_POSTGRES_POOLS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef, smallerKeys } from "../catalog/service-settings";
+import { EXTRA_POSTGRES_POOLS, MIGRATION_JOB_POOL_MIN, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef, smallerKeys } from "../catalog/service-settings";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
 export type ServiceSettings = Record<string, Record<string, number>>;
@@ -56,6 +56,9 @@ export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: re
       }
       if (typeof value !== "number" || !Number.isInteger(value) || value < bounds.minimum || value > bounds.maximum) {
         return `${name} ${key} must be an integer between ${bounds.minimum} and ${bounds.maximum} (the service refuses any other at start), got ${quoted(value)}`;
+      }
+      if (key === "POSTGRES_POOL_MAX" && def.preDeployJob && value < MIGRATION_JOB_POOL_MIN) {
+        return `${name} ${key} must be at least ${MIGRATION_JOB_POOL_MIN}, got ${value}: its migration job takes the service's pool, holds its run lock on one connection and migrates on another (with ${value} it fails waiting for the second)`;
       }
     }
   }

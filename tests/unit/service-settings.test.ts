@@ -35,6 +35,8 @@ describe("trading:serviceSettings", () => {
     [{ "user-management": { ACCESS_TOKEN_TTL_S: 10 } }, "user-management ACCESS_TOKEN_TTL_S must be an integer between 30 and 3600 (the service refuses any other at start), got 10"],
     [{ "user-management": { ACCESS_TOKEN_TTL_S: "600" } }, "user-management ACCESS_TOKEN_TTL_S must be an integer between 30 and 3600 (the service refuses any other at start), got '600'"],
     [{ "user-management": { POSTGRES_POOL_MAX: 0 } }, "user-management POSTGRES_POOL_MAX must be an integer between 1 and 200"],
+    // Session 54: the migration job takes database-service's pool and needs two connections of it.
+    [{ "database-service": { POSTGRES_POOL_MAX: 1 } }, "database-service POSTGRES_POOL_MAX must be at least 2, got 1: its migration job takes the service's pool, holds its run lock on one connection and migrates on another (with 1 it fails waiting for the second)"],
   ])("refuses %j naming serviceSettings and the stack", (value, message) => {
     const e = error("dev", { ...docker, serviceSettings: settings(value) });
     expect(e.key).toBe("serviceSettings");
@@ -224,6 +226,13 @@ describe("PostgreSQL connections against max_connections", () => {
     expect(postgresConnectionNeed("kubernetes", catalog, c.serviceReplicas, {}).total).toBe(c.postgresMaxConnections);
     // Session 54: 951 at a pool of 10 a replica, against a PostgreSQL of 1 GiB.
     expect(c.postgresMaxConnections).toBe(335);
+  });
+
+  it("takes a pool of 2 for the service with the migration job, and 1 for another", () => {
+    expect(parseStackConfig("prod", { ...k8s, serviceSettings: settings({ "database-service": { POSTGRES_POOL_MAX: 2 }, "user-management": { POSTGRES_POOL_MAX: 1 } }) }).serviceSettings).toEqual({
+      "database-service": { POSTGRES_POOL_MAX: 2 },
+      "user-management": { POSTGRES_POOL_MAX: 1 },
+    });
   });
 
   it("passes a Kubernetes replica's pool to every horizontally scaled PostgreSQL user where the stack sets none, on Kubernetes only", () => {
