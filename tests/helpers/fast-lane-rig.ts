@@ -10,6 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll } from "vitest";
 import { useServers } from "../harness/shared";
 import { startRedis, pg, type RedisServer } from "../harness";
@@ -38,8 +39,14 @@ export const rig = {
   /** A user's access and refresh tokens. */
   token: "",
   refresh: "",
-  /** Another gateway (its environment's additions), its URL. */
-  gateway: (async () => "") as (more: Record<string, string>) => Promise<string>,
+  /** Another gateway (its environment's additions; `logs`: its log lines, parsed, at info), its URL. */
+  gateway: (async () => "") as (more: Record<string, string>, logs?: Array<Record<string, unknown>>) => Promise<string>,
+  /** The URLs the stand-in upstream received, in order. */
+  upstreamSeen: [] as string[],
+  /** The URLs of `/endless...` whose upstream connection closed (the stand-in writes until then). */
+  upstreamClosed: [] as string[],
+  /** Answers the stand-in's requests of `/held...` (each waits for this). */
+  releaseHeld: () => undefined as void,
   serviceOf: ((_url: string) => undefined) as (url: string) => Service | undefined,
 };
 
@@ -48,11 +55,27 @@ export function useFastLaneRig(): void {
 const srv = useServers("postgres");
 beforeAll(async () => {
   redis = await startRedis({ persistent: false });
+  const held: Array<() => void> = [];
+  rig.releaseHeld = () => {
+    for (const answer of held.splice(0)) answer();
+  };
   pool = new pg.Pool({ connectionString: srv.postgres.url, max: 2 });
   await runPostgresMigrations(pool);
   fake = createServer((req, res) => {
     const url = req.url ?? "/";
+    rig.upstreamSeen.push(url);
     if (url.startsWith("/slow")) return void setTimeout(() => res.end("late"), 4_000);
+    if (url.startsWith("/held")) return void held.push(() => res.end("held"));
+    if (url.startsWith("/endless")) {
+      // An answer without end, written as fast as it is taken: only its connection's close stops it.
+      req.socket.once("close", () => rig.upstreamClosed.push(url));
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const more = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on("drain", more);
+      return more();
+    }
     if (url.startsWith("/big")) return void res.end(big);
     if (url.startsWith("/empty")) {
       res.statusCode = 204;
@@ -72,18 +95,22 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
   fakeUrl = `http://127.0.0.1:${(fake.address() as { port: number }).port}`;
-  const env = (more: Record<string, string>) => ({ env: { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: "silent", ...more }, defaultMetrics: false });
+  const env = (more: Record<string, string>, logs?: Array<Record<string, unknown>>) => ({
+    env: { DRAGONFLY_URL: redis.url, JWT_SECRET, LOG_LEVEL: logs ? "info" : "silent", ...more },
+    defaultMetrics: false,
+    ...(logs ? { logStream: new Writable({ write: (chunk, _enc, done) => (logs.push(...String(chunk).split("\n").filter(Boolean).map((l) => JSON.parse(l))), done()) }) } : {}),
+  });
   const listen = async (s: Service) => {
     started.push(s);
     return s.listen({ port: 0, host: "127.0.0.1" });
   };
   umUrl = await listen(await createService(userManagement, env({ ...srv.postgres.env })));
-  const create = (more: Record<string, string>) =>
-    createService(apiGateway, env({ SERVICE_USER_MANAGEMENT_URL: umUrl, SERVICE_PORTFOLIO_MANAGER_URL: fakeUrl, RATE_LIMIT_MAX_REQUESTS: "10000", ...more }));
+  const create = (more: Record<string, string>, logs?: Array<Record<string, unknown>>) =>
+    createService(apiGateway, env({ SERVICE_USER_MANAGEMENT_URL: umUrl, SERVICE_PORTFOLIO_MANAGER_URL: fakeUrl, RATE_LIMIT_MAX_REQUESTS: "10000", ...more }, logs));
   const urls = new Map<string, Service>();
   // The lane is off by default (the gateway's config says why): every gateway here has it on unless told.
-  rig.gateway = async (more) => {
-    const s = await create({ GATEWAY_FAST_LANE: "true", ...more });
+  rig.gateway = async (more, logs) => {
+    const s = await create({ GATEWAY_FAST_LANE: "true", ...more }, logs);
     const url = await listen(s);
     urls.set(url, s);
     return url;

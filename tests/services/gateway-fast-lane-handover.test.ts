@@ -40,17 +40,19 @@ describe("hand-over to Fastify", () => {
 
   it("pipelined requests, and a request split across TCP writes, are answered in order", async () => {
     // Each URL known to the lane first (its first request fills the routing cache).
-    await warm(rig.lane, "/api/users/me", "/api/portfolio/chunked", ...[2, 4, 5].map((p) => `/api/portfolio/echo?p=${p}`));
+    await warm(rig.lane, "/api/users/me", ...[2, 4, 5].map((p) => `/api/portfolio/echo?p=${p}`));
     const c = await KeepAliveClient.open(rig.lane);
     c.send(get("/api/users/me") + get("/api/portfolio/echo?p=2"), false, false);
     expect([(await c.next()).status, json(await c.next()).url]).toEqual([200, "/echo?p=2"]);
     c.close();
     const d = await KeepAliveClient.open(rig.lane);
     const before = await served(rig.lane);
-    d.send(get("/api/portfolio/chunked")); // answered after 20 ms
-    await new Promise((r) => setTimeout(r, 5));
+    d.send(get("/api/portfolio/held?p=3")); // answered when released
+    await expect.poll(() => served(rig.lane)).toBe(before + 1); // the lane's (a timed gap let a loaded loop read both at once)
     d.send(get("/api/portfolio/echo?p=4")); // while the first is in flight: node:http's, after the lane's answer
-    expect([(await d.next()).body, json(await d.next()).url]).toEqual(["one,two", "/echo?p=4"]);
+    await new Promise((r) => setTimeout(r, 100)); // (the gateway runs in this process: its reads come before this timer)
+    rig.releaseHeld();
+    expect([(await d.next()).body, json(await d.next()).url]).toEqual(["held", "/echo?p=4"]);
     expect(await served(rig.lane)).toBe(before + 1);
     d.close();
     const e = await KeepAliveClient.open(rig.lane);
@@ -152,6 +154,44 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
         { code: "UPSTREAM_UNAVAILABLE", message: "the service at /api/portfolio/ is restarting; retry", requestId: restarting.headers["x-request-id"] },
       ]);
       expect(shape(restarting)).toEqual(shape(await answerOf(plain, get("/api/portfolio/up"))));
+    } finally {
+      upstream.close();
+      upstream.closeAllConnections();
+    }
+  });
+
+  it("an upstream's own 503 SHUTTING_DOWN to a GET or HEAD is sent once more, through the lane as through Fastify (upstreams.ts sendPastClosing's rule)", async () => {
+    // The stand-in: the kit's closing answer (503 SHUTTING_DOWN, retry-after, its connection closed) to
+    // the first request of each method and URL and to every one asking `always`; 200 to the rest.
+    const seen: string[] = [];
+    const upstream = createServer((req, res) => {
+      const key = `${req.method} ${req.url}`;
+      seen.push(key);
+      if (req.url!.includes("always") || seen.filter((k) => k === key).length === 1) {
+        const body = JSON.stringify({ error: { code: "SHUTTING_DOWN", message: "This service instance is shutting down: the request was not started; retry", requestId: String(req.headers["x-request-id"]) } });
+        return void res.writeHead(503, { "content-type": "application/json; charset=utf-8", "retry-after": "1", connection: "close", "content-length": Buffer.byteLength(body) }).end(req.method === "HEAD" ? undefined : body);
+      }
+      const ok = JSON.stringify({ ok: true, method: req.method });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(ok) }).end(req.method === "HEAD" ? undefined : ok);
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const env = { SERVICE_PORTFOLIO_MANAGER_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` };
+    const [lane, plain] = [await rig.gateway(env), await rig.gateway({ ...env, GATEWAY_FAST_LANE: "false" })];
+    const askedTwice = (key: string) => expect(seen.filter((k) => k === key), key).toHaveLength(2);
+    try {
+      await laneAnswer(lane, get("/api/portfolio/up"));
+      await secondAnswer(plain, get("/api/portfolio/up"));
+      for (const [method, path] of [["GET", "/resend"], ["HEAD", "/resend"], ["GET", "/always"]] as const) {
+        const request = (via: string) => get(`/api/portfolio${path}?via=${via}`).replace(/^GET/, method);
+        const before = await served(lane);
+        const [viaLane, viaFastify] = [await answerOf(lane, request("lane"), method === "HEAD"), await answerOf(plain, request("plain"), method === "HEAD")];
+        expect(await served(lane), `${method} ${path}`).toBe(before + 1);
+        askedTwice(`${method} ${path}?via=lane`);
+        askedTwice(`${method} ${path}?via=plain`);
+        expect(viaLane.status, `${method} ${path}`).toBe(path === "/always" ? 503 : 200);
+        expect(shape(viaLane)).toEqual(shape(viaFastify));
+        if (method === "GET") expect({ ...json(viaLane), error: json(viaLane).error && { ...json(viaLane).error, requestId: "*" } }).toEqual({ ...json(viaFastify), error: json(viaFastify).error && { ...json(viaFastify).error, requestId: "*" } });
+      }
     } finally {
       upstream.close();
       upstream.closeAllConnections();

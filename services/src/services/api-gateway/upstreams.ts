@@ -160,6 +160,19 @@ function closingAnswer(method: string, a: UpstreamAnswer): boolean {
 }
 
 /**
+ * sendPastClosing's rule, which the fast lane (./fast-lane/exchange.ts) follows with its own upstream
+ * connections: the time the second try of a `method` request answered `a` gets (ms, from the end of
+ * CLOSING_RESEND_WAIT_MS), or undefined when `a` is forwarded as it is: not a GET or HEAD, not the
+ * upstream's own 503 SHUTTING_DOWN, or less than CLOSING_RESEND_MIN_LEFT_MS of `deadline` (Date.now()
+ * clock) left after the wait.
+ */
+export function closingResendBudget(method: string, a: UpstreamAnswer, deadline: number, now = Date.now()): number | undefined {
+  if (a.statusCode !== 503 || (method !== "GET" && method !== "HEAD") || !closingAnswer(method, a)) return undefined;
+  const left = deadline - now - CLOSING_RESEND_WAIT_MS;
+  return left < CLOSING_RESEND_MIN_LEFT_MS ? undefined : left;
+}
+
+/**
  * `upstreams.send`; a GET or HEAD answered with the upstream's own 503 SHUTTING_DOWN (a replica whose
  * close began: session 53; before, the 503 was forwarded and the client retried) is sent once more,
  * CLOSING_RESEND_WAIT_MS later, on a new connection (the closing one ended with its answer; behind a
@@ -171,9 +184,8 @@ function closingAnswer(method: string, a: UpstreamAnswer): boolean {
  */
 export async function sendPastClosing(upstreams: Upstreams, base: string, req: UpstreamRequest, deadline: number, resent?: () => void): Promise<UpstreamAnswer> {
   const first = await upstreams.send(base, req);
-  if ((req.method !== "GET" && req.method !== "HEAD") || !closingAnswer(req.method, first)) return first;
-  const left = deadline - Date.now() - CLOSING_RESEND_WAIT_MS;
-  if (left < CLOSING_RESEND_MIN_LEFT_MS) return first;
+  const left = closingResendBudget(req.method, first, deadline);
+  if (left === undefined) return first;
   await new Promise((r) => setTimeout(r, CLOSING_RESEND_WAIT_MS));
   resent?.();
   try {

@@ -3,7 +3,7 @@
  * /api/<route>/ the gateway can decide from its caches, served on node:net sockets with Node's own
  * llhttp parser (./connections.ts, ./upstream-pool.ts) instead of node:http's objects, Fastify and
  * undici, which cost the gateway most of its CPU per request (docs/measurements/gateway.md). What
- * it serves looks as through Fastify to the client, the upstream and the operator (./serve.ts,
+ * it serves looks as through Fastify to the client, the upstream and the operator (./serve.ts, ./exchange.ts,
  * ./answer.ts); everything else is handed to node:http and Fastify, connection and all.
  *
  * GATEWAY_FAST_LANE=false: no lane, every connection node:http's from its first byte. Off as well

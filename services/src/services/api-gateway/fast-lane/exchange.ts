@@ -1,0 +1,246 @@
+/**
+ * One request the fast lane took (./serve.ts decided it), from its forwarding to its answer: the
+ * upstream's (sent once more past a closing replica's 503, ../upstreams.ts closingResendBudget), 502 or
+ * 504 in the Fastify path's shape, with its access line, metrics and usage event; or nothing, when the
+ * client goes away first.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import { isClosingAnswer, type Identity } from "../../../kit";
+import { clientRequestIdOf } from "../../../kit/app";
+import type { Hit } from "../leased-counter";
+import { restartReason, upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../proxy";
+import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
+import { errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
+import type { LaneConnection, LaneRequest } from "./connections";
+import type { LaneDeps } from "./deps";
+import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
+
+/**
+ * One request the lane took, from its forwarding to its answer, whatever happens: the upstream's,
+ * 502 or 504, in the Fastify path's shape, with its access line, metrics and usage event. One
+ * object with methods, not a closure each (about ten a request: allocations, and under tsx each
+ * named closure costs a defineProperty: the profile showed them).
+ */
+export class LaneExchange implements Exchange {
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private sent: Sent | undefined;
+  private readonly draining: boolean;
+  readonly head_only: boolean;
+  /** A streamed answer: its chunks framed (no Content-Length), the client socket's drain listener. */
+  private chunked = false;
+  private onDrain: (() => void) | undefined;
+  private base: URL | undefined;
+  /** Date.now() when the whole-request budget ends (../upstreams.ts closingResendBudget reads it). */
+  private deadline = 0;
+  /**
+   * The upstream's own 503 SHUTTING_DOWN while the request is sent once more (../upstreams.ts
+   * sendPastClosing's rule): forwarded when the second try gets no answer.
+   */
+  private closing: { answer: PooledAnswer; headers: IncomingHttpHeaders } | undefined;
+  /** The second try's time is the request's own (its end is the whole-request budget's, not the upstream's timeout). */
+  private resendToDeadline = false;
+
+  constructor(
+    private readonly d: LaneDeps,
+    private readonly req: LaneRequest,
+    private readonly conn: LaneConnection,
+    readonly head: Buffer,
+    private readonly service: string,
+    private readonly requestId: string,
+    private readonly identity: Identity | undefined,
+    private readonly rate: Hit,
+  ) {
+    this.draining = d.draining();
+    this.head_only = req.method === "HEAD";
+  }
+
+  start(base: URL): void {
+    const d = this.d;
+    // The whole-request budget and the upstream's (PROXY_TIMEOUT_MS, within it), as on the Fastify path:
+    // the shorter one answers (the request's own when they are equal: its timer is armed first there).
+    this.timer = setTimeout(timedOut, Math.min(d.proxyTimeoutMs, d.requestTimeoutMs), this);
+    this.deadline = Date.now() + d.requestTimeoutMs;
+    this.base = base;
+    this.conn.exchange = this;
+    this.sent = d.pool.send(base, this);
+  }
+
+  /**
+   * The upstream answered its own 503 SHUTTING_DOWN to a GET or HEAD with time left: sent once more
+   * CLOSING_RESEND_WAIT_MS later (its connection closed with that answer: a new one), as the Fastify
+   * path's sendPastClosing does, with `left` ms for the second try.
+   */
+  private resend(answer: PooledAnswer, headers: IncomingHttpHeaders, left: number): void {
+    clearTimeout(this.timer);
+    this.sent = undefined;
+    this.closing = { answer, headers };
+    this.timer = setTimeout(resendNow, CLOSING_RESEND_WAIT_MS, this, left);
+  }
+
+  resendNow(left: number): void {
+    if (this.settled) return;
+    const d = this.d;
+    d.log.info({ requestId: this.requestId, upstream: this.service }, "upstream shutting down: sent once more");
+    // The first try's time, bounded by what is left of the request's (sendPastClosing: min(timeoutMs, left)).
+    const first = Math.min(d.proxyTimeoutMs, d.requestTimeoutMs);
+    this.resendToDeadline = left <= first;
+    this.timer = setTimeout(timedOut, Math.min(first, left), this);
+    this.sent = d.pool.send(this.base!, this);
+  }
+
+  private answerHead(status: number): AnswerHead {
+    const { d, rate } = this;
+    return {
+      status,
+      requestId: this.requestId,
+      security: d.security,
+      rateLimit: { limit: d.rateMax, remaining: Math.max(0, d.rateMax - rate.current), reset: Math.ceil(rate.ttl / 1000) },
+      close: !this.req.keepAlive || this.draining,
+      draining: this.draining,
+      keepAliveTimeoutMs: d.server.keepAliveTimeout,
+    };
+  }
+
+  /** The access line, the histogram and the usage event of an answer sent. */
+  private completed(status: number, drainReason?: string): void {
+    const { d, req } = this;
+    const ms = performance.now() - req.startedAt;
+    d.metrics.httpDuration.observe({ method: req.method, route: "/api/*", status_code: String(status) }, ms / 1000);
+    const level = drainReason ? "warn" : status >= 500 ? "error" : "info";
+    if (d.accessLog.isLevelEnabled(level)) {
+      const clientRequestId = clientRequestIdOf(req.msg);
+      d.accessLog[level]({ requestId: this.requestId, ...(clientRequestId ? { clientRequestId } : {}), method: req.method, url: d.pathOf(req.url), statusCode: status, ms: Math.round(ms * 10) / 10, ...(drainReason ? { reason: drainReason } : {}) }, "request completed");
+    }
+    d.usage?.recordRequest(d.routes, req.url, req.method, status, ms, this.identity);
+  }
+
+  private finish(): void {
+    this.conn.finish(this.req.keepAlive && !this.draining);
+  }
+
+  private answerError(status: 502 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
+    this.conn.write(wholeAnswer(this.answerHead(status), undefined, errorBodyOf(this.requestId, code, message), false, extra));
+    this.completed(status, drainReason);
+    this.finish();
+  }
+
+  private upstreamFailed(failure: UpstreamFailure, restarting: boolean, message: string): void {
+    this.d.upstreamTotal.inc({ upstream: this.service, status_code: failure === "timeout" ? "504" : "502" });
+    this.d.log.warn({ upstream: this.service, failure, restarting, err: { message } }, "upstream request failed");
+  }
+
+  /** The lane's timer (see start): 504, the upstream's or the request's. */
+  timedOut(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.conn.exchange = undefined;
+    this.sent?.abandon();
+    const d = this.d;
+    const closing = this.closing;
+    if (closing) {
+      // The second try unanswered in its time: as sendPastClosing, the first answer (counted as the
+      // 503 it is), unless the request's own budget ran out first (the Fastify path's 504 GATEWAY_TIMEOUT).
+      if (!this.resendToDeadline) return this.forward(closing.answer, closing.headers);
+      d.upstreamTotal.inc({ upstream: this.service, status_code: String(closing.answer.statusCode) });
+      d.log.warn({ requestId: this.requestId, url: d.pathOf(this.req.url), timeoutMs: d.requestTimeoutMs }, "request timed out at the gateway");
+      return this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
+    }
+    this.upstreamFailed("timeout", false, "Headers Timeout Error");
+    if (d.proxyTimeoutMs < d.requestTimeoutMs) return this.answerError(504, "UPSTREAM_TIMEOUT", upstreamUnavailableText(this.service));
+    d.log.warn({ requestId: this.requestId, url: d.pathOf(this.req.url), timeoutMs: d.requestTimeoutMs }, "request timed out at the gateway");
+    this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
+  }
+
+  /** The client went away before its answer (its connection closed): the upstream's is not waited for. */
+  clientGone(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.conn.exchange = undefined;
+    this.sent?.abandon();
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.conn.exchange = undefined;
+    return true;
+  }
+
+  onAnswer(a: PooledAnswer): void {
+    if (this.settled) return;
+    const headers = headersOf(a.rawHeaders);
+    if (!this.closing && a.statusCode === 503) {
+      const left = closingResendBudget(this.req.method, { statusCode: a.statusCode, headers, body: a.body }, this.deadline);
+      if (left !== undefined) return this.resend(a, headers, left);
+    }
+    this.settle();
+    this.forward(a, headers);
+  }
+
+  /** The upstream's whole answer to the client (settled). */
+  private forward(a: PooledAnswer, headers: IncomingHttpHeaders): void {
+    const service = this.service;
+    this.d.upstreamTotal.inc({ upstream: service, status_code: String(a.statusCode) });
+    if (a.statusCode < 200 || a.statusCode > 599) return this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamInvalidText(service));
+    // A service closing behind the gateway (a deploy's drain): forwarded, logged as a drain answer.
+    const drain = isClosingAnswer(a.statusCode, a.body) ? `${service} shutting down (its answer forwarded)` : undefined;
+    this.conn.write(wholeAnswer(this.answerHead(a.statusCode), headers, a.body, this.head_only));
+    this.completed(a.statusCode, drain);
+    this.finish();
+  }
+
+  onStream(a: PooledAnswer, more: StreamSink): void {
+    if (!this.settle()) return;
+    this.d.upstreamTotal.inc({ upstream: this.service, status_code: String(a.statusCode) });
+    const { head: streamHead, chunked } = streamedHead(this.answerHead(a.statusCode), headersOf(a.rawHeaders));
+    this.chunked = chunked;
+    this.conn.write(streamHead);
+    this.conn.write(this.frame(a.body));
+    const onDrain = () => more.resume?.();
+    this.onDrain = onDrain;
+    this.conn.socket.on("drain", onDrain);
+    more.write = (chunk, err) => this.streamed(a.statusCode, chunk, err);
+  }
+
+  private frame(b: Buffer): Buffer {
+    return this.chunked ? Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`, "latin1"), b, CRLF]) : b;
+  }
+
+  /** A streamed answer's next chunk, its end (null) or its failure. */
+  private streamed(status: number, chunk: Buffer | null, err?: Error): boolean {
+    const conn = this.conn;
+    if (err) {
+      conn.socket.removeListener("drain", this.onDrain!);
+      this.completed(status);
+      conn.destroy(); // the answer cannot be finished: the client sees it cut, as on the Fastify path
+      return false;
+    }
+    if (chunk === null) {
+      conn.socket.removeListener("drain", this.onDrain!);
+      if (this.chunked) conn.write(LAST_CHUNK);
+      this.completed(status);
+      this.finish();
+      return true;
+    }
+    return chunk.length === 0 || conn.write(this.frame(chunk));
+  }
+
+  onFailure(err: Error, failure: UpstreamFailure, _received: boolean, restarting: boolean): void {
+    if (!this.settle()) return;
+    // The second try failed: the first answer, as sendPastClosing (which logs and counts no failure then).
+    if (this.closing) return this.forward(this.closing.answer, this.closing.headers);
+    this.upstreamFailed(failure, restarting, err.message);
+    // A deploy, not an outage (../upstreams.ts): the 502 with retry-after, its access line a drain answer at warn.
+    if (restarting) return this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamRestartingText(this.service), restartReason(this.service, failure), RETRY_AFTER);
+    this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(this.service));
+  }
+}
+
+const timedOut = (x: LaneExchange) => x.timedOut();
+const resendNow = (x: LaneExchange, left: number) => x.resendNow(left);
+const RETRY_AFTER = { "retry-after": "1" };
+const CRLF = Buffer.from("\r\n");
+const LAST_CHUNK = Buffer.from("0\r\n\r\n");
