@@ -66,6 +66,39 @@ describe("hand-over to Fastify", () => {
     e.close();
   });
 
+  it("a client that ends its side (FIN) while its request is in flight gets nothing more, pipelined requests included, and no access line is written: as node:http", async () => {
+    const [laneLogs, plainLogs]: Array<Array<Record<string, unknown>>> = [[], []];
+    const [lane, plain] = [await rig.gateway({}, laneLogs), await rig.gateway({ GATEWAY_FAST_LANE: "false" }, plainLogs)];
+    await laneAnswer(lane, get("/api/portfolio/echo?fin=0"));
+    /** What the client reads: GET /held, then (once the upstream has it) its FIN, after one more request when `pipelined`. */
+    const halfClosed = async (gw: string, via: string, pipelined: boolean) => {
+      const url = `/held?fin=${via}&pipelined=${pipelined}`;
+      const socket = connect(Number(new URL(gw).port), "127.0.0.1");
+      let read = "";
+      socket.on("data", (d: Buffer) => (read += d.toString("latin1")));
+      const closed = new Promise((r) => socket.on("close", r));
+      socket.write(get(`/api/portfolio${url}`));
+      await expect.poll(() => rig.upstreamSeen.includes(url)).toBe(true);
+      if (pipelined) socket.end(get(`/api/portfolio/echo?fin=${via}`));
+      else socket.end();
+      await new Promise((r) => setTimeout(r, 100)); // (the gateways run in this process: the FIN is read before this timer)
+      rig.releaseHeld();
+      await closed;
+      return read;
+    };
+    const servedBefore = await served(lane);
+    for (const pipelined of [false, true]) {
+      expect(await halfClosed(lane, "lane", pipelined), `pipelined: ${pipelined}`).toBe(await halfClosed(plain, "plain", pipelined));
+    }
+    expect(await served(lane)).toBe(servedBefore + 2);
+    // Each gateway answers its next request, whose access line follows any the cut ones would have had.
+    for (const gw of [lane, plain]) expect((await answerOf(gw, get("/api/portfolio/echo?fin=after"))).status).toBe(200);
+    await expect.poll(() => laneLogs.filter((l) => l.msg === "request completed" && l.url === "/api/portfolio/echo").length).toBeGreaterThanOrEqual(2);
+    const heldLines = (logs: Array<Record<string, unknown>>) => logs.filter((l) => l.url === "/api/portfolio/held");
+    expect(heldLines(laneLogs)).toEqual(heldLines(plainLogs));
+    expect(heldLines(laneLogs)).toEqual([]);
+  });
+
   it("a connection that sends nothing within the receive timeout gets node:http's 408 and is closed, in the lane as without it", async () => {
     const short = { REQUEST_RECEIVE_TIMEOUT_MS: "500" };
     const silent = async (gw: string) => {
@@ -195,6 +228,23 @@ describe("what the lane answers itself, and what it leaves to Fastify", () => {
     } finally {
       upstream.close();
       upstream.closeAllConnections();
+    }
+  });
+
+  it("a client gone mid-way through a streamed answer: the upstream's connection is closed, through the lane as through Fastify", async () => {
+    for (const [gw, via] of [[rig.lane, "lane"], [rig.plain, "plain"]]) {
+      const url = `/endless?via=${via}`;
+      const socket = connect(Number(new URL(gw).port), "127.0.0.1");
+      let read = 0;
+      socket.on("data", (d: Buffer) => {
+        read += d.length;
+        if (read > 2 << 20) socket.pause(); // past the gateway's 1 MiB buffer: streamed; then the client reads no more
+      });
+      socket.on("error", () => undefined);
+      socket.write(get(`/api/portfolio${url}`));
+      await expect.poll(() => read, { message: via }).toBeGreaterThan(2 << 20);
+      socket.destroy();
+      await expect.poll(() => rig.upstreamClosed.includes(url), { message: via }).toBe(true);
     }
   });
 

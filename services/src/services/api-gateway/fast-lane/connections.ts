@@ -199,9 +199,20 @@ export class LaneConnection {
     }
   }
 
+  /**
+   * The client ended its side (FIN). node:http ends the connection then (the server's
+   * httpAllowHalfOpen is false: Node ends its side at once): a request in flight is never answered
+   * (its access line is written when its answer finishes: none), nor any pipelined after it, which
+   * the lane held as pending bytes. The lane the same: its exchange given up, nothing more read or
+   * written (it answered the request in flight, logged it, and dropped the pipelined ones, until
+   * session 54).
+   */
   private clientEnded(): void {
     this.ended = true;
-    if (!this.busy) this.socket.end();
+    this.gone = true;
+    this.pending = [];
+    this.exchange?.clientGone();
+    this.socket.end();
   }
 
   /** node:http takes the connection from here, `bytes` first. */
@@ -217,9 +228,7 @@ export class LaneConnection {
     this.lane.handedOver(reason);
     this.parser?.close();
     this.parser = undefined;
-    // The client ended its side while the lane's answer was out, with more requests sent before: the
-    // stream has ended, nothing can be put back in it. Those requests are not answered (rare: a
-    // pipelining client that half-closes).
+    // (Not reached once the client ended its side: clientEnded ends the connection, as node:http.)
     if (this.ended) return void s.destroy();
     // node:http's listener first (it adds its 'data' listener and takes the socket's reads), then the
     // bytes in front: the stream is flowing, so they reach node:http's parser at once, before any read.

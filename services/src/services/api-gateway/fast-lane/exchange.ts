@@ -30,6 +30,8 @@ export class LaneExchange implements Exchange {
   /** A streamed answer: its chunks framed (no Content-Length), the client socket's drain listener. */
   private chunked = false;
   private onDrain: (() => void) | undefined;
+  /** A streamed answer is under way (settled, its upstream still sending). */
+  private streaming = false;
   private base: URL | undefined;
   /** Date.now() when the whole-request budget ends (../upstreams.ts closingResendBudget reads it). */
   private deadline = 0;
@@ -152,8 +154,20 @@ export class LaneExchange implements Exchange {
     this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
   }
 
-  /** The client went away before its answer (its connection closed): the upstream's is not waited for. */
+  /**
+   * The client went away before its answer (its connection closed or ended: ./connections.ts): the
+   * upstream's is not waited for, nothing is answered or logged (as on the Fastify path, whose access
+   * line comes with an answer's finish). Mid-stream, the upstream's connection is closed: it was left
+   * paused on the client's full socket, whose drain never came, and its pool slot held (until session 54).
+   */
   clientGone(): void {
+    if (this.streaming) {
+      this.streaming = false;
+      this.conn.exchange = undefined;
+      this.conn.socket.removeListener("drain", this.onDrain!);
+      this.sent?.abandon();
+      return;
+    }
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
@@ -203,6 +217,9 @@ export class LaneExchange implements Exchange {
     this.onDrain = onDrain;
     this.conn.socket.on("drain", onDrain);
     more.write = (chunk, err) => this.streamed(a.statusCode, chunk, err);
+    // (Told when the client goes away: clientGone.)
+    this.streaming = true;
+    this.conn.exchange = this;
   }
 
   private frame(b: Buffer): Buffer {
@@ -212,6 +229,10 @@ export class LaneExchange implements Exchange {
   /** A streamed answer's next chunk, its end (null) or its failure. */
   private streamed(status: number, chunk: Buffer | null, err?: Error): boolean {
     const conn = this.conn;
+    if (chunk === null || err) {
+      this.streaming = false;
+      conn.exchange = undefined;
+    }
     if (err) {
       conn.socket.removeListener("drain", this.onDrain!);
       this.completed(status);
