@@ -88,7 +88,11 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
   // A reset or destroyed connection has nobody to answer.
   if (err.code === "ECONNRESET" || socket.destroyed) return;
   this.log.debug({ code: err.code }, "client error before routing");
-  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  // The answer on the connection, if one is under way: undefined before a first request, null once
+  // an answer finished (node:http detaches it), so a malformed request after an answered one on a
+  // kept-alive connection reads no `req` of null (session 54: it threw out of the 'clientError'
+  // emit, an uncaught exception that ended the process).
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
   if (inFlight && !inFlight.headersSent && inFlight.req.complete) {
     // The error is in a request pipelined after one received whole and still being handled (sent
     // after its `Connection: close`, or malformed): that one may have been forwarded and acted on,
