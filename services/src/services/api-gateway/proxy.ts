@@ -157,8 +157,13 @@ export const upstreamRestartingText = (serviceName: string): string => `${public
 export const restartReason = (serviceName: string, failure: UpstreamFailure): string =>
   `${serviceName} restarting: ${failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`;
 
-/** Headers never forwarded as sent: credentials, identity, a client's trace context (the gateway starts the trace: kit telemetry). */
-export const DROPPED_HEADERS: ReadonlySet<string> = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage"]);
+/**
+ * Headers never forwarded as sent: credentials, identity, a client's trace context (the gateway starts
+ * the trace: kit telemetry), and the proxy headers a client can forge (Forwarded, X-Forwarded-Host,
+ * -Proto, -Port, X-Real-IP): a service trusts the gateway as its proxy (kit TRUST_PROXY), so Fastify
+ * would read a host and scheme from them; the gateway sends its own X-Forwarded-For only (session 54).
+ */
+export const DROPPED_HEADERS: ReadonlySet<string> = new Set([...STRIPPED_HEADERS, "traceparent", "tracestate", "baggage", "forwarded", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"]);
 
 /**
  * The headers a request goes upstream with: the client's (./upstreams.ts forwardedHeaders, less
