@@ -18,11 +18,20 @@ export async function insertMrrChanges(db: Queryable, rows: MrrChange[]): Promis
 export async function insertPayments(db: Queryable, rows: PaymentFact[]): Promise<number> {
   if (!rows.length) return 0;
   const r = await db.query(
-    `INSERT INTO ra_payments (event_id, type, intent_id, user_id, currency, amount, at)
-     SELECT e, ty, i, u, c, a, to_timestamp(t / 1000.0)
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS x(e, ty, i, u, c, a, t)
+    `INSERT INTO ra_payments (event_id, type, intent_id, user_id, currency, amount, previous_amount, at)
+     SELECT e, ty, i, u, c, a, pa, to_timestamp(t / 1000.0)
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) AS x(e, ty, i, u, c, a, pa, t)
      ON CONFLICT (event_id) DO NOTHING`,
-    [rows.map((x) => x.eventId), rows.map((x) => x.type), rows.map((x) => x.intentId), rows.map((x) => x.userId), rows.map((x) => x.currency), rows.map((x) => String(x.amount)), rows.map((x) => String(x.ts))],
+    [
+      rows.map((x) => x.eventId),
+      rows.map((x) => x.type),
+      rows.map((x) => x.intentId),
+      rows.map((x) => x.userId),
+      rows.map((x) => x.currency),
+      rows.map((x) => String(x.amount)),
+      rows.map((x) => (x.previousAmount === undefined ? null : String(x.previousAmount))),
+      rows.map((x) => String(x.ts)),
+    ],
   );
   return r.rowCount ?? 0;
 }
@@ -47,14 +56,18 @@ export async function customerMrrAt(db: Queryable, at: Date): Promise<Map<string
 /**
  * Cash in a period [from, to): collected (succeeded) and refunded, per currency. Refunded is net of
  * refunds reversed in the period (they failed after succeeding: the money came back); a refund that
- * failed before succeeding was never counted (payment.refund_failed moves no cash).
+ * failed before succeeding was never counted (payment.refund_failed moves no cash). A refund booked
+ * again at the processor's amount (payment.refund_adjusted) moves it by the difference, in the period
+ * of the adjustment and in the refund's currency, as the refund itself counted (a later reversal of
+ * it is at the new amount, so refunded + adjusted - reversed is 0).
  */
 export async function cashBetween(db: Queryable, from: Date, to: Date): Promise<Map<string, { collected: bigint; refunded: bigint }>> {
   const { rows } = await db.query<{ currency: string; collected: string; refunded: string }>(
     `SELECT currency,
             coalesce(sum(amount) FILTER (WHERE type = 'payment.succeeded'), 0)::text AS collected,
             (coalesce(sum(amount) FILTER (WHERE type = 'payment.refunded'), 0)
-             - coalesce(sum(amount) FILTER (WHERE type = 'payment.refund_reversed'), 0))::text AS refunded
+             - coalesce(sum(amount) FILTER (WHERE type = 'payment.refund_reversed'), 0)
+             + coalesce(sum(amount - previous_amount) FILTER (WHERE type = 'payment.refund_adjusted'), 0))::text AS refunded
      FROM ra_payments WHERE at >= $1 AND at < $2 GROUP BY currency`,
     [from, to],
   );

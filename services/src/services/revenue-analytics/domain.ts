@@ -9,7 +9,9 @@
  *   churn = customers paying at the period start and no longer paying at its end / customers at the start
  *   LTV   = ARPU / churn (null while churn is 0: no churn observed means no finite estimate)
  *   net revenue = payments succeeded - refunds in the period (cash, not MRR); a refund that failed after
- *                 it succeeded (payment.refund_reversed) counts back in the period it was reversed in
+ *                 it succeeded (payment.refund_reversed) counts back in the period it was reversed in;
+ *                 one booked again at the processor's amount (payment.refund_adjusted) moves refunds by
+ *                 the difference in the period it was adjusted in
  */
 import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -20,7 +22,17 @@ import { BillingEventSchema, PaymentEventSchema } from "../../trading/infra/topi
 // The topics' schemas (consumeBatches already set aside messages that break them; checked again here
 // so the functions stand alone).
 export type MrrChange = Pick<BillingEventMsg, "eventId" | "subscriptionId" | "userId" | "planId" | "status" | "currency" | "mrr" | "ts">;
-export interface PaymentFact { eventId: string; type: PaymentEventMsg["type"]; intentId: string; userId: string; currency: string; amount: number; ts: number }
+export interface PaymentFact {
+  eventId: string;
+  type: PaymentEventMsg["type"];
+  intentId: string;
+  userId: string;
+  currency: string;
+  amount: number;
+  /** payment.refund_adjusted only: the refund's amount as announced before (previousRefundedAmount). */
+  previousAmount?: number;
+  ts: number;
+}
 
 /** A billing event as an MRR snapshot, or null when it is not one (malformed: logged and skipped by the caller). */
 export function mrrChange(raw: unknown): MrrChange | null {
@@ -29,15 +41,20 @@ export function mrrChange(raw: unknown): MrrChange | null {
   return { eventId: e.eventId, subscriptionId: e.subscriptionId, userId: e.userId, planId: e.planId, status: e.status, currency: e.currency, mrr: e.mrr, ts: e.ts };
 }
 
-/** A payment event as a cash fact (a refund counts its refunded amount), or null when malformed. */
+/**
+ * A payment event as a cash fact (a refund counts its refunded amount; an adjustment keeps the amount
+ * it replaces too, since the difference is what moved), or null when malformed.
+ */
 export function paymentFact(raw: unknown): PaymentFact | null {
   if (!Value.Check(PaymentEventSchema, raw)) return null;
   const e: Static<typeof PaymentEventSchema> = raw;
   // The refund events count the refund's amount (`amount` stays the payment's).
   const aboutRefund = isRefundEvent(e.type);
   if (aboutRefund && e.refundedAmount === undefined) return null;
+  const adjusted = e.type === "payment.refund_adjusted";
+  if (adjusted && e.previousRefundedAmount === undefined) return null;
   const amount = aboutRefund ? e.refundedAmount! : e.amount;
-  return { eventId: e.eventId, type: e.type, intentId: e.intentId, userId: e.userId, currency: e.currency, amount, ts: e.ts };
+  return { eventId: e.eventId, type: e.type, intentId: e.intentId, userId: e.userId, currency: e.currency, amount, ...(adjusted ? { previousAmount: e.previousRefundedAmount! } : {}), ts: e.ts };
 }
 
 /** MRR per customer (user) at an instant, in one currency. */
