@@ -78,6 +78,11 @@ const cycle = async () => {
   const r = await http("POST", `${billing}/cycle`, { headers: admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 };
+/** billing-service's gauges of held charges, as Prometheus scrapes them. */
+const gauges = async () => {
+  const text = (await services[1].app.inject({ method: "GET", url: "/metrics" })).body;
+  return Object.fromEntries([...text.matchAll(/^(billing_invoices?_charge_held\w*)(?:\{[^}]*\})? (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
+};
 const issueOf = async (intentId: string) => (await q("SELECT issue_id, seen, resolved_at FROM pay_refund_issues WHERE issue_key = $1", [`charge_mismatch:${intentId}`]))[0];
 
 describe("a charge held for an operator (charge_mismatch)", () => {
@@ -100,6 +105,19 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     expect(intent.status).toBe("created");
     // Billing holds the invoice: not failed, not to be charged again.
     expect(await invoice(invoiceId)).toMatchObject({ status: "open", attempts: 0, next_attempt_at: null, charge_held_at: expect.any(Date) });
+    // The hold shows in the invoice's answer, and in billing's gauges for operators: held, and once
+    // older than BILLING_CHARGE_HOLD_OVERDUE_DAYS (7 by default; other files' holds may be counted too),
+    // overdue with the oldest hold's age (before session 54: in neither).
+    const shown = await http("GET", `${billing}/invoices`, { headers: user });
+    expect(shown.status, JSON.stringify(shown.body)).toBe(200);
+    expect(shown.body.invoices).toEqual([expect.objectContaining({ id: invoiceId, status: "open", chargeHeldAt: (await invoice(invoiceId)).charge_held_at.toISOString() })]);
+    expect(await gauges()).toMatchObject({ billing_invoices_charge_held: expect.any(Number), billing_invoices_charge_held_overdue: expect.any(Number) });
+    const before = await gauges();
+    expect(before.billing_invoices_charge_held).toBeGreaterThanOrEqual(1);
+    await q("UPDATE bil_invoices SET charge_held_at = now() - interval '8 days' WHERE invoice_id = $1", [invoiceId]);
+    const overdue = await gauges();
+    expect(overdue.billing_invoices_charge_held_overdue).toBeGreaterThanOrEqual(1);
+    expect(overdue.billing_invoice_charge_held_oldest_seconds).toBeGreaterThanOrEqual(8 * 86_400);
 
     // A retry of the charge's key: 409 naming the hold and the key, nothing sent to the processor.
     const created = fake.created;
@@ -138,6 +156,7 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "settle", to: "canceled" });
     const failed = await waitUntil("billing counted the failed attempt", async () => ((await invoice(invoiceId)).attempts === 1 ? invoice(invoiceId) : undefined), 60_000);
     expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date), charge_held_at: null });
+    expect((await http("GET", `${billing}/invoices`, { headers: user })).body.invoices[0]).toMatchObject({ id: invoiceId, attempts: 1, chargeHeldAt: null });
     expect((await q("SELECT status FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].status).toBe("canceled");
     expect((await issueOf(intent.intent_id)).resolved_at).toEqual(expect.any(Date));
   });

@@ -53,6 +53,8 @@ const absurd: [string, string, string, string][] = [
   ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "30", "must be >= 1825"],
   ["payment-service", "PAYMENT_REFUND_ISSUE_RETENTION_DAYS", "100000", "must be <= 36500"],
   ["billing-service", "BILLING_PROCESSED_EVENT_RETENTION_DAYS", "100000", "must be <= 36500"],
+  ["billing-service", "BILLING_CHARGE_HOLD_OVERDUE_DAYS", "0", "must be >= 1"],
+  ["billing-service", "BILLING_CHARGE_HOLD_OVERDUE_DAYS", "1000", "must be <= 365"],
   ["central-hub", "SHUTDOWN_TIMEOUT_MS", "3000000000", "must be <= 600000"],
   // No range of its own: the kit's bound on every *_MS (an interval past it spun every millisecond).
   ["data-bridge", "CH_FLUSH_MS", "3000000000", `must be <= ${MAX_TIMER_MS} (Node's longest timer)`],

@@ -5,7 +5,7 @@
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
  * billing.ts; invoices, charges and payment outcomes: invoicing.ts; data access: repo.ts, and the
  * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
- * isolation.ts; pure domain: domain/.
+ * isolation.ts; gauges of held charges: billing-metrics.ts (their read: held-charges.ts); pure domain: domain/.
  */
 import { ConfigError, defineService, envList, HttpError, PeriodicDelete, publicServiceName, Type, type ServiceContext } from "../../kit";
 import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
@@ -18,6 +18,8 @@ import { Billing, type UsageSource } from "./billing";
 import { processedEventRetentionFloorDays } from "./domain/event-retention";
 import { refusesCharge } from "./domain/invoices";
 import { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./invoicing";
+import { registerHeldChargeGauges } from "./billing-metrics";
+import { heldCharges } from "./held-charges";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
 
@@ -95,6 +97,9 @@ export default defineService({
     // Applied payments.events ids (bil_processed_events) kept this long, then deleted: at least the longest
     // an event can come back (domain/event-retention.ts, 92 days by default), else the service refuses to start.
     BILLING_PROCESSED_EVENT_RETENTION_DAYS: Type.Integer({ default: 120, minimum: 1, maximum: 36_500 }),
+    // A charge held for an operator longer than this is counted overdue (billing-metrics.ts): the invoice
+    // waits on an operator's action at payment-service, and nothing else ends the hold.
+    BILLING_CHARGE_HOLD_OVERDUE_DAYS: Type.Integer({ default: 7, minimum: 1, maximum: 365, description: "days a held charge may wait before it counts overdue" }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -108,6 +113,7 @@ export default defineService({
     const repo = new BillingRepo(pg);
     const billing = new Billing(repo, paymentGateway(ctx), usageSource(ctx), ctx.log, { retryAfterDays: [...c.BILLING_DUNNING_RETRY_DAYS] }, () => relay.notify());
     registerRoutes(ctx.app, { billing, repo });
+    registerHeldChargeGauges(ctx.metrics.registry, () => heldCharges(pg, c.BILLING_CHARGE_HOLD_OVERDUE_DAYS), ctx.log);
 
     relay.start();
     ctx.onClose(() => relay.stop());

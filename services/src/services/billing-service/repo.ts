@@ -63,6 +63,8 @@ export interface InvoiceRow {
   next_attempt_at: Date | null;
   last_payment_id: string | null;
   paid_at: Date | null;
+  /** Its charge held by payment-service for an operator since (migration 0508; invoiceView chargeHeldAt). */
+  charge_held_at: Date | null;
   created_at: Date;
 }
 

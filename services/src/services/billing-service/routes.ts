@@ -13,7 +13,7 @@
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
  */
-import { type App, DisplayText, HttpError, requireIdentity, ResponseObject, Type } from "../../kit";
+import { type App, DisplayText, HttpError, Nullable, requireIdentity, ResponseObject, Type } from "../../kit";
 import { CURRENCIES, type Currency, MAX_CHARGE, MoneyError, parseMinor } from "../../business/money";
 import { PaymentMethodId } from "../../business/payment-methods";
 import type { Billing } from "./billing";
@@ -67,7 +67,20 @@ const SubscriptionOut = ResponseObject({ id: Type.String(), userId: Type.String(
   description:
     "A subscription: plan, status (incomplete, trialing, active, past_due, unpaid, canceled, or paused while billing is paused: pausedAt, its owner's account disabled at its period's end; not renewed until it is enabled), period, trial, cancellation, payment method",
 });
-const InvoiceOut = ResponseObject({ id: Type.String(), subscriptionId: Type.String() }, { description: "An invoice with its lines, total and payment status" });
+const InvoiceOut = ResponseObject(
+  {
+    id: Type.String(),
+    subscriptionId: Type.String(),
+    // Nullable's union takes no description: it goes on the string.
+    chargeHeldAt: Nullable(
+      Type.String({
+        format: "date-time",
+        description: "Its charge held for review since (the card processor answered another amount or currency): not charged again until the payment's outcome; null when not held",
+      }),
+    ),
+  },
+  { description: "An invoice with its lines, total and payment status" },
+);
 
 export function registerRoutes(app: App, deps: { billing: Billing; repo: BillingRepo }) {
   const { billing, repo } = deps;

@@ -52,6 +52,11 @@ export function invoiceView(r: InvoiceRow, lines: { kind: string; description: s
     attempts: r.attempts,
     nextAttemptAt: r.next_attempt_at?.toISOString() ?? null,
     paidAt: r.paid_at?.toISOString() ?? null,
+    /**
+     * Its charge held for an operator's review since (payment-service got another amount or currency
+     * from the card processor): not charged again until the payment's outcome; null when not held.
+     */
+    chargeHeldAt: r.charge_held_at?.toISOString() ?? null,
     createdAt: r.created_at.toISOString(),
     lines: lines.map((l) => ({ kind: l.kind, description: l.description, quantity: toJson(BigInt(l.quantity)), amount: toJson(BigInt(l.amount)), periodStart: l.period_start.toISOString(), periodEnd: l.period_end.toISOString() })),
   };
