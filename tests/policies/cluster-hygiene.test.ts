@@ -289,6 +289,44 @@ describe("no-bare-pods and ingress-hosts", () => {
     });
 });
 
+// Session 54: the local cluster's Traefik is the platform's own, so its catch-all Ingress may take every Host no Ingress
+// names (a host-less rule to edge-errors, trading:edgeErrorsAnyHost): allowed by the stack's policy config, for that Service only.
+describe("ingress-hosts: a host-less catch-all to the configured Service (session 54)", () => {
+    const tail = "; set rules[].host to the platform's DNS name (config trading:ingressHost).";
+    const local = { all: "mandatory" as const, "ingress-hosts": { catchAllService: "edge-errors" } };
+    const to = (name: string, port = 8080) => ({ service: { name, port: { number: port } } });
+    const hostless = (...backends: string[]) => ({ http: { paths: backends.map((b, i) => ({ path: `/${i === 0 ? "" : b}`, pathType: "Prefix", backend: to(b) })) } });
+    const catchAll = (change: (p: any) => void) => edit(ingress({ backends: ["edge-errors"] }), change);
+
+    it("passes a host-less rule and a defaultBackend whose every backend is edge-errors, when the config names it", async () => {
+        expect(await messages("ingress-hosts", [catchAll((p) => { p.spec.rules.push(hostless("edge-errors")); })], local)).toEqual([]);
+        expect(await messages("ingress-hosts", [catchAll((p) => { p.spec.defaultBackend = to("edge-errors"); })], local)).toEqual([]);
+        expect(await messages("ingress-hosts", [catchAll((p) => { p.spec.rules.push(hostless("edge-errors", "edge-errors")); })], local)).toEqual([]);
+    });
+
+    it("refuses the same without the config (prod.json, no config file), and any other backend, a mixed rule, a resource backend or no path under it", async () => {
+        const rule = catchAll((p) => { p.spec.rules.push(hostless("edge-errors")); });
+        const backend = catchAll((p) => { p.spec.defaultBackend = to("edge-errors"); });
+        const noHost = `Ingress "nginx-ingress" rules[1] has no host, so it answers for any Host header${tail}`;
+        const byDefault = `Ingress "nginx-ingress" has a defaultBackend, which answers for any Host header${tail}`;
+        for (const cfg of ["prod", {}] as const) {
+            expect(await messages("ingress-hosts", [rule], cfg)).toEqual([noHost]);
+            expect(await messages("ingress-hosts", [backend], cfg)).toEqual([byDefault]);
+        }
+        const refused = [
+            catchAll((p) => { p.spec.rules.push(hostless("api-gateway")); }),
+            catchAll((p) => { p.spec.rules.push(hostless("edge-errors", "api-gateway")); }),
+            catchAll((p) => { p.spec.rules.push({ http: { paths: [{ path: "/", pathType: "Prefix", backend: { resource: { apiGroup: "k8s.example.com", kind: "Bucket", name: "edge-errors" } } }] } }); }),
+            catchAll((p) => { p.spec.rules.push({}); }),
+        ];
+        for (const r of refused) expect(await messages("ingress-hosts", [r], local)).toEqual([noHost]);
+        expect(await messages("ingress-hosts", [catchAll((p) => { p.spec.defaultBackend = to("api-gateway", 3001); })], local)).toEqual([byDefault]);
+        // A wildcard host stays refused whatever its backend.
+        expect(await messages("ingress-hosts", [catchAll((p) => { p.spec.rules.push({ host: "*.example.com", ...hostless("edge-errors") }); })], local))
+            .toEqual([`Ingress "nginx-ingress" rules[1] uses the wildcard host "*.example.com"${tail}`]);
+    });
+});
+
 describe("ingress-hosts: ingress-nginx server aliases (session 41)", () => {
     it("rejects a wildcard, regular-expression or catch-all server alias, which answers for Host headers no rule names", async () => {
         const aliased = (aliases: string) => edit(ingress(), (p) => { p.metadata.annotations["nginx.ingress.kubernetes.io/server-alias"] = aliases; });
