@@ -102,6 +102,8 @@ export interface StackConfig {
     ingressControllerPodLabels?: Record<string, string>;
     /** Traefik reads traefik.io Middlewares: the errors middleware goes on the Ingress's routers. */
     traefikMiddlewares: boolean;
+    /** The Traefik catch-all also takes every Host no Ingress names (a host-less rule to edge-errors): a controller of the platform's own. */
+    edgeErrorsAnyHost: boolean;
     /** Pull policy of every container; Never for images imported into the nodes (local cluster). */
     imagePullPolicy: ImagePullPolicy;
     /** CPU request = this fraction of the CPU limit (1 = Guaranteed QoS; less lets a small node schedule the platform). */
@@ -497,6 +499,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (traefikMiddlewares && !isTraefikClass(ingressClass)) {
     throw new ConfigError("traefikMiddlewares", stack, `is read with a Traefik ingress class only, got ingressClass ${shown(ingressClass)}`);
   }
+  // A host-less rule exists only on the Traefik catch-all (ingress-nginx's default server already goes to edge-errors).
+  const edgeErrorsAnyHost = r.boolean("edgeErrorsAnyHost");
+  if (edgeErrorsAnyHost && !isTraefikClass(ingressClass)) {
+    throw new ConfigError("edgeErrorsAnyHost", stack, `is read with a Traefik ingress class only, got ingressClass ${shown(ingressClass)}`);
+  }
   const objectNames = [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer], ["storageClass", storageClass], ["ingressClass", ingressClass]] as const;
   for (const [key, name] of objectNames) {
     if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {
@@ -721,6 +728,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       ingressControllerNamespace,
       ingressControllerPodLabels,
       traefikMiddlewares,
+      edgeErrorsAnyHost,
       imagePullPolicy,
       cpuRequestRatio,
       memoryRequestRatio,

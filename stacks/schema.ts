@@ -125,6 +125,10 @@ export const stackConfigSchema = Type.Object({
     "Kubernetes with a Traefik ingress class: the controller reads traefik.io Middleware objects (its kubernetescrd provider and their CRDs): the Ingress's routers then send Traefik's own 502 to edge-errors (its errors middleware); off, only the catch-all Ingress answers Traefik's 404 and a gateway without ready pods",
     false,
   ),
+  edgeErrorsAnyHost: bool(
+    "Kubernetes with a Traefik ingress class whose controller is the platform's own (the local cluster): the catch-all Ingress also takes every Host no Ingress names (a host-less rule to edge-errors), which get the platform's JSON 404 instead of Traefik's plain one; the stack's policy config must allow it (ingress-hosts catchAllService)",
+    false,
+  ),
   imagePullPolicy: oneOf(
     ["Always", "IfNotPresent", "Never"],
     "Always, IfNotPresent or Never (images imported into the nodes, e.g. the local cluster of scripts/cluster/)",

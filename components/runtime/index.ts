@@ -51,6 +51,7 @@ export function createRuntime(name: string, config: StackConfig, parent: pulumi.
         controllerNamespace: k.ingressControllerNamespace,
         controllerPodLabels: k.ingressControllerPodLabels,
         traefikMiddlewares: k.traefikMiddlewares,
+        anyHostCatchAll: k.edgeErrorsAnyHost,
         tlsSecretName: k.tlsSecretName,
         certIssuer: k.certIssuer,
       },

@@ -5,6 +5,7 @@ import { PACK_NAME, policies } from "../../policies/all";
 import { FLOATING_TAGS, qualifiedRepository } from "../../catalog/images";
 import { catalog } from "../../catalog/services";
 import { internetEgressOf } from "../../components/internet-egress";
+import { EDGE_ERRORS_WORKLOAD } from "../../components/edge/error-pages";
 import { ConfigError, parseStackConfig } from "../../stacks/config";
 import { upstreamImages } from "../../stacks/images";
 import { stackFileConfig } from "../helpers/program";
@@ -92,6 +93,16 @@ describe("policy config files", () => {
             expect([...listed].sort(), file).toEqual(reaching);
         }
         expect(reconcileConfig({}).get("network-policy-default-deny")!.props.internetEgressWorkloads).toEqual([]);
+    });
+
+    // Session 54: the host-less catch-all is allowed where the stack renders it (the local cluster, its own Traefik), for edge-errors alone.
+    it("ingress-hosts: local-k8s.json's catchAllService is edge-errors' Service, on the one stack that sets trading:edgeErrorsAnyHost; prod.json and dev.json allow none", () => {
+        expect(loadConfig("local-k8s")["ingress-hosts"]).toEqual({ catchAllService: EDGE_ERRORS_WORKLOAD });
+        for (const file of ["prod", "dev"]) expect(loadConfig(file)["ingress-hosts"], file).toBeUndefined();
+        expect(reconcileConfig({}).get("ingress-hosts")!.props.catchAllService).toBe("");
+        const stacks = fs.readdirSync(path.join(policiesDir, "..")).filter((f) => /^Pulumi\..+\.yaml$/.test(f));
+        const anyHost = stacks.filter((f) => /^\s*trading:edgeErrorsAnyHost:\s*"?true"?\s*$/m.test(fs.readFileSync(path.join(policiesDir, "..", f), "utf8")));
+        expect(anyHost).toEqual(["Pulumi.local-k8s.yaml"]);
     });
 
     it("network-policy-default-deny: local-k8s.json's pod and Service ranges are those scripts/cluster/lib.sh gives the cluster; prod.json kubeadm's defaults; without a config file, every private range", () => {

@@ -67,9 +67,23 @@ describe("the real program against the pack", { timeout: 300_000 }, () => {
             "allowed-storage-drivers": { allowedStorageDrivers: [], allowedStorageClasses: ["local-path"] },
             // The local cluster's Service range (scripts/cluster/lib.sh SERVICE_CIDR), a /16 of kubeadm's /12 (session 50).
             "network-policy-default-deny": { ...loadConfig("prod")["network-policy-default-deny"] as object, serviceCidrs: ["10.96.0.0/16"] },
+            // Its Traefik is the platform's own: the catch-all's host-less rule to edge-errors (trading:edgeErrorsAnyHost, session 54).
+            "ingress-hosts": { catchAllService: "edge-errors" },
         });
         const vs = await judge("local-k8s", "local-k8s", {}, tls);
         expect(lines(vs)).toEqual([]);
+    });
+
+    // Session 54: local-k8s' catch-all takes every Host (trading:edgeErrorsAnyHost); only local-k8s.json allows that host-less rule.
+    it("local-k8s' any-Host catch-all fails ingress-hosts under prod.json (no catchAllService), and so would on a shared controller's stack", async () => {
+        const tls = { tlsCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", tlsPrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----" };
+        const run = await runProgram("local-k8s", {}, tls);
+        const resources: TestResource[] = run.resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.inputs }));
+        expect(lines(await runPack(resources, "prod", { only: ["ingress-hosts"] }))).toEqual([
+            "mandatory ingress-hosts nginx-catch-all-ingress: Ingress \"nginx-catch-all-ingress\" rules[1] has no host, so it answers for any Host header; " +
+            "set rules[].host to the platform's DNS name (config trading:ingressHost).",
+        ]);
+        expect(lines(await runPack(resources, "local-k8s", { only: ["ingress-hosts"] }))).toEqual([]);
     });
 
     it("dev (Docker) passes dev.json with no mandatory violation", async () => {

@@ -85,20 +85,29 @@ describe("the local cluster's Traefik: a catch-all Ingress to edge-errors, the e
     local = await runProgram("local-k8s");
   }, 300_000);
 
-  it("deploys edge-errors and a catch-all Ingress (`/` on the platform's host, TLS: Traefik's lowest-priority router there) to its first port; no middleware unless asked", () => {
+  it("deploys edge-errors and a catch-all Ingress (`/` on the platform's host, TLS: Traefik's lowest-priority router there, and `/` on any host: local-k8s' trading:edgeErrorsAnyHost) to its first port; no middleware unless asked", () => {
     expect(Object.keys(annotationsOf(local)).filter((k) => /custom-http-errors|default-backend|intercept|router\.middlewares/.test(k))).toEqual([]);
     expect(byType(local, "kubernetes:apps/v1:Deployment").map((d) => d.inputs.metadata.name)).toContain("edge-errors");
     const catchAll = named(local, INGRESS, "nginx-catch-all-ingress").inputs;
     expect(catchAll.metadata.name).toBe("ai-trading-catch-all");
+    const toEdgeErrors = { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "edge-errors", port: { number: EDGE_ERRORS_PORT } } } }] };
     expect(catchAll.spec).toEqual({
       ingressClassName: "traefik",
       tls: [{ hosts: ["trading.local-k8s.test"], secretName: "ai-trading-tls" }],
-      rules: [{ host: "trading.local-k8s.test", http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "edge-errors", port: { number: EDGE_ERRORS_PORT } } } }] } }],
+      rules: [{ host: "trading.local-k8s.test", http: toEdgeErrors }, { http: toEdgeErrors }],
     });
     expect(byType(local, MIDDLEWARE)).toEqual([]);
     // Reached by the controller's namespace only.
     const policy = named(local, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "edge-errors-netpol").inputs.spec;
     expect(policy.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "traefik" } } }]);
+  });
+
+  // Session 54: the host-less rule is the stack's choice (a controller of the platform's own), off by default, Traefik only.
+  it("trading:edgeErrorsAnyHost off: the catch-all takes the platform's host only; on with another class: a config error naming key and stack", async () => {
+    const run = await runProgram("local-k8s", { edgeErrorsAnyHost: "false" });
+    expect(named(run, INGRESS, "nginx-catch-all-ingress").inputs.spec.rules.map((r: { host?: string }) => r.host)).toEqual(["trading.local-k8s.test"]);
+    await expect(runProgram("prod", { edgeErrorsAnyHost: "true" })).rejects.toThrow(/trading:edgeErrorsAnyHost on stack 'prod': is read with a Traefik ingress class only/);
+    await expect(runProgram("local-k8s", { edgeErrorsAnyHost: "yes" })).rejects.toThrow(/trading:edgeErrorsAnyHost on stack 'local-k8s'/);
   });
 
   it("with trading:traefikMiddlewares the Ingress's routers carry the errors middleware: Traefik's 502 to edge-errors' status port", async () => {

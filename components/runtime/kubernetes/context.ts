@@ -45,6 +45,12 @@ export interface KubernetesSettings {
      * router naming a middleware Traefik cannot read would be dropped, so it is asked for, never assumed.
      */
     traefikMiddlewares?: boolean;
+    /**
+     * The Traefik catch-all also takes every Host no Ingress names (a host-less rule to edge-errors). Only where
+     * the controller is the platform's own: on a shared one it would take every other tenant's unrouted hosts
+     * (policy ingress-hosts refuses it unless the stack's policy config names edge-errors as its catchAllService).
+     */
+    anyHostCatchAll?: boolean;
   };
 }
 

@@ -109,13 +109,28 @@ function traefikErrorsMiddleware(ctx: KubernetesContext, edge: EdgeSpec, parent:
   );
 }
 
+type IngressRule = { host?: string; http: { paths: Array<{ path: string; pathType: string; backend: { service: { name: string; port: { number: number } } } }> } };
+
+/**
+ * The catch-all Ingress's rules: `/` on the platform's host to edge-errors and, with `anyHost` (trading:edgeErrorsAnyHost, a
+ * controller of the platform's own), the same path without a host: Traefik's `PathPrefix(/)` router, shorter than every
+ * `Host(..) && ..` rule and so below all of them, takes a Host no Ingress names, which edge-errors answers 404 NOT_FOUND
+ * whatever its path. A rule rather than spec.defaultBackend: the same router Traefik makes of every rule, and dropped with
+ * edge-errors' endpoints like the platform host's one.
+ */
+export function catchAllRules(host: string, anyHost: boolean): IngressRule[] {
+  const toEdgeErrors = { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: EDGE_ERRORS_WORKLOAD, port: { number: EDGE_ERRORS_PORT } } } }] };
+  return [{ host, http: toEdgeErrors }, ...(anyHost ? [{ http: toEdgeErrors }] : [])];
+}
+
 /**
  * Traefik's catch-all: a `Prefix` path `/` on the platform's host, Traefik's `Host(..) && PathPrefix(/)`
  * router, the shortest rule of the host's and so its lowest priority: a URL no route of the platform's
  * Ingress takes, or one of a route whose router Traefik dropped (the gateway's Service without a ready
  * pod), reaches edge-errors, which answers 404 or 503 by the path. An Ingress of its own, with the same
  * host, TLS and HTTPS redirect as the platform's (policies edge-tls-only, ingress-hosts): Traefik skips the
- * path of a Service without endpoints, and edge-errors down must only take this one with it.
+ * path of a Service without endpoints, and edge-errors down must only take this one with it. With `anyHostCatchAll`
+ * it also has the host-less rule of `catchAllRules`.
  */
 function traefikCatchAll(ctx: KubernetesContext, edge: EdgeSpec, secretName: string, parent: pulumi.Resource, dependsOn: pulumi.Resource[]): k8s.networking.v1.Ingress {
   return new k8s.networking.v1.Ingress(
@@ -130,12 +145,7 @@ function traefikCatchAll(ctx: KubernetesContext, edge: EdgeSpec, secretName: str
       spec: {
         ingressClassName: ctx.settings.ingress.className,
         tls: [{ hosts: [edge.host], secretName }],
-        rules: [
-          {
-            host: edge.host,
-            http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: EDGE_ERRORS_WORKLOAD, port: { number: EDGE_ERRORS_PORT } } } }] },
-          },
-        ],
+        rules: catchAllRules(edge.host, ctx.settings.ingress.anyHostCatchAll === true),
       },
     },
     ctx.opts(parent, dependsOn),
