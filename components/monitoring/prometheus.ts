@@ -64,7 +64,7 @@ export interface AlertRule {
  * seen by the services' readiness checks, and Prometheus' own rule/scrape health; then the
  * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
  * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
- * falling behind, a failed scheduled job (the per-job rules, overdue and unfinished runs, which depend
+ * falling behind, an invoice's charge held for review past its bound, a failed scheduled job (the per-job rules, overdue and unfinished runs, which depend
  * on the stack's schedules and the runs' time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
  * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
  */
@@ -123,6 +123,17 @@ export const alertRules: readonly AlertRule[] = [
     for: "10m",
     severity: "warning",
     summary: "{{ $labels.service }} (group {{ $labels.group }}) is more than 1000 messages behind on {{ $labels.topic }} partition {{ $labels.partition }} for 10 minutes",
+  },
+  {
+    // billing-service/billing-metrics.ts: an invoice whose charge payment-service holds for review
+    // (a processor answer that disagrees with the booking) is charged no more until an operator acts
+    // at payment-service; nothing else brings it to anyone's attention. Every replica reports the same
+    // platform-wide figure (read from PostgreSQL at scrape time): max, not sum.
+    alert: "InvoiceChargeHeldOverdue",
+    expr: "max(billing_invoices_charge_held_overdue) > 0",
+    for: "0m",
+    severity: "warning",
+    summary: "{{ $value }} open invoice(s) have a charge held for review longer than BILLING_CHARGE_HOLD_OVERDUE_DAYS: resolve the charge_mismatch issue at payment-service (cancel or correct the charge at the processor)",
   },
   // The job's own record, exported by its service: every runtime.
   scheduledJobFailing,
