@@ -230,12 +230,19 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
   });
   // Callback-style: it runs on every request, and an async hook costs a promise and a microtask turn.
   app.addHook("preValidation", (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void) => {
-    try {
-      if (request.query && typeof request.query === "object") assertStorableText("querystring", request.query);
-      if (request.params && typeof request.params === "object") assertStorableText("params", request.params);
-    } catch (e) {
-      return done(e as Error);
-    }
+    const issue = unstorableRequestIssue(request.query, request.params);
+    if (issue) return done(issue);
     done();
   });
+}
+
+/**
+ * The 400 of the preValidation hook above for a request's parsed query and path parameters holding
+ * unstorable text, or undefined: also the gateway's fast lane's, which hands such a request over.
+ */
+export function unstorableRequestIssue(query: unknown, params: unknown): HttpError | undefined {
+  const inQuery = query && typeof query === "object" ? findUnstorableText(query) : undefined;
+  if (inQuery) return unstorableError("querystring", inQuery);
+  const inParams = params && typeof params === "object" ? findUnstorableText(params) : undefined;
+  return inParams ? unstorableError("params", inParams) : undefined;
 }

@@ -7,11 +7,14 @@ import type { Authenticator } from "../authenticate";
 import type { GatewayLimits } from "../limits";
 import type { TargetCache, UpstreamTarget } from "../proxy";
 import type { UsageEmitter } from "../usage";
+import type { FastifyRouteCheck } from "./fastify-route";
 import type { UpstreamPool } from "./upstream-pool";
 
 export interface LaneDeps {
   server: Server;
   targets: TargetCache;
+  /** Whether Fastify would route a URL to the proxy route, past the kit's preValidation (./fastify-route.ts). */
+  fastifyRoute: FastifyRouteCheck;
   /** The proxy route's routing decision of a URL, kept in `targets` (its 400/404 thrown). */
   targetOf: (rawUrl: string) => UpstreamTarget;
   /** Routed services by route segment (usage events name the route). */

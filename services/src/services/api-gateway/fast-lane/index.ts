@@ -23,6 +23,7 @@ import type { GatewayLimits } from "../limits";
 import type { ProxyShared } from "../proxy";
 import type { UsageEmitter } from "../usage";
 import { LaneListener } from "./connections";
+import { FastifyRouteCheck, type FindRoute } from "./fastify-route";
 import { httpCommon } from "./llhttp";
 import type { LaneDeps } from "./deps";
 import { serveRequest } from "./serve";
@@ -54,6 +55,7 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const deps: LaneDeps = {
     server: app.server,
     targets: p.shared.targets,
+    fastifyRoute: new FastifyRouteCheck(((o) => app.findRoute(o)) as FindRoute),
     targetOf: p.shared.targetOf,
     routes: p.routes,
     bases: new Map([...p.bases].map(([name, url]) => [name, new URL(url)])),

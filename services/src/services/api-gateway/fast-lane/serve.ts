@@ -1,7 +1,8 @@
 /**
  * The fast lane's decision for one complete GET or HEAD (./connections.ts). Everything is
  * decided first, with no side effect: the body framing, the kit's framing and Host checks
- * (framingIssue), a routing decision the Fastify path already made (TargetCache.peek), credentials
+ * (framingIssue), Fastify's own routing to the proxy route and the kit's preValidation
+ * (./fastify-route.ts), a routing decision the Fastify path already made (TargetCache.peek), credentials
  * the Authenticator decides from its caches alone and accepts (no error), the proxy's authorisation
  * (../proxy.ts authorise: 401, an API key's scopes), the IPv6 site cap, the per-IP cap and the
  * per-user (or per-address) rate limit each countable from its live lease and not exceeded, and
@@ -68,6 +69,8 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   const h = msg.headers;
   if (h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0") || h.expect !== undefined || h.upgrade !== undefined) return "framing";
   if (framingIssue(msg, d.maxHeaders)) return "framing";
+  // Only what Fastify's router takes to the proxy route with nothing the kit refuses before it (./fastify-route.ts).
+  if (!d.fastifyRoute.reachesProxy(method, req.url)) return "route";
   const target = d.targets.peek(req.url);
   if (!target)
     return {

@@ -1,0 +1,69 @@
+/**
+ * The fast lane's request side answers as the Fastify path (GATEWAY_FAST_LANE=false) does: what the
+ * kit refuses before the proxy route's handler (NUL or an unpaired surrogate in the query or path:
+ * its preValidation) and what Fastify's router does not take to the proxy route (a `\` after /api)
+ * are the Fastify path's answers, not forwarded (rig: tests/helpers/fast-lane-rig.ts).
+ */
+import { describe, expect, it } from "vitest";
+import type { KeptAnswer } from "../helpers/keep-alive-client";
+import { get, json, laneAnswer, rig, secondAnswer, served, shape, useFastLaneRig } from "../helpers/fast-lane-rig";
+
+useFastLaneRig();
+
+/** The answer's status and error (code, message, field), the request id aside. */
+const outcome = (a: KeptAnswer) => {
+  const body = a.status >= 400 ? json(a).error : undefined;
+  return { status: a.status, code: body?.code, message: body?.message, field: body?.field };
+};
+
+/**
+ * Each path asked twice of both gateways (the first warms the lane's caches): the same answers and
+ * the same URLs upstream; `refused`: none served by the lane, none reaching the upstream.
+ */
+async function sameAsFastify(paths: string[], refused = true): Promise<Array<ReturnType<typeof outcome>>> {
+  await laneAnswer(rig.lane, get("/api/portfolio/echo?live=1"));
+  const out = [];
+  for (const path of paths) {
+    const before = await served(rig.lane);
+    const seen = rig.upstreamSeen.length;
+    const viaLane = await secondAnswer(rig.lane, get(path));
+    const fromLane = rig.upstreamSeen.slice(seen);
+    const viaFastify = await secondAnswer(rig.plain, get(path));
+    expect({ path, ...shape(viaLane) }).toEqual({ path, ...shape(viaFastify) });
+    expect({ path, ...outcome(viaLane) }).toEqual({ path, ...outcome(viaFastify) });
+    expect({ path, upstream: fromLane }).toEqual({ path, upstream: rig.upstreamSeen.slice(seen + fromLane.length) });
+    if (refused) expect({ path, served: await served(rig.lane), upstream: fromLane }).toEqual({ path, served: before, upstream: [] });
+    out.push(outcome(viaLane));
+  }
+  return out;
+}
+
+describe("the lane hands over what the kit refuses before the proxy's handler", () => {
+  it("NUL or an unpaired surrogate in the query or the path: the kit's 400, not forwarded", async () => {
+    const [nul, surrogate, inPath, inKey] = await sameAsFastify(["/api/portfolio/echo?q=%00", "/api/portfolio/echo?a=1&q=%ED%A0%80", "/api/portfolio/echo%00x", "/api/portfolio/echo?%00=1"]);
+    expect(nul).toEqual({ status: 400, code: "VALIDATION_ERROR", message: "Invalid querystring: q contains a NUL character or an unpaired surrogate", field: "q" });
+    expect(surrogate.status).toBe(400); // (not UTF-8: the proxy's own 400, both ways)
+    expect(inPath.status).toBe(400);
+    expect(inKey.status).toBe(400);
+  });
+});
+
+describe("the lane serves only what Fastify's router takes to the proxy route", () => {
+  it("a backslash after /api: Fastify's 404, not /echo forwarded", async () => {
+    const [backslash] = await sameAsFastify(["/api\\portfolio/echo"]);
+    expect(backslash).toEqual({ status: 404, code: "NOT_FOUND", message: "Route GET /api\\portfolio/echo not found", field: undefined });
+  });
+
+  it("other URLs the router and the proxy's URL parse read differently: the Fastify path's answers", async () => {
+    await sameAsFastify(["/api%2Fportfolio/echo", "/api//portfolio/echo", "/API/portfolio/echo", "/api/docs/openapi.json?x", "/api/health?x=1"]);
+    // (Both take these to the proxy route, which forwards what the URL parse makes of them.)
+    await sameAsFastify(["/api/portfolio\\echo", "/api/./portfolio/echo", "/api/portfolio/echo#frag", "/api/portfolio/echo;x=1", "/api/health/../portfolio/echo"], false);
+  });
+
+  it("an ordinary URL is still the lane's", async () => {
+    const before = await served(rig.lane);
+    const a = await laneAnswer(rig.lane, get("/api/portfolio/echo?q=ok%20"));
+    expect(a.status).toBe(200);
+    expect(await served(rig.lane)).toBeGreaterThan(before);
+  });
+});
