@@ -123,3 +123,44 @@ describe("a request then the client's FIN, as node:http: the connection closed, 
     expect(answers.map((a) => a.text.slice(0, 24))).toEqual(["", "", "HTTP/1.1 400 Bad Request"]);
   });
 });
+
+/** Everything `gw` sends on one connection to a held request, then `more` once the upstream has it; the held answer released after `settleMs`. */
+async function behindHeld(gw: string, path: string, more: Buffer, settleMs = 300): Promise<string> {
+  const { port } = new URL(gw);
+  const seen = rig.upstreamSeen.length;
+  let text = "";
+  const s = connect(Number(port), "127.0.0.1", () => s.write(get(path)));
+  s.on("data", (d: Buffer) => (text += d.toString("latin1")));
+  s.on("error", () => undefined);
+  const closed = new Promise((r) => s.on("close", r));
+  while (rig.upstreamSeen.length === seen) await new Promise((r) => setTimeout(r, 10));
+  s.write(more);
+  await new Promise((r) => setTimeout(r, settleMs)); // (the gateway reads them while the answer is held)
+  rig.releaseHeld();
+  const limit = setTimeout(() => s.destroy(), 5_000);
+  await closed;
+  clearTimeout(limit);
+  return text;
+}
+
+describe("bytes a client sends while the lane's answer is out", () => {
+  it("a request llhttp refuses, behind one being handled: that one's answer with Connection: close, no 400, the close", async () => {
+    const path = "/api/portfolio/held?p=17";
+    const release = setInterval(() => rig.releaseHeld(), 20);
+    try {
+      await laneAnswer(rig.lane, get(path));
+      await answerOf(rig.plain, get(path));
+    } finally {
+      clearInterval(release);
+    }
+    const tls = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]);
+    const before = await served(rig.lane);
+    const [viaLane, viaFastify] = [await behindHeld(rig.lane, path, tls), await behindHeld(rig.plain, path, tls)];
+    expect(await served(rig.lane)).toBe(before + 1);
+    const statuses = (t: string) => [...t.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses(viaLane)).toEqual(statuses(viaFastify));
+    expect(statuses(viaLane)).toEqual(["200"]);
+    expect(/\r\nConnection: close\r\n/.test(viaLane)).toBe(true);
+    expect(/\r\nConnection: close\r\n/.test(viaFastify)).toBe(true);
+  });
+});

@@ -66,6 +66,8 @@ export class LaneConnection {
   private gone = false;
   private parsed: LaneRequest | undefined;
   private completes = 0;
+  private current: LaneRequest | undefined; // (the request the lane handles; `started`: its answer's first bytes written)
+  private started = false;
   private readonly onData = (d: Buffer) => this.read(d);
   private readonly onEnd = () => this.clientEnded();
   /** An answer was written on this connection (its idle timeout is then keepAliveTimeout's, closed silently). */
@@ -104,7 +106,7 @@ export class LaneConnection {
 
   private read(d: Buffer): void {
     if (this.gone) return; // closing after an answer: nothing more is read
-    if (this.busy) return void this.pending.push(d);
+    if (this.busy) return this.pipelined(d);
     this.parser ??= newParser("request", this.lane.maxHeaderSize, {
       headersComplete: (major, minor, headers, method, url, _s, _sm, upgrade, keepAlive) => {
         const name = httpCommon!.methods[method];
@@ -125,7 +127,23 @@ export class LaneConnection {
     const whole = !(r instanceof Error) && this.completes === 1 && d.length >= 4 && d.indexOf("\r\n\r\n") === d.length - 4;
     if (!whole || !req) return this.handOver(d, r instanceof Error ? "parse" : "request");
     this.busy = true;
+    this.current = req;
+    this.started = false;
     this.decide(req, d, 0);
+  }
+
+  /**
+   * Bytes while the lane handles `current`. The kit's rule (client-errors.ts): a request llhttp refuses,
+   * pipelined behind one whose answer is not started, closes the connection after that answer (sent
+   * with Connection: close), and gets no 400 of its own.
+   */
+  private pipelined(d: Buffer): void {
+    this.pending.push(d);
+    if (this.started || !this.current) return;
+    const check = newParser("request", this.lane.maxHeaderSize, { headersComplete: () => 0, messageComplete: () => undefined });
+    const refused = check.execute(Buffer.concat(this.pending)) instanceof Error;
+    check.close();
+    if (refused) [this.current.keepAlive, this.pending] = [false, []];
   }
 
   /** Offers `req` (read as `bytes`) to the lane: served, warmed and offered again, or handed over. */
@@ -162,6 +180,7 @@ export class LaneConnection {
 
   /** Writes (part of) the lane's answer. */
   write(bytes: Buffer): boolean {
+    this.started = true;
     return !this.gone && this.socket.write(bytes);
   }
 
