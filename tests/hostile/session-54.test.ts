@@ -26,13 +26,14 @@
  * carried into the next answer on that upstream connection, a client reset mid-stream holding its
  * upstream connection for good, close-delimited and 1xx upstream answers, a query holding %00.
  */
-import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { createServer } from "node:http";
 import { describe, expect, it } from "vitest";
 import { jwtKey, signAccessToken } from "../../services/src/kit";
 import { answerOf, get, json, laneAnswer, rig, served, useFastLaneRig } from "../helpers/fast-lane-rig";
 import { KeepAliveClient } from "../helpers/keep-alive-client";
 import { newKeyHolder, parseAnswers } from "../helpers/raw-http";
+import { rawUpstream } from "../helpers/raw-upstream";
 
 useFastLaneRig();
 
@@ -437,26 +438,6 @@ describe("connection behaviour", () => {
     }
   }, 120_000);
 });
-
-/** A stand-in upstream written byte for byte: each request head answered by `answers[path]` (else a small 200). */
-async function rawUpstream(answers: Record<string, (s: Socket) => void>): Promise<{ url: string; server: NetServer }> {
-  const server = createNetServer((s) => {
-    let buf = "";
-    s.on("error", () => undefined);
-    s.on("data", (d: Buffer) => {
-      buf += d.toString("latin1");
-      for (let end = buf.indexOf("\r\n\r\n"); end >= 0; end = buf.indexOf("\r\n\r\n")) {
-        const path = buf.slice(0, end).split(" ")[1].slice(1).split("?")[0];
-        buf = buf.slice(end + 4);
-        const answer = answers[path];
-        if (answer) answer(s);
-        else s.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
-}
 
 describe("an upstream's malformed, huge or cut answers", () => {
   it("answered the same both ways: framing refused, bad statuses, cut bodies, hop-by-hop headers", async () => {

@@ -182,7 +182,7 @@ export default defineService({
       const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams });
       const off = fastLaneOff(ctx);
       if (off) log.info({ reason: off }, "gateway fast lane off");
-      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS });
+      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers });
     });
   },
 });

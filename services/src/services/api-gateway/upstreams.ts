@@ -107,12 +107,34 @@ export function answerHeaders(headers: IncomingHttpHeaders, streamed: boolean): 
   return out;
 }
 
+/**
+ * When each upstream (its host:port) last answered, any status: one record for the gateway's two ways
+ * to it, Upstreams and the fast lane's pool, so that a connection closed right after an answer that
+ * went either way is "restarting" (until session 54 each kept its own and the lane said "unavailable").
+ */
+export class UpstreamAnswerTimes {
+  private readonly at = new Map<string, number>();
+
+  answered(host: string): void {
+    this.at.set(host, performance.now());
+  }
+
+  /** Whether `host` answered within RESTART_WINDOW_MS. */
+  recent(host: string): boolean {
+    const at = this.at.get(host);
+    return at !== undefined && performance.now() - at < RESTART_WINDOW_MS;
+  }
+}
+
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
-  /** performance.now() of each upstream's last answer (any status). */
-  private readonly answeredAt = new Map<string, number>();
+  /** Each base's host:port, the key of `answers`. */
+  private readonly hosts = new Map<string, string>();
 
-  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number }) {}
+  constructor(
+    private readonly o: { connections: number; keepAliveTimeoutMs: number },
+    readonly answers = new UpstreamAnswerTimes(),
+  ) {}
 
   /** Resolves with the answer; rejects with UpstreamError when none arrived. */
   send(base: string, req: UpstreamRequest): Promise<UpstreamAnswer> {
@@ -120,22 +142,19 @@ export class Upstreams {
     if (!pool) {
       pool = new Pool(base, { connections: this.o.connections, pipelining: 1, keepAliveTimeout: this.o.keepAliveTimeoutMs });
       this.pools.set(base, pool);
+      this.hosts.set(base, new URL(base).host);
     }
+    const host = this.hosts.get(base)!;
     return new Promise((resolve, reject) =>
       dispatch(
         pool, req, 0,
         (answer) => {
-          this.answeredAt.set(base, performance.now());
+          this.answers.answered(host);
           resolve(answer);
         },
-        (e) => reject(e instanceof UpstreamError && (e.failure === "refused" || e.failure === "closed") && this.answeredWithin(base, RESTART_WINDOW_MS) ? new UpstreamError(e.failure, e.cause as Error, true) : e),
+        (e) => reject(e instanceof UpstreamError && (e.failure === "refused" || e.failure === "closed") && this.answers.recent(host) ? new UpstreamError(e.failure, e.cause as Error, true) : e),
       ),
     );
-  }
-
-  private answeredWithin(base: string, ms: number): boolean {
-    const at = this.answeredAt.get(base);
-    return at !== undefined && performance.now() - at < ms;
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,7 @@ import type { Authenticator } from "../authenticate";
 import type { GatewayContext } from "../config";
 import type { GatewayLimits } from "../limits";
 import type { ProxyShared } from "../proxy";
+import type { UpstreamAnswerTimes } from "../upstreams";
 import type { UsageEmitter } from "../usage";
 import { LaneListener } from "./connections";
 import { FastifyRouteCheck, type FindRoute } from "./fastify-route";
@@ -37,6 +38,8 @@ export interface FastLaneParts {
   limits: GatewayLimits;
   usage: UsageEmitter | undefined;
   security: Readonly<Record<string, string>>;
+  /** The Fastify path's record of each upstream's last answer (../upstreams.ts Upstreams.answers), shared. */
+  upstreamAnswers: UpstreamAnswerTimes;
 }
 
 /** Why the lane is off (undefined: on). */
@@ -50,7 +53,7 @@ export function fastLaneOff(ctx: GatewayContext): string | undefined {
 /** Takes over the server's connections (see the file's comment). */
 export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const { config: cfg, app, log } = ctx;
-  const pool = new UpstreamPool({ connections: 128, keepAliveTimeoutMs: 30_000 });
+  const pool = new UpstreamPool({ connections: 128, keepAliveTimeoutMs: 30_000, answers: p.upstreamAnswers });
   let closing = false;
   const deps: LaneDeps = {
     server: app.server,

@@ -79,6 +79,12 @@ export function newParser(type: "request" | "response", maxHeaderSize: number, c
     return cb.headersComplete(major, minor, headers, method, url, statusCode, statusMessage, upgrade, keepAlive);
   };
   parser[HTTPParser.kOnBody] = cb.body ?? (() => undefined);
-  parser[HTTPParser.kOnMessageComplete] = cb.messageComplete;
+  parser[HTTPParser.kOnMessageComplete] = () => {
+    // An answer's trailers come through kOnHeaders after its head: dropped, as the Fastify path
+    // drops them (until session 54 they became the next answer's head on a pooled connection).
+    partHeaders = [];
+    partUrl = "";
+    return cb.messageComplete();
+  };
   return parser;
 }

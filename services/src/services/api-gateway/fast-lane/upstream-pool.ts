@@ -16,9 +16,9 @@
  * connection; failing again, it is `restarting` when the upstream answered within RESTART_WINDOW_MS.
  */
 import { connect, type Socket } from "node:net";
-import { LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../../kit";
-import { BUFFER_LIMIT_BYTES, RESTART_WINDOW_MS, type UpstreamFailure } from "../upstreams";
+import { BUFFER_LIMIT_BYTES, type UpstreamAnswerTimes, type UpstreamFailure } from "../upstreams";
 import { newParser, type LlhttpParser } from "./llhttp";
+import { closedError, failureOf, lengthMismatch } from "./upstream-failures";
 
 export interface PooledAnswer {
   statusCode: number;
@@ -65,7 +65,9 @@ class UpstreamConnection {
   ) {
     this.socket = connect({ port, host, noDelay: true });
     this.parser = newParser("response", 0, {
-      headersComplete: (_maj, _min, headers, _m, _u, statusCode, _sm, _up, keepAlive) => {
+      headersComplete: (_maj, _min, headers, _m, _u, statusCode, _sm, upgrade, keepAlive) => {
+        // A 101 (never asked for): no HTTP follows; taken as a closed connection, as undici does.
+        if (upgrade || statusCode === 101) return void this.fail(closedError());
         this.status = statusCode;
         this.rawHeaders = headers ?? [];
         this.keepAlive = keepAlive;
@@ -76,11 +78,12 @@ class UpstreamConnection {
     });
     this.socket.on("data", (d: Buffer) => {
       this.received = true;
-      const r = this.parser.execute(d);
-      if (r instanceof Error) this.fail(r);
+      this.failed(this.parser.execute(d));
     });
+    // An answer without a length ends at the close (Connection: close, HTTP/1.0); one cut short is a closed connection (undici's).
+    this.socket.on("end", () => void (this.exchange && this.parser.finish() instanceof Error && this.fail(closedError())));
     this.socket.on("error", (err) => this.fail(err));
-    this.socket.on("close", () => this.fail(Object.assign(new Error("upstream connection closed"), { code: "ECONNRESET" })));
+    this.socket.on("close", () => this.fail(closedError()));
     this.socket.on("timeout", () => {
       if (!this.exchange) this.socket.destroy(); // idle past keepAliveTimeoutMs
     });
@@ -116,18 +119,24 @@ class UpstreamConnection {
   }
 
   private onComplete(): void {
+    if (this.status < 200) return; // 103 Early Hints, 100 Continue: the answer comes next (undici skips them too)
+    // A 204's or 304's Content-Length (read as bodiless): no answer, as undici's length check says.
+    if (!this.exchange?.head_only && !this.sink && lengthMismatch(this.rawHeaders, this.size)) return this.fail(new Error("upstream answer length mismatch"));
     const x = this.exchange;
     this.exchange = undefined;
     const sink = this.sink;
     this.sink = undefined;
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
-    this.pool.answeredAt = performance.now();
+    this.pool.answers.answered(this.pool.key);
     if (this.keepAlive && !this.socket.destroyed) this.pool.release(this);
     else this.socket.destroy();
     if (sink) sink.write(null);
     else x?.onAnswer({ statusCode: this.status, rawHeaders: this.rawHeaders, body });
   }
+
+  /** What the parser said: an Error fails the connection. */
+  private failed = (r: number | Error | undefined): void => void (r instanceof Error && this.fail(r));
 
   /** The connection is done for; a request on it fails (once). */
   fail(err: Error): void {
@@ -150,15 +159,7 @@ class UpstreamConnection {
   }
 }
 
-/** Why a connection failed, as ../upstreams.ts tells it (a parse error: "failed"). */
-function failureOf(err: Error): UpstreamFailure {
-  const code = (err as { code?: string }).code ?? "";
-  return REFUSED_CONNECTION_CODES.has(code) ? "refused" : LOST_CONNECTION_CODES.has(code) ? "closed" : "failed";
-}
-
 class BasePool {
-  /** performance.now() of the upstream's last answer (any status). */
-  answeredAt: number | undefined;
   private readonly idle: UpstreamConnection[] = [];
   private readonly all = new Set<UpstreamConnection>();
   private readonly waiting: PooledRequest[] = [];
@@ -168,11 +169,14 @@ class BasePool {
     private readonly host: string,
     private readonly max: number,
     readonly keepAliveTimeoutMs: number,
+    /** The gateway's record of each upstream's last answer (../upstreams.ts), keyed by `key` (host:port). */
+    readonly answers: UpstreamAnswerTimes,
+    readonly key: string,
   ) {}
 
-  /** A connection for one exchange, now or when one is free. */
-  acquire(r: PooledRequest): void {
-    const c = this.idle.pop();
+  /** A connection for one exchange, now or when one is free; `fresh`: a new one (a resend, as undici's). */
+  acquire(r: PooledRequest, fresh = false): void {
+    const c = fresh ? undefined : this.idle.pop();
     if (c) return r.take(c);
     if (this.all.size < this.max) {
       const fresh = new UpstreamConnection(this, this.port, this.host);
@@ -253,10 +257,9 @@ class PooledRequest implements Carried, Sent {
     if (!this.retried && transient && !received && !this.abandoned) {
       this.retried = true;
       this.current = undefined;
-      return this.pool.acquire(this);
+      return this.pool.acquire(this, true);
     }
-    const at = this.pool.answeredAt;
-    this.x.onFailure(err, failure, received, transient && at !== undefined && performance.now() - at < RESTART_WINDOW_MS);
+    this.x.onFailure(err, failure, received, transient && this.pool.answers.recent(this.pool.key));
   }
 
   abandon(): void {
@@ -269,7 +272,7 @@ class PooledRequest implements Carried, Sent {
 export class UpstreamPool {
   private readonly bases = new Map<string, BasePool>();
 
-  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number }) {}
+  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number; answers: UpstreamAnswerTimes }) {}
 
   /**
    * Sends `x` to `base` (http://host:port). A request whose connection was refused or closed before
@@ -281,7 +284,7 @@ export class UpstreamPool {
     const key = base.host;
     let pool = this.bases.get(key);
     if (!pool) {
-      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs);
+      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs, this.o.answers, key);
       this.bases.set(key, pool);
     }
     const sent = new PooledRequest(pool, x);
