@@ -5,7 +5,7 @@
  * written byte for byte (tests/helpers/raw-upstream.ts), the answers compared.
  */
 import { createServer } from "node:http";
-import type { Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answerOf, get, laneAnswer, rig, served, shape, useFastLaneRig } from "../helpers/fast-lane-rig";
 import type { KeptAnswer } from "../helpers/keep-alive-client";
@@ -115,4 +115,39 @@ describe("the fast lane takes an upstream's answer as the Fastify path", () => {
     expect(a.plain.body).toContain("is restarting; retry");
     expect(compared(a.lane)).toEqual(compared(a.plain));
   }, 60_000);
+
+  it("holds no more upstream connections than the Fastify path after clients reset mid-stream (4 MiB answers)", async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024, 120);
+    const upstream = createServer((_req, res) => res.end(big));
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const env = { SERVICE_PORTFOLIO_MANAGER_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` };
+    const held: Record<string, number> = {};
+    try {
+      for (const [name, gw] of [["lane", await rig.gateway(env)], ["plain", await rig.gateway({ ...env, GATEWAY_FAST_LANE: "false" })]] as const) {
+        if (name === "lane") await laneAnswer(gw, get("/api/portfolio/big"));
+        const before = await served(gw);
+        for (let i = 0; i < 5; i++) {
+          // A client that reads about 100 KB of the answer, then resets its connection.
+          await new Promise<void>((resolve) => {
+            let n = 0;
+            const s = connect(Number(new URL(gw).port), "127.0.0.1", () => s.write(get("/api/portfolio/big")));
+            s.on("data", (d: Buffer) => {
+              n += d.length;
+              if (n > 100 * 1024 && !s.destroyed) s.resetAndDestroy();
+            });
+            s.on("error", () => undefined);
+            s.on("close", () => resolve());
+          });
+        }
+        if (name === "lane") expect((await served(gw)) - before).toBe(5);
+        await new Promise((r) => setTimeout(r, 3_000));
+        held[name] = await new Promise<number>((r) => upstream.getConnections((_e, c) => r(c)));
+        upstream.closeAllConnections(); // the next gateway's count its own
+      }
+      expect(held.lane).toBeLessThanOrEqual(held.plain);
+    } finally {
+      upstream.closeAllConnections();
+      upstream.close();
+    }
+  }, 90_000);
 });
