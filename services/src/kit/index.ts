@@ -40,6 +40,7 @@ export { awaitsContinue } from "./request-framing";
 export { cursorPage, pageOf, unknownCursor } from "./paging";
 export { EARLIEST_INSTANT, LATEST_INSTANT, isPlatformInstant } from "./instants";
 export { afterGrace, unlessAborted, withTimeout } from "./deadline";
+export { scrapeRead } from "./scrape-read";
 export { alreadyReplayed, DeadLetterIdParams, ReplayedAnswer } from "./dead-letter-replays";
 export { SendDeadlineError, type DeadlineProducer } from "./datastores/kafka-deadline";
 export { ErrorResponse, NoContent, Nullable, OPENAPI_DOCUMENT_PATH, OPENAPI_VERSION, ResponseObject } from "./openapi";

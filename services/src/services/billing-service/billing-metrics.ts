@@ -10,21 +10,11 @@
  */
 import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
-import { withTimeout } from "../../kit";
+import { scrapeRead } from "../../kit";
 import type { HeldCharges } from "./held-charges";
 
 export function registerHeldChargeGauges(registry: Registry, read: () => Promise<HeldCharges>, log: Logger, timeoutMs = 2_000): void {
-  let inflight: Promise<HeldCharges | undefined> | undefined;
-  const bounded = async (): Promise<HeldCharges | undefined> => {
-    try {
-      return await withTimeout(read(), timeoutMs, "the held charges");
-    } catch (err) {
-      log.warn({ err: { message: (err as Error).message } }, "held charges unavailable; gauges left empty for this scrape");
-      return undefined;
-    }
-  };
-  // Prometheus collects every metric of a scrape at once: the first gauge starts the read, the others join it.
-  const held = () => (inflight ??= bounded().finally(() => (inflight = undefined)));
+  const held = scrapeRead(read, "the held charges", log, timeoutMs);
   const gauge = (name: string, help: string, pick: (h: HeldCharges) => number | null) =>
     new Gauge({
       name,

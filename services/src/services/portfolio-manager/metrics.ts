@@ -8,21 +8,11 @@
  */
 import type { Logger } from "pino";
 import { Gauge, type Registry } from "prom-client";
-import { withTimeout } from "../../kit";
+import { scrapeRead } from "../../kit";
 import type { PortfolioTotals } from "./domain";
 
 export function registerPortfolioGauges(registry: Registry, read: () => Promise<PortfolioTotals>, log: Logger, timeoutMs = 2_000): void {
-  let inflight: Promise<PortfolioTotals | undefined> | undefined;
-  const bounded = async (): Promise<PortfolioTotals | undefined> => {
-    try {
-      return await withTimeout(read(), timeoutMs, "the portfolio totals");
-    } catch (err) {
-      log.warn({ err: { message: (err as Error).message } }, "portfolio totals unavailable; gauges left empty for this scrape");
-      return undefined;
-    }
-  };
-  // Prometheus collects every metric of a scrape at once: the first gauge starts the read, the others join it.
-  const totals = () => (inflight ??= bounded().finally(() => (inflight = undefined)));
+  const totals = scrapeRead(read, "the portfolio totals", log, timeoutMs);
 
   new Gauge({
     name: "portfolio_realized_pnl",
