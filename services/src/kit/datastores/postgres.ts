@@ -123,15 +123,78 @@ export async function prepareStatements(client: ClientBase, statements: readonly
   for (const s of due) done.set(s.name, now);
 }
 
-export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
+/** SQLSTATE too_many_connections: the server (max_connections), the role's or the database's CONNECTION LIMIT refused a new connection. */
+export const TOO_MANY_CONNECTIONS = "53300";
+/** The first and the longest pause between two tries of a connection the server refused as too many. */
+const REFUSED_RETRY_FIRST_MS = 10;
+const REFUSED_RETRY_MAX_MS = 250;
+/** At most one warning per this long that a pool waited for a connection the server refused. */
+const REFUSED_WARN_EVERY_MS = 10_000;
+
+type ConnectCallback = (err: Error | undefined, client?: PoolClient, done?: (release?: unknown) => void) => void;
+
+/**
+ * A pg Pool whose checkout (`connect`, which pool.query and transactions go through) waits when
+ * PostgreSQL refuses a new connection as one too many (53300), instead of failing the request. pg-pool
+ * gives up at the first refusal: a burst of 10 requests growing a pool of 10 on a server at its
+ * max_connections got the refusal for every connection past the server's last free slot, and each of
+ * those requests answered 503 DATASTORE_UNAVAILABLE (session 55: 1 of 10 concurrent backtest
+ * submissions, 2 of 10 concurrent creations of one plan in tests/hostile/races.test.ts, with two full
+ * suites sharing this host), though the pool's own connections were free again milliseconds later.
+ * A refusal is tried again (a checkout takes an idle connection of the pool's first, or a new one
+ * once the server has a slot) with a growing pause, until POSTGRES_CONNECT_TIMEOUT_MS has passed since
+ * the first try: the wait for a connection the pool already has is bounded alike. A server that takes
+ * no connection for that long is an outage: the refusal is thrown, transient (503 DATASTORE_UNAVAILABLE).
+ * Only 53300: nothing was sent, so a try again runs no statement twice; a refused or lost connection,
+ * a server starting up or shutting down stay the outages they are (kit transient-errors.ts).
+ */
+function patientPool(config: PoolConfig, log: Logger): Pool {
   const { Pool } = pgModule();
-  const pool: Pool = new Pool({
-    connectionString: cfg.POSTGRES_URL,
-    max: cfg.POSTGRES_POOL_MAX,
-    connectionTimeoutMillis: cfg.POSTGRES_CONNECT_TIMEOUT_MS,
-    idleTimeoutMillis: 30_000,
-    ...extra,
-  });
+  const budgetMs = config.connectionTimeoutMillis || 0;
+  let warnedAt = -Infinity;
+  class PatientPool extends Pool {
+    // pg-pool's signature: a promise without a callback; with one, the callback and no promise.
+    connect(): Promise<PoolClient>;
+    connect(callback: ConnectCallback): void;
+    connect(callback?: ConnectCallback): Promise<PoolClient> | void {
+      const checkout = this.checkoutPatiently();
+      if (!callback) return checkout;
+      checkout.then(
+        (client) => callback(undefined, client, (release) => client.release(release as Error | boolean | undefined)),
+        (err: Error) => callback(err, undefined, () => undefined),
+      );
+    }
+
+    private async checkoutPatiently(): Promise<PoolClient> {
+      const until = performance.now() + budgetMs;
+      for (let pauseMs = REFUSED_RETRY_FIRST_MS; ; pauseMs = Math.min(pauseMs * 2, REFUSED_RETRY_MAX_MS)) {
+        try {
+          return await super.connect();
+        } catch (e) {
+          if ((e as { code?: unknown }).code !== TOO_MANY_CONNECTIONS || this.ending || performance.now() + pauseMs > until) throw e;
+          if (performance.now() - warnedAt >= REFUSED_WARN_EVERY_MS) {
+            warnedAt = performance.now();
+            log.warn({ pool: { total: this.totalCount, idle: this.idleCount, waiting: this.waitingCount } }, "postgres refused a new connection (too many connections): waiting for one");
+          }
+          await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        }
+      }
+    }
+  }
+  return new PatientPool(config);
+}
+
+export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
+  const pool: Pool = patientPool(
+    {
+      connectionString: cfg.POSTGRES_URL,
+      max: cfg.POSTGRES_POOL_MAX,
+      connectionTimeoutMillis: cfg.POSTGRES_CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      ...extra,
+    },
+    log,
+  );
   // A connection lost (the server restarted, pg_terminate_backend, a network cut) must not crash the
   // process. pg-pool listens for a client's 'error' only while it is idle and drops that listener at
   // checkout, so a client held through pool.connect() (a transaction, charge-locks' advisory locks, the
