@@ -89,11 +89,19 @@ export class PaymentMethodData {
   async saveCustomer(userId: string, customerId: string): Promise<string | "account_deleted"> {
     return this.pg.transaction(async (c) => {
       if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
-      const { rows } = await c.query<{ customer_id: string }>(
-        `INSERT INTO pay_customers (user_id, customer_id) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING customer_id`,
+      // ON CONFLICT without a target: every unique index is an arbiter. Two first saves at once get the
+      // same customer from the processor (its Idempotency-Key is the user's), and `ON CONFLICT (user_id)`
+      // arbitrated only user_id: when both passed its check before either's row was indexed, the second
+      // failed on customer_id's index (23505, a 500; session 55, the race suite on a loaded host).
+      const inserted = await c.query<{ customer_id: string }>(
+        `INSERT INTO pay_customers (user_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING customer_id`,
         [userId, customerId],
       );
-      return rows[0].customer_id;
+      if (inserted.rows[0]) return inserted.rows[0].customer_id;
+      // The conflicting row committed before DO NOTHING decided: this statement's snapshot sees it.
+      const kept = await c.query<{ customer_id: string }>("SELECT customer_id FROM pay_customers WHERE user_id = $1", [userId]);
+      if (!kept.rows[0]) throw new Error(`the processor's customer ${customerId} is recorded for another user`);
+      return kept.rows[0].customer_id;
     });
   }
 
