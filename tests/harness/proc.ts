@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { releasePort, reservePort } from "./port-reservations";
 
 /**
  * A free TCP port on 127.0.0.1 for a server started later (a JVM binds it seconds after). Taken
@@ -16,20 +17,31 @@ import { randomBytes } from "node:crypto";
  * `listen(0)` or an outgoing connection meanwhile: a port from bind(0) was once taken in that gap
  * and a private Kafka failed to start (CI, 2026-11-30). Each test worker has its own slice
  * (VITEST_POOL_ID; the main process slice 0) and never hands out a port twice; 20000-29999 stays
- * clear of Kubernetes NodePorts (30000-32767).
+ * clear of Kubernetes NodePorts (30000-32767). Another test run on the machine draws from the same
+ * slices, so each port is also reserved machine-wide (./port-reservations.ts: a file per port,
+ * owned by this process until it exits) before the probe: the probe alone let the other run's
+ * server bind a port between it and ours (fleet-metrics, EADDRINUSE, session 54). The probe stays,
+ * for programs outside the harness.
  */
 export async function freePort(): Promise<number> {
   const slice = Number(process.env.VITEST_POOL_ID ?? 0) % FREE_PORT_SLICES;
   const base = FREE_PORT_BASE + slice * FREE_PORT_SLICE_SIZE;
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = base + Math.floor(Math.random() * FREE_PORT_SLICE_SIZE);
-    if (handedOut.has(port)) continue;
-    if (await tryListen(port)) {
-      handedOut.add(port);
-      return port;
-    }
+    if (await takePort(port)) return port;
   }
   throw new Error(`no free loopback port in ${base}-${base + FREE_PORT_SLICE_SIZE - 1} after 200 tries`);
+}
+
+/** Hands `port` out when no process (this one included) has it and nothing listens on it now. */
+async function takePort(port: number): Promise<boolean> {
+  if (handedOut.has(port) || !reservePort(port)) return false;
+  if (await tryListen(port)) {
+    handedOut.add(port);
+    return true;
+  }
+  releasePort(port); // held by a program outside the harness
+  return false;
 }
 const FREE_PORT_BASE = 20_000;
 const FREE_PORT_SLICE_SIZE = 2_000;
@@ -58,10 +70,9 @@ function tryListen(port: number): Promise<boolean> {
 export async function freePortPair(): Promise<[number, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const p = await freePort();
-    if (p < 65535 && !handedOut.has(p + 1) && (await tryListen(p + 1))) {
-      handedOut.add(p + 1);
-      return [p, p + 1];
-    }
+    if (p < 65535 && (await takePort(p + 1))) return [p, p + 1];
+    handedOut.delete(p); // unused: back to every process
+    releasePort(p);
   }
   throw new Error("no two consecutive free loopback ports after 50 tries");
 }

@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { catalog } from "../../catalog";
 import { EDGE_ERRORS_PORT, EDGE_ERRORS_STATUS_PORT, errorPagesConfig } from "../../components/edge/error-pages";
+import { freePort } from "../harness/proc";
 import { NGINX_HTTP_PORT, NGINX_HTTPS_PORT, nginxConfig, publicRoutes, TLS_DIR } from "../../components/edge/nginx";
 
 export interface EdgeNginx {
@@ -19,14 +20,12 @@ export interface EdgeNginx {
   stop(): Promise<void>;
 }
 
-/** A free loopback port (closed again before it is returned). */
-export const freeLoopbackPort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+/**
+ * A free loopback port for nginx to bind later: the harness's (reserved machine-wide, below the
+ * ephemeral range). Before, a port from listen(0), closed again, could be taken before nginx bound
+ * it (an outgoing connection, another run's listen(0)).
+ */
+export const freeLoopbackPort = freePort;
 
 /** A throwaway self-signed EC certificate for localhost in `dir`/tls (tls.crt, tls.key), as the edge reads them. */
 export function throwawayTls(dir: string): void {

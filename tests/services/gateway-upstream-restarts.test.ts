@@ -11,8 +11,8 @@
  *   connection and answered; a POST is not sent twice (502 at warn).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../harness/proc";
 import { useServers } from "../harness/shared";
 import { startServiceProcess, type ServiceProcess } from "../helpers/service-process";
 
@@ -59,13 +59,6 @@ async function stopUpstream(u: Upstream): Promise<void> {
   await exited;
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 
 let upPort: number;
 let gw: ServiceProcess;
