@@ -19,71 +19,23 @@
  * - a payments.events message whose currency is missing or none the platform books is set aside in
  *   consumer_dead_letters, the reason naming currency, and billing goes on with the next message.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import billingService from "../../services/src/services/billing-service";
-import paymentService from "../../services/src/services/payment-service";
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
 import { ensureAccount } from "../helpers/accounts";
-import { FakeCardProcessor } from "../fakes/card-processor";
+import { useBillingPaymentRig } from "../helpers/billing-payment-rig";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
-const srv = useServers("postgres", "kafka");
-const run = randomBytes(3).toString("hex");
-const BASIC = `basic-${run}`;
-const GROUP = `billing-${run}`;
-const fake = new FakeCardProcessor();
-const services: Service<any>[] = [];
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
-let pool: InstanceType<typeof pg.Pool>;
-let kafka: InstanceType<typeof kafkajs.Kafka>;
-let payments = "";
-let billing = "";
+const rig = useBillingPaymentRig({ processorMode: "async" });
+const { run, group: GROUP, plan: BASIC, fake, admin } = rig;
 
-beforeAll(async () => {
-  await fake.start();
-  fake.mode = "async";
-  const env: Record<string, string> = {
-    ...srv.env, ...fake.env, LOG_LEVEL: "silent", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500",
-    PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50",
-    BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: GROUP,
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-  const groups = kafka.admin();
-  await groups.connect();
-  await ensureKafkaTopics(groups);
-  const p = await createService(paymentService, { env, defaultMetrics: false });
-  services.push(p);
-  payments = await p.listen({ port: 0, host: "127.0.0.1" });
-  const b = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: payments }, defaultMetrics: false });
-  services.push(b);
-  billing = await b.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${payments}/webhooks/processor`;
-  await waitUntil("billing's consumer group stable", async () => (await groups.describeGroups([GROUP])).groups.every((g) => g.state === "Stable" && g.members.length > 0), 240_000, 500);
-  await groups.disconnect();
-  const plan = await http("POST", `${billing}/plans`, { body: { id: BASIC, name: "Basic", currency: "usd", amount: 1_000, interval: "month" }, headers: admin });
-  expect(plan.status, JSON.stringify(plan.body)).toBe(201);
-}, 300_000);
-
-afterAll(async () => {
-  for (const s of services.reverse()) await s.close().catch(() => undefined);
-  await pool?.end();
-  await fake.stop();
-});
-
-const q = async (sql: string, args: unknown[]) => (await pool.query(sql, args)).rows;
+const q = async (sql: string, args: unknown[]) => (await rig.pool.query(sql, args)).rows;
 /** A user with an account and a card saved at payment-service, subscribed to BASIC (its first charge processing at the processor). */
 async function subscribed() {
   const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
-  await ensureAccount(pool, user["x-user-id"]);
-  const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+  await ensureAccount(rig.pool, user["x-user-id"]);
+  const card = await http("POST", `${rig.payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
   expect(card.status, JSON.stringify(card.body)).toBe(201);
-  const sub = await http("POST", `${billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
+  const sub = await http("POST", `${rig.billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
   expect(sub.status, JSON.stringify(sub.body)).toBe(201);
   const [inv] = await q("SELECT invoice_id, last_payment_id FROM bil_invoices WHERE user_id = $1", [user["x-user-id"]]);
   const [intent] = await q("SELECT intent_id, processor_intent_id, status FROM pay_intents WHERE intent_id = $1", [inv.last_payment_id]);
@@ -101,7 +53,7 @@ async function expectFailedAttempt(p: { subscriptionId: string; invoiceId: strin
 }
 const invoice = async (invoiceId: string) => (await q("SELECT status, attempts, next_attempt_at FROM bil_invoices WHERE invoice_id = $1", [invoiceId]))[0];
 const reconcile = async () => {
-  const r = await http("POST", `${payments}/reconcile`, { headers: admin });
+  const r = await http("POST", `${rig.payments}/reconcile`, { headers: admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body as { actions: { kind: string; intentId: string; to?: string }[] };
 };
@@ -152,7 +104,7 @@ describe("payments.events between payment-service and billing-service", () => {
   it("settling a give-back's amount_mismatch issue credits on the subscription what did not go back, once", async () => {
     const { user, subscriptionId, invoiceId, intentId } = await subscribed();
     // Cancelled while the charge is processing: the invoice is void, nothing is owed for it.
-    const cancel = await http("POST", `${billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
+    const cancel = await http("POST", `${rig.billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
     expect((await invoice(invoiceId)).status).toBe("void");
     // The charge succeeds; billing gives it back, and the processor refunds 700 of the 1,000 asked.
@@ -163,10 +115,10 @@ describe("payments.events between payment-service and billing-service", () => {
     } finally {
       fake.refundsDiverge = undefined;
     }
-    const issues = (await http("GET", `${payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; intentId: string; processorAmount: number }[];
+    const issues = (await http("GET", `${rig.payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; intentId: string; processorAmount: number }[];
     const issue = issues.find((i) => i.intentId === intentId)!;
     expect(issue).toMatchObject({ kind: "amount_mismatch", processorAmount: 700 });
-    const settled = await http("POST", `${payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor refunded 7.00 of the 10.00 asked" }, headers: admin });
+    const settled = await http("POST", `${rig.payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor refunded 7.00 of the 10.00 asked" }, headers: admin });
     expect([settled.status, settled.body.settledStatus, settled.body.refund?.amount], JSON.stringify(settled.body)).toEqual([200, "succeeded", 700]);
     const credit = async () => (await q("SELECT credit_balance::int AS c FROM bil_subscriptions WHERE subscription_id = $1", [subscriptionId]))[0].c as number;
     await waitUntil("billing credited the shortfall", async () => (await credit()) === 300, 60_000);
@@ -190,7 +142,7 @@ describe("payments.events between payment-service and billing-service", () => {
 
   it("a give-back's refund the processor paid out at less than booked: the settle books its amount (payment.refund_adjusted), billing credits the difference, once", async () => {
     const { user, subscriptionId, invoiceId, intentId } = await subscribed();
-    const cancel = await http("POST", `${billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
+    const cancel = await http("POST", `${rig.billing}/subscriptions/${subscriptionId}/cancel`, { body: { atPeriodEnd: false }, headers: user });
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
     // The charge succeeds for the void invoice; billing gives it back, refunded and booked in full.
     await fake.settle((i) => i.metadata.intent_id === intentId);
@@ -199,11 +151,11 @@ describe("payments.events between payment-service and billing-service", () => {
     // The processor's record of it says 6.00 (it paid out less): the re-check finds it, an amount_mismatch issue.
     fake.refundOf(refundId).amount = 600;
     await q("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refundId]);
-    expect((await http("POST", `${payments}/reconcile`, { headers: admin })).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
-    const issues = (await http("GET", `${payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; refundId: string }[];
+    expect((await http("POST", `${rig.payments}/reconcile`, { headers: admin })).body.rechecked.filter((x: { refundId: string }) => x.refundId === refundId)).toEqual([expect.objectContaining({ outcome: "mismatch" })]);
+    const issues = (await http("GET", `${rig.payments}/refund-issues`, { headers: admin })).body.issues as { id: string; kind: string; refundId: string }[];
     const issue = issues.find((i) => i.refundId === refundId)!;
     expect(issue).toMatchObject({ kind: "amount_mismatch" });
-    const settled = await http("POST", `${payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor paid out 6.00 of the 10.00" }, headers: admin });
+    const settled = await http("POST", `${rig.payments}/refund-issues/${issue.id}/settle`, { body: { note: "the processor paid out 6.00 of the 10.00" }, headers: admin });
     expect([settled.status, settled.body.settledStatus, settled.body.refund?.amount, settled.body.refund?.requestedAmount], JSON.stringify(settled.body)).toEqual([200, "succeeded", 600, 1_000]);
     const [sent] = await q("SELECT payload FROM pay_outbox WHERE event_id = $1", [`refund:${refundId}:adjusted`]);
     expect(sent.payload).toMatchObject({ type: "payment.refund_adjusted", refundId, refundedAmount: 600, previousRefundedAmount: 1_000, currency: "usd", paymentCurrency: "usd" });
@@ -240,7 +192,7 @@ describe("payments.events between payment-service and billing-service", () => {
 });
 
 async function publish(messages: { key: string; value: string }[]): Promise<void> {
-  const producer = kafka.producer();
+  const producer = rig.kafka.producer();
   await producer.connect();
   await producer.send({ topic: "payments.events", messages });
   await producer.disconnect();

@@ -12,75 +12,29 @@
  *   money whatever its amount: reconciliation or its webhook closes it canceled (payment.failed), the issue is
  *   resolved, and billing counts the failed attempt and clears the hold, so dunning goes on.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { ensureKafkaTopics, runPostgresMigrations } from "../../services/src/migrations";
-import billingService from "../../services/src/services/billing-service";
-import paymentService from "../../services/src/services/payment-service";
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
 import { ensureAccount } from "../helpers/accounts";
-import { FakeCardProcessor } from "../fakes/card-processor";
+import { useBillingPaymentRig } from "../helpers/billing-payment-rig";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
-const srv = useServers("postgres", "kafka");
-const run = randomBytes(3).toString("hex");
-const BASIC = `basic-${run}`;
-const GROUP = `billing-${run}`;
-const fake = new FakeCardProcessor();
-const services: Service<any>[] = [];
-const admin = { "x-user-id": randomUUID(), "x-user-role": "admin", "x-auth-method": "jwt" };
-let pool: InstanceType<typeof pg.Pool>;
-let payments = "";
-let billing = "";
+const rig = useBillingPaymentRig();
+const { plan: BASIC, fake, admin } = rig;
 
-beforeAll(async () => {
-  await fake.start();
-  const env: Record<string, string> = {
-    ...srv.env, ...fake.env, LOG_LEVEL: "silent", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500",
-    PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50",
-    BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: GROUP,
-  };
-  pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  const kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-  const groups = kafka.admin();
-  await groups.connect();
-  await ensureKafkaTopics(groups);
-  const p = await createService(paymentService, { env, defaultMetrics: false });
-  services.push(p);
-  payments = await p.listen({ port: 0, host: "127.0.0.1" });
-  const b = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: payments }, defaultMetrics: false });
-  services.push(b);
-  billing = await b.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${payments}/webhooks/processor`;
-  await waitUntil("billing's consumer group stable", async () => (await groups.describeGroups([GROUP])).groups.every((g) => g.state === "Stable" && g.members.length > 0), 240_000, 500);
-  await groups.disconnect();
-  const plan = await http("POST", `${billing}/plans`, { body: { id: BASIC, name: "Basic", currency: "usd", amount: 1_000, interval: "month" }, headers: admin });
-  expect(plan.status, JSON.stringify(plan.body)).toBe(201);
-}, 300_000);
-
-afterAll(async () => {
-  for (const s of services.reverse()) await s.close().catch(() => undefined);
-  await pool?.end();
-  await fake.stop();
-});
-
-const q = async (sql: string, args: unknown[]) => (await pool.query(sql, args)).rows;
+const q = async (sql: string, args: unknown[]) => (await rig.pool.query(sql, args)).rows;
 const invoice = async (invoiceId: string) => (await q("SELECT status, attempts, next_attempt_at, charge_held_at, last_payment_id FROM bil_invoices WHERE invoice_id = $1", [invoiceId]))[0];
 const reconcile = async () => {
-  const r = await http("POST", `${payments}/reconcile`, { headers: admin });
+  const r = await http("POST", `${rig.payments}/reconcile`, { headers: admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return (r.body.actions as { kind: string; intentId: string; to?: string }[]);
 };
 const cycle = async () => {
-  const r = await http("POST", `${billing}/cycle`, { headers: admin });
+  const r = await http("POST", `${rig.billing}/cycle`, { headers: admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 };
 /** billing-service's gauges of held charges, as Prometheus scrapes them. */
 const gauges = async () => {
-  const text = (await services[1].app.inject({ method: "GET", url: "/metrics" })).body;
+  const text = (await rig.billingService.app.inject({ method: "GET", url: "/metrics" })).body;
   return Object.fromEntries([...text.matchAll(/^(billing_invoices?_charge_held\w*)(?:\{[^}]*\})? (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
 };
 const issueOf = async (intentId: string) => (await q("SELECT issue_id, seen, resolved_at FROM pay_refund_issues WHERE issue_key = $1", [`charge_mismatch:${intentId}`]))[0];
@@ -88,14 +42,14 @@ const issueOf = async (intentId: string) => (await q("SELECT issue_id, seen, res
 describe("a charge held for an operator (charge_mismatch)", () => {
   it("is looked up once (then on resolution or hourly), billing's retry gets 409 CHARGE_HELD_FOR_REVIEW and stops, a cancel at the processor ends it", async () => {
     const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
-    await ensureAccount(pool, user["x-user-id"]);
-    const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+    await ensureAccount(rig.pool, user["x-user-id"]);
+    const card = await http("POST", `${rig.payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
     expect(card.status, JSON.stringify(card.body)).toBe(201);
     // The processor answers the subscription's first charge (10.00) with a PaymentIntent of 5.00.
     fake.chargesDiverge = { amountOff: -500 };
     let sub;
     try {
-      sub = await http("POST", `${billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
+      sub = await http("POST", `${rig.billing}/subscriptions`, { body: { planId: BASIC, paymentMethod: card.body.paymentMethod }, headers: user });
     } finally {
       fake.chargesDiverge = undefined;
     }
@@ -108,7 +62,7 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     // The hold shows in the invoice's answer, and in billing's gauges for operators: held, and once
     // older than BILLING_CHARGE_HOLD_OVERDUE_DAYS (7 by default; other files' holds may be counted too),
     // overdue with the oldest hold's age (before session 54: in neither).
-    const shown = await http("GET", `${billing}/invoices`, { headers: user });
+    const shown = await http("GET", `${rig.billing}/invoices`, { headers: user });
     expect(shown.status, JSON.stringify(shown.body)).toBe(200);
     expect(shown.body.invoices).toEqual([expect.objectContaining({ id: invoiceId, status: "open", chargeHeldAt: (await invoice(invoiceId)).charge_held_at.toISOString() })]);
     expect(await gauges()).toMatchObject({ billing_invoices_charge_held: expect.any(Number), billing_invoices_charge_held_overdue: expect.any(Number) });
@@ -122,7 +76,7 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     // A retry of the charge's key: 409 naming the hold and the key, nothing sent to the processor.
     const created = fake.created;
     const key = (await q("SELECT idempotency_key FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].idempotency_key as string;
-    const held = await http("POST", `${payments}/internal/intents`, { body: { userId: user["x-user-id"], amount: 1_000, currency: "usd", paymentMethod: card.body.paymentMethod, reference: `invoice:${invoiceId}`, description: `Invoice ${invoiceId}` }, headers: { "idempotency-key": key } });
+    const held = await http("POST", `${rig.payments}/internal/intents`, { body: { userId: user["x-user-id"], amount: 1_000, currency: "usd", paymentMethod: card.body.paymentMethod, reference: `invoice:${invoiceId}`, description: `Invoice ${invoiceId}` }, headers: { "idempotency-key": key } });
     expect([held.status, held.body.error?.code, held.body.error?.field], JSON.stringify(held.body)).toEqual([409, "CHARGE_HELD_FOR_REVIEW", "idempotency-key"]);
     expect(held.body.error.message).not.toMatch(/payment-service|PAYMENT_|pay_|postgres|kafka/i);
     // Billing's cycles charge it no more (no request of its, so no new PaymentIntent and no new intent row).
@@ -140,7 +94,7 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     expect((await issueOf(intent.intent_id)).seen).toBe(seen);
     // An operator resolves it: looked up once more, then held again (the operator's close stands).
     const issue = await issueOf(intent.intent_id);
-    const resolve = await http("POST", `${payments}/refund-issues/${issue.issue_id}/resolve`, { body: { note: "asked the processor about the 5.00 charge" }, headers: admin });
+    const resolve = await http("POST", `${rig.payments}/refund-issues/${issue.issue_id}/resolve`, { body: { note: "asked the processor about the 5.00 charge" }, headers: admin });
     expect(resolve.status, JSON.stringify(resolve.body)).toBe(200);
     expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "mismatch" });
     expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toBeUndefined();
@@ -156,21 +110,21 @@ describe("a charge held for an operator (charge_mismatch)", () => {
     expect((await reconcile()).find((a) => a.intentId === intent.intent_id)).toMatchObject({ kind: "settle", to: "canceled" });
     const failed = await waitUntil("billing counted the failed attempt", async () => ((await invoice(invoiceId)).attempts === 1 ? invoice(invoiceId) : undefined), 60_000);
     expect(failed).toMatchObject({ status: "open", next_attempt_at: expect.any(Date), charge_held_at: null });
-    expect((await http("GET", `${billing}/invoices`, { headers: user })).body.invoices[0]).toMatchObject({ id: invoiceId, attempts: 1, chargeHeldAt: null });
+    expect((await http("GET", `${rig.billing}/invoices`, { headers: user })).body.invoices[0]).toMatchObject({ id: invoiceId, attempts: 1, chargeHeldAt: null });
     expect((await q("SELECT status FROM pay_intents WHERE intent_id = $1", [intent.intent_id]))[0].status).toBe("canceled");
     expect((await issueOf(intent.intent_id)).resolved_at).toEqual(expect.any(Date));
   });
 
   it("canceled at the processor, its webhook closes it canceled whatever its amount: payment.failed, the issue resolved", async () => {
     const user = { "x-user-id": randomUUID(), "x-user-role": "trader", "x-auth-method": "jwt" };
-    await ensureAccount(pool, user["x-user-id"]);
-    const card = await http("POST", `${payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
+    await ensureAccount(rig.pool, user["x-user-id"]);
+    const card = await http("POST", `${rig.payments}/payment-methods`, { body: { paymentMethod: "pm_card_visa" }, headers: user });
     expect(card.status, JSON.stringify(card.body)).toBe(201);
     fake.mode = "async";
     fake.chargesDiverge = { amountOff: -300 };
     let r;
     try {
-      r = await http("POST", `${payments}/intents`, { body: { amount: 2_000, currency: "usd", paymentMethod: card.body.paymentMethod }, headers: { ...user, "idempotency-key": `k-${randomUUID()}` } });
+      r = await http("POST", `${rig.payments}/intents`, { body: { amount: 2_000, currency: "usd", paymentMethod: card.body.paymentMethod }, headers: { ...user, "idempotency-key": `k-${randomUUID()}` } });
     } finally {
       fake.mode = "sync";
       fake.chargesDiverge = undefined;
