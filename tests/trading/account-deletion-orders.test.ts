@@ -18,62 +18,29 @@
  * Before the fix the deleted account's orders kept resting (and filled) and its new orders were accepted.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { orderPathProbe, startOrderPathRig, sweepPassesRequestNothing, type OrderPathRig } from "../helpers/order-path-rig";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { pg } from "../harness";
+import { sweepPassesRequestNothing } from "../helpers/order-path-rig";
+import { useRestingOrdersRig } from "../helpers/resting-orders-rig";
 import { ensureAccount } from "../helpers/accounts";
 import { deletionWindow, type Gate } from "../helpers/deletion-window";
-import orderManagement from "../../services/src/services/order-management";
-import tradingEngine from "../../services/src/services/trading-engine";
 import { deleteUser } from "../../services/src/services/user-management/data";
-import { http, waitUntil } from "./e2e-helpers";
+import { waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "redis");
 const SYMBOL = "ETHUSDT";
 const SWEEP_MS = 100;
 /** Bound of a wait: generous, it only guards against a hang on a loaded machine. */
 const WAIT_MS = 120_000;
-let rig: OrderPathRig;
+// The longest submit deadline: a submit held at its insert by the window's gate must not run out meanwhile.
+const services = useRestingOrdersRig({ symbol: SYMBOL, waitMs: WAIT_MS, env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS), OM_SUBMIT_DEADLINE_MS: "3000" } });
+const { resting, waitStatus, waitResting, sendBar, submit, limit, historyOf, engineFills } = services;
 let env: Record<string, string>;
 let pool: InstanceType<typeof pg.Pool>;
-let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
-let om: { service: Service<any>; url: string } | undefined;
-let engine: { service: Service<any>; url: string };
-const { as, resting, waitStatus, waitResting, sendBar } = orderPathProbe({ symbol: SYMBOL, omUrl: () => om!.url, engineUrl: () => engine.url, producer: () => producer, waitMs: WAIT_MS });
-
-const submit = (userId: string, body: Record<string, unknown>, key?: string) =>
-  http("POST", `${om!.url}/`, { body, headers: { ...as(userId), ...(key ? { "idempotency-key": key } : {}) } });
-const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
-const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
-const engineFills = async (id: string) => (await pool.query("SELECT fill_id FROM te_fills WHERE order_id = $1", [id])).rowCount;
 const storedOrders = async (userId: string) => (await pool.query("SELECT order_id FROM om_orders WHERE user_id = $1", [userId])).rowCount;
+const startOm = () => services.startOms(1);
+const stopOm = () => services.stopOms();
 
-async function startOm(): Promise<void> {
-  const service = await createService(orderManagement, { env, defaultMetrics: false });
-  om = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
-}
-async function stopOm(): Promise<void> {
-  await om?.service.close().catch(() => undefined);
-  om = undefined;
-}
-
-beforeAll(async () => {
-  // The longest submit deadline: a submit held at its insert by the window's gate must not run out meanwhile.
-  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS), OM_SUBMIT_DEADLINE_MS: "3000" } });
-  ({ env, pool, producer } = rig);
-  await startOm();
-  const service = await createService(tradingEngine, { env, defaultMetrics: false });
-  engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
-  await sendBar("100");
-}, 300_000);
-
-afterAll(async () => {
-  await stopOm();
-  await engine?.service.close().catch(() => undefined);
-  await rig?.stop();
-}, 60_000);
+beforeAll(() => void ({ env, pool } = services.rig));
 
 describe("account deletion: the account's orders", () => {
   it("a deleted account's resting buy is cancelled through the engine, marked ACCOUNT_DELETED; a crossing bar fills nothing of it", async () => {
@@ -94,7 +61,7 @@ describe("account deletion: the account's orders", () => {
     await sendBar("97.5", "97"); // crosses both limits at 98
     await waitStatus(other, theirs.orderId, "filled");
     expect(await engineFills(mine.orderId)).toBe(0);
-    await sweepPassesRequestNothing(om!.service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
   }, 300_000);
 

@@ -13,33 +13,24 @@
  *     user, once: two replicas sweeping together request each cancel one time.
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { kafkajs, pg, Redis } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { orderPathProbe, startOrderPathRig, sweepPassesRequestNothing, type OrderPathRig } from "../helpers/order-path-rig";
-import orderManagement from "../../services/src/services/order-management";
-import tradingEngine from "../../services/src/services/trading-engine";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { pg, Redis } from "../harness";
+import { sweepPassesRequestNothing } from "../helpers/order-path-rig";
+import { useRestingOrdersRig } from "../helpers/resting-orders-rig";
 import { TRADING_STATE_KEYS, type TradingState } from "../../services/src/trading/tradingState";
-import { http, waitUntil } from "./e2e-helpers";
+import { waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "redis");
 const SYMBOL = "ETHUSDT";
 const SWEEP_MS = 100;
 /** Bound of a wait: generous, it only guards against a hang on a loaded machine. */
 const WAIT_MS = 120_000;
-let rig: OrderPathRig;
-let env: Record<string, string>;
+const services = useRestingOrdersRig({ symbol: SYMBOL, waitMs: WAIT_MS, env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS) } });
+const { orderOf, resting, waitStatus, waitResting, sendBar, submit, limit, historyOf, engineFills, startOms, stopOms } = services;
 let pool: InstanceType<typeof pg.Pool>;
 let redis: InstanceType<typeof Redis>;
-let producer: ReturnType<InstanceType<typeof kafkajs.Kafka>["producer"]>;
-let oms: { service: Service<any>; url: string }[] = [];
-let engine: { service: Service<any>; url: string };
 const ADMIN = randomUUID();
 
-const { as, orderOf, resting, waitStatus, waitResting, sendBar } = orderPathProbe({ symbol: SYMBOL, omUrl: () => oms[0].url, engineUrl: () => engine.url, producer: () => producer, waitMs: WAIT_MS });
-const submit = (userId: string, body: Record<string, unknown>) => http("POST", `${oms[0].url}/`, { body, headers: as(userId) });
-const limit = (side: "buy" | "sell", quantity: string, limitPrice: string) => ({ symbol: SYMBOL, side, type: "limit", quantity, limitPrice });
+beforeAll(() => void ({ pool, redis } = services.rig));
 
 /** The kill switch as risk-analyzer records a change: the scope's state, an audit row, the Dragonfly copy. */
 async function setState(scope: "global" | { userId: string }, to: TradingState, reason: string): Promise<void> {
@@ -59,35 +50,6 @@ async function setState(scope: "global" | { userId: string }, to: TradingState, 
     c.release();
   }
 }
-/** The order's events in om_outbox (its history on trading.orders), by state. */
-const historyOf = async (id: string) => (await pool.query<{ e: string }>("SELECT split_part(event_id, ':', 2) AS e FROM om_outbox WHERE msg_key = $1 ORDER BY id", [id])).rows.map((r) => r.e);
-const engineFills = async (id: string) => (await pool.query("SELECT fill_id FROM te_fills WHERE order_id = $1", [id])).rowCount;
-
-async function startOms(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const service = await createService(orderManagement, { env, defaultMetrics: false });
-    oms.push({ service, url: await service.listen({ port: 0, host: "127.0.0.1" }) });
-  }
-}
-async function stopOms(): Promise<void> {
-  for (const o of oms) await o.service.close().catch(() => undefined);
-  oms = [];
-}
-
-beforeAll(async () => {
-  rig = await startOrderPathRig(srv.env, { symbol: SYMBOL, lastPrice: "100", env: { OM_KILL_SWITCH_SWEEP_MS: String(SWEEP_MS) } });
-  ({ env, pool, redis, producer } = rig);
-  await startOms(1);
-  const service = await createService(tradingEngine, { env, defaultMetrics: false });
-  engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
-  await sendBar("100");
-}, 300_000);
-
-afterAll(async () => {
-  await stopOms();
-  await engine?.service.close().catch(() => undefined);
-  await rig?.stop();
-}, 60_000);
 
 describe("kill switch: orders already resting", () => {
   it("halted: the user's resting buy is cancelled through the engine, marked KILL_SWITCH; a crossing bar fills nothing of it", async () => {
@@ -110,7 +72,7 @@ describe("kill switch: orders already resting", () => {
     expect(await engineFills(mine.orderId)).toBe(0);
     expect((await orderOf(halted, mine.orderId)).status).toBe("cancelled");
     // More passes change nothing: one cancel request, one confirmation.
-    await sweepPassesRequestNothing(oms[0].service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     expect(await historyOf(mine.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     await setState({ userId: halted }, "active", "review cleared");
   }, 300_000);
@@ -129,7 +91,7 @@ describe("kill switch: orders already resting", () => {
       const done = await waitStatus(user, o.orderId, "cancelled");
       expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} reduce_only: position review` });
     }
-    await sweepPassesRequestNothing(oms[0].service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     expect(await orderOf(user, reduces.orderId)).toMatchObject({ status: "accepted", rejectReason: null });
     expect(await resting(user)).toEqual([reduces.orderId]);
 
@@ -143,18 +105,17 @@ describe("kill switch: orders already resting", () => {
 
   it("a market order accepted before the halt reaches the engine after it: held, never filled; the sweep's cancel ends it KILL_SWITCH", async () => {
     const user = randomUUID();
-    await engine.service.close(); // the order waits in Kafka while the halt is recorded
+    await services.stopEngine(); // the order waits in Kafka while the halt is recorded
     const order = (await submit(user, { symbol: SYMBOL, side: "buy", type: "market", quantity: "1" })).body;
     expect(order.status).toBe("accepted");
     await setState({ userId: user }, "halted", "late order");
-    const service = await createService(tradingEngine, { env, defaultMetrics: false });
-    engine = { service, url: await service.listen({ port: 0, host: "127.0.0.1" }) };
+    await services.startEngine();
 
     const done = await waitStatus(user, order.orderId, "cancelled");
     expect(done).toMatchObject({ filledQuantity: "0", rejectReason: "KILL_SWITCH", rejectMessage: `user:${user} halted: late order` });
     expect((await pool.query("SELECT status FROM te_orders WHERE order_id = $1", [order.orderId])).rows[0].status).toBe("cancelled");
     expect(await engineFills(order.orderId)).toBe(0);
-    await sweepPassesRequestNothing(oms[0].service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     expect(await historyOf(order.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     await setState({ userId: user }, "active", "review cleared");
   }, 300_000);
@@ -172,7 +133,7 @@ describe("kill switch: orders already resting", () => {
       const done = await waitStatus(u, orders[i].orderId, "cancelled");
       expect(done).toMatchObject({ rejectReason: "KILL_SWITCH", rejectMessage: "global halted: exchange incident" });
     }
-    await sweepPassesRequestNothing(oms[0].service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     for (const o of orders) expect(await historyOf(o.orderId)).toEqual(["new", "accepted", "pending_cancel", "cancelled"]);
     expect((await submit(users[0], limit("buy", "1", "97"))).body.rejectReason).toBe("TRADING_HALTED");
 
@@ -180,7 +141,7 @@ describe("kill switch: orders already resting", () => {
     const after = (await submit(users[0], limit("buy", "1", "97"))).body;
     expect(after.status).toBe("accepted");
     await waitResting(users[0], [after.orderId]);
-    await sweepPassesRequestNothing(oms[0].service);
+    await sweepPassesRequestNothing(services.oms[0].service);
     expect((await orderOf(users[0], after.orderId)).status).toBe("accepted");
   }, 300_000);
 });
