@@ -7,44 +7,21 @@
  * comes alone, nothing is forwarded, and each request taken is counted once (the remaining count goes
  * 1, 0, then the refusal).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createService, defineService, type Service } from "../../services/src/kit";
-import apiGateway from "../../services/src/services/api-gateway";
-import { useServers } from "../harness/shared";
+import { describe, expect, it } from "vitest";
 import { rawExchange, rawRequest, type RawAnswer } from "../helpers/raw-http";
+import { useRateLimitedGateway } from "../helpers/rate-limited-gateway";
 
-const srv = useServers("postgres", "redis");
 const BODY = JSON.stringify({ email: "nobody@example.com", password: "x" });
 /** How long the client waits for the 100 before it sends the body anyway. */
 const HOLD_MS = 400;
 const LIMIT = 2;
-const started: Service<any>[] = [];
-/** The requests the service behind the gateway received. */
-let forwarded = 0;
-let gw: string;
-
-beforeAll(async () => {
-  const env = { ...srv.env, JWT_SECRET: "s".repeat(64), LOG_LEVEL: "silent" };
-  const upstream = await createService(
-    defineService({ name: "user-management", register: async (ctx) => void ctx.app.post("/login", { config: { takesAnyBody: true } }, async () => (forwarded++, { ok: true })) }),
-    { env, defaultMetrics: false },
-  );
-  started.push(upstream);
-  const svc = await upstream.listen({ port: 0, host: "127.0.0.1" });
-  const gateway = await createService(apiGateway, { env: { ...env, SERVICE_USER_MANAGEMENT_URL: svc, RATE_LIMIT_MAX_REQUESTS: String(LIMIT), RATE_LIMIT_WINDOW_MS: "3600000" }, defaultMetrics: false });
-  started.push(gateway);
-  gw = await gateway.listen({ port: 0, host: "127.0.0.1" });
-}, 120_000);
-
-afterAll(async () => {
-  for (const s of started.reverse()) await s.close().catch(() => undefined);
-});
+const gw = useRateLimitedGateway(LIMIT);
 
 /** A POST to the anonymous /api/users/login with `Expect: 100-continue`, its body sent HOLD_MS after the head (unless the connection closed first). */
 async function expecting(waitMs: number): Promise<RawAnswer & { ms: number }> {
   const head = ["POST /api/users/login HTTP/1.1", "Host: gw", "Content-Type: application/json", `Content-Length: ${BODY.length}`, "Expect: 100-continue"].join("\r\n");
   const t0 = performance.now();
-  const a = await rawExchange(gw, [[rawRequest(head), HOLD_MS], BODY], waitMs);
+  const a = await rawExchange(gw.url, [[rawRequest(head), HOLD_MS], BODY], waitMs);
   return { ...a, ms: performance.now() - t0 };
 }
 
@@ -59,7 +36,7 @@ describe("Expect: 100-continue over the gateway's rate limit", { timeout: 120_00
       expect(a.headers["x-ratelimit-limit"]).toBe(String(LIMIT));
       expect(a.headers["x-ratelimit-remaining"], `request ${i + 1}`).toBe(String(LIMIT - 1 - i));
     }
-    expect(forwarded).toBe(LIMIT);
+    expect(gw.forwarded).toBe(LIMIT);
 
     const over = await expecting(15_000);
     expect(over.statuses, over.all.slice(0, 300)).toEqual([429]);
@@ -70,6 +47,6 @@ describe("Expect: 100-continue over the gateway's rate limit", { timeout: 120_00
     // Closed by the server (the body it did not ask for is not read), not by the client's 15 s wait.
     expect(over.headers.connection).toBe("close");
     expect(over.ms).toBeLessThan(10_000);
-    expect(forwarded).toBe(LIMIT);
+    expect(gw.forwarded).toBe(LIMIT);
   });
 });

@@ -7,38 +7,12 @@
  * them without end. The api-gateway (real Redis for its counters) in front of a kit service in
  * user-management's place, which must receive none of them.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createService, defineService, type Service } from "../../services/src/kit";
-import apiGateway from "../../services/src/services/api-gateway";
-import { useServers } from "../harness/shared";
+import { describe, expect, it } from "vitest";
+import { useRateLimitedGateway } from "../helpers/rate-limited-gateway";
 
-const srv = useServers("postgres", "redis");
 const LIMIT = 3;
 const BODY_LIMIT_BYTES = 1_024;
-const started: Service<any>[] = [];
-/** The requests the service behind the gateway received. */
-let forwarded = 0;
-let gw: string;
-
-beforeAll(async () => {
-  const env = { ...srv.env, JWT_SECRET: "s".repeat(64), LOG_LEVEL: "silent" };
-  const upstream = await createService(
-    defineService({ name: "user-management", register: async (ctx) => void ctx.app.post("/login", { config: { takesAnyBody: true } }, async () => (forwarded++, { ok: true })) }),
-    { env, defaultMetrics: false },
-  );
-  started.push(upstream);
-  const svc = await upstream.listen({ port: 0, host: "127.0.0.1" });
-  const gateway = await createService(apiGateway, {
-    env: { ...env, SERVICE_USER_MANAGEMENT_URL: svc, RATE_LIMIT_MAX_REQUESTS: String(LIMIT), RATE_LIMIT_WINDOW_MS: "3600000", BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) },
-    defaultMetrics: false,
-  });
-  started.push(gateway);
-  gw = await gateway.listen({ port: 0, host: "127.0.0.1" });
-}, 120_000);
-
-afterAll(async () => {
-  for (const s of started.reverse()) await s.close().catch(() => undefined);
-});
+const gw = useRateLimitedGateway(LIMIT, { BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) });
 
 const oversized = JSON.stringify({ email: "nobody@example.com", password: "x".repeat(2 * BODY_LIMIT_BYTES) });
 
@@ -58,7 +32,7 @@ async function login(body: string, framing: "sized" | "chunked") {
           }),
           duplex: "half",
         };
-  const r = await fetch(`${gw}/api/users/login`, { method: "POST", headers: { "content-type": "application/json" }, signal: AbortSignal.timeout(60_000), ...init });
+  const r = await fetch(`${gw.url}/api/users/login`, { method: "POST", headers: { "content-type": "application/json" }, signal: AbortSignal.timeout(60_000), ...init });
   const text = await r.text();
   return { status: r.status, body: JSON.parse(text), remaining: r.headers.get("x-ratelimit-remaining") };
 }
@@ -76,6 +50,6 @@ describe("a body refused over the limit (413) takes its rate-limit token", { tim
     const small = await login(JSON.stringify({ email: "nobody@example.com", password: "x" }), "sized");
     expect(small.status, JSON.stringify(small.body)).toBe(429);
     expect(small.body.error).toMatchObject({ code: "RATE_LIMITED" });
-    expect(forwarded).toBe(0);
+    expect(gw.forwarded).toBe(0);
   });
 });
