@@ -83,6 +83,24 @@ export function rawExchange(url: string, parts: Array<string | Buffer | [string 
   });
 }
 
+/**
+ * A client gone mid-answer: writes `request` to `url`'s host and port, reads more than `bytes` of
+ * the answer, then resets the connection (RST, not a FIN); resolves once it is closed.
+ */
+export function resetAfterReading(url: string, request: string | Buffer, bytes: number): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    let read = 0;
+    const s = net.connect(Number(port), hostname, () => s.write(request));
+    s.on("data", (d: Buffer) => {
+      read += d.length;
+      if (read > bytes && !s.destroyed) s.resetAndDestroy();
+    });
+    s.on("error", () => undefined);
+    s.on("close", () => resolve());
+  });
+}
+
 /** A raw HTTP/1.1 request: its head (request line and header lines joined by CRLF) and body. */
 export const rawRequest = (head: string, body = "") => `${head}\r\n\r\n${body}`;
 

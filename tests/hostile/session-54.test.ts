@@ -32,7 +32,7 @@ import { describe, expect, it } from "vitest";
 import { jwtKey, signAccessToken } from "../../services/src/kit";
 import { answerOf, get, json, laneAnswer, rig, served, useFastLaneRig } from "../helpers/fast-lane-rig";
 import { KeepAliveClient } from "../helpers/keep-alive-client";
-import { newKeyHolder, parseAnswers } from "../helpers/raw-http";
+import { newKeyHolder, parseAnswers, resetAfterReading } from "../helpers/raw-http";
 import { rawUpstream } from "../helpers/raw-upstream";
 
 useFastLaneRig();
@@ -421,19 +421,7 @@ describe("connection behaviour", () => {
     await laneLive();
     for (const gw of [rig.lane, rig.plain]) {
       await answerOf(gw, get("/api/portfolio/big"));
-      for (let i = 0; i < 3; i++) {
-        const { port } = new URL(gw);
-        await new Promise<void>((resolve) => {
-          const s = connect(Number(port), "127.0.0.1", () => s.write(get("/api/portfolio/big")));
-          let n = 0;
-          s.on("data", (d: Buffer) => {
-            n += d.length;
-            if (n > 64 * 1024) s.resetAndDestroy();
-          });
-          s.on("error", () => undefined);
-          s.on("close", () => resolve());
-        });
-      }
+      for (let i = 0; i < 3; i++) await resetAfterReading(gw, get("/api/portfolio/big"), 64 * 1024);
       expect((await answerOf(gw, get("/api/portfolio/echo?after=reset"))).status).toBe(200);
     }
   }, 120_000);

@@ -5,10 +5,11 @@
  * written byte for byte (tests/helpers/raw-upstream.ts), the answers compared.
  */
 import { createServer } from "node:http";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answerOf, get, laneAnswer, rig, served, shape, useFastLaneRig } from "../helpers/fast-lane-rig";
 import type { KeptAnswer } from "../helpers/keep-alive-client";
+import { resetAfterReading } from "../helpers/raw-http";
 import { rawUpstream } from "../helpers/raw-upstream";
 
 useFastLaneRig();
@@ -128,16 +129,7 @@ describe("the fast lane takes an upstream's answer as the Fastify path", () => {
         const before = await served(gw);
         for (let i = 0; i < 5; i++) {
           // A client that reads about 100 KB of the answer, then resets its connection.
-          await new Promise<void>((resolve) => {
-            let n = 0;
-            const s = connect(Number(new URL(gw).port), "127.0.0.1", () => s.write(get("/api/portfolio/big")));
-            s.on("data", (d: Buffer) => {
-              n += d.length;
-              if (n > 100 * 1024 && !s.destroyed) s.resetAndDestroy();
-            });
-            s.on("error", () => undefined);
-            s.on("close", () => resolve());
-          });
+          await resetAfterReading(gw, get("/api/portfolio/big"), 100 * 1024);
         }
         if (name === "lane") expect((await served(gw)) - before).toBe(5);
         await new Promise((r) => setTimeout(r, 3_000));
