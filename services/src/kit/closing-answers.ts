@@ -12,6 +12,7 @@
  * counted as the 5xx it is (an operator sees a deploy's drain), but its access line (./probes.ts) is
  * not an error: it is written at the level markDrainAnswer gives, with a `reason` field.
  */
+import type { Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { errorBody, shuttingDown } from "./errors";
 import { markDrainAnswer } from "./drain-answers";
@@ -33,6 +34,14 @@ export function isClosingAnswer(statusCode: number, body: unknown): boolean {
   }
 }
 
+/**
+ * Connections whose first request the service read before its close began but handed to Fastify
+ * after (the gateway's fast lane, once a cache it warmed for it: api-gateway/fast-lane/handed-over.ts):
+ * that request is served as one routed before the close, not answered "not started".
+ */
+const begunBeforeClose = new WeakSet<Socket>();
+export const markBegunBeforeClose = (socket: Socket): void => void begunBeforeClose.add(socket);
+
 /** Installs the closing answer on `app`: call before any other onRequest hook. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installClosingAnswers(app: FastifyInstance<any, any, any, any, any>): void {
@@ -43,7 +52,8 @@ export function installClosingAnswers(app: FastifyInstance<any, any, any, any, a
     done();
   });
   app.addHook("onRequest", (request, reply, done) => {
-    if (!closing) return done();
+    const begun = begunBeforeClose.delete(request.raw.socket); // (the connection's first request only)
+    if (!closing || begun) return done();
     // The hooks after this one (installAnswerHeaders') do not run for an answer given here.
     markDrainAnswer(reply, "shutting down: the request arrived once the service's close began");
     reply

@@ -30,6 +30,7 @@ import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
 import { fastLaneOff, installFastLane } from "./fast-lane";
+import { takeHandedOver } from "./fast-lane/handed-over";
 import { registerProxyRoutes, type GatewayRequestState } from "./proxy";
 import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
@@ -93,7 +94,7 @@ export default defineService({
         log.warn({ requestId: request.id, url: pathOf(request.url), timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
         reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
       };
-      const startBudget = (request: FastifyRequest, reply: FastifyReply): GatewayRequestState["timer"] => setTimeout(onTimeout, cfg.REQUEST_TIMEOUT_MS, request, reply);
+      const startBudget = (request: FastifyRequest, reply: FastifyReply, ms = cfg.REQUEST_TIMEOUT_MS): GatewayRequestState["timer"] => setTimeout(onTimeout, Math.max(0, ms), request, reply);
       api.addHook("onResponse", (request, reply, done) => {
         const state = request.gateway;
         clearTimeout(state?.timer);
@@ -109,12 +110,16 @@ export default defineService({
       api.addHook("onRequest", (request, reply, done) => {
         // Counted by address bucket (kit addressBucketOf): an IPv6 client by its /64, not per address it picks.
         const bucket = addressBucketOf(request.ip);
-        const state: GatewayRequestState = { deadline: Date.now() + cfg.REQUEST_TIMEOUT_MS, timer: startBudget(request, reply), auth: {}, bucket };
+        // A request the fast lane began and handed over keeps its budget from the lane's read, and its
+        // credentials warm-up's answer (./fast-lane/handed-over.ts): one bound, one authentication.
+        const begun = takeHandedOver(request.raw.socket, request.method, request.url);
+        const deadline = begun?.deadline ?? Date.now() + cfg.REQUEST_TIMEOUT_MS;
+        const state: GatewayRequestState = { deadline, timer: startBudget(request, reply, deadline - Date.now()), auth: {}, bucket };
         request.gateway = state;
         const capIp = () => (state.auth.identity ? limits.checkIp(bucket) : undefined);
         const identify = () => {
           try {
-            const known = authenticator.cached(request.headers);
+            const known = begun?.auth ?? authenticator.cached(request.headers);
             if (known) {
               state.auth = known;
               const pending = capIp();
@@ -126,7 +131,7 @@ export default defineService({
             return done(e as Error);
           }
           authenticator
-            .authenticate(request.headers, bucket, String(request.id), cfg.REQUEST_TIMEOUT_MS)
+            .authenticate(request.headers, bucket, String(request.id), Math.max(1, state.deadline - Date.now()))
             .then((a) => {
               state.auth = a;
               return capIp();

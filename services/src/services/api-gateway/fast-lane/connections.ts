@@ -12,10 +12,11 @@
  * node:http's listener reads them first. Node and Fastify then decide from scratch, as without the lane.
  */
 import type { IncomingMessage, Server } from "node:http";
-import { IncomingMessage as NodeIncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { clientErrorResponse } from "../../../kit/client-errors";
-import { httpCommon, newParser, type LlhttpParser } from "./llhttp";
+import type { Auth } from "../authenticate";
+import { carryOver } from "./handed-over";
+import { httpCommon, messageOf, newParser, type LlhttpParser } from "./llhttp";
 
 /** A complete request the lane may serve: its IncomingMessage-shaped view (headers as node:http joins them). */
 export interface LaneRequest {
@@ -29,6 +30,11 @@ export interface LaneRequest {
   startedAt: number;
   /** Its id (the app's genReqId), once the lane gave it one. */
   requestId?: string;
+  /** Date.now() when its whole-request budget ends, and whether it was read before the close began (./serve.ts sets both). */
+  deadline?: number;
+  beforeClose?: boolean;
+  /** The credentials warm-up's answer (./serve.ts), handed over with it (./handed-over.ts). */
+  auth?: Auth;
 }
 
 /** A request declined only because a cache is cold (./serve.ts Cold): `warm` fills it; true when deciding again is worth it. */
@@ -47,16 +53,6 @@ export type LaneServer = (req: LaneRequest, conn: LaneConnection) => true | stri
 const MAX_WARMS = 5;
 
 type ConnectionListener = (this: Server, socket: Socket) => void;
-
-/** The request's view for the kit's checks: an IncomingMessage whose headers node:http's own code joins. */
-function messageOf(socket: Socket, raw: string[], method: string, url: string, major: number, minor: number): IncomingMessage {
-  const msg: IncomingMessage & { _addHeaderLines(h: string[], n: number): void } = Object.create(NodeIncomingMessage.prototype);
-  Object.assign(msg, { socket, method, url, httpVersionMajor: major, httpVersionMinor: minor, httpVersion: `${major}.${minor}`, complete: false });
-  // IncomingMessage's own header joining (duplicates: cookie with "; ", the single-valued ones kept first, others with ", ").
-  msg._addHeaderLines(raw, raw.length);
-  msg.complete = true;
-  return msg;
-}
 
 export class LaneConnection {
   private parser: LlhttpParser | undefined;
@@ -157,7 +153,7 @@ export class LaneConnection {
     if (taken === true) return;
     if (typeof taken === "string" || warms >= MAX_WARMS) {
       this.busy = false;
-      return this.handOver(bytes, typeof taken === "string" ? taken : taken.reason);
+      return this.handOver(bytes, typeof taken === "string" ? taken : taken.reason, req);
     }
     // A cold cache, not a "no": nothing more is read meanwhile (the socket paused; no token is taken
     // by a warm-up), then the request is decided again from the start.
@@ -175,7 +171,7 @@ export class LaneConnection {
     this.socket.resume(); // (what arrives meanwhile is pending: busy)
     if (stillCold === undefined) return this.decide(req, bytes, warms + 1);
     this.busy = false;
-    this.handOver(bytes, stillCold);
+    this.handOver(bytes, stillCold, req);
   }
 
   /** Writes (part of) the lane's answer. */
@@ -234,9 +230,10 @@ export class LaneConnection {
     this.socket.end();
   }
 
-  /** node:http takes the connection from here, `bytes` first. */
-  private handOver(bytes: Buffer, reason: string): void {
+  /** node:http takes the connection from here, `bytes` first (`req`'s, when the lane began it: its deadline and warm-up go with it). */
+  private handOver(bytes: Buffer, reason: string, req?: LaneRequest): void {
     const s = this.socket;
+    if (req) carryOver(s, { method: req.method, url: req.url, deadline: req.deadline ?? Date.now(), auth: req.auth, beforeClose: req.beforeClose ?? false });
     this.gone = true;
     s.removeListener("data", this.onData);
     s.removeListener("end", this.onEnd);

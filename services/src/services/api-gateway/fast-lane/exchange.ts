@@ -42,6 +42,9 @@ export class LaneExchange implements Exchange {
   private closing: { answer: PooledAnswer; headers: IncomingHttpHeaders } | undefined;
   /** The second try's time is the request's own (its end is the whole-request budget's, not the upstream's timeout). */
   private resendToDeadline = false;
+  /** The first try's time (the upstream's timeout within what is left), and whether it ends before the request's budget. */
+  private firstTryMs = 0;
+  private upstreamFirst = false;
 
   constructor(
     private readonly d: LaneDeps,
@@ -59,10 +62,14 @@ export class LaneExchange implements Exchange {
 
   start(base: URL): void {
     const d = this.d;
-    // The whole-request budget and the upstream's (PROXY_TIMEOUT_MS, within it), as on the Fastify path:
-    // the shorter one answers (the request's own when they are equal: its timer is armed first there).
-    this.timer = setTimeout(timedOut, Math.min(d.proxyTimeoutMs, d.requestTimeoutMs), this);
-    this.deadline = Date.now() + d.requestTimeoutMs;
+    // What is left of the whole-request budget (from the read: ./serve.ts) and the upstream's
+    // (PROXY_TIMEOUT_MS, within it), as on the Fastify path: the shorter one answers (the request's own
+    // when they are equal: its timer is armed first there).
+    this.deadline = this.req.deadline ?? Date.now() + d.requestTimeoutMs;
+    const left = Math.max(1, this.deadline - Date.now());
+    this.firstTryMs = Math.min(d.proxyTimeoutMs, left);
+    this.upstreamFirst = d.proxyTimeoutMs < left;
+    this.timer = setTimeout(timedOut, this.firstTryMs, this);
     this.base = base;
     this.conn.exchange = this;
     this.sent = d.pool.send(base, this);
@@ -85,9 +92,8 @@ export class LaneExchange implements Exchange {
     const d = this.d;
     d.log.info({ requestId: this.requestId, upstream: this.service }, "upstream shutting down: sent once more");
     // The first try's time, bounded by what is left of the request's (sendPastClosing: min(timeoutMs, left)).
-    const first = Math.min(d.proxyTimeoutMs, d.requestTimeoutMs);
-    this.resendToDeadline = left <= first;
-    this.timer = setTimeout(timedOut, Math.min(first, left), this);
+    this.resendToDeadline = left <= this.firstTryMs;
+    this.timer = setTimeout(timedOut, Math.min(this.firstTryMs, left), this);
     this.sent = d.pool.send(this.base!, this);
   }
 
@@ -149,7 +155,7 @@ export class LaneExchange implements Exchange {
       return this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
     }
     this.upstreamFailed("timeout", false, "Headers Timeout Error");
-    if (d.proxyTimeoutMs < d.requestTimeoutMs) return this.answerError(504, "UPSTREAM_TIMEOUT", upstreamUnavailableText(this.service));
+    if (this.upstreamFirst) return this.answerError(504, "UPSTREAM_TIMEOUT", upstreamUnavailableText(this.service));
     d.log.warn({ requestId: this.requestId, url: d.pathOf(this.req.url), timeoutMs: d.requestTimeoutMs }, "request timed out at the gateway");
     this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
   }

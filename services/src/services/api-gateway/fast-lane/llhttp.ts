@@ -4,6 +4,8 @@
  * reached through `_http_common`; its shape is Node 20's (checked at start: a Node without it gets no
  * fast lane, ./index.ts). Strict: no lenient flag, as node:http runs unless `insecureHTTPParser`.
  */
+import { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 
 const require_ = createRequire(__filename);
@@ -87,4 +89,14 @@ export function newParser(type: "request" | "response", maxHeaderSize: number, c
     return cb.messageComplete();
   };
   return parser;
+}
+
+/** The request's view for the kit's checks: an IncomingMessage whose headers node:http's own code joins. */
+export function messageOf(socket: Socket, raw: string[], method: string, url: string, major: number, minor: number): IncomingMessage {
+  const msg: IncomingMessage & { _addHeaderLines(h: string[], n: number): void } = Object.create(IncomingMessage.prototype);
+  Object.assign(msg, { socket, method, url, httpVersionMajor: major, httpVersionMinor: minor, httpVersion: `${major}.${minor}`, complete: false });
+  // IncomingMessage's own header joining (duplicates: cookie with "; ", the single-valued ones kept first, others with ", ").
+  msg._addHeaderLines(raw, raw.length);
+  msg.complete = true;
+  return msg;
 }

@@ -37,10 +37,10 @@ export interface Cold {
   warm: () => Promise<boolean>;
 }
 
-/** At most this long for a warm-up (then Fastify's, which asks again under its own budget). */
-const within = (ms: number, p: Promise<boolean>): Promise<boolean> =>
+/** A warm-up bounded by what is left of the request's budget (then Fastify's, under what is left: ./handed-over.ts). */
+const within = (req: LaneRequest, p: Promise<boolean>): Promise<boolean> =>
   new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms, false);
+    const timer = setTimeout(resolve, Math.max(0, req.deadline! - Date.now()), false);
     p.then(
       (ok) => {
         clearTimeout(timer);
@@ -54,9 +54,9 @@ const within = (ms: number, p: Promise<boolean>): Promise<boolean> =>
   });
 
 /** The rate-limit key's lease when it can be had (else a plain "limit": spent, Fastify's 429). */
-function coldLimit(d: LaneDeps, key: string, max: number): Cold | "limit" {
+function coldLimit(d: LaneDeps, req: LaneRequest, key: string, max: number): Cold | "limit" {
   if (!d.limits.leasable(key)) return "limit";
-  return { reason: "limit", warm: () => within(d.requestTimeoutMs, d.limits.lease(key, max).then(() => d.limits.canHit(key))) };
+  return { reason: "limit", warm: () => within(req, d.limits.lease(key, max).then(() => d.limits.canHit(key))) };
 }
 
 /**
@@ -64,6 +64,9 @@ function coldLimit(d: LaneDeps, key: string, max: number): Cold | "limit" {
  * again, else why not.
  */
 export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection): true | Declined | Cold {
+  // One whole-request budget from the read, warm-ups and all, as the Fastify path's from its onRequest.
+  req.deadline ??= Date.now() + d.requestTimeoutMs;
+  req.beforeClose ??= !d.closing();
   if (d.closing()) return "closing";
   const { msg, method } = req;
   const h = msg.headers;
@@ -89,7 +92,7 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   const bucket = addressBucketOf(ip);
   const site = siteBucketOf(ip);
   const siteKey = site ? GatewayLimits.siteKey(site) : undefined;
-  if (siteKey && !d.limits.canHit(siteKey)) return coldLimit(d, siteKey, d.limits.o.siteMax);
+  if (siteKey && !d.limits.canHit(siteKey)) return coldLimit(d, req, siteKey, d.limits.o.siteMax);
   req.requestId ??= requestIdOf(d.server, msg);
   const requestId = req.requestId;
   const auth = d.authenticator.cached(h);
@@ -99,7 +102,15 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
     if (h["x-api-key"] !== undefined) return "credentials";
     return {
       reason: "credentials",
-      warm: () => within(d.requestTimeoutMs, d.authenticator.authenticate(h, bucket, requestId, d.requestTimeoutMs).then((a) => !a.error && d.authenticator.cached(h) !== undefined)),
+      // Its answer goes with the request if it is handed over (an error, say): Fastify does not ask again.
+      warm: () =>
+        within(
+          req,
+          d.authenticator.authenticate(h, bucket, requestId, Math.max(1, req.deadline! - Date.now())).then((a) => {
+            req.auth = a;
+            return !a.error && d.authenticator.cached(h) !== undefined;
+          }),
+        ),
     };
   }
   if (auth.error) return "credentials";
@@ -110,9 +121,9 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
     return "credentials";
   }
   const ipKey = identity ? GatewayLimits.ipKey(bucket) : undefined;
-  if (ipKey && !d.limits.canHit(ipKey)) return coldLimit(d, ipKey, d.limits.o.ipMax);
+  if (ipKey && !d.limits.canHit(ipKey)) return coldLimit(d, req, ipKey, d.limits.o.ipMax);
   const rateKey = `gw-rl:${identity ? `user:${identity.userId}` : `ip:${bucket}`}`;
-  if (!d.limits.canHit(rateKey)) return coldLimit(d, rateKey, d.rateMax);
+  if (!d.limits.canHit(rateKey)) return coldLimit(d, req, rateKey, d.rateMax);
   const base = d.bases.get(target.service.name)!;
   const head = requestHead(method, `${target.path}${target.search}`, base.host, upstreamHeaders(h, requestId, clientRequestIdOf(msg), ip, identity));
   if (!head) return "headers";
