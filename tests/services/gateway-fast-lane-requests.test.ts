@@ -164,3 +164,50 @@ describe("bytes a client sends while the lane's answer is out", () => {
     expect(/\r\nConnection: close\r\n/.test(viaFastify)).toBe(true);
   });
 });
+
+/**
+ * An endless streamed answer from `gw` (its head and some of its body read), then `more` on the same
+ * connection: whether the gateway closes the connection within 15 s, and the statuses of the answer
+ * heads read (the body is all "x": a head is the text "HTTP/1.1 ").
+ */
+async function behindStreamed(gw: string, path: string, more: Buffer): Promise<{ closed: boolean; statuses: string[] }> {
+  const { port } = new URL(gw);
+  const statuses: string[] = [];
+  let received = 0;
+  let tail = ""; // (a head may straddle two reads)
+  const s = connect(Number(port), "127.0.0.1", () => s.write(get(path)));
+  let sent = false;
+  const closed = new Promise<boolean>((r) => {
+    s.on("close", () => r(true));
+    setTimeout(r, 15_000, false);
+  });
+  s.on("data", (d: Buffer) => {
+    const text = tail + d.toString("latin1");
+    for (const m of text.matchAll(/HTTP\/1\.1 (\d{3})/g)) if (m.index! >= tail.length - 11) statuses.push(m[1]);
+    tail = text.slice(-16);
+    received += d.length;
+    // Once the answer is well under way (its head and 64 KiB of its body in): the gateway is streaming it.
+    if (!sent && received > 64 * 1024) {
+      sent = true;
+      s.write(more);
+    }
+  });
+  s.on("error", () => undefined);
+  const wasClosed = await closed;
+  s.destroy();
+  return { closed: wasClosed, statuses };
+}
+
+describe("bytes a client sends once the lane's answer has begun", () => {
+  it("a request llhttp refuses, behind a streamed answer under way: the connection closed, no 400 (node:http's and the kit's rule)", async () => {
+    await laneAnswer(rig.lane, get("/api/portfolio/echo?streamed=1")); // (the credentials and the lease warm)
+    const tls = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]);
+    const before = await served(rig.lane);
+    const viaLane = await behindStreamed(rig.lane, "/api/portfolio/endless?refused=1", tls);
+    const viaFastify = await behindStreamed(rig.plain, "/api/portfolio/endless?refused=2", tls);
+    expect(await served(rig.lane)).toBe(before + 1);
+    // Before session 55 the lane held them until its answer ended (never, here), then handed them to node:http: its 400.
+    expect(viaLane).toEqual(viaFastify);
+    expect(viaLane).toEqual({ closed: true, statuses: ["200"] });
+  });
+});

@@ -129,16 +129,19 @@ export class LaneConnection {
   }
 
   /**
-   * Bytes while the lane handles `current`. The kit's rule (client-errors.ts): a request llhttp refuses,
-   * pipelined behind one whose answer is not started, closes the connection after that answer (sent
-   * with Connection: close), and gets no 400 of its own.
+   * Bytes while the lane handles `current`. The kit's rule (client-errors.ts answerClientError): a request
+   * llhttp refuses, pipelined behind one whose answer is not started, closes the connection after that
+   * answer (sent with Connection: close) and gets no 400 of its own; behind one whose answer has begun
+   * (a streamed one), the connection is closed at once, nothing written over the answer (session 55:
+   * the lane handed those bytes to node:http after its answer, whose 400 followed it).
    */
   private pipelined(d: Buffer): void {
     this.pending.push(d);
-    if (this.started || !this.current) return;
+    if (!this.current) return;
     const check = newParser("request", this.lane.maxHeaderSize, { headersComplete: () => 0, messageComplete: () => undefined });
     const refused = check.execute(Buffer.concat(this.pending)) instanceof Error;
     check.close();
+    if (refused && this.started) return this.destroy();
     if (refused) [this.current.keepAlive, this.pending] = [false, []];
   }
 
