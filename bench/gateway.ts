@@ -30,7 +30,7 @@
  * (e.g. '{"LOG_LEVEL":"warn"}': no access line; '{"GATEWAY_FAST_LANE":"false"}': no fast lane);
  * BENCH_TARGETS, the target keys to measure besides direct (e.g. "gateway,raw"; default all), and
  * "gatewayOff" (never by default): a second gateway, the same environment with GATEWAY_FAST_LANE
- * inverted, measured in the same rounds (the fast lane on and off compared under the same load).
+ * inverted (the lane on by default: the gateway without it), measured in the same rounds (the fast lane on and off compared under the same load).
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -114,8 +114,9 @@ async function main() {
       ...(JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") as Record<string, string>),
     };
     const gwUrl = await startService("api-gateway", gwEnv);
-    // "gatewayOff" in BENCH_TARGETS: a second gateway with the fast lane the other way (GATEWAY_FAST_LANE's default is false).
-    const laneOn = gwEnv.GATEWAY_FAST_LANE === "true";
+    // "gatewayOff" in BENCH_TARGETS: a second gateway with the fast lane the other way (GATEWAY_FAST_LANE's default is true:
+    // without the variable, "gatewayOff" is the gateway without the lane).
+    const laneOn = gwEnv.GATEWAY_FAST_LANE !== "false";
     let gwOffUrl: string | undefined;
     if (process.env.BENCH_TARGETS?.split(",").some((k) => k.trim() === "gatewayOff")) {
       const p = await startServiceProcess("api-gateway", { ...gwEnv, GATEWAY_FAST_LANE: laneOn ? "false" : "true" }, { logs: "discard" });

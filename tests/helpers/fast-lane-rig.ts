@@ -32,7 +32,7 @@ const big = randomBytes(2 * 1024 * 1024 + 17);
 
 /** The gateways and the user the tests use, set by useFastLaneRig's beforeAll. */
 export const rig = {
-  /** A gateway with the lane (GATEWAY_FAST_LANE=true), one without (GATEWAY_FAST_LANE=false), one with a limit of 100. */
+  /** A gateway with the lane (the default), one without (GATEWAY_FAST_LANE=false), one with a limit of 100. */
   lane: "",
   plain: "",
   limited: "",
@@ -108,9 +108,9 @@ beforeAll(async () => {
   const create = (more: Record<string, string>, logs?: Array<Record<string, unknown>>) =>
     createService(apiGateway, env({ SERVICE_USER_MANAGEMENT_URL: umUrl, SERVICE_PORTFOLIO_MANAGER_URL: fakeUrl, RATE_LIMIT_MAX_REQUESTS: "10000", ...more }, logs));
   const urls = new Map<string, Service>();
-  // The lane is off by default (the gateway's config says why): every gateway here has it on unless told.
+  // The lane is on by default (the gateway's config): every gateway here has it unless told.
   rig.gateway = async (more, logs) => {
-    const s = await create({ GATEWAY_FAST_LANE: "true", ...more }, logs);
+    const s = await create(more, logs);
     const url = await listen(s);
     urls.set(url, s);
     return url;

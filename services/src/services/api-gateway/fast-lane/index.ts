@@ -6,7 +6,8 @@
  * it serves looks as through Fastify to the client, the upstream and the operator (./serve.ts, ./exchange.ts,
  * ./answer.ts); everything else is handed to node:http and Fastify, connection and all.
  *
- * GATEWAY_FAST_LANE=false: no lane, every connection node:http's from its first byte. Off as well
+ * On by default (../config.ts GATEWAY_FAST_LANE says why). GATEWAY_FAST_LANE=false: no lane, every
+ * connection node:http's from its first byte. Off as well
  * when tracing is on (OTEL_EXPORTER_OTLP_*: the spans are node:http's and Fastify's) or when this
  * Node has no llhttp binding of the expected shape (./llhttp.ts).
  */
