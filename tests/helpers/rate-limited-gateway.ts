@@ -3,9 +3,9 @@
  * over an hour, in front of a kit service in user-management's place whose anonymous
  * `POST /login` takes any body and counts what reaches it: the set-up of the tests of what the
  * limit does to a request while its body is read (tests/hostile/continue-rate-limit.test.ts,
- * tests/services/gateway-rate-limit-413.test.ts; before, each spelt it again). Both judge the
- * Fastify path, where the limit is counted at preParsing, so the fast lane is off here explicitly
- * (GATEWAY_FAST_LANE=false), whatever the default.
+ * tests/services/gateway-rate-limit-413.test.ts; before, each spelt it again). The gateway runs with
+ * its defaults, the fast lane on as in production: a POST with a body is not the lane's (GET and HEAD
+ * only), so it reaches Fastify's path, where the limit is counted at preParsing.
  */
 import { afterAll, beforeAll } from "vitest";
 import { createService, defineService, type Service } from "../../services/src/kit";
@@ -34,7 +34,7 @@ export function useRateLimitedGateway(limit: number, env: Record<string, string>
     started.push(upstream);
     const svc = await upstream.listen({ port: 0, host: "127.0.0.1" });
     const gateway = await createService(apiGateway, {
-      env: { ...base, SERVICE_USER_MANAGEMENT_URL: svc, RATE_LIMIT_MAX_REQUESTS: String(limit), RATE_LIMIT_WINDOW_MS: "3600000", GATEWAY_FAST_LANE: "false", ...env },
+      env: { ...base, SERVICE_USER_MANAGEMENT_URL: svc, RATE_LIMIT_MAX_REQUESTS: String(limit), RATE_LIMIT_WINDOW_MS: "3600000", ...env },
       defaultMetrics: false,
     });
     started.push(gateway);
