@@ -7,38 +7,24 @@
  * state again under a budget of its own: the answer twice as late as without the lane, after two reads.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer, type Server, type ServerResponse } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createService, jwtKey, signAccessToken } from "../../services/src/kit";
 import apiGateway from "../../services/src/services/api-gateway";
-import { listen } from "../helpers/http-stand-ins";
+import { useHoldingStandIn } from "../helpers/http-stand-ins";
 import { http } from "../trading/e2e-helpers";
 
 const srv = useServers("redis");
 const JWT_SECRET = randomBytes(64).toString("hex");
 /** Longer than the user-state read's own 5 s bound: its AUTH_UNAVAILABLE comes first, on either path. */
 const REQUEST_TIMEOUT_MS = 8_000;
-let standIn: Server;
-let standInUrl: string;
-const held: Array<{ url: string; res: ServerResponse }> = [];
-
-beforeAll(async () => {
-  standIn = createServer((req, res) => {
-    req.resume();
-    held.push({ url: req.url ?? "", res });
-  });
-  standInUrl = await listen(standIn);
-});
-
-afterAll(async () => {
-  for (const h of held) h.res.socket?.destroy();
-  standIn?.close();
-});
+/** The stand-in user-management: its requests, held unanswered, with their paths. */
+const standIn = useHoldingStandIn();
+const held = standIn.held;
 
 /** A first request with a new user's token to a gateway (`lane`: GATEWAY_FAST_LANE): its answer, how long it took, the state reads it cost. */
 async function unreadableUser(lane: string) {
-  const env = { ...srv.env, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: standInUrl, GATEWAY_FAST_LANE: lane, REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), PROXY_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) };
+  const env = { ...srv.env, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: standIn.url, GATEWAY_FAST_LANE: lane, REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), PROXY_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) };
   const gw = await createService(apiGateway, { env, defaultMetrics: false });
   try {
     const url = await gw.listen({ port: 0, host: "127.0.0.1" });

@@ -10,42 +10,27 @@
  * before, they were bounded by HEALTH_TIMEOUT_MS alone, and the close waited for them.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer, type Server, type ServerResponse } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { catalog, serviceUrlEnvVar } from "../../services/src/catalog";
 import { createService, jwtKey, OPENAPI_DOCUMENT_PATH, PEER_CLOSE_GRACE_MS, signAccessToken } from "../../services/src/kit";
 import apiGateway from "../../services/src/services/api-gateway";
 import { generateApiKey } from "../../services/src/services/user-management/api-keys";
-import { listen } from "../helpers/http-stand-ins";
+import { useHoldingStandIn } from "../helpers/http-stand-ins";
 import { http, waitUntil } from "../trading/e2e-helpers";
 
 const srv = useServers("redis");
 const JWT_SECRET = randomBytes(64).toString("hex");
-let standIn: Server;
-let standInUrl: string;
 /** The stand-in user-management's requests, held unanswered, with their paths. */
-const held: Array<{ url: string; res: ServerResponse }> = [];
-
-beforeAll(async () => {
-  standIn = createServer((req, res) => {
-    req.resume();
-    held.push({ url: req.url ?? "", res });
-  });
-  standInUrl = await listen(standIn);
-});
-
-afterAll(async () => {
-  for (const h of held) h.res.socket?.destroy();
-  standIn?.close();
-});
+const standIn = useHoldingStandIn();
+const held = standIn.held;
 
 /**
  * A gateway whose GET `url` with `headers` is waiting for the stand-in (`asked`: `count` requests for
  * `path` held); then closed: its answer and how long after the close began it came. `env` adds to the gateway's.
  */
 async function closedWhileWaiting(headers: Record<string, string>, path: string, o: { url?: string; count?: number; env?: Record<string, string> } = {}) {
-  const env = { ...srv.env, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: standInUrl, ...o.env };
+  const env = { ...srv.env, JWT_SECRET, LOG_LEVEL: "silent", SERVICE_USER_MANAGEMENT_URL: standIn.url, ...o.env };
   const gw = await createService(apiGateway, { env, defaultMetrics: false });
   try {
     const url = await gw.listen({ port: 0, host: "127.0.0.1" });
@@ -94,7 +79,7 @@ describe("the gateway closing while a request waits for user-management", { time
 /** Every routed service at the stand-in, and reads bounded by 20 s: what the close waited for before session 54. */
 const routed = catalog.filter((def) => def.route);
 const HEALTH_TIMEOUT_MS = 20_000;
-const allAtTheStandIn = () => ({ ...Object.fromEntries(routed.map((def) => [serviceUrlEnvVar(def.name), standInUrl])), HEALTH_TIMEOUT_MS: String(HEALTH_TIMEOUT_MS), REQUEST_TIMEOUT_MS: "60000" });
+const allAtTheStandIn = () => ({ ...Object.fromEntries(routed.map((def) => [serviceUrlEnvVar(def.name), standIn.url])), HEALTH_TIMEOUT_MS: String(HEALTH_TIMEOUT_MS), REQUEST_TIMEOUT_MS: "60000" });
 
 /** Cut within the grace, by the close: not a report or a document of services that did not answer HEALTH_TIMEOUT_MS later. */
 function cutByTheCloseOfAny(waited: Awaited<ReturnType<typeof closedWhileWaiting>>): void {
