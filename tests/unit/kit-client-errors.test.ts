@@ -48,9 +48,16 @@ const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf("\r\n\
 
 let app: App;
 let port = 0;
+let slowRuns = 0;
 beforeAll(async () => {
   app = createApp({ log: createLogger("client-errors-test", "silent"), bodyLimit: 1_000, trustProxy: undefined, jsonMaxDepth: 10, receiveTimeoutMs: 1_000 });
   app.post("/", async () => ({ ok: true }));
+  // A request still being handled when the next one on its connection arrives.
+  app.get("/slow", async () => {
+    slowRuns++;
+    await new Promise((r) => setTimeout(r, 200));
+    return { slow: true };
+  });
   await app.listen({ port: 0, host: "127.0.0.1" });
   port = (app.server.address() as net.AddressInfo).port;
 });
@@ -98,5 +105,28 @@ describe("kit client-errors", () => {
     expect(a.slice(0, 12)).toBe("HTTP/1.1 405");
     expect(bodyOf(a).error).toMatchObject({ code: "METHOD_NOT_ALLOWED", field: "method", requestId: expect.any(String) });
     expect(a).toMatch(/\r\nconnection: close\r\n/);
+  });
+
+  it("a CONNECT pipelined behind a request being handled leaves that request its answer, then the connection closes (session 55: the 405 replaced it)", async () => {
+    const before = slowRuns;
+    const a = await exchange(port, `GET /slow HTTP/1.1\r\nHost: g\r\n\r\nCONNECT g:443 HTTP/1.1\r\nHost: g:443\r\n\r\n`);
+    expect(slowRuns - before, a).toBe(1);
+    expect([a.slice(0, 12), bodyOf(a)], a).toEqual(["HTTP/1.1 200", { slow: true }]);
+    expect(a).toMatch(/\r\nconnection: close\r\n/i);
+    expect(a).not.toContain("405");
+    // After an answered request on a kept-alive connection: the CONNECT's own 405.
+    const after = await new Promise<string>((resolve) => {
+      let got = "";
+      const c = net.connect(port, "127.0.0.1", () => c.write("GET /slow HTTP/1.1\r\nHost: g\r\n\r\n"));
+      c.on("data", (d) => {
+        const first = !got;
+        got += d.toString("latin1");
+        if (first) c.write("CONNECT g:443 HTTP/1.1\r\nHost: g:443\r\n\r\n");
+      });
+      c.on("error", () => undefined);
+      c.on("close", () => resolve(got));
+      setTimeout(() => c.destroy(), 5_000).unref();
+    });
+    expect([...after.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(["200", "405"]);
   });
 });

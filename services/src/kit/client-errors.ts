@@ -79,6 +79,16 @@ export function clientErrorResponse(err: { code?: string; reason?: string }, ser
 export function installConnectRefusal(server: Server): void {
   server.on("connect", (req: IncomingMessage, socket: Socket) => {
     socket.on("error", () => undefined);
+    // A CONNECT pipelined behind a request still being handled (session 55): the 405 written and the
+    // connection ended at once replaced that request's answer, though it may have been carried out
+    // (a POST). As for a malformed request pipelined so (answerClientError), that answer goes out,
+    // with `Connection: close`, and the connection closes after it; the CONNECT gets none.
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+    if (inFlight && !inFlight.writableFinished) {
+      if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+      inFlight.once("close", () => socket.destroy());
+      return;
+    }
     socket.end(rawAnswerText(server, req, { status: 405, code: "METHOD_NOT_ALLOWED", message: "CONNECT is not taken: this server is no proxy", field: "method" }));
   });
 }
