@@ -18,7 +18,7 @@ import { useServers } from "../harness/shared";
 import type { createPostgres } from "../../services/src/kit/datastores/postgres";
 import { createKafka, createTopicsReady, deadlineProducer, SendDeadlineError } from "../../services/src/kit/datastores";
 import { produceHole } from "../helpers/kafka-produce-hole";
-import { isUnknownTopic } from "../../services/src/services/database-service/dead-letter-replay";
+import { isRefusedTopic, isUnknownTopic } from "../../services/src/services/database-service/dead-letter-replay";
 
 const srv = useServers("kafka");
 const log = { info() {}, warn() {}, error() {}, debug() {} } as unknown as Parameters<typeof createPostgres>[1];
@@ -60,6 +60,28 @@ describe("the kit's deadline producer", () => {
       await kit.close();
     }
   }, 180_000);
+
+  it("a send to the broker's own topic (__consumer_offsets) fails before the deadline as a topic refused, not unknown (session 55: a dead letter's replay answered it 503, retry)", async () => {
+    // The broker makes __consumer_offsets at a group's first offset commit: one committed here first.
+    const admin = new kafkajs.Kafka({ brokers: [srv.kafka.brokers], logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    await createTopicsReady(admin, [{ topic: `${TOPIC}-offsets`, numPartitions: 1 }]);
+    await admin.setOffsets({ groupId: `${TOPIC}-group`, topic: `${TOPIC}-offsets`, partitions: [{ partition: 0, offset: "0" }] });
+    await admin.disconnect();
+    const kit = kitFor(srv.kafka.brokers);
+    const producer = kit.deadlineProducer(60_000);
+    try {
+      const refusal = () => producer.send("__consumer_offsets", [{ value: "x", partition: 0 }]).then(() => undefined, (e: unknown) => e);
+      // (Unknown until its partitions have their leaders: waited for.)
+      await expect.poll(async () => isUnknownTopic(await refusal()), { timeout: 30_000 }).toBe(false);
+      const err = await refusal();
+      expect(err).toBeDefined();
+      expect(err).not.toBeInstanceOf(SendDeadlineError);
+      expect([isRefusedTopic(err), isUnknownTopic(err)], String(err)).toEqual([true, false]);
+    } finally {
+      await kit.close();
+    }
+  }, 120_000);
 
   it("a broker that never answers: the send is cut at its deadline with SendDeadlineError, and a later send tries again", async () => {
     const port = (silent.address() as { port: number }).port;

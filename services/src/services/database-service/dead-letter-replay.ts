@@ -52,7 +52,7 @@ export type ReplayOutcome =
   | { missing: true }
   | { already: Date }
   | { notReplayable: string }
-  /** The letter's topic is not a name Kafka accepts (why); nothing sent, not claimed. */
+  /** The letter's topic is not a name Kafka accepts, or one the broker refused to take writes to (why); nothing sent, not claimed (or the claim released). */
   | { badTopic: string }
   /** Another replay holds a claim, for this long yet. */
   | { inProgress: { retryAfterS: number } }
@@ -65,19 +65,33 @@ export type ReplayOutcome =
   /** Sent, but the mark failed: the claim stays for its bound, after which a replay sends it again. */
   | { notRecorded: { offset: string | null; retryAfterS: number } };
 
-/** Whether kafkajs gave up on a send because the topic (or partition) is unknown to the broker. */
-export function isUnknownTopic(err: unknown): boolean {
+/** Whether a Kafka protocol error of `type` is in `err`'s chain of causes (kafkajs wraps the broker's error). */
+function hasProtocolError(err: unknown, type: string): boolean {
   for (let e = err as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
-    if (e.type === "UNKNOWN_TOPIC_OR_PARTITION") return true;
+    if (e.type === type) return true;
     e = (e.cause ?? e.originalError) as typeof e;
   }
   return false;
 }
 
+/** Whether kafkajs gave up on a send because the topic (or partition) is unknown to the broker. */
+export const isUnknownTopic = (err: unknown): boolean => hasProtocolError(err, "UNKNOWN_TOPIC_OR_PARTITION");
+
+/**
+ * Whether the broker refused the send's topic as one no client writes to (INVALID_TOPIC_EXCEPTION: its
+ * own internal topics, say): refused every time, so the letter is not replayable as kept, not a send
+ * to retry (session 55: a letter of `__consumer_offsets` was a 503 REPLAY_NOT_SENT "it stays replayable").
+ */
+export const isRefusedTopic = (err: unknown): boolean => hasProtocolError(err, "INVALID_TOPIC_EXCEPTION");
+
+/** The broker's own topics (its consumer groups' offsets, its transactions' state, KRaft's metadata): it takes no client's writes to them. */
+const BROKER_TOPICS: ReadonlySet<string> = new Set(["__consumer_offsets", "__transaction_state", "__cluster_metadata"]);
+
 /**
  * Why Kafka refuses `topic` as a topic's name, undefined when it accepts it (Apache Kafka's
  * `Topic.validate`: 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, neither `.` nor
- * `..`). A letter's topic is one a consumer read, so a refused name is a row written or edited by hand:
+ * `..`), nor one of the broker's own topics (BROKER_TOPICS). A letter's topic is one a consumer read,
+ * so a refused name is a row written or edited by hand:
  * the broker would refuse the send (kafkajs retrying it until the deadline), so it is not claimed.
  */
 export function topicNameProblem(topic: string): string | undefined {
@@ -85,6 +99,7 @@ export function topicNameProblem(topic: string): string | undefined {
   if (topic.length > 249) return "it is longer than 249 characters";
   if (topic === "." || topic === "..") return "it is one or two dots only";
   if (!/^[A-Za-z0-9._-]+$/.test(topic)) return "it holds characters other than ASCII letters, digits, '.', '_' and '-'";
+  if (BROKER_TOPICS.has(topic)) return "it is one of the broker's own topics, which take no client's writes";
   return undefined;
 }
 
@@ -115,6 +130,7 @@ export async function replayLetter(
   } catch (err) {
     if (err instanceof SendDeadlineError && err.requestWritten) return { outcomeUnknown: { retryAfterS: seconds(claimStaleMs) } };
     await release();
+    if (isRefusedTopic(err)) return { badTopic: "the broker refuses writes to it" };
     return isUnknownTopic(err) ? { targetMissing: "topic" } : { sendFailed: err };
   }
   // kafkajs 2.2.4 sends nothing for a partition the topic does not have, and reports nothing.

@@ -100,7 +100,7 @@ export function replayMessage(l: KeptMessage): { message: import("kafkajs").Mess
   for (const [i, h] of l.msg_headers.entries()) {
     const { name, value } = (h ?? {}) as Partial<DeadLetterHeader>;
     if (typeof name !== "string" || (value !== null && typeof value !== "string")) return { problem: `its header ${i} is not a {name, value} pair` };
-    if (value === null) return { problem: `its header ${JSON.stringify(name)} has no value, which kafkajs cannot send` };
+    if (value === null) return { problem: `its header ${JSON.stringify(name)} has no value, which the message broker's client cannot send` };
     const bytes = Buffer.from(value, "base64");
     if (bytes.toString("base64") !== value) return { problem: `its header ${JSON.stringify(name)}'s value is not base64` };
     const before = headers[name];
