@@ -78,8 +78,9 @@ export class PaymentMethodData {
   }
 
   /** Records that the processor deleted the customer (or has none such). */
-  async customerDeletedAtProcessor(customerId: string): Promise<void> {
-    await this.pg.query("UPDATE pay_customers SET processor_deleted_at = now() WHERE customer_id = $1 AND processor_deleted_at IS NULL", [customerId]);
+  async customerDeletedAtProcessor(customerId: string): Promise<boolean> {
+    const r = await this.pg.query("UPDATE pay_customers SET processor_deleted_at = now() WHERE customer_id = $1 AND processor_deleted_at IS NULL", [customerId]);
+    return (r.rowCount ?? 0) > 0;
   }
 
   /**
