@@ -4,7 +4,7 @@
  * and 32 hex digits), are listed (`store=ch`), shown and replayed once through the same routes, with
  * their claim and mark in PostgreSQL's ledger (migration 0506); a replay no longer holds a transaction
  * while it sends. Concurrent replays of one letter: one sends. A missing topic or partition: a clear
- * 502, nothing sent, the letter replayable again. A claim left by a replay that crashed between its
+ * 409 naming which, nothing sent, the letter replayable again. A claim left by a replay that crashed between its
  * send and its mark is taken over once older than the bound; a fresher one is 409 REPLAY_IN_PROGRESS.
  * A send cut at its deadline after its Produce request was written (a broker that took it and never
  * answers) is outcome unknown, its claim kept; one cut before (a broker hung in its handshake, or down)
@@ -180,11 +180,12 @@ describe("ClickHouse's dead letters through the same routes", () => {
 });
 
 describe("a replay that cannot send", () => {
-  it("a missing topic or partition: 502 naming neither store nor topic, nothing sent, the letter replayable", async () => {
+  it("a missing topic or partition: 409 naming which (not the topic's name, nor the store), nothing sent, the letter replayable", async () => {
     const missingTopic = `dead-letter-claims-missing-${run}`;
     const id = await postgresLetterOf(missingTopic, 0);
     const r = await call("POST", `/dead-letters/${id}/replay`);
-    expect([r.status, r.body.error?.code, r.retryAfter], JSON.stringify(r.body)).toEqual([502, "TOPIC_NOT_FOUND", "30"]);
+    expect([r.status, r.body.error?.code, r.retryAfter], JSON.stringify(r.body)).toEqual([409, "TOPIC_NOT_FOUND", "30"]);
+    expect(r.body.error.field).toBe("topic");
     expect(r.body.error.message).toMatch(/its topic does not exist/);
     expect(r.body.error.message).not.toContain(missingTopic);
     const row = (await pool.query("SELECT replayed_at, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
@@ -192,7 +193,7 @@ describe("a replay that cannot send", () => {
     // The letter's partition 5 of a topic of two: kafkajs sent nothing and said nothing (before, the letter was marked replayed).
     const chId = await clickHouseLetterOf(TOPIC, 5, null, Buffer.from("p5"), {});
     const p5 = await call("POST", `/dead-letters/${chId}/replay`);
-    expect([p5.status, p5.body.error?.code]).toEqual([502, "TOPIC_NOT_FOUND"]);
+    expect([p5.status, p5.body.error?.code, p5.body.error?.field]).toEqual([409, "TOPIC_NOT_FOUND", "partition"]);
     expect(p5.body.error.message).toMatch(/its partition does not exist/);
     expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND (replayed_at IS NOT NULL OR replay_claim IS NOT NULL)", [chId])).rows[0].n).toBe(0);
 
@@ -306,7 +307,7 @@ describe("a letter whose topic is not a name the broker accepts", () => {
       expect(await claimOf(pgId)).toEqual({ claimed: false, replayed_at: null });
       expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1", [chId])).rows[0].n).toBe(0);
     }
-    // The longest name the broker accepts is not refused as a name (its topic does not exist: 502).
+    // The longest name the broker accepts is not refused as a name (its topic does not exist: 409 TOPIC_NOT_FOUND).
     const longest = await postgresLetterOf(`x${"y".repeat(248)}`, 0, "longest");
     expect((await call("POST", `/dead-letters/${longest}/replay`)).body.error?.code).toBe("TOPIC_NOT_FOUND");
   }, 180_000);

@@ -11,8 +11,8 @@
  * unknown id, 409 ALREADY_REPLAYED naming `id` for one replayed before, 409 REPLAY_IN_PROGRESS naming
  * `id` (Retry-After) while another replay holds its claim, 409 NOT_REPLAYABLE naming `id` for one whose
  * message cannot be sent as kept (trading/infra/deadLetters.ts replayMessage), naming `topic` for one whose
- * topic is not a name Kafka accepts (not claimed); 502 TOPIC_NOT_FOUND
- * (Retry-After) when its topic or partition does not exist and 503 (Retry-After) when the send failed
+ * topic is not a name Kafka accepts (not claimed); 409 TOPIC_NOT_FOUND naming `topic` or `partition`
+ * (Retry-After) when its topic or partition does not exist (session 55; was 502) and 503 (Retry-After) when the send failed
  * or did not end in time, the letter replayable again once Retry-After has passed: REPLAY_NOT_SENT
  * when nothing was sent (kafkajs gave up, or no Produce request was written by the deadline: a hung
  * or down broker), the claim released; REPLAY_OUTCOME_UNKNOWN when the request was written and its
@@ -78,7 +78,9 @@ function answered(id: string, out: ReplayOutcome) {
   if ("inProgress" in out)
     throw new HttpError(409, "REPLAY_IN_PROGRESS", `dead letter ${id} is being replayed by another request; if that one stops before its mark, replay again after ${out.inProgress.retryAfterS} s`, "id", { "retry-after": String(out.inProgress.retryAfterS) });
   if ("targetMissing" in out)
-    throw new HttpError(502, "TOPIC_NOT_FOUND", `dead letter ${id} was not sent: its ${out.targetMissing} does not exist (deleted?); it stays replayable once it does`, undefined, { "retry-after": "30" });
+    // A 409, not a 5xx: the platform works; the letter names a place that is not there (now), which the
+    // request cannot change and an operator can (create the topic or its partitions).
+    throw new HttpError(409, "TOPIC_NOT_FOUND", `dead letter ${id} was not sent: its ${out.targetMissing} does not exist (deleted?); it stays replayable once it does`, out.targetMissing, { "retry-after": "30" });
   if ("sendFailed" in out) throw unavailable("REPLAY_NOT_SENT", `dead letter ${id} was not sent: the message broker did not take it or did not answer; it stays replayable`, 5);
   if ("outcomeUnknown" in out)
     throw unavailable("REPLAY_OUTCOME_UNKNOWN", `dead letter ${id}'s send did not end in time and may still arrive; it is replayable again after ${out.outcomeUnknown.retryAfterS} s (which may send a second copy)`, out.outcomeUnknown.retryAfterS);
