@@ -73,7 +73,8 @@ beforeAll(async () => {
   repo = new GatedRepo(db);
   // Refunds take no part in a charge.
   // The service's lock connections (charge-locks.ts), with its default timeouts.
-  locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20 });
+  locks = new ChargeLocks(pgConfig(), log, { connections: 2, waitMs: 2_000, holdMs: 120_000, retryAfterS: 20, openingRetryAfterS: 10 });
+  locks.keepOpen();
   payments = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, locks, new RefundIssues(db, log));
 }, 300_000);
 afterAll(async () => {
@@ -136,7 +137,8 @@ describe("a card charge and its account's deletion", () => {
     // A hold of 1 s here (the service refuses one under the processor's retry budget): the deletion,
     // run while the processor still has the charge, would otherwise wait for the answer, which this
     // test gives only after the deletion committed.
-    const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1 });
+    const short = new ChargeLocks(pgConfig(), log, { connections: 1, waitMs: 2_000, holdMs: 1_000, retryAfterS: 1, openingRetryAfterS: 10 });
+    short.keepOpen();
     const stuck = new Payments(repo, processor, log, { idempotentWaitMs: 1_000, reconcileGraceMs: 60_000, inFlightMs: 60_000, neverReachedRecheckMs: 86_400_000 }, () => undefined, methods, undefined as never, short, new RefundIssues(db, log));
     const p = await payer();
     const { reached: atProcessor, release } = fake.holdAnswers();

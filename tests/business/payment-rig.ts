@@ -15,8 +15,11 @@ import type { FakeCardProcessor } from "../fakes/card-processor";
 import { http } from "../trading/e2e-helpers";
 
 export interface PaymentRigOptions {
-  /** The suite's payment-service settings, over the rig's (no periodic reconciliation, the outbox every 50 ms). */
-  env?: Record<string, string>;
+  /**
+   * The suite's payment-service settings, over the rig's (no periodic reconciliation, the outbox every
+   * 50 ms); a function is given the servers' settings in beforeAll (a suite that puts a proxy before a server).
+   */
+  env?: Record<string, string> | ((servers: Record<string, string>) => Promise<Record<string, string>>);
   /** Replicas started on the same database (1 by default). */
   replicas?: number;
   /** Connections of the suite's own pool (2 by default). */
@@ -32,6 +35,7 @@ export interface PaymentRig {
   readonly bases: string[];
   /** Replica 0's base URL. */
   readonly base: string;
+  /** The rig's own pool, on PostgreSQL itself (not through a suite's proxy). */
   readonly pool: InstanceType<typeof pg.Pool>;
   /** The services' settings (a suite may start another process of the service with them). */
   readonly env: Record<string, string>;
@@ -53,10 +57,11 @@ export function usePaymentService(fake: FakeCardProcessor, o: PaymentRigOptions 
 
   beforeAll(async () => {
     await fake.start();
-    env = { ...srv.env, LOG_LEVEL: o.onLog ? "info" : "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", ...o.env };
+    const suiteEnv = typeof o.env === "function" ? await o.env(srv.env) : o.env;
+    env = { ...srv.env, LOG_LEVEL: o.onLog ? "info" : "silent", ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50", ...suiteEnv };
     const onLog = o.onLog;
     const logStream = onLog && { write: (line: string) => void onLog(JSON.parse(line) as Record<string, unknown>) };
-    pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: o.poolMax ?? 2 });
+    pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: o.poolMax ?? 2 });
     await runPostgresMigrations(pool);
     const admin = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
     await admin.connect();

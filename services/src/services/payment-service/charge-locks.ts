@@ -9,6 +9,14 @@
  * again). The connections' idle_in_transaction_session_timeout and statement_timeout
  * (PAYMENT_CHARGE_LOCK_HOLD_MS, above one processor request's whole retry budget) end a lock held by
  * a call stuck past it: the server ends the session, the lock goes with it.
+ *
+ * The connections are kept open (session 55): opened in the background at start and again whenever
+ * one is dropped (a hold's timeouts, a lost session), so a charge takes one already made. Made on
+ * demand, with the pool's one timeout at PAYMENT_CHARGE_LOCK_WAIT_MS bounding the making too, a
+ * charge on a host at load 14 answered 503 DATASTORE_UNAVAILABLE: its new connection took 4.3 s
+ * ("Connection terminated due to connection timeout"). The making is now bounded by the kit's
+ * POSTGRES_CONNECT_TIMEOUT_MS (the pool's connectionTimeoutMillis), and a charge's wait by
+ * PAYMENT_CHARGE_LOCK_WAIT_MS alone (acquire's own timer).
  */
 import type { Logger } from "pino";
 import type { PoolClient } from "pg";
@@ -16,15 +24,22 @@ import { lockAccountForWrite, unavailable, type DatastoreConfig } from "../../ki
 import { createPostgres } from "../../kit/datastores/postgres";
 
 export interface ChargeLockOptions {
-  /** Connections of the pool (PAYMENT_CHARGE_LOCK_CONNECTIONS). */
+  /** Connections of the pool (PAYMENT_CHARGE_LOCK_CONNECTIONS), all kept open. */
   connections: number;
   /** How long a charge waits for one (PAYMENT_CHARGE_LOCK_WAIT_MS). */
   waitMs: number;
   /** The connections' idle-in-transaction and statement timeouts (PAYMENT_CHARGE_LOCK_HOLD_MS). */
   holdMs: number;
-  /** The Retry-After of the 503, in seconds. */
+  /** The Retry-After of the 503 when every connection is held by a charge, in seconds: a charge's processor attempt ends by then. */
   retryAfterS: number;
+  /** The Retry-After of the 503 when connections were still being made, in seconds: a making ends by then (POSTGRES_CONNECT_TIMEOUT_MS). */
+  openingRetryAfterS: number;
 }
+
+/** The pause before the missing connections are opened again after a making that failed (or left the pool short). */
+const REOPEN_PAUSE_MS = 1_000;
+/** At most one warning per this long that connections are missing. */
+const MISSING_WARN_EVERY_MS = 10_000;
 
 /** One charge's lock connection, taken before its insert; released (once) when the charge is done with it. */
 export interface ChargeLock {
@@ -41,6 +56,14 @@ export interface ChargeLock {
 
 export class ChargeLocks {
   private readonly pg;
+  /** Connections checked out by charges and not yet released. */
+  private held = 0;
+  /** keepOpen() was called: connections are made ahead of charges, and made again when dropped. */
+  private keepingOpen = false;
+  private closed = false;
+  /** The next try at opening the missing connections, after a try that left some missing. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private warnedAt = -Infinity;
 
   constructor(
     cfg: DatastoreConfig["postgres"],
@@ -49,25 +72,108 @@ export class ChargeLocks {
   ) {
     this.pg = createPostgres(cfg, log, {
       max: opts.connections,
-      connectionTimeoutMillis: opts.waitMs,
+      // pg-pool closes no idle client while the pool has at most `min`: none of these, ever. (It
+      // opens none either: keepOpen does.) The making of one is bounded by the kit's
+      // connectionTimeoutMillis, POSTGRES_CONNECT_TIMEOUT_MS, not by a charge's wait.
+      min: opts.connections,
       idle_in_transaction_session_timeout: opts.holdMs,
       statement_timeout: opts.holdMs,
       application_name: "payment-service charge locks",
     });
+    // A client is removed when its session ended (the server, a hold's timeouts, a lost network) or was released broken.
+    this.pg.pool.on("remove", () => this.openMissing());
   }
 
-  /** A lock connection, or 503 CHARGE_LOCKS_BUSY (Retry-After) when none frees within the wait. */
-  async acquire(): Promise<ChargeLock> {
-    let client: PoolClient;
-    try {
-      client = await this.pg.pool.connect();
-    } catch (err) {
-      // Every connection open and held: none freed within the wait (otherwise PostgreSQL failed, which
-      // the kit answers as a datastore outage).
-      if (this.pg.pool.totalCount >= this.opts.connections)
-        throw unavailable("CHARGE_LOCKS_BUSY", `every connection for charges' account locks is held by a charge at the card processor; nothing was charged or recorded, retry`, this.opts.retryAfterS);
-      throw err;
+  /**
+   * Opens the connections in the background (startup does not wait for them) and keeps them open
+   * until close(): a dropped one is opened again. Not called where no charge can be made (the
+   * processor not configured): the connections would only sit there.
+   */
+  keepOpen(): void {
+    this.keepingOpen = true;
+    this.openMissing();
+  }
+
+  /**
+   * Starts making the connections the pool is short of (those being made count as there). pg-pool
+   * makes a new connection only for a checkout that finds none idle (and the pool not full), so this
+   * checks out as many as are idle plus as many as are missing, all at once: the idle ones are handed
+   * back at once (pg-pool hands them out and gets them back in the same turn of the event loop, so no
+   * charge meets them held), each of the rest is a connection made, handed back as soon as it is open
+   * (to a charge waiting for one, if any). Each making runs on its own: one slow making does not hold
+   * up another's. One that fails (or leaves the pool short) has the rest tried again after
+   * REOPEN_PAUSE_MS, with a warning at most every MISSING_WARN_EVERY_MS.
+   */
+  private openMissing(): void {
+    const pool = this.pg.pool;
+    if (!this.keepingOpen || this.closed) return;
+    const missing = this.opts.connections - pool.totalCount;
+    if (missing <= 0) return;
+    for (let i = missing + pool.idleCount; i > 0; i--)
+      pool.connect().then(
+        (client) => {
+          client.release();
+          this.tryAgainIfShort();
+        },
+        (err: Error) => this.tryAgainIfShort(err),
+      );
+  }
+
+  /** After a making ended: while the pool is short of connections (nothing making them), another try after a pause. */
+  private tryAgainIfShort(err?: Error): void {
+    const pool = this.pg.pool;
+    if (!this.keepingOpen || this.closed || this.retryTimer || pool.totalCount >= this.opts.connections) return;
+    if (performance.now() - this.warnedAt >= MISSING_WARN_EVERY_MS) {
+      this.warnedAt = performance.now();
+      this.log.warn({ open: pool.totalCount, connections: this.opts.connections, err: err && { message: err.message } }, "charge-lock connections missing: opening them again");
     }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.openMissing();
+    }, REOPEN_PAUSE_MS);
+  }
+
+  /**
+   * A lock connection, or 503 CHARGE_LOCKS_BUSY (Retry-After) when none is free within
+   * PAYMENT_CHARGE_LOCK_WAIT_MS. The wait is the charge's own timer, raced against the checkout: the
+   * pool's timeout is the making's bound (POSTGRES_CONNECT_TIMEOUT_MS), and a checkout that answers
+   * after the timer fired hands its connection back at once.
+   *
+   * When the wait ran out while connections were still being made (dropped ones being opened again,
+   * or the first ones at start, on a slow host), the charge answers CHARGE_LOCKS_BUSY too, not a
+   * longer wait up to the making's bound: the wait is the charge's share of the gateway's budget
+   * (the stack refuses PAYMENT_CHARGE_LOCK_WAIT_MS + PAYMENT_CHARGE_DEADLINE_MS + the charge's writes
+   * at or over PROXY_TIMEOUT_MS), and waiting longer would take it from the processor call, which
+   * would then be cut by the gateway's 504 with the card charged, the outcome unknown to the client.
+   * The 503 records and sends nothing, and its Retry-After is the making's bound.
+   */
+  async acquire(): Promise<ChargeLock> {
+    const checkout = this.pg.pool.connect();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, this.opts.waitMs, undefined)));
+    let got: PoolClient | undefined;
+    try {
+      got = await Promise.race([checkout, waited]);
+    } catch (err) {
+      // The pool's own wait (POSTGRES_CONNECT_TIMEOUT_MS) ran out first, every connection held: a
+      // wait set longer than that.
+      if (this.held >= this.opts.connections) throw this.busy();
+      // Otherwise the making failed: PostgreSQL refused or lost the connection, which the kit
+      // answers as a datastore outage. The connection is made again.
+      this.tryAgainIfShort(err as Error);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (got === undefined) {
+      checkout.then(
+        (late) => late.release(),
+        (err: Error) => this.tryAgainIfShort(err),
+      );
+      throw this.busy();
+    }
+    const client = got;
+    this.held++;
     // Checked out, a client has no listener of pg-pool's: a session the server ended (the hold's
     // timeouts) would emit an unhandled 'error'. The query under way fails with it; the client is dropped.
     let broken: Error | undefined;
@@ -101,13 +207,29 @@ export class ChargeLocks {
       release: () => {
         if (released) return;
         released = true;
+        this.held--;
         client.removeListener("error", onError);
+        // A broken one is removed (pool 'remove'): another is made (openMissing).
         client.release(broken);
       },
     };
   }
 
+  /** The connections open, idle or held by a charge (made and not yet dropped: the opener keeps their sum at PAYMENT_CHARGE_LOCK_CONNECTIONS). */
+  connectionStates(): { idle: number; held: number } {
+    return { idle: this.pg.pool.idleCount, held: this.held };
+  }
+
+  /** The 503 of a charge that got no connection: nothing inserted or sent. */
+  private busy(): Error {
+    if (this.held >= this.opts.connections)
+      return unavailable("CHARGE_LOCKS_BUSY", `every connection for charges' account locks is held by a charge at the card processor; nothing was charged or recorded, retry`, this.opts.retryAfterS);
+    return unavailable("CHARGE_LOCKS_BUSY", `no connection for charges' account locks was free within the wait: some are still being opened; nothing was charged or recorded, retry`, this.opts.openingRetryAfterS);
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
     await this.pg.close();
   }
 }

@@ -11,7 +11,7 @@
  * `paymentProcessorApiKey`, `paymentWebhookSecret`) the service runs read-only: charging, refunds
  * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
  */
-import { Counter } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { setting } from "../../catalog";
 import { ConfigError, defineService, envUrl, PeriodicDelete, RECORD_RETENTION_DAYS, Type } from "../../kit";
 import { OutboxRelay } from "../../trading/infra/outbox";
@@ -114,8 +114,21 @@ export default defineService({
       holdMs: c.PAYMENT_CHARGE_LOCK_HOLD_MS,
       // A lock connection frees when a charge's processor attempt ends: at most PAYMENT_PROCESSOR_TIMEOUT_MS.
       retryAfterS: Math.ceil(c.PAYMENT_PROCESSOR_TIMEOUT_MS / 1000),
+      // One being made is open (or failed, and made again) by then.
+      openingRetryAfterS: Math.ceil(ctx.datastores.configs.postgres!.POSTGRES_CONNECT_TIMEOUT_MS / 1000),
     });
+    // Opened now, in the background, and kept open; without a processor no charge takes one.
+    if (processor) chargeLocks.keepOpen();
     ctx.onClose(() => chargeLocks.close());
+    new Gauge({
+      name: "payment_charge_lock_connections",
+      help: "charge-lock connections open, by state: idle, held (by a charge at the processor); below PAYMENT_CHARGE_LOCK_CONNECTIONS in sum while dropped ones are opened again",
+      labelNames: ["state"],
+      registers: [ctx.metrics.registry],
+      collect() {
+        for (const [state, n] of Object.entries(chargeLocks.connectionStates())) this.set({ state }, n);
+      },
+    });
     const payments = new Payments(repo, processor, ctx.log, { idempotentWaitMs: c.PAYMENT_IDEMPOTENT_WAIT_MS, reconcileGraceMs: c.PAYMENT_RECONCILE_GRACE_MS, inFlightMs, neverReachedRecheckMs: c.PAYMENT_NEVER_REACHED_RECHECK_DAYS * 86_400_000 }, () => relay.notify(), methods, refundRepo, chargeLocks, issues);
     const webhooks = new Counter({ name: "payment_webhooks_total", help: "processor webhooks by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
     const refundOutcomes = new Counter({ name: "payment_refunds_reconciled_total", help: "pending refunds looked at by the refund reconciler, by outcome", labelNames: ["outcome"], registers: [ctx.metrics.registry] });
