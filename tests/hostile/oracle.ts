@@ -5,6 +5,7 @@
  * Since session 52 an error answer (4xx/5xx) names no internal thing either (./internal-names.ts: a
  * catalog service, a datastore or driver, a topic, a table).
  */
+import { expect } from "vitest";
 import { hostname } from "node:os";
 import { rawExchange, type RawAnswer } from "../helpers/raw-http";
 import { internalNamesIn } from "./internal-names";
@@ -102,4 +103,19 @@ export async function rawJudged(
   const v = judge(a.status || 599, a.body, a.headers["content-type"] ?? null, o.internalPorts);
   if (!v.ok) o.failures.push(`${label} -> ${a.status} [${v.problems.join(", ")}] ${a.all.slice(0, 200)}`);
   return a;
+}
+
+/** A case of a table-driven hostile test: [as, method, path, body, status, field]: who sends it, and the status and the field its error names. */
+export type StatusCase = [string, string, string, unknown, number, string | undefined];
+
+/**
+ * Sends each case with `send` (the file's own client, which judges every answer into `failures`) and
+ * expects its status and field (soft: every case is reported), then no failures of the oracle.
+ */
+export async function checkStatusCases(cases: StatusCase[], send: (as: string, method: string, path: string, body: unknown) => Promise<JudgedAnswer>, failures: readonly string[], pathShown = 160): Promise<void> {
+  for (const [as, method, path, body, status, field] of cases) {
+    const r = await send(as, method, path, body);
+    expect.soft([r.status, r.json?.error?.field], `${as} ${method} ${path.slice(0, pathShown)}: ${r.text.slice(0, 240)}`).toEqual([status, field]);
+  }
+  expect(failures).toEqual([]);
 }

@@ -35,7 +35,7 @@ import { FakeCardProcessor } from "../fakes/card-processor";
 import { deadWebhookLetter } from "../helpers/dead-letters";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { portsOf, rawRequest } from "../helpers/raw-http";
-import { rawJudged, sendJudged, type JudgedAnswer } from "./oracle";
+import { checkStatusCases, rawJudged, sendJudged, type JudgedAnswer, type StatusCase } from "./oracle";
 
 const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
 const fake = new FakeCardProcessor();
@@ -91,15 +91,9 @@ beforeEach(() => {
   failures.length = 0;
 });
 
-/** [as, method, path, body, status, field]: `as` a name in `who`, a token, or "none"; the status and the field its error names. */
-type Case = [string, string, string, unknown, number, string | undefined];
-async function check(cases: Case[], o: Omit<Ask, "body" | "token"> = {}): Promise<void> {
-  for (const [as, method, path, body, status, field] of cases) {
-    const r = await gw(as, method, path, { ...o, body });
-    expect.soft([r.status, r.json?.error?.field], `${as} ${method} ${path.slice(0, 120)}: ${r.text.slice(0, 240)}`).toEqual([status, field]);
-  }
-  expect(failures).toEqual([]);
-}
+type Case = StatusCase;
+/** Each case through `gw` with `o`: its status and the field its error names (./oracle.ts checkStatusCases). */
+const check = (cases: Case[], o: Omit<Ask, "body" | "token"> = {}) => checkStatusCases(cases, (as, method, path, body) => gw(as, method, path, { ...o, body }), failures, 120);
 
 /** A consumer's dead letter written as trading/infra/deadLetters.ts writes one: its id. */
 async function consumerLetter(o: { topic?: string; partition?: number; headers?: unknown; key?: Buffer | null; value?: Buffer | null } = {}): Promise<string> {
