@@ -17,7 +17,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
-import { usePaymentService } from "./payment-rig";
+import { intentsWithKey, traderHeaders, usePaymentService } from "./payment-rig";
 
 const LOCKS = "payment-service charge locks";
 const CONNECTIONS = 3;
@@ -134,11 +134,10 @@ const rig = usePaymentService(fake, {
   },
 });
 const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+const trader = traderHeaders(user);
 let visa: string;
 
 const charge = (key: string) => http("POST", `${rig.base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
-const intentsWithKey = async (key: string) => Number((await rig.pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
 /** The lock connections' backends, as PostgreSQL sees them. */
 const lockBackends = async () => (await rig.pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 ORDER BY pid", [LOCKS])).rows.map((r) => r.pid);
 /** payment_charge_lock_connections{state} as the service reports it. */
@@ -197,7 +196,7 @@ describe(`charge-lock connections on a host where making one takes ${MAKING_MS} 
       const busy = await charge(key);
       expect([busy.status, busy.body.error?.code, busy.headers.get("retry-after")], JSON.stringify(busy.body)).toEqual([503, "CHARGE_LOCKS_BUSY", "15"]);
       expect(busy.body.error.message).toMatch(/being opened/);
-      expect([fake.created, await intentsWithKey(key)], "nothing sent, nothing recorded").toEqual([created, 0]);
+      expect([fake.created, await intentsWithKey(rig, key)], "nothing sent, nothing recorded").toEqual([created, 0]);
     } finally {
       openLocks();
       locksShut = undefined;

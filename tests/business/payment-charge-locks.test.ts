@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
-import { usePaymentService } from "./payment-rig";
+import { intentsWithKey, traderHeaders, usePaymentService } from "./payment-rig";
 
 const fake = new FakeCardProcessor();
 const rig = usePaymentService(fake, {
@@ -26,11 +26,10 @@ const rig = usePaymentService(fake, {
   },
 });
 const user = randomUUID();
-const trader = { "x-user-id": user, "x-user-role": "trader", "x-auth-method": "jwt" };
+const trader = traderHeaders(user);
 let visa: string;
 
 const charge = (key: string) => http("POST", `${rig.base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
-const intentsWithKey = async (key: string) => Number((await rig.pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
 
 beforeAll(async () => {
   visa = await rig.saveCard(trader);
@@ -66,7 +65,7 @@ describe("charges at a stalled processor", () => {
       const created = fake.created;
       const busy = await charge(k3);
       expect([busy.status, busy.body.error?.code, busy.headers.get("retry-after")]).toEqual([503, "CHARGE_LOCKS_BUSY", "20"]);
-      expect([fake.created, await intentsWithKey(k3)], "nothing sent, nothing recorded").toEqual([created, 0]);
+      expect([fake.created, await intentsWithKey(rig, k3)], "nothing sent, nothing recorded").toEqual([created, 0]);
       // A duplicate of a key under way (its intent inserted) takes no lock connection: it waits for that charge's outcome.
       inFlight.push(charge(k1));
       await new Promise((r) => setTimeout(r, 600));
@@ -83,6 +82,6 @@ describe("charges at a stalled processor", () => {
     // The refused key was never taken: the retry is a first charge.
     const retried = await charge(k3);
     expect([retried.status, retried.body.status]).toEqual([201, "succeeded"]);
-    expect(await intentsWithKey(k3)).toBe(1);
+    expect(await intentsWithKey(rig, k3)).toBe(1);
   });
 });

@@ -108,3 +108,9 @@ export function usePaymentService(fake: FakeCardProcessor, o: PaymentRigOptions 
     },
   };
 }
+
+/** The identity headers the gateway sets for a trader `userId` (a request straight to payment-service, as the gateway's). */
+export const traderHeaders = (userId: string) => ({ "x-user-id": userId, "x-user-role": "trader", "x-auth-method": "jwt" });
+
+/** The payment intents recorded under Idempotency-Key `key`. */
+export const intentsWithKey = async (rig: PaymentRig, key: string): Promise<number> => Number((await rig.pool.query("SELECT count(*) FROM pay_intents WHERE idempotency_key = $1", [key])).rows[0].count);
