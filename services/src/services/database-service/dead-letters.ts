@@ -3,7 +3,7 @@
  * (`consumer_dead_letters`: migrations 0195, 0496, 0489, 0505; written by trading/infra/deadLetters.ts):
  * listing them for an operator and replaying one once its cause was fixed (./dead-letter-replay.ts).
  */
-import type { Queryable } from "../../kit";
+import { deleteOlderThanDays, type Queryable } from "../../kit";
 import { replayMessage, type KeptMessage } from "../../trading/infra/deadLetters";
 import type { LetterReplays } from "./dead-letter-replay";
 
@@ -86,3 +86,11 @@ export function postgresLetterReplays(db: Queryable): LetterReplays {
     },
   };
 }
+
+/**
+ * One retention pass: up to `batch` letters replayed longer ago than `days` deleted, oldest replay first
+ * (migration 0513's partial index), skipping rows another replica's pass or a replay holds. A letter not
+ * replayed is never due: its message has reached no consumer yet. Answers how many went.
+ */
+export const deleteReplayedLetters = (db: Queryable, days: number, batch: number): Promise<number> =>
+  deleteOlderThanDays(db, { table: "consumer_dead_letters", key: "id", at: "replayed_at" }, days, batch);

@@ -9,11 +9,12 @@
  */
 import { Gauge } from "prom-client";
 import { type Datastore, setting } from "../../catalog";
-import { defineService, Type } from "../../kit";
+import { defineService, PeriodicDelete, Type } from "../../kit";
 import { migrateAll } from "../../migrations";
 import { probeDatastores } from "./data";
 import { datastoreReport, probeGaugeValue } from "./domain";
 import { registerDeadLetterRoutes } from "./dead-letter-routes";
+import { deleteReplayedLetters } from "./dead-letters";
 import { registerRoutes } from "./routes";
 
 export type { DatastoreHealth } from "./domain";
@@ -38,8 +39,15 @@ export default defineService({
     }),
     /** Age at which a replay's claim on a dead letter is taken over by the next replay (the one holding it crashed between its send and its mark). */
     DEAD_LETTER_REPLAY_CLAIM_MS: Type.Integer({ default: 120_000, minimum: 4_000, maximum: 3_600_000 }),
+    /**
+     * PostgreSQL's dead letters replayed longer ago than this are deleted (5,000 a pass); those not
+     * replayed are kept however old. A replayed letter's message is on its topic again (at
+     * `replayed_offset`), so the row is only the record of the replay, kept a quarter by default for an
+     * operator looking back.
+     */
+    DEAD_LETTER_REPLAYED_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 36_500, description: "days a replayed dead letter (PostgreSQL's) is kept after its replay" }),
   },
-  async register({ app, config, definition, metrics }) {
+  async register({ app, config, definition, metrics, log, onClose }) {
     const latency = new Gauge({
       name: "datastore_probe_latency_ms",
       help: "Latency of the last datastore probe (ms); -1 when failing",
@@ -57,6 +65,9 @@ export default defineService({
     };
     registerRoutes(app, { known: [...definition.requires, ...definition.optional], report });
     registerDeadLetterRoutes(app, { sendDeadlineMs: config.DEAD_LETTER_REPLAY_SEND_MS, claimStaleMs: config.DEAD_LETTER_REPLAY_CLAIM_MS });
+    const replayed = new PeriodicDelete("replayed dead letters past their retention", () => deleteReplayedLetters(app.pg, config.DEAD_LETTER_REPLAYED_RETENTION_DAYS, 5_000), log);
+    replayed.start();
+    onClose(() => replayed.stop());
   },
   commands: {
     async migrate(ctx) {
