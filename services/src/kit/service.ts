@@ -3,6 +3,7 @@
  * its configuration validated, its datastores decorated on the app (./decorators.ts), the probes
  * (./probes.ts) and a graceful shutdown.
  */
+import { setMaxListeners } from "node:events";
 import type { DestinationStream, Logger } from "pino";
 import { findService, catalog, type ServiceDefinition } from "../catalog";
 import { loadServiceConfig, type CommonConfig } from "./service-config";
@@ -132,6 +133,11 @@ export async function createService<S extends ConfigSchema>(
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];
   const closing = new AbortController();
+  // Every request waiting on something outside the process listens on `closing` while it waits
+  // (ai-orchestrator's leasesGone and evaluation polls: a pause on it per request), each removing its
+  // listener when its wait ends: ten disables at once are normal, not a leak, so Node's warning past
+  // 10 listeners (MaxListenersExceededWarning) is turned off for it, as for afterGrace's (./deadline.ts).
+  setMaxListeners(0, closing.signal);
   let draining = false;
   // Fastify runs preClose before it waits for the requests in flight (onClose runs after them).
   app.addHook("preClose", async () => closing.abort());

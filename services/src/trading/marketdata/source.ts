@@ -27,14 +27,24 @@ export interface MarketDataSource {
   subscribe(symbol: string, interval: string, onBar: BarHandler, onError?: (err: Error) => void): Subscription;
 }
 
+/**
+ * Resolves after `ms`, or at once when `signal` aborts. The abort listener goes when the pause ends
+ * either way: a subscription's loop pauses on its one signal before every bar, and a listener kept
+ * per pause piled up on it (Node's MaxListenersExceededWarning after 10 bars, a leak in a
+ * long-running data-bridge).
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 
