@@ -17,6 +17,8 @@ export default defineConfig({
     expect: { poll: { timeout: PATIENCE_MS } },
     // Real servers (tests/harness): shared Postgres/Kafka/ClickHouse started once for the run.
     globalSetup: ["tests/harness/global-setup.ts"],
+    // A MaxListenersExceededWarning fails the file it happened in (tests/harness/listener-warning-guard.ts).
+    setupFiles: ["tests/harness/listener-warning-guard.ts"],
     // 2 cores: two test files at a time next to the servers.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     // The files that start a Weaviate last: a cold machine builds it while the others run.

@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     include: ["tests/policies/**/*.test.ts"],
     pool: "forks",
+    // A MaxListenersExceededWarning fails the file it happened in (tests/harness/listener-warning-guard.ts).
+    setupFiles: ["tests/harness/listener-warning-guard.ts"],
     testTimeout: 60_000,
   },
 });
