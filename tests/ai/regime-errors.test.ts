@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { freePort, pg } from "../harness";
+import { deadPort, pg } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import aiOrchestrator from "../../services/src/services/ai-orchestrator";
 import { POSTGRES_MIGRATIONS_DIR, runPostgresMigrations } from "../../services/src/migrations";
@@ -52,7 +52,7 @@ beforeAll(async () => {
     body: { modelVersion: "lgbm-test", intervalMs: 60_000, hasEdge: true, predictions: body.symbols.map((symbol: string) => ({ symbol, probabilityUp: 0.5, barTime: new Date().toISOString(), close: 100, features: {}, regimeVector: [0.1, 0.2] })) },
   }));
   omUrl = await listen(() => ({ status: 404, body: { error: { code: "NOT_FOUND", message: "no such order" } } }));
-  closedPort = await freePort();
+  closedPort = await deadPort();
   weaviateUrl = await listen((path) => (path.startsWith("/v1/meta") ? { status: 200, body: { version: "1.28.0", modules: {} } } : { status: 404, body: {} }));
 }, 120_000);
 

@@ -18,6 +18,7 @@ import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createService } from "../../services/src/kit";
+import { deadAddress, deadPort } from "../harness/dead-address";
 import notificationService from "../../services/src/services/notification-service";
 import { checkWebhookUrl, DeliveryError, emailChannel, WEBHOOK_UNREACHABLE, webhookChannel } from "../../services/src/services/notification-service/channels";
 
@@ -93,7 +94,7 @@ describe("SMTP failures as users read them", () => {
   });
 
   it("a relay that does not answer: 'smtp: relay unreachable', retried", async () => {
-    const channel = smtp(PASSWORD, await closedPort());
+    const channel = smtp(PASSWORD, await deadPort());
     try {
       const e = await failure(channel.send("trader@example.test", mail));
       expect([e.message, e.permanent]).toEqual(["smtp: relay unreachable", false]);
@@ -103,21 +104,12 @@ describe("SMTP failures as users read them", () => {
   });
 });
 
-/** A loopback port nothing listens on (taken and released). */
-async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const p = port(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 describe("webhook failures as users read them", () => {
   it("refused, not TLS, silent and unresolvable endpoints all read 'webhook: endpoint unreachable'; the operator's detail tells them apart", async () => {
     // Loopback targets need the tests' setting (private addresses allowed, the port rule with them).
     const channel = webhookChannel({ timeoutMs: 1_500, allowPrivate: true });
     const cases = {
-      refused: `https://127.0.0.1:${await closedPort()}/hook`,
+      refused: `https://${await deadAddress()}/hook`,
       notTls: `https://127.0.0.1:${port(plainHttp)}/hook`,
       silent: `https://127.0.0.1:${port(silent)}/hook`,
       noSuchName: "https://no-such-host.invalid/hook",

@@ -11,10 +11,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryError, TELEGRAM_UNREACHABLE, telegramChannel } from "../../services/src/services/notification-service/channels";
 import { INTERNAL_ERROR } from "../../services/src/services/notification-service/worker";
+import { deadAddress } from "../harness/dead-address";
 import { ensureAccount } from "../helpers/accounts";
 import { fill, useNotificationRig } from "../helpers/notification-rig";
 import { waitUntil } from "../trading/e2e-helpers";
@@ -72,11 +73,7 @@ describe("Telegram failures as users read them", () => {
   });
 
   it("an API that does not answer: 'telegram: unreachable', retried; the detail without the token", async () => {
-    const s = createTcpServer();
-    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-    const port = (s.address() as AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
-    const e = await failure(telegramChannel(`http://127.0.0.1:${port}`, TOKEN, 5_000).send("42", { subject: "s", text: "t" }));
+    const e = await failure(telegramChannel(`http://${await deadAddress()}`, TOKEN, 5_000).send("42", { subject: "s", text: "t" }));
     // Before: "telegram: TypeError".
     expect([e.message, e.permanent]).toEqual([TELEGRAM_UNREACHABLE, false]);
     expect(e.detail).not.toContain(TOKEN.split(":")[1]);

@@ -9,4 +9,5 @@ export { startClickHouse, ClickHouseServer, type ClickHouseEnv, type StartClickH
 export { startWeaviate, WeaviateServer, weaviateBinary, weaviateVersion, weaviateAvailability, type WeaviateEnv, type StartWeaviateOptions } from "./weaviate";
 export type { ServerHandle, ServerKind } from "./server";
 export { freePort, generatePassword, waitFor, sleep } from "./proc";
+export { deadAddress, deadPort } from "./dead-address";
 export { pg, Redis, kafkajs, type KafkaJs, type IORedis } from "./deps";

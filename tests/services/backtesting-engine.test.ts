@@ -6,13 +6,11 @@
  * and rows of the dead attempt never read.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { freePort, pg, waitFor } from "../harness";
+import { deadPort, freePort, pg, waitFor } from "../harness";
 import { createService, type Service } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import backtestingEngine from "../../services/src/services/backtesting-engine";
@@ -430,10 +428,7 @@ describe("a job that fails for no fault of its input", () => {
   it("is failed once its attempts are spent, and its answer names no datastore, address or driver message", async () => {
     await stopWorkers();
     // A replica whose ClickHouse is gone: every attempt's write of the curve fails.
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const port = await deadPort();
     const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "2", CLICKHOUSE_URL: `http://127.0.0.1:${port}` }), defaultMetrics: false });
     try {
       const sub = await replica.app.inject({ method: "POST", url: "/", headers, payload: synthetic });

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startRedis, type RedisServer } from "../harness";
+import { deadAddress, startRedis, type RedisServer } from "../harness";
 import { useServers } from "../harness/shared";
 import { migrateAll } from "../helpers/schemas";
 import { createService, type Service } from "../../services/src/kit";
@@ -76,7 +76,7 @@ describe("risk-analyzer names no datastore to its clients", () => {
   }, 120_000);
 
   it("ClickHouse unreachable: the outage answer to a VaR request", async () => {
-    const svc = await start({ ...srv.clickhouse.env, CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}` });
+    const svc = await start({ ...srv.clickhouse.env, CLICKHOUSE_URL: `http://${await deadAddress()}` });
     expectOutageAnswer(await call(svc, "GET", "/var?symbol=BTCUSDT", trader));
   }, 120_000);
 

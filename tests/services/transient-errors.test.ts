@@ -11,7 +11,7 @@ import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
-import { freePort } from "../harness/proc";
+import { deadPort } from "../harness/dead-address";
 import { kafkajs, pg, Redis, type KafkaJs } from "../harness/deps";
 import { badRequest, createService, defineService, HttpError, isTransientError } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/clickhouse/client";
@@ -59,7 +59,7 @@ const pgError = (code: string, message: string) => Object.assign(new DatabaseErr
 describe("outages are transient", () => {
   let closedPort: number;
   beforeAll(async () => {
-    closedPort = await freePort();
+    closedPort = await deadPort();
   });
 
   it("network codes: a refused connection (pg, ioredis, kafkajs)", async () => {
@@ -262,7 +262,7 @@ describe("what the client caused is not transient", () => {
 
 describe("the HTTP answer", () => {
   it("an unreachable datastore answers 503 DATASTORE_UNAVAILABLE with Retry-After", async () => {
-    const port = await freePort();
+    const port = await deadPort();
     const probe = defineService({
       name: "database-service",
       register(ctx) {

@@ -16,7 +16,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
+import { deadAddress, kafkajs, pg } from "../harness";
 import { promClient } from "../harness/deps";
 import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
@@ -241,12 +241,9 @@ describe("a send cut at its deadline", () => {
     const sockets = new Set<import("node:net").Socket>();
     const silent = createServer((sock) => void sockets.add(sock.on("error", () => undefined)));
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
-    const downPort = (closed.address() as { port: number }).port;
-    await new Promise((r) => closed.close(r));
+    const down = await deadAddress();
     try {
-      for (const [broker, brokers] of [["hung", `127.0.0.1:${(silent.address() as { port: number }).port}`], ["down", `127.0.0.1:${downPort}`]] as const) {
+      for (const [broker, brokers] of [["hung", `127.0.0.1:${(silent.address() as { port: number }).port}`], ["down", down]] as const) {
         await replaysThrough(brokers, async (replay) => {
           const id = await postgresLetterOf(TOPIC, 0, `not-sent-${broker}`);
           // Twice: the first's claim did not stay (before session 54 the second was 409 REPLAY_IN_PROGRESS for the bound).
