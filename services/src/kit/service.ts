@@ -133,8 +133,8 @@ export async function createService<S extends ConfigSchema>(
   const extraChecks: Array<{ name: string; check: ReadinessCheck; required: boolean }> = [];
   const closers: Array<() => Promise<void> | void> = [];
   const closing = new AbortController();
-  // Every request waiting on something outside the process listens on `closing` while it waits
-  // (ai-orchestrator's leasesGone and evaluation polls: a pause on it per request), each removing its
+  // A request waiting on something outside the process may listen on `closing` while it waits
+  // (ai-orchestrator's leasesGone: a pause on it per disable or delete in flight), each removing its
   // listener when its wait ends: ten disables at once are normal, not a leak, so Node's warning past
   // 10 listeners (MaxListenersExceededWarning) is turned off for it, as for afterGrace's (./deadline.ts).
   setMaxListeners(0, closing.signal);
