@@ -46,6 +46,12 @@ export function smallerKeys(rel: SettingRelation): readonly SettingKey[] {
 export const POSTGRES_POOL_MAX: SettingBounds = { default: 10, minimum: 1, maximum: 200 };
 
 /**
+ * How long making one PostgreSQL connection may take (kit datastores/env.ts POSTGRES_CONNECT_TIMEOUT_MS,
+ * pg-pool's connectionTimeoutMillis). No stack sets it: every service runs with the default.
+ */
+export const POSTGRES_CONNECT_TIMEOUT_MS: SettingBounds = { default: 10_000, minimum: 100, maximum: 120_000 };
+
+/**
  * How long the edge waits for the gateway's answer (Nginx `proxy_read_timeout`, the Ingress's
  * `nginx.ingress.kubernetes.io/proxy-read-timeout`), in seconds: past it the edge answers 504 itself.
  */
@@ -139,6 +145,12 @@ export const SETTING_RELATIONS: readonly SettingRelation[] = [
     larger: { service: GATEWAY, key: "PROXY_TIMEOUT_MS" },
     strict: true,
     why: "a payment request repeated with its idempotency key waits this long for the first one's outcome; the gateway would answer 504 first",
+  },
+  {
+    smaller: { service: "payment-service", key: "PAYMENT_CHARGE_LOCK_WAIT_MS" },
+    larger: { fixed: POSTGRES_CONNECT_TIMEOUT_MS.default, name: `payment-service POSTGRES_CONNECT_TIMEOUT_MS (${POSTGRES_CONNECT_TIMEOUT_MS.default}, the kit's default: no stack sets it)` },
+    strict: true,
+    why: "a charge's wait for a lock connection runs inside the pool's own bound, which is the making's: at or over it the pool's timeout ends the wait first, and a charge that met connections still being made answers a datastore outage instead of 503 CHARGE_LOCKS_BUSY with its Retry-After (the service refuses it at start too)",
   },
   {
     smaller: { service: "payment-service", key: "PAYMENT_PROCESSOR_TIMEOUT_MS" },

@@ -15,6 +15,8 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createService, type Service } from "../../services/src/kit";
+import paymentService from "../../services/src/services/payment-service";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { http, waitUntil } from "../trading/e2e-helpers";
 import { intentsWithKey, traderHeaders, usePaymentService } from "./payment-rig";
@@ -90,6 +92,10 @@ class ConnectionGate {
     try {
       // A client that gave up (its connect timeout) is not held on.
       await Promise.race([this.admit(name), once(client, "close")]);
+    } catch {
+      // Refused (admit threw): the client's making fails as on a server that cannot be reached.
+      client.destroy();
+      return;
     } finally {
       this.held.set(name, this.holding(name) - 1);
     }
@@ -113,6 +119,8 @@ let gate: ConnectionGate;
 /** While set, the lock connections wait for it after the making's delay. */
 let locksShut: Promise<void> | undefined;
 let openLocks = () => undefined as void;
+/** While true, the lock connections are refused after the making's delay. */
+let locksRefused = false;
 
 const fake = new FakeCardProcessor();
 const rig = usePaymentService(fake, {
@@ -122,6 +130,7 @@ const rig = usePaymentService(fake, {
     gate.admit = async (name) => {
       await sleep(MAKING_MS);
       if (name === LOCKS) await locksShut;
+      if (name === LOCKS && locksRefused) throw new Error("refused");
     };
     const proxied = new URL(servers.POSTGRES_URL);
     proxied.port = String(await gate.listen());
@@ -204,5 +213,65 @@ describe(`charge-lock connections on a host where making one takes ${MAKING_MS} 
     await waitUntil("the lock connections open again", allOpen, 60_000);
     // None kept by the charge that gave up waiting: all three serve charges at once.
     await chargesAtOnce();
+  }, 120_000);
+});
+
+/** /ready of the process at `base`: its status and the charge-lock check's result. */
+async function readiness(base: string): Promise<{ status: number; locks: { status: string; required: boolean; error?: string } }> {
+  const r = await http("GET", `${base}/ready`);
+  return { status: r.status, locks: r.body.dependencies["charge-locks"] };
+}
+
+// Session 56: /ready did not wait for the lock connections, so right after start on a slow host a
+// replica the probe called ready answered a charge 503 CHARGE_LOCKS_BUSY.
+describe("readiness waits for the charge-lock connections (a second process of the service, started through the same proxy)", () => {
+  let second: Service<any> | undefined;
+  let url = "";
+
+  afterAll(async () => {
+    openLocks();
+    locksRefused = false;
+    await second?.close();
+  });
+
+  it("is not ready until every one is open, then ready, and a charge it takes then is served (not 503)", async () => {
+    locksShut = new Promise<void>((resolve) => (openLocks = resolve));
+    try {
+      // READY_TIMEOUT_MS over the proxy's delay: the service pool's check may make a connection too.
+      second = await createService(paymentService, { env: { ...rig.env, READY_TIMEOUT_MS: "10000" }, defaultMetrics: false });
+      url = await second.listen({ port: 0, host: "127.0.0.1" });
+      await waitUntil("the second process's lock connections held at the proxy", async () => gate.holding(LOCKS) === CONNECTIONS, 60_000);
+      const starting = await readiness(url);
+      expect([starting.status, starting.locks.status, starting.locks.required]).toEqual([503, "failed", true]);
+      expect(starting.locks.error).toBe(`starting: 0 of ${CONNECTIONS} connections for card charges open, the rest being opened`);
+    } finally {
+      openLocks();
+      locksShut = undefined;
+    }
+    await waitUntil("the second process ready", async () => (await readiness(url)).status === 200, 60_000);
+    expect((await readiness(url)).locks.status).toBe("ok");
+    const keys = Array.from({ length: CONNECTIONS }, () => randomUUID());
+    const answers = await Promise.all(keys.map((key) => http("POST", `${url}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } })));
+    expect(answers.map((a) => [a.status, a.body.status])).toEqual(keys.map(() => [201, "succeeded"]));
+  }, 120_000);
+
+  it("is not ready again while dropped ones cannot be opened again, naming nothing internal; ready once they are", async () => {
+    await waitUntil("the second process ready", async () => (await readiness(url)).status === 200, 60_000);
+    locksRefused = true;
+    try {
+      // Every process's lock connections ended (the rig's too: the same application_name); the proxy refuses them again.
+      await rig.pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1", [LOCKS]);
+      const down = await waitUntil("not ready: the lock connections not opened again", async () => {
+        const r = await readiness(url);
+        return r.status === 503 && r.locks.status === "failed" ? r.locks : undefined;
+      }, 60_000);
+      expect(down.error).toMatch(new RegExp(`^\\d of ${CONNECTIONS} connections for card charges open: the rest could not be opened, tried again every 1 s$`));
+      expect(down.error).not.toMatch(/postgres|payment|PAYMENT_|127\.0\.0\.1|terminated|charge locks/i);
+    } finally {
+      locksRefused = false;
+    }
+    await waitUntil("ready again", async () => (await readiness(url)).status === 200, 60_000);
+    // (Both processes' connections are at the server now: the rig's counted by its own metrics.)
+    await waitUntil("the rig's process's lock connections open again", async () => (await lockConnections()).idle === CONNECTIONS, 60_000);
   }, 120_000);
 });

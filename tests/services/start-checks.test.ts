@@ -67,4 +67,12 @@ describe("payment-service", () => {
       "PAYMENT_CHARGE_LOCK_HOLD_MS (70000) must be over 70000: every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS (20000) with the SDK's retry sleeps; a charge's account lock ended sooner lets a deletion commit while its card is charged",
     ]);
   });
+
+  // Session 56: at or over the lock pool's own bound (the making's), the pool's timeout ended a charge's wait first.
+  it("refuses PAYMENT_CHARGE_LOCK_WAIT_MS at or over POSTGRES_CONNECT_TIMEOUT_MS, naming both", async () => {
+    for (const [wait, connect] of [["2000", "2000"], ["5000", "3000"]])
+      expect(await startProblems(paymentService, { PAYMENT_CHARGE_LOCK_WAIT_MS: wait, POSTGRES_CONNECT_TIMEOUT_MS: connect })).toEqual([
+        `PAYMENT_CHARGE_LOCK_WAIT_MS (${wait}) must be below POSTGRES_CONNECT_TIMEOUT_MS (${connect}): a charge's wait for a lock connection runs inside the pool's bound on making one; at or over it a charge meeting connections still being made answers a datastore outage, not 503 CHARGE_LOCKS_BUSY`,
+      ]);
+  });
 });

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { catalog, KUBERNETES_REPLICA_POSTGRES_POOL, POSTGRES_MEMORY, POSTGRES_MEMORY_GI, postgresMemoryNeed, sizingOf } from "../../catalog";
-import { CHARGE_WRITES_MS, EDGE_READ_TIMEOUT_S, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, smallerKeys } from "../../catalog/service-settings";
+import { CHARGE_WRITES_MS, EDGE_READ_TIMEOUT_S, POSTGRES_CONNECT_TIMEOUT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, smallerKeys } from "../../catalog/service-settings";
 import { parseStackConfig } from "../../stacks/config";
 import { crossServiceProblem, POSTGRES_ADMIN_HEADROOM, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults } from "../../stacks/service-settings";
 import { commonEnv, datastoreEnv, type ConfigSchema } from "../../services/src/kit";
@@ -134,6 +134,19 @@ describe("cross-service orders (before: checked nowhere; each service took its o
     expect(problem({ "payment-service": { PAYMENT_PROCESSOR_TIMEOUT_MS: 10_000, PAYMENT_CHARGE_DEADLINE_MS: 10_000 } })).toBeUndefined();
   });
 
+  // Session 56: the lock wait at or over the lock pool's own bound (the making's) was ended by the pool's timeout first.
+  it("refuses payment-service's PAYMENT_CHARGE_LOCK_WAIT_MS at or over POSTGRES_CONNECT_TIMEOUT_MS (the kit's default), naming both and the stack", () => {
+    // A short deadline leaves the gateway's budget room for a long lock wait: only the connect bound refuses it.
+    const roomy = { PAYMENT_PROCESSOR_TIMEOUT_MS: 1_000, PAYMENT_CHARGE_DEADLINE_MS: 1_000 };
+    expect(problem({ "payment-service": { ...roomy, PAYMENT_CHARGE_LOCK_WAIT_MS: POSTGRES_CONNECT_TIMEOUT_MS.default } })).toMatch(
+      /^payment-service PAYMENT_CHARGE_LOCK_WAIT_MS \(10000\) must be below payment-service POSTGRES_CONNECT_TIMEOUT_MS \(10000, the kit's default: no stack sets it\): a charge's wait for a lock connection runs inside the pool's own bound/,
+    );
+    expect(problem({ "payment-service": { ...roomy, PAYMENT_CHARGE_LOCK_WAIT_MS: 9_999 } })).toBeUndefined();
+    const e = error("prod", { ...k8s, serviceSettings: settings({ "payment-service": { ...roomy, PAYMENT_CHARGE_LOCK_WAIT_MS: 20_000 } }) });
+    expect(e.key).toBe("serviceSettings");
+    expect(e.message).toMatch(/^Invalid configuration trading:serviceSettings on stack 'prod': payment-service PAYMENT_CHARGE_LOCK_WAIT_MS \(20000\) must be below payment-service POSTGRES_CONNECT_TIMEOUT_MS/);
+  });
+
   it("refuses every other service's wait inside a request the gateway proxies that does not end before PROXY_TIMEOUT_MS", () => {
     // ai-orchestrator: the prediction, then a symbol's similar regimes, inside POST /strategies/:id/evaluate.
     expect(problem({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 28_000 } })).toMatch(
@@ -179,6 +192,7 @@ describe("cross-service orders (before: checked nowhere; each service took its o
     // order-management's deadline is also trading/submitDeadline.ts's (ai-orchestrator's recovery window).
     expect(SERVICE_SETTINGS["order-management"].OM_SUBMIT_DEADLINE_MS).toMatchObject({ default: SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, maximum: SUBMIT_COMMIT_DEADLINE_MAX_MS });
     expect({ default: datastoreEnv.postgres.POSTGRES_POOL_MAX.default, minimum: datastoreEnv.postgres.POSTGRES_POOL_MAX.minimum, maximum: datastoreEnv.postgres.POSTGRES_POOL_MAX.maximum }).toEqual(POSTGRES_POOL_MAX);
+    expect({ default: datastoreEnv.postgres.POSTGRES_CONNECT_TIMEOUT_MS.default, minimum: datastoreEnv.postgres.POSTGRES_CONNECT_TIMEOUT_MS.minimum, maximum: datastoreEnv.postgres.POSTGRES_CONNECT_TIMEOUT_MS.maximum }).toEqual(POSTGRES_CONNECT_TIMEOUT_MS);
     // Every relation names settings the catalog declares.
     for (const r of SETTING_RELATIONS) {
       for (const k of smallerKeys(r)) expect((SERVICE_SETTINGS as Record<string, Record<string, unknown>>)[k.service]?.[k.key], k.key).toBeDefined();

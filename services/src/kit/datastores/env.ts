@@ -1,5 +1,5 @@
 /** Environment variables of each datastore (the contract in docs/conventions.md). */
-import { POSTGRES_POOL_MAX, type Datastore, type ServiceDefinition } from "../../catalog";
+import { POSTGRES_CONNECT_TIMEOUT_MS, POSTGRES_POOL_MAX, type Datastore, type ServiceDefinition } from "../../catalog";
 import { Type } from "@sinclair/typebox";
 import { ConfigError, envList, envUrl, loadConfig, type ConfigOf } from "../config";
 import { givenInEnv } from "../secret-files";
@@ -14,7 +14,7 @@ export const datastoreEnv = {
     // The stack counts every pool against PostgreSQL's max_connections (stacks/service-settings.ts).
     POSTGRES_POOL_MAX: Type.Integer(POSTGRES_POOL_MAX),
     /** How long a request waits for a new pool connection before answering 503 (a loaded host needs more than 5 s). */
-    POSTGRES_CONNECT_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
+    POSTGRES_CONNECT_TIMEOUT_MS: Type.Integer(POSTGRES_CONNECT_TIMEOUT_MS),
   },
   dragonfly: {
     DRAGONFLY_URL: envUrl({ protocols: ["redis", "rediss"], secret: true }),

@@ -64,6 +64,10 @@ export class ChargeLocks {
   /** The next try at opening the missing connections, after a try that left some missing. */
   private retryTimer: NodeJS.Timeout | undefined;
   private warnedAt = -Infinity;
+  /** Every connection was open at once since keepOpen(): the service took charges (readiness). */
+  private everOpen = false;
+  /** A making ended with the pool short, and none has filled it since (readiness). */
+  private remakingFailed = false;
 
   constructor(
     cfg: DatastoreConfig["postgres"],
@@ -113,6 +117,7 @@ export class ChargeLocks {
       pool.connect().then(
         (client) => {
           client.release();
+          this.noteOpenState();
           this.tryAgainIfShort();
         },
         (err: Error) => this.tryAgainIfShort(err),
@@ -123,6 +128,7 @@ export class ChargeLocks {
   private tryAgainIfShort(err?: Error): void {
     const pool = this.pg.pool;
     if (!this.keepingOpen || this.closed || this.retryTimer || pool.totalCount >= this.opts.connections) return;
+    this.remakingFailed = true;
     if (performance.now() - this.warnedAt >= MISSING_WARN_EVERY_MS) {
       this.warnedAt = performance.now();
       this.log.warn({ open: pool.totalCount, connections: this.opts.connections, err: err && { message: err.message } }, "charge-lock connections missing: opening them again");
@@ -218,6 +224,36 @@ export class ChargeLocks {
   /** The connections open, idle or held by a charge (made and not yet dropped: the opener keeps their sum at PAYMENT_CHARGE_LOCK_CONNECTIONS). */
   connectionStates(): { idle: number; held: number } {
     return { idle: this.pg.pool.idleCount, held: this.held };
+  }
+
+  /**
+   * /ready's check (index.ts, where the processor is configured): throws, naming how many are open,
+   * while the service cannot take charges as it should. Until every connection was open once (at
+   * start; on a slow host making them takes seconds, and a charge meanwhile answered 503
+   * CHARGE_LOCKS_BUSY to a replica the probe had already called ready), and again while some are
+   * missing and a making of them failed (PostgreSQL refusing or unreachable: tried again every
+   * REOPEN_PAUSE_MS). One dropped and being made again (a hold's timeouts ended its session) leaves the
+   * service ready: the others serve, and a probe flapping at each drop would take the replica out of
+   * service for a probe period. The text is the probe's, which the platform does not route to clients;
+   * it still names no server, key or error of the driver.
+   */
+  checkReady(): void {
+    if (!this.keepingOpen) return;
+    const open = this.noteOpenState();
+    const of = `${open} of ${this.opts.connections} connections for card charges open`;
+    if (open >= this.opts.connections) return;
+    if (this.remakingFailed) throw new Error(`${of}: the rest could not be opened, tried again every ${REOPEN_PAUSE_MS / 1000} s`);
+    if (!this.everOpen) throw new Error(`starting: ${of}, the rest being opened`);
+  }
+
+  /** The connections made (idle, or held by a charge; not those being made), noting when all are. */
+  private noteOpenState(): number {
+    const open = this.pg.pool.idleCount + this.held;
+    if (open >= this.opts.connections) {
+      this.everOpen = true;
+      this.remakingFailed = false;
+    }
+    return open;
   }
 
   /** The 503 of a charge that got no connection: nothing inserted or sent. */

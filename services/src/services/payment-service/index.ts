@@ -34,6 +34,20 @@ import { registerRoutes } from "./routes";
 /** How long a request the processor received as our client gave up may take to finish there. */
 const PROCESSOR_GRACE_MS = 60_000;
 
+/**
+ * A charge's wait for a lock connection (its own timer, charge-locks.ts acquire) must end before the
+ * lock pool's own bound, POSTGRES_CONNECT_TIMEOUT_MS (the making's): at or over it the pool's timeout
+ * ends the wait first, the wait set is void, and a charge that met connections still being made
+ * answers a datastore outage instead of 503 CHARGE_LOCKS_BUSY. The stack refuses it at preview too
+ * (catalog/service-settings.ts SETTING_RELATIONS); the two keys are of two schemas, so no `atMost`.
+ */
+function refuseChargeLockWaitPastConnectBound(waitMs: number, connectTimeoutMs: number): void {
+  if (waitMs >= connectTimeoutMs)
+    throw new ConfigError("payment-service", [
+      `PAYMENT_CHARGE_LOCK_WAIT_MS (${waitMs}) must be below POSTGRES_CONNECT_TIMEOUT_MS (${connectTimeoutMs}): a charge's wait for a lock connection runs inside the pool's bound on making one; at or over it a charge meeting connections still being made answers a datastore outage, not 503 CHARGE_LOCKS_BUSY`,
+    ]);
+}
+
 export default defineService({
   name: "payment-service",
   config: {
@@ -87,6 +101,7 @@ export default defineService({
     const callBudgetMs = inFlightBoundMs({ timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: 0 });
     if (c.PAYMENT_CHARGE_LOCK_HOLD_MS <= callBudgetMs)
       throw new ConfigError("payment-service", [`PAYMENT_CHARGE_LOCK_HOLD_MS (${c.PAYMENT_CHARGE_LOCK_HOLD_MS}) must be over ${callBudgetMs}: every attempt of one processor request at PAYMENT_PROCESSOR_TIMEOUT_MS (${c.PAYMENT_PROCESSOR_TIMEOUT_MS}) with the SDK's retry sleeps; a charge's account lock ended sooner lets a deletion commit while its card is charged`]);
+    refuseChargeLockWaitPastConnectBound(c.PAYMENT_CHARGE_LOCK_WAIT_MS, ctx.datastores.configs.postgres!.POSTGRES_CONNECT_TIMEOUT_MS);
     const webhookFloorDays = webhookEventRetentionFloorDays(c.PAYMENT_WEBHOOK_TOLERANCE_S);
     if (c.PAYMENT_WEBHOOK_EVENT_RETENTION_DAYS < webhookFloorDays)
       throw new ConfigError("payment-service", [
@@ -118,7 +133,12 @@ export default defineService({
       openingRetryAfterS: Math.ceil(ctx.datastores.configs.postgres!.POSTGRES_CONNECT_TIMEOUT_MS / 1000),
     });
     // Opened now, in the background, and kept open; without a processor no charge takes one.
-    if (processor) chargeLocks.keepOpen();
+    if (processor) {
+      chargeLocks.keepOpen();
+      // Not ready until they are open (and while a dropped one cannot be opened again): a charge sent
+      // to a replica the probe called ready took a connection still being made and answered 503.
+      ctx.addReadinessCheck("charge-locks", async () => chargeLocks.checkReady());
+    }
     ctx.onClose(() => chargeLocks.close());
     new Gauge({
       name: "payment_charge_lock_connections",
