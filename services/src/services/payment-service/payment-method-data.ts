@@ -1,7 +1,7 @@
 /**
  * payment-service's data access for saved payment methods: one processor customer per user
  * (pay_customers) and the card tokens attached to it (pay_payment_methods, migration 0415); a deleted
- * account's customer is deleted at the processor (migration 0495, deleted-customers.ts).
+ * account's customer is deleted at the processor (migrations 0495, 0507, 0510: deleted-customers.ts).
  */
 import { accountWasDeleted, lockAccountForWrite, type PostgresClient, type Queryable } from "../../kit";
 
@@ -55,31 +55,47 @@ export class PaymentMethodData {
   }
 
   /**
-   * Up to `limit` customers due for deletion at the processor (markDeletedAccountsDue, recordForDeletion)
-   * and not deleted there yet, least recently tried first, each marked tried (migration 0507's partial index).
+   * Claims, for `leaseMs` with the token `claim`, the customer due for deletion at the processor
+   * (markDeletedAccountsDue, recordForDeletion), not deleted there yet and under no unexpired claim,
+   * least recently tried first, marking it tried (migrations 0507, 0510). Committed on its own: passes
+   * at once each claim a different one (SKIP LOCKED, and the claim after its commit), and no
+   * transaction is held while the processor is asked.
    */
-  async customersDue(limit: number): Promise<{ userId: string; customerId: string }[]> {
+  async claimDue(claim: string, leaseMs: number): Promise<{ userId: string; customerId: string } | undefined> {
     const { rows } = await this.pg.query<{ userId: string; customerId: string }>(
-      `UPDATE pay_customers SET processor_delete_tried_at = now()
-        WHERE user_id IN (SELECT user_id FROM pay_customers WHERE processor_delete_due_at IS NOT NULL AND processor_deleted_at IS NULL
-                           ORDER BY processor_delete_tried_at NULLS FIRST LIMIT $1 FOR UPDATE SKIP LOCKED)
+      `UPDATE pay_customers SET processor_delete_tried_at = now(), processor_delete_claim = $1,
+              processor_delete_claimed_until = now() + make_interval(secs => $2::double precision / 1000)
+        WHERE user_id = (SELECT user_id FROM pay_customers
+                          WHERE processor_delete_due_at IS NOT NULL AND processor_deleted_at IS NULL
+                            AND (processor_delete_claimed_until IS NULL OR processor_delete_claimed_until < now())
+                          ORDER BY processor_delete_tried_at NULLS FIRST LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING user_id AS "userId", customer_id AS "customerId"`,
-      [limit],
+      [claim, leaseMs],
     );
-    return rows;
+    return rows[0];
+  }
+
+  /** Ends the claim `claim` on the customer (not deleted at the processor: the next pass tries it again); another's claim is left. */
+  async releaseDeleteClaim(customerId: string, claim: string): Promise<void> {
+    await this.pg.query("UPDATE pay_customers SET processor_delete_claim = NULL, processor_delete_claimed_until = NULL WHERE customer_id = $1 AND processor_delete_claim = $2", [customerId, claim]);
   }
 
   /**
    * Records the customer a save made for an account deleted meanwhile (no locked write: it is recorded
-   * only to be deleted at the processor), unless the user has one recorded already.
+   * only to be deleted at the processor), claimed by the save (`claim`, for `leaseMs`: it deletes it
+   * itself, and no pass sends the same delete meanwhile), unless the user has one recorded already.
    */
-  async recordForDeletion(userId: string, customerId: string): Promise<void> {
-    await this.pg.query("INSERT INTO pay_customers (user_id, customer_id, processor_delete_tried_at, processor_delete_due_at) VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING", [userId, customerId]);
+  async recordForDeletion(userId: string, customerId: string, claim: string, leaseMs: number): Promise<void> {
+    await this.pg.query(
+      `INSERT INTO pay_customers (user_id, customer_id, processor_delete_tried_at, processor_delete_due_at, processor_delete_claim, processor_delete_claimed_until)
+       VALUES ($1, $2, now(), now(), $3, now() + make_interval(secs => $4::double precision / 1000)) ON CONFLICT DO NOTHING`,
+      [userId, customerId, claim, leaseMs],
+    );
   }
 
   /** Records that the processor deleted the customer (or has none such). */
   async customerDeletedAtProcessor(customerId: string): Promise<boolean> {
-    const r = await this.pg.query("UPDATE pay_customers SET processor_deleted_at = now() WHERE customer_id = $1 AND processor_deleted_at IS NULL", [customerId]);
+    const r = await this.pg.query("UPDATE pay_customers SET processor_deleted_at = now(), processor_delete_claim = NULL, processor_delete_claimed_until = NULL WHERE customer_id = $1 AND processor_deleted_at IS NULL", [customerId]);
     return (r.rowCount ?? 0) > 0;
   }
 

@@ -92,8 +92,7 @@ export class PaymentMethods {
    */
   private async deletedMidway(userId: string, made: string | undefined): Promise<never> {
     if (made && this.deletedCustomers) {
-      await this.data.recordForDeletion(userId, made);
-      await this.deletedCustomers.remove(userId, made);
+      await this.deletedCustomers.recordAndRemove(userId, made);
     }
     throw accountDeleted(userId, "no card is saved for it");
   }

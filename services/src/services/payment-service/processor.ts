@@ -8,7 +8,7 @@
 import Stripe from "stripe";
 import type { Currency } from "../../business/money";
 import type { RemoteIntent } from "./domain/reconcile";
-import type { RemoteRefund } from "./domain/refund-settlement";
+import { inFlightBoundMs, type RemoteRefund } from "./domain/refund-settlement";
 import { DeadlineHttpClient, withinDeadline } from "./processor-deadline";
 
 /** Retries of one request by the SDK (same idempotency key: safe). */
@@ -166,6 +166,8 @@ export class CardProcessor {
     await this.stripe.paymentMethods.detach(paymentMethod);
   }
 
+  /** The longest one request other than a charge takes on our side: every attempt at PAYMENT_PROCESSOR_TIMEOUT_MS with the SDK's retry sleeps. */
+  get requestBoundMs(): number { return inFlightBoundMs({ timeoutMs: this.cfg.timeoutMs, maxNetworkRetries: MAX_NETWORK_RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS, processorGraceMs: 0 }); }
   /** Deletes a customer (the processor detaches its cards and never charges them again). */
   async deleteCustomer(customerId: string): Promise<void> {
     await this.stripe.customers.del(customerId);
