@@ -10,6 +10,7 @@
  * Without PAYMENT_PROCESSOR_API_KEY and PAYMENT_WEBHOOK_SECRET (stack secrets
  * `paymentProcessorApiKey`, `paymentWebhookSecret`) the service runs read-only: charging, refunds
  * and webhooks answer 404 PROCESSOR_NOT_CONFIGURED (a client cannot cause a 5xx) and /ready reports `processor: disabled`.
+ * With them, /ready also waits for the charge-lock connections (`charge-locks`, charge-locks.ts checkReady).
  */
 import { Counter, Gauge } from "prom-client";
 import { setting } from "../../catalog";
