@@ -5,7 +5,7 @@
  * normal bodies with .cc domains, host:port values, IPv6 addresses and C++-looking names stay clean.
  */
 import { describe, expect, it } from "vitest";
-import { judge, leaksIn } from "../hostile/oracle";
+import { isOverloadAnswer, judge, leaksIn } from "../hostile/oracle";
 
 describe("hostile oracle: native source locations", () => {
   it("flags a C/C++ file with a line number, a path to one, and a qualified C++ signature", () => {
@@ -47,5 +47,16 @@ describe("hostile oracle: internal names in error answers (session 52)", () => {
     expect(judge(400, error("data.source 'clickhouse' is not available in this deployment"), "application/json").problems).toEqual([]);
     expect(judge(400, error("ClickHouse is not configured"), "application/json").problems).toEqual(["internal name clickhouse"]);
     expect(judge(400, error('"postgres" is down'), "application/json").problems).toEqual(["internal name postgres"]);
+  });
+});
+
+describe("hostile oracle: the overload answer a client retries (session 56)", () => {
+  it("is only order-management's 503 SUBMIT_DEADLINE_PASSED; any other 5xx is judged as it comes", () => {
+    const body = (code: string) => JSON.stringify({ error: { code, message: "m" } });
+    expect(isOverloadAnswer(503, body("SUBMIT_DEADLINE_PASSED"))).toBe(true);
+    expect(isOverloadAnswer(500, body("SUBMIT_DEADLINE_PASSED"))).toBe(false);
+    expect(isOverloadAnswer(503, body("DATASTORE_UNAVAILABLE"))).toBe(false);
+    expect(isOverloadAnswer(503, "SUBMIT_DEADLINE_PASSED")).toBe(false);
+    expect(judge(503, body("SUBMIT_DEADLINE_PASSED"), "application/json").problems).toEqual(["status 503"]);
   });
 });
