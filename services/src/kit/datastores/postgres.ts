@@ -2,6 +2,9 @@
 import type { Logger } from "pino";
 import type { ClientBase, Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from "pg";
 import type { DatastoreConfig } from "./env";
+import { CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, turnName, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
+
+export { CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
 
 /**
  * What data-access functions take: the pool (one statement, any connection) or the client of a
@@ -184,6 +187,22 @@ function patientPool(config: PoolConfig, log: Logger): Pool {
   return new PatientPool(config);
 }
 
+const INT4 = (n: number) => Number.isSafeInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
+
+/** The statement that takes `lock` exclusively to the end of the transaction (sent with BEGIN: no parameters). */
+export function advisoryLockStatement(lock: AdvisoryLock): string {
+  if (typeof lock === "number") {
+    if (!Number.isSafeInteger(lock)) throw new Error(`an advisory lock key must be an integer, not ${lock}`);
+    return `SELECT pg_advisory_xact_lock(${lock})`;
+  }
+  if (!INT4(lock.space)) throw new Error(`an advisory lock space must be an int4, not ${lock.space}`);
+  if (typeof lock.key === "number") {
+    if (!INT4(lock.key)) throw new Error(`an advisory lock key must be an int4, not ${lock.key}`);
+    return `SELECT pg_advisory_xact_lock(${lock.space}, ${lock.key})`;
+  }
+  return `SELECT pg_advisory_xact_lock(${lock.space}, hashtext(${textLiteral(lock.key)}))`;
+}
+
 export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
   const pool: Pool = patientPool(
     {
@@ -203,52 +222,68 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
   pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: { message: err.message } }, "postgres connection lost")));
   // (pg-pool re-emits an idle client's error on the pool, and an unheard pool 'error' throws: the client's listener logged it)
   pool.on("error", () => undefined);
+  const turns = new KeyedTurns();
+
+  async function transactionOnce<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions): Promise<T> {
+    const client = await pool.connect();
+    if (opts.prepared)
+      await prepareStatements(client, opts.prepared).catch((e: unknown) => {
+        client.release(e as Error);
+        throw e;
+      });
+    try {
+      const head = ["BEGIN", ...(opts.prepared ? [GENERIC_PLANS] : []), ...(opts.lock === undefined ? [] : [advisoryLockStatement(opts.lock)])];
+      const answer: unknown = await client.query([...head, ...(opts.begin === undefined ? [] : [opts.begin])].join("; "));
+      const each = opts.begin === undefined ? [] : (answer as QueryResult[]).slice(head.length).map((r) => r.rows);
+      let committed = false;
+      const commitWith: CommitWith = async (last) => {
+        if (committed) throw new Error("the transaction was already committed");
+        committed = true;
+        const answer: unknown = await client.query(`${last};\nCOMMIT`);
+        const results = answer as QueryResult[];
+        return results[results.length - 2].rows;
+      };
+      const r = await fn(client, each[each.length - 1] ?? [], each, commitWith);
+      if (!committed) await client.query("COMMIT");
+      return r;
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
   return {
     pool,
     query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]) {
       return pool.query<R>(text, values);
     },
     /**
-     * Runs `fn` inside BEGIN/COMMIT on one client, ROLLBACK on error. `begin`: statements without
-     * parameters (`;`-separated) sent in the same round trip as BEGIN (simple protocol): a round trip
-     * less for each statement a transaction can write with literals. `fn` gets the rows of the last
-     * one (`begun`) and of each one in order (`begunEach`). Each statement still reads with its own
-     * snapshot (READ COMMITTED), so one placed after a lock sees what the lock waited for.
-     * `prepared`: the statements `begin` or `commitWith` EXECUTE (executeStatement, executeWith),
-     * prepared on the connection first if it does not have them yet.
-     * `commitWith(last)` (fn's last call): sends `last` (statements without parameters) and COMMIT in
-     * one round trip, a round trip less than a statement and then COMMIT; answers the rows of the
-     * last statement of `last`. Without it the helper sends COMMIT after fn.
+     * Runs `fn` inside BEGIN/COMMIT on one client, ROLLBACK on error (`begin`, `prepared`, `lock`,
+     * `retryConflicts`: TransactionOptions). `fn` gets the rows of `begin`'s last statement (`begun`) and
+     * of each one in order (`begunEach`). Each statement still reads with its own snapshot (READ
+     * COMMITTED), so one placed after a lock sees what the lock waited for. `commitWith(last)` (fn's
+     * last call): sends `last` (statements without parameters) and COMMIT in one round trip, a round
+     * trip less than a statement and then COMMIT; answers the rows of the last statement of `last`.
+     * Without it the helper sends COMMIT after fn.
      */
-    async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: { begin?: string; prepared?: readonly PreparedStatement[] } = {}): Promise<T> {
-      const client = await pool.connect();
-      if (opts.prepared)
-        await prepareStatements(client, opts.prepared).catch((e: unknown) => {
-          client.release(e as Error);
-          throw e;
-        });
-      try {
-        const head = opts.prepared ? ["BEGIN", GENERIC_PLANS] : ["BEGIN"];
-        const answer: unknown = await client.query([...head, ...(opts.begin === undefined ? [] : [opts.begin])].join("; "));
-        const each = opts.begin === undefined ? [] : (answer as QueryResult[]).slice(head.length).map((r) => r.rows);
-        let committed = false;
-        const commitWith: CommitWith = async (last) => {
-          if (committed) throw new Error("the transaction was already committed");
-          committed = true;
-          const answer: unknown = await client.query(`${last};\nCOMMIT`);
-          const results = answer as QueryResult[];
-          return results[results.length - 2].rows;
-        };
-        const r = await fn(client, each[each.length - 1] ?? [], each, commitWith);
-        if (!committed) await client.query("COMMIT");
-        return r;
-      } catch (e) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw e;
-      } finally {
-        client.release();
-      }
+    async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+      const retries = opts.retryConflicts ?? 0;
+      const tries = async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await transactionOnce(fn, opts);
+          } catch (e) {
+            if (attempt > retries || !CONFLICT_SQLSTATES.has((e as { code?: string }).code ?? "")) throw e;
+            await new Promise((resolve) => setTimeout(resolve, conflictPauseMs(attempt)));
+          }
+        }
+      };
+      return opts.lock === undefined ? tries() : turns.run(turnName(opts.lock), tries);
     },
+    /** The turns of the advisory locks `transaction`'s `lock` takes (`waiting`: transactions waiting for theirs, holding no connection). */
+    turns,
     async ping() {
       await pool.query("SELECT 1");
     },
