@@ -10,12 +10,14 @@
  * promotion committed undid the wrong one.
  */
 import type { PoolClient, QueryResultRow } from "pg";
+import type { AdvisoryLock } from "../kit/datastores/postgres";
 import { sha256 } from "./model";
 import type { TrainingReport } from "./training";
 
 export interface RegistryDb {
   query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
-  transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T>;
+  /** `lock`: the kit's advisory lock, taken first in this process's turn of it (PostgresClient.transaction). */
+  transaction<T>(fn: (client: PoolClient) => Promise<T>, opts?: { lock?: AdvisoryLock }): Promise<T>;
 }
 
 export type ModelStatus = "candidate" | "promoted" | "retired";
@@ -173,7 +175,6 @@ export class ModelRegistry {
    */
   async rollback(actor: string, fromVersion: string, reason?: string): Promise<ModelRecord> {
     return this.db.transaction(async (c) => {
-      await lockSwitches(c);
       const { rows } = await c.query<{ version: string; action: string }>(
         `SELECT version, action FROM ml_model_events WHERE action IN ('promoted', 'rolled_back') ORDER BY id`,
       );
@@ -191,17 +192,14 @@ export class ModelRegistry {
         );
       if (stack.length === 1) throw new RegistryError("NO_PREVIOUS_MODEL", `model ${stack[0]} was the first promoted: no previous model to roll back to`);
       return this.switchIn(c, stack[stack.length - 2], actor, "rolled_back", reason);
-    });
+    }, SWITCHES_ONE_AT_A_TIME);
   }
 
   private async switchTo(version: string, actor: string, action: "promoted" | "rolled_back", reason?: string): Promise<ModelRecord> {
-    return this.db.transaction(async (c) => {
-      await lockSwitches(c);
-      return this.switchIn(c, version, actor, action, reason);
-    });
+    return this.db.transaction(async (c) => this.switchIn(c, version, actor, action, reason), SWITCHES_ONE_AT_A_TIME);
   }
 
-  /** The switch itself, in a transaction holding lockSwitches (each statement then sees the previous switch committed). */
+  /** The switch itself, in a transaction holding MODEL_SWITCH_LOCK (each statement then sees the previous switch committed). */
   private async switchIn(c: PoolClient, version: string, actor: string, action: "promoted" | "rolled_back", reason?: string): Promise<ModelRecord> {
     const locked = await c.query<Row>(`SELECT ${COLUMNS} FROM ml_models WHERE version = $1 OR status = 'promoted' ORDER BY version FOR UPDATE`, [version]);
     const target = locked.rows.find((r) => r.version === version);
@@ -224,4 +222,5 @@ export class ModelRegistry {
 
 /** Advisory lock key ("mlsw") of model switches: one at a time across every replica. */
 const MODEL_SWITCH_LOCK = 0x6d6c7377;
-const lockSwitches = (c: PoolClient) => c.query("SELECT pg_advisory_xact_lock($1)", [MODEL_SWITCH_LOCK]);
+/** A switch's transaction takes the lock first (the kit's `lock`: switches at once wait in this process on no connection). */
+const SWITCHES_ONE_AT_A_TIME = { lock: MODEL_SWITCH_LOCK };

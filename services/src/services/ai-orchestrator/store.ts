@@ -134,7 +134,6 @@ export class OrchestratorStore {
    */
   async createStrategy(s: NewStrategy, max: number, idempotency: { key: string; requestHash: string } | null): Promise<CreateOutcome> {
     return this.pg.transaction(async (c) => {
-      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [STRATEGY_LOCK_SPACE, s.userId]);
       if ((await lockAccountForWrite(c, s.userId)) === "deleted") return { kind: "account_deleted" };
       if (idempotency) {
         const prior = await c.query<StrategyRow>(`SELECT * FROM ai_strategies WHERE user_id = $1 AND idempotency_key = $2`, [s.userId, idempotency.key]);
@@ -149,7 +148,7 @@ export class OrchestratorStore {
           idempotency?.key ?? null, idempotency?.requestHash ?? null],
       );
       return rows[0] ? { kind: "created", strategy: toStrategy(rows[0]) } : { kind: "at_limit" };
-    });
+    }, { lock: { space: STRATEGY_LOCK_SPACE, key: s.userId } });
   }
 
   /** The user's live strategies (deleted ones are left out), newest first. */

@@ -153,7 +153,6 @@ export class JobQueue {
     idempotency: { key: string; requestHash: string } | null = null,
   ): Promise<EnqueueOutcome> {
     return this.pg.transaction(async (c) => {
-      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SUBMIT_LOCK_SPACE, run.ownerId]);
       if ((await lockAccountForWrite(c, run.ownerId)) === "deleted") return { kind: "account_deleted" };
       if (idempotency) {
         const prior = await c.query<{ id: string; status: string; kind: string; total_jobs: number; request_hash: string }>(
@@ -176,7 +175,7 @@ export class JobQueue {
         [run.id, JSON.stringify(jobs), maxAttempts, run.ownerId],
       );
       return { kind: "queued" };
-    });
+    }, { lock: { space: SUBMIT_LOCK_SPACE, key: run.ownerId } });
   }
 
   /**

@@ -19,7 +19,7 @@ export default defineService({
   },
   register(ctx) {
     const cacheState = { errorLogged: false };
-    const store = new ConfigStore(ctx.app.pg.pool, ctx.app.redis, {
+    const store = new ConfigStore(ctx.app.pg, ctx.app.redis, {
       cacheTtlSeconds: ctx.config.CONFIG_CACHE_TTL_SECONDS,
       maxValueBytes: ctx.config.CONFIG_MAX_VALUE_BYTES,
       onCacheError: (e) => {

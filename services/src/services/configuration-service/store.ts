@@ -3,9 +3,9 @@
  * config_versions, migration 0010), Dragonfly caches each namespace snapshot (cache-aside,
  * deleted after every committed write), and every change is published on the namespace channel.
  */
-import type { Pool, PoolClient } from "pg";
+import type { PoolClient } from "pg";
 import type { Redis } from "ioredis";
-import { conflict, notFound, badRequest, findUnstorableText, HttpError } from "../../kit";
+import { conflict, notFound, badRequest, findUnstorableText, HttpError, type PostgresClient } from "../../kit";
 
 import { changeChannel, type ConfigChange } from "./notify";
 
@@ -50,10 +50,14 @@ export const cacheKey = (ns: string, generation: string) => `config:v1:ns:${ns}:
 
 export class ConfigStore {
   constructor(
-    private readonly pool: Pool,
+    private readonly pg: Pick<PostgresClient, "pool" | "transaction">,
     private readonly redis: Redis,
     private readonly opts: { cacheTtlSeconds: number; maxValueBytes: number; onCacheError?: (e: Error) => void },
   ) {}
+
+  private get pool() {
+    return this.pg.pool;
+  }
 
   /** Namespace snapshot; `cache` tells whether it came from Dragonfly. Cache failures fall back to PostgreSQL. */
   async snapshot(ns: string): Promise<{ snapshot: Snapshot; cache: "hit" | "miss" | "error" }> {
@@ -156,53 +160,52 @@ export class ConfigStore {
     actor: Actor,
     apply: Parameters<ConfigStore["change"]>[4],
   ): Promise<ConfigChange & { created: boolean }> {
-    const client = await this.pool.connect();
     let change: ConfigChange & { created: boolean };
     try {
-      await client.query("BEGIN");
       // Changes of one key take turns, its creation included: FOR UPDATE below locks no row while the
       // key does not exist, and a creator that found none then read the history after another
       // creator's commit, wrote over its value as the next version and answered 201 to expectedVersion 0.
-      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [KEY_LOCK_SPACE, `${ns}/${key}`]);
-      const cur = await client.query<{ value: unknown; version: number }>(
-        "SELECT value, version FROM config_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
-        [ns, key],
+      // (The kit's `lock`: one key's changes at once wait in this process, on no connection.)
+      change = await this.pg.transaction(
+        async (client) => {
+          const cur = await client.query<{ value: unknown; version: number }>(
+            "SELECT value, version FROM config_entries WHERE namespace = $1 AND key = $2 FOR UPDATE",
+            [ns, key],
+          );
+          const current = cur.rows[0];
+          const currentVersion = current?.version ?? 0;
+          if (expectedVersion !== undefined && expectedVersion !== currentVersion) {
+            throw conflict(`${ns}/${key} is at version ${currentVersion}, not ${expectedVersion}`, "expectedVersion");
+          }
+          // Versions keep counting across deletes: the next one follows the history, not the live row.
+          const last = await client.query<{ v: number }>(
+            "SELECT coalesce(max(version), 0) AS v FROM config_versions WHERE namespace = $1 AND key = $2",
+            [ns, key],
+          );
+          const next = Number(last.rows[0].v) + 1;
+          const r = await apply(client, current, next);
+          const ins = await client.query<{ changed_at: Date }>(
+            `INSERT INTO config_versions (namespace, key, version, operation, old_value, new_value, changed_by, request_id, rollback_of)
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9) RETURNING changed_at`,
+            [ns, key, next, r.operation, current ? JSON.stringify(current.value) : null, r.newJson, actor.changedBy, actor.requestId, r.rollbackOf ?? null],
+          );
+          return {
+            namespace: ns,
+            key,
+            version: next,
+            operation: r.operation,
+            changedBy: actor.changedBy,
+            changedAt: ins.rows[0].changed_at.toISOString(),
+            requestId: actor.requestId,
+            created: !current && r.operation !== "delete",
+          };
+        },
+        { lock: { space: KEY_LOCK_SPACE, key: `${ns}/${key}` } },
       );
-      const current = cur.rows[0];
-      const currentVersion = current?.version ?? 0;
-      if (expectedVersion !== undefined && expectedVersion !== currentVersion) {
-        throw conflict(`${ns}/${key} is at version ${currentVersion}, not ${expectedVersion}`, "expectedVersion");
-      }
-      // Versions keep counting across deletes: the next one follows the history, not the live row.
-      const last = await client.query<{ v: number }>(
-        "SELECT coalesce(max(version), 0) AS v FROM config_versions WHERE namespace = $1 AND key = $2",
-        [ns, key],
-      );
-      const next = Number(last.rows[0].v) + 1;
-      const r = await apply(client, current, next);
-      const ins = await client.query<{ changed_at: Date }>(
-        `INSERT INTO config_versions (namespace, key, version, operation, old_value, new_value, changed_by, request_id, rollback_of)
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9) RETURNING changed_at`,
-        [ns, key, next, r.operation, current ? JSON.stringify(current.value) : null, r.newJson, actor.changedBy, actor.requestId, r.rollbackOf ?? null],
-      );
-      await client.query("COMMIT");
-      change = {
-        namespace: ns,
-        key,
-        version: next,
-        operation: r.operation,
-        changedBy: actor.changedBy,
-        changedAt: ins.rows[0].changed_at.toISOString(),
-        requestId: actor.requestId,
-        created: !current && r.operation !== "delete",
-      };
     } catch (e) {
-      await client.query("ROLLBACK").catch(() => undefined);
       // Two writers creating the same version concurrently: the loser gets a conflict.
       if ((e as { code?: string }).code === "23505") throw conflict(`${ns}/${key} was changed concurrently; retry with the new version`, "expectedVersion");
       throw e;
-    } finally {
-      client.release();
     }
     // After commit: invalidate, then notify (subscribers re-reading get the new value).
     await this.invalidate(ns);

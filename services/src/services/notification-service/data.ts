@@ -88,7 +88,6 @@ const WEBHOOK_LOCK_SPACE = 0x6e77;
  */
 export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: { id: string; userId: string; url: string; secret: string }, max: number): Promise<"created" | "full" | "account_deleted"> {
   return pg.transaction(async (c) => {
-    await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [WEBHOOK_LOCK_SPACE, w.userId]);
     if ((await lockAccountForWrite(c, w.userId)) === "deleted") return "account_deleted";
     const r = await c.query(
       `INSERT INTO nt_webhooks (webhook_id, user_id, url, secret) SELECT $1, $2, $3, $4
@@ -96,7 +95,7 @@ export async function insertWebhook(pg: Pick<PostgresClient, "transaction">, w: 
       [w.id, w.userId, w.url, w.secret, max],
     );
     return r.rowCount === 1 ? "created" : "full";
-  });
+  }, { lock: { space: WEBHOOK_LOCK_SPACE, key: w.userId } });
 }
 
 export async function deleteWebhook(db: Queryable, userId: string, id: string): Promise<boolean> {

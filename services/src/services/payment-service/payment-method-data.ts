@@ -136,7 +136,6 @@ export class PaymentMethodData {
    */
   async insert(userId: string, m: { id: string; brand: string | null; last4: string | null }, max: number): Promise<PaymentMethodRow | undefined | "full" | "account_deleted"> {
     return this.pg.transaction(async (c) => {
-      await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [METHODS_LOCK_SPACE, userId]);
       if ((await lockAccountForWrite(c, userId)) === "deleted") return "account_deleted";
       if ((await this.countFor(userId, c)) >= max) return "full";
       const { rows } = await c.query<PaymentMethodRow>(
@@ -144,7 +143,7 @@ export class PaymentMethodData {
         [m.id, userId, m.brand, m.last4],
       );
       return rows[0];
-    });
+    }, { lock: { space: METHODS_LOCK_SPACE, key: userId } });
   }
 
   /** The user's method with this token, unless removed. */

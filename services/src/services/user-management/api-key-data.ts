@@ -58,7 +58,6 @@ export async function insertApiKey(
   maxActive: number,
 ): Promise<{ id: string; created_at: Date; expires_at: Date } | "limit" | "inactive-user"> {
   return pg.transaction(async (c) => {
-    await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [API_KEY_LOCK_SPACE, k.userId]);
     // The user row is held (KEY SHARE: what the foreign key takes, so a deletion waits for this
     // transaction or is seen by it): a user deleted after the route's check would otherwise fail the
     // insert on the foreign key, a 500, and one disabled meanwhile would get a key.
@@ -72,7 +71,7 @@ export async function insertApiKey(
       [k.userId, k.name, k.prefix, k.keyHash, k.scopes, k.expiresInDays, maxActive],
     );
     return r.rows[0] ?? "limit";
-  });
+  }, { lock: { space: API_KEY_LOCK_SPACE, key: k.userId } });
 }
 
 /**

@@ -126,10 +126,9 @@ const ADMIN_CHANGES_LOCK = 0x61646d6e; // "admn": every account administration, 
  */
 export async function asActingAdmin<T>(pg: Pick<PostgresClient, "transaction">, adminId: string, change: (c: Queryable) => Promise<T>): Promise<T | "not-admin"> {
   return pg.transaction(async (c) => {
-    await c.query("SELECT pg_advisory_xact_lock($1)", [ADMIN_CHANGES_LOCK]);
     const caller = await c.query("SELECT 1 FROM users WHERE id = $1 AND role = 'admin' AND disabled_at IS NULL", [adminId]);
     return caller.rowCount === 0 ? "not-admin" : change(c);
-  });
+  }, { lock: ADMIN_CHANGES_LOCK });
 }
 
 /**
