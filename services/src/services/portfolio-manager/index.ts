@@ -38,7 +38,10 @@ export default defineService({
       lingerMs: ctx.config.PM_BATCH_LINGER_MS,
       handle: async (msgs) => {
         const fills = msgs.map((m) => JSON.parse(m.value) as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
-        if (fills.length) await ctx.app.pg.transaction((tx) => applyFills(tx, fills.map((m) => m.fill), initialCash));
+        // Database-only, so run again on a deadlock here rather than redeliver the batch: the cash UPDATE
+        // (addCash) takes the accounts' rows in its join's order, not the sorted list's, so two batches
+        // sharing two accounts (a partition handed over while its old owner's batch still runs) can deadlock.
+        if (fills.length) await ctx.app.pg.transaction((tx) => applyFills(tx, fills.map((m) => m.fill), initialCash), { retryConflicts: 3 });
       },
     });
   },
