@@ -59,6 +59,21 @@ export type ListedClickHouseLetter = ClickHouseLetter & { keyBytes: number | nul
 
 /** `before` of the listing: `<created_at as unix seconds>-<id>` of the last letter of a page. */
 export const CH_CURSOR_PATTERN = "^[0-9]{1,12}-ch-[0-9a-f]{32}$";
+/** The latest second a letter's created_at (ClickHouse DateTime, unsigned 32-bit seconds) holds: 2106-02-07T06:28:15Z. */
+export const CH_LATEST_SECOND = 4_294_967_295;
+
+/**
+ * A listing cursor (CH_CURSOR_PATTERN) as its created_at seconds and letter id, or undefined when
+ * it is no page's nextBefore: seconds past CH_LATEST_SECOND, which no letter has. Session 56: such
+ * a cursor was bound to ClickHouse as is and read as later than every letter (a page from the
+ * newest, as without a cursor); a cursor that is no page's is refused, as the other listings' are
+ * (kit paging.ts).
+ */
+export function clickHouseCursor(before: string): { at: number; id: string } | undefined {
+  const cut = before.indexOf("-");
+  const at = Number(before.slice(0, cut));
+  return Number.isSafeInteger(at) && at <= CH_LATEST_SECOND ? { at, id: before.slice(cut + 1) } : undefined;
+}
 
 const headerCount = (text: string): number | null => {
   try {
@@ -139,9 +154,11 @@ async function clickHouseLetterRows(ch: ClickHouseKitClient, f: { topic?: string
   if (f.consumerGroup !== undefined) (inner.push("consumer_group = {group:String}"), (params.group = f.consumerGroup));
   if (f.topic !== undefined) (inner.push("topic = {topic:String}"), (params.topic = f.topic));
   if (before !== undefined) {
-    const cut = before.indexOf("-");
+    const cursor = clickHouseCursor(before);
+    // (the route refused any other: every cursor here is a page's)
+    if (!cursor) throw new RangeError("a ClickHouse dead-letter cursor past its DateTime range");
     outer.push("(created_unix < {beforeAt:UInt32} OR (created_unix = {beforeAt:UInt32} AND id < {beforeId:String}))");
-    Object.assign(params, { beforeAt: Number(before.slice(0, cut)), beforeId: before.slice(cut + 1) });
+    Object.assign(params, { beforeAt: cursor.at, beforeId: cursor.id });
   }
   const rows = await ch.query<Omit<ListedRow, "cursor">>(
     `SELECT * FROM (

@@ -19,7 +19,7 @@
  * answer did not come, the claim kept for its bound.
  */
 import { alreadyReplayed, HttpError, notFound, Nullable, pageOf, ReplayedAnswer, requireIdentity, ResponseObject, Type, unavailable, type App } from "../../kit";
-import { CH_CURSOR_PATTERN, CH_LETTER_ID_PATTERN, clickHouseLetter, clickHouseLetterReplays, listClickHouseLetters } from "./clickhouse-dead-letters";
+import { CH_CURSOR_PATTERN, CH_LETTER_ID_PATTERN, clickHouseCursor, clickHouseLetter, clickHouseLetterReplays, listClickHouseLetters } from "./clickhouse-dead-letters";
 import { replayLetter, type ReplayOutcome } from "./dead-letter-replay";
 import { deadLetter, listDeadLetters, postgresLetterReplays, type ConsumerDeadLetterRow } from "./dead-letters";
 
@@ -99,6 +99,7 @@ export function registerDeadLetterRoutes(app: App, opts: { sendDeadlineMs: numbe
     if (wrongCursor) throw new HttpError(400, "BAD_REQUEST", "before is a cursor of the other store's listing", "before");
     if (store === "ch") {
       if (!clickhouse) throw chDisabled();
+      if (q.before !== undefined && !clickHouseCursor(q.before)) throw new HttpError(400, "BAD_REQUEST", "before must be a page's nextBefore: its seconds are past the latest a dead letter can have", "before");
       const { letters: page, nextBefore } = await listClickHouseLetters(app.clickhouse, app.pg, q);
       return { deadLetters: page.map(({ cursor: _c, ...l }) => ({ ...l, store: "ch", replayedAt: iso(l.replayedAt), replayClaimedAt: iso(l.replayClaimedAt) })), nextBefore };
     }
