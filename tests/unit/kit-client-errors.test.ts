@@ -31,6 +31,10 @@ const MALFORMED: Array<[string, string, string]> = [
   ["a version that is none", "GET / HTTP/1.x\r\nHost: g\r\n\r\n", "version"],
   ["a space in the target", "GET /a b HTTP/1.1\r\nHost: g\r\n\r\n", "version"],
   ["bare LF line ends", "GET / HTTP/1.1\nHost: g\n\n", "version"],
+  // Session 56: HTTP/2's connection preface (prior knowledge) and a PRI request that is not one named `headers`.
+  ["HTTP/2's connection preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "version"],
+  ["HTTP/2's preface with a frame behind it", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\u0000\u0000\u0000\u0004\u0000\u0000\u0000\u0000\u0000", "version"],
+  ["PRI as HTTP/1.1", "PRI * HTTP/1.1\r\nHost: g\r\n\r\n", "version"],
 ];
 
 /** Writes `bytes` to `port` and reads until the server closes (or 5 s). */
@@ -98,6 +102,17 @@ describe("kit client-errors", () => {
     expect([slowHeaders.slice(0, 12), bodyOf(slowHeaders).error.field]).toEqual(["HTTP/1.1 408", "headers"]);
     const slowBody = await exchange(port, "POST / HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
     expect([slowBody.slice(0, 12), bodyOf(slowBody).error.field]).toEqual(["HTTP/1.1 408", "body"]);
+  });
+
+  it("a request line of a version llhttp takes but no HTTP/1.x (2.0, none: 0.9) is a 400 naming version, its route not run (session 56: served as HTTP/1.1)", async () => {
+    const before = slowRuns;
+    for (const bytes of ["GET /slow HTTP/2.0\r\nHost: g\r\nConnection: close\r\n\r\n", "GET /slow\r\n\r\n", "GET /nowhere HTTP/2.0\r\nHost: g\r\nConnection: close\r\n\r\n"]) {
+      const a = await exchange(port, bytes);
+      expect([a.slice(0, 12), bodyOf(a).error.code, bodyOf(a).error.field], `${JSON.stringify(bytes)}: ${a.slice(0, 200)}`).toEqual(["HTTP/1.1 400", "BAD_REQUEST", "version"]);
+    }
+    expect(slowRuns).toBe(before);
+    const ok = await exchange(port, "GET /slow HTTP/1.0\r\n\r\n");
+    expect(ok.slice(0, 12)).toBe("HTTP/1.1 200");
   });
 
   it("CONNECT is a 405 naming method in the platform's shape, its connection closed (Node closed it with no answer)", async () => {

@@ -38,6 +38,9 @@ export function malformedPart(code: string | undefined, reason = ""): string {
       return "url";
     case "HPE_INVALID_VERSION":
     case "HPE_INVALID_CONSTANT":
+    // HTTP/2's connection preface (`PRI * HTTP/2.0`, a client speaking HTTP/2 with prior knowledge):
+    // llhttp stops on it with this code, which named `headers` until session 56.
+    case "HPE_PAUSED_H2_UPGRADE":
       return "version";
     case "HPE_CLOSED_CONNECTION":
       return "connection";
@@ -55,6 +58,7 @@ export function malformedPart(code: string | undefined, reason = ""): string {
 export function clientErrorAnswer(err: { code?: string; reason?: string }, bodyStarted = false): { status: number; code: string; message: string; field: string } {
   if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return { status: 408, code: "REQUEST_TIMEOUT", message: "The request did not arrive in full in time", field: bodyStarted ? "body" : "headers" };
   if (err.code === "HPE_HEADER_OVERFLOW") return { status: 431, code: "HEADERS_TOO_LARGE", message: "The request line and headers are over the size limit", field: "headers" };
+  if (err.code === "HPE_PAUSED_H2_UPGRADE") return { status: 400, code: "BAD_REQUEST", message: "HTTP/2 is not taken on this port: send HTTP/1.1", field: "version" };
   return { status: 400, code: "BAD_REQUEST", message: "Malformed HTTP request (request line, headers or framing)", field: malformedPart(err.code, err.reason) };
 }
 

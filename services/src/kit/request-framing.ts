@@ -33,6 +33,8 @@
  *   limit is answered 413 at once, without the `100 Continue` that told the client to send it; within
  *   it, the 100 is written when the body is first read (continueOnRead), never before a refusal. These
  *   answers, written outside Fastify, carry its answers' request id and headers (./raw-answers.ts).
+ * - **A version other than HTTP/1.x** (`HTTP/2.0` in a request line, none at all: HTTP/0.9), which
+ *   llhttp takes: a 400 naming `version` (session 56), as one it refuses (`HTTP/9.9`) is.
  * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
  */
 import { isUtf8 } from "node:buffer";
@@ -82,6 +84,10 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   if (raw.length > maxHeaders * 2) return new HttpError(431, "TOO_MANY_HEADERS", `The request carries ${raw.length / 2} headers; at most ${maxHeaders} are taken`, "headers");
   const repeated = repeatedSingleHeader(raw);
   if (repeated) return new HttpError(400, "BAD_REQUEST", `The ${repeated} header is sent more than once`, repeated);
+  // HTTP/1.0 and 1.1 only (session 56): llhttp takes a request line of `HTTP/2.0` (the version of its
+  // connection preface) and one with no version (HTTP/0.9), which were served as HTTP/1.1, while
+  // `HTTP/9.9` was a 400 naming `version`. (HTTP/2's own preface is refused by llhttp: client-errors.ts.)
+  if (req.httpVersionMajor !== 1) return new HttpError(400, "BAD_REQUEST", "Only HTTP/1.0 and HTTP/1.1 requests are taken: send HTTP/1.1", "version");
   const h = req.headers;
   if (h.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) return new HttpError(400, "BAD_REQUEST", "An HTTP/1.1 request needs a Host header", "host");
   if (h.host !== undefined && hostIssue(h.host)) return new HttpError(400, "BAD_REQUEST", "The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)", "host");
