@@ -56,6 +56,25 @@ describe("topic schemas", () => {
     }
   });
 
+  it("refuse a refund event without its amounts, of nothing, or past its payment's amount in the payment's currency, naming the field (session 56)", () => {
+    const refund = { eventId: "refund:r1:adjusted", type: "payment.refund_adjusted", intentId: randomUUID(), userId: randomUUID(), amount: 1000, currency: "usd", paymentCurrency: "usd", reference: null, refundedAmount: 700, previousRefundedAmount: 1000, refundId: randomUUID(), ts: Date.now() };
+    const problem = (o: Record<string, unknown>) => messageProblem(BUSINESS_TOPICS.payments, JSON.stringify({ ...refund, ...o }));
+    // What payment-service writes: a refund at most the payment, an adjustment up or down, one settled in another currency (any amount there).
+    for (const o of [{}, { refundedAmount: 1000, previousRefundedAmount: 700 }, { refundedAmount: 1, previousRefundedAmount: 1 }, { currency: "eur", refundedAmount: 5000, previousRefundedAmount: 4000 }, { type: "payment.refunded", previousRefundedAmount: undefined }, { paymentCurrency: undefined }])
+      expect(problem(o), JSON.stringify(o)).toBeUndefined();
+    for (const type of ["payment.refunded", "payment.refund_failed", "payment.refund_reversed", "payment.refund_adjusted"]) {
+      expect(problem({ type, refundedAmount: undefined }), type).toMatch(/message: refundedAmount: required/);
+      expect(problem({ type, refundedAmount: 0 }), type).toMatch(/message: refundedAmount: a refund moves at least 1/);
+      expect(problem({ type, refundedAmount: 1001 }), type).toMatch(/message: refundedAmount: more than the payment's amount/);
+      expect(problem({ type, refundedAmount: 1001, paymentCurrency: undefined }), type).toMatch(/refundedAmount: more than/);
+    }
+    expect(problem({ previousRefundedAmount: undefined })).toMatch(/message: previousRefundedAmount: required/);
+    expect(problem({ previousRefundedAmount: 0 })).toMatch(/message: previousRefundedAmount: a refund moves at least 1/);
+    expect(problem({ previousRefundedAmount: 1001 })).toMatch(/message: previousRefundedAmount: more than/);
+    // A payment's own events carry no refund amount to check.
+    expect(problem({ type: "payment.succeeded", refundedAmount: undefined, previousRefundedAmount: undefined })).toBeUndefined();
+  });
+
   it("refuse every poison message of the hostile suite, naming the field", () => {
     let checked = 0;
     for (const topic of Object.keys(CONSUMERS)) {

@@ -11,12 +11,12 @@
  * Its messages are one bar or a batch of bars (marketdata/candleMessages.ts); every one reaches its
  * consumers as a batch, and the bad bars of a batch are split off (`aside`) while the good ones go on.
  */
-import { Type, type TSchema } from "@sinclair/typebox";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { isUtf8 } from "node:buffer";
 import { canonicalUserId } from "../../kit/identity";
 import { inexactNumberPaths } from "../../kit/request-guards";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
-import { BUSINESS_TOPICS } from "../../business/events";
+import { BUSINESS_TOPICS, isRefundEvent } from "../../business/events";
 import { CURRENCIES } from "../../business/money";
 import { TOPICS } from "../events";
 import { checkCandleMessage, INEXACT_NUMBER, type CandleBatch } from "../marketdata/candleMessages";
@@ -138,6 +138,31 @@ function checker(schema: TSchema): Check {
   };
 }
 
+/**
+ * What a payments.events message about a refund must carry beyond its schema (session 56, found by
+ * producing forged ones straight to the topic, tests/hostile/session-56.test.ts): payment-service writes
+ * every refund event with the refund's amount (`refundedAmount`, at least 1: a refund of nothing is
+ * none) and every payment.refund_adjusted with the amount it replaces (`previousRefundedAmount`, at
+ * least 1), neither past the payment's amount when told in the payment's currency. Before, a consumer
+ * met each its own way: revenue-analytics skipped one without `refundedAmount` with a log line (no dead
+ * letter, nothing for an operator to see or replay), and counted a refund larger than its payment, or of
+ * 0, into `refunded`; billing took an adjustment to 0 as all of a give-back's credit. Now every consumer
+ * sets such a message aside naming the field, before its handler.
+ */
+function refundEventProblem(v: Static<typeof PaymentEventSchema>): string | undefined {
+  if (!isRefundEvent(v.type)) return undefined;
+  const inPaymentCurrency = v.currency === (v.paymentCurrency ?? v.currency);
+  const amounts: Array<[string, number | undefined]> = [["refundedAmount", v.refundedAmount]];
+  if (v.type === "payment.refund_adjusted") amounts.push(["previousRefundedAmount", v.previousRefundedAmount]);
+  for (const [field, amount] of amounts) {
+    if (amount === undefined) return `${field}: required in a ${v.type} event`;
+    if (amount < 1) return `${field}: a refund moves at least 1 minor unit`;
+    if (inPaymentCurrency && amount > v.amount) return `${field}: more than the payment's amount (${v.amount})`;
+  }
+  return undefined;
+}
+const paymentEvent = checker(PaymentEventSchema);
+
 const executionEnvelope = checker(ExecutionEnvelope);
 const fillExecution = checker(FillExecution);
 const outcomeExecution = checker(OutcomeExecution);
@@ -146,7 +171,7 @@ const CHECKS: Record<string, Check> = {
   // Envelope first, so a wrong `type` is named as such rather than as a failed union.
   [TOPICS.executions]: (v) => executionEnvelope(v) ?? ((v as { type: string }).type === "fill" ? fillExecution(v) : outcomeExecution(v)),
   [TOPICS.complianceAlerts]: checker(ComplianceAlert),
-  [BUSINESS_TOPICS.payments]: checker(PaymentEventSchema),
+  [BUSINESS_TOPICS.payments]: (v) => paymentEvent(v) ?? refundEventProblem(v as Static<typeof PaymentEventSchema>),
   [BUSINESS_TOPICS.billing]: checker(BillingEventSchema),
   [BUSINESS_TOPICS.usage]: checker(UsageEvent),
 };
