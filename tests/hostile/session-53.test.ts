@@ -478,9 +478,10 @@ describe("the gateway's Expect: 100-continue and whole-request timeout, byte for
       ["NUL in a value", [rawRequest(head(["Host: gw", "X-A: a\u0000b", close], "GET /api/users/me HTTP/1.1"))], [400], "headers"],
       ["space before the colon", [rawRequest(head(["Host: gw", "Content-Length : 5", close]), "hello")], [400], "headers"],
       ["HTTP/1.0 with keep-alive and no Host", [rawRequest(head([json, cl(BODY.length), "Connection: keep-alive"], "POST /api/users/login HTTP/1.0"), BODY)], [200], undefined],
-      // llhttp reads a request line without a version as HTTP/0.9 and HTTP/2.0 in HTTP/1 syntax: answered as any request.
-      ["HTTP/0.9", ["GET /api/users/me\r\n\r\n"], [401], undefined],
-      ["HTTP/2.0 on the text port", [rawRequest(head(["Host: gw", close], "GET /api/users/me HTTP/2.0"))], [401], undefined],
+      // llhttp reads a request line without a version as HTTP/0.9 and HTTP/2.0 in HTTP/1 syntax: answered as any
+      // request until session 56, now a 400 naming version (kit request-framing.ts), as HTTP/9.9 is.
+      ["HTTP/0.9", ["GET /api/users/me\r\n\r\n"], [400], "version"],
+      ["HTTP/2.0 on the text port", [rawRequest(head(["Host: gw", close], "GET /api/users/me HTTP/2.0"))], [400], "version"],
       ["a lower-case method", [rawRequest(head(["Host: gw", close], "get /api/users/me HTTP/1.1"))], [400], "method"],
     ]);
   });
