@@ -142,11 +142,12 @@ const rig = usePaymentService(fake, {
     };
   },
 });
-const user = randomUUID();
-const trader = traderHeaders(user);
-let visa: string;
+// One account per connection: an account's charges hold at most half of them (account-shares.ts).
+const traders = Array.from({ length: CONNECTIONS }, () => traderHeaders(randomUUID()));
+const visas: string[] = [];
 
-const charge = (key: string) => http("POST", `${rig.base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } });
+const chargeAt = (base: string, key: string, who = 0) => http("POST", `${base}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visas[who] }, headers: { ...traders[who], "idempotency-key": key } });
+const charge = (key: string, who = 0) => chargeAt(rig.base, key, who);
 /** The lock connections' backends, as PostgreSQL sees them. */
 const lockBackends = async () => (await rig.pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 ORDER BY pid", [LOCKS])).rows.map((r) => r.pid);
 /** payment_charge_lock_connections{state} as the service reports it. */
@@ -161,12 +162,12 @@ const allOpen = async () => (await lockConnections()).idle === CONNECTIONS && (a
 /** `CONNECTIONS` charges at once: each takes a lock connection already open. */
 async function chargesAtOnce(): Promise<void> {
   const keys = Array.from({ length: CONNECTIONS }, () => randomUUID());
-  const answers = await Promise.all(keys.map(charge));
+  const answers = await Promise.all(keys.map((key, who) => charge(key, who)));
   expect(answers.map((a) => [a.status, a.body.status, a.body.error?.code])).toEqual(keys.map(() => [201, "succeeded", undefined]));
 }
 
 beforeAll(async () => {
-  visa = await rig.saveCard(trader);
+  for (const t of traders) visas.push(await rig.saveCard(t));
 });
 
 afterAll(async () => {
@@ -251,7 +252,7 @@ describe("readiness waits for the charge-lock connections (a second process of t
     await waitUntil("the second process ready", async () => (await readiness(url)).status === 200, 60_000);
     expect((await readiness(url)).locks.status).toBe("ok");
     const keys = Array.from({ length: CONNECTIONS }, () => randomUUID());
-    const answers = await Promise.all(keys.map((key) => http("POST", `${url}/intents`, { body: { amount: 1500, currency: "usd", paymentMethod: visa }, headers: { ...trader, "idempotency-key": key } })));
+    const answers = await Promise.all(keys.map((key, who) => chargeAt(url, key, who)));
     expect(answers.map((a) => [a.status, a.body.status])).toEqual(keys.map(() => [201, "succeeded"]));
   }, 120_000);
 

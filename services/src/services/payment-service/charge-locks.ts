@@ -17,11 +17,13 @@
  * ("Connection terminated due to connection timeout"). The making is now bounded by the kit's
  * POSTGRES_CONNECT_TIMEOUT_MS (the pool's connectionTimeoutMillis), and a charge's wait by
  * PAYMENT_CHARGE_LOCK_WAIT_MS alone (acquire's own timer).
+ * One account holds at most half of them (./account-shares.ts; since session 56).
  */
 import type { Logger } from "pino";
 import type { PoolClient } from "pg";
 import { lockAccountForWrite, unavailable, type DatastoreConfig } from "../../kit";
 import { createPostgres } from "../../kit/datastores/postgres";
+import { AccountShares, accountShare } from "./account-shares";
 
 export interface ChargeLockOptions {
   /** Connections of the pool (PAYMENT_CHARGE_LOCK_CONNECTIONS), all kept open. */
@@ -58,6 +60,8 @@ export class ChargeLocks {
   private readonly pg;
   /** Connections checked out by charges and not yet released. */
   private held = 0;
+  /** Each account's share of the connections (./account-shares.ts). */
+  private readonly shares;
   /** keepOpen() was called: connections are made ahead of charges, and made again when dropped. */
   private keepingOpen = false;
   private closed = false;
@@ -74,6 +78,7 @@ export class ChargeLocks {
     private readonly log: Logger,
     private readonly opts: ChargeLockOptions,
   ) {
+    this.shares = new AccountShares(accountShare(opts.connections), opts.waitMs, opts.retryAfterS);
     this.pg = createPostgres(cfg, log, {
       max: opts.connections,
       // pg-pool closes no idle client while the pool has at most `min`: none of these, ever. (It
@@ -151,12 +156,30 @@ export class ChargeLocks {
    * (the stack refuses PAYMENT_CHARGE_LOCK_WAIT_MS + PAYMENT_CHARGE_DEADLINE_MS + the charge's writes
    * at or over PROXY_TIMEOUT_MS), and waiting longer would take it from the processor call, which
    * would then be cut by the gateway's 504 with the card charged, the outcome unknown to the client.
-   * The 503 records and sends nothing, and its Retry-After is the making's bound.
+   * The 503 records and sends nothing, and its Retry-After is the making's bound. The wait begins
+   * with the account's place among its share (./account-shares.ts: 429 CHARGES_IN_PROGRESS).
    */
-  async acquire(): Promise<ChargeLock> {
+  async acquire(userId: string): Promise<ChargeLock> {
+    const startedAt = performance.now();
+    await this.shares.take(userId);
+    const lock = await this.checkout(Math.max(0, this.opts.waitMs - (performance.now() - startedAt))).catch((err: unknown) => {
+      this.shares.done(userId);
+      throw err;
+    });
+    let done = false;
+    const release = () => {
+      lock.release();
+      if (!done) this.shares.done(userId);
+      done = true;
+    };
+    return { whileAccountLive: lock.whileAccountLive, release };
+  }
+
+  /** A connection within `waitMs` (the charge's wait less its account turn's), or the 503 (see acquire). */
+  private async checkout(waitMs: number): Promise<ChargeLock> {
     const checkout = this.pg.pool.connect();
     let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, this.opts.waitMs, undefined)));
+    const waited = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, waitMs, undefined)));
     let got: PoolClient | undefined;
     try {
       got = await Promise.race([checkout, waited]);

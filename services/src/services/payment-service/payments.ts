@@ -85,7 +85,7 @@ export class Payments {
     const intentId = randomUUID();
     // The connection the call will hold the account's lock on (./charge-locks.ts), taken first: none
     // free within the wait is a 503 with nothing inserted, the same key fit to be sent again.
-    const lock = await this.chargeLocks.acquire().catch(async (busy: unknown) => {
+    const lock = await this.chargeLocks.acquire(userId).catch(async (busy: unknown) => {
       // A duplicate of a key whose charge took a lock meanwhile waits for that charge's outcome instead.
       if (await this.repo.byKey(userId, origin, key)) return undefined;
       throw busy;
