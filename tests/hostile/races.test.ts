@@ -333,7 +333,10 @@ describe("payments, billing, notifications and locks", () => {
     const card = saved.find((a) => a.status === 201)!.json.paymentMethod as string;
     const race = await Promise.all([c.send("DELETE", `/api/payments/payment-methods/${card}`, { token: u.token }), ...Array.from({ length: 10 }, (_, i) => pay(u, card, `rm-${i}-${key}`, 2_000))]);
     expect(race[0].status, race[0].text).toBe(204);
-    for (const a of race.slice(1)) expect([200, 201, 404], a.text).toContain(a.status);
+    // 429 CHARGES_IN_PROGRESS: past the account's share of the charge-lock connections (half of them), a charge
+    // waits for one of its own, and on a loaded host none may end within the wait (session 56).
+    for (const a of race.slice(1)) expect([200, 201, 404, 429], a.text).toContain(a.status);
+    for (const a of race.slice(1).filter((x) => x.status === 429)) expect(a.json.error.code).toBe("CHARGES_IN_PROGRESS");
     expect(c.failures).toEqual([]);
   });
 
