@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { OptionalKind } from "@sinclair/typebox";
@@ -95,6 +96,39 @@ export function clientRequestIdOf(req: IncomingMessage): string | undefined {
 }
 
 const ownRequestId = () => randomUUID();
+
+/** Where a request id given outside Fastify waits for the socket's next request (carryRequestId). */
+const CARRIED_REQUEST_ID = Symbol("carriedRequestId");
+interface CarriedRequestId {
+  method: string;
+  url: string;
+  id: string;
+}
+type CarryingSocket = Socket & { [CARRIED_REQUEST_ID]?: CarriedRequestId };
+
+/**
+ * The id `method` `url` was given before node:http and Fastify read it from `socket`: the gateway's
+ * fast lane reads a request first, gives it its id (warm-ups and log lines carry it) and may hand
+ * the connection over with that request's bytes in front; Fastify's genReqId (createApp) then takes
+ * this id for it instead of a new one, so one request has one id in every line. Set by in-process
+ * code on the socket object only: never from a header, so the entry point still never takes a
+ * client's x-request-id as its request id (clientRequestIdOf).
+ */
+export function carryRequestId(socket: Socket, method: string, url: string, id: string): void {
+  (socket as CarryingSocket)[CARRIED_REQUEST_ID] = { method, url, id };
+}
+
+/** The carried id when `req` is the request it was given to (taken: only the socket's next request may have it). */
+function carriedRequestIdOf(req: IncomingMessage): string | undefined {
+  const socket = req.socket as CarryingSocket | null;
+  const carried = socket?.[CARRIED_REQUEST_ID];
+  if (carried === undefined) return undefined;
+  socket![CARRIED_REQUEST_ID] = undefined;
+  return carried.method === req.method && carried.url === req.url ? carried.id : undefined;
+}
+
+/** createApp's genReqId: an id carried over to the request (carryRequestId), else the service's own rule. */
+const requestIdsOf = (own: (req: IncomingMessage) => string) => (req: IncomingMessage): string => carriedRequestIdOf(req) ?? own(req);
 
 /** Body: strict types (no coercion), defaults applied; params/query/headers: coerced from strings; a query parameter the route does not take refused (on every route). */
 function installValidators(app: App) {
@@ -196,10 +230,11 @@ function answerFrameworkError(error: FastifyError, request: FastifyRequest, repl
 }
 
 export function createApp(o: AppOptions): App {
+  const genReqId = requestIdsOf(o.ownRequestIds ? ownRequestId : requestIdFor);
   const app = Fastify<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger>({
     loggerInstance: o.log,
     bodyLimit: o.bodyLimit,
-    genReqId: o.ownRequestIds ? ownRequestId : requestIdFor,
+    genReqId,
     requestIdHeader: false,
     // request.log is made on first use (./request-logger.ts), not for every request.
     childLoggerFactory: (logger, bindings, options) => new LazyRequestLogger(logger, bindings, options),
@@ -224,7 +259,7 @@ export function createApp(o: AppOptions): App {
   }).withTypeProvider<TypeBoxTypeProvider>();
   // First of every onRequest hook: once closing, nothing else runs for a request.
   installClosingAnswers(app);
-  setRawAnswerRequestIds(app.server, o.ownRequestIds ? ownRequestId : requestIdFor);
+  setRawAnswerRequestIds(app.server, genReqId);
   installEarlyAnswerTracking(app);
   installConnectRefusal(app.server);
   installValidators(app);

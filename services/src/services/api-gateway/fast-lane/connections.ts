@@ -162,7 +162,7 @@ export class LaneConnection {
     // by a warm-up), then the request is decided again from the start.
     const cold = taken;
     this.socket.pause();
-    this.lane.warming(cold.reason);
+    this.lane.warming(cold.reason, req);
     cold.warm().then(
       (warmed) => this.warmed(req, bytes, warms, warmed ? undefined : cold.reason),
       () => this.warmed(req, bytes, warms, cold.reason),
@@ -236,7 +236,7 @@ export class LaneConnection {
   /** node:http takes the connection from here, `bytes` first (`req`'s, when the lane began it: its deadline and warm-up go with it). */
   private handOver(bytes: Buffer, reason: string, req?: LaneRequest): void {
     const s = this.socket;
-    if (req) carryOver(s, { method: req.method, url: req.url, deadline: req.deadline ?? Date.now(), auth: req.auth, beforeClose: req.beforeClose ?? false });
+    if (req) carryOver(s, { method: req.method, url: req.url, deadline: req.deadline ?? Date.now(), auth: req.auth, beforeClose: req.beforeClose ?? false, requestId: req.requestId });
     this.gone = true;
     s.removeListener("data", this.onData);
     s.removeListener("end", this.onEnd);
@@ -244,7 +244,7 @@ export class LaneConnection {
     s.removeListener("close", this.onClose);
     s.setTimeout(0);
     this.lane.forget(this);
-    this.lane.handedOver(reason);
+    this.lane.handedOver(reason, req);
     this.parser?.close();
     this.parser = undefined;
     // (Not reached once the client ended its side: clientEnded ends the connection, as node:http.)
@@ -268,10 +268,10 @@ export class LaneListener {
     readonly serve: LaneServer,
     readonly closing: () => boolean,
     readonly declined: (err: Error) => void,
-    /** Counts a connection handed to node:http, and why. */
-    readonly handedOver: (reason: string) => void,
+    /** Counts a connection handed to node:http, and why (`req`: the request the lane began, handed over with it). */
+    readonly handedOver: (reason: string, req?: LaneRequest) => void,
     /** Counts a request whose cold cache the lane warms before deciding again, and which. */
-    readonly warming: (reason: string) => void,
+    readonly warming: (reason: string, req: LaneRequest) => void,
   ) {
     this.maxHeaderSize = (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
     this.listeners = server.listeners("connection") as ConnectionListener[];

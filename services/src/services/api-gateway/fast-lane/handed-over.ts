@@ -1,7 +1,10 @@
 /**
  * What a request the lane read, and then handed to node:http and Fastify (./connections.ts), takes
  * with it: its whole-request deadline, counted from when the lane read it, and the answer of the
- * credentials warm-up the lane ran for it (../authenticate.ts authenticate). The Fastify path's
+ * credentials warm-up the lane ran for it (../authenticate.ts authenticate), and its request id (kit
+ * app.ts carryRequestId: Fastify gives the request the id the lane gave it, so its warm-up's calls,
+ * the lane's hand-over line and Fastify's access line name one id; before session 56 Fastify gave it
+ * a new one). The Fastify path's
  * onRequest hook (../index.ts) takes both for the connection's first request: one REQUEST_TIMEOUT_MS
  * from the first byte, and no second authentication (before session 55 a warm-up that ended in an
  * error was asked again under a budget of its own: up to about twice the bound; and a user-state read
@@ -10,6 +13,7 @@
  * closing-answers.ts markBegunBeforeClose), as on the path without the lane.
  */
 import type { Socket } from "node:net";
+import { carryRequestId } from "../../../kit/app";
 import { markBegunBeforeClose } from "../../../kit/closing-answers";
 import type { Auth } from "../authenticate";
 
@@ -23,6 +27,8 @@ export interface HandedOverRequest {
   auth?: Auth;
   /** Read before the service's close began. */
   beforeClose: boolean;
+  /** The id the lane gave it, when it gave one (Fastify's request id for it). */
+  requestId?: string;
 }
 
 const handedOver = new WeakMap<Socket, HandedOverRequest>();
@@ -30,6 +36,7 @@ const handedOver = new WeakMap<Socket, HandedOverRequest>();
 /** Called as the lane hands `socket` over with `req`'s bytes in front. */
 export function carryOver(socket: Socket, req: HandedOverRequest): void {
   handedOver.set(socket, req);
+  if (req.requestId !== undefined) carryRequestId(socket, req.method, req.url, req.requestId);
   if (req.beforeClose) markBegunBeforeClose(socket);
 }
 

@@ -67,6 +67,9 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   // One whole-request budget from the read, warm-ups and all, as the Fastify path's from its onRequest.
   req.deadline ??= Date.now() + d.requestTimeoutMs;
   req.beforeClose ??= !d.closing();
+  // Its id first: it names the request in its warm-ups' calls and in the lane's lines, and goes with it
+  // if it is handed over (./handed-over.ts: Fastify's id for it, the same).
+  req.requestId ??= requestIdOf(d.server, req.msg);
   if (d.closing()) return "closing";
   const { msg, method } = req;
   const h = msg.headers;
@@ -93,7 +96,6 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   const site = siteBucketOf(ip);
   const siteKey = site ? GatewayLimits.siteKey(site) : undefined;
   if (siteKey && !d.limits.canHit(siteKey)) return coldLimit(d, req, siteKey, d.limits.o.siteMax);
-  req.requestId ??= requestIdOf(d.server, msg);
   const requestId = req.requestId;
   const auth = d.authenticator.cached(h);
   if (!auth) {
