@@ -91,6 +91,9 @@ export default defineService({
           reply.header("connection", "close").status(408).send(errorBody(request, "REQUEST_TIMEOUT", `The request body did not arrive within ${cfg.REQUEST_TIMEOUT_MS} ms`, "body"));
           return;
         }
+        answerTimedOut(request, reply);
+      };
+      const answerTimedOut = (request: FastifyRequest, reply: FastifyReply) => {
         log.warn({ requestId: request.id, url: pathOf(request.url), timeoutMs: cfg.REQUEST_TIMEOUT_MS }, "request timed out at the gateway");
         reply.status(504).send(errorBody(request, "GATEWAY_TIMEOUT", `No answer within ${cfg.REQUEST_TIMEOUT_MS} ms`));
       };
@@ -113,7 +116,14 @@ export default defineService({
         // A request the fast lane began and handed over keeps its budget from the lane's read, and its
         // credentials warm-up's answer (./fast-lane/handed-over.ts): one bound, one authentication.
         const begun = takeHandedOver(request.raw.socket, request.method, request.url);
-        const deadline = begun?.deadline ?? Date.now() + cfg.REQUEST_TIMEOUT_MS;
+        const now = Date.now();
+        if (begun && begun.deadline <= now) {
+          // Its budget ran out while the lane held it (its warm-ups took it all): the answer of a request
+          // whose budget runs out here, at once (before session 56, one more credentials call under a
+          // 1 ms budget first: a user-state read that could not be answered in time).
+          return answerTimedOut(request, reply);
+        }
+        const deadline = begun?.deadline ?? now + cfg.REQUEST_TIMEOUT_MS;
         const state: GatewayRequestState = { deadline, timer: startBudget(request, reply, deadline - Date.now()), auth: {}, bucket };
         request.gateway = state;
         const capIp = () => (state.auth.identity ? limits.checkIp(bucket) : undefined);
