@@ -23,6 +23,7 @@ import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
 import { traceRoutes } from "./telemetry/fastify";
 import { scrubString } from "./telemetry/scrub";
+import { stdoutLogDestination } from "./log-destination";
 import { isCredentialField } from "./credential-words";
 import { CENSOR, censorChildBindings, redactFields, redactLogFields } from "./log-redaction";
 import { numeralIssue } from "./numerals";
@@ -71,7 +72,9 @@ export function createLogger(name: string, level: string, stream?: DestinationSt
     serializers: { err: scrubbedError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return censorChildBindings(stream ? pino(options, stream) : pino(options));
+  // Without a stream: stdout, each event-loop turn's lines written together (./log-destination.ts).
+  const to = stream ?? stdoutLogDestination();
+  return censorChildBindings(to ? pino(options, to) : pino(options));
 }
 
 const requestIdRe = /^[A-Za-z0-9._:-]{1,128}$/;
