@@ -75,7 +75,11 @@ export class TurnBatchedDestination implements DestinationStream {
 
   /** Everything held, written synchronously (the process's exit): the fallback's lines, then this turn's. */
   flushSync(): void {
-    this.fallback.flushSync();
+    try {
+      this.fallback.flushSync();
+    } catch {
+      // (Its stdout gone, or destroyed: nothing more can be written there; this turn's lines are still tried.)
+    }
     let rest = Buffer.from(this.pending);
     this.pending = "";
     for (let tries = 0; rest.length > 0 && tries < 100; tries++) {
