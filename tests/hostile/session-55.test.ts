@@ -25,76 +25,18 @@
  * payment-service deleted-customers.ts, now counted by the pass that records it).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createService, SignJWT, type Service } from "../../services/src/kit";
+import { describe, expect, it } from "vitest";
+import { createService, SignJWT } from "../../services/src/kit";
 import apiGateway from "../../services/src/services/api-gateway";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { kafkajs } from "../harness";
-import { useServersWith } from "../harness/shared";
-import { FakeCardProcessor } from "../fakes/card-processor";
 import { deadWebhookLetter } from "../helpers/dead-letters";
-import { startPlatform, type Platform } from "../helpers/platform";
-import { portsOf, rawRequest } from "../helpers/raw-http";
-import { checkStatusCases, rawJudged, sendJudged, type JudgedAnswer, type StatusCase } from "./oracle";
+import { rawRequest } from "../helpers/raw-http";
+import { checkStatusCases, rawJudged, type JudgedAnswer, type StatusCase } from "./oracle";
+import { SERVICES, useRedTeamPlatform, type Ask } from "./red-team-platform";
 
-const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
-const fake = new FakeCardProcessor();
-const PASSWORD = "correct horse battery staple";
-const ADMIN = { email: `root-${randomBytes(3).toString("hex")}@example.com`, password: "admin-password-123!" };
-const SERVICES = ["api-gateway", "user-management", "database-service", "payment-service", "billing-service", "revenue-analytics", "notification-service"];
-let p: Platform;
-/** The gateways: the platform's without the fast lane, and one of this file's with it. */
-const gateways: Record<"plain" | "lane", string> = { plain: "", lane: "" };
-let laneGateway: Service<any> | undefined;
-let internalPorts: number[];
-const failures: string[] = [];
-let sent = 0;
-type Account = { id: string; token: string; pm: string };
-const who: Record<string, Account> = {};
-
-type Ask = { token?: string; key?: string; body?: unknown; headers?: Record<string, string>; via?: "plain" | "lane" };
-/** One request through a gateway (the plain one unless `via`), judged; `as` a name in `who`, a raw token, or "none". */
-function gw(as: string, method: string, path: string, o: Ask = {}): Promise<JudgedAnswer> {
-  const token = o.token ?? (as === "none" ? undefined : who[as]?.token ?? as);
-  const headers: Record<string, string> = { ...(o.key ? { "x-api-key": o.key } : token ? { authorization: `Bearer ${token}` } : {}), ...o.headers };
-  sent++;
-  return sendJudged(`${gateways[o.via ?? "plain"]}${path}`, method, { headers, body: o.body, failures, internalPorts });
-}
-
-async function account(name: string): Promise<Account> {
-  const email = `${name}-${randomBytes(3).toString("hex")}@example.com`;
-  const id = (await gw("none", "POST", "/api/users/register", { body: { email, password: PASSWORD } })).json.user.id as string;
-  const token = (await gw("none", "POST", "/api/users/login", { body: { email, password: PASSWORD } })).json.accessToken as string;
-  const pm = (await gw(token, "POST", "/api/payments/payment-methods", { body: { paymentMethod: "pm_card_visa" } })).json.paymentMethod as string;
-  return { id, token, pm };
-}
-
-beforeAll(async () => {
-  await fake.start();
-  p = await startPlatform(
-    srv.env,
-    { BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password, ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", GATEWAY_FAST_LANE: "false" },
-    { only: SERVICES },
-  );
-  gateways.plain = p.gatewayUrl;
-  laneGateway = await createService(apiGateway, { env: { ...p.env, GATEWAY_FAST_LANE: "true" }, defaultMetrics: false });
-  gateways.lane = await laneGateway.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${p.gatewayUrl}/api/payments/webhooks/processor`;
-  internalPorts = portsOf([srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL]);
-  const admin = await gw("none", "POST", "/api/users/login", { body: ADMIN });
-  who.admin = { id: admin.json.user?.id ?? "", token: admin.json.accessToken, pm: "" };
-  who.alice = await account("alice");
-  who.bob = await account("bob");
-}, 600_000);
-afterAll(async () => {
-  await laneGateway?.close();
-  await p?.close();
-  await fake.stop();
-  console.info(`[session-55] ${sent} requests judged`);
-}, 120_000);
-beforeEach(() => {
-  failures.length = 0;
-});
+const rig = useRedTeamPlatform("session-55");
+const { srv, fake, gateways, who, failures, gw, account } = rig;
 
 type Case = StatusCase;
 /** Each case through `gw` with `o`: its status and the field its error names (./oracle.ts checkStatusCases). */
@@ -106,7 +48,7 @@ async function clickHouseLetter(o: { topic?: string; group?: string; offset?: nu
   const group = o.group ?? `h55-${randomBytes(3).toString("hex")}`;
   const topic = o.topic ?? `h55-${randomBytes(4).toString("hex")}`;
   const offset = o.offset ?? 7;
-  await p.services.get("database-service")!.ctx.app.clickhouse.insert("consumer_dead_letters", [
+  await rig.p.services.get("database-service")!.ctx.app.clickhouse.insert("consumer_dead_letters", [
     { consumer_group: group, topic, msg_partition: o.partition ?? 0, msg_offset: offset, msg_key_base64: "aw==", msg_value_base64: Buffer.from('{"x":1}').toString("base64"), msg_key_null: 0, msg_value_null: 0, msg_headers: o.headers ?? "[]", reason: "h55", created_at: chText(o.at ?? new Date()) },
   ]);
   return clickHouseLetterId(group, topic, o.partition ?? 0, String(offset));
@@ -114,7 +56,7 @@ async function clickHouseLetter(o: { topic?: string; group?: string; offset?: nu
 
 /** A PostgreSQL consumer dead letter: its id. */
 async function postgresLetter(topic = `h55-${randomBytes(4).toString("hex")}`, o: { partition?: number; headers?: string } = {}): Promise<string> {
-  const { rows } = await p.pool.query<{ id: string }>(
+  const { rows } = await rig.p.pool.query<{ id: string }>(
     "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, $3, 7, 'k', '{\"x\":1}', $4::json, 'h55') RETURNING id::text AS id",
     [`h55-${randomBytes(3).toString("hex")}`, topic, o.partition ?? 0, o.headers ?? "[]"],
   );
@@ -196,7 +138,7 @@ describe("database-service's dead letters, both stores (/api/database/dead-lette
   it("ids out of the pattern on the letter and its replay, and credentials: forged, expired, alg=none, tampered, a trader; as an admin, one letter of each store", async () => {
     const chId = await clickHouseLetter();
     const pgId = await postgresLetter();
-    const secret = new TextEncoder().encode(p.env.JWT_SECRET);
+    const secret = new TextEncoder().encode(rig.p.env.JWT_SECRET);
     const now = Math.floor(Date.now() / 1000);
     const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
     const sign = (key: Uint8Array, iat: number, exp: number, sub = who.admin.id) =>
@@ -234,7 +176,7 @@ describe("database-service's dead letters, both stores (/api/database/dead-lette
     await check(cases);
     // Nothing was replayed by any of it.
     expect((await gw("admin", "GET", `/api/database/dead-letters/${chId}`)).json.replayedAt).toBeNull();
-    expect((await p.pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [pgId])).rows[0].replayed_at).toBeNull();
+    expect((await rig.p.pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [pgId])).rows[0].replayed_at).toBeNull();
   }, 300_000);
 
   it("replays of one ClickHouse letter: eight at once through both gateways are one 200 and seven 409 naming id; one of a topic that is not there 409 naming topic and still replayable; a body sent to it a 400", async () => {
@@ -306,7 +248,7 @@ describe("database-service's dead letters, both stores (/api/database/dead-lette
 
 describe("notification-service's dead letters (/api/notifications/dead-letters)", () => {
   it("another user's letter, ids out of their pattern, the admin's listing as a trader, forged tokens, and eight replays of one letter at once", async () => {
-    const mine = await deadWebhookLetter(p.pool, who.alice.id);
+    const mine = await deadWebhookLetter(rig.p.pool, who.alice.id);
     const path = (id: string) => `/api/notifications/dead-letters/${id}/replay`;
     const cases: Case[] = [
       ["bob", "POST", path(mine), undefined, 404, undefined],
@@ -401,7 +343,7 @@ describe("payment-service's held charges and refunds, billing's invoices (/api/p
     for (const raw of ['{"reason":"a\\ud800b"}', '{"reason":"\\udc00"}', '{"amount":1e-400}', '{"amount":-0.0}', '{"amount":1E3}', `{"amount":${"9".repeat(400)}}`, '{"amount":0x10}', '{"amount":1_000}', '{"amount":.5}']) {
       const r = await fetch(`${gateways.plain}${path}`, { method: "POST", headers: { authorization: `Bearer ${who.admin.token}`, "content-type": "application/json", ...key() }, body: raw });
       const text = await r.text();
-      sent++;
+      rig.judged++;
       expect.soft(r.status, `${raw}: ${text}`).toBeLessThan(500);
       if (raw !== '{"amount":1E3}') expect.soft([r.status, JSON.parse(text).error?.field], raw).toEqual([400, raw.includes("reason") ? "reason" : raw.includes("0x") || raw.includes("_") || raw.includes(":.") ? "body" : "amount"]);
     }
@@ -511,7 +453,7 @@ describe("payment-service's held charges and refunds, billing's invoices (/api/p
       const atProcessor = fake.refundOf(refunded.json.refund.id) as unknown as Record<string, unknown>;
       atProcessor.amount = processorAmount;
       if (currency) atProcessor.currency = currency;
-      await p.pool.query("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refunded.json.refund.id]);
+      await rig.p.pool.query("UPDATE pay_refunds SET succeeded_at = now() - interval '7 hours', rechecked_at = NULL WHERE refund_id = $1", [refunded.json.refund.id]);
       const rec = await gw("admin", "POST", "/api/payments/reconcile");
       expect(rec.status, rec.text).toBe(200);
       const issues = (await gw("admin", "GET", "/api/payments/refund-issues?limit=500")).json.issues as Array<{ id: string; intentId: string }>;
@@ -665,7 +607,7 @@ describe("the gateway's /api/health and /api/docs, and the forwarding headers it
   it("a spoofed X-Forwarded-For is no way around the rate limit of an address, nor of a user, on either gateway", async () => {
     // The platform's gateways count a million a window: one of this file's with a limit of 10, per lane setting.
     for (const lane of ["true", "false"]) {
-      const g = await createService(apiGateway, { env: { ...p.env, GATEWAY_FAST_LANE: lane, RATE_LIMIT_MAX_REQUESTS: "10" }, defaultMetrics: false });
+      const g = await createService(apiGateway, { env: { ...rig.p.env, GATEWAY_FAST_LANE: lane, RATE_LIMIT_MAX_REQUESTS: "10" }, defaultMetrics: false });
       try {
         const url = await g.listen({ port: 0, host: "127.0.0.1" });
         const ask = (i: number) => fetch(`${url}/api/billing/invoices`, { headers: { authorization: `Bearer ${who.bob.token}`, "x-forwarded-for": `10.0.${i >> 8}.${i & 255}`, "x-real-ip": `10.1.0.${i & 255}`, forwarded: `for=10.2.0.${i & 255}` } });
@@ -695,18 +637,18 @@ describe("a malformed request on a kept-alive connection, every service (kit cli
   const GOOD = "GET /health HTTP/1.1\r\nHost: s\r\n\r\n";
 
   it("after an answered request, alone, and pipelined behind one: its 400 naming the part (or the first's answer), and the service lives on", async () => {
-    const targets: Array<[string, string]> = [...[...p.urls].filter(([n]) => n !== "api-gateway"), ["api-gateway (plain)", gateways.plain], ["api-gateway (lane)", gateways.lane]];
+    const targets: Array<[string, string]> = [...[...rig.p.urls].filter(([n]) => n !== "api-gateway"), ["api-gateway (plain)", gateways.plain], ["api-gateway (lane)", gateways.lane]];
     let n = 0;
     for (const [name, url] of targets) {
       for (const [label, bytes, field] of MALFORMED) {
         const mine: string[] = [];
         // After an answered one on the connection: the first's 200, then the malformed one's answer.
-        const after = await rawJudged(`${name} ${label} after a request`, url, [[GOOD, 300], Buffer.from(bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const after = await rawJudged(`${name} ${label} after a request`, url, [[GOOD, 300], Buffer.from(bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         const fieldOf = (body: string) => { try { return JSON.parse(body).error?.field; } catch { return undefined; } };
         const want = label === "CONNECT" ? 405 : field ? 400 : 404;
         expect.soft([after.statuses, fieldOf(after.body)], `${name} ${label} after: ${after.all.slice(0, 200)}`).toEqual([[200, want], field || undefined]);
         // Pipelined in one write behind a request: the first answered, the connection closed after it (or the second refused).
-        const piped = await rawJudged(`${name} ${label} pipelined`, url, [Buffer.from(GOOD + bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const piped = await rawJudged(`${name} ${label} pipelined`, url, [Buffer.from(GOOD + bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         expect.soft(piped.statuses[0], `${name} ${label} pipelined: ${piped.all.slice(0, 200)}`).toBe(200);
         expect.soft(piped.statuses.slice(1).every((s) => s === want), `${name} ${label} pipelined: ${piped.statuses}`).toBe(true);
         failures.push(...mine);
@@ -716,7 +658,7 @@ describe("a malformed request on a kept-alive connection, every service (kit cli
       const alive = await fetch(`${url}/health`);
       expect.soft(alive.status, `${name} alive`).toBe(200);
     }
-    sent += n;
+    rig.judged += n;
     expect(n).toBeGreaterThan(100);
     expect(failures).toEqual([]);
   }, 300_000);

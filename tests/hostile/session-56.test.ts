@@ -26,82 +26,20 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import net from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createService, type Service } from "../../services/src/kit";
+import { describe, expect, it } from "vitest";
+import { createService } from "../../services/src/kit";
 import apiGateway from "../../services/src/services/api-gateway";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { kafkajs } from "../harness";
-import { useServersWith } from "../harness/shared";
-import { FakeCardProcessor } from "../fakes/card-processor";
-import { startPlatform, type Platform } from "../helpers/platform";
-import { portsOf, rawExchange } from "../helpers/raw-http";
-import { checkStatusCases, rawJudged, sendJudged, type JudgedAnswer, type StatusCase } from "./oracle";
+import { rawExchange } from "../helpers/raw-http";
+import { checkStatusCases, rawJudged, type StatusCase } from "./oracle";
+import { useRedTeamPlatform, type Ask } from "./red-team-platform";
 
-const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
-const fake = new FakeCardProcessor();
-const PASSWORD = "correct horse battery staple";
-const ADMIN = { email: `root-${randomBytes(3).toString("hex")}@example.com`, password: "admin-password-123!" };
-const SERVICES = ["api-gateway", "user-management", "database-service", "payment-service", "billing-service", "revenue-analytics", "notification-service"];
-let p: Platform;
-/** The gateways: the platform's without the fast lane, and one of this file's with it. */
-const gateways: Record<"plain" | "lane", string> = { plain: "", lane: "" };
-let laneGateway: Service<any> | undefined;
-let internalPorts: number[];
-const failures: string[] = [];
-/** Cases judged (requests, raw exchanges and Kafka messages whose fate was checked), logged at the end. */
-let judged = 0;
-type Account = { id: string; token: string; pm: string };
-const who: Record<string, Account> = {};
-
-type Ask = { token?: string; body?: unknown; headers?: Record<string, string>; via?: "plain" | "lane" };
-/** One request through a gateway (the plain one unless `via`), judged; `as` a name in `who`, a raw token, or "none". */
-function gw(as: string, method: string, path: string, o: Ask = {}): Promise<JudgedAnswer> {
-  const token = o.token ?? (as === "none" ? undefined : who[as]?.token ?? as);
-  const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...o.headers };
-  judged++;
-  return sendJudged(`${gateways[o.via ?? "plain"]}${path}`, method, { headers, body: o.body, failures, internalPorts });
-}
-
-async function account(name: string): Promise<Account> {
-  const email = `${name}-${randomBytes(3).toString("hex")}@example.com`;
-  const id = (await gw("none", "POST", "/api/users/register", { body: { email, password: PASSWORD } })).json.user.id as string;
-  const token = (await gw("none", "POST", "/api/users/login", { body: { email, password: PASSWORD } })).json.accessToken as string;
-  const pm = (await gw(token, "POST", "/api/payments/payment-methods", { body: { paymentMethod: "pm_card_visa" } })).json.paymentMethod as string;
-  return { id, token, pm };
-}
-
-beforeAll(async () => {
-  await fake.start();
-  p = await startPlatform(
-    srv.env,
-    {
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password, ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", GATEWAY_FAST_LANE: "false",
-      PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000",
-    },
-    { only: SERVICES },
-  );
-  gateways.plain = p.gatewayUrl;
-  laneGateway = await createService(apiGateway, { env: { ...p.env, GATEWAY_FAST_LANE: "true" }, defaultMetrics: false });
-  gateways.lane = await laneGateway.listen({ port: 0, host: "127.0.0.1" });
-  fake.webhookUrl = `${p.gatewayUrl}/api/payments/webhooks/processor`;
-  internalPorts = portsOf([srv.postgres.url, srv.redis.url, srv.env.KAFKA_BROKERS, srv.env.CLICKHOUSE_URL]);
-  const admin = await gw("none", "POST", "/api/users/login", { body: ADMIN });
-  who.admin = { id: admin.json.user?.id ?? "", token: admin.json.accessToken, pm: "" };
-  who.alice = await account("alice");
-  who.bob = await account("bob");
-}, 600_000);
-afterAll(async () => {
-  await laneGateway?.close();
-  await p?.close();
-  await fake.stop();
-  console.info(`[session-56] ${judged} cases judged`);
-}, 120_000);
-beforeEach(() => {
-  failures.length = 0;
-});
+const rig = useRedTeamPlatform("session-56", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000" });
+const { srv, fake, gateways, who, failures, gw } = rig;
 
 const check = (cases: StatusCase[], o: Omit<Ask, "body" | "token"> = {}) => {
-  judged += cases.length;
+  rig.judged += cases.length;
   return checkStatusCases(cases, (as, method, path, body) => gw(as, method, path, { ...o, body }), failures);
 };
 const fieldOf = (body: string): string | undefined => {
@@ -157,24 +95,24 @@ describe("bytes no service takes, on a kept-alive connection, every service and 
   ];
 
   it("alone, after an answered request, and pipelined behind one: the part named (or the first's answer), nothing smuggled through, and the service lives on", async () => {
-    const targets: Array<[string, string]> = [...[...p.urls].filter(([n]) => n !== "api-gateway"), ["api-gateway (plain)", gateways.plain], ["api-gateway (lane)", gateways.lane]];
+    const targets: Array<[string, string]> = [...[...rig.p.urls].filter(([n]) => n !== "api-gateway"), ["api-gateway (plain)", gateways.plain], ["api-gateway (lane)", gateways.lane]];
     for (const [name, url] of targets) {
       const mine: string[] = [];
       for (const [label, bytes, status, field] of REFUSED) {
-        const alone = await rawJudged(`${name} ${label} alone`, url, [Buffer.from(bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const alone = await rawJudged(`${name} ${label} alone`, url, [Buffer.from(bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         expect.soft([alone.statuses, fieldOf(alone.body)], `${name} ${label} alone: ${alone.all.slice(0, 200)}`).toEqual([[status], field]);
-        const after = await rawJudged(`${name} ${label} after a request`, url, [[GOOD, 300], Buffer.from(bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const after = await rawJudged(`${name} ${label} after a request`, url, [[GOOD, 300], Buffer.from(bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         expect.soft([after.statuses, fieldOf(after.body)], `${name} ${label} after: ${after.all.slice(0, 200)}`).toEqual([[200, status], field]);
         // In one write behind a request: that one answered, then the connection closed (or the second refused as alone).
-        const piped = await rawJudged(`${name} ${label} pipelined`, url, [Buffer.from(GOOD + bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const piped = await rawJudged(`${name} ${label} pipelined`, url, [Buffer.from(GOOD + bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         expect.soft(piped.statuses[0], `${name} ${label} pipelined: ${piped.all.slice(0, 200)}`).toBe(200);
         expect.soft(piped.statuses.slice(1).every((s) => s === status), `${name} ${label} pipelined: ${piped.statuses}`).toBe(true);
-        judged += 3;
+        rig.judged += 3;
       }
       for (const [label, bytes, status, field] of SMUGGLED) {
-        const a = await rawJudged(`${name} smuggled ${label}`, url, [Buffer.from(bytes, "latin1")], { failures: mine, internalPorts, waitMs: 5_000 });
+        const a = await rawJudged(`${name} smuggled ${label}`, url, [Buffer.from(bytes, "latin1")], { failures: mine, internalPorts: rig.internalPorts, waitMs: 5_000 });
         expect.soft([a.statuses, fieldOf(a.body)], `${name} smuggled ${label}: ${a.all.slice(0, 300)}`).toEqual([[status], field]);
-        judged++;
+        rig.judged++;
       }
       failures.push(...mine);
       const alive = await fetch(`${url}/health`);
@@ -190,8 +128,8 @@ describe("bytes no service takes, on a kept-alive connection, every service and 
     ];
     const ask = async (url: string, target: string, as: string) => {
       const auth = as === "none" ? "" : `Authorization: Bearer ${who[as].token}\r\n`;
-      const a = await rawJudged(`${target} as ${as}`, url, [Buffer.from(`GET ${target} HTTP/1.1\r\nHost: gw\r\n${auth}Connection: close\r\n\r\n`, "latin1")], { failures, internalPorts, waitMs: 10_000 });
-      judged++;
+      const a = await rawJudged(`${target} as ${as}`, url, [Buffer.from(`GET ${target} HTTP/1.1\r\nHost: gw\r\n${auth}Connection: close\r\n\r\n`, "latin1")], { failures, internalPorts: rig.internalPorts, waitMs: 10_000 });
+      rig.judged++;
       return a;
     };
     for (const via of ["plain", "lane"] as const) {
@@ -214,7 +152,7 @@ describe("bytes no service takes, on a kept-alive connection, every service and 
 describe("the gateway's fast lane handing a connection over, lane on and off (api-gateway fast-lane/handed-over.ts)", () => {
   /** A gateway of this test's with the lane on or off and a short whole-request budget. */
   async function withGateway<T>(lane: "true" | "false", run: (url: string) => Promise<T>): Promise<T> {
-    const g = await createService(apiGateway, { env: { ...p.env, GATEWAY_FAST_LANE: lane, REQUEST_TIMEOUT_MS: "3000", PROXY_TIMEOUT_MS: "2500" }, defaultMetrics: false });
+    const g = await createService(apiGateway, { env: { ...rig.p.env, GATEWAY_FAST_LANE: lane, REQUEST_TIMEOUT_MS: "3000", PROXY_TIMEOUT_MS: "2500" }, defaultMetrics: false });
     try {
       return await run(await g.listen({ port: 0, host: "127.0.0.1" }));
     } finally {
@@ -234,10 +172,10 @@ describe("the gateway's fast lane handing a connection over, lane on and off (ap
         const got: Record<string, string> = {};
         const note = (label: string, a: { statuses: number[]; body: string; all: string }) => {
           got[label] = `${a.statuses.join(",")} ${fieldOf(a.body) ?? ""}`.trim();
-          judged++;
+          rig.judged++;
         };
         const mine: string[] = [];
-        const x = async (label: string, parts: Parameters<typeof rawExchange>[1], waitMs = 8_000) => note(label, await rawJudged(`lane ${lane} ${label}`, url, parts, { failures: mine, internalPorts, waitMs }));
+        const x = async (label: string, parts: Parameters<typeof rawExchange>[1], waitMs = 8_000) => note(label, await rawJudged(`lane ${lane} ${label}`, url, parts, { failures: mine, internalPorts: rig.internalPorts, waitMs }));
         const head = me();
         // A head in two and in five pieces (a partial read: handed over), then Connection: close.
         const closing = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
@@ -282,13 +220,13 @@ describe("database-service's dead letters: ClickHouse cursors past 2^32 - 1, and
   const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
   async function clickHouseLetter(topic: string, partition = 0): Promise<string> {
     const group = `h56-${randomBytes(3).toString("hex")}`;
-    await p.services.get("database-service")!.ctx.app.clickhouse.insert("consumer_dead_letters", [
+    await rig.p.services.get("database-service")!.ctx.app.clickhouse.insert("consumer_dead_letters", [
       { consumer_group: group, topic, msg_partition: partition, msg_offset: 7, msg_key_base64: "aw==", msg_value_base64: Buffer.from('{"x":1}').toString("base64"), msg_key_null: 0, msg_value_null: 0, msg_headers: "[]", reason: "h56", created_at: chText(new Date()) },
     ]);
     return clickHouseLetterId(group, topic, partition, "7");
   }
   async function postgresLetter(topic: string, partition = 0): Promise<string> {
-    const { rows } = await p.pool.query<{ id: string }>(
+    const { rows } = await rig.p.pool.query<{ id: string }>(
       "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, $3, 7, 'k', '{\"x\":1}', '[]'::json, 'h56') RETURNING id::text AS id",
       [`h56-${randomBytes(3).toString("hex")}`, topic, partition],
     );
@@ -335,7 +273,7 @@ describe("database-service's dead letters: ClickHouse cursors past 2^32 - 1, and
         expect.soft(twice.some((r) => r.json?.error?.field === "topic"), `${store} ${JSON.stringify(topic)}: ${twice.map((r) => r.text.slice(0, 120)).join(" | ")}`).toBe(true);
         const shown = await gw("admin", "GET", `/api/database/dead-letters/${id}`);
         expect.soft([shown.status, shown.json?.replayedAt], `${store} ${JSON.stringify(topic)} shown`).toEqual([200, null]);
-        judged++;
+        rig.judged++;
       }
     }
     // No replay made a topic (a broker that creates topics on a produce would have).
@@ -448,10 +386,10 @@ describe("forged payments.events messages, produced straight to the topic (billi
     };
     await expect.poll(revenue, { timeout: 90_000, interval: 500 }).toEqual({ collected: 10_001, refunded: 1_500 });
     // Each consumer set every bad message aside, its reason naming the field.
-    const groups = [p.env.BILLING_CONSUMER_GROUP, p.env.REVENUE_CONSUMER_GROUP, p.env.NOTIFY_CONSUMER_GROUP];
+    const groups = [rig.p.env.BILLING_CONSUMER_GROUP, rig.p.env.REVENUE_CONSUMER_GROUP, rig.p.env.NOTIFY_CONSUMER_GROUP];
     // (The groups read the shared broker's topic from its start: other files' poison, not all of it UTF-8, is there too.)
     const letters = async () =>
-      (await p.pool.query<{ consumer_group: string; msg_value: Buffer | null; reason: string }>("SELECT consumer_group, msg_value, reason FROM consumer_dead_letters WHERE consumer_group = ANY($1)", [groups])).rows
+      (await rig.p.pool.query<{ consumer_group: string; msg_value: Buffer | null; reason: string }>("SELECT consumer_group, msg_value, reason FROM consumer_dead_letters WHERE consumer_group = ANY($1)", [groups])).rows
         .map((r) => ({ consumer_group: r.consumer_group, value: r.msg_value?.toString("latin1") ?? "", reason: r.reason }))
         .filter((r) => r.value.includes(`h56-${run}-bad-`));
     await expect.poll(async () => (await letters()).length, { timeout: 90_000, interval: 500 }).toBe(bad.length * groups.length);
@@ -461,12 +399,12 @@ describe("forged payments.events messages, produced straight to the topic (billi
         const found = rows.filter((r) => r.consumer_group === group && (r.value.includes(`"${marker}"`) || r.value.endsWith(`"${marker}"`)));
         expect.soft(found.length, `${group} ${label}`).toBe(1);
         if (found[0] && field !== "message") expect.soft(found[0].reason, `${group} ${label}`).toMatch(new RegExp(`payments\\.events message: ${field}(?:\\.|:|\\b)`));
-        judged++;
+        rig.judged++;
       }
     }
     // Billing read the good ones too (the last one past every bad one), and the unknown invoice's event changed nothing of anyone's.
-    await expect.poll(async () => (await p.pool.query("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [`h56-${run}-noinvoice`])).rowCount, { timeout: 60_000 }).toBe(1);
-    expect((await p.pool.query("SELECT count(*)::int AS n FROM ra_payments WHERE event_id LIKE $1", [`h56-${run}-%`])).rows[0].n).toBe(5);
+    await expect.poll(async () => (await rig.p.pool.query("SELECT 1 FROM bil_processed_events WHERE event_id = $1", [`h56-${run}-noinvoice`])).rowCount, { timeout: 60_000 }).toBe(1);
+    expect((await rig.p.pool.query("SELECT count(*)::int AS n FROM ra_payments WHERE event_id LIKE $1", [`h56-${run}-%`])).rows[0].n).toBe(5);
     expect(failures).toEqual([]);
   }, 240_000);
 });
@@ -499,7 +437,7 @@ describe("payment-service's charge-lock connections (503 CHARGE_LOCKS_BUSY)", ()
       // Alice's own: made, or refused (hers waited for a connection her own charges held).
       for (const a of done) expect(a.status === 201 || a.status === 429 || a.json?.error?.code === "CHARGE_LOCKS_BUSY", a.text).toBe(true);
       expect([bobs.status, bobs.json?.error?.code], bobs.text).toEqual([201, undefined]);
-      judged += 7;
+      rig.judged += 7;
     } finally {
       release();
       fake.beforeAnswer = undefined;
