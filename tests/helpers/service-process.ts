@@ -1,10 +1,12 @@
 /**
  * A platform service as a real process (`node --import=tsx services/src/main.ts <service>`: one
  * process, so a signal reaches the service itself; tests/services/kit.test.ts says why not the tsx
- * CLI), listening on a free loopback port, its JSON log lines kept for the test to read.
+ * CLI), listening on a free loopback port, its JSON log lines kept for the test to read. A leak
+ * warning on its stderr fails the test file (tests/harness/child-warnings.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { watchServiceWarnings } from "../harness/child-warnings";
 import { freePort } from "../harness/proc";
 
 const main = join(__dirname, "..", "..", "services", "src", "main.ts");
@@ -32,6 +34,8 @@ export async function startServiceProcess(service: string, env: Record<string, s
   let err = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (err += d));
+  // A MaxListenersExceededWarning it prints fails the test file (tests/harness/listener-warning-guard.ts).
+  watchServiceWarnings(service, child.stderr);
   const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", () => out.includes(`${service} listening`) && resolve());

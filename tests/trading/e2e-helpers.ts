@@ -1,10 +1,11 @@
 /** Helpers of the trading end-to-end test and benchmark: child-process services, HTTP, polling. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { watchServiceWarnings } from "../harness/child-warnings";
 
 export const ROOT = join(__dirname, "../..");
 
-/** A catalog service run as its own Node process (`node --import tsx services/src/main.ts <name>`), so it can be SIGKILLed. */
+/** A catalog service run as its own Node process (`node --import tsx services/src/main.ts <name>`), so it can be SIGKILLed; a leak warning on its stderr fails the test file (tests/harness/child-warnings.ts). */
 export class ChildService {
   proc?: ChildProcess;
   logs: string[] = [];
@@ -30,6 +31,8 @@ export class ChildService {
     };
     p.stdout!.on("data", keep);
     p.stderr!.on("data", keep);
+    // A MaxListenersExceededWarning it prints fails the test file (tests/harness/listener-warning-guard.ts).
+    watchServiceWarnings(this.name, p.stderr);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (p.exitCode !== null) throw new Error(`${this.name} exited with ${p.exitCode}: ${this.logs.slice(-10).join("\n")}`);

@@ -2,7 +2,9 @@
  * tests/harness/listener-warning-guard.ts, the setup file of vitest.config.ts, vitest.unit.config.ts
  * and tests/policies/vitest.config.ts: a MaxListenersExceededWarning (an AbortSignal's or an
  * EventEmitter's) fails the test file it happened in, naming the line that added the listener; a
- * signal shared on purpose (setMaxListeners) and other warnings do not. Run as vitest runs it: a vitest child on
+ * signal shared on purpose (setMaxListeners) and other warnings do not; one a service process of the file
+ * prints on its stderr, watched by the starters (tests/harness/child-warnings.ts, session 57), fails it
+ * too, naming the service. Run as vitest runs it: a vitest child on
  * the fixtures in tests/unit/fixtures/listener-warnings, each file in a worker of its own.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -47,7 +49,7 @@ describe("the listener-warning guard", () => {
     expect(r.status, r.stderr.slice(-2000)).toBe(1);
     const report = JSON.parse(readFileSync(out, "utf8")) as JsonReport;
     const byFile = Object.fromEntries(report.testResults.map((t) => [t.name.slice(t.name.lastIndexOf("/") + 1), t]));
-    expect(Object.keys(byFile).sort()).toEqual(["emitter.fixture.ts", "leaky.fixture.ts", "shared-on-purpose.fixture.ts"]);
+    expect(Object.keys(byFile).sort()).toEqual(["child.fixture.ts", "emitter.fixture.ts", "leaky.fixture.ts", "shared-on-purpose.fixture.ts"]);
 
     // The tests themselves passed: the file fails at its end, for the warning.
     for (const t of Object.values(byFile)) expect(t.assertionResults.map((a) => a.status)).toEqual(["passed"]);
@@ -59,5 +61,9 @@ describe("the listener-warning guard", () => {
     }
     expect(byFile["leaky.fixture.ts"].message).toContain("11 abort listeners added to [AbortSignal]");
     expect(byFile["emitter.fixture.ts"].message).toContain("11 error listeners added to [EventEmitter]");
+    // A service process's warning: the file fails naming the service and Node's text.
+    expect(byFile["child.fixture.ts"].status).toBe("failed");
+    expect(byFile["child.fixture.ts"].message).toContain("1 MaxListenersExceededWarning(s) printed by service processes this file started");
+    expect(byFile["child.fixture.ts"].message).toMatch(/fixture-service \(pid \d+\): MaxListenersExceededWarning: Possible EventTarget memory leak detected\. 11 abort listeners added to \[AbortSignal\]/);
   });
 });
