@@ -6,13 +6,20 @@
  * done). A pass now claims one customer at a time with a lease, so each delete is sent once. Real
  * PostgreSQL; the processor is a node:http stand-in speaking Stripe's customer delete, counting the
  * deletes it receives and answering each after a pause (so the passes overlap).
+ *
+ * Session 57: a delete slower than its claim's lease (a processor that holds the request). Before, the
+ * call went on past the lease (the SDK's timeout is per idle socket, and nothing else bounded it), and a
+ * pass that came after the lease ran out claimed the customer and sent the same delete while the first
+ * was still under way at the processor. The call now ends at a deadline inside the lease (the lease less a
+ * margin), and one cut at that deadline keeps its claim to the lease's end: the stand-in never
+ * has two deletes of one customer open at once.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import { createLogger, type PostgresClient } from "../../services/src/kit";
-import { DeletedCustomers } from "../../services/src/services/payment-service/deleted-customers";
+import { DeletedCustomers, type DeleteBounds } from "../../services/src/services/payment-service/deleted-customers";
 import { PaymentMethodData } from "../../services/src/services/payment-service/payment-method-data";
 import { CardProcessor } from "../../services/src/services/payment-service/processor";
 import { ensureAccount } from "../helpers/accounts";
@@ -33,6 +40,11 @@ const refused = new Set<string>();
  * second pass claims and sends while the first pass's call is under way, whatever the host's load.
  */
 let holdFirst: { held?: () => void } | undefined;
+/** Customers whose first delete the stand-in never answers (it waits for the caller to give up). */
+const unanswered = new Set<string>();
+/** Deletes open at the stand-in now, and the most ever open at once, by customer. */
+const openDeletes = new Map<string, number>();
+const mostOpen = new Map<string, number>();
 let server: Server;
 let db: PostgresClient;
 let processor: CardProcessor;
@@ -48,6 +60,10 @@ beforeAll(async () => {
     if (req.method !== "DELETE" || !id) return answer(404, { error: { type: "invalid_request_error", code: "resource_missing", message: "no such route" } });
     const customer = decodeURIComponent(id);
     deletes.set(customer, (deletes.get(customer) ?? 0) + 1);
+    openDeletes.set(customer, (openDeletes.get(customer) ?? 0) + 1);
+    mostOpen.set(customer, Math.max(mostOpen.get(customer) ?? 0, openDeletes.get(customer)!));
+    res.on("close", () => openDeletes.set(customer, openDeletes.get(customer)! - 1));
+    if (unanswered.has(customer) && deletes.get(customer) === 1) return;
     const reply = () => {
       if (refused.has(customer)) answer(400, { error: { type: "invalid_request_error", code: "parameter_invalid", message: "refused for the test" } });
       else answer(200, { id: customer, object: "customer", deleted: true });
@@ -75,11 +91,14 @@ afterAll(async () => {
 beforeEach(() => {
   deletes.clear();
   refused.clear();
+  unanswered.clear();
+  openDeletes.clear();
+  mostOpen.clear();
   holdFirst = undefined;
 });
 
-/** Two replicas' passes: each its own DeletedCustomers on the same database. */
-const replica = () => new DeletedCustomers(new PaymentMethodData(db), processor, log);
+/** Two replicas' passes: each its own DeletedCustomers on the same database (`bounds`: its claim's lease and its call's deadline, the processor's by default). */
+const replica = (bounds?: DeleteBounds) => new DeletedCustomers(new PaymentMethodData(db), processor, log, bounds);
 
 /** `n` customers of deleted accounts, due for deletion at the processor: their ids. */
 async function dueCustomers(n: number): Promise<string[]> {
@@ -146,5 +165,37 @@ describe("deleted-customers passes at once", () => {
     expect([...deletes.entries()]).toEqual([[lapsed, 1]]);
     expect(await notDeleted([held, lapsed])).toEqual([held]);
     await db.pool.query("UPDATE pay_customers SET processor_delete_claim = NULL, processor_delete_claimed_until = NULL WHERE customer_id = $1", [held]);
+  });
+
+  it("a delete the processor holds past its call's deadline: no other pass sends it until the claim's lease ran out, and then one does", async () => {
+    // (the earlier cases' customers left due taken off: the passes here claim this one only)
+    await db.pool.query("UPDATE pay_customers SET processor_deleted_at = now(), processor_delete_claim = NULL, processor_delete_claimed_until = NULL WHERE processor_deleted_at IS NULL");
+    const [slow] = await dueCustomers(1);
+    unanswered.add(slow);
+    // A lease of 4 s whose call ends 1.5 s in (production: the processor's request bound, and a minute).
+    const bounds = { leaseMs: 4_000, callMs: 1_500 };
+    const first = replica(bounds);
+    const others = replica(bounds);
+    const asked = Date.now();
+    const firstPass = first.sweep();
+    // Other passes meanwhile, one after another, until one has sent the delete again.
+    let again = 0;
+    while (deletes.get(slow) !== 2) {
+      again += await others.sweep();
+      expect(Date.now() - asked, "a later pass sent the delete").toBeLessThan(120_000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await firstPass).toBe(0);
+    await expect.poll(async () => notDeleted([slow])).toEqual([]);
+    // Never two at once: the first pass's call had ended (cut at its deadline) before the second was sent,
+    // and that one was sent only once the lease had run out.
+    expect(mostOpen.get(slow)).toBe(1);
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(bounds.leaseMs);
+    expect(again).toBe(1);
+  }, 180_000);
+
+  it("a claim must outlast its call by a margin: bounds without one are refused", () => {
+    expect(() => replica({ leaseMs: 2_000, callMs: 1_500 })).toThrow(/outlast its call/);
+    expect(() => replica({ leaseMs: 2_000, callMs: 0 })).toThrow(/outlast its call/);
   });
 });

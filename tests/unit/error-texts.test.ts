@@ -8,6 +8,10 @@
  * name (`${service.name}`) is refused as such: it is always an internal name. Nor may a text name a
  * service's configuration key (every module's own and the common ones): it is the operator's setting.
  * The hostile suites judge the answers themselves with the same list (tests/hostile/oracle.ts).
+ * A readiness check's reason is answered too (`/ready`'s `dependencies.<check>.error`): since session 57
+ * the texts of the errors thrown in the checks services add (`addReadinessCheck`'s callback, and the
+ * `checkReady` methods they call) name no configuration key either (payment-service's
+ * `disabled: PAYMENT_PROCESSOR_API_KEY not set`; its log names the keys).
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -76,6 +80,47 @@ function errorTexts(file: string): ErrorText[] {
   return out;
 }
 
+/** The texts of the errors thrown in one file's readiness checks: `addReadinessCheck`'s callbacks and the `checkReady` methods. */
+function readinessTexts(file: string): ErrorText[] {
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
+  const out: ErrorText[] = [];
+  const thrown = (scope: ts.Node) => {
+    const visit = (n: ts.Node) => {
+      if (ts.isThrowStatement(n) && n.expression && ts.isNewExpression(n.expression)) {
+        const literal: string[] = [];
+        const collect = (x: ts.Node) => {
+          if (ts.isStringLiteral(x) || ts.isNoSubstitutionTemplateLiteral(x)) literal.push(x.text);
+          else if (ts.isTemplateExpression(x)) literal.push(x.head.text, ...x.templateSpans.map((s) => s.literal.text));
+          ts.forEachChild(x, collect);
+        };
+        for (const a of n.expression.arguments ?? []) collect(a);
+        const { line } = source.getLineAndCharacterOfPosition(n.getStart(source));
+        out.push({ where: `${relative(ROOT, file)}:${line + 1}`, literal: literal.join(" | "), interpolated: [] });
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(scope);
+  };
+  const find = (node: ts.Node) => {
+    if (ts.isCallExpression(node) && calleeName(node.expression) === "addReadinessCheck") for (const a of node.arguments.slice(1)) thrown(a);
+    else if (ts.isMethodDeclaration(node) && node.name.getText(source) === "checkReady") thrown(node);
+    else ts.forEachChild(node, find);
+  };
+  find(source);
+  return out;
+}
+
+/** Every configuration key of the catalog's services (their own and the common ones). */
+async function configKeys(): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const def of catalog.filter((d) => registry[d.name])) {
+    for (const k of [...Object.keys((await registry[def.name]()).config ?? {}), ...Object.keys(commonEnv(def))]) keys.add(k);
+  }
+  return keys;
+}
+
+const keysNamed = (texts: ErrorText[], keys: Set<string>) => texts.flatMap((t) => [...t.literal.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)].filter((m) => keys.has(m[0])).map((m) => `${t.where}: ${m[0]}`));
+
 describe("error texts name nothing internal (session 52)", () => {
   const all = files(SOURCES).flatMap(errorTexts);
 
@@ -102,12 +147,15 @@ describe("error texts name nothing internal (session 52)", () => {
   });
 
   it("no error text names a service's configuration key (an operator's setting, not the client's: `BACKTEST_REPLAY_DIR is not set`)", async () => {
-    const keys = new Set<string>();
-    for (const def of catalog.filter((d) => registry[d.name])) {
-      for (const k of [...Object.keys((await registry[def.name]()).config ?? {}), ...Object.keys(commonEnv(def))]) keys.add(k);
-    }
+    const keys = await configKeys();
     expect(keys.size).toBeGreaterThan(100);
-    const named = all.flatMap((t) => [...t.literal.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)].filter((m) => keys.has(m[0])).map((m) => `${t.where}: ${m[0]}`));
-    expect(named).toEqual([]);
+    expect(keysNamed(all, keys)).toEqual([]);
+  }, 120_000);
+
+  it("no readiness reason names a configuration key (/ready answered payment-service's `disabled: PAYMENT_PROCESSOR_API_KEY not set`)", async () => {
+    const reasons = files(SOURCES).flatMap(readinessTexts);
+    // (payment-service's processor and charge-lock checks at least)
+    expect(reasons.filter((r) => r.where.includes("payment-service/")).length).toBeGreaterThanOrEqual(3);
+    expect(keysNamed(reasons, await configKeys())).toEqual([]);
   }, 120_000);
 });

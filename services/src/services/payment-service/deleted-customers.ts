@@ -15,24 +15,53 @@
  * operator's POST /reconcile beside the periodic pass) each take another. Before, a pass took its 100
  * in one statement that marked them tried and held nothing after it: a pass started a moment later
  * took the same ones, and each sent the processor the same delete (the second its 404).
+ *
+ * A delete never outlives its claim (session 57): the processor call is given a deadline inside the
+ * claim's lease (DeleteBounds: the lease is the call's bound and a margin), counted from before the
+ * claim was asked, and the SDK's attempts are cut at it and none is sent after it (processor-deadline.ts).
+ * A call cut at that deadline keeps its claim to the lease's end: its last attempt may still be on its
+ * way, and the margin passes before another pass may send (any other failure ends the claim at once).
+ * Before, the lease was the call's nominal bound plus a minute, but nothing held the call to it (the
+ * SDK's timeout is per idle socket, a slow host stretches it): a lease that ran out mid-call let a
+ * second pass claim the customer and send the same delete while the first was still under way.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { PaymentMethodData } from "./payment-method-data";
 import type { CardProcessor } from "./processor";
+import { CallDeadlineError } from "./processor-deadline";
 
 /** Tombstones checked a statement (markDeletedAccountsDue), and statements a pass at most. */
 const TOMBSTONE_BATCH = 1000;
 const TOMBSTONE_BATCHES = 10;
 /** Beside one processor request's every attempt, a claim's lease holds this much more: the record after it, a slow host. */
 const CLAIM_MARGIN_MS = 60_000;
+/** The least margin between a delete's deadline and its claim's end (DeleteBounds as a test gives them). */
+const LEAST_MARGIN_MS = 1_000;
+
+/** How long a claim holds (`leaseMs`), and of it how long its delete's processor call may take (`callMs`, every attempt included). */
+export interface DeleteBounds {
+  leaseMs: number;
+  callMs: number;
+}
+
+/** The bounds of a processor whose one request takes at most `requestBoundMs` (CardProcessor.requestBoundMs): that, and a minute's margin. */
+export function deleteBounds(requestBoundMs: number): DeleteBounds {
+  return { callMs: requestBoundMs, leaseMs: requestBoundMs + CLAIM_MARGIN_MS };
+}
 
 export class DeletedCustomers {
+  private readonly bounds: DeleteBounds;
   constructor(
     private readonly data: PaymentMethodData,
     private readonly processor: CardProcessor,
     private readonly log: Logger,
-  ) {}
+    bounds?: DeleteBounds,
+  ) {
+    this.bounds = bounds ?? deleteBounds(processor.requestBoundMs);
+    if (!(this.bounds.callMs > 0 && this.bounds.leaseMs - this.bounds.callMs >= LEAST_MARGIN_MS))
+      throw new Error(`a delete's claim must outlast its call by at least ${LEAST_MARGIN_MS} ms (lease ${this.bounds.leaseMs} ms, call ${this.bounds.callMs} ms)`);
+  }
 
   /**
    * One pass: deletes at the processor up to `limit` customers of deleted accounts, least recently
@@ -45,13 +74,14 @@ export class DeletedCustomers {
     const claim = randomUUID();
     let deleted = 0;
     for (let i = 0; i < limit; i++) {
-      const due = await this.data.claimDue(claim, this.leaseMs());
+      // (before the claim is asked: the lease the database starts after this can only end later)
+      const asked = Date.now();
+      const due = await this.data.claimDue(claim, this.bounds.leaseMs);
       if (!due) break;
-      const removed = await this.remove(due.userId, due.customerId, claim);
+      const removed = await this.remove(due.userId, due.customerId, claim, asked);
       if (!removed) break;
       // Counted by the pass that recorded it (since session 55: three passes at once each answered 1
-      // for one customer). With the claims a second pass no longer deletes it; a lease that ran out
-      // mid-call (a processor slower than its bound) still may.
+      // for one customer). With the claims and the call held inside its lease, a second pass no longer deletes it.
       if (removed.recorded) deleted++;
     }
     return deleted;
@@ -60,33 +90,36 @@ export class DeletedCustomers {
   /**
    * A card save's customer made for an account deleted meanwhile (payment-methods.ts): recorded claimed
    * by the save, so no pass sends the same delete, and deleted at the processor now; one the processor
-   * did not delete is left to a later pass (its claim ended).
+   * did not delete is left to a later pass (its claim ended, or, cut at its deadline, run out).
    */
   async recordAndRemove(userId: string, customerId: string): Promise<void> {
     const claim = randomUUID();
-    await this.data.recordForDeletion(userId, customerId, claim, this.leaseMs());
-    await this.remove(userId, customerId, claim);
-  }
-
-  /** How long a claim holds: the delete's every attempt, and the margin. */
-  private leaseMs(): number {
-    return this.processor.requestBoundMs + CLAIM_MARGIN_MS;
+    const asked = Date.now();
+    await this.data.recordForDeletion(userId, customerId, claim, this.bounds.leaseMs);
+    await this.remove(userId, customerId, claim, asked);
   }
 
   /**
-   * Deletes the customer at the processor and records it; false (logged with its ids, the claim
-   * `claim` ended so the next pass tries it again) when the processor did not; `recorded`: this call
-   * recorded it (false: recorded already by another).
+   * Deletes the customer at the processor, within the claim `claim` asked at `asked` (epoch ms), and
+   * records it; false (logged with its ids) when the processor did not: the claim ended so the next pass
+   * tries it again, unless the call was cut at its deadline (its last attempt may still be on its way to
+   * the processor: the claim runs to its lease's end, the margin after the deadline, rather than let
+   * another pass send beside it). `recorded`: this call recorded it (false: recorded already by another).
    */
-  private async remove(userId: string, customerId: string, claim: string): Promise<false | { recorded: boolean }> {
+  private async remove(userId: string, customerId: string, claim: string, asked: number): Promise<false | { recorded: boolean }> {
+    const left = asked + this.bounds.callMs - Date.now();
+    let sent = false;
     try {
-      await this.processor.deleteCustomer(customerId);
+      // (a claim that took its call's whole time to answer: nothing is sent under it)
+      if (left <= 0) throw new CallDeadlineError("a customer's delete", this.bounds.callMs);
+      sent = true;
+      await this.processor.deleteCustomer(customerId, left);
     } catch (err) {
       // None such there (deleted by an earlier pass whose record failed, or on the processor's dashboard): done.
       const gone = this.processor.isClientError(err) && err.code === "resource_missing";
       if (!gone) {
         this.log.warn({ userId, customerId, err: { message: (err as Error).message } }, "deleted account's processor customer not deleted yet; a later pass tries again");
-        await this.data.releaseDeleteClaim(customerId, claim);
+        if (!(sent && err instanceof CallDeadlineError)) await this.data.releaseDeleteClaim(customerId, claim);
         return false;
       }
     }

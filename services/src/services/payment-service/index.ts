@@ -112,9 +112,13 @@ export default defineService({
       c.PAYMENT_PROCESSOR_API_KEY && c.PAYMENT_WEBHOOK_SECRET
         ? new CardProcessor({ apiKey: c.PAYMENT_PROCESSOR_API_KEY, webhookSecret: c.PAYMENT_WEBHOOK_SECRET, url: c.PAYMENT_PROCESSOR_URL, webhookToleranceS: c.PAYMENT_WEBHOOK_TOLERANCE_S, timeoutMs: c.PAYMENT_PROCESSOR_TIMEOUT_MS, chargeDeadlineMs: c.PAYMENT_CHARGE_DEADLINE_MS })
         : undefined;
-    if (!processor) ctx.log.warn("card processor not configured: payments are read-only");
+    // The log names the settings (an operator's); /ready, which anyone reaching the service reads, does not.
+    if (!processor) {
+      const unset = [...(c.PAYMENT_PROCESSOR_API_KEY ? [] : ["PAYMENT_PROCESSOR_API_KEY"]), ...(c.PAYMENT_WEBHOOK_SECRET ? [] : ["PAYMENT_WEBHOOK_SECRET"])];
+      ctx.log.warn({ unset }, "card processor not configured: payments are read-only");
+    }
     ctx.addReadinessCheck("processor", async () => {
-      if (!processor) throw new Error("disabled: PAYMENT_PROCESSOR_API_KEY not set");
+      if (!processor) throw new Error("disabled: no card processor configured (payments are read-only)");
     }, { required: false });
 
     const pg = ctx.app.pg;

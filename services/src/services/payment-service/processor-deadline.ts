@@ -16,11 +16,23 @@ export class ChargeDeadlineError extends Error {
   }
 }
 
+/**
+ * A processor call other than a charge that did not end by the deadline its caller gave it (a customer's
+ * delete inside its claim's lease: deleted-customers.ts): its outcome is unknown, and no attempt of it
+ * is under way on our side any more.
+ */
+export class CallDeadlineError extends Error {
+  constructor(what: string, deadlineMs: number) {
+    super(`no answer from the card processor to ${what} within its deadline (${deadlineMs} ms, every attempt included)`);
+    this.name = "CallDeadlineError";
+  }
+}
+
 /** The deadline (epoch ms) of the processor call running in this async context, if it has one. */
 const callDeadline = new AsyncLocalStorage<number>();
 
 /**
- * The SDK's own HTTP client, each attempt of a call with a deadline (CardProcessor.createAndConfirm)
+ * The SDK's own HTTP client, each attempt of a call with a deadline (CardProcessor.createAndConfirm, deleteCustomer)
  * cut at it and none sent after it. The SDK retries inside the call (timeouts, connection errors,
  * 409 and 5xx: the same idempotency key) and sleeps up to 5 s between attempts, so its worst case is
  * 3 x PAYMENT_PROCESSOR_TIMEOUT_MS and 10 s of sleeps (70 s by default), past the gateway's 30 s: the
@@ -39,19 +51,19 @@ export class DeadlineHttpClient extends Stripe.HttpClient {
     if (deadline === undefined) return this.inner.makeRequest(host, port, path, method, headers, body, protocol, timeout);
     const left = deadline - Date.now();
     // Refused before anything is sent: the SDK takes it for a connection error (no request reached the processor).
-    if (left <= 0) return Promise.reject(Object.assign(new Error("the charge's deadline passed before this attempt"), { code: "DEADLINE_PASSED" }));
+    if (left <= 0) return Promise.reject(Object.assign(new Error("the call's deadline passed before this attempt"), { code: "DEADLINE_PASSED" }));
     return this.inner.makeRequest(host, port, path, method, headers, body, protocol, Math.min(timeout, left));
   }
 }
 
-/** `call` run with a deadline `ms` from now: its attempts cut at it (DeadlineHttpClient), and answered ChargeDeadlineError then at the latest. */
-export function withinDeadline<T>(ms: number, call: () => Promise<T>): Promise<T> {
+/** `call` run with a deadline `ms` from now: its attempts cut at it (DeadlineHttpClient), and answered `passed()` (ChargeDeadlineError unless given) then at the latest. */
+export function withinDeadline<T>(ms: number, call: () => Promise<T>, passed: () => Error = () => new ChargeDeadlineError(ms)): Promise<T> {
   const running = callDeadline.run(Date.now() + ms, call);
   let timer: NodeJS.Timeout | undefined;
-  const passed = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ChargeDeadlineError(ms)), ms);
+  const lost = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(passed()), ms);
   });
   // Lost to the deadline, the SDK may still be sleeping before an attempt it is refused: its end is nobody's.
   running.catch(() => undefined);
-  return Promise.race([running, passed]).finally(() => clearTimeout(timer));
+  return Promise.race([running, lost]).finally(() => clearTimeout(timer));
 }
