@@ -6,16 +6,22 @@
  * Buffer, then what node:http adds (headLines).
  */
 import { STATUS_CODES, type IncomingHttpHeaders } from "node:http";
-import { answerHeaders } from "../upstreams";
+import { answerHeaderDropped, answerHeaders } from "../upstreams";
 
 /** Request upstream: the head undici writes for a GET or HEAD (host, connection, then the headers); undefined when a value cannot be sent as is. */
 export function requestHead(method: string, pathAndQuery: string, host: string, headers: Record<string, string | string[]>): Buffer | undefined {
   let head = `${method} ${pathAndQuery} HTTP/1.1\r\nhost: ${host}\r\nconnection: keep-alive\r\n`;
   for (const name in headers) {
     const v = headers[name];
-    for (const one of Array.isArray(v) ? v : [v]) {
-      // Only what undici sends unchanged (no control character but tab, no leading or trailing space):
-      // anything else goes the Fastify way, which answers it as it always has.
+    // Only what undici sends unchanged (no control character but tab, no leading or trailing space):
+    // anything else goes the Fastify way, which answers it as it always has. (A single value is not
+    // wrapped in an array to be walked: an array a header, a request, before session 57.)
+    if (!Array.isArray(v)) {
+      if (!sendable.test(v)) return undefined;
+      head += `${name}: ${v}\r\n`;
+      continue;
+    }
+    for (const one of v) {
       if (!sendable.test(one)) return undefined;
       head += `${name}: ${one}\r\n`;
     }
@@ -30,6 +36,28 @@ export function headersOf(raw: readonly string[]): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
+    const had = out[name];
+    if (had === undefined) out[name] = raw[i + 1];
+    else if (Array.isArray(had)) had.push(raw[i + 1]);
+    else out[name] = [had, raw[i + 1]];
+  }
+  return out;
+}
+
+// Read once: an imported binding compiles to a getter read on every use, here once per header of every answer.
+const dropped = answerHeaderDropped;
+
+/**
+ * The upstream answer's headers to send on, straight from its raw lines: `answerHeaders(headersOf(raw),
+ * streamed)` in one pass, one object fewer a request (a header named `__proto__`, which sets that object's
+ * prototype, goes the two-step way, its outcome unchanged).
+ */
+export function answerHeadersOf(raw: readonly string[], streamed: boolean): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name === "__proto__") return answerHeaders(headersOf(raw), streamed);
+    if (dropped(name, streamed)) continue;
     const had = out[name];
     if (had === undefined) out[name] = raw[i + 1];
     else if (Array.isArray(had)) had.push(raw[i + 1]);
@@ -71,7 +99,41 @@ function utcDate(): string {
  * reply.headers does: an upstream's x-request-id, the gateway's own id it was sent), then what
  * node:http adds when the answer has none (Date, Connection, Keep-Alive).
  */
-function headLines(a: AnswerHead, own: Record<string, string | string[]>): string {
+export function headLines(a: AnswerHead, own: Record<string, string | string[]>): string {
+  const names = Object.keys(own);
+  // A name of digits sorts first among an object's keys (reply.headers' order too): that way, below.
+  if (names.length > 0 && isDigit(names[0].charCodeAt(0))) return headLinesInObjectOrder(a, own);
+  // The same lines as headLinesInObjectOrder, written in its order with no object of them all (a
+  // request's two objects and their copies: session 57's profile): the gateway's own, each unless the
+  // upstream gave that name (then its value, in that place), then the upstream's other names in order.
+  const security = a.security;
+  let head = `HTTP/1.1 ${a.status} ${STATUS_TEXT[a.status] ?? "unknown"}\r\n${lineOf("x-request-id", Object.hasOwn(own, "x-request-id") ? own["x-request-id"] : a.requestId)}`;
+  if (a.draining) head += lineOf("connection", Object.hasOwn(own, "connection") ? own.connection : "close");
+  for (const name in security) head += lineOf(name, Object.hasOwn(own, name) ? own[name] : security[name]);
+  head += lineOf("x-ratelimit-limit", Object.hasOwn(own, "x-ratelimit-limit") ? own["x-ratelimit-limit"] : String(a.rateLimit.limit));
+  head += lineOf("x-ratelimit-remaining", Object.hasOwn(own, "x-ratelimit-remaining") ? own["x-ratelimit-remaining"] : String(a.rateLimit.remaining));
+  head += lineOf("x-ratelimit-reset", Object.hasOwn(own, "x-ratelimit-reset") ? own["x-ratelimit-reset"] : String(a.rateLimit.reset));
+  for (const name of names) {
+    const placed = name === "x-request-id" || RATE_LIMIT_NAMES.has(name) || (a.draining && name === "connection") || Object.hasOwn(security, name);
+    if (!placed) head += lineOf(name, own[name]);
+  }
+  if (!Object.hasOwn(own, "date")) head += `Date: ${utcDate()}\r\n`;
+  if (a.draining || Object.hasOwn(own, "connection")) return head;
+  return head + (a.close ? "Connection: close\r\n" : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(a.keepAliveTimeoutMs / 1000)}\r\n`);
+}
+
+const RATE_LIMIT_NAMES: ReadonlySet<string> = new Set(["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]);
+const STATUS_TEXT = STATUS_CODES;
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const lineOf = (name: string, v: string | string[] | undefined): string => {
+  if (!Array.isArray(v)) return `${name}: ${v}\r\n`;
+  let lines = "";
+  for (const one of v) lines += `${name}: ${one}\r\n`;
+  return lines;
+};
+
+/** headLines by an object of the lines (Object.assign keeps a name's first place), for an answer with a name of digits. */
+export function headLinesInObjectOrder(a: AnswerHead, own: Record<string, string | string[]>): string {
   const h: Record<string, string | string[]> = { "x-request-id": a.requestId };
   if (a.draining) h.connection = "close";
   Object.assign(h, a.security);
@@ -91,12 +153,13 @@ function headLines(a: AnswerHead, own: Record<string, string | string[]>): strin
 }
 
 /**
- * A whole answer: the upstream's (status, headers, body; a HEAD's without its body but with the
- * upstream's Content-Length) or the lane's own JSON error (`upstream` undefined).
+ * A whole answer: the upstream's (status, its headers to send on as answerHeadersOf(raw, head_only) gives
+ * them, body; a HEAD's without its body but with the upstream's Content-Length) or the lane's own JSON
+ * error (`upstream` undefined).
  */
-export function wholeAnswer(a: AnswerHead, upstream: IncomingHttpHeaders | undefined, body: Buffer, head_only: boolean, extra?: Readonly<Record<string, string>>): Buffer {
+export function wholeAnswer(a: AnswerHead, upstream: Record<string, string | string[]> | undefined, body: Buffer, head_only: boolean, extra?: Readonly<Record<string, string>>): Buffer {
   // (`extra`: the lane's own error's headers, as the handler sets them before sending: retry-after.)
-  const own: Record<string, string | string[]> = upstream ? answerHeaders(upstream, head_only) : { ...extra };
+  const own: Record<string, string | string[]> = upstream ?? { ...extra };
   // As Fastify's reply.send: a HEAD's answer keeps the upstream's headers alone; a 204 carries no
   // content type or length; any other Buffer gets a content type when it has none, and its length.
   const noBody = head_only || a.status === 204 || a.status === 304;
@@ -112,8 +175,8 @@ export function wholeAnswer(a: AnswerHead, upstream: IncomingHttpHeaders | undef
 }
 
 /** The head of a streamed answer: the upstream's Content-Length when it gave one, else chunked (`chunked` true: frame each write). */
-export function streamedHead(a: AnswerHead, upstream: IncomingHttpHeaders): { head: Buffer; chunked: boolean } {
-  const own = answerHeaders(upstream, true); // (Fastify adds no content type to a stream)
+export function streamedHead(a: AnswerHead, upstreamRaw: readonly string[]): { head: Buffer; chunked: boolean } {
+  const own = answerHeadersOf(upstreamRaw, true); // (Fastify adds no content type to a stream)
   const chunked = own["content-length"] === undefined;
   const lines = headLines(a, own);
   return { head: Buffer.from(`${lines}${chunked ? "Transfer-Encoding: chunked\r\n" : ""}\r\n`, "latin1"), chunked };

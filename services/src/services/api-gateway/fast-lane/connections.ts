@@ -16,7 +16,7 @@ import type { Socket } from "node:net";
 import { clientErrorResponse } from "../../../kit/client-errors";
 import type { Auth } from "../authenticate";
 import { carryOver } from "./handed-over";
-import { httpCommon, messageOf, newParser, type LlhttpParser } from "./llhttp";
+import { headEndsRead, httpCommon, messageOf, newParser, type LlhttpParser } from "./llhttp";
 
 /** A complete request the lane may serve: its IncomingMessage-shaped view (headers as node:http joins them). */
 export interface LaneRequest {
@@ -120,7 +120,7 @@ export class LaneConnection {
     // Exactly one request, complete, and nothing after it: a bodiless request's head ends at its first
     // CRLF CRLF (strict llhttp takes no bare LF), which must be the read's last four bytes.
     const req = this.parsed as LaneRequest | undefined;
-    const whole = !(r instanceof Error) && this.completes === 1 && d.length >= 4 && d.indexOf("\r\n\r\n") === d.length - 4;
+    const whole = !(r instanceof Error) && this.completes === 1 && headEndsRead(d);
     if (!whole || !req) return this.handOver(d, r instanceof Error ? "parse" : "request");
     this.busy = true;
     this.current = req;
@@ -188,7 +188,8 @@ export class LaneConnection {
     this.busy = false;
     this.answered = true;
     if (this.gone) return;
-    this.socket.setTimeout(this.lane.server.keepAliveTimeout);
+    // Set at the first answer: Node restarts it at every read and write (this answer's too); set per answer it was a new timer each.
+    if (this.socket.timeout !== this.lane.server.keepAliveTimeout) this.socket.setTimeout(this.lane.server.keepAliveTimeout);
     if (!keepAlive || this.lane.closing()) {
       this.gone = true;
       this.socket.end();

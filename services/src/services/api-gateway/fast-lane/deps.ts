@@ -2,8 +2,8 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Logger } from "pino";
 import type { Counter } from "prom-client";
-import type { ServiceMetrics } from "../../../kit";
 import type { Authenticator } from "../authenticate";
+import type { CounterTally } from "../counter-tally";
 import type { GatewayLimits } from "../limits";
 import type { TargetCache, UpstreamTarget } from "../proxy";
 import type { UsageEmitter } from "../usage";
@@ -35,8 +35,11 @@ export interface LaneDeps {
   /** The kit's access-line logger (probes.ts accessLogOf). */
   accessLog: Logger;
   pathOf: (url: string) => string;
-  metrics: ServiceMetrics;
+  /** The request's duration into the kit's httpDuration (route "/api/*"), as its onResponse hook observes it. */
+  observeDuration: (method: string, status: number, seconds: number) => void;
   upstreamTotal: Counter<"upstream" | "status_code">;
+  /** upstreamTotal's increments kept in process until it is read (../counter-tally.ts): an answer's. */
+  upstreamAnswers: CounterTally<"upstream" | "status_code">;
   usage: UsageEmitter | undefined;
   draining: () => boolean;
   closing: () => boolean;

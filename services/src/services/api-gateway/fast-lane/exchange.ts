@@ -4,13 +4,12 @@
  * 504 in the Fastify path's shape, with its access line, metrics and usage event; or nothing, when the
  * client goes away first.
  */
-import type { IncomingHttpHeaders } from "node:http";
 import { isClosingAnswer, type Identity } from "../../../kit";
 import { clientRequestIdOf } from "../../../kit/app";
 import type { Hit } from "../leased-counter";
 import { restartReason, upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../proxy";
 import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
-import { errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
+import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
 import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
@@ -39,7 +38,7 @@ export class LaneExchange implements Exchange {
    * The upstream's own 503 SHUTTING_DOWN while the request is sent once more (../upstreams.ts
    * sendPastClosing's rule): forwarded when the second try gets no answer.
    */
-  private closing: { answer: PooledAnswer; headers: IncomingHttpHeaders } | undefined;
+  private closing: PooledAnswer | undefined;
   /** The second try's time is the request's own (its end is the whole-request budget's, not the upstream's timeout). */
   private resendToDeadline = false;
   /** The first try's time (the upstream's timeout within what is left), and whether it ends before the request's budget. */
@@ -80,10 +79,10 @@ export class LaneExchange implements Exchange {
    * CLOSING_RESEND_WAIT_MS later (its connection closed with that answer: a new one), as the Fastify
    * path's sendPastClosing does, with `left` ms for the second try.
    */
-  private resend(answer: PooledAnswer, headers: IncomingHttpHeaders, left: number): void {
+  private resend(answer: PooledAnswer, left: number): void {
     clearTimeout(this.timer);
     this.sent = undefined;
-    this.closing = { answer, headers };
+    this.closing = answer;
     this.timer = setTimeout(resendNow, CLOSING_RESEND_WAIT_MS, this, left);
   }
 
@@ -114,11 +113,19 @@ export class LaneExchange implements Exchange {
   private completed(status: number, drainReason?: string): void {
     const { d, req } = this;
     const ms = performance.now() - req.startedAt;
-    d.metrics.httpDuration.observe({ method: req.method, route: "/api/*", status_code: String(status) }, ms / 1000);
+    d.observeDuration(req.method, status, ms / 1000);
     const level = drainReason ? "warn" : status >= 500 ? "error" : "info";
     if (d.accessLog.isLevelEnabled(level)) {
       const clientRequestId = clientRequestIdOf(req.msg);
-      d.accessLog[level]({ requestId: this.requestId, ...(clientRequestId ? { clientRequestId } : {}), method: req.method, url: d.pathOf(req.url), statusCode: status, ms: Math.round(ms * 10) / 10, ...(drainReason ? { reason: drainReason } : {}) }, "request completed");
+      const requestId = this.requestId;
+      const method = req.method;
+      const url = d.pathOf(req.url);
+      const roundedMs = Math.round(ms * 10) / 10;
+      // The fields in the Fastify path's order, each object made whole (no spread of a conditional part: a
+      // runtime call each, on every request).
+      const line: AccessLine = clientRequestId ? { requestId, clientRequestId, method, url, statusCode: status, ms: roundedMs } : { requestId, method, url, statusCode: status, ms: roundedMs };
+      if (drainReason) line.reason = drainReason;
+      d.accessLog[level](line, "request completed");
     }
     d.usage?.recordRequest(d.routes, req.url, req.method, status, ms, this.identity);
   }
@@ -149,8 +156,8 @@ export class LaneExchange implements Exchange {
     if (closing) {
       // The second try unanswered in its time: as sendPastClosing, the first answer (counted as the
       // 503 it is), unless the request's own budget ran out first (the Fastify path's 504 GATEWAY_TIMEOUT).
-      if (!this.resendToDeadline) return this.forward(closing.answer, closing.headers);
-      d.upstreamTotal.inc({ upstream: this.service, status_code: String(closing.answer.statusCode) });
+      if (!this.resendToDeadline) return this.forward(closing);
+      d.upstreamTotal.inc({ upstream: this.service, status_code: String(closing.statusCode) });
       d.log.warn({ requestId: this.requestId, url: d.pathOf(this.req.url), timeoutMs: d.requestTimeoutMs }, "request timed out at the gateway");
       return this.answerError(504, "GATEWAY_TIMEOUT", `No answer within ${d.requestTimeoutMs} ms`);
     }
@@ -191,23 +198,22 @@ export class LaneExchange implements Exchange {
 
   onAnswer(a: PooledAnswer): void {
     if (this.settled) return;
-    const headers = headersOf(a.rawHeaders);
     if (!this.closing && a.statusCode === 503) {
-      const left = closingResendBudget(this.req.method, { statusCode: a.statusCode, headers, body: a.body }, this.deadline);
-      if (left !== undefined) return this.resend(a, headers, left);
+      const left = closingResendBudget(this.req.method, { statusCode: a.statusCode, headers: headersOf(a.rawHeaders), body: a.body }, this.deadline);
+      if (left !== undefined) return this.resend(a, left);
     }
     this.settle();
-    this.forward(a, headers);
+    this.forward(a);
   }
 
   /** The upstream's whole answer to the client (settled). */
-  private forward(a: PooledAnswer, headers: IncomingHttpHeaders): void {
+  private forward(a: PooledAnswer): void {
     const service = this.service;
-    this.d.upstreamTotal.inc({ upstream: service, status_code: String(a.statusCode) });
+    this.d.upstreamAnswers.add(service, a.statusCode);
     if (a.statusCode < 200 || a.statusCode > 599) return this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamInvalidText(service));
     // A service closing behind the gateway (a deploy's drain): forwarded, logged as a drain answer.
     const drain = isClosingAnswer(a.statusCode, a.body) ? `${service} shutting down (its answer forwarded)` : undefined;
-    this.conn.write(wholeAnswer(this.answerHead(a.statusCode), headers, a.body, this.head_only));
+    this.conn.write(wholeAnswer(this.answerHead(a.statusCode), answerHeadersOf(a.rawHeaders, this.head_only), a.body, this.head_only));
     this.completed(a.statusCode, drain);
     this.finish();
   }
@@ -215,7 +221,7 @@ export class LaneExchange implements Exchange {
   onStream(a: PooledAnswer, more: StreamSink): void {
     if (!this.settle()) return;
     this.d.upstreamTotal.inc({ upstream: this.service, status_code: String(a.statusCode) });
-    const { head: streamHead, chunked } = streamedHead(this.answerHead(a.statusCode), headersOf(a.rawHeaders));
+    const { head: streamHead, chunked } = streamedHead(this.answerHead(a.statusCode), a.rawHeaders);
     this.chunked = chunked;
     this.conn.write(streamHead);
     this.conn.write(this.frame(a.body));
@@ -258,12 +264,23 @@ export class LaneExchange implements Exchange {
   onFailure(err: Error, failure: UpstreamFailure, _received: boolean, restarting: boolean): void {
     if (!this.settle()) return;
     // The second try failed: the first answer, as sendPastClosing (which logs and counts no failure then).
-    if (this.closing) return this.forward(this.closing.answer, this.closing.headers);
+    if (this.closing) return this.forward(this.closing);
     this.upstreamFailed(failure, restarting, err.message);
     // A deploy, not an outage (../upstreams.ts): the 502 with retry-after, its access line a drain answer at warn.
     if (restarting) return this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamRestartingText(this.service), restartReason(this.service, failure), RETRY_AFTER);
     this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(this.service));
   }
+}
+
+/** The access line's fields (kit probes.ts writes the same for the Fastify path). */
+interface AccessLine {
+  requestId: string;
+  clientRequestId?: string;
+  method: string;
+  url: string;
+  statusCode: number;
+  ms: number;
+  reason?: string;
 }
 
 const timedOut = (x: LaneExchange) => x.timedOut();

@@ -12,13 +12,14 @@
  * Node has no llhttp binding of the expected shape (./llhttp.ts).
  */
 import { Counter } from "prom-client";
-import { pathOf } from "../../../kit";
+import { pathOf, type ServiceMetrics } from "../../../kit";
 import { headerCountLimitFor } from "../../../kit/request-framing";
 import { accessLogOf } from "../../../kit/probes";
 import { clientAddressOf } from "../../../kit/client-address";
 import { parseTrustProxy } from "../../../kit/request-guards";
 import { tracesEndpoint } from "../../../kit/telemetry";
 import type { Authenticator } from "../authenticate";
+import { CounterTally } from "../counter-tally";
 import type { GatewayContext } from "../config";
 import type { GatewayLimits } from "../limits";
 import type { ProxyShared } from "../proxy";
@@ -51,6 +52,19 @@ export function fastLaneOff(ctx: GatewayContext): string | undefined {
   return undefined;
 }
 
+/**
+ * The kit's request-duration histogram (its /api/* route) observed through a child per method and status,
+ * made once: prom-client's observe with a labels object made a function and two objects on each call.
+ */
+function durationsOf(metrics: ServiceMetrics): LaneDeps["observeDuration"] {
+  const children = new Map<string, { observe(seconds: number): void }[]>();
+  return (method, status, seconds) => {
+    let byStatus = children.get(method);
+    if (!byStatus) children.set(method, (byStatus = []));
+    (byStatus[status] ??= metrics.httpDuration.labels({ method, route: "/api/*", status_code: String(status) })).observe(seconds);
+  };
+}
+
 /** Takes over the server's connections (see the file's comment). */
 export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const { config: cfg, app, log } = ctx;
@@ -75,8 +89,9 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
     log,
     accessLog: accessLogOf(log),
     pathOf,
-    metrics: ctx.metrics,
+    observeDuration: durationsOf(ctx.metrics),
     upstreamTotal: p.shared.upstreamTotal,
+    upstreamAnswers: p.shared.upstreamAnswers,
     usage: p.usage,
     draining: ctx.draining,
     closing: () => closing,
@@ -87,13 +102,20 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   // answered), "framing", "route" (not routed before), "credentials", "limit" (no live lease, or over),
   // "headers" (not sendable as is), "closing", "error"; and the cold caches it warmed before deciding a
   // request again (outcome "warmed": "route", "credentials", "limit"), its connection kept.
-  const lanes = new Counter({ name: "gateway_fast_lane_total", help: "Requests served by the gateway's fast lane, caches it warmed and connections it handed to Fastify (by reason)", labelNames: ["outcome", "reason"], registers: [ctx.metrics.registry] });
-  const served = lanes.labels("served", "");
+  // (Requests served: counted in process, added when the counter is read: ../counter-tally.ts.)
+  const served = new CounterTally<"outcome" | "reason">(() => ({ outcome: "served", reason: "" }));
+  const lanes: Counter<"outcome" | "reason"> = new Counter({
+    name: "gateway_fast_lane_total",
+    help: "Requests served by the gateway's fast lane, caches it warmed and connections it handed to Fastify (by reason)",
+    labelNames: ["outcome", "reason"],
+    registers: [ctx.metrics.registry],
+    collect: () => served.addTo(lanes),
+  });
   const lane = new LaneListener(
     app.server,
     (req, conn) => {
       const taken = serveRequest(deps, req, conn);
-      if (taken === true) served.inc();
+      if (taken === true) served.add("served", 0);
       return taken;
     },
     () => closing,
