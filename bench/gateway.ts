@@ -30,7 +30,9 @@
  * (e.g. '{"LOG_LEVEL":"warn"}': no access line; '{"GATEWAY_FAST_LANE":"false"}': no fast lane);
  * BENCH_TARGETS, the target keys to measure besides direct (e.g. "gateway,raw"; default all), and
  * "gatewayOff" (never by default): a second gateway, the same environment with GATEWAY_FAST_LANE
- * inverted (the lane on by default: the gateway without it), measured in the same rounds (the fast lane on and off compared under the same load).
+ * inverted (the lane on by default: the gateway without it), measured in the same rounds (the fast lane on and off compared under the same load);
+ * "gatewayBase" with BENCH_BASELINE_DIR=<another checkout>: that checkout's gateway, the same environment, in the same rounds
+ * (a change against its baseline under the same load), with the gateway's CPU per request over it round by round.
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -85,6 +87,23 @@ async function startBenchProcess(name: string, script: string, env: Record<strin
   return `http://127.0.0.1:${port}`;
 }
 
+/** The api-gateway of another checkout (`dir`: its services/src/main.ts), as startServiceProcess starts one. */
+async function startBaselineGateway(dir: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", join(dir, "services", "src", "main.ts"), "api-gateway"], {
+    env: { ...process.env, LOG_LEVEL: "info", ...env, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`the baseline gateway exited with ${child.exitCode}`);
+    if (await fetch(`${url}/health`).then((r) => r.ok, () => false)) return { name: "api-gateway-base", url, pid: child.pid!, child };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGTERM");
+  throw new Error("the baseline gateway did not become healthy");
+}
+
 async function startService(name: string, env: Record<string, string>): Promise<string> {
   // At the production log level (info: one access line per request), the lines discarded.
   const p = await startServiceProcess(name, env, { logs: "discard" });
@@ -123,6 +142,18 @@ async function main() {
       children.push(p);
       pids["api-gateway-2"] = p.pid;
       gwOffUrl = p.url;
+    }
+
+    // BENCH_BASELINE_DIR=<another checkout> with "gatewayBase" in BENCH_TARGETS: its gateway, the same environment,
+    // measured in the same rounds (a change against its baseline under the same load: a shared host's load swings
+    // more between two runs than most changes move the figure).
+    let gwBaseUrl: string | undefined;
+    const baselineDir = process.env.BENCH_BASELINE_DIR;
+    if (baselineDir && process.env.BENCH_TARGETS?.split(",").some((k) => k.trim() === "gatewayBase")) {
+      const p = await startBaselineGateway(baselineDir, gwEnv);
+      children.push(p);
+      pids["api-gateway-base"] = p.pid;
+      gwBaseUrl = p.url;
     }
 
     const email = `bench-${randomBytes(4).toString("hex")}@example.com`;
@@ -182,6 +213,7 @@ async function main() {
       ...(gwOffUrl
         ? [{ key: "gatewayOff", title: `gateway, fast lane ${laneOn ? "off" : "on"}: GET /api/users/me`, url: `${gwOffUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway-2" }]
         : []),
+      ...(gwBaseUrl ? [{ key: "gatewayBase", title: `gateway of ${baselineDir}: GET /api/users/me`, url: `${gwBaseUrl}/api/users/me`, headers: { authorization: `Bearer ${token}` }, proxy: "api-gateway-base" }] : []),
       { key: "floor", title: "floor: bare node:http + undici proxy", url: `${bareUrl}/`, headers: {}, proxy: "bare-proxy" },
       { key: "raw", title: "raw floor: node:net + llhttp proxy", url: `${rawUrl}/`, headers: {}, proxy: "raw-proxy" },
       ...(nginx ? [{ key: "nginx", title: "nginx floor: Nginx proxy, one worker", url: `${nginx.url}/`, headers: {}, proxy: "nginx" }] : []),
@@ -220,6 +252,10 @@ async function main() {
     const measuredKey = (k: string) => measured[k] !== undefined;
     if (measuredKey("gateway")) console.log(`  gateway: ${range(shares("gateway"), " %")} of direct throughput; ${range(cpuOf("gateway", "api-gateway"), " µs")} of gateway CPU per request`);
     if (measuredKey("gatewayOff")) console.log(`  gateway, fast lane ${laneOn ? "off" : "on"}: ${range(shares("gatewayOff"), " %")} of direct throughput; ${range(cpuOf("gatewayOff", "api-gateway-2"), " µs")} of gateway CPU per request`);
+    if (measuredKey("gatewayBase") && measuredKey("gateway")) {
+      const ratios = measured.gateway.map((m, i) => (m.cpu["api-gateway"].user + m.cpu["api-gateway"].sys) / (measured.gatewayBase[i].cpu["api-gateway-base"].user + measured.gatewayBase[i].cpu["api-gateway-base"].sys));
+      console.log(`  gateway of ${baselineDir}: ${range(shares("gatewayBase"), " %")} of direct throughput; ${range(cpuOf("gatewayBase", "api-gateway-base"), " µs")} of gateway CPU per request; the gateway's CPU per request over it, round by round: ${ratios.map((r) => r.toFixed(2)).join(", ")}`);
+    }
     if (measuredKey("floor")) console.log(`  floor:   ${range(shares("floor"), " %")} of direct throughput; ${range(cpuOf("floor", "bare-proxy"), " µs")} of floor proxy CPU per request`);
     if (measuredKey("raw")) console.log(`  raw floor: ${range(shares("raw"), " %")} of direct throughput; ${range(cpuOf("raw", "raw-proxy"), " µs")} of raw proxy CPU per request`);
     if (nginx && measuredKey("nginx")) console.log(`  nginx:   ${range(shares("nginx"), " %")} of direct throughput; ${range(cpuOf("nginx", "nginx"), " µs")} of Nginx worker CPU per request`);
