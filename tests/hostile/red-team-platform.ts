@@ -39,8 +39,8 @@ export interface RedTeamPlatform {
   account(name: string): Promise<Account>;
 }
 
-/** The platform for one test file (its hooks registered here); `label` names the file in the count's log line, `env` adds to every service's. */
-export function useRedTeamPlatform(label: string, env: Record<string, string> = {}): RedTeamPlatform {
+/** The platform for one test file (its hooks registered here); `label` names the file in the count's log line, `env` adds to every service's, `more` runs catalog services besides SERVICES. */
+export function useRedTeamPlatform(label: string, env: Record<string, string> = {}, more: readonly string[] = []): RedTeamPlatform {
   const srv = useServersWith({}, "postgres", "redis", "kafka", "clickhouse");
   let laneGateway: Service<any> | undefined;
   const rig: RedTeamPlatform = {
@@ -75,7 +75,7 @@ export function useRedTeamPlatform(label: string, env: Record<string, string> = 
     rig.p = await startPlatform(
       srv.env,
       { BOOTSTRAP_ADMIN_EMAIL: admin.email, BOOTSTRAP_ADMIN_PASSWORD: admin.password, ...fake.env, PAYMENT_RECONCILE_INTERVAL_MS: "0", GATEWAY_FAST_LANE: "false", ...env },
-      { only: SERVICES },
+      { only: [...SERVICES, ...more] },
     );
     gateways.plain = rig.p.gatewayUrl;
     laneGateway = await createService(apiGateway, { env: { ...rig.p.env, GATEWAY_FAST_LANE: "true" }, defaultMetrics: false });
