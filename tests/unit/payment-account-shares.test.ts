@@ -42,4 +42,40 @@ describe("an account's share of the charge-lock connections", () => {
     await shares.take("alice");
     expect(shares.size).toBe(1);
   });
+
+  it("an account's extra charge never takes the last free place (red team, session 57): a third account's first charge finds it; the extra gets a place once another stays free beside it", async () => {
+    const shares = new AccountShares(2, 60_000, 20, 4);
+    await shares.take("alice");
+    await shares.take("alice");
+    await shares.take("bob");
+    const order: string[] = [];
+    const bobsExtra = shares.take("bob").then(() => order.push("bob's extra"));
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([]);
+    await shares.take("carol");
+    // Every place held now (alice 2, bob 1, carol 1): a fourth account's first charge is not held back here (charge-locks answers it).
+    await shares.take("dave");
+    shares.done("dave");
+    expect(order).toEqual([]);
+    shares.done("carol");
+    await new Promise((r) => setImmediate(r));
+    // Carol's place would be the last free one again (alice 2, bob 1): kept.
+    expect(order).toEqual([]);
+    shares.done("alice");
+    await bobsExtra;
+    expect(order).toEqual(["bob's extra"]);
+    for (const u of ["alice", "bob", "bob"]) shares.done(u);
+    expect(shares.size).toBe(0);
+  });
+
+  it("an extra whose wait runs out while no place stays free is 429 CHARGES_IN_PROGRESS and holds nothing", async () => {
+    const shares = new AccountShares(2, 50, 20, 2);
+    await shares.take("alice");
+    const refused = await shares.take("alice").then(() => undefined, (e: unknown) => e as { statusCode: number; code: string });
+    expect([refused?.statusCode, refused?.code]).toEqual([429, "CHARGES_IN_PROGRESS"]);
+    await shares.take("bob");
+    shares.done("alice");
+    shares.done("bob");
+    expect(shares.size).toBe(0);
+  });
 });

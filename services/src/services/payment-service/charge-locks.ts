@@ -78,7 +78,7 @@ export class ChargeLocks {
     private readonly log: Logger,
     private readonly opts: ChargeLockOptions,
   ) {
-    this.shares = new AccountShares(accountShare(opts.connections), opts.waitMs, opts.retryAfterS);
+    this.shares = new AccountShares(accountShare(opts.connections), opts.waitMs, opts.retryAfterS, opts.connections);
     this.pg = createPostgres(cfg, log, {
       max: opts.connections,
       // pg-pool closes no idle client while the pool has at most `min`: none of these, ever. (It
