@@ -32,11 +32,15 @@ import { GatewayLimits } from "./limits";
 import { fastLaneOff, installFastLane } from "./fast-lane";
 import { takeHandedOver } from "./fast-lane/handed-over";
 import { registerProxyRoutes, type GatewayRequestState } from "./proxy";
+import { UpstreamShares } from "./upstream-shares";
 import { Upstreams } from "./upstreams";
 import { UsageEmitter } from "./usage";
 import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { SECURITY_HEADERS } from "./security-headers";
 import { UserStates } from "./user-states";
+
+/** The Fastify path's connections to each service (./upstreams.ts), every client's; each client's share of them: ./upstream-shares.ts. */
+const UPSTREAM_CONNECTIONS = 128;
 
 export default defineService({
   name: "api-gateway",
@@ -66,7 +70,7 @@ export default defineService({
     });
     const authenticator = new Authenticator({ key: jwtKey(cfg.JWT_SECRET), maxTokenAgeS: cfg.ACCESS_TOKEN_MAX_AGE_S, redis, peers: ctx.peers, states, limits });
 
-    const upstreams = new Upstreams({ connections: 128, keepAliveTimeoutMs: 30_000 });
+    const upstreams = new Upstreams({ connections: UPSTREAM_CONNECTIONS, keepAliveTimeoutMs: 30_000 });
     ctx.onClose(() => upstreams.close());
 
     // One usage event per /api/ request when the event stream is configured (usage.ts).
@@ -194,7 +198,7 @@ export default defineService({
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
       await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], peers: ctx.peers, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
-      const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams });
+      const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams, shares: new UpstreamShares(UPSTREAM_CONNECTIONS) });
       const off = fastLaneOff(ctx);
       if (off) log.info({ reason: off }, "gateway fast lane off");
       else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers });

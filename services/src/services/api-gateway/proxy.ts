@@ -20,6 +20,8 @@ import { CounterTally } from "./counter-tally";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
 import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
+import type { UpstreamShares } from "./upstream-shares";
+import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "./upstream-texts";
 
 /**
  * /api/health: the gateway's view of every service it routes to (OpenAPI), each keyed by its public
@@ -148,15 +150,6 @@ export function authorise(target: UpstreamTarget, a: Auth, method: string): Iden
   return identity;
 }
 
-/** The text of the gateway's 502/504 for an upstream that did not answer, the Fastify path's and the fast lane's alike: the service by its public route. */
-export const upstreamUnavailableText = (serviceName: string): string => `${publicServiceName(serviceName)} is unavailable`;
-
-/** The text of the gateway's 502 for an upstream's answer that is not HTTP's (a status out of 200-599), both paths alike. */
-export const upstreamInvalidText = (serviceName: string): string => `${publicServiceName(serviceName)} gave an invalid answer`;
-
-/** The text of the gateway's 502 for an upstream taken for restarting (./upstreams.ts), the Fastify path's and the fast lane's alike. */
-export const upstreamRestartingText = (serviceName: string): string => `${publicServiceName(serviceName)} is restarting; retry`;
-
 /** The access line's reason for that 502 (a drain answer, at warn). */
 export const restartReason = (serviceName: string, failure: UpstreamFailure): string =>
   `${serviceName} restarting: ${failure === "refused" ? "its connection refused" : "its connection closed before an answer"}, after an answer within ${RESTART_WINDOW_MS / 1000} s`;
@@ -205,6 +198,7 @@ export interface ProxyDeps {
   routes: ReadonlyMap<string, ServiceDefinition>;
   bases: ReadonlyMap<string, string>;
   upstreams: Upstreams;
+  shares: UpstreamShares;
 }
 
 export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps): ProxyShared {
@@ -263,9 +257,10 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     const timeoutMs = Math.max(1, Math.min(cfg.PROXY_TIMEOUT_MS, (state?.deadline ?? Infinity) - Date.now()));
     let answer: UpstreamAnswer;
     try {
-      // A GET or HEAD a closing upstream answered 503 SHUTTING_DOWN is sent once more (./upstreams.ts sendPastClosing).
+      // A GET or HEAD a closing upstream answered 503 SHUTTING_DOWN is sent once more (./upstreams.ts sendPastClosing);
+      // counted among the client's requests to the service (./upstream-shares.ts: a 429 past its share).
       const resent = () => log.info({ requestId: request.id, upstream: service.name }, "upstream shutting down: sent once more");
-      answer = await sendPastClosing(d.upstreams, d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs }, state?.deadline ?? Date.now() + timeoutMs, resent);
+      answer = await d.shares.run(service.name, identity?.userId ?? request.ip, () => sendPastClosing(d.upstreams, d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs }, state?.deadline ?? Date.now() + timeoutMs, resent));
     } catch (e) {
       if (!(e instanceof UpstreamError)) throw e;
       upstreamTotal.inc({ upstream: service.name, status_code: e.timedOut ? "504" : "502" });

@@ -7,7 +7,8 @@
 import { isClosingAnswer, type Identity } from "../../../kit";
 import { clientRequestIdOf } from "../../../kit/app";
 import type { Hit } from "../leased-counter";
-import { restartReason, upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../proxy";
+import { restartReason } from "../proxy";
+import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../upstream-texts";
 import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
 import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
 import type { LaneConnection, LaneRequest } from "./connections";

@@ -1,0 +1,57 @@
+/**
+ * The gateway's per-client share of its connections to a service (api-gateway upstream-shares.ts,
+ * session 57's red team): a client past a quarter of them is refused 429 only while the connections
+ * left would fall under a quarter; within its share a client is never refused; other services and
+ * other clients are counted apart; nothing is kept once a client's requests answered.
+ */
+import { describe, expect, it } from "vitest";
+import { UpstreamShares } from "../../services/src/services/api-gateway/upstream-shares";
+
+/** A request that stays under way until its `answer()`. */
+function pending() {
+  let answer!: () => void;
+  const answered = new Promise<void>((r) => (answer = r));
+  return { answer, send: () => answered };
+}
+
+describe("each client's share of the gateway's connections to a service", () => {
+  it("a client alone takes up to three quarters; past that its requests are 429 TOO_MANY_IN_FLIGHT, and another client's request goes on", async () => {
+    const shares = new UpstreamShares(8);
+    expect(shares.share).toBe(2);
+    const held = Array.from({ length: 6 }, () => pending());
+    const running = held.map((p) => shares.run("svc", "crowd", p.send));
+    expect(shares.inFlight("svc")).toBe(6);
+    const refused = await shares.run("svc", "crowd", async () => "sent").then(
+      () => undefined,
+      (e: { statusCode: number; code: string; headers: Record<string, string>; message: string }) => e,
+    );
+    expect([refused?.statusCode, refused?.code, refused?.headers["retry-after"]]).toEqual([429, "TOO_MANY_IN_FLIGHT", "1"]);
+    expect(refused?.message).toMatch(/nothing was sent/);
+    // Another client (within its share) and the same client at another service are not refused.
+    const other = pending();
+    const others = [shares.run("svc", "other", other.send), shares.run("svc", "other", async () => "second")];
+    expect(await others[1]).toBe("second");
+    expect(await shares.run("svc2", "crowd", async () => "elsewhere")).toBe("elsewhere");
+    other.answer();
+    await others[0];
+    held.forEach((p) => p.answer());
+    await Promise.all(running);
+    expect(shares.inFlight("svc")).toBe(0);
+    expect((shares as unknown as { clients: Map<string, number> }).clients.size).toBe(0);
+  });
+
+  it("within its share a client is never refused, however full the service (the pool queues it as before)", async () => {
+    const shares = new UpstreamShares(4);
+    const held = ["a", "b", "c", "d", "e"].map((c) => ({ c, p: pending() }));
+    const running = held.map(({ c, p }) => shares.run("svc", c, p.send));
+    expect(shares.inFlight("svc")).toBe(5);
+    held.forEach(({ p }) => p.answer());
+    await Promise.all(running);
+  });
+
+  it("a request that fails still gives its place back", async () => {
+    const shares = new UpstreamShares(4);
+    await expect(shares.run("svc", "a", async () => Promise.reject(new Error("upstream down")))).rejects.toThrow("upstream down");
+    expect(shares.inFlight("svc")).toBe(0);
+  });
+});
