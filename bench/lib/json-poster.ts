@@ -7,11 +7,11 @@
  * Not fetch: measured in bench/trading.ts at 200 orders/s, fetch cost the load generator 1.5-2 ms of
  * CPU per order (its WHATWG streams and Headers objects), as much as the gateway and
  * order-management together, on the same two cores as the services it measures; a late load
- * generator also delays the sends it times. Not node:http either since session 57: its ClientRequest,
- * IncomingMessage stream and header objects were most of the load generator's 0.9-1.0 ms of CPU per
- * order at 200/s (docs/measurements/order-path.md, session 57). In production the clients run
- * elsewhere: what the generator spends is taken from the cores of the path it measures. What is
- * measured is unchanged: an answer counts when its whole body has arrived and parsed.
+ * generator also delays the sends it times. Not node:http either since session 57: without its
+ * ClientRequest, IncomingMessage stream and header objects the load generator took 0.25 ms of CPU per
+ * order instead of 0.41 (docs/measurements/order-path.md, session 57, overloaded runs). In production
+ * the clients run elsewhere: what the generator spends is taken from the cores of the path it
+ * measures. What is measured is unchanged: an answer counts when its whole body has arrived and parsed.
  */
 import { connect, type Socket } from "node:net";
 
