@@ -50,12 +50,10 @@ export default defineService({
     }),
     // Executions gathered per transaction (consumeBatches' lingerMs). The fill reaches the trader on
     // trading.executions without order-management; what waits is the order's own status (and the
-    // position the next risk check reads, which counts the order's unfilled quantity as open
-    // exposure until then: the check stays as strict), up to this much later. Per batch it saves a
-    // fetch, a transaction, an outbox produce and the engine's fetch of the order.filled it ignores:
-    // at 200 orders/s those were a quarter of the whole stack's CPU per order (README, the order
-    // path). 50 ms since session 57 (was 25), portfolio-manager's PM_BATCH_LINGER_MS.
-    OM_EXECUTIONS_LINGER_MS: Type.Integer({ default: 50, minimum: 0, maximum: 1000 }),
+    // position the next risk check reads), up to this much later. Per fill it saves a fetch, a
+    // transaction, an outbox produce and the engine's fetch of the order.filled it ignores: at
+    // 200 orders/s those were a quarter of the whole stack's CPU per order (README, the order path).
+    OM_EXECUTIONS_LINGER_MS: Type.Integer({ default: 25, minimum: 0, maximum: 1000 }),
     // How often the recorded kill switch is compared with the open orders (kill-switch.ts): at most
     // this long after a halt, its user's resting orders are asked to leave the book.
     OM_KILL_SWITCH_SWEEP_MS: Type.Integer({ default: 500, minimum: 20, maximum: 60000 }),
