@@ -153,79 +153,33 @@ export async function setStatus(db: Queryable, orderId: string, status: OrderSta
   return (await db.query<OrderRow>(`UPDATE om_orders SET status = $2, updated_at = now() WHERE order_id = $1 RETURNING *`, [orderId, status])).rows[0];
 }
 
-/**
- * The statements of a batch of executions (executions.ts), prepared on the connection so that the
- * consumer's transaction is two round trips whatever the batch holds: LOCK_ORDERS and RECORDED_FILLS
- * travel with BEGIN, INSERT_FILLS, UPDATE_ORDERS and the outbox insert with COMMIT (each EXECUTEd
- * with its parameters written as literals: the kit's executeWith). The functions below run the same
- * statements one at a time, in a transaction of the caller's.
- */
-export const LOCK_ORDERS: PreparedStatement = {
-  name: "om_lock_orders",
-  params: ["uuid[]"],
-  // In order-id order: concurrent lockers never deadlock. now(): the transaction's timestamp.
-  text: "SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
-};
-export const RECORDED_FILLS: PreparedStatement = { name: "om_recorded_fills", params: ["text[]"], text: "SELECT fill_id FROM om_order_fills WHERE fill_id = ANY($1)" };
-export const INSERT_FILLS: PreparedStatement = {
-  name: "om_insert_fills",
-  params: ["text[]", "uuid[]", "numeric[]", "numeric[]", "numeric[]"],
-  text: `INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee)
-     SELECT * FROM unnest($1::text[], $2::uuid[], $3::numeric[], $4::numeric[], $5::numeric[]) ON CONFLICT DO NOTHING RETURNING fill_id`,
-};
-export const UPDATE_ORDERS: PreparedStatement = {
-  name: "om_update_orders",
-  params: ["uuid[]", "numeric[]", "numeric[]", "numeric[]", "text[]", "text[]"],
-  text: `UPDATE om_orders o SET filled_quantity = r.filled, avg_fill_price = r.avg, fees = r.fees, status = r.status, reject_reason = r.reason, updated_at = now()
-       FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::text[]) AS r(order_id, filled, avg, fees, status, reason)
-      WHERE o.order_id = r.order_id`,
-};
-
-/** A fill as om_order_fills records it. */
-export type FillRow = { fillId: string; orderId: string; quantity: string; price: string; fee: string };
-const fillParams = (fills: FillRow[]) => [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => f.quantity), fills.map((f) => f.price), fills.map((f) => f.fee)];
-const orderUpdateParams = (rows: OrderRow[]) => [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)];
-
-/** LOCK_ORDERS' rows: the orders by id, and the transaction's timestamp. */
-export function lockedOrders(rows: (OrderRow & { tx_now: Date })[]): { orders: Map<string, OrderRow>; now: Date } {
+/** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
+export async function lockOrders(db: Queryable, orderIds: string[]): Promise<{ orders: Map<string, OrderRow>; now: Date }> {
+  const { rows } = await db.query<OrderRow & { tx_now: Date }>("SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", [orderIds]);
   const now = rows[0]?.tx_now ?? new Date();
   return { orders: new Map(rows.map(({ tx_now: _, ...r }) => [r.order_id, r])), now };
 }
 
-/** LOCK_ORDERS and RECORDED_FILLS as statements of literals, to send with BEGIN (in that order: the fills are read once the orders are locked). */
-export function lockOrdersStatements(orderIds: string[], fillIds: string[]): [string, string] {
-  return [executeWith(LOCK_ORDERS, [orderIds]), executeWith(RECORDED_FILLS, [fillIds])];
-}
-
-/** INSERT_FILLS and UPDATE_ORDERS (those with something to write) as statements of literals, to send with COMMIT. */
-export function fillWritesStatements(fills: FillRow[], rows: OrderRow[]): string[] {
-  return [...(fills.length ? [executeWith(INSERT_FILLS, fillParams(fills))] : []), ...(rows.length ? [executeWith(UPDATE_ORDERS, orderUpdateParams(rows))] : [])];
-}
-
-/** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
-export async function lockOrders(db: Queryable, orderIds: string[]): Promise<{ orders: Map<string, OrderRow>; now: Date }> {
-  const { rows } = await db.query<OrderRow & { tx_now: Date }>(LOCK_ORDERS.text, [orderIds]);
-  return lockedOrders(rows);
-}
-
-/** Which of these fills are recorded already (read under the lock of their orders, so a concurrent duplicate is seen). */
-export async function recordedFills(db: Queryable, fillIds: string[]): Promise<Set<string>> {
-  if (fillIds.length === 0) return new Set();
-  const { rows } = await db.query<{ fill_id: string }>(RECORDED_FILLS.text, [fillIds]);
-  return new Set(rows.map((r) => r.fill_id));
-}
-
 /** Records fills once, in one statement; returns the ids not recorded before (a duplicate delivery is left out). */
-export async function insertFills(db: Queryable, fills: FillRow[]): Promise<Set<string>> {
+export async function insertFills(db: Queryable, fills: { fillId: string; orderId: string; quantity: string; price: string; fee: string }[]): Promise<Set<string>> {
   if (fills.length === 0) return new Set();
-  const ins = await db.query<{ fill_id: string }>(INSERT_FILLS.text, fillParams(fills));
+  const ins = await db.query<{ fill_id: string }>(
+    `INSERT INTO om_order_fills (fill_id, order_id, quantity, price, fee)
+     SELECT * FROM unnest($1::text[], $2::uuid[], $3::numeric[], $4::numeric[], $5::numeric[]) ON CONFLICT DO NOTHING RETURNING fill_id`,
+    [fills.map((f) => f.fillId), fills.map((f) => f.orderId), fills.map((f) => f.quantity), fills.map((f) => f.price), fills.map((f) => f.fee)],
+  );
   return new Set(ins.rows.map((r) => r.fill_id));
 }
 
 /** Writes the orders' fill totals, status and reject reason in one statement (updated_at: the transaction's now()). */
 export async function updateOrders(db: Queryable, rows: OrderRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.query(UPDATE_ORDERS.text, orderUpdateParams(rows));
+  await db.query(
+    `UPDATE om_orders o SET filled_quantity = r.filled, avg_fill_price = r.avg, fees = r.fees, status = r.status, reject_reason = r.reason, updated_at = now()
+       FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::text[]) AS r(order_id, filled, avg, fees, status, reason)
+      WHERE o.order_id = r.order_id`,
+    [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)],
+  );
 }
 
 /**

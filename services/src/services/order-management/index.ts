@@ -17,7 +17,7 @@ import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
 import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
-import { applyExecutionsBatch } from "./executions";
+import { applyExecutions } from "./executions";
 import { KillSwitchSweeper } from "./kill-switch";
 import { createOrderMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
@@ -80,15 +80,14 @@ export default defineService({
     });
     sweeper.start();
     ctx.onClose(() => sweeper.stop());
-    // One transaction of two round trips per fetched batch of executions (every partition fetched
-    // together). Each message arrives parsed and checked against its topic's schema (`json`).
+    // One transaction per fetched batch of executions (every partition fetched together).
     await consumeBatches(ctx, {
       groupId: ctx.config.OM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
       joinPartitions: 6, // the executions of every partition fetched together: one transaction
       lingerMs: ctx.config.OM_EXECUTIONS_LINGER_MS,
       handle: async (msgs) => {
-        const outcome = await applyExecutionsBatch(app.pg, msgs.map((m) => m.json as ExecutionMsg), ctx.log);
+        const outcome = await app.pg.transaction((c) => applyExecutions(c, msgs.map((m) => JSON.parse(m.value) as ExecutionMsg), ctx.log));
         // Observed once committed: a batch that is retried is not counted twice.
         for (const s of outcome.fillLatencySeconds) metrics.fillLatency.observe(s);
         if (outcome.enqueued !== undefined) relay.notify(outcome.enqueued);

@@ -11,7 +11,7 @@ import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import * as data from "./data";
 import { portfolioTotals } from "./domain";
-import { applyFillsBatch } from "./fills";
+import { applyFills } from "./fills";
 import { registerPortfolioGauges } from "./metrics";
 import { registerRoutes } from "./routes";
 
@@ -30,19 +30,18 @@ export default defineService({
     registerRoutes(ctx.app, { initialCash });
     registerPortfolioGauges(ctx.metrics.registry, async () => portfolioTotals(await data.totalsBySymbol(ctx.app.pg)), ctx.log);
 
-    // One transaction (two round trips) per fetched batch of fills (every partition fetched together).
+    // One transaction per fetched batch of fills (every partition fetched together).
     await consumeBatches(ctx, {
       groupId: ctx.config.PM_CONSUMER_GROUP,
       topics: [TOPICS.executions],
       joinPartitions: 6, // the executions of every partition fetched together: one transaction
       lingerMs: ctx.config.PM_BATCH_LINGER_MS,
       handle: async (msgs) => {
-        // Parsed and checked against the topic's schema by the consumer (`json`).
-        const fills = msgs.map((m) => m.json as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
+        const fills = msgs.map((m) => JSON.parse(m.value) as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
         // Database-only, so run again on a deadlock here rather than redeliver the batch: the cash UPDATE
         // (addCash) takes the accounts' rows in its join's order, not the sorted list's, so two batches
         // sharing two accounts (a partition handed over while its old owner's batch still runs) can deadlock.
-        if (fills.length) await applyFillsBatch(ctx.app.pg, fills.map((m) => m.fill), initialCash, 3);
+        if (fills.length) await ctx.app.pg.transaction((tx) => applyFills(tx, fills.map((m) => m.fill), initialCash), { retryConflicts: 3 });
       },
     });
   },
