@@ -13,7 +13,7 @@ import { useServersWith } from "../harness/shared";
 import { FakeCardProcessor } from "../fakes/card-processor";
 import { startPlatform, type Platform } from "../helpers/platform";
 import { portsOf } from "../helpers/raw-http";
-import { sendJudged, type JudgedAnswer } from "./oracle";
+import { checkStatusCases, sendJudged, type JudgedAnswer, type StatusCase } from "./oracle";
 
 export const PASSWORD = "correct horse battery staple";
 /** The services the platform runs. */
@@ -37,7 +37,18 @@ export interface RedTeamPlatform {
   gw(as: string, method: string, path: string, o?: Ask): Promise<JudgedAnswer>;
   /** A new trader (`name` and random digits) registered and logged in, with a saved card. */
   account(name: string): Promise<Account>;
+  /** Each case sent through a gateway (`o.via`) and judged (./oracle.ts checkStatusCases), counted in `judged`. */
+  check(cases: StatusCase[], o?: Omit<Ask, "body" | "token">): Promise<void>;
 }
+
+/** The field an error body names, if it is JSON and names one. */
+export const errorFieldOf = (body: string): string | undefined => {
+  try {
+    return JSON.parse(body).error?.field;
+  } catch {
+    return undefined;
+  }
+};
 
 /** The platform for one test file (its hooks registered here); `label` names the file in the count's log line, `env` adds to every service's, `more` runs catalog services besides SERVICES. */
 export function useRedTeamPlatform(label: string, env: Record<string, string> = {}, more: readonly string[] = []): RedTeamPlatform {
@@ -60,6 +71,10 @@ export function useRedTeamPlatform(label: string, env: Record<string, string> = 
       return sendJudged(`${rig.gateways[o.via ?? "plain"]}${path}`, method, { headers, body: o.body, failures: rig.failures, internalPorts: rig.internalPorts });
     },
     account: undefined as unknown as RedTeamPlatform["account"],
+    check(cases, o = {}) {
+      rig.judged += cases.length;
+      return checkStatusCases(cases, (as, method, path, body) => rig.gw(as, method, path, { ...o, body }), rig.failures);
+    },
   };
   rig.account = async (name: string): Promise<Account> => {
     const email = `${name}-${randomBytes(3).toString("hex")}@example.com`;

@@ -32,23 +32,14 @@ import apiGateway from "../../services/src/services/api-gateway";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { kafkajs } from "../harness";
 import { rawExchange } from "../helpers/raw-http";
-import { checkStatusCases, rawJudged, type StatusCase } from "./oracle";
-import { useRedTeamPlatform, type Ask } from "./red-team-platform";
+import { rawJudged, type StatusCase } from "./oracle";
+import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
 
 const rig = useRedTeamPlatform("session-56", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000" });
 const { srv, fake, gateways, who, failures, gw } = rig;
 
-const check = (cases: StatusCase[], o: Omit<Ask, "body" | "token"> = {}) => {
-  rig.judged += cases.length;
-  return checkStatusCases(cases, (as, method, path, body) => gw(as, method, path, { ...o, body }), failures);
-};
-const fieldOf = (body: string): string | undefined => {
-  try {
-    return JSON.parse(body).error?.field;
-  } catch {
-    return undefined;
-  }
-};
+const check = rig.check;
+const fieldOf = errorFieldOf;
 
 describe("bytes no service takes, on a kept-alive connection, every service and both gateways (kit client-errors.ts, request-framing.ts)", () => {
   const GOOD = "GET /health HTTP/1.1\r\nHost: s\r\n\r\n";

@@ -33,8 +33,8 @@ import { deleteReplayedLetters } from "../../services/src/services/database-serv
 import { pg } from "../harness";
 import { parseAnswers, rawExchange, type RawAnswer } from "../helpers/raw-http";
 import { plausibleRequest } from "./cases";
-import { checkStatusCases, judge, rawJudged, type StatusCase } from "./oracle";
-import { useRedTeamPlatform, type Account, type Ask } from "./red-team-platform";
+import { judge, rawJudged, type StatusCase } from "./oracle";
+import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platform";
 
 /** Besides the red team's services: the two whose routes take a per-user or per-key turn and were not in its platform. */
 const MORE = ["configuration-service", "ai-orchestrator"];
@@ -43,17 +43,8 @@ const { srv, fake, gateways, who, failures, gw } = rig;
 /** This file's run: names and keys it makes carry it (the broker and database are shared with other files). */
 const run57 = randomBytes(3).toString("hex");
 
-const check = (cases: StatusCase[], o: Omit<Ask, "body" | "token"> = {}) => {
-  rig.judged += cases.length;
-  return checkStatusCases(cases, (as, method, path, body) => gw(as, method, path, { ...o, body }), failures);
-};
-const fieldOf = (body: string): string | undefined => {
-  try {
-    return JSON.parse(body).error?.field;
-  } catch {
-    return undefined;
-  }
-};
+const check = rig.check;
+const fieldOf = errorFieldOf;
 /** An answer as compared across targets: its statuses and the field its error names. */
 const shape = (a: RawAnswer) => `${a.statuses.join(",")} ${fieldOf(a.body) ?? ""}`.trim();
 const CRLF = "\r\n";
