@@ -39,6 +39,8 @@ export interface RedTeamPlatform {
   account(name: string): Promise<Account>;
   /** Each case sent through a gateway (`o.via`) and judged (./oracle.ts checkStatusCases), counted in `judged`. */
   check(cases: StatusCase[], o?: Omit<Ask, "body" | "token">): Promise<void>;
+  /** Holds the fake processor's answer to every charge of `amount` until `release()`; `held()` counts those at the processor. */
+  holdCharges(amount: number): { held(): number; release(): void };
 }
 
 /** The field an error body names, if it is JSON and names one. */
@@ -74,6 +76,23 @@ export function useRedTeamPlatform(label: string, env: Record<string, string> = 
     check(cases, o = {}) {
       rig.judged += cases.length;
       return checkStatusCases(cases, (as, method, path, body) => rig.gw(as, method, path, { ...o, body }), rig.failures);
+    },
+    holdCharges(amount) {
+      let held = 0;
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      rig.fake.beforeAnswer = async (intent) => {
+        if (intent.amount !== amount) return;
+        held++;
+        await released;
+      };
+      return {
+        held: () => held,
+        release: () => {
+          release();
+          rig.fake.beforeAnswer = undefined;
+        },
+      };
     },
   };
   rig.account = async (name: string): Promise<Account> => {

@@ -36,7 +36,7 @@ import { rawJudged, type StatusCase } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
 
 const rig = useRedTeamPlatform("session-56", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000" });
-const { srv, fake, gateways, who, failures, gw } = rig;
+const { srv, gateways, who, failures, gw } = rig;
 
 const check = rig.check;
 const fieldOf = errorFieldOf;
@@ -412,31 +412,23 @@ describe("payment-service's charge-lock connections (503 CHARGE_LOCKS_BUSY)", ()
   // its charges past that wait for one of its own, then 429 CHARGES_IN_PROGRESS.
   it("one user's charges held at the processor: another user's charge meanwhile is made, not refused for want of a lock", async () => {
     const HELD = 4_242;
-    let held = 0;
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    fake.beforeAnswer = async (intent) => {
-      if (intent.amount !== HELD) return;
-      held++;
-      await released;
-    };
+    const hold = rig.holdCharges(HELD);
     try {
       const key = () => ({ "idempotency-key": `h56-lock-${randomBytes(4).toString("hex")}` });
       const alices = Array.from({ length: 6 }, () => gw("alice", "POST", "/api/payments/intents", { body: { amount: HELD, currency: "usd", paymentMethod: who.alice.pm }, headers: key() }));
       // Every connection held by alice's charges (4 at the processor), or her share of them (the rest of hers answered).
       let answered = 0;
       for (const a of alices) void a.then(() => answered++);
-      await expect.poll(() => held >= 4 || (held >= 1 && held + answered >= 6), { timeout: 30_000 }).toBe(true);
+      await expect.poll(() => hold.held() >= 4 || (hold.held() >= 1 && hold.held() + answered >= 6), { timeout: 30_000 }).toBe(true);
       const bobs = await gw("bob", "POST", "/api/payments/intents", { body: { amount: 1_000, currency: "usd", paymentMethod: who.bob.pm }, headers: key() });
-      release();
+      hold.release();
       const done = await Promise.all(alices);
       // Alice's own: made, or refused (hers waited for a connection her own charges held).
       for (const a of done) expect(a.status === 201 || a.status === 429 || a.json?.error?.code === "CHARGE_LOCKS_BUSY", a.text).toBe(true);
       expect([bobs.status, bobs.json?.error?.code], bobs.text).toEqual([201, undefined]);
       rig.judged += 7;
     } finally {
-      release();
-      fake.beforeAnswer = undefined;
+      hold.release();
     }
   }, 120_000);
 });

@@ -39,7 +39,7 @@ import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platf
 /** Besides the red team's services: the two whose routes take a per-user or per-key turn and were not in its platform. */
 const MORE = ["configuration-service", "ai-orchestrator"];
 const rig = useRedTeamPlatform("session-57", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000" }, MORE);
-const { srv, fake, gateways, who, failures, gw } = rig;
+const { srv, gateways, who, failures, gw } = rig;
 /** This file's run: names and keys it makes carry it (the broker and database are shared with other files). */
 const run57 = randomBytes(3).toString("hex");
 
@@ -517,24 +517,7 @@ describe("payment-service's account shares (account-shares.ts, 429 CHARGES_IN_PR
   const HELD = 5_757;
   const key = () => ({ "idempotency-key": `h57-${randomBytes(6).toString("hex")}` });
   const charge = (a: Account, amount: number) => gw(a.token, "POST", "/api/payments/intents", { body: { amount, currency: "usd", paymentMethod: a.pm }, headers: key() });
-  /** Holds the processor's answer to every charge of HELD until `release`; `held()` counts those at the processor. */
-  function holdCharges() {
-    let held = 0;
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    fake.beforeAnswer = async (intent) => {
-      if (intent.amount !== HELD) return;
-      held++;
-      await released;
-    };
-    return {
-      held: () => held,
-      release: () => {
-        release();
-        fake.beforeAnswer = undefined;
-      },
-    };
-  }
+  const holdCharges = () => rig.holdCharges(HELD);
 
   it("an account's two charges at the processor: its refund (by an admin) and another user's charge are made; its third charge a 429 naming nothing charged; a body sent slowly holds no share", async () => {
     const payer = await rig.account("payer");
