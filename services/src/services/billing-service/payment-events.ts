@@ -23,8 +23,7 @@ import { UnknownInvoiceError } from "./invoicing";
 const GIVEN_UP_KEPT = 10_000;
 
 export class PaymentEvents {
-  /** Per event id given up on, how it was looked for: the one-at-a-time pass's reason (the one recorded) says it too. */
-  private readonly givenUp = new Map<string, string>();
+  private readonly givenUp = new Set<string>();
 
   constructor(
     private readonly pg: PostgresClient,
@@ -46,12 +45,10 @@ export class PaymentEvents {
       } catch (err) {
         if (!(err instanceof UnknownInvoiceError)) throw err;
         const { eventId } = err.event;
-        const lookedFor = this.givenUp.get(eventId);
-        const wait = lookedFor !== undefined ? undefined : nextLookPause({ looks, waitedMs, budgetMs: this.opts.waitMs, eventAgeMs: Date.now() - err.event.ts });
+        const wait = this.givenUp.has(eventId) ? undefined : nextLookPause({ looks, waitedMs, budgetMs: this.opts.waitMs, eventAgeMs: Date.now() - err.event.ts });
         if (wait === undefined) {
-          const how = lookedFor ?? (looks > 1 ? ` (looked for ${looks} times over ${waitedMs} ms)` : "");
-          this.remember(eventId, how);
-          throw new PoisonMessageError(`${err.message}${how}: replay it once the invoice exists`);
+          this.remember(eventId);
+          throw new PoisonMessageError(`${err.message}${looks > 1 ? ` (looked for ${looks} times over ${waitedMs} ms)` : ""}: replay it once the invoice exists`);
         }
         this.log.warn({ eventId, invoiceId: err.invoiceId, looks }, "payment event names an invoice billing does not have (yet): looked for again shortly");
         try {
@@ -64,8 +61,8 @@ export class PaymentEvents {
     }
   }
 
-  private remember(eventId: string, how: string): void {
-    this.givenUp.set(eventId, how);
-    if (this.givenUp.size > GIVEN_UP_KEPT) this.givenUp.delete(this.givenUp.keys().next().value!);
+  private remember(eventId: string): void {
+    this.givenUp.add(eventId);
+    if (this.givenUp.size > GIVEN_UP_KEPT) this.givenUp.delete(this.givenUp.values().next().value!);
   }
 }
