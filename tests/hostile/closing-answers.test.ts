@@ -26,6 +26,7 @@ import { SECURITY_HEADERS } from "../../services/src/services/api-gateway/securi
 import { freePort } from "../harness/proc";
 import { useServers } from "../harness/shared";
 import { parseAnswers } from "../helpers/raw-http";
+import { watchServiceWarnings } from "../harness/child-warnings";
 
 const srv = useServers("postgres", "redis");
 
@@ -50,6 +51,7 @@ describe("a closing service's answers", { timeout: 300_000 }, () => {
     });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
+    watchServiceWarnings("api-gateway", child.stderr);
     const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     try {
       await new Promise<void>((resolve, reject) => {

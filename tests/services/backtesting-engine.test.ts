@@ -18,6 +18,7 @@ import { BarCache } from "../../services/src/services/backtesting-engine/bars";
 import { FAILED_ATTEMPT } from "../../services/src/services/backtesting-engine/worker";
 import { backtest, syntheticSeries } from "../../services/src/backtest";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
+import { watchServiceWarnings } from "../harness/child-warnings";
 
 const srv = useServers("postgres", "clickhouse");
 const ROOT = join(__dirname, "..", "..");
@@ -370,8 +371,9 @@ describe("a replica killed mid-job", () => {
     const sub = await call("POST", "/", { ...synthetic, period: { start: "2024-01-01T00:00:00Z", end: "2025-01-01T00:00:00Z" }, sweep: { parameters: { fast: [10, 12, 14] } } });
     expect(sub.status, sub.text).toBe(202);
     child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "services", "src", "main.ts"), "backtesting-engine"], {
-      cwd: ROOT, env: { ...process.env, ...env({ PORT: String(await freePort()), HOST: "127.0.0.1", BACKTEST_LEASE_MS: "5000" }) }, stdio: "ignore",
+      cwd: ROOT, env: { ...process.env, ...env({ PORT: String(await freePort()), HOST: "127.0.0.1", BACKTEST_LEASE_MS: "5000" }) }, stdio: ["ignore", "ignore", "pipe"],
     });
+    watchServiceWarnings("backtesting-engine (child replica)", child.stderr);
     const dead = `:${child.pid}`;
     await waitFor("the child replica to claim a job", async () =>
       (await pool.query("SELECT 1 FROM bt_jobs WHERE run_id = $1 AND status = 'running' AND worker LIKE $2", [sub.body.id, `%${dead}`])).rowCount === 1,

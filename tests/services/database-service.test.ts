@@ -35,6 +35,7 @@ import {
   type TopicSpec,
   type ArangoLike,
 } from "../../services/src/migrations";
+import { watchServiceWarnings } from "../harness/child-warnings";
 
 const srv = useServers("postgres", "redis", "kafka", "clickhouse");
 const quiet = { info() {}, warn() {} };
@@ -433,6 +434,7 @@ describe("migrate command and /datastores endpoint", () => {
         let out = "";
         p.stdout.on("data", (d) => (out += d));
         p.stderr.on("data", (d) => (out += d));
+        watchServiceWarnings("database-service migrate", p.stderr);
         p.on("exit", (code) => resolve({ code, out }));
       });
     const ok = await run({});

@@ -5,6 +5,7 @@ import { describe, expect, it, afterAll } from "vitest";
 import { headerLimitFor } from "../../services/src/kit/app";
 import { freePort } from "../harness/proc";
 import { createService, defineService, envEnum, envList, envUrl, loadConfig, ConfigError, describeConfig, Type, badRequest, peerBaseUrl, shuttingDown } from "../../services/src/kit";
+import { watchServiceWarnings } from "../harness/child-warnings";
 
 const probe = defineService({
   name: "central-hub", // any catalog entry: requires dragonfly
@@ -510,6 +511,7 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
     });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
+    watchServiceWarnings("api-gateway", child.stderr);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on("data", () => out.includes("api-gateway listening") && resolve());
       child.on("exit", (c) => reject(new Error(`exited early with ${c}: ${out}`)));
@@ -528,6 +530,7 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
     });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
+    watchServiceWarnings("api-gateway", child.stderr);
     const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on("data", () => out.includes("api-gateway listening") && resolve());
