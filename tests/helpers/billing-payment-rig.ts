@@ -36,11 +36,17 @@ export interface BillingPaymentRig {
   readonly billing: string;
   /** billing-service itself (its /metrics through inject). */
   readonly billingService: Service<any>;
+  /** The variables the rig's services started with (its PostgreSQL database, the broker, timings): for another service of the file. */
+  readonly env: Record<string, string>;
 }
 
 export interface BillingPaymentRigOptions {
   /** How the fake processor answers a charge at first ("sync" by default; "async": processing, settled later). */
   processorMode?: "sync" | "async";
+  /** billing-service's variables beside the rig's (they win). */
+  billingEnv?: Record<string, string>;
+  /** Where billing-service's log lines go (the rig's services log nothing otherwise); with billingEnv's LOG_LEVEL. */
+  billingLog?: { write(line: string): void };
 }
 
 type Writable = { -readonly [K in keyof BillingPaymentRig]: BillingPaymentRig[K] };
@@ -66,6 +72,7 @@ export function useBillingPaymentRig(opts: BillingPaymentRigOptions = {}): Billi
       PAYMENT_RECONCILE_INTERVAL_MS: "0", PAYMENT_RECONCILE_GRACE_MS: "0", PAYMENT_OUTBOX_INTERVAL_MS: "50",
       BILLING_OUTBOX_INTERVAL_MS: "50", BILLING_CYCLE_INTERVAL_MS: "0", BILLING_CONSUMER_GROUP: rig.group,
     };
+    rig.env = env;
     rig.pool = new pg.Pool({ connectionString: env.POSTGRES_URL, max: 4 });
     await runPostgresMigrations(rig.pool);
     rig.kafka = new kafkajs.Kafka({ brokers: env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
@@ -75,7 +82,7 @@ export function useBillingPaymentRig(opts: BillingPaymentRigOptions = {}): Billi
     const payments = await createService(paymentService, { env, defaultMetrics: false });
     started.push(payments);
     rig.payments = await payments.listen({ port: 0, host: "127.0.0.1" });
-    rig.billingService = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: rig.payments }, defaultMetrics: false });
+    rig.billingService = await createService(billingService, { env: { ...env, SERVICE_PAYMENT_SERVICE_URL: rig.payments, ...opts.billingEnv }, defaultMetrics: false, ...(opts.billingLog ? { logStream: opts.billingLog } : {}) });
     started.push(rig.billingService);
     rig.billing = await rig.billingService.listen({ port: 0, host: "127.0.0.1" });
     fake.webhookUrl = `${rig.payments}/webhooks/processor`;

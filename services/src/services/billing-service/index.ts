@@ -3,7 +3,8 @@
  * end), usage-based prices metered by usage-monitoring, invoices with line items, dunning.
  * Charges through payment-service (/internal/intents), learns outcomes from `payments.events`,
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
- * billing.ts; invoices, charges and payment outcomes: invoicing.ts; data access: repo.ts, and the
+ * billing.ts; invoices, charges and payment outcomes: invoicing.ts; the consumer of payment events
+ * (an unknown invoice's wait, then its dead letter; a held row's bounded wait): payment-events.ts; data access: repo.ts, and the
  * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
  * isolation.ts; gauges of held charges: billing-metrics.ts (their read: held-charges.ts); pure domain: domain/.
  */
@@ -20,6 +21,7 @@ import { refusesCharge } from "./domain/invoices";
 import { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./invoicing";
 import { registerHeldChargeGauges } from "./billing-metrics";
 import { heldCharges } from "./held-charges";
+import { PaymentEvents } from "./payment-events";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
 
@@ -100,6 +102,17 @@ export default defineService({
     // A charge held for an operator longer than this is counted overdue (billing-metrics.ts): the invoice
     // waits on an operator's action at payment-service, and nothing else ends the hold.
     BILLING_CHARGE_HOLD_OVERDUE_DAYS: Type.Integer({ default: 7, minimum: 1, maximum: 365, description: "days a held charge may wait before it counts overdue" }),
+    // A batch of payment events is looked at again for this long (payment-events.ts) when one of them names an
+    // invoice billing does not have (then set aside in consumer_dead_letters; one older than a minute at once),
+    // or a row it locks is held by another transaction (each look's lock_timeout: what is left of it; then retried
+    // as an outage). The wait holds the partition without a heartbeat: at most a third of the session timeout.
+    BILLING_UNKNOWN_INVOICE_WAIT_MS: Type.Integer({
+      default: 2_000,
+      minimum: 0,
+      maximum: 100_000,
+      atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: "the wait holds a batch without a heartbeat, and Kafka evicts a member silent for KAFKA_SESSION_TIMEOUT_MS" },
+      description: "how long a batch of payment events waits for an invoice one of them names that billing does not have yet (then that event is set aside as a dead letter; 0: at once), or for rows another transaction holds (then the batch is retried later)",
+    }),
   },
   async register(ctx) {
     const c = ctx.config;
@@ -121,16 +134,12 @@ export default defineService({
     const processedExpired = new PeriodicDelete("bil_processed_events rows past the retention", () => repo.deleteProcessedEventsPastRetention(c.BILLING_PROCESSED_EVENT_RETENTION_DAYS, 5_000), ctx.log);
     processedExpired.start();
     ctx.onClose(() => processedExpired.stop());
+    const paymentEvents = new PaymentEvents(repo, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, closing: ctx.closing });
     await consumeBatches(ctx, {
       groupId: c.BILLING_CONSUMER_GROUP,
       topics: [BUSINESS_TOPICS.payments],
       handle: async (msgs) => {
-        const changed = await pg.transaction(async (tx) => {
-          let any = false;
-          for (const m of msgs) any = (await billing.onPaymentEvent(tx, JSON.parse(m.value) as PaymentEventMsg)) || any;
-          return any;
-        });
-        if (changed) relay.notify();
+        if (await paymentEvents.apply(msgs.map((m) => JSON.parse(m.value) as PaymentEventMsg))) relay.notify();
       },
     });
     if (c.BILLING_CYCLE_INTERVAL_MS > 0) {

@@ -10,7 +10,8 @@
  * (give-backs.ts). Each payment's failure counts as one failed attempt, once (bil_failed_attempts), as does
  * a charge payment-service refuses (`refused:<key>`); a
  * payment that succeeds after its failure counted (closed by payment-service's reconciler, then paid)
- * pays the invoice without counting its attempt again.
+ * pays the invoice without counting its attempt again. An event naming an invoice billing does not
+ * have throws UnknownInvoiceError (payment-events.ts waits for it briefly, then sets the event aside).
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
@@ -26,6 +27,26 @@ import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./payment-gateway";
+
+/**
+ * A payment event names an invoice billing does not have (its transaction is rolled back: nothing of it
+ * recorded, not even its event id). The consumer looks again for a while, then sets it aside
+ * (payment-events.ts, domain/unknown-invoices.ts).
+ */
+export class UnknownInvoiceError extends Error {
+  constructor(
+    readonly invoiceId: string,
+    readonly event: PaymentEventMsg,
+  ) {
+    super(`payments.events message: reference: names invoice ${invoiceId}, which billing does not have`);
+    this.name = "UnknownInvoiceError";
+  }
+}
+
+/** The invoice a payment event's `reference` names (`invoice:<id>`), or "" (not billing's). */
+export function invoiceIdOf(ev: Pick<PaymentEventMsg, "reference">): string {
+  return ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
+}
 
 /** bil_failed_attempts' `intent_id` of a charge payment-service refused (no payment made): this and the attempt's key. */
 export const REFUSED_ATTEMPT_PREFIX = "refused:";
@@ -165,12 +186,13 @@ export class Invoicing {
 
   /** Applies one payments.events message (deduped by event id). */
   async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
-    const invoiceId = ev.reference?.startsWith(INVOICE_REFERENCE_PREFIX) ? ev.reference.slice(INVOICE_REFERENCE_PREFIX.length) : "";
+    const invoiceId = invoiceIdOf(ev);
     const aboutRefund = isRefundEvent(ev.type);
     if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed" && !aboutRefund)) return false;
     if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
     const inv = await this.repo.invoice(invoiceId, c, true);
-    if (!inv) return false;
+    // Not acknowledged as done: looked for again, then set aside (before session 57: marked processed, a log line).
+    if (!inv) throw new UnknownInvoiceError(invoiceId, ev);
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
     // (a refund event's currency is the refund's: one an operator settled in the processor's other
     // currency is still this payment's, told in that currency; give-backs.ts compares what it can. The

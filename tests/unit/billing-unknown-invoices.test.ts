@@ -1,0 +1,54 @@
+/**
+ * billing-service's wait for an invoice a payment event names that billing does not have
+ * (domain/unknown-invoices.ts, session 57): pauses doubling from FIRST_PAUSE_MS within the batch's
+ * budget, none for an event older than RACE_WINDOW_MS or once the budget is spent (set aside then).
+ * A row held by another transaction (session 58): the same pauses whatever the event's age, and each
+ * look's lock wait half of what is left of the budget, never below MIN_LOCK_WAIT_MS (lock_timeout 0: no bound).
+ */
+import { describe, expect, it } from "vitest";
+import { FIRST_PAUSE_MS, lockWaitMs, MIN_LOCK_WAIT_MS, nextLookPause, RACE_WINDOW_MS } from "../../services/src/services/billing-service/domain/unknown-invoices";
+
+/** The pauses of a batch whose invoice never appears. */
+function pauses(budgetMs: number, eventAgeMs: number | undefined = 0): number[] {
+  const out: number[] = [];
+  let waitedMs = 0;
+  for (let looks = 1; ; looks++) {
+    const p = nextLookPause({ looks, waitedMs, budgetMs, eventAgeMs });
+    if (p === undefined) return out;
+    out.push(p);
+    waitedMs += p;
+  }
+}
+
+describe("looking again for a payment event's unknown invoice", () => {
+  it("doubles from the first pause and spends the budget exactly, then gives up", () => {
+    expect(FIRST_PAUSE_MS).toBe(100);
+    expect(pauses(2_000)).toEqual([100, 200, 400, 800, 500]);
+    expect(pauses(2_000).reduce((a, b) => a + b, 0)).toBe(2_000);
+    expect(pauses(100)).toEqual([100]);
+  });
+
+  it("a budget of 0 sets the event aside at once", () => {
+    expect(pauses(0)).toEqual([]);
+  });
+
+  it("an event older than the race window is not waited for; one ahead of our clock (another host's) is", () => {
+    expect(pauses(2_000, RACE_WINDOW_MS + 1)).toEqual([]);
+    expect(pauses(2_000, RACE_WINDOW_MS)).toHaveLength(5);
+    expect(pauses(2_000, -5_000)).toHaveLength(5);
+  });
+
+  it("a held row is looked at again with the same pauses, whatever the event's age", () => {
+    expect(pauses(2_000, undefined)).toEqual([100, 200, 400, 800, 500]);
+    expect(pauses(0, undefined)).toEqual([]);
+  });
+
+  it("a look waits for a lock half of what is left of the budget, at least the floor", () => {
+    expect(lockWaitMs({ waitedMs: 0, budgetMs: 2_000 })).toBe(1_000);
+    expect(lockWaitMs({ waitedMs: 1_000.6, budgetMs: 2_000 })).toBe(499);
+    expect(lockWaitMs({ waitedMs: 1_950, budgetMs: 2_000 })).toBe(MIN_LOCK_WAIT_MS);
+    expect(lockWaitMs({ waitedMs: 2_500, budgetMs: 2_000 })).toBe(MIN_LOCK_WAIT_MS);
+    expect(lockWaitMs({ waitedMs: 0, budgetMs: 0 })).toBe(MIN_LOCK_WAIT_MS);
+    expect(MIN_LOCK_WAIT_MS).toBeGreaterThan(0);
+  });
+});
