@@ -62,7 +62,7 @@ class GatedProcessor extends CardProcessor {
 let processor: GatedProcessor;
 let payments: Payments;
 let locks: ChargeLocks;
-const pgConfig = () => ({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 10, POSTGRES_CONNECT_TIMEOUT_MS: 10_000 });
+const pgConfig = () => ({ POSTGRES_URL: srv.postgres.url, POSTGRES_POOL_MAX: 10, POSTGRES_CONNECT_TIMEOUT_MS: 10_000, POSTGRES_LOCK_WAIT_MS: 10_000 });
 
 beforeAll(async () => {
   await fake.start();

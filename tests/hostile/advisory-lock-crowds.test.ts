@@ -33,8 +33,10 @@ const c = new RaceClient(() => gatewayUrl);
 
 beforeAll(async () => {
   p = await startPlatform(srv.env, { BACKTEST_WORKER: "false", BACKTEST_MAX_OPEN_JOBS_PER_USER: "50", BILLING_CYCLE_INTERVAL_MS: "0" }, { only: ["api-gateway", "user-management"] });
-  // A pool of 3 whose checkout gives up after 2 s: the crowd is twice the pool.
-  engine = await createService(await registry["backtesting-engine"](), { env: { ...p.env, POSTGRES_POOL_MAX: String(POOL), POSTGRES_CONNECT_TIMEOUT_MS: "2000" }, defaultMetrics: false });
+  // A pool of 3 whose checkout gives up after 2 s: the crowd is twice the pool. The crowd waits as long
+  // as this test holds the owner's lock (its arrival on a loaded host included): the kit's bound on a
+  // lock wait (POSTGRES_LOCK_WAIT_MS, 10 s by default; tests/services/kit-postgres-lock-bounds.test.ts) at its most.
+  engine = await createService(await registry["backtesting-engine"](), { env: { ...p.env, POSTGRES_POOL_MAX: String(POOL), POSTGRES_CONNECT_TIMEOUT_MS: "2000", POSTGRES_LOCK_WAIT_MS: "600000" }, defaultMetrics: false });
   const engineUrl = await engine.listen({ port: 0, host: "127.0.0.1" });
   gateway = await createService(await registry["api-gateway"](), { env: { ...p.env, SERVICE_BACKTESTING_ENGINE_URL: engineUrl, GATEWAY_FAST_LANE: "true" }, defaultMetrics: false });
   gatewayUrl = await gateway.listen({ port: 0, host: "127.0.0.1" });

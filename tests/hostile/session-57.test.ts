@@ -38,7 +38,8 @@ import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platf
 
 /** Besides the red team's services: the two whose routes take a per-user or per-key turn and were not in its platform. */
 const MORE = ["configuration-service", "ai-orchestrator"];
-const rig = useRedTeamPlatform("session-57", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000" }, MORE);
+// POSTGRES_LOCK_WAIT_MS: the crowds below wait for a turn as long as the test holds the lock (their arrival on a loaded host included), past the kit's 10 s default.
+const rig = useRedTeamPlatform("session-57", { PAYMENT_CHARGE_LOCK_CONNECTIONS: "4", PAYMENT_CHARGE_LOCK_WAIT_MS: "2000", POSTGRES_LOCK_WAIT_MS: "120000" }, MORE);
 const { srv, gateways, who, failures, gw } = rig;
 /** This file's run: names and keys it makes carry it (the broker and database are shared with other files). */
 const run57 = randomBytes(3).toString("hex");

@@ -20,9 +20,9 @@ import { useServers } from "../harness/shared";
 
 const srv = useServers("postgres");
 const silent = { warn: () => undefined } as unknown as Parameters<typeof createPostgres>[1];
-/** A kit pool of `max` connections whose checkout gives up after `timeoutMs`. */
+/** A kit pool of `max` connections whose checkout gives up after `timeoutMs`; its lock waits end after 2 min (the kit's bound: kit-postgres-lock-bounds.test.ts), past any hold of these cases on a loaded host. */
 const kitPool = (max: number, timeoutMs: number) =>
-  createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: max, POSTGRES_CONNECT_TIMEOUT_MS: timeoutMs } as Parameters<typeof createPostgres>[0], silent);
+  createPostgres({ POSTGRES_URL: srv.env.POSTGRES_URL, POSTGRES_POOL_MAX: max, POSTGRES_CONNECT_TIMEOUT_MS: timeoutMs, POSTGRES_LOCK_WAIT_MS: 120_000 }, silent);
 
 const SPACE = 0x7465; // "te": this file's key space
 let admin: InstanceType<typeof pgModule.Client>;
@@ -150,7 +150,7 @@ describe("advisory locks: one key's crowd and another key's transaction", () => 
     await Promise.all([first, second]);
     expect(log).toEqual(["a1 start", "b1", "a1 end", "a2"]);
     expect(turns.waiting).toBe(0);
-    expect((turns as unknown as { tails: Map<string, unknown> }).tails.size).toBe(0);
+    expect((turns as unknown as { lines: Map<string, unknown> }).lines.size).toBe(0);
   });
 });
 

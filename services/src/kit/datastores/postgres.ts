@@ -2,9 +2,9 @@
 import type { Logger } from "pino";
 import type { ClientBase, Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from "pg";
 import type { DatastoreConfig } from "./env";
-import { CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, turnName, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
+import { boundedLockStatements, checkWaitMs, CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, LOCK_WAIT_DEFAULT_MS, turnName, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
 
-export { CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
+export { boundedLockStatements, CONFLICT_SQLSTATES, conflictPauseMs, KeyedTurns, LockWaitError, LOCK_WAIT_DEFAULT_MS, type AdvisoryLock, type TransactionOptions } from "./postgres-contention";
 
 /**
  * What data-access functions take: the pool (one statement, any connection) or the client of a
@@ -203,7 +203,8 @@ export function advisoryLockStatement(lock: AdvisoryLock): string {
   return `SELECT pg_advisory_xact_lock(${lock.space}, hashtext(${textLiteral(lock.key)}))`;
 }
 
-export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, extra: PoolConfig = {}) {
+/** POSTGRES_LOCK_WAIT_MS may be left out (LOCK_WAIT_DEFAULT_MS): a pool of a service's own (charge-locks.ts), a test's. */
+export function createPostgres(cfg: Omit<DatastoreConfig["postgres"], "POSTGRES_LOCK_WAIT_MS"> & { POSTGRES_LOCK_WAIT_MS?: number }, log: Logger, extra: PoolConfig = {}) {
   const pool: Pool = patientPool(
     {
       connectionString: cfg.POSTGRES_URL,
@@ -222,9 +223,9 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
   pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: { message: err.message } }, "postgres connection lost")));
   // (pg-pool re-emits an idle client's error on the pool, and an unheard pool 'error' throws: the client's listener logged it)
   pool.on("error", () => undefined);
-  const turns = new KeyedTurns();
+  const turns = new KeyedTurns({ waitMs: checkWaitMs(cfg.POSTGRES_LOCK_WAIT_MS ?? LOCK_WAIT_DEFAULT_MS, "POSTGRES_LOCK_WAIT_MS") });
 
-  async function transactionOnce<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions): Promise<T> {
+  async function transactionOnce<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions, lockDeadline: number): Promise<T> {
     const client = await pool.connect();
     if (opts.prepared)
       await prepareStatements(client, opts.prepared).catch((e: unknown) => {
@@ -232,7 +233,7 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
         throw e;
       });
     try {
-      const head = ["BEGIN", ...(opts.prepared ? [GENERIC_PLANS] : []), ...(opts.lock === undefined ? [] : [advisoryLockStatement(opts.lock)])];
+      const head = ["BEGIN", ...(opts.prepared ? [GENERIC_PLANS] : []), ...(opts.lock === undefined ? [] : boundedLockStatements(advisoryLockStatement(opts.lock), lockDeadline))];
       const answer: unknown = await client.query([...head, ...(opts.begin === undefined ? [] : [opts.begin])].join("; "));
       const each = opts.begin === undefined ? [] : (answer as QueryResult[]).slice(head.length).map((r) => r.rows);
       let committed = false;
@@ -270,19 +271,21 @@ export function createPostgres(cfg: DatastoreConfig["postgres"], log: Logger, ex
      */
     async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       const retries = opts.retryConflicts ?? 0;
-      const tries = async () => {
+      const waitMs = checkWaitMs(opts.lockWaitMs ?? turns.bounds.waitMs, "lockWaitMs");
+      // A try's lock wait in PostgreSQL ends at `deadline` (performance.now()): the first's shares the bound with the turn's, a try again waits anew (the turn is held).
+      const tries = async (deadline: number) => {
         for (let attempt = 1; ; attempt++) {
           try {
-            return await transactionOnce(fn, opts);
+            return await transactionOnce(fn, opts, attempt === 1 ? deadline : performance.now() + waitMs);
           } catch (e) {
             if (attempt > retries || !CONFLICT_SQLSTATES.has((e as { code?: string }).code ?? "")) throw e;
             await new Promise((resolve) => setTimeout(resolve, conflictPauseMs(attempt)));
           }
         }
       };
-      return opts.lock === undefined ? tries() : turns.run(turnName(opts.lock), tries);
+      return opts.lock === undefined ? tries(Infinity) : turns.run(turnName(opts.lock), tries, waitMs);
     },
-    /** The turns of the advisory locks `transaction`'s `lock` takes (`waiting`: transactions waiting for theirs, holding no connection). */
+    /** The turns of the advisory locks `transaction`'s `lock` takes (`waiting`: transactions waiting for theirs, holding no connection; `bounds`: postgres-contention.ts). */
     turns,
     async ping() {
       await pool.query("SELECT 1");
