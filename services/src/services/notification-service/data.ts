@@ -224,6 +224,18 @@ export async function deadLetters(db: Queryable, userId: string | null, limit: n
  * letter's owner (that id) was deleted, read under the account's lock: nothing is queued for it.
  */
 export async function replayDeadLetter(tx: Queryable, id: string, userId: string | null, maxPending: number): Promise<"replayed" | "already" | "full" | { accountDeleted: string } | undefined> {
+  // The delivery's row first, then the letter's: the retention pass's order (deleteOldDeliveries). The
+  // letter first and the delivery last (its UPDATE below, four round trips later), a replay of a letter
+  // just of retention age met the pass, holding the delivery and waiting for the letter, in a deadlock
+  // (40P01: the replay's 503 or the pass failed; tests/business/notification-lock-order.test.ts: 13 in
+  // PostgreSQL's count before its rounds stopped at two replays' 503). Locked here, the delivery is skipped by the pass (SKIP LOCKED); one the
+  // pass holds is waited for and, deleted, no longer found (404). FOR NO KEY UPDATE: the UPDATE's own
+  // lock, which a dead letter's insert (the foreign key's KEY SHARE) does not wait for.
+  const locked = await tx.query(
+    "SELECT d.delivery_id FROM nt_dead_letters l JOIN nt_deliveries d USING (delivery_id) WHERE l.dead_letter_id = $1 AND ($2::text IS NULL OR l.user_id = $2) FOR NO KEY UPDATE OF d",
+    [id, userId],
+  );
+  if (locked.rowCount === 0) return undefined;
   const l = (
     await tx.query<{ delivery_id: string; replayed_at: Date | null; user_id: string; channel: Channel }>(
       "SELECT delivery_id, replayed_at, user_id, channel FROM nt_dead_letters WHERE dead_letter_id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE",
@@ -249,6 +261,8 @@ export async function replayDeadLetter(tx: Queryable, id: string, userId: string
  * dead letter (replayed, then sent), which the dead letter's foreign key kept the DELETE from removing
  * (the pass failed, and the next took the same rows), stopped the retention for every user for good. A
  * redelivered event older than that (Kafka keeps days, this months) could notify again.
+ * Lock order: the deliveries' rows (FOR UPDATE SKIP LOCKED), then their dead letters' (the DELETE), as a
+ * replay takes them (replayDeadLetter); no advisory lock, no account row.
  */
 export async function deleteOldDeliveries(db: Queryable, afterSeconds: number, batch: number): Promise<number> {
   const r = await db.query(
