@@ -75,7 +75,7 @@ export class DeletedCustomers {
     let deleted = 0;
     for (let i = 0; i < limit; i++) {
       // (before the claim is asked: the lease the database starts after this can only end later)
-      const asked = Date.now();
+      const asked = performance.now();
       const due = await this.data.claimDue(claim, this.bounds.leaseMs);
       if (!due) break;
       const removed = await this.remove(due.userId, due.customerId, claim, asked);
@@ -94,20 +94,23 @@ export class DeletedCustomers {
    */
   async recordAndRemove(userId: string, customerId: string): Promise<void> {
     const claim = randomUUID();
-    const asked = Date.now();
+    const asked = performance.now();
     await this.data.recordForDeletion(userId, customerId, claim, this.bounds.leaseMs);
     await this.remove(userId, customerId, claim, asked);
   }
 
   /**
-   * Deletes the customer at the processor, within the claim `claim` asked at `asked` (epoch ms), and
+   * Deletes the customer at the processor, within the claim `claim` asked at `asked` (performance.now()), and
    * records it; false (logged with its ids) when the processor did not: the claim ended so the next pass
    * tries it again, unless the call was cut at its deadline (its last attempt may still be on its way to
    * the processor: the claim runs to its lease's end, the margin after the deadline, rather than let
    * another pass send beside it). `recorded`: this call recorded it (false: recorded already by another).
    */
   private async remove(userId: string, customerId: string, claim: string, asked: number): Promise<false | { recorded: boolean }> {
-    const left = asked + this.bounds.callMs - Date.now();
+    // The monotonic clock: the call's time is measured in this process, where a wall-clock step (NTP, a
+    // VM resumed) would stretch it past the claim's lease (a second pass then sends beside it) or cut it.
+    // The lease itself stays on the database's clock (now() + leaseMs, stored: every replica reads it).
+    const left = asked + this.bounds.callMs - performance.now();
     let sent = false;
     try {
       // (a claim that took its call's whole time to answer: nothing is sent under it)

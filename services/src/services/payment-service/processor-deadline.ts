@@ -28,7 +28,10 @@ export class CallDeadlineError extends Error {
   }
 }
 
-/** The deadline (epoch ms) of the processor call running in this async context, if it has one. */
+/**
+ * The deadline (performance.now(): in-process, so a wall-clock step neither stretches nor cuts it) of the
+ * processor call running in this async context, if it has one.
+ */
 const callDeadline = new AsyncLocalStorage<number>();
 
 /**
@@ -49,7 +52,7 @@ export class DeadlineHttpClient extends Stripe.HttpClient {
   override makeRequest(...[host, port, path, method, headers, body, protocol, timeout]: Parameters<Stripe.HttpClient["makeRequest"]>): ReturnType<Stripe.HttpClient["makeRequest"]> {
     const deadline = callDeadline.getStore();
     if (deadline === undefined) return this.inner.makeRequest(host, port, path, method, headers, body, protocol, timeout);
-    const left = deadline - Date.now();
+    const left = deadline - performance.now();
     // Refused before anything is sent: the SDK takes it for a connection error (no request reached the processor).
     if (left <= 0) return Promise.reject(Object.assign(new Error("the call's deadline passed before this attempt"), { code: "DEADLINE_PASSED" }));
     return this.inner.makeRequest(host, port, path, method, headers, body, protocol, Math.min(timeout, left));
@@ -58,7 +61,7 @@ export class DeadlineHttpClient extends Stripe.HttpClient {
 
 /** `call` run with a deadline `ms` from now: its attempts cut at it (DeadlineHttpClient), and answered `passed()` (ChargeDeadlineError unless given) then at the latest. */
 export function withinDeadline<T>(ms: number, call: () => Promise<T>, passed: () => Error = () => new ChargeDeadlineError(ms)): Promise<T> {
-  const running = callDeadline.run(Date.now() + ms, call);
+  const running = callDeadline.run(performance.now() + ms, call);
   let timer: NodeJS.Timeout | undefined;
   const lost = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(passed()), ms);
