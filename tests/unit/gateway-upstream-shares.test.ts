@@ -2,7 +2,8 @@
  * The gateway's per-client share of its connections to a service (api-gateway upstream-shares.ts,
  * session 57's red team): a client past a quarter of them is refused 429 only while the connections
  * left would fall under a quarter; within its share a client is never refused; other services and
- * other clients are counted apart; nothing is kept once a client's requests answered.
+ * other clients are counted apart; nothing is kept once a client's requests answered. The fast lane's
+ * pool counts by `enter` and `leave` (no promise: its hot path), the Fastify path's by `run`: one rule.
  */
 import { describe, expect, it } from "vitest";
 import { UpstreamShares } from "../../services/src/services/api-gateway/upstream-shares";
@@ -37,7 +38,7 @@ describe("each client's share of the gateway's connections to a service", () => 
     held.forEach((p) => p.answer());
     await Promise.all(running);
     expect(shares.inFlight("svc")).toBe(0);
-    expect((shares as unknown as { clients: Map<string, number> }).clients.size).toBe(0);
+    expect(shares.clientsUnderWay("svc")).toBe(0);
   });
 
   it("within its share a client is never refused, however full the service (the pool queues it as before)", async () => {
@@ -53,5 +54,24 @@ describe("each client's share of the gateway's connections to a service", () => 
     const shares = new UpstreamShares(4);
     await expect(shares.run("svc", "a", async () => Promise.reject(new Error("upstream down")))).rejects.toThrow("upstream down");
     expect(shares.inFlight("svc")).toBe(0);
+  });
+
+  it("enter and leave (the fast lane's): the same rule, the same 429, and every place given back", () => {
+    const shares = new UpstreamShares(8);
+    for (let i = 0; i < 6; i++) expect(shares.enter("svc", "crowd")).toBe(true);
+    expect(shares.enter("svc", "crowd")).toBe(false);
+    expect(shares.inFlight("svc")).toBe(6);
+    const e = shares.refusal("svc", "crowd");
+    expect([e.statusCode, e.code, e.headers?.["retry-after"], e.field]).toEqual([429, "TOO_MANY_IN_FLIGHT", "1", undefined]);
+    expect(e.message).toMatch(/^6 of this client's requests .* nothing was sent/);
+    expect([shares.enter("svc", "other"), shares.enter("svc", "other")]).toEqual([true, true]);
+    // Within its share even with the service full past three quarters.
+    expect(shares.inFlight("svc")).toBe(8);
+    shares.leave("svc", "crowd");
+    expect(shares.enter("svc", "crowd")).toBe(false); // 8 under way still: a quarter kept for others
+    for (let i = 0; i < 6; i++) shares.leave("svc", i < 5 ? "crowd" : "other");
+    shares.leave("svc", "other");
+    expect([shares.inFlight("svc"), shares.clientsUnderWay("svc")]).toEqual([0, 0]);
+    expect(shares.enter("svc", "crowd")).toBe(true);
   });
 });

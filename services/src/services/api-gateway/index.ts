@@ -39,7 +39,7 @@ import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { SECURITY_HEADERS } from "./security-headers";
 import { UserStates } from "./user-states";
 
-/** The Fastify path's connections to each service (./upstreams.ts), every client's; each client's share of them: ./upstream-shares.ts. */
+/** The Fastify path's connections to each service (./upstreams.ts), every client's, and the fast lane's (as many); each client's share of each pool: ./upstream-shares.ts. */
 const UPSTREAM_CONNECTIONS = 128;
 
 export default defineService({
@@ -201,7 +201,7 @@ export default defineService({
       const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams, shares: new UpstreamShares(UPSTREAM_CONNECTIONS) });
       const off = fastLaneOff(ctx);
       if (off) log.info({ reason: off }, "gateway fast lane off");
-      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers });
+      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers, connections: UPSTREAM_CONNECTIONS });
     });
   },
 });

@@ -1,22 +1,28 @@
 /**
- * Each client's share of the gateway's connections to a service (the Fastify path's pool,
- * ./upstreams.ts: `connections` a service, every client's). A client (a user, or the address of a
- * request without one) past its share of requests under way to one service may send more only while
- * `share` connections stay free for the others; past that it is answered 429 TOO_MANY_IN_FLIGHT at once
- * (nothing sent upstream: the same request may be sent again). Without it one user's 130 writes waiting
- * for their turn at a service (its lock held by a slow transaction elsewhere) held all 128 connections,
- * and another user's write to that service got no answer until the crowd ended or PROXY_TIMEOUT_MS cut
- * it (red team, session 57). A client alone may still use three quarters of them (benches, batch jobs);
- * clients within their share are never refused here (many of them filling the pool wait in it as before).
- * Counted from the request sent to its answer's head; in-process, as the pool is.
+ * Each client's share of the gateway's connections to a service: one rule for both of its pools, the
+ * Fastify path's (./upstreams.ts, `run`) and the fast lane's for GET and HEAD (./fast-lane/upstream-pool.ts,
+ * `enter` and `leave`), each pool with an instance of its own (`connections` a service, every client's).
+ * A client (a user, or the address of a request without one) past its share of requests under way to one
+ * service may send more only while `share` connections stay free for the others; past that it is
+ * answered 429 TOO_MANY_IN_FLIGHT at once (nothing sent upstream: the same request may be sent again).
+ * Without it one user's 130 writes waiting for their turn at a service (its lock held by a slow
+ * transaction elsewhere) held all 128 connections, and another user's write to that service got no
+ * answer until the crowd ended or PROXY_TIMEOUT_MS cut it (red team, session 57); the lane's pool had
+ * no share until session 58, so one user's slow GETs held every lane connection to a service the same way.
+ * A client alone may still use three quarters of them (benches, batch jobs); clients within their share
+ * are never refused here (many of them filling the pool wait in it as before).
+ * Counted from the request sent to its answer's head; in-process, as the pools are.
  */
 import { HttpError } from "../../kit";
 
+/** One service's requests under way: every client's, and each client's (only clients with one or more). */
+interface UnderWay {
+  all: number;
+  readonly clients: Map<string, number>;
+}
+
 export class UpstreamShares {
-  /** Per service and client, its requests under way (only those with one or more). */
-  private readonly clients = new Map<string, number>();
-  /** Per service, every client's requests under way. */
-  private readonly services = new Map<string, number>();
+  private readonly services = new Map<string, UnderWay>();
   /** A client's requests under way to one service that are never refused: a quarter of the connections. */
   readonly share: number;
 
@@ -24,34 +30,59 @@ export class UpstreamShares {
     this.share = Math.max(1, Math.floor(connections / 4));
   }
 
+  /**
+   * Counts one of `client`'s requests to `service` as under way (true), or refuses it (false, nothing
+   * counted; `refusal` is its answer). The lane's check on every request: two map reads and writes, and
+   * no object made once the service was seen (its keys are strings the request already holds).
+   */
+  enter(service: string, client: string): boolean {
+    let s = this.services.get(service);
+    if (s === undefined) this.services.set(service, (s = { all: 0, clients: new Map() }));
+    const mine = s.clients.get(client) ?? 0;
+    if (mine >= this.share && s.all + 1 > this.connections - this.share) return false;
+    s.clients.set(client, mine + 1);
+    s.all++;
+    return true;
+  }
+
+  /** One of `client`'s requests to `service` that `enter` counted has its answer's head (or none will come). */
+  leave(service: string, client: string): void {
+    const s = this.services.get(service)!;
+    const left = s.clients.get(client)! - 1;
+    if (left === 0) s.clients.delete(client);
+    else s.clients.set(client, left);
+    s.all--;
+  }
+
+  /** The 429 of a request `enter` refused. */
+  refusal(service: string, client: string): HttpError {
+    const mine = this.services.get(service)?.clients.get(client) ?? 0;
+    return new HttpError(
+      429,
+      "TOO_MANY_IN_FLIGHT",
+      `${mine} of this client's requests to this API are under way and the connections left are kept for other clients; nothing was sent, retry once one has answered`,
+      undefined,
+      { "retry-after": "1" },
+    );
+  }
+
   /** Runs `send` counted as one of `client`'s requests to `service`, or throws the 429 when the rule above refuses it. */
   async run<T>(service: string, client: string, send: () => Promise<T>): Promise<T> {
-    const key = `${service}\u0000${client}`;
-    const mine = this.clients.get(key) ?? 0;
-    const all = this.services.get(service) ?? 0;
-    if (mine >= this.share && all + 1 > this.connections - this.share) {
-      throw new HttpError(
-        429,
-        "TOO_MANY_IN_FLIGHT",
-        `${mine} of this client's requests to this API are under way and the connections left are kept for other clients; nothing was sent, retry once one has answered`,
-        undefined,
-        { "retry-after": "1" },
-      );
-    }
-    this.clients.set(key, mine + 1);
-    this.services.set(service, all + 1);
+    if (!this.enter(service, client)) throw this.refusal(service, client);
     try {
       return await send();
     } finally {
-      const left = this.clients.get(key)! - 1;
-      if (left === 0) this.clients.delete(key);
-      else this.clients.set(key, left);
-      this.services.set(service, this.services.get(service)! - 1);
+      this.leave(service, client);
     }
   }
 
   /** Requests under way to `service` (all clients'). */
   inFlight(service: string): number {
-    return this.services.get(service) ?? 0;
+    return this.services.get(service)?.all ?? 0;
+  }
+
+  /** Clients with requests under way to `service` (one whose requests all answered is not kept). */
+  clientsUnderWay(service: string): number {
+    return this.services.get(service)?.clients.size ?? 0;
   }
 }

@@ -184,3 +184,14 @@ export function streamedHead(a: AnswerHead, upstreamRaw: readonly string[]): { h
 
 /** The platform's error body (kit errorBody's shape). */
 export const errorBodyOf = (requestId: string, code: string, message: string): Buffer => Buffer.from(JSON.stringify({ error: { code, message, requestId } }));
+
+/** The access line's fields (kit probes.ts writes the same for the Fastify path). */
+export interface AccessLine {
+  requestId: string;
+  clientRequestId?: string;
+  method: string;
+  url: string;
+  statusCode: number;
+  ms: number;
+  reason?: string;
+}

@@ -6,6 +6,7 @@ import type { Authenticator } from "../authenticate";
 import type { CounterTally } from "../counter-tally";
 import type { GatewayLimits } from "../limits";
 import type { TargetCache, UpstreamTarget } from "../proxy";
+import type { UpstreamShares } from "../upstream-shares";
 import type { UsageEmitter } from "../usage";
 import type { FastifyRouteCheck } from "./fastify-route";
 import type { UpstreamPool } from "./upstream-pool";
@@ -29,6 +30,8 @@ export interface LaneDeps {
   maxHeaders: number;
   security: Readonly<Record<string, string>>;
   pool: UpstreamPool;
+  /** Each client's share of `pool`'s connections to a service (../upstream-shares.ts: the Fastify path's rule, counted apart). */
+  shares: UpstreamShares;
   proxyTimeoutMs: number;
   requestTimeoutMs: number;
   log: Logger;

@@ -2,7 +2,8 @@
  * One request the fast lane took (./serve.ts decided it), from its forwarding to its answer: the
  * upstream's (sent once more past a closing replica's 503, ../upstreams.ts closingResendBudget), 502 or
  * 504 in the Fastify path's shape, with its access line, metrics and usage event; or nothing, when the
- * client goes away first.
+ * client goes away first. A client past its share of the lane's connections to the service is answered
+ * the Fastify path's 429 TOO_MANY_IN_FLIGHT, nothing sent (../upstream-shares.ts, the same rule).
  */
 import { isClosingAnswer, type Identity } from "../../../kit";
 import { clientRequestIdOf } from "../../../kit/app";
@@ -10,7 +11,7 @@ import type { Hit } from "../leased-counter";
 import { restartReason } from "../proxy";
 import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../upstream-texts";
 import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
-import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
+import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AccessLine, type AnswerHead } from "./answer";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
 import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
@@ -22,6 +23,7 @@ import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
  * named closure costs a defineProperty: the profile showed them).
  */
 export class LaneExchange implements Exchange {
+  /** Answered or given up; once true (but when refused), its place among the client's requests to the service (start) is given back. */
   private settled = false;
   private timer: NodeJS.Timeout | undefined;
   private sent: Sent | undefined;
@@ -55,6 +57,8 @@ export class LaneExchange implements Exchange {
     private readonly requestId: string,
     private readonly identity: Identity | undefined,
     private readonly rate: Hit,
+    /** Whose share of the pool it takes: the user, or the client's address without one (as the Fastify path's). */
+    private readonly client: string,
   ) {
     this.draining = d.draining();
     this.head_only = req.method === "HEAD";
@@ -62,6 +66,8 @@ export class LaneExchange implements Exchange {
 
   start(base: URL): void {
     const d = this.d;
+    // Past the client's share of the lane's connections to the service: the Fastify path's 429, nothing sent.
+    if (!d.shares.enter(this.service, this.client)) return this.refused();
     // What is left of the whole-request budget (from the read: ./serve.ts) and the upstream's
     // (PROXY_TIMEOUT_MS, within it), as on the Fastify path: the shorter one answers (the request's own
     // when they are equal: its timer is armed first there).
@@ -135,7 +141,7 @@ export class LaneExchange implements Exchange {
     this.conn.finish(this.req.keepAlive && !this.draining);
   }
 
-  private answerError(status: 502 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
+  private answerError(status: 429 | 502 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
     this.conn.write(wholeAnswer(this.answerHead(status), undefined, errorBodyOf(this.requestId, code, message), false, extra));
     this.completed(status, drainReason);
     this.finish();
@@ -146,10 +152,17 @@ export class LaneExchange implements Exchange {
     this.d.log.warn({ upstream: this.service, failure, restarting, err: { message } }, "upstream request failed");
   }
 
+  private refused(): void {
+    const e = this.d.shares.refusal(this.service, this.client);
+    this.settled = true;
+    this.answerError(429, e.code, e.message, undefined, e.headers);
+  }
+
   /** The lane's timer (see start): 504, the upstream's or the request's. */
   timedOut(): void {
     if (this.settled) return;
     this.settled = true;
+    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
     this.conn.exchange = undefined;
     this.sent?.abandon();
     const d = this.d;
@@ -184,6 +197,7 @@ export class LaneExchange implements Exchange {
     }
     if (this.settled) return;
     this.settled = true;
+    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
     clearTimeout(this.timer);
     this.conn.exchange = undefined;
     this.sent?.abandon();
@@ -192,6 +206,7 @@ export class LaneExchange implements Exchange {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
+    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
     clearTimeout(this.timer);
     this.conn.exchange = undefined;
     return true;
@@ -271,17 +286,6 @@ export class LaneExchange implements Exchange {
     if (restarting) return this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamRestartingText(this.service), restartReason(this.service, failure), RETRY_AFTER);
     this.answerError(502, "UPSTREAM_UNAVAILABLE", upstreamUnavailableText(this.service));
   }
-}
-
-/** The access line's fields (kit probes.ts writes the same for the Fastify path). */
-interface AccessLine {
-  requestId: string;
-  clientRequestId?: string;
-  method: string;
-  url: string;
-  statusCode: number;
-  ms: number;
-  reason?: string;
 }
 
 const timedOut = (x: LaneExchange) => x.timedOut();

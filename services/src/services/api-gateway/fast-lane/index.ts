@@ -23,6 +23,7 @@ import { CounterTally } from "../counter-tally";
 import type { GatewayContext } from "../config";
 import type { GatewayLimits } from "../limits";
 import type { ProxyShared } from "../proxy";
+import { UpstreamShares } from "../upstream-shares";
 import type { UpstreamAnswerTimes } from "../upstreams";
 import type { UsageEmitter } from "../usage";
 import { LaneListener } from "./connections";
@@ -42,6 +43,8 @@ export interface FastLaneParts {
   security: Readonly<Record<string, string>>;
   /** The Fastify path's record of each upstream's last answer (../upstreams.ts Upstreams.answers), shared. */
   upstreamAnswers: UpstreamAnswerTimes;
+  /** Connections to each service, as many as the Fastify path's (../index.ts). */
+  connections: number;
 }
 
 /** Why the lane is off (undefined: on). */
@@ -68,7 +71,7 @@ function durationsOf(metrics: ServiceMetrics): LaneDeps["observeDuration"] {
 /** Takes over the server's connections (see the file's comment). */
 export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const { config: cfg, app, log } = ctx;
-  const pool = new UpstreamPool({ connections: 128, keepAliveTimeoutMs: 30_000, answers: p.upstreamAnswers });
+  const pool = new UpstreamPool({ connections: p.connections, keepAliveTimeoutMs: 30_000, answers: p.upstreamAnswers });
   let closing = false;
   const deps: LaneDeps = {
     server: app.server,
@@ -84,6 +87,7 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
     maxHeaders: headerCountLimitFor(true),
     security: p.security,
     pool,
+    shares: new UpstreamShares(p.connections),
     proxyTimeoutMs: cfg.PROXY_TIMEOUT_MS,
     requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
     log,

@@ -9,8 +9,9 @@
  * forwarded headers sendable as they are. Any "no" declines (the Fastify path answers from scratch);
  * a cold cache is a Cold (warmed, then decided again: ./connections.ts), not a "no".
  * Only then are the three counters taken, and the request forwarded (./exchange.ts): from there on the lane answers
- * whatever happens, the upstream's answer, 502 or 504, in the Fastify path's shape, with its access
- * line, metrics and usage event.
+ * whatever happens, the upstream's answer, 502 or 504, or the 429 of a client past its share of the lane's
+ * connections to the service (counted after the rate limit, as on the Fastify path), in the Fastify path's
+ * shape, with its access line, metrics and usage event.
  */
 import { addressBucketOf, siteBucketOf } from "../../../kit";
 import { clientRequestIdOf } from "../../../kit/app";
@@ -160,6 +161,6 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   if (siteKey) d.limits.hit(siteKey, d.limits.o.siteMax);
   if (ipKey) d.limits.hit(ipKey, d.limits.o.ipMax);
   const rate = d.limits.hit(rateKey, d.rateMax)!;
-  new LaneExchange(d, req, conn, head, target.service.name, requestId, identity, rate).start(base);
+  new LaneExchange(d, req, conn, head, target.service.name, requestId, identity, rate, identity ? identity.userId : ip).start(base);
   return true;
 }

@@ -1,0 +1,173 @@
+/**
+ * Each client's share of the gateway's connections to a service, on GETs (api-gateway upstream-shares.ts):
+ * the fast lane's own pool (GATEWAY_FAST_LANE=true) and the Fastify path's (false), over real servers (the
+ * fast-lane rig: PostgreSQL, Redis, user-management, a stand-in portfolio-manager whose `/held` requests
+ * wait until the test releases them). One user's crowd of 130 slow GETs: 96 reach the upstream (all but a
+ * quarter of the 128 connections), the others are answered 429 TOO_MANY_IN_FLIGHT with Retry-After 1 at
+ * once and never reach it; another user's GET is answered meanwhile; once the crowd is answered its share
+ * is free again. Until session 58 the lane's pool had no share: the crowd held all 128 of its connections
+ * and the other user's GET waited behind it (until PROXY_TIMEOUT_MS cut the crowd's requests).
+ */
+import { randomBytes } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import { get, laneAnswer, rig, served, shape, useFastLaneRig } from "../helpers/fast-lane-rig";
+import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
+
+useFastLaneRig();
+
+const CROWD = 130;
+/** What one client may hold of the 128 connections: all but the quarter kept for the others. */
+const HELD = 96;
+/** Held requests end when the test answers them, never by a timeout of the gateway's. */
+const TIMEOUTS = { PROXY_TIMEOUT_MS: "60000", REQUEST_TIMEOUT_MS: "60000" };
+
+/** `request` on a connection of its own: its answer whenever it comes (within `waitMs`). */
+async function sent(gw: string, request: string, waitMs = 120_000): Promise<KeptAnswer> {
+  const c = await KeepAliveClient.open(gw);
+  try {
+    c.send(request);
+    return await c.next(waitMs);
+  } finally {
+    c.close();
+  }
+}
+
+/** Requests of `url` (path and query) the stand-in upstream received. */
+const reached = (url: string) => rig.upstreamSeen.filter((u) => u === url).length;
+
+/** Another user's GET of `path`. */
+let otherGet: (path: string) => string;
+
+beforeAll(async () => {
+  const email = `shares-${randomBytes(4).toString("hex")}@example.com`;
+  const post = (path: string, body: unknown) => fetch(`${rig.lane}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  expect((await post("/api/users/register", { email, password: "a long enough password" })).status).toBe(201);
+  const { accessToken } = (await (await post("/api/users/login", { email, password: "a long enough password" })).json()) as { accessToken: string };
+  otherGet = (path) => ["GET " + path + " HTTP/1.1", "Host: gw", `Authorization: Bearer ${accessToken}`].join("\r\n") + "\r\n\r\n";
+}, 60_000);
+
+/**
+ * Every cache of `gw` warm (the lane live, both users' credentials and leases, the crowd's URL): with the
+ * lane on it then serves each request of the test itself. The crowd's URL was reached once after.
+ */
+async function warmed(gw: string, lane: string, crowdUrl: string, otherUrl: string): Promise<void> {
+  if (lane === "true") await laneAnswer(gw, otherGet(`/api/portfolio${otherUrl}`));
+  else await sent(gw, otherGet(`/api/portfolio${otherUrl}`));
+  const warm = sent(gw, get(`/api/portfolio${crowdUrl}`));
+  await expect.poll(() => reached(crowdUrl)).toBe(1);
+  rig.releaseHeld();
+  // (Answered, or cut by a short PROXY_TIMEOUT_MS on a loaded machine: the caches are warm either way.)
+  expect([200, 504]).toContain((await warm).status);
+}
+
+/** `n` GETs of `request`, each on a connection of its own: the connections (to close) and their answers (undefined: none came). */
+async function crowdOf(gw: string, request: string, n: number) {
+  const clients = await Promise.all(Array.from({ length: n }, () => KeepAliveClient.open(gw)));
+  const answers = clients.map((c) => (c.send(request), c.next(120_000).catch(() => undefined)));
+  return { clients, answers };
+}
+
+/** A 429 of each run, by GATEWAY_FAST_LANE: the lane's and the Fastify path's compared at the end. */
+const refusals: Record<string, KeptAnswer> = {};
+
+describe("one user's crowd of slow GETs takes at most its share of the gateway's connections to a service", () => {
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: past its share the crowd is 429 TOO_MANY_IN_FLIGHT, nothing sent; another user's GET is answered; the share is free again once the crowd is answered`, async () => {
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, ...TIMEOUTS });
+      const tag = randomBytes(3).toString("hex");
+      const crowdUrl = `/held?crowd=${tag}`;
+      const crowdGet = get(`/api/portfolio${crowdUrl}`);
+      const otherUrl = `/echo?other=${tag}`;
+      await warmed(gw, lane, crowdUrl, otherUrl);
+      const servedBefore = await served(gw);
+
+      const answers: KeptAnswer[] = [];
+      const crowd = Array.from({ length: CROWD }, () => sent(gw, crowdGet).then((a) => (answers.push(a), a)));
+      // The crowd's share sent, the rest refused at once.
+      await expect.poll(() => [reached(crowdUrl) - 1, answers.length], { timeout: 60_000, interval: 100 }).toEqual([HELD, CROWD - HELD]);
+      const refused = answers.slice();
+      for (const a of refused) {
+        expect.soft([a.status, JSON.parse(a.body).error?.code, a.headers["retry-after"]], a.body).toEqual([429, "TOO_MANY_IN_FLIGHT", "1"]);
+        expect.soft(JSON.parse(a.body).error?.message).toMatch(/nothing was sent/);
+      }
+      refusals[lane] = refused[0];
+
+      // Another user's GET to the same service meanwhile: answered (the connections kept for others).
+      const other = await Promise.race([sent(gw, otherGet(`/api/portfolio${otherUrl}`)), new Promise<"none">((r) => setTimeout(r, 20_000, "none"))]);
+      expect(other === "none" ? "no answer within 20 s" : [other.status, JSON.parse(other.body).url]).toEqual([200, otherUrl]);
+      // None of the refused reached the upstream (nor any of the crowd twice).
+      expect(reached(crowdUrl) - 1).toBe(HELD);
+      // With the lane on, every one of them was the lane's (its pool's share, not the Fastify path's).
+      if (lane === "true") expect((await served(gw)) - servedBefore).toBe(CROWD + 1);
+
+      rig.releaseHeld();
+      const crowdAnswers = await Promise.all(crowd);
+      expect(crowdAnswers.filter((a) => a.status === 200 && a.body === "held")).toHaveLength(HELD);
+
+      // Its share given back: more than a quarter again (33) all sent, none refused.
+      const again = Array.from({ length: 33 }, () => sent(gw, crowdGet));
+      await expect.poll(() => reached(crowdUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD + 33);
+      rig.releaseHeld();
+      expect((await Promise.all(again)).map((a) => a.status)).toEqual(Array(33).fill(200));
+    }, 180_000);
+  }
+
+  it("the lane's 429 is the Fastify path's, header for header", () => {
+    expect(refusals.true && refusals.false).toBeDefined();
+    const body = (a: KeptAnswer) => ({ ...JSON.parse(a.body).error, requestId: "<id>" });
+    expect(shape(refusals.true)).toEqual(shape(refusals.false));
+    expect(body(refusals.true)).toEqual(body(refusals.false));
+  });
+
+  // The lane gives a request's place back however it ends: a client gone before its answer closes the
+  // upstream's connection (./fast-lane/exchange.ts clientGone). The Fastify path keeps such a request,
+  // and its connection, until the upstream answers or PROXY_TIMEOUT_MS (./upstreams.ts): counted, as held.
+  it("GATEWAY_FAST_LANE=true: the crowd's clients gone before their answers give their places back", async () => {
+    const gw = await rig.gateway({ GATEWAY_FAST_LANE: "true", ...TIMEOUTS });
+    const tag = randomBytes(3).toString("hex");
+    const crowdUrl = `/held?gone=${tag}`;
+    const crowdGet = get(`/api/portfolio${crowdUrl}`);
+    await warmed(gw, "true", crowdUrl, `/echo?gone=${tag}`);
+    const crowd = await crowdOf(gw, crowdGet, HELD);
+    await expect.poll(() => reached(crowdUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD);
+    expect((await sent(gw, crowdGet)).status).toBe(429);
+    for (const c of crowd.clients) c.close();
+    expect(await Promise.all(crowd.answers)).toEqual(Array(HELD).fill(undefined));
+    // Once the gateway has seen the closes: a GET of the crowd's is sent again (it was reached, no answer).
+    await expect
+      .poll(
+        async () => {
+          const before = reached(crowdUrl);
+          const a = await sent(gw, crowdGet, 3_000).catch(() => undefined);
+          return a === undefined && reached(crowdUrl) > before;
+        },
+        { timeout: 60_000, interval: 200 },
+      )
+      .toBe(true);
+    // Every place back (the probes' own given back as their clients left): all but one of a whole share sent.
+    const start = reached(crowdUrl);
+    const again = await crowdOf(gw, crowdGet, HELD - 1);
+    await expect.poll(() => reached(crowdUrl) - start, { timeout: 60_000, interval: 100 }).toBe(HELD - 1);
+    rig.releaseHeld();
+    expect((await Promise.all(again.answers)).map((a) => a?.status)).toEqual(Array(HELD - 1).fill(200));
+  }, 180_000);
+
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: the crowd's requests that timed out (504) give their places back`, async () => {
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, PROXY_TIMEOUT_MS: "3000", REQUEST_TIMEOUT_MS: "60000" });
+      const tag = randomBytes(3).toString("hex");
+      const crowdUrl = `/held?timeout=${tag}`;
+      const crowdGet = get(`/api/portfolio${crowdUrl}`);
+      await warmed(gw, lane, crowdUrl, `/echo?timeout=${tag}`);
+      const crowd = await crowdOf(gw, crowdGet, HELD);
+      const codes = (await Promise.all(crowd.answers)).map((a) => [a?.status, a && JSON.parse(a.body).error?.code]);
+      expect(codes).toEqual(Array(HELD).fill([504, "UPSTREAM_TIMEOUT"]));
+      crowd.clients.forEach((c) => c.close());
+      const start = reached(crowdUrl);
+      const again = await crowdOf(gw, crowdGet, HELD);
+      await expect.poll(() => reached(crowdUrl) - start, { timeout: 60_000, interval: 100 }).toBe(HELD);
+      rig.releaseHeld();
+      expect((await Promise.all(again.answers)).map((a) => a?.status)).toEqual(Array(HELD).fill(200));
+    }, 180_000);
+  }
+});
