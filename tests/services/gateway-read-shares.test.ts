@@ -6,12 +6,18 @@
  * quarter of the 128 connections), the others are answered 429 TOO_MANY_IN_FLIGHT with Retry-After 1 at
  * once and never reach it; another user's GET is answered meanwhile; once the crowd is answered its share
  * is free again. Until session 58 the lane's pool had no share: the crowd held all 128 of its connections
- * and the other user's GET waited behind it (until PROXY_TIMEOUT_MS cut the crowd's requests).
+ * and the other user's GET waited behind it (until PROXY_TIMEOUT_MS cut the crowd's requests). A place is
+ * given back however a request ends: answered, timed out, its client gone (the lane), and a streamed
+ * answer's (past the 1 MiB the gateway buffers) only at its end, on both paths: until session 58 at its
+ * head, so one user's stalled downloads held every connection (a stand-in upstream that stops mid-answer).
  */
 import { randomBytes } from "node:crypto";
-import { beforeAll, describe, expect, it } from "vitest";
+import { connect, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUFFER_LIMIT_BYTES } from "../../services/src/services/api-gateway/upstreams";
 import { get, laneAnswer, rig, served, shape, useFastLaneRig } from "../helpers/fast-lane-rig";
 import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
+import { rawUpstream } from "../helpers/raw-upstream";
 
 useFastLaneRig();
 
@@ -30,6 +36,41 @@ async function sent(gw: string, request: string, waitMs = 120_000): Promise<Kept
   } finally {
     c.close();
   }
+}
+
+/** `request` on a socket of its own, its answer read as it comes: the status once its head is in, and the socket (to close). */
+function headOf(gw: string, request: string): Promise<{ status: number; socket: Socket; head: { text: string; bodyBytes: number } }> {
+  const { hostname, port } = new URL(gw);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(request));
+    let read = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      read = Buffer.concat([read, d]);
+      const end = read.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      socket.removeListener("data", onData);
+      const text = read.toString("latin1", 0, end + 4);
+      resolve({ status: Number(text.split(" ")[1]), socket, head: { text, bodyBytes: read.length - end - 4 } });
+    };
+    socket.on("data", onData);
+    socket.on("error", reject);
+    socket.on("close", () => reject(new Error(`closed before an answer's head: ${read.toString("latin1", 0, 200)}`)));
+  });
+}
+
+/** `request` on a socket of its own, its answer read to its end (Content-Length): its status and body's length. */
+function readWhole(gw: string, request: string): Promise<[number, number]> {
+  return headOf(gw, request).then(
+    ({ status, socket, head }) =>
+      new Promise((resolve, reject) => {
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head.text)?.[1]);
+        let got = head.bodyBytes;
+        const done = () => got >= length && (socket.destroy(), resolve([status, got]));
+        socket.on("data", (d: Buffer) => ((got += d.length), done()));
+        socket.on("close", () => reject(new Error(`closed after ${got} of ${length} bytes`)));
+        done();
+      }),
+  );
 }
 
 /** Requests of `url` (path and query) the stand-in upstream received. */
@@ -168,6 +209,62 @@ describe("one user's crowd of slow GETs takes at most its share of the gateway's
       await expect.poll(() => reached(crowdUrl) - start, { timeout: 60_000, interval: 100 }).toBe(HELD);
       rig.releaseHeld();
       expect((await Promise.all(again.answers)).map((a) => a?.status)).toEqual(Array(HELD).fill(200));
+    }, 180_000);
+  }
+});
+
+describe("a streamed answer (past the 1 MiB the gateway buffers) holds its connection, and its place in the share, until it ends", () => {
+  // Until session 58 both paths gave a place back at the answer's head: one user's downloads stalled
+  // mid-answer (an upstream slow to send, or a client slow to read) held every connection to a service.
+  /** GET /stalled: the first answered whole, then each a head and a part past BUFFER_LIMIT_BYTES, the rest never sent; /whole: twice that, all sent. */
+  let stalled = { asked: 0, closed: 0 };
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  const part = Buffer.alloc(BUFFER_LIMIT_BYTES + 1, 120);
+  beforeAll(async () => {
+    up = await rawUpstream({
+      stalled: (s) => {
+        if (stalled.asked++ === 0) return void s.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nwhole");
+        s.once("close", () => stalled.closed++);
+        s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${2 * part.length}\r\n\r\n`);
+        s.write(part);
+      },
+      whole: (s) => s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${2 * part.length}\r\n\r\n`), part, part])),
+    });
+  });
+  afterAll(() => up?.server.close());
+
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: one user's stalled downloads past its share are 429, another user's GET is answered; the places come back as the downloads' clients leave`, async () => {
+      stalled = { asked: 0, closed: 0 };
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, ...TIMEOUTS, SERVICE_PORTFOLIO_MANAGER_URL: up.url });
+      const tag = randomBytes(3).toString("hex");
+      const crowdGet = get(`/api/portfolio/stalled?${tag}`);
+      const other = otherGet(`/api/portfolio/other-${tag}`);
+      if (lane === "true") await Promise.all([laneAnswer(gw, other), laneAnswer(gw, get(`/api/portfolio/crowd-${tag}`))]);
+      expect((await sent(gw, crowdGet)).body).toBe("whole"); // (its URL's route warm)
+      const servedBefore = await served(gw);
+
+      const heads: Array<{ status: number; socket: Socket }> = [];
+      for (let i = 0; i < CROWD; i++) void headOf(gw, crowdGet).then((h) => heads.push(h));
+      const statuses = () => [heads.filter((h) => h.status === 200).length, heads.filter((h) => h.status === 429).length];
+      await expect.poll(statuses, { timeout: 60_000, interval: 100 }).toEqual([HELD, CROWD - HELD]);
+      expect(stalled.asked - 1).toBe(HELD);
+      const answer = await Promise.race([sent(gw, other), new Promise<"none">((r) => setTimeout(r, 20_000, "none"))]);
+      expect(answer === "none" ? "no answer within 20 s" : [answer.status, answer.body]).toEqual([200, `other-${tag}`]);
+      if (lane === "true") expect((await served(gw)) - servedBefore).toBe(CROWD + 1);
+
+      // The downloads' clients leave: their upstream connections are closed, and a whole share is the crowd's again.
+      for (const h of heads) h.socket.destroy();
+      await expect.poll(() => stalled.closed, { timeout: 60_000, interval: 100 }).toBe(HELD);
+      // Downloads read to their end give their places back too: 40 (past a quarter), then the whole share again.
+      const whole = await Promise.all(Array.from({ length: 40 }, () => readWhole(gw, get(`/api/portfolio/whole?${tag}`))));
+      expect(whole).toEqual(Array(40).fill([200, 2 * part.length]));
+      const again: Array<{ status: number; socket: Socket }> = [];
+      for (let i = 0; i < HELD; i++) void headOf(gw, crowdGet).then((h) => again.push(h));
+      await expect.poll(() => again.map((h) => h.status).filter((s) => s === 200).length, { timeout: 60_000, interval: 100 }).toBe(HELD);
+      expect(again.filter((h) => h.status !== 200)).toEqual([]);
+      for (const h of again) h.socket.destroy();
+      await expect.poll(() => stalled.closed, { timeout: 60_000, interval: 100 }).toBe(2 * HELD);
     }, 180_000);
   }
 });

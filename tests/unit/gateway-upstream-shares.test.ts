@@ -5,14 +5,18 @@
  * other clients are counted apart; nothing is kept once a client's requests answered. The fast lane's
  * pool counts by `enter` and `leave` (no promise: its hot path), the Fastify path's by `run`: one rule.
  */
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { UpstreamShares } from "../../services/src/services/api-gateway/upstream-shares";
+
+/** An answer (as ./upstreams.ts gives it: its body whole, or a stream) whose body says `text`. */
+const answerOf = (text: string) => ({ body: Buffer.from(text) });
 
 /** A request that stays under way until its `answer()`. */
 function pending() {
   let answer!: () => void;
   const answered = new Promise<void>((r) => (answer = r));
-  return { answer, send: () => answered };
+  return { answer, send: () => answered.then(() => answerOf("")) };
 }
 
 describe("each client's share of the gateway's connections to a service", () => {
@@ -22,7 +26,7 @@ describe("each client's share of the gateway's connections to a service", () => 
     const held = Array.from({ length: 6 }, () => pending());
     const running = held.map((p) => shares.run("svc", "crowd", p.send));
     expect(shares.inFlight("svc")).toBe(6);
-    const refused = await shares.run("svc", "crowd", async () => "sent").then(
+    const refused = await shares.run("svc", "crowd", async () => answerOf("sent")).then(
       () => undefined,
       (e: { statusCode: number; code: string; headers: Record<string, string>; message: string }) => e,
     );
@@ -30,9 +34,9 @@ describe("each client's share of the gateway's connections to a service", () => 
     expect(refused?.message).toMatch(/nothing was sent/);
     // Another client (within its share) and the same client at another service are not refused.
     const other = pending();
-    const others = [shares.run("svc", "other", other.send), shares.run("svc", "other", async () => "second")];
-    expect(await others[1]).toBe("second");
-    expect(await shares.run("svc2", "crowd", async () => "elsewhere")).toBe("elsewhere");
+    const others = [shares.run("svc", "other", other.send), shares.run("svc", "other", async () => answerOf("second"))];
+    expect(String((await others[1]).body)).toBe("second");
+    expect(String((await shares.run("svc2", "crowd", async () => answerOf("elsewhere"))).body)).toBe("elsewhere");
     other.answer();
     await others[0];
     held.forEach((p) => p.answer());
@@ -73,5 +77,17 @@ describe("each client's share of the gateway's connections to a service", () => 
     shares.leave("svc", "other");
     expect([shares.inFlight("svc"), shares.clientsUnderWay("svc")]).toEqual([0, 0]);
     expect(shares.enter("svc", "crowd")).toBe(true);
+  });
+
+  it("a streamed answer keeps its place until its stream closes: read to its end, or destroyed (its client gone)", async () => {
+    const shares = new UpstreamShares(4);
+    const read = await shares.run("svc", "a", async () => ({ body: Readable.from([Buffer.from("a"), Buffer.from("b")]) }));
+    const dropped = await shares.run("svc", "a", async () => ({ body: new Readable({ read() {} }) }));
+    expect(shares.inFlight("svc")).toBe(2);
+    for await (const _ of read.body) void _;
+    await expect.poll(() => shares.inFlight("svc")).toBe(1);
+    dropped.body.destroy();
+    await expect.poll(() => shares.inFlight("svc")).toBe(0);
+    expect(shares.clientsUnderWay("svc")).toBe(0);
   });
 });

@@ -11,8 +11,9 @@
  * no share until session 58, so one user's slow GETs held every lane connection to a service the same way.
  * A client alone may still use three quarters of them (benches, batch jobs); clients within their share
  * are never refused here (many of them filling the pool wait in it as before).
- * Counted from the request sent to its answer's head; in-process, as the pools are.
+ * Counted from the request sent to its answer's head, or a streamed answer's end; in-process, as the pools are.
  */
+import type { Readable } from "node:stream";
 import { HttpError } from "../../kit";
 
 /** One service's requests under way: every client's, and each client's (only clients with one or more). */
@@ -66,14 +67,26 @@ export class UpstreamShares {
     );
   }
 
-  /** Runs `send` counted as one of `client`'s requests to `service`, or throws the 429 when the rule above refuses it. */
-  async run<T>(service: string, client: string, send: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `send` counted as one of `client`'s requests to `service`, or throws the 429 when the rule above
+   * refuses it. An answer streamed (its body a stream: ./upstreams.ts, past BUFFER_LIMIT_BYTES) holds its
+   * connection until that stream closes (read to its end, failed, or destroyed when its client went away),
+   * and its place as long (until session 58 given back at its head: one client's stalled downloads could
+   * hold every connection).
+   */
+  async run<T extends { body: Buffer | Readable }>(service: string, client: string, send: () => Promise<T>): Promise<T> {
     if (!this.enter(service, client)) throw this.refusal(service, client);
+    let answer: T;
     try {
-      return await send();
-    } finally {
+      answer = await send();
+    } catch (e) {
       this.leave(service, client);
+      throw e;
     }
+    const body = answer.body;
+    if (Buffer.isBuffer(body) || body.closed) this.leave(service, client);
+    else body.once("close", () => this.leave(service, client));
+    return answer;
   }
 
   /** Requests under way to `service` (all clients'). */

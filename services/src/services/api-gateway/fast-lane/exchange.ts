@@ -23,7 +23,7 @@ import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
  * named closure costs a defineProperty: the profile showed them).
  */
 export class LaneExchange implements Exchange {
-  /** Answered or given up; once true (but when refused), its place among the client's requests to the service (start) is given back. */
+  /** Answered or given up: its place among the client's requests to the service (start) given back then (a streamed answer's at its end; none when refused). */
   private settled = false;
   private timer: NodeJS.Timeout | undefined;
   private sent: Sent | undefined;
@@ -190,6 +190,7 @@ export class LaneExchange implements Exchange {
   clientGone(): void {
     if (this.streaming) {
       this.streaming = false;
+      this.d.shares.leave(this.service, this.client);
       this.conn.exchange = undefined;
       this.conn.socket.removeListener("drain", this.onDrain!);
       this.sent?.abandon();
@@ -203,10 +204,11 @@ export class LaneExchange implements Exchange {
     this.sent?.abandon();
   }
 
-  private settle(): boolean {
+  /** Settled; its place in the client's share given back, but by a streamed answer, which holds its connection until it ends. */
+  private settle(streams = false): boolean {
     if (this.settled) return false;
     this.settled = true;
-    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
+    if (!streams) this.d.shares.leave(this.service, this.client);
     clearTimeout(this.timer);
     this.conn.exchange = undefined;
     return true;
@@ -235,7 +237,7 @@ export class LaneExchange implements Exchange {
   }
 
   onStream(a: PooledAnswer, more: StreamSink): void {
-    if (!this.settle()) return;
+    if (!this.settle(true)) return;
     this.d.upstreamTotal.inc({ upstream: this.service, status_code: String(a.statusCode) });
     const { head: streamHead, chunked } = streamedHead(this.answerHead(a.statusCode), a.rawHeaders);
     this.chunked = chunked;
@@ -259,6 +261,7 @@ export class LaneExchange implements Exchange {
     const conn = this.conn;
     if (chunk === null || err) {
       this.streaming = false;
+      this.d.shares.leave(this.service, this.client);
       conn.exchange = undefined;
     }
     if (err) {
