@@ -267,4 +267,24 @@ describe("a streamed answer (past the 1 MiB the gateway buffers) holds its conne
       await expect.poll(() => stalled.closed, { timeout: 60_000, interval: 100 }).toBe(2 * HELD);
     }, 180_000);
   }
+
+  // Found the same session: the lane's stream had no bound on an upstream falling silent mid-answer (undici's
+  // bodyTimeout cuts it on the Fastify path): its connection, and now its client's place, were held for good.
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: a download whose upstream falls silent mid-answer is cut after PROXY_TIMEOUT_MS, its upstream connection closed`, async () => {
+      stalled = { asked: 0, closed: 0 };
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, PROXY_TIMEOUT_MS: "3000", REQUEST_TIMEOUT_MS: "60000", SERVICE_PORTFOLIO_MANAGER_URL: up.url });
+      const tag = randomBytes(3).toString("hex");
+      const stalledGet = get(`/api/portfolio/stalled?cut-${tag}`);
+      if (lane === "true") await laneAnswer(gw, get(`/api/portfolio/cut-${tag}`));
+      expect((await sent(gw, stalledGet)).body).toBe("whole"); // (its URL's route warm)
+      const servedBefore = await served(gw);
+      const downloads = await Promise.all([headOf(gw, stalledGet), headOf(gw, stalledGet)]);
+      expect(downloads.map((d) => d.status)).toEqual([200, 200]);
+      if (lane === "true") expect((await served(gw)) - servedBefore).toBe(2);
+      // Each cut short of its length: the client's connection closed, and the upstream's.
+      await expect.poll(() => downloads.map((d) => d.socket.destroyed), { timeout: 60_000, interval: 100 }).toEqual([true, true]);
+      await expect.poll(() => stalled.closed, { timeout: 60_000, interval: 100 }).toBe(2);
+    }, 180_000);
+  }
 });

@@ -14,7 +14,8 @@ import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } fro
 import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AccessLine, type AnswerHead } from "./answer";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
-import type { Exchange, PooledAnswer, Sent, StreamSink } from "./upstream-pool";
+import type { Sent } from "./upstream-pool";
+import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
 
 /**
  * One request the lane took, from its forwarding to its answer, whatever happens: the upstream's,
@@ -44,8 +45,8 @@ export class LaneExchange implements Exchange {
   private closing: PooledAnswer | undefined;
   /** The second try's time is the request's own (its end is the whole-request budget's, not the upstream's timeout). */
   private resendToDeadline = false;
-  /** The first try's time (the upstream's timeout within what is left), and whether it ends before the request's budget. */
-  private firstTryMs = 0;
+  /** The first try's time (the upstream's timeout within what is left; a streamed answer's silence too: ./upstream-exchange.ts), and whether it ends before the request's budget. */
+  bodyTimeoutMs = 0;
   private upstreamFirst = false;
 
   constructor(
@@ -73,9 +74,9 @@ export class LaneExchange implements Exchange {
     // when they are equal: its timer is armed first there).
     this.deadline = this.req.deadline ?? Date.now() + d.requestTimeoutMs;
     const left = Math.max(1, this.deadline - Date.now());
-    this.firstTryMs = Math.min(d.proxyTimeoutMs, left);
+    this.bodyTimeoutMs = Math.min(d.proxyTimeoutMs, left);
     this.upstreamFirst = d.proxyTimeoutMs < left;
-    this.timer = setTimeout(timedOut, this.firstTryMs, this);
+    this.timer = setTimeout(timedOut, this.bodyTimeoutMs, this);
     this.base = base;
     this.conn.exchange = this;
     this.sent = d.pool.send(base, this);
@@ -98,8 +99,8 @@ export class LaneExchange implements Exchange {
     const d = this.d;
     d.log.info({ requestId: this.requestId, upstream: this.service }, "upstream shutting down: sent once more");
     // The first try's time, bounded by what is left of the request's (sendPastClosing: min(timeoutMs, left)).
-    this.resendToDeadline = left <= this.firstTryMs;
-    this.timer = setTimeout(timedOut, Math.min(this.firstTryMs, left), this);
+    this.resendToDeadline = left <= this.bodyTimeoutMs;
+    this.timer = setTimeout(timedOut, Math.min(this.bodyTimeoutMs, left), this);
     this.sent = d.pool.send(this.base!, this);
   }
 

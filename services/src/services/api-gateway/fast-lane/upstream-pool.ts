@@ -8,8 +8,9 @@
  * buffers it: the platform's answers are small JSON documents, and one write with a Content-Length
  * is the cheapest answer. Beyond that it is streamed (`onStream`): the buffered part, then each chunk
  * as it arrives, the upstream socket paused while the client's socket is over its high-water mark,
- * so a large or endless answer holds at most the limit plus the sockets' buffers. A chunked answer
- * is decoded by the parser either way (the client gets it re-framed).
+ * so a large or endless answer holds at most the limit plus the sockets' buffers; an upstream silent
+ * mid-stream (not paused) past the request's upstream timeout is cut, as undici's bodyTimeout on the
+ * Fastify path (./upstream-exchange.ts bodyTimeoutMs). A chunked answer is decoded by the parser either way.
  *
  * An upstream restarting, as ../upstreams.ts takes it: a request whose connection was refused, or
  * closed before any of its answer came (the lane sends GET and HEAD only), is sent once more on a new
@@ -19,32 +20,7 @@ import { connect, type Socket } from "node:net";
 import { BUFFER_LIMIT_BYTES, type UpstreamAnswerTimes, type UpstreamFailure } from "../upstreams";
 import { newParser, type LlhttpParser } from "./llhttp";
 import { closedError, failureOf, lengthMismatch } from "./upstream-failures";
-
-export interface PooledAnswer {
-  statusCode: number;
-  /** Raw header lines, [name, value, ...] as received. */
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-export interface Exchange {
-  /** The whole request head (and nothing else: the lane forwards GET and HEAD only). */
-  head: Buffer;
-  /** HEAD: the answer has no body whatever its headers say. */
-  head_only: boolean;
-  /** The whole answer, when it is at most BUFFER_LIMIT_BYTES. */
-  onAnswer(a: PooledAnswer): void;
-  /** The answer is larger: its head and first part; `more` gets each next chunk, then null at its end (or an Error). */
-  onStream(a: PooledAnswer, more: StreamSink): void;
-  /** No answer: why ("timeout" never here: the lane's own timer), whether any of it came, and whether the upstream is taken for restarting (refused or closed after an answer within RESTART_WINDOW_MS). */
-  onFailure(err: Error, failure: UpstreamFailure, received: boolean, restarting: boolean): void;
-}
-
-export interface StreamSink {
-  /** A body chunk (copied); answers false when the client is full (the upstream is paused until `resume`). */
-  write(chunk: Buffer | null, err?: Error): boolean;
-  resume?: () => void;
-}
+import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
 
 class UpstreamConnection {
   readonly socket: Socket;
@@ -85,7 +61,10 @@ class UpstreamConnection {
     this.socket.on("error", (err) => this.fail(err));
     this.socket.on("close", () => this.fail(closedError()));
     this.socket.on("timeout", () => {
-      if (!this.exchange) this.socket.destroy(); // idle past keepAliveTimeoutMs
+      if (!this.exchange) return void this.socket.destroy(); // idle past keepAliveTimeoutMs
+      // A streamed answer's upstream silent past bodyTimeoutMs (not paused for the client): cut, as undici's
+      // bodyTimeout does on the Fastify path (until session 58 held for good, its pool slot and client's place too).
+      if (this.sink && !this.socket.isPaused()) this.fail(new Error("upstream body timeout"));
     });
     this.socket.setTimeout(pool.keepAliveTimeoutMs);
   }
@@ -104,7 +83,7 @@ class UpstreamConnection {
     if (this.sink) {
       if (!this.sink.write(Buffer.from(b))) {
         this.socket.pause();
-        this.sink.resume = () => this.socket.resume();
+        this.sink.resume = this.resumed;
       }
       return;
     }
@@ -115,6 +94,7 @@ class UpstreamConnection {
     this.chunks = [];
     const sink: StreamSink = { write: () => true };
     this.sink = sink;
+    this.socket.setTimeout(this.exchange.bodyTimeoutMs);
     this.exchange.onStream({ statusCode: this.status, rawHeaders: this.rawHeaders, body }, sink);
   }
 
@@ -129,11 +109,18 @@ class UpstreamConnection {
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     this.pool.answers.answered(this.pool.key);
+    if (sink) this.socket.setTimeout(this.pool.keepAliveTimeoutMs);
     if (this.keepAlive && !this.socket.destroyed) this.pool.release(this);
     else this.socket.destroy();
     if (sink) sink.write(null);
     else x?.onAnswer({ statusCode: this.status, rawHeaders: this.rawHeaders, body });
   }
+
+  /** The client took what it was sent: the upstream read again, its silence timed from now. */
+  private readonly resumed = (): void => {
+    this.socket.resume();
+    if (this.exchange) this.socket.setTimeout(this.exchange.bodyTimeoutMs);
+  };
 
   /** What the parser said: an Error fails the connection. */
   private failed = (r: number | Error | undefined): void => void (r instanceof Error && this.fail(r));
@@ -216,6 +203,7 @@ export interface Sent {
 interface Carried {
   readonly head: Buffer;
   readonly head_only: boolean;
+  readonly bodyTimeoutMs: number;
   onAnswer(a: PooledAnswer): void;
   onStream(a: PooledAnswer, more: StreamSink): void;
   onFailure(err: Error, failure: UpstreamFailure, received: boolean): void;
@@ -228,6 +216,7 @@ class PooledRequest implements Carried, Sent {
   private abandoned = false;
   readonly head: Buffer;
   readonly head_only: boolean;
+  readonly bodyTimeoutMs: number;
 
   constructor(
     private readonly pool: BasePool,
@@ -235,6 +224,7 @@ class PooledRequest implements Carried, Sent {
   ) {
     this.head = x.head;
     this.head_only = x.head_only;
+    this.bodyTimeoutMs = x.bodyTimeoutMs;
   }
 
   /** A connection for it (BasePool.acquire). */
