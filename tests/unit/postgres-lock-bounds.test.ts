@@ -3,12 +3,12 @@
  * postgres.ts boundedLockStatements): a transaction's wait for its lock's turn in the process had no
  * bound in time or in number (a stuck holder let one key's requests pile up in memory until each
  * client gave up). Now a run waits at most its bound, and at most WAITING_PER_NAME / WAITING_IN_ALL
- * wait; past either, LockWaitError (SQLSTATE 55P03, transient: 503 with Retry-After). The wait for
+ * wait; past either, LockWaitError (SQLSTATE 55P03, transient: 503 with Retry-After; one key's crowd a 429). The wait for
  * PostgreSQL's lock is bounded by lock_timeout of the time left (tests/services/kit-postgres-lock-bounds.test.ts
  * on real PostgreSQL). No timing is asserted: a bound is seen passed, not measured.
  */
 import { describe, expect, it } from "vitest";
-import { datastoreEnv, loadConfig } from "../../services/src/kit";
+import { createService, datastoreEnv, defineService, loadConfig } from "../../services/src/kit";
 import { advisoryLockStatement, boundedLockStatements, KeyedTurns, LockWaitError, LOCK_WAIT_DEFAULT_MS } from "../../services/src/kit/datastores/postgres";
 import { checkWaitMs, lockTimeoutMs, WAITING_IN_ALL, WAITING_PER_NAME } from "../../services/src/kit/datastores/postgres-contention";
 import { isTransientError } from "../../services/src/kit/transient-errors";
@@ -94,7 +94,7 @@ describe("KeyedTurns: a bound on how many wait", () => {
     const a = holder(turns, "a");
     const b = holder(turns, "b");
     const waiters = [turns.run("a", async () => "a"), turns.run("b", async () => "b")];
-    expect(await settled(turns.run("a", async () => "a2"))).toMatchObject({ ok: false, error: { reason: "crowded" } });
+    expect(await settled(turns.run("a", async () => "a2"))).toMatchObject({ ok: false, error: { reason: "full" } });
     expect(await settled(turns.run("c-free", async () => "free"))).toEqual({ ok: true, value: "free" }); // no wait: not refused
     a.letGo();
     b.letGo();
@@ -134,5 +134,32 @@ describe("POSTGRES_LOCK_WAIT_MS", () => {
     expect(loadConfig("svc", datastoreEnv.postgres, { ...url, POSTGRES_LOCK_WAIT_MS: "600000" }).POSTGRES_LOCK_WAIT_MS).toBe(600_000);
     expect(configProblems("svc", datastoreEnv.postgres, { ...url, POSTGRES_LOCK_WAIT_MS: "0" })).toEqual(['POSTGRES_LOCK_WAIT_MS must be >= 100 (got "0")']);
     expect(configProblems("svc", datastoreEnv.postgres, { ...url, POSTGRES_LOCK_WAIT_MS: "600001" })).toEqual(['POSTGRES_LOCK_WAIT_MS must be <= 600000 (got "600001")']);
+  });
+});
+
+describe("a route's answer to LockWaitError (kit errors.ts)", () => {
+  it("one key's crowd is 429 TOO_MANY_WAITING with Retry-After (the senders' burst); a wait past its bound or a full process is 503 DATASTORE_UNAVAILABLE; neither names the lock", async () => {
+    const probe = defineService({
+      name: "central-hub", // any catalog entry: its datastore is never reached
+      config: {},
+      register({ app }) {
+        app.get("/:reason", async (req) => {
+          throw new LockWaitError((req.params as { reason: "waited" | "crowded" | "full" }).reason, "64 transactions already wait for user-4711's lock");
+        });
+      },
+    });
+    const svc = await createService(probe, { env: { DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "silent" }, defaultMetrics: false });
+    const app = svc.app;
+    const answers = await Promise.all(["crowded", "full", "waited"].map(async (reason) => {
+      const r = await app.inject({ method: "GET", url: `/${reason}` });
+      expect(r.body).not.toMatch(/user-4711|POSTGRES|lock's/);
+      return [reason, r.statusCode, r.json().error?.code, r.headers["retry-after"]];
+    }));
+    expect(answers).toEqual([
+      ["crowded", 429, "TOO_MANY_WAITING", "1"],
+      ["full", 503, "DATASTORE_UNAVAILABLE", "1"],
+      ["waited", 503, "DATASTORE_UNAVAILABLE", "1"],
+    ]);
+    await svc.close();
   });
 });

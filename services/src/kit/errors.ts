@@ -3,6 +3,7 @@ import { recordError } from "./telemetry/context";
 import { markDrainAnswer } from "./drain-answers";
 import { pathOf } from "./request-path";
 import { isTransientError } from "./transient-errors";
+import { LockWaitError } from "./datastores/postgres-contention";
 import { INSTANT_RANGE } from "./instants";
 import { displayTextRefusal } from "./display-text";
 import { shownName } from "./query-parameters";
@@ -47,6 +48,8 @@ export const shuttingDown = (outcome: string) => unavailable("SHUTTING_DOWN", `T
 export const isShuttingDown = (e: unknown): boolean => e instanceof HttpError && e.statusCode === 503 && e.code === "SHUTTING_DOWN";
 
 const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
+/** LockWaitError `crowded`'s answer: the client's words (no lock, key or setting named). */
+const TOO_MANY_WAITING_MESSAGE = "Too many requests for the same thing are already waiting; retry shortly";
 /**
  * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE
  * with Retry-After, naming none (its name and the driver's message stay in the log). The error
@@ -141,6 +144,13 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
         : (issue.keyword === "pattern" ? displayTextRefusal(issue.params?.pattern) : undefined) ?? issue.message ?? "is invalid";
       const message = `Invalid ${where}: ${field && field !== where ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
+    }
+    if (err instanceof LockWaitError && err.reason === "crowded") {
+      // Too many requests already wait for this one lock (a user's, or one resource's): the senders' burst,
+      // refused before it queued, nothing run. Not an outage of the platform: 429 with Retry-After.
+      request.log.warn({ err }, "too many requests wait for the same lock");
+      reply.header("retry-after", "1");
+      return reply.status(429).send(errorBody(request, "TOO_MANY_WAITING", TOO_MANY_WAITING_MESSAGE));
     }
     if (isTransientError(err)) {
       // A datastore that cannot be reached or is overloaded (pool connect timeout, refused or reset

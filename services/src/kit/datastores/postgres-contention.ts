@@ -23,9 +23,10 @@
  *   more is a flood that would only wait out its bound. 1,024 in all bounds the memory of waiting
  *   requests however many keys are crowded.
  * - Answer: either bound passed throws LockWaitError, SQLSTATE 55P03 (lock_not_available, the code
- *   PostgreSQL's own lock_timeout raises): transient for kit isTransientError, so a route answers 503
- *   DATASTORE_UNAVAILABLE with Retry-After (kit errors.ts), never a 500, and a Kafka consumer retries
- *   its batch. Nothing of the transaction ran (the turn: fn never started) or all of it was rolled
+ *   PostgreSQL's own lock_timeout raises): transient for kit isTransientError, so a Kafka consumer
+ *   retries its batch and a route answers 503 DATASTORE_UNAVAILABLE with Retry-After (kit errors.ts),
+ *   never a 500; but a run refused for its one key's crowd answers 429 TOO_MANY_WAITING with
+ *   Retry-After (LockWaitError below). Nothing of the transaction ran (the turn: fn never started) or all of it was rolled
  *   back (the lock wait: the first statement failed): no write is lost or half made, and the request
  *   may be sent again. A caller must not take the error for a refusal of its input: the callers
  *   (grep `lock:`) let it through to the error handler: ai-orchestrator's strategy creation,
@@ -60,15 +61,19 @@ export const WAITING_IN_ALL = 1_024;
 export const LOCK_NOT_AVAILABLE = "55P03";
 
 /**
- * A lock not taken within its bound: `waited` (the turn's or PostgreSQL's lock wait passed `waitMs`)
- * or `crowded` (too many waiting already: refused before it queued). Transient (code 55P03): the
- * request answers 503 with Retry-After. Its message names neither the lock nor the setting: it goes to
- * the log, the client gets the error handler's own text.
+ * A lock not taken within its bound: `waited` (the turn's or PostgreSQL's lock wait passed `waitMs`),
+ * `crowded` (WAITING_PER_NAME already wait for this one lock: refused before it queued) or `full`
+ * (WAITING_IN_ALL wait in the process). Transient (code 55P03): a Kafka consumer retries its batch. A
+ * route answers `crowded` 429 TOO_MANY_WAITING with Retry-After (kit errors.ts): the crowd is requests
+ * for one lock's key, a user's or one resource's, a burst its senders can spread, not an outage (a
+ * 503 there made a client's own flood a 5xx: the red team's crowd of one user's webhook additions,
+ * session 58); `waited` and `full` answer 503 DATASTORE_UNAVAILABLE with Retry-After. Its message names
+ * neither the lock nor the setting: it goes to the log, the client gets the error handler's own text.
  */
 export class LockWaitError extends Error {
   readonly code = LOCK_NOT_AVAILABLE;
   constructor(
-    readonly reason: "waited" | "crowded",
+    readonly reason: "waited" | "crowded" | "full",
     message: string,
   ) {
     super(message);
@@ -164,7 +169,7 @@ export class KeyedTurns {
     if (line.waiting.length >= this.bounds.waitingPerName)
       return Promise.reject(new LockWaitError("crowded", `${line.waiting.length} transactions already wait for this lock's turn in this process`));
     if (this.waitingRuns >= this.bounds.waitingInAll)
-      return Promise.reject(new LockWaitError("crowded", `${this.waitingRuns} transactions already wait for a lock's turn in this process`));
+      return Promise.reject(new LockWaitError("full", `${this.waitingRuns} transactions already wait for a lock's turn in this process`));
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         go: () => {
