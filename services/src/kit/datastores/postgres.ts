@@ -271,7 +271,7 @@ export function createPostgres(cfg: Omit<DatastoreConfig["postgres"], "POSTGRES_
      */
     async transaction<T>(fn: (client: PoolClient, begun: QueryResultRow[], begunEach: QueryResultRow[][], commitWith: CommitWith) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       const retries = opts.retryConflicts ?? 0;
-      const waitMs = checkWaitMs(opts.lockWaitMs ?? turns.bounds.waitMs, "lockWaitMs");
+      const waitMs = opts.lock === undefined ? Infinity : checkWaitMs(opts.lockWaitMs ?? turns.bounds.waitMs, "lockWaitMs"); // (a wait to bound only with a lock)
       // A try's lock wait in PostgreSQL ends at `deadline` (performance.now()): the first's shares the bound with the turn's, a try again waits anew (the turn is held).
       const tries = async (deadline: number) => {
         for (let attempt = 1; ; attempt++) {
