@@ -28,6 +28,8 @@ const PAIRS: Array<[string, string, string, Record<string, string>, RegExp, Reco
   // Session 57: billing's wait for an invoice a payment event names holds the batch without a heartbeat (payment-events.ts).
   ["billing-service", "BILLING_UNKNOWN_INVOICE_WAIT_MS", "KAFKA_SESSION_TIMEOUT_MS", { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "1000", BILLING_UNKNOWN_INVOICE_WAIT_MS: "3000" }, /^BILLING_UNKNOWN_INVOICE_WAIT_MS \(3000\) must be <= KAFKA_SESSION_TIMEOUT_MS \/ 3 \(6000 \/ 3 = 2000\): the wait holds a batch without a heartbeat/, { KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "1000", BILLING_UNKNOWN_INVOICE_WAIT_MS: "2000" }],
   ["database-service", "DEAD_LETTER_REPLAY_SEND_MS", "DEAD_LETTER_REPLAY_CLAIM_MS", { DEAD_LETTER_REPLAY_SEND_MS: "20000" }, /^DEAD_LETTER_REPLAY_SEND_MS \(20000\) must be <= DEAD_LETTER_REPLAY_CLAIM_MS \/ 8 \(120000 \/ 8 = 15000\): a replay's claim must outlive/, { DEAD_LETTER_REPLAY_SEND_MS: "15000" }],
+  // Session 59: a ClickHouse letter's replay ledger row is deleted only once the letter is (clickhouse-dead-letter-retention.ts).
+  ["database-service", "DEAD_LETTER_CH_RETENTION_DAYS", "DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS", { DEAD_LETTER_CH_RETENTION_DAYS: "181" }, /^DEAD_LETTER_CH_RETENTION_DAYS \(181\) must be <= DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS \(180\): a letter's replay ledger row must outlive the letter/, { DEAD_LETTER_CH_RETENTION_DAYS: "180" }],
 ];
 
 /** What a service requires besides (none of it in a relation). */

@@ -5,7 +5,8 @@
  * and tracking tables); the migrations themselves are src/migrations/. The Kafka consumers' dead
  * letters (listed, replayed): dead-letter-routes.ts (HTTP), dead-letter-replay.ts (claim, send,
  * mark; no I/O), dead-letters.ts (PostgreSQL's table) and clickhouse-dead-letters.ts (ClickHouse's,
- * and their replay ledger in PostgreSQL).
+ * and their replay ledger in PostgreSQL); their retention: dead-letters.ts deleteReplayedLetters and
+ * clickhouse-dead-letter-retention.ts.
  */
 import { Gauge } from "prom-client";
 import { type Datastore, setting } from "../../catalog";
@@ -15,6 +16,7 @@ import { probeDatastores } from "./data";
 import { datastoreReport, probeGaugeValue } from "./domain";
 import { registerDeadLetterRoutes } from "./dead-letter-routes";
 import { deleteReplayedLetters } from "./dead-letters";
+import { ClickHouseLetterRetention } from "./clickhouse-dead-letter-retention";
 import { registerRoutes } from "./routes";
 
 export type { DatastoreHealth } from "./domain";
@@ -46,6 +48,26 @@ export default defineService({
      * operator looking back.
      */
     DEAD_LETTER_REPLAYED_RETENTION_DAYS: Type.Integer({ default: 90, minimum: 1, maximum: 36_500, description: "days a replayed dead letter (PostgreSQL's) is kept after its replay" }),
+    /**
+     * ClickHouse's dead letters (the consumers without PostgreSQL) set aside longer ago than this are
+     * deleted, replayed or not (clickhouse-dead-letter-retention.ts: ClickHouse cannot tell which were
+     * replayed, PostgreSQL's ledger does). At least 30 days: MessagesSetAside alerts within 15 minutes,
+     * so a letter not replayed has waited a month for an operator; a quarter by default, as PostgreSQL
+     * keeps a replayed letter.
+     */
+    DEAD_LETTER_CH_RETENTION_DAYS: Type.Integer({
+      default: 90,
+      minimum: 30,
+      maximum: 36_500,
+      description: "days a ClickHouse dead letter is kept after it was set aside",
+      atMost: { key: "DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS", why: "a letter's replay ledger row must outlive the letter, or a replayed letter still in ClickHouse reads as not replayed and a second replay sends its message again" },
+    }),
+    /**
+     * The replay ledger's rows (PostgreSQL, of ClickHouse's letters) replayed or claimed longer ago
+     * than this are deleted, once ClickHouse no longer holds their letters. Twice the letters' by
+     * default: the record of a replay outlives its letter by a quarter, for an operator looking back.
+     */
+    DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS: Type.Integer({ default: 180, minimum: 30, maximum: 36_500, description: "days a ClickHouse dead letter's replay record is kept after its replay" }),
   },
   async register({ app, config, definition, metrics, log, onClose }) {
     const latency = new Gauge({
@@ -68,6 +90,14 @@ export default defineService({
     const replayed = new PeriodicDelete("replayed dead letters past their retention", () => deleteReplayedLetters(app.pg, config.DEAD_LETTER_REPLAYED_RETENTION_DAYS, 5_000), log);
     replayed.start();
     onClose(() => replayed.stop());
+    if (app.datastores.isEnabled("clickhouse")) {
+      const days = { letters: config.DEAD_LETTER_CH_RETENTION_DAYS, replays: config.DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS };
+      const chRetention = new ClickHouseLetterRetention(app.clickhouse, app.pg, days);
+      // A quarter of an hour: the retentions count days, and a pass reads the letters' created_at.
+      const chLetters = new PeriodicDelete("ClickHouse's dead letters and their replay ledger past their retention", chRetention.periodicPass, log, { intervalMs: 900_000 });
+      chLetters.start();
+      onClose(() => chLetters.stop());
+    }
   },
   commands: {
     async migrate(ctx) {
