@@ -17,9 +17,9 @@
  * 2. Once that mutation finished, the ids of letters no longer there (a mutation with a NOT IN
  *    subquery, which 18.16 takes). Until then a stale id only makes a lookup find no letter (404).
  * 3. Ledger rows replayed or claimed longer ago than DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS (at least
- *    the letters' retention), 5,000 a pass, only while ClickHouse holds no letter set aside before that
- *    cutoff and no mutation of its letters is unfinished: a letter is set aside before its replay is
- *    claimed, so the row's letter is gone by then. A row deleted while its letter is still there would
+ *    the letters' retention) and an hour, 5,000 a pass, only while ClickHouse holds no letter past the
+ *    letters' retention and no mutation of either table is unfinished: a letter is set aside before its
+ *    replay is claimed, so the row's letter is gone by then. A row deleted while its letter is still there would
  *    show a replayed letter as replayable, and a second replay would send its message again (session
  *    56 kept both stores' rows for that reason). A row released (a failed send: neither claimed nor
  *    replayed) tells nothing a missing row does not, and goes at any pass.
