@@ -8,7 +8,7 @@
  * on real PostgreSQL). No timing is asserted: a bound is seen passed, not measured.
  */
 import { describe, expect, it } from "vitest";
-import { createService, datastoreEnv, defineService, loadConfig } from "../../services/src/kit";
+import { createService, datastoreEnv, defineService, loadConfig, tooManyWaiting } from "../../services/src/kit";
 import { advisoryLockStatement, boundedLockStatements, KeyedTurns, LockWaitError, LOCK_WAIT_DEFAULT_MS } from "../../services/src/kit/datastores/postgres";
 import { checkWaitMs, lockTimeoutMs, WAITING_IN_ALL, WAITING_PER_NAME } from "../../services/src/kit/datastores/postgres-contention";
 import { isTransientError } from "../../services/src/kit/transient-errors";
@@ -160,6 +160,35 @@ describe("a route's answer to LockWaitError (kit errors.ts)", () => {
       ["full", 503, "DATASTORE_UNAVAILABLE", "1"],
       ["waited", 503, "DATASTORE_UNAVAILABLE", "1"],
     ]);
+    await svc.close();
+  });
+
+  // Session 59: the crowd's answer is the HttpError tooManyWaiting(), answered through the handler's one
+  // HttpError branch; its status, header, body and log line are those of its own branch before.
+  it("the crowd's answer is tooManyWaiting(): exactly its status, header and body, the lock named in the warn line only", async () => {
+    const lines: string[] = [];
+    const probe = defineService({
+      name: "central-hub",
+      config: {},
+      register({ app }) {
+        app.get("/crowded", async () => {
+          throw new LockWaitError("crowded", "64 transactions already wait for user-4711's lock");
+        });
+        app.get("/thrown", async () => {
+          throw tooManyWaiting();
+        });
+      },
+    });
+    const svc = await createService(probe, { env: { DRAGONFLY_URL: "redis://127.0.0.1:1", LOG_LEVEL: "info" }, defaultMetrics: false, logStream: { write: (s: string) => void lines.push(s) } });
+    const answer = (r: { statusCode: number; headers: Record<string, unknown>; json: () => unknown }) => [r.statusCode, r.headers["retry-after"], r.json()];
+    const crowded = await svc.app.inject({ method: "GET", url: "/crowded", headers: { "x-request-id": "crowd-1" } });
+    const thrown = await svc.app.inject({ method: "GET", url: "/thrown", headers: { "x-request-id": "crowd-1" } });
+    const expected = [429, "1", { error: { code: "TOO_MANY_WAITING", message: "Too many requests for the same thing are already waiting; retry shortly", requestId: "crowd-1" } }];
+    expect(answer(crowded)).toEqual(expected);
+    expect(answer(thrown)).toEqual(expected);
+    const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message?: string } });
+    expect(logged.filter((l) => l.msg === "too many requests wait for the same lock").map((l) => [l.level, l.err?.message])).toEqual([[40, "64 transactions already wait for user-4711's lock"]]);
+    expect(logged.filter((l) => l.msg === "request failed")).toEqual([]); // a 4xx, not a failure of the service
     await svc.close();
   });
 });

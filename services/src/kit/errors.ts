@@ -48,8 +48,6 @@ export const shuttingDown = (outcome: string) => unavailable("SHUTTING_DOWN", `T
 export const isShuttingDown = (e: unknown): boolean => e instanceof HttpError && e.statusCode === 503 && e.code === "SHUTTING_DOWN";
 
 const DATASTORE_UNAVAILABLE_MESSAGE = "A datastore is unavailable; retry shortly";
-/** LockWaitError `crowded`'s answer: the client's words (no lock, key or setting named). */
-const TOO_MANY_WAITING_MESSAGE = "Too many requests for the same thing are already waiting; retry shortly";
 /**
  * The platform's answer to a datastore outage, whatever the datastore: 503 DATASTORE_UNAVAILABLE
  * with Retry-After, naming none (its name and the driver's message stay in the log). The error
@@ -58,6 +56,15 @@ const TOO_MANY_WAITING_MESSAGE = "Too many requests for the same thing are alrea
  */
 export const datastoreUnavailable = (outcome?: string) =>
   unavailable("DATASTORE_UNAVAILABLE", outcome ? `A datastore is unavailable (${outcome}); retry shortly` : DATASTORE_UNAVAILABLE_MESSAGE, 1);
+
+/**
+ * The answer to a LockWaitError `crowded` (./datastores/postgres-contention.ts): too many requests
+ * already wait for the same lock (a user's, or one resource's), the senders' burst refused before it
+ * queued, nothing run. Not an outage of the platform: 429 TOO_MANY_WAITING with Retry-After 1, in the
+ * client's words (no lock, key or setting named).
+ */
+export const tooManyWaiting = () =>
+  new HttpError(429, "TOO_MANY_WAITING", "Too many requests for the same thing are already waiting; retry shortly", undefined, { "retry-after": "1" });
 
 export function errorBody(request: FastifyRequest, code: string, message: string, field?: string): ErrorBody {
   const error: ErrorBody["error"] = { code, message, requestId: String(request.id) };
@@ -119,10 +126,24 @@ const FRAMEWORK_FIELDS: Record<string, string> = {
 /** The answer to a request no route takes (the not-found handler's, and ./request-framing.ts's before a body is read). */
 export const routeNotFound = (request: FastifyRequest) => new HttpError(404, "NOT_FOUND", `Route ${request.method} ${pathOf(request.url)} not found`);
 
+/**
+ * The error as the handler answers it: a kit error with an answer of its own becomes that HttpError
+ * (a LockWaitError `crowded`: tooManyWaiting, its own text, which names the lock, logged first), so
+ * every HttpError is answered one way; any other error is itself.
+ */
+function answerOf<E extends Error>(err: E, request: FastifyRequest): E | HttpError {
+  if (err instanceof LockWaitError && err.reason === "crowded") {
+    request.log.warn({ err }, "too many requests wait for the same lock");
+    return tooManyWaiting();
+  }
+  return err;
+}
+
 /** Installs the uniform error and not-found handlers (no stack traces to clients). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installErrorHandlers(app: FastifyInstance<any, any, any, any, any>): void {
-  app.setErrorHandler((err: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, request, reply) => {
+  app.setErrorHandler((raised: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, request, reply) => {
+    const err = answerOf(raised, request);
     if (err instanceof HttpError) {
       if (err.headers) reply.headers(err.headers);
       // A route's wait cut by the shutdown (shuttingDown below) is a drain answer, not a failure.
@@ -144,13 +165,6 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
         : (issue.keyword === "pattern" ? displayTextRefusal(issue.params?.pattern) : undefined) ?? issue.message ?? "is invalid";
       const message = `Invalid ${where}: ${field && field !== where ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
-    }
-    if (err instanceof LockWaitError && err.reason === "crowded") {
-      // Too many requests already wait for this one lock (a user's, or one resource's): the senders' burst,
-      // refused before it queued, nothing run. Not an outage of the platform: 429 with Retry-After.
-      request.log.warn({ err }, "too many requests wait for the same lock");
-      reply.header("retry-after", "1");
-      return reply.status(429).send(errorBody(request, "TOO_MANY_WAITING", TOO_MANY_WAITING_MESSAGE));
     }
     if (isTransientError(err)) {
       // A datastore that cannot be reached or is overloaded (pool connect timeout, refused or reset
