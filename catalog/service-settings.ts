@@ -9,7 +9,7 @@
  *
  * Pure data with no imports outside catalog/, like the rest of the catalog.
  */
-import type { ServiceName } from "./services";
+import type { ServiceDefinition, ServiceName } from "./services";
 
 export interface SettingBounds {
   default: number;
@@ -50,6 +50,14 @@ export const POSTGRES_POOL_MAX: SettingBounds = { default: 10, minimum: 1, maxim
  * pg-pool's connectionTimeoutMillis). No stack sets it: every service runs with the default.
  */
 export const POSTGRES_CONNECT_TIMEOUT_MS: SettingBounds = { default: 10_000, minimum: 100, maximum: 120_000 };
+
+/**
+ * How long a transaction with a `lock` waits for its turn and the advisory lock before the request
+ * answers 503 (kit datastores/env.ts POSTGRES_LOCK_WAIT_MS, datastores/postgres-contention.ts), in every
+ * service using PostgreSQL. A stack may set it per service, as POSTGRES_POOL_MAX: a stack that shortens
+ * the gateway's PROXY_TIMEOUT_MS to 10 s or less shortens it too (ROUTED_POSTGRES_USER_RELATIONS).
+ */
+export const POSTGRES_LOCK_WAIT_MS: SettingBounds = { default: 10_000, minimum: 100, maximum: 600_000 };
 
 /**
  * How long the edge waits for the gateway's answer (Nginx `proxy_read_timeout`, the Ingress's
@@ -195,3 +203,40 @@ export const SETTING_RELATIONS: readonly SettingRelation[] = [
     why: "the gateway's /api/health waits this long for each service's health inside the request's budget: the request's 504 would come first, in place of the report naming the service that did not answer",
   },
 ];
+
+/** An order of a kit setting every service of a kind has (not one service's): judged for each such service. */
+export interface KitSettingRelation {
+  key: string;
+  larger: SettingRef;
+  strict?: boolean;
+  why: string;
+}
+
+/**
+ * The orders of a kit setting of every service that uses PostgreSQL and is routed by the gateway
+ * (catalog `route`: the requests it proxies, bounded by its PROXY_TIMEOUT_MS), each judged with that
+ * service's own value. An internal service's requests come from its peers, with timeouts of their own.
+ */
+export const ROUTED_POSTGRES_USER_RELATIONS: readonly KitSettingRelation[] = [
+  {
+    key: "POSTGRES_LOCK_WAIT_MS",
+    larger: PROXY_TIMEOUT,
+    strict: true,
+    why: "a request's transaction waits this long for its lock's turn and the lock before answering 503: the gateway would answer 504 first, while the service goes on waiting and may still make the write after it",
+  },
+];
+
+/** Whether `def` uses PostgreSQL (required or optional): it has the kit's POSTGRES_* settings. */
+export const usesPostgres = (def: ServiceDefinition) => def.requires.includes("postgres") || def.optional.includes("postgres");
+
+/**
+ * Every cross-service order of the `deployed` services: SETTING_RELATIONS, then each of
+ * ROUTED_POSTGRES_USER_RELATIONS for each routed PostgreSQL user, in catalog order.
+ */
+export function settingRelations(deployed: readonly ServiceDefinition[]): SettingRelation[] {
+  const routedUsers = deployed.filter((def) => def.route !== null && usesPostgres(def));
+  const perService = ROUTED_POSTGRES_USER_RELATIONS.flatMap((rel) =>
+    routedUsers.map((def): SettingRelation => ({ smaller: { service: def.name as ServiceName, key: rel.key }, larger: rel.larger, strict: rel.strict, why: rel.why })),
+  );
+  return [...SETTING_RELATIONS, ...perService];
+}

@@ -4,14 +4,15 @@
  *
  * - the service variables a stack may set (catalog/service-settings.ts: those another part of the
  *   platform depends on, and each PostgreSQL user's POSTGRES_POOL_MAX), each in its schema's range;
- * - the cross-service orders of catalog SETTING_RELATIONS, judged on the values the services will
+ * - the cross-service orders of catalog settingRelations (SETTING_RELATIONS, and the kit's
+ *   POSTGRES_LOCK_WAIT_MS of each routed PostgreSQL user), judged on the values the services will
  *   run with (the stack's, else the schema's default): user-management's ACCESS_TOKEN_TTL_S over the
  *   gateway's ACCESS_TOKEN_MAX_AGE_S, a wait over the gateway's PROXY_TIMEOUT_MS, ...;
  * - the PostgreSQL connections the stack can open at once against the server's max_connections, and
  *   the memory PostgreSQL can use at that max_connections against the server's memory limit.
  */
 import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
-import { EXTRA_POSTGRES_POOLS, MIGRATION_JOB_POOL_MIN, POSTGRES_POOL_MAX, SERVICE_SETTINGS, SETTING_RELATIONS, type SettingBounds, type SettingRef, smallerKeys } from "../catalog/service-settings";
+import { EXTRA_POSTGRES_POOLS, MIGRATION_JOB_POOL_MIN, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, settingRelations, type SettingBounds, type SettingRef, smallerKeys, usesPostgres } from "../catalog/service-settings";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
 export type ServiceSettings = Record<string, Record<string, number>>;
@@ -24,12 +25,10 @@ export const POSTGRES_ADMIN_HEADROOM = 10;
 /** Connections of one backup run (pg_dump, and its run recorder's psql) and of the ClickHouse backup's recorder. */
 const BACKUP_CONNECTIONS = 3;
 
-const usesPostgres = (def: ServiceDefinition) => def.requires.includes("postgres") || def.optional.includes("postgres");
-
 /** The settings the stack may give `def`, with their bounds. */
 export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds> {
   const own = (SERVICE_SETTINGS as Partial<Record<string, Record<string, SettingBounds>>>)[def.name] ?? {};
-  return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX } : {}), ...own };
+  return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX, POSTGRES_LOCK_WAIT_MS } : {}), ...own };
 }
 
 /**
@@ -74,9 +73,9 @@ function valueOf(settings: ServiceSettings, service: string, key: string, def?: 
   return bounds.default;
 }
 
-function described(settings: ServiceSettings, ref: SettingRef): string {
+function described(settings: ServiceSettings, ref: SettingRef, deployed: readonly ServiceDefinition[]): string {
   if ("fixed" in ref) return `${ref.name}`;
-  const value = valueOf(settings, ref.service, ref.key);
+  const value = valueOf(settings, ref.service, ref.key, deployed.find((s) => s.name === ref.service));
   return `${ref.service} ${ref.key} (${value}${settings[ref.service]?.[ref.key] === undefined ? ", its default" : ""})`;
 }
 
@@ -86,16 +85,16 @@ function described(settings: ServiceSettings, ref: SettingRef): string {
  * with a service not deployed are skipped.
  */
 export function crossServiceProblem(settings: ServiceSettings, deployed: readonly ServiceDefinition[]): string | undefined {
-  const here = (service: string) => deployed.some((s) => s.name === service);
-  for (const rel of SETTING_RELATIONS) {
+  const defOf = (service: string) => deployed.find((s) => s.name === service);
+  for (const rel of settingRelations(deployed)) {
     const keys = smallerKeys(rel);
-    if (!keys.every((k) => here(k.service)) || ("service" in rel.larger && !here(rel.larger.service))) continue;
-    const mine = keys.reduce((n, k) => n + valueOf(settings, k.service, k.key), rel.plus?.ms ?? 0);
-    const theirs = "fixed" in rel.larger ? rel.larger.fixed : valueOf(settings, rel.larger.service, rel.larger.key);
+    if (!keys.every((k) => defOf(k.service)) || ("service" in rel.larger && !defOf(rel.larger.service))) continue;
+    const mine = keys.reduce((n, k) => n + valueOf(settings, k.service, k.key, defOf(k.service)), rel.plus?.ms ?? 0);
+    const theirs = "fixed" in rel.larger ? rel.larger.fixed : valueOf(settings, rel.larger.service, rel.larger.key, defOf(rel.larger.service));
     if (rel.strict ? mine < theirs : mine <= theirs) continue;
-    const parts = [...keys.map((k) => described(settings, k)), ...(rel.plus ? [`${rel.plus.name} (${rel.plus.ms})`] : [])];
+    const parts = [...keys.map((k) => described(settings, k, deployed)), ...(rel.plus ? [`${rel.plus.name} (${rel.plus.ms})`] : [])];
     const smaller = parts.length > 1 ? `${parts.join(" + ")} = ${mine}` : parts[0];
-    return `${smaller} must be ${rel.strict ? "below" : "at most"} ${described(settings, rel.larger)}: ${rel.why}`;
+    return `${smaller} must be ${rel.strict ? "below" : "at most"} ${described(settings, rel.larger, deployed)}: ${rel.why}`;
   }
   return undefined;
 }

@@ -18,6 +18,7 @@ import { configError as error, dockerConfig as docker, kubernetesConfig as k8s }
 
 const settings = (v: unknown) => JSON.stringify(v);
 const usesPostgres = catalog.filter((s) => [...s.requires, ...s.optional].includes("postgres"));
+const routedPostgresUsers = usesPostgres.filter((s) => s.route !== null).map((s) => s.name);
 
 describe("trading:serviceSettings", () => {
   it("passes the variables set, by service, and nothing else", () => {
@@ -116,6 +117,9 @@ describe("cross-service orders (before: checked nowhere; each service took its o
   });
 
   const problem = (v: unknown) => crossServiceProblem(v as Record<string, Record<string, number>>, catalog);
+  /** `s` with POSTGRES_LOCK_WAIT_MS `ms` in every routed PostgreSQL user (session 59: a short gateway needs shorter lock waits too). */
+  const withLockWaits = (s: Record<string, Record<string, number>>, ms: number) =>
+    Object.fromEntries([...new Set([...Object.keys(s), ...routedPostgresUsers])].map((n) => [n, { ...(routedPostgresUsers.includes(n) ? { POSTGRES_LOCK_WAIT_MS: ms } : {}), ...s[n] }]));
 
   // Session 53: the SDK's retries made a charge's worst case 70 s at the defaults (3 x 20 s and 10 s of
   // sleeps), past the gateway's 30 s; now one deadline bounds the call, and the stack judges it.
@@ -156,9 +160,9 @@ describe("cross-service orders (before: checked nowhere; each service took its o
     expect(problem({ "ai-orchestrator": { ORCH_PREDICT_TIMEOUT_MS: 600_000 } })).toMatch(/= 602000 must be below api-gateway PROXY_TIMEOUT_MS/);
     // order-management's submit deadline (at most 3 s) against a short gateway.
     const shortGateway = { "api-gateway": { PROXY_TIMEOUT_MS: 2_000 }, "ai-orchestrator": { ORCH_EVALUATION_WAIT_MS: 1_000, ORCH_PREDICT_TIMEOUT_MS: 500, ORCH_REGIMES_TIMEOUT_MS: 500 }, "payment-service": { PAYMENT_IDEMPOTENT_WAIT_MS: 1_000, PAYMENT_CHARGE_LOCK_WAIT_MS: 100, PAYMENT_PROCESSOR_TIMEOUT_MS: 100, PAYMENT_CHARGE_DEADLINE_MS: 500 } };
-    expect(problem(shortGateway)).toMatch(/^order-management OM_SUBMIT_DEADLINE_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): an order's submit may commit until its deadline/);
-    expect(problem({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 } })).toMatch(/^database-service DATASTORE_CHECK_TIMEOUT_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): GET \/datastores /);
-    expect(problem({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 }, "database-service": { DATASTORE_CHECK_TIMEOUT_MS: 1_500 } })).toBeUndefined();
+    expect(problem(withLockWaits(shortGateway, 1_000))).toMatch(/^order-management OM_SUBMIT_DEADLINE_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): an order's submit may commit until its deadline/);
+    expect(problem(withLockWaits({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 } }, 1_000))).toMatch(/^database-service DATASTORE_CHECK_TIMEOUT_MS \(2000, its default\) must be below api-gateway PROXY_TIMEOUT_MS \(2000\): GET \/datastores /);
+    expect(problem(withLockWaits({ ...shortGateway, "order-management": { OM_SUBMIT_DEADLINE_MS: 1_500 }, "database-service": { DATASTORE_CHECK_TIMEOUT_MS: 1_500 } }, 1_000))).toBeUndefined();
     // The gateway's own /api/health fan-out, inside its request budget.
     expect(problem({ "api-gateway": { HEALTH_TIMEOUT_MS: 30_000 } })).toMatch(/^api-gateway HEALTH_TIMEOUT_MS \(30000\) must be below api-gateway REQUEST_TIMEOUT_MS \(30000, its default\): /);
   });

@@ -1,9 +1,8 @@
 /** Environment variables of each datastore (the contract in docs/conventions.md). */
-import { POSTGRES_CONNECT_TIMEOUT_MS, POSTGRES_POOL_MAX, type Datastore, type ServiceDefinition } from "../../catalog";
+import { POSTGRES_CONNECT_TIMEOUT_MS, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, type Datastore, type ServiceDefinition } from "../../catalog";
 import { Type } from "@sinclair/typebox";
 import { ConfigError, envList, envUrl, loadConfig, type ConfigOf } from "../config";
 import { givenInEnv } from "../secret-files";
-import { LOCK_WAIT_DEFAULT_MS } from "./postgres-contention";
 
 /* ------------------------------------------------------------------------------------------------
  * Environment variables of each datastore (the contract in docs/conventions.md). The first variable
@@ -16,8 +15,11 @@ export const datastoreEnv = {
     POSTGRES_POOL_MAX: Type.Integer(POSTGRES_POOL_MAX),
     /** How long a request waits for a new pool connection before answering 503 (a loaded host needs more than 5 s). */
     POSTGRES_CONNECT_TIMEOUT_MS: Type.Integer(POSTGRES_CONNECT_TIMEOUT_MS),
-    /** How long a transaction with a `lock` waits for its turn and the advisory lock before answering 503 (postgres-contention.ts). */
-    POSTGRES_LOCK_WAIT_MS: Type.Integer({ default: LOCK_WAIT_DEFAULT_MS, minimum: 100, maximum: 600_000 }),
+    /**
+     * How long a transaction with a `lock` waits for its turn and the advisory lock before answering 503
+     * (postgres-contention.ts); a stack may set it, below the gateway's PROXY_TIMEOUT_MS (catalog/service-settings.ts).
+     */
+    POSTGRES_LOCK_WAIT_MS: Type.Integer(POSTGRES_LOCK_WAIT_MS),
   },
   dragonfly: {
     DRAGONFLY_URL: envUrl({ protocols: ["redis", "rediss"], secret: true }),

@@ -38,6 +38,7 @@
  * The bounds are per process, as the turns are: N replicas may hold N times as many waiting, each in
  * its own memory.
  */
+import { POSTGRES_LOCK_WAIT_MS } from "../../catalog";
 import type { PreparedStatement } from "./postgres";
 
 /**
@@ -51,7 +52,7 @@ export type AdvisoryLock = { space: number; key: string | number } | number;
 export const turnName = (lock: AdvisoryLock) => (typeof lock === "number" ? `${lock}` : `${lock.space}/${typeof lock.key}/${lock.key}`);
 
 /** The default of POSTGRES_LOCK_WAIT_MS: how long a transaction waits for its lock's turn and then the lock (see above). */
-export const LOCK_WAIT_DEFAULT_MS = 10_000;
+export const LOCK_WAIT_DEFAULT_MS = POSTGRES_LOCK_WAIT_MS.default;
 /** Runs that may wait for one name's turn at once in a process (see above). */
 export const WAITING_PER_NAME = 64;
 /** Runs that may wait for any turn at once in a process (see above). */
