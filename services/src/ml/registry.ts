@@ -221,6 +221,6 @@ export class ModelRegistry {
 }
 
 /** Advisory lock key ("mlsw") of model switches: one at a time across every replica. */
-const MODEL_SWITCH_LOCK = 0x6d6c7377;
+export const MODEL_SWITCH_LOCK = 0x6d6c7377;
 /** A switch's transaction takes the lock first (the kit's `lock`: switches at once wait in this process on no connection). */
 const SWITCHES_ONE_AT_A_TIME = { lock: MODEL_SWITCH_LOCK };

@@ -22,8 +22,8 @@
  *   key: a user's burst of legitimate requests (races.test.ts sends 10 at once) fits many times over;
  *   more is a flood that would only wait out its bound. 1,024 in all bounds the memory of waiting
  *   requests however many keys are crowded.
- * - Answer: either bound passed throws LockWaitError, SQLSTATE 55P03 (lock_not_available, the code
- *   PostgreSQL's own lock_timeout raises): transient for kit isTransientError, so a Kafka consumer
+ * - Answer: either bound passed throws an error of SQLSTATE 55P03 (lock_not_available): LockWaitError for
+ *   the turn (and a crowd), PostgreSQL's own lock_timeout error (the driver's) for the lock: transient for kit isTransientError, so a Kafka consumer
  *   retries its batch and a route answers 503 DATASTORE_UNAVAILABLE with Retry-After (kit errors.ts),
  *   never a 500; but a run refused for its one key's crowd answers 429 TOO_MANY_WAITING with
  *   Retry-After (LockWaitError below). Nothing of the transaction ran (the turn: fn never started) or all of it was rolled
@@ -34,7 +34,8 @@
  *   23505), backtesting-engine's submissions, payment-service's card saves (after the processor's
  *   attach: the card sent again is attached again, the same customer, and recorded), user-management's
  *   API key creations and admin changes, the model registry's switches (routes map only RegistryError;
- *   ml-predictor's train job fails its run, the model registered but not promoted: an admin promotes it).
+ *   ml-predictor's train job tries again within ML_PROMOTE_WAIT_MS, then fails its run, the model registered but
+ *   not promoted: an admin promotes it).
  * The bounds are per process, as the turns are: N replicas may hold N times as many waiting, each in
  * its own memory.
  */

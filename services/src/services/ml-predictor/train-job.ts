@@ -3,7 +3,8 @@
  * ML_TRAIN_BARS bars of each ML_TRAIN_SYMBOLS from ClickHouse -> the Python training job ->
  * registry (candidate) -> market regimes of the training bars into Weaviate -> promoted when its
  * walk-forward validation shows an edge over the naive baselines (ML_AUTO_PROMOTE), otherwise left
- * a candidate with the reason logged.
+ * a candidate with the reason logged. The promotion waits out a busy model switch lock within
+ * ML_PROMOTE_WAIT_MS (./promotion.ts) before it fails the run.
  */
 import type { Logger } from "pino";
 import type { WeaviateClient } from "weaviate-client";
@@ -11,6 +12,7 @@ import { indexRegimes } from "../../ml/regimes";
 import type { ModelRecord, ModelRegistry } from "../../ml/registry";
 import { train } from "../../ml/training";
 import type { BarStore, SymbolBar } from "./bars";
+import { promoteWithinBudget, type PromotionBudget } from "./promotion";
 
 export interface TrainJobOptions {
   symbols: readonly string[];
@@ -20,6 +22,8 @@ export interface TrainJobOptions {
   python?: string;
   trainingDir?: string;
   regimeStride: number;
+  /** How long the promotion may wait for the model switch lock (./promotion.ts). */
+  promotion: PromotionBudget;
 }
 
 export interface TrainJobResult {
@@ -51,7 +55,7 @@ export async function runTrainJob(
   }
   let promoted = false;
   if (o.autoPromote && report.metrics.hasEdge) {
-    model = await deps.registry.promote(model.version, "train-job", "walk-forward validation beat the naive baselines");
+    model = await promoteWithinBudget(deps.registry, model.version, "walk-forward validation beat the naive baselines", { ...o.promotion, log: deps.log });
     promoted = true;
   } else {
     deps.log.warn(
