@@ -23,10 +23,11 @@ export default defineService({
     ML_TRAIN_BARS: Type.Integer({ default: 20_000, minimum: 500, maximum: 2_000_000, description: "bars per symbol for training" }),
     ML_HORIZON_BARS: Type.Integer({ default: 1, minimum: 1, maximum: 1440 }),
     ML_AUTO_PROMOTE: Type.Boolean({ default: true, description: "promote a trained model when it shows an out-of-sample edge" }),
-    // 5 min: a switch holds the lock for milliseconds, so one held past the kit's POSTGRES_LOCK_WAIT_MS is a
-    // stall; minutes ride out a transient one (a slow disk, a failover) at a small part of the run's hour
-    // (catalog runTimeoutSeconds) after minutes of training. Attempts of POSTGRES_LOCK_WAIT_MS each (promotion.ts).
-    ML_PROMOTE_WAIT_MS: Type.Integer({ default: 300_000, minimum: 0, maximum: 1_800_000, description: "how long the train job's promotion tries again while the model switch lock is held (another promotion or rollback) before failing the run, the model left a candidate; 0: one attempt" }),
+    // 2 min: a switch holds the lock for milliseconds, so one held past the kit's POSTGRES_LOCK_WAIT_MS is a
+    // stall; 12 attempts of its 10 s ride out a transient one (a slow statement, a failover), within the run's
+    // time limit after minutes of training (catalog runTimeoutSeconds, 1 h, cut to 10 min by a 20-minute
+    // schedule: stacks' mlRetrainSchedule). Longer is a stuck holder an admin must see. promotion.ts.
+    ML_PROMOTE_WAIT_MS: Type.Integer({ default: 120_000, minimum: 0, maximum: 1_800_000, description: "how long the train job's promotion tries again while the model switch lock is held (another promotion or rollback) before failing the run, the model left a candidate; 0: one attempt" }),
     ML_REGIME_STRIDE: Type.Integer({ default: 10, minimum: 1, description: "index every n-th training window as a market regime" }),
     ML_PYTHON: Type.String({ default: "python3", description: "python of the training venv (scripts/ml/venv.sh)" }),
     ML_TRAINING_DIR: Type.Optional(Type.String({ description: "folder holding trading_ml/ (default: ml/ next to services/)" })),
