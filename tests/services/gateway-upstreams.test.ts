@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { answerHeaders, BUFFER_LIMIT_BYTES, forwardedHeaders, UpstreamError, Upstreams } from "../../services/src/services/api-gateway/upstreams";
+import { answerHeaders, forwardedHeaders } from "../../services/src/services/api-gateway/upstream-headers";
+import { BUFFER_LIMIT_BYTES, UpstreamError, Upstreams } from "../../services/src/services/api-gateway/upstreams";
 
 const big = randomBytes(3 * BUFFER_LIMIT_BYTES);
 let server: Server;

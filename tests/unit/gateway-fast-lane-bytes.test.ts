@@ -12,7 +12,7 @@ import { CounterTally } from "../../services/src/services/api-gateway/counter-ta
 import { answerHeadersOf, headersOf, headLines, headLinesInObjectOrder, type AnswerHead } from "../../services/src/services/api-gateway/fast-lane/answer";
 import { SECURITY_HEADERS } from "../../services/src/services/api-gateway/security-headers";
 import { headEndsRead } from "../../services/src/services/api-gateway/fast-lane/llhttp";
-import { answerHeaders } from "../../services/src/services/api-gateway/upstreams";
+import { answerHeaders } from "../../services/src/services/api-gateway/upstream-headers";
 
 describe("headEndsRead", () => {
   it("is indexOf(CRLF CRLF) === length - 4 for heads, pipelined pairs, bodies, bare LFs and short reads", () => {

@@ -25,6 +25,16 @@ export const config = {
   PROXY_TIMEOUT_MS: Type.Integer({ ...setting("api-gateway", "PROXY_TIMEOUT_MS"), atMost: { key: "REQUEST_TIMEOUT_MS", why: "the upstream's wait runs inside the request's budget: a longer one never fires (the request's 504 comes first)" } }),
   /** Whole-request budget at the gateway (authentication + upstream); 504 JSON beyond. */
   REQUEST_TIMEOUT_MS: Type.Integer(setting("api-gateway", "REQUEST_TIMEOUT_MS")),
+  /**
+   * How long an answer streamed to a client (past the 1 MiB the gateway buffers: ./upstreams.ts) may wait for
+   * it to take any of it: a client whose socket stays full that long is cut, its upstream connection closed and
+   * its place in its share (./upstream-shares.ts) given back (until session 59 held for as long as it kept the
+   * connection open). 30 s: a reading client on the slowest link takes a socket's buffer (tens of KB) in
+   * seconds, so 30 s with none of it taken is a client that stopped reading, not a slow one. No relation to
+   * another setting: it bounds the client's side, as PROXY_TIMEOUT_MS the upstream's, and a stream may
+   * outlast REQUEST_TIMEOUT_MS (which ends at the answer's head).
+   */
+  CLIENT_SEND_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1_000, maximum: 600_000 }),
   /** Per-service timeout of /api/health. */
   HEALTH_TIMEOUT_MS: Type.Integer(setting("api-gateway", "HEALTH_TIMEOUT_MS")),
   /** Longest accepted access-token age (defence in depth on top of exp). */

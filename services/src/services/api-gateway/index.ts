@@ -39,7 +39,7 @@ import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { SECURITY_HEADERS } from "./security-headers";
 import { UserStates } from "./user-states";
 
-/** The Fastify path's connections to each service (./upstreams.ts), every client's, and the fast lane's (as many); each client's share of each pool: ./upstream-shares.ts. */
+/** The Fastify path's connections to each service (./upstreams.ts), every client's, and the fast lane's (as many); each client's share of them: ./upstream-shares.ts. */
 const UPSTREAM_CONNECTIONS = 128;
 
 export default defineService({
@@ -70,7 +70,7 @@ export default defineService({
     });
     const authenticator = new Authenticator({ key: jwtKey(cfg.JWT_SECRET), maxTokenAgeS: cfg.ACCESS_TOKEN_MAX_AGE_S, redis, peers: ctx.peers, states, limits });
 
-    const upstreams = new Upstreams({ connections: UPSTREAM_CONNECTIONS, keepAliveTimeoutMs: 30_000 });
+    const upstreams = new Upstreams({ connections: UPSTREAM_CONNECTIONS, keepAliveTimeoutMs: 30_000, sendTimeoutMs: cfg.CLIENT_SEND_TIMEOUT_MS });
     ctx.onClose(() => upstreams.close());
 
     // One usage event per /api/ request when the event stream is configured (usage.ts).
@@ -198,10 +198,13 @@ export default defineService({
 
       // The merged OpenAPI document and its page (docs.ts), before the proxy's /api/* wildcard.
       await registerApiDocs(api, { ownDocument: () => app.swagger() as OpenApiDocument, routed: [...routes.values()], peers: ctx.peers, timeoutMs: cfg.HEALTH_TIMEOUT_MS, cacheMs: cfg.DOCS_CACHE_MS, log });
-      const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams, shares: new UpstreamShares(UPSTREAM_CONNECTIONS) });
+      // One count of each client's requests under way for both paths (./upstream-shares.ts): until session 59 each
+      // path counted its own, and one client could hold its share of the lane's connections and of the Fastify path's.
+      const shares = new UpstreamShares(UPSTREAM_CONNECTIONS);
+      const shared = registerProxyRoutes(api, ctx, { routes, bases, upstreams, shares });
       const off = fastLaneOff(ctx);
       if (off) log.info({ reason: off }, "gateway fast lane off");
-      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers, connections: UPSTREAM_CONNECTIONS });
+      else installFastLane(ctx, { shared, routes, bases, authenticator, limits, usage, security: SECURITY_HEADERS, upstreamAnswers: upstreams.answers, connections: UPSTREAM_CONNECTIONS, shares });
     });
   },
 });

@@ -19,7 +19,8 @@ import { serviceHealth, type ServiceHealth } from "./health";
 import { CounterTally } from "./counter-tally";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
-import { answerHeaders, forwardedHeaders, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
+import { answerHeaders, forwardedHeaders } from "./upstream-headers";
+import { ClientGoneError, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
 import type { UpstreamShares } from "./upstream-shares";
 import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "./upstream-texts";
 
@@ -260,8 +261,10 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
       // A GET or HEAD a closing upstream answered 503 SHUTTING_DOWN is sent once more (./upstreams.ts sendPastClosing);
       // counted among the client's requests to the service (./upstream-shares.ts: a 429 past its share).
       const resent = () => log.info({ requestId: request.id, upstream: service.name }, "upstream shutting down: sent once more");
-      answer = await d.shares.run(service.name, identity?.userId ?? request.ip, () => sendPastClosing(d.upstreams, d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs }, state?.deadline ?? Date.now() + timeoutMs, resent));
+      answer = await d.shares.run(service.name, identity?.userId ?? request.ip, () => sendPastClosing(d.upstreams, d.bases.get(service.name)!, { method: request.method, path: `${path}${search}`, headers, body, timeoutMs, answering: reply.raw }, state?.deadline ?? Date.now() + timeoutMs, resent));
     } catch (e) {
+      // Its client gone (or its 504 sent) first: the upstream request ended, as the lane's (nothing answered, counted or logged).
+      if (e instanceof ClientGoneError) return reply.sent ? reply : undefined;
       if (!(e instanceof UpstreamError)) throw e;
       upstreamTotal.inc({ upstream: service.name, status_code: e.timedOut ? "504" : "502" });
       log.warn({ upstream: service.name, failure: e.failure, restarting: e.restarting, err: { message: e.message } }, "upstream request failed");

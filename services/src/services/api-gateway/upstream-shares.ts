@@ -1,17 +1,24 @@
 /**
- * Each client's share of the gateway's connections to a service: one rule for both of its pools, the
- * Fastify path's (./upstreams.ts, `run`) and the fast lane's for GET and HEAD (./fast-lane/upstream-pool.ts,
- * `enter` and `leave`), each pool with an instance of its own (`connections` a service, every client's).
+ * Each client's share of the gateway's connections to a service: one rule and one count for both of its
+ * pools, the Fastify path's (./upstreams.ts, `run`) and the fast lane's for GET and HEAD
+ * (./fast-lane/upstream-pool.ts, `enter` and `leave`), each of `connections` per service: one instance
+ * (./index.ts). Until session 59 each pool had an instance of its own, and one client could hold its
+ * share of each (96 + 96).
  * A client (a user, or the address of a request without one) past its share of requests under way to one
  * service may send more only while `share` connections stay free for the others; past that it is
  * answered 429 TOO_MANY_IN_FLIGHT at once (nothing sent upstream: the same request may be sent again).
+ * Both paths' requests are counted against one pool's `connections`: a client past its share is admitted
+ * only while all clients' requests on both paths leave `share` of them free, so each pool keeps at least
+ * that many for the others, whichever path their requests take (stricter than per pool: two pools hold
+ * twice the connections).
  * Without it one user's 130 writes waiting for their turn at a service (its lock held by a slow
  * transaction elsewhere) held all 128 connections, and another user's write to that service got no
  * answer until the crowd ended or PROXY_TIMEOUT_MS cut it (red team, session 57); the lane's pool had
  * no share until session 58, so one user's slow GETs held every lane connection to a service the same way.
  * A client alone may still use three quarters of them (benches, batch jobs); clients within their share
  * are never refused here (many of them filling the pool wait in it as before).
- * Counted from the request sent to its answer's head, or a streamed answer's end; in-process, as the pools are.
+ * Counted from the request sent to its answer's head, or a streamed answer's end, or its client gone
+ * (both paths end the upstream request then: session 59); in-process, as the pools are.
  */
 import type { Readable } from "node:stream";
 import { HttpError } from "../../kit";

@@ -29,12 +29,9 @@ import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { HttpError, isClosingAnswer, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
-import { SECURITY_HEADERS } from "./security-headers";
 
 export const BUFFER_LIMIT_BYTES = 1 << 20;
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) and the framing headers undici sets itself. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization", "host", "content-length", "expect", "http2-settings"]);
 /**
  * How long after an upstream's last answer a refused or dropped connection is taken for a restart
  * rather than an outage: a replica's drain and close (the stacks' SHUTDOWN_DRAIN_MS 3 s and
@@ -52,6 +49,25 @@ export interface UpstreamRequest {
   body?: Buffer;
   /** Bounds the wait for the answer's headers and each gap in its body. */
   timeoutMs: number;
+  /**
+   * The client's response (the Fastify path's: ./proxy.ts): its close before the upstream's answer ended (its
+   * client went away, or the request's own 504 was sent) ends the upstream request at once, its connection
+   * and its client's place in the share freed (until session 59 held until the upstream answered or timed out).
+   */
+  answering?: ClosingResponse;
+}
+
+/** What UpstreamRequest.answering reads of a node:http ServerResponse. */
+export interface ClosingResponse {
+  readonly closed: boolean;
+  once(event: "close", listener: () => void): unknown;
+}
+
+/** An upstream request ended because its client's response closed first (UpstreamRequest.answering): nothing to answer or count. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super("the client's response closed before the upstream's answer");
+  }
 }
 
 export interface UpstreamAnswer {
@@ -79,46 +95,6 @@ export class UpstreamError extends Error {
 }
 
 /**
- * The headers to forward: the client's, less hop-by-hop ones, those the client's Connection header
- * names, and `drop` (credentials, identity, trace context).
- */
-export function forwardedHeaders(incoming: IncomingHttpHeaders, drop: ReadonlySet<string>): Record<string, string | string[]> {
-  const named = incoming.connection ? incoming.connection.toLowerCase().split(",").map((s) => s.trim()) : NONE_NAMED;
-  const out: Record<string, string | string[]> = {};
-  for (const name in incoming) {
-    const value = incoming[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || (named.length > 0 && named.includes(name))) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
-const NONE_NAMED: readonly string[] = [];
-
-/**
- * The answer's headers to send on, less hop-by-hop ones (Content-Length kept only for a streamed
- * body) and the gateway's own security headers (./security-headers.ts).
- */
-export function answerHeaders(headers: IncomingHttpHeaders, streamed: boolean): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || answerHeaderDropped(name, streamed)) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
-/** Whether an upstream answer's header `name` (lower case) is not sent on (answerHeaders; the fast lane's answers). */
-export function answerHeaderDropped(name: string, streamed: boolean): boolean {
-  return (HOP_BY_HOP.has(name) && !(streamed && name === "content-length")) || Object.hasOwn(GATEWAY_ANSWER_HEADERS, name);
-}
-
-// Read once: a re-exported binding compiles to a getter (CommonJS, tsx's and tsc's), read on every use: here once per
-// header of every answer (the gateway bench's profile, session 57).
-const GATEWAY_ANSWER_HEADERS: Readonly<Record<string, string>> = SECURITY_HEADERS;
-
-/**
  * When each upstream (its host:port) last answered, any status: one record for the gateway's two ways
  * to it, Upstreams and the fast lane's pool, so that a connection closed right after an answer that
  * went either way is "restarting" (until session 54 each kept its own and the lane said "unavailable").
@@ -143,7 +119,8 @@ export class Upstreams {
   private readonly hosts = new Map<string, string>();
 
   constructor(
-    private readonly o: { connections: number; keepAliveTimeoutMs: number },
+    /** sendTimeoutMs: how long a streamed answer waits for a client that takes none of it (CLIENT_SEND_TIMEOUT_MS; none: no bound). */
+    private readonly o: { connections: number; keepAliveTimeoutMs: number; sendTimeoutMs?: number },
     readonly answers = new UpstreamAnswerTimes(),
   ) {}
 
@@ -158,7 +135,7 @@ export class Upstreams {
     const host = this.hosts.get(base)!;
     return new Promise((resolve, reject) =>
       dispatch(
-        pool, req, 0,
+        pool, req, 0, this.o.sendTimeoutMs,
         (answer) => {
           this.answers.answered(host);
           resolve(answer);
@@ -226,30 +203,59 @@ export async function sendPastClosing(upstreams: Upstreams, base: string, req: U
   }
 }
 
-function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, resolve: (a: UpstreamAnswer) => void, reject: (e: Error) => void): void {
+function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeoutMs: number | undefined, resolve: (a: UpstreamAnswer) => void, reject: (e: Error) => void): void {
   let statusCode = 0;
   let headers: IncomingHttpHeaders = {};
   let chunks: Buffer[] = [];
   let size = 0;
   let stream: Readable | undefined;
   let ended = false;
+  /** The client's response closed first (req.answering): the request aborted as soon as undici gives it a connection. */
+  let gone = false;
+  let controller: Dispatcher.DispatchController | undefined;
+  /** Armed while a streamed answer's buffer is full and its client takes none of it (sendTimeoutMs). */
+  let stall: NodeJS.Timeout | undefined;
+  const answering = req.answering;
+  if (answering) {
+    if (answering.closed) return reject(new ClientGoneError());
+    answering.once("close", () => {
+      if (ended) return;
+      gone = true;
+      // Rejected now (a request still waiting for a connection gives its client's place back at once), then aborted.
+      reject(new ClientGoneError());
+      if (stream) stream.destroy();
+      else controller?.abort(new ClientGoneError());
+    });
+  }
   const handler: Dispatcher.DispatchHandler = {
-    onRequestStart() {}, // (its presence selects this handler interface)
+    onRequestStart(c) {
+      controller = c;
+      if (gone) c.abort(new ClientGoneError());
+    },
     onResponseStart(_c, status, h) {
       statusCode = status;
       headers = h;
     },
     onResponseData(controller, chunk) {
       if (stream) {
-        if (!stream.push(chunk)) controller.pause();
+        if (!stream.push(chunk)) {
+          controller.pause();
+          // A client that takes none of it holds the connection, and its place in the share, for good without this bound.
+          if (sendTimeoutMs !== undefined && stall === undefined) stall = setTimeout(() => stream!.destroy(new Error(`the client took none of the answer in ${sendTimeoutMs} ms`)), sendTimeoutMs);
+        }
         return;
       }
       chunks.push(chunk);
       size += chunk.length;
       if (size <= BUFFER_LIMIT_BYTES) return;
       stream = new Readable({
-        read: () => controller.resume(),
+        read: () => {
+          clearTimeout(stall);
+          stall = undefined;
+          controller.resume();
+        },
         destroy: (err, cb) => {
+          clearTimeout(stall);
           if (!ended) controller.abort(err ?? new Error("client went away"));
           cb(err);
         },
@@ -266,11 +272,12 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, resolve: (a
     onResponseError(_c, err) {
       ended = true;
       if (stream) return void stream.destroy(err);
+      if (gone) return; // (rejected already)
       const code = (err as { code?: string }).code ?? "";
       const failure: UpstreamFailure = TIMEOUTS.has(code) || /timeout/i.test(err.name) ? "timeout" : REFUSED_CONNECTION_CODES.has(code) ? "refused" : LOST_CONNECTION_CODES.has(code) ? "closed" : "failed";
       // Sent again once when nothing of it can have been acted on (see above): refused, or an idempotent request's connection closed.
       const idempotent = req.method === "GET" || req.method === "HEAD";
-      if (statusCode === 0 && attempt === 0 && (failure === "refused" || (failure === "closed" && idempotent))) return dispatch(pool, req, 1, resolve, reject);
+      if (statusCode === 0 && attempt === 0 && (failure === "refused" || (failure === "closed" && idempotent))) return dispatch(pool, req, 1, sendTimeoutMs, resolve, reject);
       reject(new UpstreamError(failure, err));
     },
   };

@@ -6,7 +6,7 @@
  * Buffer, then what node:http adds (headLines).
  */
 import { STATUS_CODES, type IncomingHttpHeaders } from "node:http";
-import { answerHeaderDropped, answerHeaders } from "../upstreams";
+import { answerHeaderDropped, answerHeaders } from "../upstream-headers";
 
 /** Request upstream: the head undici writes for a GET or HEAD (host, connection, then the headers); undefined when a value cannot be sent as is. */
 export function requestHead(method: string, pathAndQuery: string, host: string, headers: Record<string, string | string[]>): Buffer | undefined {
@@ -185,13 +185,6 @@ export function streamedHead(a: AnswerHead, upstreamRaw: readonly string[]): { h
 /** The platform's error body (kit errorBody's shape). */
 export const errorBodyOf = (requestId: string, code: string, message: string): Buffer => Buffer.from(JSON.stringify({ error: { code, message, requestId } }));
 
-/** The access line's fields (kit probes.ts writes the same for the Fastify path). */
-export interface AccessLine {
-  requestId: string;
-  clientRequestId?: string;
-  method: string;
-  url: string;
-  statusCode: number;
-  ms: number;
-  reason?: string;
-}
+/** A streamed answer's chunk in chunked framing (its length in hex, the chunk, CRLF). */
+export const chunkOf = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`, "latin1"), b, CRLF]);
+const CRLF = Buffer.from("\r\n");

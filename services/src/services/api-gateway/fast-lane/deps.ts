@@ -30,8 +30,10 @@ export interface LaneDeps {
   maxHeaders: number;
   security: Readonly<Record<string, string>>;
   pool: UpstreamPool;
-  /** Each client's share of `pool`'s connections to a service (../upstream-shares.ts: the Fastify path's rule, counted apart). */
+  /** Each client's share of the connections to a service (../upstream-shares.ts): the Fastify path's instance, one count for both. */
   shares: UpstreamShares;
+  /** CLIENT_SEND_TIMEOUT_MS: how long a streamed answer waits for a client that takes none of it (./exchange.ts). */
+  sendTimeoutMs: number;
   proxyTimeoutMs: number;
   requestTimeoutMs: number;
   log: Logger;

@@ -6,14 +6,15 @@
  * the Fastify path's 429 TOO_MANY_IN_FLIGHT, nothing sent (../upstream-shares.ts, the same rule).
  */
 import { isClosingAnswer, type Identity } from "../../../kit";
-import { clientRequestIdOf } from "../../../kit/app";
 import type { Hit } from "../leased-counter";
 import { restartReason } from "../proxy";
 import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../upstream-texts";
 import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
-import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AccessLine, type AnswerHead } from "./answer";
+import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
+import { answerCompleted } from "./completed";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
+import { LaneStream } from "./stream";
 import type { Sent } from "./upstream-pool";
 import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
 
@@ -24,17 +25,14 @@ import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
  * named closure costs a defineProperty: the profile showed them).
  */
 export class LaneExchange implements Exchange {
-  /** Answered or given up: its place among the client's requests to the service (start) given back then (a streamed answer's at its end; none when refused). */
+  /** Answered or given up (a streamed answer: its head sent; the rest is ./stream.ts's). */
   private settled = false;
+  /** It holds a place among its client's requests to the service (start), until giveBackPlace: answered, given up, or a streamed answer's end. */
+  private placeHeld = false;
   private timer: NodeJS.Timeout | undefined;
   private sent: Sent | undefined;
   private readonly draining: boolean;
   readonly head_only: boolean;
-  /** A streamed answer: its chunks framed (no Content-Length), the client socket's drain listener. */
-  private chunked = false;
-  private onDrain: (() => void) | undefined;
-  /** A streamed answer is under way (settled, its upstream still sending). */
-  private streaming = false;
   private base: URL | undefined;
   /** Date.now() when the whole-request budget ends (../upstreams.ts closingResendBudget reads it). */
   private deadline = 0;
@@ -54,8 +52,8 @@ export class LaneExchange implements Exchange {
     private readonly req: LaneRequest,
     private readonly conn: LaneConnection,
     readonly head: Buffer,
-    private readonly service: string,
-    private readonly requestId: string,
+    readonly service: string,
+    readonly requestId: string,
     private readonly identity: Identity | undefined,
     private readonly rate: Hit,
     /** Whose share of the pool it takes: the user, or the client's address without one (as the Fastify path's). */
@@ -69,6 +67,7 @@ export class LaneExchange implements Exchange {
     const d = this.d;
     // Past the client's share of the lane's connections to the service: the Fastify path's 429, nothing sent.
     if (!d.shares.enter(this.service, this.client)) return this.refused();
+    this.placeHeld = true;
     // What is left of the whole-request budget (from the read: ./serve.ts) and the upstream's
     // (PROXY_TIMEOUT_MS, within it), as on the Fastify path: the shorter one answers (the request's own
     // when they are equal: its timer is armed first there).
@@ -117,29 +116,18 @@ export class LaneExchange implements Exchange {
     };
   }
 
-  /** The access line, the histogram and the usage event of an answer sent. */
-  private completed(status: number, drainReason?: string): void {
-    const { d, req } = this;
-    const ms = performance.now() - req.startedAt;
-    d.observeDuration(req.method, status, ms / 1000);
-    const level = drainReason ? "warn" : status >= 500 ? "error" : "info";
-    if (d.accessLog.isLevelEnabled(level)) {
-      const clientRequestId = clientRequestIdOf(req.msg);
-      const requestId = this.requestId;
-      const method = req.method;
-      const url = d.pathOf(req.url);
-      const roundedMs = Math.round(ms * 10) / 10;
-      // The fields in the Fastify path's order, each object made whole (no spread of a conditional part: a
-      // runtime call each, on every request).
-      const line: AccessLine = clientRequestId ? { requestId, clientRequestId, method, url, statusCode: status, ms: roundedMs } : { requestId, method, url, statusCode: status, ms: roundedMs };
-      if (drainReason) line.reason = drainReason;
-      d.accessLog[level](line, "request completed");
-    }
-    d.usage?.recordRequest(d.routes, req.url, req.method, status, ms, this.identity);
+  /** The access line, the histogram and the usage event of an answer sent (./completed.ts). */
+  completed(status: number, drainReason?: string): void {
+    answerCompleted(this.d, this.req, this.requestId, this.identity, status, drainReason);
   }
 
-  private finish(): void {
+  finish(): void {
     this.conn.finish(this.req.keepAlive && !this.draining);
+  }
+
+  /** Gives up the upstream's answer (its connection closed: it cannot be reused). */
+  abandonUpstream(): void {
+    this.sent?.abandon();
   }
 
   private answerError(status: 429 | 502 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
@@ -159,11 +147,22 @@ export class LaneExchange implements Exchange {
     this.answerError(429, e.code, e.message, undefined, e.headers);
   }
 
+  /**
+   * Its place among the client's requests to the service given back, whichever way it ends first (answered,
+   * timed out, its client gone, a streamed answer's end, failure or stall); once, whoever calls (until
+   * session 59 five callers each gave it back under its own guard: one missed or doubled skewed the share).
+   */
+  giveBackPlace(): void {
+    if (!this.placeHeld) return;
+    this.placeHeld = false;
+    this.d.shares.leave(this.service, this.client);
+  }
+
   /** The lane's timer (see start): 504, the upstream's or the request's. */
   timedOut(): void {
     if (this.settled) return;
     this.settled = true;
-    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
+    this.giveBackPlace();
     this.conn.exchange = undefined;
     this.sent?.abandon();
     const d = this.d;
@@ -189,17 +188,9 @@ export class LaneExchange implements Exchange {
    * paused on the client's full socket, whose drain never came, and its pool slot held (until session 54).
    */
   clientGone(): void {
-    if (this.streaming) {
-      this.streaming = false;
-      this.d.shares.leave(this.service, this.client);
-      this.conn.exchange = undefined;
-      this.conn.socket.removeListener("drain", this.onDrain!);
-      this.sent?.abandon();
-      return;
-    }
-    if (this.settled) return;
+    if (this.settled) return; // (a streamed answer's client gone: ./stream.ts)
     this.settled = true;
-    this.d.shares.leave(this.service, this.client); // (settled: its place in the share given back, once)
+    this.giveBackPlace();
     clearTimeout(this.timer);
     this.conn.exchange = undefined;
     this.sent?.abandon();
@@ -209,7 +200,7 @@ export class LaneExchange implements Exchange {
   private settle(streams = false): boolean {
     if (this.settled) return false;
     this.settled = true;
-    if (!streams) this.d.shares.leave(this.service, this.client);
+    if (!streams) this.giveBackPlace();
     clearTimeout(this.timer);
     this.conn.exchange = undefined;
     return true;
@@ -240,45 +231,8 @@ export class LaneExchange implements Exchange {
   onStream(a: PooledAnswer, more: StreamSink): void {
     if (!this.settle(true)) return;
     this.d.upstreamTotal.inc({ upstream: this.service, status_code: String(a.statusCode) });
-    const { head: streamHead, chunked } = streamedHead(this.answerHead(a.statusCode), a.rawHeaders);
-    this.chunked = chunked;
-    this.conn.write(streamHead);
-    this.conn.write(this.frame(a.body));
-    const onDrain = () => more.resume?.();
-    this.onDrain = onDrain;
-    this.conn.socket.on("drain", onDrain);
-    more.write = (chunk, err) => this.streamed(a.statusCode, chunk, err);
-    // (Told when the client goes away: clientGone.)
-    this.streaming = true;
-    this.conn.exchange = this;
-  }
-
-  private frame(b: Buffer): Buffer {
-    return this.chunked ? Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`, "latin1"), b, CRLF]) : b;
-  }
-
-  /** A streamed answer's next chunk, its end (null) or its failure. */
-  private streamed(status: number, chunk: Buffer | null, err?: Error): boolean {
-    const conn = this.conn;
-    if (chunk === null || err) {
-      this.streaming = false;
-      this.d.shares.leave(this.service, this.client);
-      conn.exchange = undefined;
-    }
-    if (err) {
-      conn.socket.removeListener("drain", this.onDrain!);
-      this.completed(status);
-      conn.destroy(); // the answer cannot be finished: the client sees it cut, as on the Fastify path
-      return false;
-    }
-    if (chunk === null) {
-      conn.socket.removeListener("drain", this.onDrain!);
-      if (this.chunked) conn.write(LAST_CHUNK);
-      this.completed(status);
-      this.finish();
-      return true;
-    }
-    return chunk.length === 0 || conn.write(this.frame(chunk));
+    const { head, chunked } = streamedHead(this.answerHead(a.statusCode), a.rawHeaders);
+    new LaneStream(this, this.d, this.conn, a.statusCode, chunked, more).begin(head, a.body);
   }
 
   onFailure(err: Error, failure: UpstreamFailure, _received: boolean, restarting: boolean): void {
@@ -295,5 +249,3 @@ export class LaneExchange implements Exchange {
 const timedOut = (x: LaneExchange) => x.timedOut();
 const resendNow = (x: LaneExchange, left: number) => x.resendNow(left);
 const RETRY_AFTER = { "retry-after": "1" };
-const CRLF = Buffer.from("\r\n");
-const LAST_CHUNK = Buffer.from("0\r\n\r\n");

@@ -23,7 +23,7 @@ import { CounterTally } from "../counter-tally";
 import type { GatewayContext } from "../config";
 import type { GatewayLimits } from "../limits";
 import type { ProxyShared } from "../proxy";
-import { UpstreamShares } from "../upstream-shares";
+import type { UpstreamShares } from "../upstream-shares";
 import type { UpstreamAnswerTimes } from "../upstreams";
 import type { UsageEmitter } from "../usage";
 import { LaneListener } from "./connections";
@@ -45,6 +45,8 @@ export interface FastLaneParts {
   upstreamAnswers: UpstreamAnswerTimes;
   /** Connections to each service, as many as the Fastify path's (../index.ts). */
   connections: number;
+  /** Each client's share of the connections to a service: the Fastify path's instance, one count for both paths. */
+  shares: UpstreamShares;
 }
 
 /** Why the lane is off (undefined: on). */
@@ -87,7 +89,8 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
     maxHeaders: headerCountLimitFor(true),
     security: p.security,
     pool,
-    shares: new UpstreamShares(p.connections),
+    shares: p.shares,
+    sendTimeoutMs: cfg.CLIENT_SEND_TIMEOUT_MS,
     proxyTimeoutMs: cfg.PROXY_TIMEOUT_MS,
     requestTimeoutMs: cfg.REQUEST_TIMEOUT_MS,
     log,
