@@ -160,37 +160,66 @@ describe("one user's crowd of slow GETs takes at most its share of the gateway's
     expect(body(refusals.true)).toEqual(body(refusals.false));
   });
 
-  // The lane gives a request's place back however it ends: a client gone before its answer closes the
-  // upstream's connection (./fast-lane/exchange.ts clientGone). The Fastify path keeps such a request,
-  // and its connection, until the upstream answers or PROXY_TIMEOUT_MS (./upstreams.ts): counted, as held.
-  it("GATEWAY_FAST_LANE=true: the crowd's clients gone before their answers give their places back", async () => {
+  // A request's place comes back however it ends: a client gone before its answer closes the upstream's
+  // connection, on both paths (./fast-lane/exchange.ts clientGone; ./upstreams.ts `answering`). Until session 59
+  // the Fastify path kept such a request, its connection and its place until the upstream answered or
+  // PROXY_TIMEOUT_MS cut it.
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: the crowd's clients gone before their answers give their places back`, async () => {
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, ...TIMEOUTS });
+      const tag = randomBytes(3).toString("hex");
+      const crowdUrl = `/held?gone=${tag}`;
+      const crowdGet = get(`/api/portfolio${crowdUrl}`);
+      await warmed(gw, lane, crowdUrl, `/echo?gone=${tag}`);
+      const crowd = await crowdOf(gw, crowdGet, HELD);
+      await expect.poll(() => reached(crowdUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD);
+      expect((await sent(gw, crowdGet)).status).toBe(429);
+      for (const c of crowd.clients) c.close();
+      expect(await Promise.all(crowd.answers)).toEqual(Array(HELD).fill(undefined));
+      // Once the gateway has seen the closes: a GET of the crowd's is sent again (it was reached, no answer).
+      await expect
+        .poll(
+          async () => {
+            const before = reached(crowdUrl);
+            const a = await sent(gw, crowdGet, 3_000).catch(() => undefined);
+            return a === undefined && reached(crowdUrl) > before;
+          },
+          { timeout: 60_000, interval: 200 },
+        )
+        .toBe(true);
+      // Every place back (the probes' own given back as their clients left): all but one of a whole share sent.
+      const start = reached(crowdUrl);
+      const again = await crowdOf(gw, crowdGet, HELD - 1);
+      await expect.poll(() => reached(crowdUrl) - start, { timeout: 60_000, interval: 100 }).toBe(HELD - 1);
+      rig.releaseHeld();
+      expect((await Promise.all(again.answers)).map((a) => a?.status)).toEqual(Array(HELD - 1).fill(200));
+    }, 180_000);
+  }
+
+  // Session 59: one count per client for both paths (./index.ts gives both one UpstreamShares). Until then each
+  // path counted its own: a user holding its whole share of the lane's connections sent 96 more through Fastify's.
+  it("GATEWAY_FAST_LANE=true: a user holding its share in GETs the lane serves is refused a POST (the Fastify path's) too; another user's POST is answered", async () => {
     const gw = await rig.gateway({ GATEWAY_FAST_LANE: "true", ...TIMEOUTS });
     const tag = randomBytes(3).toString("hex");
-    const crowdUrl = `/held?gone=${tag}`;
-    const crowdGet = get(`/api/portfolio${crowdUrl}`);
-    await warmed(gw, "true", crowdUrl, `/echo?gone=${tag}`);
-    const crowd = await crowdOf(gw, crowdGet, HELD);
+    const crowdUrl = `/held?both=${tag}`;
+    await warmed(gw, "true", crowdUrl, `/echo?both=${tag}`);
+    const servedBefore = await served(gw);
+    const crowd = await crowdOf(gw, get(`/api/portfolio${crowdUrl}`), HELD);
     await expect.poll(() => reached(crowdUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD);
-    expect((await sent(gw, crowdGet)).status).toBe(429);
-    for (const c of crowd.clients) c.close();
-    expect(await Promise.all(crowd.answers)).toEqual(Array(HELD).fill(undefined));
-    // Once the gateway has seen the closes: a GET of the crowd's is sent again (it was reached, no answer).
-    await expect
-      .poll(
-        async () => {
-          const before = reached(crowdUrl);
-          const a = await sent(gw, crowdGet, 3_000).catch(() => undefined);
-          return a === undefined && reached(crowdUrl) > before;
-        },
-        { timeout: 60_000, interval: 200 },
-      )
-      .toBe(true);
-    // Every place back (the probes' own given back as their clients left): all but one of a whole share sent.
-    const start = reached(crowdUrl);
-    const again = await crowdOf(gw, crowdGet, HELD - 1);
-    await expect.poll(() => reached(crowdUrl) - start, { timeout: 60_000, interval: 100 }).toBe(HELD - 1);
+    expect((await served(gw)) - servedBefore).toBe(HELD); // (every one of them the lane's)
+    const postUrl = `/held?both-post=${tag}`;
+    const post = (auth: string) => [`POST /api/portfolio${postUrl} HTTP/1.1`, "Host: gw", auth, "Content-Type: application/json", "Content-Length: 2"].join("\r\n") + "\r\n\r\n{}";
+    const refused = await sent(gw, post(`Authorization: Bearer ${rig.token}`), 20_000);
+    expect([refused.status, JSON.parse(refused.body).error?.code]).toEqual([429, "TOO_MANY_IN_FLIGHT"]);
+    expect(reached(postUrl)).toBe(0);
+    // Another user's POST: within its share, sent (and held like the crowd's).
+    const otherAuth = otherGet("/").split("\r\n").find((l) => l.startsWith("Authorization:"))!;
+    const other = sent(gw, post(otherAuth));
+    await expect.poll(() => reached(postUrl), { timeout: 20_000, interval: 100 }).toBe(1);
     rig.releaseHeld();
-    expect((await Promise.all(again.answers)).map((a) => a?.status)).toEqual(Array(HELD - 1).fill(200));
+    expect((await other).status).toBe(200);
+    expect((await Promise.all(crowd.answers)).map((a) => a?.status)).toEqual(Array(HELD).fill(200));
+    crowd.clients.forEach((c) => c.close());
   }, 180_000);
 
   for (const lane of ["true", "false"] as const) {
@@ -218,6 +247,7 @@ describe("a streamed answer (past the 1 MiB the gateway buffers) holds its conne
   // mid-answer (an upstream slow to send, or a client slow to read) held every connection to a service.
   /** GET /stalled: the first answered whole, then each a head and a part past BUFFER_LIMIT_BYTES, the rest never sent; /whole: twice that, all sent. */
   let stalled = { asked: 0, closed: 0 };
+  let silent = { asked: 0, closed: 0 };
   let up: Awaited<ReturnType<typeof rawUpstream>>;
   const part = Buffer.alloc(BUFFER_LIMIT_BYTES + 1, 120);
   beforeAll(async () => {
@@ -227,6 +257,11 @@ describe("a streamed answer (past the 1 MiB the gateway buffers) holds its conne
         s.once("close", () => stalled.closed++);
         s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${2 * part.length}\r\n\r\n`);
         s.write(part);
+      },
+      // Never answered: counts its requests and their connections' closes.
+      silent: (s) => {
+        silent.asked++;
+        s.once("close", () => silent.closed++);
       },
       whole: (s) => s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${2 * part.length}\r\n\r\n`), part, part])),
     });
@@ -285,6 +320,80 @@ describe("a streamed answer (past the 1 MiB the gateway buffers) holds its conne
       // Each cut short of its length: the client's connection closed, and the upstream's.
       await expect.poll(() => downloads.map((d) => d.socket.destroyed), { timeout: 60_000, interval: 100 }).toEqual([true, true]);
       await expect.poll(() => stalled.closed, { timeout: 60_000, interval: 100 }).toBe(2);
+    }, 180_000);
+  }
+
+  // Session 59: the Fastify path ends the upstream request when its client goes away (./upstreams.ts `answering`:
+  // undici's request aborted); until then it waited for the upstream's answer or PROXY_TIMEOUT_MS (60 s here).
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: a client gone while its upstream has not answered closes the upstream's connection at once`, async () => {
+      silent = { asked: 0, closed: 0 };
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, ...TIMEOUTS, SERVICE_PORTFOLIO_MANAGER_URL: up.url });
+      const tag = randomBytes(3).toString("hex");
+      expect((await sent(gw, get(`/api/portfolio/warm-${tag}`))).status).toBe(200);
+      const { hostname, port } = new URL(gw);
+      const client = connect(Number(port), hostname, () => client.write(get(`/api/portfolio/silent?${tag}`)));
+      client.on("error", () => undefined);
+      await expect.poll(() => silent.asked, { timeout: 20_000, interval: 50 }).toBe(1);
+      const goneAt = Date.now();
+      client.destroy();
+      await expect.poll(() => silent.closed, { timeout: 20_000, interval: 50 }).toBe(1);
+      expect(Date.now() - goneAt).toBeLessThan(5_000);
+    }, 60_000);
+  }
+});
+
+/** `request` on a socket of its own that reads its answer's head, then nothing more (paused for good): the status, and the socket (to destroy). */
+function stalledDownload(gw: string, request: string): Promise<{ status: number; socket: Socket }> {
+  const { hostname, port } = new URL(gw);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(request));
+    let read = "";
+    const onData = (d: Buffer) => {
+      read += d.toString("latin1", 0, Math.min(d.length, 4096));
+      const end = read.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      socket.pause();
+      socket.removeListener("data", onData);
+      resolve({ status: Number(read.split(" ")[1]), socket });
+    };
+    socket.on("data", onData);
+    socket.on("error", () => undefined);
+    socket.on("close", () => reject(new Error(`closed before an answer's head: ${read.slice(0, 200)}`)));
+  });
+}
+
+describe("a client that takes none of a streamed answer for CLIENT_SEND_TIMEOUT_MS is cut, its place in the share given back", () => {
+  // Session 59: a client that stopped reading (its socket full: the kernel's buffers, then the gateway's) held its
+  // upstream connection and its place with no bound. The stand-in's /endless writes until its connection closes.
+  for (const lane of ["true", "false"] as const) {
+    it(`GATEWAY_FAST_LANE=${lane}: a user's stalled downloads and held GETs fill its share (429); the downloads cut after CLIENT_SEND_TIMEOUT_MS, their upstream connections closed, their places are taken again`, async () => {
+      const logs: Array<Record<string, unknown>> = [];
+      const gw = await rig.gateway({ GATEWAY_FAST_LANE: lane, ...TIMEOUTS, CLIENT_SEND_TIMEOUT_MS: "2000" }, logs);
+      const tag = randomBytes(3).toString("hex");
+      const heldUrl = `/held?stall=${tag}`;
+      const heldGet = get(`/api/portfolio${heldUrl}`);
+      await warmed(gw, lane, heldUrl, `/echo?stall=${tag}`);
+      const STALLED = 6;
+      const held = await crowdOf(gw, heldGet, HELD - STALLED);
+      await expect.poll(() => reached(heldUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD - STALLED);
+      const endlessUrl = `/endless?stall=${tag}`;
+      const downloads = await Promise.all(Array.from({ length: STALLED }, () => stalledDownload(gw, get(`/api/portfolio${endlessUrl}`))));
+      expect(downloads.map((d) => d.status)).toEqual(Array(STALLED).fill(200));
+      // The share full (96 of this user's under way): refused, nothing sent.
+      expect((await sent(gw, heldGet, 20_000)).status).toBe(429);
+      // Each download cut once its socket stayed full for 2 s: its upstream connection closed.
+      await expect.poll(() => rig.upstreamClosed.filter((u) => u === endlessUrl).length, { timeout: 60_000, interval: 100 }).toBe(STALLED);
+      // Their places free again: as many held GETs sent, none refused.
+      const again = await crowdOf(gw, heldGet, STALLED);
+      await expect.poll(() => reached(heldUrl) - 1, { timeout: 60_000, interval: 100 }).toBe(HELD);
+      rig.releaseHeld();
+      expect((await Promise.all([...held.answers, ...again.answers])).map((a) => a?.status)).toEqual(Array(HELD).fill(200));
+      [...held.clients, ...again.clients].forEach((c) => c.close());
+      downloads.forEach((d) => d.socket.destroy());
+      // Said in the log, at warn, the same line on both paths.
+      const said = logs.filter((l) => l.msg === "client took none of the streamed answer in time: connection closed");
+      expect(said.map((l) => [l.level, l.upstream, l.sendTimeoutMs])).toEqual(Array(STALLED).fill([40, "portfolio-manager", 2000]));
     }, 180_000);
   }
 });

@@ -20,7 +20,7 @@ import { CounterTally } from "./counter-tally";
 import { keyRequirement, scopesMeet } from "./key-scopes";
 import type { IncomingHttpHeaders } from "node:http";
 import { answerHeaders, forwardedHeaders } from "./upstream-headers";
-import { ClientGoneError, RESTART_WINDOW_MS, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
+import { ClientGoneError, ClientStalledError, RESTART_WINDOW_MS, STALLED_CLIENT_LOG, sendPastClosing, UpstreamError, type UpstreamAnswer, type UpstreamFailure, type Upstreams } from "./upstreams";
 import type { UpstreamShares } from "./upstream-shares";
 import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "./upstream-texts";
 
@@ -289,6 +289,8 @@ export function registerProxyRoutes(api: App, ctx: GatewayContext, d: ProxyDeps)
     // A service closing behind the gateway (a deploy's drain): forwarded and counted, logged as a drain answer, not an error.
     if (isClosingAnswer(answer.statusCode, answer.body)) markDrainAnswer(reply, `${service.name} shutting down (its answer forwarded)`);
     const streamed = !Buffer.isBuffer(answer.body);
+    // (Fastify logs no stream's failure here: the kit's access line only. A stalled client is said, as the lane says it.)
+    if (!Buffer.isBuffer(answer.body)) answer.body.once("error", (e) => e instanceof ClientStalledError && log.warn({ requestId: request.id, upstream: service.name, sendTimeoutMs: cfg.CLIENT_SEND_TIMEOUT_MS }, STALLED_CLIENT_LOG));
     // A HEAD answer has no body but the length of what GET would send: kept as the upstream gave it.
     reply.code(answer.statusCode).headers(answerHeaders(answer.headers, streamed || request.method === "HEAD"));
     return reply.send(request.method === "HEAD" ? undefined : answer.body);

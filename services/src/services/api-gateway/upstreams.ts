@@ -63,6 +63,10 @@ export interface ClosingResponse {
   once(event: "close", listener: () => void): unknown;
 }
 
+/** A streamed answer its client took none of for CLIENT_SEND_TIMEOUT_MS: cut (the stream's error), logged as STALLED_CLIENT_LOG on both paths. */
+export class ClientStalledError extends Error {}
+export const STALLED_CLIENT_LOG = "client took none of the streamed answer in time: connection closed";
+
 /** An upstream request ended because its client's response closed first (UpstreamRequest.answering): nothing to answer or count. */
 export class ClientGoneError extends Error {
   constructor() {
@@ -241,7 +245,7 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeout
         if (!stream.push(chunk)) {
           controller.pause();
           // A client that takes none of it holds the connection, and its place in the share, for good without this bound.
-          if (sendTimeoutMs !== undefined && stall === undefined) stall = setTimeout(() => stream!.destroy(new Error(`the client took none of the answer in ${sendTimeoutMs} ms`)), sendTimeoutMs);
+          if (sendTimeoutMs !== undefined && stall === undefined) stall = setTimeout(() => stream!.destroy(new ClientStalledError(`the client took none of the answer in ${sendTimeoutMs} ms`)), sendTimeoutMs);
         }
         return;
       }

@@ -7,6 +7,7 @@
  * until session 59 a client that stopped reading held both for as long as it kept its connection open).
  * One object per streamed answer (the platform's answers are small: not the common path).
  */
+import { STALLED_CLIENT_LOG } from "../upstreams";
 import { chunkOf } from "./answer";
 import type { LaneConnection } from "./connections";
 import type { LaneDeps } from "./deps";
@@ -65,7 +66,7 @@ export class LaneStream {
     if (this.over) return;
     this.end();
     this.x.abandonUpstream();
-    this.d.log.warn({ requestId: this.x.requestId, upstream: this.x.service, sendTimeoutMs: this.d.sendTimeoutMs }, "client took none of the streamed answer in time: connection closed");
+    this.d.log.warn({ requestId: this.x.requestId, upstream: this.x.service, sendTimeoutMs: this.d.sendTimeoutMs }, STALLED_CLIENT_LOG);
     this.x.completed(this.status);
     this.conn.destroy();
   }
