@@ -2,8 +2,8 @@
  * One request the fast lane took (./serve.ts decided it), from its forwarding to its answer: the
  * upstream's (sent once more past a closing replica's 503, ../upstreams.ts closingResendBudget), 502 or
  * 504 in the Fastify path's shape, with its access line, metrics and usage event; or nothing, when the
- * client goes away first. A client past its share of the lane's connections to the service is answered
- * the Fastify path's 429 TOO_MANY_IN_FLIGHT, nothing sent (../upstream-shares.ts, the same rule).
+ * client goes away first. A client past its share of the connections to the service is answered the
+ * Fastify path's 429 TOO_MANY_IN_FLIGHT, nothing sent (../upstream-shares.ts: one count with the Fastify path's).
  */
 import { isClosingAnswer, type Identity } from "../../../kit";
 import type { Hit } from "../leased-counter";
@@ -65,7 +65,7 @@ export class LaneExchange implements Exchange {
 
   start(base: URL): void {
     const d = this.d;
-    // Past the client's share of the lane's connections to the service: the Fastify path's 429, nothing sent.
+    // Past the client's share of the connections to the service (both paths' requests): the Fastify path's 429, nothing sent.
     if (!d.shares.enter(this.service, this.client)) return this.refused();
     this.placeHeld = true;
     // What is left of the whole-request budget (from the read: ./serve.ts) and the upstream's
