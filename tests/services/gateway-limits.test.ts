@@ -69,6 +69,28 @@ describe("LeasedCounter", () => {
     expect((await c.hit("t:window", 2, 300)).current).toBe(1);
   });
 
+  it("a lease live at canHit's instant is live at tryHit's given the same instant (session 59: a lease ending between the two left the fast lane's count undefined, and the gateway's process ended)", async () => {
+    const c = new LeasedCounter(client());
+    await c.lease("t:edge", 100, 1_000);
+    expect(c.canHit("t:edge")).toBe(true);
+    // The lease's end, found from the instants at which it is live and not.
+    let live = Date.now();
+    let ended = live + 2_000;
+    while (ended - live > 1) {
+      const mid = Math.floor((live + ended) / 2);
+      if (c.canHit("t:edge", mid)) live = mid;
+      else ended = mid;
+    }
+    // Decided at its last live millisecond, counted a millisecond later: nothing to count (the old clock read each).
+    expect(c.canHit("t:edge", live)).toBe(true);
+    expect(c.tryHit("t:edge", 100, ended)).toBeUndefined();
+    // Counted at the instant it was decided at: counted.
+    const hit = c.tryHit("t:edge", 100, live);
+    expect(hit).toBeDefined();
+    expect(hit!.current).toBeGreaterThan(0);
+    expect(hit!.ttl).toBeGreaterThanOrEqual(0);
+  });
+
   it("rejects when Dragonfly is unreachable", async () => {
     const dead = new Redis("redis://127.0.0.1:1", { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true, retryStrategy: () => null });
     clients.push(dead);

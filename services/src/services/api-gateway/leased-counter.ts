@@ -75,8 +75,7 @@ export class LeasedCounter {
    * Counts one request against `key` from the live lease alone, synchronously; undefined when the
    * lease is missing, ended or used up (then `hit()` asks Dragonfly).
    */
-  tryHit(key: string, max: number): Hit | undefined {
-    const now = Date.now();
+  tryHit(key: string, max: number, now = Date.now()): Hit | undefined {
     const lease = this.leases.get(key);
     if (!lease || lease.endsAt <= now) return undefined;
     if (lease.left > 0) {
@@ -88,11 +87,12 @@ export class LeasedCounter {
 
   /**
    * Whether `tryHit` would count a request against `key` from the live lease and under `max`, without
-   * counting it (the fast lane decides everything before it takes anything).
+   * counting it (the fast lane decides everything before it takes anything). At `now`: the same instant
+   * as the tryHit that follows, or a lease ending between the two leaves that tryHit nothing to count.
    */
-  canHit(key: string): boolean {
+  canHit(key: string, now = Date.now()): boolean {
     const lease = this.leases.get(key);
-    return lease !== undefined && lease.endsAt > Date.now() && lease.left > 0;
+    return lease !== undefined && lease.endsAt > now && lease.left > 0;
   }
 
   /**

@@ -64,9 +64,9 @@ export class GatewayLimits {
   static readonly ipKey = (ip: string) => `gw-rl-ip:${ip}`;
   static readonly siteKey = (site: string) => `gw-rl-site:${site}`;
 
-  /** Whether one request of `key` can be counted from its live lease, under its limit (nothing counted). */
-  canHit(key: string): boolean {
-    return this.counter.canHit(key);
+  /** Whether one request of `key` can be counted from its live lease at `now`, under its limit (nothing counted). */
+  canHit(key: string, now?: number): boolean {
+    return this.counter.canHit(key, now);
   }
 
   /** Whether `key` has no live lease but may get one (the fast lane warms it: `lease`, then decides again). */
@@ -79,9 +79,9 @@ export class GatewayLimits {
     return this.counter.lease(key, max, this.o.windowMs);
   }
 
-  /** Counts one request of `key` from its live lease (after canHit said it can: synchronous). */
-  hit(key: string, max: number): Hit | undefined {
-    const hit = this.counter.tryHit(key, max);
+  /** Counts one request of `key` from its live lease (after canHit said it can at the same `now`: synchronous). */
+  hit(key: string, max: number, now?: number): Hit | undefined {
+    const hit = this.counter.tryHit(key, max, now);
     this.counter.refillAhead(key, max, this.o.windowMs);
     return hit;
   }

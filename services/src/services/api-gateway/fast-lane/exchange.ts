@@ -158,6 +158,17 @@ export class LaneExchange implements Exchange {
     this.d.shares.leave(this.service, this.client);
   }
 
+  /** Ended by a fault of the lane's own (./upstream-pool.ts broken, the timers below): logged, nothing answered, its client's connection closed. */
+  broken(err: unknown): void {
+    this.settled = true;
+    this.giveBackPlace();
+    clearTimeout(this.timer);
+    this.conn.exchange = undefined;
+    this.sent?.abandon();
+    this.d.log.error({ err, requestId: this.requestId, upstream: this.service }, "fast lane failed on a request it took; its connection closed");
+    this.conn.destroy();
+  }
+
   /** The lane's timer (see start): 504, the upstream's or the request's. */
   timedOut(): void {
     if (this.settled) return;
@@ -246,6 +257,14 @@ export class LaneExchange implements Exchange {
   }
 }
 
-const timedOut = (x: LaneExchange) => x.timedOut();
-const resendNow = (x: LaneExchange, left: number) => x.resendNow(left);
+// A timer's throw would end the process: the exchange ends instead (broken).
+const timedOut = (x: LaneExchange) => guard(x, () => x.timedOut());
+const resendNow = (x: LaneExchange, left: number) => guard(x, () => x.resendNow(left));
+function guard(x: LaneExchange, run: () => void): void {
+  try {
+    run();
+  } catch (err) {
+    x.broken(err);
+  }
+}
 const RETRY_AFTER = { "retry-after": "1" };

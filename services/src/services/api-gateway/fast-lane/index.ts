@@ -73,7 +73,7 @@ function durationsOf(metrics: ServiceMetrics): LaneDeps["observeDuration"] {
 /** Takes over the server's connections (see the file's comment). */
 export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
   const { config: cfg, app, log } = ctx;
-  const pool = new UpstreamPool({ connections: p.connections, keepAliveTimeoutMs: 30_000, answers: p.upstreamAnswers });
+  const pool = new UpstreamPool({ connections: p.connections, keepAliveTimeoutMs: 30_000, answers: p.upstreamAnswers, log });
   let closing = false;
   const deps: LaneDeps = {
     server: app.server,

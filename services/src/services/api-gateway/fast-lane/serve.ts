@@ -122,7 +122,11 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   const bucket = bucketOf(ip);
   const site = siteOf(ip);
   const siteKey = site ? GatewayLimits.siteKey(site) : undefined;
-  if (siteKey && !d.limits.canHit(siteKey)) return coldLimit(d, req, siteKey, d.limits.o.siteMax);
+  // One instant for every check and count below: each lease found live by canHit is still live for its hit
+  // (with a clock read each, a lease ending between the two left the hit nothing: an exchange without its
+  // count, whose answer threw and ended the process, session 59's gateway bench).
+  const now = Date.now();
+  if (siteKey && !d.limits.canHit(siteKey, now)) return coldLimit(d, req, siteKey, d.limits.o.siteMax);
   const requestId = req.requestId;
   const auth = d.authenticator.cached(h);
   if (!auth) {
@@ -150,17 +154,17 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
     return "credentials";
   }
   const ipKey = identity ? ipCapKeys.of(bucket) : undefined;
-  if (ipKey && !d.limits.canHit(ipKey)) return coldLimit(d, req, ipKey, d.limits.o.ipMax);
+  if (ipKey && !d.limits.canHit(ipKey, now)) return coldLimit(d, req, ipKey, d.limits.o.ipMax);
   const rateKey = identity ? userRateKeys.of(identity.userId) : addressRateKeys.of(bucket);
-  if (!d.limits.canHit(rateKey)) return coldLimit(d, req, rateKey, d.rateMax);
+  if (!d.limits.canHit(rateKey, now)) return coldLimit(d, req, rateKey, d.rateMax);
   const base = d.bases.get(target.service.name)!;
   const head = requestHead(method, `${target.path}${target.search}`, base.host, upstreamHeaders(h, requestId, clientRequestIdOf(msg), ip, identity));
   if (!head) return "headers";
 
   // Decided: the tokens are taken (each from its live lease, synchronously), then the request is the lane's.
-  if (siteKey) d.limits.hit(siteKey, d.limits.o.siteMax);
-  if (ipKey) d.limits.hit(ipKey, d.limits.o.ipMax);
-  const rate = d.limits.hit(rateKey, d.rateMax)!;
+  if (siteKey) d.limits.hit(siteKey, d.limits.o.siteMax, now);
+  if (ipKey) d.limits.hit(ipKey, d.limits.o.ipMax, now);
+  const rate = d.limits.hit(rateKey, d.rateMax, now)!;
   new LaneExchange(d, req, conn, head, target.service.name, requestId, identity, rate, identity ? identity.userId : ip).start(base);
   return true;
 }

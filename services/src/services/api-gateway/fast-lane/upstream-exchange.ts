@@ -27,6 +27,8 @@ export interface Exchange {
   onStream(a: PooledAnswer, more: StreamSink): void;
   /** No answer: why ("timeout" never here: the lane's own timer), whether any of it came, and whether the upstream is taken for restarting (refused or closed after an answer within RESTART_WINDOW_MS). */
   onFailure(err: Error, failure: UpstreamFailure, received: boolean, restarting: boolean): void;
+  /** A throw out of the lane's own handling of it (a fault, not the upstream's): ended, its client's connection closed. */
+  broken(err: unknown): void;
 }
 
 export interface StreamSink {

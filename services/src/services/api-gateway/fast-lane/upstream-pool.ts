@@ -17,12 +17,16 @@
  * connection; failing again, it is `restarting` when the upstream answered within RESTART_WINDOW_MS.
  */
 import { connect, type Socket } from "node:net";
+import type { Logger } from "pino";
 import { BUFFER_LIMIT_BYTES, type UpstreamAnswerTimes, type UpstreamFailure } from "../upstreams";
 import { newParser, type LlhttpParser } from "./llhttp";
 import { closedError, failureOf, lengthMismatch } from "./upstream-failures";
 import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
+import { PooledRequest, type Carried, type Sent } from "./pooled-request";
 
-class UpstreamConnection {
+export type { Sent };
+
+export class UpstreamConnection {
   readonly socket: Socket;
   private readonly parser: LlhttpParser;
   exchange: Carried | undefined;
@@ -54,12 +58,17 @@ class UpstreamConnection {
     });
     this.socket.on("data", (d: Buffer) => {
       this.received = true;
-      this.failed(this.parser.execute(d));
+      const x = this.exchange;
+      try {
+        this.failed(this.parser.execute(d));
+      } catch (err) {
+        this.broken(x, err);
+      }
     });
     // An answer without a length ends at the close (Connection: close, HTTP/1.0); one cut short is a closed connection (undici's).
-    this.socket.on("end", () => void (this.exchange && this.parser.finish() instanceof Error && this.fail(closedError())));
-    this.socket.on("error", (err) => this.fail(err));
-    this.socket.on("close", () => this.fail(closedError()));
+    this.socket.on("end", () => this.guarded(() => void (this.exchange && this.parser.finish() instanceof Error && this.fail(closedError()))));
+    this.socket.on("error", (err) => this.guarded(() => this.fail(err)));
+    this.socket.on("close", () => this.guarded(() => this.fail(closedError())));
     this.socket.on("timeout", () => {
       if (!this.exchange) return void this.socket.destroy(); // idle past keepAliveTimeoutMs
       // A streamed answer's upstream silent past bodyTimeoutMs (not paused for the client): cut, as undici's
@@ -137,6 +146,31 @@ class UpstreamConnection {
     else x?.onFailure(err, failureOf(err), this.received);
   }
 
+  private guarded(handle: () => void): void {
+    const x = this.exchange;
+    try {
+      handle();
+    } catch (err) {
+      this.broken(x, err);
+    }
+  }
+
+  /**
+   * A throw out of an event's handling (a fault of the lane's, which would end the process and every
+   * client's requests with it): the request that was in flight (`x`) is ended by its exchange (logged,
+   * its client's connection closed), and this connection with it, whose parser may be mid-answer; a
+   * request that took the connection after x's answer fails over to a new one (closed before any answer).
+   */
+  private broken(x: Carried | undefined, err: unknown): void {
+    if (this.exchange === x) [this.exchange, this.sink] = [undefined, undefined];
+    try {
+      this.fail(closedError());
+    } finally {
+      if (x) x.broken(err);
+      else this.pool.log.error({ err }, "fast lane: an upstream connection failed outside any request; closed");
+    }
+  }
+
   /** Gives up the request in flight (the lane's timeout, the client gone): the connection cannot be reused. */
   abandon(): void {
     this.exchange = undefined;
@@ -146,7 +180,7 @@ class UpstreamConnection {
   }
 }
 
-class BasePool {
+export class BasePool {
   private readonly idle: UpstreamConnection[] = [];
   private readonly all = new Set<UpstreamConnection>();
   private readonly waiting: PooledRequest[] = [];
@@ -159,6 +193,7 @@ class BasePool {
     /** The gateway's record of each upstream's last answer (../upstreams.ts), keyed by `key` (host:port). */
     readonly answers: UpstreamAnswerTimes,
     readonly key: string,
+    readonly log: Logger,
   ) {}
 
   /** A connection for one exchange, now or when one is free; `fresh`: a new one (a resend, as undici's). */
@@ -194,75 +229,10 @@ class BasePool {
   }
 }
 
-/** One handle on a request sent: `abandon()` gives it up (the connection is closed, not reused). */
-export interface Sent {
-  abandon(): void;
-}
-
-/** What a connection carries (UpstreamConnection.send): the request and where its answer goes. */
-interface Carried {
-  readonly head: Buffer;
-  readonly head_only: boolean;
-  readonly bodyTimeoutMs: number;
-  onAnswer(a: PooledAnswer): void;
-  onStream(a: PooledAnswer, more: StreamSink): void;
-  onFailure(err: Error, failure: UpstreamFailure, received: boolean): void;
-}
-
-/** A request on its way: on a connection, or waiting for one; sent once more on a new one after a refused or closed connection (see UpstreamPool.send). */
-class PooledRequest implements Carried, Sent {
-  private current: UpstreamConnection | undefined;
-  private retried = false;
-  private abandoned = false;
-  readonly head: Buffer;
-  readonly head_only: boolean;
-  readonly bodyTimeoutMs: number;
-
-  constructor(
-    private readonly pool: BasePool,
-    private readonly x: Exchange,
-  ) {
-    this.head = x.head;
-    this.head_only = x.head_only;
-    this.bodyTimeoutMs = x.bodyTimeoutMs;
-  }
-
-  /** A connection for it (BasePool.acquire). */
-  take(c: UpstreamConnection): void {
-    if (this.abandoned) return this.pool.release(c);
-    this.current = c;
-    c.send(this);
-  }
-
-  onAnswer(a: PooledAnswer): void {
-    this.x.onAnswer(a);
-  }
-
-  onStream(a: PooledAnswer, more: StreamSink): void {
-    this.x.onStream(a, more);
-  }
-
-  onFailure(err: Error, failure: UpstreamFailure, received: boolean): void {
-    const transient = failure === "refused" || failure === "closed";
-    if (!this.retried && transient && !received && !this.abandoned) {
-      this.retried = true;
-      this.current = undefined;
-      return this.pool.acquire(this, true);
-    }
-    this.x.onFailure(err, failure, received, transient && this.pool.answers.recent(this.pool.key));
-  }
-
-  abandon(): void {
-    this.abandoned = true;
-    // Only while this request is the connection's (once answered, it serves others).
-    if (this.current && this.current.exchange === this) this.current.abandon();
-  }
-}
-
 export class UpstreamPool {
   private readonly bases = new Map<string, BasePool>();
 
-  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number; answers: UpstreamAnswerTimes }) {}
+  constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number; answers: UpstreamAnswerTimes; log: Logger }) {}
 
   /**
    * Sends `x` to `base` (http://host:port). A request whose connection was refused or closed before
@@ -274,7 +244,7 @@ export class UpstreamPool {
     const key = base.host;
     let pool = this.bases.get(key);
     if (!pool) {
-      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs, this.o.answers, key);
+      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs, this.o.answers, key, this.o.log);
       this.bases.set(key, pool);
     }
     const sent = new PooledRequest(pool, x);
