@@ -6,8 +6,9 @@
  * real loopback upstream.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LaneListener } from "../../services/src/services/api-gateway/fast-lane/connections";
 import { UpstreamPool } from "../../services/src/services/api-gateway/fast-lane/upstream-pool";
 import type { Exchange, PooledAnswer } from "../../services/src/services/api-gateway/fast-lane/upstream-exchange";
 
@@ -75,6 +76,42 @@ describe("fast lane: a fault of its own ends the request, not the process", () =
       expect(logged).toEqual([]);
     } finally {
       pool.close();
+    }
+  });
+
+  it("a throw out of a client read's handling (here the hand-over's count) closes that connection, logged, and the listener serves the next", async () => {
+    const server = createServer((_req, res) => res.end("node:http's answer"));
+    const faults: { message: string; outcome: string }[] = [];
+    let throwOnHandOver = true;
+    new LaneListener(
+      server,
+      () => "route", // every request declined: handed over to node:http
+      () => false,
+      (err, outcome) => void faults.push({ message: err.message, outcome }),
+      () => {
+        if (throwOnHandOver) throw new Error("a fault in the hand-over's count");
+      },
+      () => undefined,
+    );
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      // An incomplete head: handed over at its first read, whose count throws.
+      const closed = await new Promise<string>((resolve) => {
+        const c = connect(port, "127.0.0.1", () => c.write("GET /one HTTP/1.1\r\nhost: x\r\n"));
+        let got = "";
+        c.on("data", (d) => (got += d));
+        c.on("close", () => resolve(got));
+        c.on("error", () => undefined);
+      });
+      expect(closed).toBe("");
+      expect(faults).toEqual([{ message: "a fault in the hand-over's count", outcome: "its connection closed" }]);
+      throwOnHandOver = false;
+      const answer = await fetch(`http://127.0.0.1:${port}/two`);
+      expect(await answer.text()).toBe("node:http's answer");
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 });

@@ -11,43 +11,14 @@
  * server accepted it, and the bytes are put back in front of the socket's stream (`unshift`), where
  * node:http's listener reads them first. Node and Fastify then decide from scratch, as without the lane.
  */
-import type { IncomingMessage, Server } from "node:http";
+import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import { clientErrorResponse } from "../../../kit/client-errors";
-import type { Auth } from "../authenticate";
 import { carryOver } from "./handed-over";
 import { headEndsRead, httpCommon, messageOf, newParser, type LlhttpParser } from "./llhttp";
+import type { ColdRequest, LaneRequest, LaneServer } from "./lane-request";
 
-/** A complete request the lane may serve: its IncomingMessage-shaped view (headers as node:http joins them). */
-export interface LaneRequest {
-  /** rawHeaders, headers, method, url, httpVersion*, socket: what the kit's checks read (framingIssue, clientRequestIdOf, the client address). */
-  msg: IncomingMessage;
-  method: string;
-  url: string;
-  /** The client keeps the connection open after the answer (llhttp's shouldKeepAlive: no Connection: close). */
-  keepAlive: boolean;
-  /** performance.now() when the request was read. */
-  startedAt: number;
-  /** Its id (the app's genReqId), once the lane gave it one. */
-  requestId?: string;
-  /** Date.now() when its whole-request budget ends, and whether it was read before the close began (./serve.ts sets both). */
-  deadline?: number;
-  beforeClose?: boolean;
-  /** The credentials warm-up's answer (./serve.ts), handed over with it (./handed-over.ts). */
-  auth?: Auth;
-}
-
-/** A request declined only because a cache is cold (./serve.ts Cold): `warm` fills it; true when deciding again is worth it. */
-export interface ColdRequest {
-  reason: string;
-  warm: () => Promise<boolean>;
-}
-
-/**
- * What serves a request (./serve.ts): true when it took it (and will call `conn.finish`), a cold
- * cache to warm before deciding again, else why the connection is handed over.
- */
-export type LaneServer = (req: LaneRequest, conn: LaneConnection) => true | string | ColdRequest;
+export type { ColdRequest, LaneRequest, LaneServer };
 
 /** Warm-ups of one request at most (its route, credentials, and the three rate-limit keys): then Fastify's. */
 const MAX_WARMS = 5;
@@ -64,7 +35,15 @@ export class LaneConnection {
   private completes = 0;
   private current: LaneRequest | undefined; // (the request the lane handles; `started`: its answer's first bytes written)
   private started = false;
-  private readonly onData = (d: Buffer) => this.read(d);
+  /** A throw out of a read's handling (a fault of the lane's) would end the process: the connection ends instead. */
+  private readonly onData = (d: Buffer) => {
+    try {
+      this.read(d);
+    } catch (e) {
+      this.lane.fault(e as Error, "its connection closed");
+      this.destroy();
+    }
+  };
   private readonly onEnd = () => this.clientEnded();
   /** An answer was written on this connection (its idle timeout is then keepAliveTimeout's, closed silently). */
   private answered = false;
@@ -151,7 +130,7 @@ export class LaneConnection {
     try {
       taken = this.lane.serve(req, this);
     } catch (e) {
-      this.lane.declined(e as Error);
+      this.lane.fault(e as Error, "handed to Fastify");
     }
     if (taken === true) return;
     if (typeof taken === "string" || warms >= MAX_WARMS) {
@@ -268,7 +247,8 @@ export class LaneListener {
     readonly server: Server,
     readonly serve: LaneServer,
     readonly closing: () => boolean,
-    readonly declined: (err: Error) => void,
+    /** Logs a fault of the lane's own on a request, and what became of the request. */
+    readonly fault: (err: Error, outcome: string) => void,
     /** Counts a connection handed to node:http, and why (`req`: the request the lane began, handed over with it). */
     readonly handedOver: (reason: string, req?: LaneRequest) => void,
     /** Counts a request whose cold cache the lane warms before deciding again, and which. */

@@ -126,7 +126,7 @@ export function installFastLane(ctx: GatewayContext, p: FastLaneParts): void {
       return taken;
     },
     () => closing,
-    (err) => log.error({ err }, "fast lane failed on a request; handed to Fastify"),
+    (err, outcome) => log.error({ err }, `fast lane failed on a request; ${outcome}`),
     (reason, req) => {
       lanes.inc({ outcome: "handed_over", reason });
       // (Debug: the request's id, the one Fastify's lines name next: ./handed-over.ts.)
