@@ -8,9 +8,9 @@
  * nothing is half promoted (the model a candidate, the model served and the history unchanged).
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
+import { AdvisoryLockHolder } from "../helpers/advisory-lock-holder";
 import { createLogger, type PostgresClient } from "../../services/src/kit";
 import { createPostgres } from "../../services/src/kit/datastores/postgres";
 import { LOCK_NOT_AVAILABLE } from "../../services/src/kit/datastores/postgres-contention";
@@ -24,7 +24,7 @@ const srv = useServers("postgres");
 const ATTEMPT_MS = 300;
 let db: PostgresClient;
 let registry: ModelRegistry;
-let holder: pg.Client | undefined;
+const holder = new AdvisoryLockHolder(() => srv.postgres.url);
 
 /** What register stores of a report: the fields it reads. */
 const report = {
@@ -35,20 +35,7 @@ let stampMs = Date.UTC(2026, 1, 1);
 const registerModel = (): Promise<ModelRecord> => registry.register(randomBytes(32), report, "test", new Date((stampMs += 1000)));
 
 /** Another session (an admin's switch, another run's) holding the model switch lock until `letGo`. */
-async function holdSwitchLock(): Promise<{ letGo: () => Promise<void> }> {
-  const client = new pg.Client({ connectionString: srv.postgres.url });
-  await client.connect();
-  holder = client;
-  await client.query("BEGIN");
-  await client.query("SELECT pg_advisory_xact_lock($1)", [MODEL_SWITCH_LOCK]);
-  return {
-    letGo: async () => {
-      await client.query("COMMIT");
-      await client.end();
-      holder = undefined;
-    },
-  };
-}
+const holdSwitchLock = () => holder.hold(MODEL_SWITCH_LOCK);
 
 /** A logger whose lines the test reads. */
 function capturedLog() {
@@ -71,10 +58,7 @@ beforeAll(async () => {
   const first = await registerModel();
   await registry.promote(first.version, "test");
 }, 120_000);
-afterEach(async () => {
-  if (holder) await holder.end().catch(() => undefined); // a failed test's lock goes with its session
-  holder = undefined;
-});
+afterEach(() => holder.releaseAll()); // a failed test's lock goes with its session
 afterAll(() => db?.close());
 
 describe("the train job's promotion while another session holds the model switch lock", () => {

@@ -10,6 +10,7 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { useServers } from "../harness/shared";
+import { AdvisoryLockHolder } from "../helpers/advisory-lock-holder";
 import { runCommand } from "../../services/src/kit";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import databaseService from "../../services/src/services/database-service";
@@ -23,7 +24,7 @@ import { ML_DIR, mlPython } from "../helpers/ml-python";
 const srv = useServers("postgres", "clickhouse");
 const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 let env: Record<string, string>;
-let holder: pg.Client | undefined;
+const holder = new AdvisoryLockHolder(() => srv.postgres.url);
 
 async function insertBars(symbol: string, bars: ReturnType<typeof plantedBars>) {
   const ch = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_URL: srv.clickhouse.url } as never);
@@ -38,20 +39,7 @@ async function insertBars(symbol: string, bars: ReturnType<typeof plantedBars>) 
 }
 
 /** Another session (an admin's switch, a stalled one) holding the model switch lock until `letGo`. */
-async function holdSwitchLock(): Promise<{ letGo: () => Promise<void> }> {
-  const client = new pg.Client({ connectionString: srv.postgres.url });
-  await client.connect();
-  holder = client;
-  await client.query("BEGIN");
-  await client.query("SELECT pg_advisory_xact_lock($1)", [MODEL_SWITCH_LOCK]);
-  return {
-    letGo: async () => {
-      await client.query("COMMIT");
-      await client.end();
-      holder = undefined;
-    },
-  };
-}
+const holdSwitchLock = () => holder.hold(MODEL_SWITCH_LOCK);
 
 async function query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
   const c = new pg.Client({ connectionString: srv.postgres.url });
@@ -85,10 +73,7 @@ beforeAll(async () => {
   expect(await runCommand(databaseService, "migrate", [], { env: { ...env, LOG_LEVEL: "silent" }, defaultMetrics: false })).toBe(0);
   for (const s of SYMBOLS) await insertBars(s, plantedBars({ symbol: s, bars: 6000, seed: `promo-${s}`, plantedSignal: 0.5 }));
 }, 600_000);
-afterEach(async () => {
-  if (holder) await holder.end().catch(() => undefined); // a failed test's lock goes with its session
-  holder = undefined;
-});
+afterEach(() => holder.releaseAll()); // a failed test's lock goes with its session
 
 describe("the train command while the model switch lock is held", () => {
   it("held past ML_PROMOTE_WAIT_MS: the run fails with PromotionLockError, recorded; the model stays a candidate", async () => {
