@@ -21,6 +21,8 @@ export interface StreamOwner {
   completed(status: number): void;
   finish(): void;
   abandonUpstream(): void;
+  /** A fault of the lane's own (./exchange.ts broken): logged, its client's connection closed. */
+  broken(err: unknown): void;
 }
 
 export class LaneStream {
@@ -31,7 +33,7 @@ export class LaneStream {
   private readonly onDrain = () => {
     clearTimeout(this.stall);
     this.stall = undefined;
-    this.more.resume?.();
+    guarded(this, () => this.more.resume?.());
   };
 
   constructor(
@@ -59,6 +61,12 @@ export class LaneStream {
     if (this.over) return;
     this.end();
     this.x.abandonUpstream();
+  }
+
+  /** A fault out of an event or timer of its own: it ends, its exchange broken (a throw there would end the process). */
+  broke(err: unknown): void {
+    if (!this.over) this.end();
+    this.x.broken(err);
   }
 
   /** The client took none of it for sendTimeoutMs (CLIENT_SEND_TIMEOUT_MS): cut, its upstream connection closed. */
@@ -107,5 +115,12 @@ export class LaneStream {
   }
 }
 
-const sendStalled = (s: LaneStream) => s.sendStalled();
+const sendStalled = (s: LaneStream) => guarded(s, () => s.sendStalled());
+function guarded(s: LaneStream, run: () => void): void {
+  try {
+    run();
+  } catch (err) {
+    s.broke(err);
+  }
+}
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");
