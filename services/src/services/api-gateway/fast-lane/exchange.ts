@@ -163,7 +163,8 @@ export class LaneExchange implements Exchange {
     this.settled = true;
     this.giveBackPlace();
     clearTimeout(this.timer);
-    this.conn.exchange = undefined;
+    // A streamed answer's own (./stream.ts) stays: the close below tells it (clientGone), its timer and listener go with it.
+    if (this.conn.exchange === this) this.conn.exchange = undefined;
     this.sent?.abandon();
     this.d.log.error({ err, requestId: this.requestId, upstream: this.service }, "fast lane failed on a request it took; its connection closed");
     this.conn.destroy();
