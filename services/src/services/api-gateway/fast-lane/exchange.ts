@@ -12,6 +12,7 @@ import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } 
 import { CLOSING_RESEND_WAIT_MS, closingResendBudget, type UpstreamFailure } from "../upstreams";
 import { answerHeadersOf, errorBodyOf, headersOf, streamedHead, wholeAnswer, type AnswerHead } from "./answer";
 import { answerCompleted } from "./completed";
+import { brokenOnThrow } from "./faults";
 import type { LaneConnection, LaneRequest } from "./connections";
 import type { LaneDeps } from "./deps";
 import { LaneStream } from "./stream";
@@ -160,11 +161,10 @@ export class LaneExchange implements Exchange {
 
   /** Ended by a fault of the lane's own (./upstream-pool.ts broken, the timers below): logged, nothing answered, its client's connection closed. */
   broken(err: unknown): void {
-    this.settled = true;
+    // Settled already when its answer is streaming: the stream keeps the connection's listener, and the close below
+    // tells it (clientGone), its timer and drain listener going with it; its place is given back here either way.
+    this.settle();
     this.giveBackPlace();
-    clearTimeout(this.timer);
-    // A streamed answer's own (./stream.ts) stays: the close below tells it (clientGone), its timer and listener go with it.
-    if (this.conn.exchange === this) this.conn.exchange = undefined;
     this.sent?.abandon();
     this.d.log.error({ err, requestId: this.requestId, upstream: this.service }, "fast lane failed on a request it took; its connection closed");
     this.conn.destroy();
@@ -172,10 +172,7 @@ export class LaneExchange implements Exchange {
 
   /** The lane's timer (see start): 504, the upstream's or the request's. */
   timedOut(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.giveBackPlace();
-    this.conn.exchange = undefined;
+    if (!this.settle()) return;
     this.sent?.abandon();
     const d = this.d;
     const closing = this.closing;
@@ -200,11 +197,7 @@ export class LaneExchange implements Exchange {
    * paused on the client's full socket, whose drain never came, and its pool slot held (until session 54).
    */
   clientGone(): void {
-    if (this.settled) return; // (a streamed answer's client gone: ./stream.ts)
-    this.settled = true;
-    this.giveBackPlace();
-    clearTimeout(this.timer);
-    this.conn.exchange = undefined;
+    if (!this.settle()) return; // (a streamed answer's client gone: ./stream.ts)
     this.sent?.abandon();
   }
 
@@ -258,14 +251,7 @@ export class LaneExchange implements Exchange {
   }
 }
 
-// A timer's throw would end the process: the exchange ends instead (broken).
-const timedOut = (x: LaneExchange) => guard(x, () => x.timedOut());
-const resendNow = (x: LaneExchange, left: number) => guard(x, () => x.resendNow(left));
-function guard(x: LaneExchange, run: () => void): void {
-  try {
-    run();
-  } catch (err) {
-    x.broken(err);
-  }
-}
+// A timer's throw would end the process: the exchange ends instead (./faults.ts).
+const timedOut = (x: LaneExchange) => brokenOnThrow(x, () => x.timedOut());
+const resendNow = (x: LaneExchange, left: number) => brokenOnThrow(x, () => x.resendNow(left));
 const RETRY_AFTER = { "retry-after": "1" };

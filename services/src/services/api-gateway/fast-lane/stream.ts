@@ -9,6 +9,7 @@
  */
 import { STALLED_CLIENT_LOG } from "../upstreams";
 import { chunkOf } from "./answer";
+import { brokenOnThrow } from "./faults";
 import type { LaneConnection } from "./connections";
 import type { LaneDeps } from "./deps";
 import type { StreamSink } from "./upstream-exchange";
@@ -33,7 +34,7 @@ export class LaneStream {
   private readonly onDrain = () => {
     clearTimeout(this.stall);
     this.stall = undefined;
-    guarded(this, () => this.more.resume?.());
+    brokenOnThrow(this, () => this.more.resume?.());
   };
 
   constructor(
@@ -64,7 +65,7 @@ export class LaneStream {
   }
 
   /** A fault out of an event or timer of its own: it ends, its exchange broken (a throw there would end the process). */
-  broke(err: unknown): void {
+  broken(err: unknown): void {
     if (!this.over) this.end();
     this.x.broken(err);
   }
@@ -115,12 +116,5 @@ export class LaneStream {
   }
 }
 
-const sendStalled = (s: LaneStream) => guarded(s, () => s.sendStalled());
-function guarded(s: LaneStream, run: () => void): void {
-  try {
-    run();
-  } catch (err) {
-    s.broke(err);
-  }
-}
+const sendStalled = (s: LaneStream) => brokenOnThrow(s, () => s.sendStalled());
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");

@@ -58,6 +58,7 @@ export class UpstreamConnection {
     });
     this.socket.on("data", (d: Buffer) => {
       this.received = true;
+      // `guarded` written out: no closure made for every read (the lane's common path).
       const x = this.exchange;
       try {
         this.failed(this.parser.execute(d));
@@ -73,7 +74,7 @@ export class UpstreamConnection {
       if (!this.exchange) return void this.socket.destroy(); // idle past keepAliveTimeoutMs
       // A streamed answer's upstream silent past bodyTimeoutMs (not paused for the client): cut, as undici's
       // bodyTimeout does on the Fastify path (until session 58 held for good, its pool slot and client's place too).
-      if (this.sink && !this.socket.isPaused()) this.fail(new Error("upstream body timeout"));
+      if (this.sink && !this.socket.isPaused()) this.guarded(() => this.fail(new Error("upstream body timeout")));
     });
     this.socket.setTimeout(pool.keepAliveTimeoutMs);
   }
