@@ -22,7 +22,7 @@ import backtestingEngine from "../../services/src/services/backtesting-engine";
 import { CLICKHOUSE_MIGRATIONS_DIR, POSTGRES_MIGRATIONS_DIR, runClickHouseMigrations, runPostgresMigrations } from "../../services/src/migrations";
 import { createClickHouse } from "../../services/src/kit/datastores";
 import { plantedBars } from "../helpers/planted-bars";
-import { candleRow } from "../../services/src/services/data-bridge";
+import { insertPlantedBars } from "../helpers/planted-candles";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
 
 const srv = useServers("postgres", "clickhouse");
@@ -151,16 +151,7 @@ describe("ml-model strategy through backtesting-engine, following a real promote
 
   it("refuses to follow the model over market bars it was trained on (in-sample scores), naming `period`", async () => {
     // The bars the promoted model was fit on (the previous test), recorded in ClickHouse as data-bridge would.
-    const ch = createClickHouse({ CLICKHOUSE_URL: srv.clickhouse.url, CLICKHOUSE_USER: srv.clickhouse.user, CLICKHOUSE_PASSWORD: srv.clickhouse.password, CLICKHOUSE_DATABASE: srv.clickhouse.database });
-    try {
-      const bars = plantedBars({ symbol: "AAAUSDT", bars: 4000, seed: "ml-model", plantedSignal: 0.5 });
-      await ch.insert("market_candles", bars.map((b) => candleRow({
-        symbol: "AAAUSDT", interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999,
-        open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume),
-      }, "test")));
-    } finally {
-      await ch.close();
-    }
+    await insertPlantedBars(srv.clickhouse, "AAAUSDT", plantedBars({ symbol: "AAAUSDT", bars: 4000, seed: "ml-model", plantedSignal: 0.5 }));
     const inSample = { ...submit, period: { start: "2025-01-01T12:00:00Z", end: "2025-01-02T12:00:00Z" }, data: { source: "clickhouse" } };
     const r = await call("POST", "/", inSample);
     expect(r.status).toBe(202);

@@ -5,20 +5,29 @@
  * and how they read back what it trained.
  */
 import { Client } from "pg";
+import { createClickHouse } from "../../services/src/kit/datastores";
 import { candleRow } from "../../services/src/services/data-bridge/domain";
-import { plantedBars } from "./planted-bars";
+import { plantedBars, type PlantedBar } from "./planted-bars";
+
+/** A planted bar of `symbol` as the `market_candles` row data-bridge writes (`source`: who wrote it). */
+export const plantedCandleRow = (symbol: string, b: PlantedBar, source: string) =>
+  candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, source);
+
+/** Inserts planted `bars` of `symbol` into the harness's ClickHouse (`market_candles`), 5,000 rows an INSERT. */
+export async function insertPlantedBars(clickhouse: { url: string; user: string; password: string; database: string }, symbol: string, bars: readonly PlantedBar[]): Promise<void> {
+  const ch = createClickHouse({ CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: clickhouse.user, CLICKHOUSE_PASSWORD: clickhouse.password, CLICKHOUSE_DATABASE: clickhouse.database });
+  try {
+    const rows = bars.map((b) => plantedCandleRow(symbol, b, "test"));
+    for (let i = 0; i < rows.length; i += 5000) await ch.insert("market_candles", rows.slice(i, i + 5000));
+  } finally {
+    await ch.close();
+  }
+}
 
 /** `bars` rows of `symbol` (JSON lines), the last one opening at the current minute. */
 export function plantedCandleRows(symbol: string, bars: number, seed: string): string[] {
   const minute = Math.floor(Date.now() / 60_000) * 60_000;
-  return plantedBars({ symbol, bars, seed, plantedSignal: 0.5, origin: minute - (bars - 1) * 60_000 }).map((b) =>
-    JSON.stringify(
-      candleRow(
-        { symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) },
-        "e2e",
-      ),
-    ),
-  );
+  return plantedBars({ symbol, bars, seed, plantedSignal: 0.5, origin: minute - (bars - 1) * 60_000 }).map((b) => JSON.stringify(plantedCandleRow(symbol, b, "e2e")));
 }
 
 /**

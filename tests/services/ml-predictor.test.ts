@@ -11,12 +11,12 @@ import { weaviateAvailability } from "../harness/weaviate";
 import { createService, runCommand, type Service } from "../../services/src/kit";
 import databaseService from "../../services/src/services/database-service";
 import mlPredictor from "../../services/src/services/ml-predictor";
-import { candleRow } from "../../services/src/services/data-bridge";
-import { createClickHouse, createWeaviate } from "../../services/src/kit/datastores";
+import { createWeaviate } from "../../services/src/kit/datastores";
 import { nearestRegimes } from "../../services/src/ml/regimes";
 import { sha256 } from "../../services/src/ml/model";
 import { DRIFT_MIN_PREDICTIONS } from "../../services/src/ml/drift";
 import { plantedBars } from "../helpers/planted-bars";
+import { insertPlantedBars } from "../helpers/planted-candles";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
 import { pg } from "../harness";
 
@@ -30,17 +30,7 @@ const trader = { "x-user-id": "00000000-0000-4000-8000-00000000000b", "x-user-ro
 let env: Record<string, string>;
 let svc: Service;
 
-async function insertBars(symbol: string, bars: ReturnType<typeof plantedBars>) {
-  const ch = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_URL: srv.clickhouse.url } as never);
-  try {
-    const rows = bars.map((b) =>
-      candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "test"),
-    );
-    for (let i = 0; i < rows.length; i += 5000) await ch.insert("market_candles", rows.slice(i, i + 5000));
-  } finally {
-    await ch.close();
-  }
-}
+const insertBars = (symbol: string, bars: ReturnType<typeof plantedBars>) => insertPlantedBars(srv.clickhouse, symbol, bars);
 
 beforeAll(async () => {
   env = {

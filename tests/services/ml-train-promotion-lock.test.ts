@@ -12,13 +12,12 @@ import pg from "pg";
 import { useServers } from "../harness/shared";
 import { AdvisoryLockHolder } from "../helpers/advisory-lock-holder";
 import { runCommand } from "../../services/src/kit";
-import { createClickHouse } from "../../services/src/kit/datastores";
 import databaseService from "../../services/src/services/database-service";
 import mlPredictor from "../../services/src/services/ml-predictor";
-import { candleRow } from "../../services/src/services/data-bridge";
 import { MODEL_SWITCH_LOCK } from "../../services/src/ml/registry";
 import { PromotionLockError } from "../../services/src/services/ml-predictor/promotion";
 import { plantedBars } from "../helpers/planted-bars";
+import { insertPlantedBars } from "../helpers/planted-candles";
 import { ML_DIR, mlPython } from "../helpers/ml-python";
 
 const srv = useServers("postgres", "clickhouse");
@@ -26,17 +25,7 @@ const SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"];
 let env: Record<string, string>;
 const holder = new AdvisoryLockHolder(() => srv.postgres.url);
 
-async function insertBars(symbol: string, bars: ReturnType<typeof plantedBars>) {
-  const ch = createClickHouse({ ...srv.clickhouse.env, CLICKHOUSE_URL: srv.clickhouse.url } as never);
-  try {
-    const rows = bars.map((b) =>
-      candleRow({ symbol, interval: "1m", openTime: b.openTime, closeTime: b.openTime + 59_999, open: String(b.open), high: String(b.high), low: String(b.low), close: String(b.close), volume: String(b.volume) }, "test"),
-    );
-    for (let i = 0; i < rows.length; i += 5000) await ch.insert("market_candles", rows.slice(i, i + 5000));
-  } finally {
-    await ch.close();
-  }
-}
+const insertBars = (symbol: string, bars: ReturnType<typeof plantedBars>) => insertPlantedBars(srv.clickhouse, symbol, bars);
 
 /** Another session (an admin's switch, a stalled one) holding the model switch lock until `letGo`. */
 const holdSwitchLock = () => holder.hold(MODEL_SWITCH_LOCK);
