@@ -24,7 +24,7 @@ export type {
 } from "./datastores";
 export { Type, type Static, type TSchema } from "@sinclair/typebox";
 export * from "./jwt";
-export { ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
+export { clickhouseDateTime, ClickHouseParamError, isClosedSocket } from "./clickhouse/client";
 export type { ParamBinding } from "./clickhouse/client";
 export { dropMonthsEndedBefore, dropPartitionsEndedBefore, partitionsEndedBefore, unfinishedMutations, yyyymm } from "./clickhouse/retention";
 export { decorateDatastores } from "./decorators";

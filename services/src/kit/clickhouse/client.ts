@@ -17,6 +17,12 @@ export { ClickHouseParamError } from "./legacy-binding";
 /** "server": query parameters sent to the server (default); "client": legacy client-side binding. */
 export type ParamBinding = "server" | "client";
 
+/**
+ * `at` (a Date, or epoch milliseconds) as ClickHouse's DateTime text, UTC to the second ("2026-12-07
+ * 06:40:00"): one spelling for every DateTime the platform writes and every cutoff it compares with them.
+ */
+export const clickhouseDateTime = (at: Date | number): string => new Date(at).toISOString().slice(0, 19).replace("T", " ");
+
 export function createClickHouse(cfg: DatastoreConfig["clickhouse"]) {
   const { createClient } = require("@clickhouse/client") as typeof import("@clickhouse/client");
   const client: ClickHouseClient = createClient({

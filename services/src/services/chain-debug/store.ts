@@ -1,5 +1,5 @@
 /** chain-debug's ClickHouse tables (migration 0020_chain_debug.sql): spans and exception events. */
-import { isClosedSocket, type ClickHouseKitClient } from "../../kit";
+import { clickhouseDateTime, isClosedSocket, type ClickHouseKitClient } from "../../kit";
 import type { ErrorRow, SpanRow } from "./otlp";
 
 export interface ErrorGroup {
@@ -15,7 +15,7 @@ export interface ErrorGroup {
 
 const iso = (us: number | string) => new Date(Number(us) / 1000).toISOString();
 const dayOf = (us: number) => new Date(us / 1000).toISOString().slice(0, 10);
-const secondOf = (us: number) => new Date(us / 1000).toISOString().slice(0, 19).replace("T", " ");
+const secondOf = (us: number) => clickhouseDateTime(us / 1000);
 
 export class DebugStore {
   constructor(private readonly ch: ClickHouseKitClient) {}

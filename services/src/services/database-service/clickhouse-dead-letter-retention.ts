@@ -24,7 +24,7 @@
  *    56 kept both stores' rows for that reason). A row released (a failed send: neither claimed nor
  *    replayed) tells nothing a missing row does not, and goes at any pass.
  */
-import { unfinishedMutations, type ClickHouseKitClient, type Queryable } from "../../kit";
+import { clickhouseDateTime, unfinishedMutations, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 export const LETTERS = "consumer_dead_letters";
 export const LETTER_IDS = "consumer_dead_letter_ids";
@@ -32,8 +32,6 @@ const DAY_MS = 86_400_000;
 const CLOCK_MARGIN_MS = 3_600_000;
 /** Rows of the id table whose letter is no longer in the letters' table (18.16 takes the subquery in a mutation too). */
 const LEFT_IDS = `(consumer_group, topic, msg_partition, msg_offset) NOT IN (SELECT consumer_group, topic, msg_partition, msg_offset FROM ${LETTERS})`;
-/** A time as ClickHouse's DateTime text, UTC, as the writers stamp `created_at` (trading/infra/deadLetters.ts). */
-const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
 
 export interface ClickHouseLetterRetentionDays {
   /** DEAD_LETTER_CH_RETENTION_DAYS: letters set aside longer ago are deleted. */
@@ -89,7 +87,7 @@ export class ClickHouseLetterRetention {
     const done: RetentionPass = { mutations: [], ledgerRows: 0 };
     // A delete still under way (or failing: it stays listed until killed) is not issued again behind it.
     if ((await unfinishedMutations(this.ch, LETTERS)) > 0 || (await unfinishedMutations(this.ch, LETTER_IDS)) > 0) return done;
-    const lettersCutoff = chText(new Date(now.getTime() - this.days.letters * DAY_MS));
+    const lettersCutoff = clickhouseDateTime(now.getTime() - this.days.letters * DAY_MS); // (as the writers stamp `created_at`: trading/infra/deadLetters.ts)
     if (await this.anyLetterBefore(lettersCutoff)) {
       await this.ch.command(`ALTER TABLE ${LETTERS} DELETE WHERE created_at < toDateTime({cutoff:String})`, { cutoff: lettersCutoff });
       this.idsDue = true;

@@ -1,8 +1,6 @@
 /** performance-analytics data access: ClickHouse pa_fills, pa_order_strategies, pa_daily, market_candles. */
-import type { ClickHouseKitClient } from "../../kit";
+import { clickhouseDateTime, type ClickHouseKitClient } from "../../kit";
 import { dayOf, MAX_STRATEGIES_PER_USER, OTHER, type DailyPoint, type DayFlow, type PerfFill } from "./domain";
-
-const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 
 export interface FillRow extends PerfFill { orderId: string; userId: string }
 export interface UserFlow extends DayFlow { userId: string; strategy: string }
@@ -16,7 +14,7 @@ export class PerformanceStore {
     if (!fills.length) return;
     await this.ch.insert(
       "pa_fills",
-      fills.map((f) => ({ fill_id: f.fillId, order_id: f.orderId, user_id: f.userId, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: chTime(f.tsMs) })),
+      fills.map((f) => ({ fill_id: f.fillId, order_id: f.orderId, user_id: f.userId, symbol: f.symbol, side: f.side, quantity: f.quantity, price: f.price, fee: f.fee, ts_ms: f.tsMs, at: clickhouseDateTime(f.tsMs) })),
     );
   }
 

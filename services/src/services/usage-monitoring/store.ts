@@ -4,12 +4,10 @@
  * platform.usage; read as counts and latency per user / API key / route. Billable units are the
  * requests a user made that the platform served: status < 500 and not rate-limited (429).
  */
-import type { ClickHouseKitClient } from "../../kit";
+import { clickhouseDateTime, type ClickHouseKitClient } from "../../kit";
 import type { UsageEventMsg } from "../../business/events";
 import type { UsageRowKey } from "./domain";
 
-/** The second of epoch `ms` as ClickHouse's DateTime reads it (UTC, as the inserts and queries write it). */
-const chSecond = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 /** The millisecond of epoch `ms` within its second (0-999). */
 const milliOf = (ms: number) => ((ms % 1000) + 1000) % 1000;
 
@@ -29,13 +27,13 @@ function usageIn(columns: string, filter: string): string {
 }
 
 function rangeParams(from: Date, to: Date) {
-  return { fromSecond: chSecond(from.getTime()), toSecond: chSecond(to.getTime()), fromMilli: milliOf(from.getTime()), toMilli: milliOf(to.getTime()) };
+  return { fromSecond: clickhouseDateTime(from.getTime()), toSecond: clickhouseDateTime(to.getTime()), fromMilli: milliOf(from.getTime()), toMilli: milliOf(to.getTime()) };
 }
 
 export function usageRow(e: UsageEventMsg) {
   return {
     event_id: e.eventId,
-    at: chSecond(e.ts),
+    at: clickhouseDateTime(e.ts),
     at_ms: milliOf(e.ts),
     user_id: e.userId ?? "",
     api_key_id: e.apiKeyId ?? "",

@@ -11,7 +11,7 @@
  * a redelivered one PostgreSQL already holds.
  */
 import { Counter, type Registry } from "prom-client";
-import { isTransientError, storableText, type ClickHouseKitClient, type Queryable } from "../../kit";
+import { clickhouseDateTime, isTransientError, storableText, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 /** Thrown by a handler for a message that is malformed or carries values that can never be applied
  * (never retried, whatever its cause). */
@@ -168,7 +168,7 @@ async function insertIntoClickHouse(clickhouse: ClickHouseKitClient, d: DeadLett
       msg_value_null: d.value === null ? 1 : 0,
       msg_headers: JSON.stringify(d.headers),
       reason: d.reason,
-      created_at: new Date().toISOString().slice(0, 19).replace("T", " "),
+      created_at: clickhouseDateTime(Date.now()),
     },
   ]);
   return true;
