@@ -7,44 +7,22 @@
  * 18.16 has no TTL: the same clause production's 24.8 takes is refused here (first case).
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { ConfigError, createService, unfinishedMutations, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations/postgres";
-import databaseService from "../../services/src/services/database-service";
+import { describe, expect, it } from "vitest";
+import { ConfigError, unfinishedMutations } from "../../services/src/kit";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { ClickHouseLetterRetention, LETTER_IDS, LETTERS } from "../../services/src/services/database-service/clickhouse-dead-letter-retention";
-import { migratedClickHouse } from "../helpers/schemas";
+import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 
-const srv = useServers("postgres", "clickhouse");
+const rig = useDatabaseServiceRig();
 const GROUP = `ch-retention-${randomBytes(3).toString("hex")}`;
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
 const DAY_MS = 86_400_000;
-
-let pool: InstanceType<typeof pg.Pool>;
-let ch: Awaited<ReturnType<typeof migratedClickHouse>>;
-let db: Service<any>;
-
-beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 3 });
-  await runPostgresMigrations(pool);
-  ch = await migratedClickHouse(srv.env);
-  db = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal" }, defaultMetrics: false });
-}, 300_000);
-
-afterAll(async () => {
-  await db?.close();
-  await ch?.close();
-  await pool?.end();
-}, 60_000);
 
 const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
 
 /** A letter of this file's group at `offset` (its topic names it), as a consumer without PostgreSQL writes it; answers its id. */
 async function letter(topic: string, offset: number, createdDaysAgo: number): Promise<string> {
-  await ch.insert(LETTERS, [
+  await rig.ch.insert(LETTERS, [
     {
       consumer_group: GROUP,
       topic,
@@ -64,7 +42,7 @@ async function letter(topic: string, offset: number, createdDaysAgo: number): Pr
 
 /** The ledger row of a letter: replayed, only claimed, or released (neither), that many days ago. */
 async function ledger(id: string, topic: string, offset: number, state: { replayedDaysAgo?: number; claimedDaysAgo?: number }): Promise<void> {
-  await pool.query(
+  await rig.pool.query(
     `INSERT INTO ch_dead_letter_replays (letter_id, consumer_group, topic, msg_partition, msg_offset, replay_claim, replay_claimed_at, replayed_at, replayed_offset)
      VALUES ($1, $2, $3, 0, $4, CASE WHEN $5::int IS NULL THEN NULL ELSE gen_random_uuid() END, now() - make_interval(days => $5::int),
              now() - make_interval(days => $6::int), CASE WHEN $6::int IS NULL THEN NULL ELSE 77 END)`,
@@ -72,12 +50,12 @@ async function ledger(id: string, topic: string, offset: number, state: { replay
   );
 }
 
-const topicsLeft = async () => (await ch.query<{ topic: string }>(`SELECT topic FROM ${LETTERS} WHERE consumer_group = {g:String} ORDER BY topic`, { g: GROUP })).map((r) => r.topic);
-const idsLeft = async () => (await ch.query<{ topic: string }>(`SELECT topic FROM ${LETTER_IDS} WHERE consumer_group = {g:String} ORDER BY topic`, { g: GROUP })).map((r) => r.topic);
-const ledgerLeft = async () => (await pool.query<{ topic: string }>("SELECT topic FROM ch_dead_letter_replays WHERE consumer_group = $1 ORDER BY topic", [GROUP])).rows.map((r) => r.topic);
+const topicsLeft = async () => (await rig.ch.query<{ topic: string }>(`SELECT topic FROM ${LETTERS} WHERE consumer_group = {g:String} ORDER BY topic`, { g: GROUP })).map((r) => r.topic);
+const idsLeft = async () => (await rig.ch.query<{ topic: string }>(`SELECT topic FROM ${LETTER_IDS} WHERE consumer_group = {g:String} ORDER BY topic`, { g: GROUP })).map((r) => r.topic);
+const ledgerLeft = async () => (await rig.pool.query<{ topic: string }>("SELECT topic FROM ch_dead_letter_replays WHERE consumer_group = $1 ORDER BY topic", [GROUP])).rows.map((r) => r.topic);
 
 async function mutationsDone(): Promise<void> {
-  for (let i = 0; (await unfinishedMutations(ch, LETTERS)) + (await unfinishedMutations(ch, LETTER_IDS)) > 0; i++) {
+  for (let i = 0; (await unfinishedMutations(rig.ch, LETTERS)) + (await unfinishedMutations(rig.ch, LETTER_IDS)) > 0; i++) {
     if (i > 300) throw new Error("a mutation did not finish in 60 s");
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -85,7 +63,7 @@ async function mutationsDone(): Promise<void> {
 
 describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their ledger past DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS", () => {
   it("18.16 refuses a TTL (what production's 24.8 would take): the retention is a mutation", async () => {
-    await expect(ch.command(`ALTER TABLE ${LETTERS} MODIFY TTL created_at + toIntervalDay(90)`)).rejects.toThrow(/Syntax error/);
+    await expect(rig.ch.command(`ALTER TABLE ${LETTERS} MODIFY TTL created_at + toIntervalDay(90)`)).rejects.toThrow(/Syntax error/);
   });
 
   it("letters older than the retention go, replayed or not, then their ids; a ledger row goes only once its letter is gone and past its own retention", async () => {
@@ -104,7 +82,7 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
     const staleClaim = await letter("g-stale-claim-200", 7, 250);
     await ledger(staleClaim, "g-stale-claim-200", 7, { claimedDaysAgo: 200 });
 
-    const retention = new ClickHouseLetterRetention(ch, pool, { letters: 90, replays: 180 });
+    const retention = new ClickHouseLetterRetention(rig.ch, rig.pool, { letters: 90, replays: 180 });
     // First pass: the letters' delete is issued, the ledger untouched (the delete may not have run yet).
     expect(await retention.pass()).toEqual({ mutations: [LETTERS], ledgerRows: 0 });
     expect(await ledgerLeft()).toEqual(["a-old-replayed-190", "b-replayed-100", "d-waiting-89", "e-replayed-5", "f-claimed-0", "g-stale-claim-200"]);
@@ -121,12 +99,12 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
     expect(await retention.pass()).toEqual({ mutations: [], ledgerRows: 0 });
 
     // The operator's routes: a letter gone is unknown, a kept one shown with its replay.
-    const gone = await db.app.inject({ method: "GET", url: `/dead-letters/${oldReplayed}`, headers: ADMIN });
+    const gone = await rig.db.app.inject({ method: "GET", url: `/dead-letters/${oldReplayed}`, headers: ADMIN });
     expect(gone.statusCode).toBe(404);
-    const kept = await db.app.inject({ method: "GET", url: `/dead-letters/${replayed5}`, headers: ADMIN });
+    const kept = await rig.db.app.inject({ method: "GET", url: `/dead-letters/${replayed5}`, headers: ADMIN });
     expect(kept.statusCode).toBe(200);
     expect(kept.json()).toMatchObject({ id: replayed5, topic: "e-replayed-5", replayedOffset: "77" });
-    const waiting = await db.app.inject({ method: "GET", url: `/dead-letters/${waiting89}`, headers: ADMIN });
+    const waiting = await rig.db.app.inject({ method: "GET", url: `/dead-letters/${waiting89}`, headers: ADMIN });
     expect([waiting.statusCode, waiting.json().replayedAt]).toEqual([200, null]);
   }, 180_000);
 
@@ -136,7 +114,7 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
       [{ DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS: "0" }, /DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS must be >= 30/],
       [{ DEAD_LETTER_CH_RETENTION_DAYS: "200" }, /DEAD_LETTER_CH_RETENTION_DAYS \(200\) must be <= DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS \(180\)/],
     ] as const) {
-      const started = createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal", ...env }, defaultMetrics: false });
+      const started = rig.start(env);
       await expect(started).rejects.toBeInstanceOf(ConfigError);
       await expect(started).rejects.toMatchObject({ service: "database-service", message: expect.stringMatching(message) });
     }
@@ -146,11 +124,11 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
   it("a mutation under way (here one failing for good) holds back every delete, the ledger's too", async () => {
     const id = await letter("h-old-400", 8, 400);
     await ledger(id, "h-old-400", 8, { replayedDaysAgo: 390 });
-    await ch.command(`ALTER TABLE ${LETTER_IDS} DELETE WHERE throwIf(msg_offset = 8) = 1`);
-    const retention = new ClickHouseLetterRetention(ch, pool, { letters: 90, replays: 180 });
+    await rig.ch.command(`ALTER TABLE ${LETTER_IDS} DELETE WHERE throwIf(msg_offset = 8) = 1`);
+    const retention = new ClickHouseLetterRetention(rig.ch, rig.pool, { letters: 90, replays: 180 });
     expect(await retention.pass()).toEqual({ mutations: [], ledgerRows: 0 });
     expect(await topicsLeft()).toContain("h-old-400");
     expect(await ledgerLeft()).toContain("h-old-400");
-    await ch.command(`DROP TABLE ${LETTER_IDS}`);
+    await rig.ch.command(`DROP TABLE ${LETTER_IDS}`);
   }, 60_000);
 });

@@ -9,36 +9,13 @@
  * ledger now, each request reading a bounded number, and its pages still give every letter once.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { createService, type Service } from "../../services/src/kit";
-import { runPostgresMigrations } from "../../services/src/migrations/postgres";
-import databaseService from "../../services/src/services/database-service";
+import { describe, expect, it } from "vitest";
 import { CH_FILTER_PAGE, CH_FILTER_READ_MAX, clickHouseLetter, clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
-import { migratedClickHouse } from "../helpers/schemas";
+import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 import { withSelectedMarks } from "../helpers/query-log";
 
-const srv = useServers("postgres", "clickhouse");
+const rig = useDatabaseServiceRig();
 const run = randomBytes(3).toString("hex");
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
-
-let pool: InstanceType<typeof pg.Pool>;
-let ch: Awaited<ReturnType<typeof migratedClickHouse>>;
-let db: Service<any>;
-
-beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 4 });
-  await runPostgresMigrations(pool);
-  ch = await migratedClickHouse(srv.env);
-  db = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal" }, defaultMetrics: false });
-}, 300_000);
-
-afterAll(async () => {
-  await db?.close();
-  await ch?.close();
-  await pool?.end();
-}, 60_000);
 
 const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
 /** Letters of `group` at offsets from `first`, as a consumer without PostgreSQL writes them (trading/infra/deadLetters.ts). */
@@ -62,7 +39,7 @@ async function insertLetters(group: string, first: number, n: number, at: Date):
         created_at: chText(at),
       };
     });
-    await ch.insert("consumer_dead_letters", rows);
+    await rig.ch.insert("consumer_dead_letters", rows);
   }
   return ids;
 }
@@ -71,8 +48,8 @@ async function insertLetters(group: string, first: number, n: number, at: Date):
 async function mergeLetterTables(): Promise<void> {
   for (const table of ["consumer_dead_letters", "consumer_dead_letter_ids"]) {
     for (let i = 0; ; i++) {
-      await ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
-      const [p] = await ch.query<{ n: string }>("SELECT toString(count()) AS n FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String}", { t: table });
+      await rig.ch.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
+      const [p] = await rig.ch.query<{ n: string }>("SELECT toString(count()) AS n FROM system.parts WHERE active AND database = currentDatabase() AND table = {t:String}", { t: table });
       if (p.n === "1") break;
       if (i >= 50) throw new Error(`${table} still has ${p.n} parts`);
       await new Promise((r) => setTimeout(r, 200));
@@ -85,22 +62,22 @@ describe("one ClickHouse letter by its id", () => {
     const group = `reads-one-${run}`;
     const [id] = await insertLetters(group, 7, 1, new Date());
     await mergeLetterTables();
-    const alone = await withSelectedMarks(ch, (logged) => clickHouseLetter(logged, pool, id));
+    const alone = await withSelectedMarks(rig.ch, (logged) => clickHouseLetter(logged, rig.pool, id));
     expect(alone.result).toMatchObject({ id, consumerGroup: group, offset: "7", value: Buffer.from("v7") });
 
     await insertLetters(`reads-noise-${run}`, 0, 80_000, new Date());
     await mergeLetterTables();
-    const [{ marks: tableMarks }] = await ch.query<{ marks: string }>(
+    const [{ marks: tableMarks }] = await rig.ch.query<{ marks: string }>(
       "SELECT toString(sum(marks)) AS marks FROM system.parts WHERE active AND database = currentDatabase() AND table = 'consumer_dead_letters'",
     );
     expect(Number(tableMarks)).toBeGreaterThanOrEqual(9);
-    const among = await withSelectedMarks(ch, (logged) => clickHouseLetter(logged, pool, id));
+    const among = await withSelectedMarks(rig.ch, (logged) => clickHouseLetter(logged, rig.pool, id));
     expect(among.result).toEqual(alone.result);
     // A granule of each table (two when the key falls at a granule's edge); before: every granule of the table.
     expect(among.marks, `${among.marks} of ${tableMarks}`).toBeLessThanOrEqual(4);
-    expect(await clickHouseLetter(ch, pool, `ch-${"0".repeat(32)}`)).toBeUndefined();
+    expect(await clickHouseLetter(rig.ch, rig.pool, `ch-${"0".repeat(32)}`)).toBeUndefined();
     // Through the route.
-    const r = await db.app.inject({ method: "GET", url: `/dead-letters/${id}`, headers: ADMIN });
+    const r = await rig.db.app.inject({ method: "GET", url: `/dead-letters/${id}`, headers: ADMIN });
     expect([r.statusCode, r.json().value]).toEqual([200, Buffer.from("v7").toString("base64")]);
   }, 300_000);
 });
@@ -115,13 +92,13 @@ describe("the listing filtered by replayed", () => {
     // The replayed ones newest: a listing of the others reads past all of them first.
     const replayed = await insertLetters(group, 0, replayedCount, new Date(now));
     const others = await insertLetters(group, replayedCount, 30, new Date(now - 3_600_000));
-    await pool.query(
+    await rig.pool.query(
       `INSERT INTO ch_dead_letter_replays (letter_id, consumer_group, topic, msg_partition, msg_offset, replayed_at, replayed_offset)
        SELECT id, $2, $3, 0, n - 1, now(), n - 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)`,
       [replayed, group, `reads-${run}`],
     );
     // Claimed, not replayed: listed with the others.
-    await pool.query(
+    await rig.pool.query(
       "INSERT INTO ch_dead_letter_replays (letter_id, consumer_group, topic, msg_partition, msg_offset, replay_claim, replay_claimed_at) VALUES ($1, $2, $3, 0, $4, gen_random_uuid(), now())",
       [others[0], group, `reads-${run}`, replayedCount],
     );
@@ -132,7 +109,7 @@ describe("the listing filtered by replayed", () => {
       let requests = 0;
       do {
         const url: string = `/dead-letters?store=ch&consumerGroup=${group}&replayed=${replayedToo}&limit=${limit}${before ? `&before=${before}` : ""}`;
-        const r = await db.app.inject({ method: "GET", url, headers: ADMIN });
+        const r = await rig.db.app.inject({ method: "GET", url, headers: ADMIN });
         expect(r.statusCode, r.body.slice(0, 500)).toBe(200);
         const body: { deadLetters: typeof seen; nextBefore: string | null } = r.json();
         expect(body.deadLetters.length).toBeLessThanOrEqual(limit);
@@ -156,7 +133,7 @@ describe("the listing filtered by replayed", () => {
     expect(yes.seen.every((l) => l.replayedAt !== null)).toBe(true);
 
     // Unfiltered: every letter of the group once, newest first.
-    const all = await db.app.inject({ method: "GET", url: `/dead-letters?store=ch&consumerGroup=${group}&limit=200`, headers: ADMIN });
+    const all = await rig.db.app.inject({ method: "GET", url: `/dead-letters?store=ch&consumerGroup=${group}&limit=200`, headers: ADMIN });
     expect(all.json().deadLetters).toHaveLength(200);
     expect(all.json().nextBefore).not.toBeNull();
   }, 600_000);

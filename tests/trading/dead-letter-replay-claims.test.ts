@@ -16,13 +16,10 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deadAddress, kafkajs, pg } from "../harness";
+import { deadAddress, kafkajs } from "../harness";
 import { promClient } from "../harness/deps";
-import { useServers } from "../harness/shared";
 import { createService, type Service } from "../../services/src/kit";
-import type { ClickHouseKitClient } from "../../services/src/kit/datastores";
 import { createTopicsReady } from "../../services/src/kit/datastores";
-import databaseService from "../../services/src/services/database-service";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { replayLetter } from "../../services/src/services/database-service/dead-letter-replay";
 import { postgresLetterReplays } from "../../services/src/services/database-service/dead-letters";
@@ -32,10 +29,9 @@ import usageMonitoring from "../../services/src/services/usage-monitoring";
 import { UsageStore } from "../../services/src/services/usage-monitoring/store";
 import { BUSINESS_TOPICS } from "../../services/src/business/events";
 import { deadLetterHeaders, deadLettersCounter, setAside } from "../../services/src/trading/infra/deadLetters";
-import { migrateAll, migratedClickHouse } from "../helpers/schemas";
+import { ADMIN, useDatabaseServiceRig, type RigAnswer } from "../helpers/database-service-rig";
 import { waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "kafka", "clickhouse");
 const run = randomBytes(3).toString("hex");
 const TOPIC = `dead-letter-claims-${run}`;
 const GROUP = `dead-letter-claims-${run}`;
@@ -44,40 +40,27 @@ const USAGE_GROUP = `dead-letter-claims-usage-${run}`;
 const SEND_MS = 6_000;
 const CLAIM_MS = 8 * SEND_MS;
 const WAIT_MS = 240_000;
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
+const rig = useDatabaseServiceRig({ kafka: true, service: { DEAD_LETTER_REPLAY_SEND_MS: String(SEND_MS), DEAD_LETTER_REPLAY_CLAIM_MS: String(CLAIM_MS) } });
 
-let pool: InstanceType<typeof pg.Pool>;
-let ch: ClickHouseKitClient;
-let db: Service<any>;
 let usage: Service<any>;
 let kafka: InstanceType<typeof kafkajs.Kafka>;
 let admin: ReturnType<InstanceType<typeof kafkajs.Kafka>["admin"]>;
 const counter = deadLettersCounter(new promClient.Registry());
 
 beforeAll(async () => {
-  pool = await migrateAll(srv.env);
-  ch = await migratedClickHouse(srv.env);
-  kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  kafka = new kafkajs.Kafka({ brokers: rig.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
   admin = kafka.admin();
   await admin.connect();
   await createTopicsReady(admin, [{ topic: TOPIC, numPartitions: 2 }]);
-  const env = { ...srv.env, LOG_LEVEL: "fatal" };
-  db = await createService(databaseService, { env: { ...env, DEAD_LETTER_REPLAY_SEND_MS: String(SEND_MS), DEAD_LETTER_REPLAY_CLAIM_MS: String(CLAIM_MS) }, defaultMetrics: false });
-  usage = await createService(usageMonitoring, { env: { ...env, USAGE_CONSUMER_GROUP: USAGE_GROUP, KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" }, defaultMetrics: false });
+  usage = await createService(usageMonitoring, { env: { ...rig.env, LOG_LEVEL: "fatal", USAGE_CONSUMER_GROUP: USAGE_GROUP, KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" }, defaultMetrics: false });
 }, 300_000);
 
 afterAll(async () => {
   await usage?.close();
-  await db?.close();
   await admin?.disconnect();
-  await ch?.close();
-  await pool?.end();
 }, 60_000);
 
-const call = async (method: "GET" | "POST", url: string) => {
-  const r = await db.app.inject({ method, url, headers: ADMIN });
-  return { status: r.statusCode, body: r.json(), retryAfter: r.headers["retry-after"] };
-};
+const call = (method: "GET" | "POST", url: string) => rig.call(method, url);
 /** How many messages partition `partition` of `topic` holds (only this file writes to TOPIC). */
 const highWatermark = async (topic: string, partition: number) => Number((await admin.fetchTopicOffsets(topic)).find((p) => p.partition === partition)!.high);
 
@@ -100,12 +83,12 @@ let nextOffset = 1_000;
 /** A letter in ClickHouse, as a consumer without PostgreSQL sets one aside (trading/infra/deadLetters.ts setAside). */
 async function clickHouseLetterOf(topic: string, partition: number, key: Buffer | null, value: Buffer, headers: Record<string, string | Buffer>, group = GROUP) {
   const offset = String(nextOffset++);
-  await setAside({ clickhouse: ch }, { groupId: group, topic, partition, offset, key, value, headers: deadLetterHeaders(headers), reason: "PoisonMessageError: refused until the cause is fixed" }, counter);
+  await setAside({ clickhouse: rig.ch }, { groupId: group, topic, partition, offset, key, value, headers: deadLetterHeaders(headers), reason: "PoisonMessageError: refused until the cause is fixed" }, counter);
   return clickHouseLetterId(group, topic, partition, offset);
 }
 /** A letter in PostgreSQL's consumer_dead_letters. */
 async function postgresLetterOf(topic: string, partition: number, value = "v") {
-  const { rows } = await pool.query<{ id: string }>(
+  const { rows } = await rig.pool.query<{ id: string }>(
     "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, $3, $4, 'k', $5, '[]', 'r') RETURNING id::text AS id",
     [GROUP, topic, partition, nextOffset++, value],
   );
@@ -113,7 +96,7 @@ async function postgresLetterOf(topic: string, partition: number, value = "v") {
 }
 
 /** A PostgreSQL letter's claim and mark. */
-const claimOf = async (id: string) => (await pool.query("SELECT replay_claim IS NOT NULL AS claimed, replayed_at FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
+const claimOf = async (id: string) => (await rig.pool.query("SELECT replay_claim IS NOT NULL AS claimed, replayed_at FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
 
 describe("ClickHouse's dead letters through the same routes", () => {
   it("are listed, shown and replayed once, byte for byte; a second replay is 409 ALREADY_REPLAYED", async () => {
@@ -125,7 +108,7 @@ describe("ClickHouse's dead letters through the same routes", () => {
     // Not kept exactly: headers of a row written before ClickHouse's 0030, the key of one before 0031.
     const created_at = new Date().toISOString().slice(0, 19).replace("T", " ");
     const old = (offset: number, msg_key_base64: string, msg_headers: string) => ({ consumer_group: GROUP, topic: TOPIC, msg_partition: 0, msg_offset: offset, msg_key_base64, msg_value_base64: "eA==", msg_headers, reason: "r", created_at });
-    await ch.insert("consumer_dead_letters", [old(1, "eA==", ""), old(2, "", "[]")]);
+    await rig.ch.insert("consumer_dead_letters", [old(1, "eA==", ""), old(2, "", "[]")]);
 
     const listed = await call("GET", `/dead-letters?store=ch&consumerGroup=${GROUP}&limit=200`);
     expect(listed.status).toBe(200);
@@ -188,14 +171,14 @@ describe("a replay that cannot send", () => {
     expect(r.body.error.field).toBe("topic");
     expect(r.body.error.message).toMatch(/its topic does not exist/);
     expect(r.body.error.message).not.toContain(missingTopic);
-    const row = (await pool.query("SELECT replayed_at, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
+    const row = (await rig.pool.query("SELECT replayed_at, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
     expect(row).toEqual({ replayed_at: null, replay_claim: null });
     // The letter's partition 5 of a topic of two: kafkajs sent nothing and said nothing (before, the letter was marked replayed).
     const chId = await clickHouseLetterOf(TOPIC, 5, null, Buffer.from("p5"), {});
     const p5 = await call("POST", `/dead-letters/${chId}/replay`);
     expect([p5.status, p5.body.error?.code, p5.body.error?.field]).toEqual([409, "TOPIC_NOT_FOUND", "partition"]);
     expect(p5.body.error.message).toMatch(/its partition does not exist/);
-    expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND (replayed_at IS NOT NULL OR replay_claim IS NOT NULL)", [chId])).rows[0].n).toBe(0);
+    expect((await rig.pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND (replayed_at IS NOT NULL OR replay_claim IS NOT NULL)", [chId])).rows[0].n).toBe(0);
 
     await createTopicsReady(admin, [{ topic: missingTopic, numPartitions: 1 }]);
     const now = await call("POST", `/dead-letters/${id}/replay`);
@@ -205,27 +188,26 @@ describe("a replay that cannot send", () => {
   it("a claim left by a replay that crashed between its send and its mark is taken over once older than the bound", async () => {
     const id = await postgresLetterOf(TOPIC, 1, "crashed");
     // What a crash after the send leaves: claimed, not marked. A fresh claim: another replay is sending.
-    await pool.query("UPDATE consumer_dead_letters SET replay_claim = gen_random_uuid(), replay_claimed_at = now() WHERE id = $1", [id]);
+    await rig.pool.query("UPDATE consumer_dead_letters SET replay_claim = gen_random_uuid(), replay_claimed_at = now() WHERE id = $1", [id]);
     const before = await highWatermark(TOPIC, 1);
     const busy = await call("POST", `/dead-letters/${id}/replay`);
     expect([busy.status, busy.body.error?.code, busy.body.error?.field]).toEqual([409, "REPLAY_IN_PROGRESS", "id"]);
     expect(Number(busy.retryAfter)).toBeGreaterThan(0);
     expect(Number(busy.retryAfter)).toBeLessThanOrEqual(CLAIM_MS / 1000);
     expect((await call("GET", `/dead-letters/${id}`)).body.replayClaimedAt).not.toBeNull();
-    await pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - $2 * interval '1 millisecond' WHERE id = $1", [id, CLAIM_MS + 1]);
+    await rig.pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - $2 * interval '1 millisecond' WHERE id = $1", [id, CLAIM_MS + 1]);
     const taken = await call("POST", `/dead-letters/${id}/replay`);
     expect(taken.status, JSON.stringify(taken.body)).toBe(200);
     expect(await highWatermark(TOPIC, 1)).toBe(before + 1);
-    const row = (await pool.query("SELECT replayed_offset::text AS o, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
+    const row = (await rig.pool.query("SELECT replayed_offset::text AS o, replay_claim FROM consumer_dead_letters WHERE id = $1", [id])).rows[0];
     expect(row).toEqual({ o: taken.body.offset, replay_claim: null });
   });
 });
 
 describe("a send cut at its deadline", () => {
   /** database-service against `brokers` (a hung or down broker), its replay send cut at 1 s. */
-  async function replaysThrough(brokers: string, check: (replay: (id: string) => Promise<{ status: number; body: any; retryAfter: unknown }>) => Promise<void>) {
-    const env = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_BROKERS: brokers, DEAD_LETTER_REPLAY_SEND_MS: "1000", DEAD_LETTER_REPLAY_CLAIM_MS: "8000" };
-    const svc = await createService(databaseService, { env, defaultMetrics: false });
+  async function replaysThrough(brokers: string, check: (replay: (id: string) => Promise<RigAnswer>) => Promise<void>) {
+    const svc = await rig.start({ KAFKA_BROKERS: brokers, DEAD_LETTER_REPLAY_SEND_MS: "1000", DEAD_LETTER_REPLAY_CLAIM_MS: "8000" });
     try {
       await check(async (id) => {
         const r = await svc.app.inject({ method: "POST", url: `/dead-letters/${id}/replay`, headers: ADMIN });
@@ -255,7 +237,7 @@ describe("a send cut at its deadline", () => {
           }
           const chId = await clickHouseLetterOf(TOPIC, 0, null, Buffer.from(`not-sent-${broker}`), {});
           expect((await replay(chId)).body.error?.code, broker).toBe("REPLAY_NOT_SENT");
-          expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND replay_claim IS NOT NULL", [chId])).rows[0].n, broker).toBe(0);
+          expect((await rig.pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1 AND replay_claim IS NOT NULL", [chId])).rows[0].n, broker).toBe(0);
           // Replayable at once through the service whose Kafka answers.
           expect((await call("POST", `/dead-letters/${id}/replay`)).status, broker).toBe(200);
         });
@@ -267,12 +249,12 @@ describe("a send cut at its deadline", () => {
   }, 300_000);
 
   it("after its Produce request was written (a broker hung once it took it): outcome unknown, the claim kept for its bound", async () => {
-    const hole = await produceHole(srv.env.KAFKA_BROKERS.split(",")[0]);
+    const hole = await produceHole(rig.env.KAFKA_BROKERS.split(",")[0]);
     const silentLog = () => () => undefined;
-    const producer = deadlineProducer(kafkajs, { clientId: "dead-letter-claims-hole", brokers: srv.env.KAFKA_BROKERS.split(","), connectTimeoutMs: 10_000, socketFactory: hole.socketFactory, logCreator: silentLog }, 8_000);
+    const producer = deadlineProducer(kafkajs, { clientId: "dead-letter-claims-hole", brokers: rig.env.KAFKA_BROKERS.split(","), connectTimeoutMs: 10_000, socketFactory: hole.socketFactory, logCreator: silentLog }, 8_000);
     try {
       const id = await postgresLetterOf(TOPIC, 0, "cut-after-produce");
-      const store = postgresLetterReplays(pool);
+      const store = postgresLetterReplays(rig.pool);
       const out = await replayLetter(store, id, (topic, m) => producer.send(topic, [m]), CLAIM_MS);
       expect(out, JSON.stringify(out)).toEqual({ outcomeUnknown: { retryAfterS: CLAIM_MS / 1000 } });
       expect(hole.swallowed()).toBeGreaterThanOrEqual(1);
@@ -280,7 +262,7 @@ describe("a send cut at its deadline", () => {
       const meanwhile = await call("POST", `/dead-letters/${id}/replay`);
       expect([meanwhile.status, meanwhile.body.error?.code, meanwhile.body.error?.field]).toEqual([409, "REPLAY_IN_PROGRESS", "id"]);
       // Once the bound has passed the letter is replayable.
-      await pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - interval '1 hour' WHERE id = $1", [id]);
+      await rig.pool.query("UPDATE consumer_dead_letters SET replay_claimed_at = now() - interval '1 hour' WHERE id = $1", [id]);
       expect((await call("POST", `/dead-letters/${id}/replay`)).status).toBe(200);
     } finally {
       await producer.close();
@@ -302,7 +284,7 @@ describe("a letter whose topic is not a name the broker accepts", () => {
         if (topic.length > 0) expect(r.body.error.message).not.toContain(topic);
       }
       expect(await claimOf(pgId)).toEqual({ claimed: false, replayed_at: null });
-      expect((await pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1", [chId])).rows[0].n).toBe(0);
+      expect((await rig.pool.query("SELECT count(*)::int AS n FROM ch_dead_letter_replays WHERE letter_id = $1", [chId])).rows[0].n).toBe(0);
     }
     // The longest name the broker accepts is not refused as a name (its topic does not exist: 409 TOPIC_NOT_FOUND).
     const longest = await postgresLetterOf(`x${"y".repeat(248)}`, 0, "longest");
@@ -312,7 +294,7 @@ describe("a letter whose topic is not a name the broker accepts", () => {
 
 describe("replay is at least once; usage-monitoring counts a usage event sent twice once", () => {
   it("a ClickHouse letter replayed, its mark lost, replayed again: two copies, one billable request", async () => {
-    const probe = new UsageStore(ch);
+    const probe = new UsageStore(rig.ch);
     const producer = kafka.producer();
     await producer.connect();
     try {
@@ -330,7 +312,7 @@ describe("replay is at least once; usage-monitoring counts a usage event sent tw
       const first = await call("POST", `/dead-letters/${id}/replay`);
       expect(first.status, JSON.stringify(first.body)).toBe(200);
       // What a crash between the send and the mark leaves (or a mark that failed): the ledger claimed long ago, unmarked.
-      await pool.query("UPDATE ch_dead_letter_replays SET replayed_at = NULL, replayed_offset = NULL, replay_claim = gen_random_uuid(), replay_claimed_at = now() - interval '1 hour' WHERE letter_id = $1", [id]);
+      await rig.pool.query("UPDATE ch_dead_letter_replays SET replayed_at = NULL, replayed_offset = NULL, replay_claim = gen_random_uuid(), replay_claimed_at = now() - interval '1 hour' WHERE letter_id = $1", [id]);
       const second = await call("POST", `/dead-letters/${id}/replay`);
       expect(second.status, JSON.stringify(second.body)).toBe(200);
       expect(second.body.offset).not.toBe(first.body.offset);

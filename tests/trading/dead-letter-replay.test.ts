@@ -10,24 +10,21 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkajs, pg } from "../harness";
-import { useServers } from "../harness/shared";
+import { kafkajs } from "../harness";
 import { createService, defineService, type Service } from "../../services/src/kit";
-import databaseService from "../../services/src/services/database-service";
 import { TOPICS } from "../../services/src/trading/events";
 import { deadLetterHeaders, PoisonMessageError } from "../../services/src/trading/infra/deadLetters";
 import { consumeDecoded, consumerEnv } from "../../services/src/trading/infra/kafka";
 import { candleBatchOf } from "../../services/src/trading/infra/topicSchemas";
-import { migrateAll } from "../helpers/schemas";
+import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 import { validMessage } from "../hostile/poison";
 import { waitUntil } from "./e2e-helpers";
 
-const srv = useServers("postgres", "kafka", "clickhouse");
+const rig = useDatabaseServiceRig({ kafka: true });
 const run = randomBytes(3).toString("hex").toUpperCase();
 const GROUP = `dead-letter-replay-${run}`;
 const REFUSED = `DLR${run}`;
 const WAIT_MS = 240_000;
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
 
 let refusing = true;
 const seen: string[] = [];
@@ -51,29 +48,20 @@ const consumer = defineService({
   },
 });
 
-let pool: InstanceType<typeof pg.Pool>;
-const services: Service<any>[] = [];
-let db: Service<any>;
+let consuming: Service<any> | undefined;
 let kafka: InstanceType<typeof kafkajs.Kafka>;
 
 beforeAll(async () => {
-  pool = await migrateAll(srv.env);
-  kafka = new kafkajs.Kafka({ brokers: srv.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
-  const env = { ...srv.env, LOG_LEVEL: "fatal", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" };
-  services.push(await createService(consumer, { env, defaultMetrics: false }));
-  db = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal" }, defaultMetrics: false });
-  services.push(db);
+  kafka = new kafkajs.Kafka({ brokers: rig.env.KAFKA_BROKERS.split(","), logLevel: kafkajs.logLevel.NOTHING });
+  const env = { ...rig.env, LOG_LEVEL: "fatal", KAFKA_SESSION_TIMEOUT_MS: "6000", KAFKA_HEARTBEAT_MS: "500", KAFKA_FETCH_MAX_WAIT_MS: "100" };
+  consuming = await createService(consumer, { env, defaultMetrics: false });
 }, 300_000);
 
 afterAll(async () => {
-  for (const s of services) await s.close();
-  await pool?.end();
+  await consuming?.close();
 }, 60_000);
 
-const call = async (method: "GET" | "POST", url: string, headers: Record<string, string> = ADMIN) => {
-  const r = await db.app.inject({ method, url, headers });
-  return { status: r.statusCode, body: r.json() };
-};
+const call = rig.call;
 
 /** The message at `partition`/`offset` of `topic`, read by a plain kafkajs consumer of its own group. */
 async function messageAt(topic: string, partition: number, offset: string): Promise<import("../harness/deps").KafkaJs.KafkaMessage> {
@@ -111,7 +99,7 @@ describe("replaying a Kafka consumer's dead letter", () => {
       const [sent] = await producer.send({ topic: TOPICS.candles, messages: [{ key, value, headers: sentHeaders }] });
 
       // The topic is shared: the consumer sets aside what other test files send beside this one too.
-      const letter = await waitUntil("the message set aside", async () => (await pool.query<{ id: string }>("SELECT id::text AS id FROM consumer_dead_letters WHERE consumer_group = $1 AND msg_partition = $2 AND msg_offset = $3", [GROUP, sent.partition, sent.baseOffset])).rows[0], WAIT_MS, 300);
+      const letter = await waitUntil("the message set aside", async () => (await rig.pool.query<{ id: string }>("SELECT id::text AS id FROM consumer_dead_letters WHERE consumer_group = $1 AND msg_partition = $2 AND msg_offset = $3", [GROUP, sent.partition, sent.baseOffset])).rows[0], WAIT_MS, 300);
       const listed = await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=false&limit=200`);
       expect(listed.status).toBe(200);
       expect(listed.body.deadLetters).toEqual(expect.arrayContaining([expect.objectContaining({ id: letter.id, topic: TOPICS.candles, partition: sent.partition, offset: sent.baseOffset, replayedAt: null, keyBytes: 4, valueBytes: value.length, headerCount: 6 })]));
@@ -142,7 +130,7 @@ describe("replaying a Kafka consumer's dead letter", () => {
       expect(replayed.value?.equals(value), "value").toBe(true);
       expect(deadLetterHeaders(replayed.headers)).toEqual(deadLetterHeaders(sentHeaders));
       await waitUntil("the replayed message applied", async () => seen.includes(REFUSED), WAIT_MS, 200);
-      const row = (await pool.query("SELECT replayed_at, replayed_offset::text AS o FROM consumer_dead_letters WHERE id = $1", [letter.id])).rows[0];
+      const row = (await rig.pool.query("SELECT replayed_at, replayed_offset::text AS o FROM consumer_dead_letters WHERE id = $1", [letter.id])).rows[0];
       expect(row.replayed_at).toBeInstanceOf(Date);
       expect(row.o).toBe(answers[0].body.offset);
       expect((await call("GET", `/dead-letters?consumerGroup=${GROUP}&replayed=true`)).body.deadLetters.map((l: { id: string }) => l.id)).toEqual([letter.id]);
@@ -162,12 +150,12 @@ describe("replaying a Kafka consumer's dead letter", () => {
     ] as const;
     const ids: string[] = [];
     // Ids across a power of ten (9 and 10, 99 and 100...): the listing's order is the ids' as numbers.
-    const { rows: [{ n }] } = await pool.query<{ n: string }>("SELECT nextval('consumer_dead_letters_id_seq')::text AS n");
+    const { rows: [{ n }] } = await rig.pool.query<{ n: string }>("SELECT nextval('consumer_dead_letters_id_seq')::text AS n");
     // Only raised (other files insert beside this one): to just below the next power of ten.
     const below = (digits: number) => 10 ** digits - 2;
-    await pool.query("SELECT setval('consumer_dead_letters_id_seq', $1)", [String(below(n.length) > Number(n) ? below(n.length) : below(n.length + 1))]);
+    await rig.pool.query("SELECT setval('consumer_dead_letters_id_seq', $1)", [String(below(n.length) > Number(n) ? below(n.length) : below(n.length + 1))]);
     for (const [i, [what, headers, why]] of kept.entries()) {
-      const { rows } = await pool.query<{ id: string }>(
+      const { rows } = await rig.pool.query<{ id: string }>(
         "INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason) VALUES ($1, $2, 0, $3, NULL, 'x', $4::json, 'r') RETURNING id::text AS id",
         [`${GROUP}-kept`, TOPICS.candles, i, headers],
       );
@@ -175,7 +163,7 @@ describe("replaying a Kafka consumer's dead letter", () => {
       const r = await call("POST", `/dead-letters/${rows[0].id}/replay`);
       expect([r.status, r.body.error?.code, r.body.error?.field], what).toEqual([409, "NOT_REPLAYABLE", "id"]);
       expect(r.body.error.message, what).toMatch(why);
-      expect((await pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [rows[0].id])).rows[0].replayed_at, what).toBeNull();
+      expect((await rig.pool.query("SELECT replayed_at FROM consumer_dead_letters WHERE id = $1", [rows[0].id])).rows[0].replayed_at, what).toBeNull();
     }
     // Listed all the same (a msg_headers that is no list has no count), newest first by id as a number
     // (ordered by the text of the id, 10 came after 9: session 52, before it was committed).

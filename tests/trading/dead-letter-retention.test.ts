@@ -5,30 +5,18 @@
  * replay holds; a letter not replayed stays however old, and so does one whose replay is only claimed.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg } from "../harness";
-import { useServers } from "../harness/shared";
-import { runPostgresMigrations } from "../../services/src/migrations";
-import { ConfigError, createService } from "../../services/src/kit";
-import databaseService from "../../services/src/services/database-service";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../services/src/kit";
 import { deleteReplayedLetters } from "../../services/src/services/database-service/dead-letters";
+import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 
-const srv = useServers("postgres");
+// PostgreSQL's letters only; each case starts the service with its own retention.
+const rig = useDatabaseServiceRig({ clickhouse: false, service: false });
 const GROUP = `dead-letter-retention-${randomBytes(4).toString("hex")}`;
-const ADMIN = { "x-user-id": "6f1e2d3c-4b5a-4978-8d6e-5f4a3b2c1d0e", "x-user-role": "admin", "x-auth-method": "jwt" };
-let pool: InstanceType<typeof pg.Pool>;
-
-beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: srv.env.POSTGRES_URL, max: 3 });
-  await runPostgresMigrations(pool);
-}, 120_000);
-afterAll(async () => {
-  await pool?.end();
-});
 
 /** A letter of this file's group named by its topic; `replayedDaysAgo` null: not replayed. */
 async function letter(name: string, ages: { createdDaysAgo: number; replayedDaysAgo: number | null; claimed?: boolean }): Promise<string> {
-  const { rows } = await pool.query<{ id: string }>(
+  const { rows } = await rig.pool.query<{ id: string }>(
     `INSERT INTO consumer_dead_letters (consumer_group, topic, msg_partition, msg_offset, msg_key, msg_value, msg_headers, reason, created_at, replayed_at, replayed_offset, replay_claim, replay_claimed_at)
      VALUES ($1, $2, 0, 1, 'k', 'v', '[]', 'r', now() - make_interval(days => $3), now() - make_interval(days => $4::int), CASE WHEN $4::int IS NULL THEN NULL ELSE 5 END,
              CASE WHEN $5 THEN gen_random_uuid() END, CASE WHEN $5 THEN now() - make_interval(days => $3) END)
@@ -39,7 +27,7 @@ async function letter(name: string, ages: { createdDaysAgo: number; replayedDays
 }
 
 const left = async () =>
-  (await pool.query<{ topic: string }>("SELECT topic FROM consumer_dead_letters WHERE consumer_group = $1 ORDER BY topic", [GROUP])).rows.map((r) => r.topic);
+  (await rig.pool.query<{ topic: string }>("SELECT topic FROM consumer_dead_letters WHERE consumer_group = $1 ORDER BY topic", [GROUP])).rows.map((r) => r.topic);
 
 describe("replayed dead letters past DEAD_LETTER_REPLAYED_RETENTION_DAYS", () => {
   it("go a bounded batch a pass, oldest replay first; those not replayed, only claimed, or replayed since stay", async () => {
@@ -53,34 +41,34 @@ describe("replayed dead letters past DEAD_LETTER_REPLAYED_RETENTION_DAYS", () =>
     await letter("waiting-0", { createdDaysAgo: 0, replayedDaysAgo: null });
 
     // Other files' letters share the table: a pass is judged by this group's rows only.
-    expect(await deleteReplayedLetters(pool, 90, 1)).toBe(1);
+    expect(await deleteReplayedLetters(rig.pool, 90, 1)).toBe(1);
     expect(await left()).not.toContain("replayed-400");
     expect(await left()).toContain("replayed-120");
-    while ((await deleteReplayedLetters(pool, 90, 2)) > 0);
+    while ((await deleteReplayedLetters(rig.pool, 90, 2)) > 0);
     expect(await left()).toEqual(["claimed-300", "replayed-1", "replayed-89", "waiting-0", "waiting-500"]);
   });
 
   it("skips a letter a transaction holds (a replay marking it) instead of waiting, and takes it at a later pass", async () => {
     const held = await letter("held-200", { createdDaysAgo: 210, replayedDaysAgo: 200 });
-    const holder = await pool.connect();
+    const holder = await rig.pool.connect();
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM consumer_dead_letters WHERE id = $1 FOR UPDATE", [held]);
-      while ((await deleteReplayedLetters(pool, 90, 10)) > 0);
+      while ((await deleteReplayedLetters(rig.pool, 90, 10)) > 0);
       expect(await left()).toContain("held-200");
       await holder.query("COMMIT");
     } finally {
       holder.release();
     }
-    while ((await deleteReplayedLetters(pool, 90, 10)) > 0);
+    while ((await deleteReplayedLetters(rig.pool, 90, 10)) > 0);
     expect(await left()).not.toContain("held-200");
   });
 
   it("a deleted letter is then unknown to the operator's routes (404), a kept one still shown", async () => {
     const gone = await letter("gone-100", { createdDaysAgo: 110, replayedDaysAgo: 100 });
     const kept = await letter("kept-10", { createdDaysAgo: 110, replayedDaysAgo: 10 });
-    while ((await deleteReplayedLetters(pool, 90, 10)) > 0);
-    const db = await createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal", DEAD_LETTER_REPLAYED_RETENTION_DAYS: "90" }, defaultMetrics: false });
+    while ((await deleteReplayedLetters(rig.pool, 90, 10)) > 0);
+    const db = await rig.start({ DEAD_LETTER_REPLAYED_RETENTION_DAYS: "90" });
     try {
       const r1 = await db.app.inject({ method: "GET", url: `/dead-letters/${gone}`, headers: ADMIN });
       expect(r1.statusCode).toBe(404);
@@ -93,7 +81,7 @@ describe("replayed dead letters past DEAD_LETTER_REPLAYED_RETENTION_DAYS", () =>
   });
 
   it("the service refuses a retention of 0 days at start, naming the setting", async () => {
-    const started = createService(databaseService, { env: { ...srv.env, LOG_LEVEL: "fatal", DEAD_LETTER_REPLAYED_RETENTION_DAYS: "0" }, defaultMetrics: false });
+    const started = rig.start({ DEAD_LETTER_REPLAYED_RETENTION_DAYS: "0" });
     await expect(started).rejects.toBeInstanceOf(ConfigError);
     await expect(started).rejects.toThrow(/DEAD_LETTER_REPLAYED_RETENTION_DAYS/);
   });
