@@ -8,7 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, unfinishedMutations } from "../../services/src/kit";
+import { clickhouseDateTime, ConfigError, unfinishedMutations } from "../../services/src/kit";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { ClickHouseLetterRetention, LETTER_IDS, LETTERS } from "../../services/src/services/database-service/clickhouse-dead-letter-retention";
 import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
@@ -17,7 +17,6 @@ const rig = useDatabaseServiceRig();
 const GROUP = `ch-retention-${randomBytes(3).toString("hex")}`;
 const DAY_MS = 86_400_000;
 
-const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
 
 /** A letter of this file's group at `offset` (its topic names it), as a consumer without PostgreSQL writes it; answers its id. */
@@ -34,7 +33,7 @@ async function letter(topic: string, offset: number, createdDaysAgo: number): Pr
       msg_value_null: 0,
       msg_headers: "[]",
       reason: "PoisonMessageError: r",
-      created_at: chText(daysAgo(createdDaysAgo)),
+      created_at: clickhouseDateTime(daysAgo(createdDaysAgo)),
     },
   ]);
   return clickHouseLetterId(GROUP, topic, 0, String(offset));

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { clickhouseDateTime } from "../../services/src/kit";
 import { CH_FILTER_PAGE, CH_FILTER_READ_MAX, clickHouseLetter, clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 import { withSelectedMarks } from "../helpers/query-log";
@@ -17,7 +18,6 @@ import { withSelectedMarks } from "../helpers/query-log";
 const rig = useDatabaseServiceRig();
 const run = randomBytes(3).toString("hex");
 
-const chText = (at: Date) => at.toISOString().slice(0, 19).replace("T", " ");
 /** Letters of `group` at offsets from `first`, as a consumer without PostgreSQL writes them (trading/infra/deadLetters.ts). */
 async function insertLetters(group: string, first: number, n: number, at: Date): Promise<string[]> {
   const ids: string[] = [];
@@ -36,7 +36,7 @@ async function insertLetters(group: string, first: number, n: number, at: Date):
         msg_value_null: 0,
         msg_headers: "[]",
         reason: "PoisonMessageError: r",
-        created_at: chText(at),
+        created_at: clickhouseDateTime(at),
       };
     });
     await rig.ch.insert("consumer_dead_letters", rows);

@@ -18,7 +18,7 @@ import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deadAddress, kafkajs } from "../harness";
 import { promClient } from "../harness/deps";
-import { createService, type Service } from "../../services/src/kit";
+import { clickhouseDateTime, createService, type Service } from "../../services/src/kit";
 import { createTopicsReady } from "../../services/src/kit/datastores";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
 import { replayLetter } from "../../services/src/services/database-service/dead-letter-replay";
@@ -106,7 +106,7 @@ describe("ClickHouse's dead letters through the same routes", () => {
     const id = await clickHouseLetterOf(TOPIC, 1, key, value, headers);
     const older = await clickHouseLetterOf(TOPIC, 0, null, Buffer.from("x"), {});
     // Not kept exactly: headers of a row written before ClickHouse's 0030, the key of one before 0031.
-    const created_at = new Date().toISOString().slice(0, 19).replace("T", " ");
+    const created_at = clickhouseDateTime(Date.now());
     const old = (offset: number, msg_key_base64: string, msg_headers: string) => ({ consumer_group: GROUP, topic: TOPIC, msg_partition: 0, msg_offset: offset, msg_key_base64, msg_value_base64: "eA==", msg_headers, reason: "r", created_at });
     await rig.ch.insert("consumer_dead_letters", [old(1, "eA==", ""), old(2, "", "[]")]);
 

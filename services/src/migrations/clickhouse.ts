@@ -9,6 +9,7 @@
  * DateTime64, no LowCardinality (experimental there), no CODEC — see the files. Nor `ADD COLUMN IF NOT
  * EXISTS`: the runner does it (runStatement), one column per ALTER.
  */
+import { clickhouseDateTime } from "../kit/clickhouse/client";
 import { CLICKHOUSE_MIGRATIONS_DIR, loadMigrationFiles, splitStatements, type MigrationFile } from "./files";
 import { MigrationChecksumError, type MigrationLog } from "./postgres";
 
@@ -33,8 +34,6 @@ export interface ClickHouseMigrationResult {
   alreadyApplied: string[];
 }
 
-const nowUtc = () => new Date().toISOString().slice(0, 19).replace("T", " ");
-
 export async function runClickHouseMigrations(
   ch: ClickHouseLike,
   opts: { dir?: string; log?: MigrationLog; files?: MigrationFile[] } = {},
@@ -56,7 +55,7 @@ export async function runClickHouseMigrations(
         throw new Error(`clickhouse migration ${m.file} statement ${i + 1} failed: ${(e as Error).message}`);
       }
     }
-    await ch.insert(CLICKHOUSE_TRACKING_TABLE, [{ file: m.file, version: m.version, checksum: m.checksum, applied_at: nowUtc() }]);
+    await ch.insert(CLICKHOUSE_TRACKING_TABLE, [{ file: m.file, version: m.version, checksum: m.checksum, applied_at: clickhouseDateTime(Date.now()) }]);
     opts.log?.info({ file: m.file }, "clickhouse migration applied");
     done.push(m.file);
   }
