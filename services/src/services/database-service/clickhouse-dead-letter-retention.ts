@@ -122,10 +122,10 @@ export class ClickHouseLetterRetention {
 export async function deleteLedgerRowsBefore(pg: Queryable, cutoff: Date, batch: number): Promise<number> {
   const r = await pg.query(
     `WITH due AS (
-       SELECT letter_id FROM ch_dead_letter_replays
+       SELECT letter_id, letter_created_at FROM ch_dead_letter_replays
         WHERE coalesce(replayed_at, replay_claimed_at) < $1 OR (replayed_at IS NULL AND replay_claim IS NULL)
         ORDER BY coalesce(replayed_at, replay_claimed_at) NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED)
-     DELETE FROM ch_dead_letter_replays r USING due WHERE r.letter_id = due.letter_id`,
+     DELETE FROM ch_dead_letter_replays r USING due WHERE r.letter_id = due.letter_id AND r.letter_created_at IS NOT DISTINCT FROM due.letter_created_at`,
     [cutoff, batch],
   );
   return r.rowCount ?? 0;

@@ -13,11 +13,14 @@
  * (clickHouseLetterId). The table's primary key does not serve a lookup by id: one letter is found
  * in `consumer_dead_letter_ids` (migration 0032, fed by a materialized view of every insert), keyed
  * by id, then read by its natural key; before session 54 each lookup read the whole table.
+ * A message set aside again once retention deleted its letter has the same id: a new letter all the
+ * same, whose replay state is its own row of the ledger (./clickhouse-letter-ledger.ts, session 60).
  */
 import { createHash } from "node:crypto";
 import type { ClickHouseKitClient, Queryable } from "../../kit";
 import { replayMessage } from "../../trading/infra/deadLetters";
 import type { LetterReplays, ReplayableLetter } from "./dead-letter-replay";
+import { ledgerClaims, ledgerRows, type LedgerRow } from "./clickhouse-letter-ledger";
 
 export const CH_LETTER_ID_PATTERN = "^ch-[0-9a-f]{32}$";
 const CH_LETTER_ID =
@@ -32,15 +35,6 @@ export function clickHouseLetterId(consumerGroup: string, topic: string, partiti
 /** The bytes a base64 column decodes to (18.16 has no base64Decode), NULL when the message had none. */
 const bytesOf = (column: "key" | "value") =>
   `if(ifNull(msg_${column}_null, 0) = 1, NULL, intDiv(length(msg_${column}_base64), 4) * 3 - if(endsWith(msg_${column}_base64, '=='), 2, if(endsWith(msg_${column}_base64, '='), 1, 0)))`;
-
-interface LedgerRow {
-  letter_id: string;
-  replayed_at: Date | null;
-  replayed_offset: string | null;
-  replay_claimed_at: Date | null;
-  claim_age_ms: number | null;
-}
-const LEDGER = "letter_id, replayed_at, replayed_offset::text AS replayed_offset, replay_claimed_at, (extract(epoch FROM now() - replay_claimed_at) * 1000)::float8 AS claim_age_ms";
 
 export interface ClickHouseLetter {
   id: string;
@@ -84,12 +78,6 @@ const headerCount = (text: string): number | null => {
   }
 };
 const isoOf = (chText: string) => `${chText.replace(" ", "T")}Z`;
-
-async function ledgerRows(pg: Queryable, ids: string[]): Promise<Map<string, LedgerRow>> {
-  if (ids.length === 0) return new Map();
-  const { rows } = await pg.query<LedgerRow>(`SELECT ${LEDGER} FROM ch_dead_letter_replays WHERE letter_id = ANY($1::text[])`, [ids]);
-  return new Map(rows.map((r) => [r.letter_id, r]));
-}
 
 interface ChRow {
   id: string;
@@ -175,7 +163,7 @@ async function clickHouseLetterRows(ch: ClickHouseKitClient, f: { topic?: string
 
 /** The rows as listed, with their replay state from the ledger (one query of at most the rows' ids). */
 async function withLedger(pg: Queryable, rows: ListedRow[]): Promise<ListedClickHouseLetter[]> {
-  const ledger = await ledgerRows(pg, rows.map((r) => r.id));
+  const ledger = await ledgerRows(pg, rows.map((r) => ({ id: r.id, createdAt: isoOf(r.created_at) })));
   return rows.map((r) => ({
     ...shownRow(r, ledger.get(r.id)),
     keyBytes: r.key_bytes === null ? null : Number(r.key_bytes),
@@ -220,7 +208,7 @@ export async function clickHouseLetter(ch: ClickHouseKitClient, pg: Queryable, i
   );
   const r: KeptRow | undefined = found && { ...found, msg_offset: found.offset_text };
   if (!r) return undefined;
-  const l = (await ledgerRows(pg, [id])).get(id);
+  const l = (await ledgerRows(pg, [{ id, createdAt: isoOf(r.created_at) }])).get(id);
   const keyUnknown = r.msg_key_null === null && r.msg_key_base64 === "";
   const key = Number(r.msg_key_null) === 1 || keyUnknown ? null : Buffer.from(r.msg_key_base64, "base64");
   const value = Number(r.msg_value_null) === 1 ? null : Buffer.from(r.msg_value_base64, "base64");
@@ -245,33 +233,13 @@ function parsedOr(text: string): unknown {
   }
 }
 
-/**
- * ClickHouse's letters as a replay claims and marks them: the claim and the mark are rows of the
- * PostgreSQL ledger (one per letter a replay claimed), written by one statement each. Two claims at
- * the same instant: the second's insert waits for the first's, then takes the conflict's path, whose
- * condition the first's claim fails.
- */
+/** ClickHouse's letters as a replay claims and marks them: the claim and the mark are rows of the PostgreSQL ledger (./clickhouse-letter-ledger.ts). */
 export function clickHouseLetterReplays(ch: ClickHouseKitClient, pg: Queryable): LetterReplays {
   return {
     async letter(id) {
       const l = await clickHouseLetter(ch, pg, id);
-      return l && { consumerGroup: l.consumerGroup, topic: l.topic, partition: l.partition, offset: l.offset, replayedAt: l.replayedAt, claimAgeMs: l.claimAgeMs, message: l.message };
+      return l && { consumerGroup: l.consumerGroup, topic: l.topic, partition: l.partition, offset: l.offset, replayedAt: l.replayedAt, claimAgeMs: l.claimAgeMs, message: l.message, setAsideAt: l.createdAt };
     },
-    async claim(id, letter, claim, claimStaleMs) {
-      const r = await pg.query(
-        `INSERT INTO ch_dead_letter_replays AS r (letter_id, consumer_group, topic, msg_partition, msg_offset, replay_claim, replay_claimed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now())
-         ON CONFLICT (letter_id) DO UPDATE SET replay_claim = EXCLUDED.replay_claim, replay_claimed_at = now()
-          WHERE r.replayed_at IS NULL AND (r.replay_claim IS NULL OR r.replay_claimed_at <= now() - $7 * interval '1 millisecond')`,
-        [id, letter.consumerGroup, letter.topic, letter.partition, letter.offset, claim, claimStaleMs],
-      );
-      return (r.rowCount ?? 0) > 0;
-    },
-    async mark(id, offset) {
-      await pg.query("UPDATE ch_dead_letter_replays SET replayed_at = now(), replayed_offset = $2, replay_claim = NULL, replay_claimed_at = NULL WHERE letter_id = $1 AND replayed_at IS NULL", [id, offset]);
-    },
-    async release(id, claim) {
-      await pg.query("UPDATE ch_dead_letter_replays SET replay_claim = NULL, replay_claimed_at = NULL WHERE letter_id = $1 AND replay_claim = $2", [id, claim]);
-    },
+    ...ledgerClaims(pg),
   };
 }

@@ -34,6 +34,12 @@ export interface ReplayableLetter {
   claimAgeMs: number | null;
   /** What a replay sends, or why it cannot send the message as kept. */
   message: { message: Message } | { problem: string };
+  /**
+   * When the letter was set aside (ISO text), where a store can hold letters of one message one
+   * after another under one id (ClickHouse's: set aside again once retention deleted the first): a
+   * replay's claim and mark are that letter's.
+   */
+  setAsideAt?: string;
 }
 
 /** A store's dead letters as a replay claims and marks them. */
@@ -41,8 +47,8 @@ export interface LetterReplays {
   letter(id: string): Promise<ReplayableLetter | undefined>;
   /** Claims the letter for `claim` unless it is replayed or claimed less than `claimStaleMs` ago; whether it was. */
   claim(id: string, letter: ReplayableLetter, claim: string, claimStaleMs: number): Promise<boolean>;
-  /** Marks it replayed at `offset` (the first mark stays) and clears the claim. */
-  mark(id: string, offset: string | null): Promise<void>;
+  /** Marks `letter` replayed at `offset` (the first mark stays) and clears the claim. */
+  mark(id: string, offset: string | null, letter: ReplayableLetter): Promise<void>;
   /** Clears the claim if it is still `claim`'s. */
   release(id: string, claim: string): Promise<void>;
 }
@@ -141,7 +147,7 @@ export async function replayLetter(
   }
   const offset = record.baseOffset ?? null;
   try {
-    await store.mark(id, offset);
+    await store.mark(id, offset, letter);
   } catch {
     return { notRecorded: { offset, retryAfterS: seconds(claimStaleMs) } };
   }
