@@ -8,9 +8,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { promClient } from "../harness/deps";
 import { clickhouseDateTime, ConfigError, unfinishedMutations } from "../../services/src/kit";
 import { clickHouseLetterId } from "../../services/src/services/database-service/clickhouse-dead-letters";
-import { ClickHouseLetterRetention, LETTER_IDS, LETTERS } from "../../services/src/services/database-service/clickhouse-dead-letter-retention";
+import { ClickHouseLetterRetention, LETTER_IDS, LETTERS, stuckMutationsGauge } from "../../services/src/services/database-service/clickhouse-dead-letter-retention";
 import { ADMIN, useDatabaseServiceRig } from "../helpers/database-service-rig";
 
 const rig = useDatabaseServiceRig();
@@ -120,14 +121,37 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
   });
 
   // Last: 18.16 has no KILL MUTATION, so the failing mutation stays until its table is dropped.
-  it("a mutation under way (here one failing for good) holds back every delete, the ledger's too", async () => {
+  it("a mutation under way (here one failing for good) holds back every delete, the ledger's too; one stuck is told at error and counted", async () => {
     const id = await letter("h-old-400", 8, 400);
     await ledger(id, "h-old-400", 8, { replayedDaysAgo: 390 });
     await rig.ch.command(`ALTER TABLE ${LETTER_IDS} DELETE WHERE throwIf(msg_offset = 8) = 1`);
-    const retention = new ClickHouseLetterRetention(rig.ch, rig.pool, { letters: 90, replays: 180 });
-    expect(await retention.pass()).toEqual({ mutations: [], ledgerRows: 0 });
+    const watched = (stuckAfterS?: number) => {
+      const errors: Array<{ obj: any; msg: string }> = [];
+      const stuck = stuckMutationsGauge(new promClient.Registry());
+      const retention = new ClickHouseLetterRetention(rig.ch, rig.pool, { letters: 90, replays: 180 }, 5_000, { log: { error: (obj, msg) => errors.push({ obj, msg }) }, stuck, stuckAfterS });
+      const count = async () => Object.fromEntries((await stuck.get()).values.map((v) => [v.labels.table, v.value]));
+      return { retention, errors, count };
+    };
+    // Failing for seconds, which 18.16 does not tell from slow (no latest_fail_reason): held back, not yet stuck.
+    const fresh = watched();
+    expect(await fresh.retention.pass()).toEqual({ mutations: [], ledgerRows: 0 });
     expect(await topicsLeft()).toContain("h-old-400");
     expect(await ledgerLeft()).toContain("h-old-400");
+    expect([fresh.errors, await fresh.count()]).toEqual([[], { [LETTERS]: 0, [LETTER_IDS]: 0 }]);
+    // Past the bound: one error a pass, naming the mutation, and the gauge an alert reads.
+    const late = watched(0);
+    for (const pass of [1, 2]) {
+      expect(await late.retention.pass(), `pass ${pass}`).toEqual({ mutations: [], ledgerRows: 0 });
+      expect(late.errors, `pass ${pass}`).toHaveLength(pass);
+    }
+    expect(late.errors[0].obj.mutations).toEqual([
+      { table: LETTER_IDS, mutationId: expect.stringMatching(/^mutation_/), command: expect.stringContaining("throwIf(msg_offset = 8)"), unfinishedSeconds: expect.any(Number), reason: expect.stringMatching(/not told by this server/) },
+    ]);
+    expect(late.errors[0].msg).toMatch(/failed or is stuck/);
+    expect(await late.count()).toEqual({ [LETTERS]: 0, [LETTER_IDS]: 1 });
+    // The service's own gauge, from its start.
+    const metrics = await rig.db.app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/^dead_letter_retention_stuck_mutations\{table="consumer_dead_letter_ids"[^}]*\} 0$/m);
     await rig.ch.command(`DROP TABLE ${LETTER_IDS}`);
   }, 60_000);
 });

@@ -24,7 +24,8 @@
  *    56 kept both stores' rows for that reason). A row released (a failed send: neither claimed nor
  *    replayed) tells nothing a missing row does not, and goes at any pass.
  */
-import { clickhouseDateTime, unfinishedMutations, type ClickHouseKitClient, type Queryable } from "../../kit";
+import { Gauge, type Registry } from "prom-client";
+import { clickhouseDateTime, type ClickHouseKitClient, type Queryable } from "../../kit";
 
 export const LETTERS = "consumer_dead_letters";
 export const LETTER_IDS = "consumer_dead_letter_ids";
@@ -48,6 +49,43 @@ export interface RetentionPass {
   ledgerRows: number;
 }
 
+/**
+ * Who hears of a retention mutation that failed or is stuck. 18.16 has no KILL MUTATION: such a
+ * mutation stays unfinished and every later pass skips (one under way at a time), which nothing
+ * else shows. A mutation is stuck when ClickHouse tells its failure (system.mutations
+ * `latest_fail_reason`, which 18.16 lacks) or when it is unfinished past `stuckAfterS` (a delete of
+ * dead letters takes seconds).
+ */
+export interface RetentionWatch {
+  /** Told at error once a pass while any is stuck, with each one's table, id, command, age and reason. */
+  log: { error(obj: object, msg: string): void };
+  /** The stuck mutations of each table, set at every pass. */
+  stuck: Gauge<"table">;
+  /** Seconds unfinished after which a mutation ClickHouse tells no failure of is stuck (default 3,600). */
+  stuckAfterS?: number;
+}
+
+/** RetentionWatch's gauge, in `registry`: what an alert reads (max over the replicas, which each see the same mutations). */
+export function stuckMutationsGauge(registry: Registry): Gauge<"table"> {
+  return new Gauge({
+    name: "dead_letter_retention_stuck_mutations",
+    help: "Retention mutations of ClickHouse's dead letters that failed or have been unfinished over an hour (each holds every later pass back until removed), by table",
+    labelNames: ["table"],
+    registers: [registry],
+  });
+}
+
+/** An unfinished mutation of a retention table, as system.mutations shows it. */
+interface UnfinishedMutation {
+  table: string;
+  mutation_id: string;
+  command: string;
+  /** Seconds since it was issued, by the server's clock. */
+  age_s: number | string;
+  /** Why its last attempt failed, "" when it has not failed or the server does not tell (18.16). */
+  reason: string;
+}
+
 export class ClickHouseLetterRetention {
   /**
    * Whether ids of deleted letters may be left: after the letters' delete, and at the start (a pass
@@ -55,14 +93,18 @@ export class ClickHouseLetterRetention {
    */
   private idsDue = true;
   private running: Promise<RetentionPass> | undefined;
+  /** Whether the server's system.mutations has latest_fail_reason (not 18.16's), once known. */
+  private failReasonColumn: boolean | undefined;
 
   constructor(
     private readonly ch: ClickHouseKitClient,
     private readonly pg: Queryable,
     private readonly days: ClickHouseLetterRetentionDays,
     private readonly batch = 5_000,
+    private readonly watch?: RetentionWatch,
   ) {
     if (days.letters > days.replays) throw new RangeError("the ledger's retention must be at least the letters' (a row must outlive its letter)");
+    for (const table of [LETTERS, LETTER_IDS]) watch?.stuck.set({ table }, 0);
   }
 
   /** PeriodicDelete's pass: how many things it did (mutations issued and ledger rows deleted). */
@@ -86,7 +128,9 @@ export class ClickHouseLetterRetention {
   private async passAt(now: Date): Promise<RetentionPass> {
     const done: RetentionPass = { mutations: [], ledgerRows: 0 };
     // A delete still under way (or failing: it stays listed until killed) is not issued again behind it.
-    if ((await unfinishedMutations(this.ch, LETTERS)) > 0 || (await unfinishedMutations(this.ch, LETTER_IDS)) > 0) return done;
+    const unfinished = await this.unfinishedMutations();
+    this.report(unfinished);
+    if (unfinished.length > 0) return done;
     const lettersCutoff = clickhouseDateTime(now.getTime() - this.days.letters * DAY_MS); // (as the writers stamp `created_at`: trading/infra/deadLetters.ts)
     if (await this.anyLetterBefore(lettersCutoff)) {
       await this.ch.command(`ALTER TABLE ${LETTERS} DELETE WHERE created_at < toDateTime({cutoff:String})`, { cutoff: lettersCutoff });
@@ -106,6 +150,33 @@ export class ClickHouseLetterRetention {
     // row's time is PostgreSQL's clock and a letter's its writer's, which may run ahead of it.
     done.ledgerRows = await deleteLedgerRowsBefore(this.pg, new Date(now.getTime() - this.days.replays * DAY_MS - CLOCK_MARGIN_MS), this.batch);
     return done;
+  }
+
+  private async unfinishedMutations(): Promise<UnfinishedMutation[]> {
+    this.failReasonColumn ??=
+      (await this.ch.query("SELECT name FROM system.columns WHERE database = 'system' AND table = 'mutations' AND name = 'latest_fail_reason'")).length > 0;
+    return this.ch.query<UnfinishedMutation>(
+      `SELECT table, mutation_id, command, toUnixTimestamp(now()) - toUnixTimestamp(create_time) AS age_s, ${this.failReasonColumn ? "latest_fail_reason" : "''"} AS reason
+         FROM system.mutations WHERE database = currentDatabase() AND table IN ({letters:String}, {ids:String}) AND is_done = 0`,
+      { letters: LETTERS, ids: LETTER_IDS },
+    );
+  }
+
+  /** The stuck mutations (RetentionWatch) to the watch's gauge, and to its log when there are any. */
+  private report(unfinished: UnfinishedMutation[]): void {
+    if (!this.watch) return;
+    const after = this.watch.stuckAfterS ?? 3_600;
+    const stuck = unfinished.filter((m) => m.reason !== "" || Number(m.age_s) >= after);
+    for (const table of [LETTERS, LETTER_IDS]) this.watch.stuck.set({ table }, stuck.filter((m) => m.table === table).length);
+    if (stuck.length === 0) return;
+    const mutations = stuck.map((m) => ({
+      table: m.table,
+      mutationId: m.mutation_id,
+      command: m.command,
+      unfinishedSeconds: Number(m.age_s),
+      reason: m.reason || (this.failReasonColumn ? "none told yet" : "not told by this server (no system.mutations.latest_fail_reason before ClickHouse 19): see its log"),
+    }));
+    this.watch.log.error({ mutations }, "a ClickHouse dead-letter retention mutation failed or is stuck: no retention of the letters, their ids or their ledger until it is removed (README: Retention, ClickHouse's consumer_dead_letters)");
   }
 
   private async anyLetterBefore(cutoff: string): Promise<boolean> {

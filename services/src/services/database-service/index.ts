@@ -16,7 +16,7 @@ import { probeDatastores } from "./data";
 import { datastoreReport, probeGaugeValue } from "./domain";
 import { registerDeadLetterRoutes } from "./dead-letter-routes";
 import { deleteReplayedLetters } from "./dead-letters";
-import { ClickHouseLetterRetention } from "./clickhouse-dead-letter-retention";
+import { ClickHouseLetterRetention, stuckMutationsGauge } from "./clickhouse-dead-letter-retention";
 import { registerRoutes } from "./routes";
 
 export type { DatastoreHealth } from "./domain";
@@ -92,7 +92,7 @@ export default defineService({
     onClose(() => replayed.stop());
     if (app.datastores.isEnabled("clickhouse")) {
       const days = { letters: config.DEAD_LETTER_CH_RETENTION_DAYS, replays: config.DEAD_LETTER_CH_REPLAYS_RETENTION_DAYS };
-      const chRetention = new ClickHouseLetterRetention(app.clickhouse, app.pg, days);
+      const chRetention = new ClickHouseLetterRetention(app.clickhouse, app.pg, days, 5_000, { log, stuck: stuckMutationsGauge(metrics.registry) });
       // A quarter of an hour: the retentions count days, and a pass reads the letters' created_at.
       const chLetters = new PeriodicDelete("ClickHouse's dead letters and their replay ledger past their retention", chRetention.periodicPass, log, { intervalMs: 900_000 });
       chLetters.start();
