@@ -63,7 +63,7 @@ export interface AlertRule {
  * Alerts every platform needs: a target down, error and latency budgets, a failing dependency
  * seen by the services' readiness checks, and Prometheus' own rule/scrape health; then the
  * platform's own failures, which otherwise reach only the logs: a message set aside as a dead
- * letter, a live order Binance accepted that the trading-engine could not record, a consumer group
+ * letter, a dead-letter retention mutation stuck, a live order Binance accepted that the trading-engine could not record, a consumer group
  * falling behind, an invoice's charge held for review past its bound, a failed scheduled job (the per-job rules, overdue and unfinished runs, which depend
  * on the stack's schedules and the runs' time limits, are scheduledJobRules in ./scheduled-jobs.ts). Metric names are those the services export
  * (tests/unit/alert-rules.test.ts checks each one against the code that registers it).
@@ -105,6 +105,16 @@ export const alertRules: readonly AlertRule[] = [
     for: "0m",
     severity: "warning",
     summary: "{{ $labels.service }} (group {{ $labels.consumer_group }}) set messages of {{ $labels.topic }} aside in consumer_dead_letters in the last 15 minutes; they were never applied",
+  },
+  {
+    // database-service/clickhouse-dead-letter-retention.ts, set at each pass (every 15 minutes): a retention
+    // mutation of ClickHouse's dead letters that failed or hangs holds every later pass back, which 18.16
+    // (no KILL MUTATION) never ends by itself. Every replica sees the same mutations: max, not sum.
+    alert: "DeadLetterRetentionStuck",
+    expr: "max by (service, table) (dead_letter_retention_stuck_mutations) > 0",
+    for: "0m",
+    severity: "warning",
+    summary: "{{ $labels.service }}: a retention mutation of ClickHouse's {{ $labels.table }} failed or has been unfinished over an hour; no dead letter, id or replay record is deleted until it is removed (README: Retention)",
   },
   {
     // trading-engine/metrics.ts: each one is an order at Binance missing from te_orders.

@@ -1,7 +1,8 @@
 /**
  * The alert rules read what the services export. Each metric an alert's expression names is looked
  * up in registries built by the code that registers it in the services (the kit's HTTP and
- * dependency metrics, the Kafka consumer lag gauge, the dead-letter counter, the trading-engine's
+ * dependency metrics, the Kafka consumer lag gauge, the dead-letter counter, database-service's stuck
+ * dead-letter retention mutations, the trading-engine's
  * unrecorded live orders counter, billing-service's held-charge gauges, the cron runner's metrics, the scheduled job runs a service
  * exports), the per-job overdue rules for the catalog's scheduled jobs included, and every `{{ $labels.x }}` of a
  * summary must be a label the expression keeps (its `by (...)`) and one the metric carries.
@@ -18,6 +19,7 @@ import { createLogger } from "../../services/src/kit/app";
 import { deadLettersCounter } from "../../services/src/trading/infra/deadLetters";
 import { liveOrdersUnrecordedCounter } from "../../services/src/services/trading-engine/metrics";
 import { registerHeldChargeGauges } from "../../services/src/services/billing-service/billing-metrics";
+import { stuckMutationsGauge } from "../../services/src/services/database-service/clickhouse-dead-letter-retention";
 import { exportedSeries, metricNames, parseSamples } from "../helpers/promql";
 import { runTimeoutSeconds, scheduledJobRules } from "../../components/monitoring/scheduled-jobs";
 import { exportScheduledJobRuns } from "../../services/src/kit/scheduled-job-runs";
@@ -37,6 +39,7 @@ async function exported(): Promise<string> {
   consumerLagGauge(m.registry).set({ group: "g", topic: "t", partition: "0" }, 3);
   deadLettersCounter(m.registry).inc({ consumer_group: "g", topic: "t" });
   liveOrdersUnrecordedCounter(m.registry);
+  stuckMutationsGauge(m.registry).set({ table: "consumer_dead_letters" }, 0);
   registerHeldChargeGauges(m.registry, async () => ({ held: 2, overdue: 1, oldestAgeSeconds: 700_000 }), createLogger("alerts-test", "silent"));
   const runner = new CronRunner({ name: "ml-predictor-retrain", schedule: "0 3 * * *", command: ["true"], log: createLogger("alerts-test", "silent") });
   // ml-predictor's recorded runs, as its /metrics reads them from scheduled_job_runs.
@@ -53,7 +56,7 @@ const labelsOf = (text: string, name: string) => new Set(["job", "instance", ...
 describe("alert rules", () => {
   it("renders the platform's failure alerts with their severity", () => {
     const yaml = alertRulesYaml();
-    const expected: Record<string, string> = { MessagesSetAside: "warning", TeLiveOrderUnrecorded: "critical", KafkaConsumerLagging: "warning", ScheduledJobFailed: "warning", ScheduledJobFailing: "warning", InvoiceChargeHeldOverdue: "warning" };
+    const expected: Record<string, string> = { MessagesSetAside: "warning", DeadLetterRetentionStuck: "warning", TeLiveOrderUnrecorded: "critical", KafkaConsumerLagging: "warning", ScheduledJobFailed: "warning", ScheduledJobFailing: "warning", InvoiceChargeHeldOverdue: "warning" };
     for (const [alert, severity] of Object.entries(expected)) {
       const block = yaml.split("      - alert: ").find((b) => b.startsWith(`${alert}\n`));
       expect(block, alert).toBeDefined();
