@@ -7,6 +7,8 @@
  * 18.16 has no TTL: the same clause production's 24.8 takes is refused here (first case).
  */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { promClient } from "../harness/deps";
 import { clickhouseDateTime, ConfigError, unfinishedMutations } from "../../services/src/kit";
@@ -120,8 +122,8 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
     }
   });
 
-  // Last: 18.16 has no KILL MUTATION, so the failing mutation stays until its table is dropped.
-  it("a mutation under way (here one failing for good) holds back every delete, the ledger's too; one stuck is told at error and counted", async () => {
+  // Last: 18.16 has no KILL MUTATION, so the failing mutation stays until the operator removes it.
+  it("a mutation under way (here one failing for good) holds back every delete, the ledger's too; one stuck is told at error and counted until the operator removes it", async () => {
     const id = await letter("h-old-400", 8, 400);
     await ledger(id, "h-old-400", 8, { replayedDaysAgo: 390 });
     await rig.ch.command(`ALTER TABLE ${LETTER_IDS} DELETE WHERE throwIf(msg_offset = 8) = 1`);
@@ -152,6 +154,17 @@ describe("ClickHouse's dead letters past DEAD_LETTER_CH_RETENTION_DAYS, their le
     // The service's own gauge, from its start.
     const metrics = await rig.db.app.inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/^dead_letter_retention_stuck_mutations\{table="consumer_dead_letter_ids"[^}]*\} 0$/m);
-    await rig.ch.command(`DROP TABLE ${LETTER_IDS}`);
+
+    // The operator's remedy on 18.16 (README, Retention): the table detached, the mutation's file moved out of its directory, attached again.
+    const [{ data_path }] = await rig.ch.query<{ data_path: string }>("SELECT data_path FROM system.tables WHERE database = currentDatabase() AND name = {t:String}", { t: LETTER_IDS });
+    await rig.ch.command(`DETACH TABLE ${LETTER_IDS}`);
+    rmSync(path.join(data_path, late.errors[0].obj.mutations[0].mutationId));
+    await rig.ch.command(`ATTACH TABLE ${LETTER_IDS}`);
+    expect(await late.retention.pass()).toEqual({ mutations: [LETTERS], ledgerRows: 0 });
+    expect([late.errors.length, await late.count()]).toEqual([2, { [LETTERS]: 0, [LETTER_IDS]: 0 }]); // nothing stuck: no error this pass
+    await mutationsDone();
+    expect(await late.retention.pass()).toEqual({ mutations: [LETTER_IDS], ledgerRows: 1 });
+    await mutationsDone();
+    expect([await topicsLeft(), await idsLeft(), await ledgerLeft()].map((left) => left.includes("h-old-400"))).toEqual([false, false, false]);
   }, 60_000);
 });

@@ -174,7 +174,7 @@ export class ClickHouseLetterRetention {
       mutationId: m.mutation_id,
       command: m.command,
       unfinishedSeconds: Number(m.age_s),
-      reason: m.reason || (this.failReasonColumn ? "none told yet" : "not told by this server (no system.mutations.latest_fail_reason before ClickHouse 19): see its log"),
+      reason: m.reason || (this.failReasonColumn ? "none told yet" : "not told by this server (its system.mutations has no latest_fail_reason, as 18.16's): see its log"),
     }));
     this.watch.log.error({ mutations }, "a ClickHouse dead-letter retention mutation failed or is stuck: no retention of the letters, their ids or their ledger until it is removed (README: Retention, ClickHouse's consumer_dead_letters)");
   }
