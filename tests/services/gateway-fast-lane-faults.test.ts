@@ -10,6 +10,7 @@ import { connect, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LaneListener } from "../../services/src/services/api-gateway/fast-lane/connections";
 import { UpstreamPool } from "../../services/src/services/api-gateway/fast-lane/upstream-pool";
+import { ConnectionBudgets } from "../../services/src/services/api-gateway/upstream-budget";
 import type { Exchange, PooledAnswer } from "../../services/src/services/api-gateway/fast-lane/upstream-exchange";
 
 let upstream: Server;
@@ -60,7 +61,7 @@ function exchange(path: string, throwOnAnswer: boolean) {
 
 describe("fast lane: a fault of its own ends the request, not the process", () => {
   it("a throw out of an exchange's answer (inside the upstream socket's data event) is that exchange's broken(), and the pool serves the next request", async () => {
-    const pool = new UpstreamPool({ connections: 1, keepAliveTimeoutMs: 30_000, answers: { add: () => undefined, answered: () => undefined, recent: () => false } as never, log });
+    const pool = new UpstreamPool({ connections: 1, keepAliveTimeoutMs: 30_000, answers: { add: () => undefined, answered: () => undefined, recent: () => false, budgets: new ConnectionBudgets(1) } as never, log });
     try {
       const faulty = exchange("/one", true);
       pool.send(base, faulty.x);

@@ -39,7 +39,11 @@ import { registerApiDocs, type OpenApiDocument } from "./docs";
 import { SECURITY_HEADERS } from "./security-headers";
 import { UserStates } from "./user-states";
 
-/** The Fastify path's connections to each service (./upstreams.ts), every client's, and the fast lane's (as many); each client's share of them: ./upstream-shares.ts. */
+/**
+ * Connections to each service from this gateway process, both paths' together (the Fastify path's,
+ * ./upstreams.ts, and the fast lane's: one budget, ./upstream-budget.ts; until session 60, 128 each);
+ * each client's share of them: ./upstream-shares.ts.
+ */
 const UPSTREAM_CONNECTIONS = 128;
 
 export default defineService({

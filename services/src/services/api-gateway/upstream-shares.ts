@@ -1,16 +1,16 @@
 /**
  * Each client's share of the gateway's connections to a service: one rule and one count for both of its
  * pools, the Fastify path's (./upstreams.ts, `run`) and the fast lane's for GET and HEAD
- * (./fast-lane/upstream-pool.ts, `enter` and `leave`), each of `connections` per service: one instance
- * (./index.ts). Until session 59 each pool had an instance of its own, and one client could hold its
- * share of each (96 + 96).
+ * (./fast-lane/upstream-pool.ts, `enter` and `leave`), which draw on one budget of `connections` per
+ * service (./upstream-budget.ts): one instance (./index.ts). Until session 59 each pool had an instance of
+ * its own, and one client could hold its share of each (96 + 96); until session 60 each pool held
+ * `connections` of its own, twice the number the shares were counted against.
  * A client (a user, or the address of a request without one) past its share of requests under way to one
  * service may send more only while `share` connections stay free for the others; past that it is
  * answered 429 TOO_MANY_IN_FLIGHT at once (nothing sent upstream: the same request may be sent again).
- * Both paths' requests are counted against one pool's `connections`: a client past its share is admitted
- * only while all clients' requests on both paths leave `share` of them free, so each pool keeps at least
- * that many for the others, whichever path their requests take (stricter than per pool: two pools hold
- * twice the connections).
+ * Both paths' requests are counted against the one budget of `connections` (a request under way holds
+ * one of them): a client past its share is admitted only while all clients' requests on both paths leave
+ * `share` of them free, for the others, whichever path their requests take.
  * Without it one user's 130 writes waiting for their turn at a service (its lock held by a slow
  * transaction elsewhere) held all 128 connections, and another user's write to that service got no
  * answer until the crowd ended or PROXY_TIMEOUT_MS cut it (red team, session 57); the lane's pool had

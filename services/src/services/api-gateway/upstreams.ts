@@ -1,6 +1,7 @@
 /**
- * Sends a request to an upstream service over one keep-alive undici Pool per service and hands
- * back its answer.
+ * Sends a request to an upstream service over its kept-alive connections (./service-pool.ts: undici
+ * Clients, within the service's connection budget shared with the fast lane, ./upstream-budget.ts) and
+ * hands back its answer.
  *
  * Not @fastify/reply-from: measured (README "Gateway speed"), its per-request URL building, header
  * copies and stream piping cost the gateway more CPU than everything else on the proxy path. The
@@ -27,8 +28,14 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
-import { Pool, type Dispatcher } from "undici";
-import { HttpError, isClosingAnswer, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
+import type { Client, Dispatcher } from "undici";
+import { HttpError, LOST_CONNECTION_CODES, REFUSED_CONNECTION_CODES } from "../../kit";
+import { ServicePool } from "./service-pool";
+import { ConnectionBudgets } from "./upstream-budget";
+import { ClientGoneError, ClientStalledError, UpstreamError, type UpstreamFailure } from "./upstream-errors";
+
+export { ClientGoneError, ClientStalledError, STALLED_CLIENT_LOG, UpstreamError, type UpstreamFailure } from "./upstream-errors";
+export { CLOSING_RESEND_MIN_LEFT_MS, CLOSING_RESEND_WAIT_MS, closingResendBudget, sendPastClosing } from "./closing-resend";
 
 export const BUFFER_LIMIT_BYTES = 1 << 20;
 
@@ -52,7 +59,9 @@ export interface UpstreamRequest {
   /**
    * The client's response (the Fastify path's: ./proxy.ts): its close before the upstream's answer ended (its
    * client went away, or the request's own 504 was sent) ends the upstream request at once, its connection
-   * and its client's place in the share freed (until session 59 held until the upstream answered or timed out).
+   * and its client's place in the share freed (until session 59 held until the upstream answered or timed out);
+   * one still waiting for a connection leaves the queue at once (until session 60 it stayed in undici's until it
+   * reached a connection, and closed that connection: live requests waited behind the dead ones).
    */
   answering?: ClosingResponse;
 }
@@ -63,17 +72,6 @@ export interface ClosingResponse {
   once(event: "close", listener: () => void): unknown;
 }
 
-/** A streamed answer its client took none of for CLIENT_SEND_TIMEOUT_MS: cut (the stream's error), logged as STALLED_CLIENT_LOG on both paths. */
-export class ClientStalledError extends Error {}
-export const STALLED_CLIENT_LOG = "client took none of the streamed answer in time: connection closed";
-
-/** An upstream request ended because its client's response closed first (UpstreamRequest.answering): nothing to answer or count. */
-export class ClientGoneError extends Error {
-  constructor() {
-    super("the client's response closed before the upstream's answer");
-  }
-}
-
 export interface UpstreamAnswer {
   statusCode: number;
   headers: IncomingHttpHeaders;
@@ -81,30 +79,16 @@ export interface UpstreamAnswer {
   body: Buffer | Readable;
 }
 
-/** Why no answer came: in time, a refused connection, a connection closed or reset before the answer, anything else. */
-export type UpstreamFailure = "timeout" | "refused" | "closed" | "failed";
-
-/** The upstream could not be reached or did not answer in time (nothing was received). */
-export class UpstreamError extends Error {
-  readonly timedOut: boolean;
-  constructor(
-    readonly failure: UpstreamFailure,
-    cause: Error,
-    /** Refused or closed by an upstream that answered within RESTART_WINDOW_MS: taken for a restart (see above). */
-    readonly restarting = false,
-  ) {
-    super(cause.message, { cause });
-    this.timedOut = failure === "timeout";
-  }
-}
-
 /**
  * When each upstream (its host:port) last answered, any status: one record for the gateway's two ways
  * to it, Upstreams and the fast lane's pool, so that a connection closed right after an answer that
  * went either way is "restarting" (until session 54 each kept its own and the lane said "unavailable").
+ * It carries each upstream's connection budget too (./upstream-budget.ts), the one object both ways are given.
  */
 export class UpstreamAnswerTimes {
   private readonly at = new Map<string, number>();
+
+  constructor(readonly budgets: ConnectionBudgets) {}
 
   answered(host: string): void {
     this.at.set(host, performance.now());
@@ -118,23 +102,27 @@ export class UpstreamAnswerTimes {
 }
 
 export class Upstreams {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, ServicePool>();
   /** Each base's host:port, the key of `answers`. */
   private readonly hosts = new Map<string, string>();
 
   constructor(
-    /** sendTimeoutMs: how long a streamed answer waits for a client that takes none of it (CLIENT_SEND_TIMEOUT_MS; none: no bound). */
+    /**
+     * connections: each service's budget, both ways' (./upstream-budget.ts); sendTimeoutMs: how long a streamed
+     * answer waits for a client that takes none of it (CLIENT_SEND_TIMEOUT_MS; none: no bound).
+     */
     private readonly o: { connections: number; keepAliveTimeoutMs: number; sendTimeoutMs?: number },
-    readonly answers = new UpstreamAnswerTimes(),
+    readonly answers = new UpstreamAnswerTimes(new ConnectionBudgets(o.connections)),
   ) {}
 
   /** Resolves with the answer; rejects with UpstreamError when none arrived. */
   send(base: string, req: UpstreamRequest): Promise<UpstreamAnswer> {
     let pool = this.pools.get(base);
     if (!pool) {
-      pool = new Pool(base, { connections: this.o.connections, pipelining: 1, keepAliveTimeout: this.o.keepAliveTimeoutMs });
+      const key = new URL(base).host;
+      pool = new ServicePool(base, this.answers.budgets.of(key), this.o.keepAliveTimeoutMs);
       this.pools.set(base, pool);
-      this.hosts.set(base, new URL(base).host);
+      this.hosts.set(base, key);
     }
     const host = this.hosts.get(base)!;
     return new Promise((resolve, reject) =>
@@ -150,64 +138,12 @@ export class Upstreams {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => p.destroy())));
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
   }
 }
 
-/**
- * How long a GET or HEAD answered by a closing upstream waits before it is sent again: the closing
- * replica's connection is closed with its answer, and a moment lets the Service's endpoints drop it
- * (its readiness failed at SIGTERM), so the new connection goes to a replica that is up.
- */
-export const CLOSING_RESEND_WAIT_MS = 100;
-/** The least of the request's deadline that must be left after that wait for the second try to be made. */
-export const CLOSING_RESEND_MIN_LEFT_MS = 500;
-
-/** An upstream's own 503 SHUTTING_DOWN: read from its body; a HEAD's has none, so a 503 that closes its connection and says when to retry (kit closing-answers.ts). */
-function closingAnswer(method: string, a: UpstreamAnswer): boolean {
-  if (method === "HEAD") return a.statusCode === 503 && a.headers.connection === "close" && a.headers["retry-after"] !== undefined;
-  return isClosingAnswer(a.statusCode, a.body);
-}
-
-/**
- * sendPastClosing's rule, which the fast lane (./fast-lane/exchange.ts) follows with its own upstream
- * connections: the time the second try of a `method` request answered `a` gets (ms, from the end of
- * CLOSING_RESEND_WAIT_MS), or undefined when `a` is forwarded as it is: not a GET or HEAD, not the
- * upstream's own 503 SHUTTING_DOWN, or less than CLOSING_RESEND_MIN_LEFT_MS of `deadline` (Date.now()
- * clock) left after the wait.
- */
-export function closingResendBudget(method: string, a: UpstreamAnswer, deadline: number, now = Date.now()): number | undefined {
-  if (a.statusCode !== 503 || (method !== "GET" && method !== "HEAD") || !closingAnswer(method, a)) return undefined;
-  const left = deadline - now - CLOSING_RESEND_WAIT_MS;
-  return left < CLOSING_RESEND_MIN_LEFT_MS ? undefined : left;
-}
-
-/**
- * `upstreams.send`; a GET or HEAD answered with the upstream's own 503 SHUTTING_DOWN (a replica whose
- * close began: session 53; before, the 503 was forwarded and the client retried) is sent once more,
- * CLOSING_RESEND_WAIT_MS later, on a new connection (the closing one ended with its answer; behind a
- * Kubernetes Service, most likely another replica), when `deadline` (the gateway request's end,
- * Date.now() clock) leaves CLOSING_RESEND_MIN_LEFT_MS after the wait: the second answer is forwarded,
- * whatever it is, or the first when the second try gets none. Any other method is never sent twice:
- * a closing service answers 503 to a request it did not start, but a POST's 503 may also come from
- * a handler cut midway (kit errors.ts shuttingDown), its writes made.
- */
-export async function sendPastClosing(upstreams: Upstreams, base: string, req: UpstreamRequest, deadline: number, resent?: () => void): Promise<UpstreamAnswer> {
-  const first = await upstreams.send(base, req);
-  const left = closingResendBudget(req.method, first, deadline);
-  if (left === undefined) return first;
-  await new Promise((r) => setTimeout(r, CLOSING_RESEND_WAIT_MS));
-  resent?.();
-  try {
-    return await upstreams.send(base, { ...req, timeoutMs: Math.min(req.timeoutMs, left) });
-  } catch (e) {
-    if (e instanceof UpstreamError) return first;
-    throw e;
-  }
-}
-
-function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeoutMs: number | undefined, resolve: (a: UpstreamAnswer) => void, reject: (e: Error) => void): void {
+function dispatch(pool: ServicePool, req: UpstreamRequest, attempt: number, sendTimeoutMs: number | undefined, resolve: (a: UpstreamAnswer) => void, reject: (e: Error) => void): void {
   let statusCode = 0;
   let headers: IncomingHttpHeaders = {};
   let chunks: Buffer[] = [];
@@ -217,6 +153,10 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeout
   /** The client's response closed first (req.answering): the request aborted as soon as undici gives it a connection. */
   let gone = false;
   let controller: Dispatcher.DispatchController | undefined;
+  /** Drops the request from its pool's queue while it waits for a connection (undefined once it has one). */
+  let dequeue: (() => void) | undefined;
+  /** The connection it was given, until given back (`ended`). */
+  let client: Client | undefined;
   /** Armed while a streamed answer's buffer is full and its client takes none of it (sendTimeoutMs). */
   let stall: NodeJS.Timeout | undefined;
   const answering = req.answering;
@@ -225,9 +165,11 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeout
     answering.once("close", () => {
       if (ended) return;
       gone = true;
-      // Rejected now (a request still waiting for a connection gives its client's place back at once), then aborted.
+      // Rejected now (a request still waiting for a connection gives its client's place back at once), then
+      // dropped from the queue, or aborted on its connection.
       reject(new ClientGoneError());
-      if (stream) stream.destroy();
+      if (dequeue) dequeue();
+      else if (stream) stream.destroy();
       else controller?.abort(new ClientGoneError());
     });
   }
@@ -270,11 +212,13 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeout
     },
     onResponseEnd() {
       ended = true;
+      freed();
       if (stream) stream.push(null);
       else resolve({ statusCode, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size) });
     },
     onResponseError(_c, err) {
       ended = true;
+      freed();
       if (stream) return void stream.destroy(err);
       if (gone) return; // (rejected already)
       const code = (err as { code?: string }).code ?? "";
@@ -285,11 +229,27 @@ function dispatch(pool: Pool, req: UpstreamRequest, attempt: number, sendTimeout
       reject(new UpstreamError(failure, err));
     },
   };
+  /** Its connection back to the pool once undici is done with it (a microtask: undici counts the request ended after this handler returns). */
+  const freed = () => {
+    const c = client;
+    client = undefined;
+    if (c) queueMicrotask(() => pool.release(c));
+  };
+  const start = (c: Client) => {
+    dequeue = undefined;
+    client = c;
+    try {
+      c.dispatch({ path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs }, handler);
+    } catch (e) {
+      freed();
+      // undici refuses a header it cannot send (what reaches here passed Node's parser and the
+      // gateway's checks): the client's request, 400. Anything else is the gateway's own fault.
+      reject(/header/i.test((e as Error).message) ? new HttpError(400, "BAD_REQUEST", "A request header cannot be forwarded as sent") : (e as Error));
+    }
+  };
   try {
-    pool.dispatch({ path: req.path, method: req.method as Dispatcher.HttpMethod, headers: req.headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs }, handler);
+    dequeue = pool.acquire(start);
   } catch (e) {
-    // undici refuses a header it cannot send (what reaches here passed Node's parser and the
-    // gateway's checks): the client's request, 400. Anything else is the gateway's own fault.
-    reject(/header/i.test((e as Error).message) ? new HttpError(400, "BAD_REQUEST", "A request header cannot be forwarded as sent") : (e as Error));
+    reject(e as Error);
   }
 }

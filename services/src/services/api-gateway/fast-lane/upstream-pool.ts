@@ -1,6 +1,7 @@
 /**
- * The fast lane's upstream side: kept-alive node:net connections to each upstream base, at most
- * `connections` per base (like ../upstreams.ts, 128), one request at a time on each (no pipelining:
+ * The fast lane's upstream side: kept-alive node:net connections to each upstream base, as many as the
+ * service's connection budget lets it hold (../upstream-budget.ts: one count with the Fastify path's
+ * connections, ../index.ts UPSTREAM_CONNECTIONS in all), one request at a time on each (no pipelining:
  * measured, it made user-management slower, docs/measurements/gateway.md), every answer parsed by
  * Node's own llhttp binding (./llhttp.ts) in strict mode.
  *
@@ -18,6 +19,7 @@
  */
 import { connect, type Socket } from "node:net";
 import type { Logger } from "pino";
+import type { ConnectionBudget, ConnectionHolder } from "../upstream-budget";
 import { BUFFER_LIMIT_BYTES, type UpstreamAnswerTimes, type UpstreamFailure } from "../upstreams";
 import { newParser, type LlhttpParser } from "./llhttp";
 import { closedError, failureOf, lengthMismatch } from "./upstream-failures";
@@ -116,14 +118,15 @@ export class UpstreamConnection {
     this.exchange = undefined;
     const sink = this.sink;
     this.sink = undefined;
-    const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    // The answer read out before `release`: a waiting request takes this connection there (`send` resets it).
+    const answer = { statusCode: this.status, rawHeaders: this.rawHeaders, body: this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size) };
     this.chunks = [];
     this.pool.answers.answered(this.pool.key);
     if (sink) this.socket.setTimeout(this.pool.keepAliveTimeoutMs);
     if (this.keepAlive && !this.socket.destroyed) this.pool.release(this);
     else this.socket.destroy();
     if (sink) sink.write(null);
-    else x?.onAnswer({ statusCode: this.status, rawHeaders: this.rawHeaders, body });
+    else x?.onAnswer(answer);
   }
 
   /** The client took what it was sent: the upstream read again, its silence timed from now. */
@@ -137,8 +140,9 @@ export class UpstreamConnection {
 
   /** The connection is done for; a request on it fails (once). */
   fail(err: Error): void {
-    this.pool.forget(this);
+    // Closed before its slot is given back (`forget`): the service never sees the next connection first.
     if (!this.socket.destroyed) this.socket.destroy();
+    this.pool.forget(this);
     const x = this.exchange;
     this.exchange = undefined;
     const sink = this.sink;
@@ -176,12 +180,18 @@ export class UpstreamConnection {
   abandon(): void {
     this.exchange = undefined;
     this.sink = undefined;
-    this.pool.forget(this);
     this.socket.destroy();
+    this.pool.forget(this);
   }
 }
 
-export class BasePool {
+/**
+ * One base's connections. Past the budget a request waits here (`waiting`; the budget queues one slot for
+ * each) until a connection comes free or a slot is given back; the one that comes free goes to whichever
+ * pool waits longest (the Fastify path's: closed for it). While nothing waits, reusing an idle connection
+ * touches the budget only to read that nothing waits.
+ */
+export class BasePool implements ConnectionHolder {
   private readonly idle: UpstreamConnection[] = [];
   private readonly all = new Set<UpstreamConnection>();
   private readonly waiting: PooledRequest[] = [];
@@ -189,29 +199,35 @@ export class BasePool {
   constructor(
     private readonly port: number,
     private readonly host: string,
-    private readonly max: number,
+    /** This service's connections, the Fastify path's and the lane's (../upstream-budget.ts). */
+    private readonly budget: ConnectionBudget,
     readonly keepAliveTimeoutMs: number,
     /** The gateway's record of each upstream's last answer (../upstreams.ts), keyed by `key` (host:port). */
     readonly answers: UpstreamAnswerTimes,
     readonly key: string,
     readonly log: Logger,
-  ) {}
+  ) {
+    budget.join(this);
+  }
 
   /** A connection for one exchange, now or when one is free; `fresh`: a new one (a resend, as undici's). */
   acquire(r: PooledRequest, fresh = false): void {
     const c = fresh ? undefined : this.idle.pop();
     if (c) return r.take(c);
-    if (this.all.size < this.max) {
-      const fresh = new UpstreamConnection(this, this.port, this.host);
-      this.all.add(fresh);
-      return r.take(fresh);
-    }
+    if (this.budget.take(this)) return this.open(r);
     this.waiting.push(r);
+    this.budget.reclaim(this);
   }
 
   release(c: UpstreamConnection): void {
+    const first = this.budget.next;
+    // Another pool waits longer for a slot: this connection closed for it (its slot passes on at `forget`).
+    if (first !== undefined && first !== this) return c.abandon();
     const next = this.waiting.shift();
-    if (next) return next.take(c);
+    if (next) {
+      this.budget.withdraw(this);
+      return next.take(c);
+    }
     this.idle.push(c);
   }
 
@@ -219,20 +235,41 @@ export class BasePool {
     if (!this.all.delete(c)) return;
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    // A waiter gets a new connection in its place.
+    // Its slot to the pool waiting longest: this one's next request gets a new connection in its place (`granted`).
+    this.budget.give();
+  }
+
+  granted(): void {
     const next = this.waiting.shift();
-    if (next) this.acquire(next);
+    if (next) this.open(next);
+    else this.budget.give();
+  }
+
+  closeIdle(): boolean {
+    const c = this.idle.shift();
+    if (!c) return false;
+    c.abandon();
+    return true;
   }
 
   close(): void {
+    this.budget.leave(this);
     this.waiting.length = 0;
     for (const c of [...this.all]) c.abandon();
+  }
+
+  /** A new connection for `r`, its slot taken. */
+  private open(r: PooledRequest): void {
+    const c = new UpstreamConnection(this, this.port, this.host);
+    this.all.add(c);
+    r.take(c);
   }
 }
 
 export class UpstreamPool {
   private readonly bases = new Map<string, BasePool>();
 
+  /** connections: each service's budget, the number `answers.budgets` holds (../index.ts gives both), shared, not the lane's own. */
   constructor(private readonly o: { connections: number; keepAliveTimeoutMs: number; answers: UpstreamAnswerTimes; log: Logger }) {}
 
   /**
@@ -245,7 +282,7 @@ export class UpstreamPool {
     const key = base.host;
     let pool = this.bases.get(key);
     if (!pool) {
-      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.connections, this.o.keepAliveTimeoutMs, this.o.answers, key, this.o.log);
+      pool = new BasePool(Number(base.port || 80), base.hostname, this.o.answers.budgets.of(key), this.o.keepAliveTimeoutMs, this.o.answers, key, this.o.log);
       this.bases.set(key, pool);
     }
     const sent = new PooledRequest(pool, x);
