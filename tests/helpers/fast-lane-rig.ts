@@ -45,6 +45,8 @@ export const rig = {
   upstreamSeen: [] as string[],
   /** The URLs of `/endless...` whose upstream connection closed (the stand-in writes until then). */
   upstreamClosed: [] as string[],
+  /** The stand-in's connections open now (a connection leaves at its end or close) and the most it had open at once. */
+  upstreamConnections: { open: 0, peak: 0 },
   /** Answers the stand-in's requests of `/held...` (each waits for this). */
   releaseHeld: () => undefined as void,
   serviceOf: ((_url: string) => undefined) as (url: string) => Service | undefined,
@@ -92,6 +94,14 @@ beforeAll(async () => {
     res.setHeader("set-cookie", ["a=1", "b=2"]);
     res.setHeader("x-frame-options", "ALLOWALL"); // the gateway's own security headers win
     res.end(JSON.stringify({ method: req.method, url, rawHeaders: req.rawHeaders }));
+  });
+  fake.on("connection", (s) => {
+    const counts = rig.upstreamConnections;
+    counts.peak = Math.max(counts.peak, ++counts.open);
+    let left = false;
+    const leave = () => void (left || ((left = true), counts.open--));
+    s.once("end", leave);
+    s.once("close", leave);
   });
   await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
   fakeUrl = `http://127.0.0.1:${(fake.address() as { port: number }).port}`;
