@@ -45,8 +45,8 @@ export const rig = {
   upstreamSeen: [] as string[],
   /** The URLs of `/endless...` whose upstream connection closed (the stand-in writes until then). */
   upstreamClosed: [] as string[],
-  /** The stand-in's connections open now (a connection leaves at its end or close) and the most it had open at once. */
-  upstreamConnections: { open: 0, peak: 0 },
+  /** The stand-in's connections open now (a connection leaves at its end or close), the most it had open at once, and all it accepted. */
+  upstreamConnections: { open: 0, peak: 0, accepted: 0 },
   /** Answers the stand-in's requests of `/held...` (each waits for this). */
   releaseHeld: () => undefined as void,
   serviceOf: ((_url: string) => undefined) as (url: string) => Service | undefined,
@@ -97,6 +97,7 @@ beforeAll(async () => {
   });
   fake.on("connection", (s) => {
     const counts = rig.upstreamConnections;
+    counts.accepted++;
     counts.peak = Math.max(counts.peak, ++counts.open);
     let left = false;
     const leave = () => void (left || ((left = true), counts.open--));

@@ -6,8 +6,13 @@
  * lane's) and 16 slow POSTs (the Fastify path's) each, 160 in all. 128 reach the service, on at most 128
  * connections; the other 32 wait in their paths' queues, nothing refused, and are answered once connections
  * come free. Until session 60 each path's pool held up to 128 of its own: all 160 reached it, on 160 connections.
+ * And a POST whose client went away while it waited for one of them leaves the Fastify path's queue at once
+ * (api-gateway service-pool.ts): none of 30 such is given a connection when they come free (until session 60
+ * each stayed in undici's queue, reached a connection, was aborted there and closed it: 30 of the service's
+ * connections closed, the live requests behind them waiting meanwhile).
  */
 import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { laneAnswer, rig, served, useFastLaneRig } from "../helpers/fast-lane-rig";
 import { KeepAliveClient, type KeptAnswer } from "../helpers/keep-alive-client";
@@ -95,5 +100,43 @@ describe("one gateway's connections to a service, both paths together", () => {
     expect(rig.upstreamConnections.peak).toBeLessThanOrEqual(BUDGET);
     // Every GET was the lane's.
     expect((await served(gw)) - servedBefore).toBe(USERS * EACH);
+  }, 180_000);
+
+  it("30 POSTs whose clients left while they waited for a connection are not given one: a live POST behind them is answered, no connection closed or made anew", async () => {
+    const gw = await rig.gateway(TIMEOUTS);
+    const tag = randomBytes(3).toString("hex");
+    for (const t of tokens) await laneAnswer(gw, getOf(t, `/api/portfolio/echo?warm=${tag}`));
+    // Four users' 32 slow POSTs each: the whole budget.
+    const fill: Array<Promise<KeptAnswer>> = [];
+    for (const t of tokens.slice(0, 4)) for (let i = 0; i < 32; i++) fill.push(sent(gw, postOf(t, `/api/portfolio/held?fill=${tag}`)));
+    await expect.poll(() => reached(tag), { timeout: 60_000, interval: 100 }).toBe(BUDGET);
+    const acceptedBefore = rig.upstreamConnections.accepted;
+    // The fifth user's 30 POSTs wait for a connection (within its share: not refused), then their clients leave.
+    const { hostname, port } = new URL(gw);
+    const leaving = await Promise.all(
+      Array.from({ length: 30 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+        const s = connect(Number(port), hostname, () => (s.write(postOf(tokens[4], `/api/portfolio/dead?${tag}`)), resolve(s)));
+        s.on("error", () => undefined);
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    for (const s of leaving) s.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    const live = sent(gw, postOf(tokens[4], `/api/portfolio/echo?live=${tag}`));
+    await new Promise((r) => setTimeout(r, 200));
+    const openBefore = rig.upstreamConnections.open;
+    let over = false;
+    const all = Promise.all([live, ...fill]).finally(() => (over = true));
+    while (!over) {
+      rig.releaseHeld();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const [liveAnswer, ...filled] = await all;
+    expect([liveAnswer.status, JSON.parse(liveAnswer.body).url]).toEqual([200, `/echo?live=${tag}`]);
+    expect(filled.map((a) => a.status)).toEqual(Array(BUDGET).fill(200));
+    // None of the abandoned reached the service, nor took a connection and closed it on the way: every one
+    // of the budget's connections is still open (kept alive), and none was made anew.
+    expect(rig.upstreamSeen.filter((u) => u.startsWith("/dead") && u.includes(tag))).toEqual([]);
+    expect([rig.upstreamConnections.open, rig.upstreamConnections.accepted - acceptedBefore]).toEqual([openBefore, 0]);
   }, 180_000);
 });
