@@ -15,6 +15,8 @@ import type { ConnectionBudget, ConnectionHolder } from "./upstream-budget";
 /** A request waiting for a connection. */
 interface Waiting {
   start(client: Client): void;
+  /** No connection will come: the pool was closed (the gateway's own close; its requests are over by then). */
+  fail(err: Error): void;
 }
 
 export class ServicePool implements ConnectionHolder {
@@ -34,16 +36,16 @@ export class ServicePool implements ConnectionHolder {
   }
 
   /**
-   * Runs `start` with a connection of its own, now or once one is free; the request ends with `release` (its
-   * answer's end, or its failure). Returns the way to drop it from the queue while it waits (its client gone):
-   * undefined when started at once.
+   * Runs `start` with a connection of its own, now or once one is free (`fail` if the pool is closed first);
+   * the request ends with `release` (its answer's end, or its failure). Returns the way to drop it from the
+   * queue while it waits (its client gone): undefined when started at once.
    */
-  acquire(start: (client: Client) => void): (() => void) | undefined {
-    if (this.closed) throw new Error(`the connections to ${this.origin} are closed`);
+  acquire(start: (client: Client) => void, fail: (err: Error) => void): (() => void) | undefined {
+    if (this.closed) return void fail(this.closedError());
     const c = this.idle.pop();
     if (c) return void start(c);
     if (this.budget.take(this)) return void start(this.newClient());
-    const w: Waiting = { start };
+    const w: Waiting = { start, fail };
     this.waiting.add(w);
     this.budget.reclaim(this);
     return () => {
@@ -85,9 +87,15 @@ export class ServicePool implements ConnectionHolder {
   async close(): Promise<void> {
     this.closed = true;
     this.budget.leave(this);
+    const waiting = [...this.waiting];
     this.waiting.clear();
+    for (const w of waiting) w.fail(this.closedError());
     const idle = this.idle.splice(0);
     await Promise.all(idle.map((c) => this.drop(c)));
+  }
+
+  private closedError(): Error {
+    return new Error(`the gateway's connections to ${this.origin} are closed`);
   }
 
   private nextWaiting(): Waiting | undefined {

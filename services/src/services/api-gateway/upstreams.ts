@@ -247,9 +247,5 @@ function dispatch(pool: ServicePool, req: UpstreamRequest, attempt: number, send
       reject(/header/i.test((e as Error).message) ? new HttpError(400, "BAD_REQUEST", "A request header cannot be forwarded as sent") : (e as Error));
     }
   };
-  try {
-    dequeue = pool.acquire(start);
-  } catch (e) {
-    reject(e as Error);
-  }
+  dequeue = pool.acquire(start, reject);
 }
