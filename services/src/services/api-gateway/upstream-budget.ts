@@ -15,8 +15,10 @@
  * alive idle connections are what could starve the other path, so a pool that wants a slot when none is free
  * waits in this budget's queue (first come, first served, across both pools) and has another pool close one
  * of its idle connections for it (`reclaim`); a pool whose connection comes free while another pool waits
- * closes it for that pool rather than keep it (`next`). Full, a request waits in its own pool's queue, as it
- * did behind a full pool before; that wait is bounded by the request's own timeout, as before.
+ * closes it for that pool rather than keep it (`next`): with both paths busy past the budget, a connection
+ * passing from one to the other costs a new connection (a TCP handshake), the price of the bound. Full, a
+ * request waits in its own pool's queue, as it did behind a full pool before; that wait is bounded by the
+ * request's own timeout, as before.
  * The lane's common path (an idle connection reused) touches nothing here; `next` is read when a connection
  * comes free (one field read while nothing waits).
  */
