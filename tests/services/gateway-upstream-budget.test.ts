@@ -196,3 +196,38 @@ describe("a Fastify-path request whose client went away while it waited for a co
     await releaseUntil(Promise.all(busy));
   }, 60_000);
 });
+
+describe("a lane request whose client went away while it waited for a connection", () => {
+  it("leaves the queue and its place in the budget's line at once: a connection freed by the Fastify path is the Fastify path's next request's, no connection opened for nobody", async () => {
+    const BUDGET = 2;
+    const { fastify, lane } = gatewayPools(BUDGET);
+    const busy = Array.from({ length: BUDGET }, (_, i) => fastifySend(fastify, "GET", `/held?busy=${i}`));
+    await expect.poll(() => held.length, { timeout: 10_000 }).toBe(BUDGET);
+    // Thirty lane GETs queued behind the full budget, then given up (their clients gone: LaneExchange.clientGone abandons).
+    const outcomes: string[] = [];
+    const dead = Array.from({ length: 30 }, (_, i) =>
+      lane.send(new URL(base), {
+        head: Buffer.from(`GET /dead?${i} HTTP/1.1\r\nhost: upstream\r\n\r\n`),
+        head_only: false,
+        bodyTimeoutMs: 30_000,
+        onAnswer: () => outcomes.push("answered"),
+        onStream: () => outcomes.push("streamed"),
+        onFailure: () => outcomes.push("failed"),
+        broken: () => outcomes.push("broken"),
+      }),
+    );
+    for (const sent of dead) sent.abandon();
+    // A Fastify-path write queued after them: the next connection to come free is its.
+    const write = fastifySend(fastify, "POST", "/write");
+    await new Promise((r) => setTimeout(r, 50));
+    held.shift()!();
+    expect(await write).toEqual({ status: 200, body: "/write" });
+    // On the connection that came free (before: closed for the abandoned lane requests, a new one opened for
+    // the first of them, passed on to the next, and the write got yet another).
+    expect(accepted).toBe(BUDGET);
+    expect(seen.slice(BUDGET)).toEqual(["/write"]);
+    await releaseUntil(Promise.all(busy));
+    expect(outcomes).toEqual([]);
+    expect(accepted).toBe(BUDGET);
+  }, 60_000);
+});

@@ -70,9 +70,12 @@ export class ConnectionBudget {
     for (const holder of this.holders) if (holder.closeIdle()) return;
   }
 
-  /** `h` no longer waits for one of the connections it was queued for (a request of its own got one, or went away). */
-  withdraw(h: ConnectionHolder): void {
-    const i = this.waiting.indexOf(h);
+  /**
+   * `h` no longer waits for one of the connections it was queued for: a request of its own got one (its first
+   * place in the line goes), or one went away (`latest`: its last place goes, the others keep theirs).
+   */
+  withdraw(h: ConnectionHolder, latest = false): void {
+    const i = latest ? this.waiting.lastIndexOf(h) : this.waiting.indexOf(h);
     if (i >= 0) this.waiting.splice(i, 1);
   }
 

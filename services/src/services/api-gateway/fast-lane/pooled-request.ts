@@ -72,7 +72,9 @@ export class PooledRequest implements Carried, Sent {
 
   abandon(): void {
     this.abandoned = true;
+    // Waiting for a connection: out of the pool's queue at once (a slot coming for it would open one for nobody).
+    if (!this.current) return this.pool.leaveQueue(this);
     // Only while this request is the connection's (once answered, it serves others).
-    if (this.current && this.current.exchange === this) this.current.abandon();
+    if (this.current.exchange === this) this.current.abandon();
   }
 }
