@@ -60,6 +60,34 @@ export const POSTGRES_CONNECT_TIMEOUT_MS: SettingBounds = { default: 10_000, min
 export const POSTGRES_LOCK_WAIT_MS: SettingBounds = { default: 10_000, minimum: 100, maximum: 600_000 };
 
 /**
+ * A Kafka consumer group member's session timeout (trading/infra/kafka.ts consumerEnv): a member silent
+ * that long is evicted and its group rebalances. A stack may set it for each of KAFKA_CONSUMERS. The
+ * stack's least is three heartbeats at KAFKA_HEARTBEAT_MS's default (3 s, which no stack sets): below it the
+ * service refuses to start (its heartbeat must come three times in a session); the service's own schema
+ * takes down to 6 s (the tests run 6 s sessions with 500 ms heartbeats), its default and most are these.
+ */
+export const KAFKA_SESSION_TIMEOUT_MS: SettingBounds = { default: 30_000, minimum: 9_000, maximum: 300_000 };
+
+/**
+ * The services that consume Kafka through trading/infra/kafka.ts (consumerEnv in their schema:
+ * KAFKA_SESSION_TIMEOUT_MS, KAFKA_HEARTBEAT_MS, KAFKA_FETCH_MAX_WAIT_MS); tests/unit/kafka-consumer-relations
+ * checks the list against the services' schemas.
+ */
+export const KAFKA_CONSUMERS: readonly ServiceName[] = [
+  "ai-chain-analytics",
+  "billing-service",
+  "compliance-monitor",
+  "data-bridge",
+  "notification-service",
+  "order-management",
+  "performance-analytics",
+  "portfolio-manager",
+  "revenue-analytics",
+  "trading-engine",
+  "usage-monitoring",
+];
+
+/**
  * How long the edge waits for the gateway's answer (Nginx `proxy_read_timeout`, the Ingress's
  * `nginx.ingress.kubernetes.io/proxy-read-timeout`), in seconds: past it the edge answers 504 itself.
  */
@@ -226,17 +254,46 @@ export const ROUTED_POSTGRES_USER_RELATIONS: readonly KitSettingRelation[] = [
   },
 ];
 
+/** An order of two settings of one service, judged for each service of a kind with its own values. */
+export interface OwnSettingRelation {
+  key: string;
+  largerKey: string;
+  strict?: boolean;
+  why: string;
+}
+
+/** The orders of the settings of every Kafka consumer that uses PostgreSQL (KAFKA_CONSUMERS). */
+export const POSTGRES_KAFKA_CONSUMER_RELATIONS: readonly OwnSettingRelation[] = [
+  {
+    key: "POSTGRES_LOCK_WAIT_MS",
+    largerKey: "KAFKA_SESSION_TIMEOUT_MS",
+    strict: true,
+    why: "a consumer's batch may wait this long for a row or an advisory lock; it heartbeats meanwhile (trading/infra/batchHeartbeats.ts), but a rebalance begun during the wait can take the member back only once the batch ends, and the group waits for it at most a session timeout: past it the member is thrown out and the batch delivered again",
+  },
+];
+
+/** Whether `def` is one of KAFKA_CONSUMERS: it has the consumer settings (KAFKA_SESSION_TIMEOUT_MS). */
+export const consumesKafka = (def: ServiceDefinition) => (KAFKA_CONSUMERS as readonly string[]).includes(def.name);
+
 /** Whether `def` uses PostgreSQL (required or optional): it has the kit's POSTGRES_* settings. */
 export const usesPostgres = (def: ServiceDefinition) => def.requires.includes("postgres") || def.optional.includes("postgres");
 
 /**
  * Every cross-service order of the `deployed` services: SETTING_RELATIONS, then each of
- * ROUTED_POSTGRES_USER_RELATIONS for each routed PostgreSQL user, in catalog order.
+ * ROUTED_POSTGRES_USER_RELATIONS for each routed PostgreSQL user, then each of
+ * POSTGRES_KAFKA_CONSUMER_RELATIONS for each Kafka consumer using PostgreSQL, in catalog order.
  */
 export function settingRelations(deployed: readonly ServiceDefinition[]): SettingRelation[] {
   const routedUsers = deployed.filter((def) => def.route !== null && usesPostgres(def));
   const perService = ROUTED_POSTGRES_USER_RELATIONS.flatMap((rel) =>
     routedUsers.map((def): SettingRelation => ({ smaller: { service: def.name as ServiceName, key: rel.key }, larger: rel.larger, strict: rel.strict, why: rel.why })),
   );
-  return [...SETTING_RELATIONS, ...perService];
+  const consumers = deployed.filter((def) => consumesKafka(def) && usesPostgres(def));
+  const perConsumer = POSTGRES_KAFKA_CONSUMER_RELATIONS.flatMap((rel) =>
+    consumers.map((def): SettingRelation => {
+      const service = def.name as ServiceName;
+      return { smaller: { service, key: rel.key }, larger: { service, key: rel.largerKey }, strict: rel.strict, why: rel.why };
+    }),
+  );
+  return [...SETTING_RELATIONS, ...perService, ...perConsumer];
 }

@@ -3,16 +3,17 @@
  * values (stacks/config.ts throws their problems as ConfigErrors naming the key and the stack):
  *
  * - the service variables a stack may set (catalog/service-settings.ts: those another part of the
- *   platform depends on, and each PostgreSQL user's POSTGRES_POOL_MAX), each in its schema's range;
+ *   platform depends on, each PostgreSQL user's POSTGRES_POOL_MAX and POSTGRES_LOCK_WAIT_MS, each Kafka
+ *   consumer's KAFKA_SESSION_TIMEOUT_MS), each in its schema's range;
  * - the cross-service orders of catalog settingRelations (SETTING_RELATIONS, and the kit's
- *   POSTGRES_LOCK_WAIT_MS of each routed PostgreSQL user), judged on the values the services will
+ *   POSTGRES_LOCK_WAIT_MS of each routed PostgreSQL user and of each Kafka consumer), judged on the values the services will
  *   run with (the stack's, else the schema's default): user-management's ACCESS_TOKEN_TTL_S over the
  *   gateway's ACCESS_TOKEN_MAX_AGE_S, a wait over the gateway's PROXY_TIMEOUT_MS, ...;
  * - the PostgreSQL connections the stack can open at once against the server's max_connections, and
  *   the memory PostgreSQL can use at that max_connections against the server's memory limit.
  */
 import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
-import { EXTRA_POSTGRES_POOLS, MIGRATION_JOB_POOL_MIN, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, settingRelations, type SettingBounds, type SettingRef, smallerKeys, usesPostgres } from "../catalog/service-settings";
+import { consumesKafka, EXTRA_POSTGRES_POOLS, KAFKA_SESSION_TIMEOUT_MS, MIGRATION_JOB_POOL_MIN, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, settingRelations, type SettingBounds, type SettingRef, smallerKeys, usesPostgres } from "../catalog/service-settings";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
 export type ServiceSettings = Record<string, Record<string, number>>;
@@ -28,7 +29,7 @@ const BACKUP_CONNECTIONS = 3;
 /** The settings the stack may give `def`, with their bounds. */
 export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds> {
   const own = (SERVICE_SETTINGS as Partial<Record<string, Record<string, SettingBounds>>>)[def.name] ?? {};
-  return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX, POSTGRES_LOCK_WAIT_MS } : {}), ...own };
+  return { ...(usesPostgres(def) ? { POSTGRES_POOL_MAX, POSTGRES_LOCK_WAIT_MS } : {}), ...(consumesKafka(def) ? { KAFKA_SESSION_TIMEOUT_MS } : {}), ...own };
 }
 
 /**

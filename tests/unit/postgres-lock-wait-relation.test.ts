@@ -44,10 +44,14 @@ describe("POSTGRES_LOCK_WAIT_MS below the gateway's PROXY_TIMEOUT_MS", () => {
 
   it("is judged for every routed PostgreSQL user, none other (an internal service's callers have timeouts of their own)", () => {
     expect(routed.length).toBeGreaterThan(10);
-    const judged = settingRelations(catalog).filter((r) => "service" in r.smaller && r.smaller.key === "POSTGRES_LOCK_WAIT_MS").map((r) => ("service" in r.smaller ? r.smaller.service : ""));
+    // (Against the gateway's timeout: a Kafka consumer's is judged against its session timeout too, kafka-consumer-relations.test.ts.)
+    const judged = settingRelations(catalog)
+      .filter((r) => "service" in r.smaller && r.smaller.key === "POSTGRES_LOCK_WAIT_MS" && "service" in r.larger && r.larger.key === "PROXY_TIMEOUT_MS")
+      .map((r) => ("service" in r.smaller ? r.smaller.service : ""));
     expect(judged).toEqual(routed);
     const internal = catalog.map((s) => (s.name === "notification-service" ? { ...s, route: null } : s));
-    expect(problem({ "notification-service": { POSTGRES_LOCK_WAIT_MS: 60_000 } }, internal)).toBeUndefined();
+    // (Its session timeout set above the wait: a Kafka consumer's lock wait is judged against that too.)
+    expect(problem({ "notification-service": { POSTGRES_LOCK_WAIT_MS: 60_000, KAFKA_SESSION_TIMEOUT_MS: 90_000 } }, internal)).toBeUndefined();
     expect(problem({ "notification-service": { POSTGRES_LOCK_WAIT_MS: 60_000 } }, catalog.filter((s) => s.name !== "notification-service"))).toBeUndefined();
   });
 

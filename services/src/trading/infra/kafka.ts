@@ -1,3 +1,4 @@
+import { KAFKA_SESSION_TIMEOUT_MS } from "../../catalog";
 import { Type } from "../../kit";
 
 /**
@@ -17,7 +18,8 @@ import { Type } from "../../kit";
  */
 const THIRD_OF_SESSION = "Kafka evicts a member silent for KAFKA_SESSION_TIMEOUT_MS and rebalances its group: heartbeats (sent between fetches) come at least three times in it";
 export const consumerEnv = {
-  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 6_000, maximum: 300_000 }),
+  // The catalog's default and most (a stack may set it: catalog KAFKA_SESSION_TIMEOUT_MS); 6 s at least here, for tests' short sessions.
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ ...KAFKA_SESSION_TIMEOUT_MS, minimum: 6_000 }),
   KAFKA_HEARTBEAT_MS: Type.Integer({ default: 3_000, minimum: 100, atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: THIRD_OF_SESSION } }),
   KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 10_000, atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: THIRD_OF_SESSION } }),
 };
@@ -30,6 +32,7 @@ export const consumerConfig = (c: ConsumerTiming) => ({
 });
 
 import type { ServiceContext } from "../../kit";
+import { heartbeatWhileHandling } from "./batchHeartbeats";
 import { deadLetterHeaders, deadLettersCounter, isRetriable, reasonText, setAside, type DeadLetterStore } from "./deadLetters";
 import { GroupCommit } from "./groupCommit";
 import { checkMessage } from "./topicSchemas";
@@ -102,7 +105,8 @@ export type FetchOptions = Partial<Pick<import("kafkajs").ConsumerConfig, "minBy
  * fails with an error that is not an outage (see deadLetters.ts), its messages are handed over
  * again one at a time, and each one that still fails is set aside the same way. Handlers apply a
  * batch in one transaction, so the failed attempt left nothing behind. An outage is rethrown:
- * kafkajs retries the batch.
+ * kafkajs retries the batch. While a batch is in hand the member heartbeats every KAFKA_HEARTBEAT_MS
+ * (batchHeartbeats.ts): a handler's wait (a lock, a peer) past the session timeout no longer gets it evicted.
  */
 export function consumeBatches(
   ctx: ServiceContext<ConsumerTiming>,
@@ -193,6 +197,26 @@ export async function consumeDecoded<T>(
   };
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary, uncommittedOffsets }: import("kafkajs").EachBatchPayload): Promise<void> => {
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    // Heartbeats while the batch is in hand, whatever it waits for (batchHeartbeats.ts): kafkajs sends none inside eachBatch.
+    const beating = heartbeatWhileHandling(heartbeat, ctx.config.KAFKA_HEARTBEAT_MS, (err, rejoin) =>
+      ctx.log.debug({ groupId: opts.groupId, topic: batch.topic, partition: batch.partition, err: { message: err.message } }, rejoin ? "the group is rebalancing: the member rejoins once the batch ends" : "heartbeat during a batch failed"),
+    );
+    try {
+      await handleBatch(batch);
+    } finally {
+      await beating.stop();
+    }
+    const last = batch.messages[batch.messages.length - 1].offset;
+    resolveOffset(last);
+    opts.onDone?.(batch.topic, batch.partition, last);
+    committer = { commitOffsetsIfNecessary, uncommittedOffsets };
+    await commitOffsetsIfNecessary();
+    if (uncommittedOffsets().topics.length > 0) commitSoon();
+    await heartbeat();
+    if (opts.lingerMs && !closing) await new Promise((r) => setTimeout(r, opts.lingerMs));
+  };
+  /** The batch's messages handled, or set aside (each poison one, and each that fails alone). */
+  const handleBatch = async (batch: import("kafkajs").Batch): Promise<void> => {
     const valid: Decoded[] = [];
     for (const raw of batch.messages) {
       const received = { topic: batch.topic, partition: batch.partition, offset: raw.offset, raw: { key: raw.key, value: raw.value, headers: raw.headers } };
@@ -216,14 +240,6 @@ export async function consumeDecoded<T>(
       }
     }
     await handleOrSetAside(valid);
-    const last = batch.messages[batch.messages.length - 1].offset;
-    resolveOffset(last);
-    opts.onDone?.(batch.topic, batch.partition, last);
-    committer = { commitOffsetsIfNecessary, uncommittedOffsets };
-    await commitOffsetsIfNecessary();
-    if (uncommittedOffsets().topics.length > 0) commitSoon();
-    await heartbeat();
-    if (opts.lingerMs && !closing) await new Promise((r) => setTimeout(r, opts.lingerMs));
   };
   const deadLetters: DeadLetterStore | undefined = ctx.datastores.isEnabled("postgres")
     ? { postgres: ctx.app.pg }
