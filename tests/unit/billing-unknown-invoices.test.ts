@@ -6,7 +6,7 @@
  * look's lock wait half of what is left of the budget, never below MIN_LOCK_WAIT_MS (lock_timeout 0: no bound).
  */
 import { describe, expect, it } from "vitest";
-import { FIRST_PAUSE_MS, lockWaitMs, MIN_LOCK_WAIT_MS, nextLookPause, RACE_WINDOW_MS } from "../../services/src/services/billing-service/domain/unknown-invoices";
+import { FIRST_PAUSE_MS, lockWaitMs, MIN_LOCK_WAIT_MS, nextLookPause, parkedPassIntervalMs, RACE_WINDOW_MS } from "../../services/src/services/billing-service/domain/unknown-invoices";
 
 /** The pauses of a batch whose invoice never appears. */
 function pauses(budgetMs: number, eventAgeMs: number | undefined = 0): number[] {
@@ -50,5 +50,11 @@ describe("looking again for a payment event's unknown invoice", () => {
     expect(lockWaitMs({ waitedMs: 2_500, budgetMs: 2_000 })).toBe(MIN_LOCK_WAIT_MS);
     expect(lockWaitMs({ waitedMs: 0, budgetMs: 0 })).toBe(MIN_LOCK_WAIT_MS);
     expect(MIN_LOCK_WAIT_MS).toBeGreaterThan(0);
+  });
+
+  it("parked events are settled a few times within the wait: a quarter of it, within 100 ms and 1 s", () => {
+    expect(parkedPassIntervalMs(2_000)).toBe(500);
+    expect(parkedPassIntervalMs(0)).toBe(100);
+    expect(parkedPassIntervalMs(100_000)).toBe(1_000);
   });
 });

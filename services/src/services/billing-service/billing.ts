@@ -256,8 +256,8 @@ export class Billing {
   }
 
   /** Applies one payments.events message (deduped by event id). */
-  onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
-    return this.invoicing.onPaymentEvent(c, ev);
+  onPaymentEvent(c: PoolClient, ev: PaymentEventMsg, park?: (c: PoolClient) => Promise<void>): Promise<boolean> {
+    return this.invoicing.onPaymentEvent(c, ev, park);
   }
 
   /**

@@ -4,13 +4,14 @@
  * Charges through payment-service (/internal/intents), learns outcomes from `payments.events`,
  * emits `billing.events` through the outbox (bil_outbox). Routes: routes.ts; use cases:
  * billing.ts; invoices, charges and payment outcomes: invoicing.ts; the consumer of payment events
- * (an unknown invoice's wait, then its dead letter; a held row's bounded wait): payment-events.ts; data access: repo.ts, and the
+ * (an unknown invoice's event parked; a held row's bounded wait): payment-events.ts; the pass over parked events
+ * (applied once their invoice exists, else set aside past the wait): parked-payment-events.ts; data access: repo.ts, parking-data.ts, and the
  * cycle's selections of due rows and account states: cycle-queries.ts; the cycle's per-row isolation:
  * isolation.ts; gauges of held charges: billing-metrics.ts (their read: held-charges.ts); pure domain: domain/.
  */
 import { ConfigError, defineService, envList, HttpError, PeriodicDelete, publicServiceName, Type, type ServiceContext } from "../../kit";
-import { BUSINESS_TOPICS, type PaymentEventMsg } from "../../business/events";
-import { HandlerUnavailableError } from "../../trading/infra/deadLetters";
+import { BUSINESS_TOPICS } from "../../business/events";
+import { deadLettersCounter, HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
@@ -21,6 +22,8 @@ import { refusesCharge } from "./domain/invoices";
 import { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./invoicing";
 import { registerHeldChargeGauges } from "./billing-metrics";
 import { heldCharges } from "./held-charges";
+import { parkedPassIntervalMs } from "./domain/unknown-invoices";
+import { ParkedPaymentEvents } from "./parked-payment-events";
 import { PaymentEvents } from "./payment-events";
 import { BillingRepo, OUTBOX } from "./repo";
 import { registerRoutes } from "./routes";
@@ -102,16 +105,17 @@ export default defineService({
     // A charge held for an operator longer than this is counted overdue (billing-metrics.ts): the invoice
     // waits on an operator's action at payment-service, and nothing else ends the hold.
     BILLING_CHARGE_HOLD_OVERDUE_DAYS: Type.Integer({ default: 7, minimum: 1, maximum: 365, description: "days a held charge may wait before it counts overdue" }),
-    // A batch of payment events is looked at again for this long (payment-events.ts) when one of them names an
-    // invoice billing does not have (then set aside in consumer_dead_letters; one older than a minute at once),
-    // or a row it locks is held by another transaction (each look's lock_timeout: what is left of it; then retried
-    // as an outage). The wait holds the partition without a heartbeat: at most a third of the session timeout.
+    // A payment event naming an invoice billing does not have is parked this long (payment-events.ts), then set
+    // aside in consumer_dead_letters by the periodic pass (parked-payment-events.ts; one older than a minute at
+    // once); and a batch is looked at again for this long when a row it locks is held by another transaction
+    // (each look's lock_timeout: what is left of it; then retried as an outage). That wait holds the partition
+    // (the batch heartbeats meanwhile, but a rebalance waits for it): at most a third of the session timeout.
     BILLING_UNKNOWN_INVOICE_WAIT_MS: Type.Integer({
       default: 2_000,
       minimum: 0,
       maximum: 100_000,
-      atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: "the wait holds a batch without a heartbeat, and Kafka evicts a member silent for KAFKA_SESSION_TIMEOUT_MS" },
-      description: "how long a batch of payment events waits for an invoice one of them names that billing does not have yet (then that event is set aside as a dead letter; 0: at once), or for rows another transaction holds (then the batch is retried later)",
+      atMost: { key: "KAFKA_SESSION_TIMEOUT_MS", divisor: 3, why: "the wait holds a batch, and a rebalance begun meanwhile waits for it: Kafka throws out a member not back within KAFKA_SESSION_TIMEOUT_MS" },
+      description: "how long a payment event naming an invoice billing does not have yet stays parked (then it is set aside as a dead letter; 0: at the next pass), and how long a batch waits for rows another transaction holds (then it is retried later)",
     }),
   },
   async register(ctx) {
@@ -134,13 +138,26 @@ export default defineService({
     const processedExpired = new PeriodicDelete("bil_processed_events rows past the retention", () => repo.deleteProcessedEventsPastRetention(c.BILLING_PROCESSED_EVENT_RETENTION_DAYS, 5_000), ctx.log);
     processedExpired.start();
     ctx.onClose(() => processedExpired.stop());
-    const paymentEvents = new PaymentEvents(repo, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, closing: ctx.closing });
+    const paymentEvents = new PaymentEvents(repo, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, closing: ctx.closing, groupId: c.BILLING_CONSUMER_GROUP });
     await consumeBatches(ctx, {
       groupId: c.BILLING_CONSUMER_GROUP,
       topics: [BUSINESS_TOPICS.payments],
       handle: async (msgs) => {
-        if (await paymentEvents.apply(msgs.map((m) => JSON.parse(m.value) as PaymentEventMsg))) relay.notify();
+        if (await paymentEvents.apply(msgs)) relay.notify();
       },
+    });
+    // Parked payment events settled a few times within the wait (a pass finding none is one indexed read).
+    const parked = new ParkedPaymentEvents(pg, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, setAsideTotal: deadLettersCounter(ctx.metrics.registry), published: () => relay.notify() });
+    let passing: Promise<unknown> | undefined;
+    const parkedTimer = setInterval(() => {
+      passing ??= parked
+        .pass()
+        .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "pass over parked payment events failed; the next one tries again"))
+        .finally(() => (passing = undefined));
+    }, parkedPassIntervalMs(c.BILLING_UNKNOWN_INVOICE_WAIT_MS));
+    ctx.onClose(async () => {
+      clearInterval(parkedTimer);
+      await passing;
     });
     if (c.BILLING_CYCLE_INTERVAL_MS > 0) {
       let running: Promise<unknown> | undefined;

@@ -11,7 +11,8 @@
  * a charge payment-service refuses (`refused:<key>`); a
  * payment that succeeds after its failure counted (closed by payment-service's reconciler, then paid)
  * pays the invoice without counting its attempt again. An event naming an invoice billing does not
- * have throws UnknownInvoiceError (payment-events.ts waits for it briefly, then sets the event aside).
+ * have is parked (payment-events.ts; migration 0516) and applied by the invoice's creation (`create`), in its
+ * transaction, or by the periodic pass (parked-payment-events.ts), which sets it aside past the wait.
  */
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
@@ -24,14 +25,14 @@ import { ownerActive } from "./cycle-queries";
 import { GiveBacks } from "./give-backs";
 import { ChargeHeldError, ChargeRefusedError, type PaymentGateway } from "./payment-gateway";
 import { carriedLine, type InvoiceLine, type Plan } from "./domain/subscriptions";
+import { parkedIdsOf, takeParked, unmarkProcessed } from "./parking-data";
 import { type BillingRepo, type InvoiceRow, subscriptionOf, type SubscriptionRow } from "./repo";
 
 export { ChargeHeldError, ChargeRefusedError, HELD_CHARGE_CODES, type PaymentGateway } from "./payment-gateway";
 
 /**
- * A payment event names an invoice billing does not have (its transaction is rolled back: nothing of it
- * recorded, not even its event id). The consumer looks again for a while, then sets it aside
- * (payment-events.ts, domain/unknown-invoices.ts).
+ * A payment event names an invoice billing does not have, and nobody parks it (onPaymentEvent without
+ * `park`): its transaction is rolled back, nothing of it recorded. Its message is the dead letter's reason.
  */
 export class UnknownInvoiceError extends Error {
   constructor(
@@ -82,19 +83,39 @@ export class Invoicing {
    * as a user's own request (a plan change, a cancel's final invoice) can build it: a 500 before;
    * the cycle sets the subscription aside (isolation.ts) as for any row that fails.
    */
-  async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[]): Promise<InvoiceRow> {
+  async create(c: PoolClient, sub: SubscriptionRow, plan: Plan, lines: InvoiceLine[], invoiceId = randomUUID()): Promise<InvoiceRow> {
     const carried = BigInt(sub.carried);
     const all = carried > 0n ? [...lines, carriedLine(carried, new Date())] : lines;
     const total = sum(all.map((l) => l.amount));
     if (total > MAX_AMOUNT || all.some((l) => l.amount > MAX_AMOUNT || -l.amount > MAX_AMOUNT))
       throw new HttpError(409, "INVOICE_TOO_LARGE", `an invoice of subscription ${sub.subscription_id} would total ${total} minor units, above ${MAX_AMOUNT}: not created`);
-    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, randomUUID(), sub, plan.currency, all);
+    const { invoice, creditBalanceAfter } = await this.repo.createInvoice(c, invoiceId, sub, plan.currency, all);
     const carriedAfter = invoice.status === "carried" ? BigInt(invoice.amount_due) : 0n;
     if (creditBalanceAfter !== BigInt(sub.credit_balance) || carriedAfter !== carried)
       await c.query("UPDATE bil_subscriptions SET credit_balance = $2, carried = $3 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString(), carriedAfter.toString()]);
     await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
     if (invoice.status === "paid" || invoice.status === "carried") await this.paid(c, invoice, plan, {});
+    await this.applyParked(c, invoice.invoice_id);
     return invoice;
+  }
+
+  /**
+   * The payment events parked for the invoice before it existed (payment-events.ts), applied in the transaction creating
+   * it, each under a savepoint: one that fails stays parked (parked-payment-events.ts sets it aside with the error) and
+   * the invoice is created all the same. (`create` answers the invoice as created: charge() reads it again.)
+   */
+  private async applyParked(c: PoolClient, invoiceId: string): Promise<void> {
+    for (const eventId of await parkedIdsOf(c, invoiceId)) {
+      await c.query("SAVEPOINT parked_payment_event");
+      try {
+        const ev = await takeParked(c, eventId);
+        if (ev) await this.onPaymentEvent(c, ev);
+        await c.query("RELEASE SAVEPOINT parked_payment_event");
+      } catch (err) {
+        await c.query("ROLLBACK TO SAVEPOINT parked_payment_event");
+        this.log.warn({ eventId, invoiceId, err: { message: (err as Error).message } }, "a parked payment event failed with its invoice's creation: left to the periodic pass");
+      }
+    }
   }
 
   /**
@@ -184,15 +205,24 @@ export class Invoicing {
     return true;
   }
 
-  /** Applies one payments.events message (deduped by event id). */
-  async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg): Promise<boolean> {
+  /**
+   * Applies one payments.events message (deduped by event id). One naming an invoice billing does not have is
+   * handed to `park` (kept until the invoice appears), its event id not marked processed; without `park`, it
+   * throws UnknownInvoiceError.
+   */
+  async onPaymentEvent(c: PoolClient, ev: PaymentEventMsg, park?: (c: PoolClient) => Promise<void>): Promise<boolean> {
     const invoiceId = invoiceIdOf(ev);
     const aboutRefund = isRefundEvent(ev.type);
     if (!/^[0-9a-f-]{36}$/.test(invoiceId) || (ev.type !== "payment.succeeded" && ev.type !== "payment.failed" && !aboutRefund)) return false;
     if (!(await this.repo.markProcessed(c, ev.eventId))) return false;
     const inv = await this.repo.invoice(invoiceId, c, true);
-    // Not acknowledged as done: looked for again, then set aside (before session 57: marked processed, a log line).
-    if (!inv) throw new UnknownInvoiceError(invoiceId, ev);
+    // Not acknowledged as done: parked, applied once the invoice appears, else set aside (before session 57: marked processed, a log line).
+    if (!inv) {
+      if (!park) throw new UnknownInvoiceError(invoiceId, ev);
+      await unmarkProcessed(c, ev.eventId);
+      await park(c);
+      return false;
+    }
     const fields = { eventId: ev.eventId, intentId: ev.intentId, invoiceId: inv.invoice_id };
     // (a refund event's currency is the refund's: one an operator settled in the processor's other
     // currency is still this payment's, told in that currency; give-backs.ts compares what it can. The

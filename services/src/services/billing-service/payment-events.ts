@@ -1,49 +1,50 @@
 /**
  * billing-service's consumer of `payments.events`, one fetched batch at a time: its events applied in
- * one transaction (Billing.onPaymentEvent, deduped by event id). Within BILLING_UNKNOWN_INVOICE_WAIT_MS
- * a batch (domain/unknown-invoices.ts), after pauses doubling from 100 ms, it is looked at again when:
- * - an event names an invoice billing does not have (UnknownInvoiceError: its transaction rolled
- *   back, nothing recorded): the invoice's commit may still be on its way (a young event). Given up on,
- *   the event is set aside (PoisonMessageError, the reason naming `reference`): the kit's consumer
- *   (trading/infra/kafka.ts) hands the batch over again one message at a time, applies the others, and
- *   records this one in consumer_dead_letters, where an operator replays it (database-service's
- *   dead-letter routes) once the invoice exists. Every other event of the batch whose invoice is still
- *   missing waited as long: given up on with it, not after a wait of its own in that pass. Before session
- *   57 it was marked processed with a log line: lost to everyone.
- * - a row it locks stays held by another transaction past the look's lock_timeout (55P03): before, it
- *   waited as long as the holder kept the row (session 57's test held an invoice's insert open, its
- *   foreign key holding the subscription's row, and billing waited on it for good, never reaching the
- *   event after it). Given up on, the batch is an outage (HandlerUnavailableError: retried later, never
- *   set aside; the invoice exists).
+ * one transaction (Billing.onPaymentEvent, deduped by event id).
+ * - An event naming an invoice billing does not have (yet: the invoice's commit may still be on its way) is
+ *   parked (bil_parked_payment_events, migration 0516) in the batch's transaction, and the batch goes on: the
+ *   invoice's creation applies it (invoicing.ts), else the periodic pass (parked-payment-events.ts) applies it once
+ *   the invoice exists, or sets it aside in consumer_dead_letters (the message as received, the reason naming
+ *   `reference`) once parked BILLING_UNKNOWN_INVOICE_WAIT_MS; an operator replays it (database-service's
+ *   dead-letter routes) once the invoice exists. Before session 60 the consumer waited for the invoice inside the
+ *   batch, up to that wait, holding up every later event of the partition. An event older than RACE_WINDOW_MS
+ *   (domain/unknown-invoices.ts) cannot be such a race: it is set aside at once (PoisonMessageError: the kit's
+ *   consumer hands the batch over again one message at a time, applies the others and records this one).
+ *   Before session 57 it was marked processed with a log line: lost to everyone.
+ * - A row the batch locks held by another transaction past the look's lock_timeout (55P03): within
+ *   BILLING_UNKNOWN_INVOICE_WAIT_MS, after pauses doubling from 100 ms, the batch is looked at again;
+ *   given up on, it is an outage (HandlerUnavailableError: retried later, never set aside). Before session
+ *   58 it waited as long as the holder kept the row (an open insert of another invoice of the subscription).
  * The pauses hold no transaction; a close cuts them (the batch is not committed: retried by the next owner).
  */
 import { setTimeout as pause } from "node:timers/promises";
+import type { PoolClient } from "pg";
 import type { Logger } from "pino";
 import type { PaymentEventMsg } from "../../business/events";
-import { HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
+import { deadLetterHeaders, HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
+import type { BatchMessage } from "../../trading/infra/kafka";
 import type { Billing } from "./billing";
-import { lockWaitMs, nextLookPause } from "./domain/unknown-invoices";
+import { lockWaitMs, nextLookPause, RACE_WINDOW_MS } from "./domain/unknown-invoices";
 import { invoiceIdOf, UnknownInvoiceError } from "./invoicing";
+import { parkEvent } from "./parking-data";
 import type { BillingRepo } from "./repo";
 
-/** Event ids given up on, remembered (the newest this many) so the one-at-a-time pass sets each aside at once. */
-const GIVEN_UP_KEPT = 10_000;
 /** SQLSTATE of a lock not granted within lock_timeout. */
 const LOCK_NOT_AVAILABLE = "55P03";
+/** billing's line when it parks an event (once per event). */
+export const PARKED_LINE = "payment event names an invoice billing does not have (yet): parked until it appears";
 
 export class PaymentEvents {
-  /** Per event id given up on, how it was looked for: the one-at-a-time pass's reason (the one recorded) says it too. */
-  private readonly givenUp = new Map<string, string>();
-
   constructor(
     private readonly repo: BillingRepo,
     private readonly billing: Billing,
     private readonly log: Logger,
-    private readonly opts: { waitMs: number; closing: AbortSignal },
+    private readonly opts: { waitMs: number; closing: AbortSignal; groupId: string },
   ) {}
 
-  /** Applies the batch's events; whether any changed billing's state (its events to publish). */
-  async apply(events: PaymentEventMsg[]): Promise<boolean> {
+  /** Applies the batch's events (parking those whose invoice billing does not have); whether any changed billing's state (its events to publish). */
+  async apply(msgs: BatchMessage[]): Promise<boolean> {
+    const items = msgs.map((m) => ({ m, ev: JSON.parse(m.value) as PaymentEventMsg }));
     const started = performance.now();
     const budgetMs = this.opts.waitMs;
     for (let looks = 1; ; looks++) {
@@ -53,39 +54,24 @@ export class PaymentEvents {
         return await this.repo.pg.transaction(
           async (tx) => {
             let any = false;
-            for (const ev of events) {
+            for (const { m, ev } of items) {
               at.applying = ev;
-              any = (await this.billing.onPaymentEvent(tx, ev)) || any;
+              any = (await this.billing.onPaymentEvent(tx, ev, (c) => this.park(c, m, ev))) || any;
             }
             return any;
           },
           { begin: `SET LOCAL lock_timeout = ${lockWaitMs({ waitedMs: performance.now() - started, budgetMs })}` },
         );
       } catch (err) {
+        if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
         const waitedMs = Math.round(performance.now() - started);
-        let wait: number | undefined;
-        if (err instanceof UnknownInvoiceError) {
-          const { eventId } = err.event;
-          const lookedFor = this.givenUp.get(eventId);
-          wait = lookedFor !== undefined ? undefined : nextLookPause({ looks, waitedMs, budgetMs, eventAgeMs: Date.now() - err.event.ts });
-          if (wait === undefined) {
-            const how = lookedFor ?? (looks > 1 ? ` (looked for ${looks} times over ${waitedMs} ms)` : "");
-            this.remember(eventId, how);
-            // The batch waited its budget: every other event of it whose invoice is still missing waited as long
-            // (the look stopped at the first), so the one-at-a-time pass sets each aside at once, not after a wait each.
-            if (lookedFor === undefined && looks > 1 && waitedMs >= budgetMs) for (const other of await this.stillMissing(events, eventId)) this.remember(other, how);
-            throw new PoisonMessageError(`${err.message}${how}: replay it once the invoice exists`);
-          }
-          this.log.warn({ eventId, invoiceId: err.invoiceId, looks }, "payment event names an invoice billing does not have (yet): looked for again shortly");
-        } else if ((err as { code?: unknown }).code === LOCK_NOT_AVAILABLE) {
-          wait = nextLookPause({ looks, waitedMs, budgetMs });
-          const fields = { eventId: at.applying?.eventId, reference: at.applying?.reference, looks, waitedMs };
-          if (wait === undefined) {
-            this.log.warn(fields, "payment event's rows held by another transaction past the wait: the batch is retried later");
-            throw new HandlerUnavailableError(`a payment event's rows were held by another transaction for ${waitedMs} ms`, { cause: err });
-          }
-          this.log.warn(fields, "payment event's rows held by another transaction: looked at again shortly");
-        } else throw err;
+        const wait = nextLookPause({ looks, waitedMs, budgetMs });
+        const fields = { eventId: at.applying?.eventId, reference: at.applying?.reference, looks, waitedMs };
+        if (wait === undefined) {
+          this.log.warn(fields, "payment event's rows held by another transaction past the wait: the batch is retried later");
+          throw new HandlerUnavailableError(`a payment event's rows were held by another transaction for ${waitedMs} ms`, { cause: err });
+        }
+        this.log.warn(fields, "payment event's rows held by another transaction: looked at again shortly");
         try {
           await pause(wait, undefined, { signal: this.opts.closing });
         } catch {
@@ -95,15 +81,11 @@ export class PaymentEvents {
     }
   }
 
-  /** The ids of the events of `events` (but `except`) naming an invoice billing does not have. */
-  private async stillMissing(events: PaymentEventMsg[], except: string): Promise<string[]> {
-    const named = events.filter((ev) => ev.eventId !== except && invoiceIdOf(ev) !== "");
-    const existing = await this.repo.existingInvoices(named.map(invoiceIdOf));
-    return named.filter((ev) => !existing.has(invoiceIdOf(ev))).map((ev) => ev.eventId);
-  }
-
-  private remember(eventId: string, how: string): void {
-    this.givenUp.set(eventId, how);
-    if (this.givenUp.size > GIVEN_UP_KEPT) this.givenUp.delete(this.givenUp.keys().next().value!);
+  /** Parks `ev` (its invoice unknown) in the batch's transaction; one too old to be a race is set aside at once. */
+  private async park(c: PoolClient, m: BatchMessage, ev: PaymentEventMsg): Promise<void> {
+    const invoiceId = invoiceIdOf(ev);
+    if (Date.now() - ev.ts > RACE_WINDOW_MS) throw new PoisonMessageError(`${new UnknownInvoiceError(invoiceId, ev).message}: replay it once the invoice exists`);
+    const message = { groupId: this.opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, headers: deadLetterHeaders(m.raw.headers) };
+    if (await parkEvent(c, { eventId: ev.eventId, invoiceId, event: ev, message })) this.log.warn({ eventId: ev.eventId, invoiceId }, PARKED_LINE);
   }
 }

@@ -14,7 +14,6 @@ import { type InvoiceLine, monthlyAmount, type Plan, shownStatus, type Subscript
 
 export const OUTBOX = "bil_outbox";
 type Q = Pick<PoolClient, "query">;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 interface PlanRow {
   plan_id: string;
@@ -248,13 +247,6 @@ export class BillingRepo {
   async invoice(id: string, c: Q = this.pg.pool, forUpdate = false): Promise<InvoiceRow | undefined> {
     if (forUpdate) await c.query("SELECT 1 FROM bil_subscriptions WHERE subscription_id = (SELECT subscription_id FROM bil_invoices WHERE invoice_id = $1) FOR UPDATE", [id]);
     return (await c.query<InvoiceRow>(`SELECT * FROM bil_invoices WHERE invoice_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [id])).rows[0];
-  }
-
-  /** Which of `ids` billing has (committed), without locking; ids that are not UUIDs are none of them. */
-  async existingInvoices(ids: string[]): Promise<Set<string>> {
-    const uuids = ids.filter((id) => UUID.test(id));
-    if (uuids.length === 0) return new Set();
-    return new Set((await this.pg.query<{ id: string }>("SELECT invoice_id::text AS id FROM bil_invoices WHERE invoice_id = ANY($1::uuid[])", [uuids])).rows.map((r) => r.id));
   }
 
   async invoicesOf(userId: string, limit: number): Promise<InvoiceRow[]> {

@@ -1,14 +1,15 @@
 /**
- * A batch of payment events that cannot be applied yet: when to look again, and when to give up.
+ * Payment events that cannot be applied yet: when to look again, and when to give up.
  *
  * An event naming an invoice billing does not have: billing asks payment-service for a charge only
  * after the invoice's commit (invoicing.ts charge reads it back first), so an event should never
- * precede its invoice; the wait covers one whose commit is still on its way (a replica's transaction
- * committing while the event is read), briefly: every look holds the batch's partition. Given up on,
- * the event is set aside (consumer_dead_letters, replayable by an operator through database-service's
- * dead-letter routes). An event older than RACE_WINDOW_MS (its `ts`, payment-service's clock) cannot be
- * such a race: its invoice would have committed long since, so it is set aside at once (a billing
- * database restored to before the invoice, another platform's event, a forged one).
+ * precede its invoice; parking (payment-events.ts) covers one whose commit is still on its way (a replica's
+ * transaction committing while the event is read), for the wait, without holding the partition (before
+ * session 60 the batch waited, looking again with these pauses). Given up on, the event is set aside
+ * (consumer_dead_letters, replayable by an operator through database-service's dead-letter routes). An event
+ * older than RACE_WINDOW_MS (its `ts`, payment-service's clock) cannot be such a race: its invoice would have
+ * committed long since, so it is set aside at once (a billing database restored to before the invoice,
+ * another platform's event, a forged one).
  *
  * A row the batch must lock held by another transaction (the invoice's subscription, locked by the
  * transaction writing another of its invoices: a renewal of the cycle, a plan change, a hand-written
@@ -44,4 +45,9 @@ export function nextLookPause(p: { looks: number; waitedMs: number; budgetMs: nu
  */
 export function lockWaitMs(p: { waitedMs: number; budgetMs: number }): number {
   return Math.max(MIN_LOCK_WAIT_MS, Math.floor((p.budgetMs - p.waitedMs) / 2));
+}
+
+/** The period of the pass over parked events (parked-payment-events.ts): a quarter of the wait, within 100 ms and 1 s. */
+export function parkedPassIntervalMs(waitMs: number): number {
+  return Math.min(1_000, Math.max(100, Math.floor(waitMs / 4)));
 }
