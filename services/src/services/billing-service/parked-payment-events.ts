@@ -7,7 +7,7 @@
  *   the consumer received it, the reason naming `reference`, and unparked in one transaction (counted in
  *   consumer_dead_letters_total once committed);
  * - one that fails to apply with an error that is not an outage is set aside the same way with that error; an
- *   outage leaves it parked for the next pass.
+ *   outage (a row held by another transaction past the wait among them) leaves it parked for the next pass.
  * A crash at any step leaves the event parked (nothing of its transaction committed) or settled (applied or set
  * aside, and unparked): never both, never lost.
  */
@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import { isTransientError, type PostgresClient, type Queryable } from "../../kit";
 import { PoisonMessageError, reasonText, recordDeadLetter } from "../../trading/infra/deadLetters";
 import type { Billing } from "./billing";
+import { MIN_LOCK_WAIT_MS } from "./domain/unknown-invoices";
 import { UnknownInvoiceError } from "./invoicing";
 import { dueParkedIds, invoiceExists, lockParked, takeParked, type ParkedEvent } from "./parking-data";
 
@@ -55,6 +56,8 @@ export class ParkedPaymentEvents {
 
   private async settle(eventId: string): Promise<Settled | undefined> {
     try {
+      // A row held by another transaction (the invoice's subscription) is waited for at most the wait: then the next pass.
+      const lockTimeout = { begin: `SET LOCAL lock_timeout = ${Math.max(MIN_LOCK_WAIT_MS, this.opts.waitMs)}` };
       return await this.pg.transaction(async (tx): Promise<Settled | undefined> => {
         const parked = await lockParked(tx, eventId);
         if (!parked) return undefined;
@@ -66,7 +69,7 @@ export class ParkedPaymentEvents {
         if (parked.parkedMs < this.opts.waitMs) return { outcome: "waiting" };
         const why = new PoisonMessageError(`${new UnknownInvoiceError(parked.invoiceId, parked.event).message} (parked ${Math.round(parked.parkedMs)} ms): replay it once the invoice exists`);
         return setAside(tx, parked, reasonText(why));
-      });
+      }, lockTimeout);
     } catch (err) {
       if (isTransientError(err)) {
         this.log.warn({ eventId, err: { message: (err as Error).message } }, "parked payment event not settled (an outage): the next pass tries again");
