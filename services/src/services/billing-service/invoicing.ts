@@ -95,17 +95,16 @@ export class Invoicing {
       await c.query("UPDATE bil_subscriptions SET credit_balance = $2, carried = $3 WHERE subscription_id = $1", [sub.subscription_id, creditBalanceAfter.toString(), carriedAfter.toString()]);
     await this.repo.emit(c, "invoice.created", sub, plan, { eventId: `${invoice.invoice_id}:created`, invoiceId: invoice.invoice_id, amountDue: toJson(BigInt(invoice.amount_due)) });
     if (invoice.status === "paid" || invoice.status === "carried") await this.paid(c, invoice, plan, {});
-    await this.applyParked(c, invoice.invoice_id);
-    return invoice;
+    return (await this.applyParked(c, invoice.invoice_id)) > 0 ? ((await this.repo.invoice(invoice.invoice_id, c)) ?? invoice) : invoice;
   }
 
   /**
-   * The payment events parked for the invoice before it existed (payment-events.ts), applied in the transaction creating
-   * it, each under a savepoint: one that fails stays parked (parked-payment-events.ts sets it aside with the error) and
-   * the invoice is created all the same. (`create` answers the invoice as created: charge() reads it again.)
+   * The payment events parked for the invoice before it existed (payment-events.ts), applied in the transaction creating it, each
+   * under a savepoint: one that fails stays parked (the periodic pass sets it aside) and the invoice is created all the same; how many.
    */
-  private async applyParked(c: PoolClient, invoiceId: string): Promise<void> {
-    for (const eventId of await parkedIdsOf(c, invoiceId)) {
+  private async applyParked(c: PoolClient, invoiceId: string): Promise<number> {
+    const ids = await parkedIdsOf(c, invoiceId);
+    for (const eventId of ids) {
       await c.query("SAVEPOINT parked_payment_event");
       try {
         const ev = await takeParked(c, eventId);
@@ -116,6 +115,7 @@ export class Invoicing {
         this.log.warn({ eventId, invoiceId, err: { message: (err as Error).message } }, "a parked payment event failed with its invoice's creation: left to the periodic pass");
       }
     }
+    return ids.length;
   }
 
   /**
