@@ -49,7 +49,8 @@ export class ServicePool implements ConnectionHolder {
     this.waiting.add(w);
     this.budget.reclaim(this);
     return () => {
-      if (this.waiting.delete(w)) this.budget.withdraw(this);
+      // Its last place in the budget's line goes (the pool's other waiting requests keep theirs).
+      if (this.waiting.delete(w)) this.budget.withdraw(this, true);
     };
   }
 

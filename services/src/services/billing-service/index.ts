@@ -10,6 +10,7 @@
  * isolation.ts; gauges of held charges: billing-metrics.ts (their read: held-charges.ts); pure domain: domain/.
  */
 import { ConfigError, defineService, envList, HttpError, PeriodicDelete, publicServiceName, Type, type ServiceContext } from "../../kit";
+import { FailureStreak } from "../../kit/failure-streak";
 import { BUSINESS_TOPICS } from "../../business/events";
 import { deadLettersCounter, HandlerUnavailableError } from "../../trading/infra/deadLetters";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
@@ -149,10 +150,20 @@ export default defineService({
     // Parked payment events settled a few times within the wait (a pass finding none is one indexed read).
     const parked = new ParkedPaymentEvents(pg, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, setAsideTotal: deadLettersCounter(ctx.metrics.registry), published: () => relay.notify() });
     let passing: Promise<unknown> | undefined;
+    // An outage (PostgreSQL down) fails every pass, up to one a second: one line when it begins, one when it ends.
+    const failures = new FailureStreak();
     const parkedTimer = setInterval(() => {
       passing ??= parked
         .pass()
-        .catch((err: Error) => ctx.log.warn({ err: { message: err.message } }, "pass over parked payment events failed; the next one tries again"))
+        .then(
+          () => {
+            const failedPasses = failures.worked();
+            if (failedPasses > 0) ctx.log.info({ failedPasses }, "passes over parked payment events work again");
+          },
+          (err: Error) => {
+            if (failures.failed()) ctx.log.warn({ err: { message: err.message } }, "pass over parked payment events failed; the next ones try again (no more lines until one works)");
+          },
+        )
         .finally(() => (passing = undefined));
     }, parkedPassIntervalMs(c.BILLING_UNKNOWN_INVOICE_WAIT_MS));
     ctx.onClose(async () => {
