@@ -24,7 +24,7 @@ import type { PaymentEventMsg } from "../../business/events";
 import { deadLetterHeaders, HandlerUnavailableError, PoisonMessageError } from "../../trading/infra/deadLetters";
 import type { BatchMessage } from "../../trading/infra/kafka";
 import type { Billing } from "./billing";
-import { lockWaitMs, nextLookPause, RACE_WINDOW_MS } from "./domain/unknown-invoices";
+import { lockWaitMs, nextLookPause, tooOldToPark } from "./domain/unknown-invoices";
 import { invoiceIdOf, UnknownInvoiceError } from "./invoicing";
 import { parkEvent } from "./parking-data";
 import type { BillingRepo } from "./repo";
@@ -84,7 +84,7 @@ export class PaymentEvents {
   /** Parks `ev` (its invoice unknown) in the batch's transaction; one too old to be a race is set aside at once. */
   private async park(c: PoolClient, m: BatchMessage, ev: PaymentEventMsg): Promise<void> {
     const invoiceId = invoiceIdOf(ev);
-    if (Date.now() - ev.ts > RACE_WINDOW_MS) throw new PoisonMessageError(`${new UnknownInvoiceError(invoiceId, ev).message}: replay it once the invoice exists`);
+    if (tooOldToPark(Date.now() - ev.ts)) throw new PoisonMessageError(`${new UnknownInvoiceError(invoiceId, ev).message}: replay it once the invoice exists`);
     const message = { groupId: this.opts.groupId, topic: m.topic, partition: m.partition, offset: m.offset, key: m.raw.key, value: m.raw.value, headers: deadLetterHeaders(m.raw.headers) };
     if (await parkEvent(c, { eventId: ev.eventId, invoiceId, event: ev, message })) this.log.warn({ eventId: ev.eventId, invoiceId }, PARKED_LINE);
   }

@@ -27,12 +27,19 @@ export const RACE_WINDOW_MS = 60_000;
 export const MIN_LOCK_WAIT_MS = 100;
 
 /**
- * The pause before the next look for an invoice (`looks` made so far, `waitedMs` of the batch's
- * `budgetMs` spent), or undefined: give up now. `eventAgeMs`: the age of the event whose invoice is
- * missing; omitted for a row held by another transaction (any event's row can be).
+ * Whether an event naming an invoice billing does not have is too old to be parked (`eventAgeMs`: by its `ts`,
+ * another host's clock, so it may be negative): set aside at once (payment-events.ts).
  */
-export function nextLookPause(p: { looks: number; waitedMs: number; budgetMs: number; eventAgeMs?: number }): number | undefined {
-  if (p.eventAgeMs !== undefined && p.eventAgeMs > RACE_WINDOW_MS) return undefined;
+export function tooOldToPark(eventAgeMs: number): boolean {
+  return eventAgeMs > RACE_WINDOW_MS;
+}
+
+/**
+ * The pause before the next look at a batch whose row another transaction holds (`looks` made so far,
+ * `waitedMs` of the batch's `budgetMs` spent), or undefined: give up now. (Until session 60 it paced the
+ * looks for an unknown invoice too, which are parked since.)
+ */
+export function nextLookPause(p: { looks: number; waitedMs: number; budgetMs: number }): number | undefined {
   const left = p.budgetMs - p.waitedMs;
   if (left <= 0) return undefined;
   return Math.min(FIRST_PAUSE_MS * 2 ** Math.max(0, p.looks - 1), left);
