@@ -401,18 +401,19 @@ describe("a replica killed mid-job", () => {
   it("a replica stopped mid-job (deploy) gives the job back without spending its attempts", async () => {
     await stopWorkers();
     // One attempt allowed: before, a stop on it failed the job for good (ATTEMPTS_EXHAUSTED "replica stopped").
-    // A short lease: progress is recorded with each renewal (a quarter of it).
-    const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "1", BACKTEST_LEASE_MS: "2000" }), defaultMetrics: false });
+    const replica = await createService(backtestingEngine, { env: env({ BACKTEST_MAX_ATTEMPTS: "1" }), defaultMetrics: false });
     let closed = false;
     try {
       const sub = await replica.app.inject({ method: "POST", url: "/", headers, payload: { ...synthetic, symbols: ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"], period: { start: "2022-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" } } });
       expect(sub.statusCode, sub.body).toBe(202);
       const id = sub.json().id;
       await replica.app.ready();
-      // (The job's rows as last read name what it did instead, if it never shows progress: a CI run once waited here 120 s.)
-      await waitFor("the replica to make progress on the job", async () => {
+      // Stopped as soon as it holds the job, not once a lease renewal has recorded progress: on a fast host the whole
+      // run (4 x 1M bars, about 0.5 s after 1 s of loading) fitted between two renewals, and a CI run waited here for a
+      // progress the job never showed. A stop at any point before its result is written gives the job back.
+      await waitFor("the replica to hold the job", async () => {
         const jobs = (await pool.query("SELECT idx, status, attempts, progress, worker, error FROM bt_jobs WHERE run_id = $1 ORDER BY idx", [id])).rows;
-        if (jobs.filter((j) => j.status === "running" && j.progress > 0 && j.progress < 0.9).length === 1) return true;
+        if (jobs.filter((j) => j.status === "running" && j.progress < 0.9).length === 1) return true;
         throw new Error(`jobs ${JSON.stringify(jobs)}`);
       }, { timeoutMs: 120_000, intervalMs: 20 });
       await replica.close();
