@@ -148,7 +148,7 @@ export default defineService({
       },
     });
     // Parked payment events settled a few times within the wait (a pass finding none is one indexed read).
-    const parked = new ParkedPaymentEvents(pg, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, setAsideTotal: deadLettersCounter(ctx.metrics.registry), published: () => relay.notify() });
+    const parked = new ParkedPaymentEvents(repo, billing, ctx.log, { waitMs: c.BILLING_UNKNOWN_INVOICE_WAIT_MS, setAsideTotal: deadLettersCounter(ctx.metrics.registry), published: () => relay.notify() });
     let passing: Promise<unknown> | undefined;
     // An outage (PostgreSQL down) fails every pass, up to one a second: one line when it begins, one when it ends.
     const failures = new FailureStreak();

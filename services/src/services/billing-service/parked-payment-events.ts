@@ -13,12 +13,13 @@
  */
 import type { Counter } from "prom-client";
 import type { Logger } from "pino";
-import { isTransientError, type PostgresClient, type Queryable } from "../../kit";
+import { isTransientError, type Queryable } from "../../kit";
 import { PoisonMessageError, reasonText, recordDeadLetter } from "../../trading/infra/deadLetters";
 import type { Billing } from "./billing";
 import { MIN_LOCK_WAIT_MS } from "./domain/unknown-invoices";
 import { UnknownInvoiceError } from "./invoicing";
-import { dueParkedIds, invoiceExists, lockParked, takeParked, type ParkedEvent } from "./parking-data";
+import { dueParkedIds, lockParked, takeParked, type ParkedEvent } from "./parking-data";
+import type { BillingRepo } from "./repo";
 
 /** Parked events settled by one pass at most (the next pass takes the rest). */
 const PASS_LIMIT = 100;
@@ -29,7 +30,7 @@ type Settled = { outcome: Outcome; letter?: { parked: ParkedEvent; reason: strin
 
 export class ParkedPaymentEvents {
   constructor(
-    private readonly pg: PostgresClient,
+    private readonly repo: BillingRepo,
     private readonly billing: Billing,
     private readonly log: Logger,
     private readonly opts: { waitMs: number; setAsideTotal: Counter<"consumer_group" | "topic">; published: () => void },
@@ -38,7 +39,7 @@ export class ParkedPaymentEvents {
   /** One pass: how many parked events it applied and set aside. */
   async pass(): Promise<{ applied: number; setAside: number }> {
     const done = { applied: 0, setAside: 0 };
-    for (const eventId of await dueParkedIds(this.pg, this.opts.waitMs, PASS_LIMIT)) {
+    for (const eventId of await dueParkedIds(this.repo.pg, this.opts.waitMs, PASS_LIMIT)) {
       const settled = await this.settle(eventId);
       if (!settled) continue;
       if (settled.outcome === "applied" || settled.outcome === "published") done.applied++;
@@ -58,10 +59,10 @@ export class ParkedPaymentEvents {
     try {
       // A row held by another transaction (the invoice's subscription) is waited for at most the wait: then the next pass.
       const lockTimeout = { begin: `SET LOCAL lock_timeout = ${Math.max(MIN_LOCK_WAIT_MS, this.opts.waitMs)}` };
-      return await this.pg.transaction(async (tx): Promise<Settled | undefined> => {
+      return await this.repo.pg.transaction(async (tx): Promise<Settled | undefined> => {
         const parked = await lockParked(tx, eventId);
         if (!parked) return undefined;
-        if (await invoiceExists(tx, parked.invoiceId)) {
+        if (await this.repo.invoice(parked.invoiceId, tx)) {
           const any = await this.billing.onPaymentEvent(tx, parked.event);
           await takeParked(tx, eventId);
           return { outcome: any ? "published" : "applied" };
@@ -76,7 +77,7 @@ export class ParkedPaymentEvents {
         return undefined;
       }
       // Its invoice exists, yet it cannot be applied: set aside with the error, as the consumer sets aside such a message.
-      return this.pg.transaction(async (tx) => {
+      return this.repo.pg.transaction(async (tx) => {
         const parked = await lockParked(tx, eventId);
         return parked && setAside(tx, parked, reasonText(err));
       });

@@ -85,11 +85,6 @@ export async function takeParked(c: Q, eventId: string): Promise<PaymentEventMsg
   return (await c.query<{ event: PaymentEventMsg }>("DELETE FROM bil_parked_payment_events WHERE event_id = $1 RETURNING event", [eventId])).rows[0]?.event;
 }
 
-/** Whether billing has the invoice (committed, or written by this transaction). */
-export async function invoiceExists(c: Q, invoiceId: string): Promise<boolean> {
-  return ((await c.query("SELECT 1 FROM bil_invoices WHERE invoice_id = $1", [invoiceId])).rowCount ?? 0) > 0;
-}
-
 /** Forgets that the event was applied (bil_processed_events), within the transaction that marked it: it is parked instead. */
 export async function unmarkProcessed(c: Q, eventId: string): Promise<void> {
   await c.query("DELETE FROM bil_processed_events WHERE event_id = $1", [eventId]);
