@@ -7,13 +7,44 @@
  */
 import type { ClickHouseKitClient } from "./client";
 
-/** Mutations of `table` ClickHouse has not finished (one that keeps failing stays here until killed). */
-export async function unfinishedMutations(ch: ClickHouseKitClient, table: string): Promise<number> {
-  const rows = await ch.query<{ n: string | number }>(
-    `SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND table = {table:String} AND is_done = 0`,
-    { table },
+/** A mutation ClickHouse has not finished, as system.mutations shows it. */
+export interface UnfinishedMutation {
+  table: string;
+  mutationId: string;
+  command: string;
+  /** Seconds since it was issued, by the server's clock. */
+  ageS: number;
+  /**
+   * Why its latest attempt failed: "" while none has; undefined where the server does not tell (Debian's
+   * 18.16: its system.mutations has no latest_fail_reason, so a failing mutation looks like a slow one).
+   */
+  failReason: string | undefined;
+}
+
+/** Whether a client's server has system.mutations.latest_fail_reason, asked once a client. */
+const failReasonColumn = new WeakMap<ClickHouseKitClient, boolean>();
+
+/**
+ * The mutations of `tables` ClickHouse has not finished (one that keeps failing stays listed until
+ * killed, or on 18.16, which has no KILL MUTATION, until its file is removed).
+ */
+export async function unfinishedMutationsOf(ch: ClickHouseKitClient, tables: readonly string[]): Promise<UnfinishedMutation[]> {
+  let tellsReason = failReasonColumn.get(ch);
+  if (tellsReason === undefined) {
+    tellsReason = (await ch.query("SELECT name FROM system.columns WHERE database = 'system' AND table = 'mutations' AND name = 'latest_fail_reason'")).length > 0;
+    failReasonColumn.set(ch, tellsReason);
+  }
+  const rows = await ch.query<{ table: string; mutation_id: string; command: string; age_s: number | string; reason: string }>(
+    `SELECT table, mutation_id, command, toUnixTimestamp(now()) - toUnixTimestamp(create_time) AS age_s, ${tellsReason ? "latest_fail_reason" : "''"} AS reason
+       FROM system.mutations WHERE database = currentDatabase() AND has({tables:Array(String)}, table) AND is_done = 0`,
+    { tables: [...tables] },
   );
-  return Number(rows[0]?.n ?? 0);
+  return rows.map((m) => ({ table: m.table, mutationId: m.mutation_id, command: m.command, ageS: Number(m.age_s), failReason: tellsReason ? m.reason : undefined }));
+}
+
+/** How many mutations of `table` ClickHouse has not finished (unfinishedMutationsOf's). */
+export async function unfinishedMutations(ch: ClickHouseKitClient, table: string): Promise<number> {
+  return (await unfinishedMutationsOf(ch, [table])).length;
 }
 
 /** The UTC month of `at` as toYYYYMM gives it (a partition id): 202612. */

@@ -25,7 +25,7 @@
  *    replayed) tells nothing a missing row does not, and goes at any pass.
  */
 import { Gauge, type Registry } from "prom-client";
-import { clickhouseDateTime, type ClickHouseKitClient, type Queryable } from "../../kit";
+import { clickhouseDateTime, type ClickHouseKitClient, type Queryable, type UnfinishedMutation, unfinishedMutationsOf } from "../../kit";
 
 export const LETTERS = "consumer_dead_letters";
 export const LETTER_IDS = "consumer_dead_letter_ids";
@@ -75,17 +75,6 @@ export function stuckMutationsGauge(registry: Registry): Gauge<"table"> {
   });
 }
 
-/** An unfinished mutation of a retention table, as system.mutations shows it. */
-interface UnfinishedMutation {
-  table: string;
-  mutation_id: string;
-  command: string;
-  /** Seconds since it was issued, by the server's clock. */
-  age_s: number | string;
-  /** Why its last attempt failed, "" when it has not failed or the server does not tell (18.16). */
-  reason: string;
-}
-
 export class ClickHouseLetterRetention {
   /**
    * Whether ids of deleted letters may be left: after the letters' delete, and at the start (a pass
@@ -93,8 +82,6 @@ export class ClickHouseLetterRetention {
    */
   private idsDue = true;
   private running: Promise<RetentionPass> | undefined;
-  /** Whether the server's system.mutations has latest_fail_reason (not 18.16's), once known. */
-  private failReasonColumn: boolean | undefined;
 
   constructor(
     private readonly ch: ClickHouseKitClient,
@@ -128,7 +115,7 @@ export class ClickHouseLetterRetention {
   private async passAt(now: Date): Promise<RetentionPass> {
     const done: RetentionPass = { mutations: [], ledgerRows: 0 };
     // A delete still under way (or failing: it stays listed until killed) is not issued again behind it.
-    const unfinished = await this.unfinishedMutations();
+    const unfinished = await unfinishedMutationsOf(this.ch, [LETTERS, LETTER_IDS]);
     this.report(unfinished);
     if (unfinished.length > 0) return done;
     const lettersCutoff = clickhouseDateTime(now.getTime() - this.days.letters * DAY_MS); // (as the writers stamp `created_at`: trading/infra/deadLetters.ts)
@@ -152,29 +139,19 @@ export class ClickHouseLetterRetention {
     return done;
   }
 
-  private async unfinishedMutations(): Promise<UnfinishedMutation[]> {
-    this.failReasonColumn ??=
-      (await this.ch.query("SELECT name FROM system.columns WHERE database = 'system' AND table = 'mutations' AND name = 'latest_fail_reason'")).length > 0;
-    return this.ch.query<UnfinishedMutation>(
-      `SELECT table, mutation_id, command, toUnixTimestamp(now()) - toUnixTimestamp(create_time) AS age_s, ${this.failReasonColumn ? "latest_fail_reason" : "''"} AS reason
-         FROM system.mutations WHERE database = currentDatabase() AND table IN ({letters:String}, {ids:String}) AND is_done = 0`,
-      { letters: LETTERS, ids: LETTER_IDS },
-    );
-  }
-
   /** The stuck mutations (RetentionWatch) to the watch's gauge, and to its log when there are any. */
   private report(unfinished: UnfinishedMutation[]): void {
     if (!this.watch) return;
     const after = this.watch.stuckAfterS ?? 3_600;
-    const stuck = unfinished.filter((m) => m.reason !== "" || Number(m.age_s) >= after);
+    const stuck = unfinished.filter((m) => !!m.failReason || m.ageS >= after);
     for (const table of [LETTERS, LETTER_IDS]) this.watch.stuck.set({ table }, stuck.filter((m) => m.table === table).length);
     if (stuck.length === 0) return;
     const mutations = stuck.map((m) => ({
       table: m.table,
-      mutationId: m.mutation_id,
+      mutationId: m.mutationId,
       command: m.command,
-      unfinishedSeconds: Number(m.age_s),
-      reason: m.reason || (this.failReasonColumn ? "none told yet" : "not told by this server (its system.mutations has no latest_fail_reason, as 18.16's): see its log"),
+      unfinishedSeconds: m.ageS,
+      reason: m.failReason || (m.failReason === "" ? "none told yet" : "not told by this server (its system.mutations has no latest_fail_reason, as 18.16's): see its log"),
     }));
     this.watch.log.error({ mutations }, "a ClickHouse dead-letter retention mutation failed or is stuck: no retention of the letters, their ids or their ledger until it is removed (README: Retention, ClickHouse's consumer_dead_letters)");
   }
