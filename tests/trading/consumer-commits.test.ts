@@ -14,6 +14,7 @@ import { createService, defineService, type Service } from "../../services/src/k
 import { runPostgresMigrations } from "../../services/src/migrations";
 import { COMMIT_INTERVAL_MS, consumeBatches, consumerEnv } from "../../services/src/trading/infra/kafka";
 import { sleep, waitUntil } from "./e2e-helpers";
+import { onEachNewConsumer } from "../helpers/consumer-events";
 import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 
 const srv = useServers("postgres", "kafka");
@@ -37,12 +38,7 @@ const consumerUnderTest = defineService({
   config: consumerEnv,
   async register(ctx) {
     // Count the consumer's commits (kafkajs reports each one it sends).
-    const create = ctx.app.kafka.consumer.bind(ctx.app.kafka);
-    ctx.app.kafka.consumer = (config) => {
-      const c = create(config);
-      c.on(c.events.COMMIT_OFFSETS, () => commits++);
-      return c;
-    };
+    onEachNewConsumer(ctx.app.kafka, (c) => c.on(c.events.COMMIT_OFFSETS, () => commits++));
     await consumeBatches(ctx, {
       groupId: GROUP,
       topics: [TOPIC],

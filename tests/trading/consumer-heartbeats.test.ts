@@ -13,6 +13,7 @@ import { createService, defineService, type Service } from "../../services/src/k
 import { createTopicsReady } from "../../services/src/kit/datastores/kafka";
 import { consumeBatches, consumerEnv } from "../../services/src/trading/infra/kafka";
 import { sleep, waitUntil } from "./e2e-helpers";
+import { onEachNewConsumer } from "../helpers/consumer-events";
 
 const srv = useServers("postgres", "kafka");
 const TOPIC = `test.heartbeats.${randomBytes(4).toString("hex")}`;
@@ -31,12 +32,7 @@ const slowConsumer = defineService({
   config: consumerEnv,
   async register(ctx) {
     // Count the member's joins (kafkajs reports each one): an eviction makes it join again.
-    const create = ctx.app.kafka.consumer.bind(ctx.app.kafka);
-    ctx.app.kafka.consumer = (config) => {
-      const c = create(config);
-      c.on(c.events.GROUP_JOIN, () => joins++);
-      return c;
-    };
+    onEachNewConsumer(ctx.app.kafka, (c) => c.on(c.events.GROUP_JOIN, () => joins++));
     await consumeBatches(ctx, {
       groupId: GROUP,
       topics: [TOPIC],
