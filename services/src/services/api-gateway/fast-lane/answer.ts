@@ -170,8 +170,14 @@ export function wholeAnswer(a: AnswerHead, upstream: Record<string, string | str
     if (own["content-type"] === undefined) own["content-type"] = upstream ? "application/octet-stream" : "application/json; charset=utf-8";
     own["content-length"] = String(body.length);
   }
-  const head = Buffer.from(`${headLines(a, own)}\r\n`, "latin1");
-  return noBody || body.length === 0 ? head : Buffer.concat([head, body], head.length + body.length);
+  const head = `${headLines(a, own)}\r\n`;
+  if (noBody || body.length === 0) return Buffer.from(head, "latin1");
+  // Head and body written into one buffer (not the head's own buffer, then both copied by Buffer.concat): latin1
+  // is a byte a character, so the head's length is its size.
+  const whole = Buffer.allocUnsafe(head.length + body.length);
+  whole.write(head, 0, "latin1");
+  body.copy(whole, head.length);
+  return whole;
 }
 
 /** The head of a streamed answer: the upstream's Content-Length when it gave one, else chunked (`chunked` true: frame each write). */
