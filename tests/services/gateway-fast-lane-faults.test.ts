@@ -51,6 +51,10 @@ function exchange(path: string, throwOnAnswer: boolean) {
       ended.failure = err;
       done();
     },
+    notSent(e) {
+      ended.failure = e;
+      done();
+    },
     broken(err) {
       ended.broken = err;
       done();

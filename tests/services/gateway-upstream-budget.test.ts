@@ -88,6 +88,7 @@ function laneGet(lane: UpstreamPool, path: string): Promise<{ status: number; bo
       onStream: () => reject(new Error("no streamed answer expected")),
       onFailure: (err) => reject(err),
       broken: (err) => reject(err as Error),
+      notSent: (e) => reject(e),
     };
     lane.send(new URL(base), x);
   });
@@ -214,6 +215,7 @@ describe("a lane request whose client went away while it waited for a connection
         onStream: () => outcomes.push("streamed"),
         onFailure: () => outcomes.push("failed"),
         broken: () => outcomes.push("broken"),
+        notSent: () => outcomes.push("not sent"),
       }),
     );
     for (const sent of dead) sent.abandon();

@@ -11,6 +11,8 @@ import { ConnectionBudget, type ConnectionHolder } from "../../services/src/serv
 function holder(budget: ConnectionBudget, idle = 0) {
   const h = {
     granted: 0,
+    /** Times its queue was closed (the budget's closeQueues). */
+    queuesClosed: 0,
     idle,
     closeIdle(): boolean {
       if (h.idle === 0) return false;
@@ -19,7 +21,7 @@ function holder(budget: ConnectionBudget, idle = 0) {
       return true;
     },
   };
-  const pool: ConnectionHolder = { granted: () => void h.granted++, closeIdle: () => h.closeIdle() };
+  const pool: ConnectionHolder = { granted: () => void h.granted++, closeIdle: () => h.closeIdle(), closeQueue: () => void h.queuesClosed++ };
   budget.join(pool);
   return { h, pool };
 }

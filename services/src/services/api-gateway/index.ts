@@ -25,7 +25,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import { catalog, type ServiceDefinition } from "../../catalog";
-import { addressBucketOf, defineService, errorBody, HttpError, installAnswerHeaders, jwtKey, pathOf, peerBaseUrl, siteBucketOf } from "../../kit";
+import { addressBucketOf, afterGrace, defineService, errorBody, HttpError, installAnswerHeaders, jwtKey, pathOf, PEER_CLOSE_GRACE_MS, peerBaseUrl, siteBucketOf } from "../../kit";
 import { Authenticator, type Auth } from "./authenticate";
 import { config } from "./config";
 import { GatewayLimits } from "./limits";
@@ -74,7 +74,8 @@ export default defineService({
     });
     const authenticator = new Authenticator({ key: jwtKey(cfg.JWT_SECRET), maxTokenAgeS: cfg.ACCESS_TOKEN_MAX_AGE_S, redis, peers: ctx.peers, states, limits });
 
-    const upstreams = new Upstreams({ connections: UPSTREAM_CONNECTIONS, keepAliveTimeoutMs: 30_000, sendTimeoutMs: cfg.CLIENT_SEND_TIMEOUT_MS });
+    // A request still waiting for a connection PEER_CLOSE_GRACE_MS into the close: 503 SHUTTING_DOWN (./upstream-budget.ts closeQueues).
+    const upstreams = new Upstreams({ connections: UPSTREAM_CONNECTIONS, keepAliveTimeoutMs: 30_000, sendTimeoutMs: cfg.CLIENT_SEND_TIMEOUT_MS, closing: afterGrace(ctx.closing, PEER_CLOSE_GRACE_MS) });
     ctx.onClose(() => upstreams.close());
 
     // One usage event per /api/ request when the event stream is configured (usage.ts).

@@ -8,117 +8,80 @@
  * aborted request only when it reaches a connection, and aborting it there closes that connection), so a
  * burst of abandoned requests delayed the live ones behind it. Here a request leaves the queue the moment its
  * client is gone (`acquire`'s cancel), and a connection goes to a live request only.
+ *
+ * The budget's protocol (idle connections, the queue, a connection freed for the pool waiting longer) is
+ * ./budgeted-pool.ts's, the lane's pool's too; here is what is undici's: a Client opened, given, destroyed.
  */
 import { Client } from "undici";
-import type { ConnectionBudget, ConnectionHolder } from "./upstream-budget";
+import { BudgetedPool, type PoolMembers } from "./budgeted-pool";
+import type { ConnectionBudget } from "./upstream-budget";
+import { notForwarded } from "./upstream-errors";
 
 /** A request waiting for a connection. */
 interface Waiting {
   start(client: Client): void;
-  /** No connection will come: the pool was closed (the gateway's own close; its requests are over by then). */
+  /** No connection will come: the gateway is closing (its 503 SHUTTING_DOWN: ./upstream-errors.ts notForwarded). */
   fail(err: Error): void;
 }
 
-export class ServicePool implements ConnectionHolder {
-  /** Clients without a request (their connection kept alive, or closed by the upstream and reopened on the next request). */
-  private readonly idle: Client[] = [];
-  /** Requests waiting for a connection, in order (a Set: one leaves from anywhere when its client goes away). */
-  private readonly waiting = new Set<Waiting>();
-  private readonly clients = new Set<Client>();
-  private closed = false;
+export class ServicePool implements PoolMembers<Client, Waiting> {
+  private readonly slots: BudgetedPool<Client, Waiting>;
 
   constructor(
     private readonly origin: string,
-    private readonly budget: ConnectionBudget,
+    budget: ConnectionBudget,
     private readonly keepAliveTimeoutMs: number,
   ) {
-    budget.join(this);
+    this.slots = new BudgetedPool(budget, this);
   }
 
   /**
-   * Runs `start` with a connection of its own, now or once one is free (`fail` if the pool is closed first);
+   * Runs `start` with a connection of its own, now or once one is free (`fail` if the gateway closes first);
    * the request ends with `release` (its answer's end, or its failure). Returns the way to drop it from the
-   * queue while it waits (its client gone): undefined when started at once.
+   * queue while it waits (its client gone): undefined when started (or failed) at once.
    */
   acquire(start: (client: Client) => void, fail: (err: Error) => void): (() => void) | undefined {
-    if (this.closed) return void fail(this.closedError());
-    const c = this.idle.pop();
+    const c = this.slots.now();
     if (c) return void start(c);
-    if (this.budget.take(this)) return void start(this.newClient());
     const w: Waiting = { start, fail };
-    this.waiting.add(w);
-    this.budget.reclaim(this);
-    return () => {
-      // Its last place in the budget's line goes (the pool's other waiting requests keep theirs).
-      if (this.waiting.delete(w)) this.budget.withdraw(this, true);
-    };
+    if (!this.slots.wait(w)) return undefined;
+    // Its last place in the budget's line goes (the pool's other waiting requests keep theirs).
+    return () => this.slots.leaveQueue(w);
   }
 
   /** The request on `client` ended: the client to the pool waiting longest (the lane's: closed for it), or this pool's next request, or idle. */
   release(client: Client): void {
-    if (!this.clients.has(client)) return;
-    const first = this.budget.next;
-    if (this.closed || (first !== undefined && first !== this)) return void this.drop(client);
-    const w = this.nextWaiting();
-    if (w) {
-      this.budget.withdraw(this);
-      return w.start(client);
-    }
-    this.idle.push(client);
-  }
-
-  granted(): void {
-    const w = this.nextWaiting();
-    if (!w || this.closed) return this.budget.give();
-    w.start(this.newClient());
-  }
-
-  closeIdle(): boolean {
-    const c = this.idle.shift();
-    if (!c) return false;
-    void this.drop(c);
-    return true;
+    if (this.slots.holds(client)) this.slots.release(client);
   }
 
   /** Connections held (open, or to be reopened by their client on its next request). */
   get size(): number {
-    return this.clients.size;
+    return this.slots.size;
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.budget.leave(this);
-    const waiting = [...this.waiting];
-    this.waiting.clear();
-    for (const w of waiting) w.fail(this.closedError());
-    const idle = this.idle.splice(0);
-    await Promise.all(idle.map((c) => this.drop(c)));
+    await Promise.all(this.slots.close().map((c) => this.destroyed(c)));
   }
 
-  private closedError(): Error {
-    return new Error(`the gateway's connections to ${this.origin} are closed`);
+  open(): Client {
+    return new Client(this.origin, { pipelining: 1, keepAliveTimeout: this.keepAliveTimeoutMs });
   }
 
-  private nextWaiting(): Waiting | undefined {
-    for (const w of this.waiting) {
-      this.waiting.delete(w);
-      return w;
-    }
-    return undefined;
+  hand(w: Waiting, client: Client): void {
+    w.start(client);
   }
 
-  private newClient(): Client {
-    const c = new Client(this.origin, { pipelining: 1, keepAliveTimeout: this.keepAliveTimeoutMs });
-    this.clients.add(c);
-    return c;
+  refuse(w: Waiting): void {
+    w.fail(notForwarded());
   }
 
   /** Closes `client`; its slot is given back once its socket is closed (the service sees it gone first). */
-  private drop(client: Client): Promise<void> {
-    this.clients.delete(client);
-    return client.destroy().then(
-      () => this.budget.give(),
-      () => this.budget.give(),
-    );
+  retire(client: Client): void {
+    void this.destroyed(client);
+  }
+
+  private destroyed(client: Client): Promise<void> {
+    const forget = () => this.slots.forget(client);
+    return client.destroy().then(forget, forget);
   }
 }

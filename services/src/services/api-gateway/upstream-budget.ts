@@ -29,6 +29,8 @@ export interface ConnectionHolder {
   granted(): void;
   /** Closes one of its idle connections (its slot given back once closed); false when it has none. */
   closeIdle(): boolean;
+  /** Refuses every request of its own waiting for a connection (the budget's `closeQueues`), their places in its line withdrawn. */
+  closeQueue(): void;
 }
 
 export class ConnectionBudget {
@@ -37,8 +39,28 @@ export class ConnectionBudget {
   /** One entry per connection a pool waits for, in the order asked. */
   private readonly waiting: ConnectionHolder[] = [];
   private readonly holders = new Set<ConnectionHolder>();
+  /** The gateway is closing (`closeQueues`): a slot is taken while one is free, never waited for. */
+  private closing = false;
 
   constructor(readonly size: number) {}
+
+  /**
+   * The gateway is closing: every pool's requests waiting for a connection are refused now (their clients
+   * answered 503 SHUTTING_DOWN: nothing was sent, another replica answers it sent again), and any later one
+   * that finds no slot free at once. Until session 61 they waited: the close waited for them (their client
+   * connections open) until a connection came free, or until the process was ended under them
+   * (SHUTDOWN_TIMEOUT_MS); and a pool closed with requests in its queue failed the Fastify path's with a plain
+   * Error (a 500) and dropped the lane's unanswered.
+   */
+  closeQueues(): void {
+    this.closing = true;
+    for (const h of [...this.holders]) h.closeQueue();
+  }
+
+  /** Whether `closeQueues` was called: a pool refuses a request rather than queue it. */
+  get queuesClosed(): boolean {
+    return this.closing;
+  }
 
   /** `h` draws on this budget (`reclaim` asks it for idle connections). */
   join(h: ConnectionHolder): void {
@@ -52,14 +74,15 @@ export class ConnectionBudget {
 
   /**
    * A slot for one new connection of `h`'s now (true), or `h` queued for the next one given back (false: then
-   * `reclaim`, once `h` has queued what waits). (A slot given back goes straight to a waiting pool: while any
-   * waits, none is free.)
+   * `reclaim`, once `h` has queued what waits; once the queues are closed, false without queuing). (A slot
+   * given back goes straight to a waiting pool: while any waits, none is free.)
    */
   take(h: ConnectionHolder): boolean {
     if (this.held < this.size) {
       this.held++;
       return true;
     }
+    if (this.closing) return false;
     this.waiting.push(h);
     return false;
   }
@@ -100,12 +123,22 @@ export class ConnectionBudget {
 /** Each service's budget, by host:port: one instance for the gateway's two ways (./upstreams.ts UpstreamAnswerTimes carries it to the lane). */
 export class ConnectionBudgets {
   private readonly budgets = new Map<string, ConnectionBudget>();
+  private closing = false;
 
   constructor(readonly perService: number) {}
 
   of(host: string): ConnectionBudget {
     let b = this.budgets.get(host);
-    if (!b) this.budgets.set(host, (b = new ConnectionBudget(this.perService)));
+    if (!b) {
+      this.budgets.set(host, (b = new ConnectionBudget(this.perService)));
+      if (this.closing) b.closeQueues();
+    }
     return b;
+  }
+
+  /** Every service's budget's `closeQueues` (the gateway's close: ./upstreams.ts), and any budget made after. */
+  closeQueues(): void {
+    this.closing = true;
+    for (const b of this.budgets.values()) b.closeQueues();
   }
 }

@@ -109,13 +109,19 @@ export class Upstreams {
   constructor(
     /**
      * connections: each service's budget, both ways' (./upstream-budget.ts); sendTimeoutMs: how long a streamed
-     * answer waits for a client that takes none of it (CLIENT_SEND_TIMEOUT_MS; none: no bound).
+     * answer waits for a client that takes none of it (CLIENT_SEND_TIMEOUT_MS; none: no bound); closing: aborted
+     * when the gateway's requests still waiting for a connection are answered 503 SHUTTING_DOWN, both ways'
+     * (./upstream-budget.ts closeQueues; ./index.ts: a grace into the gateway's close).
      */
-    private readonly o: { connections: number; keepAliveTimeoutMs: number; sendTimeoutMs?: number },
+    private readonly o: { connections: number; keepAliveTimeoutMs: number; sendTimeoutMs?: number; closing?: AbortSignal },
     readonly answers = new UpstreamAnswerTimes(new ConnectionBudgets(o.connections)),
-  ) {}
+  ) {
+    const closeQueues = () => answers.budgets.closeQueues();
+    if (o.closing?.aborted) closeQueues();
+    else o.closing?.addEventListener("abort", closeQueues, { once: true });
+  }
 
-  /** Resolves with the answer; rejects with UpstreamError when none arrived. */
+  /** Resolves with the answer; rejects with UpstreamError when none arrived (with ./upstream-errors.ts notForwarded's HttpError when the gateway closed before it was sent). */
   send(base: string, req: UpstreamRequest): Promise<UpstreamAnswer> {
     let pool = this.pools.get(base);
     if (!pool) {

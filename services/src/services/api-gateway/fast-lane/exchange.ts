@@ -5,7 +5,7 @@
  * client goes away first. A client past its share of the connections to the service is answered the
  * Fastify path's 429 TOO_MANY_IN_FLIGHT, nothing sent (../upstream-shares.ts: one count with the Fastify path's).
  */
-import { isClosingAnswer, type Identity } from "../../../kit";
+import { isClosingAnswer, type HttpError, type Identity } from "../../../kit";
 import type { Hit } from "../leased-counter";
 import { restartReason } from "../proxy";
 import { upstreamInvalidText, upstreamRestartingText, upstreamUnavailableText } from "../upstream-texts";
@@ -131,7 +131,7 @@ export class LaneExchange implements Exchange {
     this.sent?.abandon();
   }
 
-  private answerError(status: 429 | 502 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
+  private answerError(status: 429 | 502 | 503 | 504, code: string, message: string, drainReason?: string, extra?: Record<string, string>): void {
     this.conn.write(wholeAnswer(this.answerHead(status), undefined, errorBodyOf(this.requestId, code, message), false, extra));
     this.completed(status, drainReason);
     this.finish();
@@ -157,6 +157,12 @@ export class LaneExchange implements Exchange {
     if (!this.placeHeld) return;
     this.placeHeld = false;
     this.d.shares.leave(this.service, this.client);
+  }
+
+  /** The gateway closed while it waited for a connection, nothing sent: the Fastify path's answer to it (kit errors.ts shuttingDown), a drain answer. */
+  notSent(e: HttpError): void {
+    if (!this.settle()) return;
+    this.answerError(503, e.code, e.message, `shutting down: ${e.message}`, e.headers);
   }
 
   /** Ended by a fault of the lane's own (./upstream-pool.ts broken, the timers below): logged, nothing answered, its client's connection closed. */

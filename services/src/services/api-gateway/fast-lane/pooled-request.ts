@@ -2,6 +2,7 @@
  * One request the fast lane's upstream pool (./upstream-pool.ts) carries: on a connection, or waiting for
  * one, and sent once more on a new connection after a refused or closed one.
  */
+import type { HttpError } from "../../../kit";
 import type { UpstreamFailure } from "../upstreams";
 import type { Exchange, PooledAnswer, StreamSink } from "./upstream-exchange";
 import type { BasePool, UpstreamConnection } from "./upstream-pool";
@@ -68,6 +69,12 @@ export class PooledRequest implements Carried, Sent {
   broken(err: unknown): void {
     this.abandoned = true;
     this.x.broken(err);
+  }
+
+  /** No connection will come for it, nothing of it sent: the gateway is closing (BasePool.refuse). */
+  refuse(e: HttpError): void {
+    this.abandoned = true;
+    this.x.notSent(e);
   }
 
   abandon(): void {

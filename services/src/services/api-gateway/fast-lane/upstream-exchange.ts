@@ -2,6 +2,7 @@
  * What the fast lane's upstream pool (./upstream-pool.ts) is given to send and where it answers: its
  * side of one request (./exchange.ts LaneExchange implements it).
  */
+import type { HttpError } from "../../../kit";
 import type { UpstreamFailure } from "../upstreams";
 
 export interface PooledAnswer {
@@ -29,6 +30,8 @@ export interface Exchange {
   onFailure(err: Error, failure: UpstreamFailure, received: boolean, restarting: boolean): void;
   /** A throw out of the lane's own handling of it (a fault, not the upstream's): ended, its client's connection closed. */
   broken(err: unknown): void;
+  /** Never sent: the gateway closed while it waited for a connection (../upstream-errors.ts notForwarded): answered `e`. */
+  notSent(e: HttpError): void;
 }
 
 export interface StreamSink {

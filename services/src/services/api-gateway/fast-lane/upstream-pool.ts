@@ -18,7 +18,9 @@
  * connection; failing again, it is `restarting` when the upstream answered within RESTART_WINDOW_MS.
  */
 import type { Logger } from "pino";
-import type { ConnectionBudget, ConnectionHolder } from "../upstream-budget";
+import { BudgetedPool, type PoolMembers } from "../budgeted-pool";
+import type { ConnectionBudget } from "../upstream-budget";
+import { notForwarded } from "../upstream-errors";
 import type { UpstreamAnswerTimes } from "../upstreams";
 import type { Exchange } from "./upstream-exchange";
 import { PooledRequest, type Sent } from "./pooled-request";
@@ -28,95 +30,71 @@ export type { Sent };
 export { UpstreamConnection };
 
 /**
- * One base's connections. Past the budget a request waits here (`waiting`; the budget queues one slot for
- * each) until a connection comes free or a slot is given back; the one that comes free goes to whichever
- * pool waits longest (the Fastify path's: closed for it). While nothing waits, reusing an idle connection
- * touches the budget only to read that nothing waits.
+ * One base's connections. Past the budget a request waits here (the budget queues one slot for each) until a
+ * connection comes free or a slot is given back; the one that comes free goes to whichever pool waits longest
+ * (the Fastify path's: closed for it). While nothing waits, reusing an idle connection touches the budget only
+ * to read that nothing waits. That protocol is ../budgeted-pool.ts's (the Fastify path's pool's too); here is
+ * what is the lane's: an UpstreamConnection opened, given to a PooledRequest, abandoned.
  */
-export class BasePool implements ConnectionHolder {
-  private readonly idle: UpstreamConnection[] = [];
-  private readonly all = new Set<UpstreamConnection>();
-  private readonly waiting: PooledRequest[] = [];
+export class BasePool implements PoolMembers<UpstreamConnection, PooledRequest> {
+  private readonly slots: BudgetedPool<UpstreamConnection, PooledRequest>;
 
   constructor(
     private readonly port: number,
     private readonly host: string,
     /** This service's connections, the Fastify path's and the lane's (../upstream-budget.ts). */
-    private readonly budget: ConnectionBudget,
+    budget: ConnectionBudget,
     readonly keepAliveTimeoutMs: number,
     /** The gateway's record of each upstream's last answer (../upstreams.ts), keyed by `key` (host:port). */
     readonly answers: UpstreamAnswerTimes,
     readonly key: string,
     readonly log: Logger,
   ) {
-    budget.join(this);
+    this.slots = new BudgetedPool(budget, this);
   }
 
   /** A connection for one exchange, now or when one is free; `fresh`: a new one (a resend, as undici's). */
   acquire(r: PooledRequest, fresh = false): void {
-    const c = fresh ? undefined : this.idle.pop();
-    if (c) return r.take(c);
-    if (this.budget.take(this)) return this.open(r);
-    this.waiting.push(r);
-    this.budget.reclaim(this);
+    const c = this.slots.now(fresh);
+    if (c !== undefined) return r.take(c);
+    this.slots.wait(r);
   }
 
-  /**
-   * `r` gave up while it waited for a connection (its client went away, or its time ran out): out of the queue
-   * and its slot's place in the budget's line with it, at once. Left there, a slot that came for it opened a
-   * connection for nobody, and the other path waited behind it for its turn.
-   */
+  /** `r` gave up while it waited for a connection (its client went away, or its time ran out): ../budgeted-pool.ts leaveQueue. */
   leaveQueue(r: PooledRequest): void {
-    const i = this.waiting.indexOf(r);
-    if (i < 0) return;
-    this.waiting.splice(i, 1);
-    this.budget.withdraw(this, true);
+    this.slots.leaveQueue(r);
   }
 
   release(c: UpstreamConnection): void {
-    const first = this.budget.next;
-    // Another pool waits longer for a slot: this connection closed for it (its slot passes on at `forget`).
-    if (first !== undefined && first !== this) return c.abandon();
-    const next = this.waiting.shift();
-    if (next) {
-      this.budget.withdraw(this);
-      return next.take(c);
-    }
-    this.idle.push(c);
+    this.slots.release(c);
   }
 
+  /** `c` is closed: its slot to the pool waiting longest, whose next request gets a new connection in its place. */
   forget(c: UpstreamConnection): void {
-    if (!this.all.delete(c)) return;
-    const i = this.idle.indexOf(c);
-    if (i >= 0) this.idle.splice(i, 1);
-    // Its slot to the pool waiting longest: this one's next request gets a new connection in its place (`granted`).
-    this.budget.give();
+    this.slots.forget(c);
   }
 
-  granted(): void {
-    const next = this.waiting.shift();
-    if (next) this.open(next);
-    else this.budget.give();
-  }
-
-  closeIdle(): boolean {
-    const c = this.idle.shift();
-    if (!c) return false;
-    c.abandon();
-    return true;
-  }
-
+  /** Its requests still waiting answered 503 SHUTTING_DOWN (../budgeted-pool.ts close); every connection closed, a request's on it too. */
   close(): void {
-    this.budget.leave(this);
-    this.waiting.length = 0;
-    for (const c of [...this.all]) c.abandon();
+    this.slots.close();
+    for (const c of this.slots.connections()) c.abandon();
   }
 
-  /** A new connection for `r`, its slot taken. */
-  private open(r: PooledRequest): void {
-    const c = new UpstreamConnection(this, this.port, this.host);
-    this.all.add(c);
+  open(): UpstreamConnection {
+    return new UpstreamConnection(this, this.port, this.host);
+  }
+
+  hand(r: PooledRequest, c: UpstreamConnection): void {
     r.take(c);
+  }
+
+  /** Closed for another pool, or idle at the close: its slot passes on at `forget`. */
+  retire(c: UpstreamConnection): void {
+    c.abandon();
+  }
+
+  refuse(r: PooledRequest): void {
+    r.refuse(notForwarded());
   }
 }
 
