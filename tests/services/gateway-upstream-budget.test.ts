@@ -7,6 +7,8 @@
  * - More slow requests on both paths than the budget: the upstream never has more connections than the
  *   budget, the excess waits in its pool's queue (nothing refused) and is answered as connections come free.
  * - One path's idle kept-alive connections do not starve the other: one is closed for it at once.
+ * - The gateway closing (closeQueues) or a pool closed: the requests waiting for a connection, either path's, are
+ *   refused 503 SHUTTING_DOWN at once, none sent (until session 61 they waited, or failed with a plain Error).
  * - A Fastify-path request whose client went away while it waited for a connection leaves the queue at once:
  *   a live request queued after a crowd of abandoned ones gets the next connection that comes free (until
  *   session 60 the abandoned ones stayed in undici's queue, each aborted only on reaching a connection, which
@@ -16,6 +18,7 @@ import { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { HttpError } from "../../services/src/kit";
 import { UpstreamPool } from "../../services/src/services/api-gateway/fast-lane/upstream-pool";
 import type { Exchange } from "../../services/src/services/api-gateway/fast-lane/upstream-exchange";
 import { ClientGoneError, Upstreams, type ClosingResponse } from "../../services/src/services/api-gateway/upstreams";
@@ -231,5 +234,50 @@ describe("a lane request whose client went away while it waited for a connection
     await releaseUntil(Promise.all(busy));
     expect(outcomes).toEqual([]);
     expect(accepted).toBe(BUDGET);
+  }, 60_000);
+});
+
+/** How a request ended: "answered", or its refusal's status, code and Retry-After (an HttpError), or its error's message. */
+const outcomeOf = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => "answered",
+    (e: unknown) => (e instanceof HttpError ? `${e.statusCode} ${e.code} retry-after ${e.headers?.["retry-after"]}` : String(e)),
+  );
+const REFUSED = "503 SHUTTING_DOWN retry-after 1";
+
+describe("the gateway closing with requests waiting for a connection (upstream-budget.ts closeQueues, budgeted-pool.ts)", () => {
+  it("every request waiting on either path is refused 503 SHUTTING_DOWN, none sent; one asked after with no slot free is refused at once; the requests on connections are served, their connections kept", async () => {
+    const BUDGET = 2;
+    const { fastify, lane } = gatewayPools(BUDGET);
+    const busy = [fastifySend(fastify, "GET", "/held?busy=0"), laneGet(lane, "/held?busy=1")];
+    await expect.poll(() => held.length, { timeout: 10_000 }).toBe(BUDGET);
+    const waiting = [outcomeOf(fastifySend(fastify, "POST", "/queued?0")), outcomeOf(laneGet(lane, "/queued?1")), outcomeOf(fastifySend(fastify, "GET", "/queued?2"))];
+    await new Promise((r) => setTimeout(r, 50));
+    fastify.answers.budgets.closeQueues();
+    expect(await Promise.all(waiting)).toEqual([REFUSED, REFUSED, REFUSED]);
+    // Asked once the queues are closed, no slot free: refused at once, not queued.
+    expect(await Promise.all([outcomeOf(laneGet(lane, "/late?0")), outcomeOf(fastifySend(fastify, "POST", "/late?1"))])).toEqual([REFUSED, REFUSED]);
+    // The requests on connections are answered; their connections kept (nothing waits for them), and the next request takes one.
+    expect((await releaseUntil(Promise.all(busy))).map((a) => a.status)).toEqual([200, 200]);
+    expect(await fastifySend(fastify, "GET", "/after")).toEqual({ status: 200, body: "/after" });
+    expect(seen.filter((u) => u.startsWith("/queued") || u.startsWith("/late"))).toEqual([]);
+    expect(accepted).toBe(BUDGET);
+  }, 60_000);
+
+  it("a pool closed with requests queued refuses them the same way (until session 61: a plain Error on the Fastify path, a 500; the lane's dropped unanswered)", async () => {
+    const BUDGET = 2;
+    const { fastify, lane } = gatewayPools(BUDGET);
+    const busy = Array.from({ length: BUDGET }, (_, i) => fastifySend(fastify, "POST", `/held?busy=${i}`));
+    await expect.poll(() => held.length, { timeout: 10_000 }).toBe(BUDGET);
+    const waiting = [outcomeOf(fastifySend(fastify, "POST", "/queued?0")), outcomeOf(laneGet(lane, "/queued?1"))];
+    await new Promise((r) => setTimeout(r, 50));
+    lane.close();
+    const closed = fastify.close();
+    expect(await Promise.all(waiting)).toEqual([REFUSED, REFUSED]);
+    // The requests on the closed pool's connections are served to their end, their connections then closed.
+    expect((await releaseUntil(Promise.all(busy))).map((a) => a.status)).toEqual([200, 200]);
+    await closed;
+    await expect.poll(() => open.size, { timeout: 5_000 }).toBe(0);
+    expect(seen.filter((u) => u.startsWith("/queued"))).toEqual([]);
   }, 60_000);
 });
