@@ -26,6 +26,41 @@ async function laneServedConnection(): Promise<KeepAliveClient> {
   return c;
 }
 
+describe("tokens on one kept-alive connection", () => {
+  it("two users' tokens taking turns on one connection (a proxy's pooled connection): each answer is its own user's, lane-served, and a token turned bad is refused", async () => {
+    // (The lane keeps the last token a connection sent and its claims: authenticate.ts TokenMemo.)
+    const email = `lane-other-${Date.now()}@example.com`;
+    const post = (path: string, body: unknown) => fetch(`${rig.lane}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await post("/api/users/register", { email, password: "a long enough password" })).status).toBe(201);
+    const other = ((await (await post("/api/users/login", { email, password: "a long enough password" })).json()) as { accessToken: string }).accessToken;
+    const userOf = (body: { id?: string; email?: string; user?: { id: string; email: string } }) => body.user ?? (body as { id: string; email: string });
+    const mine = userOf(await (await fetch(`${rig.lane}/api/users/me`, { headers: { authorization: `Bearer ${rig.token}` } })).json());
+    const c = await laneServedConnection();
+    const before = await served(rig.lane);
+    const as = (token: string) => ["GET /api/users/me HTTP/1.1", "Host: gw", `Authorization: Bearer ${token}`].join("\r\n") + "\r\n\r\n";
+    const seen: string[] = [];
+    for (const token of [other, rig.token, other, rig.token]) {
+      c.send(as(token));
+      const a = await c.next();
+      expect(a.status).toBe(200);
+      seen.push(userOf(json(a)).email);
+    }
+    expect(seen).toEqual([email, expect.any(String), email, expect.any(String)]);
+    expect(seen[1]).not.toBe(email);
+    expect(await served(rig.lane)).toBe(before + 4);
+    // The same token with a character of its signature changed, right after the good one: not the memo's. (Not the
+    // last character: of a 43-character HMAC-SHA256 signature its two low bits are padding, ignored when decoded.)
+    const at = rig.token.length - 10;
+    const forged = rig.token.slice(0, at) + (rig.token[at] === "A" ? "B" : "A") + rig.token.slice(at + 1);
+    c.send(as(forged));
+    expect((await c.next()).status).toBe(401);
+    c.send(as(rig.token));
+    const again = await c.next();
+    expect([again.status, userOf(json(again)).id]).toEqual([200, mine.id]);
+    c.close();
+  });
+});
+
 describe("hand-over to Fastify", () => {
   it("a fast GET, then a POST with a body, then a GET on one keep-alive connection: each answered, in order", async () => {
     const c = await laneServedConnection();

@@ -14,6 +14,7 @@
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import { clientErrorResponse } from "../../../kit/client-errors";
+import type { TokenMemo } from "../authenticate";
 import { carryOver } from "./handed-over";
 import { headEndsRead, httpCommon, messageOf, newParser, type LlhttpParser } from "./llhttp";
 import type { ColdRequest, LaneRequest, LaneServer } from "./lane-request";
@@ -59,6 +60,8 @@ export class LaneConnection {
     this.exchange?.clientGone();
     this.lane.forget(this);
   };
+  /** The last token this client sent and its claims (../authenticate.ts TokenMemo). */
+  readonly tokens: TokenMemo = { authorization: undefined, claims: undefined };
   /** The lane's request in flight on this connection (told when the client goes away: one listener per connection, not one per request). */
   exchange: { clientGone(): void } | undefined;
 

@@ -128,7 +128,7 @@ export function serveRequest(d: LaneDeps, req: LaneRequest, conn: LaneConnection
   const now = Date.now();
   if (siteKey && !d.limits.canHit(siteKey, now)) return coldLimit(d, req, siteKey, d.limits.o.siteMax);
   const requestId = req.requestId;
-  const auth = d.authenticator.cached(h);
+  const auth = d.authenticator.cached(h, conn.tokens);
   if (!auth) {
     // An API key is verified by Fastify's path alone: a wrong one is counted as a failure per
     // verification (limits.ts admitKeyAttempt), and one here and one there would count it twice.
