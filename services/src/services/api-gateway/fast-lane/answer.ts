@@ -109,17 +109,35 @@ export function headLines(a: AnswerHead, own: Record<string, string | string[]>)
   const security = a.security;
   let head = `HTTP/1.1 ${a.status} ${STATUS_TEXT[a.status] ?? "unknown"}\r\n${lineOf("x-request-id", Object.hasOwn(own, "x-request-id") ? own["x-request-id"] : a.requestId)}`;
   if (a.draining) head += lineOf("connection", Object.hasOwn(own, "connection") ? own.connection : "close");
-  for (const name in security) head += lineOf(name, Object.hasOwn(own, name) ? own[name] : security[name]);
+  // The security headers' lines as one block made once, unless the upstream's answer names one of them (then
+  // line by line, its value in that place): a name looked up in both objects and a line made for each, on
+  // every answer, before.
+  let overridden = false;
+  for (const name of names) if (Object.hasOwn(security, name)) overridden = true;
+  if (!overridden) head += securityBlock(security);
+  else for (const name in security) head += lineOf(name, Object.hasOwn(own, name) ? own[name] : security[name]);
   head += lineOf("x-ratelimit-limit", Object.hasOwn(own, "x-ratelimit-limit") ? own["x-ratelimit-limit"] : String(a.rateLimit.limit));
   head += lineOf("x-ratelimit-remaining", Object.hasOwn(own, "x-ratelimit-remaining") ? own["x-ratelimit-remaining"] : String(a.rateLimit.remaining));
   head += lineOf("x-ratelimit-reset", Object.hasOwn(own, "x-ratelimit-reset") ? own["x-ratelimit-reset"] : String(a.rateLimit.reset));
   for (const name of names) {
-    const placed = name === "x-request-id" || RATE_LIMIT_NAMES.has(name) || (a.draining && name === "connection") || Object.hasOwn(security, name);
+    const placed = name === "x-request-id" || RATE_LIMIT_NAMES.has(name) || (a.draining && name === "connection") || (overridden && Object.hasOwn(security, name));
     if (!placed) head += lineOf(name, own[name]);
   }
   if (!Object.hasOwn(own, "date")) head += `Date: ${utcDate()}\r\n`;
   if (a.draining || Object.hasOwn(own, "connection")) return head;
   return head + (a.close ? "Connection: close\r\n" : `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(a.keepAliveTimeoutMs / 1000)}\r\n`);
+}
+
+let blockSecurity: Readonly<Record<string, string>> | undefined;
+let blockLines = "";
+/** The lines of `security` (the gateway's one set: made again only if another comes). */
+function securityBlock(security: Readonly<Record<string, string>>): string {
+  if (security !== blockSecurity) {
+    let lines = "";
+    for (const name in security) lines += lineOf(name, security[name]);
+    [blockSecurity, blockLines] = [security, lines];
+  }
+  return blockLines;
 }
 
 const RATE_LIMIT_NAMES: ReadonlySet<string> = new Set(["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]);
