@@ -37,7 +37,8 @@ export default defineService({
       joinPartitions: 6, // the executions of every partition fetched together: one transaction
       lingerMs: ctx.config.PM_BATCH_LINGER_MS,
       handle: async (msgs) => {
-        const fills = msgs.map((m) => JSON.parse(m.value) as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
+        // m.json: the value the consumer already parsed and checked against the topic's schema (not parsed again here).
+        const fills = msgs.map((m) => m.json as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
         // Database-only, so run again on a deadlock here rather than redeliver the batch: the cash UPDATE
         // (addCash) takes the accounts' rows in its join's order, not the sorted list's, so two batches
         // sharing two accounts (a partition handed over while its old owner's batch still runs) can deadlock.
