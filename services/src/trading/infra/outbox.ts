@@ -30,7 +30,7 @@
 import { lastResult } from "../../kit/datastores/postgres";
 import type { Pool } from "pg";
 import type { Logger } from "pino";
-import { BIGINT_RE, publishRows, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage, type Sender } from "./outboxRows";
+import { BIGINT_RE, defaultMarkLingerMs, publishRows, TABLE_RE, TRACE_KEY, type Enqueued, type OutboxMessage, type Sender } from "./outboxRows";
 import type { PeriodicDelete } from "../../kit/datastores/periodic-delete";
 import { outboxPruner, type OutboxRetention } from "./outboxRetention";
 
@@ -84,7 +84,7 @@ export class OutboxRelay {
     if (!Number.isSafeInteger(this.batch) || this.batch < 1) throw new Error(`bad outbox batch ${opts.batch}`);
     this.graceMs = opts.graceMs ?? 2000;
     if (!Number.isSafeInteger(this.graceMs) || this.graceMs < 0) throw new Error(`bad outbox grace ${opts.graceMs}`);
-    this.markLingerMs = opts.markLingerMs ?? 50;
+    this.markLingerMs = opts.markLingerMs ?? defaultMarkLingerMs(this.graceMs);
     if (!Number.isSafeInteger(this.markLingerMs) || this.markLingerMs < 0) throw new Error(`bad outbox mark linger ${opts.markLingerMs}`);
     if (opts.retention) this.pruner = outboxPruner(pool, table, log, opts.retention);
   }
@@ -140,8 +140,9 @@ export class OutboxRelay {
 
   /**
    * Marks directly published rows sent, all pending ids in one UPDATE (no transaction: one round
-   * trip), at most once per `markLingerMs`: at 200 orders/s that is a few UPDATEs a second instead of
-   * one per commit. The cost is only a wider window in which a SIGKILL republishes sent rows.
+   * trip), at most once per `markLingerMs` (defaultMarkLingerMs): at 200 orders/s about four UPDATEs
+   * a second instead of one per commit. The cost is only a wider window in which a SIGKILL republishes
+   * sent rows (consumers dedupe on eventId).
    */
   private pumpMarks(): void {
     if (this.markRun) return;
