@@ -1,67 +1,73 @@
 /**
- * portfolio-manager's data access: `pm_accounts`, `pm_positions`, `pm_fills` (set-based statements:
- * one round trip per step for a whole batch of fills). Functions take the pool or a transaction's client.
+ * portfolio-manager's data access: `pm_accounts`, `pm_positions`, `pm_fills` (set-based statements
+ * for a whole batch of fills, in two round trips: readStatements, writeStatements). Functions take the
+ * pool or a transaction's client.
  */
 import { cursorPage, type Queryable } from "../../kit";
+import { parameterLiteral, textLiteral } from "../../kit/datastores/postgres";
 import { D } from "../../trading/decimal";
 import type { FillRecord, PositionKey, PositionState, SymbolTotalsRow } from "./domain";
 import { positionKey } from "./domain";
 
-/** Creates the missing accounts (with the initial cash) and positions of a batch. */
-export async function ensureAccountsAndPositions(tx: Queryable, keys: PositionKey[], initialCash: string): Promise<void> {
+/**
+ * An array as one literal of its parameter's text (kit parameterLiteral), cast to `type`[]: PostgreSQL
+ * reads what it would have read as the parameter, and the statement's text is the same whatever the
+ * batch's size (one pg_stat_statements entry, not one per length).
+ */
+const arrayOf = (values: string[], type: "text" | "numeric" | "bigint") => `${parameterLiteral(values)}::${type}[]`;
+
+/**
+ * The statements of a batch's first round trip, written with literals (arrayOf; quoted with pg's escapeLiteral)
+ * so they travel together, with BEGIN: the missing accounts (with the initial cash) and positions
+ * created, the positions locked in key order (FOR UPDATE), then which of the fills are already
+ * recorded. Each is a statement of its own: the last reads after the lock was granted, so a
+ * concurrent duplicate is seen. Their answers: lockedPositionsOf(each[2]), appliedFillIdsOf(each[3]).
+ */
+export function readStatements(keys: PositionKey[], fillIds: string[], initialCash: string): string[] {
   const users = [...new Set(keys.map((k) => k[0]))].sort();
-  await tx.query("INSERT INTO pm_accounts (user_id, cash) SELECT u, $2::numeric FROM unnest($1::text[]) AS u ON CONFLICT DO NOTHING", [users, initialCash]);
-  await tx.query("INSERT INTO pm_positions (user_id, symbol) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING", [keys.map((k) => k[0]), keys.map((k) => k[1])]);
-}
-
-/** Locks the positions in key order (FOR UPDATE) and returns them by `positionKey`. */
-export async function lockPositions(tx: Queryable, keys: PositionKey[]): Promise<Map<string, PositionState>> {
-  const locked = await tx.query<{ user_id: string; symbol: string; quantity: string; avg_price: string; realized_pnl: string; fees: string }>(
+  const [u, s] = [arrayOf(keys.map((k) => k[0]), "text"), arrayOf(keys.map((k) => k[1]), "text")];
+  return [
+    `INSERT INTO pm_accounts (user_id, cash) SELECT u, ${textLiteral(initialCash)}::numeric FROM unnest(${arrayOf(users, "text")}) AS u ON CONFLICT DO NOTHING`,
+    `INSERT INTO pm_positions (user_id, symbol) SELECT * FROM unnest(${u}, ${s}) ON CONFLICT DO NOTHING`,
     `SELECT p.user_id, p.symbol, p.quantity::text, p.avg_price::text, p.realized_pnl::text, p.fees::text
-       FROM pm_positions p JOIN unnest($1::text[], $2::text[]) AS k(u, s) ON p.user_id = k.u AND p.symbol = k.s
+       FROM pm_positions p JOIN unnest(${u}, ${s}) AS k(u, s) ON p.user_id = k.u AND p.symbol = k.s
       ORDER BY p.user_id, p.symbol FOR UPDATE OF p`,
-    [keys.map((k) => k[0]), keys.map((k) => k[1])],
-  );
-  return new Map(locked.rows.map((r) => [positionKey(r.user_id, r.symbol), { quantity: D(r.quantity), avgPrice: D(r.avg_price), realizedPnl: D(r.realized_pnl), fees: D(r.fees) }]));
+    `SELECT fill_id FROM pm_fills WHERE fill_id = ANY(${arrayOf(fillIds, "text")})`,
+  ];
 }
 
-/** Which of these fills are already recorded (read after the lock, so a concurrent duplicate is seen). */
-export async function appliedFillIds(tx: Queryable, fillIds: string[]): Promise<Set<string>> {
-  const r = await tx.query<{ fill_id: string }>("SELECT fill_id FROM pm_fills WHERE fill_id = ANY($1::text[])", [fillIds]);
-  return new Set(r.rows.map((row) => row.fill_id));
+/** The locked positions (readStatements' third answer) by `positionKey`. */
+export function lockedPositionsOf(rows: unknown[]): Map<string, PositionState> {
+  const locked = rows as { user_id: string; symbol: string; quantity: string; avg_price: string; realized_pnl: string; fees: string }[];
+  return new Map(locked.map((r) => [positionKey(r.user_id, r.symbol), { quantity: D(r.quantity), avgPrice: D(r.avg_price), realizedPnl: D(r.realized_pnl), fees: D(r.fees) }]));
 }
 
-/** Records the applied fills, in the order they were applied (their applied_seq, the listing's tie-breaker: migration 0467). */
-export async function insertFills(tx: Queryable, records: FillRecord[]): Promise<void> {
-  const col = (i: number) => records.map((r) => r[i]);
-  await tx.query(
+/** The fills already recorded (readStatements' fourth answer). */
+export const appliedFillIdsOf = (rows: unknown[]): Set<string> => new Set((rows as { fill_id: string }[]).map((r) => r.fill_id));
+
+/**
+ * The writes of a batch, written with literals to travel in one round trip (with COMMIT): the applied
+ * fills in the order they were applied (their applied_seq, the listing's tie-breaker: migration 0467),
+ * the positions they changed, each user's cash.
+ */
+export function writeStatements(records: FillRecord[], positions: Array<{ key: PositionKey; state: PositionState }>, cash: Array<{ userId: string; delta: string }>): string[] {
+  const ts = records.map((r) => {
+    if (!Number.isSafeInteger(r[10])) throw new Error(`fill ${r[0]}: a time that is not an integer (${r[10]})`);
+    return String(r[10]);
+  });
+  const col = (i: number, type: "text" | "numeric") => arrayOf(records.map((r) => r[i] as string), type);
+  const fields = (["quantity", "avgPrice", "realizedPnl", "fees"] as const).map((field) => arrayOf(positions.map((p) => p.state[field].toFixed()), "numeric"));
+  return [
     `INSERT INTO pm_fills (fill_id, order_id, user_id, symbol, side, quantity, price, fee, realized_pnl, cash_delta, fill_ts)
      SELECT f, o, u, s, sd, q, p, fe, rp, cd, to_timestamp(ts::double precision / 1000)
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[])
+       FROM unnest(${col(0, "text")}, ${col(1, "text")}, ${col(2, "text")}, ${col(3, "text")}, ${col(4, "text")}, ${col(5, "numeric")}, ${col(6, "numeric")}, ${col(7, "numeric")}, ${col(8, "numeric")}, ${col(9, "numeric")}, ${arrayOf(ts, "bigint")})
          WITH ORDINALITY AS x(f, o, u, s, sd, q, p, fe, rp, cd, ts, n)
       ORDER BY n`,
-    Array.from({ length: 11 }, (_, i) => col(i)),
-  );
-}
-
-export async function updatePositions(tx: Queryable, positions: Array<{ key: PositionKey; state: PositionState }>): Promise<void> {
-  await tx.query(
     `UPDATE pm_positions p SET quantity = x.q, avg_price = x.a, realized_pnl = x.r, fees = x.f, updated_at = now()
-       FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[]) AS x(u, s, q, a, r, f)
+       FROM unnest(${arrayOf(positions.map((p) => p.key[0]), "text")}, ${arrayOf(positions.map((p) => p.key[1]), "text")}, ${fields.join(", ")}) AS x(u, s, q, a, r, f)
       WHERE p.user_id = x.u AND p.symbol = x.s`,
-    [
-      positions.map((p) => p.key[0]),
-      positions.map((p) => p.key[1]),
-      ...(["quantity", "avgPrice", "realizedPnl", "fees"] as const).map((field) => positions.map((p) => p.state[field].toFixed())),
-    ],
-  );
-}
-
-export async function addCash(tx: Queryable, deltas: Array<{ userId: string; delta: string }>): Promise<void> {
-  await tx.query("UPDATE pm_accounts a SET cash = a.cash + x.d FROM unnest($1::text[], $2::numeric[]) AS x(u, d) WHERE a.user_id = x.u", [
-    deltas.map((d) => d.userId),
-    deltas.map((d) => d.delta),
-  ]);
+    `UPDATE pm_accounts a SET cash = a.cash + x.d FROM unnest(${arrayOf(cash.map((c) => c.userId), "text")}, ${arrayOf(cash.map((c) => c.delta), "numeric")}) AS x(u, d) WHERE a.user_id = x.u`,
+  ];
 }
 
 export async function accountCash(db: Queryable, userId: string): Promise<string | undefined> {

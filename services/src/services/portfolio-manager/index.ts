@@ -11,7 +11,7 @@ import { TOPICS, type ExecutionMsg } from "../../trading/events";
 import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import * as data from "./data";
 import { portfolioTotals } from "./domain";
-import { applyFills } from "./fills";
+import { applyFillsInTransaction } from "./fills";
 import { registerPortfolioGauges } from "./metrics";
 import { registerRoutes } from "./routes";
 
@@ -40,9 +40,9 @@ export default defineService({
         // m.json: the value the consumer already parsed and checked against the topic's schema (not parsed again here).
         const fills = msgs.map((m) => m.json as ExecutionMsg).filter((m): m is Extract<ExecutionMsg, { type: "fill" }> => m.type === "fill");
         // Database-only, so run again on a deadlock here rather than redeliver the batch: the cash UPDATE
-        // (addCash) takes the accounts' rows in its join's order, not the sorted list's, so two batches
+        // (data.writeStatements) takes the accounts' rows in its join's order, not the sorted list's, so two batches
         // sharing two accounts (a partition handed over while its old owner's batch still runs) can deadlock.
-        if (fills.length) await ctx.app.pg.transaction((tx) => applyFills(tx, fills.map((m) => m.fill), initialCash), { retryConflicts: 3 });
+        if (fills.length) await applyFillsInTransaction(ctx.app.pg, fills.map((m) => m.fill), initialCash, 3);
       },
     });
   },
