@@ -3,7 +3,7 @@
  * (migrations in src/migrations/postgres). Functions take the pool or a transaction's client.
  */
 import { cursorPage, type Queryable } from "../../kit";
-import { executeStatement, executeWith, textArrayLiteral, type CommitWith, type PreparedStatement } from "../../kit/datastores/postgres";
+import { executeStatement, executeWith, parameterLiteral, textArrayLiteral, type CommitWith, type PreparedStatement } from "../../kit/datastores/postgres";
 import { enqueueAndCommit, outboxInsert, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import type { OrderStatus } from "../../trading/orderState";
 import { pairKey } from "./domain";
@@ -154,10 +154,20 @@ export async function setStatus(db: Queryable, orderId: string, status: OrderSta
 }
 
 /** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
+/** The batch's orders locked in order-id order, with the transaction's now() (lockOrdersStatement's text, parameterised). */
+const LOCK_ORDERS = (ids: string) => `SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY(${ids}::uuid[]) ORDER BY order_id FOR UPDATE`;
+
+/** lockOrders as a statement of literals (the array as its parameter's text: parameterLiteral), to travel with BEGIN (`transaction`'s `begin`); its rows: lockedOrdersOf. */
+export const lockOrdersStatement = (orderIds: string[]): string => LOCK_ORDERS(parameterLiteral(orderIds));
+
+/** The rows of lockOrders' statement (or lockOrdersStatement's) by order id, and the transaction's now(). */
+export function lockedOrdersOf(rows: unknown[]): { orders: Map<string, OrderRow>; now: Date } {
+  const locked = rows as (OrderRow & { tx_now: Date })[];
+  return { orders: new Map(locked.map(({ tx_now: _, ...r }) => [r.order_id, r])), now: locked[0]?.tx_now ?? new Date() };
+}
+
 export async function lockOrders(db: Queryable, orderIds: string[]): Promise<{ orders: Map<string, OrderRow>; now: Date }> {
-  const { rows } = await db.query<OrderRow & { tx_now: Date }>("SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", [orderIds]);
-  const now = rows[0]?.tx_now ?? new Date();
-  return { orders: new Map(rows.map(({ tx_now: _, ...r }) => [r.order_id, r])), now };
+  return lockedOrdersOf((await db.query(LOCK_ORDERS("$1"), [orderIds])).rows);
 }
 
 /** Records fills once, in one statement; returns the ids not recorded before (a duplicate delivery is left out). */
@@ -171,15 +181,16 @@ export async function insertFills(db: Queryable, fills: { fillId: string; orderI
   return new Set(ins.rows.map((r) => r.fill_id));
 }
 
-/** Writes the orders' fill totals, status and reject reason in one statement (updated_at: the transaction's now()). */
-export async function updateOrders(db: Queryable, rows: OrderRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await db.query(
-    `UPDATE om_orders o SET filled_quantity = r.filled, avg_fill_price = r.avg, fees = r.fees, status = r.status, reject_reason = r.reason, updated_at = now()
-       FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::text[], $6::text[]) AS r(order_id, filled, avg, fees, status, reason)
-      WHERE o.order_id = r.order_id`,
-    [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)],
-  );
+/**
+ * The UPDATE writing the orders' fill totals, status and reject reason in one statement (updated_at:
+ * the transaction's now()), written with literals (kit parameterLiteral) so that it can share a round
+ * trip (applyExecutions: with the outbox insert and COMMIT).
+ */
+export function updateOrdersStatement(rows: OrderRow[]): string {
+  const [ids, filled, avg, fees, status, reason] = [rows.map((r) => r.order_id), rows.map((r) => r.filled_quantity), rows.map((r) => r.avg_fill_price), rows.map((r) => r.fees), rows.map((r) => r.status), rows.map((r) => r.reject_reason)].map(parameterLiteral);
+  return `UPDATE om_orders o SET filled_quantity = r.filled, avg_fill_price = r.avg, fees = r.fees, status = r.status, reject_reason = r.reason, updated_at = now()
+       FROM unnest(${ids}::uuid[], ${filled}::numeric[], ${avg}::numeric[], ${fees}::numeric[], ${status}::text[], ${reason}::text[]) AS r(order_id, filled, avg, fees, status, reason)
+      WHERE o.order_id = r.order_id`;
 }
 
 /**

@@ -3,13 +3,15 @@
  * the caller's transaction, in a fixed number of statements whatever the batch size: lock the batch's
  * orders (in order-id order, so concurrent transactions never deadlock), record the fills (the ones
  * recorded before come back as duplicates), apply the messages in offset order in memory through the
- * state machine, write every changed order in one UPDATE and every event in one outbox insert.
+ * state machine, write every changed order in one UPDATE and every event in one outbox insert (those
+ * two in one round trip, with COMMIT: applyExecutionsInTransaction).
  * Idempotent: a fill id is recorded once, transitions are guarded, so a redelivered batch changes nothing.
  */
 import type { FastifyBaseLogger } from "fastify";
-import type { Queryable } from "../../kit";
+import type { PostgresClient, Queryable } from "../../kit";
+import { lastResult, type CommitWith } from "../../kit/datastores/postgres";
 import type { ExecutionMsg } from "../../trading/events";
-import { enqueue, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
+import { outboxInsertLiteral, type Enqueued, type OutboxEvent } from "../../trading/infra/outbox";
 import { nextStatus, type OrderEvent } from "../../trading/orderState";
 import * as data from "./data";
 import { fillTotals, orderEvent } from "./domain";
@@ -30,9 +32,16 @@ export interface ExecutionsOutcome {
 }
 
 const orderIdOf = (m: ExecutionMsg) => (m.type === "fill" ? m.fill.orderId : m.orderId);
+/** The batch's orders, each once. */
+const orderIdsOf = (msgs: ExecutionMsg[]) => [...new Set(msgs.map(orderIdOf))];
 
-export async function applyExecutions(c: Queryable, msgs: ExecutionMsg[], log: FastifyBaseLogger): Promise<ExecutionsOutcome> {
-  const { orders, now } = await data.lockOrders(c, [...new Set(msgs.map(orderIdOf))]);
+/**
+ * Applies `msgs` in the transaction `c` is in. `begun`: the transaction began with
+ * lockOrdersStatement(orderIdsOf(msgs)) (its rows `locked`) and its writes go with COMMIT
+ * (applyExecutionsInTransaction); without it, the caller's transaction commits.
+ */
+export async function applyExecutions(c: Queryable, msgs: ExecutionMsg[], log: FastifyBaseLogger, begun?: { locked: unknown[]; commitWith: CommitWith }): Promise<ExecutionsOutcome> {
+  const { orders, now } = begun ? data.lockedOrdersOf(begun.locked) : await data.lockOrders(c, orderIdsOf(msgs));
   const fills = msgs.flatMap((m) => (m.type === "fill" ? [m.fill] : []));
   for (const f of fills) if (!orders.has(f.orderId)) log.warn({ fillId: f.fillId, orderId: f.orderId }, "fill for an unknown order ignored");
   const fresh = await data.insertFills(c, fills.filter((f) => orders.has(f.orderId)));
@@ -64,7 +73,22 @@ export async function applyExecutions(c: Queryable, msgs: ExecutionMsg[], log: F
     changed.add(cur.order_id);
     events.push(orderEvent(upd));
   }
-  await data.updateOrders(c, [...changed].map((id) => orders.get(id)!));
-  const enqueued = await enqueue(c, "om_outbox", events);
+  // The orders' UPDATE and the outbox insert in one round trip (with COMMIT when begun here).
+  const insert = events.length > 0 ? outboxInsertLiteral("om_outbox", events) : undefined;
+  const writes = [...(changed.size > 0 ? [data.updateOrdersStatement([...changed].map((id) => orders.get(id)!))] : []), ...(insert ? [insert.sql] : [])].join(";\n");
+  let enqueued: Enqueued | undefined;
+  if (writes !== "") {
+    const rows = begun ? await begun.commitWith(writes) : lastResult(await c.query(writes));
+    enqueued = insert?.enqueued(rows as { id: string; event_id: string }[]);
+  }
   return { changed: changed.size, enqueued, fillLatencySeconds: latencies };
+}
+
+/**
+ * applyExecutions in a transaction of its own, in three round trips whatever the batch: BEGIN with
+ * the orders' lock, the fills' insert (which of them are new decides the rest), then the orders'
+ * UPDATE and the outbox insert with COMMIT. It was six (BEGIN, four statements one at a time, COMMIT).
+ */
+export function applyExecutionsInTransaction(pg: PostgresClient, msgs: ExecutionMsg[], log: FastifyBaseLogger): Promise<ExecutionsOutcome> {
+  return pg.transaction((c, locked, _each, commitWith) => applyExecutions(c, msgs, log, { locked, commitWith }), { begin: data.lockOrdersStatement(orderIdsOf(msgs)) });
 }

@@ -17,7 +17,7 @@ import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
 import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
-import { applyExecutions } from "./executions";
+import { applyExecutionsInTransaction } from "./executions";
 import { KillSwitchSweeper } from "./kill-switch";
 import { createOrderMetrics } from "./metrics";
 import { registerRoutes } from "./routes";
@@ -88,7 +88,7 @@ export default defineService({
       lingerMs: ctx.config.OM_EXECUTIONS_LINGER_MS,
       handle: async (msgs) => {
         // m.json: the value the consumer already parsed and checked against the topic's schema (not parsed again here).
-        const outcome = await app.pg.transaction((c) => applyExecutions(c, msgs.map((m) => m.json as ExecutionMsg), ctx.log));
+        const outcome = await applyExecutionsInTransaction(app.pg, msgs.map((m) => m.json as ExecutionMsg), ctx.log);
         // Observed once committed: a batch that is retried is not counted twice.
         for (const s of outcome.fillLatencySeconds) metrics.fillLatency.observe(s);
         if (outcome.enqueued !== undefined) relay.notify(outcome.enqueued);

@@ -3,7 +3,7 @@
  * PostgreSQL transaction as the state change (`enqueue`, or `outboxInsert` inside a statement of its
  * own), and hands what it inserted (`Enqueued`) to the relay once committed (outbox.ts).
  */
-import { executeWith, type CommitWith, type PreparedStatement, type Queryable } from "../../kit/datastores/postgres";
+import { executeWith, parameterLiteral, type CommitWith, type PreparedStatement, type Queryable } from "../../kit/datastores/postgres";
 import { traceCarrier, withTraceCarrier } from "../../kit/telemetry/context";
 
 export const BIGINT_RE = /^\d{1,19}$/;
@@ -84,6 +84,17 @@ export async function enqueue(client: Queryable, table: string, events: OutboxEv
   if (events.length === 0) return undefined;
   const insert = outboxInsert(table, events);
   return insert.enqueued((await client.query<{ id: string; event_id: string }>(insert.sql, insert.params)).rows);
+}
+
+/**
+ * outboxInsert written with literals (kit parameterLiteral, as EXECUTE's arguments are), to travel
+ * with other statements in one round trip (a COMMIT's) without a prepared statement.
+ */
+export function outboxInsertLiteral(table: string, events: OutboxEvent[]): { sql: string; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
+  const insert = outboxInsert(table, events);
+  const literals = insert.params.map(parameterLiteral);
+  // One pass over the statement's own text: $1..$4 are its parameters, a literal put in is not read again.
+  return { sql: insert.sql.replace(/\$(\d)::/g, (_, n: string) => `${literals[Number(n) - 1]}::`), enqueued: insert.enqueued };
 }
 
 /** The insert of `table`'s events as a prepared statement (enqueueAndCommit's; among the transaction's `prepared`). */
