@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { countRoundTrips, type RoundTrips } from "../helpers/round-trips";
 import { migratedKitPostgres } from "../helpers/schemas";
 import * as omData from "../../services/src/services/order-management/data";
 import { outboxInsertStatement } from "../../services/src/trading/infra/outbox";
@@ -18,18 +19,12 @@ import type { ExecutionMsg } from "../../services/src/trading/events";
 const srv = useServers("postgres");
 const log = { info() {}, debug() {}, error() {}, warn() {}, child() { return log; } } as unknown as Parameters<typeof applyExecutionsInTransaction>[2];
 let client: PostgresClient;
-/** Messages sent to PostgreSQL (each a round trip) by the pool's clients while counting. */
-let roundTrips = 0;
+/** Messages sent to PostgreSQL (each a round trip) by the pool's clients. */
+let roundTrips: RoundTrips;
 
 beforeAll(async () => {
   client = await migratedKitPostgres(srv.env.POSTGRES_URL, log as unknown as Parameters<typeof createPostgres>[1], 2);
-  client.pool.on("connect", (c) => {
-    const query = c.query.bind(c) as (...args: unknown[]) => unknown;
-    (c as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      roundTrips++;
-      return query(...args);
-    };
-  });
+  roundTrips = countRoundTrips(client);
 }, 300_000);
 
 afterAll(async () => {
@@ -69,9 +64,9 @@ describe("order-management's executions statements", () => {
       fillOf(filled, user, 1, "1", "100"), fillOf(filled, user, 2, "1", "102"), fillOf(partial, user, 1, "1", "99.5"),
       { eventId: `${rejected}:rejected`, type: "order.rejected", orderId: rejected, userId: user, symbol: "BTCUSDT", reason, ts: Date.now() },
     ];
-    roundTrips = 0;
+    roundTrips.reset();
     const outcome = await applyExecutionsInTransaction(client, batch, log);
-    expect(roundTrips).toBe(3);
+    expect(roundTrips.count).toBe(3);
     expect(outcome.changed).toBe(3);
     expect(await orderOf(filled)).toEqual({ status: "filled", filled_quantity: "2", avg_fill_price: "101", fees: "0.02", reject_reason: null });
     expect(await orderOf(partial)).toMatchObject({ status: "partially_filled", filled_quantity: "1", avg_fill_price: "99.5" });
@@ -82,10 +77,10 @@ describe("order-management's executions statements", () => {
     const batchRows = enqueued.filter((e) => e.type !== "order.accepted");
     expect(outcome.enqueued?.messages.map((m) => m.id).sort()).toEqual(batchRows.map((e) => e.id).sort());
 
-    roundTrips = 0;
+    roundTrips.reset();
     const again = await applyExecutionsInTransaction(client, batch, log);
     expect(again).toMatchObject({ changed: 0, enqueued: undefined });
-    expect(roundTrips).toBe(3); // BEGIN with the lock, the fills' insert (all duplicates), COMMIT
+    expect(roundTrips.count).toBe(3); // BEGIN with the lock, the fills' insert (all duplicates), COMMIT
     expect(await orderOf(filled)).toMatchObject({ status: "filled", filled_quantity: "2" });
   });
 });

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useServers } from "../harness/shared";
 import type { createPostgres, PostgresClient } from "../../services/src/kit/datastores/postgres";
+import { countRoundTrips, type RoundTrips } from "../helpers/round-trips";
 import { migratedKitPostgres } from "../helpers/schemas";
 import { applyFills, applyFillsInTransaction } from "../../services/src/services/portfolio-manager/fills";
 import type { Fill } from "../../services/src/trading/types";
@@ -16,18 +17,12 @@ import type { Fill } from "../../services/src/trading/types";
 const srv = useServers("postgres");
 const log = { info() {}, warn() {}, error() {} } as unknown as Parameters<typeof createPostgres>[1];
 let client: PostgresClient;
-/** Messages sent to PostgreSQL (each a round trip) by the pool's clients while counting. */
-let roundTrips = 0;
+/** Messages sent to PostgreSQL (each a round trip) by the pool's clients. */
+let roundTrips: RoundTrips;
 
 beforeAll(async () => {
   client = await migratedKitPostgres(srv.env.POSTGRES_URL, log, 2);
-  client.pool.on("connect", (c) => {
-    const query = c.query.bind(c) as (...args: unknown[]) => unknown;
-    (c as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      roundTrips++;
-      return query(...args);
-    };
-  });
+  roundTrips = countRoundTrips(client);
 }, 300_000);
 
 afterAll(async () => {
@@ -52,9 +47,9 @@ describe("portfolio-manager's batch statements", () => {
   it("applies a batch in two round trips, stores values with quotes and backslashes as given, and a redelivery applies nothing", async () => {
     const who = `u-'\\${randomUUID()}`;
     const batch = [fill(who, "BTCUSDT", 1, "buy", "2", "100"), fill(who, "ETH'USDT\\", 2, "buy", "1.5", "10.25"), fill(who, "BTCUSDT", 3, "sell", "0.5", "110")];
-    roundTrips = 0;
+    roundTrips.reset();
     expect(await applyFillsInTransaction(client, batch, "100000", 0)).toBe(3);
-    expect(roundTrips).toBe(2);
+    expect(roundTrips.count).toBe(2);
     const after = await stateOf(who);
     expect(after.fills.map((f) => f.fill_id)).toEqual(batch.map((f) => f.fillId));
     expect(after.positions).toEqual([
@@ -63,9 +58,9 @@ describe("portfolio-manager's batch statements", () => {
     ]);
     expect(after.fills[0].fill_ts).toEqual(new Date(batch[0].ts));
 
-    roundTrips = 0;
+    roundTrips.reset();
     expect(await applyFillsInTransaction(client, batch, "100000", 0)).toBe(0);
-    expect(roundTrips).toBe(2); // the reads with BEGIN, then COMMIT: no write
+    expect(roundTrips.count).toBe(2); // the reads with BEGIN, then COMMIT: no write
     expect(await stateOf(who)).toEqual(after);
   });
 
