@@ -153,7 +153,6 @@ export async function setStatus(db: Queryable, orderId: string, status: OrderSta
   return (await db.query<OrderRow>(`UPDATE om_orders SET status = $2, updated_at = now() WHERE order_id = $1 RETURNING *`, [orderId, status])).rows[0];
 }
 
-/** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
 /** The batch's orders locked in order-id order, with the transaction's now() (lockOrdersStatement's text, parameterised). */
 const LOCK_ORDERS = (ids: string) => `SELECT *, now() AS tx_now FROM om_orders WHERE order_id = ANY(${ids}::uuid[]) ORDER BY order_id FOR UPDATE`;
 
@@ -166,6 +165,7 @@ export function lockedOrdersOf(rows: unknown[]): { orders: Map<string, OrderRow>
   return { orders: new Map(locked.map(({ tx_now: _, ...r }) => [r.order_id, r])), now: locked[0]?.tx_now ?? new Date() };
 }
 
+/** Locks the orders (in order-id order: concurrent lockers never deadlock) and reads them, with the transaction's timestamp. */
 export async function lockOrders(db: Queryable, orderIds: string[]): Promise<{ orders: Map<string, OrderRow>; now: Date }> {
   return lockedOrdersOf((await db.query(LOCK_ORDERS("$1"), [orderIds])).rows);
 }
