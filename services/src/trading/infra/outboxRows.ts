@@ -31,17 +31,36 @@ export function outboxInsert(
   events: OutboxEvent[],
   first = 1,
 ): { sql: string; params: string[][]; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
+  return insertOf(table, events, () => [`$${first}`, `$${first + 1}`, `$${first + 2}`, `$${first + 3}`]);
+}
+
+/**
+ * outboxInsert written with literals (kit parameterLiteral, as EXECUTE's arguments are), to travel
+ * with other statements in one round trip (a COMMIT's) without a prepared statement.
+ */
+export function outboxInsertLiteral(table: string, events: OutboxEvent[]): { sql: string; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
+  const { sql, enqueued } = insertOf(table, events, (params) => params.map(parameterLiteral));
+  return { sql, enqueued };
+}
+
+/** The insert of `events` into `table`, its four arrays written where `args` puts them (parameters or literals). */
+function insertOf(
+  table: string,
+  events: OutboxEvent[],
+  args: (params: string[][]) => string[],
+): { sql: string; params: string[][]; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
   if (!TABLE_RE.test(table)) throw new Error(`bad outbox table ${table}`);
   // With tracing on, the event is published later in the trace of the request that caused it.
   const trace = traceCarrier();
-  const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
   // The published value; the stored payload is the same JSON unless a trace context rides along.
   const values = events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId }));
   const stored = trace ? events.map((e) => JSON.stringify({ ...e.payload, eventId: e.eventId, [TRACE_KEY]: trace })) : values;
+  const params = [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), stored];
+  const [a, b, c, d] = args(params);
   return {
     sql: `INSERT INTO ${table} (event_id, topic, msg_key, payload)
-     SELECT * FROM unnest($${a}::text[], $${b}::text[], $${c}::text[], $${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id`,
-    params: [events.map((e) => e.eventId), events.map((e) => e.topic), events.map((e) => e.key), stored],
+     SELECT * FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id`,
+    params,
     // Only the rows this statement inserted are the committer's to publish: an event id already in
     // the table (ON CONFLICT DO NOTHING) was enqueued, and is relayed, by whoever inserted it.
     enqueued(rows) {
@@ -84,17 +103,6 @@ export async function enqueue(client: Queryable, table: string, events: OutboxEv
   if (events.length === 0) return undefined;
   const insert = outboxInsert(table, events);
   return insert.enqueued((await client.query<{ id: string; event_id: string }>(insert.sql, insert.params)).rows);
-}
-
-/**
- * outboxInsert written with literals (kit parameterLiteral, as EXECUTE's arguments are), to travel
- * with other statements in one round trip (a COMMIT's) without a prepared statement.
- */
-export function outboxInsertLiteral(table: string, events: OutboxEvent[]): { sql: string; enqueued(rows: { id: string | number; event_id: string }[]): Enqueued | undefined } {
-  const insert = outboxInsert(table, events);
-  const literals = insert.params.map(parameterLiteral);
-  // One pass over the statement's own text: $1..$4 are its parameters, a literal put in is not read again.
-  return { sql: insert.sql.replace(/\$(\d)::/g, (_, n: string) => `${literals[Number(n) - 1]}::`), enqueued: insert.enqueued };
 }
 
 /** The insert of `table`'s events as a prepared statement (enqueueAndCommit's; among the transaction's `prepared`). */
