@@ -16,6 +16,7 @@ import { Gauge, type Registry } from "prom-client";
 import { scheduledJobName, type ServiceDefinition } from "../catalog";
 import type { Queryable } from "./datastores/postgres";
 import { withTimeout } from "./deadline";
+import { FailureStreak } from "./failure-streak";
 
 /** Bound on each bookkeeping write and on the read of a scrape. */
 export const RUNS_TIMEOUT_MS = 2_000;
@@ -179,7 +180,7 @@ export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registr
   const jobs = exportedJobs(host.definition);
   if (jobs.length === 0) return;
   let inflight: Promise<Map<string, JobRunTimes>> | undefined;
-  let failing = false;
+  const failures = new FailureStreak();
   // prom-client collects a registry's metrics concurrently: the three gauges share the read in flight.
   const read = (): Promise<Map<string, JobRunTimes>> => (inflight ??= readOnce().finally(() => (inflight = undefined)));
   const readOnce = (): Promise<Map<string, JobRunTimes>> => {
@@ -187,13 +188,11 @@ export function exportScheduledJobRuns(host: ScheduledJobHost, registry: Registr
     const attempt = db ? withTimeout(new ScheduledJobRuns(db).readMany(jobs), RUNS_TIMEOUT_MS, "the read") : Promise.resolve(new Map<string, JobRunTimes>());
     return attempt.then(
       (times) => {
-        if (failing) host.log.info({ jobs }, "scheduled_job_runs is readable again");
-        failing = false;
+        if (failures.worked() > 0) host.log.info({ jobs }, "scheduled_job_runs is readable again");
         return times;
       },
       (e: unknown) => {
-        if (!failing) host.log.warn({ jobs, err: { message: (e as Error)?.message } }, "cannot read scheduled_job_runs: the scheduled jobs' gauges are left out of /metrics");
-        failing = true;
+        if (failures.failed()) host.log.warn({ jobs, err: { message: (e as Error)?.message } }, "cannot read scheduled_job_runs: the scheduled jobs' gauges are left out of /metrics");
         return new Map<string, JobRunTimes>();
       },
     );

@@ -9,6 +9,7 @@
  *   await withHubLock({ baseUrl, name: "daily-report", owner: os.hostname(), ttlMs: 30_000 }, async (lock) => { ... });
  */
 import { randomUUID } from "node:crypto";
+import { FailureStreak } from "../../kit/failure-streak";
 import type { Health } from "./registry";
 
 interface Log {
@@ -42,7 +43,7 @@ export interface HeartbeatOptions {
 export function startHeartbeat(opts: HeartbeatOptions): { stop(): Promise<void>; beat(): Promise<void> } {
   const interval = opts.intervalMs ?? 5_000;
   const path = `/instances/${encodeURIComponent(opts.service)}/${encodeURIComponent(opts.id)}`;
-  let failing = false;
+  const failures = new FailureStreak();
   let stopped = false;
   const beat = async () => {
     try {
@@ -55,10 +56,9 @@ export function startHeartbeat(opts: HeartbeatOptions): { stop(): Promise<void>;
         ttlMs: interval * 3,
       });
       if (r.status >= 300) throw new Error(`central-hub answered ${r.status}`);
-      failing = false;
+      failures.worked();
     } catch (e) {
-      if (!failing) opts.log?.warn({ err: { message: (e as Error).message } }, "central-hub heartbeat failed (will retry)");
-      failing = true;
+      if (failures.failed()) opts.log?.warn({ err: { message: (e as Error).message } }, "central-hub heartbeat failed (will retry)");
     }
   };
   const timer = setInterval(() => void beat(), interval);
