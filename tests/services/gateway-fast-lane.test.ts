@@ -56,6 +56,32 @@ describe("answers through the lane are Fastify's", () => {
     expect(a.lines[1]).toEqual(["connection", "close"]);
   });
 
+  it("an answer to a request begun before the drain closes its connection too, through the lane as through Fastify", async () => {
+    const [lane, plain] = [await rig.gateway({}), await rig.gateway({ GATEWAY_FAST_LANE: "false" })];
+    await laneAnswer(lane, get("/api/portfolio/echo?d=2"));
+    const path = "/api/portfolio/held?drain=2";
+    const seen = () => rig.upstreamSeen.filter((u) => u === "/held?drain=2").length;
+    // The held URL known to the lane's routing cache first (its first request goes the Fastify way).
+    const warming = warm(lane, path);
+    await expect.poll(seen).toBe(1);
+    rig.releaseHeld();
+    await warming;
+    const before = await served(lane);
+    const [viaLane, viaPlain] = [await KeepAliveClient.open(lane), await KeepAliveClient.open(plain)];
+    viaLane.send(get(path));
+    viaPlain.send(get(path));
+    await expect.poll(seen).toBe(3);
+    expect(await served(lane)).toBe(before + 1);
+    rig.serviceOf(lane)!.drain();
+    rig.serviceOf(plain)!.drain();
+    rig.releaseHeld();
+    for (const c of [viaLane, viaPlain]) {
+      const a = await c.next();
+      expect([a.status, a.body, a.headers.connection]).toEqual([200, "held", "close"]);
+      await expect.poll(() => c.closed).toBe(true);
+    }
+  });
+
   it("a large answer (streamed) and a chunked one arrive whole, as through Fastify", async () => {
     for (const path of ["/api/portfolio/big", "/api/portfolio/chunked"]) {
       const [a, b] = [await secondAnswer(rig.lane, get(path)), await secondAnswer(rig.plain, get(path))];

@@ -42,13 +42,25 @@ export function isClosingAnswer(statusCode: number, body: unknown): boolean {
 const begunBeforeClose = new WeakSet<Socket>();
 export const markBegunBeforeClose = (socket: Socket): void => void begunBeforeClose.add(socket);
 
+/** Each app's switch (installClosingAnswers): from then on every answer ends its connection. */
+const connectionEnders = new WeakMap<object, () => void>();
+
+/**
+ * From now on every answer of `app` ends its connection, those of requests begun before too (a drain:
+ * ./service.ts). The drain's onRequest check (./probes.ts) sees only the requests that arrive after it: an
+ * answer to one begun before kept its connection alive, and the client sent its next request into the close.
+ */
+export const endConnectionsAfterAnswers = (app: object): void => connectionEnders.get(app)?.();
+
 /** Installs the closing answer on `app`: call before any other onRequest hook. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function installClosingAnswers(app: FastifyInstance<any, any, any, any, any>): void {
   let closing = false;
+  let endConnections = false;
+  connectionEnders.set(app, () => void (endConnections = true));
   // preClose runs as Fastify's close begins (routes closed, before the server stops listening).
   app.addHook("preClose", (done) => {
-    closing = true;
+    closing = endConnections = true;
     done();
   });
   app.addHook("onRequest", (request, reply, done) => {
@@ -69,7 +81,7 @@ export function installClosingAnswers(app: FastifyInstance<any, any, any, any, a
   // same moment) left its connection kept alive, and the close waited for it up to keepAliveTimeout
   // (72 s): tests/ai/strategy-replicas.test.ts's shutdown case hung so, now and then, under load.
   app.addHook("onSend", (_request, reply, payload, done) => {
-    if (closing && !reply.raw.headersSent) reply.header("connection", "close");
+    if (endConnections && !reply.raw.headersSent) reply.header("connection", "close");
     done(null, payload);
   });
 }

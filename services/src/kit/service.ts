@@ -17,6 +17,7 @@ import { createMetrics, installProbes, type ReadinessCheck, type ServiceMetrics 
 import { flushTelemetry } from "./telemetry/state";
 import { registerOpenApi } from "./openapi";
 import { exportScheduledJobRuns, runRecorded, type ScheduledJobHost } from "./scheduled-job-runs";
+import { endConnectionsAfterAnswers } from "./closing-answers";
 
 export { clientRequestIdOf, createLogger, requestIdFor, type App } from "./app";
 export { commonEnv, type CommonConfig } from "./service-config";
@@ -187,7 +188,10 @@ export async function createService<S extends ConfigSchema>(
       const address = await app.listen({ port: o.port ?? config.PORT, host: o.host ?? config.HOST });
       return address.replace("[::1]", "127.0.0.1");
     },
-    drain: () => void (draining = true),
+    drain: () => {
+      draining = true;
+      endConnectionsAfterAnswers(app);
+    },
     close: () => app.close(),
   };
 }

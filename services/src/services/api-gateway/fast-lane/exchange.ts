@@ -32,7 +32,12 @@ export class LaneExchange implements Exchange {
   private placeHeld = false;
   private timer: NodeJS.Timeout | undefined;
   private sent: Sent | undefined;
-  private readonly draining: boolean;
+  /**
+   * The gateway is draining: the answer says `connection: close` and the connection ends after it. Read again as the
+   * answer is made (answerHead): a request begun before the drain and answered during it closes its connection too,
+   * so the client moves to another replica before this one stops listening.
+   */
+  private draining: boolean;
   readonly head_only: boolean;
   private base: URL | undefined;
   /** Date.now() when the whole-request budget ends (../upstreams.ts closingResendBudget reads it). */
@@ -106,6 +111,7 @@ export class LaneExchange implements Exchange {
 
   private answerHead(status: number): AnswerHead {
     const { d, rate } = this;
+    if (!this.draining) this.draining = d.draining();
     return {
       status,
       requestId: this.requestId,
