@@ -38,6 +38,7 @@ import { pidsLimit } from "./rules/pids-limit";
 import { pinnedImageTags } from "./rules/pinned-image-tags";
 import { podAntiAffinity } from "./rules/pod-anti-affinity";
 import { podSecurityAppArmor } from "./rules/pod-security-apparmor";
+import { podSecurityHostProbes } from "./rules/pod-security-host-probes";
 import { podSecurityProcMount } from "./rules/pod-security-proc-mount";
 import { podSecuritySeLinux } from "./rules/pod-security-selinux";
 import { podSecuritySysctls } from "./rules/pod-security-sysctls";
@@ -57,6 +58,7 @@ import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budge
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
 import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
 import { workloadSecretScope } from "./rules/workload-secret-scope";
+import { workloadVolumeScope } from "./rules/workload-volume-scope";
 
 export const PACK_NAME = "trading-hardening";
 
@@ -67,6 +69,7 @@ export const policies: Policies = [
     strongGeneratedSecrets,
     credentialsFromSecretRefs,
     workloadSecretScope,
+    workloadVolumeScope,
     // TLS and exposure
     edgeTlsOnly,
     trustedCertificateIssuers,
@@ -98,6 +101,7 @@ export const policies: Policies = [
     podSecurityAppArmor,
     podSecuritySeLinux,
     podSecurityProcMount,
+    podSecurityHostProbes,
     podSecuritySysctls,
     podSecurityVolumeTypes,
     allowedStorageDrivers,

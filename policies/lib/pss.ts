@@ -12,6 +12,8 @@ export const PSS_CONTROLS = {
     baselineCapabilities: "non-default capabilities",
     hostPathVolumes: "hostPath volumes",
     hostPorts: "hostPort",
+    /** Kubernetes 1.34+ (KEP-4940). */
+    hostProbes: "probe or lifecycle host",
     appArmor: "forbidden AppArmor profile",
     seLinux: "seLinuxOptions",
     procMount: "procMount",

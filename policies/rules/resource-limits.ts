@@ -17,8 +17,13 @@ const present = positiveQuantity;
 export function dockerLimitProblems(props: Record<string, any>): string[] {
     const out: string[] = [];
     if (!present(props.memory)) out.push("has no memory limit (memory, in MB)");
-    if (!present(props.cpus) && !present(props.cpuShares) && !(present(props.cpuQuota) && present(props.cpuPeriod))) {
-        out.push("has no CPU limit (cpus or cpuShares)");
+    // Session 62: cpuShares is no limit. It is a weight (cgroup cpu.weight) the kernel applies only while the
+    // CPUs are contended: a container with the host to itself, or with the largest weight (up to 262144), takes
+    // every core. Only cpus, or a quota per period, caps what it takes.
+    if (!present(props.cpus) && !(present(props.cpuQuota) && present(props.cpuPeriod))) {
+        out.push(present(props.cpuShares)
+            ? `has no CPU limit: cpuShares ${String(props.cpuShares)} is only a weight under contention, not a cap (cpus, or cpuQuota with cpuPeriod)`
+            : "has no CPU limit (cpus, or cpuQuota with cpuPeriod)");
     }
     if (num(props.memorySwap) === -1) {
         out.push("sets memorySwap -1 (unlimited swap), so the memory limit no longer bounds what it takes from the host");
@@ -44,7 +49,7 @@ export function limitProblems(w: Workload, cfg: LimitsConfig = defaults): string
 export const resourceLimits: ResourceValidationPolicy = {
     name: "resource-limits",
     description:
-        "Every container has CPU and memory limits (Docker memory and cpus/cpuShares; Kubernetes resources " +
+        "Every container has CPU and memory limits (Docker memory and cpus, or cpuQuota with cpuPeriod: cpuShares is only a weight; Kubernetes resources " +
         "limits and requests), so one runaway service cannot starve the trading engine or the datastores.",
     severity: "medium",
     configSchema: {

@@ -477,7 +477,7 @@ describe("resource-limits", () => {
     const run = (rs: Parameters<typeof runPack>[0], cfg: Parameters<typeof runPack>[1] = "prod") => runPack(rs, cfg, only("resource-limits"));
 
     it("passes memory + cpus (Docker) and limits + requests (Kubernetes)", async () => {
-        expect(await run([...compliant(), dockerService("api-gateway", { cpus: undefined, cpuShares: 512 })])).toEqual([]);
+        expect(await run([...compliant(), dockerService("api-gateway", { cpus: undefined, cpuQuota: 50000, cpuPeriod: 100000 })])).toEqual([]);
     });
 
     it("rejects missing limits", async () => {
@@ -485,7 +485,7 @@ describe("resource-limits", () => {
         const k8s = deployment("api-gateway", 3001, { container: { resources: { requests: { cpu: "100m" } } } });
         expect((await run([docker, k8s])).map((v) => v.message.split("; ")[0])).toEqual([
             "Container \"api-gateway-container\" has no memory limit (memory, in MB)",
-            "Container \"api-gateway-container\" has no CPU limit (cpus or cpuShares)",
+            "Container \"api-gateway-container\" has no CPU limit (cpus, or cpuQuota with cpuPeriod)",
             "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no resources.limits.memory, resources.limits.cpu, resources.requests.memory",
         ]);
         const cfg = { all: "mandatory" as const, "resource-limits": { requireCpuLimit: false, requireRequests: false } };
@@ -503,7 +503,7 @@ describe("resource-limits: limits that read as none", () => {
         const docker = dockerService("api-gateway", { cpus: "0.0", memorySwap: -1 });
         expect((await run([k8s, docker])).map((v) => v.message.split("; ")[0])).toEqual([
             "Deployment \"api-gateway-deployment\" container \"api-gateway\" has no resources.limits.memory, resources.limits.cpu, resources.requests.memory, resources.requests.cpu",
-            "Container \"api-gateway-container\" has no CPU limit (cpus or cpuShares)",
+            "Container \"api-gateway-container\" has no CPU limit (cpus, or cpuQuota with cpuPeriod)",
             "Container \"api-gateway-container\" sets memorySwap -1 (unlimited swap), so the memory limit no longer bounds what it takes from the host",
         ]);
     });
