@@ -57,6 +57,7 @@ import { serviceMinReplicas } from "./rules/service-min-replicas";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
 import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
+import { uniqueWorkloadIdentity } from "./rules/unique-workload-identity";
 import { workloadSecretScope } from "./rules/workload-secret-scope";
 import { workloadVolumeScope } from "./rules/workload-volume-scope";
 
@@ -70,6 +71,7 @@ export const policies: Policies = [
     credentialsFromSecretRefs,
     workloadSecretScope,
     workloadVolumeScope,
+    uniqueWorkloadIdentity,
     // TLS and exposure
     edgeTlsOnly,
     trustedCertificateIssuers,

@@ -3,7 +3,7 @@
  * happened, the fix: policies/README.md "Red team, session 62".)
  */
 import { describe, expect, it } from "vitest";
-import { asEveryPodKind, deployment, devStack, dockerContainer, dockerService, edit, NS, prodStack } from "./fixtures";
+import { asEveryPodKind, deployment, devStack, dockerContainer, dockerService, edit, k8sLabels, NS, prodStack } from "./fixtures";
 import { runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
@@ -110,5 +110,62 @@ describe("resource-limits: cpuShares is no CPU limit on Docker", () => {
     it("passes cpus, or a quota per period, with or without cpuShares", async () => {
         expect(await messages("resource-limits", [dockerService("market-data", { cpus: "0.5", cpuShares: 512 }),
             dockerService("reports", { cpus: undefined, cpuShares: 512, cpuQuota: 50000, cpuPeriod: 100000 })], "dev")).toEqual([]);
+    });
+});
+
+describe("unique-workload-identity: no workload takes another's trading.io/workload or its Docker name", () => {
+    /** A Deployment `impostor` whose pods carry `workload`'s labels (the selector too, as the API requires). */
+    const impostor = (workload: string, role: string, namespace = NS) => edit(deployment("impostor", 5432), (p) => {
+        p.metadata.namespace = namespace;
+        p.metadata.labels = k8sLabels(workload, role);
+        p.spec.template.metadata.labels = k8sLabels(workload, role);
+        p.spec.selector.matchLabels = { "trading.io/workload": workload };
+    });
+    const FIX_K8S = (id: string) => `so the Services and NetworkPolicies of ${id} select both, and the pack gives both ${id}'s Secrets and storage: whichever runs there ` +
+        `takes ${id}'s clients and their credentials. Give every workload a trading.io/workload of its own.`;
+
+    it("rejects a second Kubernetes workload of a namespace labelled as postgres or api-gateway, whatever its kind", async () => {
+        const asJob = edit(impostor("api-gateway", "service"), () => undefined);
+        asJob.type = "kubernetes:batch/v1:Job";
+        asJob.name = "impostor-job";
+        asJob.props = { apiVersion: "batch/v1", kind: "Job", metadata: asJob.props.metadata, spec: { template: asJob.props.spec.template } };
+        expect(await violations("unique-workload-identity", [...prodStack(), impostor("postgres", "datastore"), asJob])).toEqual([
+            ["impostor-deployment", "Deployment \"impostor-deployment\" labels its pods trading.io/workload: postgres in namespace ai-trading, as StatefulSet " +
+                `"postgres-statefulset" does, ${FIX_K8S("postgres")}`],
+            ["impostor-job", "Job \"impostor-job\" labels its pods trading.io/workload: api-gateway in namespace ai-trading, as Deployment " +
+                `"api-gateway-deployment" does, ${FIX_K8S("api-gateway")}`],
+        ]);
+    });
+
+    it("and the scope policies no longer hand such an impostor postgres's Secret and claims unjudged", async () => {
+        const reading = edit(impostor("postgres", "datastore"), (p) => {
+            p.spec.template.spec.containers[0].envFrom = [{ secretRef: { name: "postgres-credentials" } }];
+            p.spec.template.spec.volumes.push({ name: "data", persistentVolumeClaim: { claimName: "data-postgres-0" } });
+        });
+        const found = await runPack([...prodStack(), reading], "prod", { only: ["unique-workload-identity", "workload-secret-scope", "workload-volume-scope"] });
+        expect(found.map((v) => [v.policyName, v.resourceName])).toEqual([["unique-workload-identity", "impostor-deployment"]]);
+    });
+
+    it("passes one label in two namespaces, and the stacks", async () => {
+        expect(await messages("unique-workload-identity", [...prodStack(), impostor("postgres", "datastore", "analytics")])).toEqual([]);
+        expect(await messages("unique-workload-identity", devStack(), "dev")).toEqual([]);
+    });
+
+    it("rejects a Docker container labelled as another workload but running something else, and one taking another workload's alias", async () => {
+        const postgresAgain = dockerContainer("postgres", "datastore", { name: "ai-trading-dev-postgres-shell", image: "docker.io/library/busybox:1.36.1", entrypoints: ["/bin/sh"] });
+        postgresAgain.name = "postgres-shell-container";
+        const aliased = dockerService("market-data", { networksAdvanced: [{ name: "ai-trading-dev-net", aliases: ["market-data", "Postgres."] }] });
+        expect(await violations("unique-workload-identity", [...devStack(), postgresAgain, aliased], "dev")).toEqual([
+            ["postgres-shell-container", "Container \"postgres-shell-container\" is labelled trading.io/workload: postgres, as Container \"postgres-container\" is, but " +
+                "runs another image, entrypoints: it is no replica of postgres, and the pack would give it postgres's storage. Give every workload a trading.io/workload of its own."],
+            ["market-data-container", "Container \"market-data-container\" (trading.io/workload market-data) joins network \"ai-trading-dev-net\" with the alias \"postgres\" " +
+                "(networksAdvanced[0].aliases[1]), the name of workload postgres: Docker's DNS answers postgres's clients with this container too, and they send it " +
+                "their requests and credentials. Keep its aliases to its own workload's name."],
+        ]);
+    });
+
+    it("passes Docker replicas of one workload (same image and command) and their shared alias", async () => {
+        const replica = (n: number) => { const r = dockerService("api-gateway", { name: `ai-trading-dev-api-gateway-${n}`, hostname: `api-gateway-${n}` }); r.name = `api-gateway-${n}-container`; return r; };
+        expect(await messages("unique-workload-identity", [...devStack().filter((r) => r.name !== "api-gateway-container"), replica(1), replica(2)], "dev")).toEqual([]);
     });
 });
