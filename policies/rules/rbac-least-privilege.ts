@@ -94,6 +94,15 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "storage.k8s.io", resources: ["storageclasses", "csidrivers"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes StorageClasses or CSIDrivers (a class of a host-path or secrets-store driver serves every claim naming it, past allowed-storage-drivers)",
     },
+    // Session 62: the kubelet authorises its /logs/ as nodes/log (the node's /var/log, every container's logs under
+    // /var/log/pods included: whatever any pod of the node ever logged), and API Priority and Fairness decides whose
+    // requests the API server serves (a FlowSchema of one's own in the exempt level is never queued; one matching
+    // the controllers' or kubelets' requests to a one-seat level starves them).
+    { group: "", resources: ["nodes/log"], verbs: ["get"], what: "reads the kubelet's logs through nodes/log (the node's /var/log: every pod's logs on the node)" },
+    {
+        group: "flowcontrol.apiserver.k8s.io", resources: ["flowschemas", "prioritylevelconfigurations"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "changes API Priority and Fairness (an exempt FlowSchema of its own is never throttled, another matching the controllers' requests to a small level starves them)",
+    },
     {
         group: "node.k8s.io", resources: ["runtimeclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes RuntimeClasses (a reviewed class's name given another handler runs pods as that handler says)",

@@ -169,3 +169,30 @@ describe("unique-workload-identity: no workload takes another's trading.io/workl
         expect(await messages("unique-workload-identity", [...devStack().filter((r) => r.name !== "api-gateway-container"), replica(1), replica(2)], "dev")).toEqual([]);
     });
 });
+
+describe("rbac-least-privilege: nodes/log and API Priority and Fairness", () => {
+    const clusterRole = (rules: any[]): TestResource => ({
+        type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name: "log-reader",
+        props: { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "log-reader" }, rules },
+    });
+
+    it("rejects get on nodes/log and writing FlowSchemas or PriorityLevelConfigurations", async () => {
+        const found = await messages("rbac-least-privilege", [clusterRole([
+            { apiGroups: [""], resources: ["nodes/log", "nodes/stats"], verbs: ["get"] },
+            { apiGroups: ["flowcontrol.apiserver.k8s.io"], resources: ["flowschemas"], verbs: ["create"] },
+            { apiGroups: ["flowcontrol.apiserver.k8s.io"], resources: ["prioritylevelconfigurations"], verbs: ["patch"] },
+        ])]);
+        expect(found.map((m) => m.split("; ")[0])).toEqual([
+            "ClusterRole \"log-reader\" rules[0] reads the kubelet's logs through nodes/log (the node's /var/log: every pod's logs on the node)",
+            "ClusterRole \"log-reader\" rules[1] changes API Priority and Fairness (an exempt FlowSchema of its own is never throttled, another matching the controllers' requests to a small level starves them)",
+            "ClusterRole \"log-reader\" rules[2] changes API Priority and Fairness (an exempt FlowSchema of its own is never throttled, another matching the controllers' requests to a small level starves them)",
+        ]);
+    });
+
+    it("passes reading nodes/stats and the flow-control objects", async () => {
+        expect(await messages("rbac-least-privilege", [clusterRole([
+            { apiGroups: [""], resources: ["nodes/stats", "nodes/metrics"], verbs: ["get"] },
+            { apiGroups: ["flowcontrol.apiserver.k8s.io"], resources: ["flowschemas", "prioritylevelconfigurations"], verbs: ["get", "list", "watch"] },
+        ])])).toEqual([]);
+    });
+});
