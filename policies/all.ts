@@ -7,6 +7,7 @@ import { clusterDnsOnly } from "./rules/cluster-dns-only";
 import { credentialsFromSecretRefs } from "./rules/credentials-from-secret-refs";
 import { datastoreBackups } from "./rules/datastore-backups";
 import { datastorePersistentStorage } from "./rules/datastore-persistent-storage";
+import { dockerLogsOnHost } from "./rules/docker-logs-on-host";
 import { dropAllCapabilities } from "./rules/drop-all-capabilities";
 import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
@@ -110,6 +111,7 @@ export const policies: Policies = [
     readOnlyRootFilesystem,
     resourceLimits,
     pidsLimit,
+    dockerLogsOnHost,
     emptyDirSizeLimit,
     healthChecks,
     pinnedImageTags,

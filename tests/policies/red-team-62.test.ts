@@ -196,3 +196,42 @@ describe("rbac-least-privilege: nodes/log and API Priority and Fairness", () => 
         ])])).toEqual([]);
     });
 });
+
+describe("docker-logs-on-host: a container's logs stay on the host, bounded", () => {
+    const FIX = ": every line the services print (request paths with their query tokens, errors quoting their input) goes where the driver sends it. " +
+        "Keep logDriver json-file with logOpts max-size and max-file (the program's 10m × 3), or list a collector the operator runs in allowedLogDrivers.";
+    const logging = (name: string, logDriver: string, logOpts: Record<string, string> = {}) => dockerService(name, { logDriver, logOpts });
+
+    it("rejects gelf, syslog and fluentd to another host, a cloud's or a plugin's driver, and json-file without max-size", async () => {
+        const found = await violations("docker-logs-on-host", [
+            logging("market-data", "gelf", { "gelf-address": "udp://logs.example.net:12201" }),
+            logging("reports", "syslog", { "syslog-address": "tcp+tls://203.0.113.7:6514" }),
+            logging("ledger", "fluentd", { "fluentd-address": "10.0.0.9:24224" }),
+            logging("alerts", "awslogs", { "awslogs-group": "trading" }),
+            logging("audit", "grafana/loki-docker-driver:3.3.2", { "loki-url": "https://logs.example.net/loki/api/v1/push" }),
+            logging("billing", "gelf"),
+            logging("notify", "json-file", { "max-file": "3" }),
+        ], "dev");
+        expect(found).toEqual([
+            ["market-data-container", `Container "market-data-container" sends its logs with gelf to udp://logs.example.net:12201 (gelf-address), off the host${FIX}`],
+            ["reports-container", `Container "reports-container" sends its logs with syslog to tcp+tls://203.0.113.7:6514 (syslog-address), off the host${FIX}`],
+            ["ledger-container", `Container "ledger-container" sends its logs with fluentd to 10.0.0.9:24224 (fluentd-address), off the host${FIX}`],
+            ["alerts-container", `Container "alerts-container" sends its logs with the awslogs driver, off the host to a collector the pack cannot judge${FIX}`],
+            ["audit-container", `Container "audit-container" sends its logs with the grafana/loki-docker-driver:3.3.2 driver, off the host to a collector the pack cannot judge${FIX}`],
+            ["billing-container", `Container "billing-container" sends its logs with gelf without gelf-address, to an address the pack cannot see${FIX}`],
+            ["notify-container", `Container "notify-container" writes its logs with json-file without max-size, so they grow on the host's disk until it is full${FIX}`],
+        ]);
+    });
+
+    it("passes the program's json-file, local, journald, local syslog/fluentd/gelf, an unset driver, a listed one, and the stacks", async () => {
+        const fine = [
+            logging("a", "json-file", { "max-size": "10m", "max-file": "3" }), logging("b", "local"), logging("c", "journald"),
+            logging("d", "syslog"), logging("e", "syslog", { "syslog-address": "unixgram:///dev/log" }), logging("f", "fluentd"),
+            logging("g", "fluentd", { "fluentd-address": "tcp://127.0.0.1:24224" }), logging("h", "gelf", { "gelf-address": "udp://[::1]:12201" }),
+            logging("i", "gelf", { "gelf-address": "udp://localhost:12201" }), dockerService("j"),
+        ];
+        expect(await messages("docker-logs-on-host", [...fine, ...devStack()], "dev")).toEqual([]);
+        const cfg = { all: "mandatory" as const, "docker-logs-on-host": { allowedLogDrivers: ["awslogs"] } };
+        expect(await runPack([logging("k", "awslogs")], cfg, { only: ["docker-logs-on-host"] })).toEqual([]);
+    });
+});
