@@ -13,7 +13,14 @@ export const CONTROL_PLANE_TAINTS: readonly string[] = ["node-role.kubernetes.io
  * scheduler and so past every `NoSchedule` taint. No workload of the platform sets any of them (system
  * DaemonSets that must run everywhere are not the platform's, and are not deployed by this program).
  */
-export function controlPlanePlacement(w: Workload): string[] {
+export interface PlacementConfig {
+    /** Schedulers reviewed to honour the control-plane taints (their names as pods give them in spec.schedulerName). */
+    allowedSchedulers: string[];
+}
+
+const defaults: PlacementConfig = { allowedSchedulers: [] };
+
+export function controlPlanePlacement(w: Workload, cfg: PlacementConfig = defaults): string[] {
     if (!w.pod) return [];
     const spec = w.pod.spec;
     const out: string[] = [];
@@ -29,6 +36,12 @@ export function controlPlanePlacement(w: Workload): string[] {
     });
     const nodeName = str(spec.nodeName);
     if (nodeName) out.push(`sets nodeName "${nodeName}", which runs the pod on that node past the scheduler and every NoSchedule taint`);
+    // Session 62: the taints bind only the scheduler that reads them. Another one (a pod's schedulerName) binds the pod
+    // wherever it decides, a control-plane node included, and the pack cannot read what it honours.
+    const scheduler = str(spec.schedulerName)?.trim();
+    if (scheduler && scheduler !== "default-scheduler" && !cfg.allowedSchedulers.includes(scheduler)) {
+        out.push(`sets schedulerName "${scheduler}", which places the pod by rules the pack cannot read (the control-plane taints bind the default scheduler): leave it unset, or list a scheduler reviewed to honour them in allowedSchedulers`);
+    }
     return out;
 }
 
@@ -36,10 +49,14 @@ export const noControlPlaneScheduling: ResourceValidationPolicy = {
     name: "no-control-plane-scheduling",
     description:
         "No pod of the platform can land on a control-plane node: no toleration of node-role.kubernetes.io/control-plane or /master, " +
-        "no toleration without a key (operator Exists tolerates every taint), no spec.nodeName (past the scheduler and its taints); " +
+        "no toleration without a key (operator Exists tolerates every taint), no spec.nodeName (past the scheduler and its taints), no schedulerName " +
+        "but default-scheduler unless listed in allowedSchedulers (session 62); " +
         "every pod-bearing kind (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, Pod).",
     severity: "high",
-    validateResource: workloadRule({}, controlPlanePlacement, (w, p) =>
+    configSchema: {
+        properties: { allowedSchedulers: { type: "array", items: { type: "string" }, default: [] } },
+    },
+    validateResource: workloadRule(defaults, controlPlanePlacement, (w, p) =>
         `${w.label} ${p}: application pods stay off the control-plane nodes (etcd and the API server's keys are a container escape away there). ` +
         "Remove the toleration (or give it the key of the taint it is for) and leave nodeName unset; select worker nodes with nodeSelector or affinity.",
         ["kubernetes"]),

@@ -9,6 +9,9 @@ import { DATASTORES, MONITORING, namespaceOf, workloadLabels } from "../lib/work
 /** The platform's workloads by name: a Docker alias of one of them is a name its clients resolve. */
 const PLATFORM_WORKLOADS: ReadonlySet<string> = new Set([...catalog.map((s) => s.name), ...DATASTORES, ...MONITORING]);
 
+/** What the program's Docker replicas of one workload (`<workload>-1`, `-2`) hold each of their own: everything else is the workload's. */
+const REPLICA_OWN = ["name", "hostname", "ports"];
+
 /**
  * Session 62. Which workload a pod or container is, to the platform and to the pack, is its `trading.io/workload`
  * label: the Services and NetworkPolicies select it, `workload-secret-scope` and `workload-volume-scope` let it read
@@ -20,8 +23,8 @@ const PLATFORM_WORKLOADS: ReadonlySet<string> = new Set([...catalog.map((s) => s
  * lookup of that name from Docker's DNS, which answers with each container holding it.
  *
  * Refused: two Kubernetes workloads (any kinds) of one namespace with the same label; two Docker containers with the
- * same label running different things (the program's replicas, `<workload>-1`, `-2`, run one image, entrypoint and
- * command); a Docker network alias naming another workload (a declared container's label, or a platform workload's
+ * same label that are not replicas of one another (the program's replicas, `<workload>-1`, `-2`, differ in their name,
+ * hostname and published ports only); a Docker network alias naming another workload (a declared container's label, or a platform workload's
  * name). A value unknown during preview is judged at `up`.
  */
 export function identityClashes(workloads: Array<{ workload: Workload; urn: string }>): Array<{ urn: string; message: string }> {
@@ -46,12 +49,13 @@ export function identityClashes(workloads: Array<{ workload: Workload; urn: stri
             });
             continue;
         }
-        const differs = (["image", "entrypoints", "command"] as const).filter((f) =>
+        const fields = [...new Set([...Object.keys(w.props), ...Object.keys(earlier.workload.props)])].filter((f) => !REPLICA_OWN.includes(f)).sort();
+        const differs = fields.filter((f) =>
             !hasUnknown(w.props[f]) && !hasUnknown(earlier.workload.props[f]) && JSON.stringify(w.props[f] ?? null) !== JSON.stringify(earlier.workload.props[f] ?? null));
         if (differs.length) {
             out.push({
                 urn: x.urn,
-                message: `${w.label} is labelled ${LABEL_WORKLOAD}: ${x.id}, as ${earlier.workload.label} is, but runs another ${differs.join(", ")}: it is no replica ` +
+                message: `${w.label} is labelled ${LABEL_WORKLOAD}: ${x.id}, as ${earlier.workload.label} is, but differs from it in ${differs.join(", ")}: it is no replica ` +
                     `of ${x.id}, and the pack would give it ${x.id}'s storage. Give every workload a ${LABEL_WORKLOAD} of its own.`,
             });
         }
@@ -81,8 +85,8 @@ export function identityClashes(workloads: Array<{ workload: Workload; urn: stri
 export const uniqueWorkloadIdentity: StackValidationPolicy = {
     name: "unique-workload-identity",
     description:
-        "No two workloads claim one trading.io/workload (two Kubernetes workloads of a namespace; Docker containers other than replicas of one " +
-        "image and command), and no Docker container takes another workload's name as a network alias (session 62).",
+        "No two workloads claim one trading.io/workload (two Kubernetes workloads of a namespace; Docker containers other than replicas, " +
+        "alike but for name, hostname and ports), and no Docker container takes another workload's name as a network alias (session 62).",
     severity: "high",
     validateStack: (args, reportViolation) => {
         const workloads = stackWorkloads(plainResources(args.resources));

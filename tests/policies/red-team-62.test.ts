@@ -157,7 +157,7 @@ describe("unique-workload-identity: no workload takes another's trading.io/workl
         const aliased = dockerService("market-data", { networksAdvanced: [{ name: "ai-trading-dev-net", aliases: ["market-data", "Postgres."] }] });
         expect(await violations("unique-workload-identity", [...devStack(), postgresAgain, aliased], "dev")).toEqual([
             ["postgres-shell-container", "Container \"postgres-shell-container\" is labelled trading.io/workload: postgres, as Container \"postgres-container\" is, but " +
-                "runs another image, entrypoints: it is no replica of postgres, and the pack would give it postgres's storage. Give every workload a trading.io/workload of its own."],
+                "differs from it in cpus, entrypoints, envs, healthcheck, image, memory, readOnly, user, volumes: it is no replica of postgres, and the pack would give it postgres's storage. Give every workload a trading.io/workload of its own."],
             ["market-data-container", "Container \"market-data-container\" (trading.io/workload market-data) joins network \"ai-trading-dev-net\" with the alias \"postgres\" " +
                 "(networksAdvanced[0].aliases[1]), the name of workload postgres: Docker's DNS answers postgres's clients with this container too, and they send it " +
                 "their requests and credentials. Keep its aliases to its own workload's name."],
@@ -233,5 +233,25 @@ describe("docker-logs-on-host: a container's logs stay on the host, bounded", ()
         expect(await messages("docker-logs-on-host", [...fine, ...devStack()], "dev")).toEqual([]);
         const cfg = { all: "mandatory" as const, "docker-logs-on-host": { allowedLogDrivers: ["awslogs"] } };
         expect(await runPack([logging("k", "awslogs")], cfg, { only: ["docker-logs-on-host"] })).toEqual([]);
+    });
+});
+
+describe("no-control-plane-scheduling: schedulerName", () => {
+    const scheduled = (schedulerName: unknown) => edit(deployment("market-data", 3000), (p) => { p.spec.template.spec.schedulerName = schedulerName; });
+
+    it("rejects a pod placed by another scheduler, in every pod-bearing kind", async () => {
+        expect(await messages("no-control-plane-scheduling", [scheduled("bin-packer")])).toEqual([
+            "Deployment \"market-data-deployment\" sets schedulerName \"bin-packer\", which places the pod by rules the pack cannot read (the control-plane " +
+            "taints bind the default scheduler): leave it unset, or list a scheduler reviewed to honour them in allowedSchedulers: application pods stay off " +
+            "the control-plane nodes (etcd and the API server's keys are a container escape away there). Remove the toleration (or give it the key of the " +
+            "taint it is for) and leave nodeName unset; select worker nodes with nodeSelector or affinity.",
+        ]);
+        expect(await violations("no-control-plane-scheduling", asEveryPodKind(scheduled("bin-packer")))).toHaveLength(8);
+    });
+
+    it("passes default-scheduler, none, one unknown during preview, and a listed one", async () => {
+        expect(await messages("no-control-plane-scheduling", [scheduled("default-scheduler"), scheduled(UNKNOWN), ...prodStack()])).toEqual([]);
+        const cfg = { all: "mandatory" as const, "no-control-plane-scheduling": { allowedSchedulers: ["bin-packer"] } };
+        expect(await runPack([scheduled("bin-packer")], cfg, { only: ["no-control-plane-scheduling"] })).toEqual([]);
     });
 });
