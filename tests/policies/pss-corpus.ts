@@ -73,6 +73,11 @@ const VARIANTS: Array<[string, string, Edit]> = [
     ["valid", "init-container", (p) => { p.spec.initContainers = [initContainer()]; }],
     ["valid", "two-containers", (p) => { p.spec.containers.push({ ...structuredClone(p.spec.containers[0]), name: "sidecar" }); }],
     ["valid", "container-port", (_p, c) => { c.ports = [{ containerPort: 8080, name: "http" }]; }],
+    ["valid", "probes-own-address", (_p, c) => {
+        c.livenessProbe = { httpGet: { path: "/health", port: 8080 } };
+        c.readinessProbe = { tcpSocket: { port: 8080, host: "" } };
+        c.lifecycle = { preStop: { sleep: { seconds: 5 } } };
+    }],
 
     // Baseline controls.
     ["host namespaces", "host-network", (p) => { p.spec.hostNetwork = true; }],
@@ -98,6 +103,10 @@ const VARIANTS: Array<[string, string, Edit]> = [
     ["forbidden sysctls", "sysctl-msgmax", (p) => { p.spec.securityContext.sysctls = [{ name: "kernel.msgmax", value: "65536" }]; }],
     ["forbidden sysctls", "sysctl-somaxconn", (p) => { p.spec.securityContext.sysctls = [{ name: "net.core.somaxconn", value: "1024" }]; }],
     ["forbidden sysctls", "sysctl-mixed", (p) => { p.spec.securityContext.sysctls = [{ name: "net.ipv4.tcp_syncookies", value: "1" }, { name: "kernel.sem", value: "250 32000 100 128" }]; }],
+    ["probe or lifecycle host", "probe-host-metadata", (_p, c) => { c.livenessProbe = { httpGet: { path: "/latest/meta-data/", port: 80, host: "169.254.169.254" } }; }],
+    ["probe or lifecycle host", "probe-tcp-host-loopback", (_p, c) => { c.readinessProbe = { tcpSocket: { port: 10250, host: "127.0.0.1" } }; }],
+    ["probe or lifecycle host", "lifecycle-host", (_p, c) => { c.lifecycle = { preStop: { httpGet: { path: "/drain", port: 8080, host: "10.0.0.1" } } }; }],
+    ["probe or lifecycle host", "startup-probe-host-init", (p) => { const i: any = initContainer(); i.restartPolicy = "Always"; i.startupProbe = { httpGet: { path: "/", port: 443, host: "kubernetes.default.svc" } }; p.spec.initContainers = [i]; }],
 
     // Restricted controls.
     ["restricted volume types", "volume-nfs", (p) => { p.spec.volumes = [{ name: "share", nfs: { server: "nas.example.com", path: "/exports/data" } }]; }],

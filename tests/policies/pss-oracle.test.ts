@@ -37,6 +37,7 @@ const CONTROLS: Record<string, { policy: string; names: RegExp }> = {
     "runAsUser=0": { policy: "run-as-non-root", names: /runAsUser: 0/ },
     "seccompProfile": { policy: "no-privilege-escalation", names: /seccompProfile/ },
     "hostProcess": { policy: "no-privileged-containers", names: /hostProcess/ },
+    "probe or lifecycle host": { policy: "pod-security-host-probes", names: /\.host is "/ },
 };
 const PSS_POLICIES = [...new Set(Object.values(CONTROLS).map((c) => c.policy))];
 /**
