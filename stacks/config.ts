@@ -151,7 +151,9 @@ const SHOWN_MAX = 80;
  * them, so the user would not see what is wrong), and at most 80 characters of it (a value of
  * 100,000 characters made a message of 100,000).
  */
-export function shown(value: string): string {
+export function shown(raw: string): string {
+  // A URL's password is never echoed (the Reader refuses such values before any rule shows one; this is the second net).
+  const value = raw.replace(/(:\/\/[^\s/?#@:]*):[^\s/?#@]*@/g, "$1:***@");
   const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
   const escaped = escapeUnshowable(head);
   return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
@@ -190,9 +192,35 @@ class Reader {
     if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
       throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
     }
+    // No setting is a URL with a login: a password there sits readable in Pulumi.<stack>.yaml (and git), so it is refused, never echoed.
+    if (value !== undefined && URL_WITH_PASSWORD.test(value)) {
+      throw new ConfigError(
+        key,
+        this.stack,
+        `holds a URL with a password (scheme://user:password@...), which would sit in plain text in the stack's configuration; credentials go in the secrets (pulumi config set --secret, the README's Stack configuration), the password is not shown here`,
+      );
+    }
+    this.refuseBlank(key);
     if (value !== undefined && value.trim() !== "") return value.trim();
     const fallback = keySchema(key).default;
     return typeof fallback === "string" && fallback !== "" ? fallback : undefined;
+  }
+
+  /**
+   * A key set blank (`pulumi config set trading:httpPort ""`, a YAML `key:` with no value) where the schema
+   * has a default: the CLI hands the program a declared default for a key the stack does not set, so a blank
+   * value is the stack's own, and taking the default for it would replace what the operator meant without a
+   * word (the services refuse the same for their variables). Keys whose default is empty are optional: blank is unset.
+   */
+  private refuseBlank(key: string): void {
+    const value = this.raw[key];
+    const fallback = keySchema(key).default;
+    if (value === undefined || value.trim() !== "" || fallback === undefined || fallback === "") return;
+    throw new ConfigError(
+      key,
+      this.stack,
+      `is set but blank: give it a value, or remove it for its default, ${JSON.stringify(fallback)} (pulumi config rm ${CONFIG_NAMESPACE}:${key})`,
+    );
   }
 
   /** Whether the stack sets the key itself (blank counts as unset), rather than leaving it to the default. */
@@ -216,7 +244,7 @@ class Reader {
       throw new ConfigError(key, this.stack, `is required, one of ${allowed.join(", ")}`);
     }
     if (!Value.Check(keySchema(key), value)) {
-      throw new ConfigError(key, this.stack, `must be one of ${allowed.join(", ")}, got ${shown(value)}`);
+      throw new ConfigError(key, this.stack, `must be one of ${allowed.join(", ")}, got ${shown(value)}${caseHint(value, allowed)}`);
     }
     return value as T;
   }
@@ -226,16 +254,21 @@ class Reader {
     if (value === undefined) return keySchema(key).default as boolean;
     if (value === "true") return true;
     if (value === "false") return false;
-    throw new ConfigError(key, this.stack, `must be true or false, got ${shown(value)}`);
+    throw new ConfigError(key, this.stack, `must be true or false, got ${shown(value)}${caseHint(value, ["true", "false"])}`);
   }
 
   /** An integer within the schema's bounds; `boundNote` says where the bounds come from, in the refusal. */
   integer(key: string, boundNote?: string): number {
     const schema = keySchema(key);
+    this.refuseBlank(key);
     const value = this.raw[key]?.trim() || undefined;
     if (value === undefined) return schema.default as number;
     if (!/^-?\d+$/.test(value)) {
       throw new ConfigError(key, this.stack, `must be an integer, got ${shown(value)}`);
+    }
+    // 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous.
+    if (/^-?0\d/.test(value)) {
+      throw new ConfigError(key, this.stack, `must be an integer without leading zeros (some readers take 010 for octal 8), got ${shown(value)}`);
     }
     const n = Number(value);
     if (!Value.Check(schema, n)) {
@@ -268,6 +301,19 @@ class Reader {
     }
     return parsed as Record<string, unknown>;
   }
+}
+
+/**
+ * `scheme://user:password@`: a URL carrying a login, its userinfo as RFC 3986 writes it (no '/', '?', '#' or '@'
+ * unencoded). Each class excludes what follows it, so a value of 100,000 characters is matched in linear time
+ * (a scheme matched as `[a-z][a-z0-9+.-]*` backtracked from every position: 7 s for 100,000 letters).
+ */
+const URL_WITH_PASSWORD = /:\/\/[^\s/?#@:]*:[^\s/?#@]*@/;
+
+/** A value's case variant of an allowed one ("Docker", "TRUE"): the values are case-sensitive, so the refusal says which was meant. */
+function caseHint(value: string, allowed: readonly string[]): string {
+  const meant = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
+  return meant !== undefined ? ` (values are case-sensitive: did you mean '${meant}'?)` : "";
 }
 
 function isStructured(text: string): boolean {
@@ -387,6 +433,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (registry !== undefined && !REGISTRY_PREFIX.test(registry)) {
     throw new ConfigError("registry", stack, `is not a valid registry/repository prefix: ${shown(registry)}`);
   }
+  const registryPort = registry !== undefined ? /^[^/]*:(\d+)/.exec(registry)?.[1] : undefined;
+  if (registryPort !== undefined && !(Number(registryPort) >= 1 && Number(registryPort) <= 65535 && !/^0/.test(registryPort))) {
+    throw new ConfigError("registry", stack, `names the port ${shown(registryPort)}, no TCP port (1 to 65535): the push would fail to connect`);
+  }
+  const registryUsername = r.string("registryUsername");
+  // The login goes to the registry as HTTP Basic user:password (RFC 7617): a ':' in the user splits it there.
+  if (registryUsername !== undefined && /[:\s]/.test(registryUsername)) {
+    throw new ConfigError("registryUsername", stack, "must hold no ':' or white space: the registry reads the login as user:password, so the part after a ':' would be taken for the password (set the password with pulumi config set --secret trading:registryPassword)");
+  }
   const servicesImageTag = r.string("servicesImageTag")!;
   // The floating tags are the pack's (catalog/images.ts): the built image is pushed and run under this tag.
   if (!isPinnedBuildTag(servicesImageTag)) {
@@ -462,6 +517,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const ingressHost = r.string("ingressHost")!;
   if (!HOSTNAME.test(ingressHost)) {
     throw new ConfigError("ingressHost", stack, `is not a valid host name: ${shown(ingressHost)}`);
+  }
+  if (isIP(ingressHost) === 0 && endsInNumber(ingressHost)) {
+    throw new ConfigError("ingressHost", stack, `${shown(ingressHost)} ${NUMERIC_NAME}: give a DNS name`);
   }
   const namespace = r.string("namespace")!;
   if (!DNS_LABEL.test(namespace)) {
@@ -662,6 +720,10 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
   }
+  // Checked before unusableRelay, which knows addresses by their dotted quads: 127.1 and 0xa9fea9fe reached loopback and the metadata address.
+  if (smtpHost !== undefined && isIP(smtpHost) === 0 && endsInNumber(smtpHost)) {
+    throw new ConfigError("smtpHost", stack, `${shown(smtpHost)} ${NUMERIC_NAME}: give the relay's host name, or its address as four decimal octets (e.g. 192.0.2.25)`);
+  }
   const relayProblem = smtpHost !== undefined ? unusableRelay(smtpHost) : undefined;
   if (smtpHost !== undefined && relayProblem !== undefined) {
     throw new ConfigError(
@@ -693,7 +755,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     imageSource,
     servicesImageTag,
     registry,
-    registryUsername: r.string("registryUsername"),
+    registryUsername,
     datastores,
     monitoring: {
       prometheus,
@@ -908,6 +970,19 @@ function adminBindExposure(address: string): string | undefined {
   if (a === 0 || a >= 224) return "no unicast address of a host";
   return "a public address";
 }
+
+/**
+ * Whether a name (not a dotted-quad address: checked by the caller) ends in a number, decimal or 0x hex: no
+ * DNS name does (no top-level domain is numeric), and the resolver (inet_aton behind getaddrinfo and Node's
+ * dns.lookup, which nodemailer falls back to) and the WHATWG URL parser read it as an IPv4 address in a
+ * short, octal or hex form: 127.1, 2130706433 and 0x7f.1 are 127.0.0.1, 0xa9fea9fe is 169.254.169.254,
+ * 010.0.0.1 is 8.0.0.1 (session 62).
+ */
+function endsInNumber(host: string): boolean {
+  const last = host.replace(/\.$/, "").split(".").pop() ?? "";
+  return /^(0x[0-9a-f]*|\d+)$/i.test(last);
+}
+const NUMERIC_NAME = "ends in a number, so it is no host name: resolvers and URL parsers read it as an IPv4 address in a short, octal or hex form (127.1 and 2130706433 are 127.0.0.1)";
 
 /** `localhost` or a name under it: a name for this machine alone (RFC 6761). */
 function isLocalhostName(host: string): boolean {

@@ -1,0 +1,176 @@
+/**
+ * Mistaken and hostile values for every key the dev and prod stacks read (session 62): each refused
+ * with a ConfigError naming the key and the stack, never another error (a stack trace), and never
+ * echoing a password. The stacks are the real Pulumi.dev.yaml and Pulumi.prod.yaml.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { ConfigError, configKeys, parseStackConfig, RawConfig, shown } from "../../stacks/config";
+import { keySchema } from "../../stacks/schema";
+import { configError as error } from "../helpers/stack-config";
+
+/** A stack's own settings as the program reads them (without the namespace, values as text). */
+function stackFile(stack: string): RawConfig {
+  const file = parse(fs.readFileSync(path.join(__dirname, "..", "..", `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k.replace(/^trading:/, ""), String(v)]));
+}
+const stacks = [["dev", stackFile("dev")], ["prod", stackFile("prod")]] as const;
+
+/** The error parsing throws, which must be a ConfigError whose message names its key and the stack. */
+function refusal(stack: string, raw: RawConfig): ConfigError {
+  const e = error(stack, raw);
+  expect(e.message).toMatch(new RegExp(`^Invalid configuration trading:${e.key} on stack '${stack}': `));
+  return e;
+}
+
+const integerKeys = configKeys.filter((k) => keySchema(k).type === "integer");
+const booleanKeys = configKeys.filter((k) => keySchema(k).type === "boolean");
+/** Keys with a default an empty value would silently stand for. */
+const defaultedKeys = configKeys.filter((k) => keySchema(k).default !== undefined && keySchema(k).default !== "");
+
+describe("hostile values, key by key, on dev and prod (session 62)", () => {
+  it("both stack files parse as they are", () => {
+    for (const [stack, raw] of stacks) expect(() => parseStackConfig(stack, raw), stack).not.toThrow();
+  });
+
+  it("never throws anything but a ConfigError naming a key and the stack, whatever a key holds", () => {
+    const values = ["abc", "1e3", "0x10", "-1", "1.5", "", "   ", "99999999999999999999", "Infinity", "NaN", "TRUE", "[1,2]", '{"a":1}', "512mb", "1Gi", "10s", "x".repeat(100_000), "a\u0000b", "é"];
+    for (const [stack, base] of stacks) {
+      for (const key of configKeys) {
+        for (const value of values) {
+          try {
+            parseStackConfig(stack, { ...base, [key]: value });
+          } catch (e) {
+            expect(e, `${stack} ${key}=${value.slice(0, 20)}`).toBeInstanceOf(ConfigError);
+            expect((e as Error).message).toMatch(new RegExp(`^Invalid configuration trading:[A-Za-z0-9]+ on stack '${stack}': `));
+            expect((e as Error).message.length, `${stack} ${key}`).toBeLessThan(1_500);
+          }
+        }
+      }
+    }
+  });
+
+  it("judges a value of 100,000 characters of any key in linear time (a quadratic regular expression took 7 s a key)", () => {
+    for (const value of ["x".repeat(100_000), "a-".repeat(50_000), `://${":".repeat(100_000)}`, "://a".repeat(25_000)]) {
+      const started = performance.now();
+      for (const key of configKeys) {
+        try {
+          parseStackConfig("prod", { ...stacks[1][1], [key]: value });
+        } catch (e) {
+          expect(e).toBeInstanceOf(ConfigError);
+        }
+      }
+      expect(performance.now() - started, value.slice(0, 10)).toBeLessThan(20_000);
+    }
+  });
+
+  it("refuses a non-integer for every integer key: hex, exponent, fraction, sign, other digits, out of range", () => {
+    for (const [stack, base] of stacks) {
+      for (const key of integerKeys) {
+        for (const value of ["abc", "1e3", "0x10", "1.5", "+5", "١٢", "99999999999999999999", "512mb", "1Gi"]) {
+          const e = refusal(stack, { ...base, [key]: value });
+          expect(e.key, `${stack} ${key}=${value}`).toBe(key);
+        }
+        expect(refusal(stack, { ...base, [key]: "-1" }).key).toBe(key);
+      }
+    }
+  });
+
+  it("refuses an integer with leading zeros: some readers take 010 for octal 8", () => {
+    for (const [stack, base] of stacks) {
+      for (const key of integerKeys) {
+        for (const value of ["010", "007", "-01"]) {
+          expect(refusal(stack, { ...base, [key]: value }).message, `${stack} ${key}=${value}`).toBe(
+            `Invalid configuration trading:${key} on stack '${stack}': must be an integer without leading zeros (some readers take 010 for octal 8), got '${value}'`,
+          );
+        }
+      }
+    }
+    expect(parseStackConfig("dev", { ...stacks[0][1], httpPort: "8081" }).docker.httpPort).toBe(8081);
+    expect(parseStackConfig("dev", { ...stacks[0][1], replicas: "0" }).serviceReplicas["api-gateway"]).toBe(1);
+  });
+
+  it("refuses a key set blank where it has a default, instead of taking the default without a word", () => {
+    for (const [stack, base] of stacks) {
+      for (const key of defaultedKeys) {
+        for (const value of ["", "  "]) {
+          expect(refusal(stack, { ...base, [key]: value }).message, `${stack} ${key}`).toBe(
+            `Invalid configuration trading:${key} on stack '${stack}': is set but blank: give it a value, or remove it for its default, ${JSON.stringify(keySchema(key).default)} (pulumi config rm trading:${key})`,
+          );
+        }
+      }
+    }
+    // A key whose default is empty is optional: blank is unset.
+    expect(parseStackConfig("dev", { ...stacks[0][1], smtpHost: "", storageClass: " ", imageSource: "" })).toMatchObject({ smtp: { host: undefined }, imageSource: "local" });
+  });
+
+  it("refuses a case variant of an enumerated or boolean value, saying which was meant", () => {
+    for (const [stack, base] of stacks) {
+      for (const [key, value, meant] of [["target", "Docker", "docker"], ["logLevel", "INFO", "info"], ["tradingMode", "Paper", "paper"], ["imagePullPolicy", "ifnotpresent", "IfNotPresent"], ["marketDataSource", "SYNTHETIC", "synthetic"]]) {
+        expect(refusal(stack, { ...base, [key]: value }).message, `${stack} ${key}`).toMatch(new RegExp(`trading:${key} on stack '${stack}': must be one of .*, got '${value}' \\(values are case-sensitive: did you mean '${meant}'\\?\\)$`));
+      }
+      for (const key of booleanKeys) {
+        for (const value of ["TRUE", "False"]) {
+          expect(refusal(stack, { ...base, [key]: value }).message).toBe(
+            `Invalid configuration trading:${key} on stack '${stack}': must be true or false, got '${value}' (values are case-sensitive: did you mean '${value.toLowerCase()}'?)`,
+          );
+        }
+        for (const value of ["yes", "1", "on"]) expect(refusal(stack, { ...base, [key]: value }).message).toMatch(/must be true or false, got '[a-z0-9]+'$/);
+      }
+    }
+  });
+
+  it("refuses a URL with a password in any setting, never echoing the password", () => {
+    const stringKeys = configKeys.filter((k) => keySchema(k).type === "string" || keySchema(k).anyOf !== undefined);
+    for (const [stack, base] of stacks) {
+      for (const key of stringKeys) {
+        for (const value of ["smtp://relay:hunter2@mail.example.com:587", "https://ci:hunter2@registry.example.com/ai", "AI <https://a:hunter2@b>"]) {
+          const e = refusal(stack, { ...base, [key]: value });
+          expect(e.key, `${stack} ${key}`).toBe(key);
+          expect(e.message).toMatch(/holds a URL with a password \(scheme:\/\/user:password@\.\.\.\).*the password is not shown here$/);
+          expect(e.message).not.toContain("hunter2");
+        }
+      }
+    }
+    // A login without a password names no secret; an image pinned by tag and digest is no login.
+    const pinned = `postgres:16.4@sha256:${"a".repeat(64)}`;
+    expect(parseStackConfig("prod", { ...stacks[1][1], postgresImage: pinned }).datastores.postgres.image).toBe(pinned);
+    // The second net: a value an error shows has its URL password masked.
+    expect(shown("https://u:hunter2@h/x")).toBe("'https://u:***@h/x'");
+  });
+
+  it("refuses a host name ending in a number (smtpHost, ingressHost): resolvers read it as an IPv4 address, 127.1 as loopback", () => {
+    for (const [stack, base] of stacks) {
+      // 127.1, 2130706433 and 0x7f.1 are 127.0.0.1; 0xa9fea9fe is the metadata address 169.254.169.254; 010.0.0.1 is 8.0.0.1.
+      for (const host of ["127.1", "2130706433", "0x7f.1", "0xa9fea9fe", "0251.0376.0251.0376", "010.0.0.1", "relay.0", "1"]) {
+        expect(refusal(stack, { ...base, smtpHost: host }).message, `${stack} ${host}`).toBe(
+          `Invalid configuration trading:smtpHost on stack '${stack}': '${host}' ends in a number, so it is no host name: resolvers and URL parsers read it as an IPv4 address in a short, octal or hex form (127.1 and 2130706433 are 127.0.0.1): give the relay's host name, or its address as four decimal octets (e.g. 192.0.2.25)`,
+        );
+        expect(refusal(stack, { ...base, ingressHost: host.toLowerCase() }).message, `${stack} ingressHost ${host}`).toMatch(/^Invalid configuration trading:ingressHost on stack '[a-z]+': '.*' ends in a number, so it is no host name: .*: give a DNS name$/);
+      }
+      expect(parseStackConfig(stack, { ...base, smtpHost: "10.0.0.25" }).smtp.host).toBe("10.0.0.25");
+      expect(parseStackConfig(stack, { ...base, smtpHost: "smtp1.example.com", ingressHost: "trading1.example.com" }).kubernetes.ingressHost).toBe("trading1.example.com");
+    }
+  });
+});
+
+describe("registry and its login (session 62)", () => {
+  it("refuses a registry port outside 1 to 65535", () => {
+    for (const registry of ["registry.example.com:99999/ai", "registry.example.com:0/ai", "registry.example.com:08080"]) {
+      expect(refusal("prod", { ...stacks[1][1], registry }).message, registry).toMatch(/^Invalid configuration trading:registry on stack 'prod': names the port '\d+', no TCP port \(1 to 65535\)/);
+    }
+    expect(parseStackConfig("prod", { ...stacks[1][1], registry: "registry.example.com:5000/ai" }).registry).toBe("registry.example.com:5000/ai");
+  });
+
+  it("refuses a registry user name holding ':' or white space (a password pasted after it would be sent as the password, and sits in plain text)", () => {
+    for (const [stack, base] of stacks) {
+      for (const user of ["ci:hunter2", "ci user"]) {
+        const e = refusal(stack, { ...base, registryUsername: user });
+        expect(e.key).toBe("registryUsername");
+        expect(e.message).not.toContain("hunter2");
+      }
+    }
+  });
+});
