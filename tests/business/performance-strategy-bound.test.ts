@@ -115,7 +115,7 @@ describe("strategy series per user are bounded", () => {
 
   it("PERF_MAX_STRATEGIES_PER_USER is validated: a config error names it", async () => {
     for (const bad of ["0", "-1", "2.5", "many", "1001"]) {
-      await expect(createService(performanceAnalytics, { env: { ...srv.env, KAFKA_BROKERS: "127.0.0.1:1", LOG_LEVEL: "silent", PERF_MAX_STRATEGIES_PER_USER: bad }, defaultMetrics: false }), bad).rejects.toThrow(/^Invalid configuration: PERF_MAX_STRATEGIES_PER_USER /);
+      await expect(createService(performanceAnalytics, { env: { ...srv.env, KAFKA_BROKERS: "127.0.0.1:1", LOG_LEVEL: "silent", PERF_MAX_STRATEGIES_PER_USER: bad }, defaultMetrics: false }), bad).rejects.toThrow(/^Invalid configuration of performance-analytics: PERF_MAX_STRATEGIES_PER_USER /);
     }
   });
 });

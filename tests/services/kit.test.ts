@@ -36,7 +36,7 @@ const probe = defineService({
 describe("kit: config", () => {
   it("names a missing required variable and the service", () => {
     expect(() => loadConfig("user-management", { POSTGRES_URL: envUrl({ protocols: ["postgresql"] }) }, {})).toThrow(
-      "Invalid configuration: POSTGRES_URL is required by user-management",
+      "Invalid configuration of user-management: POSTGRES_URL is required by user-management",
     );
   });
   it("validates numbers, enums, urls and never echoes a secret", () => {
@@ -492,7 +492,7 @@ describe("main.ts: one image, every service", { timeout: 600_000 }, () => {
   it("fails at start naming the missing variables", () => {
     const r = spawnSync(process.execPath, [tsx, main], { env: { ...clean, SERVICE_NAME: "user-management", PORT: "70000" }, encoding: "utf8" });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("Invalid configuration:");
+    expect(r.stderr).toContain("Invalid configuration of user-management:");
     expect(r.stderr).toContain("PORT must be <= 65535");
     expect(r.stderr).toContain("POSTGRES_URL is required by user-management");
     expect(r.stderr).toContain("JWT_SECRET is required by user-management");

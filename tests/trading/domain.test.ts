@@ -162,7 +162,7 @@ describe("paper exchange", () => {
     }
     const env = { LOG_LEVEL: "silent", POSTGRES_URL: "postgresql://u:p@127.0.0.1:1/db", KAFKA_BROKERS: "127.0.0.1:1" };
     await expect(createService(tradingEngine, { env: { ...env, PAPER_TAKER_FEE_BPS: "10000" }, defaultMetrics: false })).rejects.toThrow(
-      'Invalid configuration: PAPER_TAKER_FEE_BPS must be at least 0 and below 10000 (100 %) (got "10000")',
+      'Invalid configuration of trading-engine: PAPER_TAKER_FEE_BPS must be at least 0 and below 10000 (100 %) (got "10000")',
     );
     await expect(createService(tradingEngine, { env: { ...env, PAPER_TICK_SIZE: "0.000" }, defaultMetrics: false })).rejects.toThrow(/PAPER_TICK_SIZE must be > 0/);
   });

@@ -142,12 +142,12 @@ describe("peer URLs (SERVICE_<NAME>_URL)", () => {
 
   it("refuses no scheme, another scheme, a login, a query and an empty value, naming the variable and never the value", () => {
     const um = defaultServiceUrl(findService("user-management")!);
-    expect(message({ SERVICE_USER_MANAGEMENT_URL: um.slice("http://".length) })).toBe(`Invalid configuration: SERVICE_USER_MANAGEMENT_URL must be a URL with protocol http or https, such as ${um}`);
+    expect(message({ SERVICE_USER_MANAGEMENT_URL: um.slice("http://".length) })).toBe(`Invalid configuration of api-gateway: SERVICE_USER_MANAGEMENT_URL must be a URL with protocol http or https, such as ${um}`);
     expect(message({ SERVICE_ML_PREDICTOR_URL: "ftp://ml" })).toContain("SERVICE_ML_PREDICTOR_URL must be a URL with protocol http or https");
     const login = message({ SERVICE_ORDER_MANAGEMENT_URL: "http://svc:hunter2-secret@order-management:8000" });
-    expect(login).toBe("Invalid configuration: SERVICE_ORDER_MANAGEMENT_URL must not hold a login (fetch refuses to send a URL with credentials)");
+    expect(login).toBe("Invalid configuration of api-gateway: SERVICE_ORDER_MANAGEMENT_URL must not hold a login (fetch refuses to send a URL with credentials)");
     expect(message({ SERVICE_RISK_ANALYZER_URL: "http://risk-analyzer:8003/?token=x" })).toContain("SERVICE_RISK_ANALYZER_URL must not hold a query or a fragment");
-    expect(message({ SERVICE_CENTRAL_HUB_URL: " " })).toBe(`Invalid configuration: SERVICE_CENTRAL_HUB_URL is set but empty: give the peer's base URL, or unset it for its default, "${defaultServiceUrl(findService("central-hub")!)}"`);
+    expect(message({ SERVICE_CENTRAL_HUB_URL: " " })).toBe(`Invalid configuration of api-gateway: SERVICE_CENTRAL_HUB_URL is set but empty: give the peer's base URL, or unset it for its default, "${defaultServiceUrl(findService("central-hub")!)}"`);
     expect(message({ SERVICE_USER_MANAGEMENT_URL: "x", SERVICE_ML_PREDICTOR_URL: "" }).split("; ")).toHaveLength(2);
   });
 
@@ -165,7 +165,7 @@ describe("trading-engine in live mode", () => {
     const mod = await registry["trading-engine"]();
     const started = createService(mod, { env, defaultMetrics: false });
     await expect(started).rejects.toBeInstanceOf(ConfigError);
-    await expect(started).rejects.toThrow("Invalid configuration: BINANCE_API_KEY is required by trading-engine with TRADING_MODE=live; BINANCE_SECRET_KEY is required by trading-engine with TRADING_MODE=live");
+    await expect(started).rejects.toThrow("Invalid configuration of trading-engine: BINANCE_API_KEY is required by trading-engine with TRADING_MODE=live; BINANCE_SECRET_KEY is required by trading-engine with TRADING_MODE=live");
   });
 
   it("sends its signed orders over https only (http to a loopback stand-in aside): BINANCE_REST_URL http elsewhere is refused", async () => {
@@ -191,7 +191,7 @@ describe("the tracing endpoint and the cron runner's LOG_LEVEL", () => {
     for (const level of ["verbose", ""]) {
       const run = spawnSync(process.execPath, ["--import", "tsx", entry, "--name", "x", "--schedule", "0 3 * * *", "--", "true"], { env: { ...process.env, LOG_LEVEL: level }, encoding: "utf8", timeout: 60_000 });
       expect(run.status, run.stderr).toBe(2);
-      expect(run.stderr).toContain(level === "" ? "cron runner: Invalid configuration: LOG_LEVEL is set but empty" : "cron runner: Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent");
+      expect(run.stderr).toContain(level === "" ? "cron runner: Invalid configuration of cron runner: LOG_LEVEL is set but empty" : "cron runner: Invalid configuration of cron runner: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent");
       expect(run.stderr).not.toMatch(/\n\s+at /);
     }
   });

@@ -11,20 +11,18 @@
  *     TRADING_MODE: envEnum(["paper", "live"], { default: "paper" }),
  *   }
  *
- * A variable with `default` is never missing (defaults live in the schema and nowhere else); one
- * wrapped in `Type.Optional` may be unset (`undefined`); any other one is required. Empty (or white
- * space) counts as unset for an optional or required variable; one with a default set empty is refused
- * (session 50: the default would silently replace what the deployer meant). Environment strings are converted by the schema's type (integers, numbers,
- * booleans `true/false/1/0/yes/no/on/off`, comma-separated arrays) and then checked by TypeBox
- * (`Value.Errors`). `loadConfig` reports every problem at once in a `ConfigError` naming each
- * variable, e.g. `Invalid configuration: POSTGRES_URL is required by user-management; PORT must be
- * <= 65535 (got "99999")`. The schema says what is secret: a variable marked `secret: true` (on
- * itself, its list's items or a member of its union) is never printed, neither in errors (its items
- * included) nor by `describeConfig` (which says "set" and its length), whatever its name or value
- * looks like. Names and shapes are the second net, for a variable not marked: one named like a
- * credential (./credential-words.ts) or a PIN is not printed either when it may hold one (text, a
- * number not named as a measure, a list or union of those: namedLikeACredential), and a URL's
- * password and credential query values, or a `user:password@` item, are masked.
+ * A variable with `default` is never missing (defaults live in the schema and nowhere else); one wrapped in `Type.Optional`
+ * may be unset (`undefined`); any other one is required. Empty (or white space) counts as unset for an optional or required
+ * variable; one with a default set empty is refused (session 50: the default would silently replace what the deployer meant).
+ * Environment strings are converted by the schema's type (integers, numbers, booleans `true/false/1/0/yes/no/on/off`,
+ * comma-separated arrays) and then checked by TypeBox (`Value.Errors`). `loadConfig` reports every problem at once in a
+ * `ConfigError` naming the service and each variable, e.g. `Invalid configuration of user-management: POSTGRES_URL is required
+ * by user-management; PORT must be <= 65535 (got "99999")`. The schema says what is secret: a variable marked `secret: true` (on
+ * itself, its list's items or a member of its union) is never printed, neither in errors (its items included) nor by
+ * `describeConfig` (which says "set" and its length), whatever its name or value looks like. Names and shapes are the second
+ * net, for a variable not marked: one named like a credential (./credential-words.ts) or a PIN is not printed either when it
+ * may hold one (text, a number not named as a measure, a list or union of those: namedLikeACredential), and a URL's password
+ * and credential query values, or a `user:password@` item, are masked.
  */
 import { FormatRegistry, Type, type SchemaOptions, type Static, type TLiteral, type TObject, type TProperties, type TSchema, type TUnion } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
@@ -86,15 +84,20 @@ export const HOST_PATTERN = "^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-
 /** LOG_LEVEL of every service and of the cron runner: pino's levels and silent. */
 export const logLevelEnv = () => envEnum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" });
 
+/**
+ * Every problem of a service's configuration, the message naming the service (main.ts logs it alone; session 62); each problem,
+ * some built outside loadConfig (TRUST_PROXY's parser quoted a value whole), with a URL's password masked, of at most PROBLEM_MAX.
+ */
 export class ConfigError extends Error {
-  constructor(
-    readonly service: string,
-    readonly problems: string[],
-  ) {
-    super(`Invalid configuration: ${problems.join("; ")}`);
+  readonly problems: string[];
+  constructor(readonly service: string, problems: string[]) {
+    const bounded = problems.map((p) => (p.length > PROBLEM_MAX ? `${withoutPasswords(p.slice(0, 4 * PROBLEM_MAX)).slice(0, PROBLEM_MAX)}...` : withoutPasswords(p)));
+    super(`Invalid configuration of ${service}: ${bounded.join("; ")}`);
+    this.problems = bounded;
     this.name = "ConfigError";
   }
 }
+const PROBLEM_MAX = 1_000;
 
 /** Whether the schema marks a variable secret: on itself, on its list's items or on a member of its union. */
 export function isSecret(s: TSchema | undefined): boolean {
@@ -116,29 +119,24 @@ function notPrinted(name: string, s: TSchema | undefined): boolean {
 const TRUE = ["1", "true", "yes", "on"];
 const FALSE = ["0", "false", "no", "off"];
 
-/** The environment string as the schema's type; left as the string when it does not convert (TypeBox then names the problem). */
+/**
+ * The environment string as the schema's type (a number untrimmed: PORT=" 80" is refused as LOG_LEVEL=" info" is; a boolean
+ * is taken loosely, session 50); else the string, for TypeBox to name.
+ */
 function fromEnvString(raw: string, schema: TSchema): unknown {
-  const v = raw.trim();
   switch (schema.type) {
     case "integer":
-      return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : raw;
+      return /^-?\d+$/.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : raw;
     case "number":
-      return NUMBER_TEXT.test(v) && Number.isFinite(Number(v)) ? Number(v) : raw;
+      return NUMBER_TEXT.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : raw;
     case "boolean":
-      return TRUE.includes(v.toLowerCase()) ? true : FALSE.includes(v.toLowerCase()) ? false : raw;
+      return TRUE.includes(raw.trim().toLowerCase()) ? true : FALSE.includes(raw.trim().toLowerCase()) ? false : raw;
     case "array":
       return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
     default:
       return raw;
   }
 }
-
-/**
- * Query parameters whose values are logins, whatever their value looks like: a driver or an API may
- * take a password, token or key in the query (`?password=`, `?access_token=`, `?api_key=`), which
- * the masking of the `user:password@` part never looked at: ./credential-words.ts
- * CREDENTIAL_QUERY_PARAM (the shared words, and what a query's names add to them).
- */
 
 /**
  * A value as an error may echo it: the password of a `user:password@` part masked, as describeConfig
@@ -150,7 +148,8 @@ function withoutPasswords(raw: string): string {
   // After `scheme://`, or at the start of an item (a broker); up to the last `@` (a password may hold
   // `/` or `@`: `[^\s@]*` stopped at its first `@` and printed the rest).
   const masked = raw.includes("://") ? raw.replace(/(\/\/[^\s/@:]*):[^\s]*@/g, "$1:***@") : raw.replace(/^([^\s/@:]*):[^\s]*@/, "$1:***@");
-  // And a login given in the query (`?password=`, `&token=`), as maskUrl masks it.
+  // And a login a driver or an API takes in the query, whatever its value looks like (`?password=`, `&access_token=`:
+  // ./credential-words.ts CREDENTIAL_QUERY_PARAM), as maskUrl masks it.
   return masked.replace(/([?&])([^=&#\s]*)=([^&#\s]*)/g, (pair, sep: string, name: string) => (CREDENTIAL_QUERY_PARAM.test(name) ? `${sep}${name}=***` : pair));
 }
 
@@ -158,9 +157,9 @@ function withoutPasswords(raw: string): string {
 function describeProblem(e: ValueError, root: TSchema, secret: boolean): string {
   const s = e.schema as TSchema & Record<string, unknown>;
   const item = e.path.split("/").length > 2;
-  // An item of a secret list is named by its position only.
-  const shown = secret ? `#${Number(e.path.split("/")[2]) + 1}` : `"${withoutPasswords(String(e.value))}"`;
-  if (item) return `has an invalid item ${shown} (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
+  // An item of a secret list is named by its position only; the value is masked only when shown (masking is not linear).
+  const shown = () => (secret ? `#${Number(e.path.split("/")[2]) + 1}` : String(e.value).length > 4_096 ? `of ${String(e.value).length} characters` : `"${withoutPasswords(String(e.value))}"`);
+  if (item) return `has an invalid item ${shown()} (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
   switch (e.type) {
     case ValueErrorType.Integer:
       return "must be an integer";
@@ -244,9 +243,9 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     const raw = source[name] ?? "";
     // Never echo the raw value of a secret.
     const secret = notPrinted(name, schema[name]);
-    // A list item by item: each may hold its own login (`u:p@h1:9092,u:q@h2:9092`), and only the first was masked.
-    const shown = schema[name].type === "array" ? raw.split(",").map(withoutPasswords).join(",") : withoutPasswords(raw);
-    const got = secret ? "" : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
+    // A list item by item: each may hold its own login (`u:p@h1:9092,u:q@h2:9092`). A long value only by its length (masking is not linear).
+    const shown = raw.length > 4_096 ? "" : schema[name].type === "array" ? raw.split(",").map(withoutPasswords).join(",") : withoutPasswords(raw);
+    const got = secret ? "" : raw.length > 4_096 ? ` (got ${raw.length} characters)` : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });
   // Then the pairs (a batch and its cap, a lease and its renewal), of the variables valid alone.
