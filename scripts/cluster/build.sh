@@ -185,7 +185,9 @@ PATCHES=$CLUSTER_DIR/patches
 # defined, build PKG into bin/NAME-VERSION/NAME. Key = version + hash of the patches of NAME.
 addon_key() {
 	local h
-	h=$(find "$PATCHES" -type f -path "$PATCHES/$1*" | sort | xargs -r cat | sha256sum | cut -c1-12)
+	# From inside the folder, NUL-separated: the clone's path held a space ("/tmp/my clone"), xargs split it, cat
+	# read nothing and every addon's key was that of no patches (session 62); a '[' or '*' in it was a -path glob.
+	h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)
 	printf '%s %s %s' "$1" "$2" "$h"
 }
 build_addon() {

@@ -429,7 +429,8 @@ deploy_addons() {
 		read -r name image obj <<<"$a"
 		# An add-on whose image is not built yet (build.sh still running) is left out, and said so.
 		if [ ! -f "$IMAGES_DIR/$image.tar" ]; then missing+=("$name"); continue; fi
-		sed "s#@LOCAL_PATH_DIR@#$K8S_CACHE/volumes#" "$m/$name.yaml" | kubectl_ apply -f - >/dev/null
+		# The folder escaped for sed's replacement: a '#', '&' or '\' in TRADING_CACHE_DIR broke the command or the path.
+		sed "s#@LOCAL_PATH_DIR@#$(printf '%s' "$K8S_CACHE/volumes" | sed 's/[#&\\]/\\&/g')#" "$m/$name.yaml" | kubectl_ apply -f - >/dev/null
 	done
 	for a in "${addons[@]}"; do
 		read -r name image obj <<<"$a"

@@ -265,7 +265,7 @@ build_cli() { # VERSION DIR
 	local ver=$1 dir=$2 pkg sdk
 	pkg=$(mod_dir "github.com/pulumi/pulumi/pkg/v3@v$ver")
 	sdk=$(mod_dir "github.com/pulumi/pulumi/sdk/v3@v$ver")
-	rm -rf "$dir/bin" "$dir/.stamp"
+	rm -rf "${dir:?}/bin" "${dir:?}/.stamp"
 	copy_tree "$pkg" "$dir/src/pkg" # its go.mod: replace github.com/pulumi/pulumi/sdk/v3 => ../sdk
 	copy_tree "$sdk" "$dir/src/sdk"
 	mkdir -p "$dir/bin"
@@ -288,7 +288,7 @@ build_langhost_module() { # CLI_VERSION DIR
 	lh=$(mod_dir "$PULUMI_LH_MODULE@$hash")
 	pkg=$(mod_dir "github.com/pulumi/pulumi/pkg/v3@v$ver")
 	sdk=$(mod_dir "github.com/pulumi/pulumi/sdk/v3@v$ver")
-	rm -rf "$dir/bin" "$dir/.stamp"
+	rm -rf "${dir:?}/bin" "${dir:?}/.stamp"
 	copy_tree "$pkg" "$dir/src/pkg"
 	copy_tree "$sdk" "$dir/src/sdk"
 	copy_tree "$lh" "$dir/src/sdk/nodejs/cmd/pulumi-language-nodejs" # replaces pkg/sdk by relative paths
@@ -311,7 +311,7 @@ build_langhost_sdk() { # SDK_VERSION DIR
 		log "sdk/v3@v$ver has no nodejs/cmd/pulumi-language-nodejs"
 		return 1
 	}
-	rm -rf "$dir/bin" "$dir/.stamp"
+	rm -rf "${dir:?}/bin" "${dir:?}/.stamp"
 	copy_tree "$sdk" "$dir/src"
 	# That host answers RunPlugin with "not supported", but current CLIs start Node policy packs
 	# through it: swap in our RunPlugin (scripts/tools/patches/langhost_runplugin.go).
@@ -335,7 +335,7 @@ build_kubernetes() { # PROVIDER_PSEUDO SDK_VERSION PLUGIN_VERSION DIR
 	local pver=$1 sver=$2 plugver=$3 dir=$4 prov sdk
 	prov=$(mod_dir "github.com/pulumi/pulumi-kubernetes/provider/v4@$pver")
 	sdk=$(mod_dir "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$sver")
-	rm -rf "$dir/bin" "$dir/.stamp"
+	rm -rf "${dir:?}/bin" "${dir:?}/.stamp"
 	copy_tree "$prov" "$dir/src/provider" # its go.mod: replace .../sdk/v4 => ../sdk
 	copy_tree "$sdk" "$dir/src/sdk"
 	mkdir -p "$dir/bin"

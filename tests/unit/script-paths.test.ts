@@ -1,0 +1,102 @@
+/**
+ * Session 62: a clone whose path holds a space and a non-ASCII letter ("/tmp/h3 clone/ré po"). The scripts
+ * the README's commands call must keep such a path whole: no path word-split by `xargs` or `for x in $(find)`,
+ * no unquoted `cd $(dirname ...)`, no folder pasted unescaped into a sed replacement. The repo holds no
+ * shellcheck (and the suite runs without one), so this reads the scripts for those forms, and runs the one
+ * function that had the bug (scripts/cluster/build.sh addon_key: every addon's key was that of no patches).
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = join(__dirname, "..", "..");
+
+/** Every shell script of scripts/ and .ci/run, by its path from the root. */
+function shellScripts(): string[] {
+  const out: string[] = [join(root, ".ci", "run")];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith(".sh")) out.push(path);
+    }
+  };
+  walk(join(root, "scripts"));
+  return out;
+}
+
+/** The script's command lines (comments dropped), with their numbers. */
+function commandLines(path: string): { line: string; at: string }[] {
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .map((line, i) => ({ line: line.replace(/^\s*#.*$/, ""), at: `${relative(root, path)}:${i + 1}` }))
+    .filter(({ line }) => line.trim() !== "");
+}
+
+const forms: [string, RegExp][] = [
+  // find's paths through xargs: split at white space unless both ends speak NUL.
+  ["find | xargs without -print0 / -0", /\bfind\b(?![^|]*-print0)[^|]*\|(?:[^|]*\|)*\s*xargs\b(?!\s+(?:-\S+\s+)*-0)/],
+  // (A find whose output is cut down to numbers, e.g. pids, is no path.)
+  ["for over $(find ...), split at white space", /\bfor\s+\w+\s+in\s+\$\(\s*find\b[^|)]*\)/],
+  ["cd $(dirname ...) unquoted", /\bcd\s+(?:--\s+)?\$\((?:dirname|realpath)\b/],
+  ["$(dirname $0) with $0 unquoted", /dirname\s+\$(?:0|\{?BASH_SOURCE)/],
+  // A folder in a sed replacement: '#', '&' or '\' in it change the command (escape it first).
+  ["a folder variable pasted into a sed replacement", /\bsed\s+(?:-\w+\s+)*"s(.)[^"]*\1[^"]*\$\{?[A-Z0-9_]*(?:DIR|CACHE|ROOT|HERE|PATH|HOME)\b/],
+];
+
+describe("scripts keep a clone path with a space or a non-ASCII letter whole (session 62)", () => {
+  it("no script word-splits a path, cds into an unquoted $(dirname), or pastes a folder into sed", () => {
+    const found: string[] = [];
+    for (const script of shellScripts()) {
+      for (const { line, at } of commandLines(script)) {
+        for (const [what, form] of forms) if (form.test(line)) found.push(`${at}: ${what}: ${line.trim()}`);
+      }
+    }
+    expect(found).toEqual([]);
+  });
+
+  it("the forms are recognised (each of the old lines is found)", () => {
+    const old = [
+      'h=$(find "$PATCHES" -type f -path "$PATCHES/$1*" | sort | xargs -r cat | sha256sum | cut -c1-12)',
+      'sed "s#@LOCAL_PATH_DIR@#$K8S_CACHE/volumes#" "$m/$name.yaml"',
+      "cd $(dirname \"$0\")",
+      "for f in $(find . -name '*.yaml'); do",
+    ];
+    for (const line of old) expect(forms.some(([, form]) => form.test(line)), line).toBe(true);
+    const fixed = [
+      'h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)',
+      `sed "s#@LOCAL_PATH_DIR@#$(printf '%s' "$K8S_CACHE/volumes" | sed 's/[#&\\\\]/\\\\&/g')#" "$m/$name.yaml"`,
+      'cd "$(dirname "${BASH_SOURCE[0]}")/.."',
+    ];
+    for (const line of fixed) expect(forms.some(([, form]) => form.test(line)), line).toBe(false);
+  });
+
+  describe("scripts/cluster/build.sh addon_key", () => {
+    const scratch = mkdtempSync(join(tmpdir(), "addon-key-"));
+    afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+    const build = readFileSync(join(root, "scripts", "cluster", "build.sh"), "utf8");
+    const fn = /^addon_key\(\) \{\n[\s\S]*?\n\}\n/m.exec(build)?.[0] ?? "";
+
+    /** addon_key's output for NAME with the repo's patches copied under `folder`. */
+    const key = (folder: string, name: string): string => {
+      const patches = join(scratch, folder, "patches");
+      mkdirSync(join(scratch, folder), { recursive: true });
+      cpSync(join(root, "scripts", "cluster", "patches"), patches, { recursive: true });
+      const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\naddon_key "$1" v1`, "addon-key", name], { env: { ...process.env, PATCHES: patches }, encoding: "utf8" });
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+      return run.stdout;
+    };
+
+    it("gives the same key in a clone whose path holds a space and 'é' as in a plain one, and not that of no patches", () => {
+      expect(fn).toContain("addon_key()");
+      for (const name of ["kube-network-policies", "traefik"]) {
+        const plain = key("plain", name);
+        expect(key("h3 clone/ré po [1]", name), name).toBe(plain);
+        expect(plain, name).not.toBe(key("plain", "no-such-addon"));
+      }
+    });
+  });
+});
