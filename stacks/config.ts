@@ -284,6 +284,12 @@ class Reader {
     if (!/^\d*\.?\d+$/.test(value) || !(n > 0 && n <= 1)) {
       throw new ConfigError(key, this.stack, `must be a number greater than 0 and at most 1, got ${shown(value)}`);
     }
+    // The CPU autoscaler's target is set against the request (70 % of the limit, over the ratio): at 1e-9 it passes
+    // the API server's int32, and the HorizontalPodAutoscaler would be refused after the preview; below a hundredth no
+    // request means anything (a millicore of a core).
+    if (n < MIN_REQUEST_RATIO) {
+      throw new ConfigError(key, this.stack, `must be at least ${MIN_REQUEST_RATIO} (a request a hundredth of the limit; below it the autoscaler's target, set against the request, stops meaning anything), got ${shown(value)}`);
+    }
     return n;
   }
 
@@ -302,6 +308,9 @@ class Reader {
     return parsed as Record<string, unknown>;
   }
 }
+
+/** The least cpuRequestRatio / memoryRequestRatio (Reader.ratio). */
+const MIN_REQUEST_RATIO = 0.01;
 
 /**
  * `scheme://user:password@`: a URL carrying a login, its userinfo as RFC 3986 writes it (no '/', '?', '#' or '@'

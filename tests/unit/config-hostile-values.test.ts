@@ -174,3 +174,17 @@ describe("registry and its login (session 62)", () => {
     }
   });
 });
+
+describe("request ratios (session 62)", () => {
+  it("refuses a ratio below a hundredth: the autoscaler's target, set against the request, overflowed the API server's int32 at 1e-9", () => {
+    for (const key of ["cpuRequestRatio", "memoryRequestRatio"]) {
+      for (const value of ["0.0000001", "0.000000001", "0.009"]) {
+        expect(refusal("prod", { ...stacks[1][1], [key]: value }).message, `${key}=${value}`).toBe(
+          `Invalid configuration trading:${key} on stack 'prod': must be at least 0.01 (a request a hundredth of the limit; below it the autoscaler's target, set against the request, stops meaning anything), got '${value}'`,
+        );
+      }
+      for (const value of ["1e-3", "-0.5", "0x1", "50%", "1/2"]) expect(refusal("prod", { ...stacks[1][1], [key]: value }).message).toMatch(/must be a number greater than 0 and at most 1/);
+      expect(parseStackConfig("prod", { ...stacks[1][1], [key]: "0.01" }).kubernetes[key as "cpuRequestRatio"]).toBe(0.01);
+    }
+  });
+});
