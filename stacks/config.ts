@@ -264,7 +264,7 @@ class Reader {
     const value = this.raw[key]?.trim() || undefined;
     if (value === undefined) return schema.default as number;
     if (!/^-?\d+$/.test(value)) {
-      throw new ConfigError(key, this.stack, `must be an integer, got ${shown(value)}`);
+      throw new ConfigError(key, this.stack, `must be an integer, got ${shown(value)}${unitHint(key, value)}`);
     }
     // 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous.
     if (/^-?0\d/.test(value)) {
@@ -318,6 +318,16 @@ const MIN_REQUEST_RATIO = 0.01;
  * (a scheme matched as `[a-z][a-z0-9+.-]*` backtracked from every position: 7 s for 100,000 letters).
  */
 const URL_WITH_PASSWORD = /:\/\/[^\s/?#@:]*:[^\s/?#@]*@/;
+
+/**
+ * For a size or duration written with a unit ("512mb", "1Gi", "10s"): the unit the key's name already
+ * carries, so the refusal says what to write (trading:postgresStorageGi takes 20, not 20Gi).
+ */
+function unitHint(key: string, value: string): string {
+  if (!/^[\d.]+\s*[A-Za-z%]+$/.test(value)) return "";
+  const unit = /Gi$/.test(key) ? "GiB" : /Ms$/.test(key) ? "milliseconds" : /Days$/.test(key) ? "days" : undefined;
+  return unit !== undefined ? ` (a plain number of ${unit}: the unit is in the key's name)` : " (a plain number, without a unit)";
+}
 
 /** A value's case variant of an allowed one ("Docker", "TRUE"): the values are case-sensitive, so the refusal says which was meant. */
 function caseHint(value: string, allowed: readonly string[]): string {

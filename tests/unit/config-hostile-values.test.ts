@@ -78,6 +78,17 @@ describe("hostile values, key by key, on dev and prod (session 62)", () => {
     }
   });
 
+  it("a size or duration written with a unit is told the unit the key's name carries", () => {
+    const [stack, base] = stacks[1];
+    expect(refusal(stack, { ...base, postgresStorageGi: "1Gi" }).message).toBe(
+      "Invalid configuration trading:postgresStorageGi on stack 'prod': must be an integer, got '1Gi' (a plain number of GiB: the unit is in the key's name)",
+    );
+    expect(refusal(stack, { ...base, postgresMemoryGi: "512mb" }).message).toMatch(/got '512mb' \(a plain number of GiB: the unit is in the key's name\)$/);
+    expect(refusal(stack, { ...base, rateLimitWindowMs: "10s" }).message).toMatch(/got '10s' \(a plain number of milliseconds: the unit is in the key's name\)$/);
+    expect(refusal(stack, { ...base, prometheusRetentionDays: "2w" }).message).toMatch(/got '2w' \(a plain number of days: the unit is in the key's name\)$/);
+    expect(refusal(stack, { ...base, replicas: "3x" }).message).toMatch(/got '3x' \(a plain number, without a unit\)$/);
+  });
+
   it("refuses an integer with leading zeros: some readers take 010 for octal 8", () => {
     for (const [stack, base] of stacks) {
       for (const key of integerKeys) {
