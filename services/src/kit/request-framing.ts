@@ -33,6 +33,9 @@
  *   limit is answered 413 at once, without the `100 Continue` that told the client to send it; within
  *   it, the 100 is written when the body is first read (continueOnRead), never before a refusal. These
  *   answers, written outside Fastify, carry its answers' request id and headers (./raw-answers.ts).
+ * - **A body on a GET or HEAD** (a Content-Length above 0, or chunked): Fastify never reads it, so the
+ *   request was answered as if it had none, silently (session 62, tests/hostile/session-62.test.ts);
+ *   a 400 naming `body`, like a body sent to another route that takes none (./unread-bodies.ts).
  * - **A version other than HTTP/1.x** (`HTTP/2.0` in a request line, none at all: HTTP/0.9), which
  *   llhttp takes: a 400 naming `version` (session 56), as one it refuses (`HTTP/9.9`) is.
  * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
@@ -103,6 +106,9 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   const ce = h["content-encoding"];
   if (ce !== undefined && ce.trim().toLowerCase() !== "identity" && ce.trim() !== "" && hasBody(req))
     return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies are taken uncompressed: send it without a Content-Encoding", "content-encoding");
+  // Fastify never reads a GET's or HEAD's body: `GET /api-keys {"limit":1}` was answered as if no body
+  // had been sent, where a DELETE's is judged (./unread-bodies.ts). Refused, as RFC 9110 §9.3.1 allows.
+  if ((req.method === "GET" || req.method === "HEAD") && hasBody(req)) return new HttpError(400, "BAD_REQUEST", `A ${req.method} request takes no body: send none`, "body");
   return undefined;
 }
 
