@@ -372,3 +372,28 @@ describe("strings at their bounds in astral, combining and joined characters, li
     expect(failures).toEqual([]);
   }, 600_000);
 });
+
+describe("one account per e-mail address however it is spelt (user-management normalizeEmail), lane on and off", () => {
+  it("case variants are the one account (409 on register, the same user at login); NFD, full-width, homoglyph and padded spellings a 400 naming email", async () => {
+    const local = `carol-${randomBytes(3).toString("hex")}`;
+    const email = `${local}@example.com`;
+    const made = await rig.gw("none", "POST", "/api/users/register", { body: { email, password: "correct horse battery staple" } });
+    expect(made.status, made.text).toBe(201);
+    for (const via of VIAS) {
+      for (const twin of [`${local.toUpperCase()}@EXAMPLE.COM`, `${local[0].toUpperCase()}${local.slice(1)}@Example.com`, `${local}@example.COM`]) {
+        const again = await rig.gw("none", "POST", "/api/users/register", { body: { email: twin, password: "correct horse battery staple" }, via });
+        expect.soft(shape({ status: again.status, field: again.json?.error?.field, body: again.text, ms: 0 }), `${via} register ${twin}`).toBe("409 email");
+        const login = await rig.gw("none", "POST", "/api/users/login", { body: { email: twin, password: "correct horse battery staple" }, via });
+        expect.soft([login.status, login.json?.user?.id], `${via} login ${twin}`).toEqual([200, made.json.user.id]);
+      }
+      for (const odd of [
+        `${local}e\u0301@example.com`, `${local}\u00e9@example.com`, `${local}@exa\u0301mple.com`, `${local}@\uff45xample.com`, `${local.replace("c", "\u0441")}@example.com`, `${local}@example.com\u200b`,
+        ` ${email}`, `${email} `, `${local}\u212a@example.com`, `${local}@EXAMPLE.\u212aOM`, `${local}@xn--exmple-cua.com\u0000`,
+      ]) {
+        const r = await rig.gw("none", "POST", "/api/users/register", { body: { email: odd, password: "correct horse battery staple" }, via });
+        expect.soft(`${r.status} ${r.json?.error?.field}`, `${via} register ${JSON.stringify(odd)}`).toBe("400 email");
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+});
