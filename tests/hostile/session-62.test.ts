@@ -397,3 +397,28 @@ describe("one account per e-mail address however it is spelt (user-management no
     expect(failures).toEqual([]);
   }, 120_000);
 });
+
+describe("a service's internal paths (probes, metrics, /internal) through the gateway, spelt every way a path is: lane on and off", () => {
+  it("each spelling a 404 (the gateway's or the service's), never the internal route's answer", async () => {
+    const spellings = (p: string): string[] => {
+      const rest = p.slice(1);
+      return [p, `/${rest}/`, `//${rest}`, `/./${rest}`, `/%2e/${rest}`, `/x/../${rest}`, `/x/%2e%2e/${rest}`, `/%2f${rest}`, `/.%2f${rest}`, `/%25${rest.charCodeAt(0).toString(16)}${rest.slice(1)}`, `/%${rest.charCodeAt(0).toString(16)}${rest.slice(1)}`,
+        `/${rest.toUpperCase()}`, `/${rest};x`, `/${rest}%3Bx`, `/${rest}%3F`, `/${rest}%23`, `/${rest}%00`, `/%20${rest}`, `/${rest}%20`, `/${rest}%09`, `/%5C${rest}`, `/${rest}.json`];
+    };
+    let tried = 0;
+    for (const [name, svc] of rig.p.services) {
+      const segment = catalog.find((s) => s.name === name)?.route;
+      if (name === "api-gateway" || typeof segment !== "string") continue;
+      const internal = svc.routes.filter((r) => isInternalPath(r.url) && r.method === "GET").map((r) => r.url.replace(/:([A-Za-z0-9_]+)/g, who.alice.id));
+      for (const path of internal)
+        for (const spelt of spellings(path))
+          for (const via of VIAS) {
+            const a = await raw(via, "GET", `/api/${segment}${spelt}`);
+            expect.soft(a.status === 404 || a.status === 400, `${via} GET /api/${segment}${spelt}: ${shape(a)} ${a.body.slice(0, 80)}`).toBe(true);
+            tried++;
+          }
+    }
+    expect(tried).toBeGreaterThan(100);
+    expect(failures).toEqual([]);
+  }, 300_000);
+});
