@@ -28,11 +28,18 @@
  *   every GET route (her answer without them); bob's user id, payment method, API key, webhook, intent
  *   and subscription in each path parameter of every route as alice (a 4xx, nothing of his echoed or
  *   changed);
- * - a body on a GET, a HEAD and a DELETE.
+ * - a body on a GET, a HEAD, a DELETE, an OPTIONS and a TRACE; JSON values that are no object (`"x"`,
+ *   `""`, 0, false, [], null) to routes that take no body, and texts that are not one JSON document
+ *   (two documents, a comment, single quotes, NUL or NBSP around one, two BOMs, whitespace only);
+ * - e-mail spellings: case twins (one account), NFD, full-width, Cyrillic, Kelvin sign, zero-width,
+ *   padding (a 400 naming email);
+ * - a service's internal paths (probes, metrics, /internal) through the gateways in 22 spellings.
  * Found and fixed at the root: a GET's or HEAD's body (Content-Length or chunked) was ignored without
  * a word on every service and both gateways (Fastify never reads one; the gateway dropped it), where a
  * DELETE's is judged (kit unread-bodies.ts): `GET /api/users/api-keys {"limit":1}` answered every key.
- * Now a 400 naming `body` (kit request-framing.ts framingIssue), Content-Length 0 still taken.
+ * Now a 400 naming `body` (kit request-framing.ts framingIssue), Content-Length 0 still taken. And the
+ * JSON string `""` to a route that takes no body was taken like no body (Fastify hands both over as
+ * ""), where `"x"`, 0 and false were refused: now refused the same (kit unread-bodies.ts).
  * Held: everything else above (the kit's media type, charset, coding, query-name, prototype-key and
  * number checks, the gateway's identity headers).
  */
@@ -419,6 +426,32 @@ describe("a service's internal paths (probes, metrics, /internal) through the ga
           }
     }
     expect(tried).toBeGreaterThan(100);
+    expect(failures).toEqual([]);
+  }, 300_000);
+});
+
+describe("JSON values to a route that takes no body, and texts that are not one JSON document: every route, lane on and off (kit unread-bodies.ts, request-guards.ts)", () => {
+  it("found: the JSON string \"\" was taken by a route that takes no body (\"x\", 0, false and [] were refused); now each a 400 naming body, null still taken; two documents, comments, quotes, NUL or NBSP around one a 400 naming body", async () => {
+    for (const r of publicRoutes().filter((x) => !isSignedWebhook(x))) {
+      const takesBody = r.route.schema?.body !== undefined;
+      for (const via of VIAS) {
+        const at = `${via} ${r.route.method} ${r.route.url}`;
+        for (const method of ["OPTIONS", "TRACE"]) expect.soft((await raw(via, method, r.path, { headers: JSON_TYPE, body: '{"a":1}' })).status, `${at} as ${method} with a body`).toBe(404);
+        if (r.route.method === "GET") continue;
+        if (!takesBody) {
+          // The sample request refused for its path first says nothing of the body.
+          const control = await raw(via, r.route.method, r.path);
+          if (control.status === 400) continue;
+          for (const [label, text, headers] of [["JSON string", '"x"', JSON_TYPE], ["JSON empty string", '""', JSON_TYPE], ["JSON 0", "0", JSON_TYPE], ["JSON false", "false", JSON_TYPE], ["JSON []", "[]", JSON_TYPE], ["text", "hello", ["Content-Type: text/plain"]]] as const)
+            expect.soft(shape(await raw(via, r.route.method, r.path, { headers: [...headers], body: text })), `${at} ${label}`).toBe("400 body");
+          expect.soft(shape(await raw(via, r.route.method, r.path, { headers: JSON_TYPE, body: "null" })), `${at} JSON null`).toBe(shape(control));
+        } else {
+          const text = JSON.stringify(r.body);
+          for (const [label, body] of [["empty", ""], ["whitespace", "  \n"], ["two documents", `${text}{}`], ["a NUL after", `${text}\u0000`], ["an NBSP before", `\u00a0${text}`], ["a comment before", `/*x*/${text}`], ["single quotes", text.replace(/"/g, "'")], ["a BOM twice", `\ufeff\ufeff${text}`]] as const)
+            expect.soft(shape(await raw(via, r.route.method, r.path, { headers: JSON_TYPE, body })), `${at} ${label}`).toBe("400 body");
+        }
+      }
+    }
     expect(failures).toEqual([]);
   }, 300_000);
 });

@@ -34,6 +34,8 @@ describe("kit: a body sent to a route that takes none", async () => {
       ["POST", "/none", '{"dryRun":true,"b":2}', "application/json", "dryRun"],
       ["POST", "/none", "[]", "application/json", "body"],
       ["POST", "/none", '"x"', "application/json", "body"],
+      ["POST", "/none", '""', "application/json", "body"],
+      ["POST", "/none", '""', "Application/JSON; charset=utf-8", "body"],
       ["POST", "/none", "0", "application/json", "body"],
       ["POST", "/none", "run it", "text/plain", "body"],
       ["POST", "/hooked", '{"x":1}', "application/json", "x"],
@@ -43,6 +45,7 @@ describe("kit: a body sent to a route that takes none", async () => {
     }
     expect(hooked).toBe(0);
     for (const payload of [undefined, "{}", "null", " {} "]) expect((await send("POST", "/none", payload)).statusCode, String(payload)).toBe(200);
+    expect((await send("POST", "/none", "", "text/plain")).statusCode, "an empty text body").toBe(200);
     expect((await send("POST", "/hooked", "{}")).statusCode).toBe(200);
     expect(hooked).toBe(1);
     expect((await send("POST", "/any", '{"x":[1]}')).json()).toEqual({ got: { x: [1] } });

@@ -36,10 +36,17 @@ export function unreadBodyIssue(body: unknown): HttpError | undefined {
     const shown = first.slice(0, 100);
     return new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${shown} is not a field of this route (it takes no body)`, shown);
   }
-  return new HttpError(400, "VALIDATION_ERROR", "Invalid body: this route takes no body (send none, or {})", "body");
+  return takesNoBody();
 }
 
+const takesNoBody = () => new HttpError(400, "VALIDATION_ERROR", "Invalid body: this route takes no body (send none, or {})", "body");
+
+/** A JSON media type: the kit's JSON parser's (an empty JSON body is refused there, so `""` under it is the JSON string). */
+const JSON_TYPE = /^\s*application\/json\s*(;|$)/i;
+
 function refuseUnreadBody(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  // `""` is an empty text body, or the JSON string "" (session 62: taken, where "x", 0 and false were refused).
+  if (request.body === "" && JSON_TYPE.test(request.headers["content-type"] ?? "")) return done(takesNoBody());
   done(unreadBodyIssue(request.body));
 }
 
