@@ -37,7 +37,8 @@
  * Found and fixed at the root: a GET's or HEAD's body (Content-Length or chunked) was ignored without
  * a word on every service and both gateways (Fastify never reads one; the gateway dropped it), where a
  * DELETE's is judged (kit unread-bodies.ts): `GET /api/users/api-keys {"limit":1}` answered every key.
- * Now a 400 naming `body` (kit request-framing.ts framingIssue), Content-Length 0 still taken. And the
+ * Now a 400 naming `body` (kit request-framing.ts: at once for a Content-Length, at the first chunk
+ * for a chunked one), Content-Length 0 and a chunked body of no chunk still taken. And the
  * JSON string `""` to a route that takes no body was taken like no body (Fastify hands both over as
  * ""), where `"x"`, 0 and false were refused: now refused the same (kit unread-bodies.ts).
  * Held: everything else above (the kit's media type, charset, coding, query-name, prototype-key and
@@ -266,7 +267,7 @@ describe("JSON keys: duplicates and prototype names spelt with escapes, every bo
 });
 
 describe("a body on a GET or HEAD, and on a DELETE, every public route, lane on and off (kit request-framing.ts, unread-bodies.ts)", () => {
-  it("found: a GET's body was ignored without a word (Fastify never reads one), answered as if none was sent; now a 400 naming body, Content-Length 0 still taken", async () => {
+  it("found: a GET's body was ignored without a word (Fastify never reads one), answered as if none was sent; now a 400 naming body, Content-Length 0 and a chunked body of no chunk still taken", async () => {
     for (const r of publicRoutes().filter((x) => x.body === undefined)) {
       for (const via of VIAS) {
         const at = `${via} ${r.route.method} ${r.route.url}`;
@@ -277,8 +278,11 @@ describe("a body on a GET or HEAD, and on a DELETE, every public route, lane on 
           expect.soft(shape(chunked), `${at} with a chunked body`).toBe("400 body");
           const head = await raw(via, "HEAD", r.path, { body: "{}" });
           expect.soft(head.status, `${via} HEAD ${r.route.url} with a body`).toBe(400);
-          const none = await raw(via, "GET", r.path, { headers: ["Content-Length: 0"] });
-          expect.soft(none.status === 400 && none.field === "body", `${at} Content-Length 0`).toBe(false);
+          const plain = shape(await raw(via, "GET", r.path));
+          expect.soft(shape(await raw(via, "GET", r.path, { headers: ["Content-Length: 0"] })), `${at} Content-Length 0`).toBe(plain);
+          expect.soft(shape(await raw(via, "GET", r.path, { headers: ["Transfer-Encoding: chunked"], body: "0\r\n\r\n", contentLength: false })), `${at} chunked, no chunk`).toBe(plain);
+          const slow = await rawExchange(gateways[via], [[`GET ${r.path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${who.alice.token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, 300], "1\r\nx\r\n"], 10_000);
+          expect.soft(`${slow.status} ${errorFieldOf(slow.body) ?? ""}`.trim(), `${at} a chunk arriving later`).toBe("400 body");
         } else {
           expect.soft(sized.status === 400 && sized.field === "limit" ? "refused" : shape(sized), `${at} with a body`).toBe("refused");
           expect.soft(chunked.field === "body", `${at} with {} chunked: ${shape(chunked)}`).toBe(false);

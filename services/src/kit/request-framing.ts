@@ -33,7 +33,7 @@
  *   limit is answered 413 at once, without the `100 Continue` that told the client to send it; within
  *   it, the 100 is written when the body is first read (continueOnRead), never before a refusal. These
  *   answers, written outside Fastify, carry its answers' request id and headers (./raw-answers.ts).
- * - **A body on a GET or HEAD** (a Content-Length above 0, or chunked): Fastify never reads it, so the
+ * - **A body on a GET or HEAD** (a Content-Length above 0, or a chunk): Fastify never reads it, so the
  *   request was answered as if it had none, silently (session 62, tests/hostile/session-62.test.ts);
  *   a 400 naming `body`, like a body sent to another route that takes none (./unread-bodies.ts).
  * - **A version other than HTTP/1.x** (`HTTP/2.0` in a request line, none at all: HTTP/0.9), which
@@ -107,9 +107,34 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   if (ce !== undefined && ce.trim().toLowerCase() !== "identity" && ce.trim() !== "" && hasBody(req))
     return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies are taken uncompressed: send it without a Content-Encoding", "content-encoding");
   // Fastify never reads a GET's or HEAD's body: `GET /api-keys {"limit":1}` was answered as if no body
-  // had been sent, where a DELETE's is judged (./unread-bodies.ts). Refused, as RFC 9110 §9.3.1 allows.
-  if ((req.method === "GET" || req.method === "HEAD") && hasBody(req)) return new HttpError(400, "BAD_REQUEST", `A ${req.method} request takes no body: send none`, "body");
+  // had been sent, where a DELETE's is judged (./unread-bodies.ts). Refused, as RFC 9110 §9.3.1 allows
+  // (a chunked one once its first byte arrives: awaitNoBody).
+  if (takesNoContent(req) && Number(h["content-length"] ?? 0) > 0) return bodyOnBodyless(req);
   return undefined;
+}
+
+/** GET and HEAD: the methods whose body Fastify never reads. */
+const takesNoContent = (req: IncomingMessage): boolean => req.method === "GET" || req.method === "HEAD";
+const bodyOnBodyless = (req: IncomingMessage) => new HttpError(400, "BAD_REQUEST", `A ${req.method} request takes no body: send none`, "body");
+
+/**
+ * A chunked GET or HEAD: passed on once its body ends empty (some clients frame every request so),
+ * refused at its first byte. Nothing else reads that body, so reading it here costs nothing.
+ */
+function awaitNoBody<P extends NodeJS.ReadableStream>(req: IncomingMessage, payload: P, done: (err: Error | null, payload?: P) => void): void {
+  let settled = false;
+  const settle = (err: Error | null) => {
+    if (settled) return;
+    settled = true;
+    payload.removeListener("data", onData).removeListener("end", onEnd).removeListener("error", settle);
+    done(err, payload);
+  };
+  const onData = () => {
+    payload.pause(); // the rest is discarded once the answer is written
+    settle(bodyOnBodyless(req));
+  };
+  const onEnd = () => settle(null);
+  payload.on("data", onData).once("end", onEnd).once("error", settle);
 }
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
@@ -181,6 +206,7 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
   app.addHook("preParsing", (request, _reply, payload, done) => {
     const issue = framingIssue(request.raw, o.maxHeaders);
     if (issue) return done(issue);
+    if (takesNoContent(request.raw) && request.raw.headers["transfer-encoding"] !== undefined) return awaitNoBody(request.raw, payload, done);
     // Fastify reads an unknown route's body before its 404: known now, answered without it (no 100 Continue).
     if (request.is404 && awaitingContinue.has(request.raw)) return done(routeNotFound(request));
     done(null, payload);
