@@ -206,9 +206,9 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
   app.addHook("preParsing", (request, _reply, payload, done) => {
     const issue = framingIssue(request.raw, o.maxHeaders);
     if (issue) return done(issue);
-    if (takesNoContent(request.raw) && request.raw.headers["transfer-encoding"] !== undefined) return awaitNoBody(request.raw, payload, done);
     // Fastify reads an unknown route's body before its 404: known now, answered without it (no 100 Continue).
     if (request.is404 && awaitingContinue.has(request.raw)) return done(routeNotFound(request));
+    if (takesNoContent(request.raw) && request.raw.headers["transfer-encoding"] !== undefined) return awaitNoBody(request.raw, payload, done);
     done(null, payload);
   });
   app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
