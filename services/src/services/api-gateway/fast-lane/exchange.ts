@@ -34,10 +34,10 @@ export class LaneExchange implements Exchange {
   private sent: Sent | undefined;
   /**
    * The gateway is draining: the answer says `connection: close` and the connection ends after it. Read again as the
-   * answer is made (answerHead): a request begun before the drain and answered during it closes its connection too,
-   * so the client moves to another replica before this one stops listening.
+   * answer is made (answerHead), never before: a request begun before the drain and answered during it closes its
+   * connection too, so the client moves to another replica before this one stops listening.
    */
-  private draining: boolean;
+  private draining = false;
   readonly head_only: boolean;
   private base: URL | undefined;
   /** Date.now() when the whole-request budget ends (../upstreams.ts closingResendBudget reads it). */
@@ -65,7 +65,6 @@ export class LaneExchange implements Exchange {
     /** Whose share of the pool it takes: the user, or the client's address without one (as the Fastify path's). */
     private readonly client: string,
   ) {
-    this.draining = d.draining();
     this.head_only = req.method === "HEAD";
   }
 
