@@ -153,7 +153,7 @@ const SHOWN_MAX = 80;
  */
 export function shown(raw: string): string {
   // A URL's password is never echoed (the Reader refuses such values before any rule shows one; this is the second net).
-  const value = raw.replace(/(:\/\/[^\s/?#@:]*):[^\s/?#@]*@/g, "$1:***@");
+  const value = raw.replace(URL_PASSWORD_MASK, "$1:***@");
   const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
   const escaped = escapeUnshowable(head);
   return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
@@ -317,7 +317,9 @@ const MIN_REQUEST_RATIO = 0.01;
  * unencoded). Each class excludes what follows it, so a value of 100,000 characters is matched in linear time
  * (a scheme matched as `[a-z][a-z0-9+.-]*` backtracked from every position: 7 s for 100,000 letters).
  */
-const URL_WITH_PASSWORD = /:\/\/[^\s/?#@:]*:[^\s/?#@]*@/;
+const URL_WITH_PASSWORD = /(:\/\/[^\s/?#@:]*):[^\s/?#@]*@/;
+/** The same pattern, every match: `shown` masks each password ($1 keeps `://user`). */
+const URL_PASSWORD_MASK = new RegExp(URL_WITH_PASSWORD.source, "g");
 
 /**
  * For a size or duration written with a unit ("512mb", "1Gi", "10s"): the unit the key's name already
