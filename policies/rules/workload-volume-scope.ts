@@ -38,15 +38,13 @@ function claimOwner(resources: StackResource[], namespace: string, claim: string
         const owner = identity(r.type, r.name, r.props).workload;
         for (const t of arr(r.props.spec?.volumeClaimTemplates)) {
             const template = isRecord(t) ? str(t.metadata?.name) : undefined;
-            const m = template === undefined ? null : new RegExp(`^${escape(template)}-${escape(set)}-(\\d+)$`).exec(claim);
-            if (m) return { owner, what: `claim "${claim}" (StatefulSet "${set}" volumeClaimTemplates ${template}, replica ${m[1]})` };
+            // The controller names a replica's claim `<template>-<statefulset>-<ordinal>`.
+            const prefix = template === undefined ? undefined : `${template}-${set}-`;
+            const ordinal = prefix !== undefined && claim.startsWith(prefix) ? claim.slice(prefix.length) : "";
+            if (/^\d+$/.test(ordinal)) return { owner, what: `claim "${claim}" (StatefulSet "${set}" volumeClaimTemplates ${template}, replica ${ordinal})` };
         }
     }
     return undefined;
-}
-
-function escape(s: string): string {
-    return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Whose a declared Docker volume is, by its engine name (its `trading.io/workload` label). */
