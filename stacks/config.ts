@@ -223,11 +223,6 @@ class Reader {
     );
   }
 
-  /** Whether the stack sets the key itself (blank counts as unset), rather than leaving it to the default. */
-  isSet(key: string): boolean {
-    return (this.raw[key]?.trim() ?? "") !== "";
-  }
-
   required(key: string): string {
     const value = this.string(key);
     if (value === undefined) {
@@ -605,19 +600,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (target === "kubernetes" && isIP(ingressHost) !== 0) {
     throw new ConfigError("ingressHost", stack, `must be a DNS name: the API server refuses an IP address as an Ingress host, got ${shown(ingressHost)}`);
   }
-  // The default (localhost) serves the Docker edge; a certificate authority issues for no such name.
-  if (target === "kubernetes" && certIssuer !== undefined && r.isSet("ingressHost") && isLocalhostName(ingressHost)) {
+  // The default (localhost) serves the Docker edge; a certificate authority issues for no such name. One rule
+  // whether the stack left the key unset or set it: the CLI hands the program Pulumi.yaml's declared default for
+  // a key the stack does not set (pulumi 3.248, checked session 63), so "unset" reaches the program as 'localhost'
+  // and could not be told from a stack that wrote it (a rule on the key's absence never fired under the CLI).
+  if (target === "kubernetes" && certIssuer !== undefined && isLocalhostName(ingressHost)) {
+    const asDefault = ingressHost === keySchema("ingressHost").default ? " (the default, which applies when the stack sets none)" : "";
     throw new ConfigError(
       "ingressHost",
       stack,
-      `${shown(ingressHost)} is this machine's own name, which no certificate authority issues for: cert-manager's order would fail and the Ingress serve no trusted certificate (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
-    );
-  }
-  if (target === "kubernetes" && certIssuer !== undefined && !r.isSet("ingressHost")) {
-    throw new ConfigError(
-      "ingressHost",
-      stack,
-      `is required with certIssuer: cert-manager would be asked for a certificate for the default host 'localhost' (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
+      `${shown(ingressHost)}${asDefault} is this machine's own name, which no certificate authority issues for: with certIssuer, cert-manager's order would fail and the Ingress serve no trusted certificate (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
     );
   }
 

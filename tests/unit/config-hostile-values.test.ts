@@ -8,7 +8,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ConfigError, configKeys, parseStackConfig, RawConfig, shown } from "../../stacks/config";
-import { keySchema } from "../../stacks/schema";
+import { keySchema, pulumiDeclarations } from "../../stacks/schema";
 import { configError as error } from "../helpers/stack-config";
 
 /** A stack's own settings as the program reads them (without the namespace, values as text). */
@@ -197,5 +197,32 @@ describe("request ratios (session 62)", () => {
       for (const value of ["1e-3", "-0.5", "0x1", "50%", "1/2"]) expect(refusal("prod", { ...stacks[1][1], [key]: value }).message).toMatch(/must be a number greater than 0 and at most 1/);
       expect(parseStackConfig("prod", { ...stacks[1][1], [key]: "0.01" }).kubernetes[key as "cpuRequestRatio"]).toBe(0.01);
     }
+  });
+});
+
+describe("the CLI hands the program Pulumi.yaml's declared defaults (session 63)", () => {
+  /**
+   * A stack's raw config as `pulumi preview` hands it: pulumi 3.248 passes every key Pulumi.yaml declares
+   * with a default, the default's text for a key the stack does not set ("" for an empty default, "8080"
+   * for an integer), in `config.get` and `runtime.allConfig` alike; an undeclared default stays absent.
+   */
+  function asTheCliHandsIt(raw: RawConfig): RawConfig {
+    const declared = Object.fromEntries(
+      Object.entries(pulumiDeclarations())
+        .filter(([, d]) => d.default !== undefined)
+        .map(([key, d]) => [key.replace(/^trading:/, ""), String(d.default)]),
+    );
+    return { ...declared, ...raw };
+  }
+
+  it("parses dev and prod alike with the defaults absent (as the tests hand them) or present (as the CLI does)", () => {
+    for (const [stack, raw] of stacks) expect(parseStackConfig(stack, asTheCliHandsIt(raw)), stack).toEqual(parseStackConfig(stack, raw));
+  });
+
+  it("refuses certIssuer without ingressHost in both forms, with one message", () => {
+    const { ingressHost: _unset, ...prod } = stacks[1][1];
+    const expected = refusal("prod", prod).message;
+    expect(expected).toMatch(/trading:ingressHost on stack 'prod': 'localhost' \(the default, which applies when the stack sets none\) is this machine's own name/);
+    expect(refusal("prod", asTheCliHandsIt(prod)).message).toBe(expected);
   });
 });
