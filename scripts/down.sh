@@ -42,7 +42,7 @@ if [ "$STACK" = local-k8s ] && [ "$status" = 0 ]; then
   left=unknown
   for _ in $(seq 1 150); do
     if claims=$("$kubectl_bin" --kubeconfig "$KUBECONFIG" get pv -o jsonpath='{range .items[*]}{.spec.claimRef.namespace}{"\n"}{end}' 2>/dev/null); then
-      left=$(printf '%s\n' "$claims" | grep -cx "${ns:-ai-trading}" || true)
+      left=$(printf '%s\n' "$claims" | grep -cxF -- "${ns:-ai-trading}" || true)
       [ "$left" = 0 ] && break
     fi
     sleep 2

@@ -62,6 +62,28 @@ secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# mounts_under PREFIX...: the mount points that begin with any PREFIX (a folder's path, or the start of
+# names: /run/netns/cni-), one a line, as umount takes them. Compared as text, not as a pattern: RUN_DIR
+# is under TRADING_CACHE_DIR, the user's path, where a '.', '[' or '*' read as a regular expression
+# matched other mounts or broke the pattern. /proc/mounts writes a space, tab, newline and backslash in a
+# path as \040, \011, \012, \134 (so a cache path with a space matched nothing): decoded first, \134 last.
+# A PREFIX that is a folder is taken with its symbolic links resolved, as the kernel shows mount points.
+# PROC_MOUNTS: another file to read than /proc/mounts (the tests).
+mounts_under() {
+	local prefixes=() p
+	for p in "$@"; do
+		[[ -d "$p" ]] && p=$(readlink -f -- "$p")
+		prefixes+=("$p")
+	done
+	MOUNT_PREFIXES=$(printf '%s\n' "${prefixes[@]}") awk '
+		BEGIN { n = split(ENVIRON["MOUNT_PREFIXES"], prefix, "\n") }
+		{
+			m = $2
+			gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\012/, "\n", m); gsub(/\\134/, "\\", m)
+			for (i = 1; i <= n; i++) if (prefix[i] != "" && index(m, prefix[i]) == 1) { print m; next }
+		}' "${PROC_MOUNTS:-/proc/mounts}"
+}
+
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }

@@ -166,7 +166,7 @@ EOF
 # advertising 127.0.0.1 leaves that Service without endpoints). The guard rejects it from the
 # default-route interface, and rejects Service-CIDR traffic kube-proxy has not DNATed yet
 # (this sandbox answers any IP:80/443 itself, which poisoned the aggregator's connections).
-node_ip_on_lo() { ip -4 addr show dev lo | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo; }
+node_ip_on_lo() { ip -4 addr show dev lo | grep -qF " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo; }
 guard_chain() {
 	local defif
 	defif=$(ip -4 route show default | awk '{print $5; exit}')

@@ -20,7 +20,7 @@ for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd k
 done
 shim_kb=0
 for p in $(pgrep -f containerd-shim 2>/dev/null); do
-	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" || continue
+	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-address $CONTAINERD_SOCK" || continue
 	shim_kb=$((shim_kb + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
 done
 pods_bytes=0

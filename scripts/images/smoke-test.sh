@@ -80,7 +80,7 @@ refuses_without_password() {
   if out="$(docker run --rm --label "ai-trading.smoke=$RUN_ID" "$1" 2>&1)"; then
     log "$1 started without $2"; return 1
   fi
-  echo "$out" | grep -q "$2" || { log "unexpected refusal message: $out"; return 1; }
+  echo "$out" | grep -qF -- "$2" || { log "unexpected refusal message: $out"; return 1; }
   log "refuses to start without $2: ok"
 }
 

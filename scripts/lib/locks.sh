@@ -27,11 +27,24 @@ _lock_stopped_note() {
 	[[ "${stat%% *}" != T ]] || printf '[stopped: it holds the lock until continued, with fg in its terminal or kill -CONT %s]' "$1"
 }
 
+# _lock_holder_pids FILE: the pids of the processes with a descriptor open on FILE, one a line. Each
+# descriptor's target is compared with FILE as text (awk ==): FILE is under TRADING_CACHE_DIR, a path of
+# the user's, and as `find -lname`'s pattern a '*', '?' or '[' in it matched other files or not itself.
+# The kernel shows a descriptor's target with symbolic links resolved: so is FILE (a cache folder reached
+# through a link was matched by no descriptor).
+_lock_holder_pids() {
+	local file
+	file=$(readlink -f -- "$1" 2>/dev/null) || file=$1
+	find /proc/[0-9]*/fd -maxdepth 1 -type l -printf '%h\t%l\n' 2>/dev/null |
+		LOCK_FILE=$file awk '{ tab = index($0, "\t") } substr($0, tab + 1) == ENVIRON["LOCK_FILE"] { split($0, part, "/"); print part[3] }' |
+		sort -un
+}
+
 # _lock_holders FILE: "pid N (command)" of each live process that has FILE open, but this shell
 # and what it started (they inherited the descriptor), a stopped one said so (_lock_stopped_note).
 _lock_holders() {
 	local p q cmd note
-	for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null | cut -d/ -f3 | sort -un); do
+	for p in $(_lock_holder_pids "$1"); do
 		q=$p
 		while [[ "$q" != "$$" && "$q" -gt 1 ]]; do
 			q=$(awk '/^PPid:/ { print $2 }' "/proc/$q/status" 2>/dev/null || true)

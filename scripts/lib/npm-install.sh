@@ -16,7 +16,7 @@ for dir in "$ROOT" "$ROOT/services" "$ROOT/policies"; do
   if [ -n "$hash" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
     continue
   fi
-  echo "[npm-install] npm ci in ${dir#$ROOT/}" >&2
+  echo "[npm-install] npm ci in ${dir#"$ROOT/"}" >&2
   # Its exit status decides, not whether node_modules exists: a failed `npm ci` (registry out of
   # reach, disk full, interrupted) can leave a partial tree, which the stamp must never mark as
   # installed (before, it did: every later run skipped the install until the lockfile changed).

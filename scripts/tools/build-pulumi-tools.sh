@@ -396,7 +396,7 @@ plugin_present() {
 		}
 	done < <(type -ap "pulumi-resource-$name" 2>/dev/null || true)
 	if [[ -n "${PULUMI_CLI:-}" ]] && "$PULUMI_CLI" plugin ls --json 2>/dev/null |
-		tr -d ' \n' | grep -q "\"name\":\"$name\",\"kind\":\"resource\",\"version\":\"$ver\""; then
+		tr -d ' \n' | grep -qF "\"name\":\"$name\",\"kind\":\"resource\",\"version\":\"$ver\""; then
 		log "$name: plugin $name $ver is installed in PULUMI_HOME (pulumi plugin ls)"
 		return 0
 	fi

@@ -5,8 +5,8 @@
  * shellcheck (and the suite runs without one), so this reads the scripts for those forms, and runs the one
  * function that had the bug (scripts/cluster/build.sh addon_key: every addon's key was that of no patches).
  */
-import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -44,6 +44,11 @@ const forms: [string, RegExp][] = [
   ["$(dirname $0) with $0 unquoted", /dirname\s+\$(?:0|\{?BASH_SOURCE)/],
   // A folder in a sed replacement: '#', '&' or '\' in it change the command (escape it first).
   ["a folder variable pasted into a sed replacement", /\bsed\s+(?:-\w+\s+)*"s(.)[^"]*\1[^"]*\$\{?[A-Z0-9_]*(?:DIR|CACHE|ROOT|HERE|PATH|HOME)\b/],
+  // Session 63: a path used as a pattern, where '*', '?', '[' (a glob) or '.', '(' (a regular expression) in the
+  // clone's or the cache's path match other files or none. Compare as text instead (awk ==, index, grep -F, quotes).
+  ["a path as find's pattern (-name, -path, -lname, -regex)", /\bfind\b.*\s-(?:i?name|i?path|i?lname|i?wholename|i?regex)\s+"?\$/],
+  ["a variable as a parameter expansion's pattern, unquoted", /\$\{\w+(?:##?|%%?|\/\/?)\$/],
+  ["a path variable in a grep pattern without -F", /\bgrep\s+(?:-(?![a-zA-Z]*F)[a-zA-Z]+\s+|--\s+)*(?:-e\s+)?"[^"]*\$\{?\w*(?:DIR|CACHE|ROOT|HOME|PATH|FILE|SOCK|STATE|LOCK)\b/],
 ];
 
 describe("scripts keep a clone path with a space or a non-ASCII letter whole (session 62)", () => {
@@ -63,12 +68,19 @@ describe("scripts keep a clone path with a space or a non-ASCII letter whole (se
       'sed "s#@LOCAL_PATH_DIR@#$K8S_CACHE/volumes#" "$m/$name.yaml"',
       "cd $(dirname \"$0\")",
       "for f in $(find . -name '*.yaml'); do",
+      'for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$1" 2>/dev/null | cut -d/ -f3 | sort -un); do',
+      'echo "[npm-install] npm ci in ${dir#$ROOT/}" >&2',
+      'm=$(grep -cE " ($RUN_DIR|/run/ai-trading-k8s|/run/netns/cni-)" /proc/mounts)',
+      'tr "\\0" " " <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" || continue',
     ];
     for (const line of old) expect(forms.some(([, form]) => form.test(line)), line).toBe(true);
     const fixed = [
       'h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)',
       `sed "s#@LOCAL_PATH_DIR@#$(printf '%s' "$K8S_CACHE/volumes" | sed 's/[#&\\\\]/\\\\&/g')#" "$m/$name.yaml"`,
       'cd "$(dirname "${BASH_SOURCE[0]}")/.."',
+      'echo "[npm-install] npm ci in ${dir#"$ROOT/"}" >&2',
+      'm=$(mounts_under "$RUN_DIR" /run/ai-trading-k8s /run/netns/cni- | wc -l)',
+      'tr "\\0" " " <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-address $CONTAINERD_SOCK" || continue',
     ];
     for (const line of fixed) expect(forms.some(([, form]) => form.test(line)), line).toBe(false);
   });
@@ -98,5 +110,63 @@ describe("scripts keep a clone path with a space or a non-ASCII letter whole (se
         expect(plain, name).not.toBe(key("plain", "no-such-addon"));
       }
     });
+  });
+});
+
+describe("paths with glob and regular-expression characters are compared as text (session 63)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "glob-paths-"));
+  const holders: ChildProcess[] = [];
+  afterAll(() => {
+    for (const holder of holders) holder.kill("SIGKILL");
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  /** A process (not a child of the shell that asks) holding `file` open, as another run holds a lock. */
+  const hold = async (file: string): Promise<number> => {
+    const holder = spawn("bash", ["-c", 'exec 3>>"$1"; echo ready; exec sleep 60', "hold", file], { stdio: ["ignore", "pipe", "inherit"] });
+    holders.push(holder);
+    await new Promise((resolve) => holder.stdout!.once("data", resolve));
+    return holder.pid!;
+  };
+
+  it("scripts/lib/locks.sh names the holders of a lock under a cache path holding '*', '?', '[', ' ' and 'é', and only them", async () => {
+    const plain = join(scratch, "cache a", "locks", "x.lock");
+    const bracketed = join(scratch, "cache [é]", "locks", "x.lock");
+    for (const file of [plain, bracketed]) mkdirSync(join(file, ".."), { recursive: true });
+    const [plainPid, bracketedPid] = [await hold(plain), await hold(bracketed)];
+    const pidsOf = (file: string): string => {
+      const run = spawnSync("bash", ["-c", 'source scripts/lib/locks.sh && _lock_holder_pids "$1"', "pids", file], { cwd: root, env: { ...process.env, TRADING_CACHE_DIR: scratch }, encoding: "utf8" });
+      expect(run.stderr).toBe("");
+      return run.stdout.trim();
+    };
+    // As find -lname patterns, "cache ?" and "cache *" matched "cache a" (and "cache [é]" the latter), "cache [é]" matched "cache é" alone.
+    expect(pidsOf(join(scratch, "cache ?", "locks", "x.lock"))).toBe("");
+    expect(pidsOf(join(scratch, "cache *", "locks", "x.lock"))).toBe("");
+    expect(pidsOf(bracketed)).toBe(String(bracketedPid));
+    expect(pidsOf(plain)).toBe(String(plainPid));
+  });
+
+  it("scripts/cluster/lib.sh mounts_under finds the mounts under a run folder holding ' ', '[', '.' as /proc/mounts spells them, and only those", () => {
+    const lib = readFileSync(join(root, "scripts", "cluster", "lib.sh"), "utf8");
+    const fn = /^mounts_under\(\) \{\n[\s\S]*?\n\}\n/m.exec(lib)?.[0] ?? "";
+    expect(fn).toContain("mounts_under()");
+    const runDir = join(scratch, "ca.che [1]", "k8s", "run");
+    mkdirSync(runDir, { recursive: true });
+    const spelt = (path: string) => path.replace(/\\/g, "\\134").replace(/ /g, "\\040");
+    const mounts = join(scratch, "mounts");
+    writeFileSync(
+      mounts,
+      [
+        `tmpfs ${spelt(`${runDir}/pods/a b\\c`)} tmpfs rw 0 0`,
+        // What the old regular expression matched instead: '.' any character, [1] the character 1.
+        `tmpfs ${spelt(`${join(scratch, "caXche 1", "k8s", "run")}/x`)} tmpfs rw 0 0`,
+        "proc /proc proc rw 0 0",
+        "nsfs /run/netns/cni-1234 nsfs rw 0 0",
+        "",
+      ].join("\n"),
+    );
+    const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.stdout.split("\n").filter(Boolean)).toEqual([`${runDir}/pods/a b\\c`, "/run/netns/cni-1234"]);
   });
 });
