@@ -192,6 +192,11 @@ class Reader {
     if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
       throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
     }
+    // Each string key's bound is its schema's (stacks/schema.ts: STRING_MAX_LENGTH unless the key names its own).
+    const maxLength = keySchema(key).maxLength;
+    if (value !== undefined && typeof maxLength === "number" && value.trim().length > maxLength) {
+      throw new ConfigError(key, this.stack, `must be at most ${maxLength} characters, got ${shown(value.trim())}`);
+    }
     // No setting is a URL with a login: a password there sits readable in Pulumi.<stack>.yaml (and git), so it is refused, never echoed.
     if (value !== undefined && URL_WITH_PASSWORD.test(value)) {
       throw new ConfigError(
@@ -745,6 +750,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `${shown(smtpHost)} is ${relayProblem}, no mail relay: notification-service would send the relay login (smtpUsername, smtpPassword) there; give the relay's host name or its address on the network`,
     );
   }
+  const smtpUsername = r.string("smtpUsername");
+  // E-mail is off without a relay (notification-service only warns): the login would be ignored without a word.
+  if (smtpUsername !== undefined && smtpHost === undefined) {
+    throw new ConfigError("smtpUsername", stack, `is set without smtpHost, and e-mail is off without a relay, so the login would be ignored: set the relay (pulumi config set ${CONFIG_NAMESPACE}:smtpHost <host>) or remove the login (pulumi config rm ${CONFIG_NAMESPACE}:smtpUsername)`);
+  }
   const smtpFrom = r.string("smtpFrom")!;
   if (/[\r\n]/.test(smtpFrom) || !/@/.test(smtpFrom)) throw new ConfigError("smtpFrom", stack, "must be one line with an e-mail address");
   const notifyWebhookPorts = webhookPorts(r);
@@ -813,7 +823,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     },
     jobSchedules,
     logLevel: logLevel(r, target),
-    smtp: { host: smtpHost, port: smtpPort(r), username: r.string("smtpUsername"), from: smtpFrom },
+    smtp: { host: smtpHost, port: smtpPort(r), username: smtpUsername, from: smtpFrom },
     notifyWebhookPorts,
   };
 }
@@ -1211,6 +1221,14 @@ export function checkSecretConfig(config: StackConfig, secrets: Partial<Record<S
   }
   if (config.registryUsername === undefined && has("registryPassword")) {
     throw new ConfigError("registryUsername", stack, `is required together with the registryPassword secret (pulumi config set ${CONFIG_NAMESPACE}:registryUsername <user>)`);
+  }
+  // notification-service logs in to the relay only with a user (SMTP_USER; none: no AUTH at all): a password alone
+  // would be ignored, and a user alone would log in with an empty password, either failing at the first e-mail.
+  if (config.smtp.username !== undefined && !has("smtpPassword")) {
+    throw new ConfigError("smtpPassword", stack, `is required together with smtpUsername (pulumi config set --secret ${CONFIG_NAMESPACE}:smtpPassword ...)`);
+  }
+  if (config.smtp.username === undefined && has("smtpPassword")) {
+    throw new ConfigError("smtpUsername", stack, `is required together with the smtpPassword secret (pulumi config set ${CONFIG_NAMESPACE}:smtpUsername <login>)`);
   }
 }
 

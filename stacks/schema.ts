@@ -11,8 +11,14 @@ import { Kind, TSchema, Type } from "@sinclair/typebox";
 import { DATA_COMPONENTS, DataComponent } from "../catalog/datastores";
 import { MAX_PIDS_LIMIT, POSTGRES_MEMORY_GI } from "../catalog/sizing";
 
+/**
+ * The most characters a string key holds unless it names its own bound (stacks/config.ts refuses more, for
+ * every key): no setting needs more (the longest, trustedProxies, lists the edge's few ranges), and a value
+ * of 100,000 characters went whole into an environment variable, a label or a command line.
+ */
+export const STRING_MAX_LENGTH = 1024;
 /** Keys whose default depends on the target (or that are optional) are declared with "" in Pulumi.yaml. */
-const str = (description: string, def = "") => Type.String({ description, default: def });
+const str = (description: string, def = "", maxLength = STRING_MAX_LENGTH) => Type.String({ description, default: def, maxLength });
 const int = (description: string, def: number, minimum: number, maximum: number) => Type.Integer({ description, default: def, minimum, maximum });
 const bool = (description: string, def: boolean) => Type.Boolean({ description, default: def });
 function oneOf<const T extends readonly string[]>(values: T, description: string, def?: T[number] | "") {
@@ -53,8 +59,10 @@ export const stackConfigSchema = Type.Object({
     "",
   ),
   servicesImageTag: str("Tag of the services image built from services/ (never latest)", "0.1.0"),
-  registry: str("Registry/repository prefix the services image is pushed to (required on kubernetes)"),
-  registryUsername: str("Registry login for the push (password with 'pulumi config set --secret trading:registryPassword')"),
+  // The pushed images are <registry>/ai-trading-services and -trainer: a repository name is at most 255 characters (catalog/images.ts).
+  registry: str("Registry/repository prefix the services image is pushed to (required on kubernetes)", "", 255 - "/ai-trading-services".length),
+  // Logins: SASL's authentication identity (RFC 4616) is bounded at 255 octets, and no registry takes longer.
+  registryUsername: str("Registry login for the push (password with 'pulumi config set --secret trading:registryPassword')", "", 255),
   replicas: int(
     "Replicas of every stateless service, and its autoscaler's floor on kubernetes (capped by the catalog's maximum); 0 means the target's default (1 on docker, the catalog's 2 on kubernetes). 1 on kubernetes suits a single-node cluster only: the policy pack rejects it on prod",
     0,
@@ -143,8 +151,9 @@ export const stackConfigSchema = Type.Object({
   allowVerboseLogs: bool("Kubernetes: accept logLevel debug or trace on a stack other than dev (verbose logs carry request detail the info level leaves out); the policy pack also wants the workloads listed in no-insecure-runtime-flags' verboseLogWorkloads", false),
   smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword). Kubernetes opens its port to public addresses; a relay in a private range must be given by its IP address (then only that address is opened)"),
   smtpPort: int("SMTP relay port (STARTTLS required; 465 = implicit TLS); never another protocol's (SSH 22, DNS 53, IMAP 143, ...: catalog/addresses.ts)", 587, 1, 65535),
-  smtpUsername: str("SMTP login of notification-service"),
-  smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>"),
+  smtpUsername: str("SMTP login of notification-service", "", 255),
+  // The From header's line: RFC 5322 bounds a line at 998 characters, "From: " included.
+  smtpFrom: str("Sender of notification e-mails, e.g. 'AI Trading <alerts@example.com>'", "AI Trading <notifications@localhost>", 998 - "From: ".length),
   notifyWebhookPorts: str(
     "Comma-separated TCP ports a user's webhook URL may name (notification-service's NOTIFY_WEBHOOK_PORTS; Kubernetes opens them to public addresses): 1 to 65535, none of the WHATWG Fetch standard's bad ports (SSH, SMTP, IMAP, ...: catalog/addresses.ts)",
     "443",

@@ -7,8 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ConfigError, configKeys, parseStackConfig, RawConfig, shown } from "../../stacks/config";
-import { keySchema, pulumiDeclarations } from "../../stacks/schema";
+import { checkSecretConfig, ConfigError, configKeys, parseStackConfig, RawConfig, shown } from "../../stacks/config";
+import { keySchema, pulumiDeclarations, STRING_MAX_LENGTH } from "../../stacks/schema";
 import { configError as error } from "../helpers/stack-config";
 
 /** A stack's own settings as the program reads them (without the namespace, values as text). */
@@ -224,5 +224,69 @@ describe("the CLI hands the program Pulumi.yaml's declared defaults (session 63)
     const expected = refusal("prod", prod).message;
     expect(expected).toMatch(/trading:ingressHost on stack 'prod': 'localhost' \(the default, which applies when the stack sets none\) is this machine's own name/);
     expect(refusal("prod", asTheCliHandsIt(prod)).message).toBe(expected);
+  });
+});
+
+describe("every key against each hostile class, one check per class (session 63)", () => {
+  const stringKeys = configKeys.filter((k) => typeof keySchema(k).maxLength === "number");
+
+  it("bounds every string key (STRING_MAX_LENGTH unless the key names its own), naming the key and the bound", () => {
+    expect(stringKeys.length).toBe(configKeys.filter((k) => keySchema(k).type === "string").length);
+    for (const [stack, base] of stacks) {
+      for (const key of stringKeys) {
+        const max = keySchema(key).maxLength as number;
+        expect(max, key).toBeLessThanOrEqual(STRING_MAX_LENGTH);
+        const e = refusal(stack, { ...base, [key]: "a".repeat(max + 1) });
+        expect(e.message, `${stack} ${key}`).toBe(`Invalid configuration trading:${key} on stack '${stack}': must be at most ${max} characters, got '${"a".repeat(80)}...' (${max + 1} characters)`);
+      }
+    }
+  });
+
+  it("refuses control characters, bidirectional controls and lone surrogates in every key, escaped in the message", () => {
+    const hostile: [string, string][] = [["\u0000", "\\u0000"], ["\u001b", "\\u001b"], ["\u007f", "\\u007f"], ["\u009b", "\\u009b"], ["\u202e", "\\u202e"], ["\u2028", "\\u2028"], ["\ud800", "\\ud800"], ["\udc00", "\\udc00"]];
+    for (const [stack, base] of stacks) {
+      for (const key of configKeys) {
+        for (const [c, escaped] of hostile) {
+          const e = refusal(stack, { ...base, [key]: `a${c}b` });
+          expect(e.key, `${stack} ${key} ${escaped}`).toBe(key);
+          // Integer keys say what they take instead; every other key names the character.
+          if (keySchema(key).type !== "integer") expect(e.message, `${stack} ${key} ${escaped}`).toContain(`must not contain control or invisible characters, got 'a${escaped}b'`);
+        }
+      }
+    }
+    // A surrogate pair (an emoji) is no lone surrogate.
+    expect(parseStackConfig("prod", { ...stacks[1][1], smtpHost: "smtp.example.com", smtpFrom: "AI Trading \ud83d\udcc8 <alerts@example.com>" }).smtp.from).toContain("\ud83d\udcc8");
+  });
+});
+
+describe("smtpUsername (session 63)", () => {
+  const withRelay = { ...stacks[1][1], smtpHost: "smtp.example.com" };
+
+  it("refuses control characters, lone surrogates and more than 255 characters (SASL's bound on a login), naming the key and the stack", () => {
+    for (const [value, shownValue] of [["alerts\r\nRCPT TO:<x@example.com>", "'alerts\\u000d\\u000aRCPT TO:<x@example.com>'"], ["al\ud800erts", "'al\\ud800erts'"], ["al\u200eerts", "'al\\u200eerts'"]]) {
+      expect(refusal("prod", { ...withRelay, smtpUsername: value }).message).toBe(`Invalid configuration trading:smtpUsername on stack 'prod': must not contain control or invisible characters, got ${shownValue}`);
+    }
+    expect(refusal("prod", { ...withRelay, smtpUsername: "a".repeat(256) }).message).toBe(`Invalid configuration trading:smtpUsername on stack 'prod': must be at most 255 characters, got '${"a".repeat(80)}...' (256 characters)`);
+    expect(parseStackConfig("prod", { ...withRelay, smtpUsername: "a".repeat(255) }).smtp.username).toHaveLength(255);
+    expect(parseStackConfig("prod", { ...withRelay, smtpUsername: "alerts@example.com" }).smtp.username).toBe("alerts@example.com");
+  });
+
+  it("takes blank for unset (no login), and refuses a login without a relay: e-mail is off, the login would be ignored", () => {
+    for (const blank of ["", "   "]) expect(parseStackConfig("prod", { ...withRelay, smtpUsername: blank }).smtp.username).toBeUndefined();
+    expect(refusal("prod", { ...stacks[1][1], smtpUsername: "alerts" }).message).toBe(
+      "Invalid configuration trading:smtpUsername on stack 'prod': is set without smtpHost, and e-mail is off without a relay, so the login would be ignored: set the relay (pulumi config set trading:smtpHost <host>) or remove the login (pulumi config rm trading:smtpUsername)",
+    );
+  });
+
+  it("goes with the smtpPassword secret both ways: notification-service logs in only with a user, and a user alone sends an empty password", () => {
+    const config = (smtpUsername?: string) => parseStackConfig("prod", { ...withRelay, smtpUsername });
+    expect(() => checkSecretConfig(config("alerts"), {})).toThrow(
+      "Invalid configuration trading:smtpPassword on stack 'prod': is required together with smtpUsername (pulumi config set --secret trading:smtpPassword ...)",
+    );
+    expect(() => checkSecretConfig(config(" "), { smtpPassword: "set" })).toThrow(
+      "Invalid configuration trading:smtpUsername on stack 'prod': is required together with the smtpPassword secret (pulumi config set trading:smtpUsername <login>)",
+    );
+    expect(() => checkSecretConfig(config("alerts"), { smtpPassword: "set" })).not.toThrow();
+    expect(() => checkSecretConfig(config(), {})).not.toThrow();
   });
 });
