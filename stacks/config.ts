@@ -458,6 +458,12 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (registryPort !== undefined && !(Number(registryPort) >= 1 && Number(registryPort) <= 65535 && !/^0/.test(registryPort))) {
     throw new ConfigError("registry", stack, `names the port ${shown(registryPort)}, no TCP port (1 to 65535): the push would fail to connect`);
   }
+  // The numeric-name class of smtpHost and ingressHost: a registry host the push resolves (a first segment with '.' or
+  // ':', as Docker reads a domain) that ends in a number is an address in a short form (127.1:5000 is loopback).
+  const registryHost = registry !== undefined && /[.:]/.test(registry.split("/")[0]) ? registry.split("/")[0].replace(/:\d*$/, "") : undefined;
+  if (registryHost !== undefined && isIP(registryHost) === 0 && endsInNumber(registryHost)) {
+    throw new ConfigError("registry", stack, `names the host ${shown(registryHost)}, which ${NUMERIC_NAME}: give the registry's DNS name, or its address as four decimal octets`);
+  }
   const registryUsername = r.string("registryUsername");
   // The login goes to the registry as HTTP Basic user:password (RFC 7617): a ':' in the user splits it there.
   if (registryUsername !== undefined && /[:\s]/.test(registryUsername)) {
@@ -1279,6 +1285,14 @@ export function checkSecretValues(stack: string, values: Partial<Record<SecretCo
   }
 }
 
+/**
+ * The longest credential values: one line (an exchange key, a token, a password, a registry's JSON key of about
+ * 2,500 characters) and a PEM certificate chain or key: far above any real one, so what is longer is something
+ * else pasted (a file's content). Unbounded, a value reached a container's environment on Kubernetes (files on
+ * Docker), where one variable past 128 KiB (Linux's MAX_ARG_STRLEN) fails the container's start with E2BIG.
+ */
+const CREDENTIAL_MAX_LENGTH = 4_096;
+const PEM_MAX_LENGTH = 65_536;
 /** PEM blocks a TLS certificate / private key secret must hold (nginx and the Ingress read them as they are). */
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 const PEM_PRIVATE_KEY = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (RSA |EC )?PRIVATE KEY-----/;
@@ -1292,6 +1306,11 @@ const PEM_PRIVATE_KEY = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END 
  * client), the key an unencrypted PRIVATE KEY block (nginx would ask for a passphrase no one types).
  */
 function credentialShapeProblem(key: SecretConfigKey, value: string): string | undefined {
+  const pem = key === "tlsCertificate" || key === "tlsPrivateKey";
+  const maxLength = pem ? PEM_MAX_LENGTH : CREDENTIAL_MAX_LENGTH;
+  if (value.length > maxLength) return `is ${value.length} characters long, more than ${pem ? "a certificate chain or key" : "a credential"} takes (at most ${maxLength}: a file's whole content pasted?)`;
+  // A PEM block's lines end in line breaks; any other control or invisible character is no part of it.
+  if (pem && new RegExp(UNSHOWABLE.source).test(value.replace(/[\r\n\t]/g, ""))) return "holds a control or invisible character besides line breaks, no part of a PEM block";
   if (key === "tlsCertificate") {
     if (!PEM_CERTIFICATE.test(value)) return "is not a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)";
     if (/PRIVATE KEY-----/.test(value)) return "holds a private key beside the certificate: the private key belongs in tlsPrivateKey alone";

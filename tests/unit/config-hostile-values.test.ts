@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { checkSecretConfig, ConfigError, configKeys, parseStackConfig, RawConfig, shown } from "../../stacks/config";
+import { checkSecretConfig, checkSecretValues, ConfigError, configKeys, parseStackConfig, RawConfig, secretConfigKeys, shown } from "../../stacks/config";
 import { keySchema, pulumiDeclarations, STRING_MAX_LENGTH } from "../../stacks/schema";
 import { configError as error } from "../helpers/stack-config";
 
@@ -288,5 +288,34 @@ describe("smtpUsername (session 63)", () => {
     );
     expect(() => checkSecretConfig(config("alerts"), { smtpPassword: "set" })).not.toThrow();
     expect(() => checkSecretConfig(config(), {})).not.toThrow();
+  });
+});
+
+describe("the same classes in the credentials and the registry's host (session 63)", () => {
+  it("bounds every credential's length, and refuses a control character in a PEM value besides its line breaks", () => {
+    for (const key of secretConfigKeys) {
+      const pem = key === "tlsCertificate" || key === "tlsPrivateKey";
+      const max = pem ? 65_536 : 4_096;
+      expect(() => checkSecretValues("prod", { [key]: "k".repeat(max + 1) }), key).toThrow(
+        `Invalid configuration trading:${key} on stack 'prod': is ${max + 1} characters long, more than ${pem ? "a certificate chain or key" : "a credential"} takes (at most ${max}: a file's whole content pasted?)`,
+      );
+    }
+    const certificate = "-----BEGIN CERTIFICATE-----\r\nMIIB\tAA==\n-----END CERTIFICATE-----\n";
+    expect(() => checkSecretValues("prod", { tlsCertificate: certificate })).not.toThrow();
+    for (const c of ["\u0000", "\u001b", "\u202e", "\ud800"]) {
+      expect(() => checkSecretValues("prod", { tlsCertificate: certificate.replace("AA==", `A${c}A==`) })).toThrow(
+        "Invalid configuration trading:tlsCertificate on stack 'prod': holds a control or invisible character besides line breaks, no part of a PEM block; set it again",
+      );
+    }
+  });
+
+  it("refuses a registry host ending in a number (127.1:5000 is loopback), as smtpHost and ingressHost", () => {
+    for (const registry of ["127.1:5000/ai", "2130706433:5000/ai", "0x7f.1/ai", "registry.0/ai"]) {
+      expect(refusal("prod", { ...stacks[1][1], registry }).message, registry).toMatch(/^Invalid configuration trading:registry on stack 'prod': names the host '.*', which ends in a number, so it is no host name: .*: give the registry's DNS name, or its address as four decimal octets$/);
+    }
+    // A Docker Hub namespace (no '.' or ':' in the first segment) is no host; four octets are an address.
+    for (const registry of ["12345/ai", "10.0.0.5:5000/ai", "registry.example.com/ai", "localhost:5000/ai", "registry1.example.com/ai"]) {
+      expect(parseStackConfig("prod", { ...stacks[1][1], registry }).registry, registry).toBe(registry);
+    }
   });
 });
