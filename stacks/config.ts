@@ -24,6 +24,7 @@ import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, 
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { crossServiceProblem, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
+import { escapeUnshowable, UNSHOWABLE } from "./unshowable";
 
 export const CONFIG_NAMESPACE = "trading";
 
@@ -142,7 +143,6 @@ export class ConfigError extends Error {
   }
 }
 
-const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const SHOWN_MAX = 80;
 
 /**
@@ -157,10 +157,6 @@ export function shown(raw: string): string {
   const head = value.length > SHOWN_MAX ? value.slice(0, SHOWN_MAX) : value;
   const escaped = escapeUnshowable(head);
   return value.length > SHOWN_MAX ? `'${escaped}...' (${value.length} characters)` : `'${escaped}'`;
-}
-
-function escapeUnshowable(text: string): string {
-  return text.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Raw values as Pulumi returns them (`config.get`), keyed without the namespace. */

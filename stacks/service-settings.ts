@@ -14,6 +14,7 @@
  */
 import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
 import { consumesKafka, EXTRA_POSTGRES_POOLS, KAFKA_SESSION_TIMEOUT_MS, MIGRATION_JOB_POOL_MIN, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, settingRelations, type SettingBounds, type SettingRef, smallerKeys, usesPostgres } from "../catalog/service-settings";
+import { escapeUnshowable } from "./unshowable";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
 export type ServiceSettings = Record<string, Record<string, number>>;
@@ -34,9 +35,12 @@ export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds
 
 /**
  * A value as the stack gave it: a text quoted, its control characters escaped (a NUL from `"\u0000"`
- * in the JSON was printed raw into the error), a number too large for JSON (1e309 parses as Infinity) as such.
+ * in the JSON was printed raw into the error), and its invisible ones (JSON.stringify leaves a `"\u202e"`
+ * written as a JSON escape as it is, which reordered the message around it), a number too large for JSON
+ * (1e309 parses as Infinity) as such.
  */
-const quoted = (v: unknown) => (typeof v === "string" ? `'${JSON.stringify(v).slice(1, -1)}'` : typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+const quoted = (v: unknown) =>
+  typeof v === "string" ? `'${escapeUnshowable(JSON.stringify(v).slice(1, -1))}'` : typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
 
 /** What is wrong with the parsed `trading:serviceSettings` object, or undefined (then `raw` is ServiceSettings). */
 export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: readonly ServiceDefinition[], deployed: readonly ServiceDefinition[]): string | undefined {
@@ -49,7 +53,8 @@ export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: re
       return `settings of ${quoted(name)} must be an object of variables, e.g. {${JSON.stringify(name)}: {${JSON.stringify(Object.keys(allowed)[0] ?? "VARIABLE")}: 10}}`;
     }
     for (const [key, value] of Object.entries(vars as Record<string, unknown>)) {
-      const bounds = allowed[key];
+      // An own setting only: "__proto__", "constructor" or "toString" found Object.prototype's, passed as bounds that bound nothing.
+      const bounds = Object.hasOwn(allowed, key) ? allowed[key] : undefined;
       if (!bounds) {
         const names = Object.keys(allowed);
         return `${quoted(key)} is not a setting of ${name} the stack sets (${names.length ? `its settings: ${names.join(", ")}` : "it has none"}); the others keep the service's own defaults`;

@@ -319,3 +319,29 @@ describe("the same classes in the credentials and the registry's host (session 6
     }
   });
 });
+
+describe("the object keys (serviceReplicas, serviceSettings) against the same classes (session 63)", () => {
+  it("escapes a control or invisible character written as a JSON escape, in a key or a text, in the refusal", () => {
+    // Parsed from JSON text, "\u202e" is the character itself (text()'s check saw six letters): each is refused as
+    // no service, setting or integer, and the message printed U+202E as it is, reordering the line around it.
+    for (const [key, value, expected] of [
+      ["serviceSettings", '{"user-management": {"ACCESS_TOKEN_TTL_S\\u202e": 600}}', "'ACCESS_TOKEN_TTL_S\\u202e' is not a setting of user-management"],
+      ["serviceSettings", '{"user-management\\u0085": {}}', "'user-management\\u0085' is not a service of the catalog"],
+      ["serviceSettings", '{"user-management": {"ACCESS_TOKEN_TTL_S": "6\\u2066"}}', "got '6\\u2066'"],
+      ["serviceReplicas", '{"api-gateway\\ud800": 2}', "'api-gateway\\ud800' is not a service of the catalog"],
+    ]) {
+      const message = refusal("prod", { ...stacks[1][1], [key]: value }).message;
+      expect(message, value).toContain(expected);
+      expect(message, value).not.toMatch(/[\u007f-\u009f\u2066\u202e]|[\ud800-\udfff]/);
+    }
+  });
+
+  it("takes a service's own settings only: __proto__, constructor and toString found Object.prototype's and bounded nothing", () => {
+    for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      expect(refusal("prod", { ...stacks[1][1], serviceSettings: `{"user-management": {"${name}": 1}}` }).message, name).toMatch(
+        new RegExp(`^Invalid configuration trading:serviceSettings on stack 'prod': '${name}' is not a setting of user-management the stack sets \\(its settings: `),
+      );
+    }
+    expect(parseStackConfig("prod", { ...stacks[1][1], serviceSettings: '{"user-management": {"ACCESS_TOKEN_TTL_S": 600}}' }).serviceSettings).toEqual({ "user-management": { ACCESS_TOKEN_TTL_S: 600 } });
+  });
+});
