@@ -262,9 +262,8 @@ class Reader {
     if (!/^-?\d+$/.test(value)) {
       throw new ConfigError(key, this.stack, `must be an integer, got ${shown(value)}${unitHint(key, value)}`);
     }
-    // 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous.
-    if (/^-?0\d/.test(value)) {
-      throw new ConfigError(key, this.stack, `must be an integer without leading zeros (some readers take 010 for octal 8), got ${shown(value)}`);
+    if (hasLeadingZeros(value)) {
+      throw new ConfigError(key, this.stack, `must be an integer ${WITHOUT_LEADING_ZEROS}, got ${shown(value)}`);
     }
     const n = Number(value);
     if (!Value.Check(schema, n)) {
@@ -279,6 +278,9 @@ class Reader {
     const n = Number(value);
     if (!/^\d*\.?\d+$/.test(value) || !(n > 0 && n <= 1)) {
       throw new ConfigError(key, this.stack, `must be a number greater than 0 and at most 1, got ${shown(value)}`);
+    }
+    if (hasLeadingZeros(value)) {
+      throw new ConfigError(key, this.stack, `must be a number ${WITHOUT_LEADING_ZEROS}, got ${shown(value)}`);
     }
     // The CPU autoscaler's target is set against the request (70 % of the limit, over the ratio): at 1e-9 it passes
     // the API server's int32, and the HorizontalPodAutoscaler would be refused after the preview; below a hundredth no
@@ -304,6 +306,10 @@ class Reader {
     return parsed as Record<string, unknown>;
   }
 }
+
+/** 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous, in every number a key holds. */
+const hasLeadingZeros = (digits: string): boolean => /^-?0\d/.test(digits);
+const WITHOUT_LEADING_ZEROS = "without leading zeros (some readers take 010 for octal 8)";
 
 /** The least cpuRequestRatio / memoryRequestRatio (Reader.ratio). */
 const MIN_REQUEST_RATIO = 0.01;
@@ -638,7 +644,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const adminBindAddress = r.string("adminBindAddress")!;
   // An octet with a leading zero (127.000.0.1) is no address to the engine (Go's net.ParseIP refuses it),
   // which then publishes the admin ports on every interface of the host.
-  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255 || /^0\d/.test(o))) {
+  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(adminBindAddress) || adminBindAddress.split(".").some((o) => Number(o) > 255 || hasLeadingZeros(o))) {
     throw new ConfigError("adminBindAddress", stack, `must be an IPv4 address (no leading zeros), got ${shown(adminBindAddress)}`);
   }
   // Read on both targets so a wrong value is reported even where Kubernetes ignores it.
@@ -900,6 +906,9 @@ function webhookPorts(r: Reader): number[] {
   for (const item of items) {
     if (!/^[0-9]{1,5}$/.test(item) || Number(item) < 1 || Number(item) > 65535) {
       throw new ConfigError("notifyWebhookPorts", r.stack, `${shown(item)} is not a TCP port (1 to 65535)`);
+    }
+    if (hasLeadingZeros(item)) {
+      throw new ConfigError("notifyWebhookPorts", r.stack, `${shown(item)} must be a port ${WITHOUT_LEADING_ZEROS}`);
     }
     const port = Number(item);
     if (FETCH_BAD_PORTS.includes(port)) {

@@ -345,3 +345,19 @@ describe("the object keys (serviceReplicas, serviceSettings) against the same cl
     expect(parseStackConfig("prod", { ...stacks[1][1], serviceSettings: '{"user-management": {"ACCESS_TOKEN_TTL_S": 600}}' }).serviceSettings).toEqual({ "user-management": { ACCESS_TOKEN_TTL_S: 600 } });
   });
 });
+
+describe("leading zeros in every number a key holds, not only the integer keys (session 63)", () => {
+  it("refuses them in notifyWebhookPorts and the request ratios, as in the integer keys; 0.5 is no leading zero", () => {
+    const [stack, base] = stacks[1];
+    expect(refusal(stack, { ...base, notifyWebhookPorts: "443,08443" }).message).toBe(
+      "Invalid configuration trading:notifyWebhookPorts on stack 'prod': '08443' must be a port without leading zeros (some readers take 010 for octal 8)",
+    );
+    for (const key of ["cpuRequestRatio", "memoryRequestRatio"]) {
+      for (const value of ["01", "00.5"]) {
+        expect(refusal(stack, { ...base, [key]: value }).message).toBe(`Invalid configuration trading:${key} on stack 'prod': must be a number without leading zeros (some readers take 010 for octal 8), got '${value}'`);
+      }
+      expect(parseStackConfig(stack, { ...base, [key]: "0.5" }).kubernetes[key as "cpuRequestRatio"]).toBe(0.5);
+    }
+    expect(parseStackConfig(stack, { ...base, notifyWebhookPorts: "443,8443" }).notifyWebhookPorts).toEqual([443, 8443]);
+  });
+});
