@@ -29,7 +29,7 @@ const QUICK: Record<string, string> = {
   "tests/unit/service-env-refusals.test.ts": "the cron entry point refusing a LOG_LEVEL, before it runs anything",
   "tests/helpers/edge-nginx.ts": "one `openssl req` for a throwaway EC certificate (config-tools' too)",
   "tests/unit/arangodb-start.test.ts": "the ArangoDB start script run by /bin/sh against stand-in commands: milliseconds",
-  "tests/unit/script-paths.test.ts": "cluster/build.sh's addon_key over two small patch files by bash: milliseconds",
+  "tests/unit/script-paths.test.ts": "cluster/build.sh's addon_key over two small patch files, locks.sh's holder lookup (one find over /proc) and cluster/lib.sh's mounts_under over a small file, by bash: milliseconds",
 };
 
 function files(dir: string): string[] {
