@@ -14,7 +14,8 @@ import { configError as error } from "../helpers/stack-config";
 /** A stack's own settings as the program reads them (without the namespace, values as text). */
 function stackFile(stack: string): RawConfig {
   const file = parse(fs.readFileSync(path.join(__dirname, "..", "..", `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
-  return Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k.replace(/^trading:/, ""), String(v)]));
+  // A map (serviceReplicas) reaches the program as JSON text.
+  return Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k.replace(/^trading:/, ""), typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)]));
 }
 const stacks = [["dev", stackFile("dev")], ["prod", stackFile("prod")]] as const;
 
@@ -215,8 +216,10 @@ describe("the CLI hands the program Pulumi.yaml's declared defaults (session 63)
     return { ...declared, ...raw };
   }
 
-  it("parses dev and prod alike with the defaults absent (as the tests hand them) or present (as the CLI does)", () => {
-    for (const [stack, raw] of stacks) expect(parseStackConfig(stack, asTheCliHandsIt(raw)), stack).toEqual(parseStackConfig(stack, raw));
+  it("parses dev, prod and local-k8s alike with the defaults absent (as the tests hand them) or present (as the CLI does)", () => {
+    for (const [stack, raw] of [...stacks, ["local-k8s", stackFile("local-k8s")] as const]) {
+      expect(parseStackConfig(stack, asTheCliHandsIt(raw)), stack).toEqual(parseStackConfig(stack, raw));
+    }
   });
 
   it("refuses certIssuer without ingressHost in both forms, with one message", () => {
