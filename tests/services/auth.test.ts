@@ -762,6 +762,30 @@ describe("password change", () => {
     expect((await call("POST", "/api/users/login", { body: { email: u.email, password: NEW } })).status).toBe(200);
   });
 
+  it("passwords are judged as they are hashed (NFKC): the current one spelt in NFD or full-width is not new; a minimum counts the hashed form", async () => {
+    const e = email("nfkc");
+    const current = "Cr\u00e8me br\u00fbl\u00e9e fa\u00e7ade";
+    // Twelve code points sent, six letters hashed: refused on register and on change as a short one is.
+    const nfdShort = "\u00e9\u00e8\u00ea\u00eb\u00e0\u00e2".normalize("NFD");
+    const shortRegister = await call("POST", "/api/users/register", { body: { email: e, password: nfdShort } });
+    expect([shortRegister.status, shortRegister.body.error.field]).toEqual([400, "password"]);
+    expect((await call("POST", "/api/users/register", { body: { email: e, password: current } })).status).toBe(201);
+    const login = await call("POST", "/api/users/login", { body: { email: e, password: current.normalize("NFD") } });
+    expect(login.status).toBe(200);
+    const token = login.body.accessToken as string;
+    const fullWidth = current.normalize("NFD").replace(/[a-z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
+    for (const spelling of [current, current.normalize("NFD"), fullWidth]) {
+      const same = await call("POST", "/api/users/password", { token, body: { currentPassword: current, newPassword: spelling } });
+      expect([same.status, same.body.error.code, same.body.error.field], spelling).toEqual([400, "VALIDATION_ERROR", "newPassword"]);
+      const again = await call("POST", "/api/users/password", { token, body: { currentPassword: spelling, newPassword: current } });
+      expect([again.status, again.body.error.field], spelling).toEqual([400, "newPassword"]);
+    }
+    const short = await call("POST", "/api/users/password", { token, body: { currentPassword: current, newPassword: nfdShort } });
+    expect([short.status, short.body.error.field]).toEqual([400, "newPassword"]);
+    // Nothing was changed: the session still works.
+    expect((await call("GET", "/api/users/me", { token })).status).toBe(200);
+  });
+
   it("guessing the current password locks password changes (LOGIN_MAX_FAILURES), not the owner's logins", async () => {
     const u = await registerAndLogin("guess");
     const guess = () => call("POST", "/api/users/password", { token: u.access, body: { currentPassword: "a wrong guess", newPassword: "a brand new passphrase" } });

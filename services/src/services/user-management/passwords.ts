@@ -16,11 +16,29 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import { HttpError } from "../../kit";
 
+/**
+ * The text a password's hash is made of: its NFKC form, so a password typed composed or decomposed
+ * (NFC, NFD) or in full-width forms is one password. Whatever judges a password (its length, whether
+ * a new one is the current one) judges this form: the change compared the strings sent, so the
+ * current password spelt in NFD was taken as a new one (every session ended, the hash unchanged).
+ */
+export const hashedForm = (password: string): string => password.normalize("NFKC");
+
+/**
+ * A new password whose hashed form is shorter than `minLength` code points, refused as ajv refuses
+ * a short one (which counts the code points sent: six accented letters in NFD passed a minimum of
+ * 12 as twelve), or undefined.
+ */
+export function shortPasswordIssue(password: string, minLength: number, field: string): HttpError | undefined {
+  if ([...hashedForm(password)].length >= minLength) return undefined;
+  return new HttpError(400, "VALIDATION_ERROR", `Invalid body: ${field} must NOT have fewer than ${minLength} characters (counted in its NFKC form, the one hashed)`, field);
+}
+
 export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, keyLen: 64, saltLen: 16 } as const;
 
 function scrypt(password: string, salt: Buffer, keyLen: number, opts: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    scryptCb(password.normalize("NFKC"), salt, keyLen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+    scryptCb(hashedForm(password), salt, keyLen, opts, (err, key) => (err ? reject(err) : resolve(key))),
   );
 }
 

@@ -17,7 +17,7 @@ import {
   unknownOrDisabledUser,
 } from "./domain";
 import { ApiKeyCache, LoginCounters } from "./dragonfly";
-import { dummyHash, hashPassword, verifyPassword } from "./passwords";
+import { dummyHash, hashedForm, hashPassword, shortPasswordIssue, verifyPassword } from "./passwords";
 import { AnyPassword, DisplayName, Email, MeOut, NewPassword, NoContent, RefreshToken, SessionOut, UserEnvelope } from "./schemas";
 import { markRevocationPublished } from "./session-revocations";
 import { issueTokens, rotateRefreshToken, type TokenSettings } from "./sessions";
@@ -68,6 +68,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       },
     },
     async (req, reply) => {
+      const short = shortPasswordIssue(req.body.password, cfg.PASSWORD_MIN_LENGTH, "password");
+      if (short) throw short;
       const hash = await hashPassword(req.body.password);
       const user = await data.insertUser(app.pg, normalizeEmail(req.body.email), hash, req.body.displayName ?? null);
       if (!user) throw new HttpError(409, "EMAIL_TAKEN", "An account with this email already exists", "email");
@@ -131,6 +133,8 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
     "/password",
     { schema: { body: Type.Object({ currentPassword: AnyPassword, newPassword: NewPassword(cfg.PASSWORD_MIN_LENGTH) }, { additionalProperties: false }), response: { 200: SessionOut } } },
     async (req) => {
+      const short = shortPasswordIssue(req.body.newPassword, cfg.PASSWORD_MIN_LENGTH, "newPassword");
+      if (short) throw short;
       const who = requireIdentity(req);
       if (who.authMethod !== "jwt") throw new HttpError(403, "FORBIDDEN", "Changing the password needs a user session, not an API key");
       const user = await activeUser(who.userId);
@@ -138,8 +142,10 @@ export function registerRoutes(app: App, ctx: UserManagementContext): void {
       if (!(await verifyPassword(req.body.currentPassword, user.password_hash))) {
         throw new HttpError(403, "INVALID_CREDENTIALS", "The current password is not correct", "currentPassword");
       }
-      if (req.body.newPassword === req.body.currentPassword) throw new HttpError(400, "VALIDATION_ERROR", "The new password must differ from the current one", "newPassword");
+      // The current password given is no guess: its attempts are forgotten even when the new one is refused.
       await passwordChanges.reset(user.email);
+      // Judged as hashed: the current password spelt in NFD (or full-width) is the current password.
+      if (hashedForm(req.body.newPassword) === hashedForm(req.body.currentPassword)) throw new HttpError(400, "VALIDATION_ERROR", "The new password must differ from the current one", "newPassword");
       // The new session is stored in the change's transaction: a logout-all committed after the
       // change ends it like any other, and never turns the change, made, into a 401.
       const changed = await data.changePassword(app.pg, user.id, await hashPassword(req.body.newPassword), user.password_hash, (c, row) => issueTokens(c, tokens, row, randomUUID()));
