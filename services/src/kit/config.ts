@@ -98,6 +98,7 @@ export class ConfigError extends Error {
   }
 }
 const PROBLEM_MAX = 1_000;
+const ECHOED_VALUE_MAX = 4_096; // the longest value a problem echoes (masked); a longer one by its length: masking is not linear
 
 /** Whether the schema marks a variable secret: on itself, on its list's items or on a member of its union. */
 export function isSecret(s: TSchema | undefined): boolean {
@@ -158,7 +159,7 @@ function describeProblem(e: ValueError, root: TSchema, secret: boolean): string 
   const s = e.schema as TSchema & Record<string, unknown>;
   const item = e.path.split("/").length > 2;
   // An item of a secret list is named by its position only; the value is masked only when shown (masking is not linear).
-  const shown = () => (secret ? `#${Number(e.path.split("/")[2]) + 1}` : String(e.value).length > 4_096 ? `of ${String(e.value).length} characters` : `"${withoutPasswords(String(e.value))}"`);
+  const shown = () => (secret ? `#${Number(e.path.split("/")[2]) + 1}` : String(e.value).length > ECHOED_VALUE_MAX ? `of ${String(e.value).length} characters` : `"${withoutPasswords(String(e.value))}"`);
   if (item) return `has an invalid item ${shown()} (expected ${s.description ?? (s.pattern ? `to match /${s.pattern}/` : "a valid item")})`;
   switch (e.type) {
     case ValueErrorType.Integer:
@@ -243,9 +244,9 @@ export function loadConfig<S extends ConfigSchema>(service: string, declared: S,
     const raw = source[name] ?? "";
     // Never echo the raw value of a secret.
     const secret = notPrinted(name, schema[name]);
-    // A list item by item: each may hold its own login (`u:p@h1:9092,u:q@h2:9092`). A long value only by its length (masking is not linear).
-    const shown = raw.length > 4_096 ? "" : schema[name].type === "array" ? raw.split(",").map(withoutPasswords).join(",") : withoutPasswords(raw);
-    const got = secret ? "" : raw.length > 4_096 ? ` (got ${raw.length} characters)` : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
+    // A list item by item: each may hold its own login (`u:p@h1:9092,u:q@h2:9092`). A long value only by its length.
+    const shown = raw.length > ECHOED_VALUE_MAX ? "" : schema[name].type === "array" ? raw.split(",").map(withoutPasswords).join(",") : withoutPasswords(raw);
+    const got = secret ? "" : raw.length > ECHOED_VALUE_MAX ? ` (got ${raw.length} characters)` : ` (got "${shown.length > 80 ? shown.slice(0, 80) + "..." : shown}")`;
     return `${name} ${describeProblem(e, schema[name], secret)}${got}`;
   });
   // Then the pairs (a batch and its cap, a lease and its renewal), of the variables valid alone.
