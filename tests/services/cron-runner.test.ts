@@ -143,7 +143,7 @@ describe("CronRunner", () => {
       expect(r.status, path).toBe(400);
       expect(await r.json(), path).toEqual({ error: { code: "VALIDATION_ERROR", field: "limit", message: "Invalid querystring: limit is not a parameter of this route (it takes none)" } });
     }
-    expect((await (await fetch(`http://127.0.0.1:${port}/health?=1`)).json()).error).toEqual({ code: "VALIDATION_ERROR", message: "Invalid querystring: has a parameter with an empty name, which this route does not take (it takes none)" });
+    expect((await (await fetch(`http://127.0.0.1:${port}/health?=1`)).json()).error).toEqual({ code: "VALIDATION_ERROR", field: "query", message: "Invalid querystring: a parameter has no name (nothing before its \"=\"): name it or leave it out (this route takes none)" });
     expect((await fetch(`http://127.0.0.1:${port}/health?`)).status).toBe(200);
   });
 });

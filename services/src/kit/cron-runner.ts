@@ -15,7 +15,7 @@ import type { AddressInfo } from "node:net";
 import { Cron } from "croner";
 import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
-import { unknownParameterIssue } from "./query-parameters";
+import { isNamelessParameterIssue, NAMELESS_PARAMETER_FIELD, unknownParameterIssue } from "./query-parameters";
 import { pathOf } from "./request-path";
 
 /** A Kubernetes pod's default terminationGracePeriodSeconds. */
@@ -259,6 +259,7 @@ function queryIssue(url: string): { code: "VALIDATION_ERROR"; message: string; f
   const query = url.split("#")[0].split("?").slice(1).join("?");
   const issue = unknownParameterIssue(new Set(), Object.fromEntries([...new URLSearchParams(query).keys()].map((k) => [k, ""])));
   if (!issue) return undefined;
+  if (isNamelessParameterIssue(issue)) return { code: "VALIDATION_ERROR", message: `Invalid querystring: ${issue.message}`, field: NAMELESS_PARAMETER_FIELD };
   const field = String(issue.params?.additionalProperty ?? "");
-  return { code: "VALIDATION_ERROR", message: `Invalid querystring: ${field ? `${field} ` : ""}${issue.message}`, ...(field ? { field } : {}) };
+  return { code: "VALIDATION_ERROR", message: `Invalid querystring: ${field} ${issue.message}`, field };
 }

@@ -6,7 +6,7 @@ import { isTransientError } from "./transient-errors";
 import { LockWaitError } from "./datastores/postgres-contention";
 import { INSTANT_RANGE } from "./instants";
 import { displayTextRefusal } from "./display-text";
-import { shownName } from "./query-parameters";
+import { isNamelessParameterIssue, NAMELESS_PARAMETER_FIELD, shownName } from "./query-parameters";
 import { reportedIssue, type ValidationIssue } from "./union-issues";
 
 /** Body of every 4xx/5xx response. */
@@ -158,12 +158,13 @@ export function installErrorHandlers(app: FastifyInstance<any, any, any, any, an
       const where = err.validationContext ?? "request";
       const issue = reportedIssue(err.validation, partSchema(request, where), partData(request, where));
       // An issue with the part itself (a required body left out or not an object: "must be object")
-      // names the part: it named no field until session 52.
-      const field = fieldOf(issue) ?? (where === "body" ? "body" : undefined);
+      // names the part: it named no field until session 52. A query parameter with no name names the query.
+      const nameless = where === "querystring" && isNamelessParameterIssue(issue);
+      const field = nameless ? NAMELESS_PARAMETER_FIELD : (fieldOf(issue) ?? (where === "body" ? "body" : undefined));
       const says =
         issue.keyword === "format" && issue.params?.format === "date-time" ? `must be ${INSTANT_RANGE}`
         : (issue.keyword === "pattern" ? displayTextRefusal(issue.params?.pattern) : undefined) ?? issue.message ?? "is invalid";
-      const message = `Invalid ${where}: ${field && field !== where ? `${field} ` : ""}${says}`;
+      const message = `Invalid ${where}: ${field && field !== where && !nameless ? `${field} ` : ""}${says}`;
       return reply.status(400).send(errorBody(request, "VALIDATION_ERROR", message, field));
     }
     if (isTransientError(err)) {

@@ -64,12 +64,20 @@ export function unknownParameterIssue(declared: ReadonlySet<string>, query: unkn
     if (declared.has(name)) continue;
     const shown = shownName(name);
     const takes = declared.size > 0 ? `it takes ${[...declared].join(", ")}` : "it takes none";
-    // An empty name (`?=x`) has no field to name: the message says what it is.
-    const message = shown === "" ? `has a parameter with an empty name, which this route does not take (${takes})` : `is not a parameter of this route (${takes})`;
+    const message = shown === "" ? `a parameter has no name (nothing before its "="): name it or leave it out (this route ${takes.slice(3)})` : `is not a parameter of this route (${takes})`;
     return { instancePath: "", schemaPath: "#/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: shown }, message };
   }
   return undefined;
 }
+
+/**
+ * The field an answer names for a parameter with no name (`?=1`, `?&=x`, `?=`): there is no name
+ * to give, so the query as a whole. It named no field until session 63.
+ */
+export const NAMELESS_PARAMETER_FIELD = "query";
+
+/** Whether a query's issue is that of a parameter with no name (unknownParameterIssue's): its field is NAMELESS_PARAMETER_FIELD, its message says it all. */
+export const isNamelessParameterIssue = (issue: ValidationIssue): boolean => issue.keyword === "additionalProperties" && issue.params?.additionalProperty === "";
 
 /**
  * At registration (the kit's onRoute hook): a route with no querystring schema is given one that
