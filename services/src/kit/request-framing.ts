@@ -38,9 +38,9 @@
  *   a 400 naming `body`, like a body sent to another route that takes none (./unread-bodies.ts).
  * - **A version other than HTTP/1.x** (`HTTP/2.0` in a request line, none at all: HTTP/0.9), which
  *   llhttp takes: a 400 naming `version` (session 56), as one it refuses (`HTTP/9.9`) is.
- * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 only, decoded strictly.
+ * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 (or US-ASCII, its subset) only, decoded strictly.
  */
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { isIPv6 } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
@@ -140,14 +140,24 @@ function awaitNoBody<P extends NodeJS.ReadableStream>(req: IncomingMessage, payl
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
 
 /**
- * Why a JSON body's bytes are not taken as text, or undefined: a charset other than UTF-8 declared
- * (415 naming `content-type`: a UTF-16 or Latin-1 body was decoded as UTF-8), or bytes that are not
- * UTF-8 (400 naming `body`: Node's decoder turned each into U+FFFD, and "Zo\xEB" was stored as "Zo\uFFFD").
+ * The names of US-ASCII, a subset of UTF-8 (its bytes are the same text in both): IANA's registered
+ * name and aliases, and `ascii`, lower case. A body declared in one was refused 415 until session 63.
+ */
+const ASCII_CHARSETS = new Set(["us-ascii", "ascii", "iso646-us", "iso-ir-6", "ansi_x3.4-1968", "ansi_x3.4-1986", "iso_646.irv:1991", "us", "ibm367", "cp367", "csascii"]);
+
+/**
+ * Why a JSON body's bytes are not taken as text, or undefined: a charset other than UTF-8 or US-ASCII
+ * declared (415 naming `content-type`: a UTF-16 or Latin-1 body was decoded as UTF-8), or bytes that
+ * are not UTF-8 (400 naming `body`: Node's decoder turned each into U+FFFD, and "Zo\xEB" was stored
+ * as "Zo\uFFFD"), or not ASCII in a body declared US-ASCII (a byte above 0x7F is no US-ASCII text:
+ * a Latin-1 or Windows-1252 body labelled so, which browsers read as Windows-1252, is not read as UTF-8).
  */
 export function bodyTextIssue(contentType: string | undefined, body: Buffer): HttpError | undefined {
   const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1].toLowerCase();
+  if (charset !== undefined && ASCII_CHARSETS.has(charset))
+    return isAscii(body) ? undefined : new HttpError(400, "BAD_REQUEST", `The body is declared ${charset} but holds bytes that are not ASCII`, "body");
   if (charset !== undefined && charset !== "utf-8" && charset !== "utf8")
-    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", `JSON bodies are UTF-8 (RFC 8259), not ${charset.slice(0, 40) || "an empty charset"}`, "content-type");
+    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", `JSON bodies are UTF-8 (RFC 8259) or US-ASCII, not ${charset.slice(0, 40) || "an empty charset"}`, "content-type");
   if (!isUtf8(body)) return new HttpError(400, "BAD_REQUEST", "The body is not UTF-8 text", "body");
   return undefined;
 }
