@@ -116,3 +116,13 @@ describe("connection strings: the whole login masked", () => {
     expect(loadConfig("svc", datastoreEnv.arangodb, { ARANGO_URL: "http://arango:8529/x?y=a@b" }).ARANGO_URL).toBe("http://arango:8529/x?y=a@b");
   });
 });
+
+describe("Authorization values in messages", () => {
+  it("the Bearer scheme in any case is masked (RFC 9110 §11.1; `bearer x` was printed until session 63), Basic as written, the word basic in prose kept", () => {
+    for (const scheme of ["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "BASIC"]) {
+      const out = scrubString(`upstream said: invalid ${scheme} opaque-credential-7f3a in request`);
+      expect(out, scheme).toBe(`upstream said: invalid ${scheme} [REDACTED] in request`);
+    }
+    expect(scrubString("a basic check failed")).toBe("a basic check failed");
+  });
+});

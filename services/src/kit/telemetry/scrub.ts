@@ -28,8 +28,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   // `/` or `@` (URL parsers take the last `@`) was cut at it and its rest printed. May mask a path
   // holding an `@` after a port (`http://h:80/u/a@b`): more than needed, never less.
   [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:"'<>]*:[^\s"'<>]*@/gi, `$1${REDACTED}@`],
-  // Authorization header values in messages
-  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
+  // Authorization header values in messages; the scheme in any case (RFC 9110 §11.1: `bearer x` is
+  // a credential too), but not the word "basic" in lower case, which prose holds.
+  [/\b([Bb][Ee][Aa][Rr][Ee][Rr]|Basic|BASIC)\s+[A-Za-z0-9._~+/=-]+/g, `$1 ${REDACTED}`],
   // JWTs (three base64url segments, header starting {"  -> eyJ)
   [/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
   // platform API keys, card processor secret and webhook keys
