@@ -28,6 +28,13 @@ describe("bodyTextIssue: a JSON body's charset and bytes", () => {
     for (const type of [undefined, "application/json", "application/json; charset=utf-8", "application/json;charset=UTF8", "application/json; charset=us-ascii", 'application/json; charset="US-ASCII"', "application/json; CHARSET = ascii", "application/json; charset=ISO646-US", "application/json; charset=ANSI_X3.4-1968", "application/json; charset=csASCII", "application/json; charset=iso_646.irv:1991"])
       expect(issue(type), String(type)).toBeUndefined();
   });
+  it("parameters are read whole: a charset inside another parameter's quoted value is none, a quoted-pair is its character", () => {
+    expect(issue('application/json; profile="x;charset=latin1"')).toBeUndefined();
+    expect(issue('application/json; profile="a \\" ;charset=latin1"; charset=utf-8')).toBeUndefined();
+    expect(issue('application/json; charset="us\\-ascii"')).toBeUndefined();
+    expect(issue('application/json; profile="x"; charset=latin1')).toEqual([415, "content-type"]);
+    expect(issue('application/json; charset="utf-8')).toEqual([415, "content-type"]);
+  });
   it("any other charset is a 415 naming content-type; a byte that is not ASCII in a body declared US-ASCII a 400 naming body", () => {
     for (const type of ["application/json; charset=latin1", "application/json; charset=iso-8859-1", "application/json; charset=utf-16", "application/json; charset=windows-1252", "application/json; charset=us-ascii-x", "application/json; charset=", "application/json; charset=\"\""])
       expect(issue(type), type).toEqual([415, "content-type"]);

@@ -137,7 +137,18 @@ function awaitNoBody<P extends NodeJS.ReadableStream>(req: IncomingMessage, payl
   payload.on("data", onData).once("end", onEnd).once("error", settle);
 }
 
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+/** A media type's parameter (RFC 9110 §5.6.6): `;name=token` or `;name="quoted string"`, with `\"` and `\\` in it. */
+const PARAMETER = /;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s"]*)/g;
+
+/**
+ * The first charset a Content-Type declares, lower case, unquoted, or undefined. Parameters are read
+ * whole: a `;charset=` inside another one's quoted value is no charset, and `"us\-ascii"` is us-ascii.
+ */
+function charsetOf(contentType: string): string | undefined {
+  for (const [, name, value] of contentType.matchAll(PARAMETER))
+    if (name.toLowerCase() === "charset") return (value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, "$1") : value).toLowerCase();
+  return undefined;
+}
 
 /**
  * The names of US-ASCII, a subset of UTF-8 (its bytes are the same text in both): IANA's registered
@@ -153,7 +164,7 @@ const ASCII_CHARSETS = new Set(["us-ascii", "ascii", "iso646-us", "iso-ir-6", "a
  * a Latin-1 or Windows-1252 body labelled so, which browsers read as Windows-1252, is not read as UTF-8).
  */
 export function bodyTextIssue(contentType: string | undefined, body: Buffer): HttpError | undefined {
-  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1].toLowerCase();
+  const charset = contentType === undefined ? undefined : charsetOf(contentType);
   if (charset !== undefined && ASCII_CHARSETS.has(charset))
     return isAscii(body) ? undefined : new HttpError(400, "BAD_REQUEST", `The body is declared ${charset} but holds bytes that are not ASCII`, "body");
   if (charset !== undefined && charset !== "utf-8" && charset !== "utf8")
