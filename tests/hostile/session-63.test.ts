@@ -168,6 +168,9 @@ describe("access tokens signed with the platform's key, shaped otherwise", () =>
       ["bearer", [`Authorization: bearer ${t}`], 200],
       ["BEARER", [`Authorization: BEARER ${t}`], 200],
       ["bEaReR", [`Authorization: bEaReR ${t}`], 200],
+      ["two spaces after the scheme (RFC 6750: 1*SP)", [`Authorization: Bearer  ${t}`], 200],
+      ["a tab after the scheme", [`Authorization: Bearer\t${t}`], 401],
+      ["a space inside the token", [`Authorization: Bearer ${t.slice(0, 20)} ${t.slice(20)}`], 401],
       ["Bearer and Basic in one header", [`Authorization: Bearer ${t}, Basic dXNlcjpwYXNz`], 401],
       ["Basic and Bearer in one header", [`Authorization: Basic dXNlcjpwYXNz, Bearer ${t}`], 401],
       ["Bearers", [`Authorization: Bearers ${t}`], 401],
@@ -199,6 +202,11 @@ describe("a JSON body declared US-ASCII, and query parameters with no name (kit,
       }
       const latin1 = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), "Content-Type: application/json; charset=us-ascii"], Buffer.from(JSON.stringify({ name: "Zo\u00eb" }), "latin1"));
       expect.soft(shape(latin1), `${via} latin1 labelled us-ascii`).toBe("400 body");
+      // Parameters read whole: a charset inside another's quoted value is none; a quoted-pair is its character.
+      for (const type of ['application/json; profile="x;charset=latin1"', 'application/json; charset="us\\-ascii"']) {
+        const a = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), `Content-Type: ${type}`], JSON.stringify({ name: "param" }));
+        expect.soft(a.status, `${via} ${type}: ${a.body.slice(0, 200)}`).toBe(201);
+      }
       for (const charset of ["latin1", "utf-16", "windows-1252", "us-ascii-x"]) {
         const a = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), `Content-Type: application/json; charset=${charset}`], JSON.stringify({ name: "x" }));
         expect.soft(shape(a), `${via} ${charset}`).toBe("415 content-type");

@@ -25,8 +25,9 @@ import type { UserStates } from "./user-states";
 
 export type Auth = { identity?: Identity; error?: HttpError };
 
-// The scheme is a case-insensitive token (RFC 9110 §11.1): `bearer <token>` was a 401 until session 63.
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
+// The scheme is a case-insensitive token followed by one or more spaces (RFC 9110 §11.1, RFC 6750 §2.1:
+// `"Bearer" 1*SP b64token`): `bearer <token>` and `Bearer  <token>` were a 401 until session 63.
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 const MAX_CACHED = 50_000;
 
 const invalidKey = () => new HttpError(401, "INVALID_API_KEY", "Invalid API key");
