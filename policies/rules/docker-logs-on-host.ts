@@ -1,6 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { forEveryWorkload, Workload } from "../lib/rule";
+import { isLoopbackIp } from "../lib/loopback";
 import { isLoopbackName } from "../lib/routes";
 import { isRecord, isUnknown, str } from "../lib/values";
 
@@ -20,15 +21,13 @@ const ADDRESSED: Record<string, { option: string; localWhenUnset: boolean }> = {
     gelf: { option: "gelf-address", localWhenUnset: false }, // required
 };
 
-/** Whether a log address stays on the host: a unix socket, or a loopback address or name. */
+/** Whether a log address stays on the host: a unix socket, or a loopback address (lib/loopback.ts) or name. */
 export function isHostLogAddress(address: string): boolean {
     const a = address.trim().toLowerCase();
     if (/^unix(gram)?:\/\//.test(a)) return true;
     const rest = a.replace(/^[a-z][a-z0-9+.-]*:\/\//, "");
     const host = (/^\[([^\]]*)\]/.exec(rest)?.[1] ?? rest.split(/[:/]/)[0]).replace(/\.$/, "");
-    if (isLoopbackName(host) || host === "::1" || /^0*:(0*:)*0*1$/.test(host)) return true;
-    const octets = host.split(".");
-    return octets.length === 4 && octets.every((o) => /^\d+$/.test(o)) && Number(octets[0]) === 127;
+    return isLoopbackName(host) || isLoopbackIp(host);
 }
 
 /**

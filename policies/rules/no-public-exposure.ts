@@ -1,5 +1,6 @@
 import * as docker from "@pulumi/docker";
-import { isIP, isIPv4, isIPv6 } from "net";
+import { isIP } from "net";
+import { isLoopbackIp } from "../lib/loopback";
 import * as k8s from "@pulumi/kubernetes";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import { Environment, environmentSchema, readConfig } from "../lib/config";
@@ -18,17 +19,6 @@ export interface ExposureConfig {
 
 const defaults: ExposureConfig = { environment: "prod", internalWorkloads: [...DATASTORES, ...MONITORING] };
 
-/**
- * A loopback address as the engine reads `ports[].ip`: an IP literal (Go's net.ParseIP, which like
- * Node's isIPv4 refuses an octet above 255 or with a leading zero) in 127.0.0.0/8, or ::1 however
- * spelt. Anything else the engine cannot parse ("localhost", "127.0.0.256", "127.000.0.1") it takes
- * as no address at all and publishes on every interface of the host.
- */
-export function isLoopbackHostIp(ip: string): boolean {
-    if (isIPv4(ip)) return ip.startsWith("127.");
-    return isIPv6(ip) && new URL(`http://[${ip}]/`).hostname === "[::1]";
-}
-
 /** Docker: every published port bound to loopback; on prod, datastores publish nothing. */
 export function dockerExposure(w: Workload, cfg: ExposureConfig = defaults): string[] {
     const out: string[] = [];
@@ -43,7 +33,9 @@ export function dockerExposure(w: Workload, cfg: ExposureConfig = defaults): str
     }
     for (const p of ports) {
         const ip = str(p.ip);
-        if (ip === undefined || !isLoopbackHostIp(ip)) {
+        // A loopback IP literal as the engine parses it (lib/loopback.ts); anything else it cannot parse ("localhost",
+        // "127.0.0.256", "127.000.0.1") it takes as no address at all and publishes on every interface of the host.
+        if (ip === undefined || !isLoopbackIp(ip)) {
             const ext = num(p.external);
             const unparsed = ip !== undefined && ip !== "" && !isIP(ip)
                 ? ` ("${ip}" is no IP address: the engine reads it as none and publishes on every interface)` : "";

@@ -1,6 +1,6 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
-import { plain, readField, str, isUnknown } from "../lib/values";
+import { isRecord, isUnknown, plain, readField, str } from "../lib/values";
 import { describe, kubernetesKind } from "../lib/workloads";
 import { readingListItems } from "../lib/lists";
 
@@ -39,11 +39,52 @@ export function protectedNamespaceOf(type: string, props: Record<string, any>, c
     return isProtected(ns, cfg.protectedNamespaces) ? { ns, declared: false } : undefined;
 }
 
+const ENFORCE = "pod-security.kubernetes.io/enforce";
+const ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version";
+
+/**
+ * What a declared Namespace's Pod Security labels let the API server admit beyond the restricted profile, the one the
+ * pack holds the program's own pods to: any pod made there at run time (by a controller, an operator, whoever may
+ * create pods) is judged by admission alone. Labels unknown during preview are judged at `up`.
+ */
+export function podSecurityLabelProblems(labels: unknown): string[] {
+    if (isUnknown(labels)) return [];
+    const raw = isRecord(labels) ? labels[ENFORCE] : undefined;
+    const level = str(raw);
+    const out: string[] = [];
+    if (level === "privileged") {
+        out.push(`sets ${ENFORCE}: privileged, so the API server admits any pod there (host namespaces, privileged containers) ` +
+            "whatever declared it; enforce restricted.");
+    } else if (raw === undefined) {
+        // Without the label the API server's default applies, which is privileged unless its
+        // admission configuration says otherwise: the same namespace, silently (session 40).
+        out.push(`has no ${ENFORCE} label, so Pod Security admission applies the cluster's ` +
+            "default level there, privileged unless the API server's admission configuration sets another (any pod admitted); " +
+            "label it enforce: restricted.");
+    } else if (level !== undefined && level !== "restricted") {
+        // Session 63: baseline admits pods running as root, with the runtime's default capabilities (NET_RAW, CHOWN,
+        // SETUID...), privilege escalation and no seccomp profile; the pack holds its own pods to restricted.
+        out.push(`sets ${ENFORCE}: ${level}, so the API server admits pods there that the restricted profile refuses (running as root, ` +
+            "the runtime's default capabilities, privilege escalation, no seccomp profile) whatever creates them; enforce restricted, " +
+            "the level the pack holds the platform's own pods to.");
+    }
+    // Session 63: a pinned version evaluates pods by that release's profile: the controls added since (1.34's probe and
+    // lifecycle hosts among them) are skipped for every pod of the namespace.
+    const version = isRecord(labels) ? labels[ENFORCE_VERSION] : undefined;
+    if (!isUnknown(version) && version !== undefined && str(version) !== "latest") {
+        out.push(`sets ${ENFORCE_VERSION}: ${JSON.stringify(version)}, so Pod Security admission judges its pods by that release's profile and ` +
+            "skips every control added since (1.34's probe and lifecycle hosts among them); set it to latest, or leave it out (latest).");
+    }
+    return out;
+}
+
 export const protectedNamespaces: ResourceValidationPolicy = {
     name: "protected-namespaces",
     description:
         "No platform object goes into the `default` namespace (also where an unset metadata.namespace lands) or a " +
-        "`kube-*` system namespace: those hold the cluster's own components and are shared with every tenant.",
+        "`kube-*` system namespace: those hold the cluster's own components and are shared with every tenant; a declared " +
+        "Namespace enforces Pod Security's restricted level at its latest version (pod-security.kubernetes.io/enforce, " +
+        "enforce-version).",
     severity: "high",
     configSchema: {
         properties: {
@@ -55,21 +96,9 @@ export const protectedNamespaces: ResourceValidationPolicy = {
         if (kubernetesKind(args.type) === undefined) args.notApplicable("only Kubernetes objects");
         // Only the metadata is read: copying the rest of the engine's bag (a pod spec) would be wasted.
         const props: Record<string, any> = { metadata: plain<any>(readField(args.props, "metadata")) };
-        // A declared Namespace whose Pod Security admission admits anything (a NamespacePatch doing the same is no-object-patches').
+        // A declared Namespace whose Pod Security admission admits more than restricted (a NamespacePatch doing the same is no-object-patches').
         if (kubernetesKind(args.type) === "Namespace" && !args.type.endsWith("Patch")) {
-            const labels = props.metadata?.labels;
-            const raw = isUnknown(labels) ? labels : labels?.["pod-security.kubernetes.io/enforce"];
-            const level = str(raw);
-            if (level === "privileged") {
-                reportViolation(`${describe(args.type, args.name)} sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there ` +
-                    "(host namespaces, privileged containers) whatever declared it; enforce restricted (the platform's own namespace) or baseline.");
-            } else if (raw === undefined) {
-                // Without the label the API server's default applies, which is privileged unless its
-                // admission configuration says otherwise: the same namespace, silently (session 40).
-                reportViolation(`${describe(args.type, args.name)} has no pod-security.kubernetes.io/enforce label, so Pod Security admission applies the cluster's ` +
-                    "default level there, privileged unless the API server's admission configuration sets another (any pod admitted); " +
-                    "label it enforce: restricted (the platform's own namespace) or baseline.");
-            }
+            for (const p of podSecurityLabelProblems(props.metadata?.labels)) reportViolation(`${describe(args.type, args.name)} ${p}`);
         }
         const hit = protectedNamespaceOf(args.type, props, readConfig(args, defaults));
         if (!hit) return;

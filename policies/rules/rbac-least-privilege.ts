@@ -103,6 +103,14 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "flowcontrol.apiserver.k8s.io", resources: ["flowschemas", "prioritylevelconfigurations"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "changes API Priority and Fairness (an exempt FlowSchema of its own is never throttled, another matching the controllers' requests to a small level starves them)",
     },
+    // Session 63: an eviction (a create on pods/eviction, from a Role any pod of its namespace, from a ClusterRole any pod
+    // of the cluster) deletes the pod; only a PodDisruptionBudget slows it, one replica at a time, and a pod no budget
+    // covers (a datastore's single replica, the DNS, the ingress controller) goes at once: a denial of service on demand.
+    // As the API server matches, "*/eviction" covers it and "pods/*" does not (a literal name: it grants nothing).
+    {
+        group: "", resources: ["pods/eviction"], verbs: ["create"],
+        what: "evicts pods through pods/eviction (deletes any pod in its reach, every replica in turn as far as PodDisruptionBudgets allow, at once where none covers it: a denial of service on demand)",
+    },
     {
         group: "node.k8s.io", resources: ["runtimeclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes RuntimeClasses (a reviewed class's name given another handler runs pods as that handler says)",
@@ -178,6 +186,25 @@ export function bindingProblems(props: Record<string, any>): string[] {
     return out;
 }
 
+/** The user-facing ClusterRoles (and cluster-admin's binding) every cluster bootstraps; the cluster's own roles and bindings are named system:*. */
+const BUILT_IN_NAMES = ["cluster-admin", "admin", "edit", "view"];
+
+/**
+ * Session 63: a ClusterRole or ClusterRoleBinding declared under a built-in's name is applied over the built-in (or fails on
+ * create and, taken over, is the program's): its rules then go to every holder of the built-in, whom the stack does not
+ * declare (system:public-info-viewer is bound to every unauthenticated caller, view and edit to whoever the cluster gave them),
+ * and a binding's subjects replace the cluster's (system:node's, system:kube-scheduler's). The API server restores a built-in
+ * only at its own restart, and not one annotated rbac.authorization.kubernetes.io/autoupdate: "false".
+ */
+export function builtInNameProblems(props: Record<string, any>, kind: "ClusterRole" | "ClusterRoleBinding"): string[] {
+    const name = str(props.metadata?.name);
+    if (name === undefined || !(BUILT_IN_NAMES.includes(name) || name.startsWith("system:"))) return [];
+    return [`is named "${name}", a ${kind} the cluster bootstraps: applied, it replaces the built-in, and ${kind === "ClusterRole"
+        ? "its rules go to every subject the cluster binds to it (system:public-info-viewer: every unauthenticated caller)"
+        : "its subjects replace the cluster's own"} until the API server restores the built-in at a restart`];
+}
+const BUILT_IN_FIX = "give it a name of the platform's own (ai-trading-<purpose>), never a built-in's or one under system:.";
+
 /** The aggregation label of the built-in admin, edit and view ClusterRoles (and of any aggregated ClusterRole written after them). */
 const AGGREGATE_LABEL = /^rbac\.authorization\.k8s\.io\/aggregate-to-(.+)$/;
 const READ_VERBS = ["get", "list", "watch"];
@@ -237,14 +264,20 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "no aggregated ClusterRole, and no ClusterRole aggregated into admin, edit or view (aggregate-to-* labels) with such rules, or with more than " +
         "get, list and watch into view; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
-        "default ServiceAccount (however spelt).",
+        "default ServiceAccount (however spelt); no evicting pods (pods/eviction); no ClusterRole or ClusterRoleBinding declared " +
+        "under a built-in's name (cluster-admin, admin, edit, view, system:*).",
     severity: "high",
     // Session 53: a RoleList's or ClusterRoleBindingList's items are the Roles and bindings the API server applies.
     validateResource: readingListItems([
         validateResourceOfType(k8s.rbac.v1.Role, rule(roleProblems)),
-        validateResourceOfType(k8s.rbac.v1.ClusterRole, (props, args, reportViolation) =>
-            (aggregatedInto(plain(props)).length > 0 ? rule(aggregatedRoleProblems, AGGREGATED_FIX) : rule((p) => roleProblems(p, true)))(props, args, reportViolation)),
+        validateResourceOfType(k8s.rbac.v1.ClusterRole, (props, args, reportViolation) => {
+            rule((p) => builtInNameProblems(p, "ClusterRole"), BUILT_IN_FIX)(props, args, reportViolation);
+            (aggregatedInto(plain(props)).length > 0 ? rule(aggregatedRoleProblems, AGGREGATED_FIX) : rule((p) => roleProblems(p, true)))(props, args, reportViolation);
+        }),
         validateResourceOfType(k8s.rbac.v1.RoleBinding, rule(bindingProblems)),
-        validateResourceOfType(k8s.rbac.v1.ClusterRoleBinding, rule(bindingProblems)),
+        validateResourceOfType(k8s.rbac.v1.ClusterRoleBinding, (props, args, reportViolation) => {
+            rule((p) => builtInNameProblems(p, "ClusterRoleBinding"), BUILT_IN_FIX)(props, args, reportViolation);
+            rule(bindingProblems)(props, args, reportViolation);
+        }),
     ]),
 };

@@ -43,11 +43,11 @@ describe("protected-namespaces", () => {
 });
 
 describe("protected-namespaces: a Namespace that admits any pod", () => {
-    it("refuses pod-security enforce privileged on a declared Namespace; restricted and baseline pass", async () => {
+    it("refuses pod-security enforce privileged on a declared Namespace; restricted passes (baseline: red-team-63)", async () => {
         const ns = (name: string, level: string): TestResource => ({ type: "kubernetes:core/v1:Namespace", name, props: { metadata: { name, labels: { "pod-security.kubernetes.io/enforce": level } } } });
-        expect(await messages("protected-namespaces", [ns("open", "privileged"), ns("ai-trading", "restricted"), ns("tools", "baseline")])).toEqual([
+        expect(await messages("protected-namespaces", [ns("open", "privileged"), ns("ai-trading", "restricted")])).toEqual([
             "Namespace \"open\" sets pod-security.kubernetes.io/enforce: privileged, so the API server admits any pod there (host namespaces, privileged containers) " +
-            "whatever declared it; enforce restricted (the platform's own namespace) or baseline.",
+            "whatever declared it; enforce restricted.",
         ]);
     });
 
@@ -57,7 +57,7 @@ describe("protected-namespaces: a Namespace that admits any pod", () => {
         const noLabels: TestResource = { type: "kubernetes:core/v1:Namespace", name: "none", props: { metadata: { name: "none" } } };
         const computed: TestResource = { type: "kubernetes:core/v1:Namespace", name: "later", props: { metadata: { name: "later", labels: UNKNOWN } } };
         const why = " has no pod-security.kubernetes.io/enforce label, so Pod Security admission applies the cluster's default level there, privileged unless the API server's " +
-            "admission configuration sets another (any pod admitted); label it enforce: restricted (the platform's own namespace) or baseline.";
+            "admission configuration sets another (any pod admitted); label it enforce: restricted.";
         expect(await messages("protected-namespaces", [unlabelled, noLabels, computed])).toEqual([`Namespace "bare"${why}`, `Namespace "none"${why}`]);
     });
 });

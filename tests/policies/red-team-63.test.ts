@@ -1,0 +1,120 @@
+/**
+ * Session 63: the holes session 62's red team found and left open, each violating case failing before its fix. (Case, what
+ * happened, the fix: policies/README.md "Red team, session 63".)
+ */
+import { describe, expect, it } from "vitest";
+import { devStack, dockerService, prodStack } from "./fixtures";
+import { runPack, TestResource, UNKNOWN } from "./run-pack";
+
+const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
+const firstClause = (ms: string[]) => ms.map((m) => m.split("; ")[0]);
+
+const rbac = (kind: "Role" | "ClusterRole" | "ClusterRoleBinding", name: string, body: Record<string, any>): TestResource => ({
+    type: `kubernetes:rbac.authorization.k8s.io/v1:${kind}`, name,
+    props: { apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name, ...(kind === "Role" ? { namespace: "ai-trading" } : {}) }, ...body },
+});
+
+describe("rbac-least-privilege: evicting pods", () => {
+    const EVICTS = "evicts pods through pods/eviction (deletes any pod in its reach, every replica in turn as far as PodDisruptionBudgets allow, " +
+        "at once where none covers it: a denial of service on demand)";
+
+    it("rejects create on pods/eviction in a Role and a ClusterRole, by name, by */eviction and with the verb \"*\"", async () => {
+        const found = await messages("rbac-least-privilege", [
+            rbac("Role", "drainer", { rules: [{ apiGroups: [""], resources: ["pods/eviction"], verbs: ["create"] }] }),
+            rbac("ClusterRole", "node-drainer", { rules: [
+                { apiGroups: [""], resources: ["*/eviction"], verbs: ["create"] },
+                { apiGroups: [""], resources: ["pods", "pods/eviction"], verbs: ["*"] },
+            ] }),
+        ]);
+        expect(firstClause(found)).toEqual([
+            `Role "drainer" rules[0] ${EVICTS}`,
+            `ClusterRole "node-drainer" rules[0] ${EVICTS}`,
+            "ClusterRole \"node-drainer\" rules[1] grants \"*\" in verbs",
+            `ClusterRole "node-drainer" rules[1] creates or changes pods (a pod runs as any ServiceAccount of its namespace and mounts any of its Secrets)`,
+            `ClusterRole "node-drainer" rules[1] ${EVICTS}`,
+        ]);
+    });
+
+    it("reports resources \"*\" as the wildcard it is; pods/* (a literal name to the API server, granting nothing) and reading evictions pass", async () => {
+        expect(firstClause(await messages("rbac-least-privilege", [rbac("ClusterRole", "everything", { rules: [{ apiGroups: [""], resources: ["*"], verbs: ["create"] }] })])))
+            .toContain("ClusterRole \"everything\" rules[0] grants \"*\" in resources");
+        expect(await messages("rbac-least-privilege", [
+            rbac("ClusterRole", "literal", { rules: [{ apiGroups: [""], resources: ["pods/*"], verbs: ["create"] }] }),
+            rbac("Role", "reader", { rules: [{ apiGroups: [""], resources: ["pods", "pods/log"], verbs: ["get", "list", "watch"] }] }),
+        ])).toEqual([]);
+    });
+});
+
+describe("rbac-least-privilege: no ClusterRole or ClusterRoleBinding under a built-in's name", () => {
+    const FIX = "; give it a name of the platform's own (ai-trading-<purpose>), never a built-in's or one under system:.";
+    const reading = { rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }] };
+    const role = (name: string) => rbac("ClusterRole", name, reading);
+    const binding = (name: string) => rbac("ClusterRoleBinding", name, {
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "ai-trading-reader" },
+        subjects: [{ kind: "ServiceAccount", name: "reports", namespace: "ai-trading" }],
+    });
+
+    it("rejects a ClusterRole named view, edit, admin, cluster-admin or system:*, and such a ClusterRoleBinding, even with harmless rules", async () => {
+        const roleWhy = (name: string) => `ClusterRole "${name}" is named "${name}", a ClusterRole the cluster bootstraps: applied, it replaces the built-in, and its rules ` +
+            `go to every subject the cluster binds to it (system:public-info-viewer: every unauthenticated caller) until the API server restores the built-in at a restart${FIX}`;
+        const bindingWhy = (name: string) => `ClusterRoleBinding "${name}" is named "${name}", a ClusterRoleBinding the cluster bootstraps: applied, it replaces the ` +
+            `built-in, and its subjects replace the cluster's own until the API server restores the built-in at a restart${FIX}`;
+        const names = ["view", "edit", "admin", "cluster-admin", "system:public-info-viewer"];
+        expect(await messages("rbac-least-privilege", [...names.map(role), binding("system:node"), binding("cluster-admin")]))
+            .toEqual([...names.map(roleWhy), bindingWhy("system:node"), bindingWhy("cluster-admin")]);
+    });
+
+    it("passes the platform's own names (viewer, ai-trading-edit, a name unknown during preview)", async () => {
+        expect(await messages("rbac-least-privilege", [role("viewer"), role("ai-trading-edit"), binding("ai-trading-reports"),
+            { ...role("later"), props: { ...role("later").props, metadata: { name: UNKNOWN } } }])).toEqual([]);
+    });
+});
+
+describe("protected-namespaces: a declared Namespace enforces restricted at the latest version", () => {
+    const ns = (name: string, labels: Record<string, unknown>): TestResource => ({ type: "kubernetes:core/v1:Namespace", name, props: { metadata: { name, labels } } });
+
+    it("rejects enforce-version pinned to a release, and enforce baseline", async () => {
+        expect(await messages("protected-namespaces", [
+            ns("pinned", { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.24" }),
+            ns("tools", { "pod-security.kubernetes.io/enforce": "baseline" }),
+        ])).toEqual([
+            "Namespace \"pinned\" sets pod-security.kubernetes.io/enforce-version: \"v1.24\", so Pod Security admission judges its pods by that release's profile " +
+            "and skips every control added since (1.34's probe and lifecycle hosts among them); set it to latest, or leave it out (latest).",
+            "Namespace \"tools\" sets pod-security.kubernetes.io/enforce: baseline, so the API server admits pods there that the restricted profile refuses " +
+            "(running as root, the runtime's default capabilities, privilege escalation, no seccomp profile) whatever creates them; enforce restricted, the level " +
+            "the pack holds the platform's own pods to.",
+        ]);
+    });
+
+    it("passes restricted at latest or with no version (latest), a version unknown during preview, and the program's Namespace", async () => {
+        expect(await messages("protected-namespaces", [
+            ns("a", { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest" }),
+            ns("b", { "pod-security.kubernetes.io/enforce": "restricted" }),
+            ns("c", { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": UNKNOWN }),
+            ...prodStack(),
+        ])).toEqual([]);
+    });
+});
+
+describe("one loopback test for Docker's addresses (docker-logs-on-host, no-public-exposure)", () => {
+    it("a log address 127.000.0.1 is no IP to the engine (resolved as a name): refused, as ports[].ip of that spelling is", async () => {
+        const logging = dockerService("market-data", { logDriver: "gelf", logOpts: { "gelf-address": "udp://127.000.0.1:12201" } });
+        expect(await messages("docker-logs-on-host", [logging], "dev")).toEqual([
+            "Container \"market-data-container\" sends its logs with gelf to udp://127.000.0.1:12201 (gelf-address), off the host: every line the services print " +
+            "(request paths with their query tokens, errors quoting their input) goes where the driver sends it. Keep logDriver json-file with logOpts max-size " +
+            "and max-file (the program's 10m × 3), or list a collector the operator runs in allowedLogDrivers.",
+        ]);
+        const published = dockerService("api-gateway", { ports: [{ internal: 3001, external: 3001, ip: "127.000.0.1" }] });
+        expect(firstClause(await messages("no-public-exposure", [published], "dev"))).toEqual([
+            "Container \"api-gateway-container\" publishes container port 3001 on 127.000.0.1:3001 (\"127.000.0.1\" is no IP address: the engine reads it as none and publishes on every interface)",
+        ]);
+    });
+
+    it("both pass 127.1.2.3, ::1 and 0:0:0:0:0:0:0:1", async () => {
+        const logs = ["udp://127.1.2.3:12201", "udp://[::1]:12201", "udp://[0:0:0:0:0:0:0:1]:12201"]
+            .map((a, i) => dockerService(`w${i}`, { logDriver: "gelf", logOpts: { "gelf-address": a } }));
+        expect(await messages("docker-logs-on-host", [...logs, ...devStack()], "dev")).toEqual([]);
+        const ports = dockerService("api-gateway", { ports: ["127.1.2.3", "::1", "0:0:0:0:0:0:0:1"].map((ip, i) => ({ internal: 3001 + i, external: 3001 + i, ip })) });
+        expect(await messages("no-public-exposure", [ports], "dev")).toEqual([]);
+    });
+});
