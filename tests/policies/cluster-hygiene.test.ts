@@ -953,7 +953,7 @@ describe("no-api-server-callouts (session 41)", () => {
     });
     const aggregated = obj("kubernetes:apiregistration.k8s.io/v1:APIService", {
         metadata: { name: "v1beta1.metrics.k8s.io" },
-        spec: { group: "metrics.k8s.io", version: "v1beta1", service: { name: "metrics", namespace: NS }, insecureSkipTLSVerify: true, groupPriorityMinimum: 100, versionPriority: 100 },
+        spec: { group: "metrics.k8s.io", version: "v1beta1", service: { name: "metrics", namespace: NS }, groupPriorityMinimum: 100, versionPriority: 100 },
     });
     const converting = obj("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", {
         metadata: { name: "widgets.example.com" },

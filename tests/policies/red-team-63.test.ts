@@ -118,3 +118,49 @@ describe("one loopback test for Docker's addresses (docker-logs-on-host, no-publ
         expect(await messages("no-public-exposure", [ports], "dev")).toEqual([]);
     });
 });
+
+describe("allowedNames: a reviewed webhook, admission policy or APIService is still read (no-api-server-callouts, no-mutating-admission)", () => {
+    const FIX = "; the review accepted its name, not these settings: set failurePolicy: Fail and matchPolicy: Equivalent, judge every object (no " +
+        "objectSelector on a validating webhook), verify the server (caBundle, no insecureSkipTLSVerify), or take it out of allowedNames.";
+    const hook = (version: string, kind: "Validating" | "Mutating", webhook: Record<string, unknown>): TestResource => ({
+        type: `kubernetes:admissionregistration.k8s.io/${version}:${kind}WebhookConfiguration`, name: "engine",
+        props: { metadata: { name: "policy-engine" }, webhooks: [{ name: "validate.engine.io", clientConfig: { service: { name: "engine", namespace: "policy" } },
+            rules: [{ operations: ["CREATE", "UPDATE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"] }], sideEffects: "None", admissionReviewVersions: ["v1"], ...webhook }] },
+    });
+    const apiService = (extra: Record<string, unknown>): TestResource => ({
+        type: "kubernetes:apiregistration.k8s.io/v1:APIService", name: "metrics",
+        props: { metadata: { name: "v1beta1.metrics.k8s.io" }, spec: { group: "metrics.k8s.io", version: "v1beta1", service: { name: "metrics-server", namespace: "kube-system" }, ...extra } },
+    });
+    const reviewed = { all: "mandatory" as const, "no-api-server-callouts": { allowedNames: ["policy-engine", "v1beta1.metrics.k8s.io"] }, "no-mutating-admission": { allowedNames: ["policy-engine"] } };
+    const found = async (policy: string, rs: TestResource[]) => (await runPack(rs, reviewed, { only: [policy] })).map((v) => v.message);
+
+    it("rejects a listed validating webhook failing open, matching exactly or selecting objects by their labels; v1beta1's open defaults too", async () => {
+        expect(await found("no-api-server-callouts", [
+            hook("v1", "Validating", { failurePolicy: "Ignore", matchPolicy: "Exact", objectSelector: { matchExpressions: [{ key: "skip-policy", operator: "DoesNotExist" }] } }),
+            hook("v1beta1", "Validating", {}),
+            apiService({ insecureSkipTLSVerify: true }),
+        ])).toEqual([
+            `ValidatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" fails open (failurePolicy: Ignore): while its server is down or slow the API server admits every request it would have judged${FIX}`,
+            `ValidatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" matches exactly (matchPolicy: Exact): a request through another version or group of the same resource is not sent to it${FIX}`,
+            `ValidatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" has an objectSelector: whoever writes an object chooses its labels, and so whether the webhook judges it${FIX}`,
+            `ValidatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" fails open (failurePolicy: Ignore, v1beta1's default): while its server is down or slow the API server admits every request it would have judged${FIX}`,
+            `ValidatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" matches exactly (matchPolicy: Exact, v1beta1's default): a request through another version or group of the same resource is not sent to it${FIX}`,
+            `APIService "metrics" is listed in allowedNames, but reaches its Service without verifying its certificate (spec.insecureSkipTLSVerify): whoever answers on the way gets every request of the group with the caller's identity${FIX}`,
+        ]);
+    });
+
+    it("rejects a listed mutating webhook or admission policy failing open", async () => {
+        const policy: TestResource = { type: "kubernetes:admissionregistration.k8s.io/v1beta1:MutatingAdmissionPolicy", name: "defaults",
+            props: { metadata: { name: "policy-engine" }, spec: { failurePolicy: "Ignore" } } };
+        expect(await found("no-mutating-admission", [hook("v1", "Mutating", { failurePolicy: "Ignore" }), policy])).toEqual([
+            `MutatingWebhookConfiguration "engine" is listed in allowedNames, but webhooks[0] "validate.engine.io" fails open (failurePolicy: Ignore): while its server is down or slow the API server admits every object without its change${FIX}`,
+            `MutatingAdmissionPolicy "defaults" is listed in allowedNames, but fails open (spec.failurePolicy: Ignore): an object its expressions fail on is admitted unchanged${FIX}`,
+        ]);
+    });
+
+    it("passes listed ones failing closed on every version and object (v1's defaults), an empty objectSelector, a verified APIService", async () => {
+        expect(await found("no-api-server-callouts", [hook("v1", "Validating", { objectSelector: {} }), hook("v1", "Validating", { failurePolicy: "Fail", matchPolicy: "Equivalent" }),
+            apiService({ caBundle: "LS0tLS1CRUdJTg==" })])).toEqual([]);
+        expect(await found("no-mutating-admission", [hook("v1", "Mutating", { objectSelector: { matchLabels: { "sidecar.example.io/inject": "true" } } })])).toEqual([]);
+    });
+});
