@@ -52,6 +52,7 @@ import { readOnlyRootFilesystem } from "./rules/read-only-root-filesystem";
 import { requiredWorkloadLabels } from "./rules/required-workload-labels";
 import { resourceLimits } from "./rules/resource-limits";
 import { runAsNonRoot } from "./rules/run-as-non-root";
+import { secretFileModes } from "./rules/secret-file-modes";
 import { selectorsMatchWorkloads } from "./rules/selectors-match-workloads";
 import { serversRequireAuthentication } from "./rules/servers-require-authentication";
 import { serviceMinReplicas } from "./rules/service-min-replicas";
@@ -71,6 +72,7 @@ export const policies: Policies = [
     strongGeneratedSecrets,
     credentialsFromSecretRefs,
     workloadSecretScope,
+    secretFileModes,
     workloadVolumeScope,
     uniqueWorkloadIdentity,
     // TLS and exposure

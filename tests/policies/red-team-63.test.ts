@@ -3,7 +3,7 @@
  * happened, the fix: policies/README.md "Red team, session 63".)
  */
 import { describe, expect, it } from "vitest";
-import { devStack, dockerService, prodStack } from "./fixtures";
+import { asEveryPodKind, deployment, devStack, dockerService, edit, prodStack } from "./fixtures";
 import { runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
@@ -162,5 +162,52 @@ describe("allowedNames: a reviewed webhook, admission policy or APIService is st
         expect(await found("no-api-server-callouts", [hook("v1", "Validating", { objectSelector: {} }), hook("v1", "Validating", { failurePolicy: "Fail", matchPolicy: "Equivalent" }),
             apiService({ caBundle: "LS0tLS1CRUdJTg==" })])).toEqual([]);
         expect(await found("no-mutating-admission", [hook("v1", "Mutating", { objectSelector: { matchLabels: { "sidecar.example.io/inject": "true" } } })])).toEqual([]);
+    });
+});
+
+describe("secret-file-modes: a Secret's files in a pod are readable by their owner alone", () => {
+    const FIX = ", so a process of the pod running as another user (a helper, a sidecar mounting the volume) reads the credentials; set defaultMode " +
+        "(and items' mode) to 0o400, or 0o440 with the pod's securityContext.fsGroup (the kubelet gives that group the volume).";
+    const mounting = (volumes: any[], fsGroup?: number) => edit(deployment("market-data", 3000), (p) => {
+        const spec = p.spec.template.spec;
+        spec.volumes.push(...volumes);
+        if (fsGroup !== undefined) spec.securityContext.fsGroup = fsGroup;
+    });
+    const open = mounting([
+        { name: "plain", secret: { secretName: "market-data-credentials" } },
+        { name: "world", secret: { secretName: "market-data-credentials", defaultMode: 0o777 } },
+        { name: "picked", secret: { secretName: "market-data-credentials", defaultMode: 0o400, items: [{ key: "password", path: "pw", mode: 420 }, { key: "user", path: "user" }] } },
+        { name: "grouped", secret: { secretName: "market-data-credentials", defaultMode: 0o440 } },
+        { name: "bundle", projected: { defaultMode: 0o604, sources: [{ configMap: { name: "settings" } },
+            { secret: { name: "market-data-credentials", items: [{ key: "token", path: "token", mode: 0o660 }] } }] } },
+    ]);
+
+    it("rejects the API server's default 0644, defaultMode or an item's mode with other users' bits or group write, and group read without fsGroup", async () => {
+        const at = "Deployment \"market-data-deployment\" ";
+        expect(await messages("secret-file-modes", [open])).toEqual([
+            `${at}secret volume "plain" (Secret market-data-credentials) has no defaultMode (the API server's 0644 (420 in decimal)): every other user of the pod reads its files${FIX}`,
+            `${at}secret volume "world" (Secret market-data-credentials) has defaultMode 0777 (511 in decimal): every other user of the pod reads its files${FIX}`,
+            `${at}secret volume "picked" (Secret market-data-credentials) items[0] (key password) has mode 0644 (420 in decimal): every other user of the pod reads its files${FIX}`,
+            `${at}secret volume "grouped" (Secret market-data-credentials) has defaultMode 0440 (288 in decimal): group 0 (the primary group of every process an ` +
+                `image starts without runAsGroup) reads its files, the pod setting no fsGroup${FIX}`,
+            `${at}projected volume "bundle" sources[1].secret (Secret market-data-credentials) items[0] (key token) has mode 0660 (432 in decimal): its group may write or execute its files${FIX}`,
+        ]);
+    });
+
+    it("reads every pod-bearing kind", async () => {
+        const found = await runPack(asEveryPodKind(open), "prod", { only: ["secret-file-modes"] });
+        expect(new Set(found.map((v) => v.resourceName)).size).toBe(8);
+        expect(found).toHaveLength(8 * 5);
+    });
+
+    it("passes 0400, 0600, 0440 under fsGroup, a projected ConfigMap, a mode unknown during preview, and the stacks", async () => {
+        const fine = mounting([
+            { name: "a", secret: { secretName: "s", defaultMode: 0o400 } }, { name: "b", secret: { secretName: "s", defaultMode: 0o600 } },
+            { name: "c", secret: { secretName: "s", defaultMode: 0o440, items: [{ key: "k", path: "k", mode: 0o400 }] } },
+            { name: "d", secret: { secretName: "s", defaultMode: UNKNOWN } },
+            { name: "e", projected: { defaultMode: 0o440, sources: [{ configMap: { name: "settings" } }, { secret: { name: "s" } }] } },
+            { name: "f", projected: { sources: [{ configMap: { name: "settings" } }, { downwardAPI: { items: [{ path: "labels", fieldRef: { fieldPath: "metadata.labels" } }] } }] } },
+        ], 10001);
+        expect(await messages("secret-file-modes", [fine, ...prodStack()])).toEqual([]);
     });
 });
