@@ -180,6 +180,8 @@ export function devStack(): TestResource[] {
         randomPassword("trading-secrets-postgres"),
         randomBytes("trading-secrets-jwt"),
         remoteImage("postgres:16.4-bookworm"),
+        // As the program declares each datastore volume (components/runtime/docker.ts): named, labelled with its workload.
+        { type: "docker:index/volume:Volume", name: "postgres-data", props: { name: "ai-trading-dev-postgres-data", labels: [{ label: "trading.io/workload", value: "postgres" }] } },
         dockerPostgres({ ports: [] }),
         dockerService("api-gateway"),
         dockerNginx(),

@@ -77,11 +77,13 @@ describe("workload-volume-scope: no workload mounts another workload's storage",
         ]);
     });
 
-    it("passes a workload's own claims, an unlabelled or undeclared claim, another namespace's, and the stacks", async () => {
+    it("passes a workload's own claims, an unlabelled claim, another namespace's, and the stacks", async () => {
         const own = edit(mounting("postgres-backup", "postgres-backup-backups"), (p) => { p.metadata.labels["trading.io/role"] = "job"; });
         const elsewhere = edit(mounting("market-data", "data-postgres-0"), (p) => { p.metadata.namespace = "analytics"; });
+        // Session 63: a claim the stack does not declare is refused (red-team-63), so the two not labelled for postgres are declared here.
+        const analytics = edit(pvc("data-postgres-0"), (p) => { p.metadata.namespace = "analytics"; });
         const stack = [...prodStack(), pvc("postgres-backup-backups", "postgres-backup"), own, pvc("scratch"), mounting("market-data", "scratch"),
-            mounting("reports", "data-clickhouse-x"), elsewhere, mounting("ledger", UNKNOWN as unknown as string)];
+            pvc("data-clickhouse-x"), mounting("reports", "data-clickhouse-x"), analytics, elsewhere, mounting("ledger", UNKNOWN as unknown as string)];
         expect(await messages("workload-volume-scope", stack)).toEqual([]);
         expect(await messages("workload-volume-scope", devStack(), "dev")).toEqual([]);
     });

@@ -3,7 +3,7 @@
  * happened, the fix: policies/README.md "Red team, session 63".)
  */
 import { describe, expect, it } from "vitest";
-import { asEveryPodKind, deployment, devStack, dockerService, edit, prodStack } from "./fixtures";
+import { asEveryPodKind, deployment, devStack, dockerContainer, dockerService, edit, prodStack } from "./fixtures";
 import { runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
@@ -209,5 +209,49 @@ describe("secret-file-modes: a Secret's files in a pod are readable by their own
             { name: "f", projected: { sources: [{ configMap: { name: "settings" } }, { downwardAPI: { items: [{ path: "labels", fieldRef: { fieldPath: "metadata.labels" } }] } }] } },
         ], 10001);
         expect(await messages("secret-file-modes", [fine, ...prodStack()])).toEqual([]);
+    });
+});
+
+describe("workload-volume-scope: storage the stack does not declare", () => {
+    const FIX = ". Declare the workload's storage in the program, labelled with the workload (a docker.Volume), and mount that by its name.";
+    const UNDECLARED = ", which the stack does not declare: the engine hands it whatever a container left in a volume of that name on the host (another stack's or " +
+        "workload's files), or makes one empty and unlabelled";
+    const volume = (name: string, workload: string): TestResource => ({ type: "docker:index/volume:Volume", name, props: { name, labels: [{ label: "trading.io/workload", value: workload }] } });
+    const owner = dockerContainer("postgres", "datastore", { volumes: [{ volumeName: "trading-pg-data", containerPath: "/var/lib/postgresql/data" }] });
+
+    it("rejects a Docker container mounting an undeclared volume (pg-data beside trading-pg-data) or another workload's or an undeclared container's volumes", async () => {
+        const byName = dockerService("market-data", { volumes: [{ volumeName: "pg-data", containerPath: "/pg" }, { fromContainer: "ai-trading-dev-postgres:ro" }] });
+        const byMount = dockerService("reports", { mounts: [{ type: "volume", source: "pg-data", target: "/pg" }], volumes: [{ fromContainer: "legacy-db" }] });
+        expect(await messages("workload-volume-scope", [volume("trading-pg-data", "postgres"), owner, byName, byMount], "dev")).toEqual([
+            `Container "market-data-container" (trading.io/workload market-data) mounts volume "pg-data" (volumes[0].volumeName)${UNDECLARED}${FIX}`,
+            "Container \"market-data-container\" (trading.io/workload market-data) mounts every volume of container \"ai-trading-dev-postgres:ro\" (volumes[1].fromContainer), " +
+                `of workload postgres: postgres's files, read and written past its own authentication${FIX}`,
+            "Container \"reports-container\" (trading.io/workload reports) mounts every volume of container \"legacy-db\" (volumes[0].fromContainer), which the stack " +
+                `does not declare: whatever volumes that container has, whoever runs it${FIX}`,
+            `Container "reports-container" (trading.io/workload reports) mounts volume "pg-data" (mounts[0].source)${UNDECLARED}${FIX}`,
+        ]);
+    });
+
+    it("rejects a pod mounting a claim no PersistentVolumeClaim or claim template of its namespace makes", async () => {
+        const mounting = edit(deployment("market-data", 3000), (p) => {
+            p.spec.template.spec.volumes.push({ name: "data", persistentVolumeClaim: { claimName: "old-postgres-data" } });
+        });
+        expect(await messages("workload-volume-scope", [...prodStack(), mounting])).toEqual([
+            "Deployment \"market-data-deployment\" (trading.io/workload market-data) mounts the PersistentVolumeClaim \"old-postgres-data\" (volume \"data\"), which the stack " +
+            "does not declare in its namespace: the pod starts only on a claim someone else made, holding whatever they put there. Declare the workload's storage in the " +
+            "program, labelled with the workload (a PersistentVolumeClaim or claim template), and mount that by its name.",
+        ]);
+    });
+
+    it("passes declared volumes and claims, anonymous volumes, bind and tmpfs mounts, the workload's own container's volumes, names unknown during preview, and the stacks", async () => {
+        const own = dockerContainer("postgres", "datastore", { name: "ai-trading-dev-postgres-2", volumes: [{ fromContainer: "ai-trading-dev-postgres" }, { containerPath: "/scratch" }],
+            mounts: [{ type: "tmpfs", target: "/run" }, { type: "bind", source: "/srv/conf", target: "/conf", readOnly: true }] });
+        const later = dockerService("market-data", { volumes: [{ volumeName: UNKNOWN, containerPath: "/x" }] });
+        expect(await messages("workload-volume-scope", [...devStack(), volume("trading-pg-data", "postgres"), owner, own, later], "dev")).toEqual([]);
+        // A declared volume whose name is unknown during preview may be the one mounted: judged at up.
+        const computed: TestResource = { type: "docker:index/volume:Volume", name: "computed", props: { name: UNKNOWN } };
+        expect(await messages("workload-volume-scope", [computed, dockerService("market-data", { volumes: [{ volumeName: "pg-data", containerPath: "/pg" }] })], "dev")).toEqual([]);
+        expect(await messages("workload-volume-scope", prodStack())).toEqual([]);
+        expect(await messages("workload-volume-scope", devStack(), "dev")).toEqual([]);
     });
 });
