@@ -111,6 +111,16 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "", resources: ["pods/eviction"], verbs: ["create"],
         what: "evicts pods through pods/eviction (deletes any pod in its reach, every replica in turn as far as PodDisruptionBudgets allow, at once where none covers it: a denial of service on demand)",
     },
+    // Session 63: deleting is what an eviction does without asking the PodDisruptionBudgets: every replica of a workload at
+    // once (a workload's controller deletes its pods with it); a claim or volume deleted takes the datastore's data with it.
+    ...WORKLOADS.map(([group, resource]) => ({
+        group, resources: [resource], verbs: ["delete", "deletecollection"],
+        what: `deletes ${resource} (every replica at once, past the PodDisruptionBudgets only evictions honour: a denial of service on demand)`,
+    })),
+    {
+        group: "", resources: ["persistentvolumeclaims", "persistentvolumes"], verbs: ["delete", "deletecollection"],
+        what: "deletes PersistentVolumeClaims or PersistentVolumes (a datastore's data, gone with its disk under reclaimPolicy Delete)",
+    },
     {
         group: "node.k8s.io", resources: ["runtimeclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes RuntimeClasses (a reviewed class's name given another handler runs pods as that handler says)",
@@ -264,7 +274,7 @@ export const rbacLeastPrivilege: ResourceValidationPolicy = {
         "no aggregated ClusterRole, and no ClusterRole aggregated into admin, edit or view (aggregate-to-* labels) with such rules, or with more than " +
         "get, list and watch into view; no binding of cluster-admin/admin/edit or a system: ClusterRole, of cluster-wide groups " +
         "(masters, anonymous, unauthenticated, authenticated, serviceaccounts, nodes, a namespace's serviceaccounts) or of a " +
-        "default ServiceAccount (however spelt); no evicting pods (pods/eviction); no ClusterRole or ClusterRoleBinding declared " +
+        "default ServiceAccount (however spelt); no evicting pods (pods/eviction), no deleting workloads, pods, claims or volumes; no ClusterRole or ClusterRoleBinding declared " +
         "under a built-in's name (cluster-admin, admin, edit, view, system:*).",
     severity: "high",
     // Session 53: a RoleList's or ClusterRoleBindingList's items are the Roles and bindings the API server applies.

@@ -116,6 +116,8 @@ describe("rbac-least-privilege: a ClusterRole aggregated into the built-in roles
             `ClusterRole "secrets-for-admins" rules[0] reads secrets${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
             `ClusterRole "secrets-for-admins" rules[1] allows exec/attach into pods${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
             `ClusterRole "viewers-scale" rules[0] grants update to every holder of view, which is read-only (get, list, watch)${into("view ClusterRole: every holder of it")}${FIX}`,
+            // Session 63: deleting pods is refused on its own too (red-team-63).
+            `ClusterRole "viewers-scale" rules[1] deletes pods (every replica at once, past the PodDisruptionBudgets only evictions honour: a denial of service on demand)${into("view ClusterRole: every holder of it")}${FIX}`,
             `ClusterRole "viewers-scale" rules[1] grants delete to every holder of view, which is read-only (get, list, watch)${into("view ClusterRole: every holder of it")}${FIX}`,
         ]);
         // Reading an operator's resources aggregated into view, or a label set to "false", passes.

@@ -17,6 +17,7 @@ const rbac = (kind: "Role" | "ClusterRole" | "ClusterRoleBinding", name: string,
 describe("rbac-least-privilege: evicting pods", () => {
     const EVICTS = "evicts pods through pods/eviction (deletes any pod in its reach, every replica in turn as far as PodDisruptionBudgets allow, " +
         "at once where none covers it: a denial of service on demand)";
+    const DELETES = (what: string) => `deletes ${what} (every replica at once, past the PodDisruptionBudgets only evictions honour: a denial of service on demand)`;
 
     it("rejects create on pods/eviction in a Role and a ClusterRole, by name, by */eviction and with the verb \"*\"", async () => {
         const found = await messages("rbac-least-privilege", [
@@ -32,6 +33,22 @@ describe("rbac-least-privilege: evicting pods", () => {
             "ClusterRole \"node-drainer\" rules[1] grants \"*\" in verbs",
             `ClusterRole "node-drainer" rules[1] creates or changes pods (a pod runs as any ServiceAccount of its namespace and mounts any of its Secrets)`,
             `ClusterRole "node-drainer" rules[1] ${EVICTS}`,
+            `ClusterRole "node-drainer" rules[1] ${DELETES("pods")}`,
+        ]);
+    });
+
+    // Beyond session 62's list: deleting is what an eviction does without asking the PodDisruptionBudgets.
+    it("rejects deleting pods or workloads (every replica at once) and claims or volumes (a datastore's data)", async () => {
+        const found = await messages("rbac-least-privilege", [rbac("Role", "cleaner", { rules: [
+            { apiGroups: [""], resources: ["pods"], verbs: ["deletecollection"] },
+            { apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["delete"] },
+            { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["delete"] },
+            { apiGroups: [""], resources: ["pods", "persistentvolumeclaims", "events"], verbs: ["get", "list", "watch"] },
+        ] })]);
+        expect(firstClause(found)).toEqual([
+            `Role "cleaner" rules[0] ${DELETES("pods")}`,
+            `Role "cleaner" rules[1] ${DELETES("statefulsets")}`,
+            "Role \"cleaner\" rules[2] deletes PersistentVolumeClaims or PersistentVolumes (a datastore's data, gone with its disk under reclaimPolicy Delete)",
         ]);
     });
 
