@@ -1,5 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { Workload, workloadRule } from "../lib/rule";
+import { isCredentialName } from "../lib/credentials";
+import { fileCredentials } from "../lib/file-credentials";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 
 /** The API server's default for a secret or projected volume's files when neither defaultMode nor an item's mode is set. */
@@ -10,13 +12,17 @@ const GROUP_READ = 0o040;
 
 const octal = (mode: number) => `0${mode.toString(8)} (${mode} in decimal)`;
 
-/** Why a Secret file of this mode is readable beyond its owner, or undefined when it is not (group read only under the pod's fsGroup). */
-function modeProblem(mode: number, fsGroup: boolean): string | undefined {
-    if (mode & 0o007) return "every other user of the pod reads its files";
-    if (mode & 0o030) return "its group may write or execute its files";
-    if (mode & GROUP_READ && !fsGroup) return "group 0 (the primary group of every process an image starts without runAsGroup) reads its files, the pod setting no fsGroup";
+/**
+ * Why a credential file of this mode is readable beyond its owner, or undefined when it is not: group read only when the
+ * group is one the workload chose (`groupWhy` says why not: the pod sets no fsGroup, the upload names no group).
+ */
+function modeProblem(mode: number, groupChosen: boolean, groupWhy: string, of = "the pod"): string | undefined {
+    if (mode & 0o007) return `every other user of ${of} reads it`;
+    if (mode & 0o030) return "its group may write or execute it";
+    if (mode & GROUP_READ && !groupChosen) return `group 0 (the primary group of every process an image starts without a group of its own) reads it, ${groupWhy}`;
     return undefined;
 }
+const NO_FS_GROUP = "the pod setting no fsGroup";
 
 /** A mode as the API server reads it (an int32; modes arrive as decimal numbers), or undefined when unknown during preview or absent. */
 function mode(v: unknown): number | undefined {
@@ -36,12 +42,12 @@ function secretSourceProblems(where: string, source: Record<string, any>, defaul
     const out: string[] = [];
     // The default applies to every key without items, and to each item without a mode.
     if (items.length === 0 || items.some((it) => it.mode === undefined || it.mode === null)) {
-        const why = modeProblem(fallback, fsGroup);
+        const why = modeProblem(fallback, fsGroup, NO_FS_GROUP);
         if (why) out.push(`${where} has ${how}: ${why}`);
     }
     items.forEach((it, k) => {
         const m = mode(it.mode);
-        const why = m === undefined ? undefined : modeProblem(m, fsGroup);
+        const why = m === undefined ? undefined : modeProblem(m, fsGroup, NO_FS_GROUP);
         if (why) out.push(`${where} items[${k}] (key ${str(it.key) ?? "<unknown>"}) has mode ${octal(m!)}: ${why}`);
     });
     return out;
@@ -57,7 +63,8 @@ function secretSourceProblems(where: string, source: Record<string, any>, defaul
  * never belong there: credentials-from-secret-refs), nor the projected ServiceAccount token (the kubelet's own).
  */
 export function secretFileModeProblems(w: Workload): string[] {
-    if (w.target !== "kubernetes" || !w.pod) return [];
+    if (w.target === "docker") return uploadModeProblems(w);
+    if (!w.pod) return [];
     const fsGroupRaw = w.pod.spec.securityContext?.fsGroup;
     const fsGroup = isUnknown(w.pod.spec.securityContext) || isUnknown(fsGroupRaw) || typeof fsGroupRaw === "number";
     const out: string[] = [];
@@ -79,15 +86,53 @@ export function secretFileModeProblems(w: Workload): string[] {
     return out;
 }
 
+/** The Docker provider's mode for an upload without `permissions`: 0644, 0744 when `executable`. */
+const UPLOAD_DEFAULT_MODE = 0o644;
+
+/** Why an upload's text is a credential: a file named for one (`/run/secrets/postgres_password`), or a credential setting in it. */
+function credentialIn(u: Record<string, any>): string | undefined {
+    const file = str(u.file) ?? "";
+    if (isCredentialName(file.split("/").pop() ?? "")) return "a file named for a credential";
+    const b64 = str(u.contentBase64);
+    const text = str(u.content) ?? (b64 === undefined ? undefined : Buffer.from(b64, "base64").toString("utf8"));
+    const found = text === undefined ? [] : fileCredentials(text);
+    return found.length > 0 ? `the setting ${found[0].name} on line ${found[0].line}` : undefined;
+}
+
+/**
+ * Session 63, Docker: an upload holding a credential (as no-default-credentials reads uploads) is a Secret file by another
+ * name, judged by the same modes: `permissions` (octal text) carries no other user's bit, no group write or execute, and
+ * group read only when the upload names its `group`; unset is the provider's 0644. The program writes its secret files
+ * 0400, owned by the container's user (components/runtime/docker.ts).
+ */
+function uploadModeProblems(w: Workload): string[] {
+    const out: string[] = [];
+    arr(w.props.uploads).forEach((u, i) => {
+        if (!isRecord(u) || isUnknown(u.permissions) || isUnknown(u.content) || isUnknown(u.contentBase64)) return;
+        const credential = credentialIn(u);
+        if (credential === undefined) return;
+        const text = str(u.permissions)?.trim();
+        if (text !== undefined && !/^(0o?)?[0-7]{1,4}$/i.test(text)) return; // the provider refuses it
+        const m = text === undefined ? (u.executable === true ? 0o744 : UPLOAD_DEFAULT_MODE) : parseInt(text.replace(/^0o/i, ""), 8);
+        const group = str(u.group)?.trim();
+        const why = modeProblem(m, group !== undefined && group !== "" && group !== "0" && group !== "root", "the upload naming no group of its own", "the container");
+        const how = text === undefined ? `no permissions (the provider's ${octal(m)})` : `permissions ${text}`;
+        if (why) out.push(`uploads[${i}] (${str(u.file) ?? "<unknown>"}) holds a credential (${credential}) with ${how}: ${why}`);
+    });
+    return out;
+}
+
 export const secretFileModes: ResourceValidationPolicy = {
     name: "secret-file-modes",
     description:
         "A Secret's files in a pod (secret volumes, projected volumes' secret sources) are readable by their owner alone: defaultMode and " +
         "every item's mode carry no other user's bit and no group write or execute, and group read only when the pod sets fsGroup " +
-        "(0400, 0600, or 0440 with fsGroup); unset, the API server's 0644 lets every user of the pod read them (session 63).",
+        "(0400, 0600, or 0440 with fsGroup); unset, the API server's 0644 lets every user of the pod read them. A Docker upload holding a " +
+        "credential is held to the same modes (permissions; group read only with the upload's group) (session 63).",
     severity: "medium",
-    validateResource: workloadRule({}, secretFileModeProblems, (w, p) =>
-        `${w.label} ${p}, so a process of the pod running as another user (a helper, a sidecar mounting the volume) reads the credentials; ` +
-        "set defaultMode (and items' mode) to 0o400, or 0o440 with the pod's securityContext.fsGroup (the kubelet gives that group the volume).",
-        ["kubernetes"]),
+    validateResource: workloadRule({}, secretFileModeProblems, (w, p) => w.target === "docker"
+        ? `${w.label} ${p}, so a process of the container running as another user reads the credential; set the upload's permissions to 0400 ` +
+          "with owner (and group) the container's user, as the program writes its secret files."
+        : `${w.label} ${p}, so a process of the pod running as another user (a helper, a sidecar mounting the volume) reads the credentials; ` +
+          "set defaultMode (and items' mode) to 0o400, or 0o440 with the pod's securityContext.fsGroup (the kubelet gives that group the volume)."),
 };

@@ -202,12 +202,12 @@ describe("secret-file-modes: a Secret's files in a pod are readable by their own
     it("rejects the API server's default 0644, defaultMode or an item's mode with other users' bits or group write, and group read without fsGroup", async () => {
         const at = "Deployment \"market-data-deployment\" ";
         expect(await messages("secret-file-modes", [open])).toEqual([
-            `${at}secret volume "plain" (Secret market-data-credentials) has no defaultMode (the API server's 0644 (420 in decimal)): every other user of the pod reads its files${FIX}`,
-            `${at}secret volume "world" (Secret market-data-credentials) has defaultMode 0777 (511 in decimal): every other user of the pod reads its files${FIX}`,
-            `${at}secret volume "picked" (Secret market-data-credentials) items[0] (key password) has mode 0644 (420 in decimal): every other user of the pod reads its files${FIX}`,
+            `${at}secret volume "plain" (Secret market-data-credentials) has no defaultMode (the API server's 0644 (420 in decimal)): every other user of the pod reads it${FIX}`,
+            `${at}secret volume "world" (Secret market-data-credentials) has defaultMode 0777 (511 in decimal): every other user of the pod reads it${FIX}`,
+            `${at}secret volume "picked" (Secret market-data-credentials) items[0] (key password) has mode 0644 (420 in decimal): every other user of the pod reads it${FIX}`,
             `${at}secret volume "grouped" (Secret market-data-credentials) has defaultMode 0440 (288 in decimal): group 0 (the primary group of every process an ` +
-                `image starts without runAsGroup) reads its files, the pod setting no fsGroup${FIX}`,
-            `${at}projected volume "bundle" sources[1].secret (Secret market-data-credentials) items[0] (key token) has mode 0660 (432 in decimal): its group may write or execute its files${FIX}`,
+                `image starts without a group of its own) reads it, the pod setting no fsGroup${FIX}`,
+            `${at}projected volume "bundle" sources[1].secret (Secret market-data-credentials) items[0] (key token) has mode 0660 (432 in decimal): its group may write or execute it${FIX}`,
         ]);
     });
 
@@ -226,6 +226,34 @@ describe("secret-file-modes: a Secret's files in a pod are readable by their own
             { name: "f", projected: { sources: [{ configMap: { name: "settings" } }, { downwardAPI: { items: [{ path: "labels", fieldRef: { fieldPath: "metadata.labels" } }] } }] } },
         ], 10001);
         expect(await messages("secret-file-modes", [fine, ...prodStack()])).toEqual([]);
+    });
+
+    it("rejects a Docker upload holding a credential readable beyond its owner: unset (0644), 0644, 0440 without a group", async () => {
+        const DOCKER_FIX = ", so a process of the container running as another user reads the credential; set the upload's permissions to 0400 with owner " +
+            "(and group) the container's user, as the program writes its secret files.";
+        const uploading = dockerService("market-data", { uploads: [
+            { file: "/run/secrets/postgres_password", content: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt" },
+            { file: "/etc/redis/redis.conf", content: "port 6379\nrequirepass Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt\n", permissions: "0644" },
+            { file: "/app/.env", content: "LOG_LEVEL=info\nDB_PASSWORD=Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt\n", permissions: "0440", owner: "10001" },
+        ] });
+        expect(await messages("secret-file-modes", [uploading], "dev")).toEqual([
+            "Container \"market-data-container\" uploads[0] (/run/secrets/postgres_password) holds a credential (a file named for a credential) with no permissions " +
+                `(the provider's 0644 (420 in decimal)): every other user of the container reads it${DOCKER_FIX}`,
+            "Container \"market-data-container\" uploads[1] (/etc/redis/redis.conf) holds a credential (the setting requirepass on line 2) with permissions 0644: " +
+                `every other user of the container reads it${DOCKER_FIX}`,
+            "Container \"market-data-container\" uploads[2] (/app/.env) holds a credential (the setting DB_PASSWORD on line 2) with permissions 0440: group 0 (the primary " +
+                `group of every process an image starts without a group of its own) reads it, the upload naming no group of its own${DOCKER_FIX}`,
+        ]);
+    });
+
+    it("passes Docker uploads of credentials at 0400 or 0440 with a group, files without credentials at 0444, content unknown during preview, and the dev stack", async () => {
+        const fine = dockerService("market-data", { uploads: [
+            { file: "/run/secrets/postgres_password", content: "Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt", permissions: "0400", owner: "10001", group: "10001" },
+            { file: "/app/.env", content: "DB_PASSWORD=Q7mZr2LwX9pT4vNc8KdH3sYb6FgJ1aEuR5oWiMnV0xCt\n", permissions: "0440", owner: "10001", group: "10001" },
+            { file: "/etc/app/settings.conf", content: "port 3000\nlog_level info\n", permissions: "0444" },
+            { file: "/run/secrets/api_token", content: UNKNOWN },
+        ] });
+        expect(await messages("secret-file-modes", [fine, ...devStack()], "dev")).toEqual([]);
     });
 });
 
