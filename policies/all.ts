@@ -47,6 +47,7 @@ import { podSecurityVolumeTypes } from "./rules/pod-security-volume-types";
 import { prometheusAlertRules } from "./rules/prometheus-alert-rules";
 import { protectedNamespaces } from "./rules/protected-namespaces";
 import { pullNeverLocalImages } from "./rules/pull-never-local-images";
+import { rbacBoundRolesDeclared } from "./rules/rbac-bound-roles-declared";
 import { rbacLeastPrivilege } from "./rules/rbac-least-privilege";
 import { readOnlyRootFilesystem } from "./rules/read-only-root-filesystem";
 import { requiredWorkloadLabels } from "./rules/required-workload-labels";
@@ -94,6 +95,7 @@ export const policies: Policies = [
     protectedNamespaces,
     automountServiceAccountToken,
     rbacLeastPrivilege,
+    rbacBoundRolesDeclared,
     // Container hardening
     noPrivilegedContainers,
     noControlPlaneScheduling,

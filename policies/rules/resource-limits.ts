@@ -28,6 +28,14 @@ export function dockerLimitProblems(props: Record<string, any>): string[] {
     if (num(props.memorySwap) === -1) {
         out.push("sets memorySwap -1 (unlimited swap), so the memory limit no longer bounds what it takes from the host");
     }
+    // Session 63: the kernel's OOM killer picks its victim by oom_score_adj when the host (not the container's cgroup)
+    // runs out of memory; below 0 this container's processes are spared and the engine, the other containers or sshd
+    // are killed first (-1000: never this one). The engine sets it as root, whoever asks.
+    const oom = num(props.oomScoreAdj);
+    if (oom !== undefined && oom < 0) {
+        out.push(`sets oomScoreAdj ${oom}, so when the host runs out of memory its kernel kills the engine, the other containers or the host's own ` +
+            "services before this one (-1000: never this one)");
+    }
     return out;
 }
 
@@ -50,7 +58,8 @@ export const resourceLimits: ResourceValidationPolicy = {
     name: "resource-limits",
     description:
         "Every container has CPU and memory limits (Docker memory and cpus, or cpuQuota with cpuPeriod: cpuShares is only a weight; Kubernetes resources " +
-        "limits and requests), so one runaway service cannot starve the trading engine or the datastores.",
+        "limits and requests), so one runaway service cannot starve the trading engine or the datastores; no Docker oomScoreAdj below 0 " +
+        "(the host's OOM killer then spares it and kills the others).",
     severity: "medium",
     configSchema: {
         properties: {
@@ -58,6 +67,7 @@ export const resourceLimits: ResourceValidationPolicy = {
             requireRequests: { type: "boolean", default: true },
         },
     },
-    validateResource: workloadRule(defaults, limitProblems, (w, p) =>
-        `${w.label} ${p}; size it from the guide's system requirements and set the limit explicitly.`),
+    validateResource: workloadRule(defaults, limitProblems, (w, p) => p.startsWith("sets oomScoreAdj")
+        ? `${w.label} ${p}; leave oomScoreAdj unset (0) and bound the container by its memory limit.`
+        : `${w.label} ${p}; size it from the guide's system requirements and set the limit explicitly.`),
 };

@@ -9,9 +9,9 @@ import { runPack, TestResource, UNKNOWN } from "./run-pack";
 const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
 const firstClause = (ms: string[]) => ms.map((m) => m.split("; ")[0]);
 
-const rbac = (kind: "Role" | "ClusterRole" | "ClusterRoleBinding", name: string, body: Record<string, any>): TestResource => ({
+const rbac = (kind: "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding", name: string, body: Record<string, any>): TestResource => ({
     type: `kubernetes:rbac.authorization.k8s.io/v1:${kind}`, name,
-    props: { apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name, ...(kind === "Role" ? { namespace: "ai-trading" } : {}) }, ...body },
+    props: { apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name, ...(kind.startsWith("Cluster") ? {} : { namespace: "ai-trading" }) }, ...body },
 });
 
 describe("rbac-least-privilege: evicting pods", () => {
@@ -298,5 +298,57 @@ describe("workload-volume-scope: storage the stack does not declare", () => {
         expect(await messages("workload-volume-scope", [computed, dockerService("market-data", { volumes: [{ volumeName: "pg-data", containerPath: "/pg" }] })], "dev")).toEqual([]);
         expect(await messages("workload-volume-scope", prodStack())).toEqual([]);
         expect(await messages("workload-volume-scope", devStack(), "dev")).toEqual([]);
+    });
+});
+
+describe("rbac-bound-roles-declared: a binding names a role the program declares (beyond 62's list)", () => {
+    const TAIL = ": its rules (whoever made it, granting whatever they chose, every Secret of the cluster included) are read by no policy; declare the role " +
+        "in the program (rbac-least-privilege then judges its rules), or bind one it declares.";
+    const subjects = [{ kind: "ServiceAccount", name: "reports", namespace: "ai-trading" }];
+    const binding = (kind: "RoleBinding" | "ClusterRoleBinding", name: string, roleKind: string, role: unknown) =>
+        rbac(kind, name, { roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: roleKind, name: role }, subjects });
+    const inNamespace = (r: TestResource, namespace: string) => edit(r, (p) => { p.metadata.namespace = namespace; });
+
+    it("rejects a binding of a ClusterRole or Role the stack does not declare (an installed chart's, one in another namespace)", async () => {
+        const found = await runPack([
+            rbac("Role", "reader", { rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }] }),
+            binding("ClusterRoleBinding", "reports-ingress", "ClusterRole", "ingress-nginx"),
+            binding("RoleBinding", "reports-manager", "ClusterRole", "manager-role"),
+            inNamespace(binding("RoleBinding", "reports-reader", "Role", "reader"), "analytics"),
+        ], "prod", { only: ["rbac-bound-roles-declared"] });
+        expect(found.map((v) => [v.resourceName, v.message])).toEqual([
+            ["reports-ingress", `ClusterRoleBinding "reports-ingress" binds the ClusterRole "ingress-nginx", which the stack does not declare${TAIL}`],
+            ["reports-manager", `RoleBinding "reports-manager" binds the ClusterRole "manager-role", which the stack does not declare${TAIL}`],
+            ["reports-reader", `RoleBinding "reports-reader" binds the Role "reader", which the stack does not declare in its namespace${TAIL}`],
+        ]);
+    });
+
+    it("passes bindings of declared roles, of view, of built-ins rbac-least-privilege refuses itself, names unknown during preview, and the stacks", async () => {
+        const declared = [
+            rbac("Role", "reader", { rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }] }),
+            rbac("ClusterRole", "ai-trading-nodes", { rules: [{ apiGroups: [""], resources: ["nodes"], verbs: ["get"] }] }),
+            binding("RoleBinding", "a", "Role", "reader"), binding("ClusterRoleBinding", "b", "ClusterRole", "ai-trading-nodes"),
+            binding("RoleBinding", "c", "ClusterRole", "ai-trading-nodes"), binding("RoleBinding", "d", "ClusterRole", "view"),
+            binding("ClusterRoleBinding", "e", "ClusterRole", "cluster-admin"), binding("RoleBinding", "f", "ClusterRole", UNKNOWN),
+        ];
+        expect(await messages("rbac-bound-roles-declared", [...declared, ...prodStack()])).toEqual([]);
+        const computed = { ...rbac("Role", "later", { rules: [] }), props: { ...rbac("Role", "later", { rules: [] }).props, metadata: { name: UNKNOWN, namespace: "ai-trading" } } };
+        expect(await messages("rbac-bound-roles-declared", [computed, binding("RoleBinding", "g", "Role", "anything")])).toEqual([]);
+        expect(await messages("rbac-bound-roles-declared", devStack(), "dev")).toEqual([]);
+    });
+});
+
+describe("resource-limits: no Docker oomScoreAdj below 0 (beyond 62's list)", () => {
+    it("rejects a container the host's OOM killer spares (oomScoreAdj -1000, -500)", async () => {
+        expect(await messages("resource-limits", [dockerService("market-data", { oomScoreAdj: -1000 }), dockerService("reports", { oomScoreAdj: -500 })], "dev")).toEqual([
+            "Container \"market-data-container\" sets oomScoreAdj -1000, so when the host runs out of memory its kernel kills the engine, the other containers or the " +
+            "host's own services before this one (-1000: never this one); leave oomScoreAdj unset (0) and bound the container by its memory limit.",
+            "Container \"reports-container\" sets oomScoreAdj -500, so when the host runs out of memory its kernel kills the engine, the other containers or the " +
+            "host's own services before this one (-1000: never this one); leave oomScoreAdj unset (0) and bound the container by its memory limit.",
+        ]);
+    });
+
+    it("passes 0, a positive adjustment (killed first), unset, and the dev stack", async () => {
+        expect(await messages("resource-limits", [dockerService("a", { oomScoreAdj: 0 }), dockerService("b", { oomScoreAdj: 500 }), ...devStack()], "dev")).toEqual([]);
     });
 });
