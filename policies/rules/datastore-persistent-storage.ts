@@ -36,17 +36,39 @@ export function ephemeralDatastore(w: Workload, cfg: PersistentStorageConfig = d
     if (hasUnknown(w.props.spec?.volumeClaimTemplates) || hasUnknown(w.pod.spec.volumes) || w.containers.some((c) => hasUnknown(c.container.volumeMounts))) return [];
     const claims = claimVolumes(w);
     const mounted = w.containers.some((c) => arr(c.container.volumeMounts).some((m) => isRecord(m) && claims.has(str(m.name) ?? "")));
-    return mounted ? [] : [
+    return [...(mounted ? [] : [
         "is a datastore whose containers mount no PersistentVolumeClaim: its data is lost whenever the pod is rescheduled or replaced; " +
             "mount a PersistentVolumeClaim (volumeClaimTemplates) at its data directory",
-    ];
+    ]), ...claimRetentionProblems(w)];
+}
+
+/**
+ * Session 63: a StatefulSet's claims outlive it unless its persistentVolumeClaimRetentionPolicy says Delete. whenDeleted:
+ * Delete deletes every claim (and, under a reclaimPolicy Delete class, the disk) with the StatefulSet, which Pulumi deletes
+ * and makes anew whenever an immutable field changes (its volumeClaimTemplates, selector or serviceName): the database's
+ * data gone on an ordinary update. whenScaled: Delete deletes a replica's data when the set is scaled below it.
+ */
+function claimRetentionProblems(w: Workload): string[] {
+    const policy = w.type === K8S.statefulSet ? w.props.spec?.persistentVolumeClaimRetentionPolicy : undefined;
+    if (!isRecord(policy)) return [];
+    const out: string[] = [];
+    if (str(policy.whenDeleted) === "Delete") {
+        out.push("is a datastore whose claims are deleted with the StatefulSet (persistentVolumeClaimRetentionPolicy.whenDeleted: Delete), which Pulumi deletes " +
+            "and makes anew whenever an immutable field changes (volumeClaimTemplates, selector, serviceName): its data gone on an update; set whenDeleted: Retain");
+    }
+    if (str(policy.whenScaled) === "Delete") {
+        out.push("is a datastore whose claims are deleted when it is scaled down (persistentVolumeClaimRetentionPolicy.whenScaled: Delete): the removed " +
+            "replicas' data gone; set whenScaled: Retain");
+    }
+    return out;
 }
 
 export const datastorePersistentStorage: ResourceValidationPolicy = {
     name: "datastore-persistent-storage",
     description:
         "On prod, every datastore keeps its data on storage that outlives the container: a named Docker volume, or a " +
-        "PersistentVolumeClaim a container of the pod mounts.",
+        "PersistentVolumeClaim a container of the pod mounts, which a StatefulSet's persistentVolumeClaimRetentionPolicy does not delete " +
+        "with it or on a scale-down (session 63).",
     severity: "high",
     configSchema: { properties: { environment: environmentSchema } },
     validateResource: workloadRule(defaults, ephemeralDatastore, (w, p) => `${w.label} ${p}.`),

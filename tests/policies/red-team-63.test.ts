@@ -3,7 +3,7 @@
  * happened, the fix: policies/README.md "Red team, session 63".)
  */
 import { describe, expect, it } from "vitest";
-import { asEveryPodKind, deployment, devStack, dockerContainer, dockerService, edit, prodStack } from "./fixtures";
+import { asEveryPodKind, deployment, devStack, dockerContainer, dockerService, edit, prodStack, statefulSet } from "./fixtures";
 import { runPack, TestResource, UNKNOWN } from "./run-pack";
 
 const messages = async (policy: string, rs: TestResource[], config: "prod" | "dev" = "prod") => (await runPack(rs, config, { only: [policy] })).map((v) => v.message);
@@ -350,5 +350,25 @@ describe("resource-limits: no Docker oomScoreAdj below 0 (beyond 62's list)", ()
 
     it("passes 0, a positive adjustment (killed first), unset, and the dev stack", async () => {
         expect(await messages("resource-limits", [dockerService("a", { oomScoreAdj: 0 }), dockerService("b", { oomScoreAdj: 500 }), ...devStack()], "dev")).toEqual([]);
+    });
+});
+
+describe("datastore-persistent-storage: a datastore's claims outlive its StatefulSet (beyond 62's list)", () => {
+    const retaining = (policy: unknown) => edit(statefulSet("postgres", "datastore", "postgres:16.4-bookworm", 5432, 999), (p) => {
+        p.spec.persistentVolumeClaimRetentionPolicy = policy;
+    });
+
+    it("rejects whenDeleted: Delete (a Pulumi replace deletes the data) and whenScaled: Delete", async () => {
+        expect(await messages("datastore-persistent-storage", [retaining({ whenDeleted: "Delete", whenScaled: "Delete" })])).toEqual([
+            "StatefulSet \"postgres-statefulset\" is a datastore whose claims are deleted with the StatefulSet (persistentVolumeClaimRetentionPolicy.whenDeleted: Delete), " +
+            "which Pulumi deletes and makes anew whenever an immutable field changes (volumeClaimTemplates, selector, serviceName): its data gone on an update; set whenDeleted: Retain.",
+            "StatefulSet \"postgres-statefulset\" is a datastore whose claims are deleted when it is scaled down (persistentVolumeClaimRetentionPolicy.whenScaled: Delete): " +
+            "the removed replicas' data gone; set whenScaled: Retain.",
+        ]);
+    });
+
+    it("passes Retain, no policy (Retain), and the stacks", async () => {
+        expect(await messages("datastore-persistent-storage", [retaining({ whenDeleted: "Retain", whenScaled: "Retain" }), ...prodStack()])).toEqual([]);
+        expect(await messages("datastore-persistent-storage", [retaining(undefined)])).toEqual([]);
     });
 });
