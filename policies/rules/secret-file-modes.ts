@@ -6,8 +6,6 @@ import { arr, isRecord, isUnknown, str } from "../lib/values";
 
 /** The API server's default for a secret or projected volume's files when neither defaultMode nor an item's mode is set. */
 const API_DEFAULT_MODE = 0o644;
-/** Bits no Secret file may carry: any of the other users', and group write or execute. */
-const NEVER = 0o037;
 const GROUP_READ = 0o040;
 
 const octal = (mode: number) => `0${mode.toString(8)} (${mode} in decimal)`;
@@ -17,7 +15,8 @@ const octal = (mode: number) => `0${mode.toString(8)} (${mode} in decimal)`;
  * group is one the workload chose (`groupWhy` says why not: the pod sets no fsGroup, the upload names no group).
  */
 function modeProblem(mode: number, groupChosen: boolean, groupWhy: string, of = "the pod"): string | undefined {
-    if (mode & 0o007) return `every other user of ${of} reads it`;
+    if (mode & 0o004) return `every other user of ${of} reads it`;
+    if (mode & 0o003) return `every other user of ${of} may write or execute it`;
     if (mode & 0o030) return "its group may write or execute it";
     if (mode & GROUP_READ && !groupChosen) return `group 0 (the primary group of every process an image starts without a group of its own) reads it, ${groupWhy}`;
     return undefined;

@@ -17,9 +17,9 @@ const PERSISTENT_VOLUME_CLAIM = "kubernetes:core/v1:PersistentVolumeClaim";
  * read and write, past the database's own authentication, the network policies and `workload-secret-scope`.
  * (session 49 refused a claim *populated* from another volume; this is the volume itself.) A claim or volume
  * the stack declares for another workload is refused wherever a workload mounts it; a name unknown during
- * preview is judged at `up`, and storage the stack does not declare (or declares without the label) is not
- * judged: a fresh claim holds nothing of anyone's, and one bound to an existing volume is
- * `allowed-storage-drivers`' (`volumeName`).
+ * preview is judged at `up`, and storage the stack declares without the label is not judged: a fresh claim
+ * holds nothing of anyone's, and one bound to an existing volume is `allowed-storage-drivers`' (`volumeName`).
+ * Storage the stack does not declare at all is refused since session 63 (`undeclaredStorage`).
  */
 
 interface Owned { owner: string; what: string }
@@ -109,7 +109,8 @@ export function undeclaredStorage(w: Workload, resources: StackResource[]): stri
             judge(isUnknown(v.volumeName) ? undefined : str(v.volumeName), `volumes[${i}].volumeName`);
             const from = isUnknown(v.fromContainer) ? undefined : str(v.fromContainer);
             if (from === undefined) return;
-            // `<container>[:ro|:rw]`, as the engine reads volumes-from.
+            // `<container>[:ro|:rw]`, as the engine reads volumes-from; a container whose name is unknown during preview may be it.
+            if (resources.some((r) => r.type === DOCKER_CONTAINER && isUnknown(r.props.name))) return;
             const source = resources.find((r) => r.type === DOCKER_CONTAINER && str(r.props.name) === from.replace(/:(ro|rw)$/, ""));
             const owner = source === undefined ? undefined : dockerLabels(source.props)[LABEL_WORKLOAD]?.trim();
             if (owner === w.id.workload) return;

@@ -296,6 +296,8 @@ describe("workload-volume-scope: storage the stack does not declare", () => {
         // A declared volume whose name is unknown during preview may be the one mounted: judged at up.
         const computed: TestResource = { type: "docker:index/volume:Volume", name: "computed", props: { name: UNKNOWN } };
         expect(await messages("workload-volume-scope", [computed, dockerService("market-data", { volumes: [{ volumeName: "pg-data", containerPath: "/pg" }] })], "dev")).toEqual([]);
+        const unnamed = dockerContainer("postgres", "datastore", { name: UNKNOWN });
+        expect(await messages("workload-volume-scope", [unnamed, dockerService("market-data", { volumes: [{ fromContainer: "ai-trading-dev-postgres" }] })], "dev")).toEqual([]);
         expect(await messages("workload-volume-scope", prodStack())).toEqual([]);
         expect(await messages("workload-volume-scope", devStack(), "dev")).toEqual([]);
     });
