@@ -203,15 +203,16 @@ const BUILT_IN_NAMES = ["cluster-admin", "admin", "edit", "view"];
  * Session 63: a ClusterRole or ClusterRoleBinding declared under a built-in's name is applied over the built-in (or fails on
  * create and, taken over, is the program's): its rules then go to every holder of the built-in, whom the stack does not
  * declare (system:public-info-viewer is bound to every unauthenticated caller, view and edit to whoever the cluster gave them),
- * and a binding's subjects replace the cluster's (system:node's, system:kube-scheduler's). The API server restores a built-in
- * only at its own restart, and not one annotated rbac.authorization.kubernetes.io/autoupdate: "false".
+ * and a binding's subjects replace the cluster's (system:node's, system:kube-scheduler's). At its restart the API server only
+ * adds back a built-in's missing rules and subjects (none to one annotated rbac.authorization.kubernetes.io/autoupdate: "false");
+ * what the program added stays.
  */
 export function builtInNameProblems(props: Record<string, any>, kind: "ClusterRole" | "ClusterRoleBinding"): string[] {
     const name = str(props.metadata?.name);
     if (name === undefined || !(BUILT_IN_NAMES.includes(name) || name.startsWith("system:"))) return [];
     return [`is named "${name}", a ${kind} the cluster bootstraps: applied, it replaces the built-in, and ${kind === "ClusterRole"
         ? "its rules go to every subject the cluster binds to it (system:public-info-viewer: every unauthenticated caller)"
-        : "its subjects replace the cluster's own"} until the API server restores the built-in at a restart`];
+        : "its subjects replace the cluster's own"}; the API server's restart only adds back what the built-in lacks, keeping the program's`];
 }
 const BUILT_IN_FIX = "give it a name of the platform's own (ai-trading-<purpose>), never a built-in's or one under system:.";
 

@@ -73,9 +73,9 @@ describe("rbac-least-privilege: no ClusterRole or ClusterRoleBinding under a bui
 
     it("rejects a ClusterRole named view, edit, admin, cluster-admin or system:*, and such a ClusterRoleBinding, even with harmless rules", async () => {
         const roleWhy = (name: string) => `ClusterRole "${name}" is named "${name}", a ClusterRole the cluster bootstraps: applied, it replaces the built-in, and its rules ` +
-            `go to every subject the cluster binds to it (system:public-info-viewer: every unauthenticated caller) until the API server restores the built-in at a restart${FIX}`;
+            `go to every subject the cluster binds to it (system:public-info-viewer: every unauthenticated caller); the API server's restart only adds back what the built-in lacks, keeping the program's${FIX}`;
         const bindingWhy = (name: string) => `ClusterRoleBinding "${name}" is named "${name}", a ClusterRoleBinding the cluster bootstraps: applied, it replaces the ` +
-            `built-in, and its subjects replace the cluster's own until the API server restores the built-in at a restart${FIX}`;
+            `built-in, and its subjects replace the cluster's own; the API server's restart only adds back what the built-in lacks, keeping the program's${FIX}`;
         const names = ["view", "edit", "admin", "cluster-admin", "system:public-info-viewer"];
         expect(await messages("rbac-least-privilege", [...names.map(role), binding("system:node"), binding("cluster-admin")]))
             .toEqual([...names.map(roleWhy), bindingWhy("system:node"), bindingWhy("cluster-admin")]);
