@@ -28,6 +28,12 @@ describe("bodyTextIssue: a JSON body's charset and bytes", () => {
     for (const type of [undefined, "application/json", "application/json; charset=utf-8", "application/json;charset=UTF8", "application/json; charset=us-ascii", 'application/json; charset="US-ASCII"', "application/json; CHARSET = ascii", "application/json; charset=ISO646-US", "application/json; charset=ANSI_X3.4-1968", "application/json; charset=csASCII", "application/json; charset=iso_646.irv:1991"])
       expect(issue(type), String(type)).toBeUndefined();
   });
+  it("csUTF8, IANA's alias of UTF-8, in any case and quoted, is UTF-8 (a 415 until session 63); its bytes are still judged as UTF-8", () => {
+    for (const type of ["application/json; charset=csUTF8", "application/json; charset=CSUTF8", "application/json; charset=csutf8", 'application/json; charset="csUTF8"'])
+      expect(issue(type, Buffer.from('{"a":"Zo\u00eb"}')), type).toBeUndefined();
+    expect(issue("application/json; charset=csUTF8", Buffer.from('{"a":"Zo\u00eb"}', "latin1"))).toEqual([400, "body"]);
+    for (const type of ["application/json; charset=csutf-8", "application/json; charset=csUTF16", "application/json; charset=cs-utf8"]) expect(issue(type), type).toEqual([415, "content-type"]);
+  });
   it("parameters are read whole: a charset inside another parameter's quoted value is none, a quoted-pair is its character", () => {
     expect(issue('application/json; profile="x;charset=latin1"')).toBeUndefined();
     expect(issue('application/json; profile="a \\" ;charset=latin1"; charset=utf-8')).toBeUndefined();

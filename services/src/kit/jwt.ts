@@ -62,9 +62,43 @@ export class TokenError extends Error {
   }
 }
 
-/** Verifies signature (HS256 only), exp, iat (not in the future), iss, aud, sub and role. */
+/** Each base64url character's 6-bit value by its char code, -1 for any other (`=`, `+`, `/` included). */
+const BASE64URL_VALUE = (() => {
+  const values = new Int8Array(128).fill(-1);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (let i = 0; i < alphabet.length; i++) values[alphabet.charCodeAt(i)] = i;
+  return values;
+})();
+
+/**
+ * Whether `token` is three dot-separated segments each in the one spelling base64url has for its bytes:
+ * what `Buffer.from(s, "base64url").toString("base64url")` gives back (no `=`, no `+` or `/`, a length
+ * that is not 1 more than a multiple of 4, and a last character whose bits past the data are zero).
+ * Node's decoder (and so jose's) ignores those bits, the padding and the other alphabet, so one signed
+ * token had many spellings that verified, each a distinct key of a cache or deny list (red team 63).
+ * No allocation: the gateway runs it before its token cache.
+ */
+export function isCanonicalJwt(token: string): boolean {
+  let segments = 1;
+  let start = 0;
+  for (let i = 0; i <= token.length; i++) {
+    const code = i < token.length ? token.charCodeAt(i) : 46; // the end closes the last segment as a dot would
+    if (code === 46) {
+      if (i < token.length && ++segments > 3) return false;
+      const length = i - start;
+      // 1 character past a multiple of 4 carries no byte; 2 (3) carry one (two) and 4 (2) unused low bits.
+      const unusedBits = length % 4 === 2 ? 0x0f : length % 4 === 3 ? 0x03 : 0;
+      if (length % 4 === 1 || (length > 0 && (BASE64URL_VALUE[token.charCodeAt(i - 1)] & unusedBits) !== 0)) return false;
+      start = i + 1;
+    } else if (code > 127 || BASE64URL_VALUE[code] < 0) return false;
+  }
+  return segments === 3;
+}
+
+/** Verifies the token's spelling (isCanonicalJwt), signature (HS256 only), exp, iat (not in the future), iss, aud, sub and role. */
 export async function verifyAccessToken(key: KeyObject | Uint8Array, token: string, maxAgeSeconds: number): Promise<AccessClaims> {
   try {
+    if (!isCanonicalJwt(token)) throw new TokenError("token is not in canonical base64url", "invalid");
     const { payload } = await jwtVerify(token, key, {
       algorithms: [JWT_ALGORITHM],
       issuer: JWT_ISSUER,

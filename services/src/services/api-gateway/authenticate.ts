@@ -5,6 +5,8 @@
  * and so is a token of a session ended alone (claim `sid`: logout, refresh-token reuse;
  * ./revoked-sessions.ts). A token without `sid` (issued before session 40) lives out its expiry.
  *
+ * A token in another base64url spelling of the same bytes (the last character's unused bits, padding,
+ * `+/`) is a 401 before any cache (red team 63): each would be a cache key of its own.
  * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
  * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
  * revocation is published and refused from its expiry on (an expired key is looked up again, and
@@ -17,7 +19,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
-import { HttpError, TokenError, unavailable, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
+import { HttpError, isCanonicalJwt, TokenError, unavailable, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
 import { apiKeyCacheKey, apiKeyExpired, hashApiKey, parseApiKey, parseApiKeyIdentity, type ApiKeyIdentity } from "../user-management/api-keys";
 import { revocationReason } from "../user-management/user-state";
 import type { GatewayLimits } from "./limits";
@@ -93,6 +95,8 @@ export class Authenticator {
       let claims: AccessClaims | undefined;
       if (memo !== undefined && memo.authorization === authorization) claims = memo.claims;
       else {
+        // No spelling check here (the hot path): the cache holds only tokens fromToken verified, each
+        // canonical, so another spelling of one misses and goes to authenticate(), which refuses it.
         const m = BEARER.exec(authorization);
         claims = m ? this.tokens.get(m[1]) : undefined;
         if (memo !== undefined && claims !== undefined) [memo.authorization, memo.claims] = [authorization, claims];
@@ -144,6 +148,8 @@ export class Authenticator {
     const m = BEARER.exec(authorization);
     if (!m) throw new HttpError(401, "INVALID_TOKEN", "Authorization must be 'Bearer <access token>'");
     const token = m[1];
+    // One signed token has one spelling (kit isCanonicalJwt): another is refused before it can key the cache.
+    if (!isCanonicalJwt(token)) throw new TokenError("token is not in canonical base64url", "invalid");
     const nowS = Date.now() / 1000;
     let claims = this.d.states.subscribed ? this.tokens.get(token) : undefined;
     if (!claims || claims.expiresAt <= nowS || claims.issuedAt + this.d.maxTokenAgeS <= nowS) {
