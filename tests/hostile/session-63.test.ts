@@ -14,16 +14,22 @@
  * - the Authorization scheme in other cases (`bearer`, `BEARER`, `bEaReR`: RFC 9110 §11.1, a
  *   case-insensitive token), two schemes in one header, an API key with white space around it;
  * - a JSON body declared US-ASCII (and its aliases), taken; with a byte above 0x7F, a 400 naming body;
+ *   one declared `csUTF8` (IANA's alias of UTF-8), taken;
+ * - a token's segments in another base64url spelling of the same bytes (the last character's unused
+ *   bits set), each signed as spelt: one token, one spelling, or a 401;
  * - query parameters with no name (`?=1`, `?&=x`, `?=`), a 400 naming `query`.
  * Found and fixed at the root: the Authorization scheme was matched in its case (`bearer <token>`
  * was a 401), where RFC 9110 makes it case-insensitive (api-gateway authenticate.ts), and the log
  * scrubber masked `Bearer <x>` but not `bearer <x>` (kit telemetry/scrub.ts); a JSON body declared
- * US-ASCII was a 415 and a nameless query parameter named no field (kit, this session's first commits).
+ * US-ASCII was a 415 and a nameless query parameter named no field (kit, this session's first commits);
+ * a token whose signature's last character had its unused bits set verified as the token, each spelling
+ * a key of its own in the gateway's token cache (kit jwt.ts isCanonicalJwt), and `csUTF8` was a 415.
  */
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { isInternalPath, type RouteInfo } from "../../services/src/kit";
+import { KeepAliveClient } from "../helpers/keep-alive-client";
 import { rawExchange } from "../helpers/raw-http";
 import { plausibleRequest } from "./cases";
 import { judge } from "./oracle";
@@ -161,6 +167,66 @@ describe("access tokens signed with the platform's key, shaped otherwise", () =>
     expect(failures).toEqual([]);
   }, 300_000);
 
+  it("a token's segments in another base64url spelling of the same bytes are a 401 as a bad signature is, first seen or already cached, on a kept-alive connection too", async () => {
+    const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /** `s` with its last character's unused low bits set (the same bytes to Node's decoder), or undefined when it has none. */
+    const tailSpelt = (s: string) => {
+      const unused = s.length % 4 === 2 ? 0x0f : s.length % 4 === 3 ? 0x03 : 0;
+      return unused === 0 ? undefined : s.slice(0, -1) + ALPHABET[ALPHABET.indexOf(s.at(-1)!) | unused];
+    };
+    const mac = (input: string) => createHmac("sha256", Buffer.from(rig.p.env.JWT_SECRET, "utf8")).update(input).digest("base64url");
+    /** A token never sent before, and one with segment `at` spelt with tail bits and signed as spelt (a valid MAC over that text). */
+    const pair = (at: number) => {
+      for (let n = 0; ; n++) {
+        const segments = [enc({ alg: "HS256", typ: "JWT", ...(n % 3 ? { kid: "k".repeat(n % 3) } : {}) }), enc(claims({ jti: `h63-spelling-${at}-${n}` }))];
+        const signature = mac(segments.join("."));
+        const spelt = tailSpelt(at === 2 ? signature : segments[at]);
+        if (spelt === undefined) continue;
+        const input = at === 2 ? segments.join(".") : segments.map((x, i) => (i === at ? spelt : x)).join(".");
+        return { canonical: `${segments.join(".")}.${signature}`, spelt: at === 2 ? `${input}.${spelt}` : `${input}.${mac(input)}` };
+      }
+    };
+    const errorOf = (a: { body: string }) => {
+      const { code, message } = JSON.parse(a.body).error ?? {};
+      return { code, message };
+    };
+    const t = who.alice.token;
+    const [head, payload, signature] = t.split(".");
+    for (const via of VIAS) {
+      // The answer to a wrong signature: the shape every other spelling must get.
+      const wrong = await me(via, bearer(`${head}.${payload}.${signature.slice(0, -2)}${signature.at(-2) === "A" ? "B" : "A"}${signature.at(-1)}`));
+      expect.soft(wrong.status, `${via} a wrong signature`).toBe(401);
+      for (const [at, name] of ["header", "payload", "signature"].entries()) {
+        const { canonical, spelt } = pair(at);
+        const seen = [`${via} ${name} spelt otherwise, never seen`, `${via} ${name} spelt otherwise, its token cached`];
+        const first = await me(via, bearer(spelt));
+        expect.soft([first.status, errorOf(first)], seen[0]).toEqual([401, errorOf(wrong)]);
+        expect.soft((await me(via, bearer(canonical))).status, `${via} ${name} canonical`).toBe(200);
+        const again = await me(via, bearer(spelt));
+        expect.soft([again.status, errorOf(again)], seen[1]).toEqual([401, errorOf(wrong)]);
+      }
+      // The platform's own token, in use (cached): its signature with tail bits; padded, or in +/ (not b64token: the scheme's 401).
+      expect.soft((await me(via, bearer(t))).status, `${via} alice's token`).toBe(200);
+      const tailed = await me(via, bearer(`${head}.${payload}.${tailSpelt(signature)}`));
+      expect.soft([tailed.status, errorOf(tailed)], `${via} alice's token, its signature with tail bits`).toEqual([401, errorOf(wrong)]);
+      for (const [label, token] of [["padded", `${t}=`], ["+/", `${head}.${payload}.${signature.replace(/-/g, "+").replace(/_/g, "/")}`]])
+        if (token !== t) expect.soft((await me(via, bearer(token))).status, `${via} alice's token ${label}`).toBe(401);
+      // One connection, the token then its other spelling (the fast lane's per-connection TokenMemo holds the first).
+      const conn = await KeepAliveClient.open(gateways[via]);
+      try {
+        const statuses: number[] = [];
+        for (const token of [t, `${head}.${payload}.${tailSpelt(signature)}`, t]) {
+          conn.send(`GET /api/users/me HTTP/1.1\r\nHost: gw\r\n${bearer(token)}\r\n\r\n`);
+          statuses.push((await conn.next(30_000)).status);
+        }
+        expect.soft(statuses, `${via} kept alive: the token, its other spelling, the token`).toEqual([200, 401, 200]);
+      } finally {
+        conn.close();
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 300_000);
+
   it("the scheme in any case is Bearer (RFC 9110 §11.1); two schemes, or a scheme alone, a 401; an API key with white space around it is the key", async () => {
     const t = who.alice.token;
     const key = (await rig.gw("alice", "POST", "/api/users/api-keys", { body: { name: "h63" } })).json.key as string;
@@ -193,21 +259,30 @@ describe("access tokens signed with the platform's key, shaped otherwise", () =>
   }, 300_000);
 });
 
-describe("a JSON body declared US-ASCII, and query parameters with no name (kit, session 63)", () => {
-  it("US-ASCII in its names is taken, a byte above 0x7F in it a 400 naming body, other charsets a 415; ?=1, ?&=x and ?= a 400 naming query", async () => {
+describe("a JSON body declared US-ASCII or csUTF8, and query parameters with no name (kit, session 63)", () => {
+  /** Each key a case makes is revoked at once: alice stays far below the per-user limit of 20 active keys, whatever other cases add. */
+  const revoked = async (a: Answer) => {
+    if (a.status === 201) expect.soft((await rig.gw("alice", "DELETE", `/api/users/api-keys/${JSON.parse(a.body).id}`)).status, "revoking a key made").toBe(204);
+  };
+  it("US-ASCII in its names, and csUTF8 (IANA's alias of UTF-8), are taken, a byte above 0x7F in US-ASCII a 400 naming body, other charsets a 415; ?=1, ?&=x and ?= a 400 naming query", async () => {
     for (const via of VIAS) {
-      for (const charset of ["us-ascii", "US-ASCII", '"us-ascii"', "ascii", "ISO646-US", "ANSI_X3.4-1968"]) {
+      for (const charset of ["us-ascii", "US-ASCII", '"us-ascii"', "ascii", "ISO646-US", "ANSI_X3.4-1968", "csUTF8", "CSUTF8", '"csutf8"']) {
         const a = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), `Content-Type: application/json; charset=${charset}`], JSON.stringify({ name: "ascii" }));
         expect.soft(a.status, `${via} ${charset}: ${a.body.slice(0, 200)}`).toBe(201);
+        await revoked(a);
       }
+      const utf8 = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), "Content-Type: application/json; charset=csUTF8"], JSON.stringify({ name: "Zo\u00eb" }));
+      expect.soft([utf8.status, utf8.status === 201 && JSON.parse(utf8.body).name], `${via} UTF-8 text declared csUTF8`).toEqual([201, "Zo\u00eb"]);
+      await revoked(utf8);
       const latin1 = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), "Content-Type: application/json; charset=us-ascii"], Buffer.from(JSON.stringify({ name: "Zo\u00eb" }), "latin1"));
       expect.soft(shape(latin1), `${via} latin1 labelled us-ascii`).toBe("400 body");
       // Parameters read whole: a charset inside another's quoted value is none; a quoted-pair is its character.
       for (const type of ['application/json; profile="x;charset=latin1"', 'application/json; charset="us\\-ascii"']) {
         const a = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), `Content-Type: ${type}`], JSON.stringify({ name: "param" }));
         expect.soft(a.status, `${via} ${type}: ${a.body.slice(0, 200)}`).toBe(201);
+        await revoked(a);
       }
-      for (const charset of ["latin1", "utf-16", "windows-1252", "us-ascii-x"]) {
+      for (const charset of ["latin1", "utf-16", "windows-1252", "us-ascii-x", "csutf-8"]) {
         const a = await raw(via, "POST /api/users/api-keys HTTP/1.1", [bearer(who.alice.token), `Content-Type: application/json; charset=${charset}`], JSON.stringify({ name: "x" }));
         expect.soft(shape(a), `${via} ${charset}`).toBe("415 content-type");
       }
