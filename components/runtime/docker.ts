@@ -252,7 +252,8 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
         new docker.Volume(
           `${spec.name}-${v.name}`,
           { name: `${this.prefix}-${spec.name}-${v.name}`, labels: [{ label: LABEL_WORKLOAD, value: spec.name }] },
-          // Data outlives a mistaken rename: Pulumi must be told explicitly to delete a volume.
+          // Deleted with its workload (the default, written out): `npm run down` leaves no data behind (README),
+          // and a renamed volume is a new, empty one. (Until session 63 this said the opposite of what the code does.)
           { parent, retainOnDelete: false },
         ),
     );
