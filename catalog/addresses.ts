@@ -62,6 +62,18 @@ export function widerThanEdgeProxy(family: 4 | 6, prefix: number): boolean {
 }
 
 /**
+ * The prefix length of a CIDR whose digits after the '/' have leading zeros ("10.0.0.0/016"), as the
+ * number proxy-addr (the gateway's reader) takes it, 16; undefined for any other entry. Some readers take
+ * a leading 0 for octal (/14), so the range a reviewer reads need not be the one trusted: refused like
+ * the leading zeros of every number the stack config reads, by the stack config in trustedProxies and
+ * dockerSubnet and by the service kit in TRUST_PROXY at start alike (session 63).
+ */
+export function zeroPaddedPrefix(cidr: string): number | undefined {
+  const bits = cidr.split("/")[1];
+  return bits !== undefined && /^0\d+$/.test(bits) ? Number(bits) : undefined;
+}
+
+/**
  * Why an IPv4 trusted-proxy entry (an address or a CIDR of /16 or narrower, already checked as one)
  * is no edge proxy's, or undefined: the edge proxy (the stack's Nginx, the ingress controller's pods)
  * sends from a private range (10/8, 172.16/12, 192.168/16), CGNAT's 100.64/10 (some clusters' pod

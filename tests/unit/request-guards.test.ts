@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import { findNonFiniteNumber, findUnstorableText, inexactNumberPaths, jsonDepthExceeds, jsonTextFacts, mayHoldUnstorableText, parseTrustProxy } from "../../services/src/kit/request-guards";
 import { TRUSTED_PROXY_MIN_PREFIX } from "../../catalog/addresses";
 import { parseStackConfig } from "../../stacks/config";
+import { loadServiceConfig } from "../../services/src/kit/service-config";
+import { findService } from "../../services/src/catalog";
 import { dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 describe("mayHoldUnstorableText", () => {
@@ -189,6 +191,16 @@ describe("parseTrustProxy", () => {
     for (const v of ["ff02::1", "ff00:1::/48", "::/128", "::2", "100::/64", "64:ff9b::1", "4000::1", "fec0::/48"]) {
       expect(() => parseTrustProxy(v, true), v).toThrow(`has IPv6 entries of no unicast range (multicast, unspecified, reserved) "${v}": no edge proxy sends from them`);
     }
+  });
+
+  it("refuses a prefix length written with leading zeros (session 63), the stack config's rule (catalog/addresses.ts prefixLengthProblem)", () => {
+    // Before: "10.0.0.0/016" was taken, read by proxy-addr as /16 (some readers take 016 for octal 14).
+    expect(() => parseTrustProxy("10.244.0.5, 10.0.0.0/016, fd00:10::/0048")).toThrow(
+      'has entries whose prefix length has a leading zero "10.0.0.0/016" (write /16), "fd00:10::/0048" (write /48): some readers take a leading 0 for octal',
+    );
+    expect(parseTrustProxy("10.0.0.0/16, 10.0.0.0/30, fd00:10::/100")).toEqual(["10.0.0.0/16", "10.0.0.0/30", "fd00:10::/100"]);
+    const hub = findService("central-hub")!;
+    expect(() => loadServiceConfig(hub, {}, { DRAGONFLY_URL: "redis://dragonfly:6379", TRUST_PROXY: "10.244.0.0/016" })).toThrow(/^Invalid configuration of central-hub: .*TRUST_PROXY has entries whose prefix length has a leading zero "10.244.0.0\/016" \(write \/16\)/);
   });
 
   it("takes every trustedProxies the stack config accepts, dockerSubnet (its docker default) included: one bound", () => {

@@ -15,11 +15,12 @@
  * the stack config applies to trustedProxies and dockerSubnet), so a service started by hand or by
  * another deployer cannot trust a whole /8 either (session 42), nor a public IPv4 range (session 50:
  * catalog/addresses.ts nonProxyIPv4, the stack config's rule too), nor a global IPv6 one without the
- * opt-in TRUST_PROXY_GLOBAL_IPV6 (session 51: catalog/addresses.ts ipv6ProxyScope).
+ * opt-in TRUST_PROXY_GLOBAL_IPV6 (session 51: catalog/addresses.ts ipv6ProxyScope), nor a prefix length
+ * written with leading zeros, /016 (session 63: catalog/addresses.ts zeroPaddedPrefix).
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog";
+import { ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog";
 import { HttpError } from "./errors";
 import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
@@ -54,6 +55,7 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
   if (v === undefined || v.trim() === "") return undefined;
   const items = v.split(",").map((s) => s.trim()).filter(Boolean);
   const bad: string[] = [];
+  const zeroPadded: string[] = [];
   const mapped: string[] = [];
   const wide: string[] = [];
   const foreign: string[] = [];
@@ -67,8 +69,9 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
     const [addr, bits, extra] = item.split("/");
     const family = isIP(addr);
     const maxBits = family === 4 ? 32 : 128;
-    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= maxBits);
     if (family === 0 || extra !== undefined || !bitsOk) bad.push(item);
+    else if (zeroPaddedPrefix(item) !== undefined) zeroPadded.push(item);
     else if (isIPv4MappedIPv6(addr)) mapped.push(item);
     else if (widerThanEdgeProxy(family === 4 ? 4 : 6, bits === undefined ? maxBits : Number(bits))) wide.push(item);
     else if (family === 4 && nonProxyIPv4(addr) !== undefined) foreign.push(item);
@@ -78,6 +81,9 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
   if (bad.length > 0) throw new Error(`has invalid entries ${bad.map((b) => `"${b}"`).join(", ")} (expected IPv4/IPv6 addresses, CIDRs or loopback)`);
+  // proxy-addr reads /016 as /16, a reader taking a leading 0 for octal as /14: catalog/addresses.ts zeroPaddedPrefix.
+  if (zeroPadded.length > 0)
+    throw new Error(`has entries whose prefix length has a leading zero ${zeroPadded.map((z) => `"${z}" (write /${zeroPaddedPrefix(z)})`).join(", ")}: some readers take a leading 0 for octal`);
   // proxy-addr applies an IPv4-mapped range to IPv4 clients with 96 bits less: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
   if (mapped.length > 0)
     throw new Error(`has IPv4-mapped IPv6 entries ${mapped.map((m) => `"${m}"`).join(", ")}, which apply to IPv4 clients (::ffff:0.0.0.0/96 trusts every one): write them as IPv4`);
