@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
@@ -303,6 +303,15 @@ class Reader {
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
       throw new ConfigError(key, this.stack, "must be an object");
     }
+    const repeated = repeatedJsonName(value);
+    if (repeated !== undefined) {
+      const within = repeated.within.length > 0 ? ` in ${repeated.within.map(shown).join(" > ")}` : "";
+      throw new ConfigError(
+        key,
+        this.stack,
+        `names ${shown(repeated.name)} twice${within}: JSON keeps only the last value of a repeated name, so the other would be dropped without a word; give each name once`,
+      );
+    }
     return parsed as Record<string, unknown>;
   }
 }
@@ -490,6 +499,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       if (!catalog.some((s) => s.name === name)) {
         throw new ConfigError("disabledServices", stack, `${shown(name)} is not a service of the catalog`);
       }
+      if (disabledServices.has(name)) throw new ConfigError("disabledServices", stack, `names ${shown(name)} twice: give each service once`);
       disabledServices.add(name);
     }
   }
@@ -670,6 +680,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
 
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
+  if (zeroPaddedPrefix(dockerSubnet) !== undefined) throw new ConfigError("dockerSubnet", stack, zeroPaddedPrefixProblem(dockerSubnet));
   // The engine routes the subnet into its bridge on the host: a public range shadows those internet
   // hosts for the host and every container, and link-local holds the cloud metadata address, which a
   // container given 169.254.169.254 would answer for the host's own agents (session 40).
@@ -695,6 +706,8 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
   if (badProxy !== undefined)
     throw new ConfigError("trustedProxies", stack, `must be comma-separated IP addresses or CIDRs of the edge proxy (IPv4 /16, IPv6 /48 or narrower), got ${shown(badProxy)}`);
+  const zeroPaddedProxy = proxyEntries.find((x) => zeroPaddedPrefix(x) !== undefined);
+  if (zeroPaddedProxy !== undefined) throw new ConfigError("trustedProxies", stack, zeroPaddedPrefixProblem(zeroPaddedProxy));
   // proxy-addr (the gateway's trustProxy) applies an IPv4-mapped range to IPv4 clients with 96 bits
   // less: ::ffff:0.0.0.0/96 becomes 0.0.0.0/0, every client's X-Forwarded-For trusted.
   const mappedProxy = proxyEntries.find((x) => isIPv4MappedIPv6(x.split("/")[0]));
@@ -740,6 +753,17 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       "trustedProxies",
       stack,
       `${shown(globalProxy.entry)} is global IPv6 unicast: every host of it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy sends from ${PROXY_IPV6_RANGES} unless the cluster's pod network is global (EKS IPv6, dual-stack clusters): if this is it, set ${CONFIG_NAMESPACE}:trustGlobalIPv6Proxies true`,
+    );
+  }
+  const repeatedProxy = repeatedProxyRange(proxyEntries);
+  if (repeatedProxy !== undefined) {
+    const [first, second] = repeatedProxy;
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      first === second
+        ? `lists ${shown(first)} twice: give each range once`
+        : `lists ${shown(first)} and ${shown(second)}, the same range to the gateway (it matches the bits of the address up to the prefix length, in any IPv6 spelling): give each range once`,
     );
   }
   const smtpHost = r.string("smtpHost");
@@ -1450,10 +1474,89 @@ function prefixOf(entry: string): number {
   return bits !== undefined ? Number(bits) : isIP(address) === 4 ? 32 : 128;
 }
 
-/** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128). */
+/** `a.b.c.d/n` (family 4, n in 8..32) or an IPv6 CIDR (n in 16..128); n with leading zeros too (zeroPaddedPrefixProblem names them). */
 function isCidr(v: string, family: 4 | 6): boolean {
   const [addr, bits, extra] = v.split("/");
-  if (extra !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || isIP(addr) !== family) return false;
+  if (extra !== undefined || bits === undefined || !/^\d+$/.test(bits) || isIP(addr) !== family) return false;
   const n = Number(bits);
   return family === 4 ? n >= 8 && n <= 32 : n >= 16 && n <= 128;
+}
+
+/**
+ * A CIDR (already checked as one) whose prefix length has leading zeros: proxy-addr takes /016 for /16,
+ * a reader taking a leading 0 for octal for /14 (catalog/addresses.ts zeroPaddedPrefix, the kit's rule too).
+ */
+function zeroPaddedPrefixProblem(cidr: string): string {
+  return `${shown(cidr)}: its prefix length /${cidr.split("/")[1]} has a leading zero, which some readers take for octal: write /${zeroPaddedPrefix(cidr)}`;
+}
+
+/**
+ * The bits of an IPv4 or IPv6 address (already checked as one) as a text of 32 or 128 '0's and '1's:
+ * IPv6 in its canonical spelling first (the URL parser's: lower case, zeros compressed, no dotted quad).
+ */
+function addressBits(address: string): string {
+  if (isIP(address) === 4) return address.split(".").map((octet) => Number(octet).toString(2).padStart(8, "0")).join("");
+  const [head, tail] = new URL(`http://[${address}]/`).hostname.slice(1, -1).split("::");
+  const groups = (part: string | undefined) => (part ? part.split(":") : []);
+  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill("0"), ...groups(tail)];
+  return all.map((group) => parseInt(group, 16).toString(2).padStart(16, "0")).join("");
+}
+
+/**
+ * The first two trustedProxies entries (already checked as addresses or CIDRs) that are one range to the
+ * gateway, as written, or undefined. proxy-addr matches a peer against an entry's address bits up to its
+ * prefix length (an address is a /32 or /128): 10.0.0.1/16 is 10.0.0.0/16, 172.28.0.2 is 172.28.0.2/32,
+ * FD00:10:0::/48 is fd00:10::/48. A narrower range inside a wider one is another range, not a repeat.
+ */
+function repeatedProxyRange(entries: readonly string[]): [string, string] | undefined {
+  const seen = new Map<string, string>();
+  for (const entry of entries) {
+    const address = entry.split("/")[0];
+    const range = `${isIP(address)}:${addressBits(address).slice(0, prefixOf(entry))}`;
+    const earlier = seen.get(range);
+    if (earlier !== undefined) return [earlier, entry];
+    seen.set(range, entry);
+  }
+  return undefined;
+}
+
+/**
+ * One JSON token that matters to an object's names: a string (quotes and escapes kept), a bracket or
+ * a colon. Everything else (numbers, literals, commas, white space) is passed over; each alternative
+ * consumes what the next cannot start, so a scan is linear in the text.
+ */
+const JSON_NAME_TOKEN = /"(?:[^"\\]|\\.)*"|[{}[\]:]/g;
+
+/**
+ * The first name an object of a JSON text (already parsed by JSON.parse, so well-formed) gives twice,
+ * with the names of the objects it sits in, or undefined. JSON.parse keeps the last value of
+ * `{"a":1,"a":2}` without a word (RFC 8259 §4 leaves repeated names to the parser), and a reviver sees
+ * only what was kept, so the text is scanned: iteratively (a value nested 200,000 deep is no recursion),
+ * each string decoded by JSON.parse itself, so "a" and "\u0061" are one name, as in the parsed value.
+ * (The `yaml` package, the one strict parser installed, a devDependency, stops building its tree past
+ * about 800 levels, where a repeat would go unseen.)
+ */
+function repeatedJsonName(text: string): { name: string; within: string[] } | undefined {
+  // One entry per open object (its names so far) or array (none), with the name it is the value of.
+  const open: { names: Set<string> | undefined; name: string | undefined }[] = [];
+  let lastString: string | undefined;
+  let valueOf: string | undefined; // the name just read, whose value comes next
+  for (const [token] of text.matchAll(JSON_NAME_TOKEN)) {
+    if (token === ":") {
+      const names = open.at(-1)?.names;
+      if (names !== undefined && lastString !== undefined) {
+        if (names.has(lastString)) {
+          return { name: lastString, within: open.map((o) => o.name).filter((n): n is string => n !== undefined) };
+        }
+        names.add(lastString);
+      }
+      valueOf = lastString;
+      continue;
+    }
+    if (token === "{" || token === "[") open.push({ names: token === "{" ? new Set() : undefined, name: valueOf });
+    else if (token === "}" || token === "]") open.pop();
+    else lastString = JSON.parse(token) as string;
+    valueOf = undefined;
+  }
+  return undefined;
 }
