@@ -50,7 +50,7 @@ import { describe, expect, it } from "vitest";
 import { catalog } from "../../services/src/catalog";
 import { IDENTITY_HEADERS, isInternalPath, type RouteInfo } from "../../services/src/kit";
 import { rawExchange } from "../helpers/raw-http";
-import { plausibleRequest } from "./cases";
+import { publicRoutesOf, type PublicRoute } from "./public-routes";
 import { judge } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
 
@@ -60,31 +60,7 @@ const VIAS = ["plain", "lane"] as const;
 type Via = (typeof VIAS)[number];
 type Schema = { type?: string; maxLength?: number; properties?: Record<string, Schema>; allOf?: Schema[]; items?: Schema };
 
-interface PublicRoute {
-  service: string;
-  route: RouteInfo;
-  /** The gateway path of the route's sample request (./cases.ts plausibleRequest). */
-  path: string;
-  /** Its sample body, for a route that takes one. */
-  body?: Record<string, unknown>;
-  /** The gateway path with `value` (sent as written) in place of path parameter `name`. */
-  pathWith(name: string, value: string): string;
-}
-
-/** Every public route of the platform's services, read from what each registered (new routes are covered without editing this file). */
-function publicRoutes(): PublicRoute[] {
-  const out: PublicRoute[] = [];
-  for (const [name, svc] of rig.p.services) {
-    const segment = catalog.find((s) => s.name === name)?.route;
-    if (name === "api-gateway" || typeof segment !== "string") continue;
-    for (const route of svc.routes.filter((r) => !isInternalPath(r.url) && !r.url.startsWith("/api/docs"))) {
-      const { path, body } = plausibleRequest(route);
-      const pathWith = (param: string, value: string) => `/api/${segment}${route.url.replace(/:([A-Za-z0-9_]+)/g, (m, n: string) => (n === param ? value : plausibleRequest({ ...route, url: m }).path))}`;
-      out.push({ service: name, route, path: `/api/${segment}${path}`, body, pathWith });
-    }
-  }
-  return out;
-}
+const publicRoutes = () => publicRoutesOf(rig.p);
 const paramsOf = (route: RouteInfo) => Object.keys((route.schema?.params as Schema | undefined)?.properties ?? {});
 const queryNamesOf = (route: RouteInfo) => {
   const q = route.schema?.querystring as Schema | undefined;

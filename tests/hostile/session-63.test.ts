@@ -27,11 +27,9 @@
  */
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { catalog } from "../../services/src/catalog";
-import { isInternalPath, type RouteInfo } from "../../services/src/kit";
 import { KeepAliveClient } from "../helpers/keep-alive-client";
 import { rawExchange } from "../helpers/raw-http";
-import { plausibleRequest } from "./cases";
+import { publicRoutesOf } from "./public-routes";
 import { judge } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
 
@@ -40,27 +38,7 @@ const { gateways, who, failures } = rig;
 const VIAS = ["plain", "lane"] as const;
 type Via = (typeof VIAS)[number];
 
-interface PublicRoute {
-  service: string;
-  route: RouteInfo;
-  /** The gateway path of the route's sample request (./cases.ts plausibleRequest). */
-  path: string;
-  body?: Record<string, unknown>;
-}
-
-/** Every public route of the platform's services, read from what each registered. */
-function publicRoutes(): PublicRoute[] {
-  const out: PublicRoute[] = [];
-  for (const [name, svc] of rig.p.services) {
-    const segment = catalog.find((s) => s.name === name)?.route;
-    if (name === "api-gateway" || typeof segment !== "string") continue;
-    for (const route of svc.routes.filter((r) => !isInternalPath(r.url) && !r.url.startsWith("/api/docs"))) {
-      const { path, body } = plausibleRequest(route);
-      out.push({ service: name, route, path: `/api/${segment}${path}`, body });
-    }
-  }
-  return out;
-}
+const publicRoutes = () => publicRoutesOf(rig.p);
 
 interface Answer {
   status: number;
