@@ -25,7 +25,7 @@ done
 command -v nft >/dev/null && nft list table inet kube-network-policies >/dev/null 2>&1 && finding "nft table inet kube-network-policies"
 ip link show "$BRIDGE" >/dev/null 2>&1 && finding "bridge $BRIDGE"
 ip -4 addr show dev lo | grep -qF " $NODE_IP/" && finding "$NODE_IP on lo"
-m=$(mounts_under "$RUN_DIR" /run/ai-trading-k8s /run/netns/cni- | wc -l)
+m=$(mounts_under "$RUN_DIR" /run/ai-trading-k8s /run/netns/cni- | tr -cd '\0' | wc -c)
 ((m > 0)) && finding "$m mounts under the cluster's run directories"
 n=$(find /sys/fs/cgroup/*/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | wc -l)
 ((n > 0)) && finding "$n process(es) in kubepods cgroups (containers whose shim is gone)"

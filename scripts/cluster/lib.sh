@@ -63,25 +63,31 @@ log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # mounts_under PREFIX...: the mount points that begin with any PREFIX (a folder's path, or the start of
-# names: /run/netns/cni-), one a line, as umount takes them. Compared as text, not as a pattern: RUN_DIR
-# is under TRADING_CACHE_DIR, the user's path, where a '.', '[' or '*' read as a regular expression
-# matched other mounts or broke the pattern. /proc/mounts writes a space, tab, newline and backslash in a
-# path as \040, \011, \012, \134 (so a cache path with a space matched nothing): decoded first, \134 last.
+# names: /run/netns/cni-), each ended by a NUL byte, as umount takes them (read them with `read -r -d ''`,
+# sort them with `sort -z`). Compared as text, not as a pattern: RUN_DIR is under TRADING_CACHE_DIR, the
+# user's path, where a '.', '[' or '*' read as a regular expression matched other mounts or broke the
+# pattern. /proc/mounts writes a space, tab, newline and backslash in a path as \040, \011, \012, \134 (so a
+# cache path with a space matched nothing): decoded first, \134 last. A newline is a character of a path
+# like any other, so neither the paths printed nor the PREFIXes are separated by newlines (a mount point
+# "/x<newline>/y" printed one a line was two paths to umount; a PREFIX "/c<newline>/" was the PREFIX "/",
+# every mount): the PREFIXes reach awk as its arguments (taken out of ARGV before any file is read).
 # A PREFIX that is a folder is taken with its symbolic links resolved, as the kernel shows mount points.
 # PROC_MOUNTS: another file to read than /proc/mounts (the tests).
 mounts_under() {
 	local prefixes=() p
 	for p in "$@"; do
-		[[ -d "$p" ]] && p=$(readlink -f -- "$p")
+		# The x keeps a trailing newline of the path, which $(...) would strip; then readlink's newline and the x go.
+		[[ -d "$p" ]] && p=$(readlink -f -- "$p" && echo x) && p=${p%?x}
 		prefixes+=("$p")
 	done
-	MOUNT_PREFIXES=$(printf '%s\n' "${prefixes[@]}") awk '
-		BEGIN { n = split(ENVIRON["MOUNT_PREFIXES"], prefix, "\n") }
+	# printf "%c", 0 writes a NUL byte in mawk, gawk and busybox awk alike ("\0" in a string ends it in mawk).
+	awk '
+		BEGIN { for (i = 1; i < ARGC - 1; i++) { prefix[i] = ARGV[i]; delete ARGV[i] } n = ARGC - 2 }
 		{
 			m = $2
 			gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\012/, "\n", m); gsub(/\\134/, "\\", m)
-			for (i = 1; i <= n; i++) if (prefix[i] != "" && index(m, prefix[i]) == 1) { print m; next }
-		}' "${PROC_MOUNTS:-/proc/mounts}"
+			for (i = 1; i <= n; i++) if (prefix[i] != "" && index(m, prefix[i]) == 1) { printf "%s%c", m, 0; next }
+		}' "${prefixes[@]}" "${PROC_MOUNTS:-/proc/mounts}"
 }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }

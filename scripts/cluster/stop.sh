@@ -102,8 +102,8 @@ fi
 ip addr del "$NODE_IP/32" dev lo 2>/dev/null && log "removed $NODE_IP from lo"
 
 # Mounts left by the kubelet/containerd (deepest first), then the kubepods cgroup trees.
-mounts_under "$RUN_DIR" "$CONTAINERD_STATE" /run/ai-trading-k8s /run/netns/cni- /var/run/netns/cni- | sort -r |
-	while IFS= read -r m; do umount -l "$m" 2>/dev/null; done
+mounts_under "$RUN_DIR" "$CONTAINERD_STATE" /run/ai-trading-k8s /run/netns/cni- /var/run/netns/cni- | sort -rz |
+	while IFS= read -r -d '' m; do umount -l "$m" 2>/dev/null; done
 # Containers whose shim died first (a loaded machine can make `ctr tasks kill` time out) keep
 # running in their kubepods cgroups: every process still there is ours, killed until none is left.
 kubepods_procs() { find /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u; }

@@ -79,7 +79,7 @@ describe("scripts keep a clone path with a space or a non-ASCII letter whole (se
       `sed "s#@LOCAL_PATH_DIR@#$(printf '%s' "$K8S_CACHE/volumes" | sed 's/[#&\\\\]/\\\\&/g')#" "$m/$name.yaml"`,
       'cd "$(dirname "${BASH_SOURCE[0]}")/.."',
       'echo "[npm-install] npm ci in ${dir#"$ROOT/"}" >&2',
-      'm=$(mounts_under "$RUN_DIR" /run/ai-trading-k8s /run/netns/cni- | wc -l)',
+      "m=$(mounts_under \"$RUN_DIR\" /run/ai-trading-k8s /run/netns/cni- | tr -cd '\\0' | wc -c)",
       'tr "\\0" " " <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-address $CONTAINERD_SOCK" || continue',
     ];
     for (const line of fixed) expect(forms.some(([, form]) => form.test(line)), line).toBe(false);
@@ -167,6 +167,32 @@ describe("paths with glob and regular-expression characters are compared as text
     );
     const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
     expect(run.stderr).toBe("");
-    expect(run.stdout.split("\n").filter(Boolean)).toEqual([`${runDir}/pods/a b\\c`, "/run/netns/cni-1234"]);
+    expect(run.stdout.split("\0").filter(Boolean)).toEqual([`${runDir}/pods/a b\\c`, "/run/netns/cni-1234"]);
+  });
+
+  it("scripts/cluster/lib.sh mounts_under keeps a newline of a path (/proc/mounts' \\012) inside it, in the mounts it prints and in a run folder it is given", () => {
+    const lib = readFileSync(join(root, "scripts", "cluster", "lib.sh"), "utf8");
+    const fn = /^mounts_under\(\) \{\n[\s\S]*?\n\}\n/m.exec(lib)?.[0] ?? "";
+    // A run folder "<scratch>/a<nl>/<nl>run<nl>": given to awk one a line, it was the prefixes "<scratch>/a",
+    // "/" (every mount of the host) and "run"; $(readlink -f) dropped its last newline.
+    const runDir = join(scratch, "a\n", "\nrun\n");
+    mkdirSync(runDir, { recursive: true });
+    const spelt = (path: string) => path.replace(/\\/g, "\\134").replace(/ /g, "\\040").replace(/\n/g, "\\012");
+    const mounts = join(scratch, "mounts-nl");
+    writeFileSync(
+      mounts,
+      [
+        `tmpfs ${spelt(`${runDir}/pods/x\n/y`)} tmpfs rw 0 0`,
+        `tmpfs ${spelt(join(scratch, "a"))} tmpfs rw 0 0`,
+        `tmpfs ${spelt(runDir.slice(0, -1))}x tmpfs rw 0 0`,
+        "proc /proc proc rw 0 0",
+        "nsfs /run/netns/cni-1234 nsfs rw 0 0",
+        "",
+      ].join("\n"),
+    );
+    const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    // One path each, as umount takes it: before, "<run>/pods/x" and "/y" were two lines, and every mount matched.
+    expect(run.stdout.split("\0").filter(Boolean)).toEqual([`${runDir}/pods/x\n/y`, "/run/netns/cni-1234"]);
   });
 });
