@@ -74,6 +74,69 @@ export function zeroPaddedPrefix(cidr: string): number | undefined {
 }
 
 /**
+ * The bits of an IPv4 or IPv6 address (already checked as one, node:net isIP) as a text of 32 or 128 '0's
+ * and '1's: IPv6 in its canonical spelling first (the URL parser's: lower case, zeros compressed, no
+ * dotted quad), so every spelling of one address has the same bits. No node:net here (see above): an
+ * address checked as one is IPv6 when it holds a ':'.
+ */
+function addressBits(address: string): string {
+  if (!address.includes(":")) return address.split(".").map((octet) => Number(octet).toString(2).padStart(8, "0")).join("");
+  const [head, tail] = new URL(`http://[${address}]/`).hostname.slice(1, -1).split("::");
+  const groups = (part: string | undefined) => (part ? part.split(":") : []);
+  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill("0"), ...groups(tail)];
+  return all.map((group) => parseInt(group, 16).toString(2).padStart(16, "0")).join("");
+}
+
+/** The address (IPv4 dotted, IPv6 canonical) whose bits are `bits` (32 or 128 of them). */
+function addressOfBits(bits: string): string {
+  if (bits.length === 32) return [0, 8, 16, 24].map((at) => parseInt(bits.slice(at, at + 8), 2)).join(".");
+  const groups = Array.from({ length: 8 }, (_, i) => parseInt(bits.slice(i * 16, i * 16 + 16), 2).toString(16));
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
+}
+
+/** An address or CIDR (already checked as one) as its address's bits and its prefix length (an address is a /32 or /128). */
+function rangeOf(entry: string): { bits: string; prefix: number } {
+  const [address, prefix] = entry.split("/");
+  const bits = addressBits(address);
+  return { bits, prefix: prefix === undefined ? bits.length : Number(prefix) };
+}
+
+/**
+ * The network a CIDR (already checked as an address or CIDR) names when its address has bits set past the
+ * prefix length, written as it should have been ("10.0.0.1/16": "10.0.0.0/16"; IPv6 canonical); undefined
+ * for a network address and for a plain address. proxy-addr (the gateway's reader) and Docker mask the
+ * host bits away without a word, so 10.0.0.1/16 trusts all of 10.0.0.0/16: more often a typo (a host
+ * meant, 10.0.0.1/32, or a narrower range) than a network written that way. Refused with the network
+ * spelled out by the stack config (trustedProxies, dockerSubnet) and by the service kit (TRUST_PROXY) at
+ * start alike (session 63).
+ */
+export function hostBitsNetwork(entry: string): string | undefined {
+  if (!entry.includes("/")) return undefined;
+  const { bits, prefix } = rangeOf(entry);
+  if (!bits.slice(prefix).includes("1")) return undefined;
+  return `${addressOfBits(bits.slice(0, prefix).padEnd(bits.length, "0"))}/${prefix}`;
+}
+
+/**
+ * The first two trusted-proxy entries (already checked as addresses or CIDRs) that are one range to the
+ * gateway, as written, or undefined. proxy-addr matches a peer against an entry's address bits up to its
+ * prefix length (an address is a /32 or /128): 10.0.0.1/16 is 10.0.0.0/16, 172.28.0.2 is 172.28.0.2/32,
+ * FD00:10:0::/48 is fd00:10::/48. A narrower range inside a wider one is another range, not a repeat.
+ * The stack config's trustedProxies and the service kit's TRUST_PROXY refuse a repeat alike (session 63).
+ */
+export function repeatedProxyRange(entries: readonly string[]): [string, string] | undefined {
+  const seen = new Map<string, string>();
+  for (const entry of entries) {
+    const { bits, prefix } = rangeOf(entry);
+    const range = `${bits.length}:${bits.slice(0, prefix)}`;
+    const earlier = seen.get(range);
+    if (earlier !== undefined) return [earlier, entry];
+    seen.set(range, entry);
+  }
+  return undefined;
+}
+
+/**
  * Why an IPv4 trusted-proxy entry (an address or a CIDR of /16 or narrower, already checked as one)
  * is no edge proxy's, or undefined: the edge proxy (the stack's Nginx, the ingress controller's pods)
  * sends from a private range (10/8, 172.16/12, 192.168/16), CGNAT's 100.64/10 (some clusters' pod

@@ -16,7 +16,7 @@ import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, hostBitsNetwork, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
@@ -701,6 +701,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `${shown(dockerSubnet)} is wider than /${TRUSTED_PROXY_MIN_PREFIX.v4}: the gateway trusts X-Forwarded-For from the stack's network (its default trustedProxies) and refuses to start with a trusted range wider than the edge proxy's; the stack needs no more than a /16 (e.g. 172.28.0.0/24, the default)`,
     );
   }
+  // Docker masks the host bits away (or, newer engines, refuses the network): 172.28.0.1/24 is a typo more often than not.
+  const subnetNetwork = hostBitsNetwork(dockerSubnet);
+  if (subnetNetwork !== undefined) throw new ConfigError("dockerSubnet", stack, hostBitsProblem(dockerSubnet, subnetNetwork, false));
   const trustedProxies = r.string("trustedProxies") || (target === "docker" ? dockerSubnet : "10.244.0.0/16");
   const proxyEntries = trustedProxies.split(",").map((x) => x.trim());
   const badProxy = proxyEntries.find((x) => !isCidr(x, 4) && !isCidr(x, 6) && isIP(x) === 0);
@@ -766,6 +769,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
         : `lists ${shown(first)} and ${shown(second)}, the same range to the gateway (it matches the bits of the address up to the prefix length, in any IPv6 spelling): give each range once`,
     );
   }
+  // The gateway masks the host bits away: 10.0.0.1/16 trusts all of 10.0.0.0/16, where a host (10.0.0.1) was meant as often.
+  const hostBitsProxy = proxyEntries.find((x) => hostBitsNetwork(x) !== undefined);
+  if (hostBitsProxy !== undefined) throw new ConfigError("trustedProxies", stack, hostBitsProblem(hostBitsProxy, hostBitsNetwork(hostBitsProxy)!, true));
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -1483,41 +1489,20 @@ function isCidr(v: string, family: 4 | 6): boolean {
 }
 
 /**
+ * A CIDR whose address has bits set past its prefix length, and the network it names (catalog/addresses.ts
+ * hostBitsNetwork, the kit's rule too); `hostMeant`: the key also takes a single address, which may be what was meant.
+ */
+function hostBitsProblem(cidr: string, network: string, hostMeant: boolean): string {
+  const [address, prefix] = cidr.split("/");
+  return `${shown(cidr)} has address bits set past its /${prefix} prefix, which are ignored: it is the network ${network}; write ${network}${hostMeant ? ` (or ${address} alone, for the one host)` : ""}`;
+}
+
+/**
  * A CIDR (already checked as one) whose prefix length has leading zeros: proxy-addr takes /016 for /16,
  * a reader taking a leading 0 for octal for /14 (catalog/addresses.ts zeroPaddedPrefix, the kit's rule too).
  */
 function zeroPaddedPrefixProblem(cidr: string): string {
   return `${shown(cidr)}: its prefix length /${cidr.split("/")[1]} has a leading zero, which some readers take for octal: write /${zeroPaddedPrefix(cidr)}`;
-}
-
-/**
- * The bits of an IPv4 or IPv6 address (already checked as one) as a text of 32 or 128 '0's and '1's:
- * IPv6 in its canonical spelling first (the URL parser's: lower case, zeros compressed, no dotted quad).
- */
-function addressBits(address: string): string {
-  if (isIP(address) === 4) return address.split(".").map((octet) => Number(octet).toString(2).padStart(8, "0")).join("");
-  const [head, tail] = new URL(`http://[${address}]/`).hostname.slice(1, -1).split("::");
-  const groups = (part: string | undefined) => (part ? part.split(":") : []);
-  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill("0"), ...groups(tail)];
-  return all.map((group) => parseInt(group, 16).toString(2).padStart(16, "0")).join("");
-}
-
-/**
- * The first two trustedProxies entries (already checked as addresses or CIDRs) that are one range to the
- * gateway, as written, or undefined. proxy-addr matches a peer against an entry's address bits up to its
- * prefix length (an address is a /32 or /128): 10.0.0.1/16 is 10.0.0.0/16, 172.28.0.2 is 172.28.0.2/32,
- * FD00:10:0::/48 is fd00:10::/48. A narrower range inside a wider one is another range, not a repeat.
- */
-function repeatedProxyRange(entries: readonly string[]): [string, string] | undefined {
-  const seen = new Map<string, string>();
-  for (const entry of entries) {
-    const address = entry.split("/")[0];
-    const range = `${isIP(address)}:${addressBits(address).slice(0, prefixOf(entry))}`;
-    const earlier = seen.get(range);
-    if (earlier !== undefined) return [earlier, entry];
-    seen.set(range, entry);
-  }
-  return undefined;
 }
 
 /**

@@ -186,8 +186,10 @@ describe("parseTrustProxy", () => {
       expect(() => parseTrustProxy(v), v).toThrow(/^has global IPv6 entries "[0-9a-f:/]+": an edge proxy sends from unique local fc00::\/7, link-local fe80::\/10 or loopback ::1 unless the pod network is global \(EKS IPv6, dual-stack clusters\); if it is, set TRUST_PROXY_GLOBAL_IPV6=true/);
       expect(parseTrustProxy(v, true), v).toEqual(v.split(",").map((s) => s.trim()));
     }
-    const local = "fd00:10::/48, FC00:1:2::/64, fe80::/64, febf:ffff::1, ::1, 0:0:0:0:0:0:0:1/128";
+    // ::1 and 0:0:0:0:0:0:0:1/128 are one range: each is taken, not both (tests/unit/trusted-ranges.test.ts).
+    const local = "fd00:10::/48, FC00:1:2::/64, fe80::/64, febf:ffff::1, ::1";
     expect(parseTrustProxy(local)).toEqual(local.split(",").map((s) => s.trim()));
+    expect(parseTrustProxy("0:0:0:0:0:0:0:1/128")).toEqual(["0:0:0:0:0:0:0:1/128"]);
     for (const v of ["ff02::1", "ff00:1::/48", "::/128", "::2", "100::/64", "64:ff9b::1", "4000::1", "fec0::/48"]) {
       expect(() => parseTrustProxy(v, true), v).toThrow(`has IPv6 entries of no unicast range (multicast, unspecified, reserved) "${v}": no edge proxy sends from them`);
     }

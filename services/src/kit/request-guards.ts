@@ -16,11 +16,13 @@
  * another deployer cannot trust a whole /8 either (session 42), nor a public IPv4 range (session 50:
  * catalog/addresses.ts nonProxyIPv4, the stack config's rule too), nor a global IPv6 one without the
  * opt-in TRUST_PROXY_GLOBAL_IPV6 (session 51: catalog/addresses.ts ipv6ProxyScope), nor a prefix length
- * written with leading zeros, /016 (session 63: catalog/addresses.ts zeroPaddedPrefix).
+ * written with leading zeros, /016 (session 63: catalog/addresses.ts zeroPaddedPrefix), nor one with
+ * address bits past its prefix, 10.0.0.1/16, nor a range listed twice (session 63: hostBitsNetwork,
+ * repeatedProxyRange; the stack config's rules for trustedProxies too).
  */
 import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog";
+import { hostBitsNetwork, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog";
 import { HttpError } from "./errors";
 import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
 import { bodyTextIssue } from "./request-framing";
@@ -100,6 +102,20 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
     throw new Error(
       `has global IPv6 entries ${global.map((g) => `"${g}"`).join(", ")}: an edge proxy sends from ${PROXY_IPV6_RANGES} unless the pod network is global (EKS IPv6, dual-stack clusters); if it is, set TRUST_PROXY_GLOBAL_IPV6=true (the stack's trustGlobalIPv6Proxies), else every host of the range could set X-Forwarded-For and pick the address the rate limit and login lockout count`,
     );
+  // Checked last, on entries taken so far: each is an address or CIDR the URL parser reads (a zone id was refused above).
+  const repeated = repeatedProxyRange(items.filter((item) => !NAMED_RANGES.includes(item)));
+  if (repeated !== undefined)
+    throw new Error(
+      repeated[0] === repeated[1]
+        ? `lists "${repeated[0]}" twice: give each range once`
+        : `lists "${repeated[0]}" and "${repeated[1]}", the same range to proxy-addr (it matches the address bits up to the prefix length, in any IPv6 spelling): give each range once`,
+    );
+  const repeatedName = items.find((item, i) => NAMED_RANGES.includes(item) && items.indexOf(item) !== i);
+  if (repeatedName !== undefined) throw new Error(`lists "${repeatedName}" twice: give each range once`);
+  // proxy-addr masks the host bits away: 10.0.0.1/16 trusts all of 10.0.0.0/16, where a host (10.0.0.1) was meant as often.
+  const hostBits = items.filter((item) => !NAMED_RANGES.includes(item) && hostBitsNetwork(item) !== undefined);
+  if (hostBits.length > 0)
+    throw new Error(`has entries with address bits set past the prefix, which are ignored ${hostBits.map((h) => `"${h}" (write ${hostBitsNetwork(h)}, or ${h.split("/")[0]} alone for the one host)`).join(", ")}`);
   return items;
 }
 
