@@ -1106,7 +1106,8 @@ export const DEFAULT_MIN_RUN_SECONDS = 600;
  * A cron expression both schedulers run alike: five fields (minute hour day-of-month month
  * day-of-week, UTC) in the syntax Kubernetes CronJobs and croner (the Docker cron runner) share
  * (numbers, names, `*`, `,`, `-`, `/`; none of croner's extensions such as L, W or #; day-of-week
- * 0-6, as a CronJob reads it: croner also takes 7 for Sunday), valid for croner, with an interval
+ * 0-6, as a CronJob reads it: croner also takes 7 for Sunday), valid for croner, each value of a
+ * field listed once (repeatedCronValue), with an interval
  * between its ticks (one firing at most once in the sampled 400 days gives the overdue alert
  * nothing to measure), and leaving each run `minRunSeconds`: a run's time limit is half the
  * schedule's shortest gap (components/monitoring/scheduled-jobs.ts runTimeoutSeconds), so the
@@ -1129,6 +1130,16 @@ function cronSchedule(r: Reader, key: string, minRunSeconds: number): string {
   } catch (e) {
     throw new ConfigError(key, r.stack, `is not a valid cron expression: ${(e as Error).message}`);
   }
+  const repeat = repeatedCronValue(fields);
+  if (repeat !== undefined) {
+    const { field, first, second } = repeat;
+    const where = first === second ? `'${first}' listed twice` : `in '${first}' and in '${second}'`;
+    throw new ConfigError(
+      key,
+      r.stack,
+      `its ${field} field gives ${repeat.value} twice (${where}): the job runs once at a value however often it is listed, so a repeat is a slip (another value meant?): give each value once, got ${shown(value)}`,
+    );
+  }
   if (!gaps) {
     throw new ConfigError(key, r.stack, `fires at most once in ${GAP_SAMPLE_DAYS} days (or never): a job needs an interval for its overdue alert, got ${shown(value)}`);
   }
@@ -1140,6 +1151,44 @@ function cronSchedule(r: Reader, key: string, minRunSeconds: number): string {
     );
   }
   return value;
+}
+
+/** A five-field cron expression's fields, by name, with the values each takes (day-of-week 7 is refused before). */
+const CRON_FIELDS = [
+  { field: "minute", min: 0, max: 59 },
+  { field: "hour", min: 0, max: 23 },
+  { field: "day-of-month", min: 1, max: 31 },
+  { field: "month", min: 1, max: 12 },
+  { field: "day-of-week", min: 0, max: 6 },
+] as const;
+/** The numbers cron reads month and day names as (croner and a CronJob alike). */
+const CRON_NAME_NUMBERS: Record<string, number> = Object.fromEntries([
+  ..."JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(" ").map((name, i) => [name, i + 1]),
+  ..."SUN MON TUE WED THU FRI SAT".split(" ").map((name, i) => [name, i]),
+]);
+
+/**
+ * The first value a field of a cron expression (already read by croner) lists twice: a value given twice
+ * ("15,15"), or a value or range inside another range or `*` ("1-5,3", "MON-FRI,WED", "*,5"), as written,
+ * or undefined. Croner and a CronJob keep one set of values a field, so the job runs once at it: harmless
+ * to run, but more often a slip (15,45 meant) than meant; the stack config takes nothing twice (session 63).
+ * An item with a step ('0-59/20', every 20 minutes) is left out: two steps meet by arithmetic (every 20 and
+ * every 30 minutes at minute 0), as meant.
+ */
+function repeatedCronValue(fields: readonly string[]): { field: string; value: number; first: string; second: string } | undefined {
+  for (const [i, { field, min, max }] of CRON_FIELDS.entries()) {
+    const givenBy = new Map<number, string>();
+    for (const item of fields[i].split(",")) {
+      if (item.includes("/")) continue;
+      const [from, to] = item === "*" ? [min, max] : item.split("-").map((end) => CRON_NAME_NUMBERS[end.toUpperCase()] ?? Number(end));
+      for (let value = from; value <= (to ?? from); value++) {
+        const earlier = givenBy.get(value);
+        if (earlier !== undefined) return { field, value, first: earlier, second: item };
+        givenBy.set(value, item);
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

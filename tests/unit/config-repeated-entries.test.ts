@@ -110,3 +110,27 @@ describe("serviceReplicas and serviceSettings: each name once", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
+
+describe("cron schedules: each value of a field once", () => {
+  it("refuses a value listed twice or inside another range, naming the key and the field (before: taken, run once at it)", () => {
+    for (const [key, v, field, value, where] of [
+      ["backupSchedule", "15,15 2 * * *", "minute", 15, "'15' listed twice"],
+      ["backupSchedule", "0 1-5,3 * * *", "hour", 3, "in '1-5' and in '3'"],
+      ["mlRetrainSchedule", "30 3 * * MON-FRI,wed", "day-of-week", 3, "in 'MON-FRI' and in 'wed'"],
+      ["mlRetrainSchedule", "30 3 1,*,15 * *", "day-of-month", 1, "in '1' and in '*'"],
+      ["backupSchedule", "0 2 * JAN,1 *", "month", 1, "in 'JAN' and in '1'"],
+    ] as const) {
+      const e = error("prod", { ...k8s, [key]: v });
+      expect(e.key, v).toBe(key);
+      expect(e.message, v).toBe(
+        `${prefix(key, "prod")}its ${field} field gives ${value} twice (${where}): the job runs once at a value however often it is listed, so a repeat is a slip (another value meant?): give each value once, got '${v}'`,
+      );
+    }
+  });
+
+  it("keeps distinct values and ranges, and steps that meet (every 4 and every 6 hours: both at 0 and 12)", () => {
+    for (const v of ["15,45 2 * * *", "0 1-5,7 * * *", "0 */6,*/4 * * *", "30 3 * * MON-WED,FRI", "0 2 1,15 JAN,JUL *"]) {
+      expect(parseStackConfig("dev", { ...docker, mlRetrainSchedule: v }).jobSchedules.mlRetrainSchedule, v).toBe(v);
+    }
+  });
+});
