@@ -62,6 +62,7 @@ import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
 import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
 import { uniqueWorkloadIdentity } from "./rules/unique-workload-identity";
 import { workloadSecretScope } from "./rules/workload-secret-scope";
+import { validatingWebhooksCoverNamespaces } from "./rules/validating-webhooks-cover-namespaces";
 import { workloadVolumeScope } from "./rules/workload-volume-scope";
 
 export const PACK_NAME = "trading-hardening";
@@ -127,6 +128,7 @@ export const policies: Policies = [
     noObjectPatches,
     noMutatingAdmission,
     noApiServerCallouts,
+    validatingWebhooksCoverNamespaces,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

@@ -40,6 +40,13 @@ export function reviewedCalloutProblems(type: string, props: Record<string, any>
             if (validating && narrows(w.objectSelector)) {
                 out.push(`${at} has an objectSelector: whoever writes an object chooses its labels, and so whether the webhook judges it`);
             }
+            // Session 63b: a CEL matchCondition skips whatever request it is false for (a namespace, a requester, the object's
+            // own labels or annotations), in an expression the pack does not evaluate: the objectSelector's hole, unbounded.
+            if (validating && arr(w.matchConditions).length > 0) {
+                out.push(`${at} has matchConditions (${arr(w.matchConditions).map((c) => JSON.stringify(isRecord(c) ? str(c.expression) ?? "?" : "?")).join(", ")}): ` +
+                    "a request they are false for (by its namespace, its requester, or labels whoever writes the object chooses) is not sent to it, " +
+                    "and the pack does not evaluate CEL");
+            }
         });
     }
     if (MUTATING_POLICY.test(type) && str(props.spec?.failurePolicy) === "Ignore") {
@@ -53,4 +60,4 @@ export function reviewedCalloutProblems(type: string, props: Record<string, any>
 }
 
 export const REVIEWED_FIX = "the review accepted its name, not these settings: set failurePolicy: Fail and matchPolicy: Equivalent, judge every " +
-    "object (no objectSelector on a validating webhook), verify the server (caBundle, no insecureSkipTLSVerify), or take it out of allowedNames.";
+    "object (no objectSelector or matchConditions on a validating webhook), verify the server (caBundle, no insecureSkipTLSVerify), or take it out of allowedNames.";

@@ -75,6 +75,22 @@ export function podSecurityLabelProblems(labels: unknown): string[] {
         out.push(`sets ${ENFORCE_VERSION}: ${JSON.stringify(version)}, so Pod Security admission judges its pods by that release's profile and ` +
             "skips every control added since (1.34's probe and lifecycle hosts among them); set it to latest, or leave it out (latest).");
     }
+    // Session 63b: warn and audit report what enforce would refuse (to the client, to the audit log); a weaker level, or a
+    // version pinned to an older release, hides from the people reading them the pods enforce refuses, and so why.
+    for (const mode of ["warn", "audit"] as const) {
+        const label = `pod-security.kubernetes.io/${mode}`;
+        const modeRaw = isRecord(labels) ? labels[label] : undefined;
+        const modeLevel = str(modeRaw);
+        if (modeRaw !== undefined && !isUnknown(modeRaw) && modeLevel !== "restricted") {
+            out.push(`sets ${label}: ${modeLevel ?? JSON.stringify(modeRaw)}, weaker than restricted, the level enforce must hold: the ${mode === "warn" ? "warnings its clients get" : "audit log's annotations"} ` +
+                "say nothing of the pods enforce refuses there, so whoever reads them does not learn why; set it to restricted, or leave it out.");
+        }
+        const modeVersion = isRecord(labels) ? labels[`${label}-version`] : undefined;
+        if (modeVersion !== undefined && !isUnknown(modeVersion) && str(modeVersion) !== "latest") {
+            out.push(`sets ${label}-version: ${JSON.stringify(modeVersion)}, so its ${mode === "warn" ? "warnings" : "audit annotations"} judge pods by that ` +
+                "release's profile and stay silent on every control added since; set it to latest, or leave it out (latest).");
+        }
+    }
     return out;
 }
 
@@ -84,7 +100,7 @@ export const protectedNamespaces: ResourceValidationPolicy = {
         "No platform object goes into the `default` namespace (also where an unset metadata.namespace lands) or a " +
         "`kube-*` system namespace: those hold the cluster's own components and are shared with every tenant; a declared " +
         "Namespace enforces Pod Security's restricted level at its latest version (pod-security.kubernetes.io/enforce, " +
-        "enforce-version).",
+        "enforce-version), and warns and audits at no weaker level or older version (warn, audit and their -version).",
     severity: "high",
     configSchema: {
         properties: {

@@ -138,7 +138,7 @@ describe("one loopback test for Docker's addresses (docker-logs-on-host, no-publ
 
 describe("allowedNames: a reviewed webhook, admission policy or APIService is still read (no-api-server-callouts, no-mutating-admission)", () => {
     const FIX = "; the review accepted its name, not these settings: set failurePolicy: Fail and matchPolicy: Equivalent, judge every object (no " +
-        "objectSelector on a validating webhook), verify the server (caBundle, no insecureSkipTLSVerify), or take it out of allowedNames.";
+        "objectSelector or matchConditions on a validating webhook), verify the server (caBundle, no insecureSkipTLSVerify), or take it out of allowedNames.";
     const hook = (version: string, kind: "Validating" | "Mutating", webhook: Record<string, unknown>): TestResource => ({
         type: `kubernetes:admissionregistration.k8s.io/${version}:${kind}WebhookConfiguration`, name: "engine",
         props: { metadata: { name: "policy-engine" }, webhooks: [{ name: "validate.engine.io", clientConfig: { service: { name: "engine", namespace: "policy" } },
