@@ -117,3 +117,32 @@ describe("automount-service-account-token: an exempt workload's projected token 
         })], exempt)).toEqual([]);
     });
 });
+
+describe("datastore-backups: a backup CronJob that can run, one run at a time (beyond 63's list)", () => {
+    const FIX = ". Set concurrencyPolicy: Forbid, a schedule that fires, startingDeadlineSeconds unset or at least 10, and neither suspend nor parallelism: 0 in its jobTemplate.";
+    const backup = (change: (spec: any) => void) => prodStack().map((r) => r.name === "postgres-backup-cronjob" ? edit(r, (p) => change(p.spec)) : r);
+
+    it("rejects jobs suspended or given no pod, a start deadline under 10 s, a schedule that never fires, overlapping or replacing runs", async () => {
+        const at = "Datastore \"postgres\" has no backup that runs sound: CronJob \"postgres-backup-cronjob\" ";
+        expect(await messages("datastore-backups", backup((s) => { s.jobTemplate.spec.suspend = true; s.jobTemplate.spec.parallelism = 0; s.startingDeadlineSeconds = 5; }))).toEqual([
+            `${at}its jobTemplate sets suspend: true (every Job it makes waits, running no pod); CronJob "postgres-backup-cronjob" its jobTemplate sets parallelism: 0 ` +
+            "(every Job it makes runs no pod); CronJob \"postgres-backup-cronjob\" its startingDeadlineSeconds 5 is under the controller's 10-second check (a run may never start)" + FIX,
+        ]);
+        expect(await messages("datastore-backups", backup((s) => { s.schedule = "15 2 30 2 *"; }))).toEqual([
+            `${at}its schedule "15 2 30 2 *" names a day none of its months has (it never fires)${FIX}`,
+        ]);
+        expect(await messages("datastore-backups", backup((s) => { delete s.concurrencyPolicy; }))).toEqual([
+            `${at}its runs overlap (concurrencyPolicy: unset, Allow): a dump slower than its schedule starts another on the same datastore and target${FIX}`,
+        ]);
+        expect(await messages("datastore-backups", backup((s) => { s.concurrencyPolicy = "Replace"; }))).toEqual([
+            `${at}a run slower than its schedule is killed by the next (concurrencyPolicy: Replace): a backup that never completes${FIX}`,
+        ]);
+    });
+
+    it("passes the program's Forbid, schedules that fire (Feb 29, the 31st of some month, a weekday given), a deadline of 10 s, values unknown during preview", async () => {
+        for (const schedule of ["0 3 29 2 *", "0 3 31 1-12 *", "0 3 31 4,5 *", "0 3 31 4 1", "@daily"]) {
+            expect(await messages("datastore-backups", backup((s) => { s.schedule = schedule; s.startingDeadlineSeconds = 10; }))).toEqual([]);
+        }
+        expect(await messages("datastore-backups", backup((s) => { s.concurrencyPolicy = UNKNOWN; s.jobTemplate.spec.suspend = UNKNOWN; }))).toEqual([]);
+    });
+});
