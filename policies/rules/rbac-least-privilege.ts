@@ -125,6 +125,34 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
         group: "node.k8s.io", resources: ["runtimeclasses"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
         what: "creates, changes or deletes RuntimeClasses (a reviewed class's name given another handler runs pods as that handler says)",
     },
+    // Session 63b: the same denial of service by the doors session 63 left open. Scaling to 0 stops every replica at once
+    // (a scale-down asks no PodDisruptionBudget); a budget changed or deleted lets a drain or an eviction take every replica;
+    // a quota or limit range removed unbounds what the namespace's pods take from the node.
+    ...WORKLOADS.filter(([, resource]) => ["replicationcontrollers", "deployments", "replicasets", "statefulsets"].includes(resource)).map(([group, resource]) => ({
+        group, resources: [`${resource}/scale`], verbs: ["update", "patch"],
+        what: `scales ${resource} (to 0: every replica stopped at once, no PodDisruptionBudget asked: a denial of service on demand)`,
+    })),
+    {
+        group: "policy", resources: ["poddisruptionbudgets"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "creates, changes or deletes PodDisruptionBudgets (one gone or allowing 100% lets a drain or an eviction take every replica at once)",
+    },
+    {
+        group: "", resources: ["resourcequotas", "limitranges"], verbs: [...WRITE_VERBS, "delete", "deletecollection"],
+        what: "changes or deletes ResourceQuotas or LimitRanges (the namespace's bounds on what its pods take from the nodes)",
+    },
+    // Session 63b: Leases are leader election and node heartbeats. From a ClusterRole (every namespace once bound by a
+    // ClusterRoleBinding), kube-system's kube-scheduler and kube-controller-manager leases held stop the control loops, and
+    // kube-node-lease's renewed keep a dead node looking alive; a Role's own namespace's leases are its own controllers'.
+    {
+        group: "coordination.k8s.io", resources: ["leases"], verbs: [...WRITE_VERBS, "delete", "deletecollection"], clusterRoleOnly: true,
+        what: "writes Leases of every namespace once a ClusterRoleBinding binds it (kube-system's leader elections: the scheduler and controllers stop, and kube-node-lease's: a dead node looks alive)",
+    },
+    // Session 63b: Events are the record of what admission refused, what was evicted or killed and why; the audit log
+    // aside, the only one a namespace's readers see.
+    ...["", "events.k8s.io"].map((group) => ({
+        group, resources: ["events"], verbs: ["update", "patch", "delete", "deletecollection"],
+        what: "rewrites or deletes Events (the record of what admission refused, what was evicted or killed and why)",
+    })),
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -160,7 +188,8 @@ export function roleProblems(props: Record<string, any>, clusterRole = false): s
             const granted = inGroup(grant.group) &&
                 grant.resources.some((res) => resources.some((rr) => coversResource(rr, res))) &&
                 verbs.some((v) => v === "*" || grant.verbs.includes(v));
-            if (granted) out.push(`rules[${i}] ${grant.what}`);
+            // One report per rule and grant: the Events grant is listed for both API groups that serve them.
+            if (granted && !out.includes(`rules[${i}] ${grant.what}`)) out.push(`rules[${i}] ${grant.what}`);
         }
     });
     return out;

@@ -241,7 +241,8 @@ describe("rbac-least-privilege: the CIS 5.1 grants that reach beyond the role", 
             role([
                 { apiGroups: ["", "apps", "batch"], resources: ["pods", "pods/log", "deployments", "jobs", "nodes", "persistentvolumes"], verbs: ["get", "list", "watch"] },
                 { apiGroups: ["apps"], resources: ["secrets", "pods/exec"], verbs: ["get"] },
-                { apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["patch"] },
+                // Session 63b: reading the scale passes; changing it (to 0) is refused (red-team-63b).
+                { apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["get"] },
                 { apiGroups: ["certificates.k8s.io"], resources: ["certificatesigningrequests"], verbs: ["create"] },
             ]),
             binding({ kind: "Role", name: "admin" }, [{ kind: "ServiceAccount", name: "prometheus", namespace: NS }]),

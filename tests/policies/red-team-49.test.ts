@@ -115,6 +115,8 @@ describe("rbac-least-privilege: a ClusterRole aggregated into the built-in roles
         expect(found).toEqual([
             `ClusterRole "secrets-for-admins" rules[0] reads secrets${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
             `ClusterRole "secrets-for-admins" rules[1] allows exec/attach into pods${into("admin and edit ClusterRoles: every holder of them")}${FIX}`,
+            // Session 63b: scaling (to 0) is refused on its own too (red-team-63b).
+            `ClusterRole "viewers-scale" rules[0] scales deployments (to 0: every replica stopped at once, no PodDisruptionBudget asked: a denial of service on demand)${into("view ClusterRole: every holder of it")}${FIX}`,
             `ClusterRole "viewers-scale" rules[0] grants update to every holder of view, which is read-only (get, list, watch)${into("view ClusterRole: every holder of it")}${FIX}`,
             // Session 63: deleting pods is refused on its own too (red-team-63).
             `ClusterRole "viewers-scale" rules[1] deletes pods (every replica at once, past the PodDisruptionBudgets only evictions honour: a denial of service on demand)${into("view ClusterRole: every holder of it")}${FIX}`,

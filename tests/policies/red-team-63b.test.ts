@@ -146,3 +146,35 @@ describe("datastore-backups: a backup CronJob that can run, one run at a time (b
         expect(await messages("datastore-backups", backup((s) => { s.concurrencyPolicy = UNKNOWN; s.jobTemplate.spec.suspend = UNKNOWN; }))).toEqual([]);
     });
 });
+
+describe("rbac-least-privilege: the denials of service session 63 left open, and the record of them (beyond 63's list)", () => {
+    const clusterRole = (name: string, rules: any[]): TestResource => ({ type: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", name, props: { metadata: { name }, rules } });
+    const role = (name: string, rules: any[]): TestResource => ({ type: "kubernetes:rbac.authorization.k8s.io/v1:Role", name, props: { metadata: { name, namespace: NS }, rules } });
+    const firstClause = (ms: string[]) => ms.map((m) => m.split("; ")[0]);
+
+    it("rejects scaling workloads, writing PodDisruptionBudgets, quotas and limit ranges, a ClusterRole writing Leases, rewriting or deleting Events", async () => {
+        expect(firstClause(await messages("rbac-least-privilege", [clusterRole("operator", [
+            { apiGroups: ["apps"], resources: ["deployments/scale", "statefulsets/scale"], verbs: ["patch"] },
+            { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["delete"] },
+            { apiGroups: [""], resources: ["resourcequotas", "limitranges"], verbs: ["update"] },
+            { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["update"] },
+            { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["deletecollection"] },
+        ])]))).toEqual([
+            "ClusterRole \"operator\" rules[0] scales deployments (to 0: every replica stopped at once, no PodDisruptionBudget asked: a denial of service on demand)",
+            "ClusterRole \"operator\" rules[0] scales statefulsets (to 0: every replica stopped at once, no PodDisruptionBudget asked: a denial of service on demand)",
+            "ClusterRole \"operator\" rules[1] creates, changes or deletes PodDisruptionBudgets (one gone or allowing 100% lets a drain or an eviction take every replica at once)",
+            "ClusterRole \"operator\" rules[2] changes or deletes ResourceQuotas or LimitRanges (the namespace's bounds on what its pods take from the nodes)",
+            "ClusterRole \"operator\" rules[3] writes Leases of every namespace once a ClusterRoleBinding binds it (kube-system's leader elections: the scheduler and " +
+                "controllers stop, and kube-node-lease's: a dead node looks alive)",
+            "ClusterRole \"operator\" rules[4] rewrites or deletes Events (the record of what admission refused, what was evicted or killed and why)",
+        ]);
+    });
+
+    it("passes reading scales, budgets and Events, creating Events, and a Role's own namespace's Leases (its controllers' leader election)", async () => {
+        expect(await messages("rbac-least-privilege", [
+            role("elector", [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+                { apiGroups: [""], resources: ["events"], verbs: ["create"] }]),
+            clusterRole("reader", [{ apiGroups: ["apps", "policy", ""], resources: ["deployments/scale", "poddisruptionbudgets", "events"], verbs: ["get", "list", "watch"] }]),
+        ])).toEqual([]);
+    });
+});
