@@ -64,6 +64,7 @@ import { uniqueWorkloadIdentity } from "./rules/unique-workload-identity";
 import { workloadSecretScope } from "./rules/workload-secret-scope";
 import { validatingWebhooksCoverNamespaces } from "./rules/validating-webhooks-cover-namespaces";
 import { workloadVolumeScope } from "./rules/workload-volume-scope";
+import { workloadsInDeclaredNamespaces } from "./rules/workloads-in-declared-namespaces";
 
 export const PACK_NAME = "trading-hardening";
 
@@ -94,6 +95,7 @@ export const policies: Policies = [
     clusterDnsOnly,
     // Namespaces and API access
     protectedNamespaces,
+    workloadsInDeclaredNamespaces,
     automountServiceAccountToken,
     rbacLeastPrivilege,
     rbacBoundRolesDeclared,

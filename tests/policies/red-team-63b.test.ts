@@ -178,3 +178,21 @@ describe("rbac-least-privilege: the denials of service session 63 left open, and
         ])).toEqual([]);
     });
 });
+
+describe("workloads-in-declared-namespaces: a workload runs where the pack read the Pod Security labels (beyond 63's list)", () => {
+    const inNamespace = (ns: unknown) => edit(deployment("reports", 3000), (p) => { p.metadata.namespace = ns; });
+
+    it("rejects a workload in a namespace the stack does not declare (made by hand, by another stack, or later)", async () => {
+        expect(await messages("workloads-in-declared-namespaces", [...prodStack(), inNamespace("ai-trading-tools")])).toEqual([
+            "Deployment \"reports-deployment\" runs in the namespace \"ai-trading-tools\", which the stack does not declare: its pods, and every pod made there at " +
+            "run time, are admitted under Pod Security labels the pack never read (privileged unless the API server's configuration sets another level); declare " +
+            "the Namespace in the program (protected-namespaces then holds it to restricted), or put the workload in one it declares.",
+        ]);
+    });
+
+    it("passes the program's namespace, a namespace unknown during preview, a declared Namespace's name unknown during preview", async () => {
+        expect(await messages("workloads-in-declared-namespaces", [...prodStack(), inNamespace(UNKNOWN)])).toEqual([]);
+        expect(await messages("workloads-in-declared-namespaces", [namespace("later", undefined), { ...namespace("x", {}), props: { metadata: { name: UNKNOWN } } },
+            inNamespace("ai-trading-tools")])).toEqual([]);
+    });
+});
