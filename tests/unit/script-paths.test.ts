@@ -129,6 +129,22 @@ describe("paths with glob and regular-expression characters are compared as text
     return holder.pid!;
   };
 
+  /**
+   * mounts_under of scripts/cluster/lib.sh run on a /proc/mounts of `lines` (each path spelt as the kernel spells it:
+   * \134, \040, \012), for `runDir` and /run/netns/cni-: the paths it prints, NUL-separated.
+   */
+  const mountsUnder = (runDir: string, lines: (spelt: (path: string) => string) => string[], file: string): string[] => {
+    const lib = readFileSync(join(root, "scripts", "cluster", "lib.sh"), "utf8");
+    const fn = /^mounts_under\(\) \{\n[\s\S]*?\n\}\n/m.exec(lib)?.[0] ?? "";
+    expect(fn).toContain("mounts_under()");
+    const spelt = (path: string) => path.replace(/\\/g, "\\134").replace(/ /g, "\\040").replace(/\n/g, "\\012");
+    const mounts = join(scratch, file);
+    writeFileSync(mounts, [...lines(spelt), "proc /proc proc rw 0 0", "nsfs /run/netns/cni-1234 nsfs rw 0 0", ""].join("\n"));
+    const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    return run.stdout.split("\0").filter(Boolean);
+  };
+
   it("scripts/lib/locks.sh names the holders of a lock under a cache path holding '*', '?', '[', ' ' and 'é', and only them", async () => {
     const plain = join(scratch, "cache a", "locks", "x.lock");
     const bracketed = join(scratch, "cache [é]", "locks", "x.lock");
@@ -147,52 +163,31 @@ describe("paths with glob and regular-expression characters are compared as text
   });
 
   it("scripts/cluster/lib.sh mounts_under finds the mounts under a run folder holding ' ', '[', '.' as /proc/mounts spells them, and only those", () => {
-    const lib = readFileSync(join(root, "scripts", "cluster", "lib.sh"), "utf8");
-    const fn = /^mounts_under\(\) \{\n[\s\S]*?\n\}\n/m.exec(lib)?.[0] ?? "";
-    expect(fn).toContain("mounts_under()");
     const runDir = join(scratch, "ca.che [1]", "k8s", "run");
     mkdirSync(runDir, { recursive: true });
-    const spelt = (path: string) => path.replace(/\\/g, "\\134").replace(/ /g, "\\040");
-    const mounts = join(scratch, "mounts");
-    writeFileSync(
-      mounts,
-      [
+    const found = mountsUnder(
+      runDir,
+      (spelt) => [
         `tmpfs ${spelt(`${runDir}/pods/a b\\c`)} tmpfs rw 0 0`,
         // What the old regular expression matched instead: '.' any character, [1] the character 1.
         `tmpfs ${spelt(`${join(scratch, "caXche 1", "k8s", "run")}/x`)} tmpfs rw 0 0`,
-        "proc /proc proc rw 0 0",
-        "nsfs /run/netns/cni-1234 nsfs rw 0 0",
-        "",
-      ].join("\n"),
+      ],
+      "mounts",
     );
-    const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
-    expect(run.stderr).toBe("");
-    expect(run.stdout.split("\0").filter(Boolean)).toEqual([`${runDir}/pods/a b\\c`, "/run/netns/cni-1234"]);
+    expect(found).toEqual([`${runDir}/pods/a b\\c`, "/run/netns/cni-1234"]);
   });
 
   it("scripts/cluster/lib.sh mounts_under keeps a newline of a path (/proc/mounts' \\012) inside it, in the mounts it prints and in a run folder it is given", () => {
-    const lib = readFileSync(join(root, "scripts", "cluster", "lib.sh"), "utf8");
-    const fn = /^mounts_under\(\) \{\n[\s\S]*?\n\}\n/m.exec(lib)?.[0] ?? "";
     // A run folder "<scratch>/a<nl>/<nl>run<nl>": given to awk one a line, it was the prefixes "<scratch>/a",
     // "/" (every mount of the host) and "run"; $(readlink -f) dropped its last newline.
     const runDir = join(scratch, "a\n", "\nrun\n");
     mkdirSync(runDir, { recursive: true });
-    const spelt = (path: string) => path.replace(/\\/g, "\\134").replace(/ /g, "\\040").replace(/\n/g, "\\012");
-    const mounts = join(scratch, "mounts-nl");
-    writeFileSync(
-      mounts,
-      [
-        `tmpfs ${spelt(`${runDir}/pods/x\n/y`)} tmpfs rw 0 0`,
-        `tmpfs ${spelt(join(scratch, "a"))} tmpfs rw 0 0`,
-        `tmpfs ${spelt(runDir.slice(0, -1))}x tmpfs rw 0 0`,
-        "proc /proc proc rw 0 0",
-        "nsfs /run/netns/cni-1234 nsfs rw 0 0",
-        "",
-      ].join("\n"),
+    const found = mountsUnder(
+      runDir,
+      (spelt) => [`tmpfs ${spelt(`${runDir}/pods/x\n/y`)} tmpfs rw 0 0`, `tmpfs ${spelt(join(scratch, "a"))} tmpfs rw 0 0`, `tmpfs ${spelt(runDir.slice(0, -1))}x tmpfs rw 0 0`],
+      "mounts-nl",
     );
-    const run = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\nmounts_under "$1" /run/netns/cni-`, "mounts", runDir], { env: { ...process.env, PROC_MOUNTS: mounts }, encoding: "utf8" });
-    expect(run.stderr).toBe("");
     // One path each, as umount takes it: before, "<run>/pods/x" and "/y" were two lines, and every mount matched.
-    expect(run.stdout.split("\0").filter(Boolean)).toEqual([`${runDir}/pods/x\n/y`, "/run/netns/cni-1234"]);
+    expect(found).toEqual([`${runDir}/pods/x\n/y`, "/run/netns/cni-1234"]);
   });
 });
