@@ -18,7 +18,8 @@ const WORKLOADS: Array<[group: string, resource: string]> = [
  * matches rules, so a subresource wildcard (an asterisk, a slash, then "exec") is caught too; a bare
  * "*" is reported as a wildcard already.
  */
-const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: string[]; what: string; clusterRoleOnly?: boolean }> = [
+/** `group`: the API group serving the resources, or each of the groups that serve them (Events: the core group and events.k8s.io). */
+const SENSITIVE_GRANTS: Array<{ group: string | string[]; resources: string[]; verbs: string[]; what: string; clusterRoleOnly?: boolean }> = [
     { group: "", resources: ["secrets"], verbs: ["get", "list", "watch"], what: "reads secrets" }, // 5.1.2
     // `get` too: before Kubernetes 1.35 a WebSocket exec/attach was authorised as a `get`.
     { group: "", resources: ["pods/exec", "pods/attach"], verbs: ["create", "get"], what: "allows exec/attach into pods" },
@@ -149,10 +150,10 @@ const SENSITIVE_GRANTS: Array<{ group: string; resources: string[]; verbs: strin
     },
     // Session 63b: Events are the record of what admission refused, what was evicted or killed and why; the audit log
     // aside, the only one a namespace's readers see.
-    ...["", "events.k8s.io"].map((group) => ({
-        group, resources: ["events"], verbs: ["update", "patch", "delete", "deletecollection"],
+    {
+        group: ["", "events.k8s.io"], resources: ["events"], verbs: ["update", "patch", "delete", "deletecollection"],
         what: "rewrites or deletes Events (the record of what admission refused, what was evicted or killed and why)",
-    })),
+    },
 ];
 
 /** Whether a rule's resource entry covers `resource` ("pods" or "pods/exec"), as the API server decides. */
@@ -185,11 +186,10 @@ export function roleProblems(props: Record<string, any>, clusterRole = false): s
         const inGroup = (g: string) => groups.length === 0 || groups.includes("*") || groups.includes(g);
         for (const grant of SENSITIVE_GRANTS) {
             if (grant.clusterRoleOnly && !clusterRole) continue;
-            const granted = inGroup(grant.group) &&
+            const granted = (typeof grant.group === "string" ? inGroup(grant.group) : grant.group.some(inGroup)) &&
                 grant.resources.some((res) => resources.some((rr) => coversResource(rr, res))) &&
                 verbs.some((v) => v === "*" || grant.verbs.includes(v));
-            // One report per rule and grant: the Events grant is listed for both API groups that serve them.
-            if (granted && !out.includes(`rules[${i}] ${grant.what}`)) out.push(`rules[${i}] ${grant.what}`);
+            if (granted) out.push(`rules[${i}] ${grant.what}`);
         }
     });
     return out;
