@@ -6,7 +6,8 @@
  * ./revoked-sessions.ts). A token without `sid` (issued before session 40) lives out its expiry.
  *
  * A token in another base64url spelling of the same bytes (the last character's unused bits, padding,
- * `+/`) is a 401 before any cache (red team 63): each would be a cache key of its own.
+ * `+/`) is a 401 and never a cache key (red team 63): the caches hold only tokens verifyAccessToken took,
+ * which takes one spelling alone (kit isCanonicalJwt), so another spelling misses and is refused there.
  * Hot path: a verified token is kept (signature, claims) until it expires, so a repeated token costs
  * a map lookup instead of an HMAC and a JSON parse; a verified API key likewise, dropped when its
  * revocation is published and refused from its expiry on (an expired key is looked up again, and
@@ -19,7 +20,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
-import { HttpError, isCanonicalJwt, TokenError, unavailable, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
+import { HttpError, TokenError, unavailable, verifyAccessToken, type AccessClaims, type Identity, type PeerClient } from "../../kit";
 import { apiKeyCacheKey, apiKeyExpired, hashApiKey, parseApiKey, parseApiKeyIdentity, type ApiKeyIdentity } from "../user-management/api-keys";
 import { revocationReason } from "../user-management/user-state";
 import type { GatewayLimits } from "./limits";
@@ -95,7 +96,7 @@ export class Authenticator {
       let claims: AccessClaims | undefined;
       if (memo !== undefined && memo.authorization === authorization) claims = memo.claims;
       else {
-        // No spelling check here (the hot path): the cache holds only tokens fromToken verified, each
+        // No spelling check here (the hot path): the cache holds only tokens verifyAccessToken took, each
         // canonical, so another spelling of one misses and goes to authenticate(), which refuses it.
         const m = BEARER.exec(authorization);
         claims = m ? this.tokens.get(m[1]) : undefined;
@@ -148,8 +149,8 @@ export class Authenticator {
     const m = BEARER.exec(authorization);
     if (!m) throw new HttpError(401, "INVALID_TOKEN", "Authorization must be 'Bearer <access token>'");
     const token = m[1];
-    // One signed token has one spelling (kit isCanonicalJwt): another is refused before it can key the cache.
-    if (!isCanonicalJwt(token)) throw new TokenError("token is not in canonical base64url", "invalid");
+    // Another spelling of a cached token misses (the cache holds what verifyAccessToken took, canonical alone):
+    // verifyAccessToken refuses it (kit isCanonicalJwt) before it is stored.
     const nowS = Date.now() / 1000;
     let claims = this.d.states.subscribed ? this.tokens.get(token) : undefined;
     if (!claims || claims.expiresAt <= nowS || claims.issuedAt + this.d.maxTokenAgeS <= nowS) {
