@@ -322,6 +322,9 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     const deadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:CronJob").map((c) => [c.inputs.metadata.name, c.inputs.spec.jobTemplate.spec.activeDeadlineSeconds]));
     expect(runTimeoutSeconds("15 2 * * *", BACKUP_RUN_TIMEOUT_SECONDS)).toBe(10_800);
     expect(deadlines).toEqual({ "ml-predictor-retrain": 3_600, "postgres-backup": 10_800, "clickhouse-backup": 10_800 });
+    // Session 64: the one-shot Jobs (the migrations) are bounded too, an hour (ONE_SHOT_JOB_DEADLINE_SECONDS).
+    const jobDeadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:Job").map((j) => [j.inputs.metadata.name, j.inputs.spec.activeDeadlineSeconds]));
+    expect(jobDeadlines).toEqual({ "database-service-migrate": 3_600 });
     // The backups' recorded runs (database-service's /metrics): overdue from backupSchedule, unfinished
     // past their 3 h limit; the ClickHouse one's recorded by its run recorder container (below).
     for (const job of ["postgres-backup", "clickhouse-backup"]) {

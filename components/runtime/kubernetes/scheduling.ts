@@ -1,6 +1,7 @@
 /** Jobs: one-shot Jobs the fleet waits for (migrations) and CronJobs on a schedule (backups). */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { runTimeoutSeconds } from "../../monitoring/scheduled-jobs";
 import { ScheduledJobSpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { podTemplate } from "./pod";
@@ -16,6 +17,15 @@ const restartOnFailure = (template: PodTemplate) => ({ ...template, spec: { ...t
  */
 const retryInNewPod = (template: PodTemplate) => ({ ...template, spec: { ...template.spec, restartPolicy: "Never" } });
 
+/**
+ * Time limit of a one-shot Job (the migrations): an hour, the whole Job, retries included. Pulumi waits 10 minutes
+ * for the Job and then fails the update; the Job goes on. A migration run waits up to MIGRATE_LOCK_TIMEOUT_MS (5 min
+ * by default) for another run's lock before migrating, so an hour leaves a slow migration room, and a run still going
+ * then is stuck (a peer that never answers), holding its advisory lock and connections: stopped instead of kept forever
+ * (policy job-active-deadlines).
+ */
+export const ONE_SHOT_JOB_DEADLINE_SECONDS = 3_600;
+
 export function oneShotJob(
   ctx: KubernetesContext,
   spec: WorkloadSpec,
@@ -28,7 +38,7 @@ export function oneShotJob(
     `${spec.name}-job`,
     {
       metadata: { name: spec.name, namespace: ctx.namespace, labels },
-      spec: { backoffLimit: 4, template: restartOnFailure(template) },
+      spec: { backoffLimit: 4, activeDeadlineSeconds: ONE_SHOT_JOB_DEADLINE_SECONDS, template: restartOnFailure(template) },
     },
     ctx.opts(parent, dependsOn),
   );
@@ -54,8 +64,9 @@ export function cronJob(
         jobTemplate: {
           metadata: { labels },
           // activeDeadlineSeconds: the whole Job, retries included, is stopped at the run's time limit
-          // (its pods get SIGTERM, then SIGKILL after their grace period).
-          spec: { backoffLimit: 2, ...(spec.runTimeoutSeconds !== undefined ? { activeDeadlineSeconds: spec.runTimeoutSeconds } : {}), template: spec.companion ? retryInNewPod(template) : restartOnFailure(template) },
+          // (its pods get SIGTERM, then SIGKILL after their grace period); a job given none gets the
+          // default one of its schedule (session 64: never unbounded, policy job-active-deadlines).
+          spec: { backoffLimit: 2, activeDeadlineSeconds: spec.runTimeoutSeconds ?? runTimeoutSeconds(spec.schedule), template: spec.companion ? retryInNewPod(template) : restartOnFailure(template) },
         },
       },
     },
