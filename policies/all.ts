@@ -1,5 +1,6 @@
 /** The pack's policies, in report order. Kept apart from index.ts so tests can load them without serving the pack. */
 import { Policies } from "@pulumi/policy";
+import { admissionPolicyBindingsEnforce } from "./rules/admission-policy-bindings-enforce";
 import { allowedImageRegistries } from "./rules/allowed-image-registries";
 import { allowedStorageDrivers } from "./rules/allowed-storage-drivers";
 import { automountServiceAccountToken } from "./rules/automount-service-account-token";
@@ -13,6 +14,7 @@ import { edgeTlsOnly } from "./rules/edge-tls-only";
 import { emptyDirSizeLimit } from "./rules/emptydir-size-limit";
 import { handMadeEndpoints } from "./rules/hand-made-endpoints";
 import { healthChecks } from "./rules/health-checks";
+import { jobActiveDeadlines } from "./rules/job-active-deadlines";
 import { ingressCors } from "./rules/ingress-cors";
 import { edgeGatewayContract } from "./rules/edge-gateway-contract";
 import { ingressHosts } from "./rules/ingress-hosts";
@@ -57,6 +59,7 @@ import { secretFileModes } from "./rules/secret-file-modes";
 import { selectorsMatchWorkloads } from "./rules/selectors-match-workloads";
 import { serversRequireAuthentication } from "./rules/servers-require-authentication";
 import { serviceMinReplicas } from "./rules/service-min-replicas";
+import { serviceAccountTokensBound } from "./rules/service-account-tokens-bound";
 import { servicePodDisruptionBudget } from "./rules/service-pod-disruption-budget";
 import { strongGeneratedSecrets } from "./rules/strong-generated-secrets";
 import { trustedCertificateIssuers } from "./rules/trusted-certificate-issuers";
@@ -97,6 +100,7 @@ export const policies: Policies = [
     protectedNamespaces,
     workloadsInDeclaredNamespaces,
     automountServiceAccountToken,
+    serviceAccountTokensBound,
     rbacLeastPrivilege,
     rbacBoundRolesDeclared,
     // Container hardening
@@ -117,6 +121,7 @@ export const policies: Policies = [
     allowedStorageDrivers,
     readOnlyRootFilesystem,
     resourceLimits,
+    jobActiveDeadlines,
     pidsLimit,
     dockerLogsOnHost,
     emptyDirSizeLimit,
@@ -131,6 +136,7 @@ export const policies: Policies = [
     noMutatingAdmission,
     noApiServerCallouts,
     validatingWebhooksCoverNamespaces,
+    admissionPolicyBindingsEnforce,
     selectorsMatchWorkloads,
     // Availability and recovery (prod)
     serviceMinReplicas,

@@ -7,16 +7,12 @@
  * the object chooses its labels, and so whether it is judged) or an APIService's `insecureSkipTLSVerify` passed
  * with the reviewed name.
  */
+import { narrows } from "./admission";
 import { arr, isRecord, str } from "./values";
 
 const WEBHOOKS = /^kubernetes:admissionregistration\.k8s\.io\/(v[0-9a-z]+):(Validating|Mutating)WebhookConfiguration$/;
 const MUTATING_POLICY = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:MutatingAdmissionPolicy$/;
 const API_SERVICE = /^kubernetes:apiregistration\.k8s\.io\/v[0-9a-z]+:APIService$/;
-
-/** Whether a label selector selects less than everything (an empty one, `{}`, selects every object). */
-function narrows(selector: unknown): boolean {
-    return isRecord(selector) && (Object.keys(isRecord(selector.matchLabels) ? selector.matchLabels : {}).length > 0 || arr(selector.matchExpressions).length > 0);
-}
 
 /** The settings of a reviewed object that undo what the review relied on, each naming its field. */
 export function reviewedCalloutProblems(type: string, props: Record<string, any>): string[] {

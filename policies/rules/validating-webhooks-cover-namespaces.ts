@@ -1,28 +1,13 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
-import { isEmptySelector, selectorMatches } from "../lib/selectors";
+import { declaredNamespaces, namespacesLeftOut, scopeFinding, scopeProblems } from "../lib/admission";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe } from "../lib/workloads";
 
 const VALIDATING_WEBHOOK = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:ValidatingWebhookConfiguration$/;
-const NAMESPACE = "kubernetes:core/v1:Namespace";
-/** The label the API server sets on every namespace (1.21 on), whatever the object declares: its name. */
-const NAME_LABEL = "kubernetes.io/metadata.name";
 
-/** A declared Namespace's labels as the API server holds them, or undefined while its name or a label is unknown. */
-function namespaceLabels(ns: StackResource): { name: string; labels: Record<string, string> } | undefined {
-    const name = ns.props.metadata?.name;
-    const labels = ns.props.metadata?.labels;
-    // A Namespace without metadata.name is auto-named by Pulumi (a random suffix): no selector can be judged against it.
-    if (isUnknown(name) || str(name) === undefined || isUnknown(labels)) return undefined;
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(isRecord(labels) ? labels : {})) {
-        if (isUnknown(v)) return undefined;
-        const s = str(v);
-        if (s !== undefined) out[k] = s;
-    }
-    return { name: str(name)!, labels: { ...out, [NAME_LABEL]: str(name)! } };
-}
+const FIX = "select every namespace (no namespaceSelector, or one matching the platform's), or take it out of no-api-server-callouts' allowedNames.";
+const SCOPE_FIX = "give its rules scope \"*\" (the default) or \"Namespaced\" for what is made in namespaces, or take it out of no-api-server-callouts' allowedNames.";
 
 /**
  * Session 63b. A validating webhook reviewed and listed in no-api-server-callouts' allowedNames is there to judge what is
@@ -33,23 +18,30 @@ function namespaceLabels(ns: StackResource): { name: string; labels: Record<stri
  * declared Namespace, read by its labels and the name label the API server adds; an unlisted one is refused by
  * no-api-server-callouts anyway. A selector or namespace unknown during preview is judged at `up`. Mutating webhooks are
  * not held to it: a mutation left out of the platform's namespaces leaves its objects as the pack checked them.
+ * Session 64: its rules' `scope` too. `scope: "Cluster"` on every rule matches no namespaced object, so the webhook judges
+ * nothing in any namespace whatever its selector (lib/admission.ts); a rule naming pods or Secrets under it matches none.
  */
 export function uncoveredNamespaces(resources: StackResource[]): Finding[] {
-    const namespaces = resources.filter((r) => r.type === NAMESPACE).map(namespaceLabels);
-    const known = namespaces.filter((n): n is NonNullable<typeof n> => n !== undefined);
+    const known = declaredNamespaces(resources);
     const out: Finding[] = [];
     for (const config of resources.filter((r) => VALIDATING_WEBHOOK.test(r.type))) {
         if (isUnknown(config.props.webhooks)) continue;
         arr(config.props.webhooks).forEach((w, i) => {
-            if (!isRecord(w) || isUnknown(w.namespaceSelector) || isEmptySelector(w.namespaceSelector)) return;
-            const left = known.filter((n) => !selectorMatches(w.namespaceSelector, n.labels)).map((n) => `"${n.name}"`);
+            if (!isRecord(w)) return;
+            const at = `${describe(config.type, config.name)} webhooks[${i}]${str(w.name) ? ` "${str(w.name)}"` : ""}`;
+            const scope = scopeFinding(w.rules);
+            if (scope) {
+                for (const p of scopeProblems(scope, "rules", known.map((n) => n.name))) {
+                    out.push({ urn: config.urn, message: `${at} ${p}: what is made there at run time passes unjudged, while its review accepted a judge of the cluster; ${SCOPE_FIX}` });
+                }
+                if (scope.clusterOnly) return;
+            }
+            const left = namespacesLeftOut(w.namespaceSelector, known).map((n) => `"${n}"`);
             if (left.length === 0) return;
             out.push({
                 urn: config.urn,
-                message: `${describe(config.type, config.name)} webhooks[${i}]${str(w.name) ? ` "${str(w.name)}"` : ""} leaves out the namespace` +
-                    `${left.length > 1 ? "s" : ""} ${left.join(", ")} the stack declares (namespaceSelector ${JSON.stringify(w.namespaceSelector)}): ` +
-                    "what is made there at run time passes unjudged, while its review accepted a judge of the cluster; select every namespace " +
-                    "(no namespaceSelector, or one matching the platform's), or take it out of no-api-server-callouts' allowedNames.",
+                message: `${at} leaves out the namespace${left.length > 1 ? "s" : ""} ${left.join(", ")} the stack declares (namespaceSelector ` +
+                    `${JSON.stringify(w.namespaceSelector)}): what is made there at run time passes unjudged, while its review accepted a judge of the cluster; ${FIX}`,
             });
         });
     }
@@ -60,7 +52,8 @@ export const validatingWebhooksCoverNamespaces: StackValidationPolicy = {
     name: "validating-webhooks-cover-namespaces",
     description:
         "Every webhook of a ValidatingWebhookConfiguration (reviewed: no-api-server-callouts' allowedNames) selects every Namespace the stack " +
-        "declares: a namespaceSelector leaving the platform's namespace out lets what is made there pass unjudged (session 63b).",
+        "declares: a namespaceSelector leaving the platform's namespace out lets what is made there pass unjudged (session 63b), as do rules " +
+        "all of scope \"Cluster\", which match no namespaced object (session 64).",
     severity: "high",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);

@@ -287,8 +287,8 @@ export function asEveryPodKind(d: TestResource): TestResource[] {
         as("kubernetes:apps/v1:DaemonSet", { ...p, spec: { selector: p.spec.selector, template: p.spec.template } }),
         as("kubernetes:apps/v1:ReplicaSet", p),
         as("kubernetes:core/v1:ReplicationController", { ...p, apiVersion: "v1", spec: { ...p.spec, selector: p.spec.selector.matchLabels } }),
-        as("kubernetes:batch/v1:Job", { ...p, apiVersion: "batch/v1", spec: { template: p.spec.template } }),
-        as("kubernetes:batch/v1:CronJob", { ...p, apiVersion: "batch/v1", spec: { schedule: "0 * * * *", jobTemplate: { spec: { template: p.spec.template } } } }),
+        as("kubernetes:batch/v1:Job", { ...p, apiVersion: "batch/v1", spec: { activeDeadlineSeconds: 3_600, template: p.spec.template } }),
+        as("kubernetes:batch/v1:CronJob", { ...p, apiVersion: "batch/v1", spec: { schedule: "0 * * * *", jobTemplate: { spec: { activeDeadlineSeconds: 1_800, template: p.spec.template } } } }),
         as("kubernetes:core/v1:Pod", { apiVersion: "v1", metadata: p.metadata, spec: p.spec.template.spec }),
     ];
 }
@@ -407,7 +407,8 @@ export function backupCronJob(datastore: string, image: string, uid: number, ext
             metadata: { name: workload, namespace: NS, labels },
             spec: {
                 schedule: "15 2 * * *", concurrencyPolicy: "Forbid",
-                jobTemplate: { metadata: { labels }, spec: { template: { metadata: { labels }, spec: podSpec([c], { restartPolicy: "OnFailure" }) } } },
+                // A run's time limit, as the program sets it (BACKUP_RUN_TIMEOUT_SECONDS; policy job-active-deadlines).
+                jobTemplate: { metadata: { labels }, spec: { activeDeadlineSeconds: 10_800, template: { metadata: { labels }, spec: podSpec([c], { restartPolicy: "OnFailure" }) } } },
                 ...extra,
             },
         },

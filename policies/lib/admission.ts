@@ -1,0 +1,97 @@
+/**
+ * What a validating admission (a webhook, or an admission policy through its binding) reaches: the namespaces the stack
+ * declares, as the API server labels them, and whether its rules reach namespaced objects at all. Pure; read by
+ * validating-webhooks-cover-namespaces and admission-policy-bindings-enforce (session 64).
+ */
+import { StackResource } from "./stack";
+import { isEmptySelector, selectorMatches } from "./selectors";
+import { arr, isRecord, isUnknown, str } from "./values";
+
+export const NAMESPACE = "kubernetes:core/v1:Namespace";
+/** The label the API server sets on every namespace (1.21 on), whatever the object declares: its name. */
+export const NAME_LABEL = "kubernetes.io/metadata.name";
+
+export interface DeclaredNamespace {
+    name: string;
+    labels: Record<string, string>;
+}
+
+/** A declared Namespace's labels as the API server holds them, or undefined while its name or a label is unknown. */
+export function namespaceLabels(ns: StackResource): DeclaredNamespace | undefined {
+    const name = ns.props.metadata?.name;
+    const labels = ns.props.metadata?.labels;
+    // A Namespace without metadata.name is auto-named by Pulumi (a random suffix): no selector can be judged against it.
+    if (isUnknown(name) || str(name) === undefined || isUnknown(labels)) return undefined;
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(isRecord(labels) ? labels : {})) {
+        if (isUnknown(v)) return undefined;
+        const s = str(v);
+        if (s !== undefined) out[k] = s;
+    }
+    return { name: str(name)!, labels: { ...out, [NAME_LABEL]: str(name)! } };
+}
+
+/** The Namespaces the stack declares whose name and labels are known (the others are judged at `up`). */
+export function declaredNamespaces(resources: StackResource[]): DeclaredNamespace[] {
+    return resources.filter((r) => r.type === NAMESPACE).map(namespaceLabels).filter((n): n is DeclaredNamespace => n !== undefined);
+}
+
+/** The declared namespaces a namespaceSelector leaves out (none for no selector, `{}`, or one unknown during preview). */
+export function namespacesLeftOut(selector: unknown, namespaces: DeclaredNamespace[]): string[] {
+    if (isUnknown(selector) || isEmptySelector(selector)) return [];
+    return namespaces.filter((n) => !selectorMatches(selector, n.labels)).map((n) => n.name);
+}
+
+/** Whether a label selector selects less than everything (an empty one, `{}`, selects every object). */
+export function narrows(selector: unknown): boolean {
+    return isRecord(selector) && (Object.keys(isRecord(selector.matchLabels) ? selector.matchLabels : {}).length > 0 || arr(selector.matchExpressions).length > 0);
+}
+
+/**
+ * Resources served only inside a namespace (kubectl api-resources --namespaced=true, the ones a platform's guard is
+ * about): a rule naming them under `scope: "Cluster"` matches none of them.
+ */
+const NAMESPACED_RESOURCES = new Set([
+    "pods", "deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs", "cronjobs",
+    "services", "endpoints", "endpointslices", "secrets", "configmaps", "serviceaccounts", "roles", "rolebindings",
+    "ingresses", "networkpolicies", "persistentvolumeclaims", "poddisruptionbudgets", "horizontalpodautoscalers",
+    "limitranges", "resourcequotas", "leases", "events", "podtemplates", "controllerrevisions",
+]);
+
+export interface ScopeFinding {
+    /** Every rule is scope Cluster: the whole admission reaches no namespaced object. */
+    clusterOnly: boolean;
+    /** Rules (by index) with scope Cluster naming namespaced resources, matching none of them, and those resources. */
+    deadRules: Array<{ index: number; resources: string[] }>;
+}
+
+/**
+ * What the `scope` of admission rules (a webhook's `rules`, a policy's `matchConstraints.resourceRules`, a binding's
+ * `matchResources.resourceRules`; RuleWithOperations and NamedRuleWithOperations alike) leaves out. `scope: "Cluster"`
+ * matches cluster-scoped objects only (Namespaces, ClusterRoles, Nodes): a rule so scoped judges nothing made in any
+ * namespace, the platform's included, whatever its namespaceSelector says. "Namespaced" and "*" (the default) reach them.
+ * Undefined when the rules are unknown during preview or there are none (no rules, nothing matched: not a scope matter).
+ */
+export function scopeFinding(rules: unknown): ScopeFinding | undefined {
+    if (isUnknown(rules)) return undefined;
+    const list = arr(rules).filter(isRecord);
+    if (list.length === 0 || list.some((r) => isUnknown(r.scope) || isUnknown(r.resources))) return undefined;
+    const cluster = (r: Record<string, any>) => str(r.scope) === "Cluster";
+    const deadRules = list.flatMap((r, index) => {
+        if (!cluster(r)) return [];
+        // A subresource ("pods/exec") belongs to its resource.
+        const named = arr(r.resources).map((x) => str(x) ?? "").filter((x) => NAMESPACED_RESOURCES.has(x.split("/")[0]));
+        return named.length > 0 ? [{ index, resources: named }] : [];
+    });
+    const clusterOnly = list.every(cluster);
+    return clusterOnly || deadRules.length > 0 ? { clusterOnly, deadRules } : undefined;
+}
+
+/** The sentence of a ScopeFinding, after the object (and webhook) it is about. */
+export function scopeProblems(f: ScopeFinding, field: string, leftOut: string[]): string[] {
+    if (f.clusterOnly) {
+        return [`matches only cluster-scoped objects (scope: "Cluster" on every rule of ${field}), so it judges nothing made in ` +
+            (leftOut.length ? `the namespace${leftOut.length > 1 ? "s" : ""} ${leftOut.map((n) => `"${n}"`).join(", ")} the stack declares` : "any namespace")];
+    }
+    return f.deadRules.map((r) => `${field}[${r.index}] names the namespaced ${r.resources.join(", ")} under scope: "Cluster", matching none of them`);
+}

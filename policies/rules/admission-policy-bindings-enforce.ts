@@ -1,0 +1,89 @@
+import { StackValidationPolicy } from "@pulumi/policy";
+import { Finding, plainResources, StackResource } from "../lib/stack";
+import { declaredNamespaces, DeclaredNamespace, namespacesLeftOut, narrows, scopeFinding, scopeProblems } from "../lib/admission";
+import { arr, isRecord, isUnknown, str } from "../lib/values";
+import { describe, objectName } from "../lib/workloads";
+
+const BINDING = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:ValidatingAdmissionPolicyBinding$/;
+const POLICY = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:ValidatingAdmissionPolicy$/;
+
+/** What a match block (a binding's `matchResources`, its policy's `matchConstraints`) leaves unjudged, each naming its field. */
+function matchProblems(match: unknown, field: string, namespaces: DeclaredNamespace[]): string[] {
+    if (!isRecord(match)) return [];
+    const out: string[] = [];
+    const scope = scopeFinding(match.resourceRules);
+    if (scope) out.push(...scopeProblems(scope, `${field}.resourceRules`, namespaces.map((n) => n.name)));
+    if (scope?.clusterOnly) return out;
+    const left = namespacesLeftOut(match.namespaceSelector, namespaces);
+    if (left.length > 0) {
+        out.push(`leaves out the namespace${left.length > 1 ? "s" : ""} ${left.map((n) => `"${n}"`).join(", ")} the stack declares ` +
+            `(${field}.namespaceSelector ${JSON.stringify(match.namespaceSelector)})`);
+    }
+    if (!isUnknown(match.objectSelector) && narrows(match.objectSelector)) {
+        out.push(`has an objectSelector (${field}.objectSelector ${JSON.stringify(match.objectSelector)}): whoever writes an object chooses its labels, ` +
+            "and so whether it is judged");
+    }
+    return out;
+}
+
+/**
+ * Session 64. A ValidatingAdmissionPolicy judges nothing by itself: its binding says where and how. A binding whose
+ * `validationActions` lacks Deny (Warn, Audit: the API server admits the object and says so), whose
+ * `matchResources.namespaceSelector` leaves out a namespace the stack declares, whose `objectSelector` lets whoever writes
+ * an object choose by its labels, whose `resourceRules` are all of scope "Cluster", or whose missing parameter admits
+ * everything (`paramRef.parameterNotFoundAction: Allow`) does not enforce where it reads as a guard: judged as
+ * validating-webhooks-cover-namespaces and lib/reviewed-callouts.ts judge a webhook. The policy it binds, when the stack
+ * declares it, is read too: its `matchConstraints` (the same holes, before the binding's) and `failurePolicy: Ignore` (an
+ * expression erring, or its parameter's kind missing, admits). A binding of a policy the stack does not declare is judged
+ * on its own fields. A value unknown during preview is judged at `up`.
+ */
+export function unenforcingBindings(resources: StackResource[]): Finding[] {
+    const namespaces = declaredNamespaces(resources);
+    const policies = resources.filter((r) => POLICY.test(r.type));
+    const out: Finding[] = [];
+    for (const b of resources.filter((r) => BINDING.test(r.type))) {
+        const spec = b.props.spec;
+        if (!isRecord(spec)) continue;
+        const problems: string[] = [];
+        const actions = spec.validationActions;
+        if (!isUnknown(actions) && !arr(actions).some((a) => str(a) === "Deny")) {
+            problems.push(`has no Deny among its validationActions (${JSON.stringify(arr(actions))}): the API server admits every object the policy fails`);
+        }
+        if (str(spec.paramRef?.parameterNotFoundAction) === "Allow") {
+            problems.push("admits everything while its parameter is missing (paramRef.parameterNotFoundAction: Allow)");
+        }
+        problems.push(...matchProblems(spec.matchResources, "matchResources", namespaces));
+        const policyName = str(spec.policyName);
+        const policy = policyName === undefined ? undefined : policies.find((p) => objectName(p.props, p.name) === policyName);
+        if (policy && isRecord(policy.props.spec)) {
+            const at = `binds ${describe(policy.type, policy.name)}, which`;
+            problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces).map((p) => `${at} ${p}`));
+            if (str(policy.props.spec.failurePolicy) === "Ignore") {
+                problems.push(`${at} fails open (failurePolicy: Ignore): an expression that errs, or a parameter kind not served, admits the object`);
+            }
+        }
+        for (const p of problems) {
+            out.push({
+                urn: b.urn,
+                message: `${describe(b.type, b.name)} ${p}: it does not enforce where it reads as a guard; bind with validationActions [Deny], ` +
+                    "select every namespace and object (no namespaceSelector or objectSelector leaving any out, rules of scope \"*\" or \"Namespaced\"), " +
+                    "and let the policy fail closed (failurePolicy: Fail, parameterNotFoundAction: Deny).",
+            });
+        }
+    }
+    return out;
+}
+
+export const admissionPolicyBindingsEnforce: StackValidationPolicy = {
+    name: "admission-policy-bindings-enforce",
+    description:
+        "A ValidatingAdmissionPolicyBinding enforces: validationActions include Deny, its matchResources (and its policy's matchConstraints) " +
+        "select every Namespace the stack declares and every object (no objectSelector, rules not all of scope \"Cluster\"), and neither fails " +
+        "open (failurePolicy: Ignore, parameterNotFoundAction: Allow) (session 64).",
+    severity: "high",
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        if (!resources.some((r) => BINDING.test(r.type))) args.notApplicable("no validating admission policy bindings");
+        for (const f of unenforcingBindings(resources)) reportViolation(f.message, f.urn);
+    },
+};

@@ -1,0 +1,108 @@
+import { StackValidationPolicy } from "@pulumi/policy";
+import { stackWorkloads } from "../lib/rule";
+import { Finding, plainResources, StackResource } from "../lib/stack";
+import { arr, isRecord, isUnknown, str } from "../lib/values";
+import { describe, namespaceOf, objectName } from "../lib/workloads";
+
+const SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount";
+const ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding";
+const CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
+/** namespaceOf's answer for a namespace unknown during preview: it matches any, judged at `up`. */
+const UNKNOWN_NS = "<unknown>";
+
+const sameNamespace = (a: string, b: string) => a === b || a === UNKNOWN_NS || b === UNKNOWN_NS;
+
+/**
+ * Whether a binding of the stack grants the ServiceAccount `name` of namespace `ns` a role: a ServiceAccount subject (a
+ * RoleBinding's subject without a namespace is of the binding's), or the groups every ServiceAccount (of the namespace) is
+ * in. True as well while a binding's subjects are unknown during preview (judged at `up`).
+ */
+export function isBound(name: string, ns: string, resources: StackResource[]): boolean {
+    return resources.some((b) => {
+        if (b.type !== ROLE_BINDING && b.type !== CLUSTER_ROLE_BINDING) return false;
+        if (isUnknown(b.props.subjects)) return true;
+        return arr(b.props.subjects).some((s) => {
+            if (!isRecord(s)) return false;
+            if (isUnknown(s.kind) || isUnknown(s.name) || isUnknown(s.namespace)) return true;
+            const kind = str(s.kind);
+            if (kind === "Group") {
+                const group = str(s.name);
+                return group === "system:serviceaccounts" || (ns !== UNKNOWN_NS && group === `system:serviceaccounts:${ns}`);
+            }
+            if (kind !== "ServiceAccount" || str(s.name) !== name) return false;
+            const subjectNs = str(s.namespace) ?? (b.type === ROLE_BINDING ? namespaceOf(b.props) : undefined);
+            return subjectNs !== undefined && sameNamespace(subjectNs, ns);
+        });
+    });
+}
+
+/** The stack's ServiceAccount `name` in namespace `ns`, if it declares it. */
+function declaredAccount(name: string, ns: string, resources: StackResource[]): StackResource | undefined {
+    return resources.find((r) => r.type === SERVICE_ACCOUNT && objectName(r.props, r.name) === name && sameNamespace(namespaceOf(r.props), ns));
+}
+
+/**
+ * Session 64. A pod holds a Kubernetes API credential when it mounts its ServiceAccount's token: its spec sets
+ * `automountServiceAccountToken: true`, or leaves it unset and its ServiceAccount (`default` when it names none) does not
+ * set it false (the stack's declaration says; an account it does not declare, the namespace's default included, mounts),
+ * or a projected volume carries a `serviceAccountToken` source. Such a token is of use only to a workload the stack binds
+ * to a role; any other holds a credential it has no use for, which whoever takes the container takes with it (and which
+ * the API server answers with whatever a later binding grants, discovery at least). automount-service-account-token reads
+ * the pod spec alone, its exemptions by configuration; this reads the ServiceAccount and the bindings the stack declares.
+ * A ServiceAccount the stack declares without `automountServiceAccountToken: false` and binds to no role is reported too:
+ * every pod it runs mounts its token unless the pod says otherwise.
+ */
+export function unboundTokens(resources: StackResource[]): Finding[] {
+    const out: Finding[] = [];
+    for (const { workload: w, urn } of stackWorkloads(resources)) {
+        if (w.target !== "kubernetes" || !w.pod) continue;
+        const spec = w.pod.spec;
+        const rawAccount = spec.serviceAccountName ?? spec.serviceAccount;
+        if (isUnknown(rawAccount) || isUnknown(spec.automountServiceAccountToken)) continue;
+        const account = str(rawAccount) || "default";
+        const ns = namespaceOf(w.props);
+        if (isBound(account, ns, resources)) continue;
+        const declared = declaredAccount(account, ns, resources);
+        const accountSetting = declared?.props.automountServiceAccountToken;
+        if (isUnknown(accountSetting)) continue;
+        const how: string[] = [];
+        if (spec.automountServiceAccountToken === true) how.push("automountServiceAccountToken: true");
+        else if (spec.automountServiceAccountToken === undefined && accountSetting !== false) {
+            how.push(`automountServiceAccountToken unset, and ${declared ? "its ServiceAccount leaves it unset or true" : "its ServiceAccount, which the stack does not declare, mounts by default"}`);
+        }
+        const projected = arr(spec.volumes).filter((v) => isRecord(v) && arr(v.projected?.sources).some((s) => isRecord(s) && s.serviceAccountToken !== undefined));
+        for (const v of projected) how.push(`the projected volume "${str(v.name) ?? "<unnamed>"}"`);
+        if (how.length === 0) continue;
+        out.push({
+            urn,
+            message: `${w.label} mounts the token of the ServiceAccount "${account}" (${how.join("; ")}), which no RoleBinding or ClusterRoleBinding of ` +
+                "the stack binds to a role: a Kubernetes API credential it has no use for, taken with the container by whoever takes it; set " +
+                "automountServiceAccountToken: false on the pod template (and the ServiceAccount) and mount no token, or bind the ServiceAccount to the role it needs.",
+        });
+    }
+    for (const sa of resources.filter((r) => r.type === SERVICE_ACCOUNT)) {
+        const setting = sa.props.automountServiceAccountToken;
+        if (isUnknown(setting) || setting === false || isUnknown(sa.props.metadata?.name)) continue;
+        if (isBound(objectName(sa.props, sa.name), namespaceOf(sa.props), resources)) continue;
+        out.push({
+            urn: sa.urn,
+            message: `${describe(sa.type, sa.name)} is bound to no role by the stack and does not set automountServiceAccountToken: false, so every pod ` +
+                "running as it that does not refuse the token mounts a Kubernetes API credential it has no use for; set automountServiceAccountToken: false " +
+                "on it, or bind it to the role it needs.",
+        });
+    }
+    return out;
+}
+
+export const serviceAccountTokensBound: StackValidationPolicy = {
+    name: "service-account-tokens-bound",
+    description:
+        "A pod mounts a ServiceAccount token (automountServiceAccountToken true, or unset with its ServiceAccount's unset or true; a projected " +
+        "token) only when a RoleBinding or ClusterRoleBinding of the stack binds that ServiceAccount to a role; a ServiceAccount bound to none " +
+        "sets automountServiceAccountToken: false (session 64).",
+    severity: "medium",
+    validateStack: (args, reportViolation) => {
+        const resources = plainResources(args.resources);
+        for (const f of unboundTokens(resources)) reportViolation(f.message, f.urn);
+    },
+};
