@@ -1,7 +1,7 @@
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { readingListItems } from "../lib/lists";
-import { isUnknown, plain } from "../lib/values";
+import { isRecord, isUnknown, plain } from "../lib/values";
 import { describe, K8S } from "../lib/workloads";
 
 export interface JobDeadlinesConfig {
@@ -19,11 +19,20 @@ export const MAX_ACTIVE_DEADLINE_SECONDS = 43_200;
 
 const defaults: JobDeadlinesConfig = { maxActiveDeadlineSeconds: MAX_ACTIVE_DEADLINE_SECONDS };
 
+/** The value at a path of a plain bag: UNKNOWN when it or a bag on the way is unknown during preview, undefined when absent. */
+function valueAt(props: Record<string, any>, path: string[]): unknown {
+    let at: unknown = props;
+    for (const key of path) {
+        if (isUnknown(at)) return at;
+        at = isRecord(at) ? at[key] : undefined;
+    }
+    return at;
+}
+
 /** Where a Job or a CronJob's job template keeps its time limit, and the field as messages name it. */
 function deadlineOf(type: string, props: Record<string, any>): { value: unknown; field: string } | undefined {
-    if (type === K8S.job) return { value: props.spec?.activeDeadlineSeconds, field: "spec.activeDeadlineSeconds" };
-    if (type === K8S.cronJob) return { value: props.spec?.jobTemplate?.spec?.activeDeadlineSeconds, field: "spec.jobTemplate.spec.activeDeadlineSeconds" };
-    return undefined;
+    const path = type === K8S.job ? ["spec", "activeDeadlineSeconds"] : type === K8S.cronJob ? ["spec", "jobTemplate", "spec", "activeDeadlineSeconds"] : undefined;
+    return path && { value: valueAt(props, path), field: path.join(".") };
 }
 
 /** What is wrong with a Job's or a CronJob's time limit under `max` (nothing while it is unknown during preview). */

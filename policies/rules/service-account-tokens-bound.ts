@@ -11,6 +11,8 @@ const CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRol
 const UNKNOWN_NS = "<unknown>";
 
 const sameNamespace = (a: string, b: string) => a === b || a === UNKNOWN_NS || b === UNKNOWN_NS;
+/** An object's namespace; unknown too while its whole metadata is. */
+const nsOf = (props: Record<string, any>) => (isUnknown(props.metadata) ? UNKNOWN_NS : namespaceOf(props));
 
 /**
  * Whether a binding of the stack grants the ServiceAccount `name` of namespace `ns` a role: a ServiceAccount subject (a
@@ -30,7 +32,7 @@ export function isBound(name: string, ns: string, resources: StackResource[]): b
                 return group === "system:serviceaccounts" || (ns !== UNKNOWN_NS && group === `system:serviceaccounts:${ns}`);
             }
             if (kind !== "ServiceAccount" || str(s.name) !== name) return false;
-            const subjectNs = str(s.namespace) ?? (b.type === ROLE_BINDING ? namespaceOf(b.props) : undefined);
+            const subjectNs = str(s.namespace) ?? (b.type === ROLE_BINDING ? nsOf(b.props) : undefined);
             return subjectNs !== undefined && sameNamespace(subjectNs, ns);
         });
     });
@@ -38,7 +40,7 @@ export function isBound(name: string, ns: string, resources: StackResource[]): b
 
 /** The stack's ServiceAccount `name` in namespace `ns`, if it declares it. */
 function declaredAccount(name: string, ns: string, resources: StackResource[]): StackResource | undefined {
-    return resources.find((r) => r.type === SERVICE_ACCOUNT && objectName(r.props, r.name) === name && sameNamespace(namespaceOf(r.props), ns));
+    return resources.find((r) => r.type === SERVICE_ACCOUNT && objectName(r.props, r.name) === name && sameNamespace(nsOf(r.props), ns));
 }
 
 /**
@@ -60,7 +62,7 @@ export function unboundTokens(resources: StackResource[]): Finding[] {
         const rawAccount = spec.serviceAccountName ?? spec.serviceAccount;
         if (isUnknown(rawAccount) || isUnknown(spec.automountServiceAccountToken)) continue;
         const account = str(rawAccount) || "default";
-        const ns = namespaceOf(w.props);
+        const ns = nsOf(w.props);
         if (isBound(account, ns, resources)) continue;
         const declared = declaredAccount(account, ns, resources);
         const accountSetting = declared?.props.automountServiceAccountToken;
@@ -82,8 +84,8 @@ export function unboundTokens(resources: StackResource[]): Finding[] {
     }
     for (const sa of resources.filter((r) => r.type === SERVICE_ACCOUNT)) {
         const setting = sa.props.automountServiceAccountToken;
-        if (isUnknown(setting) || setting === false || isUnknown(sa.props.metadata?.name)) continue;
-        if (isBound(objectName(sa.props, sa.name), namespaceOf(sa.props), resources)) continue;
+        if (isUnknown(setting) || setting === false || isUnknown(sa.props.metadata) || isUnknown(sa.props.metadata?.name)) continue;
+        if (isBound(objectName(sa.props, sa.name), nsOf(sa.props), resources)) continue;
         out.push({
             urn: sa.urn,
             message: `${describe(sa.type, sa.name)} is bound to no role by the stack and does not set automountServiceAccountToken: false, so every pod ` +
