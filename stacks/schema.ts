@@ -97,10 +97,10 @@ export const stackConfigSchema = Type.Object({
   // Bounds: stacks/config.ts RATE_LIMIT (the README's Stack configuration states them).
   rateLimitWindowMs: int("Gateway rate-limit window (ms): 1000 to 3600000 (1 s to 1 h)", 900_000, 1_000, 3_600_000),
   trustedProxies: str(
-    "Addresses/CIDRs allowed to set X-Forwarded-For at the gateway (its TRUST_PROXY): the edge proxy, IPv4 /16 or IPv6 /48 or narrower, IPv4 inside 10/8, 172.16/12, 192.168/16, 100.64/10 or loopback, IPv6 inside fc00::/7, link-local or loopback unless trustGlobalIPv6Proxies (the services refuse the same TRUST_PROXY at start). Default: dockerSubnet on docker, 10.244.0.0/16 (the pod network the ingress controller runs in) on kubernetes",
+    "Addresses/CIDRs allowed to set X-Forwarded-For at the gateway (its TRUST_PROXY): the edge proxy, IPv4 /16 or IPv6 /48 or narrower, IPv4 inside 10/8, 172.16/12, 192.168/16, 100.64/10 or loopback, IPv6 inside fc00::/7, link-local or loopback unless trustGlobalIPv6Proxies (the services refuse the same TRUST_PROXY at start). Each range once (10.0.0.1 and 10.0.0.1/32 are one), as its network (10.0.0.0/16, not 10.0.0.1/16), its prefix without leading zeros (/16, not /016). Default: dockerSubnet on docker, 10.244.0.0/16 (the pod network the ingress controller runs in) on kubernetes",
   ),
   trustGlobalIPv6Proxies: bool("trustedProxies may hold global unicast IPv6 (2000::/3): the ingress controller's pod network when it is of public addresses (EKS IPv6, dual-stack clusters); without it only unique local fc00::/7, link-local and loopback IPv6 are taken", false),
-  dockerSubnet: str("Docker: subnet of the private network, inside 10/8, 172.16/12 or 192.168/16 and /16 or narrower (it is the gateway's default trustedProxies on docker)", "172.28.0.0/24"),
+  dockerSubnet: str("Docker: subnet of the private network, inside 10/8, 172.16/12 or 192.168/16 and /16 or narrower (it is the gateway's default trustedProxies on docker), as its network (172.28.0.0/24, not 172.28.0.1/24), its prefix without leading zeros (/24, not /024)", "172.28.0.0/24"),
   rateLimitMaxRequests: int("Requests per window per user and per IP: 10 to 1000000, on average at most 1000 a second and at least one a minute", 100, 10, 1_000_000),
   tradingMode: oneOf(["paper", "live"], "paper (simulated exchange) or live (Binance; needs binanceApiKey/binanceSecretKey secrets)", "paper"),
   marketDataSource: oneOf(["synthetic", "replay", "binance"], "synthetic, replay or binance", "synthetic"),
@@ -145,8 +145,8 @@ export const stackConfigSchema = Type.Object({
   cpuRequestRatio: str("CPU request as a fraction of the CPU limit, 0.01 to 1; 1 = Guaranteed QoS", "1"),
   memoryRequestRatio: str("Memory request as a fraction of the memory limit, 0.01 to 1; 1 = requests equal limits", "1"),
   renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster): under rendered/ (git-ignored) or an absolute path, since Secrets are plain text there"),
-  backupSchedule: str("Cron schedule (UTC) of the PostgreSQL and ClickHouse backups (kubernetes): ticks at least 1 h apart (a run is cut to half the gap and needs 30 min), day-of-week 0-6", "15 2 * * *"),
-  mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets: ticks at least 20 min apart (a run is cut to half the gap and needs 10 min), day-of-week 0-6", "30 3 * * *"),
+  backupSchedule: str("Cron schedule (UTC) of the PostgreSQL and ClickHouse backups (kubernetes): ticks at least 1 h apart (a run is cut to half the gap and needs 30 min), day-of-week 0-6, each value of a field once (not '15,15' nor '1-5,3')", "15 2 * * *"),
+  mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets: ticks at least 20 min apart (a run is cut to half the gap and needs 10 min), day-of-week 0-6, each value of a field once (not '15,15' nor '1-5,3')", "30 3 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level; debug and trace are refused on kubernetes off dev stacks unless allowVerboseLogs is true", "info"),
   allowVerboseLogs: bool("Kubernetes: accept logLevel debug or trace on a stack other than dev (verbose logs carry request detail the info level leaves out); the policy pack also wants the workloads listed in no-insecure-runtime-flags' verboseLogWorkloads", false),
   smtpHost: str("SMTP relay of notification-service (e-mail is off without it; password: pulumi config set --secret trading:smtpPassword). Kubernetes opens its port to public addresses; a relay in a private range must be given by its IP address (then only that address is opened)"),
