@@ -31,4 +31,5 @@ echo "window: ${secs} s, ${#ids[@]} containers, load average $(cut -d' ' -f1-3 /
 echo "containers: $(awk '{s += $1} END {print s}' <<<"$rows") ms of CPU per second"
 echo "docker daemons: $(( (d1 - d0) * 1000 / secs )) ms of CPU per second (whole-second resolution)"
 echo "per container (ms/s):"
+# shellcheck disable=SC2001 # indents every line of a many-line value: sed says so plainer than ${rows//$'\n'/...}
 sed 's/^/  /' <<<"$rows"

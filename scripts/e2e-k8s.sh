@@ -19,6 +19,7 @@ order=()
 # shellcheck source=lib/steps.sh
 source scripts/lib/steps.sh
 cluster_started=""
+# shellcheck disable=SC2317 # run by the traps below; shellcheck 0.9.0 calls it unreachable as the script ends in exit (koalaman/shellcheck#2542)
 interrupted() {
   stop_step "$1"
   if [ -n "$cluster_started" ] && [ "${K8S_E2E_KEEP_CLUSTER:-0}" != 1 ]; then

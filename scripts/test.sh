@@ -34,11 +34,13 @@ source scripts/lib/steps.sh
 # the build alone was 24 of the 45 minutes. It needs only Go, so it starts first: the packages, npm
 # and the type-checks (5 minutes cold) no longer come before it on the run's longest path.
 weaviate_build=""
+# shellcheck disable=SC2317 # run by the traps below; shellcheck 0.9.0 calls it unreachable as the script ends in exit (koalaman/shellcheck#2542)
 weaviate_build_left() {
   [ -n "$weaviate_build" ] && kill -0 "$weaviate_build" 2>/dev/null || return 0
   echo "[test] the Weaviate server build goes on in the background to fill the cache (log $WEAVIATE_BUILD_LOG):" \
     "the next npm test uses it, or waits for it; to stop it: kill -- -$weaviate_build" >&2
 }
+# shellcheck disable=SC2317 # run by the traps below; shellcheck 0.9.0 calls it unreachable as the script ends in exit (koalaman/shellcheck#2542)
 weaviate_build_stop() {
   [ -n "$weaviate_build" ] && kill -0 "$weaviate_build" 2>/dev/null || return 0
   echo "[test] stopping the Weaviate server build this run started (process group $weaviate_build)" >&2
@@ -49,6 +51,7 @@ weaviate_build_stop() {
 trap 'stop_step INT; weaviate_build_stop; exit 130' INT
 trap 'stop_step TERM; weaviate_build_stop; exit 143' TERM
 trap 'stop_step HUP; weaviate_build_stop; exit 129' HUP
+# shellcheck source=lib/go.sh # the elif's below (a directive cannot stand before an elif)
 if bin=$(WEAVIATE_CACHED_ONLY=1 bash scripts/weaviate/build.sh 2>/dev/null); then
   export WEAVIATE_REQUIRED=1
   step "weaviate server cached: $bin"
@@ -101,6 +104,7 @@ if [ -n "$weaviate_build" ]; then
   fi
 fi
 if [ -f "$report" ]; then
+  # shellcheck disable=SC2016 # node's code, not the shell's
   node -e '
     const r = require(process.argv[1]);
     const skipped = r.numPendingTests + r.numTodoTests;

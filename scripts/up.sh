@@ -66,8 +66,8 @@ stop_images_build() {
     "the run did not get to wait for it; the next npm run up builds what is missing" >&2
   kill -TERM -- "-$images_pid" 2>/dev/null || true
   kill -CONT -- "-$images_pid" 2>/dev/null || true
-  local i
-  for i in $(seq 1 100); do kill -0 "$images_pid" 2>/dev/null || break; sleep 0.1; done
+  local tries
+  for ((tries = 0; tries < 100; tries++)); do kill -0 "$images_pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$images_pid" 2>/dev/null || true
   wait "$images_pid" 2>/dev/null || true
   images_pid=""

@@ -44,7 +44,6 @@ find_go || die "the cluster's binaries are built from the Go module proxy and ne
 
 TIMES=$LOGS_DIR/build-times.txt
 T_ALL=$(now_ns)
-BUILT_SOMETHING=0
 
 # step LABEL CMD...: runs CMD, prints and records its elapsed time; aborts the script on failure.
 step() {
@@ -61,7 +60,6 @@ step() {
 	fi
 	printf '[cluster] %-52s %8ss\n' "$label" "$secs" >&2
 	printf '%s\t%s\t%ss\n' "$(date -u +%FT%TZ)" "$label" "$secs" >>"$TIMES"
-	BUILT_SOMETHING=1
 }
 
 # stamp_ok DIR KEY: DIR/.stamp holds KEY (the build is current).
@@ -72,7 +70,10 @@ write_stamp() { printf '%s\n' "$2" >"$1/.stamp"; }
 mod_dir() {
 	local dir
 	dir=$(cd "$K8S_CACHE" && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -n "$dir" ] && [ -d "$dir" ] || { log "go mod download $1 failed"; return 1; }
+	if [ -z "$dir" ] || [ ! -d "$dir" ]; then
+		log "go mod download $1 failed"
+		return 1
+	fi
 	printf '%s\n' "$dir"
 }
 
@@ -132,10 +133,11 @@ build_etcd() {
 # semantics) and vendor/ (only OWNERS in the zip; its presence would force -mod=vendor).
 K8S_SRC=$K8S_CACHE/src/kubernetes-$K8S_VERSION
 prepare_k8s_src() {
-	local staging_version=v0.${K8S_VERSION#v1.} m d
+	local staging_version=v0.${K8S_VERSION#v1.} m d staged=()
 	writable_copy "k8s.io/kubernetes@$K8S_VERSION" "$K8S_SRC.tmp"
 	cd "$K8S_SRC.tmp"
-	for m in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\1#p' go.mod); do
+	mapfile -t staged < <(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\1#p' go.mod)
+	for m in "${staged[@]}"; do
 		# sample-* modules are only in go.work, not in the build graph: tolerate their absence.
 		d=$(mod_dir "$m@$staging_version" 2>/dev/null) || { log "  (no $m@$staging_version on the proxy; not in the build graph)"; continue; }
 		mkdir -p "staging/src/$(dirname "$m")"
@@ -166,7 +168,7 @@ build_k8s_cmd() {
 	mkdir -p "$K8S_BIN"
 	cd "$K8S_SRC"
 	gobuild "$cmd" "$K8S_BIN/$cmd" -mod=mod -ldflags "$(k8s_ldflags)" "./cmd/$cmd"
-	write_stamp "$K8S_BIN" "$(ls "$K8S_BIN" | tr '\n' ' ')"
+	write_stamp "$K8S_BIN" "$(cd "$K8S_BIN" && printf '%s ' *)" # the binaries built so far
 }
 
 # pause: the sandbox image's only binary, a static C program from the tree.

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # its variables are read by the scripts that source it, checked with them
 # Shared by scripts/cluster/*.sh: paths, versions, logging. Sourced, never run.
 #
 # Layout of the cache (outside the clone, reused by every clone and CI on this machine):

@@ -353,7 +353,10 @@ import_addon_images() {
 # a content key (scripts/images/image-tags.sh), and the engine may hold other clones' builds too.
 import_docker_images() {
 	[ "${K8S_IMPORT_DOCKER_IMAGES:-1}" = 1 ] || return 0
-	command -v docker >/dev/null && docker info >/dev/null 2>&1 || { log "no Docker engine: platform images not imported"; return 0; }
+	if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
+		log "no Docker engine: platform images not imported"
+		return 0
+	fi
 	local refs=() ref id stamp name current
 	mapfile -t refs < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E "^$LOCAL_REPOSITORY/" | grep -vE "<none>|^$LOCAL_REPOSITORY/debian:" || true)
 	current=$(local_image_tags "$ROOT")

@@ -8,6 +8,7 @@
 #   - Apache Kafka (KRaft) jars + launcher                          scripts/kafka/fetch-kafka.sh
 #   - nginx and promtool, to check generated configuration          apt: nginx-light prometheus
 #   - python3 with venv (backtrader oracle venv from PyPI)           apt: python3 python3-venv
+#   - shellcheck, to lint every shell script (tests/unit/shellcheck)  apt: shellcheck
 # Packages may auto-start system services (postgresql, redis-server, clickhouse-server); the
 # harness never uses them (it starts private servers on free loopback ports), so they are left
 # alone unless TEST_DEPS_STOP_SYSTEM_SERVICES=1.
@@ -33,6 +34,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The backtrader oracle (tests/backtest/oracle.test.ts) builds a venv from PyPI.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+# Every shell script of the repo passes shellcheck (tests/unit/shellcheck.test.ts).
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing with apt: ${missing[*]}"
@@ -42,7 +45,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt_get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 else
-  log "postgresql-15, redis-server, clickhouse-server/client and java already present"
+  log "postgresql-15, redis-server, clickhouse-server/client, java, nginx, promtool, python3 and shellcheck already present"
 fi
 
 if [ "${TEST_DEPS_STOP_SYSTEM_SERVICES:-0}" = 1 ]; then

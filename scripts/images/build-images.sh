@@ -119,8 +119,9 @@ inputs_hash() {
 # unpinned_args DIR: adds to `args` an empty value for every Debian version pin of DIR's Dockerfile
 # (the mirror's current version is installed); upstream versions (Kafka, Node, npm, Weaviate) stay.
 unpinned_args() {
-  local a
-  for a in $(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$1/Dockerfile" | sort -u); do
+  local a pins=()
+  mapfile -t pins < <(sed -n 's/^ARG \([A-Z_0-9]*_VERSION\)=.*/\1/p' "$1/Dockerfile" | sort -u)
+  for a in "${pins[@]}"; do
     case "$a" in KAFKA_VERSION|NODE_VERSION|NPM_VERSION|WEAVIATE_VERSION) ;; *) args+=(--build-arg "$a=") ;; esac
   done
 }

@@ -19,7 +19,7 @@ log() { echo "[smoke] $*" >&2; }
 cleanup() {
   local ids
   ids="$(docker ps -aq --filter "label=ai-trading.smoke=$RUN_ID" 2>/dev/null || true)"
-  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+  [ -z "$ids" ] || xargs docker rm -f -v <<<"$ids" >/dev/null 2>&1 || true
   docker volume ls -q --filter "label=ai-trading.smoke=$RUN_ID" 2>/dev/null | xargs -r docker volume rm >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
   rm -rf "$TMP"
@@ -320,7 +320,7 @@ for n in "${names[@]}"; do
     fail=$((fail + 1)); failed+=("$n"); log "FAIL $n ($((SECONDS - start))s)"
   fi
   ids="$(docker ps -aq --filter "label=ai-trading.smoke=$RUN_ID")"
-  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+  [ -z "$ids" ] || xargs docker rm -f -v <<<"$ids" >/dev/null 2>&1 || true
 done
 [ "$fail" -eq 0 ] || log "failed: ${failed[*]}"
 echo "smoke: $pass passed, $fail failed"

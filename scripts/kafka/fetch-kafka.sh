@@ -216,5 +216,6 @@ chmod 755 "$DEST.tmp"/bin/*.sh
 echo "$KAFKA_VERSION" >"$DEST.tmp/VERSION"
 touch "$DEST.tmp/.complete"
 rm -rf "$DEST"; mv "$DEST.tmp" "$DEST"
-log "Kafka $KAFKA_VERSION ready: $(ls "$DEST/jars" | wc -l) jars, $(du -sh "$DEST/jars" | cut -f1)"
+jars=("$DEST"/jars/*)
+log "Kafka $KAFKA_VERSION ready: ${#jars[@]} jars, $(du -sh "$DEST/jars" | cut -f1)"
 echo "$DEST"

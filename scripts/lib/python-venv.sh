@@ -23,7 +23,7 @@ NAME=$1; shift
 [[ "$NAME" =~ ^[a-z0-9][a-z0-9_.-]*$ ]] || { log "invalid venv name '$NAME'"; exit 2; }
 REQS=()
 if [ "$1" = "-r" ]; then
-  [ $# -eq 2 ] && [ -f "$2" ] || usage
+  if [ $# -ne 2 ] || [ ! -f "$2" ]; then usage; fi
   while IFS= read -r line || [ -n "$line" ]; do
     line="${line%%#*}"; line="${line#"${line%%[![:space:]]*}"}"; line="${line%"${line##*[![:space:]]}"}"
     [ -z "$line" ] || REQS+=("$line")
@@ -59,8 +59,9 @@ if ! "$BASE" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   log "$BASE has no venv/ensurepip module: installing python3-venv (apt)"
   # shellcheck source=locks.sh
   source "$(dirname "${BASH_SOURCE[0]}")/locks.sh"
-  apt_get update -qq && apt_get install -y -qq --no-install-recommends python3-venv || {
-    log "could not install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
+  if ! { apt_get update -qq && apt_get install -y -qq --no-install-recommends python3-venv; }; then
+    log "could not install python3-venv (Debian: apt-get install python3-venv)"; exit 1
+  fi
 fi
 
 started=$(date +%s)

@@ -99,7 +99,7 @@ run_step() {
 	while :; do
 		rc=0
 		wait "$_step_pid" || rc=$?
-		[[ -n "$_step_pid" ]] && _step_group_alive "$_step_pid" && kill -0 "$_step_pid" 2>/dev/null || break
+		if [[ -z "$_step_pid" ]] || ! _step_group_alive "$_step_pid" || ! kill -0 "$_step_pid" 2>/dev/null; then break; fi
 	done
 	_step_pid=""
 	return "$rc"
@@ -108,10 +108,10 @@ run_step() {
 stop_step() {
 	local sig=${1:-TERM} pid=$_step_pid limit=${STEP_STOP_SECONDS:-300} t0=$SECONDS
 	[[ -n "$pid" || -z "$_step_starting" || "${!:-}" == "$_step_last" ]] || pid=$!
-	[[ -n "$pid" ]] && _step_group_alive "$pid" || {
+	if [[ -z "$pid" ]] || ! _step_group_alive "$pid"; then
 		_step_pid=""
 		return 0
-	}
+	fi
 	[[ "$sig" == INT ]] || sig=TERM
 	echo "[$_step_tag] stopping the step under way (SIG$sig to its process group $pid: $_step_what);" \
 		"waiting up to ${limit}s for it to end" >&2

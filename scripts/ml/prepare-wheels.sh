@@ -40,4 +40,5 @@ fi
 rm -rf "$ROOT/ml/.wheels"
 mkdir -p "$ROOT/ml/.wheels"
 cp -al "$DIR"/*.whl "$ROOT/ml/.wheels/" 2>/dev/null || cp "$DIR"/*.whl "$ROOT/ml/.wheels/"
-log "ml/.wheels ready ($(ls "$ROOT/ml/.wheels" | wc -l) wheels)"
+wheels=("$ROOT"/ml/.wheels/*.whl)
+log "ml/.wheels ready (${#wheels[@]} wheels)"

@@ -319,7 +319,12 @@ build_langhost_sdk() { # SDK_VERSION DIR
 	awk '/^func \(host \*nodeLanguageHost\) RunPlugin\(/ { skip = 1 } !skip { print } skip && /^}/ { skip = 0 }' \
 		"$main" >"$main.new"
 	mv "$main.new" "$main"
-	! grep -q 'nodeLanguageHost) RunPlugin' "$main"
+	# Checked with an if: a bare `! grep` never stopped the build (errexit skips a negated command), and a
+	# RunPlugin left in place failed only later, in go build, as a method declared twice.
+	if grep -q 'nodeLanguageHost) RunPlugin' "$main"; then
+		log "sdk/v3@v$ver: its RunPlugin is still in $main after the cut"
+		return 1
+	fi
 	cp "$LANGHOST_PATCH" "$dir/src/nodejs/cmd/pulumi-language-nodejs/"
 	mkdir -p "$dir/bin"
 	(cd "$dir/src" && go build -trimpath \
@@ -480,7 +485,7 @@ job_cli() {
 }
 
 job_langhost() {
-	local cli_dir lh_ver lh_dir= mod_dir_lh sdk_dir_lh
+	local cli_dir lh_ver lh_dir="" mod_dir_lh sdk_dir_lh
 	if ((SYSTEM_CLI)); then
 		cli_dir=$(dirname "$(readlink -f "$PULUMI_CLI")")
 		if [[ -x "$cli_dir/pulumi-language-nodejs" ]]; then

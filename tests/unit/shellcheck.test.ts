@@ -1,0 +1,115 @@
+/**
+ * Every shell script of the repo passes `shellcheck -x` (Debian's shellcheck 0.9.0, installed by
+ * scripts/deps/install-test-deps.sh) with the repo's .shellcheckrc: sourced files are followed from the
+ * script's own folder, so a script is checked with the libraries it sources. A finding fails the test; a
+ * script that must differ says so beside a `# shellcheck disable=` with its reason.
+ *
+ * The scripts are found as a newcomer's new one would be, not from a list: every file git sees (tracked,
+ * or new and not ignored: no node_modules, no staged Kafka distribution) that is named *.sh, or begins
+ * with a shell's #! line (.ci/run) or shellcheck's `# shellcheck shell=` directive.
+ */
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { run, runOk, type RunResult } from "../harness/run";
+
+const root = join(__dirname, "..", "..");
+/** shellcheck over some 50 scripts takes ~10 s on a quiet machine; the suite's machine is seldom quiet. */
+const LINT_MS = 5 * 60_000;
+
+/** A shell's #! line (sh, bash, dash, ksh; by its path or through env), or shellcheck's shell directive. */
+const SHELL_HEAD = /^(?:#!\s*\S*\/(?:env\s+(?:-\S+\s+)*)?(?:ba|da|k)?sh(?:\s|$)|# shellcheck shell=)/;
+
+/** The first line of a file (its first 200 bytes: enough for a #! line, without reading a large file whole). */
+function firstLine(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(200);
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString("utf8").split("\n")[0];
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The shell scripts of the git checkout at `dir`, by their paths from it, sorted. */
+async function shellScripts(dir: string): Promise<string[]> {
+  const listed = await runOk("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: dir });
+  return listed
+    .split("\0")
+    .filter((f) => f !== "")
+    .filter((f) => {
+      const stat = statSync(join(dir, f), { throwIfNoEntry: false }); // deleted, not yet staged: gone
+      return stat?.isFile() && (f.endsWith(".sh") || SHELL_HEAD.test(firstLine(join(dir, f))));
+    })
+    .sort();
+}
+
+/** shellcheck -x over `scripts` from `dir`, one finding a line (file:line:column: level: text [SCnnnn]). */
+async function lint(dir: string, scripts: string[]): Promise<RunResult> {
+  const r = await run("shellcheck", ["-x", "-f", "gcc", "--", ...scripts], { cwd: dir, timeoutMs: LINT_MS });
+  if (r.error) throw new Error(`shellcheck did not run (${r.error.message}): scripts/deps/install-test-deps.sh installs it (Debian package shellcheck)`);
+  return r;
+}
+
+describe("shell scripts", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "shellcheck-"));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it("are found as a new one would be: tracked or new, by name or #! line, never what git ignores", async () => {
+    const dir = join(scratch, "finder");
+    const files: Record<string, string> = {
+      "tracked.sh": "#!/usr/bin/env bash\necho tracked\n",
+      "scripts/new-tool.sh": "#!/usr/bin/env bash\necho new\n", // a newcomer's, not yet added
+      ".ci/run": "#!/usr/bin/env bash\nnpm test\n",
+      "bin/posix": "#!/bin/sh -e\necho posix\n",
+      "bin/env-flags": "#!/usr/bin/env -S bash -eu\necho flags\n",
+      "lib/sourced": "# shellcheck shell=bash\nx=1\n",
+      "tools/run.py": "#!/usr/bin/env python3\nprint('no shell')\n",
+      "bin/shuffle": "#!/usr/bin/env shuf\n",
+      "README.md": "A script begins with #!/bin/sh; this file does not.\n",
+      "node_modules/pkg/install.sh": "#!/bin/sh\necho ignored\n",
+      "images/kafka/.stage/bin/kafka-run-class.sh": "#!/bin/bash\necho ignored\n",
+    };
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(join(dir, f, ".."), { recursive: true });
+      writeFileSync(join(dir, f), text);
+    }
+    writeFileSync(join(dir, ".gitignore"), "node_modules\nimages/*/.stage/\n");
+    await runOk("git", ["init", "-q"], { cwd: dir });
+    await runOk("git", ["add", "tracked.sh", ".gitignore"], { cwd: dir });
+    expect(await shellScripts(dir)).toEqual([".ci/run", "bin/env-flags", "bin/posix", "lib/sourced", "scripts/new-tool.sh", "tracked.sh"]);
+  });
+
+  it("of this repo are found: scripts/, .ci/run, the images' entry points, the libraries", async () => {
+    const scripts = await shellScripts(root);
+    for (const f of [".ci/run", "scripts/test.sh", "scripts/cluster/lib.sh", "scripts/lib/steps.sh", "images/lib/file-env.sh", "services/scripts/build-image.sh"]) {
+      expect(scripts, f).toContain(f);
+    }
+    expect(scripts.filter((f) => f.includes("node_modules/"))).toEqual([]);
+  });
+
+  it("a finding fails the check, and a script is checked with what it sources, from any folder", async () => {
+    const dir = join(scratch, "findings");
+    mkdirSync(join(dir, "lib"), { recursive: true });
+    copyFileSync(join(root, ".shellcheckrc"), join(dir, ".shellcheckrc"));
+    writeFileSync(join(dir, "lib", "greeting.sh"), "# shellcheck shell=bash\ngreeting=hello\n");
+    // Not followed, greeting would be "referenced but not assigned" (SC2154).
+    writeFileSync(join(dir, "clean.sh"), '#!/usr/bin/env bash\n# shellcheck source=lib/greeting.sh\nsource "$(dirname "$0")/lib/greeting.sh"\necho "$greeting"\n');
+    writeFileSync(join(dir, "unquoted.sh"), "#!/usr/bin/env bash\nrm $1\n");
+    const clean = await lint(scratch, ["findings/clean.sh"]);
+    expect(clean.stdout + clean.stderr).toBe("");
+    expect(clean.status).toBe(0);
+    const unquoted = await lint(dir, ["clean.sh", "unquoted.sh"]);
+    expect(unquoted.stdout).toMatch(/^unquoted\.sh:2:4: .*\[SC2086\]$/m);
+    expect(unquoted.stdout).not.toContain("clean.sh");
+    expect(unquoted.status).not.toBe(0);
+  });
+
+  it("pass shellcheck -x, every one", async () => {
+    const scripts = await shellScripts(root);
+    const r = await lint(root, scripts);
+    expect(r.stdout + r.stderr, `${scripts.length} scripts`).toBe("");
+    expect(r.status).toBe(0);
+  }, LINT_MS + 60_000);
+});
