@@ -186,10 +186,14 @@ PATCHES=$CLUSTER_DIR/patches
 # addon NAME MODULE VERSION PKG [go build args]: copy the module tree, run prepare_NAME if
 # defined, build PKG into bin/NAME-VERSION/NAME. Key = version + hash of the patches of NAME.
 addon_key() {
-	local h
+	local h f
 	# From inside the folder, NUL-separated: the clone's path held a space ("/tmp/my clone"), xargs split it, cat
 	# read nothing and every addon's key was that of no patches (session 62); a '[' or '*' in it was a -path glob.
-	h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)
+	# The name too is compared as text, a prefix of the file's path ("./traefik" takes ./traefik-*/...), not as
+	# find's -path pattern, where a '*', '?' or '[' in it would match other files.
+	h=$(cd "$PATCHES" && find . -type f -print0 | sort -z |
+		while IFS= read -r -d '' f; do if [[ "$f" == "./$1"* ]]; then printf '%s\0' "$f"; fi; done |
+		xargs -0 -r cat | sha256sum | cut -c1-12)
 	printf '%s %s %s' "$1" "$2" "$h"
 }
 build_addon() {

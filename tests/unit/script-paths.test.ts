@@ -1,9 +1,9 @@
 /**
  * Session 62: a clone whose path holds a space and a non-ASCII letter ("/tmp/h3 clone/ré po"). The scripts
  * the README's commands call must keep such a path whole: no path word-split by `xargs` or `for x in $(find)`,
- * no unquoted `cd $(dirname ...)`, no folder pasted unescaped into a sed replacement. The repo holds no
- * shellcheck (and the suite runs without one), so this reads the scripts for those forms, and runs the one
- * function that had the bug (scripts/cluster/build.sh addon_key: every addon's key was that of no patches).
+ * no unquoted `cd $(dirname ...)`, no folder pasted unescaped into a sed replacement. shellcheck
+ * (tests/unit/shellcheck.test.ts) does not look for these forms, so this reads the scripts for them, and runs the
+ * one function that had the bug (scripts/cluster/build.sh addon_key: every addon's key was that of no patches).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -46,7 +46,8 @@ const forms: [string, RegExp][] = [
   ["a folder variable pasted into a sed replacement", /\bsed\s+(?:-\w+\s+)*"s(.)[^"]*\1[^"]*\$\{?[A-Z0-9_]*(?:DIR|CACHE|ROOT|HERE|PATH|HOME)\b/],
   // Session 63: a path used as a pattern, where '*', '?', '[' (a glob) or '.', '(' (a regular expression) in the
   // clone's or the cache's path match other files or none. Compare as text instead (awk ==, index, grep -F, quotes).
-  ["a path as find's pattern (-name, -path, -lname, -regex)", /\bfind\b.*\s-(?:i?name|i?path|i?lname|i?wholename|i?regex)\s+"?\$/],
+  // A value anywhere in the pattern too: addon_key's -path "./$1*" took a name as a glob (session 64).
+  ["a path as find's pattern (-name, -path, -lname, -regex)", /\bfind\b.*\s-(?:i?name|i?path|i?lname|i?wholename|i?regex)\s+"?[^"\s]*\$/],
   ["a variable as a parameter expansion's pattern, unquoted", /\$\{\w+(?:##?|%%?|\/\/?)\$/],
   ["a path variable in a grep pattern without -F", /\bgrep\s+(?:-(?![a-zA-Z]*F)[a-zA-Z]+\s+|--\s+)*(?:-e\s+)?"[^"]*\$\{?\w*(?:DIR|CACHE|ROOT|HOME|PATH|FILE|SOCK|STATE|LOCK)\b/],
 ];
@@ -65,6 +66,7 @@ describe("scripts keep a clone path with a space or a non-ASCII letter whole (se
   it("the forms are recognised (each of the old lines is found)", () => {
     const old = [
       'h=$(find "$PATCHES" -type f -path "$PATCHES/$1*" | sort | xargs -r cat | sha256sum | cut -c1-12)',
+      'h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)',
       'sed "s#@LOCAL_PATH_DIR@#$K8S_CACHE/volumes#" "$m/$name.yaml"',
       "cd $(dirname \"$0\")",
       "for f in $(find . -name '*.yaml'); do",
@@ -75,7 +77,7 @@ describe("scripts keep a clone path with a space or a non-ASCII letter whole (se
     ];
     for (const line of old) expect(forms.some(([, form]) => form.test(line)), line).toBe(true);
     const fixed = [
-      'h=$(cd "$PATCHES" && find . -type f -path "./$1*" -print0 | sort -z | xargs -0 -r cat | sha256sum | cut -c1-12)',
+      'h=$(cd "$PATCHES" && find . -type f -print0 | sort -z |',
       `sed "s#@LOCAL_PATH_DIR@#$(printf '%s' "$K8S_CACHE/volumes" | sed 's/[#&\\\\]/\\\\&/g')#" "$m/$name.yaml"`,
       'cd "$(dirname "${BASH_SOURCE[0]}")/.."',
       'echo "[npm-install] npm ci in ${dir#"$ROOT/"}" >&2',
