@@ -34,7 +34,8 @@ function firstLine(path: string): string {
 
 /** The shell scripts of the git checkout at `dir`, by their paths from it, sorted. */
 async function shellScripts(dir: string): Promise<string[]> {
-  const listed = await runOk("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: dir });
+  // safe.directory: a checkout owned by another user (a CI container's root over a mounted clone) is read all the same.
+  const listed = await runOk("git", ["-c", `safe.directory=${dir}`, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: dir });
   return listed
     .split("\0")
     .filter((f) => f !== "")
