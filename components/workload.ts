@@ -146,10 +146,12 @@ export interface ScheduledJobSpec extends WorkloadSpec {
   /** Five-field cron expression, UTC. */
   schedule: string;
   /**
-   * Time limit of one run, in seconds, where the job has one (the services' scheduled jobs and the
-   * backups do): a CronJob's activeDeadlineSeconds, the cron runner's --timeout on Docker.
+   * Time limit of one run, in seconds: a CronJob's activeDeadlineSeconds, the cron runner's --timeout
+   * on Docker. Every job has one, computed where its spec is made (runTimeoutSeconds of
+   * components/monitoring/scheduled-jobs.ts: the schedule's default or the job's own, capped by its
+   * schedule), so no runtime picks one of its own.
    */
-  runTimeoutSeconds?: number;
+  runTimeoutSeconds: number;
   /** The whole command of one run (exec form); a cron runner wraps it where the runtime has no scheduler. */
   command: string[];
   /**

@@ -65,13 +65,12 @@ export const DOCKER_CAPABILITIES: RuntimeCapabilities = { scheduledJobs: true, s
 export function schedulerWorkload(spec: ScheduledJobSpec): WorkloadSpec {
   const { schedule, cronRunner, command, runTimeoutSeconds, ...rest } = spec;
   if (!cronRunner) throw new Error(`workload '${spec.name}': no cron runner in its image`);
-  const timeout = runTimeoutSeconds !== undefined ? ["--timeout", String(runTimeoutSeconds)] : [];
   return {
     ...rest,
     kind: "stateless",
     replicas: 1,
     singleton: true,
-    command: [...cronRunner, "--name", spec.name, "--schedule", schedule, ...timeout, "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...command],
+    command: [...cronRunner, "--name", spec.name, "--schedule", schedule, "--timeout", String(runTimeoutSeconds), "--port", String(CRON_RUNNER_STATUS_PORT), "--", ...command],
     args: undefined,
     ports: [{ name: "cron-status", port: CRON_RUNNER_STATUS_PORT }],
     liveness: probe({ http: { path: "/health", port: CRON_RUNNER_STATUS_PORT } }, { startPeriodSeconds: 10 }),

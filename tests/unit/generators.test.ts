@@ -11,6 +11,7 @@ import { aiChainsDashboard } from "../../components/monitoring/grafana";
 import { buildTopology, recordedBackups } from "../../components/topology";
 import { BACKUP_HEARTBEAT, backupRunRecorderScript, backupScript, clickhouseRestoreScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
 import { cpuToCores, JobCompanionSpec, memoryToMiB, probe, ScheduledJobSpec, validateJobCompanion, validateWorkloadSpec, WorkloadSpec } from "../../components/workload";
+import { runTimeoutSeconds } from "../../components/monitoring/scheduled-jobs";
 import { fileKey, k8sProbe, k8sStartupProbe, KUBERNETES_CAPABILITIES, scaledCpu, scaledMemory, STARTUP_BUDGET_SECONDS } from "../../components/runtime/kubernetes";
 import { runtimeCapabilities } from "../../components/runtime";
 import { DOCKER_CAPABILITIES, dockerHealthcheck, dockerTmpfsOptions, HTTP_PROBE_SCRIPT } from "../../components/runtime/docker";
@@ -314,7 +315,7 @@ describe("backups", () => {
   it("refuse a job companion that is the job, runs as root or shares a variable with the job but the same credential", () => {
     const companion: JobCompanionSpec = { name: "run-recorder", image: "pg", command: ["sh"], env: {}, secretEnv: { PGPASSWORD: "x" }, resources: { cpu: "100m", memory: "64Mi" }, runAsUser: 999, sharedDir: "/run-outcome" };
     const job = (c: Partial<JobCompanionSpec>, secretEnv: Record<string, string> = { CLICKHOUSE_PASSWORD: "y" }): ScheduledJobSpec => ({
-      name: "clickhouse-backup", role: "job", kind: "job", schedule: "15 2 * * *", image: "ch", command: ["sh"], env: {}, secretEnv, ports: [], volumes: [], files: [],
+      name: "clickhouse-backup", role: "job", kind: "job", schedule: "15 2 * * *", runTimeoutSeconds: runTimeoutSeconds("15 2 * * *"), image: "ch", command: ["sh"], env: {}, secretEnv, ports: [], volumes: [], files: [],
       resources: { cpu: "500m", memory: "512Mi" }, replicas: 1, security: { readOnlyRootFilesystem: true, scratchDirs: [] }, connectsTo: [], acceptsFrom: [],
       companion: { ...companion, ...c },
     });

@@ -10,6 +10,7 @@ import { DOCKER_CAPABILITIES, HTTP_PROBE_SCRIPT, schedulerWorkload } from "../..
 import { KUBERNETES_CAPABILITIES } from "../../components/runtime/kubernetes";
 import { backupsScheduled } from "../../components/topology";
 import { canSchedule, CRON_RUNNER_STATUS_PORT, ScheduledJobSpec } from "../../components/workload";
+import { runTimeoutSeconds } from "../../components/monitoring/scheduled-jobs";
 import { byType, named, ProgramRun, runProgram } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
@@ -141,16 +142,17 @@ describe("retraining on prod (Kubernetes CronJob)", { timeout: PROGRAM_RUN_TIMEO
 
 describe("schedulerWorkload (Docker)", () => {
   const job: ScheduledJobSpec = {
-    name: "demo-job", role: "job", kind: "job", image: "img", schedule: "0 1 * * *", command: ["run", "it"], env: {}, secretEnv: {},
+    name: "demo-job", role: "job", kind: "job", image: "img", schedule: "0 1 * * *", runTimeoutSeconds: runTimeoutSeconds("0 1 * * *"), command: ["run", "it"], env: {}, secretEnv: {},
     ports: [], volumes: [], files: [], resources: { cpu: "1", memory: "1Gi" }, replicas: 1,
     security: { runAsUser: 1, readOnlyRootFilesystem: true, scratchDirs: [] }, connectsTo: [], acceptsFrom: [],
   };
   it("wraps the job's command in the image's cron runner, one instance, health on the runner's status", () => {
     const w = schedulerWorkload({ ...job, cronRunner: ["cron"] });
     expect(w).toMatchObject({ kind: "stateless", replicas: 1, singleton: true, liveness: { http: { path: "/health", port: CRON_RUNNER_STATUS_PORT } } });
-    expect(w.command).toEqual(["cron", "--name", "demo-job", "--schedule", "0 1 * * *", "--port", String(CRON_RUNNER_STATUS_PORT), "--", "run", "it"]);
+    // The schedule's default time limit (an hour for a daily job), which every spec carries.
+    expect(w.command).toEqual(["cron", "--name", "demo-job", "--schedule", "0 1 * * *", "--timeout", "3600", "--port", String(CRON_RUNNER_STATUS_PORT), "--", "run", "it"]);
   });
-  it("passes the job's time limit of a run to the runner (--timeout), and none when the job has none", () => {
+  it("passes the job's own time limit of a run to the runner (--timeout)", () => {
     const w = schedulerWorkload({ ...job, cronRunner: ["cron"], runTimeoutSeconds: 900 });
     expect(w.command).toEqual(["cron", "--name", "demo-job", "--schedule", "0 1 * * *", "--timeout", "900", "--port", String(CRON_RUNNER_STATUS_PORT), "--", "run", "it"]);
     expect(w).not.toHaveProperty("runTimeoutSeconds");

@@ -1,7 +1,6 @@
 /** Jobs: one-shot Jobs the fleet waits for (migrations) and CronJobs on a schedule (backups). */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { runTimeoutSeconds } from "../../monitoring/scheduled-jobs";
 import { ScheduledJobSpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { podTemplate } from "./pod";
@@ -64,9 +63,9 @@ export function cronJob(
         jobTemplate: {
           metadata: { labels },
           // activeDeadlineSeconds: the whole Job, retries included, is stopped at the run's time limit
-          // (its pods get SIGTERM, then SIGKILL after their grace period); a job given none gets the
-          // default one of its schedule (session 64: never unbounded, policy job-active-deadlines).
-          spec: { backoffLimit: 2, activeDeadlineSeconds: spec.runTimeoutSeconds ?? runTimeoutSeconds(spec.schedule), template: spec.companion ? retryInNewPod(template) : restartOnFailure(template) },
+          // (its pods get SIGTERM, then SIGKILL after their grace period); every spec carries one
+          // (session 64: never unbounded, policy job-active-deadlines).
+          spec: { backoffLimit: 2, activeDeadlineSeconds: spec.runTimeoutSeconds, template: spec.companion ? retryInNewPod(template) : restartOnFailure(template) },
         },
       },
     },
