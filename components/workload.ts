@@ -14,6 +14,17 @@ export type { WorkloadRole };
 export { LABEL_BACKUP_OF, LABEL_PROMETHEUS_RULES, LABEL_ROLE, LABEL_SINGLETON, LABEL_WORKLOAD } from "../catalog/labels";
 export type WorkloadKind = "stateful" | "stateless" | "job";
 
+/**
+ * Time limit of a one-shot job (kind "job" given to `deploy`: the migrations), in seconds: an hour, on
+ * every runtime (Kubernetes: the Job's activeDeadlineSeconds, retries included; Docker: the provider's
+ * attachTimeout of the one-shot container). A migration run waits up to MIGRATE_LOCK_TIMEOUT_MS (5 min
+ * by default) for another run's lock before migrating, so an hour leaves a slow migration room, and a
+ * run still going then is stuck (a peer that never answers), holding its advisory lock and
+ * connections, and on Docker `pulumi up` and the stack's lock with them: stopped instead of kept
+ * forever (policy job-active-deadlines).
+ */
+export const ONE_SHOT_JOB_DEADLINE_SECONDS = 3_600;
+
 export interface PortSpec {
   name: string;
   port: number;

@@ -19,6 +19,12 @@ export interface ContainerArgs extends docker.ContainerArgs {
    * `docker run --pids-limit`), positive: a fork bomb or a thread leak stops at the container.
    */
   pidsLimit?: pulumi.Input<number>;
+  /**
+   * With attach: most seconds the one-shot run may last, positive. Past it the provider stops the
+   * container (SIGTERM, SIGKILL destroyGraceSeconds later), removes it and fails the create, so a
+   * stuck run cannot hold `pulumi up` and the stack's lock forever. Unset: no limit.
+   */
+  attachTimeout?: pulumi.Input<number>;
 }
 
 export class Container extends pulumi.CustomResource {

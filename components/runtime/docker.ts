@@ -17,6 +17,7 @@ import {
   ExposedEdge,
   ImageBuildSpec,
   memoryToMiB,
+  ONE_SHOT_JOB_DEADLINE_SECONDS,
   probe,
   ProbeSpec,
   Runtime,
@@ -296,10 +297,13 @@ export class DockerRuntime extends pulumi.ComponentResource implements Runtime {
           labels,
           logDriver: "json-file",
           logOpts: { "max-size": "10m", "max-file": "3" },
-          // A one-shot job runs to completion before anything that depends on it is created.
+          // A one-shot job runs to completion before anything that depends on it is created, within
+          // the hour of every one-shot job: past it the provider stops and removes the container and
+          // fails the update, which would otherwise wait for a stuck run, holding the stack's lock, forever.
           restart: isJob ? "no" : "unless-stopped",
           mustRun: !isJob,
           attach: isJob ? true : undefined,
+          attachTimeout: isJob ? ONE_SHOT_JOB_DEADLINE_SECONDS : undefined,
           logs: isJob ? true : undefined,
           wait: isJob ? undefined : true,
           waitTimeout: isJob ? undefined : 300,

@@ -9,6 +9,7 @@ import { keySchema } from "../../stacks/schema";
 import { overdueAfterSeconds, runTimeoutSeconds, runUnfinishedAfterSeconds } from "../../components/monitoring/scheduled-jobs";
 import { BACKUP_RUN_TIMEOUT_SECONDS, backupRunRecorderScript, backupScript, RUN_OUTCOME_DIR } from "../../components/data/backup";
 import { upstreamImages } from "../../stacks/images";
+import { ONE_SHOT_JOB_DEADLINE_SECONDS } from "../../components/workload";
 import { byType, named, ProgramRun, runProgram, stackFileConfig } from "../helpers/program";
 
 const CONTAINER = "docker:index/container:Container";
@@ -115,6 +116,14 @@ describe("dev stack (Docker)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(job.inputs.command).toEqual(["database-service", "migrate"]);
     expect(job.inputs.mustRun).toBe(false);
     expect(job.inputs.restart).toBe("no");
+    // Session 64: bounded like the Kubernetes Job, by the same hour (one constant): the provider
+    // stops a run past it and fails the update rather than wait, holding the stack's lock, forever.
+    expect(job.inputs.attach).toBe(true);
+    expect(job.inputs.attachTimeout).toBe(ONE_SHOT_JOB_DEADLINE_SECONDS);
+    expect(ONE_SHOT_JOB_DEADLINE_SECONDS).toBe(3_600);
+    // Only the one-shot containers: a long-running one is not attached, so a limit would bound nothing.
+    const bounded = byType(run, CONTAINER).filter((c) => c.inputs.attachTimeout !== undefined).map((c) => c.name);
+    expect(bounded).toEqual(["database-service-migrate-container"]);
   });
 
   it("gives each service exactly the datastores it uses", async () => {
@@ -324,7 +333,7 @@ describe("prod stack (Kubernetes)", { timeout: PROGRAM_RUN_TIMEOUT_MS }, () => {
     expect(deadlines).toEqual({ "ml-predictor-retrain": 3_600, "postgres-backup": 10_800, "clickhouse-backup": 10_800 });
     // Session 64: the one-shot Jobs (the migrations) are bounded too, an hour (ONE_SHOT_JOB_DEADLINE_SECONDS).
     const jobDeadlines = Object.fromEntries(byType(run, "kubernetes:batch/v1:Job").map((j) => [j.inputs.metadata.name, j.inputs.spec.activeDeadlineSeconds]));
-    expect(jobDeadlines).toEqual({ "database-service-migrate": 3_600 });
+    expect(jobDeadlines).toEqual({ "database-service-migrate": ONE_SHOT_JOB_DEADLINE_SECONDS });
     // The backups' recorded runs (database-service's /metrics): overdue from backupSchedule, unfinished
     // past their 3 h limit; the ClickHouse one's recorded by its run recorder container (below).
     for (const job of ["postgres-backup", "clickhouse-backup"]) {

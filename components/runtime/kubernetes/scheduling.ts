@@ -1,7 +1,7 @@
 /** Jobs: one-shot Jobs the fleet waits for (migrations) and CronJobs on a schedule (backups). */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ScheduledJobSpec, WorkloadSpec } from "../../workload";
+import { ONE_SHOT_JOB_DEADLINE_SECONDS, ScheduledJobSpec, WorkloadSpec } from "../../workload";
 import { KubernetesContext } from "./context";
 import { podTemplate } from "./pod";
 
@@ -17,14 +17,9 @@ const restartOnFailure = (template: PodTemplate) => ({ ...template, spec: { ...t
 const retryInNewPod = (template: PodTemplate) => ({ ...template, spec: { ...template.spec, restartPolicy: "Never" } });
 
 /**
- * Time limit of a one-shot Job (the migrations): an hour, the whole Job, retries included. Pulumi waits 10 minutes
- * for the Job and then fails the update; the Job goes on. A migration run waits up to MIGRATE_LOCK_TIMEOUT_MS (5 min
- * by default) for another run's lock before migrating, so an hour leaves a slow migration room, and a run still going
- * then is stuck (a peer that never answers), holding its advisory lock and connections: stopped instead of kept forever
- * (policy job-active-deadlines).
+ * A one-shot Job (the migrations) is stopped at ONE_SHOT_JOB_DEADLINE_SECONDS, the whole Job, retries
+ * included. Pulumi waits 10 minutes for the Job and then fails the update; the Job goes on to its deadline.
  */
-export const ONE_SHOT_JOB_DEADLINE_SECONDS = 3_600;
-
 export function oneShotJob(
   ctx: KubernetesContext,
   spec: WorkloadSpec,

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -73,6 +74,7 @@ func containerType(eng *engine) *pluginkit.Type {
 			"mustRun":             boolProp().Doc("Default true: create fails unless the container runs."),
 			"start":               boolProp().Doc("Default true."),
 			"attach":              boolProp().Doc("Wait for the exit; a non-zero exit code fails the create."),
+			"attachTimeout":       intProp().Doc("With attach: most seconds the run may last, positive; past it the container is stopped (destroyGraceSeconds) and removed and the create fails. Unset: no limit. Not in @pulumi/docker 5.x: components/runtime/docker-container.ts declares it."),
 			"logs":                boolProp().Doc("With attach: keep the output in containerLogs."),
 			"wait":                boolProp().Doc("Wait until the health check reports healthy."),
 			"waitTimeout":         intProp().Doc("Seconds (default 60)."),
@@ -162,6 +164,14 @@ func (c *container) Check(ctx context.Context, m resource.PropertyMap) []*pulumi
 	}
 	if pluginkit.GetBool(m, "attach", false) && pluginkit.GetBool(m, "wait", false) {
 		f = append(f, &pulumirpc.CheckFailure{Property: "wait", Reason: "attach and wait cannot both be set"})
+	}
+	// A limit that is no limit (0, negative) or bounds nothing (no attach) is a mistake, not a default.
+	if v, ok := pluginkit.PV(m, "attachTimeout"); ok && v.IsNumber() {
+		if v.NumberValue() < 1 {
+			f = append(f, &pulumirpc.CheckFailure{Property: "attachTimeout", Reason: fmt.Sprintf("attachTimeout must be a positive integer of seconds, got %v (leave it unset for no limit)", v.NumberValue())})
+		} else if av, ok := pluginkit.PV(m, "attach"); ok && av.IsBool() && !av.BoolValue() {
+			f = append(f, &pulumirpc.CheckFailure{Property: "attachTimeout", Reason: "attachTimeout bounds the wait of attach, which is not set"})
+		}
 	}
 	return f
 }
@@ -566,18 +576,18 @@ func (c *container) Create(ctx context.Context, in resource.PropertyMap) (id str
 		}
 		switch {
 		case pluginkit.GetBool(in, "attach", false):
-			var w struct{ StatusCode int }
-			if err := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, nil, &w); err != nil {
-				return "", nil, fmt.Errorf("wait for %s: %w", name, err)
+			code, werr := c.waitExit(ctx, id, name, time.Duration(pluginkit.GetInt(in, "attachTimeout", 0))*time.Second, pluginkit.GetInt(in, "destroyGraceSeconds", 10))
+			if werr != nil {
+				return "", nil, werr
 			}
 			logs, lerr := c.logs(ctx, id)
-			if w.StatusCode != 0 {
-				return "", nil, fmt.Errorf("container %s exited with code %d; last log lines:\n%s", name, w.StatusCode, tailLines(logs, 30))
+			if code != 0 {
+				return "", nil, fmt.Errorf("container %s exited with code %d; last log lines:\n%s", name, code, tailLines(logs, 30))
 			}
 			if lerr != nil {
 				return "", nil, lerr
 			}
-			out["exitCode"] = resource.NewNumberProperty(float64(w.StatusCode))
+			out["exitCode"] = resource.NewNumberProperty(float64(code))
 			if pluginkit.GetBool(in, "logs", false) {
 				out["containerLogs"] = str(logs)
 			}
@@ -602,6 +612,33 @@ func (c *container) Create(ctx context.Context, in resource.PropertyMap) (id str
 	}
 	fillRuntime(out, st)
 	return id, out, nil
+}
+
+// waitExit waits until the started container exits and returns its exit code. With a limit
+// (attachTimeout), a run still going at it is stopped (SIGTERM, SIGKILL grace seconds later) and an
+// error names the limit and the run's last log lines; Create's cleanup then removes the container.
+// Without one, a run that never ends holds the update, and the stack's lock, until the engine or
+// the operator stops it: a one-shot job always sets one (components/runtime/docker.ts).
+func (c *container) waitExit(ctx context.Context, id, name string, limit time.Duration, grace int) (exitCode int, err error) {
+	waitCtx, cancel := ctx, context.CancelFunc(func() {})
+	if limit > 0 {
+		waitCtx, cancel = context.WithTimeout(ctx, limit)
+	}
+	defer cancel()
+	var w struct{ StatusCode int }
+	err = c.eng.call(waitCtx, "POST", "/containers/"+url.PathEscape(id)+"/wait", url.Values{"condition": {"not-running"}}, nil, &w)
+	if err == nil {
+		return w.StatusCode, nil
+	}
+	if limit <= 0 || ctx.Err() != nil || !errors.Is(waitCtx.Err(), context.DeadlineExceeded) {
+		return 0, fmt.Errorf("wait for %s: %w", name, err)
+	}
+	stopErr := c.eng.call(ctx, "POST", "/containers/"+url.PathEscape(id)+"/stop", url.Values{"t": {strconv.Itoa(grace)}}, nil, nil)
+	if stopErr != nil && !isNotFound(stopErr) && !isStatus(stopErr, 304) {
+		return 0, fmt.Errorf("container %s ran past its time limit (attachTimeout %s), and stopping it failed: %w", name, limit, stopErr)
+	}
+	logs, _ := c.logs(ctx, id)
+	return 0, fmt.Errorf("container %s ran past its time limit (attachTimeout %s): stopped (SIGTERM, SIGKILL %ds later) and removed; last log lines:\n%s", name, limit, grace, tailLines(logs, 30))
 }
 
 func (c *container) waitHealthy(ctx context.Context, id, name string, timeout time.Duration) error {
