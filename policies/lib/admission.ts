@@ -95,3 +95,88 @@ export function scopeProblems(f: ScopeFinding, field: string, leftOut: string[])
     }
     return f.deadRules.map((r) => `${field}[${r.index}] names the namespaced ${r.resources.join(", ")} under scope: "Cluster", matching none of them`);
 }
+
+/** Kubernetes kinds whose controllers make objects of other resources in the same namespace: what the platform runs there too. */
+const CONTROLLED: Record<string, string[]> = {
+    deployments: ["replicasets", "pods"],
+    statefulsets: ["pods", "controllerrevisions"],
+    daemonsets: ["pods", "controllerrevisions"],
+    replicasets: ["pods"],
+    jobs: ["pods"],
+    cronjobs: ["jobs", "pods"],
+};
+
+/** A kind's resource as admission rules name it: lower case, plural (Ingress: ingresses, NetworkPolicy: networkpolicies). */
+export function resourceOfKind(kind: string): string {
+    const k = kind.toLowerCase();
+    if (k === "endpoints") return k;
+    if (k.endsWith("y")) return `${k.slice(0, -1)}ies`;
+    if (k.endsWith("s")) return `${k}es`;
+    return `${k}s`;
+}
+
+/** One resource the platform runs in a declared namespace: the namespaces, and the names the stack gives (none for what a controller makes). */
+export interface PlatformResource {
+    namespaces: Set<string>;
+    names: Set<string>;
+}
+
+/**
+ * The resources the stack runs in the namespaces it declares (`declaredNamespaces`): each object of a `kubernetes:` type
+ * whose metadata.namespace is one of them (not a List or a Patch of objects), and what its controller makes there (a
+ * Deployment's ReplicaSets and Pods, a CronJob's Jobs and Pods, ...). An object whose namespace is unknown during preview
+ * counts at `up`.
+ */
+export function platformResources(resources: StackResource[], namespaces: DeclaredNamespace[]): Map<string, PlatformResource> {
+    const declared = new Set(namespaces.map((n) => n.name));
+    const out = new Map<string, PlatformResource>();
+    const add = (resource: string, namespace: string, name?: string) => {
+        const entry = out.get(resource) ?? { namespaces: new Set<string>(), names: new Set<string>() };
+        entry.namespaces.add(namespace);
+        if (name !== undefined) entry.names.add(name);
+        out.set(resource, entry);
+    };
+    for (const r of resources) {
+        const kind = /^kubernetes:[^:]+:([A-Z][A-Za-z0-9]*)$/.exec(r.type)?.[1];
+        if (!kind || /(List|Patch)$/.test(kind)) continue;
+        const namespace = str(r.props.metadata?.namespace);
+        if (namespace === undefined || !declared.has(namespace)) continue;
+        const resource = resourceOfKind(kind);
+        add(resource, namespace, str(r.props.metadata?.name));
+        for (const made of CONTROLLED[resource] ?? []) add(made, namespace);
+    }
+    return out;
+}
+
+/** Operations that make or change an object: an exclude of deletes or connects only takes nothing the platform runs out of a guard. */
+const WRITES = new Set(["*", "CREATE", "UPDATE"]);
+
+/**
+ * What a match block's `excludeResourceRules` (a binding's `matchResources`, a policy's `matchConstraints`) take out of
+ * the policy that the platform runs in a namespace the stack declares: each rule (by index) and those resources with
+ * their namespaces. The API server judges nothing an exclude matches, whatever the resourceRules and the
+ * namespaceSelector say. Read as the API server matches: a resource by its name, whatever the apiGroups and apiVersions
+ * (matchPolicy Equivalent, the default, matches an equivalent group and version too); `*` (alone or over every
+ * subresource) every resource; a subresource (`pods/exec`) only that subresource, not its kind; `scope: "Cluster"` nothing namespaced; `resourceNames`
+ * only the objects so named (the stack's own objects by their names; what a controller makes has generated names, so a
+ * named exclude of pods is not refused); operations without CREATE, UPDATE or `*` nothing the platform writes. A rule
+ * unknown during preview is judged at `up`.
+ */
+export function platformExcluded(rules: unknown, platform: Map<string, PlatformResource>): Array<{ index: number; resources: string[]; namespaces: string[] }> {
+    if (isUnknown(rules)) return [];
+    const out: Array<{ index: number; resources: string[]; namespaces: string[] }> = [];
+    arr(rules).forEach((rule, index) => {
+        if (!isRecord(rule) || [rule.scope, rule.resources, rule.operations, rule.resourceNames].some(isUnknown)) return;
+        if (str(rule.scope) === "Cluster") return;
+        const operations = arr(rule.operations).map((o) => str(o) ?? "");
+        if (rule.operations !== undefined && !operations.some((o) => WRITES.has(o))) return;
+        const named = arr(rule.resources).map((x) => str(x) ?? "");
+        const reached = named.some((x) => x === "*" || x === "*/*") ? [...platform.keys()] : named.filter((x) => platform.has(x));
+        const names = arr(rule.resourceNames).map((x) => str(x) ?? "");
+        const hit = names.length === 0 ? reached : reached.filter((x) => names.some((n) => platform.get(x)!.names.has(n)));
+        if (hit.length === 0) return;
+        const namespaces = [...new Set(hit.flatMap((x) => [...platform.get(x)!.namespaces]))].sort();
+        out.push({ index, resources: hit.sort(), namespaces });
+    });
+    return out;
+}

@@ -1,6 +1,6 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
-import { declaredNamespaces, DeclaredNamespace, namespacesLeftOut, narrows, scopeFinding, scopeProblems } from "../lib/admission";
+import { declaredNamespaces, DeclaredNamespace, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
 
@@ -8,11 +8,16 @@ const BINDING = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:Validati
 const POLICY = /^kubernetes:admissionregistration\.k8s\.io\/v[0-9a-z]+:ValidatingAdmissionPolicy$/;
 
 /** What a match block (a binding's `matchResources`, its policy's `matchConstraints`) leaves unjudged, each naming its field. */
-function matchProblems(match: unknown, field: string, namespaces: DeclaredNamespace[]): string[] {
+function matchProblems(match: unknown, field: string, namespaces: DeclaredNamespace[], platform: Map<string, PlatformResource>): string[] {
     if (!isRecord(match)) return [];
     const out: string[] = [];
     const scope = scopeFinding(match.resourceRules);
     if (scope) out.push(...scopeProblems(scope, `${field}.resourceRules`, namespaces.map((n) => n.name)));
+    for (const x of platformExcluded(match.excludeResourceRules, platform)) {
+        const where = `the namespace${x.namespaces.length > 1 ? "s" : ""} ${x.namespaces.map((n) => `"${n}"`).join(", ")} the stack declares`;
+        out.push(`takes ${x.resources.join(", ")} out of the policy (${field}.excludeResourceRules[${x.index}] ` +
+            `${JSON.stringify(arr(match.excludeResourceRules)[x.index])}), which the platform runs in ${where}: those pass unjudged`);
+    }
     if (scope?.clusterOnly) return out;
     const left = namespacesLeftOut(match.namespaceSelector, namespaces);
     if (left.length > 0) {
@@ -34,11 +39,20 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
  * everything (`paramRef.parameterNotFoundAction: Allow`) does not enforce where it reads as a guard: judged as
  * validating-webhooks-cover-namespaces and lib/reviewed-callouts.ts judge a webhook. The policy it binds, when the stack
  * declares it, is read too: its `matchConstraints` (the same holes, before the binding's) and `failurePolicy: Ignore` (an
- * expression erring, or its parameter's kind missing, admits). A binding of a policy the stack does not declare is judged
- * on its own fields. A value unknown during preview is judged at `up`.
+ * expression erring, or its parameter's kind missing, admits). An `excludeResourceRules` (the binding's or the policy's)
+ * that takes out a resource the platform runs in a declared namespace (its pods, Deployments, Secrets, ..., or `*`) is
+ * refused: the API server judges nothing an exclude matches (lib/admission.ts `platformExcluded` says how it is read).
+ * A value unknown during preview is judged at `up`.
+ *
+ * Session 64b decided: a binding of a policy the stack does not declare is refused, not judged on its own fields. Where
+ * and whether such a binding judges is the policy's to say (its matchConstraints, excludes and failurePolicy), out of
+ * the pack's sight and changed without a preview of this stack showing it; and the API server accepts a binding naming
+ * no policy at all (a typo, a policy deleted), which then judges nothing while reading as a guard. A policy the platform
+ * binds is declared beside its binding, where both are judged together.
  */
 export function unenforcingBindings(resources: StackResource[]): Finding[] {
     const namespaces = declaredNamespaces(resources);
+    const platform = platformResources(resources, namespaces);
     const policies = resources.filter((r) => POLICY.test(r.type));
     const out: Finding[] = [];
     for (const b of resources.filter((r) => BINDING.test(r.type))) {
@@ -52,12 +66,17 @@ export function unenforcingBindings(resources: StackResource[]): Finding[] {
         if (str(spec.paramRef?.parameterNotFoundAction) === "Allow") {
             problems.push("admits everything while its parameter is missing (paramRef.parameterNotFoundAction: Allow)");
         }
-        problems.push(...matchProblems(spec.matchResources, "matchResources", namespaces));
+        problems.push(...matchProblems(spec.matchResources, "matchResources", namespaces, platform));
         const policyName = str(spec.policyName);
         const policy = policyName === undefined ? undefined : policies.find((p) => objectName(p.props, p.name) === policyName);
+        if (!policy && !isUnknown(spec.policyName) && !policies.some((p) => isUnknown(p.props.metadata?.name))) {
+            problems.push(`binds ${policyName === undefined ? "no policy (no policyName)" : `the policy "${policyName}", which the stack does not declare`}: ` +
+                "where and whether it judges (its matchConstraints, excludes, failurePolicy) is out of the stack's sight, and a binding naming a policy " +
+                "that does not exist is admitted and judges nothing; declare the policy in the stack beside its binding");
+        }
         if (policy && isRecord(policy.props.spec)) {
             const at = `binds ${describe(policy.type, policy.name)}, which`;
-            problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces).map((p) => `${at} ${p}`));
+            problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces, platform).map((p) => `${at} ${p}`));
             if (str(policy.props.spec.failurePolicy) === "Ignore") {
                 problems.push(`${at} fails open (failurePolicy: Ignore): an expression that errs, or a parameter kind not served, admits the object`);
             }
@@ -78,8 +97,9 @@ export const admissionPolicyBindingsEnforce: StackValidationPolicy = {
     name: "admission-policy-bindings-enforce",
     description:
         "A ValidatingAdmissionPolicyBinding enforces: validationActions include Deny, its matchResources (and its policy's matchConstraints) " +
-        "select every Namespace the stack declares and every object (no objectSelector, rules not all of scope \"Cluster\"), and neither fails " +
-        "open (failurePolicy: Ignore, parameterNotFoundAction: Allow) (session 64).",
+        "select every Namespace the stack declares and every object (no objectSelector, rules not all of scope \"Cluster\", no excludeResourceRules " +
+        "taking out a resource the platform runs there), neither fails open (failurePolicy: Ignore, parameterNotFoundAction: Allow), and the policy " +
+        "it binds is declared by the stack (session 64, 64b).",
     severity: "high",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
