@@ -24,6 +24,12 @@ const probe = defineService({
       },
       async (req) => ({ query: req.query }),
     );
+    // A querystring made of parts (TypeBox's Intersect: an allOf), as backtesting-engine's results page is.
+    app.get(
+      "/joined",
+      { schema: { querystring: Type.Intersect([Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1 })) }), Type.Object({ sort: Type.Optional(Type.String()) })]) } },
+      async (req) => ({ query: req.query }),
+    );
     app.get("/items/:n", { schema: { params: Type.Object({ n: Type.Integer({ minimum: 0 }) }) } }, async (req) => ({ n: req.params.n }));
     app.get("/paged", { schema: { headers: Type.Object({ "x-page": Type.Optional(Type.Integer({ minimum: 0 })) }) } }, async (req) => ({ page: req.headers["x-page"] }));
   },
@@ -54,6 +60,11 @@ describe("kit: numbers in the URL and headers are decimal numerals", async () =>
     expect((await get("/page?ids=1&ids=0x2")).body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "ids" });
     expect((await get("/items/0x10")).body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "n" });
     expect((await get("/paged", { "x-page": "0x10" })).body.error).toMatchObject({ code: "VALIDATION_ERROR", field: "x-page" });
+  });
+
+  it("reads the parts of an intersected querystring alike (limit=0x10 was 16 there, session 64b)", async () => {
+    for (const text of ["0x10", "%201", "1e1"]) expect((await get(`/joined?limit=${text}`)).body.error, text).toMatchObject({ code: "VALIDATION_ERROR", field: "limit" });
+    expect((await get("/joined?limit=16&sort=x")).body.query).toEqual({ limit: 16, sort: "x" });
   });
 
   it("reads decimal numerals as before, and a union with text keeps its text", async () => {

@@ -46,9 +46,23 @@ export function numericKind(schema: unknown): "integer" | "number" | undefined {
   return kinds.includes("number") ? "number" : "integer";
 }
 
-/** The first property of an object-typed part whose text is not a decimal numeral where the schema wants a number. */
+/**
+ * The first property of an object-typed part whose text is not a decimal numeral where the schema wants a number.
+ * The branches of an `allOf` (TypeBox's Type.Intersect), `anyOf` or `oneOf` are read too, as the parameters they
+ * declare are (./query-parameters.ts declaredParameters): backtesting-engine's results page, an Intersect, took
+ * `limit=0x10` as 16 and `limit=%201` as 1 (session 64b).
+ */
 export function numeralIssue(schema: unknown, data: unknown): NumeralIssue | undefined {
-  if (!isSchema(schema) || !isSchema(schema.properties) || !isSchema(data)) return undefined;
+  if (!isSchema(schema) || !isSchema(data)) return undefined;
+  for (const k of ["allOf", "anyOf", "oneOf"]) {
+    const branches = schema[k];
+    if (!Array.isArray(branches)) continue;
+    for (const branch of branches) {
+      const issue = numeralIssue(branch, data);
+      if (issue) return issue;
+    }
+  }
+  if (!isSchema(schema.properties)) return undefined;
   for (const [name, property] of Object.entries(schema.properties)) {
     if (!Object.hasOwn(data, name)) continue;
     // A number, or an array of numbers (a repeated query parameter; one given alone is coerced to an array).
