@@ -166,6 +166,20 @@ describe("charges with idempotency keys", () => {
     expect([more.status, more.body.error.code]).toEqual([409, "REFUND_EXCEEDS_PAYMENT"]);
     expect(fake.refunds.filter((r) => r.payment_intent === p.body.processorIntentId)).toHaveLength(1);
   });
+
+  it("a partial refund's key retried as `{}` (the rest) or with another reason is refused: it was answered the partial refund, as if the rest had gone back (session 64b)", async () => {
+    const p = await charge({ amount: 3000, currency: "usd", paymentMethod: visa }, `k-${randomUUID()}`);
+    const refund = (body: object, key: string) => http("POST", `${rig.base}/intents/${p.body.id}/refunds`, { body, headers: { ...admin, "idempotency-key": key } });
+    const first = await refund({ amount: 1000, reason: "damaged" }, "part");
+    expect([first.status, first.body.refunded]).toEqual([200, 1000]);
+    for (const body of [{}, { amount: 1000 }, { amount: 1000, reason: "another" }, { reason: "damaged" }]) {
+      const again = await refund(body, "part");
+      expect([again.status, again.body.error?.code, again.body.error?.field], JSON.stringify(body)).toEqual([409, "IDEMPOTENCY_KEY_REUSED", "idempotency-key"]);
+    }
+    const same = await refund({ reason: "damaged", amount: 1000 }, "part");
+    expect([same.status, same.body.refund.id]).toEqual([200, first.body.refund.id]);
+    expect(fake.refunds.filter((r) => r.payment_intent === p.body.processorIntentId)).toHaveLength(1);
+  });
 });
 
 describe("webhooks", () => {

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { accountDeleted, HttpError } from "../../kit";
 import type { ChargeLock, ChargeLocks } from "./charge-locks";
-import { checkRefund, type IntentOrigin, type IntentRequest, requestHash, statusFromProcessor } from "./domain/intents";
+import { checkRefund, type IntentOrigin, type IntentRequest, refundRequestHash, requestHash, sameRefundRequest, statusFromProcessor } from "./domain/intents";
 import { reconcileOne, type ReconcileAction } from "./domain/reconcile";
 import { NEVER_REACHED } from "./domain/refund-settlement";
 import { reportOf } from "./domain/refund-status";
@@ -180,13 +180,15 @@ export class Payments {
    */
   async refund(intentId: string, key: string, amount: bigint | undefined, reason: string | null): Promise<{ intent: IntentRow; refundId: string }> {
     const processor = this.requireProcessor();
+    const hash = refundRequestHash(amount, reason);
     const { intent, refund } = await this.repo.lockedIntent(intentId, async (c, intent) => {
       if (!intent) throw new HttpError(404, "NOT_FOUND", "payment not found");
       // A retry with the key of a refund already made answers as the first time did; the checks below
       // would otherwise see the money already refunded and refuse it.
       const earlier = await this.refunds.byKey(intentId, key, c);
       if (earlier) {
-        if (amount !== undefined && amount !== BigInt(earlier.amount)) throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount", "idempotency-key");
+        if (!sameRefundRequest(earlier.request_hash, BigInt(earlier.amount), amount, reason))
+          throw new HttpError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a refund of another amount or reason", "idempotency-key");
         if (earlier.status === "failed" && earlier.failure_code === NEVER_REACHED) {
           // The processor never received it (refund-reconciler.ts): sent again as if for the first
           // time (billing's automatic refund retries its key), if it still fits into what is left.
@@ -207,7 +209,7 @@ export class Payments {
       if (want <= 0n) throw new HttpError(409, "REFUND_EXCEEDS_PAYMENT", "nothing left to refund", "amount");
       const check = checkRefund({ status: intent.status, amount: BigInt(intent.amount), refunded: held }, want);
       if (!check.ok) throw new HttpError(409, check.code, check.message, "amount");
-      return { intent, refund: await this.refunds.insert(c, { refundId: randomUUID(), intentId, key, amount: want, reason }) };
+      return { intent, refund: await this.refunds.insert(c, { refundId: randomUUID(), intentId, key, requestHash: hash, amount: want, reason }) };
     });
     const answer = async () => ({ intent: (await this.repo.byId(intentId))!, refundId: refund.refund_id });
     if (refund.status === "succeeded" || refund.processor_refund_id !== null) return answer();

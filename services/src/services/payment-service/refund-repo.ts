@@ -29,6 +29,8 @@ export interface RefundRow {
   failure_code: string | null;
   /** Set once the processor answered for it (then it is the processor's to settle: never sent again). */
   processor_refund_id: string | null;
+  /** What its Idempotency-Key was first sent with (domain/intents.ts refundRequestHash); null: recorded before migration 0517. */
+  request_hash: string | null;
 }
 
 
@@ -36,7 +38,7 @@ export interface RefundRow {
 const FOREIGN_KEY_PREFIX = "processor/";
 const FOREIGN_REASON = "made at the processor (its dashboard), not through the platform";
 
-const ROW = "refund_id, status, amount, failure_code, processor_refund_id";
+const ROW = "refund_id, status, amount, failure_code, processor_refund_id, request_hash";
 
 /**
  * What a refund holds against its payment, in the payment's currency: its amount, or, booked in another
@@ -71,10 +73,10 @@ export class RefundRepo {
   }
 
   /** Reserves a refund (pending); called under lockedIntent after byKey found none with this key. */
-  async insert(c: Queryable, p: { refundId: string; intentId: string; key: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
+  async insert(c: Queryable, p: { refundId: string; intentId: string; key: string; requestHash: string; amount: bigint; reason: string | null }): Promise<RefundRow> {
     const { rows } = await c.query<RefundRow>(
-      `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, amount, reason, status) VALUES ($1,$2,$3,$4,$5,'pending') RETURNING ${ROW}`,
-      [p.refundId, p.intentId, p.key, p.amount.toString(), p.reason],
+      `INSERT INTO pay_refunds (refund_id, intent_id, idempotency_key, request_hash, amount, reason, status) VALUES ($1,$2,$3,$4,$5,$6,'pending') RETURNING ${ROW}`,
+      [p.refundId, p.intentId, p.key, p.requestHash, p.amount.toString(), p.reason],
     );
     return rows[0];
   }

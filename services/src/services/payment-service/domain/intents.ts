@@ -98,6 +98,26 @@ export function requestHash(userId: string, r: IntentRequest): string {
   return createHash("sha256").update(canonical).digest("hex");
 }
 
+/**
+ * A refund request as its Idempotency-Key is compared on a retry: the amount asked (null: what is left of
+ * the payment) and the reason.
+ */
+export function refundRequestHash(amount: bigint | undefined, reason: string | null): string {
+  return createHash("sha256").update(JSON.stringify([amount === undefined ? null : amount.toString(), reason])).digest("hex");
+}
+
+/**
+ * Whether a retry under a refund's key is the request that made it (answered that refund; else a 409).
+ * `{}` (what was left) retried with the amount it came to is the same request. Before, only an amount given
+ * was compared, so `{}` under the key of a refund of 1,000 was answered that refund, as if the rest had gone
+ * back, and another reason was taken (session 64b). A refund recorded before migration 0517 has no hash
+ * (`stored` null): compared by an amount given, as then.
+ */
+export function sameRefundRequest(stored: string | null, refunded: bigint, amount: bigint | undefined, reason: string | null): boolean {
+  if (stored === null) return amount === undefined || amount === refunded;
+  return stored === refundRequestHash(amount, reason) || (amount === refunded && stored === refundRequestHash(undefined, reason));
+}
+
 export type RefundCheck = { ok: true } | { ok: false; code: "INTENT_NOT_SUCCEEDED" | "REFUND_EXCEEDS_PAYMENT"; message: string };
 
 /**
