@@ -1,0 +1,650 @@
+/**
+ * Session 64b's hostile round on the business and AI tiers, through the gateway as a client would (real
+ * PostgreSQL, Redis, Kafka, ClickHouse; the card processor the fake behind the `stripe` SDK), every answer
+ * judged by ./oracle.ts: no 5xx, no stack trace, driver text or internal name, JSON errors in the
+ * platform's shape naming the field. Earlier rounds went at framing and the gateway; this one at domain
+ * logic, each class with a domain check besides the oracle's:
+ * - numbers at their edges, written byte for byte (`-0`, `1e21`, `100.000000000000001`, 2^53 + 1, just
+ *   under and over the processor's smallest and largest charge) and currency codes in odd case and
+ *   spelling: a 400 naming the field, and nothing charged at the processor;
+ * - instants at the platform's ends and past them (1969, 2106, 9999, a leap second, offsets at a DST
+ *   change), ranges reversed, empty and enormous (a backtest, a usage listing, a chain summary or a
+ *   revenue period over a century): a 400 naming the field, nothing queued;
+ * - another user's ids in every path and body (payment, subscription, strategy, decision, backtest,
+ *   webhook, payment method, user), in upper case too: a 404 or 403, their objects unchanged;
+ * - idempotency keys: the same key with another body (a 409 naming the key), the same body again and two
+ *   at once (one charge, one run, one strategy), another user's key (theirs untouched);
+ * - state machines out of order: a refund of a failed payment, of more than was paid, twice in full;
+ *   a cancelled subscription changed and cancelled again; a finished backtest cancelled, a queued one
+ *   deleted; a deleted strategy enabled, patched and evaluated;
+ * - the processor's webhook forged: no signature, another secret, a timestamp an hour old or ahead, the
+ *   body changed after signing, `v0` only, a signed `null`, a replayed event id, a signed event whose
+ *   amount is not the payment's: refused or acknowledged without effect;
+ * - list endpoints paged with limit 0, -1, huge, fractional, text; offsets past their bounds; cursors
+ *   forged (not base64, not a key, NUL, lone surrogates) and another user's: a 400 naming the field, or
+ *   the caller's rows only.
+ * Found and fixed: see the describe blocks' notes.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { judge, type StatusCase } from "./oracle";
+import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
+
+const MORE = ["backtesting-engine", "ai-orchestrator", "ai-chain-analytics", "ml-predictor", "performance-analytics", "usage-monitoring"];
+const rig = useRedTeamPlatform("session-64b", {}, MORE);
+const { who, failures, fake } = rig;
+const gw = rig.gw;
+const check = (cases: StatusCase[]) => rig.check(cases);
+
+/** A body sent as written (numbers a JSON.stringify never writes), judged like gw's. */
+async function rawBody(as: string, method: string, path: string, text: string, headers: Record<string, string> = {}) {
+  const token = who[as]?.token ?? as;
+  const r = await fetch(`${rig.gateways.plain}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body: text, signal: AbortSignal.timeout(60_000) });
+  const body = await r.text();
+  rig.judged++;
+  const v = judge(r.status, body, r.headers.get("content-type"), rig.internalPorts);
+  if (!v.ok) failures.push(`${method} ${path} ${text.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${body.slice(0, 160)}`);
+  return { status: r.status, field: errorFieldOf(body), text: body, headers: r.headers };
+}
+const key = () => ({ "idempotency-key": randomUUID() });
+const pay = (as: string, amount: number, o: { currency?: string; key?: string; pm?: string } = {}) =>
+  gw(as, "POST", "/api/payments/intents", { body: { amount, currency: o.currency ?? "usd", paymentMethod: o.pm ?? who[as].pm }, headers: { "idempotency-key": o.key ?? randomUUID() } });
+const processorCharges = (amount: number) => [...fake.intents.values()].filter((i) => i.amount === amount).length;
+const BACKTEST = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", period: { start: "2024-01-01T00:00:00Z", end: "2024-03-01T00:00:00Z" }, data: { source: "synthetic", seed: 7 } };
+const STRATEGY = { name: "s64b", symbols: ["BTCUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 };
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe("numbers at their edges, byte for byte: a 400 naming the field, nothing charged", () => {
+  it("payment amounts and currencies", async () => {
+    const pm = who.alice.pm;
+    const before = (await gw("alice", "GET", "/api/payments/intents?limit=500")).json.intents.length as number;
+    const charged = fake.intents.size;
+    const amounts: Array<[string, string]> = [
+      ["-0", "amount"], ["0", "amount"], ["-1", "amount"], ["1e21", "amount"], ["1E21", "amount"], ["-1e21", "amount"],
+      ["49", "amount"], ["50.5", "amount"], ["1e-7", "amount"], ["100.000000000000001", "amount"], ["9007199254740993", "amount"],
+      ["1000000000001", "amount"], ["100000000", "amount"], ['"100"', "amount"], ["null", "amount"], ["true", "amount"], ["[100]", "amount"],
+      ["1e400", "amount"], ["-1e-400", "amount"],
+    ];
+    for (const [amount, field] of amounts) {
+      const r = await rawBody("alice", "POST", "/api/payments/intents", `{"amount":${amount},"currency":"usd","paymentMethod":"${pm}"}`, key());
+      expect.soft([r.status, r.field], `amount ${amount}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    const currencies = ["USD", "Usd", "uSD", " usd", "usd ", "usd\\u0000", "us\\u0064x", "ｕｓｄ", "usᴅ", "xts", "", "US$", "jpy\\n", "eur\\u200b", "840"];
+    for (const c of currencies) {
+      const r = await rawBody("alice", "POST", "/api/payments/intents", `{"amount":1000,"currency":"${c}","paymentMethod":"${pm}"}`, key());
+      expect.soft([r.status, r.field], `currency ${JSON.stringify(c)}: ${r.text.slice(0, 200)}`).toEqual([400, "currency"]);
+    }
+    // The processor's bounds per currency: 49 yen and 29 pence are below its smallest charge.
+    for (const [amount, currency] of [[49, "jpy"], [29, "gbp"], [49, "eur"], [100_000_000, "jpy"]] as const) {
+      const r = await pay("alice", amount, { currency });
+      expect.soft([r.status, r.json?.error?.field], `${amount} ${currency}: ${r.text.slice(0, 200)}`).toEqual([400, "amount"]);
+    }
+    expect(fake.intents.size).toBe(charged);
+    expect((await gw("alice", "GET", "/api/payments/intents?limit=500")).json.intents.length).toBe(before);
+    // The edges that are charges: the smallest and the largest.
+    for (const [amount, currency] of [[50, "usd"], [50, "jpy"], [30, "gbp"], [99_999_999, "usd"]] as const) expect.soft((await pay("alice", amount, { currency })).status, `${amount} ${currency}`).toBe(201);
+    expect(failures).toEqual([]);
+  });
+
+  it("billing plans: prices, usage blocks and currencies", async () => {
+    const id = () => `h64b-${randomBytes(4).toString("hex")}`;
+    const plan = (o: string) => `{"id":"${id()}","name":"h64b","currency":"usd","amount":1000,"interval":"month"${o}}`;
+    const cases: Array<[string, string]> = [
+      [',"amount":-1', "amount"], [',"amount":1e21', "amount"], [',"amount":10.5', "amount"], [',"amount":100000000', "amount"],
+      [',"currency":"USD"', "currency"], [',"currency":"Eur"', "currency"], [',"currency":"gbp "', "currency"],
+      [',"interval":"Month"', "interval"], [',"interval":"week"', "interval"], [',"trialDays":-1', "trialDays"], [',"trialDays":366', "trialDays"], [',"trialDays":1.5', "trialDays"],
+      [',"usage":{"metric":"api_requests","included":0,"blockSize":0,"blockAmount":1}', "usage.blockSize"],
+      [',"usage":{"metric":"api_requests","included":-1,"blockSize":1,"blockAmount":1}', "usage.included"],
+      [',"usage":{"metric":"api_requests","included":0,"blockSize":1,"blockAmount":100000000}', "usage.blockAmount"],
+      [',"usage":{"metric":"API_REQUESTS","included":0,"blockSize":1,"blockAmount":1}', "usage.metric"],
+    ];
+    for (const [extra, field] of cases) {
+      // (a key given twice in the text: the last is the one validated, session 62)
+      const r = await rawBody("admin", "POST", "/api/billing/plans", plan(extra));
+      expect.soft([r.status, r.field], `${extra}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    for (const bad of ["Pro", "-pro", "pro_1", "a".repeat(64), "pro\\u0000"]) {
+      const r = await rawBody("admin", "POST", "/api/billing/plans", `{"id":"${bad}","name":"x","currency":"usd","amount":1,"interval":"month"}`);
+      expect.soft([r.status, r.field], `id ${bad}`).toEqual([400, "id"]);
+    }
+    // A trader may not make plans, whatever the body.
+    expect((await rawBody("alice", "POST", "/api/billing/plans", plan(""))).status).toBe(403);
+    expect(failures).toEqual([]);
+  });
+
+  it("strategies, backtests and predictions: sizes, probabilities and cash at the ends of their ranges", async () => {
+    const strategy = (o: string) => `{"name":"n","symbols":["BTCUSDT"],"buyAbove":0.6,"sellBelow":0.4,"orderQuantity":1,"maxPosition":10,"stopLoss":100${o}}`;
+    const cases: Array<[string, string]> = [
+      [',"buyAbove":1', "buyAbove"], [',"buyAbove":-0', "buyAbove"], [',"buyAbove":1e21', "buyAbove"], [',"sellBelow":0', "sellBelow"],
+      [',"sellBelow":0.6', "sellBelow"], [',"orderQuantity":-0', "orderQuantity"], [',"orderQuantity":1e21', "orderQuantity"],
+      [',"maxPosition":0', "maxPosition"], [',"stopLoss":-1', "stopLoss"], [',"everySeconds":4', "everySeconds"], [',"everySeconds":5.5', "everySeconds"],
+      [',"everySeconds":86401', "everySeconds"], [',"minRegimeAgreement":1.0000001', "minRegimeAgreement"], [',"symbols":["btcusdt"]', "symbols.0"],
+      [',"symbols":["BTCUSDT","BTCUSDT"]', "symbols"], [',"symbols":[]', "symbols"],
+    ];
+    for (const [extra, field] of cases) {
+      const r = await rawBody("alice", "POST", "/api/ai/strategies", strategy(extra));
+      expect.soft([r.status, r.field], `${extra}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    const backtest = (o: Record<string, unknown>) => JSON.stringify({ ...BACKTEST, ...o });
+    const bt: Array<[string, string]> = [
+      [backtest({ initialCash: 0 }), "initialCash"], [backtest({ initialCash: -0 }).replace('"initialCash":0', '"initialCash":-0'), "initialCash"],
+      [backtest({ initialCash: 1e13 }), "initialCash"], [backtest({ quantity: 0 }), "quantity"], [backtest({ quantity: "ALL" }), "quantity"],
+      [backtest({ quantityStep: 1e7 }), "quantityStep"], [backtest({ execution: { takerFeeBps: "10000" } }), "execution.takerFeeBps"],
+      [backtest({ execution: { tickSize: "0" } }), "execution.tickSize"], [backtest({ execution: { maxParticipation: "1.5" } }), "execution.maxParticipation"],
+      [backtest({ execution: { slippageBps: "-1" } }), "execution.slippageBps"], [backtest({ execution: { slippageBps: "1e3" } }), "execution.slippageBps"],
+      [backtest({ symbols: ["btcusdt"] }), "symbols.0"], [backtest({ interval: "1D" }), "interval"], [backtest({ interval: "1w" }), "interval"],
+      [backtest({ strategy: "SMA-CROSSOVER" }), "strategy"],
+    ];
+    for (const [text, field] of bt) {
+      const r = await rawBody("alice", "POST", "/api/backtests/", text, key());
+      expect.soft([r.status, r.field], `${text.slice(150)}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("instants at the ends and ranges reversed or enormous: a 400 naming the field, nothing queued", () => {
+  it("backtest periods", async () => {
+    const runs = async () => (await rig.p.pool.query("SELECT count(*)::int AS n FROM bt_runs WHERE owner_id = $1", [who.alice.id])).rows[0].n as number;
+    const before = await runs();
+    const period = (start: string, end: string, o: Record<string, unknown> = {}) => ({ ...BACKTEST, period: { start, end }, ...o });
+    const cases: StatusCase[] = [
+      ["alice", "POST", "/api/backtests/", period("2024-03-01T00:00:00Z", "2024-01-01T00:00:00Z"), 400, "period.end"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"), 400, "period.end"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00Z", "2024-01-01T12:00:00Z"), 400, "period"],
+      ["alice", "POST", "/api/backtests/", period("1969-12-31T23:59:59Z", "2024-01-01T00:00:00Z"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("0001-01-01T00:00:00Z", "2024-01-01T00:00:00Z"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00Z", "9999-12-31T23:59:59Z"), 400, "period.end"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00Z", "2106-02-07T06:28:16Z"), 400, "period.end"],
+      ["alice", "POST", "/api/backtests/", period("2016-12-31T23:59:60Z", "2024-01-01T00:00:00Z"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01", "2024-03-01"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00", "2024-03-01T00:00:00Z"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00+24:00", "2024-03-01T00:00:00Z"), 400, "period.start"],
+      ["alice", "POST", "/api/backtests/", period("+002024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"), 400, "period.start"],
+      // A century and more of minutes: the bars' limit, not a run that reads for hours.
+      ["alice", "POST", "/api/backtests/", period("1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", { interval: "1m" }), 400, "period"],
+      ["alice", "POST", "/api/backtests/", period("1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", { interval: "1h", symbols: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT"] }), 400, "period"],
+      ["alice", "POST", "/api/backtests/", period("1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", { interval: "1d", sweep: { parameters: { fast: Array.from({ length: 40 }, (_, i) => i + 2), slow: Array.from({ length: 40 }, (_, i) => i + 50) } } }), 400, "sweep.parameters"],
+      // (one symbol's century of hours in one fold of 30 sets is 18.5M bar-steps, within the job's limit: four symbols' is not)
+      ["alice", "POST", "/api/backtests/", period("1970-01-01T00:00:00Z", "2106-02-07T06:28:15Z", { interval: "1h", symbols: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ADAUSDT"], walkForward: { folds: 1, parameters: { fast: Array.from({ length: 30 }, (_, i) => i + 2) } } }), 400, "walkForward.parameters"],
+      ["alice", "POST", "/api/backtests/", period("2024-01-01T00:00:00Z", "2024-02-10T00:00:00Z", { walkForward: { folds: 20, parameters: { fast: [5] } } }), 400, "walkForward.folds"],
+    ];
+    await check(cases);
+    expect(await runs()).toBe(before);
+    // Offsets at a DST change are instants like any other: the same period spelt in two offsets is one run's bars.
+    const a = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-31T00:30:00+01:00", "2024-04-30T00:30:00+02:00") });
+    const b = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-30T23:30:00Z", "2024-04-29T22:30:00Z") });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.json.barsPerSymbol).toBe(b.json.barsPerSymbol);
+    // The platform's ends are taken.
+    expect((await gw("alice", "POST", "/api/backtests/", { body: period("1970-01-01T00:00:00Z", "1970-03-01T00:00:00Z") })).status).toBe(202);
+    expect((await gw("alice", "POST", "/api/backtests/", { body: period("2105-12-01T00:00:00Z", "2106-02-07T06:28:15Z") })).status).toBe(202);
+    expect(failures).toEqual([]);
+  });
+
+  it("usage, chain summaries and revenue over reversed, empty and enormous ranges", async () => {
+    const q = (o: Record<string, string>) => `?${new URLSearchParams(o)}`;
+    const cases: StatusCase[] = [
+      ["alice", "GET", `/api/usage/${q({ from: "2026-01-02T00:00:00Z", to: "2026-01-01T00:00:00Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/usage/${q({ from: "1970-01-01T00:00:00Z", to: "2106-02-07T06:28:15Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/usage/${q({ from: "1969-12-31T23:59:59Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/usage/${q({ to: "9999-12-31T23:59:59Z" })}`, undefined, 400, "to"],
+      ["admin", "GET", `/api/usage/all${q({ from: "1970-01-01T00:00:00Z", to: "2106-02-07T06:28:15Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", "/api/usage/all", undefined, 403, undefined],
+      ["alice", "GET", `/api/ai-chains/summary${q({ from: "2026-01-02T00:00:00Z", to: "2026-01-01T00:00:00Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/ai-chains/summary${q({ from: "2026-01-01T00:00:00Z", to: "2026-01-01T00:00:00Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/ai-chains/summary${q({ from: "1970-01-01T00:00:00Z", to: "2106-02-07T06:28:15Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/ai-chains/summary${q({ to: "1970-01-01T00:00:00Z" })}`, undefined, 400, "to"],
+      ["alice", "GET", `/api/ai-chains/summary${q({ to: "2016-12-31T23:59:60Z" })}`, undefined, 400, "to"],
+      ["admin", "GET", `/api/ai-chains/summary/all${q({ from: "1970-01-01T00:00:00Z", to: "2106-02-07T06:28:15Z" })}`, undefined, 400, "from"],
+      ["alice", "GET", `/api/ai-chains/summary${q({ strategyId: "not-a-uuid" })}`, undefined, 400, "strategyId"],
+      ["admin", "GET", `/api/revenue/${q({ periodDays: "0" })}`, undefined, 400, "periodDays"],
+      ["admin", "GET", `/api/revenue/${q({ periodDays: "-1" })}`, undefined, 400, "periodDays"],
+      ["admin", "GET", `/api/revenue/${q({ periodDays: "3661" })}`, undefined, 400, "periodDays"],
+      ["admin", "GET", `/api/revenue/${q({ periodDays: "1e21" })}`, undefined, 400, "periodDays"],
+      ["admin", "GET", `/api/revenue/${q({ periodDays: "1.5" })}`, undefined, 400, "periodDays"],
+      ["admin", "GET", `/api/revenue/${q({ asOf: "9999-12-31T23:59:59Z" })}`, undefined, 400, "asOf"],
+      ["admin", "GET", `/api/revenue/${q({ asOf: "1969-12-31T23:59:59Z" })}`, undefined, 400, "asOf"],
+      ["admin", "GET", `/api/revenue/${q({ asOf: "2016-12-31T23:59:60Z" })}`, undefined, 400, "asOf"],
+      ["alice", "GET", "/api/revenue/", undefined, 403, undefined],
+      // The ends, a period reaching before 1970 from its first days, and the longest period: answered.
+      ["admin", "GET", `/api/revenue/${q({ asOf: "1970-01-01T00:00:00Z", periodDays: "3660" })}`, undefined, 200, undefined],
+      ["admin", "GET", `/api/revenue/${q({ asOf: "2106-02-07T06:28:15Z", periodDays: "3660" })}`, undefined, 200, undefined],
+      ["admin", "GET", `/api/revenue/${q({ asOf: "2026-03-29T01:59:59.999+01:00", periodDays: "1" })}`, undefined, 200, undefined],
+    ];
+    await check(cases);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("another user's ids in every path and body: a 404 or 403, their objects unchanged", () => {
+  it("payments, billing, notifications, strategies, decisions and backtests, in lower and upper case", async () => {
+    const bobPay = await pay("bob", 777);
+    expect(bobPay.status, bobPay.text).toBe(201);
+    const plan = `h64b-${randomBytes(3).toString("hex")}`;
+    expect((await gw("admin", "POST", "/api/billing/plans", { body: { id: plan, name: "h64b", currency: "usd", amount: 1000, interval: "month", trialDays: 30 } })).status).toBe(201);
+    expect((await gw("admin", "POST", "/api/billing/plans", { body: { id: `${plan}-b`, name: "h64b b", currency: "usd", amount: 2000, interval: "month", trialDays: 30 } })).status).toBe(201);
+    const sub = await gw("bob", "POST", "/api/billing/subscriptions", { body: { planId: plan, paymentMethod: who.bob.pm } });
+    expect(sub.status, sub.text).toBe(201);
+    const hook = (await gw("bob", "POST", "/api/notifications/webhooks", { body: { url: "https://example.com/h64b" } })).json.id as string;
+    const strategy = await gw("bob", "POST", "/api/ai/strategies", { body: STRATEGY });
+    expect(strategy.status, strategy.text).toBe(201);
+    const run = await gw("bob", "POST", "/api/backtests/", { body: BACKTEST });
+    expect(run.status, run.text).toBe(202);
+    const [i, s, st, b] = [bobPay.json.id, sub.json.id, strategy.json.strategyId, run.json.id] as string[];
+    const cases: StatusCase[] = [];
+    for (const id of [i, i.toUpperCase()]) {
+      cases.push(["alice", "GET", `/api/payments/intents/${id}`, undefined, 404, undefined], ["alice", "POST", `/api/payments/intents/${id}/refunds`, { amount: 1 }, 403, undefined]);
+    }
+    for (const id of [s, s.toUpperCase()]) {
+      cases.push(
+        ["alice", "POST", `/api/billing/subscriptions/${id}/plan`, { planId: `${plan}-b` }, 404, undefined],
+        ["alice", "POST", `/api/billing/subscriptions/${id}/payment-method`, { paymentMethod: who.alice.pm }, 404, undefined],
+        ["alice", "POST", `/api/billing/subscriptions/${id}/cancel`, { atPeriodEnd: false }, 404, undefined],
+      );
+    }
+    for (const id of [st, st.toUpperCase()]) {
+      cases.push(
+        ["alice", "GET", `/api/ai/strategies/${id}`, undefined, 404, undefined],
+        ["alice", "PATCH", `/api/ai/strategies/${id}`, { enabled: true }, 404, undefined],
+        ["alice", "POST", `/api/ai/strategies/${id}/enable`, undefined, 404, undefined],
+        ["alice", "POST", `/api/ai/strategies/${id}/disable`, undefined, 404, undefined],
+        ["alice", "POST", `/api/ai/strategies/${id}/evaluate`, undefined, 404, undefined],
+        ["alice", "GET", `/api/ai/strategies/${id}/decisions`, undefined, 404, undefined],
+        ["alice", "DELETE", `/api/ai/strategies/${id}`, undefined, 404, undefined],
+      );
+    }
+    for (const id of [b, b.toUpperCase()]) {
+      cases.push(
+        ["alice", "GET", `/api/backtests/${id}`, undefined, 404, undefined],
+        ["alice", "GET", `/api/backtests/${id}/results?limit=1`, undefined, 404, undefined],
+        ["alice", "GET", `/api/backtests/${id}/jobs/0/trades?offset=0`, undefined, 404, undefined],
+        ["alice", "POST", `/api/backtests/${id}/cancel`, undefined, 404, undefined],
+        ["alice", "DELETE", `/api/backtests/${id}`, undefined, 404, undefined],
+      );
+    }
+    cases.push(
+      ["alice", "DELETE", `/api/notifications/webhooks/${hook}`, undefined, 404, undefined],
+      ["alice", "DELETE", `/api/notifications/webhooks/${hook.toUpperCase()}`, undefined, 404, undefined],
+      ["alice", "POST", "/api/payments/intents", { amount: 900, currency: "usd", paymentMethod: who.bob.pm }, 404, "paymentMethod"],
+      ["alice", "POST", "/api/billing/subscriptions", { planId: plan, paymentMethod: who.bob.pm }, 404, "paymentMethod"],
+      ["alice", "DELETE", `/api/payments/payment-methods/${who.bob.pm}`, undefined, 404, "paymentMethod"],
+      ["alice", "GET", `/api/performance/users/${who.bob.id}`, undefined, 403, undefined],
+      ["alice", "GET", `/api/performance/users/${who.bob.id.toUpperCase()}`, undefined, 400, "userId"],
+      ["alice", "GET", `/api/ai/decisions/${randomUUID()}`, undefined, 404, undefined],
+      ["alice", "GET", `/api/ai-chains/summary?strategyId=${st}`, undefined, 200, undefined],
+      ["alice", "GET", `/api/ml/models/events`, undefined, 200, undefined],
+      ["alice", "POST", `/api/ml/models/rollback`, { fromVersion: "v1", reason: "mine now" }, 403, undefined],
+      ["alice", "POST", `/api/payments/reconcile`, undefined, 403, undefined],
+      ["alice", "GET", `/api/payments/ledger?account=user:${who.bob.id}`, undefined, 403, undefined],
+      ["alice", "POST", `/api/billing/cycle`, undefined, 403, undefined],
+    );
+    await rig.p.pool.query("SELECT 1");
+    // (the idempotency key a case needs: a fresh one each)
+    for (const [as, method, path, body, status, field] of cases) {
+      const r = await gw(as, method, path, { body, headers: method === "POST" && path.includes("/intents") ? key() : undefined });
+      rig.judged++;
+      expect.soft([r.status, r.json?.error?.field], `${as} ${method} ${path}: ${r.text.slice(0, 200)}`).toEqual([status, field]);
+      for (const id of [i, s, st, b, hook]) if (r.status < 300) expect.soft(r.text.toLowerCase(), `${path} shows ${id}`).not.toContain(id.toLowerCase());
+    }
+    // Bob's objects as they were.
+    expect.soft((await gw("bob", "GET", `/api/payments/intents/${i}`)).json.refunded).toBe(0);
+    expect.soft((await gw("bob", "GET", "/api/billing/subscriptions")).json.subscriptions.find((x: { id: string }) => x.id === s)).toMatchObject({ cancelAtPeriodEnd: false });
+    expect.soft((await gw("bob", "GET", `/api/ai/strategies/${st}`)).json).toMatchObject({ enabled: false, deletedAt: null });
+    expect.soft((await gw("bob", "GET", `/api/backtests/${b}`)).json.status).not.toBe("cancelled");
+    expect.soft((await gw("bob", "GET", "/api/notifications/webhooks")).json.webhooks.map((w: { id: string }) => w.id)).toContain(hook);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("idempotency keys: another body, the same again, two at once, another user's", () => {
+  it("payments: one charge per key and user; another body under it a 409 naming the key", async () => {
+    const k = randomUUID();
+    const first = await pay("alice", 1234, { key: k });
+    expect(first.status, first.text).toBe(201);
+    const cases: Array<[Record<string, unknown>, number, string | undefined]> = [
+      [{ amount: 1235, currency: "usd", paymentMethod: who.alice.pm }, 409, "idempotency-key"],
+      [{ amount: 1234, currency: "eur", paymentMethod: who.alice.pm }, 409, "idempotency-key"],
+      [{ amount: 1234, currency: "usd", paymentMethod: who.alice.pm, description: "other" }, 409, "idempotency-key"],
+      [{ amount: 1234, currency: "usd", paymentMethod: who.alice.pm, reference: "r-1" }, 409, "idempotency-key"],
+      [{ currency: "usd", paymentMethod: who.alice.pm, amount: 1234 }, 200, undefined],
+      [{ amount: 1234, currency: "usd", paymentMethod: who.alice.pm }, 200, undefined],
+    ];
+    for (const [body, status, field] of cases) {
+      const r = await gw("alice", "POST", "/api/payments/intents", { body, headers: { "idempotency-key": k } });
+      expect.soft([r.status, r.json?.error?.field], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([status, field]);
+      if (r.status === 200) expect.soft(r.json.id).toBe(first.json.id);
+    }
+    // The key in upper case is another key; with white space around it the same key (HTTP trims a field's value): never the first payment answered for another body.
+    for (const [spelt, status] of [[k.toUpperCase(), 201], [` ${k}`, 409], [`${k}\t`, 409]] as const) {
+      const r = await gw("alice", "POST", "/api/payments/intents", { body: { amount: 1236, currency: "usd", paymentMethod: who.alice.pm }, headers: { "idempotency-key": spelt } });
+      expect.soft(r.status, `${JSON.stringify(spelt)}: ${r.text.slice(0, 200)}`).toBe(status);
+    }
+    // Bob under alice's key: his own payment, hers neither answered nor charged again.
+    const bob = await pay("bob", 1234, { key: k });
+    expect([bob.status, bob.json.userId]).toEqual([201, who.bob.id]);
+    expect(processorCharges(1234)).toBe(2);
+    // Two at once under one key: one charge.
+    const k2 = randomUUID();
+    const both = await Promise.all([pay("alice", 2345, { key: k2 }), pay("alice", 2345, { key: k2 }), pay("alice", 2345, { key: k2 })]);
+    for (const r of both) expect.soft([200, 201, 409], r.text).toContain(r.status);
+    expect(new Set(both.filter((r) => r.status < 300).map((r) => r.json.id)).size).toBe(1);
+    expect(processorCharges(2345)).toBe(1);
+    // An empty, overlong or control-character key is a 400 naming it.
+    for (const bad of ["", "x".repeat(300), "a\tb"]) {
+      const r = await gw("alice", "POST", "/api/payments/intents", { body: { amount: 1237, currency: "usd", paymentMethod: who.alice.pm }, headers: { "idempotency-key": bad } });
+      expect.soft([r.status, r.json?.error?.field], `${JSON.stringify(bad).slice(0, 20)}: ${r.text.slice(0, 200)}`).toEqual([400, "idempotency-key"]);
+    }
+    expect(processorCharges(1237)).toBe(0);
+    rig.judged += cases.length;
+    expect(failures).toEqual([]);
+  });
+
+  it("refunds: one per key; the key with another amount a 409; two at once one refund", async () => {
+    const p = await pay("alice", 5000);
+    expect(p.status).toBe(201);
+    const id = p.json.id as string;
+    const k = randomUUID();
+    const refund = (amount: number | undefined, kk = k) => gw("admin", "POST", `/api/payments/intents/${id}/refunds`, { body: amount === undefined ? {} : { amount }, headers: { "idempotency-key": kk } });
+    const first = await refund(1000);
+    expect(first.status, first.text).toBe(200);
+    expect.soft((await refund(1000)).json.refund?.id).toBe(first.json.refund.id);
+    const other = await refund(1001);
+    expect.soft([other.status, other.json?.error?.field], other.text).toEqual([409, "idempotency-key"]);
+    // "The rest" under the key of a refund of 1,000: it was answered that refund (200), as if the rest had gone back.
+    const all = await refund(undefined);
+    expect.soft([all.status, all.json?.error?.field], all.text).toEqual([409, "idempotency-key"]);
+    const reason = await gw("admin", "POST", `/api/payments/intents/${id}/refunds`, { body: { amount: 1000, reason: "another reason" }, headers: { "idempotency-key": k } });
+    expect.soft([reason.status, reason.json?.error?.field], reason.text).toEqual([409, "idempotency-key"]);
+    // "The rest" retried under its key is its refund, though what is left has changed since.
+    const kr = randomUUID();
+    const rest = await refund(undefined, kr);
+    expect(rest.status, rest.text).toBe(200);
+    expect.soft((await refund(undefined, kr)).json.refund?.id).toBe(rest.json.refund.id);
+    expect.soft((await refund(4000, kr)).json.refund?.id).toBe(rest.json.refund.id);
+    expect.soft([(await refund(1, kr)).status]).toEqual([409]);
+    expect(fake.refunds.filter((r) => r.amount === 1000).length).toBe(1);
+    expect(fake.refunds.filter((r) => r.amount === 4000).length).toBe(1);
+    // Two at once under one key, on another payment: one refund.
+    const q = await pay("alice", 5100);
+    const k2 = randomUUID();
+    const two = await Promise.all([0, 1].map(() => gw("admin", "POST", `/api/payments/intents/${q.json.id}/refunds`, { body: { amount: 510 }, headers: { "idempotency-key": k2 } })));
+    for (const r of two) expect.soft([200, 409], r.text).toContain(r.status);
+    expect(fake.refunds.filter((r) => r.amount === 510).length).toBe(1);
+    rig.judged += 2;
+    expect(failures).toEqual([]);
+  });
+
+  it("backtests and strategies: another body a 409 naming the key, the same again the one made, two at once one", async () => {
+    const k = randomUUID();
+    const first = await gw("alice", "POST", "/api/backtests/", { body: BACKTEST, headers: { "idempotency-key": k } });
+    expect(first.status, first.text).toBe(202);
+    const cases: Array<[unknown, number, string | undefined]> = [
+      [{ ...BACKTEST, data: { source: "synthetic", seed: 8 } }, 409, "idempotency-key"],
+      [{ ...BACKTEST, symbols: ["ETHUSDT"] }, 409, "idempotency-key"],
+      [{ ...BACKTEST, period: { start: "2024-01-01T00:00:00.000Z", end: "2024-03-01T00:00:00Z" } }, 409, "idempotency-key"],
+      [{ data: BACKTEST.data, period: BACKTEST.period, interval: "1d", symbols: ["BTCUSDT"], strategy: "sma-crossover" }, 200, undefined],
+    ];
+    for (const [body, status, field] of cases) {
+      const r = await gw("alice", "POST", "/api/backtests/", { body, headers: { "idempotency-key": k } });
+      expect.soft([r.status, r.json?.error?.field], `${JSON.stringify(body).slice(0, 120)}: ${r.text.slice(0, 200)}`).toEqual([status, field]);
+      if (r.status === 200) expect.soft(r.json.id).toBe(first.json.id);
+    }
+    const bobRun = await gw("bob", "POST", "/api/backtests/", { body: BACKTEST, headers: { "idempotency-key": k } });
+    expect([bobRun.status, bobRun.json.id === first.json.id]).toEqual([202, false]);
+    const k2 = randomUUID();
+    const runs = await Promise.all([0, 1, 2].map(() => gw("alice", "POST", "/api/backtests/", { body: { ...BACKTEST, data: { source: "synthetic", seed: 9 } }, headers: { "idempotency-key": k2 } })));
+    expect(new Set(runs.map((r) => r.json.id)).size).toBe(1);
+
+    const ks = randomUUID();
+    const s = await gw("alice", "POST", "/api/ai/strategies", { body: STRATEGY, headers: { "idempotency-key": ks } });
+    expect(s.status, s.text).toBe(201);
+    const sc: Array<[unknown, number, string | undefined]> = [
+      [{ ...STRATEGY, orderQuantity: 2 }, 409, "idempotency-key"],
+      [{ ...STRATEGY, enabled: true }, 409, "idempotency-key"],
+      [{ ...STRATEGY, enabled: false, everySeconds: 60, minRegimeAgreement: 0 }, 200, undefined],
+    ];
+    for (const [body, status, field] of sc) {
+      const r = await gw("alice", "POST", "/api/ai/strategies", { body, headers: { "idempotency-key": ks } });
+      expect.soft([r.status, r.json?.error?.field], `${JSON.stringify(body).slice(0, 120)}: ${r.text.slice(0, 200)}`).toEqual([status, field]);
+      if (r.status === 200) expect.soft(r.json.strategyId).toBe(s.json.strategyId);
+    }
+    const ks2 = randomUUID();
+    const made = await Promise.all([0, 1, 2].map(() => gw("alice", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "twice" }, headers: { "idempotency-key": ks2 } })));
+    expect(new Set(made.map((r) => r.json.strategyId)).size).toBe(1);
+    rig.judged += cases.length + sc.length;
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("state machines driven out of order", () => {
+  it("refunds of a failed payment, of more than was paid, twice in full, after a full refund", async () => {
+    const declinedPm = (await gw("alice", "POST", "/api/payments/payment-methods", { body: { paymentMethod: "pm_card_chargeDeclined" } })).json.paymentMethod as string;
+    const failed = await pay("alice", 3100, { pm: declinedPm });
+    expect([failed.status, failed.json.status]).toEqual([201, "failed"]);
+    const paid = await pay("alice", 3200);
+    expect(paid.status).toBe(201);
+    const refund = (id: string, amount?: number) => gw("admin", "POST", `/api/payments/intents/${id}/refunds`, { body: amount === undefined ? {} : { amount }, headers: key() });
+    const cases: Array<[string, number | undefined, number]> = [
+      [failed.json.id, undefined, 409],
+      [failed.json.id, 100, 409],
+      [paid.json.id, 3201, 409],
+      [paid.json.id, 1e12, 409],
+      [paid.json.id, 3200, 200],
+      [paid.json.id, undefined, 409],
+      [paid.json.id, 1, 409],
+      [randomUUID(), 1, 404],
+    ];
+    for (const [id, amount, status] of cases) {
+      const r = await refund(id, amount);
+      expect.soft(r.status, `${id === failed.json.id ? "failed" : "paid"} ${amount}: ${r.text.slice(0, 200)}`).toBe(status);
+    }
+    const after = await gw("alice", "GET", `/api/payments/intents/${paid.json.id}`);
+    expect(after.json.refunded).toBe(3200);
+    expect(fake.refunds.filter((r) => r.amount === 3200).length).toBe(1);
+    rig.judged += cases.length;
+    expect(failures).toEqual([]);
+  });
+
+  it("a subscription cancelled at once, then changed, cancelled again and given a card", async () => {
+    const plan = `h64b-sm-${randomBytes(3).toString("hex")}`;
+    expect((await gw("admin", "POST", "/api/billing/plans", { body: { id: plan, name: "sm", currency: "usd", amount: 1000, interval: "month", trialDays: 30 } })).status).toBe(201);
+    expect((await gw("admin", "POST", "/api/billing/plans", { body: { id: `${plan}-b`, name: "sm b", currency: "usd", amount: 2000, interval: "month", trialDays: 30 } })).status).toBe(201);
+    const carol = await rig.account("carol");
+    who.carol = carol;
+    const sub = await gw("carol", "POST", "/api/billing/subscriptions", { body: { planId: plan, paymentMethod: carol.pm } });
+    expect(sub.status, sub.text).toBe(201);
+    const s = sub.json.id as string;
+    const now = await gw("carol", "POST", `/api/billing/subscriptions/${s}/cancel`, { body: { atPeriodEnd: false } });
+    expect([now.status, now.json.status]).toEqual([200, "canceled"]);
+    // Cancelling again answers the subscription as it is (cancelled): never brought back to end at its period's end.
+    for (const body of [{ atPeriodEnd: false }, { atPeriodEnd: true }, undefined]) {
+      const r = await gw("carol", "POST", `/api/billing/subscriptions/${s}/cancel`, { body });
+      expect.soft([r.status, r.json.status], JSON.stringify(body)).toEqual([200, "canceled"]);
+    }
+    const cases: StatusCase[] = [
+      ["carol", "POST", `/api/billing/subscriptions/${s}/plan`, { planId: `${plan}-b` }, 409, "planId"],
+      ["carol", "POST", `/api/billing/subscriptions/${s}/payment-method`, { paymentMethod: carol.pm }, 409, "paymentMethod"],
+      ["carol", "POST", `/api/billing/subscriptions/${s}/plan`, { planId: "no-such-plan" }, 404, "planId"],
+      ["carol", "POST", `/api/billing/subscriptions/${randomUUID()}/cancel`, { atPeriodEnd: false }, 404, undefined],
+      ["carol", "POST", "/api/billing/subscriptions", { planId: "no-such-plan", paymentMethod: carol.pm }, 404, "planId"],
+    ];
+    await check(cases);
+    // Nothing was charged for the cancelled subscription.
+    const invoices = (await gw("carol", "GET", "/api/billing/invoices")).json.invoices as Array<{ status: string; total?: number }>;
+    expect(invoices.filter((i) => i.status === "paid" && (i.total ?? 0) > 0)).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+
+  it("a finished backtest cancelled, a queued one deleted, a cancelled one cancelled again", async () => {
+    const r = await gw("alice", "POST", "/api/backtests/", { body: { ...BACKTEST, data: { source: "synthetic", seed: 11 } } });
+    expect(r.status).toBe(202);
+    const id = r.json.id as string;
+    const done = await waitFor("the backtest", async () => {
+      const s = (await gw("alice", "GET", `/api/backtests/${id}`)).json.status as string;
+      return ["succeeded", "failed"].includes(s) ? s : undefined;
+    }, 120_000);
+    expect(done).toBe("succeeded");
+    const q = await gw("alice", "POST", "/api/backtests/", { body: { ...BACKTEST, symbols: ["ETHUSDT"], period: { start: "2020-01-01T00:00:00Z", end: "2024-01-01T00:00:00Z" }, interval: "1h", data: { source: "synthetic", seed: 12 } } });
+    const qid = q.json.id as string;
+    const cases: StatusCase[] = [
+      ["alice", "POST", `/api/backtests/${id}/cancel`, undefined, 409, undefined],
+      ["alice", "GET", `/api/backtests/${id}/jobs/1/equity`, undefined, 404, undefined],
+      ["alice", "GET", `/api/backtests/${id}/jobs/100000/trades`, undefined, 404, undefined],
+      ["alice", "GET", `/api/backtests/${id}/jobs/100001/trades`, undefined, 400, "job"],
+      ["alice", "GET", `/api/backtests/${id}/jobs/-1/trades`, undefined, 400, "job"],
+      ["alice", "GET", `/api/backtests/${id}/jobs/0.5/trades`, undefined, 400, "job"],
+      ["alice", "DELETE", `/api/backtests/${qid}`, undefined, 409, undefined],
+    ];
+    await check(cases);
+    expect((await gw("alice", "POST", `/api/backtests/${qid}/cancel`)).status).toBe(200);
+    expect((await gw("alice", "POST", `/api/backtests/${qid}/cancel`)).status).toBe(409);
+    expect((await gw("alice", "DELETE", `/api/backtests/${qid}`)).status).toBe(204);
+    expect((await gw("alice", "DELETE", `/api/backtests/${qid}`)).status).toBe(404);
+    expect((await gw("alice", "POST", `/api/backtests/${qid}/cancel`)).status).toBe(404);
+    expect((await gw("alice", "DELETE", `/api/backtests/${id}`)).status).toBe(204);
+    expect((await gw("alice", "GET", `/api/backtests/${id}/results`)).status).toBe(404);
+    rig.judged += 5;
+    expect(failures).toEqual([]);
+  });
+
+  it("a deleted strategy enabled, patched, evaluated and deleted again; a disabled one evaluated", async () => {
+    const s = await gw("alice", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "doomed" } });
+    const id = s.json.strategyId as string;
+    await check([
+      ["alice", "POST", `/api/ai/strategies/${id}/evaluate`, undefined, 409, undefined],
+      ["alice", "PATCH", `/api/ai/strategies/${id}`, { symbols: ["ETHUSDT"] }, 400, "symbols"],
+      ["alice", "PATCH", `/api/ai/strategies/${id}`, { sellBelow: 0.7 }, 400, "sellBelow"],
+      ["alice", "PATCH", `/api/ai/strategies/${id}`, {}, 400, "body"],
+      ["alice", "DELETE", `/api/ai/strategies/${id}`, undefined, 204, undefined],
+      ["alice", "POST", `/api/ai/strategies/${id}/enable`, undefined, 409, undefined],
+      ["alice", "POST", `/api/ai/strategies/${id}/disable`, undefined, 409, undefined],
+      ["alice", "PATCH", `/api/ai/strategies/${id}`, { buyAbove: 0.7 }, 409, undefined],
+      ["alice", "POST", `/api/ai/strategies/${id}/evaluate`, undefined, 409, undefined],
+    ]);
+    const again = await gw("alice", "DELETE", `/api/ai/strategies/${id}`);
+    expect.soft([204, 404], again.text).toContain(again.status);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("the processor's webhook forged, skewed and replayed", () => {
+  const url = () => `${rig.gateways.plain}/api/payments/webhooks/processor`;
+  const post = async (body: string, sig: string | undefined, type = "application/json") => {
+    const r = await fetch(url(), { method: "POST", headers: { "content-type": type, ...(sig === undefined ? {} : { "stripe-signature": sig }) }, body });
+    const text = await r.text();
+    rig.judged++;
+    const v = judge(r.status, text, r.headers.get("content-type"), rig.internalPorts);
+    if (!v.ok) failures.push(`webhook ${sig?.slice(0, 30)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
+    return { status: r.status, field: errorFieldOf(text), json: JSON.parse(text || "null") };
+  };
+
+  it("refused unless signed with the secret within the tolerance; a replay or a signed lie changes nothing", async () => {
+    const declinedPm = (await gw("bob", "POST", "/api/payments/payment-methods", { body: { paymentMethod: "pm_card_chargeDeclined" } })).json.paymentMethod as string;
+    const failed = await pay("bob", 4100, { pm: declinedPm });
+    expect(failed.json.status).toBe("failed");
+    const ok = await pay("bob", 4200);
+    expect(ok.json.status).toBe("succeeded");
+    const remote = [...fake.intents.values()].find((i) => i.metadata.intent_id === failed.json.id)!;
+    const event = (o: Record<string, unknown> = {}, id = `evt_${randomBytes(8).toString("hex")}`) =>
+      JSON.stringify({ id, object: "event", type: "payment_intent.succeeded", created: Math.floor(Date.now() / 1000), data: { object: { ...remote, status: "succeeded", amount_received: remote.amount, ...o } } });
+    const now = Math.floor(Date.now() / 1000);
+    const body = event();
+    const forged: Array<[string, string | undefined, string]> = [
+      [body, undefined, "stripe-signature"],
+      [body, "", "stripe-signature"],
+      [body, fake.sign(body, now, "whsec_not_the_secret"), "stripe-signature"],
+      [body, fake.sign(body, now - 3_600), "stripe-signature"],
+      [body, fake.sign(body, now + 3_600), "stripe-signature"],
+      [body, fake.sign(body, now + 3_600).replace(/^t=\d+/, `t=${now}`), "stripe-signature"],
+      [`${body} `, fake.sign(body), "stripe-signature"],
+      [body.replace('"succeeded"', '"processing"'), fake.sign(body), "stripe-signature"],
+      [body, fake.sign(body).replace("v1=", "v0="), "stripe-signature"],
+      [body, fake.sign(body).replace(/^t=\d+/, "t=abc"), "stripe-signature"],
+      [body, fake.sign(body).replace(/^t=\d+/, "t=1e10"), "stripe-signature"],
+      [body, `${fake.sign(body)},t=${now + 7_200}`, "stripe-signature"],
+      [body, fake.sign(body).toUpperCase(), "stripe-signature"],
+      ["null", fake.sign("null"), "body"],
+      ["[]", fake.sign("[]"), "body"],
+      ["", fake.sign(""), "stripe-signature"],
+    ];
+    for (const [text, sig, field] of forged) {
+      const r = await post(text, sig);
+      expect.soft([r.status, r.field], `${text.slice(0, 30)} ${sig?.slice(0, 40)}`).toEqual([400, field]);
+    }
+    // Signed, but as text/plain: a 415.
+    expect((await post(body, fake.sign(body), "text/plain")).status).toBe(415);
+    // Signed with the secret but not as the payment is (another amount, another currency, the id of another payment): acknowledged, ignored.
+    const otherRemote = [...fake.intents.values()].find((i) => i.metadata.intent_id === ok.json.id)!;
+    for (const lie of [{ amount: remote.amount + 1, amount_received: remote.amount + 1 }, { currency: "eur" }, { id: otherRemote.id }]) {
+      const text = event(lie);
+      const r = await post(text, fake.sign(text));
+      expect.soft([r.status, r.json?.outcome], JSON.stringify(lie)).toEqual([200, "ignored"]);
+    }
+    expect((await gw("bob", "GET", `/api/payments/intents/${failed.json.id}`)).json.status).toBe("failed");
+    // A refund event for the payment signed with the secret: a refund of more than was paid is not booked.
+    // A replayed event id: applied once.
+    const canceled = event({ status: "canceled" }, `evt_${randomBytes(8).toString("hex")}`);
+    const outcomes = [];
+    for (let n = 0; n < 3; n++) outcomes.push((await post(canceled, fake.sign(canceled))).json?.outcome);
+    expect(outcomes.slice(1)).toEqual(["duplicate", "duplicate"]);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("list endpoints paged with hostile limits, offsets and cursors", () => {
+  it("limits 0, -1, huge, fractional and text: a 400 naming limit", async () => {
+    const s = (await gw("alice", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "paged" } })).json.strategyId as string;
+    const run = (await gw("alice", "POST", "/api/backtests/", { body: BACKTEST })).json.id as string;
+    const lists = [
+      ["alice", "/api/billing/invoices", 200],
+      ["alice", "/api/payments/intents", 500],
+      ["alice", "/api/notifications/deliveries", 200],
+      ["alice", "/api/notifications/dead-letters", 200],
+      ["alice", `/api/ai/strategies/${s}/decisions`, 1000],
+      ["alice", "/api/ml/models", 500],
+      ["alice", "/api/usage/", 1000],
+      ["admin", "/api/payments/refund-issues", 500],
+      ["alice", `/api/backtests/${run}/results`, 10_000],
+    ] as const;
+    const cases: StatusCase[] = [];
+    for (const [as, path, max] of lists)
+      for (const limit of ["0", "-1", String(max + 1), "1e21", "1.5", "abc", "", "0x10", "NaN", "Infinity", " 1"]) cases.push([as, "GET", `${path}?limit=${encodeURIComponent(limit)}`, undefined, 400, "limit"]);
+    for (const offset of ["-1", "100000001", "1e21", "0.5"]) cases.push(["alice", "GET", `/api/backtests/${run}/results?offset=${offset}`, undefined, 400, "offset"]);
+    cases.push(
+      ["admin", "GET", "/api/payments/refund-issues?status=OPEN", undefined, 400, "status"],
+      ["alice", "GET", `/api/backtests/${run}/results?sort=SHARPE`, undefined, 400, "sort"],
+      ["alice", "GET", "/api/notifications/dead-letters?all=true", undefined, 403, undefined],
+      ["alice", "GET", "/api/notifications/dead-letters?all=yes", undefined, 400, "all"],
+    );
+    await check(cases);
+    expect(failures).toEqual([]);
+  });
+
+  it("usage cursors forged and another user's: a 400 naming before, or the caller's rows only", async () => {
+    const b64 = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v), "utf8").toString("base64url");
+    const cases: StatusCase[] = [];
+    for (const bad of ["!!", "a b", "x".repeat(4097), "=="]) cases.push(["alice", "GET", `/api/usage/?before=${encodeURIComponent(bad)}`, undefined, 400, "before"]);
+    for (const bad of [b64("not json"), b64([1, 2, 3]), b64(["a", "b"]), b64({ 0: "a", 1: "b", 2: "c", length: 3 }), b64(["a", "b", "c", "d"]), b64(null), b64("[]"), "AAAA"])
+      cases.push(["alice", "GET", `/api/usage/?before=${bad}`, undefined, 400, "before"]);
+    // Cursors that are keys, however odd their strings: the caller's rows after them (none of another user's).
+    for (const odd of [["\u0000", "\u0000", "\u0000"], ["\ud800", "x", "y"], [who.bob.id, "/api/payments/intents", ""], ["", "", ""], ["z".repeat(1000), "", ""]])
+      cases.push(["alice", "GET", `/api/usage/?before=${b64(odd)}`, undefined, 200, undefined]);
+    await check(cases);
+    // Bob following a cursor of alice's listing sees his rows, never hers.
+    const mine = await gw("alice", "GET", "/api/usage/?limit=1");
+    const cursor = mine.json.nextBefore ?? b64([who.alice.id, "/", ""]);
+    const bobs = await gw("bob", "GET", `/api/usage/?before=${cursor}`);
+    expect(bobs.status).toBe(200);
+    for (const row of bobs.json.usage as Array<{ userId: string }>) expect(row.userId).toBe(who.bob.id);
+    expect(failures).toEqual([]);
+  });
+});
