@@ -152,6 +152,14 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
+/** The zone's offset from UTC at `at`, in minutes: its wall clock's minute less UTC's. */
+function offsetMinutes(at: Date, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat("en-GB", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  const wall = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"));
+  return Math.round((wall - Math.floor(at.getTime() / 60_000) * 60_000) / 60_000);
+}
+
 /**
  * When a non-urgent notice may go out: now, or the end of the user's quiet hours (a window may
  * wrap midnight, e.g. 22:00-07:00; start == end means none).
@@ -165,9 +173,33 @@ export function deliverAfter(now: Date, quiet: QuietHours | null, timeZone: stri
   const inside = s < e ? m >= s && m < e : m >= s || m < e;
   if (!inside) return now;
   const wait = (e - m + 1440) % 1440;
-  const at = new Date(now.getTime() + wait * 60_000);
+  let at = new Date(now.getTime() + wait * 60_000);
+  // The wait is on the wall clock: a DST change within it moves the end by the change. Without this,
+  // quiet hours of 01:00-04:00 ended at 05:00 the night clocks go forward and at 03:00, inside them,
+  // the night they go back (session 64b).
+  const shift = offsetMinutes(now, timeZone) - offsetMinutes(at, timeZone);
+  if (shift !== 0) {
+    const shifted = new Date(at.getTime() + shift * 60_000);
+    at = localMinutes(shifted, timeZone) === e ? shifted : changeBetween(shifted, at, timeZone);
+  }
   at.setUTCSeconds(0, 0);
   return at;
+}
+
+/**
+ * The first minute in (`from`, `to`] on `to`'s offset: for an end the change skips (02:30 the night
+ * clocks go from 02:00 to 03:00), the change itself, the first wall-clock time after the end.
+ */
+function changeBetween(from: Date, to: Date, timeZone: string): Date {
+  const target = offsetMinutes(to, timeZone);
+  let lo = from.getTime();
+  let hi = to.getTime();
+  while (hi - lo > 60_000) {
+    const mid = lo + Math.max(1, Math.floor((hi - lo) / 120_000)) * 60_000;
+    if (offsetMinutes(new Date(mid), timeZone) === target) hi = mid;
+    else lo = mid;
+  }
+  return new Date(hi);
 }
 
 /** Exponential backoff: base x 2^(attempt-1), capped. `attempt` counts failed attempts (>= 1). */
