@@ -465,6 +465,12 @@ describe("state machines driven out of order", () => {
       const r = await refund(id, amount);
       expect.soft(r.status, `${id === failed.json.id ? "failed" : "paid"} ${amount}: ${r.text.slice(0, 200)}`).toBe(status);
     }
+    // Two refunds at once under different keys, together more than was paid: one goes, the other is refused.
+    const racing = await pay("alice", 3300);
+    const both = await Promise.all([2000, 2001].map((amount) => refund(racing.json.id, amount)));
+    expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect((await gw("alice", "GET", `/api/payments/intents/${racing.json.id}`)).json.refunded).toBeLessThanOrEqual(3300);
+    expect(fake.refunds.filter((r) => r.amount === 2000 || r.amount === 2001).length).toBe(1);
     const after = await gw("alice", "GET", `/api/payments/intents/${paid.json.id}`);
     expect(after.json.refunded).toBe(3200);
     expect(fake.refunds.filter((r) => r.amount === 3200).length).toBe(1);
@@ -768,6 +774,37 @@ describe("backtest data sources at their edges", () => {
       // No candles stored for 1970: failed saying so, not as a platform error to submit again.
       else expect([status, results.jobs[0].error]).toMatchObject(["failed", { code: "INVALID_INPUT", field: "symbols" }]);
     }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("another user's AI decisions and their chains", () => {
+  it("bob's decision id, as recorded and in upper case, is a 404 to alice on every route that takes one; the admin reads it", async () => {
+    const s = await gw("bob", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "decides", enabled: true } });
+    expect(s.status, s.text).toBe(201);
+    const evaluated = await gw("bob", "POST", `/api/ai/strategies/${s.json.strategyId}/evaluate`);
+    expect(evaluated.status, evaluated.text).toBe(200);
+    const d = evaluated.json.decisions[0].decisionId as string;
+    expect((await gw("bob", "GET", `/api/ai/decisions/${d}`)).status).toBe(200);
+    // The chain is read from ClickHouse once ingested (Kafka): the admin sees it first, so alice's 404 is not a chain not there yet.
+    await waitFor("the decision's chain", async () => ((await gw("admin", "GET", `/api/ai-chains/chains/${d}`)).status === 200 ? true : undefined), 90_000);
+    const cases: StatusCase[] = [];
+    for (const id of [d, d.toUpperCase()])
+      cases.push(
+        ["alice", "GET", `/api/ai/decisions/${id}`, undefined, 404, undefined],
+        ["alice", "GET", `/api/ai-chains/chains/${id}`, undefined, 404, undefined],
+        ["alice", "GET", `/api/ai-chains/chains/${id}/graph`, undefined, 404, undefined],
+        ["bob", "GET", `/api/ai-chains/chains/${id}`, undefined, 200, undefined],
+        ["admin", "GET", `/api/ai/decisions/${id}`, undefined, 404, undefined],
+      );
+    cases.push(
+      ["alice", "GET", `/api/ai/strategies/${s.json.strategyId}/decisions?limit=1`, undefined, 404, undefined],
+      ["alice", "GET", `/api/ai-chains/summary?strategyId=${s.json.strategyId}`, undefined, 200, undefined],
+    );
+    await check(cases);
+    // Alice's summary filtered by bob's strategy is empty; bob's own is not.
+    expect((await gw("alice", "GET", `/api/ai-chains/summary?strategyId=${s.json.strategyId}`)).json.summary).toEqual([]);
+    expect((await gw("bob", "GET", `/api/ai-chains/summary?strategyId=${s.json.strategyId.toUpperCase()}`)).json.summary.length).toBeGreaterThan(0);
     expect(failures).toEqual([]);
   });
 });
