@@ -808,3 +808,59 @@ describe("another user's AI decisions and their chains", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("billing's trial and credit driven around by cancelling and subscribing again", () => {
+  it("a trial once per user; a downgrade's credit spent once, in its currency only", async () => {
+    const base = `h64b-tc-${randomBytes(3).toString("hex")}`;
+    for (const [id, currency, amount, trialDays] of [[base, "usd", 1000, 14], [`${base}-big`, "usd", 3000, 0], [`${base}-jpy`, "jpy", 1000, 0]] as const)
+      expect((await gw("admin", "POST", "/api/billing/plans", { body: { id, name: id, currency, amount, interval: "month", trialDays } })).status).toBe(201);
+    const erin = await rig.account("erin");
+    who.erin = erin;
+    const subscribe = async (planId: string) => {
+      const r = await gw("erin", "POST", "/api/billing/subscriptions", { body: { planId, paymentMethod: erin.pm } });
+      expect(r.status, r.text).toBe(201);
+      return r.json as { id: string; status: string; creditBalance: number };
+    };
+    // A charge settles the subscription once its payment event is consumed (Kafka): `incomplete` until then.
+    const settled = (id: string) =>
+      waitFor(`subscription ${id} active`, async () => {
+        const sub = ((await gw("erin", "GET", "/api/billing/subscriptions")).json.subscriptions as Array<{ id: string; status: string; creditBalance: number }>).find((x) => x.id === id)!;
+        return sub.status === "active" ? sub : undefined;
+      });
+    const end = async (id: string) => expect((await gw("erin", "POST", `/api/billing/subscriptions/${id}/cancel`, { body: { atPeriodEnd: false } })).json.status).toBe("canceled");
+    const paid = async () => ((await gw("erin", "GET", "/api/payments/intents?limit=500")).json.intents as Array<{ amount: number; currency: string; status: string }>).filter((i) => i.status === "succeeded");
+    const first = await subscribe(base);
+    expect(first.status).toBe("trialing");
+    await end(first.id);
+    // Subscribing again is no second trial: charged at once.
+    const second = await subscribe(base);
+    expect(second.status).not.toBe("trialing");
+    await settled(second.id);
+    expect((await paid()).map((i) => i.amount)).toEqual([1000]);
+    await end(second.id);
+    // A big plan, downgraded at once: the unused time of the big plan is credit, the small plan's remaining time charged from it.
+    const big = await subscribe(`${base}-big`);
+    await settled(big.id);
+    const down = await gw("erin", "POST", `/api/billing/subscriptions/${big.id}/plan`, { body: { planId: base } });
+    expect(down.status, down.text).toBe(200);
+    const credit = down.json.creditBalance as number;
+    expect(credit).toBeGreaterThan(0);
+    expect(credit).toBeLessThanOrEqual(2000);
+    await end(big.id);
+    // In yen the dollar credit is not spent; back in dollars it is, once.
+    const yen = await subscribe(`${base}-jpy`);
+    expect(yen.creditBalance).toBe(0);
+    await end(yen.id);
+    const usd = await settled((await subscribe(`${base}-big`)).id);
+    const usd2Invoices = (await gw("erin", "GET", "/api/billing/invoices?limit=200")).json.invoices as Array<{ subscriptionId: string; creditApplied: number }>;
+    const applied = usd2Invoices.filter((i) => i.subscriptionId === usd.id).reduce((a, i) => a + i.creditApplied, 0) + usd.creditBalance;
+    expect(applied).toBe(credit);
+    await end(usd.id);
+    const again = await settled((await subscribe(`${base}-big`)).id);
+    const later = ((await gw("erin", "GET", "/api/billing/invoices?limit=200")).json.invoices as Array<{ subscriptionId: string; creditApplied: number }>).filter((i) => i.subscriptionId === again.id);
+    // What was left of the credit after the previous subscription's invoice, and no more.
+    expect(later.reduce((a, i) => a + i.creditApplied, 0) + again.creditBalance).toBeLessThanOrEqual(Math.max(0, credit - 3000));
+    rig.judged += 12;
+    expect(failures).toEqual([]);
+  });
+});
