@@ -149,6 +149,18 @@ describe("event-driven and vectorized paths agree", () => {
         expect(vec.run.finalEquity).toBe(ev.run.finalEquity);
         expect(vec.metrics).toEqual(ev.metrics);
       });
+  it("a quantity step too fine to count in (1e12 of cash in steps of 1e-300) sizes as the finest step does: it traded nothing (session 64b)", () => {
+    const daily = syntheticSeries({ seed: 7, symbol: "BTCUSDT", bars: 500, intervalMs: 86_400_000 });
+    for (const mode of ["event", "vectorized"] as const) {
+      const fine = backtest(daily, { strategy: "sma-crossover", initialCash: 1e12, quantityStep: 1e-290, mode });
+      expect(fine.run.trades.length).toBeGreaterThan(0);
+      for (const quantityStep of [1e-300, 5e-324]) {
+        const finer = backtest(daily, { strategy: "sma-crossover", initialCash: 1e12, quantityStep, mode });
+        expect(finer.run.trades.length, `${mode} ${quantityStep}`).toBe(fine.run.trades.length);
+        expect(finer.run.finalEquity / fine.run.finalEquity).toBeCloseTo(1, 9);
+      }
+    }
+  });
   it("running in slices gives the same result as one pass (both engines)", async () => {
     for (const mode of ["event", "vectorized"] as const) {
       const spec = { strategy: "sma-crossover", initialCash: 10_000, mode, fillAt: "nextOpen" as const };

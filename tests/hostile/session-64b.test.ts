@@ -864,3 +864,24 @@ describe("billing's trial and credit driven around by cancelling and subscribing
     expect(failures).toEqual([]);
   });
 });
+
+describe("backtest sizing at the ends of its numbers", () => {
+  it("the largest cash in the finest quantity steps trades as in a step a double can count (it succeeded without a trade)", async () => {
+    const ids: string[] = [];
+    for (const quantityStep of [1e-290, 1e-300, 5e-324]) {
+      const r = await gw("alice", "POST", "/api/backtests/", { body: { ...BACKTEST, period: { start: "2023-01-01T00:00:00Z", end: "2024-06-01T00:00:00Z" }, initialCash: 1e12, quantityStep } });
+      expect(r.status, r.text).toBe(202);
+      ids.push(r.json.id as string);
+    }
+    const trades: number[] = [];
+    for (const id of ids) {
+      await waitFor(`backtest ${id}`, async () => (["succeeded", "failed"].includes((await gw("alice", "GET", `/api/backtests/${id}`)).json.status) ? true : undefined), 120_000);
+      const job = (await gw("alice", "GET", `/api/backtests/${id}/results`)).json.jobs[0];
+      expect(job.status, JSON.stringify(job).slice(0, 300)).toBe("succeeded");
+      trades.push(job.trades as number);
+    }
+    expect(trades[0]).toBeGreaterThan(0);
+    expect(trades).toEqual([trades[0], trades[0], trades[0]]);
+    expect(failures).toEqual([]);
+  });
+});

@@ -33,10 +33,17 @@ export class Ledger {
     this.cash = initialCash;
   }
 
-  /** Largest quantity (multiple of `step`) a buy at `price` can pay for, fee included. */
+  /**
+   * Largest quantity (multiple of `step`) a buy at `price` can pay for, fee included. A step so fine
+   * that the count of steps is past a double's range (1e12 of cash in steps of 1e-300) divides every
+   * quantity a double can hold: the quantity itself. Counted, it was Infinity, every buy refused as
+   * unaffordable, and the run "succeeded" without a trade (session 64b).
+   */
   affordable(price: number, step: number): number {
     if (!(price > 0) || this.cash <= 0) return 0;
-    return Math.floor(this.cash / (price * (1 + this.rules.feeRate("taker"))) / step) * step;
+    const units = this.cash / (price * (1 + this.rules.feeRate("taker")));
+    const steps = Math.floor(units / step);
+    return Number.isFinite(steps) ? steps * step : units;
   }
 
   /** Whether a fill is allowed: buys need the cash (fee included), sells need the position unless shorting is allowed. */
