@@ -136,7 +136,7 @@ describe("numbers at their edges, byte for byte: a 400 naming the field, nothing
     const backtest = (o: Record<string, unknown>) => JSON.stringify({ ...BACKTEST, ...o });
     const bt: Array<[string, string]> = [
       [backtest({ initialCash: 0 }), "initialCash"], [backtest({ initialCash: -0 }).replace('"initialCash":0', '"initialCash":-0'), "initialCash"],
-      [backtest({ initialCash: 1e13 }), "initialCash"], [backtest({ quantity: 0 }), "quantity"], [backtest({ quantity: "ALL" }), "quantity"],
+      [backtest({ initialCash: 1e13 }), "initialCash"], [backtest({ quantity: 0 }), "quantity"], [backtest({ quantity: "ALL" }), "quantity"], [backtest({ quantity: 1e-13 }), "quantity"], [backtest({ quantity: 5e-324 }), "quantity"],
       [backtest({ quantityStep: 1e7 }), "quantityStep"], [backtest({ execution: { takerFeeBps: "10000" } }), "execution.takerFeeBps"],
       [backtest({ execution: { tickSize: "0" } }), "execution.tickSize"], [backtest({ execution: { maxParticipation: "1.5" } }), "execution.maxParticipation"],
       [backtest({ execution: { slippageBps: "-1" } }), "execution.slippageBps"], [backtest({ execution: { slippageBps: "1e3" } }), "execution.slippageBps"],
@@ -882,6 +882,11 @@ describe("backtest sizing at the ends of its numbers", () => {
     }
     expect(trades[0]).toBeGreaterThan(0);
     expect(trades).toEqual([trades[0], trades[0], trades[0]]);
+    // The smallest fixed quantity the books hold trades too (a smaller one is a 400, above).
+    const tiny = await gw("alice", "POST", "/api/backtests/", { body: { ...BACKTEST, period: { start: "2023-01-01T00:00:00Z", end: "2024-06-01T00:00:00Z" }, quantity: 1e-12 } });
+    expect(tiny.status, tiny.text).toBe(202);
+    await waitFor("the tiny backtest", async () => (["succeeded", "failed"].includes((await gw("alice", "GET", `/api/backtests/${tiny.json.id}`)).json.status) ? true : undefined), 120_000);
+    expect((await gw("alice", "GET", `/api/backtests/${tiny.json.id}/results`)).json.jobs[0]).toMatchObject({ status: "succeeded", trades: trades[0] });
     expect(failures).toEqual([]);
   });
 });

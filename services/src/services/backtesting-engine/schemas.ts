@@ -27,7 +27,9 @@ export const BacktestRequest = Type.Object(
     mode: Type.Optional(Type.Union([Type.Literal("event"), Type.Literal("vectorized")])),
     fillAt: Type.Optional(Type.Union([Type.Literal("close"), Type.Literal("nextOpen")])),
     initialCash: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e12 })),
-    quantity: Type.Optional(Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 1e9 }), Type.Literal("all")])),
+    // At least the books' smallest position (the ledger counts a position under 1e-12 as none): a smaller
+    // quantity filled nothing, and its run "succeeded" without a trade (session 64b).
+    quantity: Type.Optional(Type.Union([Type.Number({ minimum: 1e-12, maximum: 1e9 }), Type.Literal("all")])),
     quantityStep: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e6 })),
     execution: Type.Optional(
       Type.Object(
