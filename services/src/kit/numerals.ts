@@ -48,20 +48,17 @@ export function numericKind(schema: unknown): "integer" | "number" | undefined {
 
 /**
  * The first property of an object-typed part whose text is not a decimal numeral where the schema wants a number.
- * The branches of an `allOf` (TypeBox's Type.Intersect), `anyOf` or `oneOf` are read too, as the parameters they
- * declare are (./query-parameters.ts declaredParameters): backtesting-engine's results page, an Intersect, took
- * `limit=0x10` as 16 and `limit=%201` as 1 (session 64b).
+ * The branches of an `allOf` (TypeBox's Type.Intersect) are read too, each of which the part must satisfy:
+ * backtesting-engine's results page, an Intersect, took `limit=0x10` as 16 and `limit=%201` as 1 (session 64b).
+ * (Not an `anyOf`'s or `oneOf`'s: another branch may take the text as text, as a union with a string does.)
  */
 export function numeralIssue(schema: unknown, data: unknown): NumeralIssue | undefined {
   if (!isSchema(schema) || !isSchema(data)) return undefined;
-  for (const k of ["allOf", "anyOf", "oneOf"]) {
-    const branches = schema[k];
-    if (!Array.isArray(branches)) continue;
-    for (const branch of branches) {
+  if (Array.isArray(schema.allOf))
+    for (const branch of schema.allOf) {
       const issue = numeralIssue(branch, data);
       if (issue) return issue;
     }
-  }
   if (!isSchema(schema.properties)) return undefined;
   for (const [name, property] of Object.entries(schema.properties)) {
     if (!Object.hasOwn(data, name)) continue;
