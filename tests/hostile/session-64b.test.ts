@@ -23,7 +23,16 @@
  * - list endpoints paged with limit 0, -1, huge, fractional, text; offsets past their bounds; cursors
  *   forged (not base64, not a key, NUL, lone surrogates) and another user's: a 400 naming the field, or
  *   the caller's rows only.
- * Found and fixed: see the describe blocks' notes.
+ * Found and fixed at the root:
+ * - backtesting-engine's results page (a Type.Intersect querystring) took `limit=0x10` as 16 and `limit=%201` as 1,
+ *   every other route a 400 naming limit: the kit's numeral check read a schema's own properties only (kit numerals.ts);
+ * - a partial refund's Idempotency-Key retried as `{}` ("the rest") was answered that refund (200), as if the rest had
+ *   gone back, and another reason was taken: the key's request is recorded (payment-service, migration 0517);
+ * - quiet hours across a DST change ended an hour late the night clocks go forward and an hour early, inside the
+ *   window, the night they go back (notification-service domain.ts; tests/unit/notification-quiet-hours-dst.test.ts);
+ * - a backtest of 1e12 in quantity steps of 1e-300 (both within the schema) succeeded without a trade (the step count
+ *   overflowed: backtest ledger.ts), and a fixed quantity under 1e-12, which the books count as none, likewise (now a
+ *   400 naming quantity).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
