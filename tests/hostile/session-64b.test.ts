@@ -899,3 +899,27 @@ describe("backtest sizing at the ends of its numbers", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("billing's cycle run by several admins at once", () => {
+  it("a renewal due is charged once, however many cycles run at once", async () => {
+    const plan = `h64b-cy-${randomBytes(3).toString("hex")}`;
+    expect((await gw("admin", "POST", "/api/billing/plans", { body: { id: plan, name: plan, currency: "usd", amount: 1100, interval: "month" } })).status).toBe(201);
+    const frank = await rig.account("frank");
+    who.frank = frank;
+    const sub = await gw("frank", "POST", "/api/billing/subscriptions", { body: { planId: plan, paymentMethod: frank.pm } });
+    expect(sub.status, sub.text).toBe(201);
+    const charges = async () => ((await gw("frank", "GET", "/api/payments/intents")).json.intents as Array<{ amount: number; status: string }>).filter((i) => i.status === "succeeded").length;
+    expect(await waitFor("the first charge", async () => ((await charges()) === 1 ? 1 : undefined))).toBe(1);
+    // (the period moved back in the database: a month's wait is no test's)
+    await rig.p.pool.query("UPDATE bil_subscriptions SET anchor = now() - interval '31 days', period_start = now() - interval '31 days', period_end = now() - interval '1 second' WHERE subscription_id = $1", [sub.json.id]);
+    const cycles = await Promise.all([0, 1, 2, 3].map(() => gw("admin", "POST", "/api/billing/cycle")));
+    for (const c of cycles) expect.soft(c.status, c.text).toBe(200);
+    await waitFor("the renewal's charge", async () => ((await charges()) >= 2 ? true : undefined));
+    expect((await gw("admin", "POST", "/api/billing/cycle")).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await charges()).toBe(2);
+    const invoices = (await gw("frank", "GET", "/api/billing/invoices")).json.invoices as Array<{ status: string }>;
+    expect(invoices.length).toBe(2);
+    expect(failures).toEqual([]);
+  });
+});
