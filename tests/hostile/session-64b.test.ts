@@ -923,3 +923,30 @@ describe("billing's cycle run by several admins at once", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("a backtest's idempotency key after its run is finished and deleted", () => {
+  it("the key retried is answered a run that exists: the finished one, or after its deletion a new one (never a deleted run's id)", async () => {
+    const k = randomUUID();
+    const body = { ...BACKTEST, data: { source: "synthetic", seed: 6464 } };
+    const first = await gw("alice", "POST", "/api/backtests/", { body, headers: { "idempotency-key": k } });
+    expect(first.status, first.text).toBe(202);
+    await waitFor("the run", async () => (["succeeded", "failed"].includes((await gw("alice", "GET", `/api/backtests/${first.json.id}`)).json.status) ? true : undefined), 120_000);
+    const finished = await gw("alice", "POST", "/api/backtests/", { body, headers: { "idempotency-key": k } });
+    expect([finished.status, finished.json.id, finished.json.status]).toEqual([200, first.json.id, "succeeded"]);
+    expect((await gw("alice", "DELETE", `/api/backtests/${first.json.id}`)).status).toBe(204);
+    const after = await gw("alice", "POST", "/api/backtests/", { body, headers: { "idempotency-key": k } });
+    expect(after.status, after.text).toBe(202);
+    expect(after.json.id).not.toBe(first.json.id);
+    expect((await gw("alice", "GET", `/api/backtests/${after.json.id}`)).status).toBe(200);
+    // A strategy's key after the strategy is deleted.
+    const ks = randomUUID();
+    const made = await gw("alice", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "keyed" }, headers: { "idempotency-key": ks } });
+    expect(made.status).toBe(201);
+    expect((await gw("alice", "DELETE", `/api/ai/strategies/${made.json.strategyId}`)).status).toBe(204);
+    const again = await gw("alice", "POST", "/api/ai/strategies", { body: { ...STRATEGY, name: "keyed" }, headers: { "idempotency-key": ks } });
+    // Answered the strategy it made, as it is now: deleted (soft-deleted, it is still that strategy), never a live one made again.
+    expect([again.status, again.json.strategyId, again.json.deletedAt === null]).toEqual([200, made.json.strategyId, false]);
+    expect((await gw("alice", "GET", "/api/ai/strategies")).json.strategies.filter((x: { name: string; deletedAt: string | null }) => x.name === "keyed" && x.deletedAt === null)).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+});
