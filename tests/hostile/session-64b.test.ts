@@ -952,3 +952,27 @@ describe("a backtest's idempotency key after its run is finished and deleted", (
     expect(failures).toEqual([]);
   });
 });
+
+describe("the model registry's routes driven out of order", () => {
+  it("a prediction with no model promoted, a promotion of no model, a rollback from a model not served: 4xx naming what is wrong", async () => {
+    const many = Array.from({ length: 101 }, (_, i) => `SYM${i}USDT`);
+    await check([
+      ["alice", "POST", "/api/ml/predict", { symbols: [] }, 400, "symbols"],
+      ["alice", "POST", "/api/ml/predict", { symbols: many }, 400, "symbols"],
+      ["alice", "POST", "/api/ml/predict", { symbols: ["BTCUSDT", "BTCUSDT"] }, 400, "symbols"],
+      ["alice", "POST", "/api/ml/predict", { symbols: ["btcusdt"] }, 400, "symbols.0"],
+      ["alice", "POST", "/api/ml/predict", { symbols: ["BTCUSDT"] }, 409, undefined],
+      ["alice", "GET", "/api/ml/models/no-such-version", undefined, 404, undefined],
+      ["alice", "GET", `/api/ml/models/${encodeURIComponent("../x")}`, undefined, 404, undefined],
+      ["alice", "GET", `/api/ml/models/${encodeURIComponent("v 1")}`, undefined, 400, "version"],
+      ["alice", "GET", `/api/ml/models/${"v".repeat(81)}`, undefined, 400, "version"],
+      ["alice", "POST", "/api/ml/models/no-such-version/promote", { reason: "mine" }, 403, undefined],
+      ["admin", "POST", "/api/ml/models/no-such-version/promote", { reason: "none such" }, 404, undefined],
+      ["admin", "POST", "/api/ml/models/rollback", { fromVersion: "no-such-version" }, 409, undefined],
+      ["admin", "POST", "/api/ml/models/rollback", { fromVersion: "../x" }, 400, "fromVersion"],
+      ["alice", "GET", "/api/ml/models?limit=0", undefined, 400, "limit"],
+      ["alice", "GET", "/api/ml/models?limit=501", undefined, 400, "limit"],
+    ]);
+    expect(failures).toEqual([]);
+  });
+});
