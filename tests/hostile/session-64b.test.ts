@@ -976,3 +976,16 @@ describe("the model registry's routes driven out of order", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("the books after the round", () => {
+  it("the ledger balances in every currency after every charge, refund, forged webhook and race above", async () => {
+    const ledger = await gw("admin", "GET", "/api/payments/ledger");
+    expect(ledger.status).toBe(200);
+    expect(Object.keys(ledger.json.totals).length).toBeGreaterThan(0);
+    for (const [currency, total] of Object.entries(ledger.json.totals as Record<string, number>)) expect(total, currency).toBe(0);
+    // Every succeeded payment of the round is one PaymentIntent at the processor; none of them twice.
+    const ids = [...fake.intents.values()].map((i) => i.metadata.intent_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(failures).toEqual([]);
+  });
+});
