@@ -38,9 +38,9 @@
  *   a 400 naming `body`, like a body sent to another route that takes none (./unread-bodies.ts).
  * - **A version other than HTTP/1.x** (`HTTP/2.0` in a request line, none at all: HTTP/0.9), which
  *   llhttp takes: a 400 naming `version` (session 56), as one it refuses (`HTTP/9.9`) is.
- * - **A JSON body's text** (bodyTextIssue, the kit's JSON parser): UTF-8 (or US-ASCII, its subset) only, decoded strictly.
+ * - **A JSON body's text**: UTF-8 (or US-ASCII, its subset) only, decoded strictly (./body-text.ts, since
+ *   session 64; here before).
  */
-import { isAscii, isUtf8 } from "node:buffer";
 import { isIPv6 } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
@@ -135,47 +135,6 @@ function awaitNoBody<P extends NodeJS.ReadableStream>(req: IncomingMessage, payl
   };
   const onEnd = () => settle(null);
   payload.on("data", onData).once("end", onEnd).once("error", settle);
-}
-
-/** A media type's parameter (RFC 9110 §5.6.6): `;name=token` or `;name="quoted string"`, with `\"` and `\\` in it. */
-const PARAMETER = /;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s"]*)/g;
-
-/**
- * The first charset a Content-Type declares, lower case, unquoted, or undefined. Parameters are read
- * whole: a `;charset=` inside another one's quoted value is no charset, and `"us\-ascii"` is us-ascii.
- */
-function charsetOf(contentType: string): string | undefined {
-  for (const [, name, value] of contentType.matchAll(PARAMETER))
-    if (name.toLowerCase() === "charset") return (value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, "$1") : value).toLowerCase();
-  return undefined;
-}
-
-/**
- * The names of US-ASCII, a subset of UTF-8 (its bytes are the same text in both): IANA's registered
- * name and aliases, and `ascii`, lower case. A body declared in one was refused 415 until session 63.
- */
-const ASCII_CHARSETS = new Set(["us-ascii", "ascii", "iso646-us", "iso-ir-6", "ansi_x3.4-1968", "ansi_x3.4-1986", "iso_646.irv:1991", "us", "ibm367", "cp367", "csascii"]);
-/**
- * The names of UTF-8, lower case: IANA's registered name and its alias `csUTF8`, and `utf8`. A body
- * declared `csUTF8` was refused 415 until session 63.
- */
-const UTF8_CHARSETS = new Set(["utf-8", "csutf8", "utf8"]);
-
-/**
- * Why a JSON body's bytes are not taken as text, or undefined: a charset other than UTF-8 or US-ASCII
- * declared (415 naming `content-type`: a UTF-16 or Latin-1 body was decoded as UTF-8), or bytes that
- * are not UTF-8 (400 naming `body`: Node's decoder turned each into U+FFFD, and "Zo\xEB" was stored
- * as "Zo\uFFFD"), or not ASCII in a body declared US-ASCII (a byte above 0x7F is no US-ASCII text:
- * a Latin-1 or Windows-1252 body labelled so, which browsers read as Windows-1252, is not read as UTF-8).
- */
-export function bodyTextIssue(contentType: string | undefined, body: Buffer): HttpError | undefined {
-  const charset = contentType === undefined ? undefined : charsetOf(contentType);
-  if (charset !== undefined && ASCII_CHARSETS.has(charset))
-    return isAscii(body) ? undefined : new HttpError(400, "BAD_REQUEST", `The body is declared ${charset} but holds bytes that are not ASCII`, "body");
-  if (charset !== undefined && !UTF8_CHARSETS.has(charset))
-    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", `JSON bodies are UTF-8 (RFC 8259) or US-ASCII, not ${charset.slice(0, 40) || "an empty charset"}`, "content-type");
-  if (!isUtf8(body)) return new HttpError(400, "BAD_REQUEST", "The body is not UTF-8 text", "body");
-  return undefined;
 }
 
 /** A JSON answer written straight to a response Fastify never saw (checkContinue, checkExpectation), with the headers of the server's other answers (./raw-answers.ts). */

@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { hostBitsNetwork, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog";
 import { HttpError } from "./errors";
 import { jsonTextFacts, pathsAt, type JsonTextFacts } from "./json-text";
-import { bodyTextIssue } from "./request-framing";
+import { bodyTextIssue } from "./body-text";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -228,7 +228,7 @@ export function installJsonGuards(app: FastifyInstance<any, any, any, any, any>,
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
-    // UTF-8 only, decoded strictly (./request-framing.ts): a byte that is not UTF-8 was a U+FFFD stored.
+    // UTF-8 only, decoded strictly (./body-text.ts): a byte that is not UTF-8 was a U+FFFD stored.
     const bytes = typeof body === "string" ? Buffer.from(body) : body;
     const notText = bodyTextIssue(req.headers["content-type"], bytes);
     if (notText) return done(notText, undefined);
