@@ -142,6 +142,27 @@ describe("a request declined only because a cache is cold", () => {
     expect(await served(gw)).toBe(servedBefore);
   });
 
+  it("a token padded or in base64's +/ is the same 401 both ways, saying it is not base64url; a wrong scheme still names the scheme (session 64)", async () => {
+    const gw = await rig.gateway({});
+    await laneAnswer(gw, get("/api/portfolio/echo?b64=1"));
+    const spelt = (token: string) => get("/api/portfolio/echo?b64=1").replace(`Bearer ${rig.token}`, token);
+    const cases: Array<[string, string, RegExp]> = [
+      ["padded", `Bearer ${rig.token}=`, /not base64url \(RFC 7515/],
+      ["+ and /", `bearer ${rig.token.slice(0, -2)}+/`, /not base64url \(RFC 7515/],
+      ["a character of neither", `Bearer ${rig.token}~`, /not base64url \(RFC 7515/],
+      ["two segments", `Bearer ${rig.token.split(".").slice(0, 2).join(".")}`, /must be 'Bearer <access token>'/],
+      ["a second scheme", `Bearer ${rig.token}=, Basic dXNlcjpwYXNz`, /must be 'Bearer <access token>'/],
+      ["a tab after the scheme", `Bearer\t${rig.token}=`, /must be 'Bearer <access token>'/],
+    ];
+    for (const [label, authorization, message] of cases) {
+      const [viaLane, viaPlain] = [await answerOf(gw, spelt(authorization)), await answerOf(rig.plain, spelt(authorization))];
+      expect(shape(viaLane), label).toEqual(shape(viaPlain));
+      expect([viaLane.status, json(viaLane).error.code], label).toEqual([401, "INVALID_TOKEN"]);
+      expect(json(viaLane).error.message, label).toMatch(message);
+      expect(json(viaPlain).error.message, label).toBe(json(viaLane).error.message);
+    }
+  });
+
   it("a client gone while its caches are warmed: nothing answered, the lane serving the next", async () => {
     const gw = await rig.gateway({});
     await laneAnswer(gw, get("/api/portfolio/echo?w=2"));

@@ -31,8 +31,13 @@ export type Auth = { identity?: Identity; error?: HttpError };
 // The scheme is a case-insensitive token followed by one or more spaces (RFC 9110 §11.1, RFC 6750 §2.1:
 // `"Bearer" 1*SP b64token`): `bearer <token>` and `Bearer  <token>` were a 401 until session 63.
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
+// The scheme right and the token one word (no white space, so no second scheme) holding a character
+// base64url lacks: base64's padding `=` or its `+` and `/`, anything else. Told "must be 'Bearer <access
+// token>'" until session 64, which sent a client checking its scheme, not its token's encoding.
+const NOT_BASE64URL = /^Bearer +(?=\S*[^\sA-Za-z0-9_.-])\S+$/i;
 const MAX_CACHED = 50_000;
 
+const NOT_BASE64URL_MESSAGE = "The access token is not base64url (RFC 7515 section 2): no '=' padding, '-' and '_' where base64 has '+' and '/'";
 const invalidKey = () => new HttpError(401, "INVALID_API_KEY", "Invalid API key");
 const SESSION_ENDED = "session ended";
 const revoked = (reason: string) => new HttpError(401, "CREDENTIALS_REVOKED", `Credentials no longer valid: ${reason}`);
@@ -147,7 +152,7 @@ export class Authenticator {
 
   private async fromToken(authorization: string, requestId: string, budgetMs: number): Promise<Identity> {
     const m = BEARER.exec(authorization);
-    if (!m) throw new HttpError(401, "INVALID_TOKEN", "Authorization must be 'Bearer <access token>'");
+    if (!m) throw new HttpError(401, "INVALID_TOKEN", NOT_BASE64URL.test(authorization) ? NOT_BASE64URL_MESSAGE : "Authorization must be 'Bearer <access token>'");
     const token = m[1];
     // Another spelling of a cached token misses (the cache holds what verifyAccessToken took, canonical alone):
     // verifyAccessToken refuses it (kit isCanonicalJwt) before it is stored.
