@@ -17,7 +17,7 @@ import { installClosingAnswers } from "./closing-answers";
 import { errorBody, installErrorHandlers } from "./errors";
 import { ANY_CASE_UUID_RE } from "./identity";
 import { installJsonGuards } from "./request-guards";
-import { headerCountLimitFor, installFramingGuards } from "./request-framing";
+import { ABSOLUTE_TARGET_MESSAGE, absoluteTargetIssue, headerCountLimitFor, installFramingGuards } from "./request-framing";
 import { platformDateTime } from "./instants";
 import { mailboxFormat } from "./mailbox";
 import { LazyRequestLogger } from "./request-logger";
@@ -243,7 +243,7 @@ function answerFrameworkError(error: FastifyError, request: FastifyRequest, repl
   const body = tooLong
     ? errorBody(request, "URI_TOO_LONG", "URL path parameter too long", "url")
     : bad
-      ? errorBody(request, "BAD_REQUEST", "Malformed URL (bad percent-encoding)", "url")
+      ? errorBody(request, "BAD_REQUEST", absoluteTargetIssue(request.raw.url) ? ABSOLUTE_TARGET_MESSAGE : "Malformed URL (bad percent-encoding)", "url")
       : errorBody(request, "INTERNAL_ERROR", "Internal Server Error");
   reply.status(status).send(body);
 }

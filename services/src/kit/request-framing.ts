@@ -21,7 +21,8 @@
  *   `transfer-encoding`; a body with a Content-Encoding (gzip, deflate, br, anything but identity)
  *   is a 415 naming `content-encoding`: bodies are taken uncompressed, so none is ever inflated (no
  *   zip bomb), and a body labelled gzip is never read as plain text.
- * - **A Host that is no `host[:port]`** (RFC 9110 §7.2, RFC 9112 §3.2: a 400): userinfo
+ * - **A Host that is no `host[:port]`** (RFC 9110 §7.2, RFC 9112 §3.2: a 400), nor an absolute-form
+ *   target's authority (since session 64: absoluteTargetIssue, a 400 naming `url`): userinfo
  *   (`user:pw@gw`), two ports, a port past 65535, a space, a path, a character outside RFC 3986's
  *   reg-name (non-ASCII included), an unclosed or non-IPv6 bracket, an empty value (RFC 9110 §4.2.1:
  *   an http URI's host is never empty). Node and Fastify took any of them (session 51,
@@ -85,6 +86,26 @@ export function hostIssue(host: string): boolean {
 let lastHost: string | undefined;
 let lastHostIssue = false;
 
+/** An absolute-form target's scheme and authority (RFC 9112 §3.2.2): what stands in for Host. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
+
+export const ABSOLUTE_TARGET_MESSAGE = "A request target that is no path must be http(s)://host[:port]/path, its host[:port] as a Host header's (RFC 9112 section 3.2.2)";
+
+/**
+ * Whether a request target is neither a path (origin-form) nor `*` nor an http(s) absolute-form whose
+ * authority passes hostIssue. The authority names the host in place of Host (RFC 9112 §3.2.2), and
+ * one Host would be refused for (userinfo `http://u:p@gw/...`, a port past 65535, an empty host) was
+ * taken (session 64), the last two answered "Malformed URL (bad percent-encoding)" by the router
+ * (which refuses them before any hook runs: ./app.ts answers them with ABSOLUTE_TARGET_MESSAGE now),
+ * and another scheme (`ftp://gw/...`) a 404 naming the target. (CONNECT's authority-form is answered
+ * before: client-errors.ts.)
+ */
+export function absoluteTargetIssue(target: string | undefined): boolean {
+  if (target === undefined || target.charCodeAt(0) === 47 /* "/" */ || target === "*") return false;
+  const m = ABSOLUTE_FORM.exec(target);
+  return !m || hostIssue(m[1]);
+}
+
 const hasBody = (req: IncomingMessage): boolean => req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
 /** Why a request's headers are refused (the 4xx), or undefined. */
@@ -100,6 +121,7 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   const h = req.headers;
   if (h.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) return new HttpError(400, "BAD_REQUEST", "An HTTP/1.1 request needs a Host header", "host");
   if (h.host !== undefined && hostIssue(h.host)) return new HttpError(400, "BAD_REQUEST", "The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)", "host");
+  if (absoluteTargetIssue(req.url)) return new HttpError(400, "BAD_REQUEST", ABSOLUTE_TARGET_MESSAGE, "url");
   const te = h["transfer-encoding"];
   if (te !== undefined && te.trim().toLowerCase() !== "chunked")
     return new HttpError(400, "BAD_REQUEST", "Transfer-Encoding must be chunked alone (no other transfer coding is taken)", "transfer-encoding");
