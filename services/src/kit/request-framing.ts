@@ -17,7 +17,8 @@
  *   line's timestamp and signatures in it); a proxy in front may read the other one. A 400 naming
  *   the header.
  * - **Framing Node takes but does not decode**: a Transfer-Encoding other than `chunked` alone
- *   (`gzip, chunked` was read as chunked and its gzip bytes taken as the body) is a 400 naming
+ *   (`gzip, chunked` was read as chunked and its gzip bytes taken as the body), or any on an HTTP/1.0
+ *   request (session 64: faultyFraming, its connection closed after), is a 400 naming
  *   `transfer-encoding`; a body with a Content-Encoding (gzip, deflate, br, anything but identity)
  *   is a 415 naming `content-encoding`: bodies are taken uncompressed, so none is ever inflated (no
  *   zip bomb), and a body labelled gzip is never read as plain text.
@@ -106,6 +107,13 @@ export function absoluteTargetIssue(target: string | undefined): boolean {
   return !m || hostIssue(m[1]);
 }
 
+/**
+ * An HTTP/1.0 request with a Transfer-Encoding (RFC 9112 §6.1: its framing is faulty, the connection
+ * closed after the answer). llhttp read its body as chunked and kept the connection (session 64),
+ * where a proxy of HTTP/1.0 in front reads no body and the chunks as a request of their own.
+ */
+const faultyFraming = (req: IncomingMessage): boolean => req.httpVersionMinor === 0 && req.headers["transfer-encoding"] !== undefined;
+
 const hasBody = (req: IncomingMessage): boolean => req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
 /** Why a request's headers are refused (the 4xx), or undefined. */
@@ -123,6 +131,7 @@ export function framingIssue(req: IncomingMessage, maxHeaders: number): HttpErro
   if (h.host !== undefined && hostIssue(h.host)) return new HttpError(400, "BAD_REQUEST", "The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)", "host");
   if (absoluteTargetIssue(req.url)) return new HttpError(400, "BAD_REQUEST", ABSOLUTE_TARGET_MESSAGE, "url");
   const te = h["transfer-encoding"];
+  if (te !== undefined && faultyFraming(req)) return new HttpError(400, "BAD_REQUEST", "An HTTP/1.0 request has no Transfer-Encoding (RFC 9112 section 6.1): send a Content-Length, or HTTP/1.1", "transfer-encoding");
   if (te !== undefined && te.trim().toLowerCase() !== "chunked")
     return new HttpError(400, "BAD_REQUEST", "Transfer-Encoding must be chunked alone (no other transfer coding is taken)", "transfer-encoding");
   const ce = h["content-encoding"];
@@ -210,8 +219,10 @@ export function installFramingGuards(app: FastifyInstance<any, any, any, any, an
   app.addHook("onRoute", (route) => {
     if (typeof route.bodyLimit === "number" && route.bodyLimit > largestBody) largestBody = route.bodyLimit;
   });
-  app.addHook("preParsing", (request, _reply, payload, done) => {
+  app.addHook("preParsing", (request, reply, payload, done) => {
     const issue = framingIssue(request.raw, o.maxHeaders);
+    // Node reads its body as chunked, a proxy of HTTP/1.0 may not: nothing after it on the connection is taken.
+    if (issue && faultyFraming(request.raw)) reply.raw.shouldKeepAlive = false;
     if (issue) return done(issue);
     // Fastify reads an unknown route's body before its 404: known now, answered without it (no 100 Continue).
     if (request.is404 && awaitingContinue.has(request.raw)) return done(routeNotFound(request));
