@@ -7,6 +7,8 @@
  * tests/hostile: rounds 53, 54, 56 and 57 had obs-fold, CL with TE, two CLs, TE lists, absolute-form
  * and asterisk-form targets and Expect variants; 62 and 63 a body on GET and HEAD, `;` in queries,
  * method spellings, one service's own internal paths):
+ * - a JSON body declared in each WHATWG label of UTF-8, and Content-Types with a quoted string never
+ *   closed (the kit's charset reader became jshttp's content-type this session);
  * - obs-text (bytes 0x80-0xFF) in header values: Accept, User-Agent, Cookie, X-Request-Id, Origin,
  *   Forwarded, the Authorization scheme and token, an API key, an Idempotency-Key, a Content-Type's
  *   type and charset, Expect; folding in the headers a gateway reads itself;
@@ -137,6 +139,28 @@ describe("obs-text and folding in header values, both gateways", () => {
     const keys = (await rig.gw("alice", "GET", "/api/users/api-keys")).json;
     for (const k of (keys.apiKeys ?? keys.keys ?? keys.items ?? []) as Array<{ id: string; name: string; revokedAt?: string | null }>)
       if (k.name === "h64" && !k.revokedAt) await rig.gw("alice", "DELETE", `/api/users/api-keys/${k.id}`);
+    expect(failures).toEqual([]);
+  }, 300_000);
+});
+
+describe("a JSON body's charset read by jshttp's content-type, UTF-8 by any WHATWG label (kit body-text.ts, session 64), both gateways", () => {
+  it("every WHATWG label of UTF-8 is taken (its bytes judged as UTF-8); US-ASCII stays ASCII; a quoted string never closed a 415 naming content-type", async () => {
+    const zoe = JSON.stringify({ name: "h64c Zo\u00eb" });
+    const post = (type: string, body: Buffer) => req("POST /api/users/api-keys HTTP/1.1", ["Host: gw", bearer(), `Content-Type: ${type}`, `Content-Length: ${body.length}`]) + body.toString("latin1");
+    const utf8 = Buffer.from(zoe, "utf8");
+    const latin1 = Buffer.from(zoe, "latin1");
+    const cases: Array<[string, string, Expected]> = [];
+    for (const label of ["unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8", "UTF8", '"Unicode20UTF8"']) {
+      cases.push([`charset=${label}, UTF-8 bytes`, post(`application/json; charset=${label}`, utf8), "201"]);
+      cases.push([`charset=${label}, Latin-1 bytes`, post(`application/json; charset=${label}`, latin1), "400 body"]);
+    }
+    for (const label of ["ascii", "us-ascii"]) cases.push([`charset=${label}, a byte above 0x7F (WHATWG's windows-1252 label, not taken as such)`, post(`application/json; charset=${label}`, latin1), "400 body"]);
+    for (const type of ['application/json; charset="utf-8', 'application/json; profile="x', 'application/json; profile="x; charset=utf-8', "application/json; charset=utf-16le", "application/json; charset=unicode", 'application/json; charset=" utf-8"'])
+      cases.push([type, post(type, utf8), "415 content-type"]);
+    await throughBoth(cases);
+    const keys = (await rig.gw("alice", "GET", "/api/users/api-keys")).json;
+    for (const k of (keys.apiKeys ?? []) as Array<{ id: string; name: string; revokedAt?: string | null }>)
+      if (k.name.startsWith("h64c") && !k.revokedAt) expect.soft((await rig.gw("alice", "DELETE", `/api/users/api-keys/${k.id}`)).status).toBe(204);
     expect(failures).toEqual([]);
   }, 300_000);
 });
