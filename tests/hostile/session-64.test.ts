@@ -25,7 +25,8 @@
  *   HEAD, a DELETE, a chunked GET); HEAD with a body under Expect (no 100 Continue before the 400);
  * - query strings with `;` between parameters on routes with a bounded query (`limit=1;limit=1000`);
  * - every platform service's internal routes (/internal, probes, metrics) reached through ANOTHER
- *   service's prefix or the gateway's own with `%2F`, `..%2f`, `%252f`, `..;/`, `%5c`, tabs and NUL.
+ *   service's prefix or the gateway's own with `%2F`, `..%2f`, `%252f`, `..;/`, `%5c`, tabs and NUL;
+ * - Connection naming the identity headers the gateway sets, Authorization, Host, the framing headers.
  * Found and fixed at the root (kit request-framing.ts): a Transfer-Encoding on an HTTP/1.0 request was
  * read as chunked and its connection kept, so a request written after the chunks was answered too
  * (RFC 9112 §6.1: faulty framing, closed after the answer; a proxy of HTTP/1.0 in front reads the chunks
@@ -437,4 +438,25 @@ describe("another service's internal routes through a service's prefix or the ga
     expect(tried).toBeGreaterThan(200);
     expect(failures).toEqual([]);
   }, 600_000);
+});
+
+describe("Connection naming the headers the gateway sets or reads (hop-by-hop), both gateways", () => {
+  it("a header named in Connection changes nothing the gateway decides: the caller, the body's framing", async () => {
+    const me = (connection: string) => `GET /api/users/me HTTP/1.1\r\nHost: gw\r\n${bearer()}\r\nConnection: ${connection}\r\n\r\n`;
+    const cases: Array<[string, string, Expected]> = [];
+    for (const named of ["x-user-id", "x-user-id, x-user-role, x-auth-method", "x-api-key-scopes", "authorization", "x-request-id", "x-forwarded-for", "host", "traceparent", "close, x-user-id"])
+      cases.push([`Connection: ${named}`, me(named.startsWith("close") ? named : `close, ${named}`), "200"]);
+    // Named in Connection, a header is the hop's alone (RFC 9110 §7.6.1) and not forwarded: the body's framing is
+    // the gateway's own (the login read whole: 401), a Content-Type so named leaves the body without one (415 naming it).
+    for (const [named, expected] of [["content-length", "401"], ["transfer-encoding", "401"], ["content-type", "415 content-type"]]) {
+      const body = login64();
+      cases.push([`a login with Connection: close, ${named}`, `POST /api/users/login HTTP/1.1\r\nHost: gw\r\n${JSON_TYPE}\r\nContent-Length: ${body.length}\r\nConnection: close, ${named}\r\n\r\n${body}`, expected]);
+    }
+    await throughBoth(cases);
+    for (const via of VIAS) {
+      const a = await sent(`${via} Connection: close, x-user-id`, gateways[via], me("close, x-user-id, x-auth-method"));
+      expect.soft(a.status === 200 && JSON.parse(a.body).user.id, `${via}: ${a.body.slice(0, 160)}`).toBe(who.alice.id);
+    }
+    expect(failures).toEqual([]);
+  }, 300_000);
 });
