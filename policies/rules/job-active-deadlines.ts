@@ -1,3 +1,4 @@
+import * as docker from "@pulumi/docker";
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { readingListItems } from "../lib/lists";
@@ -5,7 +6,7 @@ import { isRecord, isUnknown, plain } from "../lib/values";
 import { describe, K8S } from "../lib/workloads";
 
 export interface JobDeadlinesConfig {
-    /** The longest time limit a Job (or a CronJob's run) may have, in seconds. */
+    /** The longest time limit a Job (or a CronJob's run) or a Docker one-shot container's attachTimeout may have, in seconds. */
     maxActiveDeadlineSeconds: number;
 }
 
@@ -29,19 +30,32 @@ function valueAt(props: Record<string, any>, path: string[]): unknown {
     return at;
 }
 
-/** Where a Job or a CronJob's job template keeps its time limit, and the field as messages name it. */
-function deadlineOf(type: string, props: Record<string, any>): { value: unknown; field: string } | undefined {
+/** A run's time limit as a rule reads it: its value, the field as messages name it, and what a stuck run holds without it. */
+interface Deadline { value: unknown; field: string; holds: string }
+
+const K8S_HOLDS = "holds its pod, its connections and its credentials forever, and a CronJob under Forbid skips every later tick";
+/** The provider waits for an attached container's exit inside the create, so `pulumi up` and the stack's lock wait with it. */
+const DOCKER_HOLDS = "holds its container, its connections and its credentials, and `pulumi up` with the stack's lock (attach: the create waits for " +
+    "its exit), forever";
+
+/**
+ * Where a run keeps its time limit: a Job's, a CronJob's job template's activeDeadlineSeconds; a Docker container run once and
+ * waited for (`attach: true`: the program's migrations, components/runtime/docker.ts) its attachTimeout (this repo's provider,
+ * tools/providers/docker: past it the run is stopped and removed and the create fails). A container not attached (or whose
+ * attach is unknown during preview) is waited for by nothing, and is not a run here.
+ */
+function deadlineOf(type: string, props: Record<string, any>, isDockerContainer: boolean): Deadline | undefined {
+    if (isDockerContainer) return props.attach === true ? { value: props.attachTimeout, field: "attachTimeout", holds: DOCKER_HOLDS } : undefined;
     const path = type === K8S.job ? ["spec", "activeDeadlineSeconds"] : type === K8S.cronJob ? ["spec", "jobTemplate", "spec", "activeDeadlineSeconds"] : undefined;
-    return path && { value: valueAt(props, path), field: path.join(".") };
+    return path && { value: valueAt(props, path), field: path.join("."), holds: K8S_HOLDS };
 }
 
-/** What is wrong with a Job's or a CronJob's time limit under `max` (nothing while it is unknown during preview). */
-export function deadlineProblem(type: string, props: Record<string, any>, max: number): string | undefined {
-    const d = deadlineOf(type, props);
+/** What is wrong with a run's time limit under `max` (nothing while it is unknown during preview, or the resource is no run). */
+export function deadlineProblem(type: string, props: Record<string, any>, max: number, isDockerContainer = false): string | undefined {
+    const d = deadlineOf(type, props, isDockerContainer);
     if (d === undefined || isUnknown(d.value)) return undefined;
     if (d.value === undefined || d.value === null) {
-        return `has no ${d.field}: a run stuck (a lock never released, a peer that never answers, a hung write) holds its pod, its ` +
-            "connections and its credentials forever, and a CronJob under Forbid skips every later tick";
+        return `has no ${d.field}: a run stuck (a lock never released, a peer that never answers, a hung write) ${d.holds}`;
     }
     if (typeof d.value !== "number" || !Number.isInteger(d.value) || d.value < 1) {
         return `has ${d.field} ${JSON.stringify(d.value)}, not a positive whole number of seconds`;
@@ -53,23 +67,32 @@ export function deadlineProblem(type: string, props: Record<string, any>, max: n
 /**
  * Session 64. A Job runs until it succeeds or its retries (backoffLimit) fail; a pod that neither ends nor fails (stuck on
  * a lock, a peer, a hung disk) runs forever, and a CronJob under concurrencyPolicy Forbid then skips every later run.
- * `activeDeadlineSeconds` on the Job (the CronJob's job template) stops the whole run, retries included.
+ * `activeDeadlineSeconds` on the Job (the CronJob's job template) stops the whole run, retries included. Session 64 (h6):
+ * the Docker target's one-shot run (a container with `attach: true`, waited for by the create) is held alike, by its
+ * `attachTimeout`, under the same bound: the program gives both ONE_SHOT_JOB_DEADLINE_SECONDS (components/workload.ts).
  */
 export const jobActiveDeadlines: ResourceValidationPolicy = {
     name: "job-active-deadlines",
     description:
-        "Every Job and every CronJob's job template sets activeDeadlineSeconds, at most maxActiveDeadlineSeconds (12 h by default): " +
-        "without it a stuck run holds its pod and credentials forever and a CronJob under Forbid never runs again (session 64).",
+        "Every Job and every CronJob's job template sets activeDeadlineSeconds, and every Docker container run once and waited for " +
+        "(attach) sets attachTimeout, at most maxActiveDeadlineSeconds (12 h by default): without it a stuck run holds its pod or " +
+        "container and credentials forever, a CronJob under Forbid never runs again, and on Docker `pulumi up` never ends (session 64).",
     severity: "medium",
     configSchema: {
         properties: { maxActiveDeadlineSeconds: { type: "integer", minimum: 1, default: MAX_ACTIVE_DEADLINE_SECONDS } },
     },
     validateResource: readingListItems((args, reportViolation) => {
-        if (args.type !== K8S.job && args.type !== K8S.cronJob) return args.notApplicable("only Jobs and CronJobs");
+        // The Docker container by its SDK class, as every Docker rule recognises it (lib/rule.ts): the program registers the
+        // token of @pulumi/docker's Container with this repo's provider's extra inputs (components/runtime/docker-container.ts).
+        const isDockerContainer = args.isType(docker.Container);
+        if (!isDockerContainer && args.type !== K8S.job && args.type !== K8S.cronJob) {
+            return args.notApplicable("only Jobs, CronJobs and Docker containers");
+        }
         const { maxActiveDeadlineSeconds } = readConfig(args, defaults);
-        const problem = deadlineProblem(args.type, plain(args.props), maxActiveDeadlineSeconds);
+        const problem = deadlineProblem(args.type, plain(args.props), maxActiveDeadlineSeconds, isDockerContainer);
         if (problem === undefined) return;
-        reportViolation(`${describe(args.type, args.name)} ${problem}; set it to the longest a run may take (the platform's backups: 3 h), ` +
+        const platforms = isDockerContainer ? "the platform's migrations: 1 h" : "the platform's backups: 3 h";
+        reportViolation(`${describe(args.type, args.name)} ${problem}; set it to the longest a run may take (${platforms}), ` +
             `at most ${maxActiveDeadlineSeconds} seconds.`);
     }),
 };
