@@ -248,6 +248,25 @@ describe("notification-service", () => {
     expect([isPublicAddress("8.8.8.8"), isPublicAddress("192.168.1.1"), isPublicAddress("::ffff:127.0.0.1"), isPublicAddress("fd00::1"), isPublicAddress("::7f00:1"), isPublicAddress("2001:4860:4860::8888")]).toEqual([true, false, false, false, false, true]);
   });
 
+  // Session 64 (h6): `europe/berlin` was saved and answered as the client spelled it.
+  it("a time zone in any case is saved and answered by its canonical name; a row saved before is answered so too", async () => {
+    const u = await user({ timeZone: "europe/berlin", quietHours: { start: "22:00", end: "07:00" } });
+    const pool = new pg.Pool({ connectionString: rig.env.POSTGRES_URL, max: 1 });
+    try {
+      const stored = async () => (await pool.query("SELECT time_zone FROM nt_preferences WHERE user_id = $1", [u.id])).rows[0].time_zone;
+      expect(await stored()).toBe("Europe/Berlin");
+      expect((await api("GET", "/preferences", u.id)).body.timeZone).toBe("Europe/Berlin");
+      const put = await api("PUT", "/preferences", u.id, { email: null, telegramChatId: null, timeZone: "utc" });
+      expect([put.status, put.body.timeZone]).toEqual([200, "UTC"]);
+      expect(await stored()).toBe("UTC");
+      // As a row saved before this change holds it: answered by the canonical name, no migration needed.
+      await pool.query("UPDATE nt_preferences SET time_zone = 'europe/berlin' WHERE user_id = $1", [u.id]);
+      expect((await api("GET", "/preferences", u.id)).body.timeZone).toBe("Europe/Berlin");
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("30 concurrent webhook additions of one user add exactly the limit (5), the rest 409", async () => {
     const id = randomUUID();
     const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => api("POST", "/webhooks", id, { url: `https://hooks.example.com/h${i}` })));

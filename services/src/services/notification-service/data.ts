@@ -1,6 +1,6 @@
 /** notification-service data access (PostgreSQL nt_*). */
 import type { PostgresClient, Queryable } from "../../kit/datastores/postgres";
-import type { Category, Channel, Notice, QuietHours } from "./domain";
+import { canonicalTimeZone, type Category, type Channel, type Notice, type QuietHours } from "./domain";
 import { accountKeyOf, lockAccountForWrite } from "../../kit/accounts";
 import { canonicalAddress, type Confirmable } from "./address-confirmation";
 import { resetWhenChanged } from "./confirmation-data";
@@ -33,7 +33,7 @@ interface PrefRow { email: string | null; email_verified_at: Date | null; telegr
 export async function preferences(db: Queryable, userId: string): Promise<Preferences> {
   const r = (await db.query<PrefRow>("SELECT * FROM nt_preferences WHERE user_id = $1", [userId])).rows[0];
   if (!r) return DEFAULT_PREFERENCES;
-  return { email: r.email, emailVerified: r.email !== null && r.email_verified_at !== null, telegramChatId: r.telegram_chat_id, telegramVerified: r.telegram_chat_id !== null && r.telegram_verified_at !== null, timeZone: r.time_zone, quietHours: r.quiet_start && r.quiet_end ? { start: r.quiet_start, end: r.quiet_end } : null, channels: r.channels };
+  return { email: r.email, emailVerified: r.email !== null && r.email_verified_at !== null, telegramChatId: r.telegram_chat_id, telegramVerified: r.telegram_chat_id !== null && r.telegram_verified_at !== null, timeZone: canonicalTimeZone(r.time_zone) ?? r.time_zone, quietHours: r.quiet_start && r.quiet_end ? { start: r.quiet_start, end: r.quiet_end } : null, channels: r.channels };
 }
 
 /**

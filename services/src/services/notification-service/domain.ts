@@ -143,12 +143,17 @@ export function isTelegramChatId(id: string): boolean {
   return n !== 0n && (n < 0n ? -n : n) < 2n ** 52n;
 }
 
-export function isTimeZone(tz: string): boolean {
+/**
+ * The zone's name as Intl spells it (`europe/berlin` is `Europe/Berlin`, `utc` is `UTC`), or undefined for no zone Intl
+ * knows. Intl reads a name in any case, so a name saved as the client spelled it worked but was answered back so; the
+ * preferences are saved and answered in this spelling. (Node 20's ICU also names some links by CLDR's older id:
+ * `Asia/Kolkata` is `Asia/Calcutta`, the same zone.)
+ */
+export function canonicalTimeZone(tz: string): string | undefined {
   try {
-    new Intl.DateTimeFormat("en-GB", { timeZone: tz });
-    return true;
+    return new Intl.DateTimeFormat(undefined, { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -21,7 +21,7 @@ import type { Logger } from "pino";
 import { accountDeleted, alreadyReplayed, badRequest, conflict, DeadLetterIdParams, HttpError, NoContent, notFound, Nullable, ReplayedAnswer, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { checkWebhookUrl } from "./channels";
 import * as data from "./data";
-import { CATEGORIES, CHANNELS, isTelegramChatId, isTimeZone } from "./domain";
+import { CATEGORIES, CHANNELS, canonicalTimeZone, isTelegramChatId } from "./domain";
 import { canonicalAddress } from "./address-confirmation";
 import { registerAddressConfirmation, type CodeSender } from "./confirmation-routes";
 
@@ -66,10 +66,11 @@ export function registerRoutes(app: App, o: { allowPrivateWebhooks: boolean; web
   app.put("/preferences", { schema: { body: PreferencesBody, response: { 200: PreferencesOut } } }, async (req) => {
     const who = requireIdentity(req);
     const b = req.body;
-    if (!isTimeZone(b.timeZone)) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
+    const timeZone = canonicalTimeZone(b.timeZone);
+    if (timeZone === undefined) throw badRequest(`unknown time zone '${b.timeZone.slice(0, 64)}'`, "timeZone");
     if (b.telegramChatId !== null && !isTelegramChatId(b.telegramChatId)) throw badRequest("telegramChatId is not a Telegram chat id: a non-zero integer of at most 52 bits", "telegramChatId");
     const telegramChatId = b.telegramChatId === null ? null : canonicalAddress("telegram", b.telegramChatId);
-    const prefs = { email: b.email, telegramChatId, timeZone: b.timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
+    const prefs = { email: b.email, telegramChatId, timeZone, quietHours: b.quietHours ?? null, channels: b.channels ?? null };
     const saved = await data.savePreferences(app.pg, who.userId, prefs);
     if (saved === "account_deleted") throw accountDeleted(who.userId, "nothing was saved: it keeps no preferences");
     // A changed address gets its code now (the outcome is answered: sent, rate_limited, unavailable). Deleted
