@@ -144,17 +144,20 @@ export function isTelegramChatId(id: string): boolean {
 }
 
 /**
- * The zone's name as Intl spells it (`europe/berlin` is `Europe/Berlin`, `utc` is `UTC`), or undefined for no zone Intl
+ * The zone's name in its proper case (`europe/berlin` is `Europe/Berlin`, `utc` is `UTC`), or undefined for no zone Intl
  * knows. Intl reads a name in any case, so a name saved as the client spelled it worked but was answered back so; the
- * preferences are saved and answered in this spelling. (Node 20's ICU also names some links by CLDR's older id:
- * `Asia/Kolkata` is `Asia/Calcutta`, the same zone.)
+ * preferences are saved and answered in this spelling. Only the case is Intl's: a name Intl resolves to another id (a
+ * link: Node 20's ICU names `Asia/Kolkata` by CLDR's older `Asia/Calcutta`, `US/Pacific` as `America/Los_Angeles`)
+ * is kept as sent, the same zone, so a client never gets back a name it did not send.
  */
 export function canonicalTimeZone(tz: string): string | undefined {
+  let resolved: string;
   try {
-    return new Intl.DateTimeFormat(undefined, { timeZone: tz }).resolvedOptions().timeZone;
+    resolved = new Intl.DateTimeFormat(undefined, { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
     return undefined;
   }
+  return resolved.toLowerCase() === tz.toLowerCase() ? resolved : tz;
 }
 
 /** The zone's offset from UTC at `at`, in minutes: its wall clock's minute less UTC's. */
