@@ -225,3 +225,14 @@ export function describe(type: string, name: string): string {
     const short = type.split(":").pop() ?? type;
     return `${short} "${name}"`;
 }
+
+/**
+ * The names of a pod spec's projected volumes that carry a service account token (a `serviceAccountToken` source),
+ * `<unnamed>` for one without a name: a token mounted by hand, past automountServiceAccountToken (read by
+ * automount-service-account-token and service-account-tokens-bound alike).
+ */
+export function projectedTokenVolumes(spec: Record<string, any>): string[] {
+    return arr(spec.volumes)
+        .filter((v) => isRecord(v) && arr(v.projected?.sources).some((src) => isRecord(src) && src.serviceAccountToken !== undefined))
+        .map((v) => str(v.name) ?? "<unnamed>");
+}

@@ -3,7 +3,7 @@ import { readConfig } from "../lib/config";
 import { workloadRule } from "../lib/rule";
 import { forEveryPodSpec } from "../lib/remediation";
 import { arr, isRecord, plain, str } from "../lib/values";
-import { describe, K8S } from "../lib/workloads";
+import { describe, K8S, projectedTokenVolumes } from "../lib/workloads";
 
 export interface AutomountConfig {
     /** Workloads (trading.io/workload) that talk to the Kubernetes API and need their token. */
@@ -14,10 +14,7 @@ const defaults: AutomountConfig = { exemptWorkloads: [] };
 
 /** Service account tokens a pod mounts by hand (a projected volume's serviceAccountToken source), past automountServiceAccountToken: false. */
 function projectedTokens(spec: Record<string, any>): string[] {
-    return arr(spec.volumes).filter(isRecord).flatMap((v) =>
-        arr(v.projected?.sources).some((src) => isRecord(src) && src.serviceAccountToken !== undefined)
-            ? [`mounts a service account token through the projected volume "${str(v.name) ?? "<unnamed>"}"`]
-            : []);
+    return projectedTokenVolumes(spec).map((name) => `mounts a service account token through the projected volume "${name}"`);
 }
 
 const EXEMPT = "is exempt (exemptWorkloads)";

@@ -2,7 +2,7 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { stackWorkloads } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
-import { describe, namespaceOf, objectName } from "../lib/workloads";
+import { describe, namespaceOf, objectName, projectedTokenVolumes } from "../lib/workloads";
 
 const SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount";
 const ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding";
@@ -72,8 +72,7 @@ export function unboundTokens(resources: StackResource[]): Finding[] {
         else if (spec.automountServiceAccountToken === undefined && accountSetting !== false) {
             how.push(`automountServiceAccountToken unset, and ${declared ? "its ServiceAccount leaves it unset or true" : "its ServiceAccount, which the stack does not declare, mounts by default"}`);
         }
-        const projected = arr(spec.volumes).filter((v) => isRecord(v) && arr(v.projected?.sources).some((s) => isRecord(s) && s.serviceAccountToken !== undefined));
-        for (const v of projected) how.push(`the projected volume "${str(v.name) ?? "<unnamed>"}"`);
+        for (const name of projectedTokenVolumes(spec)) how.push(`the projected volume "${name}"`);
         if (how.length === 0) continue;
         out.push({
             urn,
