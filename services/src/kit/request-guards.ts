@@ -63,11 +63,15 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
   const foreign: string[] = [];
   const global: string[] = [];
   const noUnicast: string[] = [];
+  /** The entries that are an address or CIDR, not a name proxy-addr knows (loopback, ...). */
+  const ranges: string[] = [];
+  const hostBits: string[] = [];
   for (const item of items) {
     if (NAMED_RANGES.includes(item)) {
       if (WIDE_NAMED_RANGES.includes(item)) wide.push(item);
       continue;
     }
+    ranges.push(item);
     const [addr, bits, extra] = item.split("/");
     const family = isIP(addr);
     const maxBits = family === 4 ? 32 : 128;
@@ -79,6 +83,7 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
     else if (family === 4 && nonProxyIPv4(addr) !== undefined) foreign.push(item);
     else if (family === 6 && ipv6ProxyScope(addr) === "none") noUnicast.push(item);
     else if (family === 6 && ipv6ProxyScope(addr) === "global" && !globalIPv6) global.push(item);
+    else if (hostBitsNetwork(item) !== undefined) hostBits.push(item);
   }
   if (/^\d+$/.test(v.trim()) || v.trim() === "true")
     throw new Error(`must list the proxy's addresses or CIDRs (e.g. 10.0.0.5 or 172.18.0.0/16), not a hop count or "true": those trust any X-Forwarded-For a client sends (got "${v}")`);
@@ -103,7 +108,7 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
       `has global IPv6 entries ${global.map((g) => `"${g}"`).join(", ")}: an edge proxy sends from ${PROXY_IPV6_RANGES} unless the pod network is global (EKS IPv6, dual-stack clusters); if it is, set TRUST_PROXY_GLOBAL_IPV6=true (the stack's trustGlobalIPv6Proxies), else every host of the range could set X-Forwarded-For and pick the address the rate limit and login lockout count`,
     );
   // Checked last, on entries taken so far: each is an address or CIDR the URL parser reads (a zone id was refused above).
-  const repeated = repeatedProxyRange(items.filter((item) => !NAMED_RANGES.includes(item)));
+  const repeated = repeatedProxyRange(ranges);
   if (repeated !== undefined)
     throw new Error(
       repeated[0] === repeated[1]
@@ -113,7 +118,6 @@ export function parseTrustProxy(v: string | undefined, globalIPv6 = false): stri
   const repeatedName = items.find((item, i) => NAMED_RANGES.includes(item) && items.indexOf(item) !== i);
   if (repeatedName !== undefined) throw new Error(`lists "${repeatedName}" twice: give each range once`);
   // proxy-addr masks the host bits away: 10.0.0.1/16 trusts all of 10.0.0.0/16, where a host (10.0.0.1) was meant as often.
-  const hostBits = items.filter((item) => !NAMED_RANGES.includes(item) && hostBitsNetwork(item) !== undefined);
   if (hostBits.length > 0)
     throw new Error(`has entries with address bits set past the prefix, which are ignored ${hostBits.map((h) => `"${h}" (write ${hostBitsNetwork(h)}, or ${h.split("/")[0]} alone for the one host)`).join(", ")}`);
   return items;
