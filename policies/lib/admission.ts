@@ -6,10 +6,7 @@
 import { StackResource } from "./stack";
 import { isEmptySelector, selectorMatches } from "./selectors";
 import { arr, isRecord, isUnknown, str } from "./values";
-
-export const NAMESPACE = "kubernetes:core/v1:Namespace";
-/** The label the API server sets on every namespace (1.21 on), whatever the object declares: its name. */
-export const NAME_LABEL = "kubernetes.io/metadata.name";
+import { K8S, NAMESPACE_NAME_LABEL } from "./workloads";
 
 export interface DeclaredNamespace {
     name: string;
@@ -28,12 +25,12 @@ export function namespaceLabels(ns: StackResource): DeclaredNamespace | undefine
         const s = str(v);
         if (s !== undefined) out[k] = s;
     }
-    return { name: str(name)!, labels: { ...out, [NAME_LABEL]: str(name)! } };
+    return { name: str(name)!, labels: { ...out, [NAMESPACE_NAME_LABEL]: str(name)! } };
 }
 
 /** The Namespaces the stack declares whose name and labels are known (the others are judged at `up`). */
 export function declaredNamespaces(resources: StackResource[]): DeclaredNamespace[] {
-    return resources.filter((r) => r.type === NAMESPACE).map(namespaceLabels).filter((n): n is DeclaredNamespace => n !== undefined);
+    return resources.filter((r) => r.type === K8S.namespace).map(namespaceLabels).filter((n): n is DeclaredNamespace => n !== undefined);
 }
 
 /** The declared namespaces a namespaceSelector leaves out (none for no selector, `{}`, or one unknown during preview). */

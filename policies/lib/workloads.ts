@@ -49,6 +49,9 @@ export const K8S = {
     hpaV1: "kubernetes:autoscaling/v1:HorizontalPodAutoscaler",
 };
 
+/** The label the API server sets on every namespace (1.21 on), whatever the object declares: its name. */
+export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
 export const K8S_WORKLOAD_TYPES = [
     K8S.deployment, K8S.statefulSet, K8S.daemonSet, K8S.replicaSet, K8S.replicationController, K8S.job, K8S.cronJob, K8S.pod,
 ];

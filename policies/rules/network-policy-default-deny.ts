@@ -6,7 +6,7 @@ import { clusterRangeRules, metadataEgressRules } from "../lib/ip-blocks";
 import { excludesOnly, isEmptySelector, selectorMatches } from "../lib/selectors";
 import { plainResources, StackResource } from "../lib/stack";
 import { arr, hasUnknown, isRecord, str } from "../lib/values";
-import { K8S, K8S_LONG_RUNNING, K8S_WORKLOAD_TYPES, namespaceOf, objectName, podTemplate } from "../lib/workloads";
+import { K8S, K8S_LONG_RUNNING, K8S_WORKLOAD_TYPES, NAMESPACE_NAME_LABEL, namespaceOf, objectName, podTemplate } from "../lib/workloads";
 
 export interface NetworkPolicyConfig {
     /** Also require the default-deny policy to cover Egress. */
@@ -66,7 +66,8 @@ export function openRules(np: Record<string, any>, direction: "ingress" | "egres
             return;
         }
         for (const peer of peers.filter(isRecord)) {
-            // Session 48: a selector that only excludes (NotIn, DoesNotExist) matches every namespace, or pod, it does not name.
+            // Session 48: a selector that only excludes (NotIn, DoesNotExist) matches every namespace, or pod, it does not name;
+            // `Exists` on the name label the API server sets on every namespace matches them all.
             const everyNamespace = excludesOnly(peer.namespaceSelector, [NAMESPACE_NAME_LABEL]);
             if (everyNamespace && (peer.podSelector === undefined || excludesOnly(peer.podSelector))) {
                 const pods = peer.podSelector === undefined ? "without podSelector" : isEmptySelector(peer.podSelector) ? "with podSelector {}" : "with a podSelector that only excludes";
@@ -128,9 +129,6 @@ function internetOptedIn(np: Record<string, any>, internetEgressWorkloads: reado
     const pinned = pinnedWorkloads(np.spec?.podSelector);
     return pinned !== undefined && pinned.length > 0 && pinned.every((w) => internetEgressWorkloads.includes(w));
 }
-
-/** The label the API server sets on every namespace (its name): `Exists` on it matches them all. */
-const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 export interface NetworkPolicyFinding {
     urn?: string;

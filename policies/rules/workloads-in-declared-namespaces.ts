@@ -1,9 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { isUnknown, str } from "../lib/values";
-import { describe, isK8sWorkload } from "../lib/workloads";
-
-const NAMESPACE = "kubernetes:core/v1:Namespace";
+import { describe, isK8sWorkload, K8S } from "../lib/workloads";
 
 /**
  * Session 63b. protected-namespaces holds a declared Namespace's Pod Security labels to restricted (enforce, warn, audit, at
@@ -14,7 +12,7 @@ const NAMESPACE = "kubernetes:core/v1:Namespace";
  * during preview is judged at `up`; `default` and `kube-*` are protected-namespaces' refusal too.
  */
 export function workloadsOutsideDeclaredNamespaces(resources: StackResource[]): Finding[] {
-    const namespaces = resources.filter((r) => r.type === NAMESPACE).map((r) => r.props.metadata?.name);
+    const namespaces = resources.filter((r) => r.type === K8S.namespace).map((r) => r.props.metadata?.name);
     if (namespaces.some((n) => isUnknown(n))) return [];
     const declared = new Set(namespaces.map((n) => str(n)).filter((n): n is string => n !== undefined));
     const out: Finding[] = [];
