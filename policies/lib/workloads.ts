@@ -47,6 +47,11 @@ export const K8S = {
     pdb: "kubernetes:policy/v1:PodDisruptionBudget",
     hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
     hpaV1: "kubernetes:autoscaling/v1:HorizontalPodAutoscaler",
+    serviceAccount: "kubernetes:core/v1:ServiceAccount",
+    role: "kubernetes:rbac.authorization.k8s.io/v1:Role",
+    clusterRole: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+    roleBinding: "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+    clusterRoleBinding: "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
 };
 
 /** The label the API server sets on every namespace (1.21 on), whatever the object declares: its name. */

@@ -1,11 +1,9 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { isUnknown, str } from "../lib/values";
-import { describe, namespaceOf, objectName } from "../lib/workloads";
+import { describe, K8S, namespaceOf, objectName } from "../lib/workloads";
 
-const ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role";
-const CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole";
-const BINDINGS = ["kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"];
+const BINDINGS = [K8S.roleBinding, K8S.clusterRoleBinding];
 /**
  * Built-in ClusterRoles whose binding rbac-least-privilege already judges: cluster-admin, admin, edit and system:* are
  * refused there; view (read-only, no Secrets, by the cluster's own contract) is the one built-in a binding may name.
@@ -20,7 +18,7 @@ const JUDGED_ELSEWHERE = (role: string) => ["cluster-admin", "admin", "edit", "v
  * cannot check. A role name unknown during preview (the binding's, or any declared role's of that kind) is judged at `up`.
  */
 export function undeclaredRoleBindings(resources: StackResource[]): Finding[] {
-    const roles = resources.filter((r) => r.type === ROLE || r.type === CLUSTER_ROLE);
+    const roles = resources.filter((r) => r.type === K8S.role || r.type === K8S.clusterRole);
     if (roles.some((r) => isUnknown(r.props.metadata?.name))) return [];
     const out: Finding[] = [];
     for (const b of resources.filter((r) => BINDINGS.includes(r.type))) {
@@ -30,8 +28,8 @@ export function undeclaredRoleBindings(resources: StackResource[]): Finding[] {
         const kind = str(ref?.kind) ?? "ClusterRole";
         if (name === undefined || (kind === "ClusterRole" && JUDGED_ELSEWHERE(name))) continue;
         const declared = kind === "Role"
-            ? roles.some((r) => r.type === ROLE && objectName(r.props, r.name) === name && namespaceOf(r.props) === namespaceOf(b.props))
-            : roles.some((r) => r.type === CLUSTER_ROLE && objectName(r.props, r.name) === name);
+            ? roles.some((r) => r.type === K8S.role && objectName(r.props, r.name) === name && namespaceOf(r.props) === namespaceOf(b.props))
+            : roles.some((r) => r.type === K8S.clusterRole && objectName(r.props, r.name) === name);
         if (declared) continue;
         out.push({
             urn: b.urn,

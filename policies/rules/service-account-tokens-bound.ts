@@ -2,11 +2,8 @@ import { StackValidationPolicy } from "@pulumi/policy";
 import { stackWorkloads } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
-import { describe, namespaceOf, objectName, projectedTokenVolumes } from "../lib/workloads";
+import { describe, K8S, namespaceOf, objectName, projectedTokenVolumes } from "../lib/workloads";
 
-const SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount";
-const ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding";
-const CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
 /** namespaceOf's answer for a namespace unknown during preview: it matches any, judged at `up`. */
 const UNKNOWN_NS = "<unknown>";
 
@@ -21,7 +18,7 @@ const nsOf = (props: Record<string, any>) => (isUnknown(props.metadata) ? UNKNOW
  */
 export function isBound(name: string, ns: string, resources: StackResource[]): boolean {
     return resources.some((b) => {
-        if (b.type !== ROLE_BINDING && b.type !== CLUSTER_ROLE_BINDING) return false;
+        if (b.type !== K8S.roleBinding && b.type !== K8S.clusterRoleBinding) return false;
         if (isUnknown(b.props.subjects)) return true;
         return arr(b.props.subjects).some((s) => {
             if (!isRecord(s)) return false;
@@ -32,7 +29,7 @@ export function isBound(name: string, ns: string, resources: StackResource[]): b
                 return group === "system:serviceaccounts" || (ns !== UNKNOWN_NS && group === `system:serviceaccounts:${ns}`);
             }
             if (kind !== "ServiceAccount" || str(s.name) !== name) return false;
-            const subjectNs = str(s.namespace) ?? (b.type === ROLE_BINDING ? nsOf(b.props) : undefined);
+            const subjectNs = str(s.namespace) ?? (b.type === K8S.roleBinding ? nsOf(b.props) : undefined);
             return subjectNs !== undefined && sameNamespace(subjectNs, ns);
         });
     });
@@ -40,7 +37,7 @@ export function isBound(name: string, ns: string, resources: StackResource[]): b
 
 /** The stack's ServiceAccount `name` in namespace `ns`, if it declares it. */
 function declaredAccount(name: string, ns: string, resources: StackResource[]): StackResource | undefined {
-    return resources.find((r) => r.type === SERVICE_ACCOUNT && objectName(r.props, r.name) === name && sameNamespace(nsOf(r.props), ns));
+    return resources.find((r) => r.type === K8S.serviceAccount && objectName(r.props, r.name) === name && sameNamespace(nsOf(r.props), ns));
 }
 
 /**
@@ -81,7 +78,7 @@ export function unboundTokens(resources: StackResource[]): Finding[] {
                 "automountServiceAccountToken: false on the pod template (and the ServiceAccount) and mount no token, or bind the ServiceAccount to the role it needs.",
         });
     }
-    for (const sa of resources.filter((r) => r.type === SERVICE_ACCOUNT)) {
+    for (const sa of resources.filter((r) => r.type === K8S.serviceAccount)) {
         const setting = sa.props.automountServiceAccountToken;
         if (isUnknown(setting) || setting === false || isUnknown(sa.props.metadata) || isUnknown(sa.props.metadata?.name)) continue;
         if (isBound(objectName(sa.props, sa.name), nsOf(sa.props), resources)) continue;
