@@ -32,7 +32,10 @@
  * "gatewayOff" (never by default): a second gateway, the same environment with GATEWAY_FAST_LANE
  * inverted (the lane on by default: the gateway without it), measured in the same rounds (the fast lane on and off compared under the same load);
  * "gatewayBase" with BENCH_BASELINE_DIR=<another checkout>: that checkout's gateway, the same environment, in the same rounds
- * (a change against its baseline under the same load), with the gateway's CPU per request over it round by round.
+ * (a change against its baseline under the same load), with the gateway's CPU per request over it round by round;
+ * BENCH_BASE_ENV, a JSON object added to that baseline gateway's environment only (BENCH_BASELINE_DIR=. and a setting
+ * there: one setting against none, the same code, in the same rounds); BENCH_GATEWAY_NODE_ARGS, node options for the
+ * gateway alone (V8's flags NODE_OPTIONS refuses: e.g. "--single-threaded-gc" against a baseline without).
  */
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
@@ -104,9 +107,9 @@ async function startBaselineGateway(dir: string, env: Record<string, string>): P
   throw new Error("the baseline gateway did not become healthy");
 }
 
-async function startService(name: string, env: Record<string, string>): Promise<string> {
+async function startService(name: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<string> {
   // At the production log level (info: one access line per request), the lines discarded.
-  const p = await startServiceProcess(name, env, { logs: "discard" });
+  const p = await startServiceProcess(name, env, { logs: "discard", nodeArgs });
   children.push(p);
   pids[name] = p.pid;
   return p.url;
@@ -132,7 +135,7 @@ async function main() {
       RATE_LIMIT_WINDOW_MS: "10000",
       ...(JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") as Record<string, string>),
     };
-    const gwUrl = await startService("api-gateway", gwEnv);
+    const gwUrl = await startService("api-gateway", gwEnv, (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean));
     // "gatewayOff" in BENCH_TARGETS: a second gateway with the fast lane the other way (GATEWAY_FAST_LANE's default is true:
     // without the variable, "gatewayOff" is the gateway without the lane).
     const laneOn = gwEnv.GATEWAY_FAST_LANE !== "false";
@@ -150,7 +153,7 @@ async function main() {
     let gwBaseUrl: string | undefined;
     const baselineDir = process.env.BENCH_BASELINE_DIR;
     if (baselineDir && process.env.BENCH_TARGETS?.split(",").some((k) => k.trim() === "gatewayBase")) {
-      const p = await startBaselineGateway(baselineDir, gwEnv);
+      const p = await startBaselineGateway(baselineDir, { ...gwEnv, ...(JSON.parse(process.env.BENCH_BASE_ENV ?? "{}") as Record<string, string>) });
       children.push(p);
       pids["api-gateway-base"] = p.pid;
       gwBaseUrl = p.url;

@@ -21,12 +21,12 @@ export interface ServiceProcess {
  * with its output sent to /dev/null: the cost of logging is measured, the lines are not shown.
  * The default shows errors only.
  */
-export async function startServiceProcess(name: string, env: Record<string, string>, o: { logs?: "errors" | "discard" } = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(name: string, env: Record<string, string>, o: { logs?: "errors" | "discard"; nodeArgs?: string[] } = {}): Promise<ServiceProcess> {
   const port = await freePort();
   const profiled = (process.env.BENCH_PROF_SERVICES ?? "api-gateway").split(",").includes(name);
   const prof = process.env.BENCH_PROF && profiled ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
   // BENCH_NODE_ARGS: more node options for every service (--trace-gc, which NODE_OPTIONS refuses).
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const nodeArgs = [...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean), ...(o.nodeArgs ?? [])];
   const child = spawn(process.execPath, [...prof, ...nodeArgs, "--import", "tsx", join(__dirname, "..", "..", "services", "src", "main.ts"), name], {
     env: { ...process.env, LOG_LEVEL: o.logs === "discard" ? "info" : "error", ...env, PORT: String(port), HOST: "127.0.0.1" },
     stdio: ["ignore", o.logs === "discard" ? "ignore" : "inherit", "inherit"],
