@@ -1,4 +1,5 @@
 import { StackValidationPolicy } from "@pulumi/policy";
+import { readConfig } from "../lib/config";
 import { stackWorkloads } from "../lib/rule";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
@@ -50,11 +51,18 @@ function declaredAccount(name: string, ns: string, resources: StackResource[]): 
  * the pod spec alone, its exemptions by configuration; this reads the ServiceAccount and the bindings the stack declares.
  * A ServiceAccount the stack declares without `automountServiceAccountToken: false` and binds to no role is reported too:
  * every pod it runs mounts its token unless the pod says otherwise.
+ *
+ * Session 65 decided who owns which finding, so a pod gets one report per fault: a pod that mounts a token is
+ * automount-service-account-token's (its spec is the fault, whatever the bindings say), unless that policy exempts its
+ * workload (`exemptWorkloads`: a workload reviewed as calling the Kubernetes API). Only then is the pod this policy's: an
+ * exempt workload whose ServiceAccount no binding names holds a token for an API it is granted nothing in. `exempt` is
+ * that list (this policy's config of the same name, which pack.test.ts holds equal to automount-service-account-token's
+ * in every config file). The ServiceAccount's own finding is this policy's alone (automount reads no ServiceAccount).
  */
-export function unboundTokens(resources: StackResource[]): Finding[] {
+export function unboundTokens(resources: StackResource[], exempt: string[] = []): Finding[] {
     const out: Finding[] = [];
     for (const { workload: w, urn } of stackWorkloads(resources)) {
-        if (w.target !== "kubernetes" || !w.pod) continue;
+        if (w.target !== "kubernetes" || !w.pod || !exempt.includes(w.id.workload)) continue;
         const spec = w.pod.spec;
         const rawAccount = spec.serviceAccountName ?? spec.serviceAccount;
         if (isUnknown(rawAccount) || isUnknown(spec.automountServiceAccountToken)) continue;
@@ -73,9 +81,10 @@ export function unboundTokens(resources: StackResource[]): Finding[] {
         if (how.length === 0) continue;
         out.push({
             urn,
-            message: `${w.label} mounts the token of the ServiceAccount "${account}" (${how.join("; ")}), which no RoleBinding or ClusterRoleBinding of ` +
-                "the stack binds to a role: a Kubernetes API credential it has no use for, taken with the container by whoever takes it; set " +
-                "automountServiceAccountToken: false on the pod template (and the ServiceAccount) and mount no token, or bind the ServiceAccount to the role it needs.",
+            message: `${w.label} is exempt from automount-service-account-token (a workload calling the Kubernetes API) and mounts the token of the ` +
+                `ServiceAccount "${account}" (${how.join("; ")}), which no RoleBinding or ClusterRoleBinding of the stack binds to a role: a Kubernetes ` +
+                "API credential it is granted nothing with, taken with the container by whoever takes it; bind the ServiceAccount to the role it needs, " +
+                "or take the workload out of exemptWorkloads and set automountServiceAccountToken: false on its pod template.",
         });
     }
     for (const sa of resources.filter((r) => r.type === K8S.serviceAccount)) {
@@ -97,10 +106,20 @@ export const serviceAccountTokensBound: StackValidationPolicy = {
     description:
         "A pod mounts a ServiceAccount token (automountServiceAccountToken true, or unset with its ServiceAccount's unset or true; a projected " +
         "token) only when a RoleBinding or ClusterRoleBinding of the stack binds that ServiceAccount to a role; a ServiceAccount bound to none " +
-        "sets automountServiceAccountToken: false (session 64).",
+        "sets automountServiceAccountToken: false (session 64). A pod that mounts one is automount-service-account-token's finding, unless " +
+        "that policy exempts its workload (session 65: one report per fault).",
     severity: "medium",
+    configSchema: {
+        properties: {
+            exemptWorkloads: {
+                type: "array", items: { type: "string" }, default: [],
+                description: "automount-service-account-token's exemptWorkloads (the same list): the workloads whose pods this policy judges",
+            },
+        },
+    },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
-        for (const f of unboundTokens(resources)) reportViolation(f.message, f.urn);
+        const { exemptWorkloads } = readConfig(args, { exemptWorkloads: [] as string[] });
+        for (const f of unboundTokens(resources, exemptWorkloads)) reportViolation(f.message, f.urn);
     },
 };

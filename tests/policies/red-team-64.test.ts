@@ -111,21 +111,27 @@ describe("service-account-tokens-bound: a pod mounts a token only for a ServiceA
         delete p.spec.template.spec.automountServiceAccountToken;
         Object.assign(p.spec.template.spec, spec);
     });
-    const FIX = "which no RoleBinding or ClusterRoleBinding of the stack binds to a role: a Kubernetes API credential it has no use for, taken with the " +
-        "container by whoever takes it; set automountServiceAccountToken: false on the pod template (and the ServiceAccount) and mount no token, or bind " +
-        "the ServiceAccount to the role it needs.";
+    const FIX = "which no RoleBinding or ClusterRoleBinding of the stack binds to a role: a Kubernetes API credential it is granted nothing with, taken " +
+        "with the container by whoever takes it; bind the ServiceAccount to the role it needs, or take the workload out of exemptWorkloads and set " +
+        "automountServiceAccountToken: false on its pod template.";
+    // Session 65: a pod mounting a token is automount-service-account-token's finding unless that policy exempts its workload;
+    // these pods are exempt (the same list in both policies' config), so this policy judges their binding.
+    const EXEMPT = "is exempt from automount-service-account-token (a workload calling the Kubernetes API) and mounts the token of the ServiceAccount";
+    const exemptAll = (workloads: string[]) => ({
+        "automount-service-account-token": { exemptWorkloads: workloads }, "service-account-tokens-bound": { exemptWorkloads: workloads },
+    });
 
     it("rejects a pod mounting an unbound token: true, unset with an undeclared or mounting ServiceAccount, a projected token; and an unbound mounting ServiceAccount", async () => {
         const projected = { volumes: [{ name: "token", projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 600 } }] } }], automountServiceAccountToken: false };
         expect(await messages("service-account-tokens-bound", [...prodStack(), account("worker"),
             pod("explicit", { automountServiceAccountToken: true }), pod("defaulted", {}), pod("worker", { serviceAccountName: "worker" }),
-            pod("projected", projected)])).toEqual([
-            `Deployment "explicit-deployment" mounts the token of the ServiceAccount "default" (automountServiceAccountToken: true), ${FIX}`,
-            `Deployment "defaulted-deployment" mounts the token of the ServiceAccount "default" (automountServiceAccountToken unset, and its ServiceAccount, ` +
+            pod("projected", projected)], exemptAll(["explicit", "defaulted", "worker", "projected"]))).toEqual([
+            `Deployment "explicit-deployment" ${EXEMPT} "default" (automountServiceAccountToken: true), ${FIX}`,
+            `Deployment "defaulted-deployment" ${EXEMPT} "default" (automountServiceAccountToken unset, and its ServiceAccount, ` +
                 `which the stack does not declare, mounts by default), ${FIX}`,
-            `Deployment "worker-deployment" mounts the token of the ServiceAccount "worker" (automountServiceAccountToken unset, and its ServiceAccount ` +
+            `Deployment "worker-deployment" ${EXEMPT} "worker" (automountServiceAccountToken unset, and its ServiceAccount ` +
                 `leaves it unset or true), ${FIX}`,
-            `Deployment "projected-deployment" mounts the token of the ServiceAccount "default" (the projected volume "token"), ${FIX}`,
+            `Deployment "projected-deployment" ${EXEMPT} "default" (the projected volume "token"), ${FIX}`,
             `ServiceAccount "worker-sa" is bound to no role by the stack and does not set automountServiceAccountToken: false, so every pod running as it ` +
                 "that does not refuse the token mounts a Kubernetes API credential it has no use for; set automountServiceAccountToken: false on it, or " +
                 "bind it to the role it needs.",
@@ -134,16 +140,16 @@ describe("service-account-tokens-bound: a pod mounts a token only for a ServiceA
 
     it("passes the program's pods (false), unset under a ServiceAccount set false, and a token of a ServiceAccount a binding of the stack names", async () => {
         expect(await messages("service-account-tokens-bound", [...prodStack(), account("quiet", false), pod("quiet", { serviceAccountName: "quiet" }),
-            role, account("operator"), roleBinding([{ kind: "ServiceAccount", name: "operator" }]), pod("operator", { serviceAccountName: "operator", automountServiceAccountToken: true })])).toEqual([]);
+            role, account("operator"), roleBinding([{ kind: "ServiceAccount", name: "operator" }]), pod("operator", { serviceAccountName: "operator", automountServiceAccountToken: true })], exemptAll(["quiet", "operator"]))).toEqual([]);
         // Every ServiceAccount of the namespace, by its group, and subjects unknown during preview (judged at up).
-        expect(await messages("service-account-tokens-bound", [...prodStack(), role, roleBinding([{ kind: "Group", name: `system:serviceaccounts:${ns}` }]), pod("grouped", {})])).toEqual([]);
-        expect(await messages("service-account-tokens-bound", [...prodStack(), role, roleBinding(UNKNOWN), pod("later", {})])).toEqual([]);
+        expect(await messages("service-account-tokens-bound", [...prodStack(), role, roleBinding([{ kind: "Group", name: `system:serviceaccounts:${ns}` }]), pod("grouped", {})], exemptAll(["grouped"]))).toEqual([]);
+        expect(await messages("service-account-tokens-bound", [...prodStack(), role, roleBinding(UNKNOWN), pod("later", {})], exemptAll(["later"]))).toEqual([]);
     });
 
     it("rejects a token of a ServiceAccount bound in another namespace only", async () => {
         const elsewhere = roleBinding([{ kind: "ServiceAccount", name: "operator", namespace: "tools" }]);
-        expect(await messages("service-account-tokens-bound", [...prodStack(), role, elsewhere, pod("operator", { serviceAccountName: "operator", automountServiceAccountToken: true })]))
-            .toEqual([`Deployment "operator-deployment" mounts the token of the ServiceAccount "operator" (automountServiceAccountToken: true), ${FIX}`]);
+        expect(await messages("service-account-tokens-bound", [...prodStack(), role, elsewhere, pod("operator", { serviceAccountName: "operator", automountServiceAccountToken: true })], exemptAll(["operator"])))
+            .toEqual([`Deployment "operator-deployment" ${EXEMPT} "operator" (automountServiceAccountToken: true), ${FIX}`]);
     });
 });
 
