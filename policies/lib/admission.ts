@@ -112,10 +112,25 @@ export function resourceOfKind(kind: string): string {
     return `${k}s`;
 }
 
-/** One resource the platform runs in a declared namespace: the namespaces, and the names the stack gives (none for what a controller makes). */
+/**
+ * One resource the platform runs in a declared namespace: the namespaces, the names the stack gives, and the stems of the
+ * names generated for it (session 65): an object the program leaves unnamed is auto-named by Pulumi `<resource name>-<hex>`,
+ * one with `generateName` by the API server `<generateName><random>`, and what a controller makes by the controller: a
+ * Deployment's ReplicaSets `<deployment>-<hash>` and their pods `<deployment>-<hash>-<random>`, a StatefulSet's pods
+ * `<statefulset>-<ordinal>`, a DaemonSet's, ReplicaSet's or Job's pods `<owner>-<random>`, a CronJob's Jobs
+ * `<cronjob>-<minutes>` and their pods. A name is of the platform when it is one the stack gives, or a stem followed by
+ * generated parts (`-` and lower-case letters and digits).
+ */
 export interface PlatformResource {
     namespaces: Set<string>;
     names: Set<string>;
+    stems: Set<string>;
+}
+
+/** Whether `name` is one the platform's object of this resource has or may be given (above). */
+export function platformNamed(resource: PlatformResource, name: string): boolean {
+    if (resource.names.has(name)) return true;
+    return [...resource.stems].some((stem) => name.startsWith(`${stem}-`) && /^[a-z0-9]+(-[a-z0-9]+)*$/.test(name.slice(stem.length + 1)));
 }
 
 /**
@@ -127,10 +142,11 @@ export interface PlatformResource {
 export function platformResources(resources: StackResource[], namespaces: DeclaredNamespace[]): Map<string, PlatformResource> {
     const declared = new Set(namespaces.map((n) => n.name));
     const out = new Map<string, PlatformResource>();
-    const add = (resource: string, namespace: string, name?: string) => {
-        const entry = out.get(resource) ?? { namespaces: new Set<string>(), names: new Set<string>() };
+    const add = (resource: string, namespace: string, name: string | undefined, stem: string | undefined) => {
+        const entry = out.get(resource) ?? { namespaces: new Set<string>(), names: new Set<string>(), stems: new Set<string>() };
         entry.namespaces.add(namespace);
         if (name !== undefined) entry.names.add(name);
+        if (stem !== undefined && stem !== "") entry.stems.add(stem);
         out.set(resource, entry);
     };
     for (const r of resources) {
@@ -139,8 +155,12 @@ export function platformResources(resources: StackResource[], namespaces: Declar
         const namespace = str(r.props.metadata?.namespace);
         if (namespace === undefined || !declared.has(namespace)) continue;
         const resource = resourceOfKind(kind);
-        add(resource, namespace, str(r.props.metadata?.name));
-        for (const made of CONTROLLED[resource] ?? []) add(made, namespace);
+        const name = str(r.props.metadata?.name);
+        const generateName = str(r.props.metadata?.generateName)?.replace(/-$/, "");
+        // Unnamed: the API server's name from generateName, else Pulumi's auto-name from the resource's own.
+        const stem = name === undefined ? (generateName ?? r.name) : undefined;
+        add(resource, namespace, name, stem);
+        for (const made of CONTROLLED[resource] ?? []) add(made, namespace, undefined, name ?? stem);
     }
     return out;
 }
@@ -155,8 +175,8 @@ const WRITES = new Set(["*", "CREATE", "UPDATE"]);
  * namespaceSelector say. Read as the API server matches: a resource by its name, whatever the apiGroups and apiVersions
  * (matchPolicy Equivalent, the default, matches an equivalent group and version too); `*` (alone or over every
  * subresource) every resource; a subresource (`pods/exec`) only that subresource, not its kind; `scope: "Cluster"` nothing namespaced; `resourceNames`
- * only the objects so named (the stack's own objects by their names; what a controller makes has generated names, so a
- * named exclude of pods is not refused); operations without CREATE, UPDATE or `*` nothing the platform writes. A rule
+ * only the objects so named (the stack's own objects by their names, and, session 65, by the names generated for them or
+ * for what their controllers make: `PlatformResource`); operations without CREATE, UPDATE or `*` nothing the platform writes. A rule
  * unknown during preview is judged at `up`.
  */
 export function platformExcluded(rules: unknown, platform: Map<string, PlatformResource>): Array<{ index: number; resources: string[]; namespaces: string[] }> {
@@ -170,7 +190,7 @@ export function platformExcluded(rules: unknown, platform: Map<string, PlatformR
         const named = arr(rule.resources).map((x) => str(x) ?? "");
         const reached = named.some((x) => x === "*" || x === "*/*") ? [...platform.keys()] : named.filter((x) => platform.has(x));
         const names = arr(rule.resourceNames).map((x) => str(x) ?? "");
-        const hit = names.length === 0 ? reached : reached.filter((x) => names.some((n) => platform.get(x)!.names.has(n)));
+        const hit = names.length === 0 ? reached : reached.filter((x) => names.some((n) => platformNamed(platform.get(x)!, n)));
         if (hit.length === 0) return;
         const namespaces = [...new Set(hit.flatMap((x) => [...platform.get(x)!.namespaces]))].sort();
         out.push({ index, resources: hit.sort(), namespaces });
