@@ -1,6 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { declaredNamespaces, DeclaredNamespace, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
+import { writesSkipped } from "../lib/cel-conditions";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
 
@@ -29,6 +30,26 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
             "and so whether it is judged");
     }
     return out;
+}
+
+/**
+ * Session 65: the policy's `matchConditions` (CEL) the platform's writes surely fail (lib/cel-conditions.ts reads what can be
+ * judged: constants, the namespace, its labels, the operation): `false`, `request.namespace != "ai-trading"`,
+ * `!(request.namespace in [...])`. The API server skips the policy for every such object. A condition on anything else
+ * (the object's fields, the user) is not judged, nor one unknown during preview.
+ */
+function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[]): string[] {
+    if (isUnknown(conditions)) return [];
+    return arr(conditions).flatMap((c, index) => {
+        const expression = isRecord(c) ? str(c.expression) : undefined;
+        if (expression === undefined) return [];
+        const skipped = writesSkipped(expression, namespaces);
+        if (skipped.length === 0) return [];
+        const byNamespace = new Map<string, string[]>();
+        for (const w of skipped) byNamespace.set(w.namespace.name, [...(byNamespace.get(w.namespace.name) ?? []), w.operation]);
+        const where = [...byNamespace].map(([ns, ops]) => `${ops.length === 2 ? "every write" : `every ${ops[0]}`} in the namespace "${ns}"`).join(", ");
+        return [`has matchConditions[${index}] ${JSON.stringify(expression)}, false for ${where} the stack declares: the API server skips the policy there`];
+    });
 }
 
 /**
@@ -77,6 +98,7 @@ export function unenforcingBindings(resources: StackResource[]): Finding[] {
         if (policy && isRecord(policy.props.spec)) {
             const at = `binds ${describe(policy.type, policy.name)}, which`;
             problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces, platform).map((p) => `${at} ${p}`));
+            problems.push(...conditionProblems(policy.props.spec.matchConditions, namespaces).map((p) => `${at} ${p}`));
             if (str(policy.props.spec.failurePolicy) === "Ignore") {
                 problems.push(`${at} fails open (failurePolicy: Ignore): an expression that errs, or a parameter kind not served, admits the object`);
             }
@@ -98,8 +120,9 @@ export const admissionPolicyBindingsEnforce: StackValidationPolicy = {
     description:
         "A ValidatingAdmissionPolicyBinding enforces: validationActions include Deny, its matchResources (and its policy's matchConstraints) " +
         "select every Namespace the stack declares and every object (no objectSelector, rules not all of scope \"Cluster\", no excludeResourceRules " +
-        "taking out a resource the platform runs there), neither fails open (failurePolicy: Ignore, parameterNotFoundAction: Allow), and the policy " +
-        "it binds is declared by the stack (session 64, 64b).",
+        "taking out a resource the platform runs there), neither fails open (failurePolicy: Ignore, parameterNotFoundAction: Allow), the policy " +
+        "it binds is declared by the stack (session 64, 64b), and no matchConditions of it is false for the platform's writes (constants, the " +
+        "namespace, its labels, the operation; conditions on anything else are not judged: session 65).",
     severity: "high",
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);

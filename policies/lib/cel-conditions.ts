@@ -1,0 +1,187 @@
+/**
+ * Session 65: what an admission `matchConditions` entry (a ValidatingAdmissionPolicy's, a webhook's) says about where it
+ * applies. The API server judges an object only when every match condition (a CEL expression) is true; one that is false
+ * skips the policy for that object, so `false`, or `request.namespace != "ai-trading"`, makes a guard that never judges the
+ * platform's namespace while it reads as one. This reads the part of CEL that can be judged soundly here, with three-valued
+ * logic: literals (booleans, null, numbers, strings, lists), `!`, `&&`, `||` (CEL's commutative forms: `false && x` is false
+ * whatever x is), `==`, `!=`, `in`, `? :`, parentheses, the string methods `startsWith`, `endsWith`, `contains`, and the
+ * values known for a write of the platform: the namespace (`request.namespace`, `object.metadata.namespace`,
+ * `namespaceObject.metadata.name`), the namespace's labels (`namespaceObject.metadata.labels`, as the stack declares them) and
+ * the operation (`request.operation`, CREATE or UPDATE). Anything else (the object's other fields, the user, `has()`,
+ * other functions and macros, a key a map lacks) is unknown, and a condition unknown for an object is not judged: whether
+ * it is false depends on what is written, which is the policy's own business, not a hole in where it applies.
+ */
+import { DeclaredNamespace } from "./admission";
+
+const UNKNOWN_VALUE: unique symbol = Symbol("unknown");
+/** A value during evaluation: what CEL would have, or unknown (not known here, or an error at the API server). */
+type Value = boolean | number | string | null | Value[] | { [key: string]: Value } | typeof UNKNOWN_VALUE;
+
+type Node =
+    | { k: "lit"; v: Value }
+    | { k: "list"; items: Node[] }
+    | { k: "ident"; name: string }
+    | { k: "select"; of: Node; field: string }
+    | { k: "index"; of: Node; key: Node }
+    | { k: "call"; of: Node | undefined; name: string; args: Node[] }
+    | { k: "not"; of: Node }
+    | { k: "bin"; op: string; l: Node; r: Node }
+    | { k: "cond"; test: Node; yes: Node; no: Node };
+
+const TOKEN = /\s*(?:(\d+\.\d+|\d+)|("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|([A-Za-z_][A-Za-z0-9_]*)|(==|!=|&&|\|\||<=|>=|[!()[\].,?:<>]))/y;
+
+function tokenize(text: string): string[] | undefined {
+    const out: string[] = [];
+    TOKEN.lastIndex = 0;
+    while (TOKEN.lastIndex < text.length) {
+        if (/^\s*$/.test(text.slice(TOKEN.lastIndex))) break;
+        const at = TOKEN.lastIndex;
+        const m = TOKEN.exec(text);
+        if (!m || TOKEN.lastIndex === at) return undefined;
+        out.push(m[1] ?? m[2] ?? m[3] ?? m[4]);
+    }
+    return out;
+}
+
+/** A recursive-descent parser of the subset above (CEL's precedence: ?:, ||, &&, relations, unary, member); undefined past it. */
+function parse(text: string): Node | undefined {
+    const tokens = tokenize(text);
+    if (!tokens) return undefined;
+    let i = 0;
+    const peek = () => tokens[i];
+    const eat = (t: string) => (tokens[i] === t ? (i++, true) : false);
+    const expect = (t: string) => { if (!eat(t)) throw new Error(`expected ${t}`); };
+    const conditional = (): Node => {
+        const test = or();
+        if (!eat("?")) return test;
+        const yes = conditional();
+        expect(":");
+        return { k: "cond", test, yes, no: conditional() };
+    };
+    const or = (): Node => { let l = and(); while (eat("||")) l = { k: "bin", op: "||", l, r: and() }; return l; };
+    const and = (): Node => { let l = relation(); while (eat("&&")) l = { k: "bin", op: "&&", l, r: relation() }; return l; };
+    const relation = (): Node => {
+        let l = unary();
+        while (["==", "!=", "in", "<", "<=", ">", ">="].includes(peek())) l = { k: "bin", op: tokens[i++], l, r: unary() };
+        return l;
+    };
+    const unary = (): Node => (eat("!") ? { k: "not", of: unary() } : member());
+    const args = (): Node[] => {
+        const out: Node[] = [];
+        if (eat(")")) return out;
+        do out.push(conditional()); while (eat(","));
+        expect(")");
+        return out;
+    };
+    const member = (): Node => {
+        let n = primary();
+        for (;;) {
+            if (eat(".")) {
+                const field = tokens[i++];
+                if (!field || !/^[A-Za-z_]/.test(field)) throw new Error("field");
+                n = eat("(") ? { k: "call", of: n, name: field, args: args() } : { k: "select", of: n, field };
+            } else if (eat("[")) {
+                const key = conditional();
+                expect("]");
+                n = { k: "index", of: n, key };
+            } else return n;
+        }
+    };
+    const primary = (): Node => {
+        const t = tokens[i++];
+        if (t === undefined) throw new Error("end");
+        if (t === "(") { const n = conditional(); expect(")"); return n; }
+        if (t === "[") {
+            const items: Node[] = [];
+            if (!eat("]")) { do items.push(conditional()); while (eat(",")); expect("]"); }
+            return { k: "list", items };
+        }
+        if (t === "true" || t === "false") return { k: "lit", v: t === "true" };
+        if (t === "null") return { k: "lit", v: null };
+        if (/^\d/.test(t)) return { k: "lit", v: Number(t) };
+        if (/^["']/.test(t)) return { k: "lit", v: t.slice(1, -1).replace(/\\(.)/g, "$1") };
+        if (/^[A-Za-z_]/.test(t)) return eat("(") ? { k: "call", of: undefined, name: t, args: args() } : { k: "ident", name: t };
+        throw new Error(`unexpected ${t}`);
+    };
+    try {
+        const n = conditional();
+        return i === tokens.length ? n : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/** What is known of a write of the platform: its namespace (name and labels) and operation. */
+export interface WriteContext { namespace: DeclaredNamespace; operation: "CREATE" | "UPDATE" }
+
+const known = (v: Value): boolean => v !== UNKNOWN_VALUE;
+const isMap = (v: Value): v is { [key: string]: Value } => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function equal(a: Value, b: Value): boolean {
+    if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, j) => equal(x, b[j]));
+    return a === b;
+}
+
+function evaluate(n: Node, ctx: WriteContext): Value {
+    const ev = (x: Node) => evaluate(x, ctx);
+    switch (n.k) {
+        case "lit": return n.v;
+        case "list": { const items = n.items.map(ev); return items.every(known) ? items : UNKNOWN_VALUE; }
+        case "ident": {
+            const ns = { name: ctx.namespace.name, labels: ctx.namespace.labels };
+            if (n.name === "request") return { namespace: ctx.namespace.name, operation: ctx.operation };
+            if (n.name === "object") return { metadata: { namespace: ctx.namespace.name } };
+            if (n.name === "namespaceObject") return { metadata: ns };
+            return UNKNOWN_VALUE;
+        }
+        case "select": case "index": {
+            const of = ev(n.of);
+            const key = n.k === "select" ? n.field : ev(n.key);
+            // A field not listed above is not known (the object's other fields, the user): unknown, not absent.
+            return isMap(of) && typeof key === "string" && key in of ? of[key] : UNKNOWN_VALUE;
+        }
+        case "call": {
+            if (n.of === undefined || n.args.length !== 1) return UNKNOWN_VALUE;
+            const s = ev(n.of);
+            const a = ev(n.args[0]);
+            if (typeof s !== "string" || typeof a !== "string") return UNKNOWN_VALUE;
+            if (n.name === "startsWith") return s.startsWith(a);
+            if (n.name === "endsWith") return s.endsWith(a);
+            if (n.name === "contains") return s.includes(a);
+            return UNKNOWN_VALUE;
+        }
+        case "not": { const v = ev(n.of); return typeof v === "boolean" ? !v : UNKNOWN_VALUE; }
+        case "cond": {
+            const t = ev(n.test);
+            if (typeof t === "boolean") return t ? ev(n.yes) : ev(n.no);
+            const y = ev(n.yes);
+            const o = ev(n.no);
+            return known(y) && known(o) && equal(y, o) ? y : UNKNOWN_VALUE;
+        }
+        case "bin": {
+            const l = ev(n.l);
+            const r = ev(n.r);
+            if (n.op === "&&" || n.op === "||") {
+                const absorbing = n.op === "||";
+                if (l === absorbing || r === absorbing) return absorbing;
+                return l === !absorbing && r === !absorbing ? !absorbing : UNKNOWN_VALUE;
+            }
+            if (!known(l) || !known(r)) return UNKNOWN_VALUE;
+            if (n.op === "==") return equal(l, r);
+            if (n.op === "!=") return !equal(l, r);
+            if (n.op === "in") return Array.isArray(r) ? r.some((x) => equal(x, l)) : isMap(r) && typeof l === "string" ? l in r : UNKNOWN_VALUE;
+            return UNKNOWN_VALUE;
+        }
+    }
+}
+
+/**
+ * The writes of the platform (each declared namespace, CREATE and UPDATE) for which the match condition `expression` is
+ * surely false: the policy skips every such object. Empty when it is true, unknown or not read here (see the header).
+ */
+export function writesSkipped(expression: string, namespaces: DeclaredNamespace[]): WriteContext[] {
+    const ast = parse(expression);
+    if (!ast) return [];
+    return namespaces.flatMap((namespace) => (["CREATE", "UPDATE"] as const).map((operation) => ({ namespace, operation })))
+        .filter((ctx) => evaluate(ast, ctx) === false);
+}
