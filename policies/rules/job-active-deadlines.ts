@@ -2,7 +2,8 @@ import * as docker from "@pulumi/docker";
 import { ResourceValidationPolicy } from "@pulumi/policy";
 import { readConfig } from "../lib/config";
 import { readingListItems } from "../lib/lists";
-import { isRecord, isUnknown, plain } from "../lib/values";
+import { isRecord, isUnknown, plain, str } from "../lib/values";
+import { tickGaps } from "../../stacks/cron-gaps";
 import { describe, K8S } from "../lib/workloads";
 
 export interface JobDeadlinesConfig {
@@ -64,6 +65,65 @@ export function deadlineProblem(type: string, props: Record<string, any>, max: n
     return undefined;
 }
 
+/** Go's durations as `@every` takes them (robfig/cron, the CronJob controller's parser): `1h30m`, `90s`, `1.5h`. */
+function everySeconds(schedule: string): number | undefined {
+    const m = /^@every\s+((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)$/.exec(schedule.trim());
+    if (!m) return undefined;
+    const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
+    return [...m[1].matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)].reduce((sum, [, n, u]) => sum + Number(n) * unit[u], 0);
+}
+
+/** A daylight-saving change moves a zone's wall-clock ticks by up to an hour: a gap of a CronJob given a timeZone may be that much shorter. */
+const DST_SHIFT_SECONDS = 3600;
+const UTC_ZONES = new Set(["UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"]);
+
+/**
+ * The shortest time between two ticks of a CronJob's schedule, in seconds, as stacks/cron-gaps.ts samples it for the program
+ * (croner; the syntax the API server accepts, `@hourly` and friends included; `@every <duration>` read here); undefined when
+ * it cannot be read (the API server refuses what its parser cannot read) or fires at most once. Under a `timeZone` other
+ * than UTC an hour shorter (not below an hour's ticks): a daylight-saving change moves the next tick closer by that much.
+ */
+export function shortestScheduleGap(schedule: string, timeZone?: string): number | undefined {
+    const every = everySeconds(schedule);
+    let shortest: number | undefined;
+    if (every !== undefined) shortest = every;
+    else {
+        try {
+            shortest = tickGaps(schedule.trim())?.shortest;
+        } catch {
+            return undefined;
+        }
+    }
+    if (shortest === undefined || every !== undefined) return shortest;
+    return timeZone !== undefined && !UTC_ZONES.has(timeZone) && shortest > DST_SHIFT_SECONDS ? shortest - DST_SHIFT_SECONDS : shortest;
+}
+
+/**
+ * Session 65: a CronJob under concurrencyPolicy Allow (the default) starts each tick's run whether the last one has ended or
+ * not, so a time limit at or past the schedule's shortest gap lets two runs go at once (two backups writing one file, two
+ * retrainings one model, twice the connections), and each stuck run piles up beside the next until its limit. The program
+ * checks this itself (components/monitoring/scheduled-jobs.ts: a run's limit at most half the shortest gap, under Forbid);
+ * the pack did not. A limit equal to the gap overlaps too: the pod stopped at the tick runs its grace period beside the next.
+ * Forbid (skip the tick) and Replace (stop the old run) never run two; a schedule, policy or limit unknown during preview
+ * is judged at `up`.
+ */
+export function overlapProblem(props: Record<string, any>): string | undefined {
+    const spec = props.spec;
+    if (!isRecord(spec) || [spec.schedule, spec.concurrencyPolicy, spec.timeZone].some(isUnknown)) return undefined;
+    const policy = str(spec.concurrencyPolicy) ?? "Allow";
+    if (policy === "Forbid" || policy === "Replace") return undefined;
+    const deadline = valueAt(props, ["spec", "jobTemplate", "spec", "activeDeadlineSeconds"]);
+    const schedule = str(spec.schedule);
+    if (typeof deadline !== "number" || !Number.isInteger(deadline) || deadline < 1 || schedule === undefined) return undefined;
+    const gap = shortestScheduleGap(schedule, str(spec.timeZone));
+    if (gap === undefined || deadline < gap) return undefined;
+    const zone = spec.timeZone === undefined ? "" : ` in ${str(spec.timeZone)}, a daylight-saving change included`;
+    return `has concurrencyPolicy ${policy}${spec.concurrencyPolicy === undefined ? " (unset: the default)" : ""} and a run's limit ` +
+        `(spec.jobTemplate.spec.activeDeadlineSeconds ${deadline}) at or past its schedule's shortest gap ("${schedule}": ${gap} seconds${zone}): ` +
+        "a run still going at the next tick runs beside the next one (two backups writing one file, twice the connections); set concurrencyPolicy: " +
+        `Forbid (the platform's) or Replace, or a limit at most half the gap (${Math.floor(gap / 2)} seconds, as the program sets it).`;
+}
+
 /**
  * Session 64. A Job runs until it succeeds or its retries (backoffLimit) fail; a pod that neither ends nor fails (stuck on
  * a lock, a peer, a hung disk) runs forever, and a CronJob under concurrencyPolicy Forbid then skips every later run.
@@ -76,7 +136,8 @@ export const jobActiveDeadlines: ResourceValidationPolicy = {
     description:
         "Every Job and every CronJob's job template sets activeDeadlineSeconds, and every Docker container run once and waited for " +
         "(attach) sets attachTimeout, at most maxActiveDeadlineSeconds (12 h by default): without it a stuck run holds its pod or " +
-        "container and credentials forever, a CronJob under Forbid never runs again, and on Docker `pulumi up` never ends (session 64).",
+        "container and credentials forever, a CronJob under Forbid never runs again, and on Docker `pulumi up` never ends (session 64); " +
+        "a CronJob under concurrencyPolicy Allow keeps that limit under its schedule's shortest gap, so two runs never go at once (session 65).",
     severity: "medium",
     configSchema: {
         properties: { maxActiveDeadlineSeconds: { type: "integer", minimum: 1, default: MAX_ACTIVE_DEADLINE_SECONDS } },
@@ -89,7 +150,10 @@ export const jobActiveDeadlines: ResourceValidationPolicy = {
             return args.notApplicable("only Jobs, CronJobs and Docker containers");
         }
         const { maxActiveDeadlineSeconds } = readConfig(args, defaults);
-        const problem = deadlineProblem(args.type, plain(args.props), maxActiveDeadlineSeconds, isDockerContainer);
+        const props = plain(args.props);
+        const overlap = args.type === K8S.cronJob ? overlapProblem(props) : undefined;
+        if (overlap !== undefined) reportViolation(`${describe(args.type, args.name)} ${overlap}`);
+        const problem = deadlineProblem(args.type, props, maxActiveDeadlineSeconds, isDockerContainer);
         if (problem === undefined) return;
         const platforms = isDockerContainer ? "the platform's migrations: 1 h" : "the platform's backups: 3 h";
         reportViolation(`${describe(args.type, args.name)} ${problem}; set it to the longest a run may take (${platforms}), ` +
