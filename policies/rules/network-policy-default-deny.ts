@@ -85,6 +85,12 @@ export function openRules(np: Record<string, any>, direction: "ingress" | "egres
                     wideBlock: false,
                 });
             }
+            // Session 65: a podSelector alone selects in the policy's own namespace; `{}` (or one that only excludes) every pod
+            // there, whatever runs in it, so the namespace's default deny no longer separates its workloads from one another.
+            if (peer.namespaceSelector === undefined && peer.ipBlock === undefined && isRecord(peer.podSelector) && excludesOnly(peer.podSelector)) {
+                const pods = isEmptySelector(peer.podSelector) ? "podSelector {}" : `a podSelector that only excludes, ${JSON.stringify(peer.podSelector)}`;
+                out.push({ where: `${direction}[${i}] (${pods} without namespaceSelector: every pod of the policy's namespace)`, wideBlock: false });
+            }
             const cidr = str(peer.ipBlock?.cidr)?.trim();
             if (cidr !== undefined && isWideBlock(cidr)) out.push({ where: `${direction}[${i}] (ipBlock ${cidr})`, wideBlock: true });
         }
