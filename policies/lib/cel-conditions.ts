@@ -99,7 +99,11 @@ function parse(text: string): Node | undefined {
         if (t === "true" || t === "false") return { k: "lit", v: t === "true" };
         if (t === "null") return { k: "lit", v: null };
         if (/^\d/.test(t)) return { k: "lit", v: Number(t) };
-        if (/^["']/.test(t)) return { k: "lit", v: t.slice(1, -1).replace(/\\(.)/g, "$1") };
+        if (/^["']/.test(t)) {
+            // Escapes other than a quote or a backslash (\n, \x41, \u0041) are not read: unknown, never a wrong literal.
+            if (/\\[^"'\\]/.test(t)) return { k: "lit", v: UNKNOWN_VALUE };
+            return { k: "lit", v: t.slice(1, -1).replace(/\\(.)/g, "$1") };
+        }
         if (/^[A-Za-z_]/.test(t)) return eat("(") ? { k: "call", of: undefined, name: t, args: args() } : { k: "ident", name: t };
         throw new Error(`unexpected ${t}`);
     };
@@ -117,9 +121,16 @@ export interface WriteContext { namespace: DeclaredNamespace; operation: "CREATE
 const known = (v: Value): boolean => v !== UNKNOWN_VALUE;
 const isMap = (v: Value): v is { [key: string]: Value } => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function equal(a: Value, b: Value): boolean {
-    if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, j) => equal(x, b[j]));
-    return a === b;
+/** CEL's equality of two known values; unknown across kinds (an error, or false, by the CEL version: not judged). */
+function equal(a: Value, b: Value): boolean | typeof UNKNOWN_VALUE {
+    const kind = (v: Value) => (v === null ? "null" : Array.isArray(v) ? "list" : typeof v);
+    if (kind(a) !== kind(b) && a !== null && b !== null) return UNKNOWN_VALUE;
+    if (Array.isArray(a) && Array.isArray(b)) {
+        if (a.length !== b.length) return false;
+        const each = a.map((x, j) => equal(x, b[j]));
+        return each.includes(false) ? false : each.every((e) => e === true) ? true : UNKNOWN_VALUE;
+    }
+    return isMap(a) || isMap(b) ? UNKNOWN_VALUE : a === b;
 }
 
 function evaluate(n: Node, ctx: WriteContext): Value {
@@ -156,7 +167,7 @@ function evaluate(n: Node, ctx: WriteContext): Value {
             if (typeof t === "boolean") return t ? ev(n.yes) : ev(n.no);
             const y = ev(n.yes);
             const o = ev(n.no);
-            return known(y) && known(o) && equal(y, o) ? y : UNKNOWN_VALUE;
+            return known(y) && known(o) && equal(y, o) === true ? y : UNKNOWN_VALUE;
         }
         case "bin": {
             const l = ev(n.l);
@@ -168,8 +179,12 @@ function evaluate(n: Node, ctx: WriteContext): Value {
             }
             if (!known(l) || !known(r)) return UNKNOWN_VALUE;
             if (n.op === "==") return equal(l, r);
-            if (n.op === "!=") return !equal(l, r);
-            if (n.op === "in") return Array.isArray(r) ? r.some((x) => equal(x, l)) : isMap(r) && typeof l === "string" ? l in r : UNKNOWN_VALUE;
+            if (n.op === "!=") { const e = equal(l, r); return typeof e === "boolean" ? !e : e; }
+            if (n.op === "in" && Array.isArray(r)) {
+                const each = r.map((x) => equal(x, l));
+                return each.includes(true) ? true : each.every((e) => e === false) ? false : UNKNOWN_VALUE;
+            }
+            if (n.op === "in") return isMap(r) && typeof l === "string" ? l in r : UNKNOWN_VALUE;
             return UNKNOWN_VALUE;
         }
     }
