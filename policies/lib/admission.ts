@@ -117,7 +117,7 @@ export function resourceOfKind(kind: string): string {
  * names generated for it (session 65): an object the program leaves unnamed is auto-named by Pulumi `<resource name>-<hex>`,
  * one with `generateName` by the API server `<generateName><random>`, and what a controller makes by the controller: a
  * Deployment's ReplicaSets `<deployment>-<hash>` and their pods `<deployment>-<hash>-<random>`, a StatefulSet's pods
- * `<statefulset>-<ordinal>`, a DaemonSet's, ReplicaSet's or Job's pods `<owner>-<random>`, a CronJob's Jobs
+ * `<statefulset>-<ordinal>` and its claims `<template>-<statefulset>-<ordinal>`, a DaemonSet's, ReplicaSet's or Job's pods `<owner>-<random>`, a CronJob's Jobs
  * `<cronjob>-<minutes>` and their pods. A name is of the platform when it is one the stack gives, or a stem followed by
  * generated parts (`-` and lower-case letters and digits).
  */
@@ -125,7 +125,12 @@ export interface PlatformResource {
     namespaces: Set<string>;
     names: Set<string>;
     stems: Set<string>;
+    /** The group/version each object is served under, as `apps/v1` (`v1` for the core group): what matchPolicy Exact compares. */
+    versions: Set<string>;
 }
+
+/** The group and version a controller makes its objects under. */
+const MADE_VERSION: Record<string, string> = { replicasets: "apps/v1", controllerrevisions: "apps/v1", pods: "v1", jobs: "batch/v1", persistentvolumeclaims: "v1" };
 
 /** Whether `name` is one the platform's object of this resource has or may be given (above). */
 export function platformNamed(resource: PlatformResource, name: string): boolean {
@@ -142,15 +147,16 @@ export function platformNamed(resource: PlatformResource, name: string): boolean
 export function platformResources(resources: StackResource[], namespaces: DeclaredNamespace[]): Map<string, PlatformResource> {
     const declared = new Set(namespaces.map((n) => n.name));
     const out = new Map<string, PlatformResource>();
-    const add = (resource: string, namespace: string, name: string | undefined, stem: string | undefined) => {
-        const entry = out.get(resource) ?? { namespaces: new Set<string>(), names: new Set<string>(), stems: new Set<string>() };
+    const add = (resource: string, namespace: string, name: string | undefined, stem: string | undefined, version = MADE_VERSION[resource]) => {
+        const entry = out.get(resource) ?? { namespaces: new Set<string>(), names: new Set<string>(), stems: new Set<string>(), versions: new Set<string>() };
         entry.namespaces.add(namespace);
+        if (version !== undefined) entry.versions.add(version);
         if (name !== undefined) entry.names.add(name);
         if (stem !== undefined && stem !== "") entry.stems.add(stem);
         out.set(resource, entry);
     };
     for (const r of resources) {
-        const kind = /^kubernetes:[^:]+:([A-Z][A-Za-z0-9]*)$/.exec(r.type)?.[1];
+        const [, groupVersion, kind] = /^kubernetes:([^:]+):([A-Z][A-Za-z0-9]*)$/.exec(r.type) ?? [];
         if (!kind || /(List|Patch)$/.test(kind)) continue;
         const namespace = str(r.props.metadata?.namespace);
         if (namespace === undefined || !declared.has(namespace)) continue;
@@ -159,8 +165,15 @@ export function platformResources(resources: StackResource[], namespaces: Declar
         const generateName = str(r.props.metadata?.generateName)?.replace(/-$/, "");
         // Unnamed: the API server's name from generateName, else Pulumi's auto-name from the resource's own.
         const stem = name === undefined ? (generateName ?? r.name) : undefined;
-        add(resource, namespace, name, stem);
+        add(resource, namespace, name, stem, groupVersion.replace(/^core\//, ""));
         for (const made of CONTROLLED[resource] ?? []) add(made, namespace, undefined, name ?? stem);
+        // A StatefulSet's claims, one per template and pod: `<template>-<statefulset>-<ordinal>` (data-postgres-0).
+        if (resource === "statefulsets") {
+            for (const t of arr(r.props.spec?.volumeClaimTemplates)) {
+                const template = isRecord(t) ? str(t.metadata?.name) : undefined;
+                if (template !== undefined) add("persistentvolumeclaims", namespace, undefined, `${template}-${name ?? stem}`);
+            }
+        }
     }
     return out;
 }
@@ -196,4 +209,27 @@ export function platformExcluded(rules: unknown, platform: Map<string, PlatformR
         out.push({ index, resources: hit.sort(), namespaces });
     });
     return out;
+}
+
+/**
+ * Session 65: under `matchPolicy: Exact` a rule matches an object only under the groups and versions it names (Equivalent,
+ * the default, converts): a rule naming the platform's `deployments` only under `extensions/v1beta1` judges none of its
+ * `apps/v1` Deployments. Each rule (by index) and the resources it names by name (not `*`) whose served group/version
+ * (`PlatformResource.versions`) no rule of the block covers. Nothing while the match policy or a rule is unknown during preview.
+ */
+export function exactMisses(match: Record<string, any>, platform: Map<string, PlatformResource>): Array<{ resource: string; served: string[] }> {
+    if (str(match.matchPolicy) !== "Exact" || isUnknown(match.resourceRules)) return [];
+    const rules = arr(match.resourceRules).filter(isRecord);
+    if (rules.some((r) => [r.apiGroups, r.apiVersions, r.resources].some(isUnknown))) return [];
+    const covers = (r: Record<string, any>, resource: string, gv: string) => {
+        const [group, version] = gv.includes("/") ? gv.split("/") : ["", gv];
+        const list = (v: unknown) => arr(v).map((x) => str(x) ?? "");
+        return list(r.resources).some((x) => x === resource || x === "*" || x === "*/*")
+            && list(r.apiGroups).some((g) => g === "*" || g === group) && list(r.apiVersions).some((v) => v === "*" || v === version);
+    };
+    const named = [...new Set(rules.flatMap((r) => arr(r.resources).map((x) => str(x) ?? "")))].filter((x) => platform.has(x));
+    return named.flatMap((resource) => {
+        const served = [...platform.get(resource)!.versions];
+        return served.length > 0 && !served.some((gv) => rules.some((r) => covers(r, resource, gv))) ? [{ resource, served: served.sort() }] : [];
+    });
 }

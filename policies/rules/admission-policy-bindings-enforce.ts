@@ -1,6 +1,6 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
-import { declaredNamespaces, DeclaredNamespace, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
+import { declaredNamespaces, DeclaredNamespace, exactMisses, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
 import { writesSkipped } from "../lib/cel-conditions";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
@@ -14,6 +14,10 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
     const out: string[] = [];
     const scope = scopeFinding(match.resourceRules);
     if (scope) out.push(...scopeProblems(scope, `${field}.resourceRules`, namespaces.map((n) => n.name)));
+    for (const m of exactMisses(match, platform)) {
+        out.push(`names ${m.resource} in ${field}.resourceRules under matchPolicy: Exact, but not under ${m.served.join(", ")}, which the platform's ` +
+            `${m.resource} are served under: it judges none of them`);
+    }
     for (const x of platformExcluded(match.excludeResourceRules, platform)) {
         const where = `the namespace${x.namespaces.length > 1 ? "s" : ""} ${x.namespaces.map((n) => `"${n}"`).join(", ")} the stack declares`;
         out.push(`takes ${x.resources.join(", ")} out of the policy (${field}.excludeResourceRules[${x.index}] ` +

@@ -144,6 +144,7 @@ describe("admission-policy-bindings-enforce: an exclude naming the platform's ob
         ["a StatefulSet's pod by its ordinal", ["pods"], ["postgres-0"], "pods"],
         ["a CronJob's Job", ["jobs"], ["postgres-backup-29034120"], "jobs"],
         ["a CronJob's pod", ["pods"], ["postgres-backup-29034120-abcde"], "pods"],
+        ["a StatefulSet's claim", ["persistentvolumeclaims"], ["data-postgres-0"], "persistentvolumeclaims"],
     ])("rejects an exclude naming %s", async (_, resources, names, what) => {
         const r = excluded(resources, names);
         const out = await admission([policy(), binding("b", { matchResources: { excludeResourceRules: [r] } })]);
@@ -288,5 +289,28 @@ describe("the sweep: insecure settings the pack refuses already (held)", () => {
     it.each(docker)("dev (as prod.json): refuses %s", async (_, r, policy) => {
         const vs = await run([...devStack(), r], [policy]);
         expect(on(vs, r.name).length, JSON.stringify(vs.map((v) => v.message))).toBeGreaterThan(0);
+    });
+});
+
+// ------------------------------------------------------------------------------------------------ matchPolicy Exact
+
+describe("admission-policy-bindings-enforce: matchPolicy Exact under a group the platform's objects are not served under", () => {
+    const exact = (rules: unknown[], matchPolicy = "Exact") => policy({ matchConstraints: { matchPolicy, resourceRules: rules } });
+
+    it("rejects a policy naming deployments only under extensions/v1beta1, and pods only under v2, with matchPolicy Exact", async () => {
+        const out = await admission([exact([rule(["deployments"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] }), rule(["pods"], { apiGroups: [""], apiVersions: ["v2"] })]), binding("b")]);
+        expect(out.map((m) => /which (names .*? served under)/.exec(m)?.[1])).toEqual([
+            "names deployments in matchConstraints.resourceRules under matchPolicy: Exact, but not under apps/v1, which the platform's deployments are served under",
+            "names pods in matchConstraints.resourceRules under matchPolicy: Exact, but not under v1, which the platform's pods are served under",
+        ]);
+    });
+
+    it.each([
+        ["apps/v1 under Exact", exact([rule(["deployments"], { apiGroups: ["apps"], apiVersions: ["v1"] })])],
+        ["every group under Exact", exact([rule(["deployments", "pods"])])],
+        ["extensions under Equivalent (the API server converts)", exact([rule(["deployments"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] })], "Equivalent")],
+        ["rules unknown during preview", exact([rule(UNKNOWN)])],
+    ])("passes %s", async (_, p) => {
+        expect(await admission([p, binding("b")])).toEqual([]);
     });
 });
