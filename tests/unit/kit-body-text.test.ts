@@ -3,6 +3,7 @@
  * its bytes. The servers' answers are in tests/hostile/session-63.test.ts and session-64.test.ts.
  */
 import { describe, expect, it } from "vitest";
+import { parse as parseContentType } from "content-type";
 import { bodyTextIssue } from "../../services/src/kit/body-text";
 
 describe("bodyTextIssue: a JSON body's charset and bytes", () => {
@@ -73,5 +74,63 @@ describe("bodyTextIssue: session 64 (jshttp's content-type, WHATWG's UTF-8 label
       expect(issue(type), type).toBeUndefined();
     for (const type of ["application/json; charset=latin1; charset=utf-8", "application/json; charset=utf-8 x", 'application/json; charset=utf"8', "application/json; charset=utf-8,latin1"])
       expect(issue(type), type).toEqual([415, "content-type"]);
+  });
+});
+
+describe("bodyTextIssue: session 65 (an unclosed quote found without a sentinel parameter; U+00A0 and other bytes above 0x7F outside a quoted string)", () => {
+  const ascii = Buffer.from('{"a":"b"}');
+  const answer = (type: string) => {
+    const e = bodyTextIssue(type, ascii);
+    return e && [e.statusCode, e.field, e.message];
+  };
+  /** Session 64's reading, kept as the oracle: a parameter appended after the header is read by the library unless a quoted string before it is still open. */
+  const libraryLeavesQuoteOpen = (type: string) => parseContentType(`${type};\u2020=`).parameters["\u2020"] === undefined;
+
+  it("a quoted string is found open exactly where the library leaves it open: every header of up to 7 of ; = \" \\ space a after the media type", () => {
+    const alphabet = [";", "=", '"', "\\", " ", "a"];
+    let headers = [""];
+    let checked = 0;
+    const disagreements: string[] = [];
+    for (let length = 1; length <= 7; length++) {
+      headers = headers.flatMap((h) => alphabet.map((c) => h + c));
+      for (const tail of headers) {
+        const type = `application/json${tail}`;
+        const e = bodyTextIssue(type, ascii);
+        const foundOpen = e?.statusCode === 415 && /quoted string in it is not closed/.test(e.message);
+        if (foundOpen !== libraryLeavesQuoteOpen(type)) disagreements.push(type);
+        checked++;
+      }
+    }
+    expect(disagreements.slice(0, 10)).toEqual([]);
+    expect(checked).toBe(335_922);
+  });
+
+  it("quoted strings as the library reads them: only right after a parameter's first = (and OWS); a \" elsewhere is an ordinary character", () => {
+    for (const type of ['application/json; a=b"c; charset=utf-8', 'application/json; a"b=c; charset=utf-8', 'application/"json; charset=utf-8', 'application/json; a=b="c; charset=utf-8', 'application/json; a="x"y"z; charset=utf-8', 'application/json; a= \t"x;y"; charset=utf-8', 'application/json; profile="\\\\"'])
+      expect(answer(type), type).toBeUndefined();
+    for (const type of ['application/json; a= "x', 'application/json; a=\t"x\\";charset=utf-8', 'application/json; profile="\\\\\\"'])
+      expect(answer(type)?.slice(0, 2), type).toEqual([415, "content-type"]);
+  });
+
+  it("a no-break space (U+00A0) around a parameter is no white space (RFC 9110 OWS is SP or HTAB): a 415 naming content-type that says so, before any charset is read", () => {
+    // Each of these was taken until session 65: the library made the NBSP part of the parameter's name,
+    // so the Latin-1 charset was never seen and the body was read as UTF-8.
+    for (const type of ["application/json;\u00a0charset=latin1", "application/json; \u00a0charset=latin1", "application/json; charset\u00a0=latin1", "application/json;\u00a0charset=utf-8", "application/json\u00a0; charset=utf-8", "application/json; charset=\u00a0utf-8", "application/json; charset=utf-8\u00a0", "application/json; charset=\"utf-8\"\u00a0", "\u00a0application/json"]) {
+      const [status, field, message] = answer(type) ?? [];
+      expect([status, field], JSON.stringify(type)).toEqual([415, "content-type"]);
+      expect(message, JSON.stringify(type)).toMatch(/no-break space \(U\+00A0\), which is not white space in HTTP/);
+    }
+  });
+
+  it("any other byte above 0x7F outside a quoted string is a 415 naming content-type and the character; inside one (obs-text, RFC 9110 §5.6.4) it is taken", () => {
+    for (const type of ["application/json; \u00e9=1; charset=utf-8", "application/json; profile=caf\u00e9", "application/\u00e9json", "application/json; charset=utf-8\u00ff"]) {
+      const [status, field, message] = answer(type) ?? [];
+      expect([status, field], JSON.stringify(type)).toEqual([415, "content-type"]);
+      expect(message, JSON.stringify(type)).toMatch(/U\+00(E9|FF) outside a quoted string/);
+    }
+    for (const type of ['application/json; profile="caf\u00e9"', 'application/json; profile="a\u00a0b"; charset=utf-8', 'application/json; profile="\\\u00a0"'])
+      expect(answer(type), JSON.stringify(type)).toBeUndefined();
+    // Obs-text inside the charset's own quotes is a name of no encoding: the 415 of any other charset.
+    expect(answer('application/json; charset="utf-8\u00a0"')?.[2]).toMatch(/not utf-8/);
   });
 });

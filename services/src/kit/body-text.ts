@@ -5,36 +5,65 @@
  * The charset is read by jshttp's `content-type` (the Content-Type reader of Express and the rest of
  * jshttp: RFC 9110 §5.6.6 parameters, OWS around `=`, quoted strings with their quoted-pairs, the first
  * of a parameter sent twice), where the kit had a pattern of its own. Version 2 reads leniently and
- * never throws on a string (1.x threw a TypeError on any malformed header); what it takes that the
- * kit's reader refused is mapped to the kit's answers:
+ * never throws on a string (1.x threw a TypeError on any malformed header), and tells nothing of what
+ * it passed over; two things it takes are refused first (malformation below), each a 415 naming
+ * `content-type`:
  * - a quoted string never closed (`charset="utf-8`, `profile="x; charset=latin1`): the library reads it
- *   to the end of the header and drops that parameter, and any after it, without a word; a 415 naming
- *   `content-type`, as the kit's reader answered `charset="utf-8` (it read an empty charset);
- * - a throw (none in 2.x; a later version's, were it to come back): the header is malformed, the same 415.
+ *   to the end of the header and drops that parameter, and any after it, without a word (the kit's
+ *   reader answered `charset="utf-8` so: it read an empty charset);
+ * - a byte above 0x7F outside a quoted string, the no-break space (U+00A0) foremost: RFC 9110's OWS is
+ *   SP or HTAB (§5.6.3) and its tokens are ASCII, obs-text is only taken inside a quoted string
+ *   (§5.6.4). The library keeps an NBSP as part of a name or value: `;\u00A0charset=latin1` declared
+ *   a parameter named "\u00A0charset", no charset, and a Latin-1 body was read as UTF-8.
+ * A throw (none in 2.x; a later version's, were it to come back) is the same 415. Until session 65 an
+ * unclosed quote was found by appending a sentinel parameter for the library to read (`;\u2020=`), and
+ * an NBSP fell through; now malformation walks the header as the library reads it, a walk tested
+ * against that sentinel on every short header of the characters that matter (kit-body-text.test.ts).
  */
 import { isAscii, isUtf8 } from "node:buffer";
 import { parse as parseContentType } from "content-type";
 import { HttpError } from "./errors";
 
-/**
- * A parameter name no Content-Type holds: Node reads a header's bytes as Latin-1, a character each
- * (U+0000-U+00FF); U+2020 has no case (the library lower-cases names). Put after the header, it is
- * read as a parameter unless a quoted string before it is still open: the library's own reading
- * tells whether one is closed, with no second grammar beside it to disagree.
- */
-const LAST = "\u2020";
-
 const MALFORMED = Symbol("malformed Content-Type");
 
-/** The first charset a Content-Type declares, as sent (unquoted, its quoted-pairs read), undefined without one, MALFORMED when a quoted string is never closed. */
+const SP = 0x20;
+const HTAB = 0x09;
+
+/**
+ * Why a Content-Type is malformed in a way its reading depends on, or undefined. It walks the header
+ * as the library reads it: the media type up to the first `;`; then each parameter's name up to `=`
+ * (a `;` first: a parameter without a value); after that `=` and OWS, a `"` opens a quoted string
+ * (closed by the next `"` that no `\` escapes), anything else is a token value up to `;`; after a closed
+ * quote, anything up to `;` is passed over. A `"` anywhere else is an ordinary character, as the
+ * library takes it (`a=b"c` is the value `b"c`).
+ */
+function malformation(contentType: string): string | undefined {
+  let state: "type" | "name" | "beforeValue" | "value" | "quoted" = "type";
+  for (let i = 0; i < contentType.length; i++) {
+    const code = contentType.charCodeAt(i);
+    if (state === "quoted") {
+      if (code === 0x5c) i++; // a quoted-pair: the next character is itself, a `"` included
+      else if (code === 0x22) state = "value"; // closed: what follows up to `;` is passed over
+      continue;
+    }
+    if (code > 0x7f) {
+      const which = code === 0xa0 ? "a no-break space (U+00A0), which is not white space in HTTP (SP or HTAB, RFC 9110 §5.6.3)" : `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+      return `The Content-Type header is malformed: ${which} outside a quoted string`;
+    }
+    if (code === 0x3b) state = "name";
+    else if (state === "name" && code === 0x3d) state = "beforeValue";
+    else if (state === "beforeValue" && code !== SP && code !== HTAB) state = code === 0x22 ? "quoted" : "value";
+  }
+  return state === "quoted" ? "The Content-Type header is malformed: a quoted string in it is not closed" : undefined;
+}
+
+/** The first charset a well-formed Content-Type declares, as sent (unquoted, its quoted-pairs read), undefined without one; MALFORMED if the library throws. */
 function charsetOf(contentType: string): string | undefined | typeof MALFORMED {
-  let parameters: Record<string, string>;
   try {
-    parameters = parseContentType(`${contentType};${LAST}=`).parameters;
+    return parseContentType(contentType).parameters.charset;
   } catch {
     return MALFORMED;
   }
-  return parameters[LAST] === undefined ? MALFORMED : parameters.charset;
 }
 
 /**
@@ -71,9 +100,10 @@ function namesUtf8(charset: string): boolean {
  * so, which browsers read as Windows-1252, is not read as UTF-8).
  */
 export function bodyTextIssue(contentType: string | undefined, body: Buffer): HttpError | undefined {
+  const malformed = contentType === undefined ? undefined : malformation(contentType);
+  if (malformed !== undefined) return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", malformed, "content-type");
   const declared = contentType === undefined ? undefined : charsetOf(contentType);
-  if (declared === MALFORMED)
-    return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "The Content-Type header is malformed: a quoted string in it is not closed", "content-type");
+  if (declared === MALFORMED) return new HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "The Content-Type header is malformed", "content-type");
   const charset = declared?.toLowerCase();
   if (charset !== undefined && ASCII_CHARSETS.has(charset))
     return isAscii(body) ? undefined : new HttpError(400, "BAD_REQUEST", `The body is declared ${charset} but holds bytes that are not ASCII`, "body");
