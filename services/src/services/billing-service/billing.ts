@@ -118,12 +118,20 @@ export class Billing {
     return (await this.repo.subscription(sub.subscription_id))!;
   }
 
+  /**
+   * Cancels now, or at the period's end. As the platform answers a repeated transition (an order's
+   * cancel, a refund): asked again while the first is pending (already set to end at the period's
+   * end), the first request stands, 200 with the subscription unchanged; asked of one that has ended,
+   * a 409 SUBSCRIPTION_CANCELED naming `id`, as its plan and card changes answer (a 200 until session
+   * 65, as if it had done something).
+   */
   async cancel(userId: string, subscriptionId: string, atPeriodEnd: boolean): Promise<SubscriptionRow> {
     const { row, final } = await this.tx(async (c): Promise<{ row: SubscriptionRow; final?: InvoiceRow }> => {
       const cur = await this.owned(c, userId, subscriptionId, { unpaid: true });
-      if (cur.status === "canceled") return { row: cur };
-      const plan = await this.planOrThrow(cur.plan_id, c);
+      if (cur.status === "canceled") throw new HttpError(409, "SUBSCRIPTION_CANCELED", `the subscription has ended${cur.canceled_at ? ` (canceled at ${cur.canceled_at.toISOString()})` : ""}: nothing left to cancel`, "id");
       // An unpaid subscription's service has stopped already: it ends now, whatever was asked.
+      if (atPeriodEnd && cur.cancel_at_period_end && cur.status !== "unpaid") return { row: cur };
+      const plan = await this.planOrThrow(cur.plan_id, c);
       if (!atPeriodEnd || cur.status === "unpaid") return this.end(c, cur, plan);
       const row = await this.repo.updateSubscription(c, cur.subscription_id, { ...subscriptionOf(cur), cancelAtPeriodEnd: true });
       await this.repo.emit(c, "subscription.updated", row, plan, { eventId: `${row.subscription_id}:cancel-at-period-end` });

@@ -9,7 +9,8 @@
  *   POST /subscriptions/:id/plan           { planId } prorated change (409 INVOICE_OPEN while an invoice is unpaid)
  *   POST /subscriptions/:id/payment-method { paymentMethod } a saved card of the caller's; retries
  *                                          the invoices waiting for a dunning retry on it now
- *   POST /subscriptions/:id/cancel         { atPeriodEnd? = true }
+ *   POST /subscriptions/:id/cancel         { atPeriodEnd? = true }; asked again while set to end at the
+ *                                          period's end 200 unchanged, of an ended one 409 SUBSCRIPTION_CANCELED
  *   GET  /invoices                         the caller's invoices with line items
  *   POST /cycle                            admin: run the billing cycle now (renewals, due charges)
  */
