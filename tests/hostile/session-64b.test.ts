@@ -189,8 +189,10 @@ describe("instants at the ends and ranges reversed or enormous: a 400 naming the
     await check(cases);
     expect(await runs()).toBe(before);
     // Offsets at a DST change are instants like any other: the same period spelt in two offsets is one run's bars.
-    const a = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-31T00:30:00+01:00", "2024-04-30T00:30:00+02:00") });
-    const b = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-30T23:30:00Z", "2024-04-29T22:30:00Z") });
+    // (29 daily bars: windows shorter than them, since session 65 the default slow window of 30 is a 400.)
+    const windows = { parameters: { fast: 5, slow: 20 } };
+    const a = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-31T00:30:00+01:00", "2024-04-30T00:30:00+02:00", windows) });
+    const b = await gw("alice", "POST", "/api/backtests/", { body: period("2024-03-30T23:30:00Z", "2024-04-29T22:30:00Z", windows) });
     expect([a.status, b.status]).toEqual([202, 202]);
     expect(a.json.barsPerSymbol).toBe(b.json.barsPerSymbol);
     // The platform's ends are taken, and run: their curves and trades read back at their instants.

@@ -120,6 +120,11 @@ describe("validation: 400 naming the field, nothing stored", () => {
     // A fraction of a bar's volume: above 1 filled more than the bar traded, 0 nothing.
     ["a participation above 1", { execution: { maxParticipation: "1.5" } }, "execution.maxParticipation"],
     ["a participation of 0", { execution: { maxParticipation: "0.00000000" } }, "execution.maxParticipation"],
+    // Session 65: runs that "succeeded" without a trade (tests/unit/backtest-meaningless-parameters.test.ts has the rest).
+    ["a window as long as the period (1 day of 1,440 bars)", { period: { start: "2024-01-01T00:00:00Z", end: "2024-01-02T00:00:00Z" }, parameters: { fast: 5, slow: 1_440 } }, "parameters.slow"],
+    ["a sweep's window longer than the period", { period: { start: "2024-01-01T00:00:00Z", end: "2024-01-02T00:00:00Z" }, sweep: { parameters: { slow: [30, 5_000] } } }, "sweep.parameters.slow"],
+    ["an RSI entry level of 0 (RSI is never below it)", { strategy: "rsi-mean-reversion", parameters: { lower: 0 } }, "parameters.lower"],
+    ["a lot larger than the fixed quantity", { quantity: 1, quantityStep: 2 }, "quantityStep"],
   ];
   for (const [name, patch, field] of cases)
     it(name, async () => {

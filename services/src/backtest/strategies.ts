@@ -16,6 +16,11 @@ export interface ParameterSpec {
   integer: boolean;
   min: number;
   max: number;
+  /** `min` or `max` itself is refused: a level the indicator never passes (RSI below 0, P(up) above 1) never enters. */
+  aboveMin?: boolean;
+  belowMax?: boolean;
+  /** A window in bars: one as long as the bars it runs over never has a value to signal on (backtesting-engine plan.ts). */
+  bars?: boolean;
   default: number;
 }
 export type Parameters = Record<string, number>;
@@ -52,7 +57,11 @@ export function resolveParameters(def: StrategyDefinition, given: Record<string,
     const field = `${prefix}.${key}`;
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ParameterError(field, "must be a finite number");
     if (spec.integer && !Number.isInteger(v)) throw new ParameterError(field, "must be an integer");
-    if (v < spec.min || v > spec.max) throw new ParameterError(field, `must be between ${spec.min} and ${spec.max}, got ${v}`);
+    if (spec.aboveMin || spec.belowMax) {
+      // "under", not "below": a grid's set refused "must be below" is taken for a cross-parameter rule and dropped (plan.ts).
+      if (spec.aboveMin ? v <= spec.min : v < spec.min) throw new ParameterError(field, `must be ${spec.aboveMin ? "above" : "at least"} ${spec.min}, got ${v}`);
+      if (spec.belowMax ? v >= spec.max : v > spec.max) throw new ParameterError(field, `must be ${spec.belowMax ? "under" : "at most"} ${spec.max}, got ${v}`);
+    } else if (v < spec.min || v > spec.max) throw new ParameterError(field, `must be between ${spec.min} and ${spec.max}, got ${v}`);
     out[key] = v;
   }
   def.check?.(out);
@@ -61,7 +70,7 @@ export function resolveParameters(def: StrategyDefinition, given: Record<string,
 
 const crossUp = (a: Float64Array, b: Float64Array, i: number) => i > 0 && a[i] > b[i] && a[i - 1] <= b[i - 1];
 const crossDown = (a: Float64Array, b: Float64Array, i: number) => i > 0 && a[i] < b[i] && a[i - 1] >= b[i - 1];
-const window = (description: string, def: number, max = 100_000): ParameterSpec => ({ description, integer: true, min: 1, max, default: def });
+const window = (description: string, def: number, max = 100_000): ParameterSpec => ({ description, integer: true, min: 1, max, default: def, bars: true });
 const fastBelowSlow = (p: Parameters) => {
   if (p.fast >= p.slow) throw new ParameterError("parameters.fast", `must be smaller than parameters.slow (${p.slow}), got ${p.fast}`);
 };
@@ -88,7 +97,8 @@ const BUILT_IN: StrategyDefinition[] = [
     description: "Buy when Wilder's RSI falls below `lower`, sell when it rises above `upper`",
     parameters: {
       window: window("RSI window (bars)", 14),
-      lower: { description: "oversold level", integer: false, min: 0, max: 100, default: 30 },
+      // Wilder's RSI is never below 0: a lower level of 0 never entered, and the run "succeeded" without a trade (session 65).
+      lower: { description: "oversold level, above 0", integer: false, min: 0, max: 100, aboveMin: true, default: 30 },
       upper: { description: "overbought level", integer: false, min: 0, max: 100, default: 70 },
     },
     check(p) {
@@ -115,7 +125,8 @@ const BUILT_IN: StrategyDefinition[] = [
     description:
       "Follow the ml-predictor model: long when the promoted model's P(up over its horizon) exceeds `enterAbove`, flat when it falls below `exitBelow` (scores computed on the same features before the run)",
     parameters: {
-      enterAbove: { description: "enter when P(up) is above this", integer: false, min: 0, max: 1, default: 0.55 },
+      // A probability is never above 1: enterAbove 1 never entered, a run without a trade (session 65).
+      enterAbove: { description: "enter when P(up) is above this, below 1", integer: false, min: 0, max: 1, belowMax: true, default: 0.55 },
       exitBelow: { description: "exit when P(up) is below this", integer: false, min: 0, max: 1, default: 0.5 },
     },
     needs: ["model"],

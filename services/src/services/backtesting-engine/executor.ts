@@ -8,6 +8,7 @@ import {
   backtestInSlices, computeMetrics, drawdownCurve, ParameterError, sliceSeries, type BarSeries, type Metrics, type Parameters,
   type RunResult, type Trade,
 } from "../../backtest";
+import { EXECUTION_DEFAULTS } from "../../trading/executionRules";
 import { cashPerSymbol, type JobSpec } from "./plan";
 import type { BacktestRequest } from "./schemas";
 
@@ -83,6 +84,24 @@ function combine(parts: Array<{ series: BarSeries; run: RunResult }>): Combined 
   };
 }
 
+/**
+ * What only the bars tell, refused as the submission's 400s are, the job failing with the field named
+ * (worker.ts: INVALID_INPUT): a tick above the lowest price (fill prices are rounded to it, a sell at
+ * that price down to 0), or, sizing "all", a lot dearer at the lowest price than the symbol's cash
+ * (never bought). Each was a run that "succeeded" meaning nothing (session 65).
+ */
+function pricesIssue(req: BacktestRequest, symbol: string, series: BarSeries): ParameterError | undefined {
+  let lowest = Infinity;
+  for (const low of series.low) if (low < lowest) lowest = low;
+  const tick = Number(req.execution?.tickSize ?? EXECUTION_DEFAULTS.tickSize);
+  if (tick > lowest)
+    return new ParameterError("execution.tickSize", `is ${tick}${req.execution?.tickSize === undefined ? " (the default)" : ""}, above ${symbol}'s lowest price in the period (${lowest}): fill prices are rounded to it`);
+  const lot = req.quantityStep ?? 1e-8;
+  if ((req.quantity ?? "all") === "all" && lot * lowest > cashPerSymbol(req))
+    return new ParameterError("quantityStep", `is ${lot} units, dearer at ${symbol}'s lowest price in the period (${lowest}) than its cash (${cashPerSymbol(req)}): nothing would be bought`);
+  return undefined;
+}
+
 /** Bars per synchronous slice: ~50 ms of CPU, so requests and lease renewals are served between slices. */
 const SLICE_BARS = 100_000;
 
@@ -117,6 +136,8 @@ export class JobExecutor {
     for (const symbol of this.req.symbols) {
       const series = await this.load(symbol, from, job.to);
       if (series.close.length === 0) throw new ParameterError("symbols", `no ${this.req.interval} bars for ${symbol} in the period`);
+      const issue = pricesIssue(this.req, symbol, series);
+      if (issue) throw issue;
       data.push({ symbol, series });
     }
     let parameters = job.parameters!;

@@ -74,6 +74,21 @@ function expandGrid(strategy: string, grid: Record<string, number[]>, limit: num
 /** A cross-parameter rule names a field the grid varies but is not a bounds/type error of a single value. */
 const isCrossRule = (e: ParameterError, keys: string[]) => / must be (smaller|below) /.test(e.message) && keys.some((k) => e.field.endsWith(`.${k}`));
 
+/**
+ * A window parameter (ParameterSpec.bars) as long as the bars it runs over, or longer: its indicator
+ * never has a value there, and the run "succeeded" without a trade (session 65). `bars` is the
+ * shortest stretch a job runs a set over (a walk-forward fold's segment); a window the request did
+ * not give (`given`) is the strategy's default, and is named so.
+ */
+function checkWindows(strategy: string, sets: Parameters[], given: object, bars: number, field: string, over: string): void {
+  const def = strategies.get(strategy)!;
+  for (const [k, spec] of Object.entries(def.parameters)) {
+    const longest = spec.bars ? Math.max(...sets.map((s) => s[k])) : -Infinity;
+    if (longest >= bars)
+      fail(`${field}.${k}`, `is a window of ${longest} bars${Object.hasOwn(given, k) ? "" : " (its default)"}, and ${over} has ${bars}: it would never signal (a shorter window or a longer period)`);
+  }
+}
+
 /** The cash each symbol's run starts with: the request's initial cash split equally between its symbols. */
 export function cashPerSymbol(req: Pick<BacktestRequest, "initialCash" | "symbols">): number {
   return (req.initialCash ?? 100_000) / req.symbols.length;
@@ -97,10 +112,14 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   // A positive initialCash so small that its share per symbol is 0 (5e-324 over two symbols) was taken,
   // and every attempt of its job failed as if on a platform error ("submit it again later").
   if (!(cashPerSymbol(req) > 0)) fail("initialCash", `is split equally between the ${req.symbols.length} symbols and leaves each of them none: give more`);
+  // The lot only sizes "all" (the affordable units, in whole lots): a lot above a fixed quantity is no lot of it.
+  if (req.quantityStep !== undefined && typeof req.quantity === "number" && req.quantityStep > req.quantity)
+    fail("quantityStep", `is larger than quantity (${req.quantity}): an order of ${req.quantity} is no whole number of lots of ${req.quantityStep}`);
   if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
   if (req.sweep) {
     if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");
     const sets = expandGrid(def.name, req.sweep.parameters, limits.maxParameterSets, "sweep.parameters");
+    checkWindows(def.name, sets, req.sweep.parameters, barsPerSymbol, "sweep.parameters", "the period");
     return { strategy: def.name, barsPerSymbol, jobs: sets.map((parameters) => ({ kind: "sweep", parameters, from, to: last })) };
   }
   if (req.walkForward) {
@@ -109,6 +128,8 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
     // folds + 1 equal segments: fold k trains on segment k and is tested on segment k + 1.
     const seg = Math.floor(barsPerSymbol / (folds + 1));
     if (seg < 2) fail("walkForward.folds", `leaves fewer than 2 bars per segment (${barsPerSymbol} bars, ${folds} folds)`);
+    // Each set is searched over a fold's training segment, and the best tested over the next one.
+    checkWindows(def.name, grid, parameters, seg, "walkForward.parameters", `a fold's segment (${barsPerSymbol} bars in ${folds + 1})`);
     const steps = (grid.length * seg + seg) * req.symbols.length;
     if (steps > limits.maxJobBarSteps)
       fail("walkForward.parameters", `${grid.length} parameter sets over ${seg.toLocaleString("en")} training bars a fold (${req.symbols.length} symbols) are ${steps.toLocaleString("en")} bar-steps a job, more than the limit of ${limits.maxJobBarSteps.toLocaleString("en")}: use fewer sets, more folds or a shorter period`);
@@ -126,5 +147,6 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
     };
   }
   const parameters = resolveParameters(def, req.parameters ?? {});
+  checkWindows(def.name, [parameters], req.parameters ?? {}, barsPerSymbol, "parameters", "the period");
   return { strategy: def.name, barsPerSymbol, jobs: [{ kind: "run", parameters, from, to: last }] };
 }
