@@ -135,6 +135,8 @@ export class ExecutionRules<T> {
   private readonly zero: T;
   readonly tick: T;
   readonly step: T;
+  /** The quote currency's smallest step (8 decimals): a taker's price where the tick is too coarse for it. */
+  private readonly quoteStep: T;
   readonly fillOnTouch: boolean;
   readonly maxParticipation: T | undefined;
 
@@ -149,6 +151,7 @@ export class ExecutionRules<T> {
     this.maxSlippage = n.of(opts.maxSlippageBps ?? EXECUTION_DEFAULTS.maxSlippageBps);
     this.tick = n.of(opts.tickSize ?? EXECUTION_DEFAULTS.tickSize);
     this.step = n.of(opts.stepSize ?? EXECUTION_DEFAULTS.stepSize);
+    this.quoteStep = n.of(`1e-${QUOTE_DP}`);
     this.fillOnTouch = opts.fillOnTouch ?? false;
     this.maxParticipation = opts.maxParticipation === undefined ? undefined : n.of(opts.maxParticipation);
     this.one = n.of(1);
@@ -167,7 +170,10 @@ export class ExecutionRules<T> {
   /**
    * Price a taker of `qty` gets against a reference price (the last close, or the next open):
    * moved against the taker by `slippageBps + impactBps * qty / volume`, capped at
-   * `maxSlippageBps`, rounded to the tick in the adverse direction.
+   * `maxSlippageBps`, rounded to the tick in the adverse direction. Where the tick is coarse for the
+   * price (the one tick size applies to every symbol: a symbol at 0.015 against a tick of 0.01), the
+   * rounding alone would move the price by more than the cap allows, and a sell at 0.005 by all of it:
+   * filled at 0.01 and at 0 (session 65). Such a price is rounded to the quote precision instead.
    */
   takerPrice(reference: T, volume: T, side: Side, qty: T): T {
     const n = this.n;
@@ -176,7 +182,11 @@ export class ExecutionRules<T> {
     slip = n.min(slip, this.maxSlippage);
     const frac = n.div(slip, n.of(10_000));
     const raw = n.mul(reference, side === "buy" ? n.add(this.one, frac) : n.sub(this.one, frac));
-    return n.toStep(raw, this.tick, side === "buy" ? "up" : "down");
+    const direction = side === "buy" ? "up" : "down";
+    const onTick = n.toStep(raw, this.tick, direction);
+    const moved = side === "buy" ? n.sub(onTick, raw) : n.sub(raw, onTick);
+    if (n.gt(moved, n.mul(reference, n.div(this.maxSlippage, n.of(10_000))))) return n.toStep(raw, this.quoteStep, direction);
+    return onTick;
   }
 
   /** A limit order is marketable on arrival when it is at or through the reference price. */
