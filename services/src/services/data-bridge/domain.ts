@@ -66,15 +66,36 @@ export function checkSeries(series: readonly Series[], perMessage: number, at = 
   let total = 0;
   for (const s of series) total += s.bars.length;
   if (total > MAX_BARS_PER_POST) throw new HttpError(400, "INVALID_BAR", `${at} holds ${total} bars, more than ${MAX_BARS_PER_POST}`, at);
+  const seen = new BarTimes();
   return series.flatMap((s, i) => {
     const named = seriesProblem(s.symbol, s.interval);
     if (named) throw new HttpError(400, "INVALID_BAR", `${at}.${i}.${named.field} ${named.message}`, `${at}.${i}.${named.field}`);
     s.bars.forEach((t, j) => {
       const p = barValuesProblem(t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
       if (p) throw new HttpError(400, "INVALID_BAR", `${at}.${i}.bars.${j}.${p.field} ${p.message}`, `${at}.${i}.bars.${j}.${p.field}`);
+      seen.add(s.symbol, s.interval, t[0] as number, `${at}.${i}.bars.${j}.openTime`);
     });
     return chunkSeries(s.symbol, s.interval, s.bars as CandleTuple[], perMessage);
   });
+}
+
+/**
+ * The bars of one post by (symbol, interval), refusing a second bar of the same open time (400 naming
+ * its openTime). Two prices for one bar in one post were each kept by someone: the trading-engine
+ * applies the first bar of an open time and passes over the rest, the last price in Dragonfly and the
+ * candles in ClickHouse (a ReplacingMergeTree) kept the last, so orders were checked against one price
+ * and filled at the other (session 65). A bar sent again in a later post is the feed's correction:
+ * ClickHouse takes it, the engine and the last price keep the first.
+ */
+export class BarTimes {
+  private readonly times = new Map<string, Set<number>>();
+  add(symbol: string, interval: string, openTime: number, at: string): void {
+    const key = `${symbol} ${interval}`;
+    let times = this.times.get(key);
+    if (!times) this.times.set(key, (times = new Set()));
+    if (times.has(openTime)) throw new HttpError(400, "INVALID_BAR", `${at} repeats a bar of ${symbol} ${interval} already in this post (one bar per open time)`, at);
+    times.add(openTime);
+  }
 }
 
 /**

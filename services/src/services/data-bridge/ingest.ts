@@ -13,7 +13,7 @@ import type { KafkaKitClient, ServiceContext } from "../../kit";
 import { lastBarKey, lastPriceKey, TOPICS } from "../../trading/events";
 import { barOf, batchesOf, candleMessage, type CandleBatch } from "../../trading/marketdata/candleMessages";
 import type { Bar } from "../../trading/types";
-import { checkBar, checkSeries, type Series } from "./domain";
+import { BarTimes, checkBar, checkSeries, type Series } from "./domain";
 
 /** Sets the last price/bar only when the bar is newer than the stored one (atomic in Redis). */
 const SET_IF_NEWER = `
@@ -50,7 +50,8 @@ export class BarIngest {
    */
   async ingest(bars: Bar[], at = "bars"): Promise<number[]> {
     if (bars.length === 0) return [];
-    bars.forEach((b, i) => checkBar(b, `${at}.${i}`));
+    const seen = new BarTimes();
+    bars.forEach((b, i) => seen.add(checkBar(b, `${at}.${i}`).symbol, b.interval, b.openTime, `${at}.${i}.openTime`));
     return this.publish(batchesOf(bars, this.barsPerMessage));
   }
 
@@ -76,12 +77,13 @@ export class BarIngest {
     const newest = new Map<string, { bar: Bar; count: number }>();
     for (const b of batches) {
       let last = b.bars[0];
-      for (const t of b.bars) if (t[0] >= last[0]) last = t;
+      // The first of equal open times, as the engine keeps it (bars of one symbol in two intervals may share one).
+      for (const t of b.bars) if (t[0] > last[0]) last = t;
       const cur = newest.get(b.symbol);
       if (!cur) newest.set(b.symbol, { bar: barOf(b.symbol, b.interval, last), count: b.bars.length });
       else {
         cur.count += b.bars.length;
-        if (last[0] >= cur.bar.openTime) cur.bar = barOf(b.symbol, b.interval, last);
+        if (last[0] > cur.bar.openTime) cur.bar = barOf(b.symbol, b.interval, last);
       }
     }
     const pipe = this.redis.pipeline();

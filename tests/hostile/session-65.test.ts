@@ -1,0 +1,488 @@
+/**
+ * Session 65's hostile round on the trading core (order-management, trading-engine, risk-analyzer,
+ * portfolio-manager, data-bridge), through the gateway as a client would (real PostgreSQL, Redis, Kafka,
+ * ClickHouse; the paper exchange), every answer judged by ./oracle.ts: no 5xx, no stack trace or internal
+ * name, JSON errors in the platform's shape naming the field. Earlier rounds went at framing, the gateway
+ * and the business tier; this one at the trading domain, each class with a domain check besides the oracle's:
+ * - an order's numbers at their edges, written byte for byte (1e21, 1e-30, `-0`, exponent notation, nine
+ *   decimals: below the lot, thirteen integer digits, digits of other scripts) on POST /api/orders and POST
+ *   /api/risk/check alike: a 400 naming the field and nothing stored; the edges that are orders (the
+ *   smallest quantity, the largest) rejected by the pre-trade check with the limit named;
+ * - a price at or below the paper exchange's tick (a symbol priced at half a tick): no fill at a price of 0,
+ *   none further from the last price than the slippage cap;
+ * - reduce_only: a buy on a long, a sell that would flip it, two sells at once that together cross zero,
+ *   the pre-trade check asked the same: the position never grows or flips;
+ * - halted: a new order refused, a cancel of a resting one taken;
+ * - orders and cancels out of order: a cancel of a filled and of a rejected order (409), a second cancel
+ *   and ten at once (one request stands), a bar crossing a resting order while its cancel is asked (the
+ *   order ends filled or cancelled, never both, no fill counted twice);
+ * - IDOR: another user's order in a path (in upper case too), cancel, list cursor and Idempotency-Key
+ *   filter, their fill as a cursor, their trading state, a userId in the body or a header;
+ * - Idempotency-Keys: the same key with another body (409 naming the key), with the same order spelled
+ *   otherwise (a replay), another user's key (their order untouched), eight at once (one order);
+ * - list endpoints with hostile paging and filters (orders, fills, the book, VaR);
+ * - market data through data-bridge: bars out of order (the last price never goes back), duplicate
+ *   timestamps in one post, symbols in odd case or with look-alike letters (a 400 naming symbol).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import { judge, type StatusCase } from "./oracle";
+import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platform";
+
+const MORE = ["order-management", "trading-engine", "risk-analyzer", "portfolio-manager", "data-bridge"];
+const rig = useRedTeamPlatform("session-65", { OM_KILL_SWITCH_SWEEP_MS: "500" }, MORE);
+const { who, failures } = rig;
+const gw = rig.gw;
+const check = (cases: StatusCase[]) => rig.check(cases);
+
+const run = randomBytes(3).toString("hex").toUpperCase();
+/** The symbols of this file: a main one at 100, and one priced at one and a half of the paper exchange's tick (0.01). */
+const SYM = `H65A${run}USDT`;
+const LOW = `H65L${run}USDT`;
+const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
+let barNo = 0;
+
+/** A body sent as written (numbers a JSON.stringify never writes), judged like gw's. */
+async function rawBody(as: string, method: string, path: string, text: string, headers: Record<string, string> = {}) {
+  const token = who[as]?.token ?? as;
+  const r = await fetch(`${rig.gateways.plain}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body: text, signal: AbortSignal.timeout(60_000) });
+  const body = await r.text();
+  rig.judged++;
+  const v = judge(r.status, body, r.headers.get("content-type"), rig.internalPorts);
+  if (!v.ok) failures.push(`${method} ${path} ${text.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${body.slice(0, 160)}`);
+  let json: any;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, field: errorFieldOf(body), text: body, json };
+}
+/** A read the file does to wait for something, not a case (not judged, not counted). */
+async function peek(as: string, path: string): Promise<any> {
+  const r = await fetch(`${rig.gateways.plain}${path}`, { headers: { authorization: `Bearer ${who[as]?.token ?? as}` }, signal: AbortSignal.timeout(30_000) });
+  return r.status === 200 ? r.json() : undefined;
+}
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+type BarPrices = { close: string; low?: string; high?: string; openTime?: number };
+const barOf = (symbol: string, p: BarPrices) => {
+  const openTime = p.openTime ?? T0 + 60_000 * ++barNo;
+  return { symbol, interval: "1m", openTime, closeTime: openTime + 59_999, open: p.close, high: p.high ?? p.close, low: p.low ?? p.close, close: p.close, volume: "1000" };
+};
+/** Bars posted to data-bridge's own ingest route (the gateway never proxies it), as the market feed brings them. */
+async function postBars(bars: ReturnType<typeof barOf>[]) {
+  const r = await rig.p.services.get("data-bridge")!.app.inject({ method: "POST", url: "/internal/bars", payload: { bars } });
+  return { status: r.statusCode, field: errorFieldOf(r.body), text: r.body };
+}
+/** A bar of `symbol`, waited for until the trading-engine has applied it. */
+async function bar(symbol: string, p: BarPrices) {
+  const b = barOf(symbol, p);
+  expect((await postBars([b])).status).toBe(200);
+  await waitFor(`the engine's bar ${b.openTime} of ${symbol}`, async () => ((await peek("alice", `/api/trading/last/${symbol}`))?.bar?.openTime === b.openTime ? true : undefined));
+  return b;
+}
+const order = (as: string, body: Record<string, unknown>, key?: string) => gw(as, "POST", "/api/orders", { body, headers: key ? { "idempotency-key": key } : {} });
+const market = (side: "buy" | "sell", quantity: string, symbol = SYM) => ({ symbol, side, type: "market", quantity });
+const limit = (side: "buy" | "sell", quantity: string, limitPrice: string, symbol = SYM) => ({ symbol, side, type: "limit", quantity, limitPrice });
+const orderOf = (as: string, id: string) => peek(as, `/api/orders/${id}`);
+const settled = (as: string, id: string, statuses: string[]) => waitFor(`order ${id} ${statuses.join("|")}`, async () => {
+  const o = await orderOf(as, id);
+  return statuses.includes(o?.status) ? o : undefined;
+});
+const positionOf = async (as: string, symbol = SYM) => ((await peek(as, "/api/portfolio"))?.positions ?? []).find((p: any) => p.symbol === symbol)?.quantity ?? "0";
+const fillsOf = async (as: string) => ((await peek(as, "/api/portfolio/fills?limit=1000"))?.fills ?? []) as any[];
+const setState = (userId: string, state: string) => gw("admin", "PUT", `/api/risk/trading-state/users/${userId}`, { body: { state, reason: `session 65 ${state}` } });
+
+beforeAll(async () => {
+  // Quiet bars (low = high = close): a resting limit away from 100 never fills until a test moves the market.
+  await bar(SYM, { close: "100" });
+  await bar(LOW, { close: "0.015" });
+}, 180_000);
+
+describe("an order's numbers at their edges, byte for byte: a 400 naming the field, nothing stored", () => {
+  const QUANTITIES = [
+    "1e21", "-1e21", "1E21", '"1e21"', '"1e-30"', '"1E-30"', "1e-30", '"-0"', "-0", '"0"', '"0.00000000"', '"0.000000001"', '"100.000000001"',
+    '"-1"', '"+1"', '" 1"', '"1 "', '".5"', '"5."', '"01"', '"1_000"', '"1,5"', '"\u0661"', '"\uff11"', '"1e2"', '"Infinity"', '"NaN"', '"0x10"',
+    '"1000000000000"', "1", "null", "true", '["1"]', '{"value":"1"}', '"1\\u0000"', '""',
+  ];
+  const PRICES = ['"0"', '"-0"', '"0.00000000"', '"0.000000001"', '"1e2"', '"1e-30"', '"-100"', "100", "1e21", '"100.000000001"', '"1000000000000"', '"\uff11\uff10\uff10"', "null"];
+  for (const path of ["/api/orders", "/api/risk/check"]) {
+    it(`${path}: quantities and limit prices`, async () => {
+      const before = (await peek("alice", "/api/orders?limit=500")).orders.length;
+      for (const q of QUANTITIES) {
+        const r = await rawBody("alice", "POST", path, `{"symbol":"${SYM}","side":"buy","type":"market","quantity":${q}}`, { "idempotency-key": randomUUID() });
+        expect.soft([r.status, r.field], `quantity ${q}: ${r.text.slice(0, 200)}`).toEqual([400, "quantity"]);
+      }
+      for (const p of PRICES) {
+        const r = await rawBody("alice", "POST", path, `{"symbol":"${SYM}","side":"buy","type":"limit","quantity":"1","limitPrice":${p}}`, { "idempotency-key": randomUUID() });
+        expect.soft([r.status, r.field], `limitPrice ${p}: ${r.text.slice(0, 200)}`).toEqual([400, "limitPrice"]);
+      }
+      expect((await peek("alice", "/api/orders?limit=500")).orders.length).toBe(before);
+      expect(failures).toEqual([]);
+    });
+  }
+
+  it("the edges that are orders: refused by the pre-trade check with the limit named, nothing resting", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [market("buy", "0.00000001"), "ORDER_NOTIONAL_TOO_SMALL"],
+      [limit("buy", "0.00000001", "100"), "ORDER_NOTIONAL_TOO_SMALL"],
+      [market("buy", "999999999999.99999999"), "ORDER_QUANTITY_EXCEEDED"],
+      [limit("buy", "1", "999999999999.99999999"), "PRICE_COLLAR_BREACHED"],
+      [limit("sell", "1", "0.00000001"), "PRICE_COLLAR_BREACHED"],
+      [market("buy", "100.00000001"), "ORDER_QUANTITY_EXCEEDED"],
+      [limit("buy", "1", "105.00000001"), "PRICE_COLLAR_BREACHED"],
+    ];
+    for (const [body, reason] of cases) {
+      const r = await order("alice", body);
+      expect.soft([r.status, r.json?.status, r.json?.rejectReason], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([201, "rejected", reason]);
+      const c = await gw("alice", "POST", "/api/risk/check", { body });
+      expect.soft([c.status, c.json?.ok, c.json?.reason], `check ${JSON.stringify(body)}: ${c.text.slice(0, 200)}`).toEqual([200, false, reason]);
+    }
+    expect(((await peek("alice", "/api/trading/book"))?.resting ?? []).length).toBe(0);
+    expect(failures).toEqual([]);
+  });
+
+  it("symbols in odd case, with look-alike letters, and fields the order has not", async () => {
+    const body = (o: Record<string, unknown>) => ({ ...market("buy", "1"), ...o });
+    const cases: StatusCase[] = [];
+    for (const symbol of [SYM.toLowerCase(), `${SYM.slice(0, -1)}t`, SYM.replace("U", "\u0423"), SYM.replace("A", "\u0391"), SYM.replace("S", "\uff33"), ` ${SYM}`, `${SYM}\u200b`, "B", "A".repeat(21), ""])
+      for (const path of ["/api/orders", "/api/risk/check"]) cases.push(["alice", "POST", path, body({ symbol }), 400, "symbol"]);
+    for (const [extra, field] of [[{ side: "BUY" }, "side"], [{ side: "short" }, "side"], [{ type: "stop" }, "type"], [{ type: "MARKET" }, "type"], [{ timeInForce: "FOK" }, "timeInForce"], [{ userId: "x" }, "userId"], [{ clientOrderId: "a b" }, "clientOrderId"], [{ clientOrderId: "x".repeat(37) }, "clientOrderId"]] as const)
+      cases.push(["alice", "POST", "/api/orders", body(extra), 400, field]);
+    cases.push(["alice", "POST", "/api/orders", { ...limit("buy", "1", "100"), type: "market" }, 400, "limitPrice"]);
+    cases.push(["alice", "POST", "/api/orders", { symbol: SYM, side: "buy", type: "limit", quantity: "1" }, 400, "limitPrice"]);
+    await check(cases);
+  });
+});
+
+describe("prices at and below the paper exchange's tick", () => {
+  it("a symbol priced at 1.5 ticks: no fill at a rounded price beyond the slippage cap from the last price", async () => {
+    const carol = await rig.account("carol");
+    who.carol = carol;
+    const buy = await order("carol", market("buy", "100", LOW));
+    expect([buy.status, buy.json?.status], buy.text).toEqual([201, "accepted"]);
+    await settled("carol", buy.json.orderId, ["filled"]);
+    const sell = await order("carol", market("sell", "100", LOW));
+    expect([sell.status, sell.json?.status], sell.text).toEqual([201, "accepted"]);
+    await settled("carol", sell.json.orderId, ["filled"]);
+    const fills = await waitFor("carol's fills", async () => {
+      const f = await fillsOf("carol");
+      return f.length === 2 ? f : undefined;
+    });
+    for (const f of fills) {
+      // The paper exchange's slippage cap (maxSlippageBps, 100 by default): a fill is within 1 % of the last price.
+      expect.soft(Number(f.price), `fill ${JSON.stringify(f)}`).toBeGreaterThan(0);
+      expect.soft(Math.abs(Number(f.price) / 0.015 - 1), `fill ${JSON.stringify(f)}`).toBeLessThanOrEqual(0.01);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("a limit price between ticks rests and fills at that price, never better or worse", async () => {
+    const dan = await rig.account("dan");
+    who.dan = dan;
+    const r = await order("dan", limit("buy", "1", "99.995"));
+    expect([r.status, r.json?.status], r.text).toEqual([201, "accepted"]);
+    await waitFor("dan's order resting", async () => ((await peek("dan", "/api/trading/book"))?.restingTotal === 1 ? true : undefined));
+    await bar(SYM, { close: "100", low: "99.99" });
+    const o = await settled("dan", r.json.orderId, ["filled"]);
+    expect(Number(o.avgFillPrice)).toBeLessThanOrEqual(99.995);
+    await bar(SYM, { close: "100" });
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("reduce_only and halted users", () => {
+  let erin: Account;
+  beforeAll(async () => {
+    erin = who.erin = await rig.account("erin");
+    const b = await order("erin", market("buy", "1"));
+    await settled("erin", b.json.orderId, ["filled"]);
+    await waitFor("erin's position", async () => ((await positionOf("erin")) === "1" ? true : undefined));
+    expect((await setState(erin.id, "reduce_only")).status).toBe(200);
+  }, 120_000);
+
+  it("a buy on a long, a sell that would flip it, and the check asked the same: REDUCE_ONLY", async () => {
+    for (const body of [market("buy", "0.1"), market("sell", "2"), market("sell", "1.00000001"), limit("buy", "1", "99"), limit("sell", "1.5", "101")]) {
+      const r = await order("erin", body);
+      expect.soft([r.status, r.json?.status, r.json?.rejectReason], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([201, "rejected", "REDUCE_ONLY"]);
+      const c = await gw("erin", "POST", "/api/risk/check", { body });
+      expect.soft([c.status, c.json?.ok, c.json?.reason], `check ${JSON.stringify(body)}`).toEqual([200, false, "REDUCE_ONLY"]);
+    }
+    expect(await positionOf("erin")).toBe("1");
+    expect(failures).toEqual([]);
+  });
+
+  it("two resting sells at once that together cross zero: one accepted, the position never flips", async () => {
+    const answers = await Promise.all([0, 1, 2, 3].map(() => order("erin", limit("sell", "0.6", "102"))));
+    const accepted = answers.filter((a) => a.json?.status === "accepted");
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+    expect(accepted.length).toBe(1);
+    for (const a of answers.filter((x) => x.json?.status !== "accepted")) expect(a.json?.rejectReason).toBe("REDUCE_ONLY");
+    // A market sell of the rest now crosses zero with the resting one: refused; of 0.4 it is flat: taken.
+    expect((await order("erin", market("sell", "0.5"))).json?.rejectReason).toBe("REDUCE_ONLY");
+    const rest = await order("erin", market("sell", "0.4"));
+    expect(rest.json?.status, rest.text).toBe("accepted");
+    await settled("erin", rest.json.orderId, ["filled"]);
+    // The market moves through the resting sell: it fills to flat, never beyond.
+    await bar(SYM, { close: "100", high: "103" });
+    await settled("erin", accepted[0].json.orderId, ["filled", "cancelled"]);
+    await waitFor("erin flat", async () => ((await positionOf("erin")) === "0" ? true : undefined), 30_000).catch(() => undefined);
+    expect(Number(await positionOf("erin"))).toBeGreaterThanOrEqual(0);
+    await bar(SYM, { close: "100" });
+    expect(failures).toEqual([]);
+  });
+
+  it("halted: a new order refused, the cancel of a resting one taken", async () => {
+    const fay = (who.fay = await rig.account("fay"));
+    const resting = await order("fay", limit("buy", "1", "98"));
+    expect(resting.json?.status, resting.text).toBe("accepted");
+    expect((await setState(fay.id, "halted")).status).toBe(200);
+    for (const body of [market("buy", "1"), market("sell", "1"), limit("sell", "1", "101")]) {
+      const r = await order("fay", body);
+      expect.soft([r.status, r.json?.status, r.json?.rejectReason], r.text.slice(0, 200)).toEqual([201, "rejected", "TRADING_HALTED"]);
+    }
+    const cancel = await gw("fay", "POST", `/api/orders/${resting.json.orderId}/cancel`);
+    // The kill switch's sweep may have asked first (then the order is pending_cancel or already cancelled).
+    expect([202, 409], cancel.text).toContain(cancel.status);
+    const o = await settled("fay", resting.json.orderId, ["cancelled"]);
+    expect(o.filledQuantity).toBe("0");
+    expect((await gw("fay", "GET", "/api/risk/trading-state")).json?.effective ?? "halted").toBe("halted");
+    await setState(fay.id, "active");
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("orders and cancels out of order", () => {
+  it("a cancel of a filled and of a rejected order, a second cancel, ten at once, one after the end", async () => {
+    const filled = await order("alice", market("buy", "0.01"));
+    await settled("alice", filled.json.orderId, ["filled"]);
+    const rejected = await order("alice", market("buy", "0.00000001"));
+    expect(rejected.json?.status).toBe("rejected");
+    await check([
+      ["alice", "POST", `/api/orders/${filled.json.orderId}/cancel`, undefined, 409, undefined],
+      ["alice", "POST", `/api/orders/${rejected.json.orderId}/cancel`, undefined, 409, undefined],
+      ["alice", "POST", `/api/orders/${randomUUID()}/cancel`, undefined, 404, undefined],
+      ["alice", "POST", "/api/orders/not-a-uuid/cancel", undefined, 400, "id"],
+      ["alice", "POST", `/api/orders/${filled.json.orderId}x/cancel`, undefined, 400, "id"],
+    ]);
+    const resting = await order("alice", limit("buy", "0.02", "97"));
+    expect(resting.json?.status).toBe("accepted");
+    const answers = await Promise.all(Array.from({ length: 10 }, () => gw("alice", "POST", `/api/orders/${resting.json.orderId}/cancel`)));
+    for (const a of answers) expect.soft([202, 409], a.text).toContain(a.status);
+    expect(answers.filter((a) => a.status === 202).length).toBeGreaterThanOrEqual(1);
+    const o = await settled("alice", resting.json.orderId, ["cancelled"]);
+    expect(o.filledQuantity).toBe("0");
+    const again = await gw("alice", "POST", `/api/orders/${resting.json.orderId}/cancel`);
+    expect([again.status, again.json?.error?.code]).toEqual([409, "ORDER_NOT_CANCELLABLE"]);
+    expect(failures).toEqual([]);
+  });
+
+  it("a bar crossing resting orders while their cancels are asked: filled or cancelled, never both, no fill counted twice", async () => {
+    const gus = (who.gus = await rig.account("gus"));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await order("gus", limit("buy", "0.1", "99.5"))).json.orderId);
+    await waitFor("gus's orders resting", async () => ((await peek("gus", "/api/trading/book"))?.restingTotal === 4 ? true : undefined));
+    const crossing = barOf(SYM, { close: "100", low: "99" });
+    const [cancels] = await Promise.all([Promise.all(ids.map((id) => gw("gus", "POST", `/api/orders/${id}/cancel`))), postBars([crossing])]);
+    for (const c of cancels) expect.soft([202, 409], c.text).toContain(c.status);
+    const ends = await Promise.all(ids.map((id) => settled("gus", id, ["filled", "cancelled"])));
+    const filled = ends.filter((o) => o.status === "filled");
+    for (const o of ends) expect.soft(o.filledQuantity, JSON.stringify(o)).toBe(o.status === "filled" ? "0.1" : "0");
+    await waitFor("gus's fills applied", async () => ((await fillsOf("gus")).length === filled.length ? true : undefined), 30_000);
+    const fills = await fillsOf("gus");
+    expect(new Set(fills.map((f) => f.orderId)).size).toBe(fills.length);
+    expect(Number(await positionOf("gus"))).toBeCloseTo(0.1 * filled.length, 8);
+    await bar(SYM, { close: "100" });
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("another user's orders, fills, positions and state (IDOR)", () => {
+  let bobOrder: string;
+  let bobKey: string;
+  let bobFill: string;
+  beforeAll(async () => {
+    bobKey = `bob-${randomUUID()}`;
+    const r = await order("bob", market("buy", "0.02"), bobKey);
+    bobOrder = r.json.orderId;
+    await settled("bob", bobOrder, ["filled"]);
+    bobFill = (await waitFor("bob's fill", async () => (await fillsOf("bob"))[0]))?.fillId;
+  }, 120_000);
+
+  it("every id of bob's in alice's path, query and body", async () => {
+    const upper = bobOrder.toUpperCase();
+    await check([
+      ["alice", "GET", `/api/orders/${bobOrder}`, undefined, 404, undefined],
+      ["alice", "GET", `/api/orders/${upper}`, undefined, 404, undefined],
+      ["alice", "POST", `/api/orders/${bobOrder}/cancel`, undefined, 404, undefined],
+      ["alice", "POST", `/api/orders/${upper}/cancel`, undefined, 404, undefined],
+      ["alice", "GET", `/api/orders?before=${bobOrder}`, undefined, 400, "before"],
+      ["alice", "GET", `/api/orders?before=${upper}`, undefined, 400, "before"],
+      ["alice", "GET", `/api/portfolio/fills?before=${encodeURIComponent(bobFill)}`, undefined, 400, "before"],
+      ["alice", "GET", `/api/risk/trading-state/users/${who.bob.id}`, undefined, 403, undefined],
+      ["alice", "PUT", `/api/risk/trading-state/users/${who.bob.id}`, { state: "halted", reason: "idor" }, 403, undefined],
+      ["alice", "GET", `/api/risk/trading-state/users/${who.bob.id}/history`, undefined, 403, undefined],
+      ["alice", "POST", "/api/orders", { ...market("buy", "1"), userId: who.bob.id }, 400, "userId"],
+      ["alice", "POST", "/api/risk/check", { ...market("buy", "1"), userId: who.bob.id }, 400, "userId"],
+      ["bob", "GET", `/api/orders/${bobOrder}`, undefined, 200, undefined],
+      ["bob", "GET", `/api/orders/${upper}`, undefined, 200, undefined],
+    ]);
+    const byKey = await gw("alice", "GET", `/api/orders?idempotencyKey=${bobKey}`);
+    expect([byKey.status, byKey.json?.orders?.length]).toEqual([200, 0]);
+    // A userId header is the gateway's to set: alice's order is alice's.
+    const spoofed = await gw("alice", "POST", "/api/orders", { body: market("buy", "0.01"), headers: { "x-user-id": who.bob.id, "x-user-role": "admin" } });
+    expect(spoofed.json?.userId, spoofed.text).toBe(who.alice.id);
+    await settled("alice", spoofed.json.orderId, ["filled"]);
+    const reads = [await gw("alice", "GET", "/api/orders?limit=500"), await gw("alice", "GET", "/api/portfolio/fills?limit=1000"), await gw("alice", "GET", "/api/trading/book"), await gw("alice", "GET", "/api/portfolio")];
+    for (const r of reads) {
+      expect.soft(r.status).toBe(200);
+      expect.soft(r.text.includes(bobOrder), r.text.slice(0, 200)).toBe(false);
+      expect.soft(r.text.includes(who.bob.id), r.text.slice(0, 200)).toBe(false);
+    }
+    const bobs = await orderOf("bob", bobOrder);
+    expect([bobs.status, bobs.userId]).toEqual(["filled", who.bob.id]);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("Idempotency-Keys", () => {
+  it("the same key with another body, with the same order spelled otherwise, another user's key, eight at once", async () => {
+    const k = `k65-${randomUUID()}`;
+    const first = await order("alice", limit("buy", "0.02", "96"), k);
+    expect([first.status, first.json?.status], first.text).toEqual([201, "accepted"]);
+    const same = await order("alice", limit("buy", "0.02", "96"), k);
+    expect([same.status, same.json?.orderId]).toEqual([200, first.json.orderId]);
+    const respelled = await order("alice", { ...limit("buy", "0.020", "96.00"), timeInForce: "GTC" }, k);
+    expect([respelled.status, respelled.json?.orderId], respelled.text).toEqual([200, first.json.orderId]);
+    const others: Array<Record<string, unknown>> = [limit("buy", "0.03", "96"), limit("sell", "0.02", "96"), limit("buy", "0.02", "96.01"), market("buy", "0.02"), { ...limit("buy", "0.02", "96"), timeInForce: "IOC" }, { ...limit("buy", "0.02", "96"), clientOrderId: "x" }];
+    for (const body of others) {
+      const r = await order("alice", body, k);
+      expect.soft([r.status, r.json?.error?.field], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([409, "idempotency-key"]);
+    }
+    // bob's order under alice's key is bob's own; alice's is untouched.
+    const bobs = await order("bob", limit("buy", "0.03", "95"), k);
+    expect([bobs.status, bobs.json?.userId]).toEqual([201, who.bob.id]);
+    expect(bobs.json.orderId).not.toBe(first.json.orderId);
+    const alices = await orderOf("alice", first.json.orderId);
+    expect([alices.quantity, alices.limitPrice, alices.status]).toEqual(["0.02", "96", "accepted"]);
+    // Keys not in the header's form: a 400 naming it.
+    for (const bad of ["a b", "x".repeat(129), "k/1", "k%00", "k,l"]) {
+      const r = await rawBody("alice", "POST", "/api/orders", JSON.stringify(market("buy", "0.01")), { "idempotency-key": bad });
+      expect.soft([r.status, r.field], `key ${JSON.stringify(bad)}: ${r.text.slice(0, 200)}`).toEqual([400, "idempotency-key"]);
+    }
+    // Eight at once: one order.
+    const k8 = `k65-${randomUUID()}`;
+    const eight = await Promise.all(Array.from({ length: 8 }, () => order("alice", limit("buy", "0.02", "95.5"), k8)));
+    expect(eight.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(new Set(eight.map((a) => a.json?.orderId)).size).toBe(1);
+    // Eight at once with two bodies: one order, the other body's a 409.
+    const k2 = `k65-${randomUUID()}`;
+    const mixed = await Promise.all(Array.from({ length: 8 }, (_, i) => order("alice", limit("buy", i % 2 ? "0.02" : "0.03", "95.5"), k2)));
+    expect(mixed.filter((a) => a.status === 201).length).toBe(1);
+    expect(new Set(mixed.filter((a) => a.status < 300).map((a) => a.json.orderId)).size).toBe(1);
+    for (const a of mixed.filter((x) => x.status >= 300)) expect([a.status, a.json?.error?.field]).toEqual([409, "idempotency-key"]);
+    const listed = await gw("alice", "GET", `/api/orders?idempotencyKey=${k2}`);
+    expect(listed.json?.orders?.length).toBe(1);
+    for (const id of [first.json.orderId, eight[0].json.orderId, listed.json.orders[0].orderId]) await gw("alice", "POST", `/api/orders/${id}/cancel`);
+    await gw("bob", "POST", `/api/orders/${bobs.json.orderId}/cancel`);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("list endpoints with hostile paging and filters", () => {
+  it("orders, fills, the book, the state's history and VaR", async () => {
+    const cases: StatusCase[] = [];
+    for (const v of ["0", "-1", "501", "1.5", "abc", "1e2", "%201", "0x10", "", "1%00", "99999999999999999999"]) cases.push(["alice", "GET", `/api/orders?limit=${v}`, undefined, 400, "limit"]);
+    for (const v of ["FILLED", "filled,rejected", "Filled", "%00", "new%20", "pending-cancel"]) cases.push(["alice", "GET", `/api/orders?status=${v}`, undefined, 400, "status"]);
+    for (const v of ["x", "%00", randomUUID(), `${randomUUID()}%00`, "00000000-0000-0000-0000-000000000000"]) cases.push(["alice", "GET", `/api/orders?before=${v}`, undefined, 400, "before"]);
+    for (const v of ["a%20b", "%C3%A4", "x".repeat(129), "%00"]) cases.push(["alice", "GET", `/api/orders?idempotencyKey=${v}`, undefined, 400, "idempotencyKey"]);
+    for (const v of ["0", "1001", "-5", "abc", "2.5"]) cases.push(["alice", "GET", `/api/portfolio/fills?limit=${v}`, undefined, 400, "limit"]);
+    for (const v of ["x", `${randomUUID()}:1`, "%00", "a".repeat(201), "%2500"]) cases.push(["alice", "GET", `/api/portfolio/fills?before=${v}`, undefined, 400, "before"]);
+    // Not UTF-8: the kit's framing answers for the whole URL.
+    cases.push(["alice", "GET", "/api/portfolio/fills?before=%ED%A0%80", undefined, 400, "url"]);
+    for (const v of ["0", "1001", "x"]) cases.push(["alice", "GET", `/api/trading/book?limit=${v}`, undefined, 400, "limit"]);
+    for (const v of ["0", "501", "x"]) cases.push(["admin", "GET", `/api/risk/trading-state/global/history?limit=${v}`, undefined, 400, "limit"]);
+    for (const [q, field] of [
+      ["symbol=btcusdt", "symbol"], [`symbol=${SYM}&confidence=0`, "confidence"], [`symbol=${SYM}&confidence=1`, "confidence"], [`symbol=${SYM}&confidence=NaN`, "confidence"],
+      [`symbol=${SYM}&exposure=1e21`, "exposure"], [`symbol=${SYM}&exposure=-1`, "exposure"], [`symbol=${SYM}&lookback=1`, "lookback"], [`symbol=${SYM}&lookback=100001`, "lookback"],
+      [`symbol=${SYM}&timeframe=1x`, "timeframe"], [`symbol=${encodeURIComponent(SYM.replace("U", "\u0423"))}`, "symbol"], ["", "symbol"],
+    ] as const) cases.push(["alice", "GET", `/api/risk/var?${q}`, undefined, 400, field]);
+    await check(cases);
+    // limit=1 pages walk alice's orders, each once, none of bob's.
+    const seen = new Set<string>();
+    let before: string | null = null;
+    for (let i = 0; i < 200; i++) {
+      const r: any = await gw("alice", "GET", `/api/orders?limit=7${before ? `&before=${before}` : ""}`);
+      expect(r.status).toBe(200);
+      for (const o of r.json.orders) {
+        expect(seen.has(o.orderId)).toBe(false);
+        expect(o.userId).toBe(who.alice.id);
+        seen.add(o.orderId);
+      }
+      before = r.json.nextBefore;
+      if (!before) break;
+    }
+    expect(seen.size).toBe((await peek("alice", "/api/orders?limit=500")).orders.length);
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("market data through data-bridge", () => {
+  it("bars out of order: the last price never goes back; duplicate timestamps in one post are refused", async () => {
+    const sym = `H65M${run}USDT`;
+    const t = T0 + 3_600_000;
+    expect((await postBars([barOf(sym, { close: "10", openTime: t + 120_000 })])).status).toBe(200);
+    expect((await postBars([barOf(sym, { close: "5", openTime: t })])).status).toBe(200);
+    expect((await postBars([barOf(sym, { close: "6", openTime: t + 60_000 }), barOf(sym, { close: "7", openTime: t })])).status).toBe(200);
+    const last = await gw("alice", "GET", `/api/market/last/${sym}`);
+    expect([last.status, last.json?.price, last.json?.bar?.openTime]).toEqual([200, "10", t + 120_000]);
+    // The same bar twice in one post with two prices: which one the engine, the last price and the candles keep would differ.
+    const dup = await postBars([barOf(sym, { close: "11", openTime: t + 180_000 }), barOf(sym, { close: "12", openTime: t + 180_000 })]);
+    expect([dup.status, dup.field], dup.text).toEqual([400, "bars.1.openTime"]);
+    // As positional series too.
+    const series = await rig.p.services.get("data-bridge")!.app.inject({
+      method: "POST", url: "/internal/bars",
+      payload: { series: [{ symbol: sym, interval: "1m", bars: [[t + 240_000, t + 299_999, "1", "1", "1", "1", "1"], [t + 240_000, t + 299_999, "2", "2", "2", "2", "1"]] }] },
+    });
+    expect([series.statusCode, errorFieldOf(series.body)], series.body).toEqual([400, "series.0.bars.1.openTime"]);
+    // Two series of one symbol and interval in one post, one open time in both: the same.
+    const split = await rig.p.services.get("data-bridge")!.app.inject({
+      method: "POST", url: "/internal/bars",
+      payload: { series: [1, 2].map((p) => ({ symbol: sym, interval: "1m", bars: [[t + 240_000, t + 299_999, `${p}`, `${p}`, `${p}`, `${p}`, "1"]] })) },
+    });
+    expect([split.statusCode, errorFieldOf(split.body)], split.body).toEqual([400, "series.1.bars.0.openTime"]);
+    expect((await gw("alice", "GET", `/api/market/last/${sym}`)).json?.price).toBe("10");
+    // One open time in two intervals is two bars (the last price: the first of them, as the engine keeps it).
+    expect((await postBars([barOf(sym, { close: "9", openTime: t + 240_000 }), { ...barOf(sym, { close: "8", openTime: t + 240_000 }), interval: "5m", closeTime: t + 539_999 }])).status).toBe(200);
+    expect((await gw("alice", "GET", `/api/market/last/${sym}`)).json?.price).toBe("9");
+    await check([
+      ["alice", "GET", `/api/market/last/${sym.toLowerCase()}`, undefined, 400, "symbol"],
+      ["alice", "GET", `/api/market/last/${encodeURIComponent(sym.replace("U", "\u0423"))}`, undefined, 400, "symbol"],
+      ["alice", "GET", `/api/market/last/${encodeURIComponent(sym.replace("S", "\uff33"))}`, undefined, 400, "symbol"],
+      ["alice", "GET", `/api/market/last/${sym}%00`, undefined, 400, "*"],
+      ["alice", "GET", `/api/market/last/H65NOPE${run}`, undefined, 404, undefined],
+      ["alice", "GET", `/api/trading/last/${sym.toLowerCase()}`, undefined, 400, "symbol"],
+      ["alice", "GET", `/api/trading/last/${encodeURIComponent(sym.replace("A", "\u0391"))}`, undefined, 400, "symbol"],
+    ]);
+    for (const [b, field] of [
+      [{ ...barOf(sym.toLowerCase(), { close: "1" }) }, "bars.0.symbol"],
+      [{ ...barOf(sym.replace("U", "\u0423"), { close: "1" }) }, "bars.0.symbol"],
+      [{ ...barOf(sym, { close: "1" }), close: "-0" }, "bars.0.close"],
+      [{ ...barOf(sym, { close: "1" }), close: "1e3" }, "bars.0.close"],
+      [{ ...barOf(sym, { close: "1" }), close: "0" }, "bars.0.close"],
+      [{ ...barOf(sym, { close: "1" }), low: "2" }, "bars.0.low"],
+    ] as const) {
+      const r = await postBars([b as ReturnType<typeof barOf>]);
+      expect.soft([r.status, r.field], `${JSON.stringify(b)}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
+    }
+    expect(failures).toEqual([]);
+  });
+});
