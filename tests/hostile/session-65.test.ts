@@ -254,7 +254,7 @@ describe("reduce_only and halted users", () => {
     expect([202, 409], cancel.text).toContain(cancel.status);
     const o = await settled("fay", resting.json.orderId, ["cancelled"]);
     expect(o.filledQuantity).toBe("0");
-    expect((await gw("fay", "GET", "/api/risk/trading-state")).json?.effective ?? "halted").toBe("halted");
+    expect((await gw("fay", "GET", "/api/risk/trading-state")).json?.effective).toBe("halted");
     await setState(fay.id, "active");
     expect(failures).toEqual([]);
   });
@@ -273,6 +273,11 @@ describe("orders and cancels out of order", () => {
       ["alice", "POST", "/api/orders/not-a-uuid/cancel", undefined, 400, "id"],
       ["alice", "POST", `/api/orders/${filled.json.orderId}x/cancel`, undefined, 400, "id"],
     ]);
+    // An IOC limit that does not cross ends expired: not cancellable either.
+    const ioc = await order("alice", { ...limit("buy", "0.02", "97"), timeInForce: "IOC" });
+    await settled("alice", ioc.json.orderId, ["expired"]);
+    const late = await gw("alice", "POST", `/api/orders/${ioc.json.orderId}/cancel`);
+    expect([late.status, late.json?.error?.code]).toEqual([409, "ORDER_NOT_CANCELLABLE"]);
     const resting = await order("alice", limit("buy", "0.02", "97"));
     expect(resting.json?.status).toBe("accepted");
     const answers = await Promise.all(Array.from({ length: 10 }, () => gw("alice", "POST", `/api/orders/${resting.json.orderId}/cancel`)));
@@ -484,5 +489,84 @@ describe("market data through data-bridge", () => {
       expect.soft([r.status, r.field], `${JSON.stringify(b)}: ${r.text.slice(0, 200)}`).toEqual([400, field]);
     }
     expect(failures).toEqual([]);
+  });
+});
+
+describe("more of the same classes: a short under reduce_only, a flat one, identity in query and headers, no reference price", () => {
+  it("reduce_only on a short and on a flat position: buys shrink it to flat at most, two at once take one", async () => {
+    const hal = (who.hal = await rig.account("hal"));
+    const open = await order("hal", market("sell", "1"));
+    await settled("hal", open.json.orderId, ["filled"]);
+    await waitFor("hal's short", async () => ((await positionOf("hal")) === "-1" ? true : undefined));
+    expect((await setState(hal.id, "reduce_only")).status).toBe(200);
+    for (const body of [market("sell", "0.1"), market("buy", "1.5"), limit("buy", "2", "99"), limit("sell", "0.5", "101")]) {
+      const r = await order("hal", body);
+      expect.soft([r.status, r.json?.rejectReason], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([201, "REDUCE_ONLY"]);
+    }
+    const both = await Promise.all([order("hal", market("buy", "0.6")), order("hal", market("buy", "0.6"))]);
+    expect(both.map((a) => a.json?.status).sort()).toEqual(["accepted", "rejected"]);
+    await settled("hal", both.find((a) => a.json?.status === "accepted")!.json.orderId, ["filled"]);
+    await waitFor("hal at -0.4", async () => ((await positionOf("hal")) === "-0.4" ? true : undefined));
+    const flat = await order("hal", market("buy", "0.4"));
+    await settled("hal", flat.json.orderId, ["filled"]);
+    await waitFor("hal flat", async () => ((await positionOf("hal")) === "0" ? true : undefined));
+    // Flat: every order would open a position.
+    for (const body of [market("buy", "0.01"), market("sell", "0.01"), limit("buy", "0.00000001", "100")]) {
+      const r = await order("hal", body);
+      expect.soft([r.status, r.json?.rejectReason], `${JSON.stringify(body)}: ${r.text.slice(0, 200)}`).toEqual([201, "REDUCE_ONLY"]);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("a userId or role in the query or a header reads the caller's own data; the kill switch takes one spelling of a user", async () => {
+    const mine = (await order("alice", limit("buy", "0.02", "96"))).json.orderId as string;
+    const bobs = (await order("bob", limit("buy", "0.02", "96"))).json.orderId as string;
+    const cases: StatusCase[] = [
+      ["admin", "PUT", `/api/risk/trading-state/users/${who.alice.id.toUpperCase()}`, { state: "halted", reason: "spelling" }, 400, "userId"],
+      ["admin", "PUT", `/api/risk/trading-state/users/${randomUUID()}`, { state: "halted", reason: "nobody" }, 404, "userId"],
+      ["admin", "PUT", `/api/risk/trading-state/users/${who.alice.id}`, { state: "REDUCE_ONLY", reason: "case" }, 400, "state"],
+      ["admin", "PUT", `/api/risk/trading-state/users/${who.alice.id}`, { state: "paused", reason: "x" }, 400, "state"],
+      ["admin", "PUT", `/api/risk/trading-state/users/${who.alice.id}`, { state: "halted" }, 400, "reason"],
+      ["admin", "PUT", `/api/risk/trading-state/users/${who.alice.id}`, { state: "halted", reason: "x", userId: who.bob.id }, 400, "userId"],
+      ["alice", "GET", "/api/trading/live/refusals", undefined, 404, undefined],
+      ["alice", "GET", `/api/orders?before=${mine.toUpperCase()}`, undefined, 200, undefined],
+      ["alice", "POST", "/api/orders", market("buy", "1", `H65Z${run}USDT`), 201, undefined],
+      ["alice", "POST", "/api/risk/check", market("buy", "1", `H65Z${run}USDT`), 200, undefined],
+    ];
+    await check(cases);
+    expect((await gw("alice", "GET", "/api/risk/trading-state")).json?.effective).toBe("active");
+    const none = await order("alice", market("buy", "1", `H65Z${run}USDT`));
+    expect([none.json?.status, none.json?.rejectReason]).toEqual(["rejected", "NO_REFERENCE_PRICE"]);
+    for (const path of [`/api/portfolio?userId=${who.bob.id}`, `/api/portfolio/fills?userId=${who.bob.id}`, `/api/trading/book?userId=${who.bob.id}`, `/api/orders?userId=${who.bob.id}`, "/api/portfolio", "/api/trading/book"]) {
+      for (const headers of [{}, { "x-user-id": who.bob.id, "x-user-role": "admin" }]) {
+        const r = await gw("alice", "GET", path, { headers });
+        expect.soft(r.status === 200 || (r.status === 400 && r.json?.error?.field === "userId"), `${path}: ${r.text.slice(0, 200)}`).toBe(true);
+        expect.soft(r.text.includes(who.bob.id), `${path} ${JSON.stringify(headers)}: ${r.text.slice(0, 200)}`).toBe(false);
+      }
+    }
+    const spoof = await gw("alice", "GET", `/api/orders/${bobs}`, { headers: { "x-user-id": who.bob.id, "x-user-role": "admin" } });
+    expect(spoof.status).toBe(404);
+    const cancelled = await gw("alice", "POST", `/api/orders/${bobs}/cancel`, { headers: { "x-user-id": who.bob.id, "x-user-role": "admin" } });
+    expect(cancelled.status).toBe(404);
+    expect((await orderOf("bob", bobs)).status).toBe("accepted");
+    await gw("alice", "POST", `/api/orders/${mine}/cancel`);
+    await gw("bob", "POST", `/api/orders/${bobs}/cancel`);
+    expect(failures).toEqual([]);
+  });
+
+  it("VaR at its numbers' edges: an answer or a 400 naming the field, never a 5xx", async () => {
+    const sym = `H65V${run}USDT`;
+    const closes = ["100", "101", "99", "102", "98", "97", "103", "100", "0.00000001", "999999999999"];
+    const t = T0 + 7_200_000;
+    const stored = await rig.p.services.get("data-bridge")!.app.inject({ method: "POST", url: "/internal/bars", payload: { bars: closes.map((close, i) => barOf(sym, { close, openTime: t + 60_000 * i })), flush: true } });
+    expect(stored.json().stored, stored.body).toBe(true);
+    const cases: StatusCase[] = [];
+    for (const [q, status, field] of [
+      [`symbol=${sym}&confidence=1e-30`, 200, undefined], [`symbol=${sym}&confidence=0.9999999999999999`, 200, undefined], [`symbol=${sym}&confidence=Infinity`, 400, "confidence"],
+      [`symbol=${sym}&confidence=-0`, 400, "confidence"], [`symbol=${sym}&confidence=0x1`, 400, "confidence"], [`symbol=${sym}&confidence=1e-400`, 400, "confidence"],
+      [`symbol=${sym}&exposure=999999999999999999.999999999999999999`, 200, undefined], [`symbol=${sym}&exposure=-0`, 400, "exposure"], [`symbol=${sym}&exposure=1e3`, 400, "exposure"],
+      [`symbol=${sym}&lookback=100000`, 200, undefined], [`symbol=${sym}&lookback=2.0`, 400, "lookback"], [`symbol=${sym}&timeframe=1M`, 400, "timeframe"], [`symbol=${sym}&timeframe=5m`, 404, undefined], [`symbol=H65Z${run}USDT`, 404, undefined],
+    ] as const) cases.push(["alice", "GET", `/api/risk/var?${q}`, undefined, status, field]);
+    await check(cases);
   });
 });
