@@ -240,6 +240,25 @@ describe("reduce_only and halted users", () => {
     expect(failures).toEqual([]);
   });
 
+  it("two resting sells that together cross zero, accepted while active, then reduce_only and a bar through both: the position never goes short", async () => {
+    const ivy = (who.ivy = await rig.account("ivy"));
+    const buy = await order("ivy", market("buy", "1"));
+    await settled("ivy", buy.json.orderId, ["filled"]);
+    await waitFor("ivy's position", async () => ((await positionOf("ivy")) === "1" ? true : undefined));
+    const sells = [await order("ivy", limit("sell", "0.6", "102")), await order("ivy", limit("sell", "0.6", "102"))];
+    expect(sells.map((x) => x.json?.status)).toEqual(["accepted", "accepted"]);
+    await waitFor("ivy's sells resting", async () => ((await peek("ivy", "/api/trading/book"))?.restingTotal === 2 ? true : undefined));
+    expect((await setState(ivy.id, "reduce_only")).status).toBe(200);
+    await bar(SYM, { close: "100", high: "103" });
+    const ends = await Promise.all(sells.map((x) => settled("ivy", x.json.orderId, ["filled", "cancelled"])));
+    expect(ends.filter((o) => o.status === "filled").length).toBeLessThanOrEqual(1);
+    const fills = await fillsOf("ivy");
+    expect(fills.filter((f) => f.side === "sell").reduce((n, f) => n + Number(f.quantity), 0)).toBeLessThanOrEqual(1);
+    expect(Number(await positionOf("ivy"))).toBeGreaterThanOrEqual(0);
+    await bar(SYM, { close: "100" });
+    expect(failures).toEqual([]);
+  });
+
   it("halted: a new order refused, the cancel of a resting one taken", async () => {
     const fay = (who.fay = await rig.account("fay"));
     const resting = await order("fay", limit("buy", "1", "98"));
@@ -414,6 +433,11 @@ describe("list endpoints with hostile paging and filters", () => {
     // Not UTF-8: the kit's framing answers for the whole URL.
     cases.push(["alice", "GET", "/api/portfolio/fills?before=%ED%A0%80", undefined, 400, "url"]);
     for (const v of ["0", "1001", "x"]) cases.push(["alice", "GET", `/api/trading/book?limit=${v}`, undefined, 400, "limit"]);
+    for (const q of ["status=", "status=filled&status=rejected", "status=filled%00", "status=%E2%80%8Bfilled"]) cases.push(["alice", "GET", `/api/orders?${q}`, undefined, 400, "status"]);
+    for (const q of ["limit=1&limit=2", "limit=+1", "limit=1.0e0"]) cases.push(["alice", "GET", `/api/orders?${q}`, undefined, 400, "limit"]);
+    // A parameter of another name (the bracket form some clients write): named as sent.
+    for (const q of ["status[]=filled", "limit[]=1", "userId=x"]) cases.push(["alice", "GET", `/api/orders?${q}`, undefined, 400, q.split("=")[0]]);
+    for (const q of ["before=&limit=1", "before=a&before=b"]) cases.push(["alice", "GET", `/api/portfolio/fills?${q}`, undefined, 400, "before"]);
     for (const v of ["0", "501", "x"]) cases.push(["admin", "GET", `/api/risk/trading-state/global/history?limit=${v}`, undefined, 400, "limit"]);
     for (const [q, field] of [
       ["symbol=btcusdt", "symbol"], [`symbol=${SYM}&confidence=0`, "confidence"], [`symbol=${SYM}&confidence=1`, "confidence"], [`symbol=${SYM}&confidence=NaN`, "confidence"],
