@@ -26,6 +26,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
+import { cents, D, Decimal } from "../../services/src/trading/decimal";
 import { judge, type StatusCase } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platform";
 
@@ -194,6 +195,29 @@ describe("prices at and below the paper exchange's tick", () => {
     await bar(SYM, { close: "100", low: "99.99" });
     const o = await settled("dan", r.json.orderId, ["filled"]);
     expect(Number(o.avgFillPrice)).toBeLessThanOrEqual(99.995);
+    await bar(SYM, { close: "100" });
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("quantities and prices of eight decimals each: the books exact", () => {
+  it("a resting buy of 0.12345678 at 99.12345678 filled: the fill, the order and the cash to their last digits", async () => {
+    const kim = (who.kim = await rig.account("kim"));
+    const cash0 = D((await gw("kim", "GET", "/api/portfolio")).json.cash);
+    const r = await order("kim", limit("buy", "0.12345678", "99.12345678"));
+    expect([r.status, r.json?.status, r.json?.quantity, r.json?.limitPrice], r.text).toEqual([201, "accepted", "0.12345678", "99.12345678"]);
+    await waitFor("kim's order resting", async () => ((await peek("kim", "/api/trading/book"))?.restingTotal === 1 ? true : undefined));
+    await bar(SYM, { close: "100", low: "99" });
+    const o = await settled("kim", r.json.orderId, ["filled"]);
+    expect([o.filledQuantity, o.avgFillPrice]).toEqual(["0.12345678", "99.12345678"]);
+    const [f] = await waitFor("kim's fill", async () => ((await fillsOf("kim")).length === 1 ? fillsOf("kim") : undefined));
+    expect([f.quantity, f.price].map((v: string) => D(v).toString())).toEqual(["0.12345678", "99.12345678"]);
+    const notional = D("0.12345678").mul("99.12345678");
+    expect(D(f.fee).toString()).toBe(notional.mul("0.001").toDecimalPlaces(8, Decimal.ROUND_HALF_EVEN).toString());
+    const pf = (await gw("kim", "GET", "/api/portfolio")).json;
+    // Kept at 8 decimals, reported in cents (trading/portfolio.ts).
+    expect(pf.cash).toBe(cents(cash0.minus(notional.toDecimalPlaces(8, Decimal.ROUND_HALF_EVEN)).minus(f.fee)));
+    expect(pf.positions.find((p: any) => p.symbol === SYM)?.quantity).toBe("0.12345678");
     await bar(SYM, { close: "100" });
     expect(failures).toEqual([]);
   });
