@@ -586,7 +586,7 @@ describe("more of the same classes: a short under reduce_only, a flat one, ident
     const none = await order("alice", market("buy", "1", `H65Z${run}USDT`));
     expect([none.json?.status, none.json?.rejectReason]).toEqual(["rejected", "NO_REFERENCE_PRICE"]);
     for (const path of [`/api/portfolio?userId=${who.bob.id}`, `/api/portfolio/fills?userId=${who.bob.id}`, `/api/trading/book?userId=${who.bob.id}`, `/api/orders?userId=${who.bob.id}`, "/api/portfolio", "/api/trading/book"]) {
-      for (const headers of [{}, { "x-user-id": who.bob.id, "x-user-role": "admin" }]) {
+      for (const headers of [{}, { "x-user-id": who.bob.id, "x-user-role": "admin" }] as Array<Record<string, string>>) {
         const r = await gw("alice", "GET", path, { headers });
         expect.soft(r.status === 200 || (r.status === 400 && r.json?.error?.field === "userId"), `${path}: ${r.text.slice(0, 200)}`).toBe(true);
         expect.soft(r.text.includes(who.bob.id), `${path} ${JSON.stringify(headers)}: ${r.text.slice(0, 200)}`).toBe(false);
