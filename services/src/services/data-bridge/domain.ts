@@ -62,11 +62,11 @@ export const BarsBody = Type.Object(
  * The series of a post checked by the bar rules, as batches of at most `perMessage` bars; throws a
  * 400 naming the field (series.2.bars.17.close) or the post's size.
  */
-export function checkSeries(series: readonly Series[], perMessage: number, at = "series"): CandleBatch[] {
+export function checkSeries(series: readonly Series[], perMessage: number, at = "series", opensBy?: number): CandleBatch[] {
   let total = 0;
   for (const s of series) total += s.bars.length;
   if (total > MAX_BARS_PER_POST) throw new HttpError(400, "INVALID_BAR", `${at} holds ${total} bars, more than ${MAX_BARS_PER_POST}`, at);
-  const seen = new BarTimes();
+  const seen = new BarTimes(opensBy);
   return series.flatMap((s, i) => {
     const named = seriesProblem(s.symbol, s.interval);
     if (named) throw new HttpError(400, "INVALID_BAR", `${at}.${i}.${named.field} ${named.message}`, `${at}.${i}.${named.field}`);
@@ -80,16 +80,29 @@ export function checkSeries(series: readonly Series[], perMessage: number, at = 
 }
 
 /**
+ * How far ahead of data-bridge's clock a posted bar may open (the poster's clock may run ahead of
+ * ours). The trading-engine and the last price take a symbol's newest bar and pass over every older
+ * one, so a single posted bar of 2099 froze the symbol's market until 2099: its last price, the
+ * engine's fills and the pre-trade check's reference (session 65). A configured feed (synthetic or
+ * replay sped up) may run ahead of the clock on purpose and is not held to it.
+ */
+export const MAX_BAR_AHEAD_MS = 60_000;
+
+/**
  * The bars of one post by (symbol, interval), refusing a second bar of the same open time (400 naming
  * its openTime). Two prices for one bar in one post were each kept by someone: the trading-engine
  * applies the first bar of an open time and passes over the rest, the last price in Dragonfly and the
  * candles in ClickHouse (a ReplacingMergeTree) kept the last, so orders were checked against one price
  * and filled at the other (session 65). A bar sent again in a later post is the feed's correction:
- * ClickHouse takes it, the engine and the last price keep the first.
+ * ClickHouse takes it, the engine and the last price keep the first. With `opensBy` (a post over HTTP:
+ * now + MAX_BAR_AHEAD_MS), a bar opening after it is refused too.
  */
 export class BarTimes {
   private readonly times = new Map<string, Set<number>>();
+  constructor(private readonly opensBy?: number) {}
   add(symbol: string, interval: string, openTime: number, at: string): void {
+    if (this.opensBy !== undefined && openTime > this.opensBy)
+      throw new HttpError(400, "INVALID_BAR", `${at} is ${new Date(openTime).toISOString()}, a bar that has not opened yet (at most ${MAX_BAR_AHEAD_MS / 1000} s ahead of the clock)`, at);
     const key = `${symbol} ${interval}`;
     let times = this.times.get(key);
     if (!times) this.times.set(key, (times = new Set()));

@@ -48,16 +48,16 @@ export class BarIngest {
    * Checks every bar first (400 naming the field: nothing of a bad batch is written), then publishes
    * them. Resolves with the market.candles partitions written to.
    */
-  async ingest(bars: Bar[], at = "bars"): Promise<number[]> {
+  async ingest(bars: Bar[], at = "bars", opensBy?: number): Promise<number[]> {
     if (bars.length === 0) return [];
-    const seen = new BarTimes();
+    const seen = new BarTimes(opensBy);
     bars.forEach((b, i) => seen.add(checkBar(b, `${at}.${i}`).symbol, b.interval, b.openTime, `${at}.${i}.openTime`));
     return this.publish(batchesOf(bars, this.barsPerMessage));
   }
 
   /** ingest() for bars posted as positional series (checkSeries names a bad field). */
-  ingestSeries(series: Series[], at = "series"): Promise<number[]> {
-    return this.publish(checkSeries(series, this.barsPerMessage, at));
+  ingestSeries(series: Series[], at = "series", opensBy?: number): Promise<number[]> {
+    return this.publish(checkSeries(series, this.barsPerMessage, at, opensBy));
   }
 
   private async publish(batches: CandleBatch[]): Promise<number[]> {

@@ -11,7 +11,7 @@ import { HttpError, notFound, ResponseObject, Type, type App } from "../../kit";
 import { lastBarKey, lastPriceKey } from "../../trading/events";
 import { SYMBOL_RE } from "../../trading/types";
 import type { CandleWriter } from "./candle-writer";
-import { BarsBody } from "./domain";
+import { BarsBody, MAX_BAR_AHEAD_MS } from "./domain";
 import type { BarIngest } from "./ingest";
 
 /** How long a `flush: true` post waits for the ClickHouse writer before answering stored: false. */
@@ -21,7 +21,9 @@ export function registerRoutes(app: App, ingest: BarIngest, writer: CandleWriter
   app.post("/internal/bars", { schema: { body: BarsBody } }, async (req) => {
     const { bars, series, flush } = req.body;
     if ((bars === undefined) === (series === undefined)) throw new HttpError(400, "VALIDATION_ERROR", "body must hold either bars or series", "bars");
-    const partitions = bars ? await ingest.ingest(bars) : await ingest.ingestSeries(series!);
+    // A post brings bars that have opened (a backfill, a test): none from the future (domain.ts MAX_BAR_AHEAD_MS).
+    const opensBy = Date.now() + MAX_BAR_AHEAD_MS;
+    const partitions = bars ? await ingest.ingest(bars, "bars", opensBy) : await ingest.ingestSeries(series!, "series", opensBy);
     const ingested = bars ? bars.length : series!.reduce((n, s) => n + s.bars.length, 0);
     if (!flush) return { ingested };
     return { ingested, stored: writer ? await writer.waitStored(partitions, FLUSH_WAIT_MS) : false };
