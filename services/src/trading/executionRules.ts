@@ -137,6 +137,8 @@ export class ExecutionRules<T> {
   readonly step: T;
   /** The quote currency's smallest step (8 decimals): a taker's price where the tick is too coarse for it. */
   private readonly quoteStep: T;
+  /** maxSlippageBps as a fraction of the price (100 bps -> 0.01). */
+  private readonly maxSlippageFraction: T;
   readonly fillOnTouch: boolean;
   readonly maxParticipation: T | undefined;
 
@@ -152,6 +154,7 @@ export class ExecutionRules<T> {
     this.tick = n.of(opts.tickSize ?? EXECUTION_DEFAULTS.tickSize);
     this.step = n.of(opts.stepSize ?? EXECUTION_DEFAULTS.stepSize);
     this.quoteStep = n.of(`1e-${QUOTE_DP}`);
+    this.maxSlippageFraction = bps(opts.maxSlippageBps ?? EXECUTION_DEFAULTS.maxSlippageBps);
     this.fillOnTouch = opts.fillOnTouch ?? false;
     this.maxParticipation = opts.maxParticipation === undefined ? undefined : n.of(opts.maxParticipation);
     this.one = n.of(1);
@@ -185,7 +188,7 @@ export class ExecutionRules<T> {
     const direction = side === "buy" ? "up" : "down";
     const onTick = n.toStep(raw, this.tick, direction);
     const moved = side === "buy" ? n.sub(onTick, raw) : n.sub(raw, onTick);
-    if (n.gt(moved, n.mul(reference, n.div(this.maxSlippage, n.of(10_000))))) return n.toStep(raw, this.quoteStep, direction);
+    if (n.gt(moved, n.mul(reference, this.maxSlippageFraction))) return n.toStep(raw, this.quoteStep, direction);
     return onTick;
   }
 
