@@ -481,6 +481,8 @@ describe("list endpoints with hostile paging and filters", () => {
       [`symbol=${SYM}&timeframe=1x`, "timeframe"], [`symbol=${encodeURIComponent(SYM.replace("U", "\u0423"))}`, "symbol"], ["", "symbol"],
     ] as const) cases.push(["alice", "GET", `/api/risk/var?${q}`, undefined, 400, field]);
     await check(cases);
+    // The same through the gateway with its fast lane.
+    await rig.check(cases, { via: "lane" });
     // limit=1 pages walk alice's orders, each once, none of bob's.
     const seen = new Set<string>();
     let before: string | null = null;
