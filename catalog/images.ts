@@ -26,6 +26,11 @@ export interface ImageRef {
 }
 
 const SHA256 = /^sha256:[0-9a-f]{64}$/i;
+/**
+ * A sha256 digest as the engines take it: go-digest validates the encoded part as lowercase hex (`^[a-f0-9]{64}$`),
+ * so `@sha256:<upper-case hex>` fails the pull ("invalid checksum digest format") after a preview that took it.
+ */
+const SHA256_LOWER = /^sha256:[0-9a-f]{64}$/;
 
 export function parseImageRef(ref: string): ImageRef {
   const trimmed = ref.trim();
@@ -116,7 +121,8 @@ export function unpinnedReason(ref: string, floatingTags: readonly string[] = FL
   const parsed = parseImageRef(ref);
   if (parsed.isImageId) return undefined;
   if (parsed.digest !== undefined) {
-    return SHA256.test(parsed.digest) ? undefined : `has a malformed digest "${parsed.digest}"`;
+    if (SHA256_LOWER.test(parsed.digest)) return undefined;
+    return SHA256.test(parsed.digest) ? "has an upper-case sha256 digest, which the engines refuse: write it in lowercase" : `has a malformed digest "${parsed.digest}"`;
   }
   if (parsed.tag === undefined) return "has no tag (Docker resolves it to \"latest\")";
   if (isFloatingTag(parsed.tag, floatingTags)) return `uses the floating tag "${parsed.tag}"`;

@@ -14,7 +14,6 @@
 import { isIP } from "node:net";
 import { isAbsolute, posix } from "node:path";
 import { Value } from "@sinclair/typebox/value";
-import { distance } from "fastest-levenshtein";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, hostBitsNetwork, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
@@ -24,6 +23,7 @@ import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, 
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { crossServiceProblem, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
+import { didYouMean, nearestName } from "./nearest";
 import { escapeUnshowable, UNSHOWABLE } from "./unshowable";
 
 export const CONFIG_NAMESPACE = "trading";
@@ -185,6 +185,16 @@ class Reader {
   /** `string` without the single-value check: the text of a structured key (serviceReplicas). */
   private text(key: string): string | undefined {
     const value = this.raw[key];
+    // First, before any rule echoes part of the value: a credential pasted into a setting sits in plain text in
+    // Pulumi.<stack>.yaml (and git), and a refusal quoting it would print it too.
+    const credential = value !== undefined ? credentialShapeIn(value) : undefined;
+    if (credential !== undefined) {
+      throw new ConfigError(
+        key,
+        this.stack,
+        `holds what looks like a credential (${credential}), which would sit in plain text in the stack's configuration: no setting takes one; credentials go in the secrets (pulumi config set --secret, the README's Stack configuration), and one pasted here should be revoked; the value is not shown here`,
+      );
+    }
     if (value !== undefined && new RegExp(UNSHOWABLE.source).test(value)) {
       throw new ConfigError(key, this.stack, `must not contain control or invisible characters, got ${shown(value)}`);
     }
@@ -316,6 +326,30 @@ class Reader {
   }
 }
 
+/**
+ * Credentials by their issuers' published shapes (a PEM private key, GitHub, GitLab, Slack, npm, Stripe, AWS and
+ * Google keys, a Telegram bot token, a signed JWT): none is any setting's value (a login, a host, a name, a port),
+ * so one found in a plain setting was pasted into the wrong key (the registry's token into registryUsername, say).
+ * Each pattern is a literal prefix and one character class, matched in linear time on a value of any length.
+ */
+const CREDENTIAL_SHAPES: readonly (readonly [RegExp, string])[] = [
+  [/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, "a PEM private key"],
+  [/(?<![A-Za-z0-9_])(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})/, "a GitHub token"],
+  [/(?<![A-Za-z0-9_])glpat-[A-Za-z0-9_-]{20,}/, "a GitLab token"],
+  [/(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}/, "a Slack token"],
+  [/(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}/, "an npm token"],
+  [/(?<![A-Za-z0-9_])((sk|rk)_(live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{16,})/, "a card processor's (Stripe) key or webhook secret"],
+  [/(?<![A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])/, "an AWS access key ID"],
+  [/(?<![A-Za-z0-9_])AIza[0-9A-Za-z_-]{35}/, "a Google API key"],
+  [/(?<![0-9])[0-9]{8,10}:AA[0-9A-Za-z_-]{33}(?![0-9A-Za-z_-])/, "a Telegram bot token"],
+  [/(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/, "a signed JSON Web Token"],
+];
+
+/** What credential `value` holds by its shape (CREDENTIAL_SHAPES), or undefined. */
+export function credentialShapeIn(value: string): string | undefined {
+  return CREDENTIAL_SHAPES.find(([shape]) => shape.test(value))?.[1];
+}
+
 /** 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous, in every number a key holds. */
 const hasLeadingZeros = (digits: string): boolean => /^-?0\d/.test(digits);
 const WITHOUT_LEADING_ZEROS = "without leading zeros (some readers take 010 for octal 8)";
@@ -427,6 +461,16 @@ function checkImage(reader: Reader, key: string, image: string | undefined): str
 export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const r = new Reader(raw, stack);
   const target = r.oneOf<Target>("target");
+  // The prod stacks are Kubernetes (the README's "What prod deploys"; policies/config/prod.json): a prod stack given the
+  // Docker target (dev's settings copied) would run each service once on one host, its datastores never backed up
+  // (backups are CronJobs), and its edge on a self-signed certificate unless one is set: refused before anything is made.
+  if (target === "docker" && isProdStack(stack)) {
+    throw new ConfigError(
+      "target",
+      stack,
+      `'docker' is a development target (one replica of each service on one host, no scheduled backups, a self-signed certificate by default), and ${shown(stack)} is a production stack (prod, prod-*): set ${CONFIG_NAMESPACE}:target kubernetes with the settings of Pulumi.prod.yaml, or deploy Docker under a dev stack (dev, dev-*)`,
+    );
+  }
   const imageSource = r.oneOf<ImageSource>("imageSource", target === "docker" ? "local" : "upstream");
   const imagePullPolicy = r.oneOf<ImagePullPolicy>("imagePullPolicy");
   // Local images live on one Docker host: a cluster only has them when they were imported into
@@ -475,6 +519,13 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (registryHost !== undefined && isIP(registryHost) === 0 && endsInNumber(registryHost)) {
     throw new ConfigError("registry", stack, `names the host ${shown(registryHost)}, which ${NUMERIC_NAME}: give the registry's DNS name, or its address as four decimal octets`);
   }
+  // An address no registry answers on: the push would send the registry login (registryUsername, registryPassword) to the
+  // cloud metadata service or the link-local range around it, and the unspecified or a multicast address reaches no registry.
+  // Loopback stays: a registry on the machine that pushes, mirrored on the nodes (kind, k3d).
+  const registryAddress = registryHost !== undefined && isIP(registryHost) === 4 ? registryAddressProblem(registryHost) : undefined;
+  if (registryAddress !== undefined) {
+    throw new ConfigError("registry", stack, `names the host ${shown(registryHost!)}, ${registryAddress}, no registry: the push would send the registry login there; give the registry's DNS name or its address on the network`);
+  }
   const registryUsername = r.string("registryUsername");
   // The login goes to the registry as HTTP Basic user:password (RFC 7617): a ':' in the user splits it there.
   if (registryUsername !== undefined && /[:\s]/.test(registryUsername)) {
@@ -495,9 +546,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const disabledServices = new Set<string>();
   const disabledRaw = r.string("disabledServices");
   if (disabledRaw !== undefined) {
-    for (const name of disabledRaw.split(",").map((s) => s.trim()).filter(Boolean)) {
+    // An empty entry (",,", a trailing comma) is refused as in the other lists (notifyWebhookPorts, trustedProxies): a name deleted, or one forgotten?
+    for (const name of disabledRaw.split(",").map((s) => s.trim())) {
+      if (name === "") throw new ConfigError("disabledServices", stack, `has an empty entry (two commas, or one at an end): give the services' names joined by commas, got ${shown(disabledRaw)}`);
       if (!catalog.some((s) => s.name === name)) {
-        throw new ConfigError("disabledServices", stack, `${shown(name)} is not a service of the catalog`);
+        throw new ConfigError("disabledServices", stack, `${shown(name)} is not a service of the catalog${didYouMean(name, catalog.map((s) => s.name))}`);
       }
       if (disabledServices.has(name)) throw new ConfigError("disabledServices", stack, `names ${shown(name)} twice: give each service once`);
       disabledServices.add(name);
@@ -534,7 +587,11 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   for (const [name, value] of Object.entries(replicaOverrides)) {
     const service = catalog.find((s) => s.name === name);
     if (!service) {
-      throw new ConfigError("serviceReplicas", stack, `${shown(name)} is not a service of the catalog`);
+      throw new ConfigError("serviceReplicas", stack, `${shown(name)} is not a service of the catalog${didYouMean(name, catalog.map((s) => s.name))}`);
+    }
+    // As serviceSettings: replicas of a service the stack does not deploy would apply to nothing, without a word.
+    if (!services.includes(service)) {
+      throw new ConfigError("serviceReplicas", stack, `${shown(name)} is not deployed (disabledServices, or a datastore it requires is off): its replicas would apply to nothing; remove it from ${CONFIG_NAMESPACE}:serviceReplicas`);
     }
     const max = sizingOf(service).scaling.maxReplicas;
     if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
@@ -810,6 +867,18 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
     if (job) jobSchedules[job.scheduleKey] = cronSchedule(r, job.scheduleKey, job.minRunSeconds ?? DEFAULT_MIN_RUN_SECONDS);
   }
 
+  if (target === "docker") {
+    const containers = dockerContainerCount(services, serviceReplicas, datastores, prometheus, grafana);
+    const room = 2 ** (32 - prefixOf(dockerSubnet)) - 3;
+    if (containers > room) {
+      throw new ConfigError(
+        "dockerSubnet",
+        stack,
+        `${shown(dockerSubnet)} holds ${Math.max(room, 0)} container addresses (its size less the network's, the broadcast and the engine's gateway addresses), and this stack runs ${containers} containers on it (services with their replicas, their jobs, the datastores, monitoring and the edge): the last ones would fail to start after the others were made ("no available IPv4 addresses"); give a wider subnet (a /24 holds 253; the default is 172.28.0.0/24)`,
+      );
+    }
+  }
+
   return {
     stack,
     target,
@@ -1052,6 +1121,16 @@ const NUMERIC_NAME = "ends in a number, so it is no host name: resolvers and URL
 function isLocalhostName(host: string): boolean {
   const name = host.toLowerCase().replace(/\.$/, "");
   return name === "localhost" || name.endsWith(".localhost");
+}
+
+/** What an IPv4 registry address reaches instead of a registry (unusableRelay's classes but loopback), or undefined. */
+function registryAddressProblem(address: string): string | undefined {
+  if (CLOUD_METADATA_ADDRESSES.includes(address)) return "the cloud metadata address (the node's cloud credentials)";
+  const [a, b] = address.split(".").map(Number);
+  if (a === 169 && b === 254) return "link-local (the cloud metadata service's range)";
+  if (a === 0) return "the unspecified address";
+  if (a >= 224) return "multicast or broadcast";
+  return undefined;
 }
 
 /** Log levels that write request detail the info level leaves out (the services' pino levels). */
@@ -1331,6 +1410,11 @@ export function isDevStack(stack: string): boolean {
   return stack === "dev" || stack.startsWith("dev-");
 }
 
+/** Whether a stack is a production one (`prod`, or a name beginning `prod-`): Kubernetes only, held to policies/config/prod.json. */
+export function isProdStack(stack: string): boolean {
+  return stack === "prod" || stack.startsWith("prod-");
+}
+
 /**
  * The credentials' own values (the loader reads them decrypted from the stack's configuration; they
  * go nowhere else): one set blank (`pulumi config set --secret trading:binanceApiKey ""`) is refused,
@@ -1485,16 +1569,8 @@ function checkOtherNamespace(stack: string, full: string): void {
   );
 }
 
-/** The known key closest to a misspelt one (case ignored), if it is a plausible typo: at most a third of it edited. */
-function nearestKey(key: string, known: readonly string[]): string | undefined {
-  const typed = key.toLowerCase();
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const d = distance(typed, candidate.toLowerCase());
-    if (best === undefined || d < best.distance) best = { key: candidate, distance: d };
-  }
-  return best !== undefined && best.distance <= Math.max(1, Math.floor(best.key.length / 3)) ? best.key : undefined;
-}
+/** The known key closest to a misspelt one (stacks/nearest.ts). */
+const nearestKey = nearestName;
 
 /**
  * What an SMTP relay address reaches instead of a relay, or undefined for an ordinary host: a cloud
@@ -1513,6 +1589,23 @@ function unusableRelay(host: string): string | undefined {
   if (a === 0) return "the unspecified address";
   if (a >= 224) return "multicast or broadcast";
   return undefined;
+}
+
+/**
+ * The containers a Docker stack attaches to its network (components/: one per replica of each service, one per
+ * service's migration and scheduled job, one per enabled datastore, Prometheus, Grafana, and the Nginx edge in front
+ * of an entry point); a rollout adds none (the provider replaces a container delete-before-create).
+ */
+export function dockerContainerCount(
+  services: readonly ServiceDefinition[],
+  replicas: Readonly<Record<string, number>>,
+  datastores: Readonly<Record<DataComponent, DatastoreConfig>>,
+  prometheus: boolean,
+  grafana: boolean,
+): number {
+  const serviceContainers = services.reduce((n, s) => n + (replicas[s.name] ?? 1) + (s.preDeployJob ? 1 : 0) + (s.scheduledJob ? 1 : 0), 0);
+  const stores = dataComponents.filter((d) => datastores[d].enabled).length;
+  return serviceContainers + stores + (prometheus ? 1 : 0) + (grafana ? 1 : 0) + (services.some((s) => s.entryPoint) ? 1 : 0);
 }
 
 /** An IPv4 CIDR (already checked as one) wholly inside an RFC 1918 range. */

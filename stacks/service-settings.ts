@@ -14,6 +14,7 @@
  */
 import { kubernetesPostgresPool, postgresMemoryNeed, sizingOf, type MemoryNeed, type ServiceDefinition } from "../catalog";
 import { consumesKafka, EXTRA_POSTGRES_POOLS, KAFKA_SESSION_TIMEOUT_MS, MIGRATION_JOB_POOL_MIN, POSTGRES_LOCK_WAIT_MS, POSTGRES_POOL_MAX, SERVICE_SETTINGS, settingRelations, type SettingBounds, type SettingRef, smallerKeys, usesPostgres } from "../catalog/service-settings";
+import { didYouMean, nearestName } from "./nearest";
 import { escapeUnshowable } from "./unshowable";
 
 /** The variables the stack sets, by service (only those it sets: the rest keep the schema's default). */
@@ -42,11 +43,17 @@ export function settingsOf(def: ServiceDefinition): Record<string, SettingBounds
 const quoted = (v: unknown) =>
   typeof v === "string" ? `'${escapeUnshowable(JSON.stringify(v).slice(1, -1))}'` : typeof v === "number" && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
 
+/** " (did you mean 'X'?)" for a variable close to one of the service's settings (a typo), else "". */
+function nearMiss(key: string, names: readonly string[]): string {
+  const nearest = key.length <= 200 ? nearestName(key, names) : undefined;
+  return nearest !== undefined ? ` (did you mean '${nearest}'?)` : "";
+}
+
 /** What is wrong with the parsed `trading:serviceSettings` object, or undefined (then `raw` is ServiceSettings). */
 export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: readonly ServiceDefinition[], deployed: readonly ServiceDefinition[]): string | undefined {
   for (const [name, vars] of Object.entries(raw)) {
     const def = catalog.find((s) => s.name === name);
-    if (!def) return `${quoted(name)} is not a service of the catalog`;
+    if (!def) return `${quoted(name)} is not a service of the catalog${didYouMean(name, catalog.map((s) => s.name))}`;
     if (!deployed.includes(def)) return `${quoted(name)} is not deployed (disabledServices, or a datastore it requires is off): its settings would apply to nothing`;
     const allowed = settingsOf(def);
     if (vars === null || typeof vars !== "object" || Array.isArray(vars)) {
@@ -57,7 +64,7 @@ export function serviceSettingsProblem(raw: Record<string, unknown>, catalog: re
       const bounds = Object.hasOwn(allowed, key) ? allowed[key] : undefined;
       if (!bounds) {
         const names = Object.keys(allowed);
-        return `${quoted(key)} is not a setting of ${name} the stack sets (${names.length ? `its settings: ${names.join(", ")}` : "it has none"}); the others keep the service's own defaults`;
+        return `${quoted(key)} is not a setting of ${name} the stack sets (${names.length ? `its settings: ${names.join(", ")}` : "it has none"}); the others keep the service's own defaults${nearMiss(key, names)}`;
       }
       if (typeof value !== "number" || !Number.isInteger(value) || value < bounds.minimum || value > bounds.maximum) {
         return `${name} ${key} must be an integer between ${bounds.minimum} and ${bounds.maximum} (the service refuses any other at start), got ${quoted(value)}`;

@@ -49,7 +49,7 @@ describe("disabledServices: each service once", () => {
   });
 
   it("compares names as the program does, exactly: another case is no catalog service", () => {
-    expect(error("dev", { ...docker, disabledServices: "chain-debug,Chain-Debug" }).message).toBe(`${prefix("disabledServices", "dev")}'Chain-Debug' is not a service of the catalog`);
+    expect(error("dev", { ...docker, disabledServices: "chain-debug,Chain-Debug" }).message).toBe(`${prefix("disabledServices", "dev")}'Chain-Debug' is not a service of the catalog: did you mean 'chain-debug'?`);
     expect(parseStackConfig("dev", { ...docker, disabledServices: "chain-debug,revenue-analytics" }).services.map((s) => s.name)).not.toContain("chain-debug");
   });
 });

@@ -212,7 +212,7 @@ describe("parseTrustProxy", () => {
     // The opt-in reaches the gateway as TRUST_PROXY_GLOBAL_IPV6 (components/platform.ts): the stack's value is the services'.
     const global = parseStackConfig("prod", { ...k8s, trustedProxies: "2001:db8::1", trustGlobalIPv6Proxies: "true" });
     expect(() => parseTrustProxy(global.trustedProxies, global.trustGlobalIPv6Proxies)).not.toThrow();
-    for (const dockerSubnet of ["172.28.0.0/24", "10.1.0.0/16", "192.168.0.0/16", "172.31.255.0/28"]) {
+    for (const dockerSubnet of ["172.28.0.0/24", "10.1.0.0/16", "192.168.0.0/16", "172.31.255.0/26"]) {
       expect(() => parseTrustProxy(parseStackConfig("dev", { ...docker, dockerSubnet }).trustedProxies), dockerSubnet).not.toThrow();
     }
     expect(TRUSTED_PROXY_MIN_PREFIX).toEqual({ v4: 16, v6: 48 });
