@@ -829,6 +829,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // The gateway masks the host bits away: 10.0.0.1/16 trusts all of 10.0.0.0/16, where a host (10.0.0.1) was meant as often.
   const hostBitsProxy = proxyEntries.find((x) => hostBitsNetwork(x) !== undefined);
   if (hostBitsProxy !== undefined) throw new ConfigError("trustedProxies", stack, hostBitsProblem(hostBitsProxy, hostBitsNetwork(hostBitsProxy)!, true));
+  // On Docker the gateway's peer is the Nginx edge, whose address the engine assigns from dockerSubnet at creation: a
+  // trustedProxies covering none of the subnet (another range, one address of it) would ignore the edge's X-Forwarded-For,
+  // and every client would count as the edge's one address (one rate-limit bucket, one login lockout for all).
+  if (target === "docker" && !proxyEntries.some((x) => isIP(x.split("/")[0]) === 4 && ipv4RangeCovers(x, dockerSubnet))) {
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      `${shown(trustedProxies)} does not cover dockerSubnet ${shown(dockerSubnet)}, where the engine gives the Nginx edge its address: the gateway would ignore the edge's X-Forwarded-For, and count every client as the edge's one address (one rate limit and one login lockout for all); add ${dockerSubnet} (or remove ${CONFIG_NAMESPACE}:trustedProxies: on Docker it defaults to dockerSubnet)`,
+    );
+  }
   const smtpHost = r.string("smtpHost");
   if (smtpHost !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(smtpHost)) {
     throw new ConfigError("smtpHost", stack, `must be a host name or IPv4 address, got ${shown(smtpHost)}`);
@@ -1606,6 +1616,17 @@ export function dockerContainerCount(
   const serviceContainers = services.reduce((n, s) => n + (replicas[s.name] ?? 1) + (s.preDeployJob ? 1 : 0) + (s.scheduledJob ? 1 : 0), 0);
   const stores = dataComponents.filter((d) => datastores[d].enabled).length;
   return serviceContainers + stores + (prometheus ? 1 : 0) + (grafana ? 1 : 0) + (services.some((s) => s.entryPoint) ? 1 : 0);
+}
+
+/** An IPv4 address (already checked as one) as an unsigned 32-bit number. */
+const ipv4Number = (address: string): number => address.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+
+/** Whether the IPv4 address or CIDR `range` holds every address of the IPv4 CIDR `subnet` (both checked as such). */
+function ipv4RangeCovers(range: string, subnet: string): boolean {
+  const prefix = prefixOf(range);
+  if (prefix > prefixOf(subnet)) return false;
+  const block = 2 ** (32 - prefix);
+  return Math.floor(ipv4Number(range.split("/")[0]) / block) === Math.floor(ipv4Number(subnet.split("/")[0]) / block);
 }
 
 /** An IPv4 CIDR (already checked as one) wholly inside an RFC 1918 range. */

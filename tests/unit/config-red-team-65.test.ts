@@ -384,3 +384,20 @@ describe("a prod stack that copies another stack's settings", () => {
     expect(copied.kubernetes.edgeErrorsAnyHost).toBe(true);
   });
 });
+
+describe("trustedProxies on Docker must cover the edge's network", () => {
+  it.each(["10.0.0.0/16", "127.0.0.1", "172.28.0.5", "172.28.0.0/25", "172.28.0.128/25", "fd00::1", "fd00:10::/48, 10.244.0.0/16"])(
+    "%s, which leaves out some of dockerSubnet 172.28.0.0/24, is refused (was taken: every client counted as the edge's one address)",
+    (trustedProxies) => {
+      expect(refused("dev", { ...docker, trustedProxies }, "trustedProxies").message).toContain("does not cover dockerSubnet '172.28.0.0/24', where the engine gives the Nginx edge its address");
+    },
+  );
+
+  it("takes the subnet itself, a range holding it, and extra ranges beside it; Kubernetes is not held to it", () => {
+    for (const trustedProxies of ["172.28.0.0/24", "172.28.0.0/16", "127.0.0.1, 172.28.0.0/23", "fd00::1, 172.28.0.0/24"]) {
+      expect(parseStackConfig("dev", { ...docker, trustedProxies }).trustedProxies, trustedProxies).toBe(trustedProxies);
+    }
+    expect(parseStackConfig("dev", { ...docker, dockerSubnet: "10.20.30.0/24", trustedProxies: "10.20.0.0/16" }).trustedProxies).toBe("10.20.0.0/16");
+    expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.0.0.0/16" }).trustedProxies).toBe("10.0.0.0/16");
+  });
+});

@@ -63,7 +63,9 @@ describe("trustedProxies", () => {
         expect(error(stack, { ...base, trustedProxies: v }).message, `${stack} ${v}`).toBe(
           `Invalid configuration trading:trustedProxies on stack '${stack}': '${entry}' is global IPv6 unicast: every host of it could set X-Forwarded-For and choose the address the gateway's rate limit and login lockout count; the edge proxy sends from unique local fc00::/7, link-local fe80::/10 or loopback ::1 unless the cluster's pod network is global (EKS IPv6, dual-stack clusters): if this is it, set trading:trustGlobalIPv6Proxies true`,
         );
-        expect(parseStackConfig(stack, { ...base, trustedProxies: v, trustGlobalIPv6Proxies: "true" })).toMatchObject({ trustedProxies: v, trustGlobalIPv6Proxies: true });
+        // On Docker the list must also cover dockerSubnet, where the edge gets its address (session 65).
+        const taken = stack === "dev" ? `172.28.0.0/24, ${v}` : v;
+        expect(parseStackConfig(stack, { ...base, trustedProxies: taken, trustGlobalIPv6Proxies: "true" })).toMatchObject({ trustedProxies: taken, trustGlobalIPv6Proxies: true });
       }
       for (const v of ["ff02::/64", "::/128", "100::1"]) {
         expect(error(stack, { ...base, trustedProxies: v, trustGlobalIPv6Proxies: "true" }).message, `${stack} ${v}`).toBe(
