@@ -1552,6 +1552,40 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
 }
 
 /**
+ * Provider settings that carry a credential inside a structured value, and how to see one there: a kubeconfig's
+ * client key, token or password (not a path to the file, which is how a kubeconfig is usually given), a registry
+ * login's password. Set without --secret they sit in plain text in Pulumi.<stack>.yaml, as a trading credential would.
+ */
+const PROVIDER_CREDENTIAL_FIELDS: Readonly<Record<string, RegExp>> = {
+  "kubernetes:kubeconfig": /(client-key-data|id-token|refresh-token|token|password)"?\s*:\s*"?[^\s"{}[\],]/,
+  "docker:registryAuth": /"password"\s*:\s*"[^"]/,
+};
+
+/**
+ * The values of every key set without --secret, in any namespace (checkConfigKeys judges the names): one holding a
+ * credential by its issuer's shape (CREDENTIAL_SHAPES), or a provider setting holding its credential field
+ * (PROVIDER_CREDENTIAL_FIELDS), is refused without showing it: it sits readable in Pulumi.<stack>.yaml (and git).
+ * The project's own settings are left to the parser (Reader), which refuses the same shapes before anything is read.
+ */
+export function checkPlainConfigValues(stack: string, values: Readonly<Record<string, string>>, encryptedKeys: readonly string[]): void {
+  const encrypted = new Set(encryptedKeys);
+  for (const [full, value] of Object.entries(values)) {
+    // The project's own settings are the parser's (Reader.text refuses the same shapes, with the advice for them).
+    if (encrypted.has(full) || typeof value !== "string" || full.startsWith(`${CONFIG_NAMESPACE}:`)) continue;
+    const shape = credentialShapeIn(value) ?? (PROVIDER_CREDENTIAL_FIELDS[full]?.test(value) ? "a credential field" : undefined);
+    if (shape === undefined) continue;
+    const colon = full.indexOf(":");
+    const [namespace, key] = colon > 0 ? [full.slice(0, colon), full.slice(colon + 1)] : [CONFIG_NAMESPACE, full];
+    throw new ConfigError(
+      escapeUnshowable(key.slice(0, SHOWN_MAX)),
+      stack,
+      `is set in plain text and holds what looks like a credential (${shape}), which sits readable in the stack's configuration file: set it again with 'pulumi config set --secret ${escapeUnshowable(full.slice(0, SHOWN_MAX))} ...' (the provider reads it decrypted), and revoke one that was committed; the value is not shown here`,
+      escapeUnshowable(namespace.slice(0, SHOWN_MAX)),
+    );
+  }
+}
+
+/**
  * Namespaces whose keys something reads: the project's, the providers the program runs (their
  * default providers read `kubernetes:context`, `docker:host`, ...) and the engine's own (`pulumi:tags`).
  */

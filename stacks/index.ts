@@ -3,7 +3,7 @@
  * Kept separate from `config.ts` so the parser has no dependency on the engine.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { checkConfigKeys, checkSecretConfig, checkSecretValues, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
+import { checkConfigKeys, checkPlainConfigValues, checkSecretConfig, checkSecretValues, CONFIG_NAMESPACE, configKeys, parseStackConfig, RawConfig, secretConfigKeys, SecretConfigKey, StackConfig } from "./config";
 
 export * from "./config";
 
@@ -28,7 +28,10 @@ export function loadStackConfig(): LoadedConfig {
   const stack = pulumi.getStack();
   const allConfig = pulumi.runtime.allConfig();
   const setKeys = Object.keys(allConfig);
-  checkConfigKeys(stack, setKeys, setKeys.filter(isConfigSecret));
+  const encryptedKeys = setKeys.filter(isConfigSecret);
+  checkConfigKeys(stack, setKeys, encryptedKeys);
+  // A credential in a plain value of any namespace (a kubeconfig's token, a token pasted into a setting): never shown.
+  checkPlainConfigValues(stack, allConfig, encryptedKeys);
   // Only whether each credential is blank is judged; the values stay in this function.
   checkSecretValues(stack, Object.fromEntries(secretConfigKeys.map((key) => [key, allConfig[`${CONFIG_NAMESPACE}:${key}`]])));
   const raw: RawConfig = {};

@@ -18,7 +18,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { unpinnedReason } from "../../catalog/images";
-import { checkConfigKeys, ConfigError, credentialShapeIn, dockerContainerCount, parseStackConfig, RawConfig } from "../../stacks/config";
+import { checkConfigKeys, checkPlainConfigValues, ConfigError, credentialShapeIn, dockerContainerCount, parseStackConfig, RawConfig } from "../../stacks/config";
 import { configError, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 /** A stack file's settings as the CLI hands them to the program (a map as JSON text, the rest as text). */
@@ -399,5 +399,40 @@ describe("trustedProxies on Docker must cover the edge's network", () => {
     }
     expect(parseStackConfig("dev", { ...docker, dockerSubnet: "10.20.30.0/24", trustedProxies: "10.20.0.0/16" }).trustedProxies).toBe("10.20.0.0/16");
     expect(parseStackConfig("prod", { ...k8s, trustedProxies: "10.0.0.0/16" }).trustedProxies).toBe("10.0.0.0/16");
+  });
+});
+
+describe("credentials in the providers' plain settings (checkPlainConfigValues)", () => {
+  const kubeconfigWithToken = "apiVersion: v1\nusers:\n- name: deployer\n  user:\n    token: c2VjcmV0LXRva2VuLXZhbHVlLWZvci10ZXN0\n";
+  const kubeconfigWithKey = JSON.stringify({ users: [{ name: "admin", user: { "client-key-data": "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQo=" } }] });
+
+  function plainRefusal(values: Record<string, string>, encrypted: string[] = []): ConfigError {
+    try {
+      checkPlainConfigValues("prod", values, encrypted);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return e as ConfigError;
+    }
+    throw new Error(`expected a ConfigError for ${Object.keys(values).join(", ")}`);
+  }
+
+  it.each([
+    ["kubernetes:kubeconfig", kubeconfigWithToken, "c2VjcmV0LXRva2Vu"],
+    ["kubernetes:kubeconfig", kubeconfigWithKey, "LS0tLS1CRUdJTiBSU0Eg"],
+    ["docker:registryAuth", '[{"address": "registry.example.com", "username": "ci", "password": "hunter2-but-longer"}]', "hunter2"],
+    ["docker:host", `ssh://deploy@host?token=ghp_${"a1B2c3D4e5F6g7H8i9J0".repeat(2)}`, "ghp_a1B2"],
+    ["pulumi:tags", `{"owner": "AKIAZ7Q2M4N6P8R0T1V3"}`, "AKIAZ7Q2"],
+  ])("%s set in plain text holding a credential is refused naming its namespace and key, the value not shown", (full, value, part) => {
+    const e = plainRefusal({ [full]: value });
+    expect(e.message.startsWith(`Invalid configuration ${full} on stack 'prod': is set in plain text and holds what looks like a credential`), e.message).toBe(true);
+    expect(e.message).toContain(`pulumi config set --secret ${full}`);
+    expect(e.message).not.toContain(part);
+  });
+
+  it("takes the same values set with --secret, a kubeconfig given as a path or without credentials, and leaves the project's keys to the parser", () => {
+    expect(() => checkPlainConfigValues("prod", { "kubernetes:kubeconfig": kubeconfigWithToken }, ["kubernetes:kubeconfig"])).not.toThrow();
+    expect(() => checkPlainConfigValues("prod", { "kubernetes:kubeconfig": "~/.kube/config", "kubernetes:context": "prod-cluster", "docker:host": "unix:///var/run/docker.sock" }, [])).not.toThrow();
+    expect(() => checkPlainConfigValues("prod", { "kubernetes:kubeconfig": "users:\n- name: sso\n  user:\n    exec:\n      command: aws\n      tokenFile: /var/run/token\n" }, [])).not.toThrow();
+    expect(() => checkPlainConfigValues("prod", { "trading:registryUsername": `ghp_${"x".repeat(36)}` }, [])).not.toThrow();
   });
 });
