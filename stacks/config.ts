@@ -829,6 +829,16 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // The gateway masks the host bits away: 10.0.0.1/16 trusts all of 10.0.0.0/16, where a host (10.0.0.1) was meant as often.
   const hostBitsProxy = proxyEntries.find((x) => hostBitsNetwork(x) !== undefined);
   if (hostBitsProxy !== undefined) throw new ConfigError("trustedProxies", stack, hostBitsProblem(hostBitsProxy, hostBitsNetwork(hostBitsProxy)!, true));
+  // On Kubernetes the gateway's peer is the ingress controller's pod, whose address is in the pod network (or the node's,
+  // with hostNetwork): never loopback or link-local. A list of only those trusts no peer the gateway has, and every
+  // client would count as the controller's address (one rate limit and one login lockout for all).
+  if (target === "kubernetes" && proxyEntries.every((x) => isLoopbackOrLinkLocal(x.split("/")[0]))) {
+    throw new ConfigError(
+      "trustedProxies",
+      stack,
+      `${shown(trustedProxies)} holds only loopback or link-local addresses, which the ingress controller's pods never send from (the pod network, e.g. 10.244.0.0/16, or the node's address): the gateway would ignore their X-Forwarded-For and count every client as the controller's address (one rate limit and one login lockout for all); list the pod network the controller runs in`,
+    );
+  }
   // On Docker the gateway's peer is the Nginx edge, whose address the engine assigns from dockerSubnet at creation: a
   // trustedProxies covering none of the subnet (another range, one address of it) would ignore the edge's X-Forwarded-For,
   // and every client would count as the edge's one address (one rate-limit bucket, one login lockout for all).
@@ -1650,6 +1660,14 @@ export function dockerContainerCount(
   const serviceContainers = services.reduce((n, s) => n + (replicas[s.name] ?? 1) + (s.preDeployJob ? 1 : 0) + (s.scheduledJob ? 1 : 0), 0);
   const stores = dataComponents.filter((d) => datastores[d].enabled).length;
   return serviceContainers + stores + (prometheus ? 1 : 0) + (grafana ? 1 : 0) + (services.some((s) => s.entryPoint) ? 1 : 0);
+}
+
+/** A loopback (127/8, ::1) or link-local (169.254/16, fe80::/10) address, already checked as an IP address. */
+function isLoopbackOrLinkLocal(address: string): boolean {
+  if (isIP(address) === 4) return address.startsWith("127.") || address.startsWith("169.254.");
+  // The URL parser writes an IPv6 address canonically (zeros compressed, lower case): 0:0:0:0:0:0:0:1 is ::1.
+  const host = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  return host === "::1" || (!host.startsWith("::") && (parseInt(host.split(":")[0], 16) & 0xffc0) === 0xfe80);
 }
 
 /** An IPv4 address (already checked as one) as an unsigned 32-bit number. */

@@ -202,7 +202,7 @@ describe("ports colliding between the edge, the datastores and the services", ()
     ["httpPort", "16379"],
     ["httpsPort", "18529"],
     ["httpPort", "19092"],
-    ["httpsPort", "16380"],
+    ["httpsPort", "13000"],
   ])("%s %s, a datastore's admin host port on the same loopback address, is refused", (key, port) => {
     expect(refused("dev", { ...docker, [key]: port }, key).message).toMatch(/must differ from \w+'s admin host port/);
   });
@@ -434,5 +434,20 @@ describe("credentials in the providers' plain settings (checkPlainConfigValues)"
     expect(() => checkPlainConfigValues("prod", { "kubernetes:kubeconfig": "~/.kube/config", "kubernetes:context": "prod-cluster", "docker:host": "unix:///var/run/docker.sock" }, [])).not.toThrow();
     expect(() => checkPlainConfigValues("prod", { "kubernetes:kubeconfig": "users:\n- name: sso\n  user:\n    exec:\n      command: aws\n      tokenFile: /var/run/token\n" }, [])).not.toThrow();
     expect(() => checkPlainConfigValues("prod", { "trading:registryUsername": `ghp_${"x".repeat(36)}` }, [])).not.toThrow();
+  });
+});
+
+describe("trustedProxies on Kubernetes must hold an address the ingress controller can send from", () => {
+  it.each(["127.0.0.1", "::1", "0:0:0:0:0:0:0:1", "fe80::1", "FE80::/64", "127.0.0.0/16, fe80::/64"])(
+    "%s (only loopback or link-local) is refused: the controller's pods send from the pod network (was taken: every client counted as the controller)",
+    (trustedProxies) => {
+      expect(refused("prod", { ...k8s, trustedProxies }, "trustedProxies").message).toMatch(/holds only loopback or link-local addresses, which the ingress controller's pods never send from/);
+    },
+  );
+
+  it("takes loopback beside the pod network, and unique local IPv6 alone", () => {
+    for (const trustedProxies of ["127.0.0.1, 10.244.0.0/16", "fd00:10::/48", "::1, fd00::5"]) {
+      expect(parseStackConfig("prod", { ...k8s, trustedProxies }).trustedProxies, trustedProxies).toBe(trustedProxies);
+    }
   });
 });

@@ -206,7 +206,7 @@ describe("parseTrustProxy", () => {
   });
 
   it("takes every trustedProxies the stack config accepts, dockerSubnet (its docker default) included: one bound", () => {
-    for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "fe80::1", "192.168.0.0/16"]) {
+    for (const trustedProxies of ["10.244.0.0/16", "10.96.0.0/16, fd00:10::/48", "10.244.0.0/16, fe80::1", "192.168.0.0/16"]) {
       expect(() => parseTrustProxy(parseStackConfig("prod", { ...k8s, trustedProxies }).trustedProxies), trustedProxies).not.toThrow();
     }
     // The opt-in reaches the gateway as TRUST_PROXY_GLOBAL_IPV6 (components/platform.ts): the stack's value is the services'.
