@@ -177,7 +177,16 @@ class Reader {
     const value = this.text(key);
     // A YAML object or list set where a single value belongs reaches the program as JSON text.
     if (value !== undefined && /^[[{]/.test(value) && isStructured(value)) {
-      throw new ConfigError(key, this.stack, `must be a single value, got a YAML/JSON object or list ${shown(value)}`);
+      // The comma-separated keys take a list as one text: a YAML list is the natural slip there, so the text meant is shown.
+      const items: unknown = JSON.parse(value);
+      const asText = COMMA_SEPARATED_KEYS.includes(key) && Array.isArray(items) && items.length > 0 && items.every((i) => typeof i === "string" || typeof i === "number") ? items.join(",") : undefined;
+      throw new ConfigError(
+        key,
+        this.stack,
+        asText !== undefined
+          ? `must be one comma-separated text, got a YAML/JSON list ${shown(value)}: write it as ${shown(asText)}`
+          : `must be a single value, got a YAML/JSON object or list ${shown(value)}`,
+      );
     }
     return value;
   }
@@ -349,6 +358,9 @@ const CREDENTIAL_SHAPES: readonly (readonly [RegExp, string])[] = [
 export function credentialShapeIn(value: string): string | undefined {
   return CREDENTIAL_SHAPES.find(([shape]) => shape.test(value))?.[1];
 }
+
+/** Keys whose value is a comma-separated list in one text. */
+const COMMA_SEPARATED_KEYS: readonly string[] = ["disabledServices", "notifyWebhookPorts", "trustedProxies", "ingressControllerPodLabels"];
 
 /** 010 is 8 to a YAML 1.1 reader, and to the shells and tools that take a leading 0 for octal: ambiguous, in every number a key holds. */
 const hasLeadingZeros = (digits: string): boolean => /^-?0\d/.test(digits);

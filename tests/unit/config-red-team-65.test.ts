@@ -451,3 +451,19 @@ describe("trustedProxies on Kubernetes must hold an address the ingress controll
     }
   });
 });
+
+describe("a YAML list where a comma-separated text belongs", () => {
+  it.each([
+    ["notifyWebhookPorts", "[443, 8443]", "'443,8443'"],
+    ["disabledServices", '["chain-debug", "revenue-analytics"]', "'chain-debug,revenue-analytics'"],
+    ["trustedProxies", '["10.244.0.0/16", "fd00:10::/48"]', "'10.244.0.0/16,fd00:10::/48'"],
+    ["ingressControllerPodLabels", '["app.kubernetes.io/name=traefik"]', "'app.kubernetes.io/name=traefik'"],
+  ])("%s %s is refused with the text meant (was: 'must be a single value')", (key, value, meant) => {
+    expect(refused("prod", { ...k8s, [key]: value }, key).message).toContain(`must be one comma-separated text, got a YAML/JSON list '${value}': write it as ${meant}`);
+  });
+
+  it("a list of objects, or a list for a single-value key, keeps the single-value refusal", () => {
+    expect(refused("prod", { ...k8s, notifyWebhookPorts: '[{"port": 443}]' }, "notifyWebhookPorts").message).toMatch(/must be a single value/);
+    expect(refused("prod", { ...k8s, smtpHost: '["a.example.com", "b.example.com"]' }, "smtpHost").message).toMatch(/must be a single value/);
+  });
+});
