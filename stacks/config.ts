@@ -512,6 +512,15 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       image: checkImage(r, `${name}Image`, r.string(`${name}Image`)),
       storageGi: r.integer(`${name}StorageGi`),
     };
+    // An override has no default (the CLI hands "" for it unset), so one given for a datastore that is off was meant for
+    // a datastore the operator believes deployed: it would apply to nothing, without a word (the legacy Redis is off by default).
+    if (datastores[name].image !== undefined && !datastores[name].enabled) {
+      throw new ConfigError(
+        `${name}Image`,
+        stack,
+        `is set while ${CONFIG_NAMESPACE}:${name}Enabled is false, so no ${name} runs it: set ${CONFIG_NAMESPACE}:${name}Enabled true to deploy it, or remove the key (pulumi config rm ${CONFIG_NAMESPACE}:${name}Image)`,
+      );
+    }
   }
 
   const registry = r.string("registry");

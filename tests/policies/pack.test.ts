@@ -152,7 +152,7 @@ describe("pinned-image-tags and the stack config: one definition of a pinned ima
         const reported = (await runPack([remoteImage(ref)], "prod", { only: ["pinned-image-tags"] })).length > 0;
         let refused = false;
         try {
-            parseStackConfig("prod", { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com", redisImage: ref });
+            parseStackConfig("prod", { target: "kubernetes", registry: "registry.example.com/ai", certIssuer: "letsencrypt", ingressHost: "trading.example.com", redisEnabled: "true", redisImage: ref });
         } catch (e) {
             expect(e).toBeInstanceOf(ConfigError);
             refused = true;

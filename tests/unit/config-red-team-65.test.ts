@@ -467,3 +467,18 @@ describe("a YAML list where a comma-separated text belongs", () => {
     expect(refused("prod", { ...k8s, smtpHost: '["a.example.com", "b.example.com"]' }, "smtpHost").message).toMatch(/must be a single value/);
   });
 });
+
+describe("an image override for a datastore that is off", () => {
+  it.each([
+    ["dev", docker, "redisImage", "redis:7.4.1"],
+    ["dev", { ...docker, arangodbEnabled: "false" }, "arangodbImage", "arangodb:3.12.3"],
+    ["prod", { ...k8s, weaviateEnabled: "false" }, "weaviateImage", "cr.weaviate.io/semitechnologies/weaviate:1.26.1"],
+  ])("%s: %s set while the datastore is off is refused (was ignored without a word)", (stack, base, key, image) => {
+    expect(refused(stack, { ...base, [key]: image }, key).message).toMatch(/is set while trading:\w+Enabled is false, so no \w+ runs it/);
+  });
+
+  it("is taken with the datastore on, and a floating tag is still named as such first", () => {
+    expect(parseStackConfig("dev", { ...docker, redisEnabled: "true", redisImage: "redis:7.4.1" }).datastores.redis.image).toBe("redis:7.4.1");
+    expect(refused("dev", { ...docker, redisImage: "redis:stable" }, "redisImage").message).toMatch(/floating tag "stable"/);
+  });
+});

@@ -180,7 +180,7 @@ describe("parseStackConfig", () => {
     it("accepts version tags, digests and tag plus digest", () => {
       const digest = `sha256:${"a".repeat(64)}`;
       for (const ref of ["redis:7.4.1", "redis:7.4.1-alpine", "registry.example.com:5000/mirror/postgres:16.4", `redis@${digest}`, `redis:stable@${digest}`]) {
-        expect(parseStackConfig("dev", { ...docker, redisImage: ref }).datastores.redis.image, ref).toBe(ref);
+        expect(parseStackConfig("dev", { ...docker, redisEnabled: "true", redisImage: ref }).datastores.redis.image, ref).toBe(ref);
       }
     });
   });
