@@ -1492,7 +1492,25 @@ export function checkSecretValues(stack: string, values: Partial<Record<SecretCo
       throw new ConfigError(key, stack, `${shape}; set it again (pulumi config set --secret ${CONFIG_NAMESPACE}:${key} <value>)`);
     }
   }
+  // The halves of one issuer's pair are never equal: the same value in both is one of them pasted twice, and the
+  // exchange or the processor refuses every signed request (or a webhook's signature is checked against the API key).
+  for (const [first, second] of DISTINCT_CREDENTIAL_PAIRS) {
+    const [a, b] = [values[first], values[second]];
+    if (a !== undefined && b !== undefined && a.trim() !== "" && a === b) {
+      throw new ConfigError(
+        second,
+        stack,
+        `holds the same value as ${first}, its pair's other half (one of them pasted twice): set each to its own credential (pulumi config set --secret ${CONFIG_NAMESPACE}:${second} <value>); the values are not shown here`,
+      );
+    }
+  }
 }
+
+/** Credentials issued as a pair of different values (a key and its secret, a processor's key and its webhook signing secret). */
+const DISTINCT_CREDENTIAL_PAIRS: readonly (readonly [SecretConfigKey, SecretConfigKey])[] = [
+  ["binanceApiKey", "binanceSecretKey"],
+  ["paymentProcessorApiKey", "paymentWebhookSecret"],
+];
 
 /**
  * The longest credential values: one line (an exchange key, a token, a password, a registry's JSON key of about

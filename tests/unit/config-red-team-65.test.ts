@@ -18,7 +18,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { unpinnedReason } from "../../catalog/images";
-import { checkConfigKeys, checkPlainConfigValues, ConfigError, credentialShapeIn, dockerContainerCount, parseStackConfig, RawConfig } from "../../stacks/config";
+import { checkConfigKeys, checkPlainConfigValues, checkSecretValues, ConfigError, credentialShapeIn, dockerContainerCount, parseStackConfig, RawConfig } from "../../stacks/config";
 import { configError, dockerConfig as docker, kubernetesConfig as k8s } from "../helpers/stack-config";
 
 /** A stack file's settings as the CLI hands them to the program (a map as JSON text, the rest as text). */
@@ -378,7 +378,10 @@ describe("a prod stack that copies another stack's settings", () => {
     refused("prod", { ...prodFile, certIssuer: "letsencrypt-staging" }, "certIssuer");
   });
 
-  it("prod with local-k8s's file: the config takes it (a single-node cluster's settings are valid), the policy pack under prod.json refuses it (service-min-replicas for replicas 1, ingress-hosts for edgeErrorsAnyHost)", () => {
+  // Checked this session by running the program under prod's name with local-k8s's file and the pack under prod.json
+  // (tests/policies/run-pack): mandatory allowed-image-registries, pull-never-local-images, ingress-hosts,
+  // allowed-storage-drivers, service-min-replicas and service-pod-disruption-budget violations.
+  it("prod with local-k8s's file: the config takes it (a single-node cluster's settings are valid), the policy pack under prod.json refuses it", () => {
     const copied = parseStackConfig("prod", localK8sFile);
     expect(copied.serviceReplicas["api-gateway"]).toBe(1);
     expect(copied.kubernetes.edgeErrorsAnyHost).toBe(true);
@@ -480,5 +483,30 @@ describe("an image override for a datastore that is off", () => {
   it("is taken with the datastore on, and a floating tag is still named as such first", () => {
     expect(parseStackConfig("dev", { ...docker, redisEnabled: "true", redisImage: "redis:7.4.1" }).datastores.redis.image).toBe("redis:7.4.1");
     expect(refused("dev", { ...docker, redisImage: "redis:stable" }, "redisImage").message).toMatch(/floating tag "stable"/);
+  });
+});
+
+describe("a credential pair given one value twice", () => {
+  const key = "q8Vn3Lx7Rt2Kp9Zm4Wd6Hs1Jf5Gc0Yb";
+  it.each([
+    ["binanceApiKey", "binanceSecretKey"],
+    ["paymentProcessorApiKey", "paymentWebhookSecret"],
+  ] as const)("%s and %s equal is refused naming the second, on every stack, the value never shown", (first, second) => {
+    for (const stack of ["dev", "prod"]) {
+      try {
+        checkSecretValues(stack, { [first]: key, [second]: key });
+        throw new Error("accepted");
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        expect((e as ConfigError).message).toBe(
+          `Invalid configuration trading:${second} on stack '${stack}': holds the same value as ${first}, its pair's other half (one of them pasted twice): set each to its own credential (pulumi config set --secret trading:${second} <value>); the values are not shown here`,
+        );
+      }
+    }
+  });
+
+  it("takes two different values, and one half alone (the pairing rule is checkSecretConfig's)", () => {
+    expect(() => checkSecretValues("prod", { binanceApiKey: key, binanceSecretKey: `${key}x` })).not.toThrow();
+    expect(() => checkSecretValues("prod", { paymentProcessorApiKey: key })).not.toThrow();
   });
 });
