@@ -679,6 +679,27 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   if (edgeErrorsAnyHost && !isTraefikClass(ingressClass)) {
     throw new ConfigError("edgeErrorsAnyHost", stack, `is read with a Traefik ingress class only, got ingressClass ${shown(ingressClass)}`);
   }
+  // Kubernetes' own settings without a default (the CLI hands "" for them unset): one set on Docker applies to nothing,
+  // e.g. certIssuer, where the Docker edge serves the tlsCertificate/tlsPrivateKey secrets or a self-signed certificate.
+  if (target === "docker") {
+    const kubernetesOnly = ([["certIssuer", certIssuer], ["tlsSecretName", tlsSecretName], ["storageClass", storageClass], ["ingressControllerPodLabels", ingressControllerPodLabels], ["renderYamlTo", r.string("renderYamlTo")]] as const).find(([, v]) => v !== undefined);
+    if (kubernetesOnly !== undefined) {
+      throw new ConfigError(
+        kubernetesOnly[0],
+        stack,
+        `is read on Kubernetes only, and this stack's target is docker, where it would apply to nothing (the Docker edge serves the tlsCertificate/tlsPrivateKey secrets, else a self-signed certificate; volumes are the engine's): remove it (pulumi config rm ${CONFIG_NAMESPACE}:${kubernetesOnly[0]}) or set ${CONFIG_NAMESPACE}:target kubernetes`,
+      );
+    }
+  }
+  // A Traefik controller runs in a namespace of its own (traefik, kube-system with k3s): ingress-nginx, the default, was left
+  // from an NGINX setup, and the gateway's NetworkPolicy would admit no pod of the controller (every request refused).
+  if (target === "kubernetes" && isTraefikClass(ingressClass) && ingressControllerNamespace === "ingress-nginx") {
+    throw new ConfigError(
+      "ingressControllerNamespace",
+      stack,
+      `is 'ingress-nginx' (the default, the NGINX controller's) with the Traefik ingress class ${shown(ingressClass)}: the gateway admits only the controller's namespace, so Traefik's pods would be refused; set ${CONFIG_NAMESPACE}:ingressControllerNamespace to the namespace Traefik runs in (e.g. traefik, or kube-system with ingressControllerPodLabels on k3s)`,
+    );
+  }
   const objectNames = [["tlsSecretName", tlsSecretName], ["certIssuer", certIssuer], ["storageClass", storageClass], ["ingressClass", ingressClass]] as const;
   for (const [key, name] of objectNames) {
     if (name !== undefined && !DNS_SUBDOMAIN.test(name)) {

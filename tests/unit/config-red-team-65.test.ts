@@ -510,3 +510,21 @@ describe("a credential pair given one value twice", () => {
     expect(() => checkSecretValues("prod", { paymentProcessorApiKey: key })).not.toThrow();
   });
 });
+
+describe("a target's settings on the other target", () => {
+  it.each([
+    ["certIssuer", "letsencrypt-prod"],
+    ["tlsSecretName", "ai-trading-tls"],
+    ["storageClass", "standard"],
+    ["ingressControllerPodLabels", "app.kubernetes.io/name=ingress-nginx"],
+    ["renderYamlTo", "rendered/dev"],
+  ])("%s set on a Docker stack is refused (was ignored: e.g. a self-signed certificate where an issuer was meant)", (key, value) => {
+    expect(refused("dev", { ...devFile, [key]: value }, key).message).toMatch(/is read on Kubernetes only, and this stack's target is docker/);
+  });
+
+  it("Traefik with the NGINX controller's namespace (the default ingress-nginx) is refused: the gateway would admit none of Traefik's pods", () => {
+    expect(refused("prod", { ...k8s, ingressClass: "traefik" }, "ingressControllerNamespace").message).toMatch(/is 'ingress-nginx' \(the default, the NGINX controller's\) with the Traefik ingress class 'traefik'/);
+    expect(parseStackConfig("prod", { ...k8s, ingressClass: "traefik", ingressControllerNamespace: "traefik" }).kubernetes.ingressControllerNamespace).toBe("traefik");
+    expect(parseStackConfig("local-k8s", localK8sFile).kubernetes.ingressClass).toBe("traefik");
+  });
+});

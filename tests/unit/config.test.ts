@@ -424,8 +424,9 @@ describe("checkSecretConfig", () => {
     expect(() => checkSecretConfig(parseStackConfig("prod", k8s), {})).not.toThrow();
     expect(() => checkSecretConfig(parseStackConfig("prod", { ...k8s, certIssuer: undefined, tlsSecretName: "existing-tls" }), {})).not.toThrow();
     expect(() => checkSecretConfig(localK8s, { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
-    // Docker has no cert-manager: certIssuer is ignored there.
-    expect(() => checkSecretConfig(parseStackConfig("dev", { ...docker, certIssuer: "letsencrypt" }), { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
+    // Docker has no cert-manager: since session 65 certIssuer is refused there (it was ignored), and the certificate alone is taken.
+    expect(error("dev", { ...docker, certIssuer: "letsencrypt" }).message).toMatch(/^Invalid configuration trading:certIssuer on stack 'dev': is read on Kubernetes only/);
+    expect(() => checkSecretConfig(parseStackConfig("dev", docker), { tlsCertificate: pem, tlsPrivateKey: key })).not.toThrow();
   });
 
   it("takes the registry login only with its password, and the password only with a login", () => {
