@@ -1726,7 +1726,12 @@ export function dockerContainerCount(
 function isLoopbackOrLinkLocal(address: string): boolean {
   if (isIP(address) === 4) return address.startsWith("127.") || address.startsWith("169.254.");
   // The URL parser writes an IPv6 address canonically (zeros compressed, lower case): 0:0:0:0:0:0:0:1 is ::1.
-  const host = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  let host: string;
+  try {
+    host = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return false; // no address the URL parser writes (a zone id): judged by the unicast rule before
+  }
   return host === "::1" || (!host.startsWith("::") && (parseInt(host.split(":")[0], 16) & 0xffc0) === 0xfe80);
 }
 
