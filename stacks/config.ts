@@ -1599,7 +1599,11 @@ export function checkConfigKeys(stack: string, setKeys: readonly string[], encry
         escapeUnshowable(key.length > SHOWN_MAX ? `${key.slice(0, SHOWN_MAX)}...` : key),
         stack,
         "is not a setting of this program (a misspelt key is otherwise ignored and its default applies); " +
-          (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)"),
+          (nearest ? `did you mean ${prefix}${nearest}?` : "the settings are declared in Pulumi.yaml, the secrets listed in the README (Stack configuration)") +
+          // A credential's misspelt key set in plain text holds the credential in the stack's file already: say so with the fix.
+          (nearest !== undefined && (secretConfigKeys as readonly string[]).includes(nearest) && !encrypted.has(full)
+            ? ` It is a credential: set it with 'pulumi config set --secret ${prefix}${nearest} <value>', remove this key, and revoke the value it holds in plain text`
+            : ""),
       );
     }
     // The program reads a setting with get(): a value set with --secret would leave the secret

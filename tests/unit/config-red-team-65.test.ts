@@ -528,3 +528,18 @@ describe("a target's settings on the other target", () => {
     expect(parseStackConfig("local-k8s", localK8sFile).kubernetes.ingressClass).toBe("traefik");
   });
 });
+
+describe("a credential's misspelt key set in plain text", () => {
+  it("is refused with the credential meant, and told the value now sits in plain text", () => {
+    const e = keysRefusal("prod", ["trading:binanceApiKeys"]);
+    expect(e.message).toBe(
+      "Invalid configuration trading:binanceApiKeys on stack 'prod': is not a setting of this program (a misspelt key is otherwise ignored and its default applies); did you mean trading:binanceApiKey? It is a credential: set it with 'pulumi config set --secret trading:binanceApiKey <value>', remove this key, and revoke the value it holds in plain text",
+    );
+    expect(keysRefusal("prod", ["trading:smtpPasword"]).message).toContain("It is a credential: set it with 'pulumi config set --secret trading:smtpPassword <value>'");
+  });
+
+  it("set with --secret, or close to a setting, gets the did-you-mean alone", () => {
+    expect(keysRefusal("prod", ["trading:binanceApiKeys"], ["trading:binanceApiKeys"]).message).not.toContain("It is a credential");
+    expect(keysRefusal("prod", ["trading:smtpHosts"]).message).not.toContain("It is a credential");
+  });
+});
