@@ -212,19 +212,19 @@ describe("prices at and below the paper exchange's tick", () => {
   });
 });
 
-describe("quantities and prices of eight decimals each: the books exact", () => {
-  it("a resting buy of 0.12345678 at 99.12345678 filled: the fill, the order and the cash to their last digits", async () => {
+describe("a quantity of eight decimals at a price of the tick (one between ticks is refused: session-65b): the books exact", () => {
+  it("a resting buy of 0.12345678 at 99.13 filled: the fill, the order and the cash to their last digits", async () => {
     const kim = (who.kim = await rig.account("kim"));
     const cash0 = D((await gw("kim", "GET", "/api/portfolio")).json.cash);
-    const r = await order("kim", limit("buy", "0.12345678", "99.12345678"));
-    expect([r.status, r.json?.status, r.json?.quantity, r.json?.limitPrice], r.text).toEqual([201, "accepted", "0.12345678", "99.12345678"]);
+    const r = await order("kim", limit("buy", "0.12345678", "99.13"));
+    expect([r.status, r.json?.status, r.json?.quantity, r.json?.limitPrice], r.text).toEqual([201, "accepted", "0.12345678", "99.13"]);
     await waitFor("kim's order resting", async () => ((await peek("kim", "/api/trading/book"))?.restingTotal === 1 ? true : undefined));
     await bar(SYM, { close: "100", low: "99" });
     const o = await settled("kim", r.json.orderId, ["filled"]);
-    expect([o.filledQuantity, o.avgFillPrice]).toEqual(["0.12345678", "99.12345678"]);
+    expect([o.filledQuantity, o.avgFillPrice]).toEqual(["0.12345678", "99.13"]);
     const [f] = await waitFor("kim's fill", async () => ((await fillsOf("kim")).length === 1 ? fillsOf("kim") : undefined));
-    expect([f.quantity, f.price].map((v: string) => D(v).toString())).toEqual(["0.12345678", "99.12345678"]);
-    const notional = D("0.12345678").mul("99.12345678");
+    expect([f.quantity, f.price].map((v: string) => D(v).toString())).toEqual(["0.12345678", "99.13"]);
+    const notional = D("0.12345678").mul("99.13");
     expect(D(f.fee).toString()).toBe(notional.mul("0.001").toDecimalPlaces(8, Decimal.ROUND_HALF_EVEN).toString());
     const pf = (await gw("kim", "GET", "/api/portfolio")).json;
     // Kept at 8 decimals, reported in cents (trading/portfolio.ts).

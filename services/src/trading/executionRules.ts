@@ -192,6 +192,22 @@ export class ExecutionRules<T> {
     return onTick;
   }
 
+  /**
+   * Whether the rules would fill at `price` as it is: a whole number of ticks, or a price the tick is coarse for
+   * (rounding it to the tick, up or down, would move it by more than maxSlippageBps: takerPrice keeps such a price
+   * at the quote precision, session 65) at the quote precision. An order's limit off this grid fills in paper mode
+   * at a price a real exchange refuses (99.995 against a tick of 0.01).
+   */
+  keepsPrice(price: T): boolean {
+    const n = this.n;
+    const down = n.toStep(price, this.tick, "down");
+    if (!n.lt(down, price)) return true;
+    const up = n.toStep(price, this.tick, "up");
+    const cap = n.mul(price, this.maxSlippageFraction);
+    const tickCoarse = n.gt(n.sub(up, price), cap) || n.gt(n.sub(price, down), cap);
+    return tickCoarse && !n.lt(n.toStep(price, this.quoteStep, "down"), price);
+  }
+
   /** A limit order is marketable on arrival when it is at or through the reference price. */
   limitMarketable(side: Side, limit: T, reference: T): boolean {
     return side === "buy" ? this.n.lte(reference, limit) : this.n.lte(limit, reference);

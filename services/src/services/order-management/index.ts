@@ -16,6 +16,7 @@ import { consumeBatches, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
+import { orderPriceEnv, orderPriceRules } from "../../trading/orderRequest";
 import { SUBMIT_COMMIT_DEADLINE_DEFAULT_MS, SUBMIT_COMMIT_DEADLINE_MAX_MS } from "../../trading/submitDeadline";
 import { applyExecutionsInTransaction } from "./executions";
 import { KillSwitchSweeper } from "./kill-switch";
@@ -28,6 +29,9 @@ export default defineService({
   config: {
     ...consumerEnv,
     ...riskEnv,
+    // An order's limit price is refused off the paper exchange's tick (trading-engine's PAPER_TICK_SIZE) in paper
+    // mode: it filled there at a price a real exchange refuses. Live: Binance's own filters decide.
+    ...orderPriceEnv,
     OM_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // Committed events are published at once by their committer; the relay's drain only takes rows
     // older than the grace (trading/infra/outbox.ts). false: every event goes through the drain.
@@ -68,7 +72,7 @@ export default defineService({
       lanes: ctx.config.OM_SUBMIT_LANES,
       committed: (enqueued) => relay.notify(enqueued),
     });
-    registerRoutes(app, { relay, submitter, metrics, submitDeadlineMs: ctx.config.OM_SUBMIT_DEADLINE_MS });
+    registerRoutes(app, { relay, submitter, metrics, submitDeadlineMs: ctx.config.OM_SUBMIT_DEADLINE_MS, prices: orderPriceRules("order-management", ctx.config) });
 
     relay.start();
     ctx.onClose(() => relay.stop());

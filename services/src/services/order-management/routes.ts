@@ -17,6 +17,8 @@ import { randomUUID } from "node:crypto";
 import { HttpError, idempotencyKeyOf, notFound, Nullable, pageOf, requireIdentity, unknownCursor, ResponseObject, Type, type App } from "../../kit";
 import { enqueue, type Enqueued, type OutboxRelay } from "../../trading/infra/outbox";
 import { nextStatus, ORDER_STATUSES } from "../../trading/orderState";
+import type { Decimal } from "../../trading/decimal";
+import type { ExecutionRules } from "../../trading/executionRules";
 import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
 import * as data from "./data";
 import { orderEvent, requestHash, snapshot } from "./domain";
@@ -66,15 +68,17 @@ export interface OrderRouteDeps {
   metrics: OrderMetrics;
   /** OM_SUBMIT_DEADLINE_MS: a submit is committed within this of the request being read, or not at all. */
   submitDeadlineMs: number;
+  /** The paper exchange's rules an order's limit price must be on (checkOrderRequest); undefined in live mode. */
+  prices?: ExecutionRules<Decimal>;
 }
 
-export function registerRoutes(app: App, { relay, submitter, metrics, submitDeadlineMs }: OrderRouteDeps): void {
+export function registerRoutes(app: App, { relay, submitter, metrics, submitDeadlineMs, prices }: OrderRouteDeps): void {
   // The handler returns the body; it never awaits the reply (a Fastify reply is thenable: awaiting it
   // waits for the response to be sent and lets the handler run on after answering).
   app.post("/", { schema: { body: OrderBody, response: { 200: OrderOut, 201: OrderOut } } }, async (req, reply) => {
     const who = requireIdentity(req);
     const b = req.body;
-    checkOrderRequest(b);
+    checkOrderRequest(b, prices);
     const idempotencyKey = idempotencyKeyOf(req.headers["idempotency-key"]);
     // A repeated Idempotency-Key answers with the stored order (200), or 409 when the body differs.
     // The deadline counts from when Fastify read the request (elapsedTime: since onRequest), body parsing included,

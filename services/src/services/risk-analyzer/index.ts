@@ -8,6 +8,7 @@
  */
 import { defineService, Type } from "../../kit";
 import { riskEnv, riskLimitsFrom } from "../../trading/infra/riskContext";
+import { orderPriceEnv, orderPriceRules } from "../../trading/orderRequest";
 import { KillSwitch } from "./kill-switch";
 import { registerKillSwitchRoutes } from "./kill-switch-routes";
 import { registerRoutes } from "./routes";
@@ -16,13 +17,15 @@ export default defineService({
   name: "risk-analyzer",
   config: {
     ...riskEnv,
+    // The check refuses a limit price off the paper exchange's tick, as order-management does (trading/orderRequest.ts).
+    ...orderPriceEnv,
     // How often every recorded trading state is compared with Dragonfly and re-applied where they
     // differ (a Dragonfly restart empties it: a halt would be lifted until the next pass).
     TRADING_STATE_RECONCILE_MS: Type.Integer({ default: 5000, minimum: 100 }),
   },
   async register(ctx) {
     const { app } = ctx;
-    registerRoutes(app, riskLimitsFrom("risk-analyzer", ctx.config));
+    registerRoutes(app, riskLimitsFrom("risk-analyzer", ctx.config), orderPriceRules("risk-analyzer", ctx.config));
     const dragonfly = () => (app.datastores.isEnabled("dragonfly") ? app.redis : undefined);
     const killSwitch = new KillSwitch(app.pg, dragonfly, ctx.log);
     registerKillSwitchRoutes(app, killSwitch);

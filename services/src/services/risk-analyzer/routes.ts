@@ -10,6 +10,8 @@
 import { HttpError, requireIdentity, ResponseObject, Type, type App } from "../../kit";
 import { preTradeCheck } from "../../trading/infra/riskContext";
 import { INTERVAL_PATTERN } from "../../trading/marketdata/barRules";
+import type { Decimal } from "../../trading/decimal";
+import type { ExecutionRules } from "../../trading/executionRules";
 import { checkOrderRequest, OrderBody } from "../../trading/orderRequest";
 import type { RiskLimits } from "../../trading/risk";
 import { SYMBOL_RE } from "../../trading/types";
@@ -37,10 +39,10 @@ const CheckOut = ResponseObject(
 );
 const VarOut = ResponseObject({ symbol: Type.String(), confidence: Type.Number(), exposure: Type.String(), method: Type.Literal("historical") });
 
-export function registerRoutes(app: App, limits: RiskLimits): void {
+export function registerRoutes(app: App, limits: RiskLimits, prices?: ExecutionRules<Decimal>): void {
   app.post("/check", { schema: { body: OrderBody, response: { 200: CheckOut } } }, async (req) => {
     const who = requireIdentity(req);
-    checkOrderRequest(req.body);
+    checkOrderRequest(req.body, prices);
     const redis = app.datastores.isEnabled("dragonfly") ? app.redis : undefined;
     const { decision, context } = await preTradeCheck(app.pg.pool, redis, { userId: who.userId, symbol: req.body.symbol, side: req.body.side, type: req.body.type, quantity: req.body.quantity, limitPrice: req.body.limitPrice }, limits);
     return checkAnswer(decision, context, limits);

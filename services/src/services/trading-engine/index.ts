@@ -20,6 +20,7 @@ import { executionOptionIssue, type ExecutionOptions } from "../../trading/execu
 import { consumeDecoded, consumerEnv } from "../../trading/infra/kafka";
 import { OutboxRelay } from "../../trading/infra/outbox";
 import { HOUR_MS, outboxRetentionHours } from "../../trading/infra/outboxRetention";
+import { PAPER_TICK_SIZE_VAR } from "../../trading/orderRequest";
 import { TradingEngine } from "./engine";
 import { liveOrdersUnrecordedCounter } from "./metrics";
 import type { LiveOptions } from "./live";
@@ -52,7 +53,8 @@ export default defineService({
     PAPER_TAKER_FEE_BPS: bpsVar("10"),
     PAPER_SLIPPAGE_BPS: bpsVar("5"),
     PAPER_IMPACT_BPS: bpsVar("0"),
-    PAPER_TICK_SIZE: Type.String({ default: "0.01", pattern: "^\\d+(\\.\\d+)?$" }),
+    // The same declaration as order-management's and risk-analyzer's: an order's limit is checked against this tick.
+    PAPER_TICK_SIZE: PAPER_TICK_SIZE_VAR,
     TE_CONSUMER_GROUP: Type.String({ default: "trading-engine" }),
     TE_OUTBOX_INTERVAL_MS: Type.Integer({ default: 200, minimum: 10 }),
     // As order-management's OM_OUTBOX_DIRECT / OM_OUTBOX_GRACE_MS: fills published by their committer.
