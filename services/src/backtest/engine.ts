@@ -18,7 +18,7 @@ export interface EngineOptions {
   fillAt?: FillTiming;
   /** Sells beyond the position and buys beyond the cash are rejected unless set. */
   allowShort?: boolean;
-  /** Quantity step for "all" sizing (default 1e-8; 1 = whole units). */
+  /** Quantity step for "all" sizing (default 1e-8; 1 = whole units). A fixed quantity is taken as given: the service refuses one off the step (backtesting-engine/plan.ts). */
   quantityStep?: number;
 }
 

@@ -4,7 +4,7 @@
  * into jobs: one per run, one per parameter set of a sweep, one per fold of a walk-forward.
  */
 import { ParameterError, resolveParameters, strategies, type Parameters } from "../../backtest";
-import { executionOptionIssue } from "../../trading/executionRules";
+import { executionOptionIssue, floatArithmetic } from "../../trading/executionRules";
 import { intervalMs } from "../../trading/types";
 import type { BacktestRequest } from "./schemas";
 
@@ -89,6 +89,11 @@ function checkWindows(strategy: string, sets: Parameters[], given: object, bars:
   }
 }
 
+/** Whether `quantity` is a whole number of `lot`s, within float error (the engines' grid rounding: 0.3 is 3 lots of 0.1). */
+export function wholeLots(quantity: number, lot: number): boolean {
+  return floatArithmetic.toStep(quantity, lot, "down") === quantity;
+}
+
 /** The cash each symbol's run starts with: the request's initial cash split equally between its symbols. */
 export function cashPerSymbol(req: Pick<BacktestRequest, "initialCash" | "symbols">): number {
   return (req.initialCash ?? 100_000) / req.symbols.length;
@@ -112,9 +117,14 @@ export function planBacktest(req: BacktestRequest, limits: Limits): Plan {
   // A positive initialCash so small that its share per symbol is 0 (5e-324 over two symbols) was taken,
   // and every attempt of its job failed as if on a platform error ("submit it again later").
   if (!(cashPerSymbol(req) > 0)) fail("initialCash", `is split equally between the ${req.symbols.length} symbols and leaves each of them none: give more`);
-  // The lot only sizes "all" (the affordable units, in whole lots): a lot above a fixed quantity is no lot of it.
-  if (req.quantityStep !== undefined && typeof req.quantity === "number" && req.quantityStep > req.quantity)
-    fail("quantityStep", `is larger than quantity (${req.quantity}): an order of ${req.quantity} is no whole number of lots of ${req.quantityStep}`);
+  // The lot sizes "all" (the affordable units, in whole lots); the engines take a fixed quantity as given, so one
+  // that is no whole number of lots (1.5 with a lot of 1) traded what no exchange with that lot takes (session 65b).
+  if (req.quantityStep !== undefined && typeof req.quantity === "number") {
+    if (req.quantityStep > req.quantity)
+      fail("quantityStep", `is larger than quantity (${req.quantity}): an order of ${req.quantity} is no whole number of lots of ${req.quantityStep}`);
+    if (!wholeLots(req.quantity, req.quantityStep))
+      fail("quantity", `is ${req.quantity}, no whole number of lots of ${req.quantityStep} (quantityStep): ${floatArithmetic.toStep(req.quantity, req.quantityStep, "down")} or ${floatArithmetic.toStep(req.quantity, req.quantityStep, "up")}`);
+  }
   if (req.sweep && req.walkForward) fail("walkForward", "cannot be combined with sweep (a walk-forward searches its own grid: walkForward.parameters)");
   if (req.sweep) {
     if (req.parameters) fail("parameters", "a sweep takes its values from sweep.parameters");

@@ -30,7 +30,7 @@ export const BacktestRequest = Type.Object(
     // At least the books' smallest position (the ledger counts a position under 1e-12 as none): a smaller
     // quantity filled nothing, and its run "succeeded" without a trade (session 64b).
     quantity: Type.Optional(Type.Union([Type.Number({ minimum: 1e-12, maximum: 1e9 }), Type.Literal("all")])),
-    quantityStep: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e6 })),
+    quantityStep: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: "the lot: \"all\" buys whole lots of it; a fixed quantity must be a whole number of lots (default 1e-8)" })),
     execution: Type.Optional(
       Type.Object(
         {
