@@ -148,10 +148,10 @@ describe("an order's numbers at their edges, byte for byte: a 400 naming the fie
       [market("buy", "0.00000001"), "ORDER_NOTIONAL_TOO_SMALL"],
       [limit("buy", "0.00000001", "100"), "ORDER_NOTIONAL_TOO_SMALL"],
       [market("buy", "999999999999.99999999"), "ORDER_QUANTITY_EXCEEDED"],
-      [limit("buy", "1", "999999999999.99999999"), "PRICE_COLLAR_BREACHED"],
+      [limit("buy", "1", "999999999999.99"), "PRICE_COLLAR_BREACHED"],
       [limit("sell", "1", "0.00000001"), "PRICE_COLLAR_BREACHED"],
       [market("buy", "100.00000001"), "ORDER_QUANTITY_EXCEEDED"],
-      [limit("buy", "1", "105.00000001"), "PRICE_COLLAR_BREACHED"],
+      [limit("buy", "1", "105.01"), "PRICE_COLLAR_BREACHED"],
     ];
     for (const [body, reason] of cases) {
       const r = await order("alice", body);
@@ -198,15 +198,17 @@ describe("prices at and below the paper exchange's tick", () => {
     expect(failures).toEqual([]);
   });
 
-  it("a limit price between ticks rests and fills at that price, never better or worse", async () => {
+  it("a limit price between ticks is refused (a 400 naming limitPrice: session-65b); one on the tick rests and fills at it", async () => {
     const dan = await rig.account("dan");
     who.dan = dan;
-    const r = await order("dan", limit("buy", "1", "99.995"));
+    const between = await order("dan", limit("buy", "1", "99.995"));
+    expect([between.status, between.json?.error?.field], between.text).toEqual([400, "limitPrice"]);
+    const r = await order("dan", limit("buy", "1", "99.99"));
     expect([r.status, r.json?.status], r.text).toEqual([201, "accepted"]);
     await waitFor("dan's order resting", async () => ((await peek("dan", "/api/trading/book"))?.restingTotal === 1 ? true : undefined));
-    await bar(SYM, { close: "100", low: "99.99" });
+    await bar(SYM, { close: "100", low: "99.98" });
     const o = await settled("dan", r.json.orderId, ["filled"]);
-    expect(Number(o.avgFillPrice)).toBeLessThanOrEqual(99.995);
+    expect(o.avgFillPrice).toBe("99.99");
     await bar(SYM, { close: "100" });
     expect(failures).toEqual([]);
   });
