@@ -205,13 +205,23 @@ export const WEBHOOK_REFUSED_PORTS: readonly number[] = [...FETCH_BAD_PORTS, ...
 /** The SMTP ports among the WHATWG Fetch standard's bad ports: submission, implicit TLS, relay. */
 export const SMTP_PORTS: readonly number[] = [25, 465, 587];
 
+/** The web's ports, the edge's (the Docker edge's and the ingress controller's defaults): HTTP and HTTPS, no SMTP. */
+export const WEB_PORTS: Readonly<Record<number, string>> = { 80: "HTTP (the edge's)", 443: "HTTPS (the edge's)" };
+
 /**
  * Why a port is no SMTP relay's, or undefined: any port a relay listens on (587, 465, 25, 2525, a
  * provider's own) is taken, but none of the other FETCH_BAD_PORTS, other protocols' (SSH 22, DNS 53,
- * IMAP 143, ...), and on Kubernetes notification-service's egress opens the port to every public
- * address. The stack's smtpPort and the service's SMTP_PORT alike (session 50).
+ * IMAP 143, ...), none of INTERNAL_SERVICE_PORTS (a datastore's, the cluster's, monitoring's: 5432,
+ * 6379, 9092, 6443, ...; session 65) and none of WEB_PORTS: on Kubernetes notification-service's egress
+ * opens the port to every public address (or to the private relay's address, where a datastore may
+ * listen on it), and a relay named on another service's port sends the mail's lines as that service's
+ * commands. The stack's smtpPort and the service's SMTP_PORT alike (session 50).
  */
 export function smtpPortProblem(port: number): string | undefined {
+  const service = INTERNAL_SERVICE_PORTS[port] ?? WEB_PORTS[port];
+  if (service !== undefined) {
+    return `${port} is the port of ${service}, which speaks no SMTP, and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`;
+  }
   if (!FETCH_BAD_PORTS.includes(port) || SMTP_PORTS.includes(port)) return undefined;
   return `${port} is the port of a service that speaks no SMTP (the WHATWG Fetch standard's bad ports: SSH, DNS, IMAP, ...), and on Kubernetes notification-service's egress opens it to every public address: use the relay's SMTP port (587 STARTTLS, 465 implicit TLS, 25, 2525)`;
 }

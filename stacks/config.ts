@@ -20,6 +20,7 @@ import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
 import { FLOATING_TAGS, imageReferenceProblem, isPinnedBuildTag, parseImageRef, unpinnedReason } from "../catalog/images";
+import { serverBuildOf } from "./images";
 import { GAP_SAMPLE_DAYS, tickGaps, type TickGaps } from "./cron-gaps";
 import { crossServiceProblem, postgresConnectionNeed, postgresMemoryExcess, postgresPoolDefaults, serviceSettingsProblem, type ServiceSettings } from "./service-settings";
 import { allowedValues, configKeys as schemaKeys, keySchema } from "./schema";
@@ -432,6 +433,18 @@ export const dockerAdminHostPorts: Readonly<Record<DataComponent | "prometheus" 
   grafana: 13000,
 };
 /**
+ * The admin host ports a Docker stack with publishAdminPorts publishes, by owner: each enabled datastore's
+ * (Redpanda's only with Redpanda's server: Apache Kafka, its offline stand-in, has one listener,
+ * components/data/definitions.ts), Prometheus's and Grafana's when on. The one rule: the parser keeps the
+ * edge off them, stacks/host-ports.ts lists them for `npm run up`.
+ */
+export function publishedAdminPorts(config: Pick<StackConfig, "imageSource" | "datastores"> & { monitoring: Pick<StackConfig["monitoring"], "prometheus" | "grafana"> }): { owner: DataComponent | "prometheus" | "grafana"; port: number }[] {
+  const stores = DATA_COMPONENTS.filter((store) => config.datastores[store].enabled && (store !== "redpanda" || serverBuildOf("redpanda", config.imageSource, config.datastores.redpanda.image) === "redpanda"));
+  const monitoring = (["prometheus", "grafana"] as const).filter((m) => config.monitoring[m]);
+  return [...stores, ...monitoring].map((owner) => ({ owner, port: dockerAdminHostPorts[owner] }));
+}
+
+/**
  * Why dockerPidsLimit* stop at MAX_PIDS_LIMIT (catalog/sizing.ts): the policy pack's pids-limit refuses
  * a container above its maxPidsLimit, whose default is that constant; the stack config cannot read the
  * pack's per-stack config, so it holds the default, and a stack that raised the pack's maximum stays
@@ -766,16 +779,6 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `${shown(adminBindAddress)} is ${exposure}: the datastores', Prometheus's and Grafana's ports would be published there, and Docker's published ports pass by the host firewall's INPUT rules; bind them to loopback (127.0.0.1, the default) or the address of a private or VPN interface of this host (10/8, 172.16/12, 192.168/16, 100.64/10), or set ${CONFIG_NAMESPACE}:publishAdminPorts false`,
     );
   }
-  // The edge and the admin ports share the host's address: Docker would refuse the second container
-  // with "port is already allocated".
-  if (publishAdminPorts && adminBindAddress === DOCKER_EDGE_ADDRESS) {
-    for (const [key, port] of [["httpPort", httpPort], ["httpsPort", httpsPort]] as const) {
-      const owner = Object.entries(dockerAdminHostPorts).find(([, p]) => p === port)?.[0];
-      if (owner !== undefined) {
-        throw new ConfigError(key, stack, `must differ from ${owner}'s admin host port ${port} on adminBindAddress ${adminBindAddress} (or set publishAdminPorts false)`);
-      }
-    }
-  }
 
   const dockerSubnet = r.string("dockerSubnet")!;
   if (!isCidr(dockerSubnet, 4)) throw new ConfigError("dockerSubnet", stack, `must be an IPv4 CIDR such as 172.28.0.0/24, got ${shown(dockerSubnet)}`);
@@ -920,6 +923,19 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   const grafana = r.boolean("grafanaEnabled");
   if (grafana && !prometheus) {
     throw new ConfigError("grafanaEnabled", stack, "Grafana's only datasource is the stack's Prometheus: enable prometheusEnabled or set grafanaEnabled false");
+  }
+
+  // The edge and the admin ports share the host's address: Docker would refuse the second container
+  // with "port is already allocated". Only the admin ports the stack publishes count: a datastore or
+  // monitoring that is off, or Redpanda's offline stand-in, leaves its port free for the edge (session 65).
+  if (publishAdminPorts && adminBindAddress === DOCKER_EDGE_ADDRESS) {
+    const published = publishedAdminPorts({ imageSource, datastores, monitoring: { prometheus, grafana } });
+    for (const [key, port] of [["httpPort", httpPort], ["httpsPort", httpsPort]] as const) {
+      const owner = published.find((p) => p.port === port)?.owner;
+      if (owner !== undefined) {
+        throw new ConfigError(key, stack, `must differ from ${owner}'s admin host port ${port} on adminBindAddress ${adminBindAddress} (or set publishAdminPorts false)`);
+      }
+    }
   }
 
   const schedule = cronSchedule(r, "backupSchedule", BACKUP_MIN_RUN_SECONDS);

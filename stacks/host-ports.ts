@@ -8,9 +8,8 @@
  * publish their dockerAdminHostPorts port on adminBindAddress.
  * tests/unit/program.test.ts compares the list with the ports the program publishes.
  */
-import { DATA_COMPONENTS, entryPoint } from "../catalog";
-import { DOCKER_EDGE_ADDRESS, dockerAdminHostPorts, StackConfig } from "./config";
-import { stackImages } from "./images";
+import { entryPoint } from "../catalog";
+import { DOCKER_EDGE_ADDRESS, publishedAdminPorts, StackConfig } from "./config";
 
 export interface HostPort {
   port: number;
@@ -31,15 +30,8 @@ export function dockerHostPorts(config: StackConfig): HostPort[] {
   if (config.docker.publishAdminPorts) {
     const admin = (owner: string, port: number) =>
       ports.push({ port, address: config.docker.adminBindAddress, owner: `${owner} (admin port)`, keys: ["adminBindAddress", "publishAdminPorts"] });
-    const images = stackImages(config);
-    for (const store of DATA_COMPONENTS) {
-      if (!config.datastores[store].enabled) continue;
-      // Apache Kafka, the offline stand-in for Redpanda, has one listener: only Redpanda gets the operators' one (components/data/definitions.ts).
-      if (store === "redpanda" && images("redpanda")?.server !== "redpanda") continue;
-      admin(store, dockerAdminHostPorts[store]);
-    }
-    if (config.monitoring.prometheus) admin("prometheus", dockerAdminHostPorts.prometheus);
-    if (config.monitoring.grafana) admin("grafana", dockerAdminHostPorts.grafana);
+    // The parser's rule (stacks/config.ts publishedAdminPorts), which keeps the edge off these ports.
+    for (const { owner, port } of publishedAdminPorts(config)) admin(owner, port);
   }
   return ports;
 }

@@ -127,6 +127,16 @@ export function containerImage(name: ImageName, source: ImageSource, override?: 
 }
 
 /**
+ * Which server build runs a component for a source (an override is a vendor's image), without reading
+ * images/versions.json: what the stack config needs to know which ports a stack publishes (Redpanda's
+ * admin port only with Redpanda's server, not its offline stand-in Kafka). Undefined without a stand-in.
+ */
+export function serverBuildOf(name: ImageName, source: ImageSource, override?: string): ServerBuild | undefined {
+  if (override || source === "upstream") return upstreamImages[name].server;
+  return localStandIns[name]?.server;
+}
+
+/**
  * The images of one stack: `trading:imageSource` picks the set, `trading:<datastore>Image`
  * overrides one datastore's reference. Undefined where the local set has no stand-in.
  */

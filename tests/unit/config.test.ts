@@ -326,9 +326,10 @@ describe("parseStackConfig", () => {
     // Every interface (0.0.0.0) took the edge's address too; it is refused itself since session 50
     // (tests/unit/config-exposure.test.ts).
     expect(error("dev", { ...docker, httpsPort: "13000", adminBindAddress: "0.0.0.0" }).key).toBe("adminBindAddress");
+    // Every admin port, when its owner is deployed (the legacy Redis on, Redpanda's own server: upstream images).
     for (const [owner, port] of Object.entries(dockerAdminHostPorts)) {
       for (const key of ["httpPort", "httpsPort"]) {
-        const e = error("dev", { ...docker, [key]: String(port) });
+        const e = error("dev", { ...docker, imageSource: "upstream", redisEnabled: "true", [key]: String(port) });
         expect(e.key, `${key}=${port}`).toBe(key);
         expect(e.message).toContain(`must differ from ${owner}'s admin host port ${port}`);
       }

@@ -38,6 +38,11 @@ describe("SMTP_PORT and smtpPort: one rule", () => {
     for (const p of [22, 53, 143, 993, 6667]) expect(smtpPortProblem(p), String(p)).toMatch(new RegExp(`^${p} is the port of a service that speaks no SMTP`));
     for (const p of [25, 465, 587, 2525, 1025]) expect(smtpPortProblem(p), String(p)).toBeUndefined();
   });
+
+  it("refuses a datastore's, the cluster's, monitoring's and the edge's port (session 65: each was opened for egress)", () => {
+    for (const p of [...Object.keys(INTERNAL_SERVICE_PORTS).map(Number), 80, 443]) expect(smtpPortProblem(p), String(p)).toMatch(new RegExp(`^${p} is the port of .+, which speaks no SMTP`));
+    expect(smtpPortProblem(5432)).toMatch(/^5432 is the port of PostgreSQL, which speaks no SMTP/);
+  });
 });
 
 describe("CH_BATCH_BYTES and CH_MAX_BATCH_BYTES", () => {
