@@ -12,7 +12,8 @@
  * `parseStackConfig` is pure (strings in, object out) so tests exercise it without an engine.
  */
 import { isIP } from "node:net";
-import { isAbsolute, posix } from "node:path";
+import { realpathSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
 import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, hostBitsNetwork, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
@@ -749,13 +750,9 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   }
 
   const renderYamlTo = r.string("renderYamlTo");
-  if (renderYamlTo !== undefined && !isGitIgnoredRenderFolder(renderYamlTo)) {
-    throw new ConfigError(
-      "renderYamlTo",
-      stack,
-      `${shown(renderYamlTo)} is a folder of the project that git does not ignore, and the manifests hold the stack's Secrets in plain text, ready for the next 'git add': use ${RENDER_FOLDER}/<name> (ignored by .gitignore) or an absolute path outside the clone`,
-    );
-  }
+  const renderProblem = renderYamlTo === undefined ? undefined : renderFolderProblem(renderYamlTo);
+  if (renderProblem !== undefined) throw new ConfigError("renderYamlTo", stack, renderProblem);
+
 
   const httpPort = r.integer("httpPort");
   const httpsPort = r.integer("httpsPort");
@@ -1234,19 +1231,49 @@ function logLevel(r: Reader, target: Target): string {
   return level;
 }
 
+/** The project's folder (Pulumi.yaml, .gitignore): this file's clone. */
+const PROJECT_ROOT = resolve(__dirname, "..");
+
 /** The folder .gitignore keeps out of git at any depth (`rendered/`): manifests rendered for review go there. */
 const RENDER_FOLDER = "rendered";
 
 /**
- * Whether a renderYamlTo folder keeps the rendered manifests (Secrets in plain text) out of git: an
- * absolute path (CI's runner temp, a folder outside the clone: the operator's choice), a path leaving
- * the project (`../x`), or one with a `rendered` folder on its way, which .gitignore ignores at any depth.
- * The provider resolves a relative path against the project, the clone's root.
+ * Why a renderYamlTo folder is no place for the rendered manifests (Secrets in plain text), or undefined:
+ * it must lie in the project (PROJECT_ROOT, the clone whose .gitignore guards it; a relative path is
+ * resolved against it, as the provider does) with a `rendered` folder on its way, ignored at any depth. Judged on the
+ * folder as the write would reach it: `..` resolved and the symlinks of its existing parents followed
+ * (rendered/ a link into src/ is src/). A folder leaving the project (`../x`, an absolute path elsewhere,
+ * a link out) was taken until session 65: another clone's folder, which its git need not ignore, or any
+ * folder of the machine.
  */
-function isGitIgnoredRenderFolder(folder: string): boolean {
-  if (isAbsolute(folder) || posix.isAbsolute(folder)) return true;
-  const segments = posix.normalize(folder.replace(/\\/g, "/")).split("/").filter((s) => s !== "" && s !== ".");
-  return segments[0] === ".." || segments.includes(RENDER_FOLDER);
+function renderFolderProblem(folder: string): string | undefined {
+  const project = realpathSync(PROJECT_ROOT);
+  const reached = realpathOfExisting(resolve(project, folder)); // a backslash is a name's character here, as to the provider on Linux
+  const inProject = relative(project, reached);
+  const use = `use ${RENDER_FOLDER}/<name> (ignored by .gitignore)`;
+  if (inProject === ".." || inProject.startsWith(`..${sep}`) || isAbsolute(inProject)) {
+    return `${shown(folder)} leaves the project (it reaches ${shown(reached)}), and the manifests hold the stack's Secrets in plain text, in a folder no .gitignore of this project guards (another clone's, or any of the machine): ${use}`;
+  }
+  if (!inProject.split(sep).includes(RENDER_FOLDER)) {
+    return `${shown(folder)} is a folder of the project that git does not ignore, and the manifests hold the stack's Secrets in plain text, ready for the next 'git add': ${use}`;
+  }
+  return undefined;
+}
+
+/** A path with the symlinks of its longest existing parent followed (the rest is made by the write, as written). */
+function realpathOfExisting(path: string): string {
+  const rest: string[] = [];
+  let at = path;
+  for (;;) {
+    try {
+      return join(realpathSync(at), ...rest.reverse());
+    } catch {
+      const parent = dirname(at);
+      if (parent === at) return path;
+      rest.push(basename(at));
+      at = parent;
+    }
+  }
 }
 
 const CRON_NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/gi;

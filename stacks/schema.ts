@@ -144,7 +144,7 @@ export const stackConfigSchema = Type.Object({
   ),
   cpuRequestRatio: str("CPU request as a fraction of the CPU limit, 0.01 to 1; 1 = Guaranteed QoS", "1"),
   memoryRequestRatio: str("Memory request as a fraction of the memory limit, 0.01 to 1; 1 = requests equal limits", "1"),
-  renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster): under rendered/ (git-ignored) or an absolute path, since Secrets are plain text there"),
+  renderYamlTo: str("Render Kubernetes manifests to this folder instead of applying them (no cluster): a folder under rendered/ (git-ignored) inside the project, since Secrets are plain text there"),
   backupSchedule: str("Cron schedule (UTC) of the PostgreSQL and ClickHouse backups (kubernetes): ticks at least 1 h apart (a run is cut to half the gap and needs 30 min), day-of-week 0-6, each value of a field once (not '15,15' nor '1-5,3')", "15 2 * * *"),
   mlRetrainSchedule: str("Cron schedule (UTC) of ml-predictor's retraining job, on both targets: ticks at least 20 min apart (a run is cut to half the gap and needs 10 min), day-of-week 0-6, each value of a field once (not '15,15' nor '1-5,3')", "30 3 * * *"),
   logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "Service log level; debug and trace are refused on kubernetes off dev stacks unless allowVerboseLogs is true", "info"),

@@ -11,9 +11,23 @@ import { Pulumi, root, toolsAvailable } from "./cli";
 
 const pack = (stack: "dev" | "prod") => ["--policy-pack", path.join(root, "policies"), "--policy-pack-config", path.join(root, "policies", "config", `${stack}.json`)];
 
+/**
+ * A renderYamlTo folder of one CLI run: in the clone's git-ignored rendered/ folder, as the stack config wants
+ * (session 65: a folder out of the project, the run's temporary folder included, is refused).
+ */
+function renderFolder(pulumi: Pulumi, name: string): string {
+  return path.join(root, "rendered", path.basename(pulumi.dir), name);
+}
+
+/** The run's temporary folder and its rendered manifests. */
+function cleanup(pulumi: Pulumi): void {
+  fs.rmSync(path.join(root, "rendered", path.basename(pulumi.dir)), { recursive: true, force: true });
+  pulumi.cleanup();
+}
+
 describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => {
   const pulumi = new Pulumi("preview");
-  afterAll(() => pulumi.cleanup());
+  afterAll(() => cleanup(pulumi));
 
   it("passes for the shipped dev stack", async () => {
     pulumi.configFile("dev", "dev");
@@ -23,7 +37,7 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
   });
 
   it("passes for the shipped prod stack (manifests rendered, no cluster)", async () => {
-    pulumi.configFile("prod", "prod", { renderYamlTo: path.join(pulumi.dir, "rendered-preview") });
+    pulumi.configFile("prod", "prod", { renderYamlTo: renderFolder(pulumi, "preview") });
     const prod = await pulumi.stack("prod");
     const r = await prod.run(["preview", ...pack("prod")]);
     expect(r.stdout).not.toMatch(/mandatory/);
@@ -33,7 +47,7 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
     const fixture = path.join(root, "tests", "e2e", "fixtures", "Pulumi.insecure.yaml");
     // LoadBalancer datastores pass the stack config on dev stacks only (session 50): under a dev
     // stack's name the fixture reaches the pack, which prod.json makes block them.
-    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
+    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: renderFolder(pulumi, "insecure") });
     const insecure = await pulumi.stack("dev-insecure");
     const r = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
     const text = r.stdout + r.stderr;
@@ -43,12 +57,12 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
 
     // Under any other name the stack config refuses them itself, before the pack, naming the key and the stack;
     // and a floating tag on every stack.
-    pulumi.configFile("insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure") });
+    pulumi.configFile("insecure", fixture, { renderYamlTo: renderFolder(pulumi, "insecure") });
     const named = await pulumi.stack("insecure");
     const exposed = await named.run(["preview", ...pack("prod")], { allowFailure: true });
     expect(exposed.status).not.toBe(0);
     expect(exposed.stdout + exposed.stderr).toContain("Invalid configuration trading:exposeDatastores on stack 'insecure': true gives every datastore a LoadBalancer Service");
-    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: path.join(pulumi.dir, "rendered-insecure"), redisImage: "redis:stable" });
+    pulumi.configFile("dev-insecure", fixture, { renderYamlTo: renderFolder(pulumi, "insecure"), redisImage: "redis:stable" });
     const floating = await insecure.run(["preview", ...pack("prod")], { allowFailure: true });
     const refused = floating.stdout + floating.stderr;
     expect(floating.status, refused.slice(-3000)).not.toBe(0);
@@ -58,8 +72,8 @@ describe.skipIf(!toolsAvailable())("pulumi preview with the policy pack", () => 
 
 describe.skipIf(!toolsAvailable())("prod manifests rendered by the Kubernetes provider", () => {
   const pulumi = new Pulumi("render");
-  const out = path.join(pulumi.dir, "rendered");
-  afterAll(() => pulumi.cleanup());
+  const out = renderFolder(pulumi, "prod");
+  afterAll(() => cleanup(pulumi));
 
   it("render without a cluster and validate against the Kubernetes OpenAPI schemas", async () => {
     pulumi.configFile("prod", "prod", { renderYamlTo: out });

@@ -6,9 +6,15 @@
  *   notification-service's egress then opened to the internet (catalog/addresses.ts smtpPortProblem, which the
  *   service's SMTP_PORT check shares: tests/unit/service-env-bounds, tests/business/notification-failure-texts);
  * - the edge's httpPort/httpsPort refused on an admin host port no container publishes (a datastore or monitoring
- *   that is off, Redpanda's offline stand-in Kafka), now only the ports the stack publishes count (stacks/host-ports.ts).
+ *   that is off, Redpanda's offline stand-in Kafka), now only the ports the stack publishes count (stacks/host-ports.ts);
+ * - renderYamlTo out of the project (`../x`, possibly another clone; an absolute path elsewhere; a symlink under
+ *   rendered/ pointing out of it or into a folder git does not ignore): judged after `..` and the symlinks of its
+ *   existing parents are resolved (the manifests hold the stack's Secrets in plain text).
  */
-import { describe, expect, it } from "vitest";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalog } from "../../catalog";
 import { INTERNAL_SERVICE_PORTS } from "../../catalog/addresses";
 import { ConfigError, parseStackConfig, RawConfig } from "../../stacks/config";
@@ -66,3 +72,48 @@ describe("the edge's ports against the admin host ports: only what the stack pub
   });
 });
 
+
+describe("renderYamlTo in the project's git-ignored rendered/ folder only", () => {
+  const project = path.join(__dirname, "..", "..");
+  /** Links of this run under the project's rendered/ folder (git-ignored), removed after. */
+  const links = path.join(project, "rendered", `red-team-65b-${process.pid}`);
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), "render-outside-"));
+  beforeAll(() => {
+    fs.mkdirSync(links, { recursive: true });
+    fs.symlinkSync(outside, path.join(links, "to-tmp"));
+    fs.symlinkSync(path.join(project, "stacks"), path.join(links, "to-stacks"));
+    fs.symlinkSync(path.join(project, "rendered"), path.join(links, "to-rendered"));
+  });
+  afterAll(() => {
+    fs.rmSync(links, { recursive: true, force: true });
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+
+  it.each(["../x", "../other-clone/rendered/prod", "rendered/../../x", "/tmp/rendered-preview", path.join(os.tmpdir(), "rendered"), "/"])(
+    "%s, a folder out of the project (or no rendered/ folder of it), is refused",
+    (renderYamlTo) => {
+      expect(refused("prod", { ...k8s, renderYamlTo }, "renderYamlTo").message).toMatch(/leaves the project|git does not ignore/);
+    },
+  );
+
+  it("a path out of the project names the folder it reaches", () => {
+    const e = refused("prod", { ...k8s, renderYamlTo: "../x" }, "renderYamlTo");
+    expect(e.message).toContain(`'../x' leaves the project (it reaches '${path.resolve(fs.realpathSync(project), "..", "x")}')`);
+    expect(e.message).toMatch(/use rendered\/<name> \(ignored by .gitignore\)$/);
+  });
+
+  it("a symlink under rendered/ is followed: out of the project, or into a folder git does not ignore, is refused", () => {
+    const rel = path.relative(project, links);
+    expect(refused("prod", { ...k8s, renderYamlTo: `${rel}/to-tmp/prod` }, "renderYamlTo").message).toContain("leaves the project");
+    expect(refused("prod", { ...k8s, renderYamlTo: `${rel}/to-tmp` }, "renderYamlTo").message).toContain("leaves the project");
+    expect(refused("prod", { ...k8s, renderYamlTo: `${rel}/to-stacks/x` }, "renderYamlTo").message).toContain("git does not ignore");
+    // A link that stays in rendered/ keeps the folder ignored.
+    expect(parseStackConfig("prod", { ...k8s, renderYamlTo: `${rel}/to-rendered/prod` }).kubernetes.renderYamlTo).toBe(`${rel}/to-rendered/prod`);
+  });
+
+  it("keeps rendered/<name> of the project, relative or absolute, existing or not", () => {
+    for (const folder of ["rendered/prod", "./rendered/a/b", path.join(project, "rendered", "prod"), "build/rendered/x"]) {
+      expect(parseStackConfig("prod", { ...k8s, renderYamlTo: folder }).kubernetes.renderYamlTo, folder).toBe(folder);
+    }
+  });
+});
