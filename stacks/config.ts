@@ -748,6 +748,18 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
       `${shown(ingressHost)}${asDefault} is this machine's own name, which no certificate authority issues for: with certIssuer, cert-manager's order would fail and the Ingress serve no trusted certificate (pulumi config set ${CONFIG_NAMESPACE}:ingressHost <public DNS name>)`,
     );
   }
+  // A public ACME CA (Let's Encrypt, ZeroSSL, ...) issues for names under the public DNS root only: for a single
+  // label or a special-use or private top-level domain the order fails, and the Ingress serves no trusted
+  // certificate (session 65). Only the issuer's name is known here (the ClusterIssuer is the cluster's), so
+  // the rule holds for a name that says ACME; a private issuer (selfSigned, ca, step-ca) stays free to certify them.
+  const uncertifiable = target === "kubernetes" && certIssuer !== undefined && isPublicAcmeIssuer(certIssuer) ? publicCaRefusal(ingressHost) : undefined;
+  if (uncertifiable !== undefined) {
+    throw new ConfigError(
+      "ingressHost",
+      stack,
+      `${shown(ingressHost)} is ${uncertifiable}, which no public certificate authority issues for, and certIssuer ${shown(certIssuer!)} names a public ACME issuer, whose order would fail (no trusted certificate): give a public DNS name, or for an internal name a private issuer (selfSigned, ca) or tlsSecretName`,
+    );
+  }
 
   const renderYamlTo = r.string("renderYamlTo");
   const renderProblem = renderYamlTo === undefined ? undefined : renderFolderProblem(renderYamlTo);
@@ -1382,6 +1394,34 @@ function repeatedCronValue(fields: readonly string[]): { field: string; value: n
  */
 function isStagingIssuer(name: string): boolean {
   return name.includes("staging") || name.split(/[-.]/).some((word) => ["stage", "stg", "test", "testing", "fake"].includes(word));
+}
+
+/**
+ * Whether a ClusterIssuer's name says it is a public ACME CA's: Let's Encrypt (letsencrypt-prod, le-prod,
+ * lets-encrypt), ZeroSSL, Buypass or an `acme` issuer. A name is all the stack knows of the issuer; an
+ * issuer named otherwise may be public too (the rule below then does not fire).
+ */
+function isPublicAcmeIssuer(name: string): boolean {
+  const words = name.toLowerCase().split(/[-.]/);
+  return /letsencrypt|lets-encrypt|zerossl|buypass/.test(name.toLowerCase()) || words.includes("acme") || words.includes("le");
+}
+
+/**
+ * Top-level domains no public CA issues for: RFC 6761's special-use names (test, example, invalid,
+ * localhost), mDNS's local (RFC 6762), .arpa (home.arpa, RFC 8375), .alt (RFC 9476), .onion (CA/B Forum:
+ * EV only), ICANN's private-use internal (2024), and the private ones in common use, never delegated
+ * (lan, home, corp, intranet, private, localdomain). The policy pack's private names (policies/lib/public-names.ts) and more.
+ */
+const NON_PUBLIC_TLDS: readonly string[] = ["test", "example", "invalid", "localhost", "local", "arpa", "alt", "onion", "internal", "lan", "home", "corp", "intranet", "private", "localdomain"];
+
+/** What makes a host name (a valid one) uncertifiable by a public CA, or undefined: a single label, a non-public top-level domain, an IP address. */
+function publicCaRefusal(host: string): string | undefined {
+  const name = host.toLowerCase().replace(/\.$/, "");
+  if (isIP(name) !== 0) return "an IP address";
+  const labels = name.split(".");
+  if (labels.length === 1) return "a single label (no public domain)";
+  const tld = labels[labels.length - 1];
+  return NON_PUBLIC_TLDS.includes(tld) ? `under .${tld}, a special-use or private top-level domain` : undefined;
 }
 
 /** The cluster's own namespaces (default, kube-system, kube-public, kube-node-lease, any kube-*): its components run there. */

@@ -121,7 +121,7 @@ export const stackConfigSchema = Type.Object({
   exposeDatastores: bool("Kubernetes: LoadBalancer Services for the datastores; refused on every stack but dev (dev, dev-*), and by the policy pack under prod.json", false),
   namespace: str("Kubernetes namespace", "ai-trading"),
   storageClass: str("Kubernetes storage class of the volumes (cluster default when unset)"),
-  ingressHost: str("Public host name of the Ingress (Docker: the edge's server and certificate name); a DNS name, never an IP address, on kubernetes; required there with certIssuer", "localhost"),
+  ingressHost: str("Public host name of the Ingress (Docker: the edge's server and certificate name); a DNS name, never an IP address, on kubernetes; required there with certIssuer, and a public one (no single label, .local, .internal, .test, ...) with a public ACME certIssuer", "localhost"),
   ingressClass: str("Ingress class", "nginx"),
   tlsSecretName: str("TLS secret of the Ingress: an existing one, or created by the stack from the tlsCertificate/tlsPrivateKey secrets"),
   certIssuer: str("cert-manager ClusterIssuer that issues the Ingress certificate"),

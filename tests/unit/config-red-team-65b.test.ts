@@ -9,7 +9,10 @@
  *   that is off, Redpanda's offline stand-in Kafka), now only the ports the stack publishes count (stacks/host-ports.ts);
  * - renderYamlTo out of the project (`../x`, possibly another clone; an absolute path elsewhere; a symlink under
  *   rendered/ pointing out of it or into a folder git does not ignore): judged after `..` and the symlinks of its
- *   existing parents are resolved (the manifests hold the stack's Secrets in plain text).
+ *   existing parents are resolved (the manifests hold the stack's Secrets in plain text);
+ * - an ingressHost no public CA certifies (a single label; .local, .internal, .lan, .home.arpa, .test, .invalid, ...)
+ *   with a certIssuer whose name says public ACME (letsencrypt*, le-*, zerossl, buypass, *acme*): the order fails. The
+ *   stack knows the issuer by its name only (the ClusterIssuer is the cluster's): any other issuer stays free.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -115,5 +118,41 @@ describe("renderYamlTo in the project's git-ignored rendered/ folder only", () =
     for (const folder of ["rendered/prod", "./rendered/a/b", path.join(project, "rendered", "prod"), "build/rendered/x"]) {
       expect(parseStackConfig("prod", { ...k8s, renderYamlTo: folder }).kubernetes.renderYamlTo, folder).toBe(folder);
     }
+  });
+});
+
+describe("ingressHost no public CA certifies, with a public ACME certIssuer", () => {
+  it.each([
+    ["trading", "a single label"],
+    ["trading.local", ".local"],
+    ["api.trading.internal", ".internal"],
+    ["trading.lan", ".lan"],
+    ["trading.home.arpa", ".arpa"],
+    ["trading.test", ".test"],
+    ["trading.invalid", ".invalid"],
+    ["trading.example", ".example"],
+    ["trading.corp", ".corp"],
+  ])("ingressHost %s (%s) with certIssuer letsencrypt is refused", (ingressHost, what) => {
+    const e = refused("prod", { ...k8s, ingressHost }, "ingressHost");
+    expect(e.message).toContain(what);
+    expect(e.message).toContain("which no public certificate authority issues for, and certIssuer 'letsencrypt' names a public ACME issuer");
+  });
+
+  it.each(["letsencrypt-prod", "le-prod", "lets-encrypt", "zerossl", "buypass-go", "acme-issuer", "corp-acme"])("certIssuer %s is taken for a public ACME issuer", (certIssuer) => {
+    refused("prod", { ...k8s, certIssuer, ingressHost: "trading.internal" }, "ingressHost");
+    expect(parseStackConfig("prod", { ...k8s, certIssuer, ingressHost: "trading.example.com" }).kubernetes.ingressHost).toBe("trading.example.com");
+  });
+
+  it("a private issuer, or the stack's own TLS secret, may serve an internal name; an IP address is refused whatever the issuer", () => {
+    for (const certIssuer of ["selfsigned", "internal-ca", "step-ca", "vault-issuer"]) {
+      for (const ingressHost of ["trading", "trading.internal", "trading.home.arpa", "trading.local-k8s.test"]) {
+        expect(parseStackConfig("prod", { ...k8s, certIssuer, ingressHost }).kubernetes.ingressHost, `${certIssuer} ${ingressHost}`).toBe(ingressHost);
+      }
+    }
+    const { certIssuer: _acme, ...withoutIssuer } = k8s;
+    expect(parseStackConfig("prod", { ...withoutIssuer, tlsSecretName: "tls", ingressHost: "trading.lan" }).kubernetes.ingressHost).toBe("trading.lan");
+    for (const ingressHost of ["10.0.0.5", "203.0.113.7"]) refused("prod", { ...k8s, certIssuer: "internal-ca", ingressHost }, "ingressHost");
+    // A public name under a public TLD, including one that looks internal in its labels, stays free.
+    for (const ingressHost of ["trading.example.com", "local.example.org", "internal.trading.io"]) expect(parseStackConfig("prod", { ...k8s, ingressHost }).kubernetes.ingressHost).toBe(ingressHost);
   });
 });
