@@ -200,3 +200,112 @@ export function writesSkipped(expression: string, namespaces: DeclaredNamespace[
     return namespaces.flatMap((namespace) => (["CREATE", "UPDATE"] as const).map((operation) => ({ namespace, operation })))
         .filter((ctx) => evaluate(ast, ctx) === false);
 }
+
+/**
+ * Session 65b: who makes the request. The principals a condition may skip the policy for, by kind: users (the
+ * requester's `username`) and groups (one of its `groups`).
+ */
+export interface Principals { users: string[]; groups: string[] }
+
+/** AdmissionRequest fields that say nothing of the requester (`userInfo` does; anything not named here may). */
+const REQUEST_FIELDS = new Set(["uid", "kind", "resource", "subResource", "requestKind", "requestResource", "requestSubResource",
+    "name", "namespace", "operation", "options", "dryRun", "object", "oldObject"]);
+
+const stringLit = (n: Node): string | undefined => (n.k === "lit" && typeof n.v === "string" ? n.v : undefined);
+
+/**
+ * Whether a node may read who makes the request: `request.userInfo` (as a field or a literal key), `request` used in any
+ * other way than reading one of REQUEST_FIELDS (whole, as a macro's or function's target, by a computed key), or
+ * `authorizer` (it answers what the requester may do).
+ */
+function readsIdentity(n: Node): boolean {
+    const requestField = (x: Node): string | undefined =>
+        x.k === "select" ? x.field : x.k === "index" ? stringLit(x.key) : undefined;
+    if ((n.k === "select" || n.k === "index") && n.of.k === "ident" && n.of.name === "request") {
+        const field = requestField(n);
+        if (field === undefined || !REQUEST_FIELDS.has(field)) return true;
+        return n.k === "index" && readsIdentity(n.key);
+    }
+    switch (n.k) {
+        case "lit": return false;
+        case "ident": return n.name === "request" || n.name === "authorizer";
+        case "list": return n.items.some(readsIdentity);
+        case "select": return readsIdentity(n.of);
+        case "index": return readsIdentity(n.of) || readsIdentity(n.key);
+        case "call": return (n.of !== undefined && readsIdentity(n.of)) || n.args.some(readsIdentity);
+        case "not": return readsIdentity(n.of);
+        case "bin": return readsIdentity(n.l) || readsIdentity(n.r);
+        case "cond": return readsIdentity(n.test) || readsIdentity(n.yes) || readsIdentity(n.no);
+    }
+}
+
+/** `request.userInfo.username` or `request.userInfo.groups` (as fields or literal keys): which, or undefined. */
+function userInfoField(n: Node): "username" | "groups" | undefined {
+    const name = (x: Node) => (x.k === "select" ? x.field : x.k === "index" ? stringLit(x.key) : undefined);
+    if (n.k !== "select" && n.k !== "index") return undefined;
+    const of = n.of;
+    if ((of.k !== "select" && of.k !== "index") || of.of.k !== "ident" || of.of.name !== "request" || name(of) !== "userInfo") return undefined;
+    const field = name(n);
+    return field === "username" || field === "groups" ? field : undefined;
+}
+
+const NONE: Principals = { users: [], groups: [] };
+const join = (a: Principals | undefined, b: Principals | undefined): Principals | undefined =>
+    a && b ? { users: [...a.users, ...b.users], groups: [...a.groups, ...b.groups] } : undefined;
+
+/**
+ * The principals whose requests alone a node's value can turn on, or undefined when that is not shown. With `falseOnly`
+ * (P): whenever the node is false for a requester outside the result, it is false for every requester (its falsity does
+ * not turn on who writes, except for those principals). Without (Q): the same of its truth. A node that does not read the
+ * requester has both, with none; `a && b` and `a || b` have each when both sides have it (the union); `!a` swaps them;
+ * `c ? a : b` with `c` not reading the requester has what both branches have. The atoms: `username != 'x'` has P with the
+ * user x, `username == 'x'` and `username in ['x', ...]` have Q with those users, `'g' in groups` Q with the group g.
+ * Anything else reading the requester has neither: unbounded.
+ */
+function principalsTurnedOn(n: Node, falseOnly: boolean): Principals | undefined {
+    if (!readsIdentity(n)) return NONE;
+    switch (n.k) {
+        case "not": return principalsTurnedOn(n.of, !falseOnly);
+        case "cond":
+            return readsIdentity(n.test) ? undefined : join(principalsTurnedOn(n.yes, falseOnly), principalsTurnedOn(n.no, falseOnly));
+        case "bin": {
+            if (n.op === "&&" || n.op === "||") return join(principalsTurnedOn(n.l, falseOnly), principalsTurnedOn(n.r, falseOnly));
+            const [field, other] = userInfoField(n.l) ? [userInfoField(n.l), n.r] : [userInfoField(n.r), n.l];
+            if ((n.op === "==" || n.op === "!=") && field === "username" && stringLit(other) !== undefined) {
+                return falseOnly === (n.op === "!=") ? { users: [stringLit(other)!], groups: [] } : undefined;
+            }
+            if (n.op === "in" && !falseOnly && userInfoField(n.l) === "username" && n.r.k === "list" && n.r.items.every((x) => stringLit(x) !== undefined)) {
+                return { users: n.r.items.map((x) => stringLit(x)!), groups: [] };
+            }
+            if (n.op === "in" && !falseOnly && userInfoField(n.r) === "groups" && stringLit(n.l) !== undefined) {
+                return { users: [], groups: [stringLit(n.l)!] };
+            }
+            return undefined;
+        }
+        default: return undefined;
+    }
+}
+
+/** What a match condition says of who makes the request: whether it reads the requester, and whom it may skip. */
+export interface IdentityReading {
+    /** The principals the condition may skip the policy for, and them only; undefined when the pack cannot bound them. */
+    skips: Principals | undefined;
+}
+
+/**
+ * Whether a match condition reads who makes the request (`request.userInfo`, `authorizer`: see readsIdentity), and if so
+ * the principals it may be false for, the others' writes being judged whoever writes them (principalsTurnedOn's P); a
+ * condition the parser does not read counts as reading the requester when its text names `userInfo` or `authorizer`, or
+ * uses `request` other than by one of REQUEST_FIELDS. Undefined for a condition that does not read the requester.
+ */
+export function identityReading(expression: string): IdentityReading | undefined {
+    const ast = parse(expression);
+    if (!ast) {
+        const fields = [...REQUEST_FIELDS].join("|");
+        const other = new RegExp(`\\brequest\\b(?!\\s*(?:\\.\\s*(?:${fields})\\b|\\[\\s*(["'])(?:${fields})\\1\\s*\\]))`);
+        return /userInfo|\bauthorizer\b/.test(expression) || other.test(expression) ? { skips: undefined } : undefined;
+    }
+    if (!readsIdentity(ast)) return undefined;
+    const skips = principalsTurnedOn(ast, true);
+    return { skips: skips && { users: [...new Set(skips.users)].sort(), groups: [...new Set(skips.groups)].sort() } };
+}

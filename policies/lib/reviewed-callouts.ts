@@ -8,6 +8,7 @@
  * with the reviewed name.
  */
 import { narrows } from "./admission";
+import { identityReading } from "./cel-conditions";
 import { arr, isRecord, str } from "./values";
 
 const WEBHOOKS = /^kubernetes:admissionregistration\.k8s\.io\/(v[0-9a-z]+):(Validating|Mutating)WebhookConfiguration$/;
@@ -39,9 +40,13 @@ export function reviewedCalloutProblems(type: string, props: Record<string, any>
             // Session 63b: a CEL matchCondition skips whatever request it is false for (a namespace, a requester, the object's
             // own labels or annotations), in an expression the pack does not evaluate: the objectSelector's hole, unbounded.
             if (validating && arr(w.matchConditions).length > 0) {
-                out.push(`${at} has matchConditions (${arr(w.matchConditions).map((c) => JSON.stringify(isRecord(c) ? str(c.expression) ?? "?" : "?")).join(", ")}): ` +
+                const expressions = arr(w.matchConditions).map((c) => (isRecord(c) ? str(c.expression) ?? "?" : "?"));
+                // Session 65b: one reading who makes the request is named as what it is, an exemption by identity.
+                const byIdentity = expressions.filter((e) => identityReading(e) !== undefined);
+                out.push(`${at} has matchConditions (${expressions.map((e) => JSON.stringify(e)).join(", ")}): ` +
                     "a request they are false for (by its namespace, its requester, or labels whoever writes the object chooses) is not sent to it, " +
-                    "and the pack does not evaluate CEL");
+                    "and the pack does not evaluate CEL" + (byIdentity.length === 0 ? "" : `; ${byIdentity.map((e) => JSON.stringify(e)).join(", ")} ` +
+                    "reads who makes the request (request.userInfo, authorizer): an exemption by identity, whose writes the webhook never sees"));
             }
         });
     }

@@ -1,7 +1,8 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { declaredNamespaces, DeclaredNamespace, exactMisses, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
-import { writesSkipped } from "../lib/cel-conditions";
+import { identityReading, Principals, writesSkipped } from "../lib/cel-conditions";
+import { readConfig } from "../lib/config";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
 
@@ -39,20 +40,44 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
 /**
  * Session 65: the policy's `matchConditions` (CEL) the platform's writes surely fail (lib/cel-conditions.ts reads what can be
  * judged: constants, the namespace, its labels, the operation): `false`, `request.namespace != "ai-trading"`,
- * `!(request.namespace in [...])`. The API server skips the policy for every such object. A condition on anything else
- * (the object's fields, the user) is not judged, nor one unknown during preview.
+ * `!(request.namespace in [...])`. The API server skips the policy for every such object. A condition on the object's
+ * other fields is not judged, nor one unknown during preview.
+ * Session 65b: a condition reading who makes the request (`request.userInfo`, `authorizer`) skips the policy for some
+ * principal's writes: an exemption by identity, refused unless every principal it may skip is listed in `exemptPrincipals`
+ * (users by username, groups by name; empty by default) and the pack can bound them (`identityReading`): the forms
+ * `request.userInfo.username != 'x'`, `!(request.userInfo.username in [...])`, `!('g' in request.userInfo.groups)`, joined by
+ * `&&`, `||` and conditions not reading the requester.
  */
-function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[]): string[] {
+function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[], exempt: Principals): string[] {
     if (isUnknown(conditions)) return [];
     return arr(conditions).flatMap((c, index) => {
         const expression = isRecord(c) ? str(c.expression) : undefined;
         if (expression === undefined) return [];
+        const out: string[] = [];
         const skipped = writesSkipped(expression, namespaces);
-        if (skipped.length === 0) return [];
-        const byNamespace = new Map<string, string[]>();
-        for (const w of skipped) byNamespace.set(w.namespace.name, [...(byNamespace.get(w.namespace.name) ?? []), w.operation]);
-        const where = [...byNamespace].map(([ns, ops]) => `${ops.length === 2 ? "every write" : `every ${ops[0]}`} in the namespace "${ns}"`).join(", ");
-        return [`has matchConditions[${index}] ${JSON.stringify(expression)}, false for ${where} the stack declares: the API server skips the policy there`];
+        if (skipped.length > 0) {
+            const byNamespace = new Map<string, string[]>();
+            for (const w of skipped) byNamespace.set(w.namespace.name, [...(byNamespace.get(w.namespace.name) ?? []), w.operation]);
+            const where = [...byNamespace].map(([ns, ops]) => `${ops.length === 2 ? "every write" : `every ${ops[0]}`} in the namespace "${ns}"`).join(", ");
+            out.push(`has matchConditions[${index}] ${JSON.stringify(expression)}, false for ${where} the stack declares: the API server skips the policy there`);
+        }
+        const identity = identityReading(expression);
+        if (identity) {
+            const at = `has matchConditions[${index}] ${JSON.stringify(expression)}, which reads who makes the request (request.userInfo, authorizer): ` +
+                "the API server skips the policy for the writes of ";
+            if (!identity.skips) {
+                out.push(`${at}principals the pack cannot bound (not only users by username != or groups by !(... in groups)), an exemption by identity ` +
+                    "admission-policy-bindings-enforce's exemptPrincipals cannot list");
+            } else {
+                const users = identity.skips.users.filter((u) => !exempt.users.includes(u));
+                const groups = identity.skips.groups.filter((g) => !exempt.groups.includes(g));
+                const who = [...users.map((u) => `the user ${JSON.stringify(u)}`), ...groups.map((g) => `the group ${JSON.stringify(g)}`)];
+                if (who.length > 0) {
+                    out.push(`${at}${who.join(", ")}, an exemption by identity admission-policy-bindings-enforce's exemptPrincipals does not list`);
+                }
+            }
+        }
+        return out;
     });
 }
 
@@ -75,7 +100,7 @@ function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[])
  * no policy at all (a typo, a policy deleted), which then judges nothing while reading as a guard. A policy the platform
  * binds is declared beside its binding, where both are judged together.
  */
-export function unenforcingBindings(resources: StackResource[]): Finding[] {
+export function unenforcingBindings(resources: StackResource[], exempt: Principals = { users: [], groups: [] }): Finding[] {
     const namespaces = declaredNamespaces(resources);
     const platform = platformResources(resources, namespaces);
     const policies = resources.filter((r) => POLICY.test(r.type));
@@ -102,7 +127,7 @@ export function unenforcingBindings(resources: StackResource[]): Finding[] {
         if (policy && isRecord(policy.props.spec)) {
             const at = `binds ${describe(policy.type, policy.name)}, which`;
             problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces, platform).map((p) => `${at} ${p}`));
-            problems.push(...conditionProblems(policy.props.spec.matchConditions, namespaces).map((p) => `${at} ${p}`));
+            problems.push(...conditionProblems(policy.props.spec.matchConditions, namespaces, exempt).map((p) => `${at} ${p}`));
             if (str(policy.props.spec.failurePolicy) === "Ignore") {
                 problems.push(`${at} fails open (failurePolicy: Ignore): an expression that errs, or a parameter kind not served, admits the object`);
             }
@@ -126,11 +151,29 @@ export const admissionPolicyBindingsEnforce: StackValidationPolicy = {
         "select every Namespace the stack declares and every object (no objectSelector, rules not all of scope \"Cluster\", no excludeResourceRules " +
         "taking out a resource the platform runs there), neither fails open (failurePolicy: Ignore, parameterNotFoundAction: Allow), the policy " +
         "it binds is declared by the stack (session 64, 64b), and no matchConditions of it is false for the platform's writes (constants, the " +
-        "namespace, its labels, the operation; conditions on anything else are not judged: session 65).",
+        "namespace, its labels, the operation: session 65), nor exempts a principal by identity (request.userInfo, authorizer) unless " +
+        "exemptPrincipals lists it (session 65b).",
     severity: "high",
+    configSchema: {
+        properties: {
+            exemptPrincipals: {
+                type: "object",
+                properties: {
+                    users: { type: "array", items: { type: "string" }, default: [] },
+                    groups: { type: "array", items: { type: "string" }, default: [] },
+                },
+                additionalProperties: false,
+                default: { users: [], groups: [] },
+                description: "The principals (users by username, groups by name) a bound policy's matchConditions may exempt by identity " +
+                    "(request.userInfo.username != 'x', !('g' in request.userInfo.groups)): reviewed exemptions only; empty by default (session 65b)",
+            },
+        },
+    },
     validateStack: (args, reportViolation) => {
         const resources = plainResources(args.resources);
         if (!resources.some((r) => BINDING.test(r.type))) args.notApplicable("no validating admission policy bindings");
-        for (const f of unenforcingBindings(resources)) reportViolation(f.message, f.urn);
+        const { exemptPrincipals } = readConfig(args, { exemptPrincipals: { users: [] as string[], groups: [] as string[] } });
+        const exempt = { users: exemptPrincipals.users ?? [], groups: exemptPrincipals.groups ?? [] };
+        for (const f of unenforcingBindings(resources, exempt)) reportViolation(f.message, f.urn);
     },
 };
