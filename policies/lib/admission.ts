@@ -212,24 +212,44 @@ export function platformExcluded(rules: unknown, platform: Map<string, PlatformR
 }
 
 /**
+ * Groups other than its own a built-in resource was served under, whose rules `matchPolicy: Equivalent` converts to it
+ * (Deployments, DaemonSets, ReplicaSets, Ingresses, NetworkPolicies were `extensions`; Events are `events.k8s.io` too).
+ */
+const EQUIVALENT_GROUPS: Record<string, string[]> = {
+    deployments: ["extensions"], daemonsets: ["extensions"], replicasets: ["extensions"], ingresses: ["extensions"],
+    networkpolicies: ["extensions"], events: ["events.k8s.io"],
+};
+
+/**
  * Session 65: under `matchPolicy: Exact` a rule matches an object only under the groups and versions it names (Equivalent,
  * the default, converts): a rule naming the platform's `deployments` only under `extensions/v1beta1` judges none of its
- * `apps/v1` Deployments. Each rule (by index) and the resources it names by name (not `*`) whose served group/version
- * (`PlatformResource.versions`) no rule of the block covers. Nothing while the match policy or a rule is unknown during preview.
+ * `apps/v1` Deployments. Each resource it names by name whose served group/version (`PlatformResource.versions`) no rule of
+ * the block covers. Session 65b: a rule of every resource (`*`, or `*` over every subresource) too: it aims at each platform resource of a group it
+ * names (`*`, the resource's own group, or one an equivalent was served under: EQUIVALENT_GROUPS), and one no rule covers at
+ * its served group/version is missed (`extensions/v1beta1` `*` misses the `apps/v1` Deployments and the `networking.k8s.io/v1`
+ * Ingresses; `*` groups under `v1beta1` every `v1` kind); `wildcardRules` says which rules so aim. Nothing while the match
+ * policy or a rule is unknown during preview.
  */
-export function exactMisses(match: Record<string, any>, platform: Map<string, PlatformResource>): Array<{ resource: string; served: string[] }> {
+export function exactMisses(match: Record<string, any>, platform: Map<string, PlatformResource>): Array<{ resource: string; served: string[]; wildcardRules?: number[] }> {
     if (str(match.matchPolicy) !== "Exact" || isUnknown(match.resourceRules)) return [];
     const rules = arr(match.resourceRules).filter(isRecord);
     if (rules.some((r) => [r.apiGroups, r.apiVersions, r.resources].some(isUnknown))) return [];
+    const list = (v: unknown) => arr(v).map((x) => str(x) ?? "");
+    const groupOf = (gv: string) => (gv.includes("/") ? gv.split("/")[0] : "");
+    const everyResource = (r: Record<string, any>) => list(r.resources).some((x) => x === "*" || x === "*/*");
     const covers = (r: Record<string, any>, resource: string, gv: string) => {
         const [group, version] = gv.includes("/") ? gv.split("/") : ["", gv];
-        const list = (v: unknown) => arr(v).map((x) => str(x) ?? "");
-        return list(r.resources).some((x) => x === resource || x === "*" || x === "*/*")
+        return (list(r.resources).includes(resource) || everyResource(r))
             && list(r.apiGroups).some((g) => g === "*" || g === group) && list(r.apiVersions).some((v) => v === "*" || v === version);
     };
-    const named = [...new Set(rules.flatMap((r) => arr(r.resources).map((x) => str(x) ?? "")))].filter((x) => platform.has(x));
-    return named.flatMap((resource) => {
-        const served = [...platform.get(resource)!.versions];
-        return served.length > 0 && !served.some((gv) => rules.some((r) => covers(r, resource, gv))) ? [{ resource, served: served.sort() }] : [];
+    const named = new Set(rules.flatMap((r) => list(r.resources)).filter((x) => platform.has(x)));
+    return [...platform.keys()].sort().flatMap((resource) => {
+        const served = [...platform.get(resource)!.versions].sort();
+        const groups = new Set([...served.map(groupOf), ...(EQUIVALENT_GROUPS[resource] ?? [])]);
+        const wildcardRules = arr(match.resourceRules).flatMap((r, i) =>
+            isRecord(r) && everyResource(r) && list(r.apiGroups).some((g) => g === "*" || groups.has(g)) ? [i] : []);
+        if (!named.has(resource) && wildcardRules.length === 0) return [];
+        if (served.length === 0 || served.some((gv) => rules.some((r) => covers(r, resource, gv)))) return [];
+        return named.has(resource) ? [{ resource, served }] : [{ resource, served, wildcardRules }];
     });
 }

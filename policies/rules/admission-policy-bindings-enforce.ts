@@ -16,7 +16,10 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
     const scope = scopeFinding(match.resourceRules);
     if (scope) out.push(...scopeProblems(scope, `${field}.resourceRules`, namespaces.map((n) => n.name)));
     for (const m of exactMisses(match, platform)) {
-        out.push(`names ${m.resource} in ${field}.resourceRules under matchPolicy: Exact, but not under ${m.served.join(", ")}, which the platform's ` +
+        const how = m.wildcardRules
+            ? `matches every resource (${m.wildcardRules.map((i) => `${field}.resourceRules[${i}] ${JSON.stringify(arr(match.resourceRules)[i])}`).join(", ")})`
+            : `names ${m.resource} in ${field}.resourceRules`;
+        out.push(`${how} under matchPolicy: Exact, but not under ${m.served.join(", ")}, which the platform's ` +
             `${m.resource} are served under: it judges none of them`);
     }
     for (const x of platformExcluded(match.excludeResourceRules, platform)) {

@@ -150,3 +150,61 @@ describe("no-api-server-callouts: a listed validating webhook's matchCondition o
         expect(await callouts(hook("Mutating", ["request.userInfo.username != 'ci-deployer'"]), "no-mutating-admission")).toEqual([]);
     });
 });
+
+// ------------------------------------------------------------------------------------------------ 2. Exact with `*`
+
+describe("admission-policy-bindings-enforce: matchPolicy Exact over every resource (`*`) of a group or version the platform is not served under", () => {
+    const exact = (rules: unknown[], matchPolicy = "Exact") => policy({ matchConstraints: { matchPolicy, resourceRules: rules } });
+    const missed = async (rules: unknown[]) => (await admission([exact(rules), binding()]))
+        .map((m) => /which matches every resource \(.*\) under matchPolicy: Exact, but not under (\S+), which the platform's (\S+) are served under/.exec(m))
+        .map((m) => (m ? `${m[2]} ${m[1]}` : "other"));
+
+    it("rejects `*` under extensions/v1beta1: the platform's Deployments (apps/v1) and what else it runs there", async () => {
+        const out = await missed([rule(["*"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] })]);
+        expect(out).toContain("deployments apps/v1");
+        expect(out).toContain("replicasets apps/v1");
+        expect(out).not.toContain("other");
+        expect(out.some((m) => m.startsWith("pods"))).toBe(false);
+    });
+
+    it("rejects `*/*` under apps/v1beta2", async () => {
+        const out = await missed([rule(["*/*"], { apiGroups: ["apps"], apiVersions: ["v1beta2"] })]);
+        expect(out).toContain("deployments apps/v1");
+        expect(out.every((m) => /^(deployments|statefulsets|daemonsets|replicasets|controllerrevisions) apps\/v1$/.test(m))).toBe(true);
+    });
+
+    it("rejects `*` in every group under v1beta1 only: the pods (v1) too", async () => {
+        const out = await missed([rule(["*"], { apiGroups: ["*"], apiVersions: ["v1beta1"] })]);
+        expect(out).toContain("pods v1");
+        expect(out).toContain("deployments apps/v1");
+    });
+
+    it("names the rule in the message", async () => {
+        const r = rule(["*"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] });
+        const out = await admission([exact([r]), binding()]);
+        expect(out[0]).toContain(`which matches every resource (matchConstraints.resourceRules[0] ${JSON.stringify(r)}) under matchPolicy: Exact`);
+    });
+
+    it("judges a binding's matchResources the same way", async () => {
+        const out = await admission([policy(), binding({ matchResources: { matchPolicy: "Exact", resourceRules: [rule(["*"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] })] } })]);
+        expect(out.some((m) => m.startsWith(`ValidatingAdmissionPolicyBinding "b" matches every resource (matchResources.resourceRules[0]`))).toBe(true);
+    });
+
+    it.each([
+        ["`*` of every group and version", [rule(["*"])]],
+        ["`*` of the core group v1 only (a policy about core kinds: apps' are not its business)", [rule(["*"], { apiGroups: [""], apiVersions: ["v1"] })]],
+        ["`*` under extensions/v1beta1 beside apps/v1 and networking.k8s.io/v1", [rule(["*"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] }),
+            rule(["*"], { apiGroups: ["apps", "networking.k8s.io"], apiVersions: ["v1"] })]],
+        ["`*` under every group's v1 and v2", [rule(["*"], { apiGroups: ["*"], apiVersions: ["v1", "v2"] })]],
+    ])("passes %s under Exact", async (_, rules) => {
+        expect(await admission([exact(rules), binding()])).toEqual([]);
+    });
+
+    it("passes `*` under extensions/v1beta1 with matchPolicy Equivalent (the API server converts)", async () => {
+        expect(await admission([exact([rule(["*"], { apiGroups: ["extensions"], apiVersions: ["v1beta1"] })], "Equivalent"), binding()])).toEqual([]);
+    });
+
+    it("judges at up a `*` rule whose groups are unknown during preview", async () => {
+        expect(await admission([exact([rule(["*"], { apiGroups: UNKNOWN, apiVersions: ["v1beta1"] })]), binding()])).toEqual([]);
+    });
+});
