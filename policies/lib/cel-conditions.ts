@@ -190,12 +190,45 @@ function evaluate(n: Node, ctx: WriteContext): Value {
     }
 }
 
+/** A policy's `spec.variables`, each name's expression: what `variables.<name>` stands for in its matchConditions. */
+export type PolicyVariables = Record<string, string>;
+
+/**
+ * `node` with each `variables.<name>` (or `variables['<name>']`) replaced by that variable's expression, itself so inlined
+ * (session 65b: the API server gives match conditions the policy's variables, so `variables.user != 'ci-deployer'` reads the
+ * requester when `user` does). A variable the parser does not read stands as `unread(its text)`; `variables` used any
+ * other way (whole, by a computed key, a name not declared) as `unread` of every variable's text joined.
+ */
+function inlineVariables(node: Node, variables: PolicyVariables, unread: (text: string) => Node, depth = 0): Node {
+    const go = (n: Node): Node => inlineVariables(n, variables, unread, depth);
+    const all = () => unread(Object.values(variables).join(" "));
+    if ((node.k === "select" || node.k === "index") && node.of.k === "ident" && node.of.name === "variables") {
+        const name = node.k === "select" ? node.field : stringLit(node.key);
+        const text = name === undefined || !Object.prototype.hasOwnProperty.call(variables, name) ? undefined : variables[name];
+        if (text === undefined || depth > 20) return all();
+        const ast = parse(text);
+        return ast ? inlineVariables(ast, variables, unread, depth + 1) : unread(text);
+    }
+    switch (node.k) {
+        case "lit": return node;
+        case "ident": return node.name === "variables" ? all() : node;
+        case "list": return { ...node, items: node.items.map(go) };
+        case "select": return { ...node, of: go(node.of) };
+        case "index": return { ...node, of: go(node.of), key: go(node.key) };
+        case "call": return { ...node, of: node.of && go(node.of), args: node.args.map(go) };
+        case "not": return { ...node, of: go(node.of) };
+        case "bin": return { ...node, l: go(node.l), r: go(node.r) };
+        case "cond": return { ...node, test: go(node.test), yes: go(node.yes), no: go(node.no) };
+    }
+}
+
 /**
  * The writes of the platform (each declared namespace, CREATE and UPDATE) for which the match condition `expression` is
  * surely false: the policy skips every such object. Empty when it is true, unknown or not read here (see the header).
  */
-export function writesSkipped(expression: string, namespaces: DeclaredNamespace[]): WriteContext[] {
-    const ast = parse(expression);
+export function writesSkipped(expression: string, namespaces: DeclaredNamespace[], variables: PolicyVariables = {}): WriteContext[] {
+    const parsed = parse(expression);
+    const ast = parsed && inlineVariables(parsed, variables, () => ({ k: "lit", v: UNKNOWN_VALUE }));
     if (!ast) return [];
     return namespaces.flatMap((namespace) => (["CREATE", "UPDATE"] as const).map((operation) => ({ namespace, operation })))
         .filter((ctx) => evaluate(ast, ctx) === false);
@@ -296,15 +329,17 @@ export interface IdentityReading {
  * Whether a match condition reads who makes the request (`request.userInfo`, `authorizer`: see readsIdentity), and if so
  * the principals it may be false for, the others' writes being judged whoever writes them (principalsTurnedOn's P); a
  * condition the parser does not read counts as reading the requester when its text names `userInfo` or `authorizer`, or
- * uses `request` other than by one of REQUEST_FIELDS. Undefined for a condition that does not read the requester.
+ * uses `request` other than by one of REQUEST_FIELDS. The policy's `variables` are read through (inlineVariables).
+ * Undefined for a condition that does not read the requester.
  */
-export function identityReading(expression: string): IdentityReading | undefined {
-    const ast = parse(expression);
-    if (!ast) {
-        const fields = [...REQUEST_FIELDS].join("|");
-        const other = new RegExp(`\\brequest\\b(?!\\s*(?:\\.\\s*(?:${fields})\\b|\\[\\s*(["'])(?:${fields})\\1\\s*\\]))`);
-        return /userInfo|\bauthorizer\b/.test(expression) || other.test(expression) ? { skips: undefined } : undefined;
-    }
+export function identityReading(expression: string, variables: PolicyVariables = {}): IdentityReading | undefined {
+    const fields = [...REQUEST_FIELDS].join("|");
+    const other = new RegExp(`\\brequest\\b(?!\\s*(?:\\.\\s*(?:${fields})\\b|\\[\\s*(["'])(?:${fields})\\1\\s*\\]))`);
+    const textReads = (text: string) => /userInfo|\bauthorizer\b/.test(text) || other.test(text);
+    const parsed = parse(expression);
+    if (!parsed) return textReads(expression) || (/\bvariables\b/.test(expression) && textReads(Object.values(variables).join(" "))) ? { skips: undefined } : undefined;
+    // An unread text that may read the requester stands as `request` whole: reading it, unbounded.
+    const ast = inlineVariables(parsed, variables, (text) => (textReads(text) ? { k: "ident", name: "request" } : { k: "lit", v: UNKNOWN_VALUE }));
     if (!readsIdentity(ast)) return undefined;
     const skips = principalsTurnedOn(ast, true);
     return { skips: skips && { users: [...new Set(skips.users)].sort(), groups: [...new Set(skips.groups)].sort() } };

@@ -1,7 +1,7 @@
 import { StackValidationPolicy } from "@pulumi/policy";
 import { Finding, plainResources, StackResource } from "../lib/stack";
 import { declaredNamespaces, DeclaredNamespace, exactMisses, namespacesLeftOut, narrows, platformExcluded, platformResources, PlatformResource, scopeFinding, scopeProblems } from "../lib/admission";
-import { identityReading, Principals, writesSkipped } from "../lib/cel-conditions";
+import { identityReading, PolicyVariables, Principals, writesSkipped } from "../lib/cel-conditions";
 import { readConfig } from "../lib/config";
 import { arr, isRecord, isUnknown, str } from "../lib/values";
 import { describe, objectName } from "../lib/workloads";
@@ -49,22 +49,30 @@ function matchProblems(match: unknown, field: string, namespaces: DeclaredNamesp
  * principal's writes: an exemption by identity, refused unless every principal it may skip is listed in `exemptPrincipals`
  * (users by username, groups by name; empty by default) and the pack can bound them (`identityReading`): the forms
  * `request.userInfo.username != 'x'`, `!(request.userInfo.username in [...])`, `!('g' in request.userInfo.groups)`, joined by
- * `&&`, `||` and conditions not reading the requester.
+ * `&&`, `||` and conditions not reading the requester. The policy's `variables` are read through (`variables.user` is
+ * what `user`'s expression says), for both judgements.
  */
-function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[], exempt: Principals): string[] {
+function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[], exempt: Principals, variableList: unknown): string[] {
     if (isUnknown(conditions)) return [];
+    // The policy's variables, which its conditions may read (`variables.user`); one unknown during preview is judged at up.
+    const variables: PolicyVariables = {};
+    for (const v of isUnknown(variableList) ? [] : arr(variableList)) {
+        const name = isRecord(v) ? str(v.name) : undefined;
+        const expression = isRecord(v) ? str(v.expression) : undefined;
+        if (name !== undefined && expression !== undefined) variables[name] = expression;
+    }
     return arr(conditions).flatMap((c, index) => {
         const expression = isRecord(c) ? str(c.expression) : undefined;
         if (expression === undefined) return [];
         const out: string[] = [];
-        const skipped = writesSkipped(expression, namespaces);
+        const skipped = writesSkipped(expression, namespaces, variables);
         if (skipped.length > 0) {
             const byNamespace = new Map<string, string[]>();
             for (const w of skipped) byNamespace.set(w.namespace.name, [...(byNamespace.get(w.namespace.name) ?? []), w.operation]);
             const where = [...byNamespace].map(([ns, ops]) => `${ops.length === 2 ? "every write" : `every ${ops[0]}`} in the namespace "${ns}"`).join(", ");
             out.push(`has matchConditions[${index}] ${JSON.stringify(expression)}, false for ${where} the stack declares: the API server skips the policy there`);
         }
-        const identity = identityReading(expression);
+        const identity = identityReading(expression, variables);
         if (identity) {
             const at = `has matchConditions[${index}] ${JSON.stringify(expression)}, which reads who makes the request (request.userInfo, authorizer): ` +
                 "the API server skips the policy for the writes of ";
@@ -130,7 +138,7 @@ export function unenforcingBindings(resources: StackResource[], exempt: Principa
         if (policy && isRecord(policy.props.spec)) {
             const at = `binds ${describe(policy.type, policy.name)}, which`;
             problems.push(...matchProblems(policy.props.spec.matchConstraints, "matchConstraints", namespaces, platform).map((p) => `${at} ${p}`));
-            problems.push(...conditionProblems(policy.props.spec.matchConditions, namespaces, exempt).map((p) => `${at} ${p}`));
+            problems.push(...conditionProblems(policy.props.spec.matchConditions, namespaces, exempt, policy.props.spec.variables).map((p) => `${at} ${p}`));
             if (str(policy.props.spec.failurePolicy) === "Ignore") {
                 problems.push(`${at} fails open (failurePolicy: Ignore): an expression that errs, or a parameter kind not served, admits the object`);
             }

@@ -123,6 +123,39 @@ describe("admission-policy-bindings-enforce: a matchCondition on the requester i
     });
 });
 
+describe("admission-policy-bindings-enforce: a matchCondition reads the policy's variables through", () => {
+    const withVariables = (expression: string, variables: unknown) => [policy({ variables, matchConditions: [{ name: "c", expression }] }), binding()];
+    const v = (name: string, expression: string) => ({ name, expression });
+
+    it.each([
+        ["variables.user != 'ci-deployer'", [v("user", "request.userInfo.username")], `the user "ci-deployer"`],
+        ["!variables.isCi", [v("isCi", "request.userInfo.username == 'ci-deployer'")], `the user "ci-deployer"`],
+        ["variables['who'].username != 'ci-deployer'", [v("who", "request.userInfo")], `the user "ci-deployer"`],
+        ["variables.name != 'ci-deployer'", [v("who", "request.userInfo"), v("name", "variables.who.username")], `the user "ci-deployer"`],
+    ])("rejects %s, whose variable reads the requester", async (expression, variables, who) => {
+        expect(await admission(withVariables(expression, variables))).toEqual([identity(expression, who)]);
+    });
+
+    it.each([
+        ["variables.user != 'x'", [v("user", "request.userInfo.username + ''")]],
+        ["variables.all != 'x'", [v("all", "request")]],
+        ["variables[variables.key] != 'x'", [v("key", "'user'"), v("user", "request.userInfo.username")]],
+    ])("rejects %s, whose variable reads the requester in a way the pack cannot bound", async (expression, variables) => {
+        expect(await admission(withVariables(expression, variables), withExempt(["x"]))).toEqual([unbounded(expression)]);
+    });
+
+    it("rejects a condition false for the platform's namespace through a variable", async () => {
+        const expression = `variables.ns != '${NS}'`;
+        const out = await admission(withVariables(expression, [v("ns", "request.namespace")]));
+        expect(out).toEqual([`${AT}${JSON.stringify(expression)}, false for every write in the namespace "${NS}" the stack declares: the API server skips the policy there${TAIL}`]);
+    });
+
+    it("passes a variable on the object, and judges at up variables unknown during preview", async () => {
+        expect(await admission(withVariables("variables.n != 'x'", [v("n", "object.metadata.name")]))).toEqual([]);
+        expect(await admission(withVariables("variables.user != 'ci-deployer'", UNKNOWN))).toEqual([]);
+    });
+});
+
 describe("no-api-server-callouts: a listed validating webhook's matchCondition on the requester is named an exemption by identity", () => {
     const reviewed = { all: "mandatory" as const, "no-api-server-callouts": { allowedNames: ["engine"] }, "no-mutating-admission": { allowedNames: ["engine"] } };
     const hook = (kind: "Validating" | "Mutating", expressions: string[]): TestResource => ({
