@@ -78,13 +78,14 @@ function conditionProblems(conditions: unknown, namespaces: DeclaredNamespace[],
                 "the API server skips the policy for the writes of ";
             if (!identity.skips) {
                 out.push(`${at}principals the pack cannot bound (not only users by username != or groups by !(... in groups)), an exemption by identity ` +
-                    "admission-policy-bindings-enforce's exemptPrincipals cannot list");
+                    "admission-policy-bindings-enforce's exemptPrincipals cannot list (drop the condition, or write it as username != or !(... in groups))");
             } else {
                 const users = identity.skips.users.filter((u) => !exempt.users.includes(u));
                 const groups = identity.skips.groups.filter((g) => !exempt.groups.includes(g));
                 const who = [...users.map((u) => `the user ${JSON.stringify(u)}`), ...groups.map((g) => `the group ${JSON.stringify(g)}`)];
                 if (who.length > 0) {
-                    out.push(`${at}${who.join(", ")}, an exemption by identity admission-policy-bindings-enforce's exemptPrincipals does not list`);
+                    out.push(`${at}${who.join(", ")}, an exemption by identity admission-policy-bindings-enforce's exemptPrincipals does not list ` +
+                        "(drop the condition, or list each principal there once the exemption is reviewed)");
                 }
             }
         }

@@ -37,10 +37,11 @@ const TAIL = ": it does not enforce where it reads as a guard; bind with validat
 const AT = `ValidatingAdmissionPolicyBinding "b" binds ValidatingAdmissionPolicy "no-host-path", which has matchConditions[0] `;
 const identity = (expression: string, who: string) => `${AT}${JSON.stringify(expression)}, which reads who makes the request (request.userInfo, ` +
     `authorizer): the API server skips the policy for the writes of ${who}, an exemption by identity admission-policy-bindings-enforce's ` +
-    `exemptPrincipals does not list${TAIL}`;
+    "exemptPrincipals does not list (drop the condition, or list each principal there once the exemption is reviewed)" + TAIL;
 const unbounded = (expression: string) => `${AT}${JSON.stringify(expression)}, which reads who makes the request (request.userInfo, authorizer): ` +
     "the API server skips the policy for the writes of principals the pack cannot bound (not only users by username != or groups by !(... in " +
-    `groups)), an exemption by identity admission-policy-bindings-enforce's exemptPrincipals cannot list${TAIL}`;
+    "groups)), an exemption by identity admission-policy-bindings-enforce's exemptPrincipals cannot list (drop the condition, or write it as " +
+    "username != or !(... in groups))" + TAIL;
 
 // ------------------------------------------------------------------------------------------------ 1. exemption by identity
 
