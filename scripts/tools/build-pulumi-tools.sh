@@ -284,7 +284,12 @@ build_cli() { # VERSION DIR
 build_langhost_module() { # CLI_VERSION DIR
 	local ver=$1 dir=$2 hash lh pkg sdk
 	hash=$(go list -m -f '{{with .Origin}}{{.Hash}}{{end}}' "github.com/pulumi/pulumi/pkg/v3@v$ver")
-	[[ -n "$hash" ]] || return 1
+	# The language host's own module is pinned by the CLI's commit, which only the proxy's Origin record gives: a
+	# proxy that serves the module without it (this machine's) leaves the fallback below, said here, not an empty log.
+	[[ -n "$hash" ]] || {
+		log "no commit for github.com/pulumi/pulumi/pkg/v3@v$ver: the Go proxy's record of it carries no Origin (go list -m -f '{{.Origin}}' is empty), so $PULUMI_LH_MODULE cannot be pinned to it"
+		return 1
+	}
 	lh=$(mod_dir "$PULUMI_LH_MODULE@$hash")
 	pkg=$(mod_dir "github.com/pulumi/pulumi/pkg/v3@v$ver")
 	sdk=$(mod_dir "github.com/pulumi/pulumi/sdk/v3@v$ver")
