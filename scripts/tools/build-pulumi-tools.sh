@@ -244,7 +244,8 @@ mark_unavailable() { printf '%s\n' "$2" >"$UNAVAILABLE_DIR/$1"; }
 # refused_by_proxy < OUTPUT: did the Go proxy refuse a module in this go output (an HTTP 403, 404 or
 # 410, an unknown revision or version)? Only such a refusal is recorded as unavailable: a failure of
 # anything else (no network, a full disk, a killed or failed compile) is tried again by the next run.
-refused_by_proxy() { grep -qE 'reading https?://[^ ]*: (403|404|410) |unknown revision|invalid version|no matching versions'; }
+# (A module record without its Origin, as this machine's proxy serves them, cannot be pinned to a commit: the same.)
+refused_by_proxy() { grep -qE 'reading https?://[^ ]*: (403|404|410) |unknown revision|invalid version|no matching versions|carries no Origin'; }
 # not_recorded STEP WHAT LOG: says why a failed build was not recorded as unavailable.
 not_recorded() { step_log "$1" "$2 failed, not because the Go proxy refused it (see $3): not recorded as unavailable, the next run tries it again"; }
 known_unavailable() { [[ "${PULUMI_TOOLS_RETRY:-0}" != 1 && -f "$UNAVAILABLE_DIR/$1" ]]; }
