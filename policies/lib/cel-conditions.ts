@@ -36,7 +36,9 @@ type Value = boolean | number | string | null | Bytes | Value[] | { [key: string
 function parse(text: string, verbatim = false): Expr | undefined {
     let parsed: ReturnType<typeof parseCel>;
     try {
-        parsed = parseCel(text);
+        // A comment runs to the end of its line, and the API server's reader takes one ending the text; this parser wants
+        // its newline (without it `false // off for now` was refused and so not judged: a condition that skips every write).
+        parsed = parseCel(`${text}\n`);
     } catch {
         return undefined;
     }
