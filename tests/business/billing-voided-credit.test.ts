@@ -41,8 +41,8 @@ describe("an invoice voided after consuming credit", () => {
     await rig.billing.cancel(userId, id, false);
     expect((await invoicesOf(rig.client, userId)).map((i) => i.status)).toEqual(["paid", "void"]);
     expect(await subscriptionOf(rig.client, userId)).toMatchObject({ status: "canceled", credit_balance: "600" });
-    // A retried cancellation changes nothing.
-    await rig.billing.cancel(userId, id, false);
+    // A retried cancellation changes nothing: it is told the subscription has ended (409 since session 65).
+    await expect(rig.billing.cancel(userId, id, false)).rejects.toMatchObject({ statusCode: 409, code: "SUBSCRIPTION_CANCELED", field: "id" });
     expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("600");
   });
 
@@ -58,7 +58,10 @@ describe("an invoice voided after consuming credit", () => {
 
   it("two cancellations at once give it back once", async () => {
     const { userId, id } = await renewalOpenWithCredit(BASIC);
-    await Promise.all([rig.billing.cancel(userId, id, false), rig.billing.cancel(userId, id, false)]);
+    // One ends it; the other, serialized behind it, finds it ended (409 since session 65).
+    const outcomes = await Promise.allSettled([rig.billing.cancel(userId, id, false), rig.billing.cancel(userId, id, false)]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected"]);
+    expect(outcomes.find((o) => o.status === "rejected")).toMatchObject({ reason: { statusCode: 409, code: "SUBSCRIPTION_CANCELED" } });
     expect((await subscriptionOf(rig.client, userId)).credit_balance).toBe("600");
   });
 
