@@ -64,6 +64,8 @@ export interface JudgedAnswer {
   status: number;
   json: any;
   text: string;
+  /** The answer's headers (sendJudged's answers). */
+  headers?: Headers;
 }
 
 /**
@@ -91,26 +93,28 @@ export function isOverloadAnswer(status: number, text: string): boolean {
 export async function sendJudged(
   url: string,
   method: string,
-  o: { headers?: Record<string, string>; body?: unknown; failures: string[]; internalPorts?: readonly number[] },
+  // `raw`: a JSON body sent as written, in place of `body` serialised (numbers JSON.stringify never writes: `-0`, `1e21`).
+  o: { headers?: Record<string, string>; body?: unknown; raw?: string; failures: string[]; internalPorts?: readonly number[] },
 ): Promise<JudgedAnswer> {
-  const headers = { ...o.headers, ...(o.body === undefined ? {} : { "content-type": "application/json" }) };
+  const sent = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
+  const headers = { ...o.headers, ...(sent === undefined ? {} : { "content-type": "application/json" }) };
   let r: Response;
   let text: string;
   for (let attempt = 1; ; attempt++) {
-    r = await fetch(url, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(60_000) });
+    r = await fetch(url, { method, headers, body: sent, signal: AbortSignal.timeout(60_000) });
     text = await r.text();
     if (attempt > OVERLOAD_RETRIES || !isOverloadAnswer(r.status, text)) break;
     await new Promise((done) => setTimeout(done, 1_000 * Math.max(1, Number(r.headers.get("retry-after")) || 1)));
   }
   const v = judge(r.status, text, r.headers.get("content-type"), o.internalPorts);
-  if (!v.ok) o.failures.push(`${method} ${url.slice(new URL(url).origin.length)} ${JSON.stringify(o.body)?.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
+  if (!v.ok) o.failures.push(`${method} ${url.slice(new URL(url).origin.length)} ${sent?.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${text.slice(0, 160)}`);
   let json: any;
   try {
     json = JSON.parse(text);
   } catch {
     json = undefined;
   }
-  return { status: r.status, json, text };
+  return { status: r.status, json, text, headers: r.headers };
 }
 
 /**

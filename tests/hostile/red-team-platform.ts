@@ -20,7 +20,8 @@ export const PASSWORD = "correct horse battery staple";
 export const SERVICES = ["api-gateway", "user-management", "database-service", "payment-service", "billing-service", "revenue-analytics", "notification-service"];
 
 export type Account = { id: string; token: string; pm: string };
-export type Ask = { token?: string; key?: string; body?: unknown; headers?: Record<string, string>; via?: "plain" | "lane" };
+/** `raw`: a JSON body sent as written (sendJudged), in place of `body`. */
+export type Ask = { token?: string; key?: string; body?: unknown; raw?: string; headers?: Record<string, string>; via?: "plain" | "lane" };
 
 export interface RedTeamPlatform {
   readonly srv: ReturnType<typeof useServersWith<"postgres" | "redis" | "kafka" | "clickhouse">>;
@@ -70,7 +71,7 @@ export function useRedTeamPlatform(label: string, env: Record<string, string> = 
       const token = o.token ?? (as === "none" ? undefined : rig.who[as]?.token ?? as);
       const headers: Record<string, string> = { ...(o.key ? { "x-api-key": o.key } : token ? { authorization: `Bearer ${token}` } : {}), ...o.headers };
       rig.judged++;
-      return sendJudged(`${rig.gateways[o.via ?? "plain"]}${path}`, method, { headers, body: o.body, failures: rig.failures, internalPorts: rig.internalPorts });
+      return sendJudged(`${rig.gateways[o.via ?? "plain"]}${path}`, method, { headers, body: o.body, raw: o.raw, failures: rig.failures, internalPorts: rig.internalPorts });
     },
     account: undefined as unknown as RedTeamPlatform["account"],
     check(cases, o = {}) {

@@ -54,21 +54,10 @@ const LOW = `H65L${run}USDT`;
 const T0 = Date.UTC(2026, 11, 7, 12, 0, 0);
 let barNo = 0;
 
-/** A body sent as written (numbers a JSON.stringify never writes), judged like gw's. */
+/** A body sent as written (numbers a JSON.stringify never writes), judged like gw's, with the field its error names. */
 async function rawBody(as: string, method: string, path: string, text: string, headers: Record<string, string> = {}) {
-  const token = who[as]?.token ?? as;
-  const r = await fetch(`${rig.gateways.plain}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body: text, signal: AbortSignal.timeout(60_000) });
-  const body = await r.text();
-  rig.judged++;
-  const v = judge(r.status, body, r.headers.get("content-type"), rig.internalPorts);
-  if (!v.ok) failures.push(`${method} ${path} ${text.slice(0, 80)} -> ${r.status} [${v.problems.join(", ")}] ${body.slice(0, 160)}`);
-  let json: any;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, field: errorFieldOf(body), text: body, json };
+  const r = await gw(as, method, path, { raw: text, headers });
+  return { ...r, field: errorFieldOf(r.text) };
 }
 /** A read the file does to wait for something, not a case (not judged, not counted). */
 async function peek(as: string, path: string): Promise<any> {
