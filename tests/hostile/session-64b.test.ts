@@ -38,6 +38,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { judge, type StatusCase } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform } from "./red-team-platform";
+import { waitUntil } from "../trading/e2e-helpers";
 
 const MORE = ["backtesting-engine", "ai-orchestrator", "ai-chain-analytics", "ml-predictor", "performance-analytics", "usage-monitoring"];
 const rig = useRedTeamPlatform("session-64b", {}, MORE);
@@ -56,15 +57,8 @@ const pay = (as: string, amount: number, o: { currency?: string; key?: string; p
 const processorCharges = (amount: number) => [...fake.intents.values()].filter((i) => i.amount === amount).length;
 const BACKTEST = { strategy: "sma-crossover", symbols: ["BTCUSDT"], interval: "1d", period: { start: "2024-01-01T00:00:00Z", end: "2024-03-01T00:00:00Z" }, data: { source: "synthetic", seed: 7 } };
 const STRATEGY = { name: "s64b", symbols: ["BTCUSDT"], buyAbove: 0.6, sellBelow: 0.4, orderQuantity: 1, maxPosition: 10, stopLoss: 100 };
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** The trading suites' poll (until a value), with this file's default time. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> => waitUntil(what, fn, ms, 250);
 
 describe("numbers at their edges, byte for byte: a 400 naming the field, nothing charged", () => {
   it("payment amounts and currencies", async () => {

@@ -40,6 +40,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { cents, D, Decimal } from "../../services/src/trading/decimal";
 import { judge, type StatusCase } from "./oracle";
 import { errorFieldOf, useRedTeamPlatform, type Account } from "./red-team-platform";
+import { waitUntil } from "../trading/e2e-helpers";
 
 const MORE = ["order-management", "trading-engine", "risk-analyzer", "portfolio-manager", "data-bridge"];
 const rig = useRedTeamPlatform("session-65", { OM_KILL_SWITCH_SWEEP_MS: "500" }, MORE);
@@ -64,15 +65,8 @@ async function peek(as: string, path: string): Promise<any> {
   const r = await fetch(`${rig.gateways.plain}${path}`, { headers: { authorization: `Bearer ${who[as]?.token ?? as}` }, signal: AbortSignal.timeout(30_000) });
   return r.status === 200 ? r.json() : undefined;
 }
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The trading suites' poll (until a value), with this file's default time. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> => waitUntil(what, fn, ms);
 type BarPrices = { close: string; low?: string; high?: string; openTime?: number };
 const barOf = (symbol: string, p: BarPrices) => {
   const openTime = p.openTime ?? T0 + 60_000 * ++barNo;

@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type StatusCase } from "./oracle";
 import { useRedTeamPlatform } from "./red-team-platform";
+import { waitUntil } from "../trading/e2e-helpers";
 
 const MORE = ["order-management", "trading-engine", "risk-analyzer", "portfolio-manager", "data-bridge", "backtesting-engine"];
 const rig = useRedTeamPlatform("session-65b", {}, MORE);
@@ -35,15 +36,8 @@ async function peek(path: string): Promise<any> {
   const r = await fetch(`${rig.gateways.plain}${path}`, { headers: { authorization: `Bearer ${rig.who.alice.token}` }, signal: AbortSignal.timeout(30_000) });
   return r.status === 200 ? r.json() : undefined;
 }
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The trading suites' poll (until a value), with this file's default time. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> => waitUntil(what, fn, ms);
 /** A quiet bar (open = high = low = close unless given), posted to data-bridge's ingest and waited for at the engine. */
 async function bar(symbol: string, p: { close: string; low?: string }) {
   const openTime = T0 + 60_000 * ++barNo;
