@@ -557,7 +557,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // An address no registry answers on: the push would send the registry login (registryUsername, registryPassword) to the
   // cloud metadata service or the link-local range around it, and the unspecified or a multicast address reaches no registry.
   // Loopback stays: a registry on the machine that pushes, mirrored on the nodes (kind, k3d).
-  const registryAddress = registryHost !== undefined && isIP(registryHost) === 4 ? registryAddressProblem(registryHost) : undefined;
+  const registryAddress = registryHost !== undefined && isIP(registryHost) === 4 ? offNetworkIPv4(registryHost) : undefined;
   if (registryAddress !== undefined) {
     throw new ConfigError("registry", stack, `names the host ${shown(registryHost!)}, ${registryAddress}, no registry: the push would send the registry login there; give the registry's DNS name or its address on the network`);
   }
@@ -1210,8 +1210,12 @@ function isLocalhostName(host: string): boolean {
   return name === "localhost" || name.endsWith(".localhost");
 }
 
-/** What an IPv4 registry address reaches instead of a registry (unusableRelay's classes but loopback), or undefined. */
-function registryAddressProblem(address: string): string | undefined {
+/**
+ * What an IPv4 address reaches instead of a server on the network (the cloud metadata service, link-local, the
+ * unspecified address, multicast), or undefined: the registry's and the SMTP relay's refusals (loopback is each one's own
+ * judgement: a registry on the pushing machine is fine, a relay on it is the container itself).
+ */
+function offNetworkIPv4(address: string): string | undefined {
   if (CLOUD_METADATA_ADDRESSES.includes(address)) return "the cloud metadata address (the node's cloud credentials)";
   const [a, b] = address.split(".").map(Number);
   if (a === 169 && b === 254) return "link-local (the cloud metadata service's range)";
@@ -1783,13 +1787,8 @@ function unusableRelay(host: string): string | undefined {
   if (isLocalhostName(host)) return "loopback (the notification-service container itself)";
   const name = host.toLowerCase().replace(/\.$/, "");
   if (isIP(name) !== 4) return undefined;
-  if (CLOUD_METADATA_ADDRESSES.includes(name)) return "the cloud metadata address (the node's cloud credentials)";
-  const [a, b] = name.split(".").map(Number);
-  if (a === 127) return "loopback (the notification-service container itself)";
-  if (a === 169 && b === 254) return "link-local (the cloud metadata service's range)";
-  if (a === 0) return "the unspecified address";
-  if (a >= 224) return "multicast or broadcast";
-  return undefined;
+  if (Number(name.split(".")[0]) === 127) return "loopback (the notification-service container itself)";
+  return offNetworkIPv4(name);
 }
 
 /**
