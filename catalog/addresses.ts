@@ -118,6 +118,15 @@ export function hostBitsNetwork(entry: string): string | undefined {
 }
 
 /**
+ * Whether the range `outer` (an address or CIDR, already checked as one) holds all of `inner`: the same family, a prefix
+ * no longer, the same bits up to it (the stack config's check that trustedProxies covers dockerSubnet).
+ */
+export function rangeCovers(outer: string, inner: string): boolean {
+  const [a, b] = [rangeOf(outer), rangeOf(inner)];
+  return a.bits.length === b.bits.length && a.prefix <= b.prefix && a.bits.slice(0, a.prefix) === b.bits.slice(0, a.prefix);
+}
+
+/**
  * The first two trusted-proxy entries (already checked as addresses or CIDRs) that are one range to the
  * gateway, as written, or undefined. proxy-addr matches a peer against an entry's address bits up to its
  * prefix length (an address is a /32 or /128): 10.0.0.1/16 is 10.0.0.0/16, 172.28.0.2 is 172.28.0.2/32,

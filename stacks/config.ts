@@ -16,7 +16,7 @@ import { realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { catalog, DATA_COMPONENTS, DataComponent, ServiceDefinition, ServiceScaling, sizingOf } from "../catalog";
-import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, hostBitsNetwork, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
+import { CLOUD_METADATA_ADDRESSES, FETCH_BAD_PORTS, hostBitsNetwork, rangeCovers, INTERNAL_SERVICE_PORTS, ipv6ProxyScope, isIPv4MappedIPv6, nonProxyIPv4, PROXY_IPV4_RANGES, PROXY_IPV6_RANGES, repeatedProxyRange, smtpPortProblem, TRUSTED_PROXY_MIN_PREFIX, widerThanEdgeProxy, zeroPaddedPrefix } from "../catalog/addresses";
 import { MAX_PIDS_LIMIT } from "../catalog/sizing";
 import { isTraefikClass } from "../catalog/edge";
 import { guideSecretsIn, isWeakValue } from "../catalog/credentials";
@@ -896,7 +896,7 @@ export function parseStackConfig(stack: string, raw: RawConfig): StackConfig {
   // On Docker the gateway's peer is the Nginx edge, whose address the engine assigns from dockerSubnet at creation: a
   // trustedProxies covering none of the subnet (another range, one address of it) would ignore the edge's X-Forwarded-For,
   // and every client would count as the edge's one address (one rate-limit bucket, one login lockout for all).
-  if (target === "docker" && !proxyEntries.some((x) => isIP(x.split("/")[0]) === 4 && ipv4RangeCovers(x, dockerSubnet))) {
+  if (target === "docker" && !proxyEntries.some((x) => isIP(x.split("/")[0]) === 4 && rangeCovers(x, dockerSubnet))) {
     throw new ConfigError(
       "trustedProxies",
       stack,
@@ -1819,17 +1819,6 @@ function isLoopbackOrLinkLocal(address: string): boolean {
     return false; // no address the URL parser writes (a zone id): judged by the unicast rule before
   }
   return host === "::1" || (!host.startsWith("::") && (parseInt(host.split(":")[0], 16) & 0xffc0) === 0xfe80);
-}
-
-/** An IPv4 address (already checked as one) as an unsigned 32-bit number. */
-const ipv4Number = (address: string): number => address.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
-
-/** Whether the IPv4 address or CIDR `range` holds every address of the IPv4 CIDR `subnet` (both checked as such). */
-function ipv4RangeCovers(range: string, subnet: string): boolean {
-  const prefix = prefixOf(range);
-  if (prefix > prefixOf(subnet)) return false;
-  const block = 2 ** (32 - prefix);
-  return Math.floor(ipv4Number(range.split("/")[0]) / block) === Math.floor(ipv4Number(subnet.split("/")[0]) / block);
 }
 
 /** An IPv4 CIDR (already checked as one) wholly inside an RFC 1918 range. */
